@@ -1,0 +1,38 @@
+# Rebond: `make run` runs the system, `make test` passes the tests. Both set up what they need.
+SHELL := /bin/bash
+export UV_PYTHON_PREFERENCE := only-system
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: setup run test test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+
+setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --all-packages --locked
+	$(UV) run python deploy/kafka/kafkactl.py fetch
+
+run: setup  ## Kafka and the four services; Ctrl-C stops them
+	$(UV) run python deploy/run.py
+
+test: setup  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
+	$(UV) run pytest
+
+test-e2e: setup
+	$(UV) run pytest tests
+
+lint:
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+schemas:  ## regenerate the JSON Schema snapshots after a contract change
+	$(UV) run rebond-schemas --write
+
+kafka-start:
+	$(UV) run python deploy/kafka/kafkactl.py start
+kafka-stop:
+	$(UV) run python deploy/kafka/kafkactl.py stop
+kafka-status:
+	$(UV) run python deploy/kafka/kafkactl.py status
+
+clean:
+	rm -rf .run

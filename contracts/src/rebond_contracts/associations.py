@@ -1,0 +1,13 @@
+"""The associations of the grouping: the only routing targets (see shared/domain.md)."""
+
+from enum import StrEnum
+
+
+class AssociationId(StrEnum):
+    """Stable identifiers; they name each association's referral and response topics."""
+
+    SOS_ENTREPRENEUR = "sos-entrepreneur"
+    SECOND_SOUFFLE = "second-souffle"
+    SOIXANTE_MILLE_REBONDS = "60000-rebonds"
+    RE_CREER = "re-creer"
+    APESA = "apesa"

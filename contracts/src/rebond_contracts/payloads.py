@@ -1,0 +1,187 @@
+"""Payload models carried by Rebond's events (the `data` of each envelope).
+
+Inbound and outbound shapes are kept apart: what a person sends (`QuestionnaireV1`) is not what
+an association receives (`ReferralV1`), which holds only what the person agreed to share.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.questionnaire import (
+    MESSAGE_MAX_LENGTH,
+    Contact,
+    Distress,
+    Need,
+    QuestionnaireV1,
+    Region,
+    Stage,
+)
+
+#: What people see and what associations quote: "RB-" then 16 characters of Crockford base32.
+REFERENCE_PATTERN = (
+    r"^RB-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$"
+)
+Reference = Annotated[str, Field(pattern=REFERENCE_PATTERN, examples=["RB-7K3M-Q9XA-2DFE-W8NB"])]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QuestionnaireCompletedV1(_Payload):
+    """Intake -> router: a person's answers, acknowledged to them under `reference`."""
+
+    reference: Reference
+    received_at: AwareDatetime
+    questionnaire: QuestionnaireV1
+
+
+class Reason(_Payload):
+    """Why an association was chosen, in words a person understands."""
+
+    code: str = Field(examples=["stage_after_liquidation"])
+    fr: str
+    en: str
+
+
+class ScoreBreakdown(_Payload):
+    """How one candidate association scored; kept so an auditor can see why."""
+
+    association_id: AssociationId
+    needs: float = 0.0
+    region: float = 0.0
+    size: float = 0.0
+    capacity: float = 0.0
+    total: float = 0.0
+
+
+class ReferralV1(_Payload):
+    """What an association receives on `referrals.<association_id>`.
+
+    Only what the person agreed to share: no referral exists without
+    `consents.share_with_association`, and `distress` is set only with `consents.sensitive_data`.
+    """
+
+    referral_id: UUID
+    reference: Reference
+    association_id: AssociationId
+    urgent: bool = False
+    stage: Stage
+    region: Region
+    department: str | None = None
+    needs: list[Need]
+    contact: Contact
+    message: Annotated[str, Field(max_length=MESSAGE_MAX_LENGTH)] | None = None
+    distress: Distress | None = None
+    reasons: list[Reason] = []
+    referred_at: AwareDatetime
+    respond_by: AwareDatetime | None = None
+
+
+class RoutingDecisionV1(_Payload):
+    """Router -> notifier and intake: which association suits the person, and why.
+
+    `referral` is what the notifier sends to the primary association; it is absent when the
+    person did not consent to sharing (they still see the recommendation).
+    """
+
+    decision_id: UUID
+    reference: Reference
+    rule_set_version: str
+    primary: AssociationId | None
+    alternates: list[AssociationId] = []
+    scores: list[ScoreBreakdown] = []
+    reasons: list[Reason] = []
+    urgent: bool = False
+    referral: ReferralV1 | None = None
+    decided_at: AwareDatetime
+
+
+class DeadLetterV1(_Payload):
+    """A message a service could not process, kept with the error and its original headers."""
+
+    service: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str = Field(description="The original value, decoded as UTF-8 with replacement.")
+    headers: dict[str, str]
+    error: str
+    failed_at: datetime
+
+
+class Answer(StrEnum):
+    ACCEPT = "accept"
+    DECLINE = "decline"
+
+
+class DeclineReason(StrEnum):
+    UNREACHABLE = "unreachable"
+    NOT_ELIGIBLE = "not_eligible"
+    NO_CAPACITY = "no_capacity"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+
+class ReferralResponseV1(_Payload):
+    """An association's answer, on its own `responses.<association_id>` topic."""
+
+    referral_id: UUID
+    reference: Reference
+    answer: Answer
+    reason: DeclineReason | None = None
+    answered_at: AwareDatetime
+
+
+class ReferralStatus(StrEnum):
+    OFFERED = "offered"
+    REMINDED = "reminded"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    REORIENTED = "reoriented"
+    UNROUTED = "unrouted"
+    CLOSED = "closed"
+
+
+class ReferralStatusV1(_Payload):
+    """Router -> intake and notifier: a step in a referral's life. No personal data."""
+
+    reference: Reference
+    referral_id: UUID | None = None
+    association_id: AssociationId | None = None
+    status: ReferralStatus
+    reason: DeclineReason | None = None
+    next_association_id: AssociationId | None = None
+    respond_by: AwareDatetime | None = None
+    at: AwareDatetime
+
+
+class DeliveryChannel(StrEnum):
+    ASSOCIATION_EMAIL = "association_email"
+    PERSON_EMAIL = "person_email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryOutcome(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class DeliveryV1(_Payload):
+    """Notifier -> intake: what became of one side effect. No personal data."""
+
+    reference: Reference
+    referral_id: UUID | None = None
+    association_id: AssociationId | None = None
+    channel: DeliveryChannel
+    outcome: DeliveryOutcome
+    attempts: int = 1
+    at: AwareDatetime

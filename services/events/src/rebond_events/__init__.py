@@ -1,0 +1,1 @@
+"""Rebond events: the Conférences du rebond (conferences, registrations, invitations)."""

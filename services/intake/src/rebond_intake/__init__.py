@@ -1,0 +1,1 @@
+"""Rebond intake: the public questionnaire API (FastAPI) and the portal page."""

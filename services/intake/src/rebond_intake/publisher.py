@@ -1,0 +1,88 @@
+"""The port through which intake hands an acknowledged submission to Kafka."""
+
+import asyncio
+from typing import Protocol
+
+import structlog
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker, KafkaPublisher
+
+from rebond_contracts.envelope import Envelope
+from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.topics import QUESTIONNAIRES
+
+log = structlog.get_logger(__name__)
+
+
+class BrokerUnavailable(Exception):
+    """Kafka did not acknowledge the submission: nothing may be claimed accepted."""
+
+
+class SubmissionPublisher(Protocol):
+    async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
+        """Return only once the event is durably in Kafka; else raise BrokerUnavailable."""
+
+    def ready(self) -> bool: ...
+
+
+def build_broker(bootstrap_servers: str, *, request_timeout_ms: int = 5000) -> KafkaBroker:
+    """An idempotent producer that waits for every in-sync replica (acks=all)."""
+    return KafkaBroker(
+        bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=request_timeout_ms,
+        client_id="rebond-intake",
+        logger=None,
+    )
+
+
+class KafkaSubmissionPublisher:
+    def __init__(self, broker: KafkaBroker, timeout_s: float) -> None:
+        self._broker = broker
+        self._timeout_s = timeout_s
+        self._connected = False
+        self._publisher: KafkaPublisher = broker.publisher(
+            QUESTIONNAIRES.name,
+            title=QUESTIONNAIRES.name,
+            description=QUESTIONNAIRES.description,
+            schema=QUESTIONNAIRES.payload,
+        )
+
+    async def connect_forever(self, max_backoff_s: float = 10.0) -> None:
+        """Connect, retrying with backoff, so intake starts (and says 503) while Kafka is down."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._broker.start()
+            except (KafkaError, OSError) as error:
+                log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
+                await self._broker.stop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+            else:
+                self._connected = True
+                log.info("kafka_connected")
+                return
+
+    def ready(self) -> bool:
+        return self._connected
+
+    async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
+        if not self._connected:
+            raise BrokerUnavailable("not connected to Kafka")
+        try:
+            await asyncio.wait_for(
+                self._publisher.publish(
+                    event.kafka_value(),
+                    key=event.subject.encode(),
+                    headers=event.kafka_headers(),
+                    correlation_id=event.correlationid,
+                ),
+                self._timeout_s,
+            )
+        except (KafkaError, TimeoutError, OSError) as error:
+            raise BrokerUnavailable(type(error).__name__) from error
+
+    async def close(self) -> None:
+        await self._broker.stop()

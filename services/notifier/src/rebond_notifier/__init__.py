@@ -1,0 +1,1 @@
+"""Rebond notifier: referral topics per association, e-mail and webhooks."""

@@ -1,0 +1,1 @@
+"""Rebond router: orients each questionnaire to the best-suited association."""
