@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup run test test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: setup setup-test run test test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -14,10 +14,13 @@ setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka
 run: setup  ## Kafka and the four services; Ctrl-C stops them
 	$(UV) run python deploy/run.py
 
-test: setup  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
+setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when missing
+	bash deploy/local/ensure-test-packages.sh
+
+test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
 	$(UV) run pytest
 
-test-e2e: setup
+test-e2e: setup-test
 	$(UV) run pytest tests
 
 lint:

@@ -97,3 +97,86 @@ def kafka_bootstrap() -> Iterator[str]:
     finally:
         _kafkactl("stop", "--data-dir", str(data_dir))
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# --- PostgreSQL: a throwaway cluster per test session, a fresh database per test ------------
+
+def _postgres_bindir() -> Path | None:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return candidates[0].parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """`postgresql+psycopg://…/` of a real PostgreSQL server (POSTGRES_URL, or a throwaway one).
+
+    The throwaway cluster lives in a temporary folder, listens on a free loopback port, trusts
+    local connections and is stopped at the end. As root it runs as the `postgres` user.
+    """
+    if url := os.environ.get("POSTGRES_URL"):
+        yield url.rstrip("/") + "/"
+        return
+    bindir = _postgres_bindir()
+    if bindir is None:
+        _unavailable("PostgreSQL is not installed (deploy/local/ensure-test-packages.sh installs it)")
+        return
+    data = Path(tempfile.mkdtemp(prefix="rebond-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    port = free_port_pair()
+    cluster = data / "cluster"
+    subprocess.run(
+        [*run_as, str(bindir / "initdb"), "-D", str(cluster), "-U", "rebond", "--auth=trust",
+         "--encoding=UTF8", "--locale=C.UTF-8"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(cluster), "-l", str(data / "postgres.log"),
+         "-w", "-t", "60", "start", "-o",
+         f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
+         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql+psycopg://rebond@127.0.0.1:{port}/"
+    finally:
+        subprocess.run(
+            [*run_as, str(bindir / "pg_ctl"), "-D", str(cluster), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A SQLAlchemy URL of a brand-new, empty database on the session's PostgreSQL server."""
+    import uuid
+
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    plain = postgres_server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain + "postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server + name
+
+
+# --- Browser tests: Debian's Chromium driven by Playwright (no browser download) -------------
+
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def chromium_launch_options() -> dict[str, object]:
+    """Keyword arguments for Playwright's `chromium.launch(...)`: Debian's Chromium, headless."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if IN_CI:
+            pytest.fail("Chromium is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False)
+        pytest.skip("Chromium is not installed")
+    return {"executable_path": path, "args": CHROMIUM_ARGS, "headless": True}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs and PyPI cannot give: a PostgreSQL server (throwaway
+# clusters for the store tests) and Chromium (browser tests, driven by Playwright). Installs only
+# what is missing; needs root (or sudo) the first time.
+set -euo pipefail
+
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "ensure-test-packages: installing ${missing[*]} from Debian's packages"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The postgresql package starts a cluster of its own; the tests start their own throwaway ones.
+if [[ " ${missing[*]} " == *" postgresql "* ]] && command -v pg_ctlcluster >/dev/null; then
+  $sudo service postgresql stop >/dev/null 2>&1 || true
+fi
