@@ -11,3 +11,13 @@ class AssociationId(StrEnum):
     SOIXANTE_MILLE_REBONDS = "60000-rebonds"
     RE_CREER = "re-creer"
     APESA = "apesa"
+
+
+#: How each association is named to people.
+ASSOCIATION_NAMES: dict[AssociationId, str] = {
+    AssociationId.SOS_ENTREPRENEUR: "SOS Entrepreneur",
+    AssociationId.SECOND_SOUFFLE: "Second Souffle",
+    AssociationId.SOIXANTE_MILLE_REBONDS: "60 000 rebonds",
+    AssociationId.RE_CREER: "Re-créer",
+    AssociationId.APESA: "APESA",
+}

@@ -83,6 +83,17 @@ class ReferralV1(_Payload):
     respond_by: AwareDatetime | None = None
 
 
+class InvitationContactV1(_Payload):
+    """Who may be invited to a Conférence du rebond: set only with `consents.event_invitations`
+    and an e-mail address."""
+
+    first_name: str
+    email: str
+    region: Region
+    department: str | None = None
+    locale: str = "fr"
+
+
 class RoutingDecisionV1(_Payload):
     """Router -> notifier and intake: which association suits the person, and why.
 
@@ -99,6 +110,9 @@ class RoutingDecisionV1(_Payload):
     reasons: list[Reason] = []
     urgent: bool = False
     referral: ReferralV1 | None = None
+    #: 1 for the first decision; a re-orientation (decline, no answer) is a new decision, n + 1.
+    attempt: int = Field(default=1, ge=1)
+    invitation: InvitationContactV1 | None = None
     decided_at: AwareDatetime
 
 
