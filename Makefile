@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup setup-test run test test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: setup setup-test run test validate-deploy test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -22,6 +22,9 @@ test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS,
 
 test-e2e: setup-test
 	$(UV) run pytest tests
+
+validate-deploy:  ## render the kustomize overlays and validate them and the compose file, offline
+	$(UV) run python deploy/validate.py
 
 lint:
 	$(UV) run ruff check .
