@@ -4,9 +4,15 @@ The broker comes from, in order: KAFKA_BOOTSTRAP_SERVERS; testcontainers' Kafka 
 engine answers; else a local broker started from deploy/kafka/kafkactl.py on free ports and
 stopped at the end. With CI=true a test that needs the broker fails when none can be had;
 elsewhere it is skipped with the reason.
+
+The local broker is the secured one (`kafkactl.py start --secure`: SASL/SCRAM, ACLs from the
+registry, a principal per service and per association). `kafka_secure` hands out its SASL address
+and the principals' passwords; `kafka_bootstrap` is an extra unauthenticated listener whose clients
+are super users, so that tests about something else need no credentials.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -14,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -68,14 +75,37 @@ def _kafkactl(*args: str) -> None:
     subprocess.run([sys.executable, str(KAFKACTL), *args], check=True, timeout=300)
 
 
+@dataclass(frozen=True)
+class SecureKafka:
+    """The secured listener of the session's broker and every principal's password."""
+
+    bootstrap: str
+    credentials: dict[str, str]
+    data_dir: Path
+
+    def sasl(self, principal: str) -> dict[str, str]:
+        """aiokafka keyword arguments to connect as `principal` (SCRAM-SHA-512)."""
+        return {
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": principal,
+            "sasl_plain_password": self.credentials[principal],
+        }
+
+
+@dataclass(frozen=True)
+class _Broker:
+    bootstrap: str
+    secure: SecureKafka | None
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """Bootstrap servers of a real broker whose registry topics exist."""
+def _kafka_broker() -> Iterator[_Broker]:
     if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         if not asyncio.run(_metadata_ok(bootstrap)):
             _unavailable(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer")
         _kafkactl("topics", "--bootstrap", bootstrap)
-        yield bootstrap
+        yield _Broker(bootstrap, None)
         return
     if _docker_engine_answers():
         from testcontainers.kafka import KafkaContainer
@@ -83,20 +113,43 @@ def kafka_bootstrap() -> Iterator[str]:
         with KafkaContainer().with_kraft() as container:
             bootstrap = container.get_bootstrap_server()
             _kafkactl("topics", "--bootstrap", bootstrap)
-            yield bootstrap
+            yield _Broker(bootstrap, None)
         return
     port = free_port_pair()
+    plaintext_port = free_port_pair()
     data_dir = Path(tempfile.mkdtemp(prefix="rebond-kafka-"))
     try:
-        _kafkactl("start", "--port", str(port), "--data-dir", str(data_dir))
+        _kafkactl(
+            "start", "--secure", "--port", str(port), "--plaintext-port", str(plaintext_port),
+            "--data-dir", str(data_dir),
+        )  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         _kafkactl("stop", "--data-dir", str(data_dir))
         _unavailable(f"could not start the local broker: {error}")
+    credentials = json.loads((data_dir / "credentials.json").read_text())
     try:
-        yield f"127.0.0.1:{port}"
+        yield _Broker(
+            f"127.0.0.1:{plaintext_port}",
+            SecureKafka(f"127.0.0.1:{port}", credentials, data_dir),
+        )
     finally:
         _kafkactl("stop", "--data-dir", str(data_dir))
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_kafka_broker: _Broker) -> str:
+    """Bootstrap servers of a real broker whose registry topics exist (no credentials needed)."""
+    return _kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_secure(_kafka_broker: _Broker) -> SecureKafka:
+    """The same broker's SASL listener, where ACLs decide what each principal may do."""
+    if _kafka_broker.secure is None:
+        _unavailable("the broker given from outside has no SASL listener with Rebond's ACLs")
+    assert _kafka_broker.secure is not None
+    return _kafka_broker.secure
 
 
 # --- PostgreSQL: a throwaway cluster per test session, a fresh database per test ------------

@@ -1,6 +1,8 @@
 """Run a real Apache Kafka broker (KRaft, one combined node) from Maven Central jars.
 
-    kafkactl.py start   [--port 9092] [--data-dir .run/kafka]   fetch, format, start, wait, create topics
+    kafkactl.py start   [--port 9092] [--data-dir .run/kafka] [--secure] [--plaintext-port P]
+                                                                 fetch, format, start, wait, create topics
+                                                                 (and, --secure, principals and ACLs)
     kafkactl.py stop    [--data-dir .run/kafka]                  stop the broker this data dir started
     kafkactl.py status  [--port 9092] [--data-dir .run/kafka]
     kafkactl.py topics  [--bootstrap 127.0.0.1:9092] [--partitions 3]
@@ -8,13 +10,24 @@
 
 The jars are fetched once (Maven) into $REBOND_CACHE (default ~/.cache/rebond). Topics come from
 the registry in rebond_contracts.topics and are created idempotently.
+
+With --secure the client listener is SASL_PLAINTEXT (SCRAM-SHA-512) and the StandardAuthorizer
+denies whatever no ACL allows. Each service (intake, router, notifier, events) and each association
+(`association-<id>`) gets its own principal; their passwords are generated at format time into
+<data dir>/credentials.json (mode 0600) unless KAFKA_CREDENTIALS_FILE names an existing file. The
+ACLs are derived from the registry: a topic's writer may write it, its readers may read it with
+consumer groups named after them (`rebond-<service>…`, `association-<id>…`). `admin` is the only
+super user. --plaintext-port adds an unauthenticated listener whose (anonymous) clients are super
+users: for the test suite's convenience only, never for `make run`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -54,6 +67,104 @@ group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=9223372036854775807
 """
 
+SECURE_PROPERTIES = """\
+# Written by deploy/kafka/kafkactl.py --secure: SASL (SCRAM-SHA-512) for clients, ACLs enforced.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{plaintext_listener}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}{plaintext_listener}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={admin_jaas}
+listener.name.sasl_plaintext.plain.sasl.jaas.config={admin_jaas}
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users={super_users}
+log.dirs={data_dir}/logs
+num.partitions=3
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.flush.interval.messages=9223372036854775807
+"""
+
+ADMIN = "admin"
+SERVICES = ("intake", "router", "notifier", "events")
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(REPO / "contracts" / "src"))
+    from rebond_contracts import topics
+
+    return topics
+
+
+def principals() -> list[str]:
+    """Every principal of a secured broker besides `admin`: one per service and per association."""
+    from_registry = _registry()
+    associations = [f"association-{a.value}" for a in from_registry.AssociationId]
+    return [*SERVICES, *associations]
+
+
+def principal_of(service: str, topic_name: str) -> str:
+    """The principal acting as `service` on `topic_name` (associations act on their own topics)."""
+    if service == "association":
+        return "association-" + topic_name.split(".", 1)[1]
+    return service
+
+
+def acl_plan() -> list[tuple[str, str, str, str, str]]:
+    """(principal, resource type, resource name, pattern, operation) allowed, from the registry."""
+    registry = _registry()
+    plan: set[tuple[str, str, str, str, str]] = set()
+    for topic in registry.all_topics():
+        writer = principal_of(topic.writer.value, topic.name)
+        plan |= {(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")}
+        for reader in topic.readers:
+            who = principal_of(reader.value, topic.name)
+            plan |= {(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
+            group = who if who.startswith("association-") else f"rebond-{who}"
+            plan.add((who, "group", group, "prefixed", "read"))
+    return sorted(plan)
+
+
+def credentials(data_dir: Path) -> dict[str, str]:
+    """Passwords of every principal: KAFKA_CREDENTIALS_FILE, or generated once per data dir."""
+    path = Path(os.environ.get("KAFKA_CREDENTIALS_FILE", data_dir / "credentials.json"))
+    if path.exists():
+        known: dict[str, str] = json.loads(path.read_text())
+    else:
+        known = {}
+    wanted = [ADMIN, *principals()]
+    if missing := [name for name in wanted if name not in known]:
+        known.update({name: secrets.token_urlsafe(18) for name in missing})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=2) + "\n")
+        path.chmod(0o600)
+    return known
+
+
+def sasl_config(username: str, password: str, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+    """aiokafka keyword arguments for a SASL_PLAINTEXT client."""
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": mechanism,
+        "sasl_plain_username": username,
+        "sasl_plain_password": password,
+    }
+
 
 def fetch() -> list[Path]:
     """The broker's jars, fetched from Maven Central on first use."""
@@ -91,14 +202,16 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def _answers_metadata(bootstrap: str, timeout: float) -> bool:
+async def _answers_metadata(
+    bootstrap: str, timeout: float, auth: dict[str, str] | None = None
+) -> bool:
     import logging
 
     from aiokafka.admin import AIOKafkaAdminClient
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # "not up yet" is expected here
     client = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **(auth or {})
     )
     try:
         await asyncio.wait_for(client.start(), timeout)
@@ -111,13 +224,16 @@ async def _answers_metadata(bootstrap: str, timeout: float) -> bool:
 
 
 def wait_until_ready(
-    bootstrap: str, deadline_s: float = 90.0, proc: subprocess.Popen[bytes] | None = None
+    bootstrap: str,
+    deadline_s: float = 90.0,
+    proc: subprocess.Popen[bytes] | None = None,
+    auth: dict[str, str] | None = None,
 ) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the broker exited with code {proc.returncode}")
-        if asyncio.run(_answers_metadata(bootstrap, 3.0)):
+        if asyncio.run(_answers_metadata(bootstrap, 3.0, auth)):
             return
         time.sleep(0.5)
     raise TimeoutError(
@@ -125,13 +241,13 @@ def wait_until_ready(
     )
 
 
-async def _create_topics(bootstrap: str, partitions: int | None) -> list[str]:
+async def _create_topics(
+    bootstrap: str, partitions: int | None, auth: dict[str, str] | None
+) -> list[str]:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    sys.path.insert(0, str(REPO / "contracts" / "src"))
-    from rebond_contracts.topics import all_topics
-
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    all_topics = _registry().all_topics
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(auth or {}))
     await client.start()
     try:
         existing = set(await client.list_topics())
@@ -153,35 +269,147 @@ async def _create_topics(bootstrap: str, partitions: int | None) -> list[str]:
         await client.close()
 
 
-def create_topics(bootstrap: str, partitions: int | None = None) -> list[str]:
+def create_topics(
+    bootstrap: str, partitions: int | None = None, auth: dict[str, str] | None = None
+) -> list[str]:
     """Create every registry topic that does not exist yet; returns the names created."""
-    return asyncio.run(_create_topics(bootstrap, partitions))
+    return asyncio.run(_create_topics(bootstrap, partitions, auth))
 
 
-def start(port: int, controller_port: int, data_dir: Path, partitions: int | None) -> bool:
+def _confluent_admin(bootstrap: str, admin_password: str):  # type: ignore[no-untyped-def]
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN",
+            "sasl.username": ADMIN,
+            "sasl.password": admin_password,
+        }
+    )
+
+
+def create_acls(bootstrap: str, admin_password: str) -> int:
+    """Grant exactly what `acl_plan()` lists (idempotent); returns how many bindings it holds."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    bindings = [
+        AclBinding(
+            ResourceType[kind.upper()],
+            name,
+            ResourcePatternType[pattern.upper()],
+            f"User:{principal}",
+            "*",
+            AclOperation[operation.upper()],
+            AclPermissionType.ALLOW,
+        )  # fmt: skip
+        for principal, kind, name, pattern, operation in acl_plan()
+    ]
+    admin = _confluent_admin(bootstrap, admin_password)
+    for future in admin.create_acls(bindings, request_timeout=30).values():
+        future.result()
+    # The authorizer learns them through the metadata log: wait until it applies them all.
+    everything = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+        AclPermissionType.ANY,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(admin.describe_acls(everything).result()) < len(bindings):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the broker did not apply the ACLs within 30 s")
+        time.sleep(0.1)
+    return len(bindings)
+
+
+def add_scram_users(bootstrap: str, admin_password: str, users: dict[str, str]) -> list[str]:
+    """Create the SCRAM-SHA-512 credentials a running broker lacks (e.g. a new association).
+
+    Returns the names added, once each of them can log in."""
+    from confluent_kafka.admin import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = _confluent_admin(bootstrap, admin_password)
+    known = set(admin.describe_user_scram_credentials().result())
+    upserts = [
+        UserScramCredentialUpsertion(
+            name, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password.encode()
+        )
+        for name, password in users.items()
+        if name not in known
+    ]
+    if not upserts:
+        return []
+    for future in admin.alter_user_scram_credentials(upserts).values():
+        future.result()
+    added = [upsert.user for upsert in upserts]
+    for name in added:  # credentials reach the authenticator through the metadata log
+        wait_until_ready(bootstrap, 30, auth=sasl_config(name, users[name]))
+    return added
+
+
+def start(
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    partitions: int | None,
+    secure: bool = False,
+    plaintext_port: int | None = None,
+) -> bool:
     """Start a broker unless one answers on `port`. True when this call started it."""
     bootstrap = f"127.0.0.1:{port}"
+    secrets_ = credentials(data_dir) if secure else {}
+    admin = sasl_config(ADMIN, secrets_[ADMIN], "PLAIN") if secure else None
     if _port_open(port):
-        wait_until_ready(bootstrap, 15)
+        wait_until_ready(bootstrap, 15, auth=admin)
         print(f"kafkactl: a broker already answers on {bootstrap}; using it", flush=True)
-        created = create_topics(bootstrap, partitions)
-        print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}", flush=True)
+        _provision(bootstrap, partitions, admin, secrets_)
         return False
     classpath = os.pathsep.join(str(jar) for jar in fetch())
     data_dir.mkdir(parents=True, exist_ok=True)
     properties = data_dir / "server.properties"
-    properties.write_text(
-        SERVER_PROPERTIES.format(port=port, controller_port=controller_port, data_dir=data_dir)
-    )
+    if secure:
+        jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{ADMIN}" password="{secrets_[ADMIN]}" user_{ADMIN}="{secrets_[ADMIN]}";'
+        )
+        extra = f",PLAINTEXT://127.0.0.1:{plaintext_port}" if plaintext_port else ""
+        text = SECURE_PROPERTIES.format(
+            port=port, controller_port=controller_port, data_dir=data_dir, admin_jaas=jaas,
+            plaintext_listener=extra,
+            super_users=f"User:{ADMIN}" + (";User:ANONYMOUS" if plaintext_port else ""),
+        )  # fmt: skip
+    else:
+        text = SERVER_PROPERTIES.format(
+            port=port, controller_port=controller_port, data_dir=data_dir
+        )
+    properties.write_text(text)
+    properties.chmod(0o600)
     java = _java()
     if not (data_dir / "logs" / "meta.properties").exists():
         cluster_id = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "random-uuid"],
             check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
+        # SCRAM users known now are written with the metadata, so they can log in at once.
+        scram = [
+            arg
+            for name in (principals() if secure else [])
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={secrets_[name]}]")
+        ]
         subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(properties), "--ignore-formatted"],
+             "-t", cluster_id, "-c", str(properties), "--ignore-formatted", *scram],
             check=True, capture_output=True,
         )  # fmt: skip
     log = (data_dir / "kafka.log").open("ab")
@@ -193,14 +421,35 @@ def start(port: int, controller_port: int, data_dir: Path, partitions: int | Non
     )  # fmt: skip
     (data_dir / "kafka.pid").write_text(str(proc.pid))
     try:
-        wait_until_ready(bootstrap, proc=proc)
+        wait_until_ready(bootstrap, proc=proc, auth=admin)
     except (RuntimeError, TimeoutError) as error:
         stop(data_dir)
         sys.exit(f"kafkactl: {error}; see {data_dir / 'kafka.log'}")
-    print(f"kafkactl: Kafka {KAFKA_VERSION} answers on {bootstrap} (pid {proc.pid})", flush=True)
-    created = create_topics(bootstrap, partitions)
-    print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}", flush=True)
+    mode = "SASL_PLAINTEXT with ACLs" if secure else "PLAINTEXT"
+    print(
+        f"kafkactl: Kafka {KAFKA_VERSION} answers on {bootstrap}, {mode} (pid {proc.pid})",
+        flush=True,
+    )
+    _provision(bootstrap, partitions, admin, secrets_)
     return True
+
+
+def _provision(
+    bootstrap: str, partitions: int | None, admin: dict[str, str] | None, secrets_: dict[str, str]
+) -> None:
+    created = create_topics(bootstrap, partitions, admin)
+    print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}", flush=True)
+    if admin is not None:
+        added = add_scram_users(
+            bootstrap, secrets_[ADMIN], {n: p for n, p in secrets_.items() if n != ADMIN}
+        )
+        if added:
+            print(f"kafkactl: SCRAM credentials added for {', '.join(added)}", flush=True)
+        count = create_acls(bootstrap, secrets_[ADMIN])
+        print(
+            f"kafkactl: {count} ACL bindings in place for {len(secrets_) - 1} principals",
+            flush=True,
+        )
 
 
 def _pid(data_dir: Path) -> int | None:
@@ -244,9 +493,10 @@ def stop(data_dir: Path, kill: bool = False) -> None:
     print(f"kafkactl: broker (pid {pid}) {'killed' if kill else 'stopped'}", flush=True)
 
 
-def status(port: int, data_dir: Path) -> int:
+def status(port: int, data_dir: Path, secure: bool) -> int:
     pid = _pid(data_dir)
-    ready = _port_open(port) and asyncio.run(_answers_metadata(f"127.0.0.1:{port}", 3.0))
+    auth = sasl_config(ADMIN, credentials(data_dir)[ADMIN], "PLAIN") if secure else None
+    ready = _port_open(port) and asyncio.run(_answers_metadata(f"127.0.0.1:{port}", 3.0, auth))
     print(
         f"kafkactl: pid {pid or '-'}; 127.0.0.1:{port} {'answers' if ready else 'does not answer'}"
     )
@@ -257,7 +507,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["start", "stop", "kill", "status", "topics", "fetch"])
+    parser.add_argument(
+        "command", choices=["start", "stop", "kill", "status", "topics", "provision", "fetch"]
+    )
+    parser.add_argument(
+        "--secure",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("KAFKA_SECURE", "").lower() in ("1", "true", "yes"),
+        help="SASL/SCRAM listener and ACLs (KAFKA_SECURE=1)",
+    )
+    parser.add_argument(
+        "--plaintext-port", type=int, default=None, help="tests only: anonymous super users"
+    )
     parser.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "9092")))
     parser.add_argument("--controller-port", type=int, default=None)
     parser.add_argument(
@@ -272,14 +533,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fetch":
         print(f"kafkactl: {len(fetch())} jars in {LIBS}")
     elif args.command == "start":
-        start(args.port, args.controller_port or args.port + 1, data_dir, args.partitions)
+        start(
+            args.port, args.controller_port or args.port + 1, data_dir, args.partitions,
+            secure=args.secure, plaintext_port=args.plaintext_port,
+        )  # fmt: skip
     elif args.command in ("stop", "kill"):
         stop(data_dir, kill=args.command == "kill")
     elif args.command == "status":
-        return status(args.port, data_dir)
-    elif args.command == "topics":
-        created = create_topics(args.bootstrap or f"127.0.0.1:{args.port}", args.partitions)
-        print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}")
+        return status(args.port, data_dir, args.secure)
+    elif args.command in ("topics", "provision"):
+        # provision: topics, then (secured broker) principals' credentials and ACLs, all from the
+        # registry; run it after adding an association to the registry.
+        secrets_ = credentials(data_dir) if args.secure else {}
+        admin = sasl_config(ADMIN, secrets_[ADMIN], "PLAIN") if args.secure else None
+        bootstrap = args.bootstrap or f"127.0.0.1:{args.port}"
+        if args.command == "topics":
+            created = create_topics(bootstrap, args.partitions, admin)
+            print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}")
+        else:
+            _provision(bootstrap, args.partitions, admin, secrets_)
     return 0
 
 
