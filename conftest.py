@@ -154,6 +154,7 @@ def kafka_secure(_kafka_broker: _Broker) -> SecureKafka:
 
 # --- PostgreSQL: a throwaway cluster per test session, a fresh database per test ------------
 
+
 def _postgres_bindir() -> Path | None:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
     return candidates[0].parent if candidates else None
@@ -171,7 +172,9 @@ def postgres_server() -> Iterator[str]:
         return
     bindir = _postgres_bindir()
     if bindir is None:
-        _unavailable("PostgreSQL is not installed (deploy/local/ensure-test-packages.sh installs it)")
+        _unavailable(
+            "PostgreSQL is not installed (deploy/local/ensure-test-packages.sh installs it)"
+        )
         return
     data = Path(tempfile.mkdtemp(prefix="rebond-pg-"))
     run_as: list[str] = []
@@ -230,6 +233,8 @@ def chromium_launch_options() -> dict[str, object]:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         if IN_CI:
-            pytest.fail("Chromium is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False)
+            pytest.fail(
+                "Chromium is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False
+            )
         pytest.skip("Chromium is not installed")
     return {"executable_path": path, "args": CHROMIUM_ARGS, "headless": True}

@@ -57,7 +57,9 @@ def kustomize() -> str:
 
 
 def render(overlay: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([kustomize(), "build", str(overlay)], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [kustomize(), "build", str(overlay)], check=True, capture_output=True, text=True
+    )
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
@@ -70,7 +72,9 @@ def keda_schema() -> dict[str, Any]:
 
 def compose_schema() -> dict[str, Any]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    return dict(json.loads((_go_module_dir(COMPOSE_MODULE) / "schema" / "compose-spec.json").read_text()))
+    return dict(
+        json.loads((_go_module_dir(COMPOSE_MODULE) / "schema" / "compose-spec.json").read_text())
+    )
 
 
 def validate_resources(resources: list[dict[str, Any]]) -> list[str]:
@@ -81,7 +85,10 @@ def validate_resources(resources: list[dict[str, Any]]) -> list[str]:
         where = f"{resource.get('kind')}/{resource.get('metadata', {}).get('name')}"
         if resource.get("apiVersion", "").startswith("keda.sh/"):
             keda = keda or keda_schema()
-            errors += [f"{where}: {e.message}" for e in jsonschema.Draft7Validator(keda).iter_errors(resource)]
+            errors += [
+                f"{where}: {e.message}"
+                for e in jsonschema.Draft7Validator(keda).iter_errors(resource)
+            ]
             continue
         try:
             kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
@@ -94,7 +101,10 @@ def validate_resources(resources: list[dict[str, Any]]) -> list[str]:
 
 def validate_compose(document: dict[str, Any]) -> list[str]:
     validator = jsonschema.Draft7Validator(compose_schema())
-    return [f"compose {'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(document)]
+    return [
+        f"compose {'/'.join(map(str, e.path))}: {e.message}"
+        for e in validator.iter_errors(document)
+    ]
 
 
 def main() -> int:

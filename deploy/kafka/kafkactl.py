@@ -310,7 +310,7 @@ def create_acls(bootstrap: str, admin_password: str) -> int:
             "*",
             AclOperation[operation.upper()],
             AclPermissionType.ALLOW,
-        )  # fmt: skip
+        )
         for principal, kind, name, pattern, operation in acl_plan()
     ]
     admin = _confluent_admin(bootstrap, admin_password)

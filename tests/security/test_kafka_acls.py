@@ -58,14 +58,19 @@ async def test_an_association_reads_its_own_referrals_with_its_own_group(kafka_s
     await _send(kafka_secure, "notifier", "referrals.60000-rebonds")
     assert (
         await _read(
-            kafka_secure, "association-60000-rebonds", "referrals.60000-rebonds",
+            kafka_secure,
+            "association-60000-rebonds",
+            "referrals.60000-rebonds",
             f"association-60000-rebonds-{uuid.uuid4().hex[:6]}",
-        )  # fmt: skip
+        )
         >= 1
     )
     with pytest.raises(GroupAuthorizationFailedError):
         await _read(
-            kafka_secure, "association-60000-rebonds", "referrals.60000-rebonds", "association-apesa"
+            kafka_secure,
+            "association-60000-rebonds",
+            "referrals.60000-rebonds",
+            "association-apesa",
         )
 
 
@@ -97,5 +102,8 @@ async def test_a_wrong_password_does_not_get_in(kafka_secure) -> None:  # type: 
     """SASL/SCRAM refuses a principal with the wrong password."""
     with pytest.raises(KafkaConnectionError):
         await _send(
-            kafka_secure, "intake", "questionnaires.completed", sasl_plain_password="not-the-password"
+            kafka_secure,
+            "intake",
+            "questionnaires.completed",
+            sasl_plain_password="not-the-password",
         )
