@@ -6,7 +6,7 @@ an association receives (`ReferralV1`), which holds only what the person agreed 
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -57,6 +57,8 @@ class ScoreBreakdown(_Payload):
     region: float = 0.0
     size: float = 0.0
     capacity: float = 0.0
+    #: Points for a distress association when the person says they are in distress.
+    distress: float = 0.0
     total: float = 0.0
 
 
@@ -177,6 +179,34 @@ class ReferralStatusV1(_Payload):
     at: AwareDatetime
 
 
+class TriedAssociation(_Payload):
+    """One association a referral was offered to, and how that offer ended."""
+
+    association_id: AssociationId
+    referral_id: UUID
+    outcome: ReferralStatus = Field(examples=["declined", "expired"])
+    reason: DeclineReason | None = None
+
+
+class UnroutedReferralV1(_Payload):
+    """Router -> the grouping's human queue: a person who consented to be contacted and whom no
+    association holds (every candidate declined or stayed silent, or none was eligible).
+
+    No contact details: the team looks the referral up by `reference`. Only what a human needs
+    to pick the case up and prioritise it.
+    """
+
+    reference: Reference
+    urgent: bool = False
+    stage: Stage
+    region: Region
+    needs: list[Need]
+    cause: str = Field(examples=["all_declined_or_expired", "no_candidate"])
+    tried: list[TriedAssociation] = []
+    rule_set_version: str
+    at: AwareDatetime
+
+
 class DeliveryChannel(StrEnum):
     ASSOCIATION_EMAIL = "association_email"
     PERSON_EMAIL = "person_email"
@@ -199,3 +229,114 @@ class DeliveryV1(_Payload):
     outcome: DeliveryOutcome
     attempts: int = 1
     at: AwareDatetime
+
+
+# --- Conférences du rebond (writer: events) -------------------------------------------------
+
+
+class ConferenceKind(StrEnum):
+    CONFERENCE = "conference"
+    PEER_EXCHANGE = "peer_exchange"
+    SUCCESS_STORIES = "success_stories"
+
+
+class ConferenceChange(StrEnum):
+    SCHEDULED = "scheduled"
+    UPDATED = "updated"
+    CANCELLED = "cancelled"
+
+
+class ConferenceV1(_Payload):
+    """Events -> notifier: a Conférence du rebond scheduled, updated or cancelled.
+
+    Keyed by `event_id`, so every change of one conference stays in order. No personal data.
+    Times carry their Europe/Paris offset.
+    """
+
+    event_id: UUID
+    change: ConferenceChange
+    #: 1 when scheduled, + 1 with each later change.
+    version: int = Field(ge=1)
+    organiser: str = Field(examples=["second-souffle"])
+    title: str
+    description: str
+    kind: ConferenceKind
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    timezone: str = "Europe/Paris"
+    venue_address: str
+    city: str
+    department: str
+    region: Region
+    online_url: str | None = None
+    capacity: int = Field(ge=1)
+    page_url: str | None = None
+    ics_url: str | None = None
+    at: AwareDatetime
+
+
+class ConferenceSummaryV1(_Payload):
+    """What a registration or an invitation says about its conference (enough for an e-mail)."""
+
+    event_id: UUID
+    title: str
+    kind: ConferenceKind
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    venue_address: str
+    city: str
+    department: str
+    region: Region
+    online_url: str | None = None
+    cancelled: bool = False
+    page_url: str | None = None
+    ics_url: str | None = None
+
+
+class RegistrationChange(StrEnum):
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    #: A seat freed up: the first waitlisted person is now confirmed.
+    PROMOTED = "promoted"
+    CANCELLED = "cancelled"
+    #: The conference changed (time, place...) and this registration still holds.
+    EVENT_UPDATED = "event_updated"
+
+
+class RegistrationV1(_Payload):
+    """Events -> notifier: a step in one registration's life, so the person can be e-mailed.
+
+    Personal data, on purpose and no more: the person's `name` and `email` (to write to them) and
+    the signed `cancel_url` (their own cancellation link). Keyed by the conference's `event_id`.
+    """
+
+    registration_id: UUID
+    event_id: UUID
+    change: RegistrationChange
+    #: Who cancelled: the person (signed link) or the organiser (conference cancelled).
+    cancelled_by: Literal["person", "organiser"] | None = None
+    name: str
+    email: str
+    locale: str = "fr"
+    cancel_url: str | None = None
+    waitlist_position: int | None = Field(default=None, ge=1)
+    conference: ConferenceSummaryV1
+    at: AwareDatetime
+
+
+class InvitationV1(_Payload):
+    """Events -> notifier: invite a person who consented to invitations to one conference.
+
+    At most one per (person, conference). Carries the first name and e-mail from the routing
+    decision's `invitation`, only so that the notifier can write to them. Keyed by `reference`.
+    """
+
+    invitation_id: UUID
+    reference: Reference
+    first_name: str
+    email: str
+    locale: str = "fr"
+    #: Whether the conference is in the person's department or only in their region.
+    match: Literal["department", "region"]
+    conference: ConferenceSummaryV1
+    invited_at: AwareDatetime

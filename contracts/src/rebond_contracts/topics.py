@@ -13,13 +13,17 @@ from pydantic import BaseModel
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope, EnvelopeError
 from rebond_contracts.payloads import (
+    ConferenceV1,
     DeadLetterV1,
     DeliveryV1,
+    InvitationV1,
     QuestionnaireCompletedV1,
     ReferralResponseV1,
     ReferralStatusV1,
     ReferralV1,
+    RegistrationV1,
     RoutingDecisionV1,
+    UnroutedReferralV1,
 )
 
 
@@ -45,6 +49,9 @@ class Topic:
     description: str
     #: Partitions when the topic is created; deploy tools may raise it.
     partitions: int = 3
+    #: Services that may write on the writer's behalf (the notifier's answer page writes an
+    #: association's answer for associations without IT). The writer stays the owner.
+    delegates: tuple[Service, ...] = ()
 
     @property
     def source(self) -> str:
@@ -129,6 +136,50 @@ DELIVERIES = Topic(
     description="Outcome of each e-mail and webhook: sent, failed, dead-lettered.",
 )
 
+CONFERENCES = Topic(
+    name="conferences.events",
+    key="conference event id",
+    payload=ConferenceV1,
+    event_type="fr.rebond.conference.changed",
+    schema_version=1,
+    writer=Service.EVENTS,
+    readers=(Service.NOTIFIER,),
+    description="A Conférence du rebond scheduled, updated or cancelled (no personal data).",
+)
+
+REGISTRATIONS = Topic(
+    name="conferences.registrations",
+    key="conference event id",
+    payload=RegistrationV1,
+    event_type="fr.rebond.conference.registration",
+    schema_version=1,
+    writer=Service.EVENTS,
+    readers=(Service.NOTIFIER,),
+    description="Registrations confirmed, waitlisted, promoted, cancelled, or told of a change.",
+)
+
+INVITATIONS = Topic(
+    name="conferences.invitations",
+    key="submission reference",
+    payload=InvitationV1,
+    event_type="fr.rebond.conference.invitation",
+    schema_version=1,
+    writer=Service.EVENTS,
+    readers=(Service.NOTIFIER,),
+    description="Invitations to a conference for people who consented to them.",
+)
+
+UNROUTED = Topic(
+    name="referrals.unrouted",
+    key="submission reference",
+    payload=UnroutedReferralV1,
+    event_type="fr.rebond.referral.unrouted",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(),
+    description="The human queue: consenting people whom no association holds (no contact details).",
+)
+
 
 def referrals(association: AssociationId) -> Topic:
     """`referrals.<association_id>`: what one association, and only it, reads."""
@@ -155,6 +206,7 @@ def responses(association: AssociationId) -> Topic:
         writer=Service.ASSOCIATION,
         readers=(Service.ROUTER,),
         description=f"Accept or decline answers from {association.value}.",
+        delegates=(Service.NOTIFIER,),
     )
 
 
@@ -179,7 +231,11 @@ def all_topics() -> list[Topic]:
         QUESTIONNAIRES,
         DECISIONS,
         REFERRAL_STATUS,
+        UNROUTED,
         DELIVERIES,
+        CONFERENCES,
+        REGISTRATIONS,
+        INVITATIONS,
         *(referrals(a) for a in AssociationId),
         *(responses(a) for a in AssociationId),
         *(
