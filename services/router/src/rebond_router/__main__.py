@@ -1,8 +1,11 @@
-"""`python -m rebond_router` (or `rebond-router`): consume questionnaires, serve health."""
+"""`python -m rebond_router` (or `rebond-router`): route questionnaires, follow referrals."""
+
+import sys
 
 import uvicorn
 
 from rebond_router.app import create_app
+from rebond_router.directory import DirectoryError
 from rebond_router.logging import configure_logging
 from rebond_router.settings import RouterSettings
 
@@ -10,13 +13,11 @@ from rebond_router.settings import RouterSettings
 def main() -> None:
     settings = RouterSettings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    try:
+        app = create_app(settings)
+    except DirectoryError as error:
+        sys.exit(f"rebond-router: the association directory is not valid: {error}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 if __name__ == "__main__":

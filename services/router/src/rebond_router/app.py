@@ -1,8 +1,15 @@
-"""The router's composition root: a Kafka consumer plus a small HTTP server for health."""
+"""The router's composition root: directory, store, Kafka handlers, deadline task, health HTTP.
+
+Nothing connects at import time; `create_app` wires production adapters by default and tests
+pass their own (a clock, a store URL, a directory).
+"""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -10,10 +17,38 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
-from rebond_router.consumer import build_broker
+from rebond_router.consumer import KafkaOutputs, new_broker, subscribe, with_retries
+from rebond_router.directory import load_directory
+from rebond_router.lifecycle import Clock, Router
 from rebond_router.settings import RouterSettings
+from rebond_router.store import Store
 
 log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Components:
+    settings: RouterSettings
+    broker: KafkaBroker
+    outputs: KafkaOutputs
+    store: Store
+    router: Router
+
+
+def build(settings: RouterSettings, clock: Clock = utc_now) -> Components:
+    """Everything the router runs on, not yet connected. Fails fast on a bad directory."""
+    directory = load_directory(settings.directory_path)
+    _ensure_sqlite_folder(settings.database_url)
+    store = Store.from_url(settings.database_url)
+    broker = new_broker(settings)
+    outputs = KafkaOutputs(broker)
+    router = Router(store, directory, outputs, clock)
+    subscribe(broker, router, outputs, settings)
+    return Components(settings, broker, outputs, store, router)
 
 
 async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
@@ -32,24 +67,53 @@ async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> Non
             return
 
 
-def create_app(
-    settings: RouterSettings | None = None, broker: KafkaBroker | None = None
-) -> FastAPI:
+async def watch_deadlines(
+    parts: Components, sleep: Callable[[float], object] = asyncio.sleep
+) -> None:
+    """Every `deadline_check_interval_s`: send reminders, expire overdue referrals, and publish
+    outputs a crashed instance left behind. Failures are logged and retried next round."""
+    settings = parts.settings
+    stale = timedelta(seconds=settings.outbox_stale_after_s)
+    while True:
+        try:
+            await with_retries(
+                parts.router.check_deadlines,
+                settings.retry_attempts,
+                settings.retry_backoff_s,
+                settings.retry_backoff_max_s,
+                "deadlines",
+            )
+            await parts.router.flush(older_than=stale)
+        except Exception:  # the loop must outlive any one failure; the next round retries
+            log.exception("deadline_check_failed")
+        await sleep(settings.deadline_check_interval_s)  # type: ignore[misc]
+
+
+def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RouterSettings()
-    broker = broker or build_broker(settings)
+    parts = build(settings, clock)
     started: asyncio.Task[None] | None = None
+    connected = asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal started
-        started = asyncio.create_task(start_forever(broker))
+        await parts.store.create_schema()
+
+        async def run() -> None:
+            await start_forever(parts.broker)
+            connected.set()
+            await watch_deadlines(parts)
+
+        started = asyncio.create_task(run())
         try:
             yield
         finally:
             started.cancel()
             with suppress(asyncio.CancelledError):
                 await started
-            await broker.stop()
+            await parts.broker.stop()
+            await parts.store.close()
 
     app = FastAPI(title="Rebond router", lifespan=lifespan)
 
@@ -59,10 +123,16 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ready = started is not None and started.done() and await broker.ping(timeout=2.0)
+        ready = connected.is_set() and await parts.broker.ping(timeout=2.0)
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"kafka": "connected" if ready else "unreachable"},
         )
 
     return app
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)

@@ -1,75 +1,214 @@
-"""Kafka entry point: read a questionnaire, decide (pure), publish the decision.
+"""Kafka entry points: read a record, call the lifecycle, let FastStream commit afterwards.
 
-At-least-once: the offset is committed only after the decision is acknowledged by Kafka
-(acks=all, idempotent producer). A record that cannot be read goes to `deadletter.router` with
-the error and its original headers, and the partition keeps flowing.
+At-least-once: a handler returns (and its offset is committed: `AckPolicy.NACK_ON_ERROR`) only
+after every output is acknowledged by Kafka (acks=all, idempotent producer). A record that cannot
+be read, or fails permanently, or still fails after `retry_attempts` tries with capped
+exponential backoff, goes to `deadletter.router` with the error and its original headers, and the
+partition keeps flowing.
 """
 
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 
 import structlog
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.publisher.usecase import DefaultPublisher
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import SkipValidation
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import DeadLetterV1
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, Service, dead_letters
-from rebond_router.rules import decide
+from rebond_contracts.payloads import DeadLetterV1, QuestionnaireCompletedV1, ReferralResponseV1
+from rebond_contracts.topics import (
+    DECISIONS,
+    QUESTIONNAIRES,
+    REFERRAL_STATUS,
+    UNROUTED,
+    Service,
+    dead_letters,
+    responses,
+)
+from rebond_router.lifecycle import Rejected, Router
 from rebond_router.settings import RouterSettings
+from rebond_router.store import ConcurrentChange
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.ROUTER)
+RESPONDERS: dict[str, AssociationId] = {responses(a).name: a for a in AssociationId}
+
+#: Worth another try: the database or Kafka hiccuped, or another instance changed the row first.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    KafkaError,
+    OSError,
+    TimeoutError,
+    OperationalError,
+    InterfaceError,
+    IntegrityError,
+    ConcurrentChange,
+)
 
 
-def build_broker(settings: RouterSettings) -> KafkaBroker:
-    broker = KafkaBroker(
+def kafka_security(settings: RouterSettings) -> BaseSecurity | None:
+    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+    password = settings.kafka_sasl_password
+    return kind[settings.kafka_sasl_mechanism](
+        username=settings.kafka_sasl_username or "",
+        password=password.get_secret_value() if password else "",
+        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
+    )
+
+
+def new_broker(settings: RouterSettings) -> KafkaBroker:
+    return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
         client_id="rebond-router",
         logger=None,
     )
-    decisions = broker.publisher(
-        DECISIONS.name,
-        title=DECISIONS.name,
-        description=DECISIONS.description,
-        schema=DECISIONS.payload,
-    )
-    dead = broker.publisher(
-        DEAD_LETTERS.name, title=DEAD_LETTERS.name, description=DEAD_LETTERS.description,
-        schema=DEAD_LETTERS.payload,
-    )  # fmt: skip
+
+
+class KafkaOutputs:
+    """The lifecycle's `Outputs` on Kafka: one declared publisher per topic the router writes."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.publishers: dict[str, DefaultPublisher] = {
+            topic.name: broker.publisher(
+                topic.name, title=topic.name, description=topic.description, schema=topic.payload
+            )
+            for topic in (DECISIONS, REFERRAL_STATUS, UNROUTED, DEAD_LETTERS)
+        }
+
+    async def send(self, topic: str, key: str, value: bytes, headers: Mapping[str, str]) -> None:
+        await self.publishers[topic].publish(
+            value,
+            key=key.encode(),
+            headers=dict(headers),
+            correlation_id=headers.get("ce_correlationid"),
+        )
+
+    async def dead_letter(self, record: "ConsumerRecord[bytes, bytes]", error: str) -> None:
+        await self.publishers[DEAD_LETTERS.name].publish(**dead_letter(record, error))
+        log.warning(
+            "dead_lettered", topic=record.topic, partition=record.partition,
+            offset=record.offset, error=error[:300],
+        )  # fmt: skip
+
+
+async def with_retries(
+    work: Callable[[], Awaitable[object]],
+    attempts: int,
+    backoff_s: float,
+    backoff_max_s: float,
+    what: str,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run `work`, retrying transient failures with capped exponential backoff.
+
+    Raises `GaveUp` after `attempts` tries; other exceptions propagate at once. `sleep` is
+    injectable so tests can see the delays without waiting for them.
+    """
+    delay = backoff_s
+    for attempt in range(1, attempts + 1):
+        try:
+            await work()
+            return
+        except TRANSIENT as error:
+            if attempt == attempts:
+                raise GaveUp(
+                    f"{type(error).__name__} after {attempts} attempts: {error}"
+                ) from error
+            log.warning("transient_failure", what=what, attempt=attempt, error=type(error).__name__)
+            await sleep(delay)
+            delay = min(delay * 2, backoff_max_s)
+
+
+class GaveUp(RuntimeError):
+    """A transient failure outlasted the retries."""
+
+
+def subscribe(
+    broker: KafkaBroker, router: Router, outputs: KafkaOutputs, settings: RouterSettings
+) -> None:
+    """Declare the router's subscribers on `broker`."""
+
+    async def handle(
+        record: "ConsumerRecord[bytes, bytes]", work: Callable[[], Awaitable[object]]
+    ) -> None:
+        try:
+            await with_retries(
+                work,
+                settings.retry_attempts,
+                settings.retry_backoff_s,
+                settings.retry_backoff_max_s,
+                record.topic,
+            )
+        except (Rejected, GaveUp) as error:
+            await outputs.dead_letter(record, str(error))
+        except Exception as error:  # a permanent failure must not block the partition
+            log.exception("handler_failed", topic=record.topic, offset=record.offset)
+            await outputs.dead_letter(record, f"{type(error).__name__}: {error}")
 
     @broker.subscriber(
         QUESTIONNAIRES.name,
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
         title=QUESTIONNAIRES.name,
         description="Orient each questionnaire to an association.",
     )
-    async def on_questionnaire(msg: KafkaMessage) -> None:
+    async def on_questionnaire(
+        body: SkipValidation[QuestionnaireCompletedV1], msg: KafkaMessage
+    ) -> None:
         record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
         try:
             event = QUESTIONNAIRES.read(record.value, record.headers)
         except EnvelopeError as error:
-            await dead.publish(**dead_letter(record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            await outputs.dead_letter(record, str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            decision = decide(event.id, event.data, datetime.now(UTC))
-            out = DECISIONS.envelope(
-                decision, subject=event.subject, correlationid=event.correlationid,
-                id=str(decision.decision_id),
-            )  # fmt: skip
-            await decisions.publish(
-                out.kafka_value(), key=record.key, headers=out.kafka_headers(),
-                correlation_id=out.correlationid,
-            )  # fmt: skip
-            log.info("decided", association=decision.primary, rule_set=decision.rule_set_version)
+            await handle(record, lambda: router.on_questionnaire(event))
 
-    return broker
+    @broker.subscriber(
+        *RESPONDERS,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
+        title="responses",
+        description="Each association's accept or decline; the topic says who answered.",
+    )
+    async def on_response(body: SkipValidation[ReferralResponseV1], msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        association = RESPONDERS[record.topic]
+        try:
+            event = responses(association).read(record.value, record.headers)
+        except EnvelopeError as error:
+            await outputs.dead_letter(record, str(error))
+            return
+        with structlog.contextvars.bound_contextvars(
+            reference=event.subject, event_id=event.id, association=association.value
+        ):
+            await handle(record, lambda: router.on_response(association, event))
+
+
+async def keep_raw(msg: KafkaMessage) -> bytes:
+    """Hand the handler the raw bytes: the contract reads (and judges) them, so a record that is
+    not even JSON is dead-lettered by the handler instead of failing in the framework.
+
+    Handlers declare their payload as `SkipValidation[Model]` only for the AsyncAPI document.
+    """
+    return bytes(msg.body)
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

@@ -1,75 +1,37 @@
-"""Orientation rules: a pure function from a questionnaire to a routing decision.
+"""Orientation rules: pure functions from answers (and re-orientations) to routing decisions.
 
-First rule set: the person's stage chooses the association, following the grouping's own
-partnership ("in difficulty" -> Second Souffle, "after liquidation" -> 60 000 rebonds).
+`decide` turns a questionnaire into the first decision; `reorient` turns a declined or
+expired referral into the next decision for the same person. Ids are derived, never random:
+the decision id is uuid5 of the questionnaire event id (a redelivery is recognisable), a
+re-orientation's id is uuid5 of the first decision id and its attempt number, and a referral id
+is uuid5 of its decision id and the association.
 """
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
+    InvitationContactV1,
     QuestionnaireCompletedV1,
     Reason,
     ReferralV1,
     RoutingDecisionV1,
+    ScoreBreakdown,
 )
-from rebond_contracts.questionnaire import Distress, Stage
+from rebond_contracts.questionnaire import Distress
+from rebond_router.directory import Directory
+from rebond_router.scoring import Candidate, rank
 
-RULE_SET_VERSION = "stage-1"
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://rebond.example/decisions")
 
-
-@dataclass(frozen=True)
-class StageRule:
-    association: AssociationId
-    fr: str
-    en: str
-
-
-STAGE_RULES: dict[Stage, StageRule] = {
-    Stage.PRE_PROCEDURE: StageRule(
-        AssociationId.SECOND_SOUFFLE,
-        "vous traversez des difficultés sans procédure en cours",
-        "you are in difficulty with no court procedure yet",
-    ),
-    Stage.AMICABLE_PROCEDURE: StageRule(
-        AssociationId.SOS_ENTREPRENEUR,
-        "vous êtes en procédure amiable (mandat ad hoc ou conciliation)",
-        "you are in an amicable procedure (mandat ad hoc or conciliation)",
-    ),
-    Stage.SAFEGUARD: StageRule(
-        AssociationId.SOS_ENTREPRENEUR,
-        "votre entreprise est en sauvegarde",
-        "your company is under safeguard",
-    ),
-    Stage.RECEIVERSHIP: StageRule(
-        AssociationId.SOS_ENTREPRENEUR,
-        "votre entreprise est en redressement judiciaire",
-        "your company is in receivership",
-    ),
-    Stage.LIQUIDATION_IN_PROGRESS: StageRule(
-        AssociationId.SECOND_SOUFFLE,
-        "votre entreprise est en cours de liquidation",
-        "your company is being liquidated",
-    ),
-    Stage.AFTER_LIQUIDATION: StageRule(
-        AssociationId.SOIXANTE_MILLE_REBONDS,
-        "vous êtes après une liquidation ou une cession",
-        "you are after a liquidation or a court-ordered sale",
-    ),
-    Stage.PROFESSIONAL_RECOVERY: StageRule(
-        AssociationId.SOIXANTE_MILLE_REBONDS,
-        "vous êtes en rétablissement professionnel",
-        "you are in professional recovery",
-    ),
-    Stage.UNSURE: StageRule(
-        AssociationId.SECOND_SOUFFLE,
-        "vous ne savez pas encore où en est votre entreprise : une écoute d'abord",
-        "you are not sure of your company's stage: listening first",
-    ),
-}
+RESOURCES_REASON = Reason(
+    code="distress_resources",
+    fr="en cas de détresse, appelez le 3114 (gratuit, 24h/24) ; danger immédiat : 15 ou 112",
+    en="if you are in distress, call 3114 (free, 24/7); immediate danger: 15 or 112",
+)
 
 
 def decision_id_for(event_id: str) -> UUID:
@@ -77,19 +39,57 @@ def decision_id_for(event_id: str) -> UUID:
     return uuid5(_NAMESPACE, event_id)
 
 
-def decide(event_id: str, submitted: QuestionnaireCompletedV1, now: datetime) -> RoutingDecisionV1:
+def reorientation_id(first_decision_id: UUID, attempt: int) -> UUID:
+    """The decision id of re-orientation number `attempt` (2, 3, ...) of one person."""
+    return uuid5(first_decision_id, f"attempt-{attempt}")
+
+
+def referral_id_for(decision_id: UUID, association: AssociationId) -> UUID:
+    return uuid5(decision_id, association.value)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """A first decision plus what the store needs to follow the referral."""
+
+    decision: RoutingDecisionV1
+    #: Who may receive the referral, holder first; empty without consent to share.
+    referral_candidates: tuple[Candidate, ...]
+    #: True when the person consented to be contacted but no association can take them.
+    unrouted: bool
+
+
+def decide(
+    event_id: str,
+    submitted: QuestionnaireCompletedV1,
+    now: datetime,
+    directory: Directory,
+    offered_this_week: Mapping[AssociationId, int],
+) -> Routing:
     answers = submitted.questionnaire
-    rule = STAGE_RULES[answers.situation.stage]
-    reasons = [Reason(code=f"stage_{answers.situation.stage.value}", fr=rule.fr, en=rule.en)]
+    ranking = rank(answers, directory, offered_this_week)
     decision_id = decision_id_for(event_id)
-    urgent = answers.distress is Distress.YES
+    in_distress = answers.distress is Distress.YES
+    shares = answers.consents.share_with_association and answers.contact is not None
+    referral_candidates: tuple[Candidate, ...] = ()
+    if shares:
+        # A distress association hears of the person only with explicit (art. 9) consent.
+        referral_candidates = tuple(
+            c for c in ranking.candidates if not c.distress_only or answers.consents.sensitive_data
+        )
+    shown = referral_candidates if referral_candidates else ranking.candidates
+    primary = shown[0] if shown else None
+    reasons = list(primary.reasons) if primary else []
+    if in_distress:
+        reasons.append(RESOURCES_REASON)
     referral = None
-    if answers.consents.share_with_association and answers.contact is not None:
+    if referral_candidates and answers.contact is not None:
+        holder = referral_candidates[0]
         referral = ReferralV1(
-            referral_id=uuid5(decision_id, rule.association.value),
+            referral_id=referral_id_for(decision_id, holder.association),
             reference=submitted.reference,
-            association_id=rule.association,
-            urgent=urgent and answers.consents.sensitive_data,
+            association_id=holder.association,
+            urgent=in_distress and answers.consents.sensitive_data,
             stage=answers.situation.stage,
             region=answers.situation.region,
             department=answers.situation.department,
@@ -97,16 +97,85 @@ def decide(event_id: str, submitted: QuestionnaireCompletedV1, now: datetime) ->
             contact=answers.contact,
             message=answers.message,
             distress=answers.distress if answers.consents.sensitive_data else None,
-            reasons=reasons,
+            reasons=list(holder.reasons),
             referred_at=now,
+            respond_by=now + directory.get(holder.association).response_deadline,
         )
-    return RoutingDecisionV1(
+    invitation = None
+    contact = answers.contact
+    if answers.consents.event_invitations and contact is not None and contact.email:
+        invitation = InvitationContactV1(
+            first_name=contact.first_name,
+            email=contact.email,
+            region=answers.situation.region,
+            department=answers.situation.department,
+            locale=answers.locale.value,
+        )
+    decision = RoutingDecisionV1(
         decision_id=decision_id,
         reference=submitted.reference,
-        rule_set_version=RULE_SET_VERSION,
-        primary=rule.association,
+        rule_set_version=directory.version,
+        primary=primary.association if primary else None,
+        alternates=[c.association for c in shown[1:]],
+        scores=[c.score for c in ranking.candidates],
+        reasons=reasons,
+        urgent=in_distress,
+        referral=referral,
+        attempt=1,
+        invitation=invitation,
+        decided_at=now,
+    )
+    return Routing(
+        decision=decision,
+        referral_candidates=referral_candidates,
+        unrouted=shares and not referral_candidates,
+    )
+
+
+@dataclass(frozen=True)
+class StoredCandidate:
+    """A referral candidate as the store keeps it between attempts."""
+
+    association: AssociationId
+    score: ScoreBreakdown
+    reasons: tuple[Reason, ...]
+
+
+def reorient(
+    *,
+    first_decision_id: UUID,
+    attempt: int,
+    template: ReferralV1,
+    remaining: Sequence[StoredCandidate],
+    scores: Sequence[ScoreBreakdown],
+    rule_set_version: str,
+    urgent: bool,
+    now: datetime,
+    directory: Directory,
+) -> RoutingDecisionV1:
+    """Decision number `attempt`: the referral moves to `remaining[0]`, the next alternate."""
+    holder = remaining[0]
+    decision_id = reorientation_id(first_decision_id, attempt)
+    referral = template.model_copy(
+        update={
+            "referral_id": referral_id_for(decision_id, holder.association),
+            "association_id": holder.association,
+            "reasons": list(holder.reasons),
+            "referred_at": now,
+            "respond_by": now + directory.get(holder.association).response_deadline,
+        }
+    )
+    reasons = list(holder.reasons) + ([RESOURCES_REASON] if urgent else [])
+    return RoutingDecisionV1(
+        decision_id=decision_id,
+        reference=template.reference,
+        rule_set_version=rule_set_version,
+        primary=holder.association,
+        alternates=[c.association for c in remaining[1:]],
+        scores=list(scores),
         reasons=reasons,
         urgent=urgent,
         referral=referral,
+        attempt=attempt,
         decided_at=now,
     )

@@ -1,9 +1,12 @@
 """Router settings, read from `ROUTER_*` environment variables."""
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rebond_router.directory import DEFAULT_PATH
 
 
 class RouterSettings(BaseSettings):
@@ -14,7 +17,24 @@ class RouterSettings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("ROUTER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    #: SASL on a secured cluster (`make run`'s broker): the service's own principal.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     group_id: str = "rebond-router"
     host: str = "127.0.0.1"
     port: int = 8001
     log_level: str = "INFO"
+    #: The association directory (the rule set); checked at start-up.
+    directory_path: Path = DEFAULT_PATH
+    #: SQLAlchemy async URL: SQLite file by default, or postgresql+psycopg://user:pw@host/db.
+    database_url: str = "sqlite+aiosqlite:///.run/router.sqlite3"
+    #: How often deadlines (reminders, expiries) are checked.
+    deadline_check_interval_s: float = Field(default=30.0, gt=0)
+    #: Outputs left unpublished this long (a crashed instance) are published by the next check.
+    outbox_stale_after_s: float = Field(default=30.0, ge=0)
+    #: Transient failures (database, Kafka) are retried this many times, then dead-lettered.
+    retry_attempts: int = Field(default=5, ge=1)
+    retry_backoff_s: float = Field(default=0.2, ge=0)
+    retry_backoff_max_s: float = Field(default=5.0, ge=0)

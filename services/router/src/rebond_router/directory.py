@@ -1,0 +1,150 @@
+"""The association directory: versioned configuration, checked at start-up.
+
+`directory.yaml` (beside this module, or `ROUTER_DIRECTORY_PATH`) lists each association with
+the stages and needs it serves, where it has antennas, the company sizes it takes, its weekly
+capacity, whether it is paused and how long it has to answer, plus the scoring weights. Its
+`version` is the rule-set version every decision records.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.geography import REGIONS
+from rebond_contracts.questionnaire import CompanySize, Need, Stage
+
+DEFAULT_PATH = Path(__file__).with_name("directory.yaml")
+
+
+def _region_code(value: str) -> str:
+    if value not in REGIONS or value == "other":
+        raise ValueError(
+            f"{value!r} is not an INSEE region code ({', '.join(sorted(REGIONS)[:-1])})"
+        )
+    return value
+
+
+RegionCode = Annotated[str, AfterValidator(_region_code)]
+
+
+class DirectoryError(ValueError):
+    """The directory cannot be used; the message names the association and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Weights(_Strict):
+    """Points given by each scoring criterion (see scoring.py)."""
+
+    need: float = Field(ge=0)
+    antenna_in_region: float = Field(ge=0)
+    national: float = Field(ge=0)
+    size_fit: float = Field(ge=0)
+    capacity: float = Field(ge=0)
+    distress: float = Field(ge=0)
+
+
+class Association(_Strict):
+    id: AssociationId
+    name: str = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+    needs: list[Need] = Field(min_length=1)
+    regions: list[RegionCode] = []
+    national: bool = False
+    company_sizes: list[CompanySize] = Field(min_length=1)
+    weekly_capacity: int = Field(ge=0)
+    paused: bool = False
+    distress_only: bool = False
+    response_deadline_days: float = Field(gt=0)
+    reminder_days_before_deadline: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "Association":
+        if not self.national and not self.regions:
+            raise ValueError("needs at least one region, or national: true")
+        if self.reminder_days_before_deadline >= self.response_deadline_days:
+            raise ValueError(
+                "reminder_days_before_deadline must be smaller than response_deadline_days"
+            )
+        return self
+
+    @property
+    def response_deadline(self) -> timedelta:
+        return timedelta(days=self.response_deadline_days)
+
+    @property
+    def reminder_before(self) -> timedelta | None:
+        """How long before the deadline the reminder goes out; None when there is none."""
+        if self.reminder_days_before_deadline == 0:
+            return None
+        return timedelta(days=self.reminder_days_before_deadline)
+
+    def serves_region(self, region: str) -> bool:
+        return self.national or region in self.regions
+
+
+class Directory(_Strict):
+    version: str = Field(min_length=1)
+    weights: Weights
+    associations: list[Association] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _each_once(self) -> "Directory":
+        ids = [a.id for a in self.associations]
+        if duplicates := sorted({i.value for i in ids if ids.count(i) > 1}):
+            raise ValueError(f"associations listed twice: {', '.join(duplicates)}")
+        return self
+
+    def get(self, association: AssociationId) -> Association:
+        for entry in self.associations:
+            if entry.id is association:
+                return entry
+        raise KeyError(association)
+
+
+def parse_directory(text: str, origin: str = "directory") -> Directory:
+    """Validate a directory document; `DirectoryError` lists every problem in plain words."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DirectoryError(f"{origin}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise DirectoryError(f"{origin}: expected a mapping with version, weights, associations")
+    try:
+        return Directory.model_validate(raw)
+    except ValidationError as error:
+        raise DirectoryError(
+            f"{origin}: " + "; ".join(_explain(raw, e) for e in error.errors())
+        ) from error
+
+
+def load_directory(path: Path = DEFAULT_PATH) -> Directory:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DirectoryError(f"cannot read the association directory {path}: {error}") from error
+    return parse_directory(text, str(path))
+
+
+def _explain(raw: dict[str, object], error: object) -> str:
+    """`association 're-creer', field 'weekly_capacity': Input should be ...`."""
+    loc = list(error["loc"])  # type: ignore[index]
+    msg = str(error["msg"])  # type: ignore[index]
+    if len(loc) >= 2 and loc[0] == "associations" and isinstance(loc[1], int):
+        entries = raw.get("associations")
+        name = f"#{loc[1] + 1}"
+        if (
+            isinstance(entries, list)
+            and loc[1] < len(entries)
+            and isinstance(entries[loc[1]], dict)
+        ):
+            name = repr(entries[loc[1]].get("id", name))
+        field = ".".join(str(part) for part in loc[2:]) or "<entry>"
+        return f"association {name}, field {field!r}: {msg}"
+    return f"field {'.'.join(str(part) for part in loc) or '<root>'!r}: {msg}"

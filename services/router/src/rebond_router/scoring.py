@@ -1,0 +1,207 @@
+"""Scoring: a pure function from a person's answers and the directory to ranked associations.
+
+1. Filter: an association is left out when it is paused, does not serve the person's stage,
+   has no antenna in their region and is not national, or serves only people in distress and
+   the person did not say they are.
+2. Score what is left (weights come from the directory):
+   needs served x `need`; an antenna in the region `antenna_in_region` (else `national` for a
+   national association); company size taken best `size_fit`; share of this week's capacity
+   still free x `capacity`; a distress association for a person in distress `distress`.
+3. Rank by total, then by the number of needs served, then by the directory's order
+   (deterministic: the same answers and loads always give the same ranking).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.geography import REGIONS
+from rebond_contracts.payloads import Reason, ScoreBreakdown
+from rebond_contracts.questionnaire import Distress, Need, QuestionnaireV1, Stage
+from rebond_router.directory import Association, Directory
+
+STAGE_TEXTS: dict[Stage, tuple[str, str]] = {
+    Stage.PRE_PROCEDURE: (
+        "vous traversez des difficultés sans procédure en cours",
+        "you are in difficulty with no court procedure yet",
+    ),
+    Stage.AMICABLE_PROCEDURE: (
+        "vous êtes en procédure amiable (mandat ad hoc ou conciliation)",
+        "you are in an amicable procedure (mandat ad hoc or conciliation)",
+    ),
+    Stage.SAFEGUARD: ("votre entreprise est en sauvegarde", "your company is under safeguard"),
+    Stage.RECEIVERSHIP: (
+        "votre entreprise est en redressement judiciaire",
+        "your company is in receivership",
+    ),
+    Stage.LIQUIDATION_IN_PROGRESS: (
+        "votre entreprise est en cours de liquidation",
+        "your company is being liquidated",
+    ),
+    Stage.AFTER_LIQUIDATION: (
+        "vous êtes après une liquidation ou une cession",
+        "you are after a liquidation or a court-ordered sale",
+    ),
+    Stage.PROFESSIONAL_RECOVERY: (
+        "vous êtes en rétablissement professionnel",
+        "you are in professional recovery",
+    ),
+    Stage.UNSURE: (
+        "vous ne savez pas encore où en est votre entreprise",
+        "you are not sure of your company's stage",
+    ),
+}
+
+NEED_TEXTS: dict[Need, tuple[str, str]] = {
+    Need.LISTENING: ("vous souhaitez être écouté", "you want someone to listen"),
+    Need.URGENT_FINANCIAL_LEGAL: (
+        "vous avez une urgence de trésorerie ou juridique",
+        "you have an urgent cash or legal problem",
+    ),
+    Need.PEER_SUPPORT: (
+        "vous souhaitez échanger avec d'autres entrepreneurs",
+        "you want to talk with other entrepreneurs",
+    ),
+    Need.MENTORING: ("vous souhaitez un parrain", "you want a mentor"),
+    Need.COACHING: ("vous souhaitez un coach", "you want a coach"),
+    Need.SALARIED_JOB: (
+        "vous souhaitez retrouver un emploi salarié",
+        "you want to find a salaried job",
+    ),
+    Need.NEW_BUSINESS: (
+        "vous souhaitez créer une nouvelle activité",
+        "you want to start a new business",
+    ),
+    Need.UNDERSTAND_PROCEDURES: (
+        "vous souhaitez comprendre les procédures",
+        "you want to understand the procedures",
+    ),
+}
+
+DISTRESS_REASON = Reason(
+    code="distress",
+    fr="vous avez dit être en détresse : un psychologue peut vous aider très vite",
+    en="you said you are in distress: a psychologist can help you very quickly",
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One association that passed the filter, with its score and the reasons to show."""
+
+    association: AssociationId
+    score: ScoreBreakdown
+    reasons: tuple[Reason, ...]
+    needs_served: int
+    distress_only: bool
+
+
+@dataclass(frozen=True)
+class Ranking:
+    candidates: tuple[Candidate, ...]
+    #: Why each association left out was left out (`paused`, `stage`, `region`, `distress`).
+    excluded: Mapping[AssociationId, str]
+
+
+def rank(
+    answers: QuestionnaireV1,
+    directory: Directory,
+    offered_this_week: Mapping[AssociationId, int],
+) -> Ranking:
+    """The associations that may take this person, best first."""
+    situation = answers.situation
+    in_distress = answers.distress is Distress.YES
+    scored: list[tuple[tuple[float, int, int], Candidate]] = []
+    excluded: dict[AssociationId, str] = {}
+    for order, entry in enumerate(directory.associations):
+        why_not = _excluded_because(entry, answers)
+        if why_not:
+            excluded[entry.id] = why_not
+            continue
+        served = [need for need in answers.needs if need in entry.needs]
+        weights = directory.weights
+        needs = weights.need * len(served)
+        if situation.region in entry.regions:
+            region = weights.antenna_in_region
+        else:
+            region = weights.national
+        size = weights.size_fit if situation.company_size in entry.company_sizes else 0.0
+        capacity = weights.capacity * _share_left(entry, offered_this_week.get(entry.id, 0))
+        distress = weights.distress if entry.distress_only and in_distress else 0.0
+        total = needs + region + size + capacity + distress
+        breakdown = ScoreBreakdown(
+            association_id=entry.id,
+            needs=round(needs, 3),
+            region=round(region, 3),
+            size=round(size, 3),
+            capacity=round(capacity, 3),
+            distress=round(distress, 3),
+            total=round(total, 3),
+        )
+        candidate = Candidate(
+            association=entry.id,
+            score=breakdown,
+            reasons=_reasons(entry, answers, served, size > 0),
+            needs_served=len(served),
+            distress_only=entry.distress_only,
+        )
+        scored.append(((-breakdown.total, -len(served), order), candidate))
+    scored.sort(key=lambda pair: pair[0])
+    return Ranking(candidates=tuple(c for _, c in scored), excluded=excluded)
+
+
+def _excluded_because(entry: Association, answers: QuestionnaireV1) -> str | None:
+    if entry.paused:
+        return "paused"
+    if answers.situation.stage not in entry.stages:
+        return "stage"
+    if not entry.serves_region(answers.situation.region):
+        return "region"
+    if entry.distress_only and answers.distress is not Distress.YES:
+        return "distress"
+    return None
+
+
+def _share_left(entry: Association, offered: int) -> float:
+    if entry.weekly_capacity == 0:
+        return 0.0
+    return max(0, entry.weekly_capacity - offered) / entry.weekly_capacity
+
+
+def _reasons(
+    entry: Association, answers: QuestionnaireV1, served: list[Need], size_fits: bool
+) -> tuple[Reason, ...]:
+    stage = answers.situation.stage
+    fr, en = STAGE_TEXTS[stage]
+    reasons = [Reason(code=f"stage_{stage.value}", fr=fr, en=en)]
+    if entry.distress_only and answers.distress is Distress.YES:
+        reasons.append(DISTRESS_REASON)
+    for need in served:
+        fr, en = NEED_TEXTS[need]
+        reasons.append(Reason(code=f"need_{need.value}", fr=fr, en=en))
+    region = answers.situation.region
+    if region in entry.regions:
+        reasons.append(
+            Reason(
+                code="region_antenna",
+                fr=f"{entry.name} a une antenne dans votre région ({REGIONS[region]})",
+                en=f"{entry.name} has an office in your region ({REGIONS[region]})",
+            )
+        )
+    else:
+        reasons.append(
+            Reason(
+                code="national",
+                fr=f"{entry.name} accompagne partout en France",
+                en=f"{entry.name} helps people all over France",
+            )
+        )
+    if size_fits:
+        reasons.append(
+            Reason(
+                code="size_fit",
+                fr=f"{entry.name} accompagne les entreprises de votre taille",
+                en=f"{entry.name} helps companies of your size",
+            )
+        )
+    return tuple(reasons)

@@ -1,0 +1,290 @@
+"""The router's own store (SQLAlchemy 2, async): referrals, offers, an outbox, handled events.
+
+SQLite (a file) by default, PostgreSQL supported. Each state change and the events it must
+publish are written in one transaction (the outbox), then published; so a crash between the
+two loses nothing: the outbox is flushed again later.
+
+Personal data kept: the referral to re-offer (contact, message) while the referral is still
+moving between associations; it is erased once an association accepts.
+"""
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from rebond_contracts.associations import AssociationId
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+referrals = Table(
+    "router_referrals",
+    metadata,
+    Column("reference", String(32), primary_key=True),
+    Column("decision_id", String(36), nullable=False, unique=True),
+    Column("correlation_id", String(200), nullable=False),
+    Column("rule_set_version", String(100), nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    #: offered, reminded, accepted, unrouted, not_shared (a decision without referral)
+    Column("status", String(20), nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("holder", String(40)),
+    Column("referral_id", String(36)),
+    Column("deadline", UTCDateTime, index=True),
+    Column("remind_at", UTCDateTime),
+    Column("reminded", Boolean, nullable=False, default=False),
+    #: Candidates still to try, holder first: [{association, score, reasons}]
+    Column("candidates", JSON, nullable=False),
+    Column("scores", JSON, nullable=False),
+    #: Associations tried so far: [{association_id, referral_id, outcome, reason}]
+    Column("tried", JSON, nullable=False),
+    #: The referral to re-offer (ReferralV1 JSON); erased once accepted.
+    Column("template", Text),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+offers = Table(
+    "router_offers",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("reference", String(32), nullable=False),
+    Column("association_id", String(40), nullable=False),
+    Column("offered_at", UTCDateTime, nullable=False, index=True),
+)
+
+outbox = Table(
+    "router_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reference", String(32), nullable=False, index=True),
+    Column("topic", String(200), nullable=False),
+    Column("key", String(200), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+handled = Table(
+    "router_handled_events",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("handled_at", UTCDateTime, nullable=False),
+)
+
+OPEN = ("offered", "reminded")
+
+
+class ConcurrentChange(RuntimeError):
+    """Another instance changed the referral first; the caller retries (transient)."""
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    id: int
+    reference: str
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str]
+
+
+class Tx:
+    """One transaction on the store."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def referral(self, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
+        """The referral row; `lock` takes a row lock on PostgreSQL (SKIP LOCKED: None if held)."""
+        query = select(referrals).where(referrals.c.reference == reference)
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        row = (await self.connection.execute(query)).mappings().first()
+        return dict(row) if row is not None else None
+
+    async def decision_known(self, decision_id: str) -> bool:
+        query = select(referrals.c.reference).where(referrals.c.decision_id == decision_id)
+        return (await self.connection.execute(query)).first() is not None
+
+    async def insert_referral(self, **values: Any) -> None:
+        await self.connection.execute(insert(referrals).values(version=1, **values))
+
+    async def update_referral(self, row: Mapping[str, Any], **values: Any) -> None:
+        """Conditional update: only if nobody changed the row since it was read (the claim)."""
+        result = await self.connection.execute(
+            update(referrals)
+            .where(
+                referrals.c.reference == row["reference"],
+                referrals.c.version == row["version"],
+            )
+            .values(version=row["version"] + 1, **values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentChange(row["reference"])
+
+    async def record_offer(
+        self, referral_id: str, reference: str, association: str, at: datetime
+    ) -> None:
+        await self.connection.execute(
+            insert(offers).values(
+                referral_id=referral_id,
+                reference=reference,
+                association_id=association,
+                offered_at=at,
+            )
+        )
+
+    async def offered_since(self, since: datetime) -> dict[AssociationId, int]:
+        query = (
+            select(offers.c.association_id, func.count())
+            .where(offers.c.offered_at >= since)
+            .group_by(offers.c.association_id)
+        )
+        return {
+            AssociationId(association): int(count)
+            for association, count in (await self.connection.execute(query)).all()
+        }
+
+    async def already_handled(self, event_id: str) -> bool:
+        query = select(handled.c.event_id).where(handled.c.event_id == event_id)
+        return (await self.connection.execute(query)).first() is not None
+
+    async def mark_handled(self, event_id: str, at: datetime) -> None:
+        await self.connection.execute(insert(handled).values(event_id=event_id, handled_at=at))
+
+    async def add_output(
+        self, reference: str, topic: str, key: str, value: bytes, headers: Mapping[str, str],
+        at: datetime,
+    ) -> None:  # fmt: skip
+        await self.connection.execute(
+            insert(outbox).values(
+                reference=reference,
+                topic=topic,
+                key=key,
+                value=value.decode(),
+                headers=json.dumps(dict(headers)),
+                created_at=at,
+            )
+        )
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """References whose holder's deadline has passed (rows locked elsewhere are skipped)."""
+        query = (
+            select(referrals.c.reference)
+            .where(referrals.c.status.in_(OPEN), referrals.c.deadline <= now)
+            .order_by(referrals.c.deadline)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.connection.execute(query)).scalars())
+
+    async def reminders_due(self, now: datetime, limit: int) -> list[str]:
+        query = (
+            select(referrals.c.reference)
+            .where(
+                referrals.c.status == "offered",
+                referrals.c.reminded.is_(False),
+                referrals.c.remind_at <= now,
+                referrals.c.deadline > now,
+            )
+            .order_by(referrals.c.remind_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await self.connection.execute(query)).scalars())
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> "Store":
+        connect_args: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            connect_args["timeout"] = 30  # wait for another writer instead of failing at once
+        return cls(create_async_engine(url, connect_args=connect_args, pool_pre_ping=True))
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all, checkfirst=True)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self.engine.begin() as connection:
+            yield Tx(connection)
+
+    async def pending_outputs(
+        self, reference: str | None = None, created_before: datetime | None = None
+    ) -> list[OutboxRecord]:
+        query = select(outbox).order_by(outbox.c.id)
+        if reference is not None:
+            query = query.where(outbox.c.reference == reference)
+        if created_before is not None:
+            query = query.where(outbox.c.created_at <= created_before)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [
+            OutboxRecord(
+                id=row["id"],
+                reference=row["reference"],
+                topic=row["topic"],
+                key=row["key"],
+                value=row["value"].encode(),
+                headers=json.loads(row["headers"]),
+            )
+            for row in rows
+        ]
+
+    async def forget_outputs(self, ids: Sequence[int]) -> None:
+        """Published and acknowledged: drop them (they may hold personal data)."""
+        if ids:
+            async with self.engine.begin() as connection:
+                await connection.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))

@@ -1,0 +1,86 @@
+"""Router test helpers: questionnaires, a controllable clock, a fake for the outputs port."""
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
+from rebond_contracts.topics import find
+from rebond_router.directory import Directory, load_directory
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # a Thursday
+REFERENCE = "RB-7K3M-Q9XA-2DFE-W8NB"
+
+
+def answers(**changes: Any) -> dict[str, Any]:
+    """The questionnaire.md example with `section__field=value` changes (None removes)."""
+    data = copy.deepcopy(EXAMPLE_QUESTIONNAIRE)
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node: Any = data
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return data
+
+
+def submitted(reference: str = REFERENCE, **changes: Any) -> QuestionnaireCompletedV1:
+    return QuestionnaireCompletedV1.model_validate(
+        {"reference": reference, "received_at": NOW, "questionnaire": answers(**changes)}
+    )
+
+
+def anonymous(**changes: Any) -> dict[str, Any]:
+    """Changes for a person who does not consent to be contacted."""
+    return {"contact": None, "consents__share_with_association": False, **changes}
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: str
+    headers: dict[str, str]
+    data: dict[str, Any]
+
+
+@dataclass
+class FakeOutputs:
+    """Records what would go to Kafka, parsed through the registry (so contracts are checked)."""
+
+    sent: list[Sent] = field(default_factory=list)
+    fail_next: int = 0
+
+    async def send(self, topic: str, key: str, value: bytes, headers: Mapping[str, str]) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise OSError("broker unreachable")
+        find(topic).read(value, [(k, v.encode()) for k, v in headers.items()])
+        self.sent.append(Sent(topic, key, dict(headers), json.loads(value)))
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [s.data for s in self.sent if s.topic == topic]
+
+    def statuses(self) -> list[tuple[str, str | None]]:
+        return [(d["status"], d["association_id"]) for d in self.on("referrals.status")]
+
+
+@pytest.fixture(scope="session")
+def directory() -> Directory:
+    return load_directory()

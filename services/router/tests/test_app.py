@@ -1,0 +1,43 @@
+"""The composition root: health endpoints, and a bad directory stops the router at start-up."""
+
+import socket
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rebond_router.app import create_app
+from rebond_router.directory import DirectoryError
+from rebond_router.settings import RouterSettings
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_alive_but_not_ready_while_kafka_is_unreachable(tmp_path: Path) -> None:
+    """With no broker the router stays up and retrying: /healthz 200, /readyz 503."""
+    settings = RouterSettings(
+        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3",
+        environment="test",
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json() == {"kafka": "unreachable"}
+    assert (tmp_path / "router.sqlite3").is_file()  # the store was created at start-up
+
+
+def test_a_bad_directory_stops_the_router_before_it_starts(tmp_path: Path) -> None:
+    """A typo in the directory is reported, naming the association, instead of routing wrongly."""
+    bad = tmp_path / "directory.yaml"
+    bad.write_text(
+        Path(RouterSettings().directory_path)
+        .read_text()
+        .replace("weekly_capacity: 5", "weekly_capacity: five")
+    )
+    with pytest.raises(DirectoryError, match="association 're-creer', field 'weekly_capacity'"):
+        create_app(RouterSettings(directory_path=bad, database_url="sqlite+aiosqlite://"))

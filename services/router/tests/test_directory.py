@@ -1,0 +1,72 @@
+"""The association directory: the shipped file is valid; bad files are refused, explained."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rebond_contracts.associations import AssociationId
+from rebond_router.directory import DEFAULT_PATH, DirectoryError, load_directory, parse_directory
+
+
+def shipped() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load(DEFAULT_PATH.read_text())
+
+
+def test_the_shipped_directory_lists_every_association_once() -> None:
+    """The committed directory loads, versioned, with all five associations."""
+    directory = load_directory()
+    assert directory.version
+    assert {a.id for a in directory.associations} == set(AssociationId)
+    assert directory.get(AssociationId.RE_CREER).regions == ["11"]
+    assert directory.get(AssociationId.SOIXANTE_MILLE_REBONDS).stages == ["after_liquidation"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["associations"][3]["stages"].append("bankrupt"),
+            "association 're-creer', field 'stages.3'",
+        ),
+        (
+            lambda d: d["associations"][0].pop("weekly_capacity"),
+            "association 'sos-entrepreneur', field 'weekly_capacity': Field required",
+        ),
+        (lambda d: d["associations"][2].update(regions=["99"]), "'99' is not an INSEE region code"),
+        (
+            lambda d: d["associations"][3].update(regions=[], national=False),
+            "association 're-creer', field '<entry>': Value error, needs at least one region",
+        ),
+        (
+            lambda d: d["associations"][1].update(reminder_days_before_deadline=10),
+            "must be smaller than response_deadline_days",
+        ),
+        (
+            lambda d: d["associations"].append(dict(d["associations"][0])),
+            "associations listed twice: sos-entrepreneur",
+        ),
+        (
+            lambda d: d["associations"][4].update(paused="maybe"),
+            "association 'apesa', field 'paused'",
+        ),
+        (lambda d: d.pop("version"), "field 'version': Field required"),
+    ],
+)
+def test_a_bad_directory_is_refused_naming_the_association_and_field(change, message: str) -> None:  # type: ignore[no-untyped-def]
+    """Each mistake an editor can make is reported in words that point at it."""
+    data = shipped()
+    change(data)
+    with pytest.raises(DirectoryError) as caught:
+        parse_directory(yaml.safe_dump(data), "directory.yaml")
+    assert message in str(caught.value)
+
+
+def test_an_unreadable_or_malformed_file_is_refused(tmp_path: Path) -> None:
+    """A missing file or broken YAML stops the router with the path in the message."""
+    with pytest.raises(DirectoryError, match="cannot read"):
+        load_directory(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: [unclosed\n")
+    with pytest.raises(DirectoryError, match="not valid YAML"):
+        load_directory(broken)

@@ -1,0 +1,376 @@
+"""The router on a real Kafka broker: decisions, answers, deadlines, dead letters, two instances.
+
+Each test runs its own router(s) in this process (a unique consumer group, its own SQLite file,
+a controlled clock) that start reading at the end of the input topics, and filters what it reads
+by its own references.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
+from rebond_contracts.topics import (
+    DECISIONS,
+    QUESTIONNAIRES,
+    REFERRAL_STATUS,
+    UNROUTED,
+    Service,
+    dead_letters,
+    responses,
+)
+from rebond_router.app import Components, build
+from rebond_router.settings import RouterSettings
+
+from .conftest import NOW, Clock, submitted
+
+pytestmark = pytest.mark.kafka
+
+SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
+SOUFFLE = AssociationId.SECOND_SOUFFLE
+OUTPUTS = [DECISIONS.name, REFERRAL_STATUS.name, UNROUTED.name, dead_letters(Service.ROUTER).name]
+INPUTS = [QUESTIONNAIRES.name, *(responses(a).name for a in AssociationId)]
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_reference() -> str:
+    n = uuid.uuid4().int
+    chars = "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(16))
+    return "RB-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in topic["partitions"]
+    ]
+
+
+async def start_at_end(bootstrap: str, group: str) -> None:
+    """Commit `group`'s offsets at the end of the inputs, so the router skips older tests' data."""
+    partitions = await partitions_of(bootstrap, INPUTS)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit({tp: offset for tp, offset in ends.items()})
+    finally:
+        await consumer.stop()
+
+
+class Probe:
+    """Reads the router's output topics from their current end; keeps records of our references."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.records: list[Any] = []
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        partitions = await partitions_of(self.bootstrap, OUTPUTS)
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the positions now, before the test publishes
+            await self.consumer.position(tp)
+
+    async def until(self, check: Callable[[list[Any]], bool], timeout_s: float = 30.0) -> list[Any]:
+        deadline = time.monotonic() + timeout_s
+        while not check(self.records):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out; seen: {[(r.topic, r.value[:120]) for r in self.records]}"
+                )
+            batches = await self.consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                self.records.extend(records)
+        return self.records
+
+    def data(self, topic: str, reference: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(r.value)
+            for r in self.records
+            if r.topic == topic and r.key == reference.encode()
+        ]
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+async def probe(kafka_bootstrap: str) -> AsyncIterator[Probe]:
+    probe = Probe(kafka_bootstrap)
+    await probe.start()
+    yield probe
+    await probe.consumer.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def group() -> str:
+    return f"router-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def router_factory(
+    kafka_bootstrap: str, tmp_path: Path, clock: Clock, group: str
+) -> AsyncIterator[Callable[[], Any]]:
+    """Start router instances sharing one group and one store; all stopped at the end."""
+    started: list[Components] = []
+    await start_at_end(kafka_bootstrap, group)
+
+    async def start() -> Components:
+        settings = RouterSettings(
+            kafka_bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3",
+            environment="test",
+            retry_backoff_s=0.05,
+            retry_attempts=3,
+        )
+        parts = build(settings, clock)
+        await parts.store.create_schema()
+        await parts.broker.start()
+        started.append(parts)
+        return parts
+
+    yield start
+    for parts in started:
+        await parts.broker.stop()
+        await parts.store.close()
+
+
+async def send(producer: AIOKafkaProducer, topic: str, event: Any) -> Any:
+    headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
+    return await producer.send_and_wait(
+        topic, event.kafka_value(), key=event.subject.encode(), headers=headers
+    )
+
+
+async def send_questionnaire(
+    producer: AIOKafkaProducer, reference: str, event_id: str | None = None
+) -> Any:
+    event = QUESTIONNAIRES.envelope(
+        submitted(reference), subject=reference, correlationid=reference, id=event_id
+    )
+    return await send(producer, QUESTIONNAIRES.name, event)
+
+
+async def send_answer(
+    producer: AIOKafkaProducer,
+    association: AssociationId,
+    reference: str,
+    referral_id: str,
+    decline: DeclineReason | None = None,
+) -> Any:
+    payload = ReferralResponseV1(
+        referral_id=uuid.UUID(referral_id),
+        reference=reference,
+        answer=Answer.DECLINE if decline else Answer.ACCEPT,
+        reason=decline,
+        answered_at=NOW,
+    )
+    topic = responses(association)
+    return await send(
+        producer, topic.name, topic.envelope(payload, subject=reference, correlationid=reference)
+    )
+
+
+async def wait_committed(bootstrap: str, group: str, record: Any, timeout_s: float = 30.0) -> None:
+    """Until `group` has committed past `record`: everything before it is fully handled."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tp = TopicPartition(record.topic, record.partition)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+            if tp in offsets and offsets[tp].offset > record.offset:
+                return
+            assert time.monotonic() < deadline, f"{group} did not commit past {record.offset}"
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+def statuses(probe: Probe, reference: str) -> list[tuple[str, str]]:
+    return [(d["status"], d["association_id"]) for d in probe.data(REFERRAL_STATUS.name, reference)]
+
+
+async def test_a_decline_sends_the_referral_to_the_next_alternate(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """Questionnaire -> decision to 60 000 rebonds; its decline -> a new decision to Second Souffle."""
+    await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref)
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
+    [first] = probe.data(DECISIONS.name, ref)
+    assert first["referral"]["association_id"] == SIXTY
+    await send_answer(
+        producer, SIXTY, ref, first["referral"]["referral_id"], DeclineReason.NO_CAPACITY
+    )
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 2)
+    second = probe.data(DECISIONS.name, ref)[1]
+    assert second["attempt"] == 2 and second["referral"]["association_id"] == SOUFFLE
+    await probe.until(lambda _: len(statuses(probe, ref)) == 4)
+    assert statuses(probe, ref) == [
+        ("offered", SIXTY),
+        ("declined", SIXTY),
+        ("reoriented", SIXTY),
+        ("offered", SOUFFLE),
+    ]
+
+
+async def test_silence_expires_the_referral_then_the_human_queue_takes_it(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe, clock: Clock
+) -> None:
+    """No answer by each deadline: next alternate, then, with none left, `referrals.unrouted`."""
+    parts = await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref)
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
+    clock.advance(days=10)
+    await parts.router.check_deadlines()
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 2)
+    assert probe.data(DECISIONS.name, ref)[1]["primary"] == SOUFFLE
+    clock.advance(days=10)
+    await parts.router.check_deadlines()
+    await probe.until(lambda _: len(probe.data(UNROUTED.name, ref)) == 1)
+    [queued] = probe.data(UNROUTED.name, ref)
+    assert [t["outcome"] for t in queued["tried"]] == ["expired", "expired"]
+    await probe.until(lambda _: len(statuses(probe, ref)) == 6)
+    assert statuses(probe, ref) == [
+        ("offered", SIXTY),
+        ("expired", SIXTY),
+        ("reoriented", SIXTY),
+        ("offered", SOUFFLE),
+        ("expired", SOUFFLE),
+        ("unrouted", SOUFFLE),
+    ]
+
+
+async def test_an_answer_for_a_referral_not_held_is_dead_lettered_and_changes_nothing(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """Second Souffle answering 60 000 rebonds' referral is refused; the holder's answer counts."""
+    await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref)
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
+    referral_id = probe.data(DECISIONS.name, ref)[0]["referral"]["referral_id"]
+    await send_answer(producer, SOUFFLE, ref, referral_id)
+    await send_answer(producer, SIXTY, ref, referral_id)
+    dead = dead_letters(Service.ROUTER).name
+    await probe.until(
+        lambda _: probe.data(dead, ref) and ("accepted", SIXTY) in statuses(probe, ref)
+    )
+    [letter] = probe.data(dead, ref)
+    assert letter["topic"] == "responses.second-souffle"
+    assert "second-souffle does not hold" in letter["error"]
+    assert letter["headers"]["ce_type"] == "fr.rebond.referral.answered"
+    assert statuses(probe, ref) == [("offered", SIXTY), ("accepted", SIXTY)]
+
+
+async def test_a_redelivered_questionnaire_gives_one_decision_and_one_referral(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe, kafka_bootstrap: str, group: str
+) -> None:
+    """The same event twice (and again after a restart): one decision id, one referral offered."""
+    parts = await router_factory()
+    ref = new_reference()
+    event_id = str(uuid.uuid4())
+    await send_questionnaire(producer, ref, event_id)
+    await send_questionnaire(producer, ref, event_id)
+    await parts.broker.stop()  # a restart: the store survives it
+    await router_factory()
+    last = await send_questionnaire(producer, ref, event_id)
+    await wait_committed(kafka_bootstrap, group, last)
+    await probe.until(lambda _: len(statuses(probe, ref)) >= 1)
+    decisions = probe.data(DECISIONS.name, ref)
+    assert len(decisions) == 1
+    assert statuses(probe, ref) == [("offered", SIXTY)]
+
+
+async def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_flowing(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """A record that is not JSON goes to deadletter.router with its headers; the next is decided."""
+    await router_factory()
+    ref = new_reference()
+    good = QUESTIONNAIRES.envelope(submitted(ref), subject=ref, correlationid=ref)
+    headers = [(k, v.encode()) for k, v in good.kafka_headers().items()]
+    await producer.send_and_wait(
+        QUESTIONNAIRES.name, b"not json", key=ref.encode(), headers=headers
+    )
+    await send(producer, QUESTIONNAIRES.name, good)
+    dead = dead_letters(Service.ROUTER).name
+    await probe.until(lambda _: probe.data(dead, ref) and probe.data(DECISIONS.name, ref))
+    [letter] = probe.data(dead, ref)
+    assert letter["value"] == "not json" and "Invalid JSON" in letter["error"]
+    assert letter["headers"]["ce_id"] == good.id
+    assert len(probe.data(DECISIONS.name, ref)) == 1
+
+
+async def test_two_instances_in_one_group_decide_every_questionnaire_exactly_once(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe, kafka_bootstrap: str, group: str
+) -> None:
+    """Two routers sharing a group and a store: each questionnaire gets exactly one decision."""
+    await router_factory()
+    await router_factory()
+    await wait_members(kafka_bootstrap, group, 2)
+    refs = [new_reference() for _ in range(12)]
+    sent = [await send_questionnaire(producer, ref) for ref in refs]
+    for record in sent:
+        await wait_committed(kafka_bootstrap, group, record)
+    await probe.until(lambda _: all(probe.data(DECISIONS.name, ref) for ref in refs))
+    for ref in refs:
+        assert len(probe.data(DECISIONS.name, ref)) == 1, ref
+        assert len(statuses(probe, ref)) == 1, ref
+
+
+async def wait_members(bootstrap: str, group: str, count: int, timeout_s: float = 30.0) -> None:
+    """Until the consumer group is stable with `count` members (both instances own partitions)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            [description] = await admin.describe_consumer_groups([group])
+            groups = description.groups if hasattr(description, "groups") else description
+            state = groups[0]
+            members = state[5] if isinstance(state, tuple) else state.members
+            phase = state[2] if isinstance(state, tuple) else state.state
+            if phase == "Stable" and len(members) >= count:
+                return
+            assert time.monotonic() < deadline, f"group {group}: {phase}, {len(members)} members"
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

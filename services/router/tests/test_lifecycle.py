@@ -1,0 +1,285 @@
+"""The referral lifecycle on a real store (SQLite file and PostgreSQL) with a controlled clock."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import select
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
+from rebond_contracts.topics import QUESTIONNAIRES, responses
+from rebond_router.directory import Directory
+from rebond_router.lifecycle import Rejected, Router, week_start
+from rebond_router.rules import decision_id_for, reorientation_id
+from rebond_router.store import Store, referrals
+
+from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
+
+SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
+SOUFFLE = AssociationId.SECOND_SOUFFLE
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = Store.from_url(url)
+    await store.create_schema()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outputs() -> FakeOutputs:
+    return FakeOutputs()
+
+
+@pytest.fixture
+def router(store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock) -> Router:
+    return Router(store, directory, outputs, clock)
+
+
+def questionnaire(event_id: str = "event-1", **changes: Any) -> Any:
+    return QUESTIONNAIRES.envelope(
+        submitted(**changes), subject=REFERENCE, correlationid=REFERENCE, id=event_id
+    )
+
+
+def answer(
+    association: AssociationId,
+    referral_id: str | UUID,
+    event_id: str,
+    decline: DeclineReason | None = None,
+) -> Any:
+    payload = ReferralResponseV1(
+        referral_id=UUID(str(referral_id)),
+        reference=REFERENCE,
+        answer=Answer.DECLINE if decline else Answer.ACCEPT,
+        reason=decline,
+        answered_at=NOW,
+    )
+    return responses(association).envelope(
+        payload, subject=REFERENCE, correlationid=REFERENCE, id=event_id
+    )
+
+
+def current_referral(outputs: FakeOutputs) -> str:
+    return str(outputs.on("routing.decisions")[-1]["referral"]["referral_id"])
+
+
+async def test_a_questionnaire_is_decided_once_and_offered_to_the_best_candidate(
+    router: Router, outputs: FakeOutputs, store: Store
+) -> None:
+    """First delivery decides and offers; a redelivery or a new event id for it decides nothing."""
+    assert await router.on_questionnaire(questionnaire("event-1")) is True
+    assert await router.on_questionnaire(questionnaire("event-1")) is False
+    assert await router.on_questionnaire(questionnaire("event-2")) is False
+    [decision] = outputs.on("routing.decisions")
+    assert decision["decision_id"] == str(decision_id_for("event-1"))
+    assert decision["primary"] == SIXTY and decision["alternates"] == [SOUFFLE]
+    assert decision["referral"]["respond_by"] == "2026-12-06T10:00:00Z"
+    assert outputs.statuses() == [("offered", SIXTY)]
+    async with store.transaction() as tx:
+        assert await tx.offered_since(week_start(NOW)) == {SIXTY: 1}
+    assert await store.pending_outputs() == []
+
+
+async def test_without_consent_a_decision_is_published_but_nothing_is_followed(
+    router: Router, outputs: FakeOutputs, clock: Clock
+) -> None:
+    """No consent to share: the recommendation goes out, no referral, no status, no deadline."""
+    await router.on_questionnaire(
+        questionnaire(contact=None, consents__share_with_association=False)
+    )
+    [decision] = outputs.on("routing.decisions")
+    assert decision["primary"] == SIXTY and decision["referral"] is None
+    clock.advance(days=30)
+    assert await router.check_deadlines() == 0
+    assert outputs.statuses() == []
+
+
+async def test_a_decline_moves_the_referral_to_the_next_alternate(
+    router: Router, outputs: FakeOutputs
+) -> None:
+    """Declined: a new decision (attempt 2, new id) offers the next alternate the same referral."""
+    await router.on_questionnaire(questionnaire())
+    first = outputs.on("routing.decisions")[0]
+    await router.on_response(
+        SIXTY, answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NO_CAPACITY)
+    )
+    second = outputs.on("routing.decisions")[1]
+    assert second["attempt"] == 2 and second["primary"] == SOUFFLE and second["alternates"] == []
+    assert second["decision_id"] == str(reorientation_id(UUID(first["decision_id"]), 2))
+    assert second["referral"]["association_id"] == SOUFFLE
+    assert second["referral"]["contact"] == first["referral"]["contact"]
+    assert second["referral"]["respond_by"] == "2026-12-06T10:00:00Z"
+    assert outputs.statuses() == [
+        ("offered", SIXTY),
+        ("declined", SIXTY),
+        ("reoriented", SIXTY),
+        ("offered", SOUFFLE),
+    ]
+    assert outputs.on("referrals.status")[1]["reason"] == "no_capacity"
+    assert outputs.on("referrals.status")[2]["next_association_id"] == SOUFFLE
+
+
+async def test_silence_brings_a_reminder_then_expiry_and_the_next_alternate(
+    router: Router, outputs: FakeOutputs, clock: Clock
+) -> None:
+    """Two days before the deadline a reminder goes out once; at the deadline it moves on."""
+    await router.on_questionnaire(questionnaire())
+    clock.advance(days=7, hours=23)
+    assert await router.check_deadlines() == 0
+    clock.advance(hours=1)
+    assert await router.check_deadlines() == 1
+    assert await router.check_deadlines() == 0
+    assert outputs.statuses()[-1] == ("reminded", SIXTY)
+    clock.advance(days=2)
+    assert await router.check_deadlines() == 1
+    assert outputs.statuses()[1:] == [
+        ("reminded", SIXTY),
+        ("expired", SIXTY),
+        ("reoriented", SIXTY),
+        ("offered", SOUFFLE),
+    ]
+    assert outputs.on("routing.decisions")[-1]["attempt"] == 2
+    assert outputs.on("routing.decisions")[-1]["referral"]["respond_by"] == "2026-12-16T10:00:00Z"
+
+
+async def test_when_nobody_is_left_the_person_goes_to_the_human_queue(
+    router: Router, outputs: FakeOutputs, clock: Clock
+) -> None:
+    """Every candidate declined or silent: an unrouted status and a human-queue event."""
+    await router.on_questionnaire(questionnaire())
+    await router.on_response(
+        SIXTY, answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NOT_ELIGIBLE)
+    )
+    clock.advance(days=10)
+    assert await router.check_deadlines() == 1
+    assert outputs.statuses()[-2:] == [("expired", SOUFFLE), ("unrouted", SOUFFLE)]
+    [queued] = outputs.on("referrals.unrouted")
+    assert queued["cause"] == "all_declined_or_expired"
+    assert [(t["association_id"], t["outcome"], t["reason"]) for t in queued["tried"]] == [
+        (SIXTY, "declined", "not_eligible"),
+        (SOUFFLE, "expired", None),
+    ]
+    assert "contact" not in queued and "Claire" not in str(queued)
+    clock.advance(days=30)
+    assert await router.check_deadlines() == 0
+
+
+async def test_no_eligible_association_with_consent_goes_straight_to_the_human_queue(
+    router: Router, outputs: FakeOutputs, directory: Directory, store: Store, clock: Clock
+) -> None:
+    """All candidates paused: the decision has no referral and the human queue gets the case."""
+    paused = directory.model_copy(
+        update={
+            "associations": [a.model_copy(update={"paused": True}) for a in directory.associations]
+        }
+    )
+    await Router(store, paused, outputs, clock).on_questionnaire(questionnaire())
+    [decision] = outputs.on("routing.decisions")
+    assert decision["primary"] is None and decision["referral"] is None
+    assert outputs.on("referrals.unrouted")[0]["cause"] == "no_candidate"
+
+
+async def test_an_answer_about_a_referral_not_held_is_rejected_and_changes_nothing(
+    router: Router, outputs: FakeOutputs
+) -> None:
+    """Another association, or another referral id, cannot answer; the holder still can."""
+    await router.on_questionnaire(questionnaire())
+    held = current_referral(outputs)
+    with pytest.raises(Rejected, match="second-souffle does not hold"):
+        await router.on_response(SOUFFLE, answer(SOUFFLE, held, "r-1", DeclineReason.OTHER))
+    with pytest.raises(Rejected, match="does not hold"):
+        await router.on_response(
+            SIXTY, answer(SIXTY, "00000000-0000-4000-8000-000000000000", "r-2")
+        )
+    assert outputs.statuses() == [("offered", SIXTY)]
+    await router.on_response(SIXTY, answer(SIXTY, held, "r-3"))
+    assert outputs.statuses()[-1] == ("accepted", SIXTY)
+    with pytest.raises(Rejected, match="already accepted"):
+        await router.on_response(SIXTY, answer(SIXTY, held, "r-4", DeclineReason.DUPLICATE))
+
+
+async def test_a_redelivered_answer_is_handled_once(router: Router, outputs: FakeOutputs) -> None:
+    """The same answer event delivered twice declines once (no double re-orientation)."""
+    await router.on_questionnaire(questionnaire())
+    decline = answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.UNREACHABLE)
+    await router.on_response(SIXTY, decline)
+    await router.on_response(SIXTY, decline)
+    assert [s for s, _ in outputs.statuses()].count("declined") == 1
+    assert len(outputs.on("routing.decisions")) == 2
+
+
+async def test_accepting_stops_the_clock_and_erases_the_contact_details(
+    router: Router, outputs: FakeOutputs, store: Store, clock: Clock
+) -> None:
+    """Accepted: no reminder nor expiry afterwards, and the stored referral copy is erased."""
+    await router.on_questionnaire(questionnaire())
+    await router.on_response(SIXTY, answer(SIXTY, current_referral(outputs), "r-1"))
+    clock.advance(days=30)
+    assert await router.check_deadlines() == 0
+    async with store.transaction() as tx:
+        row = await tx.referral(REFERENCE)
+    assert row is not None and row["status"] == "accepted" and row["template"] is None
+
+
+async def test_outputs_survive_a_failed_publish_and_go_out_on_the_next_flush(
+    router: Router, outputs: FakeOutputs, clock: Clock
+) -> None:
+    """Kafka down after the decision is stored: nothing is lost, the retry publishes it once."""
+    outputs.fail_next = 1
+    with pytest.raises(OSError):
+        await router.on_questionnaire(questionnaire())
+    assert outputs.sent == []
+    assert await router.on_questionnaire(questionnaire()) is False  # the redelivery
+    assert len(outputs.on("routing.decisions")) == 1
+    assert outputs.statuses() == [("offered", SIXTY)]
+    clock.advance(minutes=5)
+    assert await router.flush(older_than=timedelta(seconds=30)) == 0
+
+
+async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
+    store: Store, directory: Directory, clock: Clock
+) -> None:
+    """Two instances on one database: the expiry and the re-orientation happen exactly once."""
+    first_out, second_out = FakeOutputs(), FakeOutputs()
+    first = Router(store, directory, first_out, clock)
+    second_store = Store.from_url(store.engine.url.render_as_string(hide_password=False))
+    second = Router(second_store, directory, second_out, clock)
+    for n in range(4):
+        event = QUESTIONNAIRES.envelope(
+            submitted(reference=f"RB-0000-0000-0000-000{n}"),
+            subject=f"RB-0000-0000-0000-000{n}",
+            correlationid="c",
+            id=f"event-{n}",
+        )
+        await first.on_questionnaire(event)
+    clock.advance(days=10)
+    fired = await asyncio.gather(first.check_deadlines(), second.check_deadlines())
+    await second_store.close()
+    assert sum(fired) == 4
+    expired = [
+        d
+        for out in (first_out, second_out)
+        for d in out.on("referrals.status")
+        if d["status"] == "expired"
+    ]
+    assert sorted(d["reference"] for d in expired) == [
+        f"RB-0000-0000-0000-000{n}" for n in range(4)
+    ]
+    async with store.transaction() as tx:
+        rows = (await tx.connection.execute(select(referrals.c.attempt))).scalars().all()
+    assert rows == [2, 2, 2, 2]
