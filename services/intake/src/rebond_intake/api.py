@@ -1,22 +1,34 @@
 """HTTP routes. They only translate: parse the contract, call a plain function, reply."""
 
+import hashlib
+import re
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from rebond_contracts.payloads import QuestionnaireCompletedV1
-from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
+from rebond_contracts.payloads import REFERENCE_PATTERN, QuestionnaireCompletedV1
+from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
 from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_intake.errors import localise, request_locale
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
+from rebond_intake.questionnaire_form import questionnaire_form
 from rebond_intake.references import new_reference
+from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.settings import IntakeSettings
+from rebond_intake.store import StatusStore, StoreUnavailable, Submission
+from rebond_intake.timeline import build_timeline, current_status
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
+
+#: Event ids of submissions sent with an Idempotency-Key are derived from the key.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("9b0f3c55-2b43-4a55-9f0e-3f4f4a2b6c11")
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{8,128}$"
 
 
 def get_publisher(request: Request) -> SubmissionPublisher:
@@ -29,65 +41,286 @@ def get_settings(request: Request) -> IntakeSettings:
     return settings
 
 
+def get_store(request: Request) -> StatusStore:
+    store: StatusStore = request.app.state.store
+    return store
+
+
 Publisher = Annotated[SubmissionPublisher, Depends(get_publisher)]
 Settings = Annotated[IntakeSettings, Depends(get_settings)]
+Store = Annotated[StatusStore, Depends(get_store)]
 
 
 class Accepted(BaseModel):
     reference: str
     status_url: str
     message: str
+    #: Present when the person answered `distress: yes`: whom to call, right now.
+    resources: list[Resource] | None = None
 
 
-class Unavailable(BaseModel):
+class Problem(BaseModel):
     error: str
     message: str
+
+
+class Unavailable(Problem):
     retry_after_s: int
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    path: str
+    type: str
+    msg: str
+
+
+class ValidationProblem(BaseModel):
+    error: str = "invalid"
+    locale: str
+    detail: list[FieldError]
+
+
+class TimelineStep(BaseModel):
+    code: str
+    at: datetime
+    text: str
+    association_id: str | None = None
+    association_name: str | None = None
+    reasons: list[str] = []
+
+
+class SubmissionStatus(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "reference": "RB-7K3M-Q9XA-2DFE-W8NB",
+                    "status": "accepted",
+                    "refresh_after_s": 30,
+                    "timeline": [
+                        {
+                            "code": "received",
+                            "at": "2026-03-01T09:00:00Z",
+                            "text": "Questionnaire reçu.",
+                            "reasons": [],
+                        },
+                        {
+                            "code": "oriented",
+                            "at": "2026-03-01T09:00:02Z",
+                            "text": "Orientation proposée : 60 000 rebonds.",
+                            "association_id": "60000-rebonds",
+                            "association_name": "60 000 rebonds",
+                            "reasons": ["Vous êtes après une liquidation et cherchez un parrain."],
+                        },
+                        {
+                            "code": "accepted",
+                            "at": "2026-03-02T10:00:00Z",
+                            "text": "60 000 rebonds a accepté votre demande et va vous contacter.",
+                            "association_id": "60000-rebonds",
+                            "association_name": "60 000 rebonds",
+                            "reasons": [],
+                        },
+                    ],
+                }
+            ]
+        }
+    }
+
+    reference: str
+    status: str
+    refresh_after_s: int
+    timeline: list[TimelineStep]
+
+
+_EXAMPLE_ACCEPTED = {
+    "reference": "RB-7K3M-Q9XA-2DFE-W8NB",
+    "status_url": "/v1/submissions/RB-7K3M-Q9XA-2DFE-W8NB",
+    "message": "Merci. Votre questionnaire est bien enregistré.",
+    "resources": None,
+}
+_EXAMPLE_422 = {
+    "error": "invalid",
+    "locale": "fr",
+    "detail": [
+        {
+            "loc": ["body", "situation", "department"],
+            "path": "situation.department",
+            "type": "department_region_mismatch",
+            "msg": "Ce département n'appartient pas à la région choisie.",
+        }
+    ],
+}
+
+
+def _unavailable(settings: IntakeSettings) -> JSONResponse:
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(settings.retry_after_s)},
+        content=Unavailable(
+            error="unavailable",
+            message="Le service est momentanément indisponible : votre questionnaire "
+            "n'a pas été enregistré. Merci de réessayer dans quelques instants.",
+            retry_after_s=settings.retry_after_s,
+        ).model_dump(),
+    )
+
+
+def _invalid(locale: str, errors: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse(
+        status_code=422,
+        content={"error": "invalid", "locale": locale, "detail": localise(errors, locale)},
+    )
 
 
 @router.post(
     "/v1/submissions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
+    summary="Send the questionnaire",
     responses={
-        503: {"model": Unavailable, "description": "Kafka unreachable: nothing was accepted"}
+        202: {"content": {"application/json": {"example": _EXAMPLE_ACCEPTED}}},
+        409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
+        413: {"model": Problem, "description": "Body over the size limit"},
+        415: {"model": Problem, "description": "Not JSON"},
+        422: {
+            "model": ValidationProblem,
+            "description": "One entry per faulty field, in the request's language",
+            "content": {"application/json": {"example": _EXAMPLE_422}},
+        },
+        429: {"model": Unavailable, "description": "Too many submissions from this client"},
+        503: {"model": Unavailable, "description": "Kafka unreachable: nothing was accepted"},
     },
     openapi_extra={
         "requestBody": {"content": {"application/json": {"example": EXAMPLE_QUESTIONNAIRE}}}
     },
 )
 async def submit(
-    questionnaire: QuestionnaireV1, publisher: Publisher, settings: Settings
+    questionnaire: QuestionnaireV1,
+    request: Request,
+    publisher: Publisher,
+    settings: Settings,
+    store: Store,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="A unique key per questionnaire (a UUID): a retry with the same key "
+            "and body returns the same reference and sends nothing twice.",
+        ),
+    ] = None,
 ) -> object:
     """Accept a questionnaire; the reference is returned only once Kafka has it durably."""
-    reference = new_reference()
-    event = QUESTIONNAIRES.envelope(
-        QuestionnaireCompletedV1(
-            reference=reference, received_at=datetime.now(UTC), questionnaire=questionnaire
-        ),
-        subject=reference,
-        correlationid=reference,
-    )
-    with structlog.contextvars.bound_contextvars(reference=reference, event_id=event.id):
-        try:
-            await publisher.publish(event)
-        except BrokerUnavailable as error:
-            log.warning("submission_not_accepted", reason=str(error))
-            return JSONResponse(
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(settings.retry_after_s)},
-                content=Unavailable(
-                    error="unavailable",
-                    message="Le service est momentanément indisponible : votre questionnaire "
-                    "n'a pas été enregistré. Merci de réessayer dans quelques instants.",
-                    retry_after_s=settings.retry_after_s,
-                ).model_dump(),
-            )
-        log.info("submission_accepted")
+    locale = questionnaire.locale.value
+    try:
+        canonical = questionnaire.model_dump_json().encode("utf-8")
+    except (ValueError, UnicodeError):
+        return _invalid(locale, [{"loc": ("body",), "type": "invalid_characters"}])
+    received_at = datetime.now(UTC)
+    body_hash = hashlib.sha256(canonical).hexdigest()
+    if idempotency_key is None:
+        wanted = Submission(new_reference(), received_at, str(uuid.uuid4()), None, None, False)
+    else:
+        event_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
+        wanted = Submission(
+            new_reference(), received_at, event_id, idempotency_key, body_hash, False
+        )
+    try:
+        claimed = await store.claim(wanted)
+    except StoreUnavailable as error:
+        log.warning("submission_not_accepted", reason=f"store: {error}")
+        return _unavailable(settings)
+    if claimed.body_hash != wanted.body_hash:
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content=Problem(
+                error="idempotency_key_reused",
+                message="Cette clé d'idempotence a déjà servi pour un autre questionnaire."
+                if locale == "fr"
+                else "This idempotency key was already used for another questionnaire.",
+            ).model_dump(),
+        )
+    reference = claimed.reference
+    with structlog.contextvars.bound_contextvars(reference=reference, event_id=claimed.event_id):
+        if not claimed.acknowledged:
+            event = QUESTIONNAIRES.envelope(
+                QuestionnaireCompletedV1(
+                    reference=reference,
+                    received_at=claimed.received_at,
+                    questionnaire=questionnaire,
+                ),
+                subject=reference,
+                correlationid=reference,
+                id=claimed.event_id,
+            ).model_copy(update={"time": claimed.received_at})
+            try:
+                await publisher.publish(event)
+                await store.acknowledge(reference)
+            except (BrokerUnavailable, StoreUnavailable) as error:
+                log.warning("submission_not_accepted", reason=str(error))
+                return _unavailable(settings)
+            log.info("submission_accepted")
+        else:
+            log.info("submission_replayed")
+    distressed = questionnaire.distress == Distress.YES
     return Accepted(
         reference=reference,
         status_url=f"/v1/submissions/{reference}",
-        message="Merci. Votre questionnaire est bien enregistré.",
+        message="Merci. Votre questionnaire est bien enregistré."
+        if locale == "fr"
+        else "Thank you. Your questionnaire is safely recorded.",
+        resources=RESOURCES if distressed else None,
+    )
+
+
+@router.get("/v1/questionnaire", summary="The questions, options and labels (fr, en)")
+async def get_questionnaire() -> dict[str, Any]:
+    """Everything a portal needs to render the form; the distress question comes first."""
+    return questionnaire_form()
+
+
+@router.get(
+    "/v1/submissions/{reference}",
+    response_model=SubmissionStatus,
+    summary="A person's status timeline",
+    responses={
+        404: {"model": Problem, "description": "Unknown reference"},
+        503: {"model": Unavailable, "description": "Status store unreachable"},
+    },
+)
+async def get_status(
+    reference: str,
+    settings: Settings,
+    store: Store,
+    locale: str | None = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> object:
+    """Received, oriented to whom and why, accepted / declined / re-oriented, closed."""
+    lang = request_locale({"locale": locale}, accept_language)
+    not_found = JSONResponse(
+        status_code=404,
+        content=Problem(
+            error="not_found",
+            message="Référence inconnue." if lang == "fr" else "Unknown reference.",
+        ).model_dump(),
+    )
+    if not re.fullmatch(REFERENCE_PATTERN, reference):
+        return not_found
+    try:
+        submission = await store.submission(reference)
+        records = await store.records(reference)
+    except StoreUnavailable:
+        return _unavailable(settings)
+    known = submission is not None and submission.acknowledged
+    if not known and not records:
+        return not_found
+    steps = build_timeline(submission.received_at if known and submission else None, records, lang)
+    return SubmissionStatus(
+        reference=reference,
+        status=current_status(steps),
+        refresh_after_s=settings.status_refresh_s,
+        timeline=[TimelineStep(**step.__dict__) for step in steps],
     )
 
 
@@ -97,9 +330,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", include_in_schema=False)
-async def readyz(publisher: Publisher) -> JSONResponse:
-    ready = publisher.ready()
+async def readyz(publisher: Publisher, request: Request) -> JSONResponse:
+    kafka = publisher.ready()
+    store = bool(getattr(request.app.state, "store_ready", False))
     return JSONResponse(
-        status_code=200 if ready else 503,
-        content={"kafka": "connected" if ready else "unreachable"},
+        status_code=200 if kafka and store else 503,
+        content={
+            "kafka": "connected" if kafka else "unreachable",
+            "store": "ready" if store else "unreachable",
+        },
     )

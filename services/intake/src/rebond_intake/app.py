@@ -3,44 +3,181 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from importlib.resources import files
+from pathlib import Path
 
-from fastapi import FastAPI
+import structlog
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from faststream.kafka import KafkaBroker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_intake.api import router
-from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublisher, build_broker
+from rebond_intake.consumer import build_consumer
+from rebond_intake.errors import localise, request_locale
+from rebond_intake.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_intake.publisher import (
+    KafkaSubmissionPublisher,
+    SubmissionPublisher,
+    build_broker,
+    kafka_security,
+)
 from rebond_intake.settings import IntakeSettings
+from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+
+log = structlog.get_logger(__name__)
+STATIC = Path(str(files("rebond_intake") / "static"))
+
+
+async def _start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
+    """Start the status consumer, retrying with backoff while Kafka is unreachable."""
+    backoff = 0.5
+    while True:
+        try:
+            await broker.start()
+        except (KafkaError, OSError) as error:
+            log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
+            await broker.stop()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+        else:
+            return
+
+
+async def _start_store_forever(
+    app: FastAPI, store: StatusStore, max_backoff_s: float = 10.0
+) -> None:
+    """Open the store (creating its tables), retrying while the database is unreachable;
+    meanwhile submissions and status requests answer 503."""
+    backoff = 0.5
+    while True:
+        try:
+            await store.start()
+        except StoreUnavailable as error:
+            log.warning("store_unreachable", error=str(error), retry_in_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+        else:
+            app.state.store_ready = True
+            return
 
 
 def create_app(
-    settings: IntakeSettings | None = None, publisher: SubmissionPublisher | None = None
+    settings: IntakeSettings | None = None,
+    publisher: SubmissionPublisher | None = None,
+    store: StatusStore | None = None,
+    *,
+    consume: bool | None = None,
 ) -> FastAPI:
+    """The intake app. By default it publishes to and consumes from Kafka and keeps its status
+    store at `settings.store_url`; a given `publisher` (a fake) turns the consumer off unless
+    `consume=True`. A given `store` is used as it is (the caller starts and closes it)."""
     settings = settings or IntakeSettings()
+    consume = publisher is None if consume is None else consume
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if publisher is not None:
+        own_store = store is None
+        app.state.store = store or SqlStatusStore(settings.store_url)
+        tasks: list[asyncio.Task[None]] = []
+        app.state.store_ready = not own_store
+        if own_store:
+            tasks.append(asyncio.create_task(_start_store_forever(app, app.state.store)))
+        kafka: KafkaSubmissionPublisher | None = None
+        consumer: KafkaBroker | None = None
+        security = kafka_security(
+            settings.kafka_security_protocol, settings.kafka_sasl_mechanism,
+            settings.kafka_sasl_username, settings.kafka_sasl_password,
+        )  # fmt: skip
+        if publisher is None:
+            kafka = KafkaSubmissionPublisher(
+                build_broker(settings.kafka_bootstrap_servers, security=security),
+                settings.publish_timeout_s,
+            )
+            app.state.publisher = kafka
+            tasks.append(asyncio.create_task(kafka.connect_forever()))
+        else:
             app.state.publisher = publisher
-            yield
-            return
-        kafka = KafkaSubmissionPublisher(
-            build_broker(settings.kafka_bootstrap_servers), settings.publish_timeout_s
-        )
-        app.state.publisher = kafka
-        connecting = asyncio.create_task(kafka.connect_forever())
+        if consume:
+            consumer = build_consumer(
+                settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
+                security=security,
+            )  # fmt: skip
+            tasks.append(asyncio.create_task(_start_forever(consumer)))
         try:
             yield
         finally:
-            connecting.cancel()
-            with suppress(asyncio.CancelledError):
-                await connecting
-            await kafka.close()
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            if consumer is not None:
+                await consumer.stop()
+            if kafka is not None:
+                await kafka.close()
+            if own_store:
+                await app.state.store.close()
 
     app = FastAPI(
         title="Rebond intake",
         version="1.0.0",
-        description="Le questionnaire du Portail du rebond des entrepreneurs.",
+        description="Le questionnaire du Portail du rebond des entrepreneurs : envoi des "
+        "réponses, formulaire, et suivi d'une demande par sa référence.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        locale = request_locale(error.body, request.headers.get("accept-language"))
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": "invalid",
+                "locale": locale,
+                "detail": localise(list(error.errors()), locale),
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return JSONResponse(
+            status_code=error.status_code,
+            headers=getattr(error, "headers", None),
+            content={"error": codes.get(error.status_code, "error"), "message": str(error.detail)},
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def portal() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/suivi/{reference}", include_in_schema=False)
+    async def status_page(reference: str) -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    app.add_middleware(
+        SubmissionGuard,
+        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Idempotency-Key", "Accept-Language"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
     return app

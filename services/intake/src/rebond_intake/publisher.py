@@ -6,6 +6,8 @@ from typing import Protocol
 import structlog
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker, KafkaPublisher
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import SecretStr
 
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import QuestionnaireCompletedV1
@@ -25,15 +27,32 @@ class SubmissionPublisher(Protocol):
     def ready(self) -> bool: ...
 
 
-def build_broker(bootstrap_servers: str, *, request_timeout_ms: int = 5000) -> KafkaBroker:
+def build_broker(
+    bootstrap_servers: str, *, security: BaseSecurity | None = None, request_timeout_ms: int = 5000
+) -> KafkaBroker:
     """An idempotent producer that waits for every in-sync replica (acks=all)."""
     return KafkaBroker(
         bootstrap_servers,
+        security=security,
         acks="all",
         enable_idempotence=True,
         request_timeout_ms=request_timeout_ms,
         client_id="rebond-intake",
         logger=None,
+    )
+
+
+def kafka_security(
+    protocol: str, mechanism: str, username: str | None, password: SecretStr | None
+) -> BaseSecurity | None:
+    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
+    if protocol == "PLAINTEXT":
+        return None
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+    return kind[mechanism](
+        username=username or "",
+        password=password.get_secret_value() if password else "",
+        use_ssl=protocol == "SASL_SSL",
     )
 
 

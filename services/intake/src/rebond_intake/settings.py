@@ -1,9 +1,10 @@
 """Intake's settings, read from `INTAKE_*` environment variables."""
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class IntakeSettings(BaseSettings):
@@ -14,6 +15,11 @@ class IntakeSettings(BaseSettings):
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("INTAKE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
+    #: SASL on a secured cluster (`make run`'s broker): the service's own principal.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     #: How long a submission may wait for Kafka's acknowledgement before the person gets a 503.
@@ -21,3 +27,43 @@ class IntakeSettings(BaseSettings):
     #: What `Retry-After` tells a person when Kafka is unreachable.
     retry_after_s: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+
+    #: Consumer group of the status consumer (decisions, referral statuses, deliveries).
+    group_id: str = "rebond-intake"
+    #: Where the default SQLite status store lives.
+    data_dir: Path = Path(".run/intake")
+    #: SQLAlchemy URL of the status store; empty means `sqlite+aiosqlite:///<data_dir>/intake.db`.
+    database_url: str = ""
+    #: Largest accepted request body, in bytes (`413` above).
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    #: Submissions allowed per client and per minute (refill rate); 0 disables the limit.
+    rate_limit_per_minute: float = Field(default=20.0, ge=0)
+    #: Submissions a client may send in a burst before the rate applies.
+    rate_limit_burst: int = Field(default=10, ge=1)
+    #: Browser origins allowed to call the API (comma-separated), e.g. the portal's own site.
+    cors_origins: Annotated[list[str], NoDecode] = []
+    #: How often the status page refreshes, in seconds.
+    status_refresh_s: int = Field(default=30, ge=5)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_origins(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("cors_origins"), str):
+            raw = data["cors_origins"]
+            data["cors_origins"] = [o.strip() for o in raw.split(",") if o.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> "IntakeSettings":
+        if self.environment == "production":
+            if "*" in self.cors_origins:
+                raise ValueError("INTAKE_CORS_ORIGINS may not be '*' in production")
+            if self.rate_limit_per_minute == 0:
+                raise ValueError("INTAKE_RATE_LIMIT_PER_MINUTE may not be 0 in production")
+        return self
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'intake.db'}"

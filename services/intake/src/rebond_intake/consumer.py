@@ -1,0 +1,102 @@
+"""Kafka entry point: keep the decisions, referral statuses and deliveries of each reference.
+
+At-least-once: the offset is committed only once the record is stored (duplicates are dropped by
+event id). A record that cannot be read goes to `deadletter.intake` and the partition flows on.
+"""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.security import BaseSecurity
+
+from rebond_contracts.envelope import EnvelopeError
+from rebond_contracts.payloads import DeadLetterV1
+from rebond_contracts.topics import (
+    DECISIONS,
+    DELIVERIES,
+    REFERRAL_STATUS,
+    Service,
+    Topic,
+    dead_letters,
+)
+from rebond_intake.store import StatusStore
+from rebond_intake.timeline import record_of
+
+log = structlog.get_logger(__name__)
+DEAD_LETTERS = dead_letters(Service.INTAKE)
+CONSUMED = (DECISIONS, REFERRAL_STATUS, DELIVERIES)
+
+
+def build_consumer(
+    bootstrap_servers: str,
+    store: StatusStore,
+    *,
+    group_id: str = "rebond-intake",
+    security: BaseSecurity | None = None,
+    auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
+) -> KafkaBroker:
+    """A broker whose subscribers store every status event of the three topics."""
+    broker = KafkaBroker(
+        bootstrap_servers,
+        security=security,
+        acks="all",
+        enable_idempotence=True,
+        client_id="rebond-intake-status",
+        logger=None,
+    )
+    dead = broker.publisher(
+        DEAD_LETTERS.name, title=DEAD_LETTERS.name, description=DEAD_LETTERS.description,
+        schema=DEAD_LETTERS.payload,
+    )  # fmt: skip
+
+    for topic in CONSUMED:
+        broker.subscriber(
+            topic.name,
+            group_id=group_id,
+            auto_offset_reset=auto_offset_reset,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"intake:{topic.name}",
+            description=f"Keep {topic.name} for the person's status timeline.",
+        )(_handler(topic, store, dead))
+    return broker
+
+
+def _handler(topic: Topic, store: StatusStore, dead: Any) -> Any:
+    async def handle(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message
+        try:
+            event = topic.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            added = await store.add(record_of(event.id, event.data))
+            log.info("status_stored" if added else "status_duplicate", topic=record.topic)
+
+    return handle
+
+
+def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
+    """Arguments for publishing `record` to intake's dead-letter topic."""
+    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
+    letter = DeadLetterV1(
+        service=Service.INTAKE.value,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        value=(record.value or b"").decode("utf-8", "replace"),
+        headers=headers,
+        error=error,
+        failed_at=datetime.now(UTC),
+    )
+    return {
+        "message": letter.model_dump_json().encode(),
+        "key": record.key,
+        "headers": {**headers, "content-type": "application/json", "x-error": error[:500]},
+    }

@@ -1,0 +1,107 @@
+"""Fakes of intake's own ports (publisher, store) and a client built with them."""
+
+import dataclasses
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rebond_contracts.envelope import Envelope
+from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_intake.app import create_app
+from rebond_intake.publisher import BrokerUnavailable
+from rebond_intake.settings import IntakeSettings
+from rebond_intake.store import Submission
+from rebond_intake.timeline import Record
+
+
+class FakePublisher:
+    """Keeps what it was given; can be switched to behave like an unreachable broker."""
+
+    def __init__(self, *, down: bool = False) -> None:
+        self.events: list[Envelope[QuestionnaireCompletedV1]] = []
+        self.down = down
+
+    async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
+        if self.down:
+            raise BrokerUnavailable("KafkaConnectionError")
+        self.events.append(event)
+
+    def ready(self) -> bool:
+        return not self.down
+
+
+class FakeStore:
+    """An in-memory status store with the same behaviour as the SQL one."""
+
+    def __init__(self) -> None:
+        self.submissions: dict[str, Submission] = {}
+        self.kept: dict[str, Record] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def claim(self, submission: Submission) -> Submission:
+        for existing in self.submissions.values():
+            key = submission.idempotency_key
+            if key is not None and existing.idempotency_key == key:
+                return existing
+        self.submissions[submission.reference] = submission
+        return submission
+
+    async def acknowledge(self, reference: str) -> None:
+        self.submissions[reference] = dataclasses.replace(
+            self.submissions[reference], acknowledged=True
+        )
+
+    async def submission(self, reference: str) -> Submission | None:
+        return self.submissions.get(reference)
+
+    async def add(self, record: Record) -> bool:
+        if record.event_id in self.kept:
+            return False
+        self.kept[record.event_id] = record
+        return True
+
+    async def records(self, reference: str) -> list[Record]:
+        return [r for r in self.kept.values() if r.reference == reference]
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def make_client(publisher: FakePublisher, store: FakeStore) -> Iterator[Callable[..., TestClient]]:
+    """`make_client(**settings)`: a TestClient of intake with the fakes above."""
+    opened: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        settings = IntakeSettings(**{"retry_after_s": 7, "rate_limit_per_minute": 0, **overrides})
+        client = TestClient(create_app(settings, publisher=publisher, store=store))
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def fake_publisher_class() -> type[FakePublisher]:
+    return FakePublisher
+
+
+@pytest.fixture(scope="session")
+def fake_store_class() -> type[FakeStore]:
+    return FakeStore

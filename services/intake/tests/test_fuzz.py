@@ -1,0 +1,48 @@
+"""API fuzzing: schemathesis generates requests from the OpenAPI document; none may give a 5xx."""
+
+import hypothesis
+import schemathesis
+from hypothesis import HealthCheck
+
+from rebond_intake.app import create_app
+from rebond_intake.settings import IntakeSettings
+
+
+def _app():
+    """Intake with the fakes of conftest.py; built at import, as schemathesis reads the schema
+    at collection time."""
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location(
+        "intake_test_fakes", pathlib.Path(__file__).with_name("conftest.py")
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    settings = IntakeSettings(rate_limit_per_minute=0)
+    return create_app(settings, publisher=module.FakePublisher(), store=module.FakeStore())
+
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
+CALLS = {"count": 0}
+
+
+@schema.parametrize()
+@hypothesis.settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+def test_no_input_gives_a_server_error(case) -> None:
+    """Whatever is sent to any operation, the answer is never a 5xx."""
+    response = case.call()
+    CALLS["count"] += 1
+    CALLS[response.status_code] = CALLS.get(response.status_code, 0) + 1
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    assert "Traceback" not in response.text
+
+
+def test_at_least_a_thousand_cases_were_tried() -> None:
+    """The fuzz run above really exercised 1,000 generated requests or more."""
+    assert CALLS["count"] >= 1000, CALLS

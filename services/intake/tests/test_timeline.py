@@ -1,0 +1,167 @@
+"""The status timeline, built from consumed events: pure, no Kafka."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import (
+    DeclineReason,
+    DeliveryChannel,
+    DeliveryOutcome,
+    DeliveryV1,
+    Reason,
+    ReferralStatus,
+    ReferralStatusV1,
+    RoutingDecisionV1,
+)
+from rebond_intake.timeline import Record, build_timeline, current_status, record_of
+
+REF = "RB-7K3M-Q9XA-2DFE-W8NB"
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingDecisionV1:
+    return RoutingDecisionV1(
+        decision_id=uuid.uuid4(),
+        reference=REF,
+        rule_set_version="2026.1",
+        primary=primary,
+        reasons=[
+            Reason(
+                code="stage_after_liquidation",
+                fr="Vous êtes après une liquidation.",
+                en="You are after a liquidation.",
+            )
+        ],
+        attempt=attempt,
+        decided_at=at(minutes),
+    )
+
+
+def status(minutes: int, state: ReferralStatus, **extra: object) -> ReferralStatusV1:
+    return ReferralStatusV1(reference=REF, status=state, at=at(minutes), **extra)  # type: ignore[arg-type]
+
+
+def rec(payload: object) -> Record:
+    return record_of(str(uuid.uuid4()), payload)  # type: ignore[arg-type]
+
+
+SOIX = AssociationId.SOIXANTE_MILLE_REBONDS
+SOUFFLE = AssociationId.SECOND_SOUFFLE
+
+
+@pytest.mark.parametrize(
+    ("payloads", "locale", "codes", "texts"),
+    [
+        ([], "fr", ["received"], ["Questionnaire reçu."]),
+        (
+            [decision(1, SOIX)],
+            "fr",
+            ["received", "oriented"],
+            ["Questionnaire reçu.", "Orientation proposée : 60 000 rebonds."],
+        ),
+        (
+            [decision(1, SOIX)],
+            "en",
+            ["received", "oriented"],
+            ["Questionnaire received.", "Suggested association: 60 000 rebonds."],
+        ),
+        ([decision(1, None)], "fr", ["received", "not_oriented"], None),
+        (
+            [
+                decision(1, SOIX),
+                status(2, ReferralStatus.OFFERED, association_id=SOIX),
+                status(30, ReferralStatus.DECLINED, association_id=SOIX,
+                       reason=DeclineReason.NO_CAPACITY),
+                status(31, ReferralStatus.REORIENTED, association_id=SOIX,
+                       next_association_id=SOUFFLE),
+                decision(31, SOUFFLE, attempt=2),
+                status(40, ReferralStatus.ACCEPTED, association_id=SOUFFLE),
+                status(90, ReferralStatus.CLOSED, association_id=SOUFFLE),
+            ],
+            "fr",
+            ["received", "oriented", "offered", "declined", "reoriented", "reoriented",
+             "accepted", "closed"],
+            None,
+        ),
+        (
+            [status(5, ReferralStatus.UNROUTED)],
+            "fr",
+            ["received", "unrouted"],
+            None,
+        ),
+        (
+            [status(5, ReferralStatus.EXPIRED, association_id=SOIX)],
+            "en",
+            ["received", "expired"],
+            ["Questionnaire received.", "60 000 rebonds did not answer in time."],
+        ),
+    ],
+)  # fmt: skip
+def test_timeline_table(payloads, locale, codes, texts) -> None:
+    """Each sequence of events gives the expected steps and words, in the person's language."""
+    steps = build_timeline(T0, [rec(p) for p in payloads], locale)
+    assert [s.code for s in steps] == codes
+    if texts is not None:
+        assert [s.text for s in steps] == texts
+
+
+def test_duplicates_and_out_of_order_events_are_tolerated() -> None:
+    """The same event twice counts once; events are ordered by their own time."""
+    offered = rec(status(2, ReferralStatus.OFFERED, association_id=SOIX))
+    accepted = rec(status(10, ReferralStatus.ACCEPTED, association_id=SOIX))
+    oriented = rec(decision(1, SOIX))
+    steps = build_timeline(T0, [accepted, offered, accepted, oriented, offered], "fr")
+    assert [s.code for s in steps] == ["received", "oriented", "offered", "accepted"]
+    assert current_status(steps) == "accepted"
+
+
+def test_orientation_carries_the_reasons_in_the_locale() -> None:
+    """The person sees why they were oriented, in French or English."""
+    fr = build_timeline(T0, [rec(decision(1, SOIX))], "fr")[1]
+    en = build_timeline(T0, [rec(decision(1, SOIX))], "en")[1]
+    assert fr.reasons == ["Vous êtes après une liquidation."]
+    assert en.reasons == ["You are after a liquidation."]
+    assert fr.association_name == "60 000 rebonds"
+
+
+def test_decline_reason_is_explained() -> None:
+    """A decline shows its reason in words."""
+    steps = build_timeline(
+        T0,
+        [rec(status(3, ReferralStatus.DECLINED, association_id=SOIX,
+                    reason=DeclineReason.UNREACHABLE))],
+        "fr",
+    )  # fmt: skip
+    assert steps[-1].reasons == ["Vous n'avez pas pu être joint."]
+
+
+@pytest.mark.parametrize(
+    ("channel", "outcome", "code"),
+    [
+        (DeliveryChannel.ASSOCIATION_EMAIL, DeliveryOutcome.SENT, "delivered"),
+        (DeliveryChannel.WEBHOOK, DeliveryOutcome.DEAD_LETTERED, "delivery_failed"),
+        (DeliveryChannel.ASSOCIATION_EMAIL, DeliveryOutcome.FAILED, None),
+        (DeliveryChannel.PERSON_EMAIL, DeliveryOutcome.SENT, "person_email_sent"),
+    ],
+)
+def test_deliveries_in_the_timeline(channel, outcome, code) -> None:
+    """Sent and dead-lettered deliveries show; a failed attempt (retried) does not."""
+    delivery = DeliveryV1(
+        reference=REF, association_id=SOIX, channel=channel, outcome=outcome, at=at(3)
+    )
+    steps = build_timeline(T0, [rec(delivery)], "fr")
+    assert [s.code for s in steps[1:]] == ([code] if code else [])
+
+
+def test_records_keep_no_personal_data() -> None:
+    """What is kept from a decision is ids, reason texts and the attempt, not the referral."""
+    record = rec(decision(1, SOIX))
+    assert set(record.detail) == {"primary", "attempt", "reasons"}
+    assert record.kind == "decision" and record.reference == REF
