@@ -1,4 +1,4 @@
-"""`python -m rebond_notifier` (or `rebond-router`): publish referrals, serve health."""
+"""`python -m rebond_notifier` (or `rebond-notifier`): referrals, e-mails, webhooks, answer pages."""
 
 import uvicorn
 

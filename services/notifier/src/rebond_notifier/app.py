@@ -1,4 +1,8 @@
-"""The notifier's composition root: a Kafka consumer plus a small HTTP server for health."""
+"""The notifier's composition root: Kafka consumer, delivery dispatcher, store, HTTP server.
+
+`Notifier` builds everything with production adapters (SMTP, httpx); tests pass their own
+mailer or webhook poster. Nothing connects anywhere before `start()`.
+"""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -10,8 +14,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 
+from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
+from rebond_notifier.config import load_associations
 from rebond_notifier.consumer import build_broker
+from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
+from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.store import DeliveryStore
+from rebond_notifier.web import build_router
 
 log = structlog.get_logger(__name__)
 
@@ -32,26 +42,107 @@ async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> Non
             return
 
 
+class Notifier:
+    def __init__(
+        self,
+        settings: NotifierSettings,
+        *,
+        mailer: Mailer | None = None,
+        webhooks: WebhookPoster | None = None,
+    ) -> None:
+        self.settings = settings
+        self.associations = load_associations(
+            settings.associations_file, production=settings.environment == "production"
+        )
+        self.store = DeliveryStore.from_url(settings.database_url)
+        self.link_key = settings.link_secret.get_secret_value().encode()
+        self.links = LinkMaker(self.link_key, settings.public_base_url, settings.link_valid_days)
+        self.mailer = mailer or SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.mail_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            start_tls=settings.smtp_starttls,
+            timeout_s=settings.smtp_timeout_s,
+        )
+        self.webhooks = webhooks or HttpWebhookPoster()
+        self.broker, self.publishers = build_broker(
+            settings, self.store, self.associations, self.links, wake=self._wake
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.mailer,
+            self.webhooks,
+            self.associations,
+            self.publishers.outcome,
+            RetryPolicy(
+                max_attempts=settings.max_attempts,
+                base_s=settings.retry_base_s,
+                cap_s=settings.retry_cap_s,
+                lease_s=settings.lease_s,
+                webhook_timeout_s=settings.webhook_timeout_s,
+            ),
+            poll_interval_s=settings.poll_interval_s,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._started = False
+
+    def _wake(self) -> None:
+        self.dispatcher.wake()
+
+    @property
+    def connected(self) -> bool:
+        """Kafka answered once and the dispatcher runs."""
+        return self._started and self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        await self.store.create_schema()
+        await start_forever(self.broker)
+        self._started = True
+        await self.dispatcher.run()
+
+    async def start(self) -> None:
+        """Create the schema, then connect and dispatch in the background."""
+        self._task = asyncio.create_task(self._run(), name="notifier")
+
+    async def wait_connected(self, timeout_s: float = 60.0) -> None:
+        async with asyncio.timeout(timeout_s):
+            while not self._started:
+                if self._task is not None and self._task.done():
+                    self._task.result()
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        await self.broker.stop()
+        if isinstance(self.webhooks, HttpWebhookPoster):
+            await self.webhooks.close()
+        await self.store.close()
+
+
 def create_app(
-    settings: NotifierSettings | None = None, broker: KafkaBroker | None = None
+    settings: NotifierSettings | None = None, notifier: Notifier | None = None
 ) -> FastAPI:
     settings = settings or NotifierSettings()
-    broker = broker or build_broker(settings)
-    started: asyncio.Task[None] | None = None
+    notifier = notifier or Notifier(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal started
-        started = asyncio.create_task(start_forever(broker))
+        await notifier.start()
         try:
             yield
         finally:
-            started.cancel()
-            with suppress(asyncio.CancelledError):
-                await started
-            await broker.stop()
+            await notifier.stop()
 
     app = FastAPI(title="Rebond notifier", lifespan=lifespan)
+    app.state.notifier = notifier
+    app.include_router(
+        build_router(notifier.store, notifier.link_key, notifier.publishers.response)
+    )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -59,7 +150,7 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ready = started is not None and started.done() and await broker.ping(timeout=2.0)
+        ready = notifier.connected and await notifier.broker.ping(timeout=2.0)
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"kafka": "connected" if ready else "unreachable"},

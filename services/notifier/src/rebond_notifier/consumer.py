@@ -1,47 +1,140 @@
-"""Kafka entry point: read a routing decision, publish its referral to the association's topic.
+"""Kafka entry points: routing decisions, referral status changes, and the Conférences du
+rebond's registrations and invitations (each becomes one e-mail to the person, recorded in the
+same delivery log, keyed by the event so that a redelivery sends nothing twice).
 
-Each association reads only `referrals.<association_id>`. The referral keeps the decision's
-correlation id and uses the CloudEvents binary binding, so kcat, Java or Node can read it.
-At-least-once: the offset is committed after the referral is acknowledged; the referral's event
-id is its referral id, so a redelivered decision is recognisable downstream.
+A decision with a referral is published to `referrals.<association_id>` (CloudEvents binary
+mode, so kcat, Java or Node can read it) and its e-mails and webhook are *recorded* in the
+delivery log; the offset is committed only then (at least once), and the dispatcher sends them
+without ever holding up the partition. The referral's event id is its referral id and the log is
+unique per (referral, channel), so a redelivered decision sends nothing twice.
 """
 
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import DeadLetterV1
-from rebond_contracts.topics import DECISIONS, Service, dead_letters, referrals
+from rebond_contracts.payloads import DeadLetterV1, DeliveryV1, ReferralResponseV1
+from rebond_contracts.topics import (
+    DECISIONS,
+    DELIVERIES,
+    INVITATIONS,
+    REFERRAL_STATUS,
+    REGISTRATIONS,
+    Service,
+    Topic,
+    dead_letters,
+    referrals,
+    responses,
+)
+from rebond_notifier import planning
+from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.store import DeliveryStore
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.NOTIFIER)
+#: Event ids of answers given through a link: one per referral and answer.
+ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 
 
-def build_broker(settings: NotifierSettings) -> KafkaBroker:
+def answer_event_id(referral_id: uuid.UUID, answer: str) -> str:
+    return str(uuid.uuid5(ANSWER_NAMESPACE, f"{referral_id}:{answer}"))
+
+
+def _declare(broker: KafkaBroker, topic: Topic, description: str | None = None) -> Any:
+    return broker.publisher(
+        topic.name,
+        title=topic.name,
+        description=description or topic.description,
+        schema=topic.payload,
+    )
+
+
+@dataclass
+class Publishers:
+    referrals: dict[AssociationId, Any]
+    responses: dict[AssociationId, Any]
+    deliveries: Any
+    dead: Any
+
+    async def outcome(self, event: DeliveryV1, event_id: str, correlation_id: str) -> None:
+        """Publish a delivery outcome (no personal data) to `notifications.deliveries`."""
+        out = DELIVERIES.envelope(
+            event, subject=event.reference, correlationid=correlation_id, id=event_id
+        )
+        await self.deliveries.publish(
+            out.kafka_value(), key=event.reference.encode(), headers=out.kafka_headers(),
+            correlation_id=correlation_id,
+        )  # fmt: skip
+
+    async def response(self, association: AssociationId, response: ReferralResponseV1) -> None:
+        """Publish an answer given through an e-mail link to `responses.<association_id>`."""
+        topic = responses(association)
+        out = topic.envelope(
+            response, subject=response.reference, correlationid=response.reference,
+            id=answer_event_id(response.referral_id, response.answer.value),
+        )  # fmt: skip
+        await self.responses[association].publish(
+            out.kafka_value(), key=response.reference.encode(), headers=out.kafka_headers(),
+            correlation_id=out.correlationid,
+        )  # fmt: skip
+
+
+def kafka_security(settings: NotifierSettings) -> BaseSecurity | None:
+    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    username = settings.kafka_sasl_username or ""
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
+    use_ssl = settings.kafka_security_protocol == "SASL_SSL"
+    kind = {
+        "SCRAM-SHA-512": SASLScram512,
+        "SCRAM-SHA-256": SASLScram256,
+        "PLAIN": SASLPlaintext,
+    }[settings.kafka_sasl_mechanism]
+    return kind(username=username, password=password, use_ssl=use_ssl)
+
+
+def build_broker(
+    settings: NotifierSettings,
+    store: DeliveryStore,
+    associations: Mapping[AssociationId, AssociationChannels],
+    links: planning.LinkMaker,
+    wake: Callable[[], None],
+) -> tuple[KafkaBroker, Publishers]:
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
         client_id="rebond-notifier",
         logger=None,
     )
-    referral_publishers = {
-        association: broker.publisher(
-            topic.name, title=topic.name, description=topic.description, schema=topic.payload
-        )
-        for association in AssociationId
-        for topic in [referrals(association)]
-    }
-    dead = broker.publisher(
-        DEAD_LETTERS.name, title=DEAD_LETTERS.name, description=DEAD_LETTERS.description,
-        schema=DEAD_LETTERS.payload,
-    )  # fmt: skip
+    publishers = Publishers(
+        referrals={a: _declare(broker, referrals(a)) for a in AssociationId},
+        responses={
+            a: _declare(
+                broker,
+                responses(a),
+                f"Answers given through the e-mail links on behalf of {a.value}.",
+            )
+            for a in AssociationId
+        },
+        deliveries=_declare(broker, DELIVERIES),
+        dead=_declare(broker, DEAD_LETTERS),
+    )
 
     @broker.subscriber(
         DECISIONS.name,
@@ -49,17 +142,18 @@ def build_broker(settings: NotifierSettings) -> KafkaBroker:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=DECISIONS.name,
-        description="Send each decision's referral to its association.",
+        description="Publish each decision's referral, record its e-mails and webhook.",
     )
     async def on_decision(msg: KafkaMessage) -> None:
         record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
         try:
             event = DECISIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await dead.publish(**dead_letter(record, str(error)))
+            await publishers.dead.publish(**dead_letter(record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
-        referral = event.data.referral
+        decision = event.data
+        referral = decision.referral
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
             if referral is None:
                 log.info("no_referral", reason="no consent to share")
@@ -69,13 +163,93 @@ def build_broker(settings: NotifierSettings) -> KafkaBroker:
                 referral, subject=event.subject, correlationid=event.correlationid,
                 id=str(referral.referral_id),
             )  # fmt: skip
-            await referral_publishers[referral.association_id].publish(
+            await publishers.referrals[referral.association_id].publish(
                 out.kafka_value(), key=record.key, headers=out.kafka_headers(),
                 correlation_id=out.correlationid,
             )  # fmt: skip
-            log.info("referral_published", association=referral.association_id)
+            added = await store.enqueue(planning.for_decision(decision, out, associations, links))
+            log.info(
+                "referral_published",
+                association=referral.association_id,
+                attempt=decision.attempt,
+                deliveries_recorded=added,
+            )
+            if added:
+                wake()
 
-    return broker
+    @broker.subscriber(
+        REFERRAL_STATUS.name,
+        group_id=f"{settings.group_id}.status",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=REFERRAL_STATUS.name,
+        description="Turn reminders and expiries into e-mails to the association.",
+    )
+    async def on_status(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = REFERRAL_STATUS.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await publishers.dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            planned = planning.for_status(event.data, event.correlationid, associations, links)
+            added = await store.enqueue(planned)
+            if planned:
+                log.info("status_mail_recorded", status=event.data.status, new=added)
+            if added:
+                wake()
+
+    @broker.subscriber(
+        REGISTRATIONS.name,
+        group_id=f"{settings.group_id}.registrations",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=REGISTRATIONS.name,
+        description="Record one e-mail to the person per registration event (confirmed, "
+        "waitlisted, promoted, cancelled, conference changed).",
+    )
+    async def on_registration(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = REGISTRATIONS.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await publishers.dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        registration = event.data
+        with structlog.contextvars.bound_contextvars(
+            event_id=event.id, registration_id=str(registration.registration_id)
+        ):
+            added = await store.enqueue(planning.for_registration(event))
+            log.info("registration_mail_recorded", change=registration.change, new=added)
+            if added:
+                wake()
+
+    @broker.subscriber(
+        INVITATIONS.name,
+        group_id=f"{settings.group_id}.invitations",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=INVITATIONS.name,
+        description="Record one invitation e-mail per invitation.",
+    )
+    async def on_invitation(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = INVITATIONS.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await publishers.dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            added = await store.enqueue(planning.for_invitation(event))
+            log.info("invitation_mail_recorded", new=added)
+            if added:
+                wake()
+
+    return broker, publishers
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

@@ -1,9 +1,13 @@
 """Notifier settings, read from `NOTIFIER_*` environment variables."""
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Refused when NOTIFIER_ENVIRONMENT=production.
+DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
 
 
 class NotifierSettings(BaseSettings):
@@ -17,6 +21,55 @@ class NotifierSettings(BaseSettings):
         ),
     )
     group_id: str = "rebond-notifier"
+    #: SASL on a secured cluster: SCRAM-SHA-512 (or -256, PLAIN) over SASL_PLAINTEXT or SASL_SSL.
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = 8002
     log_level: str = "INFO"
+
+    #: The delivery log (SQLAlchemy async URL); SQLite by default, PostgreSQL supported.
+    database_url: str = "sqlite+aiosqlite:///.run/notifier.sqlite3"
+    #: The associations' contact e-mail and webhooks; the packaged file when unset.
+    associations_file: Path | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 10.0
+    mail_from: str = "Rebond <ne-pas-repondre@rebond.example>"
+
+    #: Where the answer links of the association e-mails point (this service's public URL).
+    public_base_url: str = "http://127.0.0.1:8002"
+    #: HMAC key of the answer links (or NOTIFIER_LINK_SECRET_FILE: a file holding it).
+    link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
+    link_secret_file: Path | None = None
+    link_valid_days: int = 8
+
+    webhook_timeout_s: float = 10.0
+    #: Attempts per delivery (first try included) before it is dead-lettered.
+    max_attempts: int = Field(default=6, ge=1)
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 300.0
+    #: How long a worker owns a claimed delivery before another may take it over.
+    lease_s: float = 120.0
+    #: How often the dispatcher looks for due deliveries when nothing woke it up.
+    poll_interval_s: float = 1.0
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> "NotifierSettings":
+        if self.link_secret_file is not None:
+            self.link_secret = SecretStr(self.link_secret_file.read_text().strip())
+        if self.environment == "production" and (
+            self.link_secret.get_secret_value() == DEFAULT_LINK_SECRET
+            or len(self.link_secret.get_secret_value()) < 32
+        ):
+            raise ValueError(
+                "NOTIFIER_LINK_SECRET (or NOTIFIER_LINK_SECRET_FILE) must be set to a secret of "
+                "at least 32 characters in production"
+            )
+        return self

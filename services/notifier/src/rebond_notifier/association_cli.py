@@ -1,0 +1,291 @@
+"""`rebond-association`: an association's own client for its referral and response topics.
+
+    rebond-association listen --association 60000-rebonds [--json]
+    rebond-association accept RB-7K3M-Q9XA-2DFE-W8NB --association 60000-rebonds
+    rebond-association decline RB-7K3M-Q9XA-2DFE-W8NB --reason no_capacity --association 60000-rebonds
+
+Configured by environment: REBOND_KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS),
+REBOND_ASSOCIATION (default for --association), and for a secured cluster
+REBOND_KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT, SASL_SSL), REBOND_KAFKA_SASL_MECHANISM
+(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD.
+`accept` and `decline` find the referral id by reading the association's own referral topic
+for the reference (the latest referral with that key), unless `--referral-id` is given.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import EnvelopeError
+from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1, ReferralV1
+from rebond_contracts.topics import referrals, responses
+
+#: Same derivation as the notifier's answer links: one event id per referral and answer.
+ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
+
+
+class ClientSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("REBOND_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    association: AssociationId | None = None
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    def kafka(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_username:
+            options |= {
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": (
+                    self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+                ),
+            }
+        return options
+
+
+class CliError(Exception):
+    """Shown to the user as is, exit status 2."""
+
+
+TABLE = "{reference:<24} {urgent:<7} {stage:<24} {region:<6} {first_name:<16} {channel:<8} {respond_by:<10} {needs}"
+
+
+def table_row(referral: ReferralV1) -> str:
+    return TABLE.format(
+        reference=referral.reference,
+        urgent="URGENT" if referral.urgent else "-",
+        stage=referral.stage.value,
+        region=referral.region,
+        first_name=referral.contact.first_name[:16],
+        channel=referral.contact.preferred_channel.value,
+        respond_by=referral.respond_by.date().isoformat() if referral.respond_by else "-",
+        needs=",".join(n.value for n in referral.needs),
+    )
+
+
+def table_header() -> str:
+    return TABLE.format(
+        reference="REFERENCE",
+        urgent="URGENT",
+        stage="STAGE",
+        region="REGION",
+        first_name="FIRST NAME",
+        channel="CONTACT",
+        respond_by="ANSWER BY",
+        needs="NEEDS",
+    )
+
+
+async def listen(
+    settings: ClientSettings,
+    association: AssociationId,
+    *,
+    as_json: bool,
+    group: str | None,
+    out: TextIO = sys.stdout,
+) -> None:
+    topic = referrals(association)
+    consumer = AIOKafkaConsumer(
+        topic.name,
+        group_id=group or f"association-{association.value}.listen",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **settings.kafka(),
+    )
+    await consumer.start()
+    try:
+        if not as_json:
+            print(table_header(), file=out, flush=True)
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        referral = topic.read(record.value, record.headers).data
+                    except EnvelopeError as error:
+                        print(f"skipped an unreadable record: {error}", file=sys.stderr)
+                        continue
+                    line = referral.model_dump_json() if as_json else table_row(referral)
+                    print(line, file=out, flush=True)
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def find_referral(
+    settings: ClientSettings, association: AssociationId, reference: str
+) -> ReferralV1:
+    """The latest referral for `reference` on the association's own topic."""
+    topic = referrals(association)
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, **settings.kafka())
+    await consumer.start()
+    try:
+        # `topics()` does not refresh the consumer's own metadata: read the fetched cluster.
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic.name) or set()
+        assigned = [TopicPartition(topic.name, p) for p in partitions]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        found: ReferralV1 | None = None
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.key == reference.encode():
+                        try:
+                            found = topic.read(record.value, record.headers).data
+                        except EnvelopeError:
+                            continue
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        if found is None:
+            raise CliError(f"no referral {reference} on {topic.name}")
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def answer(
+    settings: ClientSettings,
+    association: AssociationId,
+    reference: str,
+    decision: Answer,
+    reason: DeclineReason | None,
+    referral_id: uuid.UUID | None,
+) -> ReferralResponseV1:
+    if referral_id is None:
+        referral_id = (await find_referral(settings, association, reference)).referral_id
+    response = ReferralResponseV1(
+        referral_id=referral_id,
+        reference=reference,
+        answer=decision,
+        reason=reason,
+        answered_at=datetime.now(UTC),
+    )
+    topic = responses(association)
+    event = topic.envelope(
+        response,
+        subject=reference,
+        correlationid=reference,
+        id=str(uuid.uuid5(ANSWER_NAMESPACE, f"{referral_id}:{decision.value}")),
+    )
+    producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **settings.kafka())
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic.name,
+            event.kafka_value(),
+            key=reference.encode(),
+            headers=[(k, v.encode()) for k, v in event.kafka_headers().items()],
+        )
+    finally:
+        await producer.stop()
+    return response
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="rebond-association",
+        description="Read your referrals and answer them (accept or decline).",
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def with_association(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--association",
+            type=AssociationId,
+            help="your association id (default: REBOND_ASSOCIATION)",
+        )
+
+    listen_cmd = commands.add_parser("listen", help="print each new referral as it arrives")
+    with_association(listen_cmd)
+    listen_cmd.add_argument("--json", action="store_true", help="one JSON object per line")
+    listen_cmd.add_argument(
+        "--group",
+        help="consumer group, starting with association-<id> on a secured cluster "
+        "(default association-<id>.listen): remembers what was already printed",
+    )
+    for name, help_text in (("accept", "accept a referral"), ("decline", "decline a referral")):
+        sub = commands.add_parser(name, help=help_text)
+        with_association(sub)
+        sub.add_argument("reference", help="the referral's reference, RB-XXXX-XXXX-XXXX-XXXX")
+        sub.add_argument(
+            "--referral-id", type=uuid.UUID, help="skip the lookup on your referral topic"
+        )
+        if name == "decline":
+            sub.add_argument(
+                "--reason", type=DeclineReason, required=True, choices=list(DeclineReason)
+            )
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = ClientSettings()
+    association = args.association or settings.association
+    if association is None:
+        print("rebond-association: give --association or set REBOND_ASSOCIATION", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "listen":
+            asyncio.run(listen(settings, association, as_json=args.json, group=args.group))
+            return 0
+        decision = Answer.ACCEPT if args.command == "accept" else Answer.DECLINE
+        response = asyncio.run(
+            answer(
+                settings,
+                association,
+                args.reference,
+                decision,
+                getattr(args, "reason", None),
+                args.referral_id,
+            )
+        )
+    except CliError as error:
+        print(f"rebond-association: {error}", file=sys.stderr)
+        return 2
+    except KafkaError as error:
+        print(f"rebond-association: Kafka refused: {type(error).__name__}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    print(
+        json.dumps(
+            {
+                "published_to": responses(association).name,
+                "reference": response.reference,
+                "referral_id": str(response.referral_id),
+                "answer": response.answer.value,
+                "reason": response.reason.value if response.reason else None,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

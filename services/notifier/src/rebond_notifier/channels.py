@@ -1,0 +1,118 @@
+"""The outside world: SMTP and webhooks, each attempt classified as sent, retry or failed.
+
+`Retry` covers what may succeed later (timeouts, connection errors, `5xx`, SMTP `4xx`);
+`Failed` what will not (`4xx` from a webhook, a refused recipient).
+"""
+
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Protocol
+
+import aiosmtplib
+import httpx
+
+from rebond_notifier.signing import SIGNATURE_HEADER, sign_webhook
+from rebond_notifier.templates import Mail
+
+
+class DeliveryError(Exception):
+    """Base of an unsuccessful attempt; the message names no personal data."""
+
+
+class Retry(DeliveryError):
+    """Temporary: try again later."""
+
+
+class Failed(DeliveryError):
+    """Permanent: do not try again."""
+
+
+def classify_status(status: int) -> type[DeliveryError] | None:
+    """None for success; `Retry` for 5xx; `Failed` for anything else (4xx are not retried)."""
+    if 200 <= status < 300:
+        return None
+    if status >= 500:
+        return Retry
+    return Failed
+
+
+def retry_delay(attempts: int, base_s: float, cap_s: float) -> float:
+    """Exponential backoff after `attempts` failed attempts: base, 2·base, 4·base… up to cap."""
+    return float(min(cap_s, base_s * 2 ** max(0, attempts - 1)))
+
+
+class Mailer(Protocol):
+    async def send(self, mail: Mail) -> None: ...
+
+
+class WebhookPoster(Protocol):
+    async def post(self, url: str, secret: bytes, body: bytes, timeout_s: float) -> None: ...
+
+
+class SmtpMailer:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        start_tls: bool = False,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.username, self.password = username, password
+        self.start_tls, self.timeout_s = start_tls, timeout_s
+
+    def build(self, mail: Mail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message["Message-ID"] = make_msgid(domain="rebond.local")
+        message.set_content(mail.text)
+        return message
+
+    async def send(self, mail: Mail) -> None:
+        try:
+            await aiosmtplib.send(
+                self.build(mail),
+                hostname=self.host,
+                port=self.port,
+                username=self.username,
+                password=self.password,
+                start_tls=self.start_tls or None,
+                timeout=self.timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            raise Failed("recipient refused") from error
+        except aiosmtplib.SMTPResponseException as error:
+            kind = Failed if 500 <= error.code < 600 else Retry
+            raise kind(f"smtp {error.code}") from error
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise Retry(f"smtp {type(error).__name__}") from error
+
+
+class HttpWebhookPoster:
+    def __init__(self, client: httpx.AsyncClient | None = None) -> None:
+        self.client = client or httpx.AsyncClient(follow_redirects=False)
+
+    async def post(self, url: str, secret: bytes, body: bytes, timeout_s: float) -> None:
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "rebond-notifier",
+            SIGNATURE_HEADER: sign_webhook(secret, body),
+        }
+        try:
+            response = await self.client.post(url, content=body, headers=headers, timeout=timeout_s)
+        except httpx.TimeoutException as error:
+            raise Retry("webhook timeout") from error
+        except httpx.TransportError as error:
+            raise Retry(f"webhook {type(error).__name__}") from error
+        kind = classify_status(response.status_code)
+        if kind is not None:
+            raise kind(f"webhook http {response.status_code}")
+
+    async def close(self) -> None:
+        await self.client.aclose()

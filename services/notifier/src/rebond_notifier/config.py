@@ -1,0 +1,105 @@
+"""The associations' delivery configuration: contact e-mail, optional webhook and its secret.
+
+Secrets never live in the YAML file: `webhook_secret` names where to read each one from,
+`env:VARIABLE` or `file:/path`.
+"""
+
+import os
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rebond_contracts.associations import AssociationId
+
+#: Development-only signing secret, refused in production.
+DEFAULT_WEBHOOK_SECRET = "dev-only-webhook-secret-change-me"  # noqa: S105
+
+
+class ConfigError(ValueError):
+    """The associations file is missing, malformed, or points to a secret that is not there."""
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3)
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_timeout_s: float | None = Field(default=None, gt=0)
+
+
+class _File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    associations: dict[AssociationId, _Entry]
+
+
+@dataclass(frozen=True)
+class AssociationChannels:
+    association_id: AssociationId
+    email: str
+    webhook_url: str | None = None
+    webhook_secret: bytes | None = None
+    webhook_timeout_s: float | None = None
+
+
+def default_path() -> Path:
+    return Path(str(files("rebond_notifier").joinpath("associations.yaml")))
+
+
+def _resolve_secret(reference: str | None, *, production: bool) -> bytes:
+    if reference is None:
+        if production:
+            raise ConfigError(
+                "a webhook needs webhook_secret (env:VAR or file:/path) in production"
+            )
+        return DEFAULT_WEBHOOK_SECRET.encode()
+    kind, _, where = reference.partition(":")
+    if kind == "env":
+        value = os.environ.get(where)
+        if value is None:
+            raise ConfigError(f"webhook secret variable {where} is not set")
+    elif kind == "file":
+        try:
+            value = Path(where).read_text().strip()
+        except OSError as error:
+            raise ConfigError(f"webhook secret file {where}: {error.strerror}") from error
+    else:
+        raise ConfigError("webhook_secret must be env:VARIABLE or file:/path")
+    if production and (value == DEFAULT_WEBHOOK_SECRET or len(value) < 32):
+        raise ConfigError(f"webhook secret from {reference} is too weak for production")
+    return value.encode()
+
+
+def load_associations(
+    path: Path | None = None, *, production: bool = False
+) -> dict[AssociationId, AssociationChannels]:
+    """Read and check the associations file; every association must be present."""
+    path = path or default_path()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        parsed = _File.model_validate(raw)
+    except OSError as error:
+        raise ConfigError(f"{path}: {error.strerror}") from error
+    except (yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"{path}: {error}") from error
+    missing = set(AssociationId) - set(parsed.associations)
+    if missing:
+        raise ConfigError(f"{path}: no entry for {', '.join(sorted(missing))}")
+    return {
+        association: AssociationChannels(
+            association_id=association,
+            email=entry.email,
+            webhook_url=entry.webhook_url,
+            webhook_secret=(
+                _resolve_secret(entry.webhook_secret, production=production)
+                if entry.webhook_url
+                else None
+            ),
+            webhook_timeout_s=entry.webhook_timeout_s,
+        )
+        for association, entry in parsed.associations.items()
+    }

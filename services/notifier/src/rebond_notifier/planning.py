@@ -1,0 +1,234 @@
+"""Pure: which side effects a decision or a status change calls for, fully rendered."""
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import Envelope
+from rebond_contracts.payloads import (
+    ConferenceSummaryV1,
+    DeliveryChannel,
+    InvitationV1,
+    ReferralStatus,
+    ReferralStatusV1,
+    ReferralV1,
+    RegistrationChange,
+    RegistrationV1,
+    RoutingDecisionV1,
+)
+from rebond_notifier import templates
+from rebond_notifier.config import AssociationChannels
+from rebond_notifier.signing import Action, AnswerClaims, make_token
+from rebond_notifier.store import NewDelivery
+
+OFFER, REMINDER, EXPIRY, CONFIRMATION = "offer", "reminder", "expiry", "confirmation"
+#: Kinds of the e-mails about the Conférences du rebond (at most 16 characters: the log's column).
+REGISTRATION_KINDS = {
+    RegistrationChange.CONFIRMED: "conf_confirmed",
+    RegistrationChange.WAITLISTED: "conf_waitlisted",
+    RegistrationChange.PROMOTED: "conf_promoted",
+    RegistrationChange.CANCELLED: "conf_cancelled",
+    RegistrationChange.EVENT_UPDATED: "conf_updated",
+}
+INVITATION = "invitation"
+#: Delivery-log keys of event ids that are not UUIDs (the log's key column holds 36 characters).
+EVENT_KEY_NAMESPACE = uuid.UUID("0b5f2d7e-3c1a-4e8b-9f6d-2a7c4e1b8d35")
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class LinkMaker:
+    """Builds the signed answer links of the association e-mails."""
+
+    key: bytes
+    base_url: str
+    valid_days: int = 8
+
+    def links(
+        self, referral_id: str, reference: str, association: AssociationId, now: float | None = None
+    ) -> templates.AnswerLinks:
+        expires = int((time.time() if now is None else now) + self.valid_days * DAY_S)
+        url = {
+            action: f"{self.base_url.rstrip('/')}/reponse/"
+            + make_token(
+                self.key,
+                AnswerClaims(
+                    referral_id=UUID(referral_id),
+                    reference=reference,
+                    association_id=association,
+                    action=action,
+                    expires_at=expires,
+                ),
+            )
+            for action in Action
+        }
+        return templates.AnswerLinks(accept=url[Action.ACCEPT], decline=url[Action.DECLINE])
+
+
+def _mail(mail: templates.Mail) -> dict[str, str]:
+    return {"to": mail.to, "subject": mail.subject, "text": mail.text}
+
+
+def for_decision(
+    decision: RoutingDecisionV1,
+    referral_event: Envelope[ReferralV1],
+    associations: Mapping[AssociationId, AssociationChannels],
+    links: LinkMaker,
+) -> list[NewDelivery]:
+    """The association's e-mail, its webhook when it has one, and, for a first decision only,
+    the person's confirmation when they gave an e-mail address."""
+    referral = decision.referral
+    if referral is None:
+        return []
+    channels = associations[referral.association_id]
+    common = {
+        "referral_id": str(referral.referral_id),
+        "reference": referral.reference,
+        "association_id": referral.association_id.value,
+        "correlation_id": referral_event.correlationid,
+    }
+    answer_links = links.links(
+        str(referral.referral_id), referral.reference, referral.association_id
+    )
+    planned = [
+        NewDelivery(
+            channel=DeliveryChannel.ASSOCIATION_EMAIL.value,
+            kind=OFFER,
+            payload=_mail(
+                templates.association_referral(
+                    referral, channels.email, answer_links, attempt=decision.attempt
+                )
+            ),
+            **common,
+        )
+    ]
+    if channels.webhook_url:
+        planned.append(
+            NewDelivery(
+                channel=DeliveryChannel.WEBHOOK.value,
+                kind=OFFER,
+                payload={"body": referral_event.model_dump_json()},
+                **common,
+            )
+        )
+    if decision.attempt == 1 and referral.contact.email:
+        planned.append(
+            NewDelivery(
+                channel=DeliveryChannel.PERSON_EMAIL.value,
+                kind=CONFIRMATION,
+                payload=_mail(templates.person_confirmation(referral)),
+                **common,
+            )
+        )
+    return planned
+
+
+def for_status(
+    status: ReferralStatusV1,
+    correlation_id: str,
+    associations: Mapping[AssociationId, AssociationChannels],
+    links: LinkMaker,
+) -> list[NewDelivery]:
+    """A reminder or an expiry e-mail to the association; nothing for other statuses."""
+    if status.status not in (ReferralStatus.REMINDED, ReferralStatus.EXPIRED):
+        return []
+    if status.referral_id is None or status.association_id is None:
+        return []
+    channels = associations[status.association_id]
+    if status.status == ReferralStatus.REMINDED:
+        kind = REMINDER
+        mail = templates.association_reminder(
+            status.association_id,
+            channels.email,
+            status.reference,
+            status.respond_by,
+            links.links(str(status.referral_id), status.reference, status.association_id),
+        )
+    else:
+        kind = EXPIRY
+        mail = templates.association_expiry(status.association_id, channels.email, status.reference)
+    return [
+        NewDelivery(
+            referral_id=str(status.referral_id),
+            channel=DeliveryChannel.ASSOCIATION_EMAIL.value,
+            kind=kind,
+            reference=status.reference,
+            association_id=status.association_id.value,
+            correlation_id=correlation_id,
+            payload=_mail(mail),
+        )
+    ]
+
+
+# --- Conférences du rebond ------------------------------------------------------------------
+#
+# These e-mails go to a person, not to an association, and are about no referral. They use the
+# same delivery log: its key column holds the *CloudEvent id* of the registration event (one
+# registration may be told of several changes, and the events service republishes an event with
+# the same id), or the invitation id; `association_id` is empty, and `reference` is the
+# submission reference for an invitation and empty for a registration.
+
+
+def event_key(event_id: str) -> str:
+    """The delivery-log key of an event: its id when it is a UUID, else a UUID derived from it."""
+    try:
+        return str(UUID(event_id))
+    except ValueError:
+        return str(uuid.uuid5(EVENT_KEY_NAMESPACE, event_id))
+
+
+def ics_link(conference: ConferenceSummaryV1, *other_urls: str | None) -> str | None:
+    """The conference's calendar file: given in the payload, else derived from the events
+    service's public address, read from the conference page or another of its links."""
+    if conference.ics_url:
+        return conference.ics_url
+    for url in (conference.page_url, *other_urls):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        for marker in ("/evenements/", "/inscriptions/", "/v1/"):
+            if marker in parts.path:
+                root = parts.path.split(marker, 1)[0]
+                base = f"{parts.scheme}://{parts.netloc}{root}"
+                return f"{base}/v1/events/{conference.event_id}/calendar.ics"
+    return None
+
+
+def for_registration(event: Envelope[RegistrationV1]) -> list[NewDelivery]:
+    """One e-mail to the person, keyed by the event id: a redelivered event sends nothing."""
+    registration = event.data
+    mail = templates.registration_mail(
+        registration, ics_link(registration.conference, registration.cancel_url)
+    )
+    return [
+        NewDelivery(
+            referral_id=event_key(event.id),
+            channel=DeliveryChannel.PERSON_EMAIL.value,
+            kind=REGISTRATION_KINDS[registration.change],
+            reference="",
+            association_id="",
+            correlation_id=event.correlationid[:64],
+            payload=_mail(mail),
+        )
+    ]
+
+
+def for_invitation(event: Envelope[InvitationV1]) -> list[NewDelivery]:
+    """One e-mail to the invited person, keyed by the invitation id (one per person and conference)."""
+    invitation = event.data
+    mail = templates.invitation_mail(invitation, ics_link(invitation.conference))
+    return [
+        NewDelivery(
+            referral_id=str(invitation.invitation_id),
+            channel=DeliveryChannel.PERSON_EMAIL.value,
+            kind=INVITATION,
+            reference=invitation.reference,
+            association_id="",
+            correlation_id=event.correlationid[:64],
+            payload=_mail(mail),
+        )
+    ]

@@ -1,0 +1,315 @@
+"""The delivery log: the notifier's own store (SQLAlchemy 2 async; SQLite or PostgreSQL).
+
+A row per side effect, unique on (referral_id, channel, kind): a redelivered decision inserts
+nothing new, so nothing is sent twice. For the e-mails about the Conférences du rebond, which
+are about no referral, the `referral_id` column holds the key of the event instead (the
+CloudEvent id of a registration event, the invitation id), `association_id` is empty and
+`reference` is the submission reference of an invitation (empty for a registration): the same
+uniqueness then covers a redelivered registration or invitation, with no schema change. Rows are written before the Kafka offset is committed
+and drained by the dispatcher; a worker claims a row with a lease so that a crashed worker's
+row is taken over later. The rendered message (which holds personal data) is erased from the
+row once the delivery is final.
+"""
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+PENDING = "pending"
+SENT = "sent"
+FAILED = "failed"
+DEAD_LETTERED = "dead_lettered"
+FINAL = (SENT, FAILED, DEAD_LETTERED)
+
+metadata = MetaData()
+
+deliveries = Table(
+    "notifier_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("referral_id", String(36), nullable=False),
+    Column("channel", String(32), nullable=False),
+    #: offer, reminder, expiry, confirmation; conf_* and invitation for the conference e-mails.
+    Column("kind", String(16), nullable=False),
+    Column("reference", String(32), nullable=False),
+    Column("association_id", String(32), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False, default=PENDING),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("locked_until", Float, nullable=True),
+    Column("payload", Text, nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Column("outcome_published", Boolean, nullable=False, default=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("referral_id", "channel", "kind", name="uq_delivery_referral_channel_kind"),
+)
+
+answers = Table(
+    "notifier_answers",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("association_id", String(32), nullable=False),
+    Column("answer", String(16), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("answered_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    referral_id: str
+    channel: str
+    kind: str
+    reference: str
+    association_id: str
+    correlation_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    referral_id: str
+    channel: str
+    kind: str
+    reference: str
+    association_id: str
+    correlation_id: str
+    status: str
+    attempts: int
+    payload: dict[str, Any] | None
+    last_error: str | None
+
+    @property
+    def lane(self) -> tuple[str, str]:
+        """Deliveries of one lane run one after another; lanes run concurrently."""
+        return (self.channel, self.association_id)
+
+
+class AlreadyAnswered(Exception):
+    """The referral was already answered through a link."""
+
+
+def _row(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        referral_id=row.referral_id,
+        channel=row.channel,
+        kind=row.kind,
+        reference=row.reference,
+        association_id=row.association_id,
+        correlation_id=row.correlation_id,
+        status=row.status,
+        attempts=row.attempts,
+        payload=json.loads(row.payload) if row.payload else None,
+        last_error=row.last_error,
+    )
+
+
+def make_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(url, connect_args={"timeout": 30})
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+class DeliveryStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> "DeliveryStore":
+        return cls(make_engine(url))
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def enqueue(self, items: list[NewDelivery], *, now: float | None = None) -> int:
+        """Record pending deliveries; those already known are left alone. Returns how many are new."""
+        now = time.time() if now is None else now
+        if not items:
+            return 0
+        dialect = self.engine.dialect.name
+        factory = pg_insert if dialect == "postgresql" else sqlite_insert
+        added = 0
+        async with self.engine.begin() as connection:
+            for item in items:
+                statement = (
+                    factory(deliveries)
+                    .values(
+                        referral_id=item.referral_id,
+                        channel=item.channel,
+                        kind=item.kind,
+                        reference=item.reference,
+                        association_id=item.association_id,
+                        correlation_id=item.correlation_id,
+                        status=PENDING,
+                        attempts=0,
+                        next_attempt_at=now,
+                        payload=json.dumps(item.payload),
+                        outcome_published=False,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
+                    .returning(deliveries.c.id)
+                )
+                result = await connection.execute(statement)
+                added += len(result.fetchall())
+        return added
+
+    async def due(self, *, now: float | None = None, limit: int = 500) -> list[Delivery]:
+        """Pending deliveries whose time has come and that no worker holds."""
+        now = time.time() if now is None else now
+        query = (
+            select(deliveries)
+            .where(
+                deliveries.c.status == PENDING,
+                deliveries.c.next_attempt_at <= now,
+                or_(deliveries.c.locked_until.is_(None), deliveries.c.locked_until < now),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return [_row(row) for row in await connection.execute(query)]
+
+    async def next_due_at(self) -> float | None:
+        query = select(deliveries.c.next_attempt_at).where(deliveries.c.status == PENDING)
+        async with self.engine.connect() as connection:
+            times = [row[0] for row in await connection.execute(query)]
+        return min(times) if times else None
+
+    async def claim(self, delivery_id: int, lease_s: float, *, now: float | None = None) -> bool:
+        """Take a delivery for `lease_s` seconds; False when another worker holds it."""
+        now = time.time() if now is None else now
+        statement = (
+            update(deliveries)
+            .where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.status == PENDING,
+                or_(deliveries.c.locked_until.is_(None), deliveries.c.locked_until < now),
+            )
+            .values(locked_until=now + lease_s)
+        )
+        async with self.engine.begin() as connection:
+            return (await connection.execute(statement)).rowcount == 1
+
+    async def retry_later(self, delivery_id: int, attempts: int, at: float, error: str) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(attempts=attempts, next_attempt_at=at, locked_until=None, last_error=error)
+            )
+
+    async def finish(
+        self, delivery_id: int, status: str, attempts: int, error: str | None = None
+    ) -> None:
+        """Final outcome; the rendered message is erased, the outcome awaits publication."""
+        assert status in FINAL
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    locked_until=None,
+                    payload=None,
+                    last_error=error,
+                    outcome_published=False,
+                )
+            )
+
+    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
+        query = (
+            select(deliveries)
+            .where(deliveries.c.status.in_(FINAL), deliveries.c.outcome_published.is_(False))
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return [_row(row) for row in await connection.execute(query)]
+
+    async def mark_published(self, delivery_id: int) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(outcome_published=True)
+            )
+
+    async def find(self, referral_id: str) -> list[Delivery]:
+        query = (
+            select(deliveries)
+            .where(deliveries.c.referral_id == referral_id)
+            .order_by(deliveries.c.id)
+        )
+        async with self.engine.connect() as connection:
+            return [_row(row) for row in await connection.execute(query)]
+
+    # --- answers given through the e-mail links ---------------------------------------------
+
+    async def answered(self, referral_id: str) -> bool:
+        query = select(answers.c.referral_id).where(answers.c.referral_id == referral_id)
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    async def record_answer(
+        self,
+        referral_id: str,
+        association_id: str,
+        answer: str,
+        reason: str | None,
+        publish: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Mark the referral answered and publish, atomically: a failed publish keeps the link
+        usable; a second answer raises `AlreadyAnswered`."""
+        async with self.engine.begin() as connection:
+            try:
+                await connection.execute(
+                    insert(answers).values(
+                        referral_id=referral_id,
+                        association_id=association_id,
+                        answer=answer,
+                        reason=reason,
+                        answered_at=time.time(),
+                    )
+                )
+            except IntegrityError as error:
+                raise AlreadyAnswered(referral_id) from error
+            await publish()
+
+
+__all__ = ["DEAD_LETTERED", "FAILED", "PENDING", "SENT", "DeliveryStore", "NewDelivery"]

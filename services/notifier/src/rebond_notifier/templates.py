@@ -1,0 +1,386 @@
+"""The e-mails, in French: pure functions from contract models to a subject and a text body."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
+from rebond_contracts.payloads import (
+    ConferenceKind,
+    ConferenceSummaryV1,
+    InvitationV1,
+    ReferralV1,
+    RegistrationChange,
+    RegistrationV1,
+)
+from rebond_contracts.questionnaire import Distress, Need, Stage
+
+PARIS = ZoneInfo("Europe/Paris")
+
+STAGE_FR = {
+    Stage.PRE_PROCEDURE: "difficultés sans procédure",
+    Stage.AMICABLE_PROCEDURE: "mandat ad hoc ou conciliation",
+    Stage.SAFEGUARD: "sauvegarde",
+    Stage.RECEIVERSHIP: "redressement judiciaire",
+    Stage.LIQUIDATION_IN_PROGRESS: "liquidation judiciaire en cours",
+    Stage.AFTER_LIQUIDATION: "après une liquidation ou une cession",
+    Stage.PROFESSIONAL_RECOVERY: "rétablissement professionnel",
+    Stage.UNSURE: "ne sait pas",
+}
+NEED_FR = {
+    Need.LISTENING: "être écouté",
+    Need.URGENT_FINANCIAL_LEGAL: "aide financière ou juridique urgente",
+    Need.PEER_SUPPORT: "échanger avec des pairs",
+    Need.MENTORING: "un parrain ou une marraine",
+    Need.COACHING: "un accompagnement (coaching)",
+    Need.SALARIED_JOB: "retrouver un emploi salarié",
+    Need.NEW_BUSINESS: "créer une nouvelle activité",
+    Need.UNDERSTAND_PROCEDURES: "comprendre les procédures",
+}
+DISTRESS_FR = {
+    Distress.YES: "oui, la personne dit être en détresse",
+    Distress.NO: "non",
+    Distress.PREFER_NOT_TO_SAY: "préfère ne pas répondre",
+}
+RESOURCES_FR = """Si vous allez mal, vous n'êtes pas seul·e :
+- 3114 : numéro national de prévention du suicide, gratuit, 24 h/24 et 7 j/7 ;
+- en cas de danger immédiat : le 15 (SAMU) ou le 112 ;
+- APESA : soutien psychologique gratuit et confidentiel pour les chefs d'entreprise en
+  difficulté, par un psychologue près de chez vous, souvent dans les heures qui suivent."""
+SIGNATURE = "L'équipe du Portail du rebond des entrepreneurs"
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerLinks:
+    accept: str
+    decline: str
+
+
+def _date(moment: datetime | None) -> str:
+    return moment.astimezone(PARIS).strftime("%d/%m/%Y") if moment else "non précisée"
+
+
+def _name(association: AssociationId) -> str:
+    return ASSOCIATION_NAMES[association]
+
+
+def _links(links: AnswerLinks) -> str:
+    return (
+        "Pour répondre, sans compte ni mot de passe :\n"
+        f"- Accepter : {links.accept}\n"
+        f"- Décliner : {links.decline}\n"
+        "Ces liens sont personnels à votre association et valables 8 jours."
+    )
+
+
+def association_referral(
+    referral: ReferralV1, to: str, links: AnswerLinks, *, attempt: int = 1
+) -> Mail:
+    """The new referral, with only what the person agreed to share, and the answer links."""
+    urgent = "[URGENT] " if referral.urgent else ""
+    contact = referral.contact
+    lines = [
+        f"Bonjour {_name(referral.association_id)},",
+        "",
+        "Une personne vous est orientée par le Portail du rebond des entrepreneurs.",
+    ]
+    if referral.urgent:
+        lines += [
+            "",
+            "URGENT : la personne a signalé une détresse et accepté qu'on vous le dise.",
+            "Merci de la contacter au plus vite, si possible dans les heures qui viennent.",
+        ]
+    if attempt > 1:
+        lines += ["", "Cette personne a d'abord été orientée vers une autre association."]
+    lines += [
+        "",
+        f"Référence : {referral.reference}",
+        f"Situation : {STAGE_FR[referral.stage]}",
+        f"Région : {referral.region}"
+        + (f", département {referral.department}" if referral.department else ""),
+        "Besoins : " + ", ".join(NEED_FR[n] for n in referral.needs),
+        "",
+        f"Prénom : {contact.first_name}",
+        f"E-mail : {contact.email or 'non communiqué'}",
+        f"Téléphone : {contact.phone or 'non communiqué'}",
+        "Préfère être contacté·e par : "
+        + ("e-mail" if contact.preferred_channel == "email" else "téléphone"),
+    ]
+    if referral.distress is not None:
+        lines.append(f"Détresse : {DISTRESS_FR[referral.distress]}")
+    if referral.message:
+        lines += ["", "Son message :", referral.message]
+    if referral.reasons:
+        lines += ["", "Pourquoi vous :"] + [f"- {reason.fr}" for reason in referral.reasons]
+    lines += [
+        "",
+        f"Merci de répondre avant le {_date(referral.respond_by)}.",
+        _links(links),
+        "",
+        SIGNATURE,
+    ]
+    return Mail(
+        to=to,
+        subject=f"{urgent}Nouvelle orientation {referral.reference}",
+        text="\n".join(lines),
+    )
+
+
+def person_confirmation(referral: ReferralV1) -> Mail:
+    """To the person, in French: their reference, what happens next and the resources."""
+    if referral.contact.email is None:
+        raise ValueError("the person gave no e-mail address")
+    name = _name(referral.association_id)
+    channel = "par e-mail" if referral.contact.preferred_channel == "email" else "par téléphone"
+    urgent = "[URGENT] " if referral.urgent else ""
+    lines = [
+        f"Bonjour {referral.contact.first_name},",
+        "",
+        "Merci d'avoir répondu au questionnaire du Portail du rebond des entrepreneurs.",
+        f"Votre référence : {referral.reference} (gardez-la, elle suffit pour parler de votre "
+        "demande).",
+        "",
+        "Et maintenant ?",
+        f"Nous avons transmis votre demande à {name}, avec uniquement ce que vous avez accepté "
+        "de partager.",
+        f"Un ou une bénévole de {name} vous contactera {channel}"
+        + (" en priorité, dès que possible." if referral.urgent else " dans les prochains jours."),
+        "Si l'association ne peut pas vous accompagner, nous orienterons votre demande vers une "
+        "autre association du Portail du rebond, sans que vous ayez à tout raconter de nouveau.",
+        "",
+        RESOURCES_FR,
+        "",
+        SIGNATURE,
+    ]
+    return Mail(
+        to=referral.contact.email,
+        subject=f"{urgent}Votre demande {referral.reference} a bien été transmise",
+        text="\n".join(lines),
+    )
+
+
+def association_reminder(
+    association: AssociationId,
+    to: str,
+    reference: str,
+    respond_by: datetime | None,
+    links: AnswerLinks,
+) -> Mail:
+    """A referral still waiting for the association's answer."""
+    lines = [
+        f"Bonjour {_name(association)},",
+        "",
+        f"L'orientation {reference} attend toujours votre réponse.",
+        f"Sans réponse avant le {_date(respond_by)}, elle sera proposée à une autre association.",
+        "",
+        _links(links),
+        "",
+        SIGNATURE,
+    ]
+    return Mail(
+        to=to, subject=f"Rappel : orientation {reference} en attente", text="\n".join(lines)
+    )
+
+
+def association_expiry(association: AssociationId, to: str, reference: str) -> Mail:
+    """A referral that went unanswered and has been taken back."""
+    lines = [
+        f"Bonjour {_name(association)},",
+        "",
+        f"L'orientation {reference} n'a pas reçu de réponse dans le délai prévu : elle a expiré.",
+        "La personne sera orientée vers une autre association ; vous n'avez rien à faire.",
+        "Merci de ne plus la contacter au titre de cette orientation.",
+        "",
+        SIGNATURE,
+    ]
+    return Mail(to=to, subject=f"Orientation {reference} expirée", text="\n".join(lines))
+
+
+# --- Conférences du rebond: to the person who registered or is invited ----------------------
+
+CONFERENCE_SIGNATURE = "L'équipe des Conférences du rebond"
+KIND_FR = {
+    ConferenceKind.CONFERENCE: "conférence",
+    ConferenceKind.PEER_EXCHANGE: "rencontre entre pairs",
+    ConferenceKind.SUCCESS_STORIES: "soirée de témoignages",
+}
+_DAYS_FR = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+_MONTHS_FR = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+
+
+def _day_fr(moment: datetime) -> str:
+    day = "1er" if moment.day == 1 else str(moment.day)
+    return f"{_DAYS_FR[moment.weekday()]} {day} {_MONTHS_FR[moment.month - 1]} {moment.year}"
+
+
+def _time_fr(moment: datetime) -> str:
+    return f"{moment.hour} h {moment.minute:02d}"
+
+
+def when_fr(starts_at: datetime, ends_at: datetime) -> str:
+    """`jeudi 14 janvier 2027, de 18 h 30 à 20 h 30` in Paris time, whatever the offset given."""
+    start, end = starts_at.astimezone(PARIS), ends_at.astimezone(PARIS)
+    if start.date() == end.date():
+        return f"{_day_fr(start)}, de {_time_fr(start)} à {_time_fr(end)}"
+    return f"du {_day_fr(start)}, {_time_fr(start)}, au {_day_fr(end)}, {_time_fr(end)}"
+
+
+def _conference_lines(conference: ConferenceSummaryV1, ics_url: str | None) -> list[str]:
+    lines = [
+        f"« {conference.title} » ({KIND_FR[conference.kind]})",
+        f"Quand : {when_fr(conference.starts_at, conference.ends_at)} (heure de Paris)",
+        f"Où : {conference.venue_address}, {conference.city}",
+    ]
+    if conference.online_url:
+        lines.append(f"En ligne : {conference.online_url}")
+    if conference.page_url:
+        lines.append(f"La page de la conférence : {conference.page_url}")
+    if ics_url:
+        lines.append(f"L'ajouter à votre agenda (fichier .ics) : {ics_url}")
+    return lines
+
+
+def _cancel_line(cancel_url: str | None) -> list[str]:
+    if not cancel_url:
+        return []
+    return [
+        "",
+        "Si vous ne pouvez plus venir, libérez votre place pour quelqu'un d'autre, en un clic :",
+        cancel_url,
+    ]
+
+
+def registration_mail(registration: RegistrationV1, ics_url: str | None) -> Mail:
+    """One step of a registration (confirmed, waitlisted, promoted, cancelled, conference
+    changed), told simply and kindly to the person, with what they need and nothing more."""
+    conference = registration.conference
+    change = registration.change
+    title = conference.title
+    hello = [f"Bonjour {registration.name},", ""]
+    details = _conference_lines(conference, ics_url)
+    lines: list[str]
+    if change == RegistrationChange.CONFIRMED:
+        subject = f"Inscription confirmée : {title}"
+        lines = [
+            *hello,
+            "Votre inscription est confirmée : une place vous attend.",
+            "",
+            *details,
+            *_cancel_line(registration.cancel_url),
+            "",
+            "Nous serons heureux de vous accueillir.",
+        ]
+    elif change == RegistrationChange.WAITLISTED:
+        position = registration.waitlist_position
+        subject = f"Liste d'attente : {title}"
+        lines = [
+            *hello,
+            "Toutes les places sont prises pour le moment : vous êtes sur la liste d'attente"
+            + (f", en position {position}." if position else "."),
+            "Dès qu'une place se libère, elle vous est attribuée et nous vous écrivons aussitôt.",
+            "",
+            *details,
+            *_cancel_line(registration.cancel_url),
+        ]
+    elif change == RegistrationChange.PROMOTED:
+        subject = f"Une place s'est libérée : {title}"
+        lines = [
+            *hello,
+            "Bonne nouvelle : une place s'est libérée et elle est pour vous. "
+            "Votre inscription est confirmée.",
+            "",
+            *details,
+            *_cancel_line(registration.cancel_url),
+            "",
+            "Nous serons heureux de vous accueillir.",
+        ]
+    elif change == RegistrationChange.CANCELLED and registration.cancelled_by == "organiser":
+        subject = f"Conférence annulée : {title}"
+        lines = [
+            *hello,
+            "Nous sommes désolés : l'organisateur a dû annuler cette conférence, et votre "
+            "inscription avec elle. Vous n'avez rien à faire.",
+            "",
+            *_conference_lines(conference, None),
+            "",
+            "D'autres Conférences du rebond ont lieu près de chez vous : nous espérons vous y "
+            "retrouver.",
+        ]
+    elif change == RegistrationChange.CANCELLED:
+        subject = f"Inscription annulée : {title}"
+        lines = [
+            *hello,
+            "Votre inscription est bien annulée. Merci d'avoir libéré votre place.",
+            "",
+            *_conference_lines(conference, None),
+            "",
+            "Vous serez toujours le bienvenu ou la bienvenue à une prochaine conférence.",
+        ]
+    elif conference.cancelled:  # event_updated about a cancelled conference
+        subject = f"Conférence annulée : {title}"
+        lines = [
+            *hello,
+            "Nous sommes désolés : cette conférence est annulée. Vous n'avez rien à faire.",
+            "",
+            *_conference_lines(conference, None),
+        ]
+    else:  # event_updated: the registration still holds
+        position = registration.waitlist_position
+        still = (
+            "Vous êtes toujours sur la liste d'attente"
+            + (f", en position {position}." if position else ".")
+            if position
+            else "Votre inscription tient toujours."
+        )
+        subject = f"Changement pour la conférence : {title}"
+        lines = [
+            *hello,
+            "L'organisateur a modifié la conférence à laquelle vous êtes inscrit·e. "
+            "Voici ce qui est prévu désormais :",
+            "",
+            *details,
+            "",
+            still,
+            *_cancel_line(registration.cancel_url),
+        ]
+    lines += ["", CONFERENCE_SIGNATURE]
+    return Mail(to=registration.email, subject=subject, text="\n".join(lines))
+
+
+def invitation_mail(invitation: InvitationV1, ics_url: str | None) -> Mail:
+    """An invitation to a nearby conference, with the page where one registers."""
+    conference = invitation.conference
+    near = "dans votre département" if invitation.match == "department" else "dans votre région"
+    lines = [
+        f"Bonjour {invitation.first_name},",
+        "",
+        f"Une Conférence du rebond a lieu {near} ; vous avez accepté que nous vous en parlions,",
+        "alors voici l'invitation. On y vient pour écouter, échanger, reprendre des forces,",
+        "sans rien avoir à raconter si on ne le souhaite pas.",
+        "",
+        *_conference_lines(conference, ics_url),
+        "",
+        "L'entrée est gratuite ; l'inscription se fait sur la page de la conférence"
+        + (f" : {conference.page_url}" if conference.page_url else "."),
+        "",
+        "Vous recevez ce message parce que vous avez accepté les invitations du Portail du "
+        f"rebond (référence {invitation.reference}). Pour ne plus en recevoir, il suffit de "
+        "le demander à l'équipe du portail en citant cette référence.",
+        "",
+        CONFERENCE_SIGNATURE,
+    ]
+    return Mail(
+        to=invitation.email,
+        subject=f"Invitation : {conference.title}",
+        text="\n".join(lines),
+    )

@@ -1,0 +1,357 @@
+"""Notifier test fixtures: a real SMTP server (aiosmtpd), a real HTTP webhook receiver, and
+decisions built from the contracts."""
+
+import asyncio
+import json
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+import uvicorn
+from aiosmtpd.controller import Controller
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import (
+    ConferenceKind,
+    ConferenceSummaryV1,
+    InvitationV1,
+    Reason,
+    ReferralV1,
+    RegistrationChange,
+    RegistrationV1,
+    RoutingDecisionV1,
+)
+from rebond_contracts.questionnaire import Contact, Need, PreferredChannel, Stage
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_reference() -> str:
+    return "RB-" + "-".join("".join(random.choice(CROCKFORD) for _ in range(4)) for _ in range(4))
+
+
+def make_decision(
+    association: AssociationId = AssociationId.SOIXANTE_MILLE_REBONDS,
+    *,
+    reference: str | None = None,
+    attempt: int = 1,
+    email: str | None = "claire@example.org",
+    urgent: bool = False,
+) -> RoutingDecisionV1:
+    reference = reference or new_reference()
+    now = datetime.now(UTC)
+    referral = ReferralV1(
+        referral_id=uuid.uuid4(),
+        reference=reference,
+        association_id=association,
+        urgent=urgent,
+        stage=Stage.AFTER_LIQUIDATION,
+        region="75",
+        department="33",
+        needs=[Need.MENTORING, Need.NEW_BUSINESS],
+        contact=Contact(
+            first_name="Claire",
+            email=email,
+            phone=None if email else "06 12 34 56 78",
+            preferred_channel=PreferredChannel.EMAIL if email else PreferredChannel.PHONE,
+        ),
+        message="Liquidation clôturée en mars, je veux relancer une activité.",
+        reasons=[
+            Reason(code="stage_after_liquidation", fr="vous êtes après une liquidation", en="after")
+        ],
+        referred_at=now,
+        respond_by=now + timedelta(days=10),
+    )
+    return RoutingDecisionV1(
+        decision_id=uuid.uuid4(),
+        reference=reference,
+        rule_set_version="test",
+        primary=association,
+        urgent=urgent,
+        referral=referral,
+        attempt=attempt,
+        decided_at=now,
+    )
+
+
+def make_conference(title: str | None = None, **changes: object) -> ConferenceSummaryV1:
+    """A conference in Bordeaux on Thursday 14 January 2027, 18:30-20:30 Paris time."""
+    event_id = uuid.uuid4()
+    paris = timezone(timedelta(hours=1))
+    conference = ConferenceSummaryV1(
+        event_id=event_id,
+        title=title or f"Rebondir après une liquidation {uuid.uuid4().hex[:8]}",
+        kind=ConferenceKind.SUCCESS_STORIES,
+        starts_at=datetime(2027, 1, 14, 18, 30, tzinfo=paris),
+        ends_at=datetime(2027, 1, 14, 20, 30, tzinfo=paris),
+        venue_address="12 place de la Bourse",
+        city="Bordeaux",
+        department="33",
+        region="75",
+        page_url=f"https://rebond.example.org/evenements/{event_id}",
+        ics_url=f"https://rebond.example.org/v1/events/{event_id}/calendar.ics",
+    )
+    return conference.model_copy(update=changes)
+
+
+def make_registration(
+    change: RegistrationChange = RegistrationChange.CONFIRMED,
+    conference: ConferenceSummaryV1 | None = None,
+    **changes: object,
+) -> RegistrationV1:
+    conference = conference or make_conference()
+    registration_id = uuid.uuid4()
+    active = change != RegistrationChange.CANCELLED
+    registration = RegistrationV1(
+        registration_id=registration_id,
+        event_id=conference.event_id,
+        change=change,
+        name="Claire Martin",
+        email="claire@example.org",
+        cancel_url=(
+            f"https://rebond.example.org/inscriptions/{registration_id}/annuler?token=t0k3n"
+            if active
+            else None
+        ),
+        conference=conference,
+        at=datetime.now(UTC),
+    )
+    return registration.model_copy(update=changes)
+
+
+def make_invitation(conference: ConferenceSummaryV1 | None = None) -> InvitationV1:
+    return InvitationV1(
+        invitation_id=uuid.uuid4(),
+        reference=new_reference(),
+        first_name="Claire",
+        email="claire@example.org",
+        match="department",
+        conference=conference or make_conference(),
+        invited_at=datetime.now(UTC),
+    )
+
+
+async def poll_until(done: Callable[[], bool], within_s: float) -> None:
+    """Return as soon as `done()` holds, or after `within_s` (the caller asserts)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        if done() or loop.time() > deadline:
+            return
+        await asyncio.sleep(0.03)
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+
+
+@dataclass
+class MailBox:
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    def about(self, reference: str) -> list[EmailMessage]:
+        return [m for m in self.messages if reference in str(m["Subject"])]
+
+    async def wait_for(
+        self, reference: str, count: int, within_s: float = 15
+    ) -> list[EmailMessage]:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while len(self.about(reference)) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        return self.about(reference)
+
+
+class _Collect:
+    def __init__(self, box: MailBox) -> None:
+        self.box = box
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        raw = envelope.original_content  # type: ignore[attr-defined]
+        self.box.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[MailBox]:
+    """A real SMTP server (aiosmtpd) on loopback, collecting every message."""
+    box = MailBox("127.0.0.1", free_port())
+    controller = Controller(_Collect(box), hostname=box.host, port=box.port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+# --- Webhook receiver -------------------------------------------------------------------------
+
+
+@dataclass
+class Hook:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    status: int | None = None
+
+
+@dataclass
+class WebhookReceiver:
+    """A real HTTP server; what it answers is scripted per reference.
+
+    `script[reference]` is a list of statuses used in turn (last one repeats); the status
+    "hang" holds the request until `release[reference]` is set."""
+
+    url: str
+    received: list[Hook] = field(default_factory=list)
+    script: dict[str, list[int | str]] = field(default_factory=dict)
+    release: dict[str, asyncio.Event] = field(default_factory=dict)
+    open_requests: set[str] = field(default_factory=set)
+
+    def about(self, reference: str) -> list[Hook]:
+        return [h for h in self.received if reference.encode() in h.body]
+
+    async def wait_for(self, reference: str, count: int, within_s: float = 15) -> list[Hook]:
+        await poll_until(lambda: len(self.about(reference)) >= count, within_s)
+        return self.about(reference)
+
+    async def __call__(self, scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            event = await receive()
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        reference = json.loads(body).get("subject", "") if body else ""
+        hook = Hook(scope["path"], body, {k.decode(): v.decode() for k, v in scope["headers"]})
+        self.received.append(hook)
+        plan = self.script.get(reference, [200])
+        seen = len(self.about(reference)) - 1
+        status = plan[min(seen, len(plan) - 1)]
+        if status == "hang":
+            self.open_requests.add(reference)
+            try:
+                await self.release.setdefault(reference, asyncio.Event()).wait()
+            finally:
+                self.open_requests.discard(reference)
+            status = 200
+        hook.status = int(status)
+        await send({"type": "http.response.start", "status": int(status), "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture(scope="session")
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    """A real HTTP server on a free loopback port receiving the notifier's webhooks."""
+    port = free_port()
+    receiver = WebhookReceiver(f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(
+        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    await poll_until(lambda: server.started, 10)
+    try:
+        yield receiver
+    finally:
+        for event in receiver.release.values():
+            event.set()
+        server.should_exit = True
+        await task
+
+
+# --- Kafka helpers ----------------------------------------------------------------------------
+
+
+class TopicWatcher:
+    """Collects every record of a topic published after it started (plain aiokafka)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.topic = topic
+        self.records: list = []  # type: ignore[type-arg]
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> "TopicWatcher":
+        await self.consumer.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not self.consumer.assignment() and loop.time() < deadline:
+            await self.consumer.getmany(timeout_ms=100)
+        for partition in self.consumer.assignment():
+            await self.consumer.position(partition)
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def _collect(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                self.records.extend(records)
+
+    def about(self, reference: str) -> list:  # type: ignore[type-arg]
+        return [r for r in self.records if r.key == reference.encode()]
+
+    async def wait_for(self, reference: str, count: int, within_s: float = 15, where=None) -> list:  # type: ignore[no-untyped-def, type-arg]
+        def matching() -> list:  # type: ignore[type-arg]
+            return [r for r in self.about(reference) if where is None or where(r)]
+
+        await poll_until(lambda: len(matching()) >= count, within_s)
+        return matching()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with __import__("contextlib").suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+
+async def publish(bootstrap: str, topic_name: str, envelope, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Publish one event as the router would: binary mode, acks=all."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic_name,
+            envelope.kafka_value(),
+            key=key.encode(),
+            headers=[(k, v.encode()) for k, v in envelope.kafka_headers().items()],
+        )
+    finally:
+        await producer.stop()
+
+
+def associations_file(path, hook_url: str, secret_env: str, slow: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Every association with a test address; all but SOS Entrepreneur with a webhook;
+    re-creer with a short webhook timeout."""
+    lines = ["associations:"]
+    for association in AssociationId:
+        lines.append(f"  {association.value}:\n    email: contact@{association.value}.example")
+        if association != AssociationId.SOS_ENTREPRENEUR:
+            lines.append(f"    webhook_url: {hook_url}/hooks/{association.value}")
+            lines.append(f"    webhook_secret: env:{secret_env}")
+        if association == AssociationId.RE_CREER:
+            lines.append("    webhook_timeout_s: 0.5")
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,319 @@
+"""The associations' side, against the notifier running as its own process on the real broker:
+answer links in a real browser (Playwright + Debian Chromium) and the `rebond-association` CLI."""
+
+import asyncio
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.topics import DECISIONS, responses
+from rebond_notifier.signing import Action, AnswerClaims, make_token
+
+from .conftest import MailBox, free_port, make_decision, publish
+
+pytestmark = pytest.mark.kafka
+LINK_SECRET = "link-secret-for-tests-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def notifier_process(
+    kafka_bootstrap: str, smtp_server: MailBox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`python -m rebond_notifier` on a free port, configured by environment only."""
+    folder = tmp_path_factory.mktemp("notifier-process")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "notifier.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rebond_notifier"],
+        env={
+            **os.environ,
+            "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "NOTIFIER_ENVIRONMENT": "test",
+            "NOTIFIER_PORT": str(port),
+            "NOTIFIER_PUBLIC_BASE_URL": url,
+            "NOTIFIER_GROUP_ID": f"test-notifier-{uuid.uuid4().hex[:8]}",
+            "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
+            "NOTIFIER_SMTP_HOST": smtp_server.host,
+            "NOTIFIER_SMTP_PORT": str(smtp_server.port),
+            "NOTIFIER_LINK_SECRET": LINK_SECRET,
+            "NOTIFIER_POLL_INTERVAL_S": "0.2",
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"notifier exited: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"notifier not ready: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _send_decision(bootstrap: str, decision) -> None:  # type: ignore[no-untyped-def]
+    event = DECISIONS.envelope(
+        decision, subject=decision.reference, correlationid=decision.reference
+    )
+    asyncio.run(publish(bootstrap, DECISIONS.name, event, decision.reference))
+
+
+def _wait_mail(box: MailBox, reference: str, to_part: str, within_s: float = 20) -> str:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        for message in box.about(reference):
+            if to_part in str(message["To"]):
+                return str(message.get_content())
+        time.sleep(0.1)
+    raise AssertionError(f"no e-mail for {reference} to {to_part}")
+
+
+def _links(text: str) -> dict[str, str]:
+    return {
+        "accept": re.search(r"Accepter : (\S+)", text).group(1),  # type: ignore[union-attr]
+        "decline": re.search(r"Décliner : (\S+)", text).group(1),  # type: ignore[union-attr]
+    }
+
+
+async def _read_key(bootstrap: str, topic: str, key: str) -> list[dict]:  # type: ignore[type-arg]
+    """Every record of `topic` with this key, read from the beginning up to the end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(topic, p) for p in cluster.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, records in batches.items():
+                found += [
+                    {"value": json.loads(r.value), "headers": dict(r.headers)}
+                    for r in records
+                    if r.key == key.encode()
+                ]
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def _responses(
+    bootstrap: str, association: AssociationId, reference: str, count: int
+) -> list[dict]:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 15
+    while True:
+        found = asyncio.run(_read_key(bootstrap, responses(association).name, reference))
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+def test_accept_link_in_a_browser_publishes_the_answer_once(
+    kafka_bootstrap: str,
+    notifier_process: str,
+    smtp_server: MailBox,
+    chromium_launch_options: dict[str, object],
+) -> None:
+    """Accepter opens a French page; confirming publishes an accept; the used link then says so."""
+    from playwright.sync_api import sync_playwright
+
+    decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+    _send_decision(kafka_bootstrap, decision)
+    links = _links(_wait_mail(smtp_server, decision.reference, "60000"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
+        try:
+            page = browser.new_page()
+            page.goto(links["accept"])
+            assert page.locator("#reference").inner_text() == decision.reference
+            page.get_by_role("button", name="Confirmer : j'accepte").click()
+            page.wait_for_selector("#done")
+            assert "acceptée" in page.locator("#done").inner_text()
+
+            reply = page.goto(links["accept"])
+            assert reply is not None and reply.status == 409
+            assert "déjà été donnée" in page.content()
+            reply = page.goto(links["decline"])  # the other link of the same referral
+            assert reply is not None and reply.status == 409
+        finally:
+            browser.close()
+    [answer] = _responses(
+        kafka_bootstrap, AssociationId.SOIXANTE_MILLE_REBONDS, decision.reference, 1
+    )
+    assert answer["value"]["answer"] == "accept"
+    assert answer["value"]["referral_id"] == str(decision.referral.referral_id)
+    assert answer["headers"]["ce_type"] == b"fr.rebond.referral.answered"
+
+
+def test_decline_link_asks_the_reason_and_publishes_it(
+    kafka_bootstrap: str,
+    notifier_process: str,
+    smtp_server: MailBox,
+    chromium_launch_options: dict[str, object],
+) -> None:
+    """Décliner asks for a reason among the five; the decline is published with it."""
+    from playwright.sync_api import sync_playwright
+
+    decision = make_decision(AssociationId.SECOND_SOUFFLE)
+    _send_decision(kafka_bootstrap, decision)
+    links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
+        try:
+            page = browser.new_page()
+            page.goto(links["decline"])
+            assert page.locator("input[name=reason]").count() == 5
+            page.get_by_label("Plus de place pour l'accompagner").check()
+            page.get_by_role("button", name="Confirmer : je décline").click()
+            page.wait_for_selector("#done")
+        finally:
+            browser.close()
+    [answer] = _responses(kafka_bootstrap, AssociationId.SECOND_SOUFFLE, decision.reference, 1)
+    assert (answer["value"]["answer"], answer["value"]["reason"]) == ("decline", "no_capacity")
+
+
+def test_tampered_and_expired_links_get_a_clear_page(notifier_process: str) -> None:
+    """A modified link gets a French 400 page, an expired one a 410 page, never a 500."""
+    claims = AnswerClaims(
+        referral_id=uuid.uuid4(),
+        reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        association_id=AssociationId.APESA,
+        action=Action.ACCEPT,
+        expires_at=int(time.time()) - 1,
+    )
+    expired = make_token(LINK_SECRET.encode(), claims)
+    reply = httpx.get(f"{notifier_process}/reponse/{expired}")
+    assert reply.status_code == 410 and "Lien expiré" in reply.text
+    reply = httpx.post(f"{notifier_process}/reponse/{expired}")
+    assert reply.status_code == 410
+    valid = make_token(
+        LINK_SECRET.encode(), AnswerClaims(**{**claims.__dict__, "expires_at": 2**40})
+    )
+    for tampered in (valid[:-3] + "abc", "abc.def", valid.replace(".", "")):
+        reply = httpx.get(f"{notifier_process}/reponse/{tampered}")
+        assert reply.status_code == 400 and "Lien non valide" in reply.text
+
+
+def _lines(process: subprocess.Popen[str]) -> "queue.Queue[str]":
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def test_association_cli_listens_accepts_and_declines(
+    kafka_bootstrap: str, notifier_process: str
+) -> None:
+    """`rebond-association listen --json` prints the new referral; accept and decline publish answers."""
+    env = {**os.environ, "REBOND_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    cli = [sys.executable, "-m", "rebond_notifier.association_cli"]
+    listener = subprocess.Popen(
+        [*cli, "listen", "--association", "re-creer", "--json", "--group", f"t-{uuid.uuid4().hex}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = _lines(listener)
+        decision = make_decision(AssociationId.RE_CREER)
+        _send_decision(kafka_bootstrap, decision)
+        deadline = time.monotonic() + 30
+        printed = None
+        while printed is None and time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if decision.reference in line:
+                printed = json.loads(line)
+        assert printed is not None, "the listener never printed the referral"
+        assert printed["referral_id"] == str(decision.referral.referral_id)
+    finally:
+        listener.terminate()
+        listener.wait(timeout=20)
+
+    accepted = subprocess.run(
+        [*cli, "accept", decision.reference, "--association", "re-creer"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["referral_id"] == str(decision.referral.referral_id)
+    declined = subprocess.run(
+        [*cli, "decline", decision.reference, "--reason", "duplicate",
+         "--referral-id", str(decision.referral.referral_id)],
+        env={**env, "REBOND_ASSOCIATION": "re-creer"}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert declined.returncode == 0, declined.stderr
+    answers = _responses(kafka_bootstrap, AssociationId.RE_CREER, decision.reference, 2)
+    assert sorted((a["value"]["answer"], a["value"]["reason"]) for a in answers) == [
+        ("accept", None),
+        ("decline", "duplicate"),
+    ]
+    assert {a["value"]["referral_id"] for a in answers} == {str(decision.referral.referral_id)}
+
+    unknown = subprocess.run(
+        [*cli, "accept", "RB-0000-0000-0000-0000", "--association", "re-creer"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "no referral" in unknown.stderr
+
+
+def test_association_cli_over_sasl_answers_only_for_its_own_association(
+    kafka_secure,  # type: ignore[no-untyped-def]
+) -> None:
+    """With its SASL credentials an association answers on its own topic and is refused another's."""
+    principal = "association-apesa"
+    env = {
+        **os.environ,
+        "REBOND_KAFKA_BOOTSTRAP_SERVERS": kafka_secure.bootstrap,
+        "REBOND_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "REBOND_KAFKA_SASL_USERNAME": principal,
+        "REBOND_KAFKA_SASL_PASSWORD": kafka_secure.credentials[principal],
+    }
+    cli = [sys.executable, "-m", "rebond_notifier.association_cli", "decline", "RB-7K3M-Q9XA-2DFE-W8NB",
+           "--reason", "other", "--referral-id", str(uuid.uuid4())]  # fmt: skip
+    own = subprocess.run(
+        [*cli, "--association", "apesa"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert own.returncode == 0, own.stderr
+    other = subprocess.run(
+        [*cli, "--association", "re-creer"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert other.returncode == 3 and "Kafka refused" in other.stderr

@@ -1,0 +1,178 @@
+"""The notifier on the real broker with a real SMTP server: registrations and invitations
+published by the events service become one e-mail each to the person, never two."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from rebond_contracts.payloads import RegistrationChange, RegistrationV1
+from rebond_contracts.topics import DELIVERIES, INVITATIONS, REGISTRATIONS
+from rebond_notifier.app import Notifier
+from rebond_notifier.consumer import DEAD_LETTERS
+from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.store import FINAL, Delivery
+
+from .conftest import MailBox, TopicWatcher, make_invitation, make_registration, publish
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+async def notifier(
+    kafka_bootstrap: str, smtp_server: MailBox, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Notifier]:
+    """A notifier with its own consumer groups and delivery log."""
+    folder: Path = tmp_path_factory.mktemp("notifier-conferences")
+    settings = NotifierSettings(
+        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        environment="test",
+        group_id=f"test-notifier-conf-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        max_attempts=3,
+        retry_base_s=0.2,
+        retry_cap_s=1.0,
+        poll_interval_s=0.2,
+    )
+    service = Notifier(settings)
+    await service.start()
+    await service.wait_connected()
+    yield service
+    await service.stop()
+
+
+async def _send_registration(bootstrap: str, registration: RegistrationV1, event_id: str) -> None:
+    """As the events service does: keyed and subject by the conference, correlated by registration."""
+    event = REGISTRATIONS.envelope(
+        registration, subject=str(registration.event_id),
+        correlationid=str(registration.registration_id), id=event_id,
+    )  # fmt: skip
+    await publish(bootstrap, REGISTRATIONS.name, event, str(registration.event_id))
+
+
+@pytest.mark.parametrize(
+    ("change", "extra", "subject", "expected"),
+    [
+        (RegistrationChange.CONFIRMED, {}, "Inscription confirmée", ["calendar.ics", "annuler?token="]),
+        (RegistrationChange.WAITLISTED, {"waitlist_position": 4}, "Liste d'attente", ["en position 4."]),
+        (RegistrationChange.PROMOTED, {}, "Une place s'est libérée", ["elle est pour vous", "annuler?token="]),
+        (RegistrationChange.CANCELLED, {"cancelled_by": "person"}, "Inscription annulée", ["bien annulée"]),
+        (RegistrationChange.CANCELLED, {"cancelled_by": "organiser"}, "Conférence annulée", ["dû annuler"]),
+        (RegistrationChange.EVENT_UPDATED, {}, "Changement pour la conférence", ["a modifié"]),
+    ],
+)  # fmt: skip
+async def test_each_registration_change_gives_one_mail(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    change: RegistrationChange,
+    extra: dict[str, object],
+    subject: str,
+    expected: list[str],
+) -> None:
+    """Each registration change on the real broker gives one e-mail to the person, with its news."""
+    registration = make_registration(change, **extra)
+    title = registration.conference.title
+    event_id = str(uuid.uuid4())
+    await _send_registration(kafka_bootstrap, registration, event_id)
+    [mail] = await smtp_server.wait_for(title, 1, within_s=30)
+    assert str(mail["To"]) == "claire@example.org"
+    assert str(mail["Subject"]).startswith(subject)
+    body = mail.get_content()
+    assert "Bonjour Claire Martin," in body and "14 janvier 2027" in body
+    for text in expected:
+        assert text in body, text
+    [row] = await _final_rows(notifier, event_id)
+    assert (row.status, row.payload) == ("sent", None)  # the text is erased once sent
+
+
+async def _final_rows(notifier: Notifier, key: str, within_s: float = 10) -> list[Delivery]:
+    """The log's rows for `key` once none is pending any more (or after `within_s`)."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while True:
+        rows = await notifier.store.find(key)
+        if (rows and all(r.status in FINAL for r in rows)) or (
+            asyncio.get_running_loop().time() > deadline
+        ):
+            return rows
+        await asyncio.sleep(0.05)
+
+
+async def test_redelivered_registration_event_sends_no_second_mail(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """The same registration event read twice sends one e-mail; a later change still sends one."""
+    registration = make_registration(RegistrationChange.CONFIRMED)
+    title = registration.conference.title
+    event_id = str(uuid.uuid4())
+    await _send_registration(kafka_bootstrap, registration, event_id)
+    await _send_registration(kafka_bootstrap, registration, event_id)  # redelivery
+    # A later event of the same conference (same key, same partition) is read after it.
+    update = registration.model_copy(update={"change": RegistrationChange.EVENT_UPDATED})
+    await _send_registration(kafka_bootstrap, update, str(uuid.uuid4()))
+    mails = await smtp_server.wait_for(title, 2, within_s=30)
+    assert sorted(str(m["Subject"]).split(" : ")[0] for m in mails) == [
+        "Changement pour la conférence",
+        "Inscription confirmée",
+    ]
+
+
+async def test_invitation_gives_one_mail_and_a_delivery_outcome(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """An invitation, even redelivered, is one e-mail with the page link, and one `sent` outcome."""
+    invitation = make_invitation()
+    conference = invitation.conference
+    watcher = await TopicWatcher(kafka_bootstrap, DELIVERIES.name).start()
+    try:
+        event = INVITATIONS.envelope(
+            invitation, subject=invitation.reference, correlationid=invitation.reference,
+            id=str(invitation.invitation_id),
+        )  # fmt: skip
+        await publish(kafka_bootstrap, INVITATIONS.name, event, invitation.reference)
+        await publish(kafka_bootstrap, INVITATIONS.name, event, invitation.reference)
+        marker = make_invitation()  # same key, read after the redelivery
+        marker = marker.model_copy(update={"reference": invitation.reference})
+        marker_event = INVITATIONS.envelope(
+            marker, subject=marker.reference, correlationid=marker.reference
+        )
+        await publish(kafka_bootstrap, INVITATIONS.name, marker_event, marker.reference)
+        assert len(await smtp_server.wait_for(marker.conference.title, 1, within_s=30)) == 1
+        [mail] = smtp_server.about(conference.title)
+        assert str(mail["Subject"]) == f"Invitation : {conference.title}"
+        assert str(conference.page_url) in mail.get_content()
+        outcomes = await watcher.wait_for(invitation.reference, 2)
+    finally:
+        await watcher.stop()
+    assert len(outcomes) == 2  # one per invitation, none for the redelivery
+    data = [json.loads(r.value) for r in outcomes]
+    assert {(d["channel"], d["outcome"], d["referral_id"]) for d in data} == {
+        ("person_email", "sent", None)
+    }
+    assert b"claire" not in b"".join(r.value for r in outcomes)  # no personal data
+
+
+@pytest.mark.parametrize("topic", [REGISTRATIONS, INVITATIONS], ids=lambda t: t.name)
+async def test_unreadable_record_goes_to_the_dead_letter_topic(
+    kafka_bootstrap: str, notifier: Notifier, topic
+) -> None:  # type: ignore[no-untyped-def]
+    """A record that is not a valid event goes to deadletter.notifier and the next one is read."""
+    key = f"poison-{uuid.uuid4().hex}"
+    watcher = await TopicWatcher(kafka_bootstrap, DEAD_LETTERS.name).start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        headers = [("ce_type", topic.event_type.encode()), ("ce_schemaversion", b"1")]
+        await producer.send_and_wait(topic.name, b"{not json", key=key.encode(), headers=headers)
+        [letter] = await watcher.wait_for(key, 1, within_s=30)
+    finally:
+        await producer.stop()
+        await watcher.stop()
+    data = json.loads(letter.value)
+    assert (data["service"], data["topic"], data["value"]) == ("notifier", topic.name, "{not json")

@@ -1,0 +1,105 @@
+"""Settings, the associations file and its secrets; retry classification (pure)."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from rebond_contracts.associations import AssociationId
+from rebond_notifier.channels import Failed, Retry, classify_status, retry_delay
+from rebond_notifier.config import DEFAULT_WEBHOOK_SECRET, ConfigError, load_associations
+from rebond_notifier.settings import NotifierSettings
+
+STRONG = "x" * 40
+
+
+def test_production_refuses_the_default_link_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOTIFIER_ENVIRONMENT=production without a real NOTIFIER_LINK_SECRET does not start."""
+    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    monkeypatch.delenv("NOTIFIER_LINK_SECRET", raising=False)
+    with pytest.raises(ValidationError, match="NOTIFIER_LINK_SECRET"):
+        NotifierSettings()
+    monkeypatch.setenv("NOTIFIER_LINK_SECRET", STRONG)
+    assert NotifierSettings().link_secret.get_secret_value() == STRONG
+
+
+def test_link_secret_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOTIFIER_LINK_SECRET_FILE is read (for mounted secrets)."""
+    secret = tmp_path / "link"
+    secret.write_text(STRONG + "\n")
+    monkeypatch.setenv("NOTIFIER_LINK_SECRET_FILE", str(secret))
+    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    assert NotifierSettings().link_secret.get_secret_value() == STRONG
+
+
+def test_packaged_file_covers_every_association() -> None:
+    """The packaged associations file has a contact address for each association."""
+    channels = load_associations()
+    assert set(channels) == set(AssociationId)
+    assert all("@" in c.email for c in channels.values())
+
+
+def _write(tmp_path: Path, extra: str) -> Path:
+    lines = ["associations:"]
+    for association in AssociationId:
+        lines.append(f"  {association.value}:\n    email: x@{association.value}.example")
+        if association == AssociationId.APESA:
+            lines.append(extra)
+    path = tmp_path / "associations.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_webhook_secret_is_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`webhook_secret: env:VAR` takes the secret from that variable."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", STRONG)
+    path = _write(
+        tmp_path,
+        "    webhook_url: https://crm.example/hook\n    webhook_secret: env:APESA_HOOK_SECRET",
+    )
+    channels = load_associations(path, production=True)[AssociationId.APESA]
+    assert channels.webhook_secret == STRONG.encode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "production", "message"),
+    [
+        ("    webhook_url: https://h\n    webhook_secret: env:UNSET_SECRET_VAR", False, "not set"),
+        ("    webhook_url: https://h", True, "in production"),
+        ("    webhook_url: https://h\n    webhook_secret: plain", False, "env:VARIABLE"),
+        ("    emial: typo@x.org", False, "emial"),
+    ],
+)
+def test_bad_association_files_are_refused(
+    tmp_path: Path, extra: str, production: bool, message: str
+) -> None:
+    """Missing or weak secrets and unknown keys stop the notifier with a clear message."""
+    with pytest.raises(ConfigError, match=message):
+        load_associations(_write(tmp_path, extra), production=production)
+
+
+def test_development_webhook_without_secret_uses_the_dev_secret(tmp_path: Path) -> None:
+    """Outside production a webhook without a secret reference is signed with the dev secret."""
+    path = _write(tmp_path, "    webhook_url: http://127.0.0.1:1/hook")
+    channels = load_associations(path)[AssociationId.APESA]
+    assert channels.webhook_secret == DEFAULT_WEBHOOK_SECRET.encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(200, None), (204, None), (400, Failed), (404, Failed), (410, Failed), (302, Failed),
+     (500, Retry), (502, Retry), (503, Retry)],
+)  # fmt: skip
+def test_webhook_status_classification(status: int, expected: type | None) -> None:
+    """2xx is sent, 5xx is retried, 4xx (and anything else) is not retried."""
+    assert classify_status(status) is expected
+
+
+@pytest.mark.parametrize(
+    ("attempts", "delay"), [(1, 2.0), (2, 4.0), (3, 8.0), (4, 16.0), (8, 60.0), (30, 60.0)]
+)
+def test_exponential_backoff_up_to_a_cap(attempts: int, delay: float) -> None:
+    """The wait doubles after each failed attempt and never exceeds the cap."""
+    assert retry_delay(attempts, base_s=2.0, cap_s=60.0) == delay

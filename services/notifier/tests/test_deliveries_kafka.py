@@ -1,0 +1,311 @@
+"""The notifier in process on the real broker, with a real SMTP server and a real webhook
+receiver: referrals, e-mails, signed webhooks, retries, dead letters, isolation, idempotence."""
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
+from rebond_contracts.topics import DECISIONS, DELIVERIES, REFERRAL_STATUS, referrals
+from rebond_notifier.app import Notifier
+from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.signing import SIGNATURE_HEADER, verify_webhook
+
+from .conftest import (
+    MailBox,
+    TopicWatcher,
+    WebhookReceiver,
+    associations_file,
+    make_decision,
+    publish,
+)
+
+pytestmark = pytest.mark.kafka
+SECRET_ENV = "NOTIFIER_TEST_HOOK_SECRET"
+SECRET = "test-webhook-secret-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+async def notifier(
+    kafka_bootstrap: str,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Notifier]:
+    """A notifier with fast retries (3 attempts, 0.2 s base) and its own group and store."""
+    folder = tmp_path_factory.mktemp("notifier")
+    os.environ[SECRET_ENV] = SECRET
+    associations_file(folder / "associations.yaml", webhook_receiver.url, SECRET_ENV)
+    settings = NotifierSettings(
+        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        environment="test",
+        group_id=f"test-notifier-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
+        associations_file=folder / "associations.yaml",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        max_attempts=3,
+        retry_base_s=0.2,
+        retry_cap_s=1.0,
+        webhook_timeout_s=5.0,
+        poll_interval_s=0.2,
+    )
+    service = Notifier(settings)
+    await service.start()
+    await service.wait_connected()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture(scope="module")
+async def deliveries(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
+    watcher = await TopicWatcher(kafka_bootstrap, DELIVERIES.name).start()
+    yield watcher
+    await watcher.stop()
+
+
+async def _send_decision(bootstrap: str, decision) -> None:  # type: ignore[no-untyped-def]
+    event = DECISIONS.envelope(
+        decision, subject=decision.reference, correlationid=decision.reference,
+        id=str(decision.decision_id),
+    )  # fmt: skip
+    await publish(bootstrap, DECISIONS.name, event, decision.reference)
+
+
+def _outcomes(records) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+    return sorted(
+        (d["channel"], d["outcome"], d["attempts"]) for d in (json.loads(r.value) for r in records)
+    )
+
+
+async def test_one_decision_gives_one_referral_two_mails_and_one_signed_webhook(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+    deliveries: TopicWatcher,
+) -> None:
+    """Referral on referrals.<id> with ce_* headers, e-mails to association and person, a signed webhook."""
+    topic = referrals(AssociationId.SOIXANTE_MILLE_REBONDS)
+    watcher = await TopicWatcher(kafka_bootstrap, topic.name).start()
+    try:
+        decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+        await _send_decision(kafka_bootstrap, decision)
+        [record] = await watcher.wait_for(decision.reference, 1)
+    finally:
+        await watcher.stop()
+    headers = {k: v.decode() for k, v in record.headers}
+    assert headers["ce_type"] == "fr.rebond.referral.offered"
+    assert headers["ce_id"] == str(decision.referral.referral_id)
+    assert headers["ce_subject"] == decision.reference
+    assert json.loads(record.value)["association_id"] == "60000-rebonds"
+
+    mails = await smtp_server.wait_for(decision.reference, 2)
+    assert sorted(str(m["To"]) for m in mails) == [
+        "claire@example.org",
+        "contact@60000-rebonds.example",
+    ]
+    [hook] = await webhook_receiver.wait_for(decision.reference, 1)
+    assert hook.path == "/hooks/60000-rebonds"
+    assert verify_webhook(SECRET.encode(), hook.body, hook.headers[SIGNATURE_HEADER.lower()])
+    assert json.loads(hook.body)["data"]["referral_id"] == str(decision.referral.referral_id)
+
+    outcomes = await deliveries.wait_for(decision.reference, 3)
+    assert _outcomes(outcomes) == [
+        ("association_email", "sent", 1), ("person_email", "sent", 1), ("webhook", "sent", 1),
+    ]  # fmt: skip
+    assert b"claire" not in b"".join(r.value for r in outcomes)  # no personal data
+
+
+async def test_redelivered_decision_sends_nothing_twice(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+    deliveries: TopicWatcher,
+) -> None:
+    """The same decision read again sends no second e-mail and no second webhook."""
+    decision = make_decision(AssociationId.SECOND_SOUFFLE)
+    await _send_decision(kafka_bootstrap, decision)
+    assert len(await deliveries.wait_for(decision.reference, 3)) == 3
+    await _send_decision(kafka_bootstrap, decision)
+    # A later decision on the same lanes is processed after the redelivery (same key, same partition).
+    marker = make_decision(AssociationId.SECOND_SOUFFLE, reference=decision.reference)
+    await _send_decision(kafka_bootstrap, marker)
+    await webhook_receiver.wait_for(decision.reference, 2)
+    assert len(await deliveries.wait_for(decision.reference, 6)) == 6
+    hooks = [json.loads(h.body)["id"] for h in webhook_receiver.about(decision.reference)]
+    assert sorted(hooks) == sorted(
+        [str(decision.referral.referral_id), str(marker.referral.referral_id)]
+    )
+    to_association = [
+        m for m in smtp_server.about(decision.reference) if "second-souffle" in str(m["To"])
+    ]
+    assert len(to_association) == 2  # one per referral, none for the redelivery
+
+
+async def test_webhook_5xx_then_success_is_retried(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    webhook_receiver: WebhookReceiver,
+    deliveries: TopicWatcher,
+) -> None:
+    """A 503 is retried with backoff; the second attempt succeeds and is reported sent."""
+    decision = make_decision(AssociationId.APESA)
+    webhook_receiver.script[decision.reference] = [503, 200]
+    await _send_decision(kafka_bootstrap, decision)
+    [outcome] = await deliveries.wait_for(
+        decision.reference, 1, where=lambda r: b'"webhook"' in r.value
+    )
+    assert json.loads(outcome.value)["outcome"] == "sent"
+    assert json.loads(outcome.value)["attempts"] == 2
+    assert [h.status for h in webhook_receiver.about(decision.reference)] == [503, 200]
+
+
+async def test_webhook_4xx_is_not_retried(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    webhook_receiver: WebhookReceiver,
+    deliveries: TopicWatcher,
+) -> None:
+    """A 400 is a final failure after a single attempt."""
+    decision = make_decision(AssociationId.APESA)
+    webhook_receiver.script[decision.reference] = [400, 200]
+    await _send_decision(kafka_bootstrap, decision)
+    [outcome] = await deliveries.wait_for(
+        decision.reference, 1, where=lambda r: b'"webhook"' in r.value
+    )
+    assert (json.loads(outcome.value)["outcome"], json.loads(outcome.value)["attempts"]) == (
+        "failed",
+        1,
+    )
+    rows = await notifier.store.find(str(decision.referral.referral_id))
+    assert [(r.channel, r.status) for r in rows if r.channel == "webhook"] == [
+        ("webhook", "failed")
+    ]
+    assert len(webhook_receiver.about(decision.reference)) == 1
+
+
+async def test_webhook_timeouts_beyond_the_cap_are_dead_lettered(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    webhook_receiver: WebhookReceiver,
+    deliveries: TopicWatcher,
+) -> None:
+    """A webhook that never answers in time is tried 3 times, then logged and reported dead-lettered."""
+    decision = make_decision(AssociationId.RE_CREER)  # 0.5 s timeout for re-creer
+    webhook_receiver.script[decision.reference] = ["hang"]
+    await _send_decision(kafka_bootstrap, decision)
+    [outcome] = await deliveries.wait_for(
+        decision.reference, 1, within_s=20, where=lambda r: b'"webhook"' in r.value
+    )
+    assert json.loads(outcome.value)["outcome"] == "dead_lettered"
+    assert json.loads(outcome.value)["attempts"] == 3
+    assert len(webhook_receiver.about(decision.reference)) == 3
+    [row] = [
+        r for r in await notifier.store.find(str(decision.referral.referral_id))
+        if r.channel == "webhook"
+    ]  # fmt: skip
+    assert (row.status, row.last_error) == ("dead_lettered", "webhook timeout")
+    webhook_receiver.release.setdefault(decision.reference, asyncio.Event()).set()
+
+
+async def test_a_hanging_association_does_not_delay_another(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """While APESA's webhook hangs, Second Souffle's decision is consumed and delivered."""
+    slow = make_decision(AssociationId.APESA)
+    webhook_receiver.script[slow.reference] = ["hang"]
+    await _send_decision(kafka_bootstrap, slow)
+    assert await webhook_receiver.wait_for(slow.reference, 1)
+    try:
+        quick = make_decision(AssociationId.SECOND_SOUFFLE)
+        await _send_decision(kafka_bootstrap, quick)
+        assert await webhook_receiver.wait_for(quick.reference, 1, within_s=10)
+        assert slow.reference in webhook_receiver.open_requests  # still hanging meanwhile
+        assert len(await smtp_server.wait_for(quick.reference, 2, within_s=10)) == 2
+    finally:
+        webhook_receiver.release.setdefault(slow.reference, asyncio.Event()).set()
+
+
+@pytest.mark.parametrize(
+    ("status", "subject"),
+    [(ReferralStatus.REMINDED, "Rappel"), (ReferralStatus.EXPIRED, "expirée")],
+)
+async def test_reminder_and_expiry_become_mails_to_the_association(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    status: ReferralStatus,
+    subject: str,
+) -> None:
+    """The router's reminded / expired status gives one e-mail to the association, once."""
+    decision = make_decision(AssociationId.SOS_ENTREPRENEUR)
+    event = REFERRAL_STATUS.envelope(
+        ReferralStatusV1(
+            reference=decision.reference,
+            referral_id=decision.referral.referral_id,
+            association_id=AssociationId.SOS_ENTREPRENEUR,
+            status=status,
+            at=datetime.now(UTC),
+        ),
+        subject=decision.reference,
+        correlationid=decision.reference,
+    )
+    await publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference)
+    await publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference)  # redelivery
+    # Then the other status: same key and partition, same mail lane, so it comes after.
+    other = ReferralStatus.EXPIRED if status == ReferralStatus.REMINDED else ReferralStatus.REMINDED
+    marker = REFERRAL_STATUS.envelope(
+        event.data.model_copy(update={"status": other}),
+        subject=decision.reference,
+        correlationid=decision.reference,
+    )
+    await publish(kafka_bootstrap, REFERRAL_STATUS.name, marker, decision.reference)
+    mails = await smtp_server.wait_for(decision.reference, 2)
+    assert len(mails) == 2
+    [mail] = [m for m in mails if subject in str(m["Subject"])]
+    assert str(mail["To"]) == "contact@sos-entrepreneur.example"
+
+
+async def test_notifier_connects_with_its_own_sasl_principal(
+    kafka_bootstrap: str,
+    kafka_secure,  # type: ignore[no-untyped-def]
+    smtp_server: MailBox,
+    tmp_path: Path,
+) -> None:
+    """On the secured listener the notifier, as principal `notifier`, consumes and publishes referrals."""
+    settings = NotifierSettings(
+        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_secure.bootstrap,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="notifier",
+        kafka_sasl_password=kafka_secure.credentials["notifier"],
+        environment="test",
+        group_id=f"rebond-notifier-sasl-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        poll_interval_s=0.2,
+    )
+    service = Notifier(settings)
+    watcher = await TopicWatcher(kafka_bootstrap, referrals(AssociationId.APESA).name).start()
+    await service.start()
+    try:
+        await service.wait_connected()
+        decision = make_decision(AssociationId.APESA)
+        await _send_decision(kafka_bootstrap, decision)
+        assert len(await watcher.wait_for(decision.reference, 1, within_s=30)) == 1
+        assert len(await smtp_server.wait_for(decision.reference, 2)) == 2
+    finally:
+        await watcher.stop()
+        await service.stop()

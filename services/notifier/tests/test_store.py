@@ -1,0 +1,85 @@
+"""The delivery log on SQLite and PostgreSQL: idempotent inserts, exclusive claims, answers."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from rebond_notifier.store import AlreadyAnswered, DeliveryStore, NewDelivery
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DeliveryStore]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = DeliveryStore.from_url(url)
+    await store.create_schema()
+    yield store
+    await store.close()
+
+
+def _item(channel: str = "webhook", kind: str = "offer") -> NewDelivery:
+    return NewDelivery(
+        referral_id="da6e70fb-f7ab-5902-904a-60821a89176b",
+        channel=channel,
+        kind=kind,
+        reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        association_id="apesa",
+        correlation_id="RB-7K3M-Q9XA-2DFE-W8NB",
+        payload={"body": "{}"},
+    )
+
+
+async def test_recording_twice_keeps_one_delivery(store: DeliveryStore) -> None:
+    """The same (referral, channel, kind) recorded twice is one row: nothing is sent twice."""
+    assert await store.enqueue([_item(), _item("association_email")]) == 2
+    assert await store.enqueue([_item(), _item("association_email")]) == 0
+    assert await store.enqueue([_item("association_email", "reminder")]) == 1
+    assert len(await store.find("da6e70fb-f7ab-5902-904a-60821a89176b")) == 3
+
+
+async def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
+    store: DeliveryStore,
+) -> None:
+    """Only one worker holds a delivery; after the lease another may take it over."""
+    await store.enqueue([_item()], now=1000.0)
+    [due] = await store.due(now=1000.0)
+    assert await store.claim(due.id, lease_s=60, now=1000.0)
+    assert not await store.claim(due.id, lease_s=60, now=1001.0)
+    assert await store.due(now=1001.0) == []
+    assert await store.claim(due.id, lease_s=60, now=1061.0)
+
+
+async def test_final_outcome_erases_the_message_and_awaits_publication(
+    store: DeliveryStore,
+) -> None:
+    """A finished delivery keeps no message text and is listed until its outcome is published."""
+    await store.enqueue([_item()])
+    [due] = await store.due()
+    await store.finish(due.id, "dead_lettered", 6, "webhook timeout")
+    [row] = await store.unpublished_outcomes()
+    assert (row.status, row.attempts, row.payload) == ("dead_lettered", 6, None)
+    await store.mark_published(row.id)
+    assert await store.unpublished_outcomes() == []
+
+
+async def test_an_answer_is_recorded_once_and_only_when_published(store: DeliveryStore) -> None:
+    """A failed publication leaves the link usable; after a success a second answer is refused."""
+    published: list[str] = []
+
+    async def fail() -> None:
+        raise ConnectionError("kafka down")
+
+    async def ok() -> None:
+        published.append("yes")
+
+    with pytest.raises(ConnectionError):
+        await store.record_answer("r1", "apesa", "accept", None, fail)
+    assert not await store.answered("r1")
+    await store.record_answer("r1", "apesa", "accept", None, ok)
+    assert await store.answered("r1")
+    with pytest.raises(AlreadyAnswered):
+        await store.record_answer("r1", "apesa", "decline", "other", ok)
+    assert published == ["yes"]

@@ -1,0 +1,141 @@
+"""E-mail texts and which deliveries a decision or a status calls for (pure)."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
+from rebond_contracts.questionnaire import Distress
+from rebond_contracts.topics import referrals
+from rebond_notifier import planning, templates
+from rebond_notifier.config import load_associations
+from rebond_notifier.signing import Action, read_token
+
+from .conftest import make_decision
+
+KEY = b"k" * 32
+LINKS = planning.LinkMaker(KEY, "https://rebond.example/")
+ASSOCIATIONS = load_associations()
+
+
+def _event(decision):  # type: ignore[no-untyped-def]
+    referral = decision.referral
+    return referrals(referral.association_id).envelope(
+        referral, subject=referral.reference, correlationid=referral.reference
+    )
+
+
+def test_association_mail_has_reference_contact_and_signed_links() -> None:
+    """The association's e-mail names the reference, the shared contact and two answer links."""
+    referral = make_decision().referral
+    links = LINKS.links(str(referral.referral_id), referral.reference, referral.association_id)
+    mail = templates.association_referral(referral, "a@example.org", links)
+    assert referral.reference in mail.subject and "URGENT" not in mail.subject
+    assert "Claire" in mail.text and "claire@example.org" in mail.text
+    assert links.accept in mail.text and links.decline in mail.text
+    token = links.decline.rsplit("/", 1)[1]
+    claims = read_token(KEY, token)
+    assert (claims.referral_id, claims.action) == (referral.referral_id, Action.DECLINE)
+    assert "Détresse" not in mail.text  # not shared without the sensitive-data consent
+
+
+def test_urgent_referral_is_marked_in_subject_and_body() -> None:
+    """An urgent referral says so in the subject and the body of both e-mails."""
+    referral = make_decision(urgent=True).referral
+    links = LINKS.links(str(referral.referral_id), referral.reference, referral.association_id)
+    mail = templates.association_referral(referral, "a@example.org", links)
+    person = templates.person_confirmation(referral)
+    assert mail.subject.startswith("[URGENT]") and "URGENT :" in mail.text
+    assert person.subject.startswith("[URGENT]")
+
+
+def test_distress_shown_only_when_shared() -> None:
+    """The distress answer appears when the referral carries it (sensitive-data consent)."""
+    referral = make_decision().referral.model_copy(update={"distress": Distress.YES})
+    links = LINKS.links(str(referral.referral_id), referral.reference, referral.association_id)
+    assert "Détresse : oui" in templates.association_referral(referral, "a@x.org", links).text
+
+
+def test_person_confirmation_in_french_with_resources() -> None:
+    """The person's confirmation gives the reference, what happens next and 3114/15/112/APESA."""
+    referral = make_decision().referral
+    mail = templates.person_confirmation(referral)
+    assert mail.to == "claire@example.org"
+    assert referral.reference in mail.subject and referral.reference in mail.text
+    assert "60 000 rebonds vous contactera" in mail.text
+    for resource in ("3114", "15 (SAMU)", "112", "APESA"):
+        assert resource in mail.text
+
+
+def test_reminder_and_expiry_mails() -> None:
+    """Reminder carries fresh answer links and the deadline; expiry says nothing is to be done."""
+    links = LINKS.links(str(uuid.uuid4()), "RB-7K3M-Q9XA-2DFE-W8NB", AssociationId.APESA)
+    when = datetime(2026, 12, 6, 10, tzinfo=UTC)
+    reminder = templates.association_reminder(
+        AssociationId.APESA, "a@x.org", "RB-7K3M-Q9XA-2DFE-W8NB", when, links
+    )
+    assert "Rappel" in reminder.subject and "06/12/2026" in reminder.text
+    assert links.accept in reminder.text
+    expiry = templates.association_expiry(AssociationId.APESA, "a@x.org", "RB-7K3M-Q9XA-2DFE-W8NB")
+    assert "expirée" in expiry.subject and "http" not in expiry.text
+
+
+@pytest.mark.parametrize(
+    ("attempt", "email", "webhook", "expected"),
+    [
+        (1, "claire@example.org", False, {"association_email", "person_email"}),
+        (1, None, False, {"association_email"}),
+        (2, "claire@example.org", False, {"association_email"}),
+        (1, "claire@example.org", True, {"association_email", "person_email", "webhook"}),
+        (3, None, True, {"association_email", "webhook"}),
+    ],
+)
+def test_deliveries_for_a_decision(
+    attempt: int, email: str | None, webhook: bool, expected: set[str]
+) -> None:
+    """Association e-mail always; webhook when configured; person e-mail on attempt 1 with an e-mail."""
+    decision = make_decision(attempt=attempt, email=email)
+    associations = dict(ASSOCIATIONS)
+    if webhook:
+        from dataclasses import replace
+
+        association = decision.referral.association_id
+        associations[association] = replace(
+            associations[association], webhook_url="http://hook", webhook_secret=b"s"
+        )
+    planned = planning.for_decision(decision, _event(decision), associations, LINKS)
+    assert {p.channel for p in planned} == expected
+    assert all(p.referral_id == str(decision.referral.referral_id) for p in planned)
+
+
+def test_no_referral_no_delivery() -> None:
+    """A decision without consent to share (no referral) sends nothing."""
+    decision = make_decision().model_copy(update={"referral": None})
+    assert planning.for_decision(decision, None, ASSOCIATIONS, LINKS) == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (ReferralStatus.REMINDED, "reminder"),
+        (ReferralStatus.EXPIRED, "expiry"),
+        (ReferralStatus.ACCEPTED, None),
+        (ReferralStatus.OFFERED, None),
+        (ReferralStatus.DECLINED, None),
+    ],
+)
+def test_deliveries_for_a_status(status: ReferralStatus, kind: str | None) -> None:
+    """Only `reminded` and `expired` become an e-mail to the association."""
+    event = ReferralStatusV1(
+        reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        referral_id=uuid.uuid4(),
+        association_id=AssociationId.RE_CREER,
+        status=status,
+        at=datetime.now(UTC),
+    )
+    planned = planning.for_status(event, "corr", ASSOCIATIONS, LINKS)
+    assert [p.kind for p in planned] == ([kind] if kind else [])
+    if kind:
+        assert planned[0].payload["to"] == ASSOCIATIONS[AssociationId.RE_CREER].email
