@@ -1,13 +1,26 @@
-"""`python -m rebond_events` (or `rebond-router`): serve the Conférences du rebond API."""
+"""`python -m rebond_events` (or `rebond-events`): serve the Conférences du rebond.
+
+`python -m rebond_events new-key ORGANISER` prints a new random API key for an organiser and the
+JSON entry to put in EVENTS_ORGANISER_KEYS (only the hash is stored).
+"""
+
+import json
+import secrets
+import sys
 
 import uvicorn
 
 from rebond_events.app import create_app
 from rebond_events.logging import configure_logging
-from rebond_events.settings import EventsSettings
+from rebond_events.settings import EventsSettings, hash_api_key
 
 
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "new-key":
+        key = secrets.token_urlsafe(32)
+        print(f"API key for {sys.argv[2]} (give it to them, it is not stored): {key}")
+        print(json.dumps({sys.argv[2]: hash_api_key(key)}))
+        return
     settings = EventsSettings()
     configure_logging(settings.log_level)
     uvicorn.run(

@@ -1,5 +1,8 @@
-"""The events service's composition root. Its features (issue: Conférences du rebond) come later;
-for now it starts, connects to Kafka and answers health checks."""
+"""The events service's composition root: store, outbox relay, Kafka, HTTP API and portal.
+
+Nothing connects at import time. `create_app` builds everything with production defaults;
+tests pass their own settings, and a fake sink where they do not need Kafka.
+"""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -7,11 +10,20 @@ from contextlib import asynccontextmanager, suppress
 
 import structlog
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from starlette.concurrency import run_in_threadpool
 
+from rebond_events import api, portal
+from rebond_events.consumer import subscribe_decisions
+from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
+from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
 from rebond_events.settings import EventsSettings
+from rebond_events.store import build_engine, migrate
 
 log = structlog.get_logger(__name__)
 
@@ -19,10 +31,24 @@ log = structlog.get_logger(__name__)
 def build_broker(settings: EventsSettings) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
+        security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
         client_id="rebond-events",
         logger=None,
+    )
+
+
+def kafka_security(settings: EventsSettings) -> BaseSecurity | None:
+    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+    password = settings.kafka_sasl_password
+    return kind[settings.kafka_sasl_mechanism](
+        username=settings.kafka_sasl_username or "",
+        password=password.get_secret_value() if password else "",
+        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
     )
 
 
@@ -42,33 +68,112 @@ async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> Non
             return
 
 
+def _fields(
+    errors: list[dict[str, object]], prefix: tuple[str, ...] = ()
+) -> list[dict[str, object]]:
+    """Validation errors, each naming its field (`field`: dotted path without `body`)."""
+    out = []
+    for error in errors:
+        loc = (*prefix, *(str(part) for part in error["loc"]))  # type: ignore[attr-defined]
+        named = [part for part in loc if part not in ("body", "query", "path")]
+        out.append(
+            {
+                "field": ".".join(named) or None,
+                "loc": list(loc),
+                "msg": error["msg"],
+                "type": error["type"],
+            }
+        )
+    return out
+
+
 def create_app(
-    settings: EventsSettings | None = None, broker: KafkaBroker | None = None
+    settings: EventsSettings | None = None,
+    broker: KafkaBroker | None = None,
+    sink: Sink | None = None,
 ) -> FastAPI:
+    """The service. With `sink`, events go there instead of Kafka and no broker is started."""
     settings = settings or EventsSettings()
-    broker = broker or build_broker(settings)
+    engine = build_engine(settings.database_url)
+    conferences = Conferences(
+        engine,
+        signing_secret=settings.signing_secret.get_secret_value(),
+        public_base_url=settings.public_base_url,
+    )
     started: asyncio.Task[None] | None = None
+    use_kafka = sink is None
+    if use_kafka:
+        broker = broker or build_broker(settings)
+        sink = KafkaSink(declare_publishers(broker))
+
+    def connected() -> bool:
+        return not use_kafka or (started is not None and started.done())
+
+    relay = Relay(conferences, sink, connected)  # type: ignore[arg-type]
+    if use_kafka:
+        assert broker is not None
+        subscribe_decisions(broker, conferences, relay, settings.group_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal started
-        started = asyncio.create_task(start_forever(broker))
+        if settings.migrate_on_start:
+            await run_in_threadpool(migrate, settings.database_url)
+        tasks: list[asyncio.Task[None]] = []
+        if use_kafka:
+            assert broker is not None
+            started = asyncio.create_task(start_forever(broker))
+            tasks.append(started)
+        tasks.append(asyncio.create_task(relay.run_forever(settings.outbox_interval_s)))
         try:
             yield
         finally:
-            started.cancel()
-            with suppress(asyncio.CancelledError):
-                await started
-            await broker.stop()
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            if broker is not None:
+                await broker.stop()
+            engine.dispose()
 
     app = FastAPI(title="Rebond events — Conférences du rebond", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.conferences = conferences
+    app.state.relay = relay
+    app.state.broker = broker
+    app.include_router(api.router)
+    app.include_router(portal.router)
+    app.mount("/static", StaticFiles(directory=portal.STATIC), name="static")
 
-    @app.get("/healthz")
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _fields(list(error.errors()))})
+
+    @app.exception_handler(InvalidChange)
+    async def invalid_change(_: Request, error: InvalidChange) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _fields(error.errors, ("body",))})
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, __: NotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": "Introuvable."})
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, error: Forbidden) -> JSONResponse:
+        return JSONResponse(status_code=403, content={"detail": str(error)})
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, error: Conflict) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(error)})
+
+    @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
+        if not use_kafka:
+            return JSONResponse({"kafka": "not used"})
+        assert broker is not None
         ready = started is not None and started.done() and await broker.ping(timeout=2.0)
         return JSONResponse(
             status_code=200 if ready else 503,

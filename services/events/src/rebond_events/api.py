@@ -1,0 +1,177 @@
+"""JSON API. Routes only translate: parse, call a use case in a worker thread, reply."""
+
+import hashlib
+import hmac
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+
+from rebond_contracts.payloads import ConferenceKind
+from rebond_contracts.questionnaire import Region
+from rebond_events.calendar import ics
+from rebond_events.models import (
+    CancelResult,
+    EventIn,
+    EventPage,
+    EventPatch,
+    EventPublic,
+    RegistrationForOrganiser,
+    RegistrationIn,
+    RegistrationPublic,
+)
+from rebond_events.outbox import Relay
+from rebond_events.service import Conferences
+from rebond_events.settings import EventsSettings
+
+router = APIRouter(prefix="/v1")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An organiser's API key")
+
+
+def get_conferences(request: Request) -> Conferences:
+    conferences: Conferences = request.app.state.conferences
+    return conferences
+
+
+def get_relay(request: Request) -> Relay:
+    relay: Relay = request.app.state.relay
+    return relay
+
+
+def get_organiser(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> str:
+    """The organiser whose API key was presented; 401 without a known key."""
+    settings: EventsSettings = request.app.state.settings
+    if key:
+        presented = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        for organiser, stored in settings.organiser_keys.items():
+            if hmac.compare_digest(presented, stored):
+                return organiser
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail="Clé d'API d'organisateur absente ou inconnue (en-tête X-API-Key).",
+        headers={"WWW-Authenticate": "X-API-Key"},
+    )
+
+
+Store = Annotated[Conferences, Depends(get_conferences)]
+Outbox = Annotated[Relay, Depends(get_relay)]
+Organiser = Annotated[str, Depends(get_organiser)]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "No known organiser API key"},
+    403: {"description": "Another organiser's conference"},
+    404: {"description": "No such conference"},
+}
+
+
+@router.post("/events", status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+async def create_event(
+    data: EventIn, organiser: Organiser, store: Store, relay: Outbox
+) -> EventPublic:
+    """Schedule a conference (announced on `conferences.events`)."""
+    event = await run_in_threadpool(store.create_event, organiser, data)
+    await relay.flush_quietly()
+    return event
+
+
+@router.patch("/events/{event_id}", responses=_ERRORS)
+async def update_event(
+    event_id: UUID, patch: EventPatch, organiser: Organiser, store: Store, relay: Outbox
+) -> EventPublic:
+    """Change a conference; registrants are told, a larger room promotes the waitlist."""
+    event = await run_in_threadpool(store.update_event, organiser, str(event_id), patch)
+    await relay.flush_quietly()
+    return event
+
+
+@router.post("/events/{event_id}/cancel", responses=_ERRORS)
+async def cancel_event(
+    event_id: UUID, organiser: Organiser, store: Store, relay: Outbox
+) -> EventPublic:
+    """Cancel a conference; every registration is cancelled and its person told."""
+    event = await run_in_threadpool(store.cancel_event, organiser, str(event_id))
+    await relay.flush_quietly()
+    return event
+
+
+@router.get("/events/{event_id}/registrations", responses=_ERRORS)
+async def registrations(
+    event_id: UUID, organiser: Organiser, store: Store
+) -> list[RegistrationForOrganiser]:
+    """The organiser's list of registrations, waitlist in order."""
+    return await run_in_threadpool(store.registrations_of, organiser, str(event_id))
+
+
+@router.get("/events")
+async def list_events(
+    store: Store,
+    region: Region | None = None,
+    department: str | None = None,
+    from_day: Annotated[date | None, Query(alias="from", description="YYYY-MM-DD")] = None,
+    kind: ConferenceKind | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> EventPage:
+    """Upcoming conferences (from today, or from `from`), soonest first."""
+    return await run_in_threadpool(
+        lambda: store.list_events(
+            region=region, department=department, from_day=from_day, kind=kind,
+            page=page, per_page=per_page,
+        )
+    )  # fmt: skip
+
+
+@router.get("/events/{event_id}", responses={404: _ERRORS[404]})
+async def get_event(event_id: UUID, store: Store) -> EventPublic:
+    return await run_in_threadpool(store.get_event, str(event_id))
+
+
+@router.get(
+    "/events/{event_id}/calendar.ics",
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}}, 404: _ERRORS[404]},
+)
+async def calendar_file(event_id: UUID, store: Store) -> Response:
+    """The conference as an `.ics` file (add to my calendar)."""
+    event = await run_in_threadpool(store.get_event, str(event_id))
+    return Response(
+        ics(event),
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="conference-{event.id}.ics"'},
+    )
+
+
+@router.post(
+    "/events/{event_id}/registrations",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": RegistrationPublic, "description": "This e-mail was already registered"},
+        404: _ERRORS[404],
+        409: {"description": "Conference cancelled or already started"},
+    },
+)
+async def register(
+    event_id: UUID, data: RegistrationIn, store: Store, relay: Outbox, response: Response
+) -> RegistrationPublic:
+    """Register: confirmed while seats are left, else waitlisted. Same e-mail, same registration."""
+    registration, created = await run_in_threadpool(store.register, str(event_id), data)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    await relay.flush_quietly()
+    return registration
+
+
+@router.post(
+    "/registrations/{registration_id}/cancel",
+    responses={403: {"description": "Invalid cancellation link"}, 404: _ERRORS[404]},
+)
+async def cancel_registration(
+    registration_id: UUID, token: Annotated[str, Query(min_length=1)], store: Store, relay: Outbox
+) -> CancelResult:
+    """Cancel through the signed link; the first waitlisted person gets the seat."""
+    result = await run_in_threadpool(store.cancel_registration, str(registration_id), token)
+    await relay.flush_quietly()
+    return result

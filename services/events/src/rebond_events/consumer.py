@@ -1,0 +1,79 @@
+"""Kafka entry point: read routing decisions, invite people who consented to invitations.
+
+At least once: the offset is committed only after the invitation is stored and published
+(acks=all). A redelivered decision finds the invitation already stored and publishes nothing
+new. A record that cannot be read goes to `deadletter.events` and the partition keeps flowing.
+"""
+
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from starlette.concurrency import run_in_threadpool
+
+from rebond_contracts.envelope import EnvelopeError
+from rebond_contracts.payloads import DeadLetterV1
+from rebond_contracts.topics import DECISIONS, Service, dead_letters
+from rebond_events.outbox import Relay
+from rebond_events.service import Conferences
+
+log = structlog.get_logger(__name__)
+DEAD_LETTERS = dead_letters(Service.EVENTS)
+
+
+def subscribe_decisions(
+    broker: KafkaBroker, conferences: Conferences, relay: Relay, group_id: str
+) -> None:
+    dead = broker.publisher(
+        DEAD_LETTERS.name, title=DEAD_LETTERS.name, description=DEAD_LETTERS.description,
+        schema=DEAD_LETTERS.payload,
+    )  # fmt: skip
+
+    @broker.subscriber(
+        DECISIONS.name,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=DECISIONS.name,
+        description="Invite people who consented to invitations to a nearby conference.",
+    )
+    async def on_decision(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = DECISIONS.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        contact = event.data.invitation
+        if contact is None:
+            return
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            invited = await run_in_threadpool(
+                conferences.invite, event.data.reference, event.correlationid, contact
+            )
+            await relay.flush()  # raises if Kafka does not acknowledge: the decision is re-read
+            log.info("invitation_considered", invited=invited)
+
+
+def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
+    """Arguments for publishing `record` to the dead-letter topic."""
+    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
+    letter = DeadLetterV1(
+        service=Service.EVENTS.value,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        value=(record.value or b"").decode("utf-8", "replace"),
+        headers=headers,
+        error=error,
+        failed_at=datetime.now(UTC),
+    )
+    return {
+        "message": letter.model_dump_json().encode(),
+        "key": record.key,
+        "headers": {**headers, "content-type": "application/json", "x-error": error[:500]},
+    }

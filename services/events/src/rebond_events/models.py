@@ -1,0 +1,168 @@
+"""HTTP shapes: what organisers and people send (`*In`) is not what they get back (`*Public`)."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from rebond_contracts.geography import REGION_OF_DEPARTMENT
+from rebond_contracts.payloads import ConferenceKind
+from rebond_contracts.questionnaire import Locale, Region
+from rebond_events.domain import to_paris
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class EventIn(BaseModel):
+    """What an organiser sends to create a conference. Naive times are Europe/Paris times."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[Text, StringConstraints(max_length=150)]
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
+    kind: ConferenceKind
+    starts_at: datetime = Field(examples=["2027-01-14T18:30:00"])
+    ends_at: datetime = Field(examples=["2027-01-14T20:30:00"])
+    venue_address: Annotated[Text, StringConstraints(max_length=200)]
+    city: Annotated[Text, StringConstraints(max_length=100)]
+    region: Region
+    department: str = Field(examples=["33"])
+    online_url: AnyHttpUrl | None = None
+    capacity: int = Field(ge=1, le=100_000)
+
+    @field_validator("starts_at")
+    @classmethod
+    def _paris_start(cls, value: datetime) -> datetime:
+        return to_paris(value)
+
+    @field_validator("ends_at")
+    @classmethod
+    def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        value = to_paris(value)
+        starts_at = info.data.get("starts_at")
+        if starts_at is not None and value <= starts_at:
+            raise PydanticCustomError("ends_before_start", "ends_at must be after starts_at")
+        return value
+
+    @field_validator("department")
+    @classmethod
+    def _department_of_region(cls, value: str, info: ValidationInfo) -> str:
+        if value not in REGION_OF_DEPARTMENT:
+            raise PydanticCustomError(
+                "unknown_department", "Unknown department code {department}", {"department": value}
+            )
+        region = info.data.get("region")
+        if region is not None and REGION_OF_DEPARTMENT[value] != region:
+            raise PydanticCustomError(
+                "department_region_mismatch",
+                "Department {department} is not in region {region}",
+                {"department": value, "region": region},
+            )
+        return value
+
+
+class EventPatch(BaseModel):
+    """A partial update: only the fields given change; the result is checked like `EventIn`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    description: str | None = None
+    kind: ConferenceKind | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    venue_address: str | None = None
+    city: str | None = None
+    region: Region | None = None
+    department: str | None = None
+    online_url: AnyHttpUrl | None = None
+    capacity: int | None = Field(default=None, ge=1, le=100_000)
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class EventPublic(BaseModel):
+    id: str
+    organiser: str
+    title: str
+    description: str
+    kind: ConferenceKind
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str = "Europe/Paris"
+    venue_address: str
+    city: str
+    department: str
+    region: str
+    online_url: str | None
+    capacity: int
+    status: str
+    version: int
+    seats_left: int
+    confirmed: int
+    waitlisted: int
+    page_url: str
+    ics_url: str
+
+
+class EventPage(BaseModel):
+    items: list[EventPublic]
+    page: int
+    per_page: int
+    total: int
+
+
+class RegistrationIn(BaseModel):
+    """What a person sends to register. Consent to be contacted about the event is required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[Text, StringConstraints(max_length=120)]
+    email: EmailStr
+    consent: bool
+    locale: Locale = Locale.FR
+
+    @field_validator("consent")
+    @classmethod
+    def _consented(cls, value: bool) -> bool:
+        if not value:
+            raise PydanticCustomError(
+                "consent_required", "Consent is required to register for a conference"
+            )
+        return value
+
+
+class RegistrationPublic(BaseModel):
+    """What the person (and only they) gets back: their registration and its cancel link."""
+
+    registration_id: str
+    event_id: str
+    status: str
+    waitlist_position: int | None
+    cancel_url: str
+
+
+class RegistrationForOrganiser(BaseModel):
+    registration_id: str
+    name: str
+    email: str
+    status: str
+    waitlist_position: int | None
+    registered_at: datetime
+
+
+class CancelResult(BaseModel):
+    registration_id: str
+    status: str
+    promoted: int = Field(description="How many waitlisted people got a seat because of it.")

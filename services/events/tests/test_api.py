@@ -1,0 +1,360 @@
+"""HTTP API on a real SQLite database: organisers' CRUD and auth, listing, registrations."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from icalendar import Calendar
+from structlog.testing import capture_logs
+
+from rebond_contracts.topics import CONFERENCES, REGISTRATIONS
+from rebond_events.domain import PARIS
+
+from .conftest import Running, in_days
+
+Body = Callable[..., dict[str, Any]]
+
+
+async def create(
+    service: Running, body: dict[str, Any], org: str = "second-souffle"
+) -> dict[str, Any]:
+    response = await service.client.post("/v1/events", json=body, headers=service.headers[org])
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def register(service: Running, event_id: str, email: str, name: str = "Claire") -> Any:
+    return await service.client.post(
+        f"/v1/events/{event_id}/registrations",
+        json={"name": name, "email": email, "consent": True},
+    )
+
+
+def fields(response: Any) -> set[str]:
+    return {item["field"] for item in response.json()["detail"]}
+
+
+async def test_organiser_schedules_an_event_in_paris_time(
+    service: Running, event_body: Body
+) -> None:
+    """A created event keeps its Paris times, belongs to its organiser and is announced."""
+    event = await create(service, event_body())
+    assert event["organiser"] == "second-souffle"
+    assert event["seats_left"] == 2 and event["status"] == "scheduled" and event["version"] == 1
+    starts = datetime.fromisoformat(event["starts_at"])
+    assert (starts.hour, starts.minute) == (18, 30)
+    assert starts.utcoffset() == in_days(30).replace(tzinfo=PARIS).utcoffset()
+    [announced] = service.sink.payloads(CONFERENCES.name)
+    assert announced["event_id"] == event["id"] and announced["change"] == "scheduled"
+    assert announced["starts_at"] == event["starts_at"]
+    fetched = (await service.client.get(f"/v1/events/{event['id']}")).json()
+    assert fetched == event
+
+
+@pytest.mark.parametrize("key", [None, "not-a-key"])
+async def test_organiser_routes_need_a_known_api_key(
+    service: Running, event_body: Body, key: str | None
+) -> None:
+    """Creating, changing, cancelling or listing registrations without a known key is 401."""
+    headers = {"X-API-Key": key} if key else {}
+    event = await create(service, event_body())
+    calls = [
+        service.client.post("/v1/events", json=event_body(), headers=headers),
+        service.client.patch(f"/v1/events/{event['id']}", json={"city": "Pau"}, headers=headers),
+        service.client.post(f"/v1/events/{event['id']}/cancel", headers=headers),
+        service.client.get(f"/v1/events/{event['id']}/registrations", headers=headers),
+    ]
+    for call in calls:
+        assert (await call).status_code == 401
+
+
+async def test_another_organisers_event_is_forbidden(service: Running, event_body: Body) -> None:
+    """An organiser cannot change, cancel or see the registrations of another's event (403)."""
+    event = await create(service, event_body(), org="second-souffle")
+    other = service.headers["60000-rebonds"]
+    url = f"/v1/events/{event['id']}"
+    assert (await service.client.patch(url, json={"city": "Pau"}, headers=other)).status_code == 403
+    assert (await service.client.post(f"{url}/cancel", headers=other)).status_code == 403
+    assert (await service.client.get(f"{url}/registrations", headers=other)).status_code == 403
+    assert (await service.client.get(url)).json()["city"] == "Bordeaux"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"kind": "party"}, "kind"),
+        ({"ends_at": in_days(30, 17).isoformat()}, "ends_at"),
+        ({"department": "75"}, "department"),
+        ({"department": "20"}, "department"),
+        ({"region": "99"}, "region"),
+        ({"capacity": 0}, "capacity"),
+        ({"title": "  "}, "title"),
+        ({"title": ...}, "title"),
+        ({"online_url": "not a url"}, "online_url"),
+        ({"starts_at": "tomorrow"}, "starts_at"),
+        ({"organiser": "someone-else"}, "organiser"),
+    ],
+)
+async def test_bad_event_input_is_422_naming_the_field(
+    service: Running, event_body: Body, changes: dict[str, Any], field: str
+) -> None:
+    """Each faulty field of a new event is named in the 422 answer."""
+    response = await service.client.post(
+        "/v1/events", json=event_body(**changes), headers=service.headers["second-souffle"]
+    )
+    assert response.status_code == 422
+    assert field in fields(response)
+
+
+async def test_an_update_that_breaks_a_rule_is_422_naming_the_field(
+    service: Running, event_body: Body
+) -> None:
+    """A partial update is checked against the whole event: an end before the start is refused."""
+    event = await create(service, event_body())
+    response = await service.client.patch(
+        f"/v1/events/{event['id']}",
+        json={"ends_at": in_days(29).isoformat()},
+        headers=service.headers["second-souffle"],
+    )
+    assert response.status_code == 422 and fields(response) == {"ends_at"}
+    response = await service.client.patch(
+        f"/v1/events/{event['id']}",
+        json={"region": "11"},
+        headers=service.headers["second-souffle"],
+    )
+    assert response.status_code == 422 and fields(response) == {"department"}
+
+
+async def test_an_update_is_announced_to_the_event_and_its_registrants(
+    service: Running, event_body: Body
+) -> None:
+    """Changing the venue bumps the version and tells each registrant of the change."""
+    event = await create(service, event_body())
+    await register(service, event["id"], "claire@example.org")
+    response = await service.client.patch(
+        f"/v1/events/{event['id']}",
+        json={"city": "Mérignac", "venue_address": "1 avenue de l'Yser"},
+        headers=service.headers["second-souffle"],
+    )
+    assert response.status_code == 200
+    assert response.json()["city"] == "Mérignac" and response.json()["version"] == 2
+    assert [p["change"] for p in service.sink.payloads(CONFERENCES.name)] == [
+        "scheduled",
+        "updated",
+    ]
+    told = service.sink.payloads(REGISTRATIONS.name)[-1]
+    assert told["change"] == "event_updated" and told["conference"]["city"] == "Mérignac"
+
+
+async def test_a_larger_room_promotes_the_waitlist(service: Running, event_body: Body) -> None:
+    """Raising the capacity confirms waitlisted people in their order of arrival."""
+    event = await create(service, event_body(capacity=1))
+    for n in range(3):
+        await register(service, event["id"], f"p{n}@example.org")
+    response = await service.client.patch(
+        f"/v1/events/{event['id']}", json={"capacity": 2}, headers=service.headers["second-souffle"]
+    )
+    assert response.json()["confirmed"] == 2 and response.json()["waitlisted"] == 1
+    promoted = [p for p in service.sink.payloads(REGISTRATIONS.name) if p["change"] == "promoted"]
+    assert [p["email"] for p in promoted] == ["p1@example.org"]
+
+
+async def test_cancelling_an_event_cancels_its_registrations(
+    service: Running, event_body: Body
+) -> None:
+    """A cancelled event leaves the listing, refuses registrations and tells each registrant."""
+    event = await create(service, event_body())
+    await register(service, event["id"], "claire@example.org")
+    response = await service.client.post(
+        f"/v1/events/{event['id']}/cancel", headers=service.headers["second-souffle"]
+    )
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert service.sink.payloads(CONFERENCES.name)[-1]["change"] == "cancelled"
+    told = service.sink.payloads(REGISTRATIONS.name)[-1]
+    assert (told["change"], told["cancelled_by"]) == ("cancelled", "organiser")
+    assert (await service.client.get("/v1/events")).json()["total"] == 0
+    assert (await register(service, event["id"], "late@example.org")).status_code == 409
+
+
+async def test_listing_filters_and_pages(service: Running, event_body: Body) -> None:
+    """Public listing filters by region, department, kind and start date, soonest first, by pages."""
+    bordeaux_soon = await create(
+        service, event_body(starts_at=in_days(10).isoformat(), ends_at=in_days(10, 20).isoformat())
+    )
+    await create(service, event_body(kind="peer_exchange"))
+    await create(
+        service,
+        event_body(
+            department="64",
+            city="Pau",
+            starts_at=in_days(40).isoformat(),
+            ends_at=in_days(40, 20).isoformat(),
+        ),
+    )
+    await create(service, event_body(region="11", department="75", city="Paris"))
+    past = in_days(-3)
+    await create(
+        service, event_body(starts_at=past.isoformat(), ends_at=in_days(-3, 20).isoformat())
+    )
+
+    async def ids(**params: Any) -> list[str]:
+        response = await service.client.get("/v1/events", params=params)
+        assert response.status_code == 200
+        return [item["city"] + ":" + item["kind"] for item in response.json()["items"]]
+
+    assert len(await ids()) == 4  # the past one is not upcoming
+    assert await ids(region="11") == ["Paris:success_stories"]
+    assert await ids(department="64") == ["Pau:success_stories"]
+    assert await ids(kind="peer_exchange") == ["Bordeaux:peer_exchange"]
+    assert len(await ids(**{"from": past.date().isoformat()})) == 5
+    assert len(await ids(**{"from": in_days(35).date().isoformat()})) == 1
+    first = (await service.client.get("/v1/events", params={"per_page": 2})).json()
+    second = (await service.client.get("/v1/events", params={"per_page": 2, "page": 2})).json()
+    assert first["total"] == second["total"] == 4
+    assert first["items"][0]["id"] == bordeaux_soon["id"]
+    assert {e["id"] for e in first["items"]}.isdisjoint({e["id"] for e in second["items"]})
+    assert len(second["items"]) == 2
+    bad = await service.client.get("/v1/events", params={"from": "soon", "per_page": 0})
+    assert bad.status_code == 422 and fields(bad) == {"from", "per_page"}
+
+
+async def test_seats_then_waitlist(service: Running, event_body: Body) -> None:
+    """With two seats, the third person is waitlisted in position 1; counts follow."""
+    event = await create(service, event_body(capacity=2))
+    answers = [await register(service, event["id"], f"p{n}@example.org") for n in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 201]
+    assert [a.json()["status"] for a in answers] == ["confirmed", "confirmed", "waitlisted"]
+    assert answers[2].json()["waitlist_position"] == 1
+    detail = (await service.client.get(f"/v1/events/{event['id']}")).json()
+    assert (detail["seats_left"], detail["confirmed"], detail["waitlisted"]) == (0, 2, 1)
+    changes = [p["change"] for p in service.sink.payloads(REGISTRATIONS.name)]
+    assert changes == ["confirmed", "confirmed", "waitlisted"]
+
+
+async def test_the_same_email_twice_returns_the_same_registration(
+    service: Running, event_body: Body
+) -> None:
+    """Registering again with the same e-mail (any case) answers 200 with the same registration."""
+    event = await create(service, event_body())
+    first = await register(service, event["id"], "claire@example.org")
+    again = await register(service, event["id"], "  Claire@Example.ORG ")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert len(service.sink.payloads(REGISTRATIONS.name)) == 1
+    assert (await service.client.get(f"/v1/events/{event['id']}")).json()["confirmed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Claire", "email": "claire@example.org", "consent": False}, "consent"),
+        ({"name": "Claire", "email": "not-an-email", "consent": True}, "email"),
+        ({"name": "", "email": "claire@example.org", "consent": True}, "name"),
+        ({"email": "claire@example.org", "consent": True}, "name"),
+    ],
+)
+async def test_bad_registration_is_422_naming_the_field(
+    service: Running, event_body: Body, body: dict[str, Any], field: str
+) -> None:
+    """A registration without consent, a valid e-mail or a name is refused, naming the field."""
+    event = await create(service, event_body())
+    response = await service.client.post(f"/v1/events/{event['id']}/registrations", json=body)
+    assert response.status_code == 422 and fields(response) == {field}
+
+
+async def test_cancelling_through_the_signed_link_promotes_the_first_waitlisted(
+    service: Running, event_body: Body
+) -> None:
+    """The signed link frees the seat, the first waitlisted person gets it, once only."""
+    event = await create(service, event_body(capacity=1))
+    alice, bob, chloe = [
+        (await register(service, event["id"], f"{n}@example.org", n)).json()
+        for n in ("alice", "bob", "chloe")
+    ]
+    assert (bob["waitlist_position"], chloe["waitlist_position"]) == (1, 2)
+    token = parse_qs(urlparse(alice["cancel_url"]).query)["token"][0]
+    url = f"/v1/registrations/{alice['registration_id']}/cancel"
+    assert (await service.client.post(url, params={"token": token + "x"})).status_code == 403
+    result = await service.client.post(url, params={"token": token})
+    assert result.status_code == 200 and result.json()["promoted"] == 1
+    published = len(service.sink.sent)
+    again = await service.client.post(url, params={"token": token})
+    assert again.json() == {**result.json(), "promoted": 0} and len(service.sink.sent) == published
+    listing = (
+        await service.client.get(
+            f"/v1/events/{event['id']}/registrations", headers=service.headers["second-souffle"]
+        )
+    ).json()
+    assert [(r["name"], r["status"], r["waitlist_position"]) for r in listing] == [
+        ("alice", "cancelled", None),
+        ("bob", "confirmed", None),
+        ("chloe", "waitlisted", 1),
+    ]
+    tail = service.sink.payloads(REGISTRATIONS.name)[-2:]
+    assert [(p["email"], p["change"], p["cancelled_by"]) for p in tail] == [
+        ("alice@example.org", "cancelled", "person"),
+        ("bob@example.org", "promoted", None),
+    ]
+    assert tail[1]["cancel_url"] == bob["cancel_url"]
+
+
+async def test_ics_file_of_an_event(service: Running, event_body: Body) -> None:
+    """The .ics holds one VEVENT in Europe/Paris with its VTIMEZONE; a cancelled one says so."""
+    event = await create(service, event_body(online_url="https://visio.example.org/rebond"))
+    response = await service.client.get(f"/v1/events/{event['id']}/calendar.ics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/calendar")
+    calendar = Calendar.from_ical(response.content)
+    [vevent] = calendar.walk("VEVENT")
+    assert [tz["TZID"] for tz in calendar.walk("VTIMEZONE")] == ["Europe/Paris"]
+    assert vevent["UID"] == f"{event['id']}@conferences.rebond"
+    assert str(vevent["SUMMARY"]) == "Rebondir après une liquidation"
+    start = vevent.decoded("DTSTART")
+    assert (start.hour, start.minute, str(start.tzinfo)) == (18, 30, "Europe/Paris")
+    assert vevent.decoded("DTEND").hour == 20
+    assert "12 place de la Bourse, Bordeaux" in str(vevent["LOCATION"])
+    assert "https://visio.example.org/rebond" in str(vevent["DESCRIPTION"])
+    assert str(vevent["STATUS"]) == "CONFIRMED"
+    assert b"\r\n" in response.content  # RFC 5545 line endings
+    await service.client.post(
+        f"/v1/events/{event['id']}/cancel", headers=service.headers["second-souffle"]
+    )
+    cancelled = Calendar.from_ical(
+        (await service.client.get(f"/v1/events/{event['id']}/calendar.ics")).content
+    )
+    [vevent] = cancelled.walk("VEVENT")
+    assert str(vevent["STATUS"]) == "CANCELLED" and int(vevent["SEQUENCE"]) == 1
+
+
+async def test_events_wait_in_the_outbox_while_kafka_is_down(
+    service: Running, event_body: Body
+) -> None:
+    """A change made while Kafka refuses is stored and published, in order, once it answers."""
+    service.sink.down = True
+    event = await create(service, event_body())
+    await register(service, event["id"], "claire@example.org")
+    assert service.sink.sent == []
+    service.sink.down = False
+    assert await service.app.state.relay.flush() == 2
+    assert [e.topic for e in service.sink.sent] == [CONFERENCES.name, REGISTRATIONS.name]
+    assert await service.app.state.relay.flush() == 0
+
+
+async def test_personal_data_stays_out_of_announcements_and_logs(
+    service: Running, event_body: Body
+) -> None:
+    """Only registration events carry the person's name and e-mail; logs never do."""
+    with capture_logs() as logs:
+        event = await create(service, event_body())
+        await register(service, event["id"], "claire.secret@example.org", "Claire Secrète")
+        await service.client.post("/evenements/" + event["id"] + "/inscription",
+                                  data={"name": "Zoé Secrète", "email": "zoe.secret@example.org", "consent": "yes"})  # fmt: skip
+    assert "secret" not in repr(logs).lower()
+    for sent in service.sink.sent:
+        if sent.topic != REGISTRATIONS.name:
+            assert b"secret" not in sent.value.lower()
+    [registration, _] = service.sink.payloads(REGISTRATIONS.name)
+    assert registration["email"] == "claire.secret@example.org"
+    assert registration["cancel_url"].startswith("http://events.test/inscriptions/")

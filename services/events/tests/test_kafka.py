@@ -1,0 +1,152 @@
+"""The events service on a real Kafka broker: invitations from routing decisions, announcements."""
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from rebond_contracts.payloads import InvitationContactV1, RoutingDecisionV1
+from rebond_contracts.topics import CONFERENCES, DECISIONS, INVITATIONS, Service, dead_letters
+from rebond_events.app import create_app
+
+from .conftest import BASE, KEYS, in_days, settings_for
+
+pytestmark = pytest.mark.kafka
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+Records = list[ConsumerRecord[bytes, bytes]]
+
+
+def new_reference() -> str:
+    return "RB-" + "-".join("".join(secrets.choice(CROCKFORD) for _ in range(4)) for _ in range(4))
+
+
+@pytest.fixture
+async def live(kafka_bootstrap: str, sqlite_url: str) -> AsyncIterator[Any]:
+    """The events app connected to the real broker (its own consumer group), ready."""
+    import httpx
+
+    settings = settings_for(
+        sqlite_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        group_id=f"test-events-{uuid.uuid4().hex[:8]}",
+        outbox_interval_s=0.5,
+    )
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
+    ):
+        for _ in range(240):
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.25)
+        else:
+            pytest.fail("events never connected to Kafka")
+        yield client
+
+
+async def publish(bootstrap: str, records: list[tuple[bytes, bytes, dict[str, str]]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(
+                DECISIONS.name, value, key=key,
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )  # fmt: skip
+    finally:
+        await producer.stop()
+
+
+async def collect(
+    bootstrap: str, topic: str, key: bytes, done: Callable[[Records], bool], timeout_s: float = 60
+) -> Records:
+    """Records of `topic` with `key`, read from the start until `done` says enough."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"test-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    found: Records = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not done(found) and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                found += [r for r in records if r.key == key]
+    finally:
+        await consumer.stop()
+    return found
+
+
+def decision(reference: str, email: str, attempt: int = 1) -> tuple[bytes, bytes, dict[str, str]]:
+    data = RoutingDecisionV1(
+        decision_id=uuid.uuid4(),
+        reference=reference,
+        rule_set_version="test",
+        primary=None,
+        attempt=attempt,
+        invitation=InvitationContactV1(
+            first_name="Claire", email=email, region="75", department="33"
+        ),
+        decided_at=datetime.now(UTC),
+    )
+    event = DECISIONS.envelope(
+        data, subject=reference, correlationid=reference, id=str(data.decision_id)
+    )
+    return reference.encode(), event.kafka_value(), event.kafka_headers()
+
+
+async def test_a_consenting_person_is_invited_once_per_event(
+    live: Any, kafka_bootstrap: str
+) -> None:
+    """A decision with an invitation gives one invitation event; its redelivery gives none."""
+    created = await live.post(
+        "/v1/events",
+        json={
+            "title": "Conférence du rebond à Bordeaux", "kind": "conference",
+            "starts_at": in_days(15).isoformat(), "ends_at": in_days(15, 20).isoformat(),
+            "venue_address": "12 place de la Bourse", "city": "Bordeaux",
+            "region": "75", "department": "33", "capacity": 50,
+        },
+        headers={"X-API-Key": KEYS["second-souffle"]},
+    )  # fmt: skip
+    event_id = created.json()["id"]
+    reference = new_reference()
+    first = decision(reference, f"claire-{reference}@example.org")
+    sentinel = decision(reference, f"other-{reference}@example.org", attempt=2)
+    # The same decision twice (a redelivery), then another on the same partition, read after it.
+    await publish(kafka_bootstrap, [first, first, sentinel])
+
+    def emails(records: Records) -> list[str]:
+        return [INVITATIONS.read(r.value, r.headers).data.email for r in records]
+
+    found = await collect(
+        kafka_bootstrap, INVITATIONS.name, reference.encode(),
+        lambda records: f"other-{reference}@example.org" in emails(records),
+    )  # fmt: skip
+    assert sorted(emails(found)) == sorted(
+        [f"claire-{reference}@example.org", f"other-{reference}@example.org"]
+    )
+    invitation = INVITATIONS.read(found[0].value, found[0].headers)
+    assert invitation.source == "/rebond/events" and invitation.correlationid == reference
+    assert invitation.id == str(invitation.data.invitation_id)
+    assert invitation.data.match == "department"
+    assert str(invitation.data.conference.event_id) == event_id
+    assert invitation.data.conference.page_url == f"{BASE}/evenements/{event_id}"
+    announced = await collect(kafka_bootstrap, CONFERENCES.name, event_id.encode(), bool)
+    assert CONFERENCES.read(announced[0].value, announced[0].headers).data.change == "scheduled"
+
+
+async def test_an_unreadable_decision_is_dead_lettered(live: Any, kafka_bootstrap: str) -> None:
+    """A record that is not a decision goes to deadletter.events with the error."""
+    key = new_reference().encode()
+    await publish(kafka_bootstrap, [(key, b"not json", {"ce_type": DECISIONS.event_type})])
+    found = await collect(kafka_bootstrap, dead_letters(Service.EVENTS).name, key, bool)
+    assert found, "nothing dead-lettered"
+    headers = dict(found[0].headers)
+    assert b"ce_" in headers["x-error"] or b"schema version" in headers["x-error"]

@@ -1,0 +1,41 @@
+"""Settings: hashed organiser keys, and no development secret in production."""
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from rebond_events.settings import EventsSettings, hash_api_key
+
+GOOD_SECRET = "s" * 40
+
+
+def test_production_refuses_the_development_signing_secret() -> None:
+    """EVENTS_ENVIRONMENT=production without a real signing secret does not start."""
+    with pytest.raises(ValidationError, match="EVENTS_SIGNING_SECRET"):
+        EventsSettings(environment="production", organiser_keys={"x": hash_api_key("k" * 40)})
+
+
+def test_production_refuses_the_development_organiser_keys() -> None:
+    """The built-in development API keys are refused in production."""
+    with pytest.raises(ValidationError, match="development organiser keys"):
+        EventsSettings(environment="production", signing_secret=GOOD_SECRET)
+
+
+def test_production_starts_with_real_secrets(tmp_path: Path) -> None:
+    """Real secrets, here keys from a file, are accepted in production."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"second-souffle": hash_api_key("a-long-random-key")}))
+    settings = EventsSettings(
+        environment="production", signing_secret=GOOD_SECRET, organiser_keys={},
+        organiser_keys_file=keys,
+    )  # fmt: skip
+    assert settings.organiser_keys == {"second-souffle": hash_api_key("a-long-random-key")}
+
+
+def test_keys_must_be_stored_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clear-text key in EVENTS_ORGANISER_KEYS is refused: only sha256 hashes are stored."""
+    monkeypatch.setenv("EVENTS_ORGANISER_KEYS", json.dumps({"second-souffle": "clear-text-key"}))
+    with pytest.raises(ValidationError, match="sha256"):
+        EventsSettings()
