@@ -1,6 +1,8 @@
-"""`make run`: start Kafka and the four services locally; Ctrl-C stops everything it started.
+"""`make run`: start Kafka (secured), a mail sink and the four services; Ctrl-C stops them all.
 
-Logs go to .run/logs/<service>.log (JSON lines); Kafka's to .run/kafka/kafka.log.
+The broker runs with SASL/SCRAM and the registry's ACLs; each service connects as its own
+principal. Logs go to .run/logs/<service>.log (JSON lines), Kafka's to .run/kafka/kafka.log, and
+every e-mail the notifier sends lands as a file in .run/mail/.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / ".run"
 SERVICES = {"intake": 8000, "router": 8001, "notifier": 8002, "events": 8003}
+MAIL_PORT = int(os.environ.get("REBOND_MAIL_PORT", "1025"))
 
 
-def _load_kafkactl():  # type: ignore[no-untyped-def]
+def _load_kafkactl() -> Any:
     spec = importlib.util.spec_from_file_location(
         "kafkactl", REPO / "deploy" / "kafka" / "kafkactl.py"
     )
@@ -37,13 +41,28 @@ def _ready(port: int) -> bool:
         return False
 
 
+def _service_env(name: str, port: int, bootstrap: str, password: str) -> dict[str, str]:
+    prefix = name.upper()
+    return {
+        f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        f"{prefix}_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        f"{prefix}_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        f"{prefix}_KAFKA_SASL_USERNAME": name,
+        f"{prefix}_KAFKA_SASL_PASSWORD": password,
+        f"{prefix}_PORT": str(port),
+        "NOTIFIER_SMTP_HOST": "127.0.0.1",
+        "NOTIFIER_SMTP_PORT": str(MAIL_PORT),
+    }
+
+
 def main() -> int:
     kafkactl = _load_kafkactl()
     port = int(os.environ.get("KAFKA_PORT", "9092"))
     data_dir = RUN / "kafka"
-    started_kafka = kafkactl.start(
-        port, port + 1, data_dir, int(os.environ.get("KAFKA_PARTITIONS", "3"))
-    )
+    partitions = int(os.environ.get("KAFKA_PARTITIONS", "3"))
+    started_kafka = kafkactl.start(port, port + 1, data_dir, partitions, secure=True)
+    passwords = kafkactl.credentials(data_dir)
+    bootstrap = f"127.0.0.1:{port}"
     logs = RUN / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -55,19 +74,29 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+
+    def spawn(name: str, args: list[str], env: dict[str, str]) -> None:
+        children[name] = subprocess.Popen(
+            [sys.executable, *args],
+            env={**os.environ, **env},
+            cwd=REPO,
+            stdout=(logs / f"{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+        )
+
     try:
+        mail_dir = RUN / "mail"
+        spawn(
+            "mailsink",
+            ["-m", "rebond_notifier.mailsink", "--port", str(MAIL_PORT), "--dir", str(mail_dir)],
+            {},
+        )
         for name, service_port in SERVICES.items():
-            prefix = name.upper()
-            env = {
-                f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
-                f"{prefix}_PORT": str(service_port),
-            }
-            children[name] = subprocess.Popen(
-                [sys.executable, "-m", f"rebond_{name}"],
-                env={**os.environ, **env},
-                stdout=(logs / f"{name}.log").open("ab"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            spawn(
+                name,
+                ["-m", f"rebond_{name}"],
+                _service_env(name, service_port, bootstrap, passwords[name]),
             )
         deadline = time.monotonic() + 60
         while not stopping and time.monotonic() < deadline:
@@ -79,8 +108,11 @@ def main() -> int:
             print(
                 f"  {name:9} http://127.0.0.1:{service_port}  {state}  logs: {logs / (name + '.log')}"
             )
+        clients = data_dir / "clients"
         print(
-            "\nRebond runs. Intake listens on http://127.0.0.1:8000 — try:\n"
+            f"  mail sink smtp://127.0.0.1:{MAIL_PORT}: every e-mail is kept as a file in {mail_dir}\n"
+            f"  kafka     {bootstrap} (SASL/SCRAM; client configurations per principal in {clients})\n"
+            "\nRebond runs. The portal and intake listen on http://127.0.0.1:8000 — try:\n"
             "  curl -X POST http://127.0.0.1:8000/v1/submissions -H 'content-type: application/json' "
             "-d @contracts/examples/questionnaire.v1.json\n"
             "Ctrl-C stops everything.",

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,19 +31,48 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_service(name: str, bootstrap: str, log_dir: Path, **env: str) -> RunningService:
-    """Start `python -m rebond_<name>` on a free port, configured by environment only."""
+#: Each service's own store, in the test's folder (never the checkout's .run/).
+_STORES = {
+    "intake": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/intake.sqlite3"),
+    "router": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/router.sqlite3"),
+    "notifier": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/notifier.sqlite3"),
+    "events": ("DATABASE_URL", "sqlite:///{dir}/events.sqlite3"),
+}
+
+
+def start_service(
+    name: str,
+    bootstrap: str,
+    log_dir: Path,
+    sasl: dict[str, str] | None = None,
+    **env: str | None,
+) -> RunningService:
+    """Start `python -m rebond_<name>` on a free port, configured by environment only.
+
+    `sasl` (from `kafka_secure.sasl(principal)`) makes it connect through the SASL listener with
+    that principal, so the ACLs apply to it as in production.
+    """
     port = _free_port()
     prefix = name.upper()
-    log = log_dir / f"{name}.log"
+    log = log_dir / f"{name}-{port}.log"
+    store_key, store_url = _STORES[name]
+    connection = {f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    if sasl is not None:
+        connection |= {
+            f"{prefix}_KAFKA_SECURITY_PROTOCOL": sasl["security_protocol"],
+            f"{prefix}_KAFKA_SASL_MECHANISM": sasl["sasl_mechanism"],
+            f"{prefix}_KAFKA_SASL_USERNAME": sasl["sasl_plain_username"],
+            f"{prefix}_KAFKA_SASL_PASSWORD": sasl["sasl_plain_password"],
+        }
     process = subprocess.Popen(
         [sys.executable, "-m", f"rebond_{name}"],
         env={
             **os.environ,
-            f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            **connection,
             f"{prefix}_PORT": str(port),
             f"{prefix}_ENVIRONMENT": "test",
-            **{f"{prefix}_{key.upper()}": value for key, value in env.items()},
+            f"{prefix}_{store_key}": store_url.format(dir=log_dir, port=port),
+            **{f"{prefix}_{key.upper()}": value for key, value in env.items() if value is not None},
         },
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -76,10 +106,24 @@ def stop_service(service: RunningService) -> None:
 
 
 @pytest.fixture(scope="session")
-def running_services(kafka_bootstrap: str) -> Iterator[dict[str, RunningService]]:
-    """intake, router, notifier and events, each its own process, all ready."""
+def running_services(_kafka_broker: Any) -> Iterator[dict[str, RunningService]]:
+    """intake, router, notifier and events, each its own process, all ready.
+
+    On the secured local broker each connects with its own principal, so the registry's ACLs
+    apply to the whole pipeline as they do in production.
+    """
     log_dir = Path(tempfile.mkdtemp(prefix="rebond-services-"))
-    started = {name: start_service(name, kafka_bootstrap, log_dir) for name in SERVICES}
+    secure = _kafka_broker.secure
+    started = {
+        name: start_service(
+            name,
+            secure.bootstrap if secure else _kafka_broker.bootstrap,
+            log_dir,
+            sasl=secure.sasl(name) if secure else None,
+            rate_limit_per_minute="0" if name == "intake" else None,
+        )
+        for name in SERVICES
+    }
     try:
         for service in started.values():
             wait_ready(service)

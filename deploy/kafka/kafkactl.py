@@ -130,8 +130,9 @@ def acl_plan() -> list[tuple[str, str, str, str, str]]:
     registry = _registry()
     plan: set[tuple[str, str, str, str, str]] = set()
     for topic in registry.all_topics():
-        writer = principal_of(topic.writer.value, topic.name)
-        plan |= {(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")}
+        for service in (topic.writer, *topic.delegates):
+            writer = principal_of(service.value, topic.name)
+            plan |= {(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")}
         for reader in topic.readers:
             who = principal_of(reader.value, topic.name)
             plan |= {(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
@@ -154,6 +155,30 @@ def credentials(data_dir: Path) -> dict[str, str]:
         path.write_text(json.dumps(known, indent=2) + "\n")
         path.chmod(0o600)
     return known
+
+
+def write_client_configs(data_dir: Path, bootstrap: str, secrets_: dict[str, str]) -> Path:
+    """Per principal, a client configuration for Kafka's console tools (`<name>.properties`) and
+    for kcat / librdkafka (`<name>.librdkafka.conf`), in <data dir>/clients (mode 0600)."""
+    folder = data_dir / "clients"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, password in secrets_.items():
+        if name == ADMIN:
+            continue
+        java = folder / f"{name}.properties"
+        java.write_text(
+            f"bootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
+            "sasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security."
+            f'scram.ScramLoginModule required username="{name}" password="{password}";\n'
+        )
+        rdkafka = folder / f"{name}.librdkafka.conf"
+        rdkafka.write_text(
+            f"bootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
+            f"sasl.mechanisms=SCRAM-SHA-512\nsasl.username={name}\nsasl.password={password}\n"
+        )
+        for path in (java, rdkafka):
+            path.chmod(0o600)
+    return folder
 
 
 def sasl_config(username: str, password: str, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
@@ -286,6 +311,7 @@ def _confluent_admin(bootstrap: str, admin_password: str):  # type: ignore[no-un
             "sasl.mechanism": "PLAIN",
             "sasl.username": ADMIN,
             "sasl.password": admin_password,
+            "log_level": 3,  # librdkafka's informational lines are noise here
         }
     )
 
@@ -373,7 +399,7 @@ def start(
     if _port_open(port):
         wait_until_ready(bootstrap, 15, auth=admin)
         print(f"kafkactl: a broker already answers on {bootstrap}; using it", flush=True)
-        _provision(bootstrap, partitions, admin, secrets_)
+        _provision(bootstrap, partitions, admin, secrets_, data_dir)
         return False
     classpath = os.pathsep.join(str(jar) for jar in fetch())
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -430,12 +456,16 @@ def start(
         f"kafkactl: Kafka {KAFKA_VERSION} answers on {bootstrap}, {mode} (pid {proc.pid})",
         flush=True,
     )
-    _provision(bootstrap, partitions, admin, secrets_)
+    _provision(bootstrap, partitions, admin, secrets_, data_dir)
     return True
 
 
 def _provision(
-    bootstrap: str, partitions: int | None, admin: dict[str, str] | None, secrets_: dict[str, str]
+    bootstrap: str,
+    partitions: int | None,
+    admin: dict[str, str] | None,
+    secrets_: dict[str, str],
+    data_dir: Path,
 ) -> None:
     created = create_topics(bootstrap, partitions, admin)
     print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}", flush=True)
@@ -445,6 +475,8 @@ def _provision(
         )
         if added:
             print(f"kafkactl: SCRAM credentials added for {', '.join(added)}", flush=True)
+        folder = write_client_configs(data_dir, bootstrap, secrets_)
+        print(f"kafkactl: client configurations per principal in {folder}", flush=True)
         count = create_acls(bootstrap, secrets_[ADMIN])
         print(
             f"kafkactl: {count} ACL bindings in place for {len(secrets_) - 1} principals",
@@ -551,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
             created = create_topics(bootstrap, args.partitions, admin)
             print(f"kafkactl: topics created: {', '.join(created) or 'none (all present)'}")
         else:
-            _provision(bootstrap, args.partitions, admin, secrets_)
+            _provision(bootstrap, args.partitions, admin, secrets_, data_dir)
     return 0
 
 

@@ -29,7 +29,9 @@ def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     return validate.render(request.param)  # type: ignore[no-any-return]
 
 
-def test_overlay_renders_to_valid_kubernetes_and_keda_resources(rendered: list[dict[str, Any]]) -> None:
+def test_overlay_renders_to_valid_kubernetes_and_keda_resources(
+    rendered: list[dict[str, Any]],
+) -> None:
     """Each overlay renders and every resource passes the strict Kubernetes / KEDA schemas."""
     assert validate.validate_resources(rendered) == []
 
