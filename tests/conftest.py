@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ def stop_service(service: RunningService) -> None:
         service.process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def running_services(_kafka_broker: Any) -> Iterator[dict[str, RunningService]]:
     """intake, router, notifier and events, each its own process, all ready.
 
@@ -130,4 +130,23 @@ def running_services(_kafka_broker: Any) -> Iterator[dict[str, RunningService]]:
         yield started
     finally:
         for service in started.values():
+            stop_service(service)
+
+
+@pytest.fixture
+def launch() -> Iterator[Callable[..., RunningService]]:
+    """Start services for one test (`launch(name, bootstrap, folder, sasl=..., **env)`), each
+    waited for until ready and stopped when the test ends."""
+    started: list[RunningService] = []
+
+    def _launch(name: str, bootstrap: str, folder: Path, **kwargs: Any) -> RunningService:
+        service = start_service(name, bootstrap, folder, **kwargs)
+        started.append(service)
+        wait_ready(service)
+        return service
+
+    try:
+        yield _launch
+    finally:
+        for service in started:
             stop_service(service)
