@@ -172,3 +172,54 @@ def test_golden_events_of_each_version_keep_parsing(path: Path) -> None:
     model = payload_versions()[(event["type"], event["schemaversion"])]
     parsed = Envelope[model].model_validate(event)  # type: ignore[valid-type]
     assert json.loads(parsed.model_dump_json(exclude_unset=True))["data"] == event["data"]
+
+
+def test_a_dead_letter_keeps_the_original_and_reads_like_any_event() -> None:
+    """The original key, value and headers travel inside; the record reads back from its topic."""
+    from dataclasses import dataclass
+
+    from rebond_contracts.topics import dead_letter_event, dead_letters
+
+    @dataclass
+    class Record:
+        topic: str = "questionnaires.completed"
+        partition: int = 2
+        offset: int = 41
+        key: bytes | None = b"RB-7K3M-Q9XA-2DFE-W8NB"
+        value: bytes | None = b"\xffnot json"
+        headers: tuple[tuple[str, bytes], ...] = (("ce_correlationid", b"corr-1"),)
+
+    event = dead_letter_event(Service.ROUTER, Record(), "<root>: Invalid JSON")
+    again = dead_letter_event(Service.ROUTER, Record(), "<root>: Invalid JSON")
+    topic = dead_letters(Service.ROUTER)
+    headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
+    read = topic.read(event.kafka_value(), headers)
+    assert read.id == again.id and read.subject == "RB-7K3M-Q9XA-2DFE-W8NB"
+    assert read.correlationid == "corr-1" and read.type == topic.event_type
+    assert read.data.offset == 41 and read.data.value == "\ufffdnot json"
+    assert read.data.headers == {"ce_correlationid": "corr-1"}
+    assert read.data.error == "<root>: Invalid JSON"
+
+
+def test_a_referral_topic_carries_a_withdrawal_notice_with_its_own_type() -> None:
+    """`referrals.<id>` reads both the offer and the withdrawal notice, each by its ce_type."""
+    from rebond_contracts.payloads import ReferralWithdrawnV1
+
+    topic = referrals(AssociationId.SOIXANTE_MILLE_REBONDS)
+    data = json.loads((GOLDEN / "fr.rebond.referral.withdrawn" / "v1" / "example.json").read_text())
+    notice = topic.envelope(
+        ReferralWithdrawnV1.model_validate(data["data"]), subject="s", correlationid="c"
+    )
+    assert notice.type == "fr.rebond.referral.withdrawn"
+    headers = [(k, v.encode()) for k, v in notice.kafka_headers().items()]
+    assert isinstance(topic.read(notice.kafka_value(), headers).data, ReferralWithdrawnV1)
+
+
+def test_every_topic_has_a_retention_and_personal_topics_keep_less() -> None:
+    """Each registry topic declares retention.ms; topics with personal data keep at most 30 days."""
+    assert all(topic.retention_ms for topic in all_topics())
+    day = 24 * 3600 * 1000
+    assert QUESTIONNAIRES.retention_ms is not None and QUESTIONNAIRES.retention_ms <= 30 * day
+    assert all(
+        (t.retention_ms or 0) <= 30 * day for t in all_topics() if t.name.startswith("referrals.")
+    )

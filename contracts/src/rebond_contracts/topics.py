@@ -3,10 +3,12 @@
 No service types a topic name: each looks its topics up here.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
+from uuid import NAMESPACE_URL, uuid5
 
 from pydantic import BaseModel
 
@@ -16,11 +18,13 @@ from rebond_contracts.payloads import (
     ConferenceV1,
     DeadLetterV1,
     DeliveryV1,
+    ErasureRequestedV1,
     InvitationV1,
     QuestionnaireCompletedV1,
     ReferralResponseV1,
     ReferralStatusV1,
     ReferralV1,
+    ReferralWithdrawnV1,
     RegistrationV1,
     RoutingDecisionV1,
     UnroutedReferralV1,
@@ -35,6 +39,18 @@ class Service(StrEnum):
     NOTIFIER = "notifier"
     EVENTS = "events"
     ASSOCIATION = "association"
+
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """A further event type a topic carries besides its main one (its own `ce_type`)."""
+
+    event_type: str
+    payload: type[BaseModel]
+    schema_version: int = 1
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,15 @@ class Topic:
     #: Services that may write on the writer's behalf (the notifier's answer page writes an
     #: association's answer for associations without IT). The writer stays the owner.
     delegates: tuple[Service, ...] = ()
+    #: Kafka's `retention.ms` for the topic (None: the broker's default); kafkactl applies it.
+    retention_ms: int | None = None
+    #: Further event types on this topic, each with its own payload and `ce_type` (additive:
+    #: readers of the main type dead-letter nothing, they are told by `read`).
+    also: tuple[EventKind, ...] = ()
+
+    def kinds(self) -> list[EventKind]:
+        """Every event type this topic carries, the main one first."""
+        return [EventKind(self.event_type, self.payload, self.schema_version), *self.also]
 
     @property
     def source(self) -> str:
@@ -62,17 +87,18 @@ class Topic:
         self, data: BaseModel, *, subject: str, correlationid: str, id: str | None = None
     ) -> Envelope[BaseModel]:
         """Wrap `data` as an event of this topic (type, version and source filled in)."""
-        if not isinstance(data, self.payload):
+        kind = next((k for k in self.kinds() if isinstance(data, k.payload)), None)
+        if kind is None:
             raise TypeError(
                 f"{self.name} carries {self.payload.__name__}, not {type(data).__name__}"
             )
         extra = {"id": id} if id is not None else {}
-        return Envelope[self.payload](  # type: ignore[name-defined]
+        return Envelope[kind.payload](  # type: ignore[name-defined]
             source=self.source,
-            type=self.event_type,
+            type=kind.event_type,
             subject=subject,
             correlationid=correlationid,
-            schemaversion=self.schema_version,
+            schemaversion=kind.schema_version,
             data=data,
             **extra,
         )
@@ -81,15 +107,17 @@ class Topic:
         """Parse a record of this topic; `EnvelopeError` says what is wrong with it."""
         headers = list(headers)
         declared = {name: raw for name, raw in headers if name in ("ce_type", "ce_schemaversion")}
-        if declared.get("ce_type", self.event_type.encode()) != self.event_type.encode():
+        kinds = {k.event_type.encode(): k for k in self.kinds()}
+        kind = kinds.get(declared.get("ce_type", self.event_type.encode()))
+        if kind is None:
             raise EnvelopeError(
                 f"{self.name} carries {self.event_type}, not {declared['ce_type']!r}"
             )
-        if declared.get("ce_schemaversion", b"") != str(self.schema_version).encode():
+        if declared.get("ce_schemaversion", b"") != str(kind.schema_version).encode():
             raise EnvelopeError(
-                f"unsupported schema version {declared.get('ce_schemaversion')!r} for {self.event_type}"
+                f"unsupported schema version {declared.get('ce_schemaversion')!r} for {kind.event_type}"
             )
-        return Envelope.from_kafka(value, headers, self.payload)
+        return Envelope.from_kafka(value, headers, kind.payload)
 
 
 QUESTIONNAIRES = Topic(
@@ -101,6 +129,7 @@ QUESTIONNAIRES = Topic(
     writer=Service.INTAKE,
     readers=(Service.ROUTER,),
     description="A person's answers, acknowledged to them with a reference.",
+    retention_ms=14 * DAY_MS,
 )
 
 DECISIONS = Topic(
@@ -112,6 +141,7 @@ DECISIONS = Topic(
     writer=Service.ROUTER,
     readers=(Service.NOTIFIER, Service.INTAKE, Service.EVENTS),
     description="Which association suits the person, why, and the referral to send.",
+    retention_ms=14 * DAY_MS,
 )
 
 REFERRAL_STATUS = Topic(
@@ -123,6 +153,7 @@ REFERRAL_STATUS = Topic(
     writer=Service.ROUTER,
     readers=(Service.INTAKE, Service.NOTIFIER),
     description="Each step of a referral's life: offered, accepted, declined, expired, unrouted.",
+    retention_ms=30 * DAY_MS,
 )
 
 DELIVERIES = Topic(
@@ -134,6 +165,7 @@ DELIVERIES = Topic(
     writer=Service.NOTIFIER,
     readers=(Service.INTAKE,),
     description="Outcome of each e-mail and webhook: sent, failed, dead-lettered.",
+    retention_ms=30 * DAY_MS,
 )
 
 CONFERENCES = Topic(
@@ -145,6 +177,7 @@ CONFERENCES = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="A Conférence du rebond scheduled, updated or cancelled (no personal data).",
+    retention_ms=90 * DAY_MS,
 )
 
 REGISTRATIONS = Topic(
@@ -156,6 +189,7 @@ REGISTRATIONS = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="Registrations confirmed, waitlisted, promoted, cancelled, or told of a change.",
+    retention_ms=14 * DAY_MS,
 )
 
 INVITATIONS = Topic(
@@ -167,6 +201,7 @@ INVITATIONS = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="Invitations to a conference for people who consented to them.",
+    retention_ms=14 * DAY_MS,
 )
 
 UNROUTED = Topic(
@@ -178,6 +213,20 @@ UNROUTED = Topic(
     writer=Service.ROUTER,
     readers=(),
     description="The human queue: consenting people whom no association holds (no contact details).",
+    retention_ms=30 * DAY_MS,
+)
+
+
+ERASURES = Topic(
+    name="privacy.erasures",
+    key="submission reference",
+    payload=ErasureRequestedV1,
+    event_type="fr.rebond.privacy.erasure_requested",
+    schema_version=1,
+    writer=Service.INTAKE,
+    readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS),
+    description="A person withdrew consent and asked for erasure (the reference only).",
+    retention_ms=90 * DAY_MS,
 )
 
 
@@ -192,6 +241,8 @@ def referrals(association: AssociationId) -> Topic:
         writer=Service.NOTIFIER,
         readers=(Service.ASSOCIATION,),
         description=f"Referrals for {association.value}, with only what the person agreed to share.",
+        retention_ms=30 * DAY_MS,
+        also=(EventKind("fr.rebond.referral.withdrawn", ReferralWithdrawnV1),),
     )
 
 
@@ -207,6 +258,7 @@ def responses(association: AssociationId) -> Topic:
         readers=(Service.ROUTER,),
         description=f"Accept or decline answers from {association.value}.",
         delegates=(Service.NOTIFIER,),
+        retention_ms=30 * DAY_MS,
     )
 
 
@@ -222,6 +274,53 @@ def dead_letters(service: Service) -> Topic:
         readers=(),
         description=f"Messages {service.value} could not process, with the error.",
         partitions=1,
+        retention_ms=60 * DAY_MS,
+    )
+
+
+class KafkaRecord(Protocol):
+    """What a consumed Kafka record offers (aiokafka's `ConsumerRecord` fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+_DEAD_LETTER_IDS = uuid5(NAMESPACE_URL, "https://rebond.example/dead-letters")
+
+
+def dead_letter_event(
+    service: Service, record: KafkaRecord, error: str, now: datetime | None = None
+) -> Envelope[Any]:
+    """The event `service` publishes on `deadletter.<service>` for a record it cannot process.
+
+    The original key, value and headers travel inside the payload, with the error; the record
+    itself carries the dead-letter topic's own CloudEvents headers, so it reads like any other
+    event. Its id derives from where the record was, so dead-lettering it again is recognisable.
+    """
+    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    letter = DeadLetterV1(
+        service=service.value,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=key,
+        value=(record.value or b"").decode("utf-8", "replace"),
+        headers=headers,
+        error=error,
+        failed_at=now or datetime.now(UTC),
+    )
+    place = f"{record.topic}/{record.partition}/{record.offset}"
+    subject = headers.get("ce_subject") or key or place
+    return dead_letters(service).envelope(
+        letter,
+        subject=subject,
+        correlationid=headers.get("ce_correlationid") or subject,
+        id=str(uuid5(_DEAD_LETTER_IDS, f"{service.value}:{place}")),
     )
 
 
@@ -236,6 +335,7 @@ def all_topics() -> list[Topic]:
         CONFERENCES,
         REGISTRATIONS,
         INVITATIONS,
+        ERASURES,
         *(referrals(a) for a in AssociationId),
         *(responses(a) for a in AssociationId),
         *(
