@@ -283,6 +283,7 @@ async def _create_topics(
                 if topic.partitions > 1
                 else 1,
                 replication_factor=1,
+                topic_configs=_topic_configs(topic),
             )
             for topic in all_topics()
             if topic.name not in existing
@@ -294,11 +295,73 @@ async def _create_topics(
         await client.close()
 
 
+def _topic_configs(topic) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The topic-level configuration the registry asks for (today: `retention.ms`)."""
+    return {"retention.ms": str(topic.retention_ms)} if topic.retention_ms else {}
+
+
 def create_topics(
     bootstrap: str, partitions: int | None = None, auth: dict[str, str] | None = None
 ) -> list[str]:
-    """Create every registry topic that does not exist yet; returns the names created."""
-    return asyncio.run(_create_topics(bootstrap, partitions, auth))
+    """Create every registry topic that does not exist yet (with its `retention.ms`), then
+    align the retention of those that existed already; returns the names created."""
+    created = asyncio.run(_create_topics(bootstrap, partitions, auth))
+    changed = align_topic_configs(bootstrap, auth)
+    if changed:
+        print(f"kafkactl: retention aligned with the registry: {', '.join(changed)}", flush=True)
+    return created
+
+
+def _librdkafka(bootstrap: str, auth: dict[str, str] | None) -> dict[str, object]:
+    """librdkafka settings equivalent to aiokafka's keyword arguments `auth`."""
+    config: dict[str, object] = {"bootstrap.servers": bootstrap, "log_level": 3}
+    if auth:
+        config |= {
+            "security.protocol": auth["security_protocol"],
+            "sasl.mechanism": auth["sasl_mechanism"],
+            "sasl.username": auth["sasl_plain_username"],
+            "sasl.password": auth["sasl_plain_password"],
+        }
+    return config
+
+
+def align_topic_configs(bootstrap: str, auth: dict[str, str] | None = None) -> list[str]:
+    """Set, on existing topics, the configuration the registry asks for where it differs
+    (incrementally: other topic settings are left alone). Returns the topics changed."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    admin = AdminClient(_librdkafka(bootstrap, auth))
+    wanted = {t.name: _topic_configs(t) for t in _registry().all_topics() if _topic_configs(t)}
+    existing = set(admin.list_topics(timeout=30).topics)
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted if name in existing]
+    if not resources:
+        return []
+    current = {
+        resource.name: {k: entry.value for k, entry in future.result().items()}
+        for resource, future in admin.describe_configs(resources, request_timeout=30).items()
+    }
+    changes = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                for k, v in configs.items()
+            ],
+        )
+        for name, configs in wanted.items()
+        if name in current and any(current[name].get(k) != v for k, v in configs.items())
+    ]
+    if changes:
+        for future in admin.incremental_alter_configs(changes, request_timeout=30).values():
+            future.result()
+    return sorted(c.name for c in changes)
 
 
 def _confluent_admin(bootstrap: str, admin_password: str):  # type: ignore[no-untyped-def]

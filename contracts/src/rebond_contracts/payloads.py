@@ -340,3 +340,27 @@ class InvitationV1(_Payload):
     match: Literal["department", "region"]
     conference: ConferenceSummaryV1
     invited_at: AwareDatetime
+
+
+# --- Withdrawal and erasure (writer: intake; the notice: notifier) ----------------------------
+
+
+class ErasureRequestedV1(_Payload):
+    """Intake -> router, notifier, events: the person withdrew consent and asked for erasure.
+
+    No personal data: the reference is enough for every service to find what it holds.
+    """
+
+    reference: Reference
+    requested_at: AwareDatetime
+
+
+class ReferralWithdrawnV1(_Payload):
+    """Notifier -> one association, on `referrals.<association_id>` (its own `ce_type`): the
+    person withdrew; delete what you hold about this referral. No personal data."""
+
+    reference: Reference
+    referral_id: UUID | None = None
+    association_id: AssociationId
+    reason: Literal["erasure_requested"] = "erasure_requested"
+    withdrawn_at: AwareDatetime

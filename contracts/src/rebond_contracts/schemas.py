@@ -22,7 +22,7 @@ HISTORICAL: dict[tuple[str, int], type[BaseModel]] = {}
 
 
 def payload_versions() -> dict[tuple[str, int], type[BaseModel]]:
-    current = {(t.event_type, t.schema_version): t.payload for t in all_topics()}
+    current = {(k.event_type, k.schema_version): k.payload for t in all_topics() for k in t.kinds()}
     return {**HISTORICAL, **current}
 
 

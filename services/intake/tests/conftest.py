@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rebond_contracts.envelope import Envelope
-from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_intake.app import create_app
 from rebond_intake.publisher import BrokerUnavailable
 from rebond_intake.settings import IntakeSettings
@@ -20,12 +20,18 @@ class FakePublisher:
 
     def __init__(self, *, down: bool = False) -> None:
         self.events: list[Envelope[QuestionnaireCompletedV1]] = []
+        self.erasures: list[Envelope[ErasureRequestedV1]] = []
         self.down = down
 
     async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
         if self.down:
             raise BrokerUnavailable("KafkaConnectionError")
         self.events.append(event)
+
+    async def publish_erasure(self, event: Envelope[ErasureRequestedV1]) -> None:
+        if self.down:
+            raise BrokerUnavailable("KafkaConnectionError")
+        self.erasures.append(event)
 
     def ready(self) -> bool:
         return not self.down
@@ -37,6 +43,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.submissions: dict[str, Submission] = {}
         self.kept: dict[str, Record] = {}
+        self.secrets: dict[str, str] = {}
 
     async def start(self) -> None:
         return None
@@ -68,6 +75,15 @@ class FakeStore:
 
     async def records(self, reference: str) -> list[Record]:
         return [r for r in self.kept.values() if r.reference == reference]
+
+    async def set_secret(self, reference: str, secret_hash: str, at: object) -> None:
+        self.secrets[reference] = secret_hash
+
+    async def secret_hash(self, reference: str) -> str | None:
+        return self.secrets.get(reference)
+
+    async def expire(self, before: object) -> int:
+        return 0
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """API fuzzing: schemathesis generates requests from the OpenAPI document; none may give a 5xx."""
 
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck
 
@@ -46,3 +47,13 @@ def test_no_input_gives_a_server_error(case) -> None:
 def test_at_least_a_thousand_cases_were_tried() -> None:
     """The fuzz run above really exercised 1,000 generated requests or more."""
     assert CALLS["count"] >= 1000, CALLS
+
+
+@pytest.mark.parametrize("depth", [900, 5000])
+def test_deeply_nested_json_gets_a_4xx(make_client, depth) -> None:  # type: ignore[no-untyped-def]
+    """JSON nested deeper than the parser's recursion limit is refused with a 4xx, never a 5xx."""
+    raw = b'{"distress":' + b"[" * depth + b"]" * depth + b"}"
+    reply = make_client().post(
+        "/v1/submissions", content=raw, headers={"content-type": "application/json"}
+    )
+    assert 400 <= reply.status_code < 500, (reply.status_code, reply.text[:300])

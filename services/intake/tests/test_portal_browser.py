@@ -89,6 +89,17 @@ def test_fill_and_submit_shows_the_reference_and_status_link(page: Page) -> None
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
 
 
+def test_after_submit_the_erasure_secret_is_shown_once_with_its_explanation(page: Page) -> None:
+    """The page shows the erasure secret and says it will not be shown again; a reload does not."""
+    fill_valid(page)
+    page.get_by_role("button", name="Envoyer mes réponses").click()
+    secret = page.locator("#erasure-secret")
+    expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9_-]{40,}$"))
+    expect(page.locator("#erasure")).to_contain_text("ne sera plus jamais affiché")
+    page.reload()
+    expect(page.locator("#erasure")).to_be_hidden()
+
+
 def test_bad_email_shows_its_error_next_to_the_field(page: Page) -> None:
     """The 422 for a bad e-mail is shown under the e-mail field, which is marked invalid."""
     fill_valid(page, email="claire@")

@@ -27,7 +27,8 @@ def test_alive_but_not_ready_while_kafka_is_unreachable(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
-        assert ready.status_code == 503 and ready.json() == {"kafka": "unreachable"}
+        assert ready.status_code == 503
+        assert ready.json() == {"kafka": "unreachable", "store": "ready"}
     assert (tmp_path / "router.sqlite3").is_file()  # the store was created at start-up
 
 

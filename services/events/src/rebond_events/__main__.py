@@ -2,17 +2,23 @@
 
 `python -m rebond_events new-key ORGANISER` prints a new random API key for an organiser and the
 JSON entry to put in EVENTS_ORGANISER_KEYS (only the hash is stored).
+
+`python -m rebond_events anonymise` anonymises registrations of conferences that ended more than
+EVENTS_RETENTION_DAYS ago and deletes older invitations (run it daily: cron, a CronJob).
 """
 
 import json
 import secrets
 import sys
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
 from rebond_events.app import create_app
 from rebond_events.logging import configure_logging
+from rebond_events.privacy import anonymise
 from rebond_events.settings import EventsSettings, hash_api_key
+from rebond_events.store import build_engine, migrate
 
 
 def main() -> None:
@@ -23,6 +29,19 @@ def main() -> None:
         return
     settings = EventsSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["anonymise"]:
+        if settings.migrate_on_start:
+            migrate(settings.database_url)
+        done = anonymise(
+            build_engine(settings.database_url),
+            datetime.now(UTC),
+            timedelta(days=settings.retention_days),
+        )
+        print(
+            f"rebond-events: {done.registrations} registrations anonymised, "
+            f"{done.invitations} invitations and {done.outbox} outbox rows deleted"
+        )
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rebond_events import api, portal
 from rebond_events.consumer import subscribe_decisions
+from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
 from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
 from rebond_events.settings import EventsSettings
@@ -102,8 +103,9 @@ def create_app(
     )
     started: asyncio.Task[None] | None = None
     use_kafka = sink is None
+    obs = Observability(settings)
     if use_kafka:
-        broker = broker or build_broker(settings)
+        broker = obs.instrument(broker or build_broker(settings))
         sink = KafkaSink(declare_publishers(broker))
 
     def connected() -> bool:
@@ -141,6 +143,8 @@ def create_app(
     app.state.conferences = conferences
     app.state.relay = relay
     app.state.broker = broker
+    app.state.observability = obs
+    obs.install(app)
     app.include_router(api.router)
     app.include_router(portal.router)
     app.mount("/static", StaticFiles(directory=portal.STATIC), name="static")

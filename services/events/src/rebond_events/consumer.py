@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.envelope import EnvelopeError
 from rebond_contracts.payloads import DeadLetterV1
-from rebond_contracts.topics import DECISIONS, Service, dead_letters
+from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letters
+from rebond_events import privacy
 from rebond_events.outbox import Relay
 from rebond_events.service import Conferences
 
@@ -36,6 +37,7 @@ def subscribe_decisions(
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
         title=DECISIONS.name,
         description="Invite people who consented to invitations to a nearby conference.",
     )
@@ -56,6 +58,33 @@ def subscribe_decisions(
             )
             await relay.flush()  # raises if Kafka does not acknowledge: the decision is re-read
             log.info("invitation_considered", invited=invited)
+
+    @broker.subscriber(
+        ERASURES.name,
+        group_id=f"{group_id}.erasures",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
+        title=ERASURES.name,
+        description="Delete the invitations of a person who withdrew.",
+    )
+    async def on_erasure(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = ERASURES.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            await run_in_threadpool(privacy.erase, conferences.engine, event.data.reference)
+
+
+async def keep_raw(msg: KafkaMessage) -> bytes:
+    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
+    decoder would raise on a `content-type: application/json` record that is not JSON before the
+    handler runs, and the nack would re-read it forever, stopping the partition."""
+    return bytes(msg.body)
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

@@ -37,10 +37,24 @@ class EventsSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: A file holding the password (a mounted secret); it wins over EVENTS_KAFKA_SASL_PASSWORD.
+    kafka_sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _kafka_password_from_file(self) -> "EventsSettings":
+        if self.kafka_sasl_password_file is not None:
+            password = self.kafka_sasl_password_file.read_text().strip()
+            self.kafka_sasl_password = SecretStr(password)
+        return self
+
     group_id: str = "rebond-events"
     host: str = "127.0.0.1"
     port: int = 8003
     log_level: str = "INFO"
+    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
+    #: propagated and the trace id logged either way.
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     #: SQLAlchemy URL: SQLite by default (under `.run/`, created), `postgresql+psycopg://…` too.
     database_url: str = "sqlite:///.run/events.db"
     #: Apply the Alembic migrations when the service starts.
@@ -53,10 +67,15 @@ class EventsSettings(BaseSettings):
     organiser_keys_file: Path | None = None
     #: Signs the cancellation links (HMAC-SHA256).
     signing_secret: SecretStr = SecretStr(DEFAULT_SIGNING_SECRET)
+    #: A file holding the signing secret (a mounted secret); it wins over EVENTS_SIGNING_SECRET.
+    signing_secret_file: Path | None = None
     #: Where people reach this service: used in links (cancellation, .ics, event pages).
     public_base_url: str = "http://127.0.0.1:8003"
     #: How often unsent events of the outbox are retried.
     outbox_interval_s: float = Field(default=2.0, gt=0)
+    #: Registrations lose name and e-mail this long after their conference ended; invitations
+    #: and published outbox rows are deleted after it (`python -m rebond_events anonymise`).
+    retention_days: int = Field(default=30, ge=1)
 
     @field_validator("organiser_keys")
     @classmethod
@@ -68,6 +87,8 @@ class EventsSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _load_file_and_refuse_defaults(self) -> Self:
+        if self.signing_secret_file is not None:
+            self.signing_secret = SecretStr(self.signing_secret_file.read_text().strip())
         if self.organiser_keys_file is not None:
             loaded = json.loads(self.organiser_keys_file.read_text())
             self.organiser_keys = self._hashed({**self.organiser_keys, **loaded})

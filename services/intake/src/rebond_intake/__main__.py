@@ -1,15 +1,37 @@
-"""`python -m rebond_intake` (or `rebond-intake`): serve the API on INTAKE_HOST:INTAKE_PORT."""
+"""`python -m rebond_intake` (or `rebond-intake`): serve the API on INTAKE_HOST:INTAKE_PORT.
+
+`python -m rebond_intake anonymise` lets idempotency keys older than INTAKE_RETENTION_DAYS
+expire (intake's store holds no personal data: references, hashes, statuses and dates only).
+"""
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
 from rebond_intake.app import create_app
 from rebond_intake.logging import configure_logging
 from rebond_intake.settings import IntakeSettings
+from rebond_intake.store import SqlStatusStore
+
+
+async def _anonymise(settings: IntakeSettings) -> None:
+    store = SqlStatusStore(settings.store_url)
+    await store.start()
+    try:
+        before = datetime.now(UTC) - timedelta(days=settings.retention_days)
+        print(f"rebond-intake: {await store.expire(before)} idempotency keys expired")
+    finally:
+        await store.close()
 
 
 def main() -> None:
     settings = IntakeSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["anonymise"]:
+        asyncio.run(_anonymise(settings))
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -1,7 +1,9 @@
 """HTTP routes. They only translate: parse the contract, call a plain function, reply."""
 
 import hashlib
+import hmac
 import re
+import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -11,9 +13,13 @@ from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from rebond_contracts.payloads import REFERENCE_PATTERN, QuestionnaireCompletedV1
+from rebond_contracts.payloads import (
+    REFERENCE_PATTERN,
+    ErasureRequestedV1,
+    QuestionnaireCompletedV1,
+)
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
-from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
 from rebond_intake.questionnaire_form import questionnaire_form
@@ -21,7 +27,7 @@ from rebond_intake.references import new_reference
 from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import StatusStore, StoreUnavailable, Submission
-from rebond_intake.timeline import build_timeline, current_status
+from rebond_intake.timeline import Record, build_timeline, current_status
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -29,6 +35,13 @@ router = APIRouter()
 #: Event ids of submissions sent with an Idempotency-Key are derived from the key.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9b0f3c55-2b43-4a55-9f0e-3f4f4a2b6c11")
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{8,128}$"
+#: Erasure event ids derive from the reference: asking twice publishes the same event.
+ERASURE_NAMESPACE = uuid.UUID("5a4f2e0c-7d7b-4c55-9c1e-2b6f0f8f3e71")
+
+
+def secret_digest(secret: str) -> str:
+    """What the store keeps of an erasure secret (a 256-bit random token: a plain hash is enough)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def get_publisher(request: Request) -> SubmissionPublisher:
@@ -57,6 +70,23 @@ class Accepted(BaseModel):
     message: str
     #: Present when the person answered `distress: yes`: whom to call, right now.
     resources: list[Resource] | None = None
+    #: Shown once: with the reference, it lets the person withdraw and have their data erased
+    #: (`POST /v1/submissions/{reference}/erasure`). Only its hash is kept; a replay of the same
+    #: Idempotency-Key gets a new one (the previous one stops working).
+    erasure_secret: str | None = None
+    erasure_url: str | None = None
+
+
+class ErasureRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    secret: str | None = None
+
+
+class ErasureAccepted(BaseModel):
+    reference: str
+    status: str
+    message: str
 
 
 class Problem(BaseModel):
@@ -242,7 +272,13 @@ async def submit(
             ).model_dump(),
         )
     reference = claimed.reference
+    erasure_secret = secrets.token_urlsafe(32)
     with structlog.contextvars.bound_contextvars(reference=reference, event_id=claimed.event_id):
+        try:
+            await store.set_secret(reference, secret_digest(erasure_secret), received_at)
+        except StoreUnavailable as error:
+            log.warning("submission_not_accepted", reason=f"store: {error}")
+            return _unavailable(settings)
         if not claimed.acknowledged:
             event = QUESTIONNAIRES.envelope(
                 QuestionnaireCompletedV1(
@@ -271,6 +307,80 @@ async def submit(
         if locale == "fr"
         else "Thank you. Your questionnaire is safely recorded.",
         resources=RESOURCES if distressed else None,
+        erasure_secret=erasure_secret,
+        erasure_url=f"/v1/submissions/{reference}/erasure",
+    )
+
+
+@router.post(
+    "/v1/submissions/{reference}/erasure",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ErasureAccepted,
+    summary="Withdraw consent and erase the person's data",
+    responses={
+        403: {"model": Problem, "description": "Wrong erasure secret"},
+        404: {"model": Problem, "description": "Unknown reference"},
+        503: {"model": Unavailable, "description": "Kafka or the store unreachable: retry"},
+    },
+)
+async def request_erasure(
+    reference: str,
+    publisher: Publisher,
+    settings: Settings,
+    store: Store,
+    body: ErasureRequest | None = None,
+    x_erasure_secret: Annotated[
+        str | None,
+        Header(
+            alias="X-Erasure-Secret",
+            description="The secret shown once with the reference (or `secret` in the body).",
+        ),
+    ] = None,
+) -> object:
+    """With the secret shown at submission, every service erases or anonymises what it holds
+    about `reference`, and the association holding the referral is told."""
+    not_found = JSONResponse(
+        status_code=404,
+        content=Problem(error="not_found", message="Référence inconnue.").model_dump(),
+    )
+    if not re.fullmatch(REFERENCE_PATTERN, reference):
+        return not_found
+    given = x_erasure_secret or (body.secret if body is not None else None) or ""
+    try:
+        kept = await store.secret_hash(reference)
+    except StoreUnavailable:
+        return _unavailable(settings)
+    if kept is None:
+        return not_found
+    if not hmac.compare_digest(kept, secret_digest(given)):
+        log.warning("erasure_refused", reference=reference, reason="wrong secret")
+        return JSONResponse(
+            status_code=403,
+            content=Problem(
+                error="forbidden", message="Ce code secret ne correspond pas à cette référence."
+            ).model_dump(),
+        )
+    now = datetime.now(UTC)
+    event_id = str(uuid.uuid5(ERASURE_NAMESPACE, reference))
+    event = ERASURES.envelope(
+        ErasureRequestedV1(reference=reference, requested_at=now),
+        subject=reference,
+        correlationid=reference,
+        id=event_id,
+    )
+    with structlog.contextvars.bound_contextvars(reference=reference, event_id=event_id):
+        try:
+            await publisher.publish_erasure(event)
+            await store.add(Record(event_id, reference, "erasure", now, {}))
+        except (BrokerUnavailable, StoreUnavailable) as error:
+            log.warning("erasure_not_accepted", reason=str(error))
+            return _unavailable(settings)
+        log.info("erasure_requested")
+    return ErasureAccepted(
+        reference=reference,
+        status="erased",
+        message="Votre consentement est retiré : vos données sont en cours d'effacement dans "
+        "chaque service et l'association qui suivait votre demande en est informée.",
     )
 
 

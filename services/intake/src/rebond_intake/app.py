@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -20,6 +21,7 @@ from rebond_intake.api import router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_intake.observability import Observability
 from rebond_intake.publisher import (
     KafkaSubmissionPublisher,
     SubmissionPublisher,
@@ -28,6 +30,9 @@ from rebond_intake.publisher import (
 )
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = structlog.get_logger(__name__)
 STATIC = Path(str(files("rebond_intake") / "static"))
@@ -72,11 +77,14 @@ def create_app(
     store: StatusStore | None = None,
     *,
     consume: bool | None = None,
+    span_exporter: "SpanExporter | None" = None,
 ) -> FastAPI:
     """The intake app. By default it publishes to and consumes from Kafka and keeps its status
     store at `settings.store_url`; a given `publisher` (a fake) turns the consumer off unless
-    `consume=True`. A given `store` is used as it is (the caller starts and closes it)."""
+    `consume=True`. A given `store` is used as it is (the caller starts and closes it).
+    `span_exporter` receives the spans when INTAKE_OTEL_ENABLED (tests)."""
     settings = settings or IntakeSettings()
+    obs = Observability(settings, span_exporter)
     consume = publisher is None if consume is None else consume
 
     @asynccontextmanager
@@ -95,7 +103,7 @@ def create_app(
         )  # fmt: skip
         if publisher is None:
             kafka = KafkaSubmissionPublisher(
-                build_broker(settings.kafka_bootstrap_servers, security=security),
+                obs.instrument(build_broker(settings.kafka_bootstrap_servers, security=security)),
                 settings.publish_timeout_s,
             )
             app.state.publisher = kafka
@@ -103,10 +111,10 @@ def create_app(
         else:
             app.state.publisher = publisher
         if consume:
-            consumer = build_consumer(
+            consumer = obs.instrument(build_consumer(
                 settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
                 security=security,
-            )  # fmt: skip
+            ))  # fmt: skip
             tasks.append(asyncio.create_task(_start_forever(consumer)))
         try:
             yield
@@ -132,6 +140,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.observability = obs
     app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
@@ -180,4 +189,5 @@ def create_app(
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
+    obs.install(app)  # last: its middleware is the outermost
     return app

@@ -59,6 +59,7 @@ def build_consumer(
             group_id=group_id,
             auto_offset_reset=auto_offset_reset,
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=keep_raw,
             title=f"intake:{topic.name}",
             description=f"Keep {topic.name} for the person's status timeline.",
         )(_handler(topic, store, dead))
@@ -79,6 +80,13 @@ def _handler(topic: Topic, store: StatusStore, dead: Any) -> Any:
             log.info("status_stored" if added else "status_duplicate", topic=record.topic)
 
     return handle
+
+
+async def keep_raw(msg: KafkaMessage) -> bytes:
+    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
+    decoder would raise on a `content-type: application/json` record that is not JSON before the
+    handler runs, and the nack would re-read it forever, stopping the partition."""
+    return bytes(msg.body)
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """The port through which intake hands an acknowledged submission to Kafka."""
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -10,8 +10,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from pydantic import SecretStr
 
 from rebond_contracts.envelope import Envelope
-from rebond_contracts.payloads import QuestionnaireCompletedV1
-from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
+from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +23,9 @@ class BrokerUnavailable(Exception):
 class SubmissionPublisher(Protocol):
     async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
         """Return only once the event is durably in Kafka; else raise BrokerUnavailable."""
+
+    async def publish_erasure(self, event: Envelope[ErasureRequestedV1]) -> None:
+        """The same, for a person's erasure request on `privacy.erasures`."""
 
     def ready(self) -> bool: ...
 
@@ -67,6 +70,12 @@ class KafkaSubmissionPublisher:
             description=QUESTIONNAIRES.description,
             schema=QUESTIONNAIRES.payload,
         )
+        self._erasures: KafkaPublisher = broker.publisher(
+            ERASURES.name,
+            title=ERASURES.name,
+            description=ERASURES.description,
+            schema=ERASURES.payload,
+        )
 
     async def connect_forever(self, max_backoff_s: float = 10.0) -> None:
         """Connect, retrying with backoff, so intake starts (and says 503) while Kafka is down."""
@@ -88,11 +97,17 @@ class KafkaSubmissionPublisher:
         return self._connected
 
     async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
+        await self._send(self._publisher, event)
+
+    async def publish_erasure(self, event: Envelope[ErasureRequestedV1]) -> None:
+        await self._send(self._erasures, event)
+
+    async def _send(self, publisher: KafkaPublisher, event: Envelope[Any]) -> None:
         if not self._connected:
             raise BrokerUnavailable("not connected to Kafka")
         try:
             await asyncio.wait_for(
-                self._publisher.publish(
+                publisher.publish(
                     event.kafka_value(),
                     key=event.subject.encode(),
                     headers=event.kafka_headers(),

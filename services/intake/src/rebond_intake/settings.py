@@ -20,13 +20,30 @@ class IntakeSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: A file holding the password (a mounted secret); it wins over INTAKE_KAFKA_SASL_PASSWORD.
+    kafka_sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _kafka_password_from_file(self) -> "IntakeSettings":
+        if self.kafka_sasl_password_file is not None:
+            password = self.kafka_sasl_password_file.read_text().strip()
+            self.kafka_sasl_password = SecretStr(password)
+        return self
+
     host: str = "127.0.0.1"
     port: int = 8000
     #: How long a submission may wait for Kafka's acknowledgement before the person gets a 503.
     publish_timeout_s: float = Field(default=5.0, gt=0)
     #: What `Retry-After` tells a person when Kafka is unreachable.
     retry_after_s: int = Field(default=10, ge=1)
+    #: Idempotency keys and body hashes are dropped this long after the submission
+    #: (`python -m rebond_intake anonymise`); the store holds no personal data besides.
+    retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
+    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
+    #: propagated and the trace id logged either way.
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     #: Consumer group of the status consumer (decisions, referral statuses, deliveries).
     group_id: str = "rebond-intake"

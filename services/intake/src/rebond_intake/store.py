@@ -53,6 +53,12 @@ class StatusStore(Protocol):
         """Keep one status record; False when its event id was already kept."""
 
     async def records(self, reference: str) -> list[Record]: ...
+    async def set_secret(self, reference: str, secret_hash: str, at: datetime) -> None:
+        """Keep (or replace) the hash of the person's erasure secret for `reference`."""
+
+    async def secret_hash(self, reference: str) -> str | None: ...
+    async def expire(self, before: datetime) -> int:
+        """Drop idempotency keys and body hashes of submissions received before `before`."""
 
 
 metadata = MetaData()
@@ -74,6 +80,16 @@ status_events = Table(
     Column("kind", String(32), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("detail", JSON, nullable=False),
+)
+
+
+#: Only a hash of each person's erasure secret (the secret itself is shown once, never kept).
+erasure_secrets = Table(
+    "intake_erasure_secrets",
+    metadata,
+    Column("reference", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -204,3 +220,47 @@ class SqlStatusStore:
             )
             for row in rows
         ]
+
+    async def set_secret(self, reference: str, secret_hash: str, at: datetime) -> None:
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    erasure_secrets.delete().where(erasure_secrets.c.reference == reference)
+                )
+                await connection.execute(
+                    erasure_secrets.insert().values(
+                        reference=reference, secret_hash=secret_hash, created_at=_utc(at)
+                    )
+                )
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from error
+
+    async def secret_hash(self, reference: str) -> str | None:
+        try:
+            async with self.engine.connect() as connection:
+                value = (
+                    await connection.execute(
+                        select(erasure_secrets.c.secret_hash).where(
+                            erasure_secrets.c.reference == reference
+                        )
+                    )
+                ).scalar()
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from error
+        return str(value) if value is not None else None
+
+    async def expire(self, before: datetime) -> int:
+        """Idempotency rows simply expire: a retry after this long is a new submission."""
+        try:
+            async with self.engine.begin() as connection:
+                result = await connection.execute(
+                    update(submissions)
+                    .where(
+                        submissions.c.received_at < _utc(before),
+                        submissions.c.idempotency_key.is_not(None),
+                    )
+                    .values(idempotency_key=None, body_hash=None)
+                )
+        except (SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from error
+        return int(result.rowcount or 0)

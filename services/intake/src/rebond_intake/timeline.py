@@ -160,6 +160,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "fr": "La transmission à {name} a échoué ; l'équipe du portail est prévenue.",
         "en": "Sending to {name} failed; the portal team has been told.",
     },
+    "erased": {
+        "fr": "Vous avez retiré votre consentement : vos données sont effacées et "
+        "l'association en est informée.",
+        "en": "You withdrew your consent: your data is erased and the association is told.",
+    },
     "person_email_sent": {
         "fr": "Un e-mail vous a été envoyé.",
         "en": "An e-mail was sent to you.",
@@ -181,7 +186,7 @@ _DECLINE_REASONS: dict[str, dict[str, str]] = {
 }
 
 #: At equal times, the order in which things happen.
-_ORDER = {"decision": 0, "status": 1, "delivery": 2}
+_ORDER = {"decision": 0, "status": 1, "delivery": 2, "erasure": 3}
 
 
 def text(code: str, locale: str, **values: str) -> str:
@@ -241,6 +246,8 @@ def _step(record: Record, locale: str) -> Step | None:
                 name,
             )
         return None  # a failed attempt is retried; the person need not see it
+    if record.kind == "erasure":
+        return Step("erased", record.at, text("erased", lang))
     return None
 
 
@@ -261,7 +268,10 @@ def build_timeline(received_at: datetime | None, records: list[Record], locale: 
 
 
 def current_status(steps: list[Step]) -> str:
-    """The last step that tells where the request stands (deliveries are details)."""
+    """The last step that tells where the request stands (deliveries are details); once the
+    person asked for erasure, nothing that follows changes it."""
+    if any(step.code == "erased" for step in steps):
+        return "erased"
     for step in reversed(steps):
         if step.code not in ("delivered", "person_email_sent", "reminded"):
             return step.code

@@ -1,15 +1,36 @@
-"""`python -m rebond_notifier` (or `rebond-notifier`): referrals, e-mails, webhooks, answer pages."""
+"""`python -m rebond_notifier` (or `rebond-notifier`): referrals, e-mails, webhooks, answer pages.
+
+`python -m rebond_notifier anonymise` erases the message and error text of delivery rows older
+than NOTIFIER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
+"""
+
+import asyncio
+import sys
 
 import uvicorn
 
 from rebond_notifier.app import create_app
 from rebond_notifier.logging import configure_logging
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.store import DeliveryStore
+
+
+async def _anonymise(settings: NotifierSettings) -> None:
+    store = DeliveryStore.from_url(settings.database_url)
+    try:
+        await store.create_schema()
+        changed = await store.anonymise(settings.retention_days * 86400.0)
+        print(f"rebond-notifier: {changed} delivery rows anonymised")
+    finally:
+        await store.close()
 
 
 def main() -> None:
     settings = NotifierSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["anonymise"]:
+        asyncio.run(_anonymise(settings))
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

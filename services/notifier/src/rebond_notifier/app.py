@@ -18,6 +18,7 @@ from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, Webh
 from rebond_notifier.config import load_associations
 from rebond_notifier.consumer import build_broker
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
+from rebond_notifier.observability import Observability, count_referrals_and_deliveries
 from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore
@@ -129,6 +130,9 @@ def create_app(
 ) -> FastAPI:
     settings = settings or NotifierSettings()
     notifier = notifier or Notifier(settings)
+    obs = Observability(settings)
+    obs.instrument(notifier.broker)
+    count_referrals_and_deliveries(obs)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +144,8 @@ def create_app(
 
     app = FastAPI(title="Rebond notifier", lifespan=lifespan)
     app.state.notifier = notifier
+    app.state.observability = obs
+    obs.install(app)
     app.include_router(
         build_router(notifier.store, notifier.link_key, notifier.publishers.response)
     )

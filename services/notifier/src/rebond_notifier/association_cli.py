@@ -27,7 +27,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1, ReferralV1
+from rebond_contracts.payloads import (
+    Answer,
+    DeclineReason,
+    ReferralResponseV1,
+    ReferralV1,
+    ReferralWithdrawnV1,
+)
 from rebond_contracts.topics import referrals, responses
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
@@ -125,6 +131,15 @@ async def listen(
                     except EnvelopeError as error:
                         print(f"skipped an unreadable record: {error}", file=sys.stderr)
                         continue
+                    if isinstance(referral, ReferralWithdrawnV1):
+                        line = (
+                            referral.model_dump_json()
+                            if as_json
+                            else f"{referral.reference}  WITHDRAWN: the person asked for erasure; "
+                            "delete what you hold about this referral."
+                        )
+                        print(line, file=out, flush=True)
+                        continue
                     line = referral.model_dump_json() if as_json else table_row(referral)
                     print(line, file=out, flush=True)
             if batches:
@@ -159,6 +174,8 @@ async def find_referral(
                             found = topic.read(record.value, record.headers).data
                         except EnvelopeError:
                             continue
+                        if isinstance(found, ReferralWithdrawnV1):
+                            raise CliError(f"{reference} was withdrawn by the person")
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         if found is None:

@@ -23,10 +23,16 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import DeadLetterV1, DeliveryV1, ReferralResponseV1
+from rebond_contracts.payloads import (
+    DeadLetterV1,
+    DeliveryV1,
+    ReferralResponseV1,
+    ReferralWithdrawnV1,
+)
 from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
+    ERASURES,
     INVITATIONS,
     REFERRAL_STATUS,
     REGISTRATIONS,
@@ -45,6 +51,8 @@ log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.NOTIFIER)
 #: Event ids of answers given through a link: one per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
+#: Withdrawal notices' event ids: one per referral and association.
+WITHDRAWAL_NAMESPACE = uuid.UUID("0f8d6b1e-3c2a-4e7b-9d55-7a1c2e9b4f60")
 
 
 def answer_event_id(referral_id: uuid.UUID, answer: str) -> str:
@@ -141,6 +149,7 @@ def build_broker(
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
         title=DECISIONS.name,
         description="Publish each decision's referral, record its e-mails and webhook.",
     )
@@ -157,6 +166,9 @@ def build_broker(
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
             if referral is None:
                 log.info("no_referral", reason="no consent to share")
+                return
+            if await store.is_erased(decision.reference):
+                log.info("not_published", reason="erasure requested")
                 return
             topic = referrals(referral.association_id)
             out = topic.envelope(
@@ -182,6 +194,7 @@ def build_broker(
         group_id=f"{settings.group_id}.status",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
         title=REFERRAL_STATUS.name,
         description="Turn reminders and expiries into e-mails to the association.",
     )
@@ -206,6 +219,7 @@ def build_broker(
         group_id=f"{settings.group_id}.registrations",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
         title=REGISTRATIONS.name,
         description="Record one e-mail to the person per registration event (confirmed, "
         "waitlisted, promoted, cancelled, conference changed).",
@@ -232,6 +246,7 @@ def build_broker(
         group_id=f"{settings.group_id}.invitations",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
         title=INVITATIONS.name,
         description="Record one invitation e-mail per invitation.",
     )
@@ -249,7 +264,54 @@ def build_broker(
             if added:
                 wake()
 
+    @broker.subscriber(
+        ERASURES.name,
+        group_id=f"{settings.group_id}.erasures",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
+        title=ERASURES.name,
+        description="Erase the delivery rows of a person who withdrew, send nothing more, and "
+        "tell each association holding the referral on its topic.",
+    )
+    async def on_erasure(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = ERASURES.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await publishers.dead.publish(**dead_letter(record, str(error)))
+            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            return
+        reference = event.data.reference
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            holders = await store.erase(reference)
+            for holder in holders:
+                association = AssociationId(holder.association_id)
+                notice = referrals(association).envelope(
+                    ReferralWithdrawnV1(
+                        reference=reference,
+                        referral_id=uuid.UUID(holder.referral_id),
+                        association_id=association,
+                        withdrawn_at=event.data.requested_at,
+                    ),
+                    subject=reference,
+                    correlationid=event.correlationid,
+                    id=str(uuid.uuid5(WITHDRAWAL_NAMESPACE, f"{holder.referral_id}:{association}")),
+                )
+                await publishers.referrals[association].publish(
+                    notice.kafka_value(), key=reference.encode(), headers=notice.kafka_headers(),
+                    correlation_id=notice.correlationid,
+                )  # fmt: skip
+            log.info("erased", associations_told=[h.association_id for h in holders])
+
     return broker, publishers
+
+
+async def keep_raw(msg: KafkaMessage) -> bytes:
+    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
+    decoder would raise on a `content-type: application/json` record that is not JSON before the
+    handler runs, and the nack would re-read it forever, stopping the partition."""
+    return bytes(msg.body)
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

@@ -26,9 +26,23 @@ class NotifierSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: A file holding the password (a mounted secret); it wins over NOTIFIER_KAFKA_SASL_PASSWORD.
+    kafka_sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _kafka_password_from_file(self) -> "NotifierSettings":
+        if self.kafka_sasl_password_file is not None:
+            password = self.kafka_sasl_password_file.read_text().strip()
+            self.kafka_sasl_password = SecretStr(password)
+        return self
+
     host: str = "127.0.0.1"
     port: int = 8002
     log_level: str = "INFO"
+    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
+    #: propagated and the trace id logged either way.
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     #: The delivery log (SQLAlchemy async URL); SQLite by default, PostgreSQL supported.
     database_url: str = "sqlite+aiosqlite:///.run/notifier.sqlite3"
@@ -59,6 +73,9 @@ class NotifierSettings(BaseSettings):
     lease_s: float = 120.0
     #: How often the dispatcher looks for due deliveries when nothing woke it up.
     poll_interval_s: float = 1.0
+    #: Delivery rows older than this lose their message and error text
+    #: (`python -m rebond_notifier anonymise`).
+    retention_days: int = Field(default=30, ge=1)
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "NotifierSettings":

@@ -44,6 +44,8 @@ SENT = "sent"
 FAILED = "failed"
 DEAD_LETTERED = "dead_lettered"
 FINAL = (SENT, FAILED, DEAD_LETTERED)
+#: The person asked for erasure: never sent, no outcome published, personal fields gone.
+ERASED = "erased"
 
 metadata = MetaData()
 
@@ -78,6 +80,23 @@ answers = Table(
     Column("reason", String(32), nullable=True),
     Column("answered_at", Float, nullable=False),
 )
+
+
+#: References whose person asked for erasure: nothing more is published or sent for them.
+erasures = Table(
+    "notifier_erasures",
+    metadata,
+    Column("reference", String(32), primary_key=True),
+    Column("erased_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """An association that was handed a referral (its topic gets the withdrawal notice)."""
+
+    association_id: str
+    referral_id: str
 
 
 @dataclass(frozen=True)
@@ -310,6 +329,64 @@ class DeliveryStore:
             except IntegrityError as error:
                 raise AlreadyAnswered(referral_id) from error
             await publish()
+
+    # --- erasure and anonymisation ----------------------------------------------------------
+
+    async def is_erased(self, reference: str) -> bool:
+        query = select(erasures.c.reference).where(erasures.c.reference == reference)
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    async def erase(self, reference: str, *, now: float | None = None) -> list[Holder]:
+        """Remember the erasure, stop every unsent delivery of `reference` and erase the rows'
+        personal fields. Returns the associations that were handed its referral."""
+        now = time.time() if now is None else now
+        holders_query = (
+            select(deliveries.c.association_id, deliveries.c.referral_id)
+            .where(deliveries.c.reference == reference, deliveries.c.association_id != "")
+            .distinct()
+        )
+        async with self.engine.begin() as connection:
+            known = await connection.execute(
+                select(erasures.c.reference).where(erasures.c.reference == reference)
+            )
+            if known.first() is None:
+                await connection.execute(
+                    insert(erasures).values(reference=reference, erased_at=now)
+                )
+            holders = [Holder(a, r) for a, r in await connection.execute(holders_query)]
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.reference == reference, deliveries.c.status == PENDING)
+                .values(status=ERASED, locked_until=None)
+            )
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.reference == reference)
+                .values(payload=None, last_error=None)
+            )
+        return sorted(set(holders), key=lambda h: (h.association_id, h.referral_id))
+
+    async def anonymise(self, older_than_s: float, *, now: float | None = None) -> int:
+        """Rows recorded more than `older_than_s` ago lose their message and error text; one
+        still pending that long is given up (failed). Returns how many rows changed."""
+        now = time.time() if now is None else now
+        cutoff = now - older_than_s
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.created_at < cutoff, deliveries.c.status == PENDING)
+                .values(status=FAILED, locked_until=None, outcome_published=False)
+            )
+            result = await connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.created_at < cutoff,
+                    or_(deliveries.c.payload.is_not(None), deliveries.c.last_error.is_not(None)),
+                )
+                .values(payload=None, last_error=None)
+            )
+        return int(result.rowcount or 0)
 
 
 __all__ = ["DEAD_LETTERED", "FAILED", "PENDING", "SENT", "DeliveryStore", "NewDelivery"]

@@ -1,18 +1,39 @@
-"""`python -m rebond_router` (or `rebond-router`): route questionnaires, follow referrals."""
+"""`python -m rebond_router` (or `rebond-router`): route questionnaires, follow referrals.
 
+`python -m rebond_router anonymise` drops the contact copies kept longer than
+ROUTER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
+"""
+
+import asyncio
 import sys
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
 from rebond_router.app import create_app
 from rebond_router.directory import DirectoryError
 from rebond_router.logging import configure_logging
+from rebond_router.privacy import anonymise
 from rebond_router.settings import RouterSettings
+from rebond_router.store import Store
+
+
+async def _anonymise(settings: RouterSettings) -> None:
+    store = Store.from_url(settings.database_url)
+    try:
+        await store.create_schema()
+        done = await anonymise(store, datetime.now(UTC), timedelta(days=settings.retention_days))
+        print(f"rebond-router: {done.referrals} referrals and {done.outputs} outputs anonymised")
+    finally:
+        await store.close()
 
 
 def main() -> None:
     settings = RouterSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["anonymise"]:
+        asyncio.run(_anonymise(settings))
+        return
     try:
         app = create_app(settings)
     except DirectoryError as error:

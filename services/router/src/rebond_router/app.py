@@ -16,10 +16,13 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from rebond_router.consumer import KafkaOutputs, new_broker, subscribe, with_retries
 from rebond_router.directory import load_directory
 from rebond_router.lifecycle import Clock, Router
+from rebond_router.observability import Observability, count_decisions
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store
 
@@ -92,6 +95,9 @@ async def watch_deadlines(
 def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RouterSettings()
     parts = build(settings, clock)
+    obs = Observability(settings)
+    obs.instrument(parts.broker)
+    count_decisions(obs)
     started: asyncio.Task[None] | None = None
     connected = asyncio.Event()
 
@@ -116,17 +122,32 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
             await parts.store.close()
 
     app = FastAPI(title="Rebond router", lifespan=lifespan)
+    app.state.observability = obs
+    obs.install(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
+    async def store_answers() -> bool:
+        """The store takes a query within 2 s (a stopped database makes the router unready)."""
+        try:
+            async with asyncio.timeout(2.0), parts.store.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return False
+        return True
+
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ready = connected.is_set() and await parts.broker.ping(timeout=2.0)
+        kafka = connected.is_set() and await parts.broker.ping(timeout=2.0)
+        store = await store_answers()
         return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"kafka": "connected" if ready else "unreachable"},
+            status_code=200 if kafka and store else 503,
+            content={
+                "kafka": "connected" if kafka else "unreachable",
+                "store": "ready" if store else "unreachable",
+            },
         )
 
     return app

@@ -26,6 +26,7 @@ from rebond_contracts.envelope import EnvelopeError
 from rebond_contracts.payloads import DeadLetterV1, QuestionnaireCompletedV1, ReferralResponseV1
 from rebond_contracts.topics import (
     DECISIONS,
+    ERASURES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -33,6 +34,7 @@ from rebond_contracts.topics import (
     dead_letters,
     responses,
 )
+from rebond_router import privacy
 from rebond_router.lifecycle import Rejected, Router
 from rebond_router.settings import RouterSettings
 from rebond_router.store import ConcurrentChange
@@ -200,6 +202,27 @@ def subscribe(
             reference=event.subject, event_id=event.id, association=association.value
         ):
             await handle(record, lambda: router.on_response(association, event))
+
+    @broker.subscriber(
+        ERASURES.name,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=keep_raw,
+        title=ERASURES.name,
+        description="Stop the referral of a person who withdrew and drop its contact copy.",
+    )
+    async def on_erasure(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        try:
+            event = ERASURES.read(record.value, record.headers)
+        except EnvelopeError as error:
+            await outputs.dead_letter(record, str(error))
+            return
+        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
+            await handle(
+                record, lambda: privacy.erase(router.store, event.data.reference, router.clock())
+            )
 
 
 async def keep_raw(msg: KafkaMessage) -> bytes:

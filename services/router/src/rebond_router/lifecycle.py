@@ -39,6 +39,7 @@ from rebond_contracts.payloads import (
 from rebond_contracts.questionnaire import Need, Region, Stage
 from rebond_contracts.topics import DECISIONS, REFERRAL_STATUS, UNROUTED, Topic
 from rebond_router.directory import Directory
+from rebond_router.privacy import erasure_key
 from rebond_router.rules import Routing, StoredCandidate, decide, reorient
 from rebond_router.store import OPEN, ConcurrentChange, Store, Tx
 
@@ -83,6 +84,9 @@ class Router:
         now = self.clock()
         async with self.store.transaction() as tx:
             fresh = await tx.referral(submitted.reference) is None
+            if fresh and await tx.already_handled(erasure_key(submitted.reference)):
+                log.info("not_routed", reason="erasure requested")
+                return False
             if fresh:
                 loads = await tx.offered_since(week_start(now))
                 routing = decide(event.id, submitted, now, self.directory, loads)

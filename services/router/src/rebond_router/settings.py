@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rebond_router.directory import DEFAULT_PATH
@@ -22,10 +22,24 @@ class RouterSettings(BaseSettings):
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    #: A file holding the password (a mounted secret); it wins over ROUTER_KAFKA_SASL_PASSWORD.
+    kafka_sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _kafka_password_from_file(self) -> "RouterSettings":
+        if self.kafka_sasl_password_file is not None:
+            password = self.kafka_sasl_password_file.read_text().strip()
+            self.kafka_sasl_password = SecretStr(password)
+        return self
+
     group_id: str = "rebond-router"
     host: str = "127.0.0.1"
     port: int = 8001
     log_level: str = "INFO"
+    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
+    #: propagated and the trace id logged either way.
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     #: The association directory (the rule set); checked at start-up.
     directory_path: Path = DEFAULT_PATH
     #: SQLAlchemy async URL: SQLite file by default, or postgresql+psycopg://user:pw@host/db.
@@ -38,3 +52,5 @@ class RouterSettings(BaseSettings):
     retry_attempts: int = Field(default=5, ge=1)
     retry_backoff_s: float = Field(default=0.2, ge=0)
     retry_backoff_max_s: float = Field(default=5.0, ge=0)
+    #: Referrals unchanged this long lose their contact copy (`python -m rebond_router anonymise`).
+    retention_days: int = Field(default=30, ge=1)

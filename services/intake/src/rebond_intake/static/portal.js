@@ -184,6 +184,7 @@ async function submit(event) {
       $("reference").textContent = data.reference;
       $("status-link").href = "/suivi/" + encodeURIComponent(data.reference);
       if (data.resources) { renderResources(data.resources); $("resources").hidden = false; }
+      if (data.erasure_secret) { $("erasure-secret").textContent = data.erasure_secret; $("erasure").hidden = false; }
       $("done").hidden = false;
       $("done-title").focus();
       return;

@@ -1,0 +1,75 @@
+"""Erasure and anonymisation of what the events service keeps about people.
+
+* `erase(reference)`: a person who came through the questionnaire withdrew (`privacy.erasures`):
+  their invitations are deleted, with the outbox rows that carried them (name and e-mail).
+* `anonymise(now, retention)`: registrations to conferences that ended more than `retention`
+  ago lose their name and e-mail and those conferences' invitations are deleted; outbox rows
+  published more than `retention` ago are deleted (`python -m rebond_events anonymise`).
+  Counts per conference stay right.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from rebond_contracts.topics import INVITATIONS
+from rebond_events.domain import to_utc_naive
+from rebond_events.store import EventRow, InvitationRow, OutboxRow, RegistrationRow
+
+log = structlog.get_logger(__name__)
+ANONYMOUS_NAME = "(anonymisé)"
+
+
+def erase(engine: Engine, reference: str) -> int:
+    """Delete the invitations of `reference` (and their outbox rows); returns how many."""
+    with Session(engine) as session, session.begin():
+        deleted = session.execute(
+            delete(InvitationRow).where(InvitationRow.reference == reference)
+        ).rowcount
+        session.execute(
+            delete(OutboxRow).where(
+                OutboxRow.topic == INVITATIONS.name, OutboxRow.key == reference.encode()
+            )
+        )
+    log.info("invitations_erased", invitations=deleted)
+    return int(deleted or 0)
+
+
+@dataclass(frozen=True)
+class Anonymised:
+    registrations: int
+    invitations: int
+    outbox: int
+
+
+def anonymise(engine: Engine, now: datetime, retention: timedelta) -> Anonymised:
+    """Anonymise what is older than `retention` (registrations: counted from the event's end)."""
+    cutoff = to_utc_naive(now - retention)
+    with Session(engine) as session, session.begin():
+        ended = select(EventRow.id).where(EventRow.ends_at < cutoff)
+        rows = session.scalars(
+            select(RegistrationRow).where(
+                RegistrationRow.event_id.in_(ended), RegistrationRow.name != ANONYMOUS_NAME
+            )
+        ).all()
+        for row in rows:
+            row.name = ANONYMOUS_NAME
+            row.email = f"{row.id}@anonymise.invalid"  # stays unique per conference
+        invitations = session.execute(
+            delete(InvitationRow).where(InvitationRow.event_id.in_(ended))
+        ).rowcount
+        outbox = session.execute(
+            delete(OutboxRow).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < cutoff)
+        ).rowcount
+    done = Anonymised(len(rows), int(invitations or 0), int(outbox or 0))
+    log.info(
+        "anonymised",
+        registrations=done.registrations,
+        invitations=done.invitations,
+        outbox=done.outbox,
+    )
+    return done

@@ -1,0 +1,72 @@
+"""The events service's trace propagation and /metrics against the real broker."""
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from rebond_contracts.topics import DECISIONS, INVITATIONS
+from rebond_contracts.tracing import TraceParent
+from rebond_events.app import create_app
+
+from .conftest import BASE, KEYS, in_days, settings_for
+from .test_kafka import collect, decision, new_reference, publish
+
+pytestmark = pytest.mark.kafka
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_invitation_continues_the_trace_and_metrics_show_it(
+    kafka_bootstrap: str, sqlite_url: str
+) -> None:
+    """A decision's traceparent is continued on the invitation it gives; /metrics then shows
+    the HTTP route, the decision consumed, the invitation published, the dead letter of an
+    unreadable record and the group's lag, with no reference in any label."""
+    group = f"events-obs-{uuid.uuid4().hex[:8]}"
+    # A slow background relay: the invitation is published by the handler, in the trace.
+    settings = settings_for(
+        sqlite_url, kafka_bootstrap_servers=kafka_bootstrap, group_id=group,
+        outbox_interval_s=120,
+    )  # fmt: skip
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
+    ):
+        for _ in range(240):
+            if (await client.get("/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.25)
+        else:
+            pytest.fail("events never connected to Kafka")
+        created = await client.post(
+            "/v1/events",
+            json={
+                "title": "Conférence du rebond à Bordeaux", "kind": "conference",
+                "starts_at": in_days(15).isoformat(), "ends_at": in_days(15, 20).isoformat(),
+                "venue_address": "12 place de la Bourse", "city": "Bordeaux",
+                "region": "75", "department": "33", "capacity": 50,
+            },
+            headers={"X-API-Key": KEYS["second-souffle"]},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        reference = new_reference()
+        key, value, headers = decision(reference, f"claire-{reference}@example.org")
+        headers["traceparent"] = f"00-{TRACE}-00f067aa0ba902b7-01"
+        await publish(kafka_bootstrap, [(key, value, headers), (key, b"not json", {})])
+        found = await collect(kafka_bootstrap, INVITATIONS.name, key, bool)
+        assert found, "no invitation"
+        sent = TraceParent.parse(dict(found[0].headers)["traceparent"])
+        assert sent is not None and sent.trace_id == TRACE
+        for _ in range(40):
+            text = (await client.get("/metrics")).text
+            if "rebond_messages_dead_lettered_total{" in text:
+                break
+            await asyncio.sleep(0.25)
+    assert 'rebond_http_requests_total{method="POST",route="/v1/events",status="201"} 1.0' in text
+    assert f'handler="{DECISIONS.name}"' in text
+    assert f'destination="{INVITATIONS.name}",status="success"' in text
+    assert f'rebond_messages_dead_lettered_total{{topic="{DECISIONS.name}"}}' in text
+    assert f'rebond_consumer_lag{{group="{group}",partition="0",topic="{DECISIONS.name}"}}' in text
+    assert reference not in text

@@ -1,0 +1,96 @@
+"""The notifier's trace propagation, log context and /metrics against the real broker."""
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.topics import DECISIONS, referrals
+from rebond_contracts.tracing import TraceParent
+from rebond_notifier.app import create_app
+from rebond_notifier.settings import NotifierSettings
+
+from .conftest import MailBox, TopicWatcher, make_decision
+
+pytestmark = pytest.mark.kafka
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def _start_at_end(bootstrap: str, group: str) -> None:
+    """Commit `group` at the end of routing.decisions: the test reads only its own decision."""
+    consumer = AIOKafkaConsumer(
+        DECISIONS.name, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not consumer.assignment() and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=100)
+        for partition in consumer.assignment():
+            await consumer.position(partition)
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
+async def test_referral_continues_the_trace_and_metrics_show_it(
+    kafka_bootstrap: str, smtp_server: MailBox, tmp_path: Path
+) -> None:
+    """A decision's traceparent is continued on its referral; /metrics then counts the referral
+    per association, the deliveries, the records consumed and published and the group's lag,
+    with no reference in any label."""
+    group = f"notifier-obs-{uuid.uuid4().hex[:8]}"
+    await _start_at_end(kafka_bootstrap, group)
+    settings = NotifierSettings(
+        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, environment="test", group_id=group,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}",
+        smtp_host=smtp_server.host, smtp_port=smtp_server.port, poll_interval_s=0.2,
+    )  # fmt: skip
+    app = create_app(settings)
+    decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+    reference = decision.reference
+    event = DECISIONS.envelope(
+        decision, subject=reference, correlationid=reference, id=str(decision.decision_id)
+    )
+    headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
+    headers.append(("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode()))
+    watcher = await TopicWatcher(
+        kafka_bootstrap, referrals(AssociationId.SOIXANTE_MILLE_REBONDS).name
+    ).start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
+                deadline = time.monotonic() + 30
+                while (await client.get("/readyz")).status_code != 200:
+                    assert time.monotonic() < deadline, "the notifier never connected"
+                    await asyncio.sleep(0.2)
+                await producer.send_and_wait(
+                    DECISIONS.name, event.kafka_value(), key=reference.encode(), headers=headers
+                )
+                [record] = await watcher.wait_for(reference, 1)
+                sent = TraceParent.parse(dict(record.headers)["traceparent"])
+                assert sent is not None and sent.trace_id == TRACE
+                await smtp_server.wait_for(reference, 2)
+                deadline = time.monotonic() + 10
+                while True:
+                    text = (await client.get("/metrics")).text
+                    if 'outcome="sent"' in text or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+    finally:
+        await producer.stop()
+        await watcher.stop()
+    assert 'rebond_notifier_referrals_published_total{association="60000-rebonds"} 1.0' in text
+    assert 'rebond_notifier_deliveries_total{channel="association_email",outcome="sent"}' in text
+    assert f'handler="{DECISIONS.name}"' in text
+    assert 'destination="referrals.60000-rebonds",status="success"' in text
+    assert f'rebond_consumer_lag{{group="{group}",partition="0",topic="{DECISIONS.name}"}}' in text
+    assert reference not in text

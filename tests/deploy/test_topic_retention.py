@@ -1,0 +1,65 @@
+"""Per-topic retention on the real broker comes from the registry (`Topic.retention_ms`)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
+
+from rebond_contracts.topics import Service, all_topics, dead_letters
+
+pytestmark = pytest.mark.kafka
+KAFKACTL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafkactl.py"
+
+
+def _kafkactl() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("kafkactl_under_test", KAFKACTL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _retention(admin: AdminClient, names: list[str]) -> dict[str, str]:
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    return {
+        resource.name: future.result()["retention.ms"].value
+        for resource, future in admin.describe_configs(resources, request_timeout=30).items()
+    }
+
+
+def test_every_topic_on_the_broker_has_the_registry_retention(kafka_bootstrap: str) -> None:
+    """Each registry topic's retention.ms on the broker equals its `retention_ms`."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    wanted = {topic.name: str(topic.retention_ms) for topic in all_topics()}
+    assert _retention(admin, list(wanted)) == wanted
+
+
+def test_kafkactl_aligns_a_topic_whose_retention_drifted(kafka_bootstrap: str) -> None:
+    """A retention changed by hand is set back to the registry's by kafkactl (topics/provision)."""
+    topic = dead_letters(Service.EVENTS)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    drift = ConfigResource(
+        ResourceType.TOPIC,
+        topic.name,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    for future in admin.incremental_alter_configs([drift], request_timeout=30).values():
+        future.result()
+    assert _retention(admin, [topic.name]) == {topic.name: "3600000"}
+
+    changed = _kafkactl().align_topic_configs(kafka_bootstrap)
+
+    assert topic.name in changed
+    assert _retention(admin, [topic.name]) == {topic.name: str(topic.retention_ms)}

@@ -1,0 +1,151 @@
+"""Observability of the running processes: one trace across the pipeline, log context, /metrics."""
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
+from rebond_contracts.tracing import TraceParent
+
+pytestmark = pytest.mark.kafka
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
+
+
+async def _consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
+    )
+    await consumer.start()
+    deadline = time.monotonic() + 10
+    while not consumer.assignment() and time.monotonic() < deadline:
+        await consumer.getmany(timeout_ms=100)
+    for partition in consumer.assignment():
+        await consumer.position(partition)
+    return consumer
+
+
+async def _find(consumer: AIOKafkaConsumer, key: bytes, within_s: float) -> list:
+    deadline = time.monotonic() + within_s
+    found: list = []
+    while time.monotonic() < deadline and not found:
+        batches = await consumer.getmany(timeout_ms=200)
+        found = [r for records in batches.values() for r in records if r.key == key]
+    return found
+
+
+def _log_lines(path, event: str) -> list[dict]:
+    lines = []
+    for raw in path.read_text().splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if line.get("event") == event:
+            lines.append(line)
+    return lines
+
+
+async def test_traceparent_follows_a_questionnaire_to_its_referral(
+    kafka_bootstrap: str, running_services: dict
+) -> None:
+    """The traceparent sent to intake is continued on the questionnaire record, the router's
+    decision and the notifier's referral; the router's and notifier's log lines of it carry
+    the reference, the event id and the trace id."""
+    topics = ("questionnaires.completed", "routing.decisions", "referrals.60000-rebonds")
+    consumers = [await _consumer_at_end(kafka_bootstrap, topic) for topic in topics]
+    try:
+        async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:
+            reply = await client.post(
+                "/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers={"traceparent": PARENT}
+            )
+        assert reply.status_code == 202, reply.text
+        assert TraceParent.parse(reply.headers["traceparent"]).trace_id == TRACE  # type: ignore[union-attr]
+        reference = reply.json()["reference"]
+        spans = []
+        for topic, consumer in zip(topics, consumers, strict=True):
+            records = await _find(consumer, reference.encode(), within_s=15)
+            assert records, f"nothing for {reference} on {topic}"
+            parent = TraceParent.parse(dict(records[0].headers).get("traceparent"))
+            assert parent is not None and parent.trace_id == TRACE, topic
+            spans.append(parent.span_id)
+        assert len(set(spans)) == 3  # each service continued the trace with a span of its own
+    finally:
+        for consumer in consumers:
+            await consumer.stop()
+
+    def logged(service: str, event: str) -> list[dict]:
+        lines = _log_lines(running_services[service].log, event)
+        return [line for line in lines if line.get("reference") == reference]
+
+    deadline = time.monotonic() + 10  # the notifier logs once the deliveries are recorded
+    while not (logged("router", "decided") and logged("notifier", "referral_published")):
+        assert time.monotonic() < deadline, "no log line of the decision or the referral"
+        await asyncio.sleep(0.2)
+    decided, published = logged("router", "decided"), logged("notifier", "referral_published")
+    for line in (decided[0], published[0]):
+        assert line["trace_id"] == TRACE and line["event_id"]
+    assert "Claire" not in running_services["router"].log.read_text()
+
+
+#: What each service's /metrics must show once traffic went through (names and label parts).
+EXPECTED = {
+    "intake": [
+        'rebond_http_requests_total{method="POST",route="/v1/submissions",status="202"}',
+        "rebond_http_request_duration_seconds_bucket",
+        'destination="questionnaires.completed",status="success"',
+        'faststream_received_messages_total{app_name="rebond-intake",broker="kafka",handler="routing.decisions"}',
+        'rebond_consumer_lag{group="rebond-intake",partition="0",topic="routing.decisions"}',
+    ],
+    "router": [
+        'faststream_received_messages_total{app_name="rebond-router",broker="kafka",handler="questionnaires.completed"}',
+        "faststream_received_processed_messages_duration_seconds_bucket",
+        'destination="routing.decisions",status="success"',
+        'rebond_router_decisions_total{association="60000-rebonds",rule_set_version=',
+        'rebond_consumer_lag{group="rebond-router",partition="0",topic="questionnaires.completed"}',
+        "# TYPE rebond_messages_dead_lettered_total counter",
+        "# TYPE rebond_messages_failed_total counter",
+    ],
+    "notifier": [
+        'faststream_received_messages_total{app_name="rebond-notifier",broker="kafka",handler="routing.decisions"}',
+        'rebond_notifier_referrals_published_total{association="60000-rebonds"}',
+        'destination="referrals.60000-rebonds",status="success"',
+        'rebond_consumer_lag{group="rebond-notifier",partition="0",topic="routing.decisions"}',
+    ],
+    "events": [
+        'faststream_received_messages_total{app_name="rebond-events",broker="kafka",handler="routing.decisions"}',
+        'rebond_consumer_lag{group="rebond-events",partition="0",topic="routing.decisions"}',
+        'rebond_http_requests_total{method="GET",route="/healthz",status="200"}',
+    ],
+}
+
+
+async def test_every_running_service_serves_its_metrics(running_services: dict) -> None:
+    """After a questionnaire went through, each of the four /metrics answers in Prometheus text
+    with its HTTP, Kafka, lag and business series, and no reference in any of them."""
+    async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:
+        reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+    assert reply.status_code == 202, reply.text
+    reference = reply.json()["reference"]
+    async with httpx.AsyncClient(timeout=10) as client:
+        await client.get(f"{running_services['events'].url}/healthz")
+        texts: dict[str, str] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for name, service in running_services.items():
+                reply = await client.get(f"{service.url}/metrics")
+                assert reply.status_code == 200
+                assert reply.headers["content-type"].startswith("text/plain")
+                texts[name] = reply.text
+            if all(all(s in texts[n] for s in wanted) for n, wanted in EXPECTED.items()):
+                break
+            await asyncio.sleep(0.5)
+    for name, wanted in EXPECTED.items():
+        missing = [s for s in wanted if s not in texts[name]]
+        assert not missing, f"{name} /metrics lacks {missing}"
+        assert reference not in texts[name]

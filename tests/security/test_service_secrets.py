@@ -1,0 +1,83 @@
+"""Each service's secrets come from the environment or from files, and outside development a
+service refuses to start on a development default."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from rebond_events.settings import EventsSettings
+from rebond_intake.settings import IntakeSettings
+from rebond_notifier.settings import NotifierSettings
+from rebond_router.settings import RouterSettings
+
+SETTINGS = {
+    "INTAKE": IntakeSettings,
+    "ROUTER": RouterSettings,
+    "NOTIFIER": NotifierSettings,
+    "EVENTS": EventsSettings,
+}
+STRONG = "a-real-secret-of-more-than-thirty-two-characters"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.split("_", 1)[0] in SETTINGS or name == "KAFKA_BOOTSTRAP_SERVERS":
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("prefix", SETTINGS)
+def test_the_kafka_password_comes_from_the_environment_or_a_file(
+    prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`<SVC>_KAFKA_SASL_PASSWORD`, or `<SVC>_KAFKA_SASL_PASSWORD_FILE` (which wins)."""
+    monkeypatch.setenv(f"{prefix}_KAFKA_SASL_PASSWORD", "from-env")
+    settings = SETTINGS[prefix]()
+    assert settings.kafka_sasl_password.get_secret_value() == "from-env"  # type: ignore[union-attr]
+    secret = tmp_path / "kafka-password"
+    secret.write_text("from-file\n")
+    monkeypatch.setenv(f"{prefix}_KAFKA_SASL_PASSWORD_FILE", str(secret))
+    settings = SETTINGS[prefix]()
+    assert settings.kafka_sasl_password.get_secret_value() == "from-file"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("prefix", SETTINGS)
+def test_no_secret_setting_has_a_default_except_the_refused_development_ones(prefix: str) -> None:
+    """Every secret field defaults to nothing, or to a development value production refuses."""
+    refused = {("NOTIFIER", "link_secret"), ("EVENTS", "signing_secret")}
+    for name, field in SETTINGS[prefix].model_fields.items():
+        if isinstance(field.default, SecretStr):
+            assert (prefix, name) in refused, f"{prefix}_{name.upper()} has a default secret"
+
+
+def test_production_refuses_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `<SVC>_ENVIRONMENT=production`, the development secrets stop the service."""
+    for prefix in ("NOTIFIER", "EVENTS"):
+        monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="LINK_SECRET"):
+        NotifierSettings()
+    with pytest.raises(ValidationError, match="SIGNING_SECRET"):
+        EventsSettings()
+
+
+def test_production_starts_with_secrets_from_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same production settings start once real secrets are given as files."""
+    (tmp_path / "link").write_text(STRONG)
+    (tmp_path / "signing").write_text(STRONG)
+    (tmp_path / "keys.json").write_text('{"apesa": "sha256:' + "0" * 64 + '"}')
+    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    monkeypatch.setenv("NOTIFIER_LINK_SECRET_FILE", str(tmp_path / "link"))
+    monkeypatch.setenv("EVENTS_ENVIRONMENT", "production")
+    monkeypatch.setenv("EVENTS_SIGNING_SECRET_FILE", str(tmp_path / "signing"))
+    monkeypatch.setenv("EVENTS_ORGANISER_KEYS", "{}")
+    monkeypatch.setenv("EVENTS_ORGANISER_KEYS_FILE", str(tmp_path / "keys.json"))
+    assert NotifierSettings().link_secret.get_secret_value() == STRONG
+    assert EventsSettings().signing_secret.get_secret_value() == STRONG
+    for prefix in ("INTAKE", "ROUTER"):
+        monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "production")
+    assert IntakeSettings().environment == RouterSettings().environment == "production"
