@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup setup-test run test validate-deploy test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: setup setup-test run test test-faults bench soak validate-deploy test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -22,6 +22,15 @@ test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS,
 
 test-e2e: setup-test
 	$(UV) run pytest tests
+
+test-faults: setup-test  ## the fault suite only (also part of `make test`)
+	$(UV) run pytest tests/faults tests/scaling -m faults
+
+bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}
+	$(UV) run python bench/run.py
+
+soak: setup  ## 10 minutes at 100 submissions/s -> memory growth per service, errors
+	$(UV) run python bench/soak.py
 
 validate-deploy:  ## render the kustomize overlays and validate them and the compose file, offline
 	$(UV) run python deploy/validate.py

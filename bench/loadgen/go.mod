@@ -1,0 +1,3 @@
+module rebond/bench/loadgen
+
+go 1.22

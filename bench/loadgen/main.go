@@ -1,0 +1,121 @@
+// Command loadgen is an open-loop HTTP load generator for Rebond's benchmarks.
+//
+// Requests are scheduled at a constant arrival rate, whatever the server does; each latency is
+// measured from the request's *scheduled* send time, so queueing (coordinated omission) is not
+// hidden. It writes one CSV line per request: scheduled_unix_ns, latency_us, status, reference.
+//
+//	loadgen -url http://127.0.0.1:8000/v1/submissions -rate 500 -duration 30s \
+//	        -bodies bodies.json -out results.csv
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+type result struct {
+	scheduled time.Time
+	latency   time.Duration
+	status    int
+	reference string
+}
+
+func main() {
+	url := flag.String("url", "http://127.0.0.1:8000/v1/submissions", "target URL (POST)")
+	rate := flag.Float64("rate", 100, "requests per second")
+	duration := flag.Duration("duration", 10*time.Second, "how long to send")
+	bodiesPath := flag.String("bodies", "", "JSON array of request bodies, used in turn")
+	out := flag.String("out", "-", "CSV output file (- for stdout)")
+	maxInFlight := flag.Int("max-in-flight", 20000, "requests allowed in flight at once")
+	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
+	flag.Parse()
+
+	var raw []json.RawMessage
+	data, err := os.ReadFile(*bodiesPath)
+	if err != nil {
+		fail("reading bodies: %v", err)
+	}
+	if err := json.Unmarshal(data, &raw); err != nil || len(raw) == 0 {
+		fail("bodies must be a non-empty JSON array: %v", err)
+	}
+
+	transport := &http.Transport{
+		MaxIdleConns:        *maxInFlight,
+		MaxIdleConnsPerHost: *maxInFlight,
+		IdleConnTimeout:     30 * time.Second,
+		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	client := &http.Client{Transport: transport, Timeout: *timeout}
+
+	total := int(*rate * duration.Seconds())
+	interval := time.Duration(float64(time.Second) / *rate)
+	results := make([]result, total)
+	slots := make(chan struct{}, *maxInFlight)
+	var wg sync.WaitGroup
+	start := time.Now().Add(50 * time.Millisecond)
+
+	for i := 0; i < total; i++ {
+		scheduled := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(scheduled); wait > 0 {
+			time.Sleep(wait)
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func(i int, scheduled time.Time) {
+			defer wg.Done()
+			defer func() { <-slots }()
+			results[i] = send(client, *url, raw[i%len(raw)], scheduled)
+		}(i, scheduled)
+	}
+	wg.Wait()
+
+	w := os.Stdout
+	if *out != "-" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fail("creating %s: %v", *out, err)
+		}
+		defer f.Close()
+		w = f
+	}
+	buf := bufio.NewWriter(w)
+	defer buf.Flush()
+	fmt.Fprintln(buf, "scheduled_unix_ns,latency_us,status,reference")
+	for _, r := range results {
+		fmt.Fprintf(buf, "%d,%d,%d,%s\n", r.scheduled.UnixNano(), r.latency.Microseconds(), r.status, r.reference)
+	}
+}
+
+func send(client *http.Client, url string, body []byte, scheduled time.Time) result {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return result{scheduled: scheduled, latency: time.Since(scheduled), status: 0}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return result{scheduled: scheduled, latency: time.Since(scheduled), status: 0}
+	}
+	payload, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	latency := time.Since(scheduled)
+	var accepted struct {
+		Reference string `json:"reference"`
+	}
+	_ = json.Unmarshal(payload, &accepted)
+	return result{scheduled: scheduled, latency: latency, status: resp.StatusCode, reference: accepted.Reference}
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", args...)
+	os.Exit(2)
+}

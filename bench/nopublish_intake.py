@@ -1,0 +1,33 @@
+"""The intake app exactly as in production, with publishing switched off (benchmark baseline).
+
+A stand-in publisher acknowledges at once; nothing reaches Kafka. Lives in bench/ on purpose:
+production code has no switch that accepts a submission without Kafka.
+"""
+
+import os
+
+import uvicorn
+
+from rebond_contracts.envelope import Envelope
+from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_intake.app import create_app
+from rebond_intake.settings import IntakeSettings
+
+
+class AcknowledgeAtOnce:
+    async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
+        return None
+
+    def ready(self) -> bool:
+        return True
+
+
+if __name__ == "__main__":
+    settings = IntakeSettings()
+    uvicorn.run(
+        create_app(settings, publisher=AcknowledgeAtOnce()),
+        host="127.0.0.1",
+        port=int(os.environ["INTAKE_PORT"]),
+        log_level="warning",
+        access_log=False,
+    )

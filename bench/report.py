@@ -1,0 +1,111 @@
+"""Turns a benchmark run into latest.json, report.md and latency.png."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "intake_rate": 1000,
+    "intake_p99_at_500_ms": 25,
+    "intake_ratio": 0.6,
+    "router_b1": 0.8,
+    "router_b2": 0.3,
+    "e2e_p50_ms": 10,
+    "e2e_p99_ms": 50,
+    "rss_mb": 150,
+}
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    e2e_latencies = results.get("end_to_end", {}).pop("latencies_ms", [])
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    intake, router, e2e = results["intake"], results["router"], results["end_to_end"]
+    real, bare = intake["with_kafka"], intake["no_publish"]
+    nan = {"p50_ms": float("nan"), "p99_ms": float("nan")}
+    real["at_500"] = real["at_500"] or nan
+    bare["at_500"] = bare["at_500"] or nan
+    ratio = intake["ratio_to_no_publish"] or 0.0
+    worst_rss = max(results["peak_rss_mb"].values())
+    rows = [
+        ("intake: highest rate with p99 ≤ 25 ms", f"{real['max_sustained_rate']}/s",
+         f"no-publish app: {bare['max_sustained_rate']}/s (ratio {ratio:.2f})",
+         f"≥ 1,000/s, ≥ 0.6×: {_mark(real['max_sustained_rate'] >= 1000 and ratio >= 0.6)}"),
+        ("intake at 500/s: p50 / p99", f"{real['at_500']['p50_ms']:.1f} / {real['at_500']['p99_ms']:.1f} ms",
+         f"no-publish: {bare['at_500']['p50_ms']:.1f} / {bare['at_500']['p99_ms']:.1f} ms",
+         f"p99 ≤ 25 ms: {_mark(real['at_500']['p99_ms'] <= 25)}"),
+        ("router throughput", f"{router['router_per_s']:.0f}/s",
+         f"B1 {router['b1_per_s']:.0f}/s (×{router['ratio_to_b1']:.2f}), B2 {router['b2_per_s']:.0f}/s (×{router['ratio_to_b2']:.2f})",
+         f"≥ 0.8× B1 and ≥ 0.3× B2: {_mark(router['ratio_to_b1'] >= 0.8 and router['ratio_to_b2'] >= 0.3)}"),
+        (f"end to end at {e2e['rate']}/s for {e2e['seconds']} s: p50 / p99 / p99.9 / max",
+         f"{e2e['p50_ms']:.1f} / {e2e['p99_ms']:.1f} / {e2e['p999_ms']:.1f} / {e2e['max_ms']:.1f} ms",
+         f"{e2e['referrals_seen']} referrals for {e2e['accepted']} accepted",
+         f"p50 ≤ 10, p99 ≤ 50 ms: {_mark(e2e['p50_ms'] <= 10 and e2e['p99_ms'] <= 50)}"),
+        ("peak RSS per service", ", ".join(f"{k} {v:.0f} MB" for k, v in results["peak_rss_mb"].items()), "",
+         f"≤ 150 MB: {_mark(worst_rss <= 150)}"),
+    ]  # fmt: skip
+    lines = [
+        f"# Rebond benchmark, {results['date']}",
+        "",
+        f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['platform']}, "
+        f"Python {results['machine']['python']}; broker, services and load generator on the same "
+        f"machine.{' Quick run: figures are a smoke test only.' if results['quick'] else ''}",
+        "",
+        "| measure | Rebond | same-run baseline | target |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+        "![latency](latency.png)",
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(lines))
+    _plot(results, e2e_latencies, out / "latency.png")
+
+
+def _plot(results: dict[str, Any], e2e_latencies: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, data in (
+        ("with Kafka", results["intake"]["with_kafka"]),
+        ("no publish", results["intake"]["no_publish"]),
+    ):
+        steps = data["steps"]
+        left.plot(
+            [s["rate"] for s in steps],
+            [s["p99_ms"] for s in steps],
+            marker="o",
+            label=f"p99, {label}",
+        )
+        left.plot(
+            [s["rate"] for s in steps],
+            [s["p50_ms"] for s in steps],
+            linestyle="--",
+            label=f"p50, {label}",
+        )
+    left.axhline(25, color="grey", linewidth=0.8)
+    left.set(
+        xlabel="offered rate (submissions/s)",
+        ylabel="latency (ms)",
+        title="intake, open loop",
+        yscale="log",
+    )
+    left.legend(fontsize=8)
+    if e2e_latencies:
+        ordered = sorted(e2e_latencies)
+        right.plot(ordered, [i / len(ordered) for i in range(len(ordered))])
+    right.set(
+        xlabel="POST → referral on the association topic (ms)",
+        ylabel="fraction",
+        title="end to end",
+        xscale="log",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

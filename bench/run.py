@@ -1,0 +1,507 @@
+"""`make bench`: Rebond's benchmarks on a local broker, every figure beside a same-run baseline.
+
+Writes bench/results/latest.json, bench/results/report.md and bench/results/latency.png.
+`--quick` shortens every phase (a smoke run, not figures to publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from baselines import b1, b2
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1, Stage
+from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, referrals
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+P99_TARGET_MS = 25.0
+
+
+def _load_kafkactl() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "kafkactl", REPO / "deploy" / "kafka" / "kafkactl.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str | None = None
+    peak_rss_mb: float = 0.0
+
+    def sample_memory(self) -> None:
+        """Peak resident set (VmHWM) so far, from /proc."""
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class Bench:
+    bootstrap: str
+    workdir: Path
+    quick: bool
+    procs: list[Proc] = field(default_factory=list)
+
+    def start(self, name: str, module: list[str], env: dict[str, str], port: int | None) -> Proc:
+        log = (self.workdir / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, *module], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )  # fmt: skip
+        proc = Proc(name, process, f"http://127.0.0.1:{port}" if port else None)
+        self.procs.append(proc)
+        if proc.url:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(proc.url + "/readyz", timeout=1).status_code == 200:
+                        return proc
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None:
+                    break
+                time.sleep(0.2)
+            raise RuntimeError(f"{name} not ready; see {self.workdir / (name + '.log')}")
+        return proc
+
+    def service(self, name: str, **extra: str) -> Proc:
+        port = free_port()
+        prefix = name.upper()
+        env = {
+            f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            f"{prefix}_PORT": str(port),
+            f"{prefix}_LOG_LEVEL": "WARNING",
+            f"{prefix}_DATABASE_URL": f"{'sqlite' if name == 'events' else 'sqlite+aiosqlite'}"
+            f":///{self.workdir / (name + '.db')}",
+            **{f"{prefix}_{k.upper()}": v for k, v in extra.items()},
+        }
+        return self.start(name, ["-m", f"rebond_{name}"], env, port)
+
+    def stop(self, proc: Proc) -> None:
+        proc.sample_memory()
+        if proc.process.poll() is None:
+            proc.process.terminate()
+            try:
+                proc.process.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.process.kill()
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+def questionnaires(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Varied, valid questionnaires that all consent to sharing (so each yields a referral)."""
+    rng = random.Random(seed)
+    needs = ["listening", "peer_support", "mentoring", "coaching", "salaried_job", "new_business"]
+    out = []
+    for _ in range(count):
+        answers = json.loads(json.dumps(EXAMPLE_QUESTIONNAIRE))
+        answers["situation"]["stage"] = rng.choice([s.value for s in Stage])
+        answers["needs"] = rng.sample(needs, rng.randint(1, 3))
+        QuestionnaireV1.model_validate(answers)
+        out.append(answers)
+    return out
+
+
+def loadgen_binary() -> str:
+    target = (
+        Path(os.environ.get("REBOND_CACHE", Path.home() / ".cache" / "rebond")) / "bin" / "loadgen"
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["go", "build", "-o", str(target), "."], cwd=HERE / "loadgen", check=True)
+    return str(target)
+
+
+def open_loop(
+    bench: Bench, url: str, rate: int, seconds: float, bodies: Path
+) -> list[dict[str, Any]]:
+    out = bench.workdir / f"load-{uuid.uuid4().hex[:6]}.csv"
+    subprocess.run(
+        [loadgen_binary(), "-url", url + "/v1/submissions", "-rate", str(rate),
+         "-duration", f"{seconds}s", "-bodies", str(bodies), "-out", str(out)],
+        check=True,
+    )  # fmt: skip
+    with out.open() as f:
+        return [
+            {"scheduled_ns": int(r["scheduled_unix_ns"]), "latency_ms": int(r["latency_us"]) / 1000,
+             "status": int(r["status"]), "reference": r["reference"]}
+            for r in csv.DictReader(f)
+        ]  # fmt: skip
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
+    latencies = [r["latency_ms"] for r in rows]
+    ok = sum(1 for r in rows if r["status"] == 202)
+    return {
+        "requests": len(rows),
+        "accepted_ratio": ok / len(rows) if rows else 0.0,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "max_ms": max(latencies) if latencies else float("nan"),
+    }
+
+
+# --- phases -------------------------------------------------------------------------------
+
+
+def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
+    seconds = 4 if bench.quick else 10
+    ladder = (
+        [250, 500, 1000] if bench.quick else [250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
+    )
+    real = bench.service("intake", rate_limit_per_minute="0")
+    port = free_port()
+    bare = bench.start(
+        "intake-nopublish", [str(HERE / "nopublish_intake.py")],
+        {"INTAKE_PORT": str(port), "INTAKE_RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(HERE)}, port,
+    )  # fmt: skip
+    result: dict[str, Any] = {}
+    for label, proc in (("with_kafka", real), ("no_publish", bare)):
+        assert proc.url
+        open_loop(bench, proc.url, 200, 2, bodies)  # warm-up
+        steps = []
+        for rate in ladder:
+            summary = {"rate": rate, **summarise(open_loop(bench, proc.url, rate, seconds, bodies))}
+            steps.append(summary)
+            print(
+                f"  intake {label:10} {rate:5}/s p50 {summary['p50_ms']:.1f} ms "
+                f"p99 {summary['p99_ms']:.1f} ms accepted {summary['accepted_ratio']:.3f}"
+            )
+            if summary["p99_ms"] > P99_TARGET_MS * 4 or summary["accepted_ratio"] < 0.99:
+                break
+        sustained = [
+            s["rate"]
+            for s in steps
+            if s["p99_ms"] <= P99_TARGET_MS and s["accepted_ratio"] >= 0.999
+        ]
+        at_500 = next((s for s in steps if s["rate"] == 500), None)
+        result[label] = {
+            "steps": steps,
+            "max_sustained_rate": max(sustained, default=0),
+            "at_500": at_500,
+        }
+        proc.sample_memory()
+    bench.stop(real)
+    bench.stop(bare)
+    base = result["no_publish"]["max_sustained_rate"]
+    result["ratio_to_no_publish"] = (
+        result["with_kafka"]["max_sustained_rate"] / base if base else None
+    )
+    return result
+
+
+async def preload(bootstrap: str, count: int) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    try:
+        now = dt.datetime.now(dt.UTC)
+        pending = []
+        for i, answers in enumerate(questionnaires(count)):
+            digits = f"{i:016d}"
+            reference = "RB-" + "-".join(digits[k : k + 4] for k in range(0, 16, 4))
+            payload = QuestionnaireCompletedV1(
+                reference=reference,
+                received_at=now,
+                questionnaire=QuestionnaireV1.model_validate(answers),
+            )
+            event = QUESTIONNAIRES.envelope(payload, subject=reference, correlationid=reference)
+            headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
+            pending.append(
+                await producer.send(
+                    QUESTIONNAIRES.name,
+                    event.kafka_value(),
+                    key=reference.encode(),
+                    headers=headers,
+                )
+            )
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+        ]
+        return dict(await consumer.end_offsets(partitions))
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer.topics()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    finally:
+        await admin.close()
+
+
+async def move_group_to_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = {}
+        for topic in topics:
+            ends.update(await end_offsets(bootstrap, topic))
+        await consumer.commit(ends)
+    finally:
+        await consumer.stop()
+
+
+def router_phase(bench: Bench) -> dict[str, Any]:
+    count = 5_000 if bench.quick else 50_000
+    asyncio.run(preload(bench.bootstrap, count))
+    ends = asyncio.run(end_offsets(bench.bootstrap, QUESTIONNAIRES.name))
+    total = sum(ends.values())
+    b1_count = min(total, 2_000 if bench.quick else 10_000)
+    print(f"  router: {total} questionnaires on the topic; B1 over the first {b1_count}")
+    rate_b1 = asyncio.run(
+        b1(
+            bench.bootstrap,
+            QUESTIONNAIRES.name,
+            "bench.sink",
+            f"bench-b1-{uuid.uuid4().hex[:6]}",
+            b1_count,
+        )
+    )
+    rate_b2 = asyncio.run(
+        b2(
+            bench.bootstrap,
+            QUESTIONNAIRES.name,
+            "bench.sink",
+            f"bench-b2-{uuid.uuid4().hex[:6]}",
+            total,
+        )
+    )
+    group = f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
+    router = bench.service("router", group_id=group)
+    first_progress: tuple[float, int] | None = None
+    deadline = time.monotonic() + 900
+    done = 0
+    while time.monotonic() < deadline:
+        done = sum(asyncio.run(committed(bench.bootstrap, group)).values())
+        now = time.perf_counter()
+        if first_progress is None and done > 0:
+            first_progress = (now, done)
+        if done >= total:
+            break
+        router.sample_memory()
+        time.sleep(0.2)
+    finished = time.perf_counter()
+    bench.stop(router)
+    assert first_progress is not None, "the router made no progress"
+    rate = (done - first_progress[1]) / (finished - first_progress[0])
+    print(f"  router {rate:.0f}/s, B1 {rate_b1:.0f}/s, B2 {rate_b2:.0f}/s")
+    return {
+        "questionnaires": total,
+        "router_per_s": rate,
+        "b1_per_s": rate_b1,
+        "b2_per_s": rate_b2,
+        "ratio_to_b1": rate / rate_b1,
+        "ratio_to_b2": rate / rate_b2,
+        "router_group": group,
+        "peak_rss_mb": router.peak_rss_mb,
+    }
+
+
+async def _collect_referrals(bootstrap: str, stop_at: float, seen: dict[str, int]) -> None:
+    topics = [referrals(a).name for a in AssociationId]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+        for tp in consumer.assignment():
+            await consumer.position(tp)
+        while time.time() < stop_at:
+            batches = await consumer.getmany(timeout_ms=100)
+            arrived = time.time_ns()
+            for records in batches.values():
+                for record in records:
+                    seen.setdefault(record.key.decode(), arrived)
+    finally:
+        await consumer.stop()
+
+
+def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
+    seconds = 10 if bench.quick else 60
+    rate = 200
+    notifier_group = f"rebond-notifier-bench-{uuid.uuid4().hex[:6]}"
+    asyncio.run(move_group_to_end(bench.bootstrap, router_group, [QUESTIONNAIRES.name]))
+    asyncio.run(move_group_to_end(bench.bootstrap, notifier_group, [DECISIONS.name]))
+    intake = bench.service("intake", rate_limit_per_minute="0")
+    router = bench.service("router", group_id=router_group)
+    notifier = bench.service("notifier", group_id=notifier_group)
+    seen: dict[str, int] = {}
+    stop_at = time.time() + seconds + 15
+    collector = subprocess_thread(
+        lambda: asyncio.run(_collect_referrals(bench.bootstrap, stop_at, seen))
+    )
+    time.sleep(2)
+    assert intake.url
+    rows = open_loop(bench, intake.url, rate, seconds, bodies)
+    collector.join()
+    for proc in (intake, router, notifier):
+        bench.stop(proc)
+    accepted = [r for r in rows if r["status"] == 202]
+    latencies = [
+        (seen[r["reference"]] - r["scheduled_ns"]) / 1e6 for r in accepted if r["reference"] in seen
+    ]
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "accepted": len(accepted),
+        "referrals_seen": len(latencies),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "p999_ms": percentile(latencies, 99.9),
+        "max_ms": max(latencies) if latencies else float("nan"),
+        "latencies_ms": latencies,
+        "peak_rss_mb": {p.name: p.peak_rss_mb for p in (intake, router, notifier)},
+    }
+
+
+def subprocess_thread(target: Any) -> Any:
+    import threading
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextmanager
+def local_kafka() -> Iterator[str]:
+    kafkactl = _load_kafkactl()
+    data_dir = Path(tempfile.mkdtemp(prefix="rebond-bench-kafka-"))
+    port = free_port()
+    kafkactl.start(port, free_port(), data_dir, 3)
+    asyncio.run(_create_sink(f"127.0.0.1:{port}"))
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        kafkactl.stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _create_sink(bootstrap: str) -> None:
+    from aiokafka.admin import NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic("bench.sink", 3, 1)])
+    finally:
+        await admin.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="rebond-bench-"))
+    bodies = workdir / "bodies.json"
+    bodies.write_text(json.dumps(questionnaires(500)))
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        "quick": args.quick,
+    }
+    with local_kafka() as bootstrap:
+        bench = Bench(bootstrap, workdir, args.quick)
+        try:
+            print("intake (open loop, latency from the scheduled send time)")
+            results["intake"] = intake_phase(bench, bodies)
+            print("router (preloaded topic) beside bare aiokafka baselines")
+            results["router"] = router_phase(bench)
+            print("end to end (POST -> referral on the association's topic)")
+            results["end_to_end"] = e2e_phase(bench, bodies, results["router"]["router_group"])
+        finally:
+            for proc in bench.procs:
+                bench.stop(proc)
+        peaks: dict[str, float] = {}
+        for proc in bench.procs:
+            key = proc.name
+            peaks[key] = max(peaks.get(key, 0.0), proc.peak_rss_mb)
+        results["peak_rss_mb"] = peaks
+    from report import write_report
+
+    write_report(results, RESULTS)
+    print(f"results: {RESULTS / 'latest.json'}, {RESULTS / 'report.md'}, {RESULTS / 'latency.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

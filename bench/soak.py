@@ -1,0 +1,116 @@
+"""`make soak`: a steady load (100 submissions/s for 10 minutes) through the whole pipeline.
+
+Reports each service's memory growth (RSS sampled every 10 s: first minute vs last minute) and
+the errors seen: non-202 replies, requests that failed, and records on the dead-letter topics.
+Writes bench/results/soak.json and prints a summary. `--minutes` and `--rate` change the load.
+"""
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from run import RESULTS, Bench, local_kafka, open_loop, questionnaires
+
+from rebond_contracts.topics import Service, dead_letters
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _count_dead_letters(bootstrap: str) -> int:
+    topics = [dead_letters(s).name for s in Service if s is not Service.ASSOCIATION]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        total = 0
+        while batches := await consumer.getmany(timeout_ms=2000):
+            total += sum(len(records) for records in batches.values())
+        return total
+    finally:
+        await consumer.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=100)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="rebond-soak-"))
+    bodies = workdir / "bodies.json"
+    bodies.write_text(json.dumps(questionnaires(500)))
+    samples: dict[str, list[tuple[float, float]]] = {}
+    with local_kafka() as bootstrap:
+        bench = Bench(bootstrap, workdir, quick=False)
+        tag = uuid.uuid4().hex[:6]
+        procs = [
+            bench.service("intake", rate_limit_per_minute="0"),
+            bench.service("router", group_id=f"rebond-router-soak-{tag}"),
+            bench.service("notifier", group_id=f"rebond-notifier-soak-{tag}"),
+            bench.service("events", group_id=f"rebond-events-soak-{tag}"),
+        ]
+        stop = threading.Event()
+
+        def sample() -> None:
+            started = time.monotonic()
+            while not stop.wait(10):
+                for proc in procs:
+                    samples.setdefault(proc.name, []).append(
+                        (time.monotonic() - started, _rss_mb(proc.process.pid))
+                    )
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        intake = procs[0]
+        assert intake.url
+        rows = open_loop(bench, intake.url, args.rate, args.minutes * 60, bodies)
+        stop.set()
+        sampler.join()
+        dead = asyncio.run(_count_dead_letters(bootstrap))
+        for proc in procs:
+            bench.stop(proc)
+    window = 60.0
+    growth = {}
+    for name, points in samples.items():
+        first = [rss for t, rss in points if t <= window] or [points[0][1]]
+        last = [rss for t, rss in points if t >= points[-1][0] - window] or [points[-1][1]]
+        growth[name] = {
+            "first_minute_mb": round(statistics.mean(first), 1),
+            "last_minute_mb": round(statistics.mean(last), 1),
+            "growth_mb": round(statistics.mean(last) - statistics.mean(first), 1),
+            "peak_mb": round(max(rss for _, rss in points), 1),
+        }
+    statuses: dict[str, int] = {}
+    for row in rows:
+        statuses[str(row["status"])] = statuses.get(str(row["status"]), 0) + 1
+    result: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "rate": args.rate,
+        "minutes": args.minutes,
+        "requests": len(rows),
+        "statuses": statuses,
+        "errors": len(rows) - statuses.get("202", 0),
+        "dead_letters": dead,
+        "memory": growth,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "soak.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""Fault-suite helpers and fixtures: a broker of the test's own (killable), mail and webhook sinks, Kafka I/O.
+
+Every broker here is started from `deploy/kafka/kafkactl.py` with its own data dir and free ports,
+so killing it never disturbs the session broker other tests use. Services run as real processes
+through `tests/conftest.py`'s `launch` fixture.
+"""
+
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiosmtpd.controller import Controller
+
+from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
+from rebond_contracts.topics import QUESTIONNAIRES
+
+REPO = Path(__file__).resolve().parents[2]
+KAFKACTL = REPO / "deploy" / "kafka" / "kafkactl.py"
+RESULTS = Path(__file__).resolve().parent / "results"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_port_pair() -> int:
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+    raise RuntimeError("no free port pair")
+
+
+class OwnBroker:
+    """A plaintext single-node Kafka owned by one test: `kill()` (SIGKILL) and `start()` again."""
+
+    def __init__(self, partitions: int = 3) -> None:
+        self.port = free_port_pair()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.data_dir = Path(tempfile.mkdtemp(prefix="rebond-fault-kafka-"))
+        self.partitions = partitions
+        self.started = False
+
+    def _ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(KAFKACTL), *args, "--data-dir", str(self.data_dir)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        """Start (or restart, same port and data) the broker. A first start that fails, e.g. a
+        port taken in the meantime, is tried again on other free ports."""
+        for attempt in range(3):
+            done = self._ctl(
+                "start", "--no-secure", "--port", str(self.port),
+                "--partitions", str(self.partitions),
+            )  # fmt: skip
+            if done.returncode == 0:
+                self.started = True
+                return
+            log = self.data_dir / "kafka.log"
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            if self.started or attempt == 2:
+                raise RuntimeError(f"kafkactl start failed: {done.stdout}{done.stderr}{tail}")
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir.mkdir()
+            self.port = free_port_pair()
+            self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def kill(self) -> None:
+        self._ctl("kill")
+
+    def stop(self) -> None:
+        self._ctl("stop")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _own_broker(partitions: int) -> Iterator[OwnBroker]:
+    broker = OwnBroker(partitions)
+    try:
+        broker.start()
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        broker.stop()
+        if IN_CI:
+            pytest.fail(f"could not start a broker for the fault test: {error}", pytrace=False)
+        pytest.skip(f"could not start a broker for the fault test: {error}")
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[OwnBroker]:
+    """A broker of this test only (3 partitions), which the test may kill and restart."""
+    yield from _own_broker(3)
+
+
+@pytest.fixture(scope="module")
+def module_broker() -> Iterator[OwnBroker]:
+    """A broker shared by one module's tests (never killed), apart from the session's."""
+    yield from _own_broker(3)
+
+
+@pytest.fixture
+def folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="rebond-fault-"))
+
+
+# --- the people's side: questionnaires ---------------------------------------------------------
+
+
+def new_reference(rng: random.Random = random.Random()) -> str:  # noqa: B008
+    chars = "".join(rng.choice(CROCKFORD) for _ in range(16))
+    return "RB-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+def questionnaire(
+    consenting: bool = True, email: str = "claire@example.org", stage: str | None = None
+) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(json.dumps(EXAMPLE_QUESTIONNAIRE))
+    if stage is not None:
+        data["situation"]["stage"] = stage
+    if consenting:
+        data["contact"]["email"] = email
+    else:
+        data["contact"] = None
+        data["consents"]["share_with_association"] = False
+    return data
+
+
+def questionnaire_record(reference: str, **kwargs: Any) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A real `questionnaires.completed` event (value, headers), as intake would publish it."""
+    payload = QuestionnaireCompletedV1.model_validate(
+        {"reference": reference, "received_at": datetime.now(UTC),
+         "questionnaire": questionnaire(**kwargs)}
+    )  # fmt: skip
+    event = QUESTIONNAIRES.envelope(payload, subject=reference, correlationid=reference)
+    return event.kafka_value(), [(k, v.encode()) for k, v in event.kafka_headers().items()]
+
+
+async def produce(
+    bootstrap: str, records: list[tuple[str, bytes | None, list[tuple[str, bytes]], str]]
+) -> list[Any]:
+    """Send (topic, value, headers, key) records, all acknowledged; their RecordMetadata."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key.encode(), headers=headers)
+            for topic, value, headers, key in records
+        ]
+        return list(await asyncio.gather(*futures))
+    finally:
+        await producer.stop()
+
+
+async def committed(bootstrap: str, groups: list[str]) -> dict[tuple[str, int], int]:
+    """The highest committed offset per (topic, partition) over `groups`."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    found: dict[tuple[str, int], int] = {}
+    try:
+        for group in groups:
+            for tp, meta in (await admin.list_consumer_group_offsets(group)).items():
+                key = (tp.topic, tp.partition)
+                found[key] = max(found.get(key, -1), meta.offset)
+        return found
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Seen:
+    """Records read from some topics: (topic, key, headers, value)."""
+
+    records: list[tuple[str, str | None, dict[str, str], bytes]] = field(default_factory=list)
+
+    def on(self, prefix: str) -> list[tuple[str, str | None, dict[str, str], bytes]]:
+        return [r for r in self.records if r[0].startswith(prefix)]
+
+    def ids_by_subject(self, prefix: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = defaultdict(set)
+        for _, key, headers, _ in self.on(prefix):
+            found[headers.get("ce_subject") or key or ""].add(headers.get("ce_id", ""))
+        return found
+
+
+async def read_topics(
+    bootstrap: str,
+    pattern: str,
+    until: Callable[[Seen], bool],
+    within_s: float,
+    settle_s: float = 2.0,
+) -> Seen:
+    """Read topics matching `pattern` from the start until `until(seen)` holds (then `settle_s`
+    more, for duplicates to show) or `within_s` passes."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"fault-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        metadata_max_age_ms=2000,
+    )
+    await consumer.start()
+    consumer.subscribe(pattern=pattern)
+    seen = Seen()
+    deadline = time.monotonic() + within_s
+    settled_at: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for rows in batches.values():
+                seen.records += [
+                    (r.topic, r.key.decode() if r.key else None,
+                     {k: v.decode("utf-8", "replace") for k, v in r.headers}, r.value or b"")
+                    for r in rows
+                ]  # fmt: skip
+            if settled_at is None and until(seen):
+                settled_at = time.monotonic()
+            if settled_at is not None and time.monotonic() - settled_at >= settle_s:
+                break
+        return seen
+    finally:
+        await consumer.stop()
+
+
+def until(check: Callable[[], Any], within_s: float, every_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(every_s)
+    return check()
+
+
+def record_figures(name: str, figures: dict[str, Any]) -> None:
+    """Print the scenario's figures and keep them in tests/faults/results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    print(f"\nFAULT FIGURES {name}: {json.dumps(figures, sort_keys=True)}")
+
+
+# --- the associations' side: SMTP and webhooks -----------------------------------------------
+
+
+class Inbox:
+    """An aiosmtpd handler keeping every message it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [message for rcpts, message in self.messages if address in rcpts]
+
+
+class Smtp:
+    """A local SMTP server that can be stopped (connection refused) and started again."""
+
+    def __init__(self) -> None:
+        self.inbox = Inbox()
+        self.port = free_port()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[Smtp]:
+    server = Smtp()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Hooks:
+    """A local webhook receiver: records each call; `mode` decides the answer per path."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, bytes]] = []
+        self.modes: dict[str, str] = {}  # path -> "ok" | "500" | "hang"
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hooks.calls.append((self.path, time.monotonic(), body))
+                mode = hooks.modes.get(self.path, "ok")
+                if mode == "hang":
+                    time.sleep(5)
+                    return
+                self.send_response(500 if mode == "500" else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        return Handler
+
+    def on(self, path: str) -> list[tuple[str, float, bytes]]:
+        return [call for call in self.calls if call[0] == path]
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    receiver = Hooks()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+ASSOCIATIONS = ("sos-entrepreneur", "second-souffle", "60000-rebonds", "re-creer", "apesa")
+
+
+def associations_file(folder: Path, webhooks: dict[str, str] | None = None) -> Path:
+    """An associations.yaml: every association with an e-mail, some with a signed webhook."""
+    webhooks = webhooks or {}
+    os.environ["FAULT_WEBHOOK_SECRET"] = "fault-suite-webhook-secret-of-enough-length"
+    text = "associations:\n"
+    for association in ASSOCIATIONS:
+        text += f"  {association}:\n    email: orientation@{association}.example\n"
+        if association in webhooks:
+            text += (
+                f"    webhook_url: {webhooks[association]}\n"
+                "    webhook_secret: env:FAULT_WEBHOOK_SECRET\n"
+            )
+    path = folder / "associations.yaml"
+    path.write_text(text)
+    return path
+
+
+REFERENCE_IN_TEXT = re.compile(r"RB-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
+
+
+@dataclass
+class Outcome:
+    """What became of some questionnaires downstream: referrals, e-mails and webhooks each."""
+
+    referrals: dict[str, set[str]]
+    raw_referrals: int
+    association_mails: Counter[str]
+    person_mails: Counter[str]
+    webhooks: Counter[str]
+
+    def missing(self, references: list[str], webhooks: bool = False) -> list[str]:
+        return [
+            ref for ref in references
+            if not self.referrals.get(ref) or not self.association_mails[ref]
+            or not self.person_mails[ref] or (webhooks and not self.webhooks[ref])
+        ]  # fmt: skip
+
+    def doubled(self, references: list[str]) -> dict[str, int]:
+        """Distinct referrals, e-mails or webhook calls beyond one, per kind."""
+        return {
+            "referrals": sum(1 for ref in references if len(self.referrals.get(ref, ())) > 1),
+            "association_mails": sum(1 for ref in references if self.association_mails[ref] > 1),
+            "person_mails": sum(1 for ref in references if self.person_mails[ref] > 1),
+            "webhooks": sum(1 for ref in references if self.webhooks[ref] > 1),
+        }
+
+
+def person_email(index: int) -> str:
+    return f"person{index}@example.org"
+
+
+def outcome(
+    bootstrap: str, references: list[str], smtp: "Smtp", hooks: "Hooks | None", within_s: float
+) -> Outcome:
+    """Wait (up to `within_s`) until every reference has its referral, both e-mails and (with
+    `hooks`) its webhook, then give duplicates a few seconds to show and count everything."""
+    index = {ref: i for i, ref in enumerate(references)}
+
+    def count() -> Outcome:
+        association: Counter[str] = Counter()
+        person: Counter[str] = Counter()
+        for rcpts, message in list(smtp.inbox.messages):
+            text = str(message["subject"] or "")
+            for part in message.walk():
+                body = part.get_payload(decode=True)
+                if isinstance(body, bytes):
+                    text += body.decode("utf-8", "replace")
+            found = set(REFERENCE_IN_TEXT.findall(text))
+            for ref in found & index.keys():
+                if person_email(index[ref]) in rcpts:
+                    person[ref] += 1
+                elif any(r.startswith("orientation@") for r in rcpts):
+                    association[ref] += 1
+        calls: Counter[str] = Counter()
+        if hooks is not None:
+            for path, _, body in list(hooks.calls):
+                if path.endswith("/ok"):
+                    calls[json.loads(body).get("subject", "")] += 1
+        return Outcome({}, 0, association, person, calls)
+
+    seen = asyncio.run(
+        read_topics(
+            bootstrap, r"referrals\.(" + "|".join(re.escape(a) for a in ASSOCIATIONS) + ")",
+            lambda s: set(references) <= s.ids_by_subject("referrals.").keys(),
+            within_s=within_s, settle_s=0,
+        )
+    )  # fmt: skip
+    until(lambda: not count().missing(references, webhooks=hooks is not None), within_s=within_s)
+    time.sleep(3)  # a second e-mail or call, if any, would arrive now
+    seen = asyncio.run(
+        read_topics(
+            bootstrap, r"referrals\.(" + "|".join(re.escape(a) for a in ASSOCIATIONS) + ")",
+            lambda s: set(references) <= s.ids_by_subject("referrals.").keys(),
+            within_s=30, settle_s=1,
+        )
+    )  # fmt: skip
+    found = count()
+    by_subject = seen.ids_by_subject("referrals.")
+    found.referrals = {ref: ids for ref, ids in by_subject.items() if ref in index}
+    found.raw_referrals = len(
+        [r for r in seen.on("referrals.") if (r[2].get("ce_subject") in index)]
+    )
+    return found
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster of one test (as the root conftest's `postgres_server`),
+    which the test may stop (immediate) and start again on the same port."""
+
+    def __init__(self) -> None:
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+        if not candidates:
+            if IN_CI:
+                pytest.fail("PostgreSQL is not installed", pytrace=False)
+            pytest.skip("PostgreSQL is not installed")
+        self.bindir = candidates[0].parent
+        self.data = Path(tempfile.mkdtemp(prefix="rebond-fault-pg-"))
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres", "postgres")
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.cluster = self.data / "cluster"
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "initdb"), "-D", str(self.cluster), "-U", "rebond",
+             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.cluster),
+             "-l", str(self.data / "postgres.log"), "-w", "-t", "60", "start", "-o",
+             f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.cluster), "-m",
+             "immediate", "stop"],
+            capture_output=True,
+        )  # fmt: skip
+
+    def database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(
+            f"postgresql://rebond@127.0.0.1:{self.port}/postgres", autocommit=True
+        ) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://rebond@127.0.0.1:{self.port}/{name}"
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PgCluster]:
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
