@@ -5,8 +5,6 @@ At least once: the offset is committed only after the invitation is stored and p
 new. A record that cannot be read goes to `deadletter.events` and the partition keeps flowing.
 """
 
-from datetime import UTC, datetime
-
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
@@ -14,8 +12,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import DeadLetterV1
-from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letters
+from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letter_event, dead_letters
 from rebond_events import privacy
 from rebond_events.outbox import Relay
 from rebond_events.service import Conferences
@@ -88,21 +85,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic."""
-    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
-    letter = DeadLetterV1(
-        service=Service.EVENTS.value,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-        value=(record.value or b"").decode("utf-8", "replace"),
-        headers=headers,
-        error=error,
-        failed_at=datetime.now(UTC),
-    )
-    return {
-        "message": letter.model_dump_json().encode(),
-        "key": record.key,
-        "headers": {**headers, "content-type": "application/json", "x-error": error[:500]},
-    }
+    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
+    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
+    record's trace, if any, carried on."""
+    event = dead_letter_event(Service.EVENTS, record, error)
+    headers = {**event.kafka_headers(), "x-error": error[:500]}
+    if traceparent := dict(record.headers).get("traceparent"):
+        headers["traceparent"] = traceparent.decode("ascii", "replace")
+    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

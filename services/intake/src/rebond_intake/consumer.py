@@ -4,7 +4,6 @@ At-least-once: the offset is committed only once the record is stored (duplicate
 event id). A record that cannot be read goes to `deadletter.intake` and the partition flows on.
 """
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import structlog
@@ -14,13 +13,13 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.security import BaseSecurity
 
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import DeadLetterV1
 from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
     REFERRAL_STATUS,
     Service,
     Topic,
+    dead_letter_event,
     dead_letters,
 )
 from rebond_intake.store import StatusStore
@@ -90,21 +89,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to intake's dead-letter topic."""
-    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
-    letter = DeadLetterV1(
-        service=Service.INTAKE.value,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-        value=(record.value or b"").decode("utf-8", "replace"),
-        headers=headers,
-        error=error,
-        failed_at=datetime.now(UTC),
-    )
-    return {
-        "message": letter.model_dump_json().encode(),
-        "key": record.key,
-        "headers": {**headers, "content-type": "application/json", "x-error": error[:500]},
-    }
+    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
+    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
+    record's trace, if any, carried on."""
+    event = dead_letter_event(Service.INTAKE, record, error)
+    headers = {**event.kafka_headers(), "x-error": error[:500]}
+    if traceparent := dict(record.headers).get("traceparent"):
+        headers["traceparent"] = traceparent.decode("ascii", "replace")
+    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

@@ -12,7 +12,6 @@ unique per (referral, channel), so a redelivered decision sends nothing twice.
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -24,7 +23,6 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
 from rebond_contracts.payloads import (
-    DeadLetterV1,
     DeliveryV1,
     ReferralResponseV1,
     ReferralWithdrawnV1,
@@ -38,6 +36,7 @@ from rebond_contracts.topics import (
     REGISTRATIONS,
     Service,
     Topic,
+    dead_letter_event,
     dead_letters,
     referrals,
     responses,
@@ -315,21 +314,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic."""
-    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
-    letter = DeadLetterV1(
-        service=Service.NOTIFIER.value,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-        value=(record.value or b"").decode("utf-8", "replace"),
-        headers=headers,
-        error=error,
-        failed_at=datetime.now(UTC),
-    )
-    return {
-        "message": letter.model_dump_json().encode(),
-        "key": record.key,
-        "headers": {**headers, "content-type": "application/json", "x-error": error[:500]},
-    }
+    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
+    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
+    record's trace, if any, carried on."""
+    event = dead_letter_event(Service.NOTIFIER, record, error)
+    headers = {**event.kafka_headers(), "x-error": error[:500]}
+    if traceparent := dict(record.headers).get("traceparent"):
+        headers["traceparent"] = traceparent.decode("ascii", "replace")
+    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

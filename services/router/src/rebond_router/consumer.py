@@ -9,7 +9,6 @@ partition keeps flowing.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -23,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import DeadLetterV1, QuestionnaireCompletedV1, ReferralResponseV1
+from rebond_contracts.payloads import QuestionnaireCompletedV1, ReferralResponseV1
 from rebond_contracts.topics import (
     DECISIONS,
     ERASURES,
@@ -31,6 +30,7 @@ from rebond_contracts.topics import (
     REFERRAL_STATUS,
     UNROUTED,
     Service,
+    dead_letter_event,
     dead_letters,
     responses,
 )
@@ -235,21 +235,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic."""
-    headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
-    letter = DeadLetterV1(
-        service=Service.ROUTER.value,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-        value=(record.value or b"").decode("utf-8", "replace"),
-        headers=headers,
-        error=error,
-        failed_at=datetime.now(UTC),
-    )
-    return {
-        "message": letter.model_dump_json().encode(),
-        "key": record.key,
-        "headers": {**headers, "content-type": "application/json", "x-error": error[:500]},
-    }
+    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
+    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
+    record's trace, if any, carried on."""
+    event = dead_letter_event(Service.ROUTER, record, error)
+    headers = {**event.kafka_headers(), "x-error": error[:500]}
+    if traceparent := dict(record.headers).get("traceparent"):
+        headers["traceparent"] = traceparent.decode("ascii", "replace")
+    return {"message": event.kafka_value(), "key": record.key, "headers": headers}
