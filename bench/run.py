@@ -275,21 +275,19 @@ async def preload(bootstrap: str, count: int) -> None:
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [description] = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    finally:
+        await admin.close()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for p in consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
-        ]
         return dict(await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
