@@ -197,7 +197,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
 def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
     seconds = 4 if bench.quick else 10
     ladder = (
-        [250, 500, 1000] if bench.quick else [250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
+        [100, 250, 500]
+        if bench.quick
+        else [50, 100, 150, 200, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
     )
     real = bench.service("intake", rate_limit_per_minute="0")
     port = free_port()
@@ -215,10 +217,14 @@ def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
             steps.append(summary)
             print(
                 f"  intake {label:10} {rate:5}/s p50 {summary['p50_ms']:.1f} ms "
-                f"p99 {summary['p99_ms']:.1f} ms accepted {summary['accepted_ratio']:.3f}"
+                f"p99 {summary['p99_ms']:.1f} ms accepted {summary['accepted_ratio']:.3f}",
+                flush=True,
             )
             if summary["p99_ms"] > P99_TARGET_MS * 4 or summary["accepted_ratio"] < 0.99:
-                break
+                if rate >= 500:
+                    break
+                # below 500/s go on, but briefly: the report wants the 500/s point too
+                seconds = min(seconds, 4)
         sustained = [
             s["rate"]
             for s in steps
@@ -309,6 +315,7 @@ async def move_group_to_end(bootstrap: str, group: str, topics: list[str]) -> No
         ends: dict[TopicPartition, int] = {}
         for topic in topics:
             ends.update(await end_offsets(bootstrap, topic))
+        consumer.assign(list(ends))
         await consumer.commit(ends)
     finally:
         await consumer.stop()
@@ -320,7 +327,9 @@ def router_phase(bench: Bench) -> dict[str, Any]:
     ends = asyncio.run(end_offsets(bench.bootstrap, QUESTIONNAIRES.name))
     total = sum(ends.values())
     b1_count = min(total, 2_000 if bench.quick else 10_000)
-    print(f"  router: {total} questionnaires on the topic; B1 over the first {b1_count}")
+    print(
+        f"  router: {total} questionnaires on the topic; B1 over the first {b1_count}", flush=True
+    )
     rate_b1 = asyncio.run(
         b1(
             bench.bootstrap,
@@ -339,12 +348,18 @@ def router_phase(bench: Bench) -> dict[str, Any]:
             total,
         )
     )
+    print(f"  B1 {rate_b1:.0f}/s, B2 {rate_b2:.0f}/s", flush=True)
     group = f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
     router = bench.service("router", group_id=group)
     first_progress: tuple[float, int] | None = None
+    # The rate is measured from the first committed offset until the topic is drained, or over
+    # a window of `window_s` seconds of progress when the router is slower than that allows.
+    window_s = 60 if bench.quick else 120
     deadline = time.monotonic() + 900
     done = 0
     while time.monotonic() < deadline:
+        if first_progress is not None and time.perf_counter() - first_progress[0] > window_s:
+            break
         done = sum(asyncio.run(committed(bench.bootstrap, group)).values())
         now = time.perf_counter()
         if first_progress is None and done > 0:
@@ -357,9 +372,10 @@ def router_phase(bench: Bench) -> dict[str, Any]:
     bench.stop(router)
     assert first_progress is not None, "the router made no progress"
     rate = (done - first_progress[1]) / (finished - first_progress[0])
-    print(f"  router {rate:.0f}/s, B1 {rate_b1:.0f}/s, B2 {rate_b2:.0f}/s")
+    print(f"  router {rate:.0f}/s over {done - first_progress[1]} questionnaires", flush=True)
     return {
         "questionnaires": total,
+        "router_measured_over": done - first_progress[1],
         "router_per_s": rate,
         "b1_per_s": rate_b1,
         "b2_per_s": rate_b2,
