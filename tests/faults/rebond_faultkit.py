@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
 from pathlib import Path
 from typing import Any
 
@@ -315,11 +316,18 @@ def smtp() -> Iterator[Smtp]:
         server.stop()
 
 
+class HookCall(NamedTuple):
+    path: str
+    at: float
+    body: bytes
+    delivery_id: str
+
+
 class Hooks:
     """A local webhook receiver: records each call; `mode` decides the answer per path."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, float, bytes]] = []
+        self.calls: list[HookCall] = []
         self.modes: dict[str, str] = {}  # path -> "ok" | "500" | "hang"
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -332,7 +340,8 @@ class Hooks:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                hooks.calls.append((self.path, time.monotonic(), body))
+                delivery_id = self.headers.get("X-Rebond-Delivery", "")
+                hooks.calls.append(HookCall(self.path, time.monotonic(), body, delivery_id))
                 mode = hooks.modes.get(self.path, "ok")
                 if mode == "hang":
                     time.sleep(5)
@@ -345,8 +354,8 @@ class Hooks:
 
         return Handler
 
-    def on(self, path: str) -> list[tuple[str, float, bytes]]:
-        return [call for call in self.calls if call[0] == path]
+    def on(self, path: str) -> list["HookCall"]:
+        return [call for call in self.calls if call.path == path]
 
     def close(self) -> None:
         self._server.shutdown()
@@ -384,30 +393,56 @@ def associations_file(folder: Path, webhooks: dict[str, str] | None = None) -> P
 REFERENCE_IN_TEXT = re.compile(r"RB-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
 
+#: Per reference, each delivery id seen and how many copies of it arrived.
+Copies = dict[str, Counter[str]]
+
+
 @dataclass
 class Outcome:
-    """What became of some questionnaires downstream: referrals, e-mails and webhooks each."""
+    """What became of some questionnaires downstream: referrals, e-mails and webhooks each.
+
+    E-mails and webhooks are told apart by their delivery id (`Message-ID`, `X-Rebond-Delivery`):
+    two ids for one reference are two deliveries, a duplicate; one id arriving twice is the same
+    delivery repeated after a crash (at-least-once), which the receiver recognises."""
 
     referrals: dict[str, set[str]]
     raw_referrals: int
-    association_mails: Counter[str]
-    person_mails: Counter[str]
-    webhooks: Counter[str]
+    association_mails: Copies
+    person_mails: Copies
+    webhooks: Copies
+
+    def _kinds(self) -> dict[str, Copies]:
+        return {
+            "association_mails": self.association_mails,
+            "person_mails": self.person_mails,
+            "webhooks": self.webhooks,
+        }
 
     def missing(self, references: list[str], webhooks: bool = False) -> list[str]:
         return [
             ref for ref in references
-            if not self.referrals.get(ref) or not self.association_mails[ref]
-            or not self.person_mails[ref] or (webhooks and not self.webhooks[ref])
+            if not self.referrals.get(ref) or not self.association_mails.get(ref)
+            or not self.person_mails.get(ref) or (webhooks and not self.webhooks.get(ref))
         ]  # fmt: skip
 
     def doubled(self, references: list[str]) -> dict[str, int]:
-        """Distinct referrals, e-mails or webhook calls beyond one, per kind."""
+        """References with more than one distinct referral, e-mail or webhook delivery, per kind."""
         return {
             "referrals": sum(1 for ref in references if len(self.referrals.get(ref, ())) > 1),
-            "association_mails": sum(1 for ref in references if self.association_mails[ref] > 1),
-            "person_mails": sum(1 for ref in references if self.person_mails[ref] > 1),
-            "webhooks": sum(1 for ref in references if self.webhooks[ref] > 1),
+            **{
+                kind: sum(1 for ref in references if len(copies.get(ref, ())) > 1)
+                for kind, copies in self._kinds().items()
+            },
+        }
+
+    def repeated(self, references: list[str]) -> dict[str, int]:
+        """Extra copies of one delivery (same id), per kind: sent, then the sender was killed
+        before it could record so; the receiver deduplicates them by id."""
+        return {
+            f"{kind}_repeated_same_id": sum(
+                n - 1 for ref in references for n in copies.get(ref, Counter()).values()
+            )
+            for kind, copies in self._kinds().items()
         }
 
 
@@ -423,8 +458,8 @@ def outcome(
     index = {ref: i for i, ref in enumerate(references)}
 
     def count() -> Outcome:
-        association: Counter[str] = Counter()
-        person: Counter[str] = Counter()
+        association: Copies = {}
+        person: Copies = {}
         for rcpts, message in list(smtp.inbox.messages):
             text = str(message["subject"] or "")
             for part in message.walk():
@@ -432,16 +467,18 @@ def outcome(
                 if isinstance(body, bytes):
                     text += body.decode("utf-8", "replace")
             found = set(REFERENCE_IN_TEXT.findall(text))
+            message_id = str(message["message-id"])
             for ref in found & index.keys():
                 if person_email(index[ref]) in rcpts:
-                    person[ref] += 1
+                    person.setdefault(ref, Counter())[message_id] += 1
                 elif any(r.startswith("orientation@") for r in rcpts):
-                    association[ref] += 1
-        calls: Counter[str] = Counter()
+                    association.setdefault(ref, Counter())[message_id] += 1
+        calls: Copies = {}
         if hooks is not None:
-            for path, _, body in list(hooks.calls):
-                if path.endswith("/ok"):
-                    calls[json.loads(body).get("subject", "")] += 1
+            for call in list(hooks.calls):
+                if call.path.endswith("/ok"):
+                    ref = json.loads(call.body).get("subject", "")
+                    calls.setdefault(ref, Counter())[call.delivery_id] += 1
         return Outcome({}, 0, association, person, calls)
 
     seen = asyncio.run(

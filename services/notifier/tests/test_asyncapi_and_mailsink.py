@@ -67,7 +67,9 @@ class _Mailer:
 
 
 class _NoWebhooks:
-    async def post(self, url: str, secret: bytes, body: bytes, timeout_s: float) -> None:
+    async def post(
+        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
+    ) -> None:
         raise Retry("unused")
 
 

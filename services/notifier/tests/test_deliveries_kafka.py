@@ -16,6 +16,7 @@ from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DECISIONS, DELIVERIES, REFERRAL_STATUS, referrals
 from rebond_notifier.app import Notifier
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.channels import DELIVERY_HEADER
 from rebond_notifier.signing import SIGNATURE_HEADER, verify_webhook
 
 from .conftest import (
@@ -157,7 +158,8 @@ async def test_webhook_5xx_then_success_is_retried(
     webhook_receiver: WebhookReceiver,
     deliveries: TopicWatcher,
 ) -> None:
-    """A 503 is retried with backoff; the second attempt succeeds and is reported sent."""
+    """A 503 is retried with backoff; the second attempt succeeds and is reported sent; both
+    attempts carry the same delivery id, the receiver's key to recognise a repeat."""
     decision = make_decision(AssociationId.APESA)
     webhook_receiver.script[decision.reference] = [503, 200]
     await _send_decision(kafka_bootstrap, decision)
@@ -166,7 +168,10 @@ async def test_webhook_5xx_then_success_is_retried(
     )
     assert json.loads(outcome.value)["outcome"] == "sent"
     assert json.loads(outcome.value)["attempts"] == 2
-    assert [h.status for h in webhook_receiver.about(decision.reference)] == [503, 200]
+    attempts = webhook_receiver.about(decision.reference)
+    assert [h.status for h in attempts] == [503, 200]
+    first, second = (h.headers[DELIVERY_HEADER.lower()] for h in attempts)
+    assert first == second
 
 
 async def test_webhook_4xx_is_not_retried(

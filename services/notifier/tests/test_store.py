@@ -52,6 +52,21 @@ async def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
     assert await store.claim(due.id, lease_s=60, now=1061.0)
 
 
+async def test_a_delivery_keeps_its_id_across_attempts_and_lease_takeovers(
+    store: DeliveryStore,
+) -> None:
+    """The id a receiver deduplicates on: the same for every attempt at one delivery (even by
+    another replica after a lease ends), different from the referral's other deliveries."""
+    await store.enqueue([_item(), _item("association_email")], now=1000.0)
+    first = {d.channel: d.delivery_id for d in await store.due(now=1000.0)}
+    webhook = next(d for d in await store.due(now=1000.0) if d.channel == "webhook")
+    assert await store.claim(webhook.id, lease_s=60, now=1000.0)
+    await store.retry_later(webhook.id, 1, 1010.0, "webhook timeout")
+    again = {d.channel: d.delivery_id for d in await store.due(now=1100.0)}
+    assert again == first
+    assert first["webhook"] != first["association_email"]
+
+
 async def test_final_outcome_erases_the_message_and_awaits_publication(
     store: DeliveryStore,
 ) -> None:

@@ -10,8 +10,10 @@ from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.questionnaire import Distress
 from rebond_contracts.topics import referrals
 from rebond_notifier import planning, templates
+from rebond_notifier.channels import SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.signing import Action, read_token
+from rebond_notifier.templates import Mail
 
 from .conftest import make_decision
 
@@ -139,3 +141,13 @@ def test_deliveries_for_a_status(status: ReferralStatus, kind: str | None) -> No
     assert [p.kind for p in planned] == ([kind] if kind else [])
     if kind:
         assert planned[0].payload["to"] == ASSOCIATIONS[AssociationId.RE_CREER].email
+
+
+def test_a_mail_keeps_the_message_id_it_is_given() -> None:
+    """A delivery's e-mail carries its stable id, so a copy sent again after a crash is the
+    same message to the recipient's mail system; a mail without one gets a fresh id."""
+    mailer = SmtpMailer("127.0.0.1", 25, "orientation@rebond.local")
+    mail = Mail(to="a@example.org", subject="s", text="t", message_id="5f0c-d1")
+    assert mailer.build(mail)["Message-ID"] == "<5f0c-d1@rebond.local>"
+    fresh = Mail(to="a@example.org", subject="s", text="t")
+    assert mailer.build(fresh)["Message-ID"] != mailer.build(fresh)["Message-ID"]

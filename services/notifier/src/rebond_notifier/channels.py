@@ -12,6 +12,9 @@ import aiosmtplib
 import httpx
 
 from rebond_notifier.signing import SIGNATURE_HEADER, sign_webhook
+
+#: The same on every attempt at one delivery: receivers deduplicate on it (at-least-once).
+DELIVERY_HEADER = "X-Rebond-Delivery"
 from rebond_notifier.templates import Mail
 
 
@@ -46,7 +49,9 @@ class Mailer(Protocol):
 
 
 class WebhookPoster(Protocol):
-    async def post(self, url: str, secret: bytes, body: bytes, timeout_s: float) -> None: ...
+    async def post(
+        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
+    ) -> None: ...
 
 
 class SmtpMailer:
@@ -70,7 +75,11 @@ class SmtpMailer:
         message["From"] = self.sender
         message["To"] = mail.to
         message["Subject"] = mail.subject
-        message["Message-ID"] = make_msgid(domain="rebond.local")
+        message["Message-ID"] = (
+            f"<{mail.message_id}@rebond.local>"
+            if mail.message_id
+            else make_msgid(domain="rebond.local")
+        )
         message.set_content(mail.text)
         return message
 
@@ -98,10 +107,13 @@ class HttpWebhookPoster:
     def __init__(self, client: httpx.AsyncClient | None = None) -> None:
         self.client = client or httpx.AsyncClient(follow_redirects=False)
 
-    async def post(self, url: str, secret: bytes, body: bytes, timeout_s: float) -> None:
+    async def post(
+        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
+    ) -> None:
         headers = {
             "content-type": "application/json",
             "user-agent": "rebond-notifier",
+            DELIVERY_HEADER: delivery_id,
             SIGNATURE_HEADER: sign_webhook(secret, body),
         }
         try:

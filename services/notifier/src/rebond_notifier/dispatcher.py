@@ -168,11 +168,20 @@ class Dispatcher:
                 raise Failed("no webhook configured any more")
             timeout = channels.webhook_timeout_s or self.policy.webhook_timeout_s
             await self.webhooks.post(
-                channels.webhook_url, channels.webhook_secret, payload["body"].encode(), timeout
+                channels.webhook_url,
+                channels.webhook_secret,
+                payload["body"].encode(),
+                timeout,
+                delivery.delivery_id,
             )
         else:
             await self.mailer.send(
-                Mail(to=payload["to"], subject=payload["subject"], text=payload["text"])
+                Mail(
+                    to=payload["to"],
+                    subject=payload["subject"],
+                    text=payload["text"],
+                    message_id=delivery.delivery_id,
+                )
             )
 
     async def _publish_outcomes(self) -> None:

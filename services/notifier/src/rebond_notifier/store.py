@@ -13,6 +13,7 @@ row once the delivery is final.
 
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ PENDING = "pending"
 SENT = "sent"
 FAILED = "failed"
 DEAD_LETTERED = "dead_lettered"
+#: Namespace of `Delivery.delivery_id`; changing it would make old deliveries look new.
+DELIVERY_NAMESPACE = uuid.UUID("0b6f3f5e-2d0c-4f43-8a0e-5b7f0c2e9d41")
 FINAL = (SENT, FAILED, DEAD_LETTERED)
 #: The person asked for erasure: never sent, no outcome published, personal fields gone.
 ERASED = "erased"
@@ -124,6 +127,14 @@ class Delivery:
     attempts: int
     payload: dict[str, Any] | None
     last_error: str | None
+
+    @property
+    def delivery_id(self) -> str:
+        """Stable across attempts, restarts and replicas: the receiver's deduplication key. A
+        process killed between a webhook's answer (or an SMTP "250") and its record sends the
+        same delivery again on restart, with the same id (`X-Rebond-Delivery`, `Message-ID`)."""
+        key = f"{self.referral_id}:{self.channel}:{self.kind}"
+        return str(uuid.uuid5(DELIVERY_NAMESPACE, key))
 
     @property
     def lane(self) -> tuple[str, str]:

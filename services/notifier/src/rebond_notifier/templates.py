@@ -55,6 +55,9 @@ class Mail:
     to: str
     subject: str
     text: str
+    #: `Message-ID` without brackets; the same on every attempt, so a copy sent again after a
+    #: crash is recognisable as the same message. None: a fresh one.
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
