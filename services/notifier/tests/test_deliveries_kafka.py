@@ -15,8 +15,8 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DECISIONS, DELIVERIES, REFERRAL_STATUS, referrals
 from rebond_notifier.app import Notifier
-from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.channels import DELIVERY_HEADER
+from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import SIGNATURE_HEADER, verify_webhook
 
 from .conftest import (

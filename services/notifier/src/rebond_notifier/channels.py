@@ -12,10 +12,10 @@ import aiosmtplib
 import httpx
 
 from rebond_notifier.signing import SIGNATURE_HEADER, sign_webhook
+from rebond_notifier.templates import Mail
 
 #: The same on every attempt at one delivery: receivers deduplicate on it (at-least-once).
 DELIVERY_HEADER = "X-Rebond-Delivery"
-from rebond_notifier.templates import Mail
 
 
 class DeliveryError(Exception):
