@@ -480,7 +480,14 @@ async def _create_sink(bootstrap: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--only",
+        choices=("intake", "router", "end_to_end"),
+        action="append",
+        help="run only these phases (repeatable); the report covers what ran",
+    )
     args = parser.parse_args()
+    phases = set(args.only or ("intake", "router", "end_to_end"))
     # SIGTERM unwinds like Ctrl-C, so the broker and services started here are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -499,12 +506,18 @@ def main() -> int:
     with local_kafka() as bootstrap:
         bench = Bench(bootstrap, workdir, args.quick)
         try:
-            print("intake (open loop, latency from the scheduled send time)")
-            results["intake"] = intake_phase(bench, bodies)
-            print("router (preloaded topic) beside bare aiokafka baselines")
-            results["router"] = router_phase(bench)
-            print("end to end (POST -> referral on the association's topic)")
-            results["end_to_end"] = e2e_phase(bench, bodies, results["router"]["router_group"])
+            if "intake" in phases:
+                print("intake (open loop, latency from the scheduled send time)")
+                results["intake"] = intake_phase(bench, bodies)
+            if "router" in phases:
+                print("router (preloaded topic) beside bare aiokafka baselines")
+                results["router"] = router_phase(bench)
+            if "end_to_end" in phases:
+                print("end to end (POST -> referral on the association's topic)")
+                group = results.get("router", {}).get(
+                    "router_group", f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
+                )
+                results["end_to_end"] = e2e_phase(bench, bodies, group)
         finally:
             for proc in bench.procs:
                 bench.stop(proc)
@@ -513,6 +526,13 @@ def main() -> int:
             key = proc.name
             peaks[key] = max(peaks.get(key, 0.0), proc.peak_rss_mb)
         results["peak_rss_mb"] = peaks
+    if phases != {"intake", "router", "end_to_end"}:  # a partial run: figures only, no report
+        results.get("end_to_end", {}).pop("latencies_ms", None)
+        partial = RESULTS / f"only-{'-'.join(sorted(phases))}.json"
+        partial.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results, indent=2))
+        print(f"results: {partial}")
+        return 0
     from report import write_report
 
     write_report(results, RESULTS)
