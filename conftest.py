@@ -42,9 +42,12 @@ def free_port_pair() -> int:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return int(port)
+        with socket.socket() as sock:  # bindable, not merely unanswered: a client may hold it
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return int(port)
     raise RuntimeError("no free port pair")
 
 

@@ -52,9 +52,12 @@ def free_port() -> int:
 def free_port_pair() -> int:
     for _ in range(50):
         port = free_port()
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
-                return port
+        with socket.socket() as sock:  # bindable, not merely unanswered: a client may hold it
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
     raise RuntimeError("no free port pair")
 
 
