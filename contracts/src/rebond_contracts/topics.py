@@ -13,7 +13,7 @@ from uuid import NAMESPACE_URL, uuid5
 from pydantic import BaseModel
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.envelope import Envelope, EnvelopeError
+from rebond_contracts.envelope import Envelope, EnvelopeError, envelope_class
 from rebond_contracts.payloads import (
     ConferenceV1,
     DeadLetterV1,
@@ -93,7 +93,7 @@ class Topic:
                 f"{self.name} carries {self.payload.__name__}, not {type(data).__name__}"
             )
         extra = {"id": id} if id is not None else {}
-        return Envelope[kind.payload](  # type: ignore[name-defined]
+        return envelope_class(kind.payload)(
             source=self.source,
             type=kind.event_type,
             subject=subject,

@@ -1,5 +1,6 @@
 """Router test helpers: questionnaires, a controllable clock, a fake for the outputs port."""
 
+import asyncio
 import copy
 import json
 from collections.abc import Mapping
@@ -67,12 +68,19 @@ class FakeOutputs:
     sent: list[Sent] = field(default_factory=list)
     fail_next: int = 0
 
-    async def send(self, topic: str, key: str, value: bytes, headers: Mapping[str, str]) -> None:
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
+    ) -> "asyncio.Future[None]":
+        """Acknowledged at once, or (with `fail_next`) refused: the acknowledgement raises."""
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail_next:
             self.fail_next -= 1
-            raise OSError("broker unreachable")
+            acknowledged.set_exception(OSError("broker unreachable"))
+            return acknowledged
         find(topic).read(value, [(k, v.encode()) for k, v in headers.items()])
         self.sent.append(Sent(topic, key, dict(headers), json.loads(value)))
+        acknowledged.set_result(None)
+        return acknowledged
 
     def on(self, topic: str) -> list[dict[str, Any]]:
         return [s.data for s in self.sent if s.topic == topic]

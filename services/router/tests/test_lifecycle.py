@@ -95,6 +95,44 @@ async def test_a_questionnaire_is_decided_once_and_offered_to_the_best_candidate
     assert await store.pending_outputs() == []
 
 
+def referenced(reference: str, event_id: str) -> Any:
+    return QUESTIONNAIRES.envelope(
+        submitted(reference), subject=reference, correlationid=reference, id=event_id
+    )
+
+
+async def test_a_batch_decides_as_one_record_at_a_time_would(
+    router: Router, outputs: FakeOutputs, store: Store, directory: Directory, tmp_path: Any
+) -> None:
+    """One transaction for the batch, yet each decision sees the offers made before it in the
+    batch (the capacity share falls), a reference repeated in the batch is decided once, and
+    the decisions are those of the same records handled one by one."""
+    refs = [f"RB-7K3M-Q9XA-2DFE-W8N{c}" for c in "CDEF"]
+    batch = [referenced(r, f"event-{i}") for i, r in enumerate(refs)]
+    batch.insert(2, referenced(refs[0], "event-again"))  # a redelivery inside the batch
+    assert await router.on_questionnaires(batch) == len(refs)
+
+    decisions = outputs.on("routing.decisions")
+    assert [d["reference"] for d in decisions] == refs
+    shares = [next(s["capacity"] for s in d["scores"] if s["association_id"] == SIXTY)
+              for d in decisions]  # fmt: skip
+    assert shares == sorted(shares, reverse=True) and len(set(shares)) == len(shares)
+    async with store.transaction() as tx:
+        assert await tx.offered_since(week_start(NOW)) == {SIXTY: len(refs)}
+    assert await store.pending_outputs() == []
+
+    one_by_one = FakeOutputs()
+    separate = Store.from_url(f"sqlite+aiosqlite:///{tmp_path}/one-by-one.sqlite3")
+    await separate.create_schema()
+    try:
+        single = Router(separate, directory, one_by_one, router.clock)
+        for event in batch:
+            await single.on_questionnaire(event)
+    finally:
+        await separate.close()
+    assert one_by_one.on("routing.decisions") == decisions
+
+
 async def test_without_consent_a_decision_is_published_but_nothing_is_followed(
     router: Router, outputs: FakeOutputs, clock: Clock
 ) -> None:
@@ -239,11 +277,12 @@ async def test_accepting_stops_the_clock_and_erases_the_contact_details(
 async def test_outputs_survive_a_failed_publish_and_go_out_on_the_next_flush(
     router: Router, outputs: FakeOutputs, clock: Clock
 ) -> None:
-    """Kafka down after the decision is stored: nothing is lost, the retry publishes it once."""
+    """Kafka refuses the decision after it is stored: nothing is lost, the retry publishes it
+    once, and the status that Kafka did take (both were in flight) is not published again."""
     outputs.fail_next = 1
     with pytest.raises(OSError):
         await router.on_questionnaire(questionnaire())
-    assert outputs.sent == []
+    assert [s.topic for s in outputs.sent] == ["referrals.status"]
     assert await router.on_questionnaire(questionnaire()) is False  # the redelivery
     assert len(outputs.on("routing.decisions")) == 1
     assert outputs.statuses() == [("offered", SIXTY)]

@@ -194,6 +194,32 @@ class Observability:
         self._brokers.append(broker)
         return broker
 
+    @contextmanager
+    def record_scope(self, record: Any) -> Iterator[None]:
+        """The span and log context of one consumed record (its `traceparent` continued, its
+        topic, reference and event id bound), counting it failed if an exception escapes.
+        Single-record handlers get it from the middleware; a batch handler enters it per record."""
+        headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
+        bound = {
+            "topic": record.topic,
+            "reference": headers.get("ce_correlationid"),
+            "event_id": headers.get("ce_id"),
+        }
+        with (
+            self.tracer.span(f"{record.topic} process", from_headers(headers), SpanKind.CONSUMER) as span,
+            _in_span(span, **{k: v for k, v in bound.items() if v is not None}),
+        ):  # fmt: skip
+            span.set("messaging.destination.name", record.topic)
+            span.set("messaging.kafka.partition", record.partition)
+            token = _consumed_topic.set(record.topic)
+            try:
+                yield
+            except Exception:
+                self.failed.labels(record.topic).inc()
+                raise
+            finally:
+                _consumed_topic.reset(token)
+
     def _middleware(self, msg: Any, /, *, context: Any) -> "KafkaObservability":
         return KafkaObservability(msg, context=context, observability=self)
 
@@ -241,28 +267,10 @@ class KafkaObservability(BaseMiddleware):
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
         record = msg.raw_message
-        if isinstance(record, tuple):  # a batch: no single trace or reference
+        if isinstance(record, tuple):  # a batch: the handler enters `record_scope` per record
             return await call_next(msg)
-        headers = {name: value.decode("utf-8", "replace") for name, value in record.headers}
-        bound = {
-            "topic": record.topic,
-            "reference": headers.get("ce_correlationid"),
-            "event_id": headers.get("ce_id"),
-        }
-        with (
-            self.obs.tracer.span(f"{record.topic} process", from_headers(headers), SpanKind.CONSUMER) as span,
-            _in_span(span, **{k: v for k, v in bound.items() if v is not None}),
-        ):  # fmt: skip
-            span.set("messaging.destination.name", record.topic)
-            span.set("messaging.kafka.partition", record.partition)
-            token = _consumed_topic.set(record.topic)
-            try:
-                return await call_next(msg)
-            except Exception:
-                self.obs.failed.labels(record.topic).inc()
-                raise
-            finally:
-                _consumed_topic.reset(token)
+        with self.obs.record_scope(record):
+            return await call_next(msg)
 
     async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
         headers: dict[str, Any] = dict(cmd.headers or {})

@@ -42,7 +42,9 @@ class Components:
     router: Router
 
 
-def build(settings: RouterSettings, clock: Clock = utc_now) -> Components:
+def build(
+    settings: RouterSettings, clock: Clock = utc_now, obs: Observability | None = None
+) -> Components:
     """Everything the router runs on, not yet connected. Fails fast on a bad directory."""
     directory = load_directory(settings.directory_path)
     _ensure_sqlite_folder(settings.database_url)
@@ -50,7 +52,10 @@ def build(settings: RouterSettings, clock: Clock = utc_now) -> Components:
     broker = new_broker(settings)
     outputs = KafkaOutputs(broker)
     router = Router(store, directory, outputs, clock)
-    subscribe(broker, router, outputs, settings)
+    if obs is None:
+        subscribe(broker, router, outputs, settings)
+    else:
+        subscribe(broker, router, outputs, settings, obs.record_scope)
     return Components(settings, broker, outputs, store, router)
 
 
@@ -94,8 +99,8 @@ async def watch_deadlines(
 
 def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RouterSettings()
-    parts = build(settings, clock)
     obs = Observability(settings)
+    parts = build(settings, clock, obs)
     obs.instrument(parts.broker)
     count_decisions(obs)
     started: asyncio.Task[None] | None = None

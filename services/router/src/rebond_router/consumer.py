@@ -9,6 +9,7 @@ partition keeps flowing.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -90,12 +91,16 @@ class KafkaOutputs:
             for topic in (DECISIONS, REFERRAL_STATUS, UNROUTED, DEAD_LETTERS)
         }
 
-    async def send(self, topic: str, key: str, value: bytes, headers: Mapping[str, str]) -> None:
-        await self.publishers[topic].publish(
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
+    ) -> "asyncio.Future[object]":
+        """Hand the record to the producer; the future completes on Kafka's acknowledgement."""
+        return await self.publishers[topic].publish(  # type: ignore[no-any-return]
             value,
             key=key.encode(),
             headers=dict(headers),
             correlation_id=headers.get("ce_correlationid"),
+            no_confirm=True,
         )
 
     async def dead_letter(self, record: "ConsumerRecord[bytes, bytes]", error: str) -> None:
@@ -138,10 +143,19 @@ class GaveUp(RuntimeError):
     """A transient failure outlasted the retries."""
 
 
+RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
+
+
 def subscribe(
-    broker: KafkaBroker, router: Router, outputs: KafkaOutputs, settings: RouterSettings
+    broker: KafkaBroker,
+    router: Router,
+    outputs: KafkaOutputs,
+    settings: RouterSettings,
+    record_scope: RecordScope = lambda _record: nullcontext(),
 ) -> None:
-    """Declare the router's subscribers on `broker`."""
+    """Declare the router's subscribers on `broker`. Questionnaires come in batches (one store
+    transaction and one offset commit per batch, every output in flight together);
+    `record_scope` gives each record of a batch its trace and log context."""
 
     async def handle(
         record: "ConsumerRecord[bytes, bytes]", work: Callable[[], Awaitable[object]]
@@ -165,21 +179,48 @@ def subscribe(
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        decoder=keep_raw_batch,
         title=QUESTIONNAIRES.name,
         description="Orient each questionnaire to an association.",
     )
-    async def on_questionnaire(
+    async def on_questionnaires(
         body: SkipValidation[QuestionnaireCompletedV1], msg: KafkaMessage
     ) -> None:
-        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
-        try:
-            event = QUESTIONNAIRES.read(record.value, record.headers)
-        except EnvelopeError as error:
-            await outputs.dead_letter(record, str(error))
+        # `body` is the batch's raw bytes (`keep_raw_batch`); it is typed per record because the
+        # AsyncAPI document describes the channel's messages, one questionnaire each.
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+        readable: list[ConsumerRecord[bytes, bytes]] = []
+        events = []
+        for record in records:
+            try:
+                events.append(QUESTIONNAIRES.read(record.value, record.headers))
+            except EnvelopeError as error:
+                with record_scope(record):
+                    await outputs.dead_letter(record, str(error))
+                continue
+            readable.append(record)
+        if not events:
             return
-        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            await handle(record, lambda: router.on_questionnaire(event))
+        try:
+            await with_retries(
+                lambda: router.on_questionnaires(events, scope=lambda i: record_scope(readable[i])),
+                settings.retry_attempts,
+                settings.retry_backoff_s,
+                settings.retry_backoff_max_s,
+                QUESTIONNAIRES.name,
+            )
+        except GaveUp as error:  # the store or Kafka stayed down: as each record would have
+            for record in readable:
+                with record_scope(record):
+                    await outputs.dead_letter(record, str(error))
+        except Exception:  # one record fails for good: find it, one record at a time
+            log.warning("batch_failed_one_by_one", records=len(readable))
+            for record, event in zip(readable, events, strict=True):
+                with record_scope(record):
+                    await handle(record, lambda event=event: router.on_questionnaire(event))
 
     @broker.subscriber(
         *RESPONDERS,
@@ -232,6 +273,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
     Handlers declare their payload as `SkipValidation[Model]` only for the AsyncAPI document.
     """
     return bytes(msg.body)
+
+
+async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
+    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
+    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

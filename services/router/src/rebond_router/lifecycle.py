@@ -14,6 +14,7 @@ after that, so the router is at least once and idempotent:
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid5
@@ -38,6 +39,8 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.questionnaire import Need, Region, Stage
 from rebond_contracts.topics import DECISIONS, REFERRAL_STATUS, UNROUTED, Topic
+from rebond_contracts.tracing import HEADER as TRACE_HEADER
+from rebond_observability import current_trace
 from rebond_router.directory import Directory
 from rebond_router.privacy import erasure_key
 from rebond_router.rules import Routing, StoredCandidate, decide, reorient
@@ -49,11 +52,19 @@ Clock = Callable[[], datetime]
 
 
 class Outputs(Protocol):
-    """Where events go: Kafka in production, a list in unit tests. Returns once acknowledged."""
+    """Where events go: Kafka in production, a list in unit tests.
+
+    `send` returns once the record is handed to the producer, in call order (so records of
+    one key stay in order); the awaitable it returns completes when Kafka acknowledged it
+    (acks=all), or raises. Many sends are thus in flight together."""
 
     async def send(
         self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
-    ) -> None: ...
+    ) -> Awaitable[object]: ...
+
+
+#: Enters the log and trace context of the i-th event of a batch (the consumer's per record).
+EventScope = Callable[[int], AbstractContextManager[object]]
 
 
 class Rejected(ValueError):
@@ -80,19 +91,43 @@ class Router:
 
     async def on_questionnaire(self, event: Envelope[QuestionnaireCompletedV1]) -> bool:
         """Decide once per reference; returns False when it was already decided."""
-        submitted = event.data
+        return await self.on_questionnaires([event]) == 1
+
+    async def on_questionnaires(
+        self,
+        events: Sequence[Envelope[QuestionnaireCompletedV1]],
+        scope: EventScope | None = None,
+    ) -> int:
+        """Decide a batch: one transaction for all its decisions and outbox rows, then all its
+        outputs published together. Each reference is decided once (a reference seen again,
+        even within the batch, decides nothing); returns how many were decided now.
+
+        Weekly loads are counted once per batch and kept up to date as offers are made, so the
+        batch sees its own offers; another instance's concurrent offers are seen from its next
+        batch on (capacity is a soft weekly limit, as with one record per transaction)."""
         now = self.clock()
+        decided: list[str] = []
+        references = [event.data.reference for event in events]
         async with self.store.transaction() as tx:
-            fresh = await tx.referral(submitted.reference) is None
-            if fresh and await tx.already_handled(erasure_key(submitted.reference)):
-                log.info("not_routed", reason="erasure requested")
-                return False
-            if fresh:
-                loads = await tx.offered_since(week_start(now))
-                routing = decide(event.id, submitted, now, self.directory, loads)
-                await self._record_first(tx, submitted, routing, event.correlationid, now)
-        await self.flush(submitted.reference)
-        return fresh
+            seen = await tx.known_references(references)
+            erased = await tx.handled_among([erasure_key(r) for r in references])
+            loads = await tx.offered_since(week_start(now))
+            for index, event in enumerate(events):
+                with scope(index) if scope is not None else nullcontext():
+                    submitted = event.data
+                    if submitted.reference in seen:  # decided before, or earlier in this batch
+                        continue
+                    seen.add(submitted.reference)
+                    if erasure_key(submitted.reference) in erased:
+                        log.info("not_routed", reason="erasure requested")
+                        continue
+                    routing = decide(event.id, submitted, now, self.directory, loads)
+                    await self._record_first(tx, submitted, routing, event.correlationid, now)
+                    if (referral := routing.decision.referral) is not None:
+                        loads[referral.association_id] = loads.get(referral.association_id, 0) + 1
+                    decided.append(submitted.reference)
+        await self.flush(references)
+        return len(decided)
 
     async def _record_first(
         self,
@@ -191,7 +226,7 @@ class Router:
                     await self._move_on(tx, out, row, ReferralStatus.DECLINED, reason)
                 await tx.mark_handled(event.id, now)
                 log.info("answered", association=association, answer=answer.answer)
-        await self.flush(answer.reference)
+        await self.flush([answer.reference])
 
     # --- deadlines -----------------------------------------------------------------------
 
@@ -208,8 +243,8 @@ class Router:
         for reference in reminders:
             if await self._claimed(self._remind(reference, now)):
                 fired.append(reference)
-        for reference in dict.fromkeys(fired):
-            await self.flush(reference)
+        if fired:
+            await self.flush(list(dict.fromkeys(fired)))
         return len(fired)
 
     @staticmethod
@@ -337,14 +372,25 @@ class Router:
 
     # --- publishing ----------------------------------------------------------------------
 
-    async def flush(self, reference: str | None = None, older_than: timedelta | None = None) -> int:
-        """Publish pending outputs in order, each acknowledged before the next; then drop them."""
+    async def flush(
+        self, references: Sequence[str] | None = None, older_than: timedelta | None = None
+    ) -> int:
+        """Publish the pending outputs (of `references`, or all; or only those older than
+        `older_than`): handed to the producer in outbox order, all in flight together, each
+        dropped from the outbox once Kafka acknowledged it. Raises the first failure after
+        dropping what did go out; the rest is published by the next flush (same event ids)."""
         before = self.clock() - older_than if older_than is not None else None
         async with self._flushing:
-            pending = await self.store.pending_outputs(reference, before)
-            for record in pending:
-                await self.outputs.send(record.topic, record.key, record.value, record.headers)
-                await self.store.forget_outputs([record.id])
+            pending = await self.store.pending_outputs(references, before)
+            acks = [await self.outputs.send(r.topic, r.key, r.value, r.headers) for r in pending]
+            results = await asyncio.gather(*acks, return_exceptions=True)
+            await self.store.forget_outputs(
+                [r.id for r, result in zip(pending, results, strict=True)
+                 if not isinstance(result, BaseException)]
+            )  # fmt: skip
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
         return len(pending)
 
 
@@ -387,10 +433,12 @@ class _Batch:
         env = topic.envelope(
             payload, subject=self.reference, correlationid=self.correlation, id=str(event_id)
         )
+        headers = env.kafka_headers()
+        if (trace := current_trace()) is not None:  # the record being handled, kept in the outbox
+            headers[TRACE_HEADER] = trace.header()
         await self.tx.add_output(
-            self.reference, topic.name, self.reference, env.kafka_value(), env.kafka_headers(),
-            self.now,
-        )  # fmt: skip
+            self.reference, topic.name, self.reference, env.kafka_value(), headers, self.now
+        )
 
     async def status(
         self,

@@ -48,6 +48,11 @@ class RouterSettings(BaseSettings):
     deadline_check_interval_s: float = Field(default=30.0, gt=0)
     #: Outputs left unpublished this long (a crashed instance) are published by the next check.
     outbox_stale_after_s: float = Field(default=30.0, ge=0)
+    #: Questionnaires are read in batches of at most this many records: one transaction and one
+    #: offset commit per batch, all outputs in flight together.
+    batch_max_records: int = Field(default=500, ge=1)
+    #: How long to wait for a first record when none is waiting (a batch never waits to fill).
+    batch_timeout_ms: int = Field(default=100, ge=1)
     #: Transient failures (database, Kafka) are retried this many times, then dead-lettered.
     retry_attempts: int = Field(default=5, ge=1)
     retry_backoff_s: float = Field(default=0.2, ge=0)

@@ -134,28 +134,49 @@ class OutboxRecord:
 
 
 class Tx:
-    """One transaction on the store."""
+    """One transaction on the store.
+
+    New referrals, offers and outbox rows are buffered and written together, one multi-row
+    INSERT per table in the order they were added (a batch of decisions costs a few statements,
+    not a few per decision); any read or update writes the buffer first, so the transaction
+    always sees its own writes, and `Store.transaction` writes it before committing."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
+        self._inserts: dict[Table, list[dict[str, Any]]] = {}
+
+    async def write(self) -> None:
+        """Write the buffered inserts now."""
+        inserts, self._inserts = self._inserts, {}
+        for table, rows in inserts.items():
+            await self.connection.execute(insert(table), rows)
 
     async def referral(self, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
         """The referral row; `lock` takes a row lock on PostgreSQL (SKIP LOCKED: None if held)."""
+        await self.write()
         query = select(referrals).where(referrals.c.reference == reference)
         if lock:
             query = query.with_for_update(skip_locked=True)
         row = (await self.connection.execute(query)).mappings().first()
         return dict(row) if row is not None else None
 
+    async def known_references(self, references: Sequence[str]) -> set[str]:
+        """Those of `references` that already have a referral row (decided before)."""
+        await self.write()
+        query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
+        return set((await self.connection.execute(query)).scalars())
+
     async def decision_known(self, decision_id: str) -> bool:
+        await self.write()
         query = select(referrals.c.reference).where(referrals.c.decision_id == decision_id)
         return (await self.connection.execute(query)).first() is not None
 
     async def insert_referral(self, **values: Any) -> None:
-        await self.connection.execute(insert(referrals).values(version=1, **values))
+        self._inserts.setdefault(referrals, []).append({"version": 1, **values})
 
     async def update_referral(self, row: Mapping[str, Any], **values: Any) -> None:
         """Conditional update: only if nobody changed the row since it was read (the claim)."""
+        await self.write()
         result = await self.connection.execute(
             update(referrals)
             .where(
@@ -170,16 +191,17 @@ class Tx:
     async def record_offer(
         self, referral_id: str, reference: str, association: str, at: datetime
     ) -> None:
-        await self.connection.execute(
-            insert(offers).values(
-                referral_id=referral_id,
-                reference=reference,
-                association_id=association,
-                offered_at=at,
-            )
+        self._inserts.setdefault(offers, []).append(
+            {
+                "referral_id": referral_id,
+                "reference": reference,
+                "association_id": association,
+                "offered_at": at,
+            }
         )
 
     async def offered_since(self, since: datetime) -> dict[AssociationId, int]:
+        await self.write()
         query = (
             select(offers.c.association_id, func.count())
             .where(offers.c.offered_at >= since)
@@ -191,29 +213,38 @@ class Tx:
         }
 
     async def already_handled(self, event_id: str) -> bool:
+        await self.write()
         query = select(handled.c.event_id).where(handled.c.event_id == event_id)
         return (await self.connection.execute(query)).first() is not None
 
+    async def handled_among(self, event_ids: Sequence[str]) -> set[str]:
+        """Those of `event_ids` already handled."""
+        await self.write()
+        query = select(handled.c.event_id).where(handled.c.event_id.in_(list(event_ids)))
+        return set((await self.connection.execute(query)).scalars())
+
     async def mark_handled(self, event_id: str, at: datetime) -> None:
+        await self.write()
         await self.connection.execute(insert(handled).values(event_id=event_id, handled_at=at))
 
     async def add_output(
         self, reference: str, topic: str, key: str, value: bytes, headers: Mapping[str, str],
         at: datetime,
     ) -> None:  # fmt: skip
-        await self.connection.execute(
-            insert(outbox).values(
-                reference=reference,
-                topic=topic,
-                key=key,
-                value=value.decode(),
-                headers=json.dumps(dict(headers)),
-                created_at=at,
-            )
+        self._inserts.setdefault(outbox, []).append(
+            {
+                "reference": reference,
+                "topic": topic,
+                "key": key,
+                "value": value.decode(),
+                "headers": json.dumps(dict(headers)),
+                "created_at": at,
+            }
         )
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """References whose holder's deadline has passed (rows locked elsewhere are skipped)."""
+        await self.write()
         query = (
             select(referrals.c.reference)
             .where(referrals.c.status.in_(OPEN), referrals.c.deadline <= now)
@@ -224,6 +255,7 @@ class Tx:
         return list((await self.connection.execute(query)).scalars())
 
     async def reminders_due(self, now: datetime, limit: int) -> list[str]:
+        await self.write()
         query = (
             select(referrals.c.reference)
             .where(
@@ -276,14 +308,17 @@ class Store:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         async with self.engine.begin() as connection:
-            yield Tx(connection)
+            tx = Tx(connection)
+            yield tx
+            await tx.write()
 
     async def pending_outputs(
-        self, reference: str | None = None, created_before: datetime | None = None
+        self, references: Sequence[str] | None = None, created_before: datetime | None = None
     ) -> list[OutboxRecord]:
+        """Outputs not yet acknowledged by Kafka, oldest first (of `references` only, if given)."""
         query = select(outbox).order_by(outbox.c.id)
-        if reference is not None:
-            query = query.where(outbox.c.reference == reference)
+        if references is not None:
+            query = query.where(outbox.c.reference.in_(list(references)))
         if created_before is not None:
             query = query.where(outbox.c.created_at <= created_before)
         async with self.engine.connect() as connection:
