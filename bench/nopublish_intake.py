@@ -9,13 +9,17 @@ import os
 import uvicorn
 
 from rebond_contracts.envelope import Envelope
-from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_intake.app import create_app
+from rebond_intake.logging import configure_logging
 from rebond_intake.settings import IntakeSettings
 
 
 class AcknowledgeAtOnce:
     async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
+        return None
+
+    async def publish_erasure(self, event: Envelope[ErasureRequestedV1]) -> None:
         return None
 
     def ready(self) -> bool:
@@ -24,10 +28,13 @@ class AcknowledgeAtOnce:
 
 if __name__ == "__main__":
     settings = IntakeSettings()
+    configure_logging(settings.log_level)  # as `python -m rebond_intake` does: same log cost
     uvicorn.run(
         create_app(settings, publisher=AcknowledgeAtOnce()),
         host="127.0.0.1",
         port=int(os.environ["INTAKE_PORT"]),
-        log_level="warning",
+        log_config=None,
         access_log=False,
+        loop="uvloop",
+        http="httptools",
     )

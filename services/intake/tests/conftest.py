@@ -51,18 +51,23 @@ class FakeStore:
     async def close(self) -> None:
         return None
 
-    async def claim(self, submission: Submission) -> Submission:
+    async def claim(self, submission: Submission, secret_hash: str) -> Submission:
         for existing in self.submissions.values():
             key = submission.idempotency_key
             if key is not None and existing.idempotency_key == key:
                 return existing
         self.submissions[submission.reference] = submission
+        self.secrets[submission.reference] = secret_hash
         return submission
 
     async def acknowledge(self, reference: str) -> None:
         self.submissions[reference] = dataclasses.replace(
             self.submissions[reference], acknowledged=True
         )
+
+    async def release(self, reference: str) -> None:
+        self.submissions.pop(reference, None)
+        self.secrets.pop(reference, None)
 
     async def submission(self, reference: str) -> Submission | None:
         return self.submissions.get(reference)

@@ -100,12 +100,11 @@ async def test_sql_store_keeps_secret_hashes_and_expires_idempotency_rows(tmp_pa
         new = Submission(
             "RB-AAAA-0000-0000-0002", T0 + timedelta(days=40), "e2", "key-new-1", "h", True
         )
-        await store.claim(old)
-        await store.claim(new)
-        await store.set_secret(old.reference, "a" * 64, T0)
+        await store.claim(old, "a" * 64)
+        await store.claim(new, "c" * 64)
         await store.set_secret(old.reference, "b" * 64, T0)
         assert await store.secret_hash(old.reference) == "b" * 64
-        assert await store.secret_hash(new.reference) is None
+        assert await store.secret_hash(new.reference) == "c" * 64
 
         assert await store.expire(T0 + timedelta(days=30)) == 1
 
@@ -114,3 +113,18 @@ async def test_sql_store_keeps_secret_hashes_and_expires_idempotency_rows(tmp_pa
         assert (await store.submission(new.reference)).idempotency_key == "key-new-1"
     finally:
         await store.close()
+
+
+def test_a_replay_of_the_key_gives_a_new_secret_and_voids_the_old(make_client, publisher) -> None:
+    """The same key and body again: the new secret erases, the previous one no longer does;
+    a 409 (same key, other answers) changes nothing."""
+    client = make_client()
+    key = {"Idempotency-Key": "erasure-replay-key"}
+    first = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).json()
+    again = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).json()
+    changed = {**EXAMPLE_QUESTIONNAIRE, "distress": "yes"}
+    other = client.post("/v1/submissions", json=changed, headers=key)
+    assert other.status_code == 409 and again["reference"] == first["reference"]
+    url = f"/v1/submissions/{first['reference']}/erasure"
+    assert client.post(url, json={"secret": first["erasure_secret"]}).status_code == 403
+    assert client.post(url, json={"secret": again["erasure_secret"]}).status_code == 202

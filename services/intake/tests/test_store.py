@@ -43,17 +43,36 @@ def submission(key: str | None, body_hash: str | None = "h1") -> Submission:
 
 
 async def test_claim_returns_the_first_submission_of_a_key(any_store) -> None:
-    """A second claim with the same idempotency key gets the first one back, unchanged."""
-    first = await any_store.claim(submission("key-1"))
-    second = await any_store.claim(submission("key-1", body_hash="h2"))
+    """A second claim with the same idempotency key gets the first one back, unchanged,
+    and leaves the first claim's secret hash in place."""
+    first = await any_store.claim(submission("key-1"), "a" * 64)
+    second = await any_store.claim(submission("key-1", body_hash="h2"), "b" * 64)
     assert second.reference == first.reference and second.body_hash == "h1"
     assert second.event_id == first.event_id and second.received_at == T0
+    assert await any_store.secret_hash(first.reference) == "a" * 64
+
+
+async def test_claim_keeps_the_secret_hash_with_the_submission(any_store) -> None:
+    """One claim keeps both the submission and its erasure secret's hash."""
+    claimed = await any_store.claim(submission(None), "c" * 64)
+    assert await any_store.submission(claimed.reference) == claimed
+    assert await any_store.secret_hash(claimed.reference) == "c" * 64
+
+
+async def test_release_forgets_the_submission_and_its_secret(any_store) -> None:
+    """A released claim leaves neither its row nor its secret hash; others are untouched."""
+    gone = await any_store.claim(submission(None), "d" * 64)
+    kept = await any_store.claim(submission(None), "e" * 64)
+    await any_store.release(gone.reference)
+    assert await any_store.submission(gone.reference) is None
+    assert await any_store.secret_hash(gone.reference) is None
+    assert await any_store.secret_hash(kept.reference) == "e" * 64
 
 
 async def test_submissions_without_key_are_all_kept(any_store) -> None:
     """Submissions without a key never collide with each other."""
-    a = await any_store.claim(submission(None))
-    b = await any_store.claim(submission(None))
+    a = await any_store.claim(submission(None), "a" * 64)
+    b = await any_store.claim(submission(None), "b" * 64)
     assert a.reference != b.reference
     assert await any_store.submission(a.reference) is not None
     assert await any_store.submission(b.reference) is not None
@@ -61,7 +80,7 @@ async def test_submissions_without_key_are_all_kept(any_store) -> None:
 
 async def test_acknowledge_marks_the_submission(any_store) -> None:
     """A submission is acknowledged only once Kafka had it."""
-    claimed = await any_store.claim(submission("key-ack"))
+    claimed = await any_store.claim(submission("key-ack"), "a" * 64)
     assert not (await any_store.submission(claimed.reference)).acknowledged
     await any_store.acknowledge(claimed.reference)
     kept = await any_store.submission(claimed.reference)

@@ -2,6 +2,7 @@
 
 import copy
 import re
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from rebond_contracts.payloads import REFERENCE_PATTERN
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_intake.app import create_app
+from rebond_intake.references import new_reference
 from rebond_intake.settings import IntakeSettings
 
 
@@ -251,6 +253,61 @@ def test_unreachable_broker_gets_503_with_retry_after_and_no_reference(
     assert reply.headers["retry-after"] == "7"
     assert reply.json()["error"] == "unavailable" and "reference" not in reply.json()
     assert client.get("/readyz").status_code == 503
+
+
+def test_a_keyless_claim_kafka_refused_is_forgotten(make_client, publisher, store) -> None:
+    """Without a key, a submission Kafka did not take leaves no row and no secret behind."""
+    publisher.down = True
+    reply = make_client().post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+    assert reply.status_code == 503
+    assert store.submissions == {} and store.secrets == {}
+
+
+def test_a_keyless_submission_is_one_store_write(make_client, store, monkeypatch) -> None:
+    """Without a key, nothing is written after Kafka's acknowledgement: the claim was all."""
+    written_after: list[str] = []
+
+    async def acknowledge(reference: str) -> None:
+        written_after.append(reference)
+
+    monkeypatch.setattr(store, "acknowledge", acknowledge)
+    reply = make_client().post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+    assert reply.status_code == 202 and written_after == []
+    assert store.submissions[reply.json()["reference"]].acknowledged
+
+
+def test_a_keyed_claim_kafka_refused_waits_unacknowledged(make_client, publisher, store) -> None:
+    """With a key, the claim stays for the retry, but is not acknowledged: nor shown."""
+    publisher.down = True
+    client = make_client()
+    key = {"Idempotency-Key": "5b1f8c2e-unacknowledged"}
+    assert (
+        client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).status_code == 503
+    )
+    [claimed] = store.submissions.values()
+    assert not claimed.acknowledged
+    assert client.get(f"/v1/submissions/{claimed.reference}").status_code == 404
+
+
+@pytest.mark.parametrize("key", [None, "5b1f8c2e-status-at-once"])
+def test_the_status_page_knows_an_accepted_submission_at_once(make_client, key) -> None:
+    """Right after the 202, with or without a key, the reference's timeline says received."""
+    client = make_client()
+    headers = {"Idempotency-Key": key} if key else {}
+    accepted = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=headers)
+    reply = client.get(accepted.json()["status_url"])
+    assert reply.status_code == 200
+    assert [step["code"] for step in reply.json()["timeline"]] == ["received"]
+
+
+def test_references_spell_80_random_bits_in_crockford_base32() -> None:
+    """References match the contract's pattern, differ, and use all 32 digits evenly."""
+    references = [new_reference() for _ in range(4000)]
+    assert all(re.fullmatch(REFERENCE_PATTERN, r) for r in references)
+    assert len(set(references)) == len(references)
+    digits = Counter("".join(r[3:].replace("-", "") for r in references))
+    assert len(digits) == 32
+    assert min(digits.values()) > 1600  # 2000 expected each: no digit is starved
 
 
 def test_intake_started_without_kafka_answers_503_not_500(tmp_path) -> None:

@@ -38,6 +38,10 @@ def main() -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
+        # uvloop or httptools is missing; both come with uvicorn[standard].
+        loop="uvloop",
+        http="httptools",
     )
 
 

@@ -44,17 +44,19 @@ def secret_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def get_publisher(request: Request) -> SubmissionPublisher:
+# The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its
+# thread pool, three thread hops per request for what is an attribute read.
+async def get_publisher(request: Request) -> SubmissionPublisher:
     publisher: SubmissionPublisher = request.app.state.publisher
     return publisher
 
 
-def get_settings(request: Request) -> IntakeSettings:
+async def get_settings(request: Request) -> IntakeSettings:
     settings: IntakeSettings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> StatusStore:
+async def get_store(request: Request) -> StatusStore:
     store: StatusStore = request.app.state.store
     return store
 
@@ -241,23 +243,34 @@ async def submit(
         ),
     ] = None,
 ) -> object:
-    """Accept a questionnaire; the reference is returned only once Kafka has it durably."""
+    """Accept a questionnaire; the reference is returned only once Kafka has it durably.
+
+    One store transaction before the publish keeps the submission and the hash of its erasure
+    secret (the person can erase with the secret as soon as they get it). The `acknowledged`
+    flag says the reference may be shown (status page) and, for a key, that a retry must not
+    publish again. Without a key it is written at once, with the claim: that reference is shown
+    to nobody before the 202, which comes only after Kafka's acknowledgement, and when Kafka
+    fails the claim is released, so the flag is never seen true for an event Kafka lacks. With
+    a key the flag is written only after Kafka's acknowledgement, and awaited: a retry of the
+    same key may come at any time and must publish again until then.
+    """
     locale = questionnaire.locale.value
     try:
         canonical = questionnaire.model_dump_json().encode("utf-8")
     except (ValueError, UnicodeError):
         return _invalid(locale, [{"loc": ("body",), "type": "invalid_characters"}])
     received_at = datetime.now(UTC)
-    body_hash = hashlib.sha256(canonical).hexdigest()
+    erasure_secret = secrets.token_urlsafe(32)
     if idempotency_key is None:
-        wanted = Submission(new_reference(), received_at, str(uuid.uuid4()), None, None, False)
+        wanted = Submission(new_reference(), received_at, str(uuid.uuid4()), None, None, True)
     else:
         event_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
+        body_hash = hashlib.sha256(canonical).hexdigest()
         wanted = Submission(
             new_reference(), received_at, event_id, idempotency_key, body_hash, False
         )
     try:
-        claimed = await store.claim(wanted)
+        claimed = await store.claim(wanted, secret_digest(erasure_secret))
     except StoreUnavailable as error:
         log.warning("submission_not_accepted", reason=f"store: {error}")
         return _unavailable(settings)
@@ -272,14 +285,17 @@ async def submit(
             ).model_dump(),
         )
     reference = claimed.reference
-    erasure_secret = secrets.token_urlsafe(32)
+    replay = reference != wanted.reference
     with structlog.contextvars.bound_contextvars(reference=reference, event_id=claimed.event_id):
-        try:
-            await store.set_secret(reference, secret_digest(erasure_secret), received_at)
-        except StoreUnavailable as error:
-            log.warning("submission_not_accepted", reason=f"store: {error}")
-            return _unavailable(settings)
-        if not claimed.acknowledged:
+        if replay:  # the secret given now replaces the one given before
+            try:
+                await store.set_secret(reference, secret_digest(erasure_secret), received_at)
+            except StoreUnavailable as error:
+                log.warning("submission_not_accepted", reason=f"store: {error}")
+                return _unavailable(settings)
+        if replay and claimed.acknowledged:
+            log.info("submission_replayed")
+        else:
             event = QUESTIONNAIRES.envelope(
                 QuestionnaireCompletedV1(
                     reference=reference,
@@ -292,13 +308,18 @@ async def submit(
             ).model_copy(update={"time": claimed.received_at})
             try:
                 await publisher.publish(event)
-                await store.acknowledge(reference)
-            except (BrokerUnavailable, StoreUnavailable) as error:
+            except BrokerUnavailable as error:
                 log.warning("submission_not_accepted", reason=str(error))
+                if idempotency_key is None:
+                    await _release(store, reference)
                 return _unavailable(settings)
+            if not claimed.acknowledged:
+                try:
+                    await store.acknowledge(reference)
+                except StoreUnavailable as error:
+                    log.warning("submission_not_accepted", reason=str(error))
+                    return _unavailable(settings)
             log.info("submission_accepted")
-        else:
-            log.info("submission_replayed")
     distressed = questionnaire.distress == Distress.YES
     return Accepted(
         reference=reference,
@@ -310,6 +331,15 @@ async def submit(
         erasure_secret=erasure_secret,
         erasure_url=f"/v1/submissions/{reference}/erasure",
     )
+
+
+async def _release(store: StatusStore, reference: str) -> None:
+    """Forget a keyless claim Kafka did not take. Should the store fail too, the row stays,
+    unreachable: its reference and secret were never shown to anyone."""
+    try:
+        await store.release(reference)
+    except StoreUnavailable as error:
+        log.warning("claim_not_released", reason=str(error))
 
 
 @router.post(
