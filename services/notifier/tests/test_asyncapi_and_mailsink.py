@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import yaml
@@ -80,10 +82,13 @@ async def test_an_outcome_kafka_refused_is_published_later(tmp_path: Path) -> No
     published: list[tuple[DeliveryV1, str]] = []
     refusals = [ConnectionError("kafka down")]
 
-    async def publish(event: DeliveryV1, event_id: str, correlation_id: str) -> None:
+    async def publish(event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
         if refusals:
             raise refusals.pop()
         published.append((event, event_id))
+        acknowledged = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
 
     mailer = _Mailer()
     dispatcher = Dispatcher(
@@ -108,3 +113,51 @@ async def test_an_outcome_kafka_refused_is_published_later(tmp_path: Path) -> No
     assert len(mailer.sent) == 1
     [(event, _)] = published
     assert json.loads(event.model_dump_json())["outcome"] == "sent"
+
+
+async def test_outcomes_go_out_together_and_only_the_refused_one_again(tmp_path: Path) -> None:
+    """Outcomes are in flight together: one Kafka refuses (its acknowledgement fails) goes out
+    on a later round, and the one Kafka took is not published twice."""
+    store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    await store.create_schema()
+    handed: list[str] = []
+    acknowledged: list[str] = []
+    refuse = {"once": True}
+
+    async def publish(event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
+        handed.append(event_id)
+        ack = asyncio.get_running_loop().create_future()
+        if refuse["once"] and event.referral_id == first:
+            refuse["once"] = False
+            ack.set_exception(ConnectionError("not acknowledged"))
+        else:
+            acknowledged.append(event_id)
+            ack.set_result(None)
+        return ack
+
+    first, second = (uuid.uuid4() for _ in range(2))
+    mailer = _Mailer()
+    dispatcher = Dispatcher(
+        store, mailer, _NoWebhooks(), load_associations(), publish, RetryPolicy(),
+        poll_interval_s=0.05,
+    )  # fmt: skip
+    await store.enqueue([
+        NewDelivery(
+            referral_id=str(referral), channel="association_email", kind="offer",
+            reference="RB-7K3M-Q9XA-2DFE-W8NB", association_id="apesa",
+            correlation_id="RB-7K3M-Q9XA-2DFE-W8NB",
+            payload={"to": "a@x.org", "subject": "s", "text": "t"},
+        )
+        for referral in (first, second)
+    ])  # fmt: skip
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        await poll_until(lambda: len(acknowledged) == 2, 5)
+        await asyncio.sleep(0.3)  # a few more rounds: nothing more may be published
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+    assert len(mailer.sent) == 2
+    assert len(set(acknowledged)) == 2 and len(acknowledged) == 2
+    assert len(handed) == 3  # the refused one was handed over twice, the other once

@@ -76,7 +76,7 @@ async def test_final_outcome_erases_the_message_and_awaits_publication(
     await store.finish(due.id, "dead_lettered", 6, "webhook timeout")
     [row] = await store.unpublished_outcomes()
     assert (row.status, row.attempts, row.payload) == ("dead_lettered", 6, None)
-    await store.mark_published(row.id)
+    await store.mark_published([row.id])
     assert await store.unpublished_outcomes() == []
 
 

@@ -6,7 +6,7 @@ mailer or webhook poster. Nothing connects anywhere before `start()`.
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
-from rebond_notifier.consumer import build_broker
+from rebond_notifier.consumer import RecordScope, build_broker
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
 from rebond_notifier.observability import Observability, count_referrals_and_deliveries
 from rebond_notifier.planning import LinkMaker
@@ -68,9 +68,12 @@ class Notifier:
             timeout_s=settings.smtp_timeout_s,
         )
         self.webhooks = webhooks or HttpWebhookPoster()
+        #: Each record's trace and log context in a batch; `create_app` sets the real one.
+        self.record_scope: RecordScope = lambda _record: nullcontext()
         self.broker, self.publishers = build_broker(
-            settings, self.store, self.associations, self.links, wake=self._wake
-        )
+            settings, self.store, self.associations, self.links, wake=self._wake,
+            record_scope=lambda record: self.record_scope(record),
+        )  # fmt: skip
         self.dispatcher = Dispatcher(
             self.store,
             self.mailer,
@@ -132,6 +135,7 @@ def create_app(
     notifier = notifier or Notifier(settings)
     obs = Observability(settings)
     obs.instrument(notifier.broker)
+    notifier.record_scope = obs.record_scope
     count_referrals_and_deliveries(obs)
 
     @asynccontextmanager

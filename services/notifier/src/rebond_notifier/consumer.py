@@ -9,8 +9,10 @@ without ever holding up the partition. The referral's event id is its referral i
 unique per (referral, channel), so a redelivered decision sends nothing twice.
 """
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +21,15 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from pydantic import SkipValidation
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.envelope import EnvelopeError
+from rebond_contracts.envelope import Envelope, EnvelopeError
 from rebond_contracts.payloads import (
     DeliveryV1,
     ReferralResponseV1,
     ReferralWithdrawnV1,
+    RoutingDecisionV1,
 )
 from rebond_contracts.topics import (
     DECISIONS,
@@ -44,7 +48,7 @@ from rebond_contracts.topics import (
 from rebond_notifier import planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore
+from rebond_notifier.store import DeliveryStore, NewDelivery
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.NOTIFIER)
@@ -74,15 +78,19 @@ class Publishers:
     deliveries: Any
     dead: Any
 
-    async def outcome(self, event: DeliveryV1, event_id: str, correlation_id: str) -> None:
-        """Publish a delivery outcome (no personal data) to `notifications.deliveries`."""
+    async def outcome(
+        self, event: DeliveryV1, event_id: str, correlation_id: str
+    ) -> "asyncio.Future[object]":
+        """Hand a delivery outcome (no personal data) to the producer for
+        `notifications.deliveries`; the future completes on Kafka's acknowledgement."""
         out = DELIVERIES.envelope(
             event, subject=event.reference, correlationid=correlation_id, id=event_id
         )
-        await self.deliveries.publish(
+        ack: asyncio.Future[object] = await self.deliveries.publish(
             out.kafka_value(), key=event.reference.encode(), headers=out.kafka_headers(),
-            correlation_id=correlation_id,
+            correlation_id=correlation_id, no_confirm=True,
         )  # fmt: skip
+        return ack
 
     async def response(self, association: AssociationId, response: ReferralResponseV1) -> None:
         """Publish an answer given through an e-mail link to `responses.<association_id>`."""
@@ -114,13 +122,19 @@ def kafka_security(settings: NotifierSettings) -> BaseSecurity | None:
     return kind(username=username, password=password, use_ssl=use_ssl)
 
 
+RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
+
+
 def build_broker(
     settings: NotifierSettings,
     store: DeliveryStore,
     associations: Mapping[AssociationId, AssociationChannels],
     links: planning.LinkMaker,
     wake: Callable[[], None],
+    record_scope: RecordScope = lambda _record: nullcontext(),
 ) -> tuple[KafkaBroker, Publishers]:
+    """The broker with the notifier's subscribers and publishers declared. Decisions come in
+    batches; `record_scope` gives each record of a batch its trace and log context."""
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         security=kafka_security(settings),
@@ -148,45 +162,70 @@ def build_broker(
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        decoder=keep_raw_batch,
         title=DECISIONS.name,
         description="Publish each decision's referral, record its e-mails and webhook.",
     )
-    async def on_decision(msg: KafkaMessage) -> None:
-        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
-        try:
-            event = DECISIONS.read(record.value, record.headers)
-        except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
-            return
-        decision = event.data
-        referral = decision.referral
-        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            if referral is None:
-                log.info("no_referral", reason="no consent to share")
-                return
-            if await store.is_erased(decision.reference):
-                log.info("not_published", reason="erasure requested")
-                return
-            topic = referrals(referral.association_id)
-            out = topic.envelope(
-                referral, subject=event.subject, correlationid=event.correlationid,
-                id=str(referral.referral_id),
-            )  # fmt: skip
-            await publishers.referrals[referral.association_id].publish(
-                out.kafka_value(), key=record.key, headers=out.kafka_headers(),
-                correlation_id=out.correlationid,
-            )  # fmt: skip
-            added = await store.enqueue(planning.for_decision(decision, out, associations, links))
-            log.info(
-                "referral_published",
-                association=referral.association_id,
-                attempt=decision.attempt,
-                deliveries_recorded=added,
-            )
-            if added:
-                wake()
+    async def on_decisions(body: SkipValidation[RoutingDecisionV1], msg: KafkaMessage) -> None:
+        # `body` is the batch's raw bytes (`keep_raw_batch`); it is typed per record because the
+        # AsyncAPI document describes the channel's messages, one decision each.
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+        readable: list[tuple[ConsumerRecord[bytes, bytes], Envelope[RoutingDecisionV1]]] = []
+        for record in records:
+            try:
+                readable.append((record, DECISIONS.read(record.value, record.headers)))
+            except EnvelopeError as error:
+                with record_scope(record):
+                    await publishers.dead.publish(**dead_letter(record, str(error)))
+                log.warning(
+                    "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
+                )
+        erased = await store.erased_among([event.data.reference for _, event in readable])
+        published: list[tuple[ConsumerRecord[bytes, bytes], Envelope[RoutingDecisionV1]]] = []
+        acks = []
+        planned: list[NewDelivery] = []
+        for record, event in readable:
+            decision, referral = event.data, event.data.referral
+            with (
+                record_scope(record),
+                structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id),
+            ):
+                if referral is None:
+                    log.info("no_referral", reason="no consent to share")
+                    continue
+                if decision.reference in erased:
+                    log.info("not_published", reason="erasure requested")
+                    continue
+                out = referrals(referral.association_id).envelope(
+                    referral, subject=event.subject, correlationid=event.correlationid,
+                    id=str(referral.referral_id),
+                )  # fmt: skip
+                ack = await publishers.referrals[referral.association_id].publish(
+                    out.kafka_value(), key=record.key, headers=out.kafka_headers(),
+                    correlation_id=out.correlationid, no_confirm=True,
+                )  # fmt: skip
+                acks.append(ack)
+                planned.extend(planning.for_decision(decision, out, associations, links))
+                published.append((record, event))
+        await asyncio.gather(*acks)  # every referral acknowledged by Kafka (acks=all), or raise
+        added = await store.enqueue(planned)
+        for record, event in published:
+            referral = event.data.referral
+            assert referral is not None
+            with (
+                record_scope(record),
+                structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id),
+            ):
+                log.info(
+                    "referral_published", association=referral.association_id,
+                    attempt=event.data.attempt,
+                )  # fmt: skip
+        if added:
+            log.info("deliveries_recorded", new=added, referrals=len(published))
+            wake()
 
     @broker.subscriber(
         REFERRAL_STATUS.name,
@@ -311,6 +350,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
     decoder would raise on a `content-type: application/json` record that is not JSON before the
     handler runs, and the nack would re-read it forever, stopping the partition."""
     return bytes(msg.body)
+
+
+async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
+    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
+    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

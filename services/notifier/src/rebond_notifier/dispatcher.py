@@ -28,8 +28,9 @@ log = structlog.get_logger(__name__)
 #: Event ids of outcomes are derived from the delivery, so a republished outcome is recognisable.
 OUTCOME_NAMESPACE = uuid.UUID("6f1c1c52-4a57-4c56-9c43-1f0c1f4a3b10")
 
-OutcomePublisher = Callable[[DeliveryV1, str, str], Awaitable[None]]
-"""Publishes (outcome, event id, correlation id); raises when Kafka did not acknowledge."""
+OutcomePublisher = Callable[[DeliveryV1, str, str], Awaitable[Awaitable[object]]]
+"""Hands (outcome, event id, correlation id) to the producer and returns an awaitable that
+completes when Kafka acknowledged it, or raises."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,29 @@ class Dispatcher:
             )
 
     async def _publish_outcomes(self) -> None:
-        for delivery in await self.store.unpublished_outcomes():
+        """Publish the final outcomes not yet published, all in flight together; mark those
+        Kafka acknowledged, then raise the first failure (the rest go out next round)."""
+        pending = await self.store.unpublished_outcomes()
+        done: list[int] = []  # nothing to publish (no reference), or acknowledged
+        in_flight: list[tuple[int, Awaitable[object]]] = []
+        failure: BaseException | None = None
+        for delivery in pending:
             outcome = outcome_event(delivery, delivery.status)
-            if outcome is not None:
-                await self.publish_outcome(*outcome, delivery.correlation_id)
-            await self.store.mark_published(delivery.id)
+            if outcome is None:
+                done.append(delivery.id)
+                continue
+            try:
+                ack = await self.publish_outcome(*outcome, delivery.correlation_id)
+            except Exception as error:  # not even handed over (Kafka down): stop here
+                failure = error
+                break
+            in_flight.append((delivery.id, ack))
+        results = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
+        for (delivery_id, _), result in zip(in_flight, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                done.append(delivery_id)
+        await self.store.mark_published(done)
+        if failure is not None:
+            raise failure

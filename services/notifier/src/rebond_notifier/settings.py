@@ -64,6 +64,11 @@ class NotifierSettings(BaseSettings):
     link_secret_file: Path | None = None
     link_valid_days: int = 8
 
+    #: Decisions are read in batches of at most this many records: their referrals all in
+    #: flight together, their deliveries recorded in one transaction, one offset commit.
+    batch_max_records: int = Field(default=500, ge=1)
+    #: How long to wait for a first record when none is waiting (a batch never waits to fill).
+    batch_timeout_ms: int = Field(default=100, ge=1)
     webhook_timeout_s: float = 10.0
     #: Attempts per delivery (first try included) before it is dead-lettered.
     max_attempts: int = Field(default=6, ge=1)

@@ -208,31 +208,31 @@ class DeliveryStore:
             return 0
         dialect = self.engine.dialect.name
         factory = pg_insert if dialect == "postgresql" else sqlite_insert
-        added = 0
-        async with self.engine.begin() as connection:
-            for item in items:
-                statement = (
-                    factory(deliveries)
-                    .values(
-                        referral_id=item.referral_id,
-                        channel=item.channel,
-                        kind=item.kind,
-                        reference=item.reference,
-                        association_id=item.association_id,
-                        correlation_id=item.correlation_id,
-                        status=PENDING,
-                        attempts=0,
-                        next_attempt_at=now,
-                        payload=json.dumps(item.payload),
-                        outcome_published=False,
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
-                    .returning(deliveries.c.id)
-                )
-                result = await connection.execute(statement)
-                added += len(result.fetchall())
-        return added
+        rows = [
+            {
+                "referral_id": item.referral_id,
+                "channel": item.channel,
+                "kind": item.kind,
+                "reference": item.reference,
+                "association_id": item.association_id,
+                "correlation_id": item.correlation_id,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "payload": json.dumps(item.payload),
+                "outcome_published": False,
+                "created_at": now,
+            }
+            for item in items
+        ]
+        statement = (
+            factory(deliveries)
+            .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
+            .returning(deliveries.c.id)
+        )
+        async with self.engine.begin() as connection:  # one multi-row INSERT for the lot
+            result = await connection.execute(statement, rows)
+            return len(result.fetchall())
 
     async def due(self, *, now: float | None = None, limit: int = 500) -> list[Delivery]:
         """Pending deliveries whose time has come and that no worker holds."""
@@ -308,11 +308,14 @@ class DeliveryStore:
         async with self.engine.connect() as connection:
             return [_row(row) for row in await connection.execute(query)]
 
-    async def mark_published(self, delivery_id: int) -> None:
+    async def mark_published(self, delivery_ids: list[int]) -> None:
+        """Their outcomes are on Kafka."""
+        if not delivery_ids:
+            return
         async with self.engine.begin() as connection:
             await connection.execute(
                 update(deliveries)
-                .where(deliveries.c.id == delivery_id)
+                .where(deliveries.c.id.in_(delivery_ids))
                 .values(outcome_published=True)
             )
 
@@ -358,6 +361,12 @@ class DeliveryStore:
             await publish()
 
     # --- erasure and anonymisation ----------------------------------------------------------
+
+    async def erased_among(self, references: list[str]) -> set[str]:
+        """Those of `references` whose person asked for erasure."""
+        query = select(erasures.c.reference).where(erasures.c.reference.in_(references))
+        async with self.engine.connect() as connection:
+            return set((await connection.execute(query)).scalars())
 
     async def is_erased(self, reference: str) -> bool:
         query = select(erasures.c.reference).where(erasures.c.reference == reference)
