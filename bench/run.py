@@ -383,25 +383,24 @@ def router_phase(bench: Bench) -> dict[str, Any]:
     print(f"  B1 {rate_b1:.0f}/s, B2 {rate_b2:.0f}/s", flush=True)
     group = f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
     router = bench.service("router", group_id=group)
-    first_progress: tuple[float, int] | None = None
+    progress_since: float | None = None
     # Runs until the topic is drained, or for `window_s` seconds of progress when the router is
     # slower than that allows; the rate comes from the decisions' own timestamps.
     window_s = 60 if bench.quick else 120
     deadline = time.monotonic() + 900
     done = 0
     while time.monotonic() < deadline:
-        if first_progress is not None and time.perf_counter() - first_progress[0] > window_s:
+        if progress_since is not None and time.perf_counter() - progress_since > window_s:
             break
         done = sum(asyncio.run(committed(bench.bootstrap, group)).values())
-        now = time.perf_counter()
-        if first_progress is None and done > 0:
-            first_progress = (now, done)
+        if progress_since is None and done > 0:
+            progress_since = time.perf_counter()
         if done >= total:
             break
         router.sample_memory()
         time.sleep(0.2)
     bench.stop(router)
-    assert first_progress is not None, "the router made no progress"
+    assert progress_since is not None, "the router made no progress"
     rate, measured = steady_rate(asyncio.run(decision_times(bench.bootstrap)))
     print(f"  router {rate:.0f}/s over {measured} decisions", flush=True)
     return {

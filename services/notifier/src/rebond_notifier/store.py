@@ -368,11 +368,6 @@ class DeliveryStore:
         async with self.engine.connect() as connection:
             return set((await connection.execute(query)).scalars())
 
-    async def is_erased(self, reference: str) -> bool:
-        query = select(erasures.c.reference).where(erasures.c.reference == reference)
-        async with self.engine.connect() as connection:
-            return (await connection.execute(query)).first() is not None
-
     async def erase(self, reference: str, *, now: float | None = None) -> list[Holder]:
         """Remember the erasure, stop every unsent delivery of `reference` and erase the rows'
         personal fields. Returns the associations that were handed its referral."""

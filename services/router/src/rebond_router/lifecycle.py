@@ -106,7 +106,7 @@ class Router:
         batch sees its own offers; another instance's concurrent offers are seen from its next
         batch on (capacity is a soft weekly limit, as with one record per transaction)."""
         now = self.clock()
-        decided: list[str] = []
+        decided = 0
         references = [event.data.reference for event in events]
         async with self.store.transaction() as tx:
             seen = await tx.known_references(references)
@@ -125,9 +125,9 @@ class Router:
                     await self._record_first(tx, submitted, routing, event.correlationid, now)
                     if (referral := routing.decision.referral) is not None:
                         loads[referral.association_id] = loads.get(referral.association_id, 0) + 1
-                    decided.append(submitted.reference)
+                    decided += 1
         await self.flush(references)
-        return len(decided)
+        return decided
 
     async def _record_first(
         self,

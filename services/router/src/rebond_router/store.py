@@ -166,11 +166,6 @@ class Tx:
         query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
         return set((await self.connection.execute(query)).scalars())
 
-    async def decision_known(self, decision_id: str) -> bool:
-        await self.write()
-        query = select(referrals.c.reference).where(referrals.c.decision_id == decision_id)
-        return (await self.connection.execute(query)).first() is not None
-
     async def insert_referral(self, **values: Any) -> None:
         self._inserts.setdefault(referrals, []).append({"version": 1, **values})
 
