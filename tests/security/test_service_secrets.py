@@ -47,7 +47,11 @@ def test_the_kafka_password_comes_from_the_environment_or_a_file(
 @pytest.mark.parametrize("prefix", SETTINGS)
 def test_no_secret_setting_has_a_default_except_the_refused_development_ones(prefix: str) -> None:
     """Every secret field defaults to nothing, or to a development value production refuses."""
-    refused = {("NOTIFIER", "link_secret"), ("EVENTS", "signing_secret")}
+    refused = {
+        ("INTAKE", "erasure_key"),
+        ("NOTIFIER", "link_secret"),
+        ("EVENTS", "signing_secret"),
+    }
     for name, field in SETTINGS[prefix].model_fields.items():
         if isinstance(field.default, SecretStr):
             assert (prefix, name) in refused, f"{prefix}_{name.upper()} has a default secret"
@@ -55,8 +59,10 @@ def test_no_secret_setting_has_a_default_except_the_refused_development_ones(pre
 
 def test_production_refuses_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """With `<SVC>_ENVIRONMENT=production`, the development secrets stop the service."""
-    for prefix in ("NOTIFIER", "EVENTS"):
+    for prefix in ("INTAKE", "NOTIFIER", "EVENTS"):
         monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="ERASURE_KEY"):
+        IntakeSettings()
     with pytest.raises(ValidationError, match="LINK_SECRET"):
         NotifierSettings()
     with pytest.raises(ValidationError, match="SIGNING_SECRET"):
@@ -67,6 +73,7 @@ def test_production_starts_with_secrets_from_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same production settings start once real secrets are given as files."""
+    (tmp_path / "erasure").write_text(STRONG)
     (tmp_path / "link").write_text(STRONG)
     (tmp_path / "signing").write_text(STRONG)
     (tmp_path / "keys.json").write_text('{"apesa": "sha256:' + "0" * 64 + '"}')
@@ -78,6 +85,8 @@ def test_production_starts_with_secrets_from_files(
     monkeypatch.setenv("EVENTS_ORGANISER_KEYS_FILE", str(tmp_path / "keys.json"))
     assert NotifierSettings().link_secret.get_secret_value() == STRONG
     assert EventsSettings().signing_secret.get_secret_value() == STRONG
-    for prefix in ("INTAKE", "ROUTER"):
-        monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "production")
-    assert IntakeSettings().environment == RouterSettings().environment == "production"
+    monkeypatch.setenv("INTAKE_ENVIRONMENT", "production")
+    monkeypatch.setenv("INTAKE_ERASURE_KEY_FILE", str(tmp_path / "erasure"))
+    assert IntakeSettings().erasure_key.get_secret_value() == STRONG
+    monkeypatch.setenv("ROUTER_ENVIRONMENT", "production")
+    assert RouterSettings().environment == "production"

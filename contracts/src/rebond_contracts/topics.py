@@ -103,8 +103,16 @@ class Topic:
             **extra,
         )
 
-    def read(self, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Envelope[Any]:
-        """Parse a record of this topic; `EnvelopeError` says what is wrong with it."""
+    def read(
+        self,
+        value: bytes | None,
+        headers: Iterable[tuple[str, bytes]],
+        *,
+        view: type[BaseModel] | None = None,
+    ) -> Envelope[Any]:
+        """Parse a record of this topic; `EnvelopeError` says what is wrong with it. A `view`
+        (a model of some of the main payload's fields, ignoring the others) reads only those:
+        a reader that needs two fields of a questionnaire need not hold the answers."""
         headers = list(headers)
         declared = {name: raw for name, raw in headers if name in ("ce_type", "ce_schemaversion")}
         kinds = {k.event_type.encode(): k for k in self.kinds()}
@@ -117,6 +125,8 @@ class Topic:
             raise EnvelopeError(
                 f"unsupported schema version {declared.get('ce_schemaversion')!r} for {kind.event_type}"
             )
+        if view is not None and kind.event_type == self.event_type:
+            return Envelope.from_kafka(value, headers, view)
         return Envelope.from_kafka(value, headers, kind.payload)
 
 
@@ -127,7 +137,9 @@ QUESTIONNAIRES = Topic(
     event_type="fr.rebond.questionnaire.completed",
     schema_version=1,
     writer=Service.INTAKE,
-    readers=(Service.ROUTER,),
+    #: Intake reads its own events back (their reference and time only): "received" on the
+    #: person's status page means Kafka has the answers.
+    readers=(Service.ROUTER, Service.INTAKE),
     description="A person's answers, acknowledged to them with a reference.",
     retention_ms=14 * DAY_MS,
 )

@@ -1,6 +1,5 @@
 """Fakes of intake's own ports (publisher, store) and a client built with them."""
 
-import dataclasses
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -43,6 +42,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.submissions: dict[str, Submission] = {}
         self.kept: dict[str, Record] = {}
+        #: Hashes of random erasure secrets, as an older intake kept them.
         self.secrets: dict[str, str] = {}
 
     async def start(self) -> None:
@@ -51,26 +51,12 @@ class FakeStore:
     async def close(self) -> None:
         return None
 
-    async def claim(self, submission: Submission, secret_hash: str) -> Submission:
+    async def claim(self, submission: Submission) -> Submission:
         for existing in self.submissions.values():
-            key = submission.idempotency_key
-            if key is not None and existing.idempotency_key == key:
+            if existing.idempotency_key == submission.idempotency_key:
                 return existing
         self.submissions[submission.reference] = submission
-        self.secrets[submission.reference] = secret_hash
         return submission
-
-    async def acknowledge(self, reference: str) -> None:
-        self.submissions[reference] = dataclasses.replace(
-            self.submissions[reference], acknowledged=True
-        )
-
-    async def release(self, reference: str) -> None:
-        self.submissions.pop(reference, None)
-        self.secrets.pop(reference, None)
-
-    async def submission(self, reference: str) -> Submission | None:
-        return self.submissions.get(reference)
 
     async def add(self, record: Record) -> bool:
         if record.event_id in self.kept:
@@ -78,11 +64,11 @@ class FakeStore:
         self.kept[record.event_id] = record
         return True
 
+    async def add_many(self, records: list[Record]) -> int:
+        return sum([await self.add(record) for record in records])
+
     async def records(self, reference: str) -> list[Record]:
         return [r for r in self.kept.values() if r.reference == reference]
-
-    async def set_secret(self, reference: str, secret_hash: str, at: object) -> None:
-        self.secrets[reference] = secret_hash
 
     async def secret_hash(self, reference: str) -> str | None:
         return self.secrets.get(reference)

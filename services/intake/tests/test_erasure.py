@@ -1,14 +1,20 @@
-"""Withdrawal and erasure: a secret shown once at submission, `POST …/erasure` with it."""
+"""Withdrawal and erasure: a secret given at submission, `POST …/erasure` with it."""
 
+import dataclasses
 import hashlib
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import ERASURES
-from rebond_intake.store import SqlStatusStore, Submission
+from rebond_intake.app import create_app
+from rebond_intake.erasure import erasure_secret
+from rebond_intake.settings import DEFAULT_ERASURE_KEY, IntakeSettings
+from rebond_intake.store import SqlStatusStore, Submission, erasure_secrets
 
+from .conftest import FakeStore
 from .test_store import T0
 
 
@@ -18,14 +24,41 @@ def _submit(client) -> dict:
     return reply.json()
 
 
-def test_the_secret_is_given_once_and_only_its_hash_is_kept(make_client, store) -> None:
-    """The 202 carries an erasure secret; the store keeps its sha256, never the secret."""
+def test_the_secret_is_derived_from_the_reference_and_nothing_is_stored(make_client, store) -> None:
+    """The 202 carries the HMAC of the reference under intake's key; the store keeps nothing
+    (neither the secret nor a hash), and another key would give another secret."""
     accepted = _submit(make_client())
-    secret = accepted["erasure_secret"]
+    secret, reference = accepted["erasure_secret"], accepted["reference"]
     assert len(secret) >= 32
-    assert accepted["erasure_url"] == f"/v1/submissions/{accepted['reference']}/erasure"
-    kept = store.secrets[accepted["reference"]]
-    assert kept == hashlib.sha256(secret.encode()).hexdigest() and secret not in kept
+    assert accepted["erasure_url"] == f"/v1/submissions/{reference}/erasure"
+    assert secret == erasure_secret(DEFAULT_ERASURE_KEY, reference)
+    assert secret != erasure_secret("another-key-of-more-than-thirty-two-chars", reference)
+    assert store.secrets == {} and store.submissions == {} and store.kept == {}
+
+
+def test_the_secret_erases_on_a_replica_that_never_saw_the_submission(
+    make_client, publisher
+) -> None:
+    """No state is needed to check it: another intake with the same key and an empty store
+    accepts the right secret at once (and only the right one)."""
+    reference = (accepted := _submit(make_client()))["reference"]
+    other = TestClient(create_app(IntakeSettings(), publisher=publisher, store=FakeStore()))
+    with other:
+        url = f"/v1/submissions/{reference}/erasure"
+        assert other.post(url, json={"secret": accepted["erasure_secret"][:-1]}).status_code == 404
+        assert other.post(url, json={"secret": accepted["erasure_secret"]}).status_code == 202
+    assert [e.subject for e in publisher.erasures] == [reference]
+
+
+def test_a_secret_given_before_derivation_still_erases(make_client, publisher, store) -> None:
+    """A submission from an older intake has a random secret whose hash the store kept."""
+    reference, old_secret = "RB-01D0-0000-0000-0001", "an-old-random-secret-of-43-characters-xxxxx"
+    store.secrets[reference] = hashlib.sha256(old_secret.encode()).hexdigest()
+    client = make_client()
+    url = f"/v1/submissions/{reference}/erasure"
+    assert client.post(url, json={"secret": "not-it"}).status_code == 403
+    assert client.post(url, json={"secret": old_secret}).status_code == 202
+    assert [e.subject for e in publisher.erasures] == [reference]
 
 
 def test_erasure_with_the_secret_publishes_the_request_and_marks_the_timeline(
@@ -91,33 +124,37 @@ def test_erasure_while_kafka_is_down_says_503(make_client, publisher) -> None:
     assert reply.status_code == 503 and reply.headers["Retry-After"] == "7"
 
 
-async def test_sql_store_keeps_secret_hashes_and_expires_idempotency_rows(tmp_path) -> None:
-    """SQLite: a secret hash replaces the previous one; old idempotency keys expire."""
+async def test_sql_store_reads_old_secret_hashes_and_expires_idempotency_rows(tmp_path) -> None:
+    """SQLite: hashes kept by an older intake are read back, later submissions have none; old
+    idempotency keys expire (the same key then claims anew)."""
     store = SqlStatusStore(f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}")
     await store.start()
     try:
-        old = Submission("RB-AAAA-0000-0000-0001", T0, "e1", "key-old-123", "h", True)
-        new = Submission(
-            "RB-AAAA-0000-0000-0002", T0 + timedelta(days=40), "e2", "key-new-1", "h", True
-        )
-        await store.claim(old, "a" * 64)
-        await store.claim(new, "c" * 64)
-        await store.set_secret(old.reference, "b" * 64, T0)
+        old = Submission("RB-AAAA-0000-0000-0001", T0, "e1", "key-old-123", "h")
+        new = Submission("RB-AAAA-0000-0000-0002", T0 + timedelta(days=40), "e2", "key-new-1", "h")
+        await store.claim(old)
+        await store.claim(new)
+        assert store._sync_engine is not None  # an older intake's row, as it wrote it
+        with store._sync_engine.begin() as connection:
+            connection.execute(
+                erasure_secrets.insert(),
+                {"reference": old.reference, "secret_hash": "b" * 64, "created_at": T0},
+            )
         assert await store.secret_hash(old.reference) == "b" * 64
-        assert await store.secret_hash(new.reference) == "c" * 64
+        assert await store.secret_hash(new.reference) is None
 
         assert await store.expire(T0 + timedelta(days=30)) == 1
 
-        kept_old = await store.submission(old.reference)
-        assert kept_old is not None and kept_old.idempotency_key is None
-        assert (await store.submission(new.reference)).idempotency_key == "key-new-1"
+        again = Submission("RB-AAAA-0000-0000-0003", T0, "e3", "key-old-123", "h")
+        assert await store.claim(again) == again  # the old key is forgotten
+        assert await store.claim(dataclasses.replace(new, reference="RB-X")) == new
     finally:
         await store.close()
 
 
-def test_a_replay_of_the_key_gives_a_new_secret_and_voids_the_old(make_client, publisher) -> None:
-    """The same key and body again: the new secret erases, the previous one no longer does;
-    a 409 (same key, other answers) changes nothing."""
+def test_a_replay_of_the_key_gives_the_same_secret(make_client, publisher) -> None:
+    """The same key and body again: the same reference and the same secret (the first one
+    still erases); a 409 (same key, other answers) changes nothing."""
     client = make_client()
     key = {"Idempotency-Key": "erasure-replay-key"}
     first = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).json()
@@ -125,6 +162,6 @@ def test_a_replay_of_the_key_gives_a_new_secret_and_voids_the_old(make_client, p
     changed = {**EXAMPLE_QUESTIONNAIRE, "distress": "yes"}
     other = client.post("/v1/submissions", json=changed, headers=key)
     assert other.status_code == 409 and again["reference"] == first["reference"]
+    assert again["erasure_secret"] == first["erasure_secret"]
     url = f"/v1/submissions/{first['reference']}/erasure"
-    assert client.post(url, json={"secret": first["erasure_secret"]}).status_code == 403
-    assert client.post(url, json={"secret": again["erasure_secret"]}).status_code == 202
+    assert client.post(url, json={"secret": first["erasure_secret"]}).status_code == 202

@@ -166,3 +166,25 @@ async def test_unknown_reference_is_404(kafka_bootstrap, tmp_path) -> None:
     async with running(create_app(settings(kafka_bootstrap, tmp_path))) as client:
         assert (await client.get("/v1/submissions/RB-0000-0000-0000-0000")).status_code == 404
         assert (await client.get("/v1/submissions/not-a-reference")).status_code == 404
+
+
+async def test_received_comes_from_the_event_read_back_from_kafka(kafka_bootstrap, tmp_path):
+    """A restarted intake (nothing in memory) shows "received" at the submission's time once
+    its consumer has read the event back from questionnaires.completed, once only."""
+    config = settings(kafka_bootstrap, tmp_path)
+    async with running(create_app(config)) as client:
+        reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+    assert reply.status_code == 202, reply.text
+    reference = reply.json()["reference"]
+    async with running(create_app(config)) as client:
+        deadline = time.monotonic() + 20
+        while (status := await client.get(f"/v1/submissions/{reference}")).status_code == 404:
+            assert time.monotonic() < deadline, "the submission was never read back"
+            await asyncio.sleep(0.2)
+        assert status.status_code == 200, status.text
+        assert [step["code"] for step in status.json()["timeline"]] == ["received"]
+        erase = await client.post(
+            f"/v1/submissions/{reference}/erasure",
+            json={"secret": reply.json()["erasure_secret"]},
+        )
+        assert erase.status_code == 202, erase.text

@@ -31,60 +31,48 @@ async def any_store(request, tmp_path, fake_store_class) -> AsyncIterator[object
         await store.close()
 
 
-def submission(key: str | None, body_hash: str | None = "h1") -> Submission:
+def submission(key: str, body_hash: str = "h1") -> Submission:
     return Submission(
         reference=f"RB-{uuid.uuid4().hex[:4].upper()}-0000-0000-0000",
         received_at=T0,
         event_id=str(uuid.uuid4()),
         idempotency_key=key,
-        body_hash=body_hash if key else None,
-        acknowledged=False,
+        body_hash=body_hash,
     )
 
 
 async def test_claim_returns_the_first_submission_of_a_key(any_store) -> None:
-    """A second claim with the same idempotency key gets the first one back, unchanged,
-    and leaves the first claim's secret hash in place."""
-    first = await any_store.claim(submission("key-1"), "a" * 64)
-    second = await any_store.claim(submission("key-1", body_hash="h2"), "b" * 64)
-    assert second.reference == first.reference and second.body_hash == "h1"
-    assert second.event_id == first.event_id and second.received_at == T0
-    assert await any_store.secret_hash(first.reference) == "a" * 64
+    """A second claim with the same idempotency key gets the first one back, unchanged."""
+    first = await any_store.claim(submission("key-1"))
+    second = await any_store.claim(submission("key-1", body_hash="h2"))
+    assert second == first and second.body_hash == "h1" and second.received_at == T0
 
 
-async def test_claim_keeps_the_secret_hash_with_the_submission(any_store) -> None:
-    """One claim keeps both the submission and its erasure secret's hash."""
-    claimed = await any_store.claim(submission(None), "c" * 64)
-    assert await any_store.submission(claimed.reference) == claimed
-    assert await any_store.secret_hash(claimed.reference) == "c" * 64
+async def test_claims_of_other_keys_are_all_kept(any_store) -> None:
+    """Each key claims its own submission; none keeps an erasure secret's hash."""
+    a = await any_store.claim(wanted_a := submission("key-a"))
+    b = await any_store.claim(wanted_b := submission("key-b"))
+    assert (a, b) == (wanted_a, wanted_b)
+    assert await any_store.secret_hash(a.reference) is None
 
 
-async def test_release_forgets_the_submission_and_its_secret(any_store) -> None:
-    """A released claim leaves neither its row nor its secret hash; others are untouched."""
-    gone = await any_store.claim(submission(None), "d" * 64)
-    kept = await any_store.claim(submission(None), "e" * 64)
-    await any_store.release(gone.reference)
-    assert await any_store.submission(gone.reference) is None
-    assert await any_store.secret_hash(gone.reference) is None
-    assert await any_store.secret_hash(kept.reference) == "e" * 64
-
-
-async def test_submissions_without_key_are_all_kept(any_store) -> None:
-    """Submissions without a key never collide with each other."""
-    a = await any_store.claim(submission(None), "a" * 64)
-    b = await any_store.claim(submission(None), "b" * 64)
-    assert a.reference != b.reference
-    assert await any_store.submission(a.reference) is not None
-    assert await any_store.submission(b.reference) is not None
-
-
-async def test_acknowledge_marks_the_submission(any_store) -> None:
-    """A submission is acknowledged only once Kafka had it."""
-    claimed = await any_store.claim(submission("key-ack"), "a" * 64)
-    assert not (await any_store.submission(claimed.reference)).acknowledged
-    await any_store.acknowledge(claimed.reference)
-    kept = await any_store.submission(claimed.reference)
-    assert kept.acknowledged and kept.received_at == T0
+async def test_add_many_keeps_new_records_once(any_store) -> None:
+    """A batch keeps each event id once: those kept before and repeats in the batch are
+    skipped, and the count says how many were new."""
+    before = Record("ev-1", "RB-AAAA-0000-0000-0000", "received", T0, {})
+    await any_store.add(before)
+    batch = [
+        before,
+        Record("ev-2", "RB-AAAA-0000-0000-0001", "received", T0, {}),
+        Record("ev-2", "RB-AAAA-0000-0000-0001", "received", T0, {}),
+        Record("ev-3", "RB-AAAA-0000-0000-0002", "received", T0 + timedelta(seconds=1), {}),
+    ]
+    assert await any_store.add_many(batch) == 2
+    assert await any_store.add_many(batch) == 0
+    assert await any_store.add_many([]) == 0
+    assert [r.event_id for r in await any_store.records("RB-AAAA-0000-0000-0001")] == ["ev-2"]
+    [third] = await any_store.records("RB-AAAA-0000-0000-0002")
+    assert third.kind == "received" and third.at == T0 + timedelta(seconds=1)
 
 
 async def test_records_are_deduplicated_by_event_id(any_store) -> None:
@@ -103,6 +91,6 @@ async def test_records_are_deduplicated_by_event_id(any_store) -> None:
 
 
 async def test_unknown_reference_has_nothing(any_store) -> None:
-    """A reference never seen has no submission and no records."""
-    assert await any_store.submission("RB-ZZZZ-0000-0000-0000") is None
+    """A reference never seen has no records and no secret hash."""
+    assert await any_store.secret_hash("RB-ZZZZ-0000-0000-0000") is None
     assert await any_store.records("RB-ZZZZ-0000-0000-0000") == []

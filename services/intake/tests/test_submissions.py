@@ -13,6 +13,9 @@ from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_intake.app import create_app
 from rebond_intake.references import new_reference
 from rebond_intake.settings import IntakeSettings
+from rebond_intake.timeline import received
+
+from .conftest import FakePublisher
 
 
 def answers(**changes: Any) -> dict[str, Any]:
@@ -263,21 +266,21 @@ def test_a_keyless_claim_kafka_refused_is_forgotten(make_client, publisher, stor
     assert store.submissions == {} and store.secrets == {}
 
 
-def test_a_keyless_submission_is_one_store_write(make_client, store, monkeypatch) -> None:
-    """Without a key, nothing is written after Kafka's acknowledgement: the claim was all."""
-    written_after: list[str] = []
-
-    async def acknowledge(reference: str) -> None:
-        written_after.append(reference)
-
-    monkeypatch.setattr(store, "acknowledge", acknowledge)
+def test_a_keyless_submission_writes_nothing_before_its_202(make_client, publisher, store) -> None:
+    """Without a key the store is not touched: Kafka's acknowledgement is the record (the
+    consumer writes "received" when it reads the event back)."""
     reply = make_client().post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
-    assert reply.status_code == 202 and written_after == []
-    assert store.submissions[reply.json()["reference"]].acknowledged
+    assert reply.status_code == 202
+    assert store.submissions == {} and store.kept == {} and store.secrets == {}
+    [event] = publisher.events
+    assert event.subject == reply.json()["reference"]
 
 
-def test_a_keyed_claim_kafka_refused_waits_unacknowledged(make_client, publisher, store) -> None:
-    """With a key, the claim stays for the retry, but is not acknowledged: nor shown."""
+def test_a_keyed_claim_kafka_refused_is_not_shown_and_the_retry_publishes_it(
+    make_client, publisher, store
+) -> None:
+    """With a key, the claim stays for the retry but shows nowhere; the retry publishes the
+    claimed reference and event id."""
     publisher.down = True
     client = make_client()
     key = {"Idempotency-Key": "5b1f8c2e-unacknowledged"}
@@ -285,8 +288,39 @@ def test_a_keyed_claim_kafka_refused_waits_unacknowledged(make_client, publisher
         client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).status_code == 503
     )
     [claimed] = store.submissions.values()
-    assert not claimed.acknowledged
     assert client.get(f"/v1/submissions/{claimed.reference}").status_code == 404
+    publisher.down = False
+    retry = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key)
+    assert retry.status_code == 202 and retry.json()["reference"] == claimed.reference
+    assert [(e.subject, e.id) for e in publisher.events] == [(claimed.reference, claimed.event_id)]
+
+
+def test_a_replay_elsewhere_publishes_only_what_intake_has_not_read_back(publisher, store) -> None:
+    """Another replica (no memory of the first 202) gets the same key: once the consumer has
+    kept the event, nothing is published again; before, the same event is (same id)."""
+    key = {"Idempotency-Key": "5b1f8c2e-replayed-elsewhere"}
+    settings = IntakeSettings(rate_limit_per_minute=0)
+
+    def replica() -> TestClient:
+        return TestClient(create_app(settings, publisher=publisher, store=store))
+
+    with replica() as first:
+        reference = first.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).json()[
+            "reference"
+        ]
+    [event] = publisher.events
+    with replica() as second:
+        assert (
+            second.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).json()[
+                "reference"
+            ]
+            == reference
+        )
+    assert [e.id for e in publisher.events] == [event.id, event.id]
+    store.kept[event.id] = received(event.id, reference, event.time)  # the consumer read it
+    with replica() as third:
+        third.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key)
+    assert len(publisher.events) == 2
 
 
 @pytest.mark.parametrize("key", [None, "5b1f8c2e-status-at-once"])
@@ -367,10 +401,16 @@ def test_cors_allows_only_configured_origins(make_client) -> None:
 
 def test_production_refuses_wildcard_cors_and_no_rate_limit() -> None:
     """Unsafe settings are refused when INTAKE_ENVIRONMENT=production."""
+    key = "a-production-erasure-key-of-32-characters-or-more"
     with pytest.raises(ValueError, match="CORS"):
-        IntakeSettings(environment="production", cors_origins="*")
+        IntakeSettings(environment="production", cors_origins="*", erasure_key=key)
     with pytest.raises(ValueError, match="RATE_LIMIT"):
-        IntakeSettings(environment="production", rate_limit_per_minute=0)
+        IntakeSettings(environment="production", rate_limit_per_minute=0, erasure_key=key)
+    with pytest.raises(ValueError, match="ERASURE_KEY"):
+        IntakeSettings(environment="production")
+    with pytest.raises(ValueError, match="ERASURE_KEY"):
+        IntakeSettings(environment="production", erasure_key="short")
+    assert IntakeSettings(environment="production", erasure_key=key).environment == "production"
 
 
 def test_questionnaire_form_covers_every_contract_value(make_client) -> None:
@@ -401,25 +441,25 @@ def test_no_stack_trace_or_server_error_on_unknown_routes(make_client) -> None:
 
 
 def test_unreachable_store_gets_503_not_500(tmp_path) -> None:
-    """With the status database down, intake still starts and answers 503 with Retry-After."""
+    """With the status database down, intake still starts; what needs the store (a keyed
+    submission's claim, the status page) answers 503 with Retry-After, and nothing of it is
+    published. A keyless submission needs only Kafka: it is accepted."""
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     settings = IntakeSettings(
         database_url=f"sqlite+aiosqlite:///{blocker}/sub/intake.db", rate_limit_per_minute=0
     )
-
-    class Up:
-        async def publish(self, event: object) -> None:
-            raise AssertionError("nothing may be published without the store")
-
-        def ready(self) -> bool:
-            return True
-
-    with TestClient(create_app(settings, publisher=Up())) as client:
-        reply = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+    publisher = FakePublisher()
+    with TestClient(create_app(settings, publisher=publisher)) as client:
+        keyed = client.post(
+            "/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers={"Idempotency-Key": "k" * 16}
+        )
+        keyless = client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
         status = client.get("/v1/submissions/RB-0000-0000-0000-0000")
         ready = client.get("/readyz")
-    assert reply.status_code == 503 and "retry-after" in reply.headers
+    assert keyed.status_code == 503 and "retry-after" in keyed.headers
+    assert keyless.status_code == 202
+    assert [e.subject for e in publisher.events] == [keyless.json()["reference"]]
     assert status.status_code == 503
     assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
 

@@ -1,5 +1,6 @@
 """The status timeline, built from consumed events: pure, no Kafka."""
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,10 +17,12 @@ from rebond_contracts.payloads import (
     ReferralStatusV1,
     RoutingDecisionV1,
 )
-from rebond_intake.timeline import Record, build_timeline, current_status, record_of
+from rebond_intake.timeline import Record, build_timeline, current_status, received, record_of
 
 REF = "RB-7K3M-Q9XA-2DFE-W8NB"
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+#: The submission, as intake reads it back from `questionnaires.completed`.
+RECEIVED = received("ev-received", REF, T0)
 
 
 def at(minutes: int) -> datetime:
@@ -106,7 +109,7 @@ SOUFFLE = AssociationId.SECOND_SOUFFLE
 )  # fmt: skip
 def test_timeline_table(payloads, locale, codes, texts) -> None:
     """Each sequence of events gives the expected steps and words, in the person's language."""
-    steps = build_timeline(T0, [rec(p) for p in payloads], locale)
+    steps = build_timeline([RECEIVED, *(rec(p) for p in payloads)], locale)
     assert [s.code for s in steps] == codes
     if texts is not None:
         assert [s.text for s in steps] == texts
@@ -117,15 +120,24 @@ def test_duplicates_and_out_of_order_events_are_tolerated() -> None:
     offered = rec(status(2, ReferralStatus.OFFERED, association_id=SOIX))
     accepted = rec(status(10, ReferralStatus.ACCEPTED, association_id=SOIX))
     oriented = rec(decision(1, SOIX))
-    steps = build_timeline(T0, [accepted, offered, accepted, oriented, offered], "fr")
+    steps = build_timeline([RECEIVED, accepted, offered, accepted, oriented, offered], "fr")
     assert [s.code for s in steps] == ["received", "oriented", "offered", "accepted"]
     assert current_status(steps) == "accepted"
 
 
+def test_received_comes_first_once_whatever_the_clocks() -> None:
+    """The submission read back twice (and noted by the request) is one step, first even when
+    another service's clock put a decision before it; without it, nothing claims "received"."""
+    early = dataclasses.replace(rec(decision(1, SOIX)), at=T0 - timedelta(seconds=5))
+    steps = build_timeline([early, RECEIVED, RECEIVED], "fr")
+    assert [s.code for s in steps] == ["received", "oriented"]
+    assert [s.code for s in build_timeline([early], "fr")] == ["oriented"]
+
+
 def test_orientation_carries_the_reasons_in_the_locale() -> None:
     """The person sees why they were oriented, in French or English."""
-    fr = build_timeline(T0, [rec(decision(1, SOIX))], "fr")[1]
-    en = build_timeline(T0, [rec(decision(1, SOIX))], "en")[1]
+    fr = build_timeline([RECEIVED, rec(decision(1, SOIX))], "fr")[1]
+    en = build_timeline([RECEIVED, rec(decision(1, SOIX))], "en")[1]
     assert fr.reasons == ["Vous êtes après une liquidation."]
     assert en.reasons == ["You are after a liquidation."]
     assert fr.association_name == "60 000 rebonds"
@@ -134,8 +146,7 @@ def test_orientation_carries_the_reasons_in_the_locale() -> None:
 def test_decline_reason_is_explained() -> None:
     """A decline shows its reason in words."""
     steps = build_timeline(
-        T0,
-        [rec(status(3, ReferralStatus.DECLINED, association_id=SOIX,
+        [RECEIVED, rec(status(3, ReferralStatus.DECLINED, association_id=SOIX,
                     reason=DeclineReason.UNREACHABLE))],
         "fr",
     )  # fmt: skip
@@ -156,7 +167,7 @@ def test_deliveries_in_the_timeline(channel, outcome, code) -> None:
     delivery = DeliveryV1(
         reference=REF, association_id=SOIX, channel=channel, outcome=outcome, at=at(3)
     )
-    steps = build_timeline(T0, [rec(delivery)], "fr")
+    steps = build_timeline([RECEIVED, rec(delivery)], "fr")
     assert [s.code for s in steps[1:]] == ([code] if code else [])
 
 

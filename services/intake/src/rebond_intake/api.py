@@ -1,9 +1,7 @@
 """HTTP routes. They only translate: parse the contract, call a plain function, reply."""
 
 import hashlib
-import hmac
 import re
-import secrets
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -20,14 +18,16 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
+from rebond_intake.erasure import erasure_secret, matches, matches_stored
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
 from rebond_intake.questionnaire_form import questionnaire_form
+from rebond_intake.recent import RecentlyReceived
 from rebond_intake.references import new_reference
 from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import StatusStore, StoreUnavailable, Submission
-from rebond_intake.timeline import Record, build_timeline, current_status
+from rebond_intake.timeline import Record, build_timeline, current_status, received
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -37,11 +37,6 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("9b0f3c55-2b43-4a55-9f0e-3f4f4a2b6c11")
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{8,128}$"
 #: Erasure event ids derive from the reference: asking twice publishes the same event.
 ERASURE_NAMESPACE = uuid.UUID("5a4f2e0c-7d7b-4c55-9c1e-2b6f0f8f3e71")
-
-
-def secret_digest(secret: str) -> str:
-    """What the store keeps of an erasure secret (a 256-bit random token: a plain hash is enough)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 # The dependencies are `async def` on purpose: FastAPI runs a plain `def` dependency in its
@@ -61,9 +56,15 @@ async def get_store(request: Request) -> StatusStore:
     return store
 
 
+async def get_recent(request: Request) -> RecentlyReceived:
+    recent: RecentlyReceived = request.app.state.recent
+    return recent
+
+
 Publisher = Annotated[SubmissionPublisher, Depends(get_publisher)]
 Settings = Annotated[IntakeSettings, Depends(get_settings)]
 Store = Annotated[StatusStore, Depends(get_store)]
+Recent = Annotated[RecentlyReceived, Depends(get_recent)]
 
 
 class Accepted(BaseModel):
@@ -72,9 +73,9 @@ class Accepted(BaseModel):
     message: str
     #: Present when the person answered `distress: yes`: whom to call, right now.
     resources: list[Resource] | None = None
-    #: Shown once: with the reference, it lets the person withdraw and have their data erased
-    #: (`POST /v1/submissions/{reference}/erasure`). Only its hash is kept; a replay of the same
-    #: Idempotency-Key gets a new one (the previous one stops working).
+    #: With the reference, it lets the person withdraw and have their data erased
+    #: (`POST /v1/submissions/{reference}/erasure`). Derived from the reference under intake's
+    #: key, never stored: a replay of the same Idempotency-Key gets the same one again.
     erasure_secret: str | None = None
     erasure_url: str | None = None
 
@@ -233,6 +234,7 @@ async def submit(
     publisher: Publisher,
     settings: Settings,
     store: Store,
+    recent: Recent,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -245,14 +247,14 @@ async def submit(
 ) -> object:
     """Accept a questionnaire; the reference is returned only once Kafka has it durably.
 
-    One store transaction before the publish keeps the submission and the hash of its erasure
-    secret (the person can erase with the secret as soon as they get it). The `acknowledged`
-    flag says the reference may be shown (status page) and, for a key, that a retry must not
-    publish again. Without a key it is written at once, with the claim: that reference is shown
-    to nobody before the 202, which comes only after Kafka's acknowledgement, and when Kafka
-    fails the claim is released, so the flag is never seen true for an event Kafka lacks. With
-    a key the flag is written only after Kafka's acknowledgement, and awaited: a retry of the
-    same key may come at any time and must publish again until then.
+    Without a key nothing is written before the publish: the reference is new and random (80
+    bits), its erasure secret is derived from it (`rebond_intake.erasure`), and the status
+    store learns of it from Kafka (the consumer reads `questionnaires.completed` back). With a
+    key, one insert first claims the key, so that a retry, or the same key sent twice at once,
+    gets the same reference and event id; when Kafka fails the claim stays and the retry
+    publishes again. A retry after a success publishes nothing once intake has read the event
+    back (or this replica accepted it); before that, on another replica, it publishes the same
+    event again (same id, same reference), which every reader takes once.
     """
     locale = questionnaire.locale.value
     try:
@@ -260,66 +262,64 @@ async def submit(
     except (ValueError, UnicodeError):
         return _invalid(locale, [{"loc": ("body",), "type": "invalid_characters"}])
     received_at = datetime.now(UTC)
-    erasure_secret = secrets.token_urlsafe(32)
-    if idempotency_key is None:
-        wanted = Submission(new_reference(), received_at, str(uuid.uuid4()), None, None, True)
-    else:
-        event_id = str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
-        body_hash = hashlib.sha256(canonical).hexdigest()
+    reference, event_id = new_reference(), str(uuid.uuid4())
+    claimed_before = False
+    if idempotency_key is not None:
         wanted = Submission(
-            new_reference(), received_at, event_id, idempotency_key, body_hash, False
+            reference,
+            received_at,
+            str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)),
+            idempotency_key,
+            hashlib.sha256(canonical).hexdigest(),
         )
-    try:
-        claimed = await store.claim(wanted, secret_digest(erasure_secret))
-    except StoreUnavailable as error:
-        log.warning("submission_not_accepted", reason=f"store: {error}")
-        return _unavailable(settings)
-    if claimed.body_hash != wanted.body_hash:
-        return JSONResponse(
-            status_code=status.HTTP_409_CONFLICT,
-            content=Problem(
-                error="idempotency_key_reused",
-                message="Cette clé d'idempotence a déjà servi pour un autre questionnaire."
-                if locale == "fr"
-                else "This idempotency key was already used for another questionnaire.",
-            ).model_dump(),
-        )
-    reference = claimed.reference
-    replay = reference != wanted.reference
-    with structlog.contextvars.bound_contextvars(reference=reference, event_id=claimed.event_id):
-        if replay:  # the secret given now replaces the one given before
-            try:
-                await store.set_secret(reference, secret_digest(erasure_secret), received_at)
-            except StoreUnavailable as error:
-                log.warning("submission_not_accepted", reason=f"store: {error}")
-                return _unavailable(settings)
-        if replay and claimed.acknowledged:
+        try:
+            claimed = await store.claim(wanted)
+        except StoreUnavailable as error:
+            log.warning("submission_not_accepted", reason=f"store: {error}")
+            return _unavailable(settings)
+        if claimed.body_hash != wanted.body_hash:
+            return JSONResponse(
+                status_code=status.HTTP_409_CONFLICT,
+                content=Problem(
+                    error="idempotency_key_reused",
+                    message="Cette clé d'idempotence a déjà servi pour un autre questionnaire."
+                    if locale == "fr"
+                    else "This idempotency key was already used for another questionnaire.",
+                ).model_dump(),
+            )
+        claimed_before = claimed.reference != reference
+        reference, event_id, received_at = claimed.reference, claimed.event_id, claimed.received_at
+    with structlog.contextvars.bound_contextvars(reference=reference, event_id=event_id):
+        try:
+            replayed = claimed_before and await _accepted(reference, event_id, store, recent)
+        except StoreUnavailable as error:
+            log.warning("submission_not_accepted", reason=f"store: {error}")
+            return _unavailable(settings)
+        if replayed:
             log.info("submission_replayed")
-        else:
-            event = QUESTIONNAIRES.envelope(
-                QuestionnaireCompletedV1(
-                    reference=reference,
-                    received_at=claimed.received_at,
-                    questionnaire=questionnaire,
-                ),
-                subject=reference,
-                correlationid=reference,
-                id=claimed.event_id,
-            ).model_copy(update={"time": claimed.received_at})
-            try:
-                await publisher.publish(event)
-            except BrokerUnavailable as error:
-                log.warning("submission_not_accepted", reason=str(error))
-                if idempotency_key is None:
-                    await _release(store, reference)
-                return _unavailable(settings)
-            if not claimed.acknowledged:
-                try:
-                    await store.acknowledge(reference)
-                except StoreUnavailable as error:
-                    log.warning("submission_not_accepted", reason=str(error))
-                    return _unavailable(settings)
-            log.info("submission_accepted")
+            return _accepted_reply(reference, questionnaire, settings)
+        event = QUESTIONNAIRES.envelope(
+            QuestionnaireCompletedV1(
+                reference=reference, received_at=received_at, questionnaire=questionnaire
+            ),
+            subject=reference,
+            correlationid=reference,
+            id=event_id,
+        ).model_copy(update={"time": received_at})
+        try:
+            await publisher.publish(event)
+        except BrokerUnavailable as error:
+            log.warning("submission_not_accepted", reason=str(error))
+            return _unavailable(settings)
+        recent.note(received(event_id, reference, received_at))
+        log.info("submission_accepted")
+    return _accepted_reply(reference, questionnaire, settings)
+
+
+def _accepted_reply(
+    reference: str, questionnaire: QuestionnaireV1, settings: IntakeSettings
+) -> Accepted:
+    locale = questionnaire.locale.value
     distressed = questionnaire.distress == Distress.YES
     return Accepted(
         reference=reference,
@@ -328,18 +328,9 @@ async def submit(
         if locale == "fr"
         else "Thank you. Your questionnaire is safely recorded.",
         resources=RESOURCES if distressed else None,
-        erasure_secret=erasure_secret,
+        erasure_secret=erasure_secret(settings.erasure_key.get_secret_value(), reference),
         erasure_url=f"/v1/submissions/{reference}/erasure",
     )
-
-
-async def _release(store: StatusStore, reference: str) -> None:
-    """Forget a keyless claim Kafka did not take. Should the store fail too, the row stays,
-    unreachable: its reference and secret were never shown to anyone."""
-    try:
-        await store.release(reference)
-    except StoreUnavailable as error:
-        log.warning("claim_not_released", reason=str(error))
 
 
 @router.post(
@@ -358,6 +349,7 @@ async def request_erasure(
     publisher: Publisher,
     settings: Settings,
     store: Store,
+    recent: Recent,
     body: ErasureRequest | None = None,
     x_erasure_secret: Annotated[
         str | None,
@@ -376,20 +368,22 @@ async def request_erasure(
     if not re.fullmatch(REFERENCE_PATTERN, reference):
         return not_found
     given = x_erasure_secret or (body.secret if body is not None else None) or ""
-    try:
-        kept = await store.secret_hash(reference)
-    except StoreUnavailable:
-        return _unavailable(settings)
-    if kept is None:
-        return not_found
-    if not hmac.compare_digest(kept, secret_digest(given)):
-        log.warning("erasure_refused", reference=reference, reason="wrong secret")
-        return JSONResponse(
-            status_code=403,
-            content=Problem(
-                error="forbidden", message="Ce code secret ne correspond pas à cette référence."
-            ).model_dump(),
-        )
+    if not matches(settings.erasure_key.get_secret_value(), reference, given):
+        try:  # an older submission's random secret, or no such reference at all
+            kept = await store.secret_hash(reference)
+            known = kept is not None or await _known(reference, store, recent)
+        except StoreUnavailable:
+            return _unavailable(settings)
+        if not known:
+            return not_found
+        if kept is None or not matches_stored(kept, given):
+            log.warning("erasure_refused", reference=reference, reason="wrong secret")
+            return JSONResponse(
+                status_code=403,
+                content=Problem(
+                    error="forbidden", message="Ce code secret ne correspond pas à cette référence."
+                ).model_dump(),
+            )
     now = datetime.now(UTC)
     event_id = str(uuid.uuid5(ERASURE_NAMESPACE, reference))
     event = ERASURES.envelope(
@@ -414,6 +408,20 @@ async def request_erasure(
     )
 
 
+async def _accepted(
+    reference: str, event_id: str, store: StatusStore, recent: RecentlyReceived
+) -> bool:
+    """Whether the submission's event is known to be in Kafka (read back, or sent from here)."""
+    if recent.get(reference) is not None:
+        return True
+    return any(r.event_id == event_id for r in await store.records(reference))
+
+
+async def _known(reference: str, store: StatusStore, recent: RecentlyReceived) -> bool:
+    """Whether intake accepted `reference` (its status store or this replica's memory)."""
+    return recent.get(reference) is not None or bool(await store.records(reference))
+
+
 @router.get("/v1/questionnaire", summary="The questions, options and labels (fr, en)")
 async def get_questionnaire() -> dict[str, Any]:
     """Everything a portal needs to render the form; the distress question comes first."""
@@ -433,6 +441,7 @@ async def get_status(
     reference: str,
     settings: Settings,
     store: Store,
+    recent: Recent,
     locale: str | None = None,
     accept_language: Annotated[str | None, Header()] = None,
 ) -> object:
@@ -448,14 +457,14 @@ async def get_status(
     if not re.fullmatch(REFERENCE_PATTERN, reference):
         return not_found
     try:
-        submission = await store.submission(reference)
         records = await store.records(reference)
     except StoreUnavailable:
         return _unavailable(settings)
-    known = submission is not None and submission.acknowledged
-    if not known and not records:
+    if (just_received := recent.get(reference)) is not None:
+        records.append(just_received)
+    if not records:
         return not_found
-    steps = build_timeline(submission.received_at if known and submission else None, records, lang)
+    steps = build_timeline(records, lang)
     return SubmissionStatus(
         reference=reference,
         status=current_status(steps),

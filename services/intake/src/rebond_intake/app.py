@@ -28,6 +28,7 @@ from rebond_intake.publisher import (
     build_broker,
     kafka_security,
 )
+from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
 
@@ -141,6 +142,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.observability = obs
+    app.state.recent = RecentlyReceived()
     app.include_router(router)
 
     @app.exception_handler(RequestValidationError)

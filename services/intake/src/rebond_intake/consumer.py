@@ -1,7 +1,10 @@
-"""Kafka entry point: keep the decisions, referral statuses and deliveries of each reference.
+"""Kafka entry point: keep each reference's submission, decisions, referral statuses and
+deliveries.
 
 At-least-once: the offset is committed only once the record is stored (duplicates are dropped by
 event id). A record that cannot be read goes to `deadletter.intake` and the partition flows on.
+Intake's own `questionnaires.completed` comes back in batches, one store transaction each, and
+only its reference and time are read (`ReceivedView`): the answers are the router's business.
 """
 
 from typing import Any, Literal
@@ -11,11 +14,14 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.security import BaseSecurity
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 
 from rebond_contracts.envelope import EnvelopeError
+from rebond_contracts.payloads import REFERENCE_PATTERN, QuestionnaireCompletedV1
 from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
+    QUESTIONNAIRES,
     REFERRAL_STATUS,
     Service,
     Topic,
@@ -23,11 +29,20 @@ from rebond_contracts.topics import (
     dead_letters,
 )
 from rebond_intake.store import StatusStore
-from rebond_intake.timeline import record_of
+from rebond_intake.timeline import Record, received, record_of
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
 CONSUMED = (DECISIONS, REFERRAL_STATUS, DELIVERIES)
+
+
+class ReceivedView(BaseModel):
+    """What the status needs of a questionnaire event (the answers are skipped)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reference: str = Field(pattern=REFERENCE_PATTERN)
+    received_at: AwareDatetime
 
 
 def build_consumer(
@@ -37,8 +52,10 @@ def build_consumer(
     group_id: str = "rebond-intake",
     security: BaseSecurity | None = None,
     auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
+    batch_max_records: int = 500,
+    batch_timeout_ms: int = 50,
 ) -> KafkaBroker:
-    """A broker whose subscribers store every status event of the three topics."""
+    """A broker whose subscribers store every status event of the four topics."""
     broker = KafkaBroker(
         bootstrap_servers,
         security=security,
@@ -62,6 +79,38 @@ def build_consumer(
             title=f"intake:{topic.name}",
             description=f"Keep {topic.name} for the person's status timeline.",
         )(_handler(topic, store, dead))
+
+    @broker.subscriber(
+        QUESTIONNAIRES.name,
+        group_id=group_id,
+        auto_offset_reset=auto_offset_reset,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        batch=True,
+        max_records=batch_max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        decoder=keep_raw_batch,
+        title=f"intake:{QUESTIONNAIRES.name}",
+        description="Each submission, read back: the status shows it received.",
+    )
+    async def on_questionnaires(
+        body: SkipValidation[QuestionnaireCompletedV1], msg: KafkaMessage
+    ) -> None:
+        # `body` is the batch's raw bytes, typed per record for the AsyncAPI document.
+        batch: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+        records: list[Record] = []
+        for record in batch:
+            try:
+                event = QUESTIONNAIRES.read(record.value, record.headers, view=ReceivedView)
+            except EnvelopeError as error:
+                await dead.publish(**dead_letter(record, str(error)))
+                log.warning(
+                    "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
+                )
+                continue
+            records.append(received(event.id, event.data.reference, event.data.received_at))
+        added = await store.add_many(records)
+        log.info("submissions_stored", records=len(records), new=added)
+
     return broker
 
 
@@ -86,6 +135,11 @@ async def keep_raw(msg: KafkaMessage) -> bytes:
     decoder would raise on a `content-type: application/json` record that is not JSON before the
     handler runs, and the nack would re-read it forever, stopping the partition."""
     return bytes(msg.body)
+
+
+async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
+    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
+    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
 
 
 def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:

@@ -6,6 +6,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+#: Refused when INTAKE_ENVIRONMENT=production.
+DEFAULT_ERASURE_KEY = "dev-only-erasure-key-change-me"
+
 
 class IntakeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
@@ -29,6 +32,12 @@ class IntakeSettings(BaseSettings):
             password = self.kafka_sasl_password_file.read_text().strip()
             self.kafka_sasl_password = SecretStr(password)
         return self
+
+    #: HMAC key from which each person's erasure secret is derived (`rebond_intake.erasure`):
+    #: every replica must have the same one, and changing it voids the secrets already given.
+    erasure_key: SecretStr = SecretStr(DEFAULT_ERASURE_KEY)
+    #: A file holding the key (a mounted secret); it wins over INTAKE_ERASURE_KEY.
+    erasure_key_file: Path | None = None
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -72,7 +81,15 @@ class IntakeSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> "IntakeSettings":
+        if self.erasure_key_file is not None:
+            self.erasure_key = SecretStr(self.erasure_key_file.read_text().strip())
         if self.environment == "production":
+            key = self.erasure_key.get_secret_value()
+            if key == DEFAULT_ERASURE_KEY or len(key) < 32:
+                raise ValueError(
+                    "INTAKE_ERASURE_KEY (or INTAKE_ERASURE_KEY_FILE) must be set to a secret of "
+                    "at least 32 characters in production"
+                )
             if "*" in self.cors_origins:
                 raise ValueError("INTAKE_CORS_ORIGINS may not be '*' in production")
             if self.rate_limit_per_minute == 0:

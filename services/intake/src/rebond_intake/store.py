@@ -6,7 +6,7 @@ timestamps only. SQLite by default, PostgreSQL when a `postgresql+psycopg://` UR
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,34 +43,33 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Submission:
+    """A submission sent with an Idempotency-Key: what a retry of the key must find again."""
+
     reference: str
     received_at: datetime
     event_id: str
-    idempotency_key: str | None
-    body_hash: str | None
-    acknowledged: bool
+    idempotency_key: str
+    body_hash: str
 
 
 class StatusStore(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def claim(self, submission: Submission, secret_hash: str) -> Submission:
-        """Insert `submission` and the hash of its erasure secret in one transaction; when its
-        idempotency key is already known, return that one (its secret left as it was)."""
+    async def claim(self, submission: Submission) -> Submission:
+        """Insert `submission`; when its idempotency key is already known, return that one."""
 
-    async def acknowledge(self, reference: str) -> None: ...
-    async def release(self, reference: str) -> None:
-        """Forget a submission Kafka never acknowledged, and its secret hash."""
-
-    async def submission(self, reference: str) -> Submission | None: ...
     async def add(self, record: Record) -> bool:
         """Keep one status record; False when its event id was already kept."""
 
-    async def records(self, reference: str) -> list[Record]: ...
-    async def set_secret(self, reference: str, secret_hash: str, at: datetime) -> None:
-        """Keep (or replace) the hash of the person's erasure secret for `reference`."""
+    async def add_many(self, records: Sequence[Record]) -> int:
+        """Keep status records in one transaction, skipping event ids already kept; how many
+        were new."""
 
-    async def secret_hash(self, reference: str) -> str | None: ...
+    async def records(self, reference: str) -> list[Record]: ...
+    async def secret_hash(self, reference: str) -> str | None:
+        """The hash of the random erasure secret of a submission accepted before secrets were
+        derived (`rebond_intake.erasure`); None for every later one."""
+
     async def expire(self, before: datetime) -> int:
         """Drop idempotency keys and body hashes of submissions received before `before`."""
 
@@ -84,6 +83,8 @@ submissions = Table(
     Column("event_id", String(64), nullable=False),
     Column("idempotency_key", String(255), unique=True, nullable=True),
     Column("body_hash", String(64), nullable=True),
+    #: No longer read (Kafka's own record says "received", see `timeline.received`); kept so
+    #: that stores created before still take new rows.
     Column("acknowledged", Boolean, nullable=False, default=False),
 )
 status_events = Table(
@@ -97,7 +98,7 @@ status_events = Table(
 )
 
 
-#: Only a hash of each person's erasure secret (the secret itself is shown once, never kept).
+#: Hashes of the random erasure secrets given before they were derived; read, no longer written.
 erasure_secrets = Table(
     "intake_erasure_secrets",
     metadata,
@@ -137,6 +138,16 @@ def _open_sqlite(url: str) -> Engine:
     return engine
 
 
+def _status_row(record: Record) -> dict[str, Any]:
+    return {
+        "event_id": record.event_id,
+        "reference": record.reference,
+        "kind": record.kind,
+        "at": _utc(record.at),
+        "detail": json.loads(json.dumps(record.detail)),
+    }
+
+
 def _submission(row: Any) -> Submission:
     return Submission(
         reference=row.reference,
@@ -144,7 +155,6 @@ def _submission(row: Any) -> Submission:
         event_id=row.event_id,
         idempotency_key=row.idempotency_key,
         body_hash=row.body_hash,
-        acknowledged=bool(row.acknowledged),
     )
 
 
@@ -221,74 +231,54 @@ class SqlStatusStore:
         with engine.begin() as connection:
             return work(connection)
 
-    async def claim(self, submission: Submission, secret_hash: str) -> Submission:
+    async def claim(self, submission: Submission) -> Submission:
         row = {
             "reference": submission.reference,
             "received_at": _utc(submission.received_at),
             "event_id": submission.event_id,
             "idempotency_key": submission.idempotency_key,
             "body_hash": submission.body_hash,
-            "acknowledged": submission.acknowledged,
         }
-        secret = {
-            "reference": submission.reference,
-            "secret_hash": secret_hash,
-            "created_at": row["received_at"],
-        }
-
-        def insert(connection: Connection) -> None:
-            connection.execute(submissions.insert(), row)
-            connection.execute(erasure_secrets.insert(), secret)
-
         try:
-            await self._run(insert)
+            await self._run(lambda connection: connection.execute(submissions.insert(), row))
             return submission
         except IntegrityError:
-            if submission.idempotency_key is None:
-                raise StoreUnavailable("reference collision") from None
-        existing = await self._one(submissions.c.idempotency_key == submission.idempotency_key)
-        if existing is None:  # deleted in between: a plain retry is the honest answer
-            raise StoreUnavailable("idempotency key vanished")
-        return existing
-
-    async def acknowledge(self, reference: str) -> None:
-        statement = (
-            update(submissions)
-            .where(submissions.c.reference == reference)
-            .values(acknowledged=True)
+            pass
+        statement = select(submissions).where(
+            submissions.c.idempotency_key == submission.idempotency_key
         )
-        await self._run(lambda connection: connection.execute(statement))
-
-    async def release(self, reference: str) -> None:
-        def delete(connection: Connection) -> None:
-            connection.execute(
-                erasure_secrets.delete().where(erasure_secrets.c.reference == reference)
-            )
-            connection.execute(submissions.delete().where(submissions.c.reference == reference))
-
-        await self._run(delete)
-
-    async def submission(self, reference: str) -> Submission | None:
-        return await self._one(submissions.c.reference == reference)
-
-    async def _one(self, condition: Any) -> Submission | None:
-        statement = select(submissions).where(condition)
-        row = await self._run(lambda connection: connection.execute(statement).first())
-        return None if row is None else _submission(row)
+        found = await self._run(lambda connection: connection.execute(statement).first())
+        if found is None:  # expired in between: a plain retry is the honest answer
+            raise StoreUnavailable("idempotency key vanished")
+        return _submission(found)
 
     async def add(self, record: Record) -> bool:
-        row = {
-            "event_id": record.event_id,
-            "reference": record.reference,
-            "kind": record.kind,
-            "at": _utc(record.at),
-            "detail": json.loads(json.dumps(record.detail)),
-        }
         try:
-            await self._run(lambda connection: connection.execute(status_events.insert(), row))
+            await self._run(
+                lambda connection: connection.execute(status_events.insert(), _status_row(record))
+            )
         except IntegrityError:
             return False
         return True
+
+    async def add_many(self, records: Sequence[Record]) -> int:
+        unique = list({record.event_id: record for record in records}.values())
+        if not unique:
+            return 0
+        ids = [record.event_id for record in unique]
+
+        def insert_new(connection: Connection) -> int:
+            query = select(status_events.c.event_id).where(status_events.c.event_id.in_(ids))
+            kept = set(connection.execute(query).scalars())
+            rows = [_status_row(record) for record in unique if record.event_id not in kept]
+            if rows:
+                connection.execute(status_events.insert(), rows)
+            return len(rows)
+
+        try:
+            return await self._run(insert_new)
+        except IntegrityError:  # another writer kept some in between: one by one
+            return sum([await self.add(record) for record in unique])
 
     async def records(self, reference: str) -> list[Record]:
         statement = select(status_events).where(status_events.c.reference == reference)
@@ -303,19 +293,6 @@ class SqlStatusStore:
             )
             for row in rows
         ]
-
-    async def set_secret(self, reference: str, secret_hash: str, at: datetime) -> None:
-        def replace(connection: Connection) -> None:
-            connection.execute(
-                erasure_secrets.delete().where(erasure_secrets.c.reference == reference)
-            )
-            connection.execute(
-                erasure_secrets.insert().values(
-                    reference=reference, secret_hash=secret_hash, created_at=_utc(at)
-                )
-            )
-
-        await self._run(replace)
 
     async def secret_hash(self, reference: str) -> str | None:
         statement = select(erasure_secrets.c.secret_hash).where(

@@ -27,7 +27,7 @@ class Record:
 
     event_id: str
     reference: str
-    kind: str  # "decision", "status" or "delivery"
+    kind: str  # "received", "decision", "status", "delivery" or "erasure"
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -42,6 +42,12 @@ class Step:
     association_id: str | None = None
     association_name: str | None = None
     reasons: list[str] = field(default_factory=list)
+
+
+def received(event_id: str, reference: str, at: datetime) -> Record:
+    """The submission itself, once Kafka has it (read back from `questionnaires.completed`, or
+    noted by the request that published it)."""
+    return Record(event_id=event_id, reference=reference, kind="received", at=at)
 
 
 def record_of(event_id: str, payload: BaseModel) -> Record:
@@ -197,6 +203,8 @@ def text(code: str, locale: str, **values: str) -> str:
 def _step(record: Record, locale: str) -> Step | None:
     lang = "en" if locale == "en" else "fr"
     detail = record.detail
+    if record.kind == "received":
+        return Step("received", record.at, text("received", lang))
     if record.kind == "decision":
         primary = detail.get("primary")
         reasons = [str(r.get(lang) or r.get("fr") or "") for r in detail.get("reasons", [])]
@@ -251,15 +259,15 @@ def _step(record: Record, locale: str) -> Step | None:
     return None
 
 
-def build_timeline(received_at: datetime | None, records: list[Record], locale: str) -> list[Step]:
-    """Received first, then each distinct event in time order, in the person's language."""
+def build_timeline(records: list[Record], locale: str) -> list[Step]:
+    """Each distinct event in time order (the submission first), in the person's language."""
     seen: dict[str, Record] = {}
     for record in records:
         seen.setdefault(record.event_id, record)
-    ordered = sorted(seen.values(), key=lambda r: (r.at, _ORDER.get(r.kind, 9), r.event_id))
+    ordered = sorted(  # received first whatever the clocks of the other services say
+        seen.values(), key=lambda r: (r.kind != "received", r.at, _ORDER.get(r.kind, 9), r.event_id)
+    )
     steps: list[Step] = []
-    if received_at is not None:
-        steps.append(Step("received", received_at, text("received", locale)))
     for record in ordered:
         step = _step(record, locale)
         if step is not None:
