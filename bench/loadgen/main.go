@@ -3,6 +3,7 @@
 // Requests are scheduled at a constant arrival rate, whatever the server does; each latency is
 // measured from the request's *scheduled* send time, so queueing (coordinated omission) is not
 // hidden. It writes one CSV line per request: scheduled_unix_ns, latency_us, status, reference.
+// With -idempotency-keys every request carries its own Idempotency-Key, as the portal's do.
 //
 //	loadgen -url http://127.0.0.1:8000/v1/submissions -rate 500 -duration 30s \
 //	        -bodies bodies.json -out results.csv
@@ -37,7 +38,9 @@ func main() {
 	out := flag.String("out", "-", "CSV output file (- for stdout)")
 	maxInFlight := flag.Int("max-in-flight", 20000, "requests allowed in flight at once")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
+	keyed := flag.Bool("idempotency-keys", false, "send a fresh Idempotency-Key with each request")
 	flag.Parse()
+	run := time.Now().UnixNano()
 
 	var raw []json.RawMessage
 	data, err := os.ReadFile(*bodiesPath)
@@ -73,7 +76,11 @@ func main() {
 		go func(i int, scheduled time.Time) {
 			defer wg.Done()
 			defer func() { <-slots }()
-			results[i] = send(client, *url, raw[i%len(raw)], scheduled)
+			key := ""
+			if *keyed {
+				key = fmt.Sprintf("bench-%x-%d", run, i)
+			}
+			results[i] = send(client, *url, raw[i%len(raw)], key, scheduled)
 		}(i, scheduled)
 	}
 	wg.Wait()
@@ -95,12 +102,15 @@ func main() {
 	}
 }
 
-func send(client *http.Client, url string, body []byte, scheduled time.Time) result {
+func send(client *http.Client, url string, body []byte, key string, scheduled time.Time) result {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return result{scheduled: scheduled, latency: time.Since(scheduled), status: 0}
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return result{scheduled: scheduled, latency: time.Since(scheduled), status: 0}

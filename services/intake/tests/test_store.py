@@ -1,5 +1,6 @@
 """The status store behaves the same on SQLite, PostgreSQL, and the in-memory fake."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,27 @@ async def test_claim_returns_the_first_submission_of_a_key(any_store) -> None:
     first = await any_store.claim(submission("key-1"))
     second = await any_store.claim(submission("key-1", body_hash="h2"))
     assert second == first and second.body_hash == "h1" and second.received_at == T0
+
+
+@pytest.mark.parametrize("any_store", ["sqlite", "postgresql"], indirect=True)
+async def test_concurrent_claims_share_one_transaction(any_store, monkeypatch) -> None:
+    """Claims arriving together are written together (a group commit): 60 claims of 20 keys
+    take one or two transactions, each key's first claim wins, and every claim of a key gets
+    that one back."""
+    transactions = 0
+    run = any_store._run
+
+    async def counted(work):
+        nonlocal transactions
+        transactions += 1
+        return await run(work)
+
+    monkeypatch.setattr(any_store, "_run", counted)
+    wanted = [submission(f"key-{i % 20}") for i in range(60)]
+    got = await asyncio.gather(*(any_store.claim(w) for w in wanted))
+    assert got[:20] == wanted[:20]
+    assert all(g == wanted[i % 20] for i, g in enumerate(got))
+    assert 1 <= transactions <= 2
 
 
 async def test_claims_of_other_keys_are_all_kept(any_store) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -29,6 +30,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -148,6 +151,26 @@ def _status_row(record: Record) -> dict[str, Any]:
     }
 
 
+def _claim_all(wanted: list[Submission], connection: Connection) -> dict[str, Submission]:
+    """Insert the submissions whose key is new (the first of a key wins, in the batch as
+    against the table) and return, by key, the submission each key now has."""
+    rows = [
+        {
+            "reference": s.reference,
+            "received_at": _utc(s.received_at),
+            "event_id": s.event_id,
+            "idempotency_key": s.idempotency_key,
+            "body_hash": s.body_hash,
+        }
+        for s in wanted
+    ]
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    connection.execute(insert(submissions).on_conflict_do_nothing(), rows)
+    keys = list({s.idempotency_key for s in wanted})
+    found = connection.execute(select(submissions).where(submissions.c.idempotency_key.in_(keys)))
+    return {row.idempotency_key: _submission(row) for row in found}
+
+
 def _submission(row: Any) -> Submission:
     return Submission(
         reference=row.reference,
@@ -175,6 +198,8 @@ class SqlStatusStore:
         self._engine: AsyncEngine | None = None
         self._sync_engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._claims: list[tuple[Submission, asyncio.Future[Submission]]] = []
+        self._claiming: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._url.startswith("sqlite"):
@@ -232,25 +257,40 @@ class SqlStatusStore:
             return work(connection)
 
     async def claim(self, submission: Submission) -> Submission:
-        row = {
-            "reference": submission.reference,
-            "received_at": _utc(submission.received_at),
-            "event_id": submission.event_id,
-            "idempotency_key": submission.idempotency_key,
-            "body_hash": submission.body_hash,
-        }
+        """Claims are written together: those that arrive while a transaction is under way
+        wait for the next, which takes them all (a group commit). Alone, a claim is written at
+        once; under load, one transaction serves many, instead of one commit each."""
+        future: asyncio.Future[Submission] = asyncio.get_running_loop().create_future()
+        self._claims.append((submission, future))
+        if self._claiming is None:
+            self._claiming = asyncio.create_task(self._write_claims())
+        return await future
+
+    async def _write_claims(self) -> None:
+        batch: list[tuple[Submission, asyncio.Future[Submission]]] = []
         try:
-            await self._run(lambda connection: connection.execute(submissions.insert(), row))
-            return submission
-        except IntegrityError:
-            pass
-        statement = select(submissions).where(
-            submissions.c.idempotency_key == submission.idempotency_key
-        )
-        found = await self._run(lambda connection: connection.execute(statement).first())
-        if found is None:  # expired in between: a plain retry is the honest answer
-            raise StoreUnavailable("idempotency key vanished")
-        return _submission(found)
+            while self._claims:
+                batch, self._claims = self._claims, []
+                try:
+                    kept = await self._run(partial(_claim_all, [s for s, _ in batch]))
+                    error = None
+                except (StoreUnavailable, IntegrityError) as failure:
+                    kept, error = {}, failure
+                for submission, future in batch:
+                    if future.done():  # its request went away
+                        continue
+                    found = kept.get(submission.idempotency_key)
+                    if found is not None:
+                        future.set_result(found)
+                    else:  # the store failed, or (80 random bits) the reference was taken
+                        future.set_exception(StoreUnavailable(str(error or "claim not kept")))
+        except BaseException:  # a bug, or shutting down: no request may wait forever
+            for _, future in batch + self._claims:
+                future.cancel()
+            self._claims = []
+            raise
+        finally:
+            self._claiming = None
 
     async def add(self, record: Record) -> bool:
         try:
