@@ -1,6 +1,7 @@
 """The whole intake on the real broker: submissions out, status events in."""
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ from rebond_contracts.topics import (
 )
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
+from rebond_intake.store import SqlStatusStore, StoreUnavailable
 
 pytestmark = pytest.mark.kafka
 
@@ -188,3 +190,40 @@ async def test_received_comes_from_the_event_read_back_from_kafka(kafka_bootstra
             json={"secret": reply.json()["erasure_secret"]},
         )
         assert erase.status_code == 202, erase.text
+
+
+async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_path):
+    """While the store refuses writes, the consumer tries again at growing intervals (not at
+    the pace of nacks and re-reads), and stores the record once the store is back: nothing
+    lost, nothing dead-lettered."""
+    config = settings(kafka_bootstrap, tmp_path)
+    store = SqlStatusStore(config.store_url)
+    await store.start()
+    attempts: list[float] = []
+    down_until = time.monotonic() + 3600
+    add_many = store.add_many
+
+    async def flaky_add_many(records):
+        attempts.append(time.monotonic())
+        if time.monotonic() < down_until:
+            raise StoreUnavailable("OperationalError")
+        return await add_many(records)
+
+    store.add_many = flaky_add_many  # type: ignore[method-assign]
+    try:
+        async with running(create_app(config, store=store)) as client:
+            reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+            reference = reply.json()["reference"]
+            deadline = time.monotonic() + 30
+            while not attempts:  # the consumer met the outage
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            down_until = attempts[0] + 4
+            while not await store.records(reference):
+                assert time.monotonic() < deadline, "the record was never stored"
+                await asyncio.sleep(0.1)
+        during = [t for t in attempts if t < down_until]
+        gaps = [b - a for a, b in itertools.pairwise(during)]
+        assert len(during) <= 5 and gaps and gaps[-1] >= 1.5, gaps
+    finally:
+        await store.close()

@@ -7,7 +7,9 @@ Intake's own `questionnaires.completed` comes back in batches, one store transac
 only its reference and time are read (`ReceivedView`): the answers are the router's business.
 """
 
-from typing import Any, Literal
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -28,11 +30,12 @@ from rebond_contracts.topics import (
     dead_letter_event,
     dead_letters,
 )
-from rebond_intake.store import StatusStore
+from rebond_intake.store import StatusStore, StoreUnavailable
 from rebond_intake.timeline import Record, received, record_of
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
+T = TypeVar("T")
 CONSUMED = (DECISIONS, REFERRAL_STATUS, DELIVERIES)
 
 
@@ -108,7 +111,7 @@ def build_consumer(
                 )
                 continue
             records.append(received(event.id, event.data.reference, event.data.received_at))
-        added = await store.add_many(records)
+        added = await patiently(lambda: store.add_many(records))
         log.info("submissions_stored", records=len(records), new=added)
 
     return broker
@@ -124,10 +127,30 @@ def _handler(topic: Topic, store: StatusStore, dead: Any) -> Any:
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            added = await store.add(record_of(event.id, event.data))
+            added = await patiently(lambda: store.add(record_of(event.id, event.data)))
             log.info("status_stored" if added else "status_duplicate", topic=record.topic)
 
     return handle
+
+
+async def patiently(
+    write: Callable[[], Awaitable[T]],
+    *,
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 10.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """`write`, tried again with capped backoff while the store is unavailable. The partition
+    waits for the store (nothing is lost, nothing dead-lettered: the record is fine); without
+    the wait, the nack would re-read the record at once, in a hot loop, until it comes back."""
+    delay = first_delay_s
+    while True:
+        try:
+            return await write()
+        except StoreUnavailable as error:
+            log.warning("store_unavailable", error=str(error), retry_in_s=delay)
+            await sleep(delay)
+            delay = min(delay * 2, max_delay_s)
 
 
 async def keep_raw(msg: KafkaMessage) -> bytes:
