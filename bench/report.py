@@ -50,6 +50,10 @@ def write_report(results: dict[str, Any], out: Path) -> None:
          f"{e2e['p50_ms']:.1f} / {e2e['p99_ms']:.1f} / {e2e['p999_ms']:.1f} / {e2e['max_ms']:.1f} ms",
          f"{e2e['referrals_seen']} referrals for {e2e['accepted']} accepted",
          f"p50 ≤ 10, p99 ≤ 50 ms: {_mark(e2e['p50_ms'] <= 10 and e2e['p99_ms'] <= 50)}"),
+        *([(f"notifier dispatcher: CPU per e-mail ({d['deliveries']:,}, SQLite log, real SMTP)",
+             f"{d['cpu_s_per_1000']:.2f} ms ({d['deliveries_per_s']:.0f}/s)",
+             f"bare SMTP client: {d['bare_smtp']['cpu_s_per_1000']:.2f} ms (ratio {d['cpu_ratio_to_bare']:.2f})",
+             "no target (what the log adds to sending)")] if (d := results.get("dispatcher")) else []),
         ("peak RSS per service", ", ".join(f"{k} {v:.0f} MB" for k, v in results["peak_rss_mb"].items()), "",
          f"≤ 150 MB: {_mark(worst_rss <= 150)}"),
     ]  # fmt: skip

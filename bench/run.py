@@ -492,6 +492,22 @@ def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
     }
 
 
+def dispatcher_phase(bench: Bench) -> dict[str, Any]:
+    """The notifier's dispatcher beside the bare SMTP client (bench/dispatcher.py)."""
+    count = 1000 if bench.quick else 3000
+    done = subprocess.run(
+        [sys.executable, str(HERE / "dispatcher.py"), "--deliveries", str(count)],
+        check=True, capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(
+        f"  dispatcher {result['cpu_s_per_1000']:.2f} ms CPU per delivery, bare SMTP "
+        f"{result['bare_smtp']['cpu_s_per_1000']:.2f} ms (×{result['cpu_ratio_to_bare']:.2f})",
+        flush=True,
+    )
+    return result
+
+
 def subprocess_thread(target: Any) -> Any:
     import threading
 
@@ -530,12 +546,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--only",
-        choices=("intake", "router", "end_to_end"),
+        choices=("intake", "router", "end_to_end", "dispatcher"),
         action="append",
         help="run only these phases (repeatable); the report covers what ran",
     )
     args = parser.parse_args()
-    phases = set(args.only or ("intake", "router", "end_to_end"))
+    everything = {"intake", "router", "end_to_end", "dispatcher"}
+    phases = set(args.only or everything)
     # SIGTERM unwinds like Ctrl-C, so the broker and services started here are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -566,6 +583,9 @@ def main() -> int:
                     "router_group", f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
                 )
                 results["end_to_end"] = e2e_phase(bench, bodies, group)
+            if "dispatcher" in phases:
+                print("notifier dispatcher (SQLite log, real SMTP sink) beside bare SMTP sends")
+                results["dispatcher"] = dispatcher_phase(bench)
         finally:
             for proc in bench.procs:
                 bench.stop(proc)
@@ -574,7 +594,7 @@ def main() -> int:
             if proc.name in SERVICES:  # not the mail sink or the no-publish baseline's helpers
                 peaks[proc.name] = max(peaks.get(proc.name, 0.0), proc.peak_rss_mb)
         results["peak_rss_mb"] = peaks
-    if phases != {"intake", "router", "end_to_end"}:  # a partial run: figures only, no report
+    if phases != everything:  # a partial run: figures only, no report
         results.get("end_to_end", {}).pop("latencies_ms", None)
         partial = RESULTS / f"only-{'-'.join(sorted(phases))}.json"
         partial.write_text(json.dumps(results, indent=2) + "\n")
