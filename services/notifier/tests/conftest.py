@@ -161,6 +161,8 @@ class MailBox:
     host: str
     port: int
     messages: list[EmailMessage] = field(default_factory=list)
+    #: The name each message's client gave in EHLO (or HELO).
+    client_names: list[str] = field(default_factory=list)
 
     def about(self, reference: str) -> list[EmailMessage]:
         return [m for m in self.messages if reference in str(m["Subject"])]
@@ -183,6 +185,7 @@ class _Collect:
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         raw = envelope.original_content  # type: ignore[attr-defined]
         self.box.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
+        self.box.client_names.append(session.host_name)  # type: ignore[attr-defined]
         return "250 OK"
 
 

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Lease, NewDelivery
 
@@ -157,3 +158,41 @@ async def test_due_leaves_out_the_lanes_already_being_drained(store: DeliverySto
     )
     lanes = [d.lane for d in await store.due(now=1000.0, except_lanes=[("webhook", "apesa")])]
     assert lanes == [("association_email", "apesa"), ("webhook", "re-creer")]
+
+
+async def test_each_round_finds_its_rows_through_an_index_also_on_an_older_log(
+    tmp_path: Path,
+) -> None:
+    """SQLite: a log created before the indexes gets them from `create_schema`, and the two
+    queries of every dispatch round (due deliveries, unpublished outcomes) use them instead of
+    scanning every delivery ever sent."""
+    store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    await store.create_schema()
+    async with store.engine.begin() as connection:  # as an older notifier left it
+        for name in ("ix_notifier_deliveries_due", "ix_notifier_deliveries_unpublished"):
+            await connection.exec_driver_sql(f"DROP INDEX {name}")
+    await store.create_schema()
+    statements: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", keep)
+    try:
+        await store.due(except_lanes=[("webhook", "apesa")])
+        await store.unpublished_outcomes()
+        async with store.engine.connect() as connection:
+            plans = [
+                " ".join(
+                    str(row[-1])
+                    for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+                )
+                for sql, params in statements
+            ]
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", keep)
+        await store.close()
+    assert len(plans) == 2
+    assert "ix_notifier_deliveries_due" in plans[0], plans[0]
+    assert "ix_notifier_deliveries_unpublished" in plans[1], plans[1]

@@ -66,6 +66,7 @@ class Notifier:
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             start_tls=settings.smtp_starttls,
             timeout_s=settings.smtp_timeout_s,
+            local_hostname=settings.smtp_local_hostname,
         )
         self.webhooks = webhooks or HttpWebhookPoster()
         #: Each record's trace and log context in a batch; `create_app` sets the real one.

@@ -4,6 +4,7 @@
 `Failed` what will not (`4xx` from a webhook, a refused recipient).
 """
 
+import socket
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Protocol
@@ -65,10 +66,14 @@ class SmtpMailer:
         password: str | None = None,
         start_tls: bool = False,
         timeout_s: float = 10.0,
+        local_hostname: str | None = None,
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.start_tls, self.timeout_s = start_tls, timeout_s
+        #: The name given in EHLO, looked up once: left to aiosmtplib, every e-mail would ask
+        #: the resolver again (`socket.getfqdn`, in a thread), a good part of an e-mail's cost.
+        self.local_hostname = local_hostname or socket.getfqdn()
 
     def build(self, mail: Mail) -> EmailMessage:
         message = EmailMessage()
@@ -93,6 +98,7 @@ class SmtpMailer:
                 password=self.password,
                 start_tls=self.start_tls or None,
                 timeout=self.timeout_s,
+                local_hostname=self.local_hostname,
             )
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise Failed("recipient refused") from error

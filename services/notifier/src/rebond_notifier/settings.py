@@ -55,6 +55,8 @@ class NotifierSettings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
+    #: The name the notifier gives in SMTP's EHLO; empty: this host's name, looked up once.
+    smtp_local_hostname: str | None = None
     mail_from: str = "Rebond <ne-pas-repondre@rebond.example>"
 
     #: Where the answer links of the association e-mails point (this service's public URL).
