@@ -64,8 +64,8 @@ class FakeStore:
         self.kept[record.event_id] = record
         return True
 
-    async def add_many(self, records: list[Record]) -> int:
-        return sum([await self.add(record) for record in records])
+    async def add_many(self, records: list[Record]) -> set[str]:
+        return {record.event_id for record in records if await self.add(record)}
 
     async def records(self, reference: str) -> list[Record]:
         return [r for r in self.kept.values() if r.reference == reference]

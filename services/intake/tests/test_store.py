@@ -80,7 +80,7 @@ async def test_claims_of_other_keys_are_all_kept(any_store) -> None:
 
 async def test_add_many_keeps_new_records_once(any_store) -> None:
     """A batch keeps each event id once: those kept before and repeats in the batch are
-    skipped, and the count says how many were new."""
+    skipped, and the new ones are named."""
     before = Record("ev-1", "RB-AAAA-0000-0000-0000", "received", T0, {})
     await any_store.add(before)
     batch = [
@@ -89,9 +89,9 @@ async def test_add_many_keeps_new_records_once(any_store) -> None:
         Record("ev-2", "RB-AAAA-0000-0000-0001", "received", T0, {}),
         Record("ev-3", "RB-AAAA-0000-0000-0002", "received", T0 + timedelta(seconds=1), {}),
     ]
-    assert await any_store.add_many(batch) == 2
-    assert await any_store.add_many(batch) == 0
-    assert await any_store.add_many([]) == 0
+    assert await any_store.add_many(batch) == {"ev-2", "ev-3"}
+    assert await any_store.add_many(batch) == set()
+    assert await any_store.add_many([]) == set()
     assert [r.event_id for r in await any_store.records("RB-AAAA-0000-0000-0001")] == ["ev-2"]
     [third] = await any_store.records("RB-AAAA-0000-0000-0002")
     assert third.kind == "received" and third.at == T0 + timedelta(seconds=1)

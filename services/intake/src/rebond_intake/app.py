@@ -114,7 +114,7 @@ def create_app(
         if consume:
             consumer = obs.instrument(build_consumer(
                 settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
-                security=security,
+                security=security, record_scope=obs.record_scope,
             ))  # fmt: skip
             tasks.append(asyncio.create_task(_start_forever(consumer)))
         try:

@@ -9,6 +9,7 @@ only its reference and time are read (`ReceivedView`): the answers are the route
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, TypeVar
 
 import structlog
@@ -19,7 +20,7 @@ from faststream.security import BaseSecurity
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.payloads import REFERENCE_PATTERN, QuestionnaireCompletedV1
+from rebond_contracts.payloads import REFERENCE_PATTERN
 from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
 T = TypeVar("T")
 CONSUMED = (DECISIONS, REFERRAL_STATUS, DELIVERIES)
+RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
 
 
 class ReceivedView(BaseModel):
@@ -57,8 +59,10 @@ def build_consumer(
     auto_offset_reset: Literal["latest", "earliest", "none"] = "earliest",
     batch_max_records: int = 500,
     batch_timeout_ms: int = 50,
+    record_scope: "RecordScope" = lambda _record: nullcontext(),
 ) -> KafkaBroker:
-    """A broker whose subscribers store every status event of the four topics."""
+    """A broker whose subscribers store every status event of the four topics, a batch at a
+    time; `record_scope` gives each record its trace and log context."""
     broker = KafkaBroker(
         bootstrap_servers,
         security=security,
@@ -71,64 +75,63 @@ def build_consumer(
         DEAD_LETTERS.name, title=DEAD_LETTERS.name, description=DEAD_LETTERS.description,
         schema=DEAD_LETTERS.payload,
     )  # fmt: skip
-
-    for topic in CONSUMED:
+    for topic, read, description in (
+        (QUESTIONNAIRES, _read_received, "Each submission, read back: the status shows it received."),
+        *((t, _reader(t), f"Keep {t.name} for the person's status timeline.") for t in CONSUMED),
+    ):  # fmt: skip
         broker.subscriber(
             topic.name,
             group_id=group_id,
             auto_offset_reset=auto_offset_reset,
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            decoder=keep_raw,
+            batch=True,
+            max_records=batch_max_records,
+            batch_timeout_ms=batch_timeout_ms,
+            decoder=keep_raw_batch,
             title=f"intake:{topic.name}",
-            description=f"Keep {topic.name} for the person's status timeline.",
-        )(_handler(topic, store, dead))
-
-    @broker.subscriber(
-        QUESTIONNAIRES.name,
-        group_id=group_id,
-        auto_offset_reset=auto_offset_reset,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        batch=True,
-        max_records=batch_max_records,
-        batch_timeout_ms=batch_timeout_ms,
-        decoder=keep_raw_batch,
-        title=f"intake:{QUESTIONNAIRES.name}",
-        description="Each submission, read back: the status shows it received.",
-    )
-    async def on_questionnaires(
-        body: SkipValidation[QuestionnaireCompletedV1], msg: KafkaMessage
-    ) -> None:
-        # `body` is the batch's raw bytes, typed per record for the AsyncAPI document.
-        batch: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
-        records: list[Record] = []
-        for record in batch:
-            try:
-                event = QUESTIONNAIRES.read(record.value, record.headers, view=ReceivedView)
-            except EnvelopeError as error:
-                await dead.publish(**dead_letter(record, str(error)))
-                log.warning(
-                    "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
-                )
-                continue
-            records.append(received(event.id, event.data.reference, event.data.received_at))
-        added = await patiently(lambda: store.add_many(records))
-        log.info("submissions_stored", records=len(records), new=added)
-
+            description=description,
+        )(_batch_handler(read, store, dead, record_scope))
     return broker
 
 
-def _handler(topic: Topic, store: StatusStore, dead: Any) -> Any:
-    async def handle(msg: KafkaMessage) -> None:
-        record: ConsumerRecord[bytes, bytes] = msg.raw_message
-        try:
-            event = topic.read(record.value, record.headers)
-        except EnvelopeError as error:
-            await dead.publish(**dead_letter(record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
-            return
-        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            added = await patiently(lambda: store.add(record_of(event.id, event.data)))
-            log.info("status_stored" if added else "status_duplicate", topic=record.topic)
+def _read_received(record: "ConsumerRecord[bytes, bytes]") -> Record:
+    event = QUESTIONNAIRES.read(record.value, record.headers, view=ReceivedView)
+    return received(event.id, event.data.reference, event.data.received_at)
+
+
+def _reader(topic: Topic) -> Callable[["ConsumerRecord[bytes, bytes]"], Record]:
+    def read(record: "ConsumerRecord[bytes, bytes]") -> Record:
+        event = topic.read(record.value, record.headers)
+        return record_of(event.id, event.data)
+
+    return read
+
+
+def _batch_handler(
+    read: Callable[["ConsumerRecord[bytes, bytes]"], Record],
+    store: StatusStore,
+    dead: Any,
+    record_scope: "RecordScope",
+) -> Any:
+    """Read each record of a batch (an unreadable one is dead-lettered), keep them all in one
+    store transaction, then log each in its own trace and log context."""
+
+    async def handle(body: SkipValidation[Any], msg: KafkaMessage) -> None:
+        batch: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+        kept: list[tuple[ConsumerRecord[bytes, bytes], Record]] = []
+        for record in batch:
+            try:
+                kept.append((record, read(record)))
+            except EnvelopeError as error:
+                with record_scope(record):
+                    await dead.publish(**dead_letter(record, str(error)))
+                    log.warning(
+                        "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
+                    )
+        new = await patiently(lambda: store.add_many([status for _, status in kept]))
+        for record, status in kept:
+            with record_scope(record):
+                log.info("status_stored" if status.event_id in new else "status_duplicate")
 
     return handle
 
@@ -153,15 +156,10 @@ async def patiently(
             delay = min(delay * 2, max_delay_s)
 
 
-async def keep_raw(msg: KafkaMessage) -> bytes:
-    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
-    decoder would raise on a `content-type: application/json` record that is not JSON before the
-    handler runs, and the nack would re-read it forever, stopping the partition."""
-    return bytes(msg.body)
-
-
 async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
-    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
+    """Hand the handler each record's raw bytes: the contract reads (and judges) them.
+    FastStream's own decoder would raise on a `content-type: application/json` record that is
+    not JSON before the handler runs, and the nack would re-read it forever."""
     return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
 
 

@@ -64,9 +64,9 @@ class StatusStore(Protocol):
     async def add(self, record: Record) -> bool:
         """Keep one status record; False when its event id was already kept."""
 
-    async def add_many(self, records: Sequence[Record]) -> int:
-        """Keep status records in one transaction, skipping event ids already kept; how many
-        were new."""
+    async def add_many(self, records: Sequence[Record]) -> set[str]:
+        """Keep status records in one transaction, skipping event ids already kept; the event
+        ids that were new."""
 
     async def records(self, reference: str) -> list[Record]: ...
     async def secret_hash(self, reference: str) -> str | None:
@@ -301,24 +301,24 @@ class SqlStatusStore:
             return False
         return True
 
-    async def add_many(self, records: Sequence[Record]) -> int:
+    async def add_many(self, records: Sequence[Record]) -> set[str]:
         unique = list({record.event_id: record for record in records}.values())
         if not unique:
-            return 0
+            return set()
         ids = [record.event_id for record in unique]
 
-        def insert_new(connection: Connection) -> int:
+        def insert_new(connection: Connection) -> set[str]:
             query = select(status_events.c.event_id).where(status_events.c.event_id.in_(ids))
             kept = set(connection.execute(query).scalars())
             rows = [_status_row(record) for record in unique if record.event_id not in kept]
             if rows:
                 connection.execute(status_events.insert(), rows)
-            return len(rows)
+            return {row["event_id"] for row in rows}
 
         try:
             return await self._run(insert_new)
         except IntegrityError:  # another writer kept some in between: one by one
-            return sum([await self.add(record) for record in unique])
+            return {record.event_id for record in unique if await self.add(record)}
 
     async def records(self, reference: str) -> list[Record]:
         statement = select(status_events).where(status_events.c.reference == reference)
