@@ -15,7 +15,7 @@ from rebond_contracts.topics import QUESTIONNAIRES, responses
 from rebond_router.directory import Directory
 from rebond_router.lifecycle import Rejected, Router, week_start
 from rebond_router.rules import decision_id_for, reorientation_id
-from rebond_router.store import Store, referrals
+from rebond_router.store import Store, referrals, week_offers
 
 from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
 
@@ -91,7 +91,7 @@ async def test_a_questionnaire_is_decided_once_and_offered_to_the_best_candidate
     assert decision["referral"]["respond_by"] == "2026-12-06T10:00:00Z"
     assert outputs.statuses() == [("offered", SIXTY)]
     async with store.transaction() as tx:
-        assert await tx.offered_since(week_start(NOW)) == {SIXTY: 1}
+        assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: 1}
     assert await store.pending_outputs() == []
 
 
@@ -118,7 +118,7 @@ async def test_a_batch_decides_as_one_record_at_a_time_would(
               for d in decisions]  # fmt: skip
     assert shares == sorted(shares, reverse=True) and len(set(shares)) == len(shares)
     async with store.transaction() as tx:
-        assert await tx.offered_since(week_start(NOW)) == {SIXTY: len(refs)}
+        assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: len(refs)}
     assert await store.pending_outputs() == []
 
     one_by_one = FakeOutputs()
@@ -322,3 +322,38 @@ async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
     async with store.transaction() as tx:
         rows = (await tx.connection.execute(select(referrals.c.attempt))).scalars().all()
     assert rows == [2, 2, 2, 2]
+
+
+async def test_weekly_offers_are_counted_per_week_and_across_transactions(store: Store) -> None:
+    """Each offer adds one to its association's count for its week (Monday 00:00 UTC), in
+    whatever transaction it is made; another week has its own count."""
+    monday = week_start(NOW)
+    async with store.transaction() as tx:
+        await tx.record_offer("r-1", "RB-0000-0000-0000-0001", SIXTY.value, NOW)
+        await tx.record_offer("r-2", "RB-0000-0000-0000-0002", SIXTY.value, NOW)
+        assert await tx.offered_in_week(monday) == {SIXTY: 2}  # its own, before commit
+    async with store.transaction() as tx:
+        await tx.record_offer("r-3", "RB-0000-0000-0000-0003", SIXTY.value, monday)
+        await tx.record_offer(
+            "r-4", "RB-0000-0000-0000-0004", SIXTY.value, monday - timedelta(seconds=1)
+        )
+    async with store.transaction() as tx:
+        assert await tx.offered_in_week(monday) == {SIXTY: 3}
+        assert await tx.offered_in_week(monday - timedelta(days=7)) == {SIXTY: 1}
+
+
+async def test_a_store_from_before_the_weekly_counts_gets_this_weeks_from_its_offers(
+    store: Store,
+) -> None:
+    """Offers recorded by an older router (no counts kept): starting the schema counts this
+    week's once; starting it again counts nothing twice."""
+    async with store.transaction() as tx:
+        for n in range(3):
+            await tx.record_offer(f"r-{n}", f"RB-0000-0000-0000-000{n}", SIXTY.value, NOW)
+        await tx.record_offer("old", "RB-0000-0000-0000-0009", SIXTY.value, NOW - timedelta(days=8))
+    async with store.engine.begin() as connection:  # as an older router left it
+        await connection.execute(week_offers.delete())
+    await store.create_schema(now=NOW)
+    await store.create_schema(now=NOW)
+    async with store.transaction() as tx:
+        assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: 3}

@@ -44,7 +44,7 @@ from rebond_observability import current_trace
 from rebond_router.directory import Directory
 from rebond_router.privacy import erasure_key
 from rebond_router.rules import Routing, StoredCandidate, decide, reorient
-from rebond_router.store import OPEN, ConcurrentChange, Store, Tx
+from rebond_router.store import OPEN, ConcurrentChange, Store, Tx, week_start
 
 log = structlog.get_logger(__name__)
 
@@ -69,12 +69,6 @@ EventScope = Callable[[int], AbstractContextManager[object]]
 
 class Rejected(ValueError):
     """A message that must not change anything (dead-lettered with this reason)."""
-
-
-def week_start(now: datetime) -> datetime:
-    """Monday 00:00 (UTC) of `now`'s week: weekly capacity counts offers since then."""
-    day = now.astimezone(now.tzinfo).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day - timedelta(days=day.weekday())
 
 
 class Router:
@@ -111,7 +105,7 @@ class Router:
         async with self.store.transaction() as tx:
             seen = await tx.known_references(references)
             erased = await tx.handled_among([erasure_key(r) for r in references])
-            loads = await tx.offered_since(week_start(now))
+            loads = await tx.offered_in_week(week_start(now))
             for index, event in enumerate(events):
                 with scope(index) if scope is not None else nullcontext():
                     submitted = event.data

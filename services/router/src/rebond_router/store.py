@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -30,9 +30,12 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -97,6 +100,28 @@ offers = Table(
     Column("offered_at", UTCDateTime, nullable=False, index=True),
 )
 
+#: How many offers each association got each week (Monday 00:00 UTC): the weekly capacity is
+#: read here, one row per association, instead of counting the week's offers at every batch.
+week_offers = Table(
+    "router_week_offers",
+    metadata,
+    Column("association_id", String(40), primary_key=True),
+    Column("week_start", UTCDateTime, primary_key=True),
+    Column("offers", Integer, nullable=False),
+)
+
+
+def week_start(now: datetime) -> datetime:
+    """Monday 00:00 (UTC) of `now`'s week: weekly capacity counts offers since then."""
+    day = now.astimezone(now.tzinfo).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def _upsert(connection: Any, table: Table) -> Any:
+    """INSERT ... ON CONFLICT in the connection's dialect (SQLite and PostgreSQL say it alike)."""
+    return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
 outbox = Table(
     "router_outbox",
     metadata,
@@ -144,12 +169,26 @@ class Tx:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
         self._inserts: dict[Table, list[dict[str, Any]]] = {}
+        self._week_offers: dict[tuple[str, datetime], int] = {}
 
     async def write(self) -> None:
-        """Write the buffered inserts now."""
+        """Write the buffered inserts (and the weekly offer counts they add to) now."""
         inserts, self._inserts = self._inserts, {}
+        counts, self._week_offers = self._week_offers, {}
         for table, rows in inserts.items():
             await self.connection.execute(insert(table), rows)
+        if counts:
+            upsert = _upsert(self.connection, week_offers)
+            await self.connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[week_offers.c.association_id, week_offers.c.week_start],
+                    set_={"offers": week_offers.c.offers + upsert.excluded.offers},
+                ),
+                [
+                    {"association_id": association, "week_start": week, "offers": n}
+                    for (association, week), n in counts.items()
+                ],
+            )
 
     async def referral(self, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
         """The referral row; `lock` takes a row lock on PostgreSQL (SKIP LOCKED: None if held)."""
@@ -194,13 +233,14 @@ class Tx:
                 "offered_at": at,
             }
         )
+        key = (association, week_start(at))
+        self._week_offers[key] = self._week_offers.get(key, 0) + 1
 
-    async def offered_since(self, since: datetime) -> dict[AssociationId, int]:
+    async def offered_in_week(self, week: datetime) -> dict[AssociationId, int]:
+        """Offers made to each association in the week starting at `week` (`week_start`)."""
         await self.write()
-        query = (
-            select(offers.c.association_id, func.count())
-            .where(offers.c.offered_at >= since)
-            .group_by(offers.c.association_id)
+        query = select(week_offers.c.association_id, week_offers.c.offers).where(
+            week_offers.c.week_start == week
         )
         return {
             AssociationId(association): int(count)
@@ -293,9 +333,22 @@ class Store:
         engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
         return cls(_sqlite_pragmas(engine) if url.startswith("sqlite") else engine)
 
-    async def create_schema(self) -> None:
+    async def create_schema(self, *, now: datetime | None = None) -> None:
+        """The tables; and, for a store that had offers before the weekly counts existed, this
+        week's counts from its offers (once: a week already counted is left as it is)."""
+        week = week_start(now or datetime.now(UTC))
         async with self.engine.begin() as connection:
             await connection.run_sync(metadata.create_all, checkfirst=True)
+            this_week = (
+                select(offers.c.association_id, literal(week, UTCDateTime), func.count())
+                .where(offers.c.offered_at >= week)
+                .group_by(offers.c.association_id)
+            )
+            await connection.execute(
+                _upsert(connection, week_offers)
+                .from_select(["association_id", "week_start", "offers"], this_week)
+                .on_conflict_do_nothing()
+            )
 
     async def close(self) -> None:
         await self.engine.dispose()
