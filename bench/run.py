@@ -206,7 +206,7 @@ def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
     ladder = (
         [100, 250, 500]
         if bench.quick
-        else [50, 100, 150, 200, 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000]
+        else [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1250, 1500, 2000, 2500, 3000]
     )
     real = bench.service("intake", rate_limit_per_minute="0")
     port = free_port()
