@@ -203,11 +203,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
     seconds = 4 if bench.quick else 10
-    ladder = (
-        [100, 250, 500]
-        if bench.quick
-        else [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1250, 1500, 2000, 2500, 3000]
-    )
+    steps = [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1500, 2000, 3000]
+    ladder = [100, 250, 500] if bench.quick else steps
     real = bench.service("intake", rate_limit_per_minute="0")
     port = free_port()
     bare = bench.start(
