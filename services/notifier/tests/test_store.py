@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event
 
-from rebond_notifier.store import AlreadyAnswered, DeliveryStore, NewDelivery
+from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Lease, NewDelivery
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -21,16 +21,28 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await store.close()
 
 
-def _item(channel: str = "webhook", kind: str = "offer") -> NewDelivery:
+def _item(
+    channel: str = "webhook",
+    kind: str = "offer",
+    reference: str = "RB-7K3M-Q9XA-2DFE-W8NB",
+    association: str = "apesa",
+) -> NewDelivery:
     return NewDelivery(
         referral_id="da6e70fb-f7ab-5902-904a-60821a89176b",
         channel=channel,
         kind=kind,
-        reference="RB-7K3M-Q9XA-2DFE-W8NB",
-        association_id="apesa",
-        correlation_id="RB-7K3M-Q9XA-2DFE-W8NB",
+        reference=reference,
+        association_id=association,
+        correlation_id=reference,
         payload={"body": "{}"},
     )
+
+
+async def _four_ids(store: DeliveryStore, channel: str = "webhook", **fields: str) -> list[int]:
+    """Four pending deliveries of one channel recorded at t=1000; their ids in order."""
+    kinds = ("offer", "reminder", "expiry", "confirmation")
+    await store.enqueue([_item(channel, kind, **fields) for kind in kinds], now=1000.0)
+    return [d.id for d in await store.due(now=1000.0) if d.channel == channel]
 
 
 async def test_recording_twice_keeps_one_delivery(store: DeliveryStore) -> None:
@@ -47,10 +59,10 @@ async def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_ends(
     """Only one worker holds a delivery; after the lease another may take it over."""
     await store.enqueue([_item()], now=1000.0)
     [due] = await store.due(now=1000.0)
-    assert await store.claim(due.id, lease_s=60, now=1000.0)
-    assert not await store.claim(due.id, lease_s=60, now=1001.0)
+    assert (await store.claim_many([due.id], lease_s=60, now=1000.0)).ids == (due.id,)
+    assert (await store.claim_many([due.id], lease_s=60, now=1001.0)).ids == ()
     assert await store.due(now=1001.0) == []
-    assert await store.claim(due.id, lease_s=60, now=1061.0)
+    assert (await store.claim_many([due.id], lease_s=60, now=1061.0)).ids == (due.id,)
 
 
 async def test_a_delivery_keeps_its_id_across_attempts_and_lease_takeovers(
@@ -61,7 +73,7 @@ async def test_a_delivery_keeps_its_id_across_attempts_and_lease_takeovers(
     await store.enqueue([_item(), _item("association_email")], now=1000.0)
     first = {d.channel: d.delivery_id for d in await store.due(now=1000.0)}
     webhook = next(d for d in await store.due(now=1000.0) if d.channel == "webhook")
-    assert await store.claim(webhook.id, lease_s=60, now=1000.0)
+    assert (await store.claim_many([webhook.id], lease_s=60, now=1000.0)).ids == (webhook.id,)
     await store.retry_later(webhook.id, 1, 1010.0, "webhook timeout")
     again = {d.channel: d.delivery_id for d in await store.due(now=1100.0)}
     assert again == first
@@ -101,6 +113,53 @@ async def test_an_answer_is_recorded_once_and_only_when_published(store: Deliver
     assert published == ["yes"]
 
 
+async def test_claiming_many_takes_in_one_go_only_what_no_other_lease_holds(
+    store: DeliveryStore,
+) -> None:
+    """Of the deliveries asked for, those another worker holds, those put off to later and
+    those already final are left; the rest are taken, and not again until their lease ends."""
+    free, other, later, done = await _four_ids(store)
+    assert (await store.claim_many([other], lease_s=60, now=1000.0)).ids == (other,)
+    await store.retry_later(later, 1, 2000.0, "smtp 451")
+    await store.finish(done, "sent", 1)
+
+    lease = await store.claim_many([free, other, later, done], lease_s=60, now=1001.0)
+
+    assert lease == Lease((free,), 1061.0)
+    assert (await store.claim_many([free, other], lease_s=60, now=1002.0)).ids == ()
+    assert (await store.claim_many([free, other], lease_s=60, now=1062.0)).ids == (free, other)
+
+
+async def test_a_held_chunk_shows_what_an_erasure_stopped_and_can_be_handed_back(
+    store: DeliveryStore,
+) -> None:
+    """A worker's check on its claimed chunk (alone or in the record of the previous delivery)
+    drops what an erasure stopped; handing back frees only rows still under that same lease."""
+    kept = await _four_ids(store)
+    erased = await _four_ids(store, "association_email", reference="RB-0000-0000-0000-0001")
+    lease = await store.claim_many(kept[:2] + erased[:2], lease_s=60, now=1000.0)
+    assert lease.ids == (*kept[:2], *erased[:2])
+
+    await store.erase("RB-0000-0000-0000-0001", now=1001.0)
+
+    assert await store.held(lease) == kept[:2]
+    assert await store.finish(kept[0], "sent", 1, then_check=lease.after(kept[0])) == kept[1:2]
+    await store.release(lease)
+    assert (await store.claim_many(kept, lease_s=60, now=1002.0)).ids == tuple(kept[1:])
+    await store.release(lease)  # a stale lease: the rows are another claim's now
+    assert await store.held(Lease(tuple(kept[1:]), 1062.0)) == kept[1:]
+
+
+async def test_due_leaves_out_the_lanes_already_being_drained(store: DeliveryStore) -> None:
+    """The dispatcher does not read again the rows of lanes it is draining."""
+    await store.enqueue(
+        [_item(), _item("association_email"), _item("webhook", "reminder", association="re-creer")],
+        now=1000.0,
+    )
+    lanes = [d.lane for d in await store.due(now=1000.0, except_lanes=[("webhook", "apesa")])]
+    assert lanes == [("association_email", "apesa"), ("webhook", "re-creer")]
+
+
 async def test_each_round_finds_its_rows_through_an_index_also_on_an_older_log(
     tmp_path: Path,
 ) -> None:
@@ -121,7 +180,7 @@ async def test_each_round_finds_its_rows_through_an_index_also_on_an_older_log(
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", keep)
     try:
-        await store.due()
+        await store.due(except_lanes=[("webhook", "apesa")])
         await store.unpublished_outcomes()
         async with store.engine.connect() as connection:
             plans = [

@@ -87,6 +87,7 @@ class Notifier:
                 cap_s=settings.retry_cap_s,
                 lease_s=settings.lease_s,
                 webhook_timeout_s=settings.webhook_timeout_s,
+                smtp_timeout_s=settings.smtp_timeout_s,
             ),
             poll_interval_s=settings.poll_interval_s,
         )

@@ -4,6 +4,11 @@ A slow or failing association only holds its own lane; the Kafka consumer never 
 e-mail or a webhook, it only records them (see `consumer.py`). Each final outcome is published
 as a `DeliveryV1`, from the store, until Kafka acknowledges it (an outbox); e-mails about a
 conference registration have no submission reference and publish no outcome.
+
+The store is asked as little as the guarantees allow: a lane claims its deliveries a chunk at a
+time (one statement), records each outcome as soon as it is known (one transaction, which also
+says whether the next one is still to be sent), and a round (publish the outcomes, look for
+due work) follows a chunk or a wake, not every delivery.
 """
 
 import asyncio
@@ -20,10 +25,14 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import DeliveryChannel, DeliveryOutcome, DeliveryV1
 from rebond_notifier.channels import Failed, Mailer, Retry, WebhookPoster, retry_delay
 from rebond_notifier.config import AssociationChannels
-from rebond_notifier.store import DEAD_LETTERED, FAILED, SENT, Delivery, DeliveryStore
+from rebond_notifier.store import DEAD_LETTERED, FAILED, SENT, Delivery, DeliveryStore, Lease
 from rebond_notifier.templates import Mail
 
 log = structlog.get_logger(__name__)
+
+#: Most deliveries one claim takes: past a few, the claim costs little beside the deliveries,
+#: and a worker killed mid-chunk leaves fewer of them waiting for their lease to end.
+MAX_CHUNK = 16
 
 #: Event ids of outcomes are derived from the delivery, so a republished outcome is recognisable.
 OUTCOME_NAMESPACE = uuid.UUID("6f1c1c52-4a57-4c56-9c43-1f0c1f4a3b10")
@@ -40,6 +49,21 @@ class RetryPolicy:
     cap_s: float = 300.0
     lease_s: float = 120.0
     webhook_timeout_s: float = 10.0
+    smtp_timeout_s: float = 10.0
+
+
+def chunk_size(lease_s: float, timeout_s: float) -> int:
+    """How many deliveries of a lane one claim takes.
+
+    The whole chunk is leased at once, and the last of it waits for all the others: its lease
+    must not end before it is sent, or another replica may claim and send it too. A delivery
+    whose server does not answer lasts about its timeout (the lane's webhook timeout, the SMTP
+    timeout), so a chunk of `lease_s / 2 / timeout_s` deliveries that all time out is through
+    with half of its lease to spare (120 s and 10 s: 6). The timeouts bound each network step,
+    though, not a whole attempt (connecting, then each read; each SMTP command), so a rare
+    attempt lasts several of them: `Dispatcher._run_chunk` also never starts a delivery with
+    less than half of the lease left, and hands the rest back to be claimed afresh."""
+    return max(1, min(MAX_CHUNK, int(lease_s / 2 // timeout_s)))
 
 
 def outcome_event(delivery: Delivery, outcome: str) -> tuple[DeliveryV1, str] | None:
@@ -71,6 +95,7 @@ class Dispatcher:
         publish_outcome: OutcomePublisher,
         policy: RetryPolicy,
         poll_interval_s: float = 1.0,
+        gather_s: float = 0.01,
     ) -> None:
         self.store = store
         self.mailer = mailer
@@ -79,6 +104,7 @@ class Dispatcher:
         self.publish_outcome = publish_outcome
         self.policy = policy
         self.poll_interval_s = poll_interval_s
+        self.gather_s = gather_s
         self._wake = asyncio.Event()
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
 
@@ -97,6 +123,9 @@ class Dispatcher:
                     log.exception("dispatch_round_failed")
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                # Wakes come in bursts (lanes ending chunks, decisions recorded one after
+                # another): a moment's wait lets one round serve them all.
+                await asyncio.sleep(self.gather_s)
         finally:
             for task in self._lanes.values():
                 task.cancel()
@@ -106,7 +135,7 @@ class Dispatcher:
 
     async def _start_lanes(self) -> None:
         by_lane: dict[tuple[str, str], list[Delivery]] = {}
-        for delivery in await self.store.due():
+        for delivery in await self.store.due(except_lanes=list(self._lanes)):
             by_lane.setdefault(delivery.lane, []).append(delivery)
         for lane, items in by_lane.items():
             if lane in self._lanes:
@@ -120,16 +149,72 @@ class Dispatcher:
         self._wake.set()
 
     async def _run_lane(self, items: list[Delivery]) -> None:
-        for delivery in items:
-            try:
-                if await self.store.claim(delivery.id, self.policy.lease_s):
-                    await self._deliver(delivery)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # one broken delivery must not stop its lane; the lease expires
-                log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
+        """Claim the lane's deliveries a chunk at a time, send each one after the other; each
+        chunk's end wakes a round, which publishes the outcomes."""
+        waiting = sorted(items, key=lambda d: d.id)
+        size = chunk_size(self.policy.lease_s, self._timeout_s(waiting[0]))
+        try:
+            while waiting:
+                chunk, waiting = waiting[:size], waiting[size:]
+                waiting = await self._run_chunk(chunk) + waiting
+                self._wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store is down: what is left stays due, for a later round
+            log.exception("delivery_lane_stopped", lane=items[0].lane)
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _run_chunk(self, chunk: list[Delivery]) -> list[Delivery]:
+        """Claim `chunk` in one statement and deliver what was taken; returns what was handed
+        back unsent. Before each delivery after the first, the store has said (in the previous
+        delivery's own transaction) that it is still pending: an erasure recorded meanwhile
+        stops it, as it stopped an unclaimed one."""
+        lease = await self.store.claim_many([d.id for d in chunk], self.policy.lease_s)
+        held = set(lease.ids)
+        for delivery in chunk:
+            if delivery.id not in held:
+                continue
+            if time.time() > lease.until - self.policy.lease_s / 2:  # see `chunk_size`
+                unsent = [d for d in chunk if d.id in held]  # this one and those after it
+                await self.store.release(Lease(tuple(d.id for d in unsent), lease.until))
+                return unsent
+            rest = lease.after(delivery.id)
+            try:
+                held = set(await self._attempt(delivery, rest))
+            except asyncio.CancelledError:
+                await self._release_on_stop(rest)
+                raise
+        return []
+
+    async def _attempt(self, delivery: Delivery, rest: Lease) -> list[int]:
+        """Deliver; returns those of `rest` still held and pending."""
+        try:
+            return await self._deliver(delivery, rest)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one broken delivery must not stop its lane; its lease expires
+            log.exception("delivery_crashed", delivery_id=delivery.id, channel=delivery.channel)
+            return await self.store.held(rest)
+
+    async def _release_on_stop(self, rest: Lease) -> None:
+        """On shutdown, hand back the chunk's deliveries not yet begun, so that a restarted or
+        another replica need not wait for their lease. The one in flight stays held: it may
+        have been sent, and its lease keeps it from being sent again at once."""
+        try:
+            await self.store.release(rest)
+        except Exception:  # their lease ends in any case
+            log.exception("lease_release_failed", deliveries=len(rest.ids))
+
+    def _timeout_s(self, delivery: Delivery) -> float:
+        """How long one attempt of the lane may wait for its server (as `_perform` sets it)."""
+        if delivery.channel != DeliveryChannel.WEBHOOK:
+            return self.policy.smtp_timeout_s
+        channels = self.associations.get(AssociationId(delivery.association_id))
+        own = channels.webhook_timeout_s if channels is not None else None
+        return own or self.policy.webhook_timeout_s
+
+    async def _deliver(self, delivery: Delivery, rest: Lease) -> list[int]:
+        """Attempt and record the outcome; the record's transaction also returns which of
+        `rest` are still held and pending."""
         attempt = delivery.attempts + 1
         context = {
             "reference": delivery.reference,
@@ -142,21 +227,28 @@ class Dispatcher:
             await self._perform(delivery)
         except Retry as error:
             if attempt >= self.policy.max_attempts:
-                await self.store.finish(delivery.id, DEAD_LETTERED, attempt, str(error))
+                held = await self.store.finish(
+                    delivery.id, DEAD_LETTERED, attempt, str(error), then_check=rest
+                )
                 log.warning("delivery_dead_lettered", error=str(error), **context)
-            else:
-                delay = retry_delay(attempt, self.policy.base_s, self.policy.cap_s)
-                await self.store.retry_later(delivery.id, attempt, time.time() + delay, str(error))
-                log.info("delivery_retry", error=str(error), retry_in_s=delay, **context)
-                self._schedule_wake(delay)
-                return
+                return held
+            delay = retry_delay(attempt, self.policy.base_s, self.policy.cap_s)
+            at = time.time() + delay
+            held = await self.store.retry_later(
+                delivery.id, attempt, at, str(error), then_check=rest
+            )
+            log.info("delivery_retry", error=str(error), retry_in_s=delay, **context)
+            self._schedule_wake(delay)
+            return held
         except Failed as error:
-            await self.store.finish(delivery.id, FAILED, attempt, str(error))
+            held = await self.store.finish(
+                delivery.id, FAILED, attempt, str(error), then_check=rest
+            )
             log.warning("delivery_failed", error=str(error), **context)
-        else:
-            await self.store.finish(delivery.id, SENT, attempt)
-            log.info("delivery_sent", **context)
-        self._wake.set()
+            return held
+        held = await self.store.finish(delivery.id, SENT, attempt, then_check=rest)
+        log.info("delivery_sent", **context)
+        return held
 
     def _schedule_wake(self, delay_s: float) -> None:
         asyncio.get_running_loop().call_later(delay_s, self._wake.set)

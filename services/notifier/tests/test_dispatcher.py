@@ -1,0 +1,247 @@
+"""The dispatcher on a real SQLite delivery log with a fake mailer (no Kafka, no SMTP): chunks
+claimed in one go, what an erasure or a closing lease stops, and how soon new work starts."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from rebond_contracts.payloads import DeliveryV1
+from rebond_notifier.channels import Retry
+from rebond_notifier.config import load_associations
+from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
+from rebond_notifier.store import (
+    ERASED,
+    Delivery,
+    DeliveryStore,
+    Lease,
+    NewDelivery,
+    deliveries,
+    make_engine,
+)
+from rebond_notifier.templates import Mail
+
+from .conftest import new_reference, poll_until
+
+
+class CountingStore(DeliveryStore):
+    """The real store, counting the calls whose number the dispatcher is meant to keep low."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(make_engine(url))
+        self.chunks: list[int] = []  # how many deliveries each `claim_many` asked for
+        self.rounds = 0
+
+    async def claim_many(
+        self, delivery_ids: Sequence[int], lease_s: float, *, now: float | None = None
+    ) -> Lease:
+        self.chunks.append(len(delivery_ids))
+        return await super().claim_many(delivery_ids, lease_s, now=now)
+
+    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
+        self.rounds += 1  # every round starts with it
+        return await super().unpublished_outcomes(limit)
+
+
+class FakeMailer:
+    """Keeps each mail; `before_send` runs first (a slow server, an erasure meanwhile…)."""
+
+    def __init__(self, before_send: Callable[[Mail], Awaitable[None]] | None = None) -> None:
+        self.sent: list[Mail] = []
+        self.before_send = before_send
+
+    async def send(self, mail: Mail) -> None:
+        if self.before_send is not None:
+            await self.before_send(mail)
+        self.sent.append(mail)
+
+
+class NoWebhooks:
+    async def post(
+        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
+    ) -> None:
+        raise Retry("unused")
+
+
+class Outcomes:
+    """The outcome producer, acknowledging at once."""
+
+    def __init__(self) -> None:
+        self.event_ids: list[str] = []
+
+    async def publish(self, event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
+        self.event_ids.append(event_id)
+        acknowledged = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
+
+
+def _mail(reference: str | None = None) -> NewDelivery:
+    """An e-mail to APESA (one lane for all of them); its subject is its referral id."""
+    referral = str(uuid.uuid4())
+    reference = reference or new_reference()
+    return NewDelivery(
+        referral_id=referral, channel="association_email", kind="offer", reference=reference,
+        association_id="apesa", correlation_id=reference,
+        payload={"to": "contact@apesa.example", "subject": referral, "text": reference},
+    )  # fmt: skip
+
+
+async def _store(tmp_path: Path) -> CountingStore:
+    store = CountingStore(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    await store.create_schema()
+    return store
+
+
+def _dispatcher(
+    store: DeliveryStore, mailer: FakeMailer, outcomes: Outcomes, policy: RetryPolicy
+) -> Dispatcher:
+    """A dispatcher that polls only every 30 s: whatever it does sooner, a wake made it do."""
+    return Dispatcher(
+        store, mailer, NoWebhooks(), load_associations(), outcomes.publish, policy,
+        poll_interval_s=30,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def running(dispatcher: Dispatcher) -> AsyncIterator[None]:
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await dispatcher.store.close()
+
+
+async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
+    tmp_path: Path,
+) -> None:
+    """13 e-mails of one lane (120 s lease, 10 s timeout: chunks of 6) take three claims, none
+    one by one; each is sent once, each outcome published once, a round per chunk at most."""
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(13)])
+    mailer = FakeMailer(lambda _mail: asyncio.sleep(0.02))  # a round could run between two
+    outcomes = Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(lease_s=120, smtp_timeout_s=10))
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 13, 10)
+        await asyncio.sleep(0.1)
+    assert store.chunks == [6, 6, 1]
+    assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 13
+    assert len(set(outcomes.event_ids)) == len(outcomes.event_ids) == 13
+    assert store.rounds <= 5  # the first, one per chunk, the lane's end: not one per e-mail
+
+
+async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_deliveries(
+    tmp_path: Path,
+) -> None:
+    """Three e-mails claimed together; while the first is sent, the person of the other two asks
+    for erasure: those two are not sent and publish no outcome, as if never claimed."""
+    store = await _store(tmp_path)
+    kept, erased = new_reference(), new_reference()
+    await store.enqueue([_mail(kept), _mail(erased), _mail(erased)])
+
+    async def erase_the_others(mail: Mail) -> None:
+        if mail.text != erased:
+            await store.erase(erased)
+
+    mailer, outcomes = FakeMailer(erase_the_others), Outcomes()
+    async with running(_dispatcher(store, mailer, outcomes, RetryPolicy())):
+        await poll_until(lambda: bool(outcomes.event_ids), 5)
+        await asyncio.sleep(0.2)
+        async with store.engine.connect() as connection:
+            rows = await connection.execute(
+                select(deliveries.c.status).where(deliveries.c.reference == erased)
+            )
+            statuses = [status for (status,) in rows]
+    assert store.chunks == [3]
+    assert [m.text for m in mailer.sent] == [kept]
+    assert statuses == [ERASED, ERASED]
+    assert len(outcomes.event_ids) == 1
+
+
+async def test_a_delivery_never_starts_with_less_than_half_of_its_lease_left(
+    tmp_path: Path,
+) -> None:
+    """A server slower than its timeout: after half the chunk's lease, the unsent rest is handed
+    back and claimed afresh, so no e-mail starts close to its lease's end (when another replica
+    could take it too); each is still sent once."""
+    lease_s = 1.0
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(6)])
+    lease_left: list[float] = []
+
+    async def slow_server(mail: Mail) -> None:
+        async with store.engine.connect() as connection:
+            until = await connection.scalar(
+                select(deliveries.c.locked_until).where(deliveries.c.referral_id == mail.subject)
+            )
+        assert until is not None
+        lease_left.append(until - time.time())
+        await asyncio.sleep(0.3)
+
+    mailer, outcomes = FakeMailer(slow_server), Outcomes()
+    policy = RetryPolicy(lease_s=lease_s, smtp_timeout_s=0.1)
+    async with running(_dispatcher(store, mailer, outcomes, policy)):
+        await poll_until(lambda: len(outcomes.event_ids) >= 6, 10)
+    assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 6
+    assert min(lease_left) >= lease_s / 2 - 0.05
+    assert len(store.chunks) > -(-6 // chunk_size(lease_s, 0.1))  # some were handed back
+
+
+async def test_work_recorded_and_announced_starts_at_once_even_on_a_busy_lane(
+    tmp_path: Path,
+) -> None:
+    """With a 30 s poll: e-mails recorded then announced by `wake()` (as the consumer does) go
+    out at once; one recorded for a lane while it drains earlier ones goes out right after."""
+    store = await _store(tmp_path)
+    mailer, outcomes = FakeMailer(lambda _mail: asyncio.sleep(0.05)), Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy())
+    async with running(dispatcher):
+        await asyncio.sleep(0.1)  # the first round found nothing
+        started = time.monotonic()
+        await store.enqueue([_mail(), _mail()])
+        dispatcher.wake()
+        await poll_until(lambda: len(mailer.sent) >= 1, 5)
+        first_after = time.monotonic() - started
+        await store.enqueue([_mail()])  # the lane is busy with the second one
+        dispatcher.wake()
+        await poll_until(lambda: len(mailer.sent) >= 3, 5)
+        all_after = time.monotonic() - started
+    assert first_after < 0.5
+    assert all_after < 1.0
+
+
+async def test_on_shutdown_the_chunks_unstarted_deliveries_are_handed_back(
+    tmp_path: Path,
+) -> None:
+    """Stopped while sending the first of three claimed e-mails: the other two can be claimed
+    at once (by a restarted or another replica); the one in flight keeps its lease, since it
+    may have gone out."""
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(3)])
+    in_flight = asyncio.Event()
+
+    async def hang(_mail: Mail) -> None:
+        in_flight.set()
+        await asyncio.Event().wait()
+
+    dispatcher = _dispatcher(store, FakeMailer(hang), Outcomes(), RetryPolicy())
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.wait_for(in_flight.wait(), 5)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    try:
+        async with store.engine.connect() as connection:
+            ids = list(await connection.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
+        lease = await store.claim_many(ids, lease_s=60)
+    finally:
+        await store.close()
+    assert store.chunks == [3, 3]
+    assert lease.ids == tuple(ids[1:])
