@@ -17,6 +17,7 @@ from rebond_contracts.payloads import (
     ReferralStatusV1,
     RoutingDecisionV1,
 )
+from rebond_intake.recent import RecentlyReceived
 from rebond_intake.timeline import Record, build_timeline, current_status, received, record_of
 
 REF = "RB-7K3M-Q9XA-2DFE-W8NB"
@@ -176,3 +177,16 @@ def test_records_keep_no_personal_data() -> None:
     record = rec(decision(1, SOIX))
     assert set(record.detail) == {"primary", "attempt", "reasons"}
     assert record.kind == "decision" and record.reference == REF
+
+
+def test_the_memory_of_recent_submissions_keeps_only_the_newest() -> None:
+    """Past its capacity the per-replica memory forgets the oldest submission first (the
+    consumer has long since stored it), and a note again makes one the newest."""
+    memory = RecentlyReceived(capacity=2)
+    first, second, third = (received(f"ev-{n}", f"RB-0000-0000-0000-000{n}", T0) for n in range(3))
+    memory.note(first)
+    memory.note(second)
+    memory.note(first)  # noted again: now the newest
+    memory.note(third)
+    assert memory.get(second.reference) is None
+    assert memory.get(first.reference) == first and memory.get(third.reference) == third

@@ -27,6 +27,3 @@ class RecentlyReceived:
 
     def get(self, reference: str) -> Record | None:
         return self._records.get(reference)
-
-    def __len__(self) -> int:
-        return len(self._records)
