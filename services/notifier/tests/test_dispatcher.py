@@ -245,3 +245,64 @@ async def test_on_shutdown_the_chunks_unstarted_deliveries_are_handed_back(
         await store.close()
     assert store.chunks == [3, 3]
     assert lease.ids == tuple(ids[1:])
+
+
+async def test_a_stop_lets_the_delivery_in_flight_end_and_hands_back_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Asked to stop while the first of three claimed e-mails is being sent: that one ends and
+    is recorded sent (not cut off, so not left to be sent again), the other two can be claimed
+    at once, and `run` returns by itself."""
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(3)])
+    in_flight, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_server(_mail: Mail) -> None:
+        in_flight.set()
+        await answer.wait()
+
+    mailer = FakeMailer(slow_server)
+    dispatcher = _dispatcher(store, mailer, Outcomes(), RetryPolicy())
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.wait_for(in_flight.wait(), 5)
+    stopping = asyncio.create_task(dispatcher.stop(grace_s=5))
+    await asyncio.sleep(0.05)
+    answer.set()  # the server answers within the grace
+    try:
+        await asyncio.wait_for(stopping, 5)
+        await asyncio.wait_for(task, 5)
+        async with store.engine.connect() as connection:
+            rows = list(await connection.execute(
+                select(deliveries.c.id, deliveries.c.status).order_by(deliveries.c.id)
+            ))  # fmt: skip
+        lease = await store.claim_many([row.id for row in rows], lease_s=60)
+    finally:
+        await store.close()
+    assert len(mailer.sent) == 1
+    assert [row.status for row in rows] == ["sent", "pending", "pending"]
+    assert lease.ids == tuple(row.id for row in rows[1:])
+
+
+async def test_a_stop_cancels_a_delivery_that_outlasts_the_grace(tmp_path: Path) -> None:
+    """A server that never answers does not hold the shutdown: after the grace the lane is
+    cancelled, its delivery keeping its lease, the rest handed back."""
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(3)])
+    in_flight = asyncio.Event()
+
+    async def hang(_mail: Mail) -> None:
+        in_flight.set()
+        await asyncio.Event().wait()
+
+    dispatcher = _dispatcher(store, FakeMailer(hang), Outcomes(), RetryPolicy())
+    task = asyncio.create_task(dispatcher.run())
+    await asyncio.wait_for(in_flight.wait(), 5)
+    try:
+        await asyncio.wait_for(dispatcher.stop(grace_s=0.2), 5)
+        await asyncio.wait_for(task, 5)
+        async with store.engine.connect() as connection:
+            ids = list(await connection.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
+        lease = await store.claim_many(ids, lease_s=60)
+    finally:
+        await store.close()
+    assert lease.ids == tuple(ids[1:])

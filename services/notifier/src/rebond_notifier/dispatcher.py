@@ -107,14 +107,33 @@ class Dispatcher:
         self.gather_s = gather_s
         self._wake = asyncio.Event()
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._stopping = False
 
     def wake(self) -> None:
         """New work was recorded: look at once instead of at the next poll."""
         self._wake.set()
 
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Start nothing more: each lane ends the delivery in flight (for at most `grace_s`,
+        by default the longest a server may take to answer) and hands back the rest of its
+        chunk; then `run` returns. A lane still busy after that is cancelled, its delivery
+        keeping its lease. Nothing is cancelled inside a store transaction but that one."""
+        self._stopping = True
+        self._wake.set()
+        lanes = list(self._lanes.values())
+        if not lanes:
+            return
+        if grace_s is None:
+            own = [c.webhook_timeout_s or 0.0 for c in self.associations.values()]
+            grace_s = 1.0 + max(self.policy.smtp_timeout_s, self.policy.webhook_timeout_s, *own)
+        _, late = await asyncio.wait(lanes, timeout=grace_s)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
     async def run(self) -> None:
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 try:
                     await self._publish_outcomes()
@@ -127,13 +146,16 @@ class Dispatcher:
                 # another): a moment's wait lets one round serve them all.
                 await asyncio.sleep(self.gather_s)
         finally:
-            for task in self._lanes.values():
-                task.cancel()
-            for task in list(self._lanes.values()):
-                with suppress(asyncio.CancelledError):
-                    await task
+            if not self._stopping:  # cancelled: `stop` would have let the lanes end
+                for task in self._lanes.values():
+                    task.cancel()
+                for task in list(self._lanes.values()):
+                    with suppress(asyncio.CancelledError):
+                        await task
 
     async def _start_lanes(self) -> None:
+        if self._stopping:
+            return
         by_lane: dict[tuple[str, str], list[Delivery]] = {}
         for delivery in await self.store.due(except_lanes=list(self._lanes)):
             by_lane.setdefault(delivery.lane, []).append(delivery)
@@ -154,7 +176,7 @@ class Dispatcher:
         waiting = sorted(items, key=lambda d: d.id)
         size = chunk_size(self.policy.lease_s, self._timeout_s(waiting[0]))
         try:
-            while waiting:
+            while waiting and not self._stopping:
                 chunk, waiting = waiting[:size], waiting[size:]
                 waiting = await self._run_chunk(chunk) + waiting
                 self._wake.set()
@@ -173,7 +195,8 @@ class Dispatcher:
         for delivery in chunk:
             if delivery.id not in held:
                 continue
-            if time.time() > lease.until - self.policy.lease_s / 2:  # see `chunk_size`
+            if self._stopping or time.time() > lease.until - self.policy.lease_s / 2:
+                # stopping, or too little lease left to begin (see `chunk_size`)
                 unsent = [d for d in chunk if d.id in held]  # this one and those after it
                 await self.store.release(Lease(tuple(d.id for d in unsent), lease.until))
                 return unsent
