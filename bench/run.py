@@ -38,6 +38,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1, Stage
 from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, referrals
+from rebond_kafka.testing import move_group_to_end, partitions_of
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -294,13 +295,7 @@ async def preload(bootstrap: str, count: int) -> None:
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [description] = await admin.describe_topics([topic])
-        partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
-    finally:
-        await admin.close()
+    partitions = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
@@ -344,21 +339,6 @@ def steady_rate(times_ms: list[int]) -> tuple[float, int]:
     first, last = min(times_ms), max(times_ms)
     after = sum(1 for t in times_ms if t > first)
     return (after / ((last - first) / 1000) if last > first else 0.0), after
-
-
-async def move_group_to_end(bootstrap: str, group: str, topics: list[str]) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        ends: dict[TopicPartition, int] = {}
-        for topic in topics:
-            ends.update(await end_offsets(bootstrap, topic))
-        consumer.assign(list(ends))
-        await consumer.commit(ends)
-    finally:
-        await consumer.stop()
 
 
 def router_phase(bench: Bench) -> dict[str, Any]:

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 
 from rebond_contracts.associations import AssociationId
@@ -33,6 +32,7 @@ from rebond_contracts.topics import (
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StoreUnavailable
+from rebond_kafka.testing import move_group_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -194,36 +194,14 @@ async def test_received_comes_from_the_event_read_back_from_kafka(kafka_bootstra
         assert erase.status_code == 202, erase.text
 
 
-async def group_at_end(bootstrap: str, group: str) -> None:
-    """Commit `group`'s offsets at the end of the topics intake reads: it starts from now."""
-    topics = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    partitions = [
-        TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
-        for partition in topic["partitions"]
-    ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-    finally:
-        await consumer.stop()
-
-
 async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_path):
     """While the store refuses writes, the consumer tries again at growing intervals (not at
     the pace of nacks and re-reads), and stores the record once the store is back: nothing
     lost, nothing dead-lettered."""
     config = settings(kafka_bootstrap, tmp_path)
-    await group_at_end(kafka_bootstrap, config.group_id)  # only this test's records come
+    # Only this test's records come: the group starts at the end of the topics intake reads.
+    read = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
+    await move_group_to_end(kafka_bootstrap, config.group_id, read)
     store = SqlStatusStore(config.store_url)
     await store.start()
     calls: list[tuple[float, set[str]]] = []  # when, and for which references

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import DECISIONS, referrals
 from rebond_contracts.tracing import TraceParent
+from rebond_kafka.testing import move_group_to_end
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
 
@@ -21,23 +22,6 @@ pytestmark = pytest.mark.kafka
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-async def _start_at_end(bootstrap: str, group: str) -> None:
-    """Commit `group` at the end of routing.decisions: the test reads only its own decision."""
-    consumer = AIOKafkaConsumer(
-        DECISIONS.name, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="latest"
-    )
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not consumer.assignment() and time.monotonic() < deadline:
-            await consumer.getmany(timeout_ms=100)
-        for partition in consumer.assignment():
-            await consumer.position(partition)
-        await consumer.commit()
-    finally:
-        await consumer.stop()
-
-
 async def test_referral_continues_the_trace_and_metrics_show_it(
     kafka_bootstrap: str, smtp_server: MailBox, tmp_path: Path
 ) -> None:
@@ -45,7 +29,7 @@ async def test_referral_continues_the_trace_and_metrics_show_it(
     per association, the deliveries, the records consumed and published and the group's lag,
     with no reference in any label."""
     group = f"notifier-obs-{uuid.uuid4().hex[:8]}"
-    await _start_at_end(kafka_bootstrap, group)
+    await move_group_to_end(kafka_bootstrap, group, [DECISIONS.name])  # reads only its decision
     settings = NotifierSettings(
         NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, environment="test", group_id=group,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}",

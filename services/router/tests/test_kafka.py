@@ -28,6 +28,7 @@ from rebond_contracts.topics import (
     dead_letters,
     responses,
 )
+from rebond_kafka.testing import move_group_to_end, partitions_of
 from rebond_router.app import Components, build
 from rebond_router.settings import RouterSettings
 
@@ -46,35 +47,6 @@ def new_reference() -> str:
     n = uuid.uuid4().int
     chars = "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(16))
     return "RB-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
-
-
-async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    return [
-        TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
-        for partition in topic["partitions"]
-    ]
-
-
-async def start_at_end(bootstrap: str, group: str) -> None:
-    """Commit `group`'s offsets at the end of the inputs, so the router skips older tests' data."""
-    partitions = await partitions_of(bootstrap, INPUTS)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit({tp: offset for tp, offset in ends.items()})
-    finally:
-        await consumer.stop()
 
 
 class Probe:
@@ -145,7 +117,7 @@ async def router_factory(
 ) -> AsyncIterator[Callable[[], Any]]:
     """Start router instances sharing one group and one store; all stopped at the end."""
     started: list[Components] = []
-    await start_at_end(kafka_bootstrap, group)
+    await move_group_to_end(kafka_bootstrap, group, INPUTS)  # skip older tests' data
 
     async def start() -> Components:
         settings = RouterSettings(

@@ -11,11 +11,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
 from rebond_contracts.tracing import TraceParent
+from rebond_kafka.testing import move_group_to_end
 from rebond_router.app import create_app
 from rebond_router.settings import RouterSettings
 
 from .conftest import submitted
-from .test_kafka import new_reference, start_at_end
+from .test_kafka import INPUTS, new_reference
 
 pytestmark = pytest.mark.kafka
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -28,7 +29,7 @@ async def test_decision_continues_the_trace_and_metrics_show_it(
     decision by rule-set version, the record consumed and published, the dead letter of an
     unreadable record, and the group's lag, with no reference in any label."""
     group = f"router-obs-{uuid.uuid4().hex[:8]}"
-    await start_at_end(kafka_bootstrap, group)
+    await move_group_to_end(kafka_bootstrap, group, INPUTS)
     settings = RouterSettings(
         kafka_bootstrap_servers=kafka_bootstrap, group_id=group,
         database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3",

@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from starlette.concurrency import run_in_threadpool
 
 from rebond_events import api, portal
@@ -25,6 +23,8 @@ from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
 from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
 from rebond_events.settings import EventsSettings
 from rebond_events.store import build_engine, migrate
+from rebond_kafka.security import kafka_security
+from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
 
@@ -38,35 +38,6 @@ def build_broker(settings: EventsSettings) -> KafkaBroker:
         client_id="rebond-events",
         logger=None,
     )
-
-
-def kafka_security(settings: EventsSettings) -> BaseSecurity | None:
-    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
-    if settings.kafka_security_protocol == "PLAINTEXT":
-        return None
-    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
-    password = settings.kafka_sasl_password
-    return kind[settings.kafka_sasl_mechanism](
-        username=settings.kafka_sasl_username or "",
-        password=password.get_secret_value() if password else "",
-        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
-    )
-
-
-async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
-    """Connect, retrying with backoff while Kafka is unreachable."""
-    backoff = 0.5
-    while True:
-        try:
-            await broker.start()
-        except (KafkaError, OSError) as error:
-            log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
-            await broker.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
-        else:
-            log.info("kafka_connected")
-            return
 
 
 def _fields(
@@ -124,7 +95,7 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         if use_kafka:
             assert broker is not None
-            started = asyncio.create_task(start_forever(broker))
+            started = asyncio.create_task(start_forever(broker, log=log))
             tasks.append(started)
         tasks.append(asyncio.create_task(relay.run_forever(settings.outbox_interval_s)))
         try:

@@ -12,10 +12,11 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letter_event, dead_letters
+from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letters
 from rebond_events import privacy
 from rebond_events.outbox import Relay
 from rebond_events.service import Conferences
+from rebond_kafka.records import dead_letter, keep_raw
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.EVENTS)
@@ -43,7 +44,7 @@ def subscribe_decisions(
         try:
             event = DECISIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await dead.publish(**dead_letter(record, str(error)))
+            await dead.publish(**dead_letter(Service.EVENTS, record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         contact = event.data.invitation
@@ -70,26 +71,8 @@ def subscribe_decisions(
         try:
             event = ERASURES.read(record.value, record.headers)
         except EnvelopeError as error:
-            await dead.publish(**dead_letter(record, str(error)))
+            await dead.publish(**dead_letter(Service.EVENTS, record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
             await run_in_threadpool(privacy.erase, conferences.engine, event.data.reference)
-
-
-async def keep_raw(msg: KafkaMessage) -> bytes:
-    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
-    decoder would raise on a `content-type: application/json` record that is not JSON before the
-    handler runs, and the nack would re-read it forever, stopping the partition."""
-    return bytes(msg.body)
-
-
-def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
-    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
-    record's trace, if any, carried on."""
-    event = dead_letter_event(Service.EVENTS, record, error)
-    headers = {**event.kafka_headers(), "x-error": error[:500]}
-    if traceparent := dict(record.headers).get("traceparent"):
-        headers["traceparent"] = traceparent.decode("ascii", "replace")
-    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

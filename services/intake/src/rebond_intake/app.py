@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,36 +21,18 @@ from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_intake.observability import Observability
-from rebond_intake.publisher import (
-    KafkaSubmissionPublisher,
-    SubmissionPublisher,
-    build_broker,
-    kafka_security,
-)
+from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublisher, build_broker
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+from rebond_kafka.security import kafka_security
+from rebond_kafka.startup import start_forever
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 log = structlog.get_logger(__name__)
 STATIC = Path(str(files("rebond_intake") / "static"))
-
-
-async def _start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
-    """Start the status consumer, retrying with backoff while Kafka is unreachable."""
-    backoff = 0.5
-    while True:
-        try:
-            await broker.start()
-        except (KafkaError, OSError) as error:
-            log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
-            await broker.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
-        else:
-            return
 
 
 async def _start_store_forever(
@@ -98,10 +79,7 @@ def create_app(
             tasks.append(asyncio.create_task(_start_store_forever(app, app.state.store)))
         kafka: KafkaSubmissionPublisher | None = None
         consumer: KafkaBroker | None = None
-        security = kafka_security(
-            settings.kafka_security_protocol, settings.kafka_sasl_mechanism,
-            settings.kafka_sasl_username, settings.kafka_sasl_password,
-        )  # fmt: skip
+        security = kafka_security(settings)
         if publisher is None:
             kafka = KafkaSubmissionPublisher(
                 obs.instrument(build_broker(settings.kafka_bootstrap_servers, security=security)),
@@ -116,7 +94,7 @@ def create_app(
                 settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
                 security=security, record_scope=obs.record_scope,
             ))  # fmt: skip
-            tasks.append(asyncio.create_task(_start_forever(consumer)))
+            tasks.append(asyncio.create_task(start_forever(consumer, log=log)))
         try:
             yield
         finally:

@@ -28,11 +28,11 @@ from rebond_contracts.topics import (
     REFERRAL_STATUS,
     Service,
     Topic,
-    dead_letter_event,
     dead_letters,
 )
 from rebond_intake.store import StatusStore, StoreUnavailable
 from rebond_intake.timeline import Record, received, record_of
+from rebond_kafka.records import dead_letter, keep_raw_batch
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
@@ -124,7 +124,7 @@ def _batch_handler(
                 kept.append((record, read(record)))
             except EnvelopeError as error:
                 with record_scope(record):
-                    await dead.publish(**dead_letter(record, str(error)))
+                    await dead.publish(**dead_letter(Service.INTAKE, record, str(error)))
                     log.warning(
                         "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
                     )
@@ -154,21 +154,3 @@ async def patiently(
             log.warning("store_unavailable", error=str(error), retry_in_s=delay)
             await sleep(delay)
             delay = min(delay * 2, max_delay_s)
-
-
-async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
-    """Hand the handler each record's raw bytes: the contract reads (and judges) them.
-    FastStream's own decoder would raise on a `content-type: application/json` record that is
-    not JSON before the handler runs, and the nack would re-read it forever."""
-    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
-
-
-def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
-    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
-    record's trace, if any, carried on."""
-    event = dead_letter_event(Service.INTAKE, record, error)
-    headers = {**event.kafka_headers(), "x-error": error[:500]}
-    if traceparent := dict(record.headers).get("traceparent"):
-        headers["traceparent"] = traceparent.decode("ascii", "replace")
-    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

@@ -6,12 +6,12 @@ from typing import Any, Protocol
 import structlog
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker, KafkaPublisher
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from pydantic import SecretStr
+from faststream.security import BaseSecurity
 
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
+from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
 
@@ -45,20 +45,6 @@ def build_broker(
     )
 
 
-def kafka_security(
-    protocol: str, mechanism: str, username: str | None, password: SecretStr | None
-) -> BaseSecurity | None:
-    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
-    if protocol == "PLAINTEXT":
-        return None
-    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
-    return kind[mechanism](
-        username=username or "",
-        password=password.get_secret_value() if password else "",
-        use_ssl=protocol == "SASL_SSL",
-    )
-
-
 class KafkaSubmissionPublisher:
     def __init__(self, broker: KafkaBroker, timeout_s: float) -> None:
         self._broker = broker
@@ -79,19 +65,8 @@ class KafkaSubmissionPublisher:
 
     async def connect_forever(self, max_backoff_s: float = 10.0) -> None:
         """Connect, retrying with backoff, so intake starts (and says 503) while Kafka is down."""
-        backoff = 0.5
-        while True:
-            try:
-                await self._broker.start()
-            except (KafkaError, OSError) as error:
-                log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
-                await self._broker.stop()
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, max_backoff_s)
-            else:
-                self._connected = True
-                log.info("kafka_connected")
-                return
+        await start_forever(self._broker, max_backoff_s, log=log)
+        self._connected = True
 
     def ready(self) -> bool:
         return self._connected

@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker
 
+from rebond_kafka.startup import start_forever
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
 from rebond_notifier.consumer import RecordScope, build_broker
@@ -25,22 +24,6 @@ from rebond_notifier.store import DeliveryStore
 from rebond_notifier.web import build_router
 
 log = structlog.get_logger(__name__)
-
-
-async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
-    """Start consuming, retrying with backoff while Kafka is unreachable."""
-    backoff = 0.5
-    while True:
-        try:
-            await broker.start()
-        except (KafkaError, OSError) as error:
-            log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
-            await broker.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
-        else:
-            log.info("kafka_connected")
-            return
 
 
 class Notifier:
@@ -104,7 +87,7 @@ class Notifier:
 
     async def _run(self) -> None:
         await self.store.create_schema()
-        await start_forever(self.broker)
+        await start_forever(self.broker, log=log)
         self._started = True
         await self.dispatcher.run()
 

@@ -20,7 +20,6 @@ import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import SkipValidation
 
 from rebond_contracts.associations import AssociationId
@@ -40,11 +39,12 @@ from rebond_contracts.topics import (
     REGISTRATIONS,
     Service,
     Topic,
-    dead_letter_event,
     dead_letters,
     referrals,
     responses,
 )
+from rebond_kafka.records import dead_letter, keep_raw, keep_raw_batch
+from rebond_kafka.security import kafka_security
 from rebond_notifier import planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
@@ -105,23 +105,6 @@ class Publishers:
         )  # fmt: skip
 
 
-def kafka_security(settings: NotifierSettings) -> BaseSecurity | None:
-    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
-    if settings.kafka_security_protocol == "PLAINTEXT":
-        return None
-    username = settings.kafka_sasl_username or ""
-    password = (
-        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-    )
-    use_ssl = settings.kafka_security_protocol == "SASL_SSL"
-    kind = {
-        "SCRAM-SHA-512": SASLScram512,
-        "SCRAM-SHA-256": SASLScram256,
-        "PLAIN": SASLPlaintext,
-    }[settings.kafka_sasl_mechanism]
-    return kind(username=username, password=password, use_ssl=use_ssl)
-
-
 RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
 
 
@@ -179,7 +162,9 @@ def build_broker(
                 readable.append((record, DECISIONS.read(record.value, record.headers)))
             except EnvelopeError as error:
                 with record_scope(record):
-                    await publishers.dead.publish(**dead_letter(record, str(error)))
+                    await publishers.dead.publish(
+                        **dead_letter(Service.NOTIFIER, record, str(error))
+                    )
                 log.warning(
                     "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
                 )
@@ -241,7 +226,7 @@ def build_broker(
         try:
             event = REFERRAL_STATUS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(record, str(error)))
+            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
@@ -267,7 +252,7 @@ def build_broker(
         try:
             event = REGISTRATIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(record, str(error)))
+            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         registration = event.data
@@ -293,7 +278,7 @@ def build_broker(
         try:
             event = INVITATIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(record, str(error)))
+            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
@@ -317,7 +302,7 @@ def build_broker(
         try:
             event = ERASURES.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(record, str(error)))
+            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
             log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
             return
         reference = event.data.reference
@@ -343,26 +328,3 @@ def build_broker(
             log.info("erased", associations_told=[h.association_id for h in holders])
 
     return broker, publishers
-
-
-async def keep_raw(msg: KafkaMessage) -> bytes:
-    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
-    decoder would raise on a `content-type: application/json` record that is not JSON before the
-    handler runs, and the nack would re-read it forever, stopping the partition."""
-    return bytes(msg.body)
-
-
-async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
-    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
-    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
-
-
-def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
-    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
-    record's trace, if any, carried on."""
-    event = dead_letter_event(Service.NOTIFIER, record, error)
-    headers = {**event.kafka_headers(), "x-error": error[:500]}
-    if traceparent := dict(record.headers).get("traceparent"):
-        headers["traceparent"] = traceparent.decode("ascii", "replace")
-    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

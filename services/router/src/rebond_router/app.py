@@ -12,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
-from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from rebond_kafka.startup import start_forever
 from rebond_router.consumer import KafkaOutputs, new_broker, subscribe, with_retries
 from rebond_router.directory import load_directory
 from rebond_router.lifecycle import Clock, Router
@@ -59,22 +59,6 @@ def build(
     return Components(settings, broker, outputs, store, router)
 
 
-async def start_forever(broker: KafkaBroker, max_backoff_s: float = 10.0) -> None:
-    """Start consuming, retrying with backoff while Kafka is unreachable."""
-    backoff = 0.5
-    while True:
-        try:
-            await broker.start()
-        except (KafkaError, OSError) as error:
-            log.warning("kafka_unreachable", error=type(error).__name__, retry_in_s=backoff)
-            await broker.stop()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
-        else:
-            log.info("kafka_connected")
-            return
-
-
 async def watch_deadlines(
     parts: Components, sleep: Callable[[float], object] = asyncio.sleep
 ) -> None:
@@ -112,7 +96,7 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
         await parts.store.create_schema()
 
         async def run() -> None:
-            await start_forever(parts.broker)
+            await start_forever(parts.broker, log=log)
             connected.set()
             await watch_deadlines(parts)
 

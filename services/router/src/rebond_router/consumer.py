@@ -17,7 +17,6 @@ from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import SkipValidation
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
@@ -31,10 +30,11 @@ from rebond_contracts.topics import (
     REFERRAL_STATUS,
     UNROUTED,
     Service,
-    dead_letter_event,
     dead_letters,
     responses,
 )
+from rebond_kafka.records import dead_letter, keep_raw, keep_raw_batch
+from rebond_kafka.security import kafka_security
 from rebond_router import privacy
 from rebond_router.lifecycle import Rejected, Router
 from rebond_router.settings import RouterSettings
@@ -54,19 +54,6 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     IntegrityError,
     ConcurrentChange,
 )
-
-
-def kafka_security(settings: RouterSettings) -> BaseSecurity | None:
-    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
-    if settings.kafka_security_protocol == "PLAINTEXT":
-        return None
-    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
-    password = settings.kafka_sasl_password
-    return kind[settings.kafka_sasl_mechanism](
-        username=settings.kafka_sasl_username or "",
-        password=password.get_secret_value() if password else "",
-        use_ssl=settings.kafka_security_protocol == "SASL_SSL",
-    )
 
 
 def new_broker(settings: RouterSettings) -> KafkaBroker:
@@ -104,7 +91,9 @@ class KafkaOutputs:
         )
 
     async def dead_letter(self, record: "ConsumerRecord[bytes, bytes]", error: str) -> None:
-        await self.publishers[DEAD_LETTERS.name].publish(**dead_letter(record, error))
+        await self.publishers[DEAD_LETTERS.name].publish(
+            **dead_letter(Service.ROUTER, record, error)
+        )
         log.warning(
             "dead_lettered", topic=record.topic, partition=record.partition,
             offset=record.offset, error=error[:300],
@@ -264,28 +253,3 @@ def subscribe(
             await handle(
                 record, lambda: privacy.erase(router.store, event.data.reference, router.clock())
             )
-
-
-async def keep_raw(msg: KafkaMessage) -> bytes:
-    """Hand the handler the raw bytes: the contract reads (and judges) them, so a record that is
-    not even JSON is dead-lettered by the handler instead of failing in the framework.
-
-    Handlers declare their payload as `SkipValidation[Model]` only for the AsyncAPI document.
-    """
-    return bytes(msg.body)
-
-
-async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
-    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
-    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
-
-
-def dead_letter(record: "ConsumerRecord[bytes, bytes]", error: str) -> dict[str, object]:
-    """Arguments for publishing `record` to the dead-letter topic: the original record inside,
-    the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the failed
-    record's trace, if any, carried on."""
-    event = dead_letter_event(Service.ROUTER, record, error)
-    headers = {**event.kafka_headers(), "x-error": error[:500]}
-    if traceparent := dict(record.headers).get("traceparent"):
-        headers["traceparent"] = traceparent.decode("ascii", "replace")
-    return {"message": event.kafka_value(), "key": record.key, "headers": headers}

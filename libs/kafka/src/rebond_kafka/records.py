@@ -1,0 +1,32 @@
+"""Consumed records as the handlers take them: raw-bytes decoders, and dead letters."""
+
+from faststream.kafka import KafkaMessage
+
+from rebond_contracts.topics import KafkaRecord, Service, dead_letter_event
+
+
+async def keep_raw(msg: KafkaMessage) -> bytes:
+    """Hand the handler the raw bytes: the contract reads (and judges) them. FastStream's own
+    decoder would raise on a `content-type: application/json` record that is not JSON before the
+    handler runs, and the nack would re-read it forever, stopping the partition; with the raw
+    bytes the handler dead-letters it instead.
+
+    Handlers declare their payload as `SkipValidation[Model]` only for the AsyncAPI document.
+    """
+    return bytes(msg.body)
+
+
+async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
+    """`keep_raw` for a batch: each record's bytes, judged by the handler."""
+    return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
+
+
+def dead_letter(service: Service, record: KafkaRecord, error: str) -> dict[str, object]:
+    """Arguments for publishing `record` to `service`'s dead-letter topic: the original record
+    inside, the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the
+    failed record's trace, if any, carried on."""
+    event = dead_letter_event(service, record, error)
+    headers = {**event.kafka_headers(), "x-error": error[:500]}
+    if traceparent := dict(record.headers).get("traceparent"):
+        headers["traceparent"] = traceparent.decode("ascii", "replace")
+    return {"message": event.kafka_value(), "key": record.key, "headers": headers}
