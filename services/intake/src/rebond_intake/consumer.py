@@ -62,7 +62,8 @@ def build_consumer(
     record_scope: "RecordScope" = lambda _record: nullcontext(),
 ) -> KafkaBroker:
     """A broker whose one subscriber stores every status event of the four topics, a batch
-    at a time (one store transaction for the records of all four); `record_scope` gives each record its trace and log context."""
+    at a time (one store transaction for the records of all four); `record_scope` gives each
+    record its trace and log context."""
     broker = KafkaBroker(
         bootstrap_servers,
         security=security,

@@ -103,9 +103,9 @@ class Notifier:
                 await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        """Stop reading decisions first (no new work, and no batch writing beside what
-        follows), then let the dispatcher end the deliveries in flight and hand back the rest,
-        then close Kafka and the store."""
+        """Stop reading Kafka first (no new work, and no batch written beside what follows),
+        then let the dispatcher end the deliveries in flight and hand back the rest, then close
+        Kafka and the store."""
         for subscriber in self.broker.subscribers:
             await subscriber.stop()
         await self.dispatcher.stop()

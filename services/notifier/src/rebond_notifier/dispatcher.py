@@ -117,7 +117,7 @@ class Dispatcher:
         """Start nothing more: each lane ends the delivery in flight (for at most `grace_s`,
         by default the longest a server may take to answer) and hands back the rest of its
         chunk; then `run` returns. A lane still busy after that is cancelled, its delivery
-        keeping its lease. Nothing is cancelled inside a store transaction but that one."""
+        keeping its lease: only such a lane may be cut off inside a store transaction."""
         self._stopping = True
         self._wake.set()
         lanes = list(self._lanes.values())
