@@ -218,12 +218,11 @@ async def test_work_recorded_and_announced_starts_at_once_even_on_a_busy_lane(
     assert all_after < 1.0
 
 
-async def test_on_shutdown_the_chunks_unstarted_deliveries_are_handed_back(
+async def _stuck_on_the_first_of_three(
     tmp_path: Path,
-) -> None:
-    """Stopped while sending the first of three claimed e-mails: the other two can be claimed
-    at once (by a restarted or another replica); the one in flight keeps its lease, since it
-    may have gone out."""
+) -> tuple[CountingStore, Dispatcher, "asyncio.Task[None]"]:
+    """Three e-mails on one lane, the dispatcher running and sending the first to a server
+    that never answers."""
     store = await _store(tmp_path)
     await store.enqueue([_mail() for _ in range(3)])
     in_flight = asyncio.Event()
@@ -235,12 +234,27 @@ async def test_on_shutdown_the_chunks_unstarted_deliveries_are_handed_back(
     dispatcher = _dispatcher(store, FakeMailer(hang), Outcomes(), RetryPolicy())
     task = asyncio.create_task(dispatcher.run())
     await asyncio.wait_for(in_flight.wait(), 5)
+    return store, dispatcher, task
+
+
+async def _claim_all(store: DeliveryStore) -> tuple[list[int], Lease]:
+    """Every delivery's id, and what a fresh claim of them all (another replica) takes."""
+    async with store.engine.connect() as connection:
+        ids = list(await connection.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
+    return ids, await store.claim_many(ids, lease_s=60)
+
+
+async def test_on_shutdown_the_chunks_unstarted_deliveries_are_handed_back(
+    tmp_path: Path,
+) -> None:
+    """Stopped while sending the first of three claimed e-mails: the other two can be claimed
+    at once (by a restarted or another replica); the one in flight keeps its lease, since it
+    may have gone out."""
+    store, _, task = await _stuck_on_the_first_of_three(tmp_path)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     try:
-        async with store.engine.connect() as connection:
-            ids = list(await connection.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
-        lease = await store.claim_many(ids, lease_s=60)
+        ids, lease = await _claim_all(store)
     finally:
         await store.close()
     assert store.chunks == [3, 3]
@@ -286,23 +300,11 @@ async def test_a_stop_lets_the_delivery_in_flight_end_and_hands_back_the_rest(
 async def test_a_stop_cancels_a_delivery_that_outlasts_the_grace(tmp_path: Path) -> None:
     """A server that never answers does not hold the shutdown: after the grace the lane is
     cancelled, its delivery keeping its lease, the rest handed back."""
-    store = await _store(tmp_path)
-    await store.enqueue([_mail() for _ in range(3)])
-    in_flight = asyncio.Event()
-
-    async def hang(_mail: Mail) -> None:
-        in_flight.set()
-        await asyncio.Event().wait()
-
-    dispatcher = _dispatcher(store, FakeMailer(hang), Outcomes(), RetryPolicy())
-    task = asyncio.create_task(dispatcher.run())
-    await asyncio.wait_for(in_flight.wait(), 5)
+    store, dispatcher, task = await _stuck_on_the_first_of_three(tmp_path)
     try:
         await asyncio.wait_for(dispatcher.stop(grace_s=0.2), 5)
         await asyncio.wait_for(task, 5)
-        async with store.engine.connect() as connection:
-            ids = list(await connection.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
-        lease = await store.claim_many(ids, lease_s=60)
+        ids, lease = await _claim_all(store)
     finally:
         await store.close()
     assert lease.ids == tuple(ids[1:])
