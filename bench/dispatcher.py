@@ -10,8 +10,8 @@ fakes. With `--rate R` the deliveries arrive R per second in small batches, each
 `wake()` as the consumer does; with 0 (the default) they are all recorded before it starts.
 
 Prints one JSON line: deliveries/s and this process's CPU seconds per 1,000 deliveries
-(`time.process_time`: the dispatcher, the store and aiosqlite's thread, logging included), beside
-the same-run baseline: the same mails sent by the bare `SmtpMailer`, five lanes at once, with no
+(`time.process_time`: the dispatcher, the store and its SQLite thread, logging included), beside the
+same-run baseline: the same mails sent by the bare `SmtpMailer`, five lanes at once, with no
 delivery log. The ratio of the two is what the dispatcher and its store add to sending.
 `make bench` runs it as its `dispatcher` phase.
 """

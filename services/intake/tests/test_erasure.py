@@ -134,12 +134,12 @@ async def test_sql_store_reads_old_secret_hashes_and_expires_idempotency_rows(tm
         new = Submission("RB-AAAA-0000-0000-0002", T0 + timedelta(days=40), "e2", "key-new-1", "h")
         await store.claim(old)
         await store.claim(new)
-        assert store._sync_engine is not None  # an older intake's row, as it wrote it
-        with store._sync_engine.begin() as connection:
-            connection.execute(
+        await store.database.run(  # an older intake's row, as it wrote it
+            lambda connection: connection.execute(
                 erasure_secrets.insert(),
                 {"reference": old.reference, "secret_hash": "b" * 64, "created_at": T0},
             )
+        )
         assert await store.secret_hash(old.reference) == "b" * 64
         assert await store.secret_hash(new.reference) is None
 

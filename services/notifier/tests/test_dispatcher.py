@@ -15,16 +15,9 @@ from rebond_contracts.payloads import DeliveryV1
 from rebond_notifier.channels import Retry
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
-from rebond_notifier.store import (
-    ERASED,
-    Delivery,
-    DeliveryStore,
-    Lease,
-    NewDelivery,
-    deliveries,
-    make_engine,
-)
+from rebond_notifier.store import ERASED, Delivery, DeliveryStore, Lease, NewDelivery, deliveries
 from rebond_notifier.templates import Mail
+from rebond_sql import Database
 
 from .conftest import new_reference, poll_until
 
@@ -33,7 +26,7 @@ class CountingStore(DeliveryStore):
     """The real store, counting the calls whose number the dispatcher is meant to keep low."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(make_engine(url))
+        super().__init__(Database(url))
         self.chunks: list[int] = []  # how many deliveries each `claim_many` asked for
         self.rounds = 0
 
@@ -155,11 +148,10 @@ async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_d
     async with running(_dispatcher(store, mailer, outcomes, RetryPolicy())):
         await poll_until(lambda: bool(outcomes.event_ids), 5)
         await asyncio.sleep(0.2)
-        async with store.engine.connect() as connection:
-            rows = await connection.execute(
-                select(deliveries.c.status).where(deliveries.c.reference == erased)
-            )
-            statuses = [status for (status,) in rows]
+        query = select(deliveries.c.status).where(deliveries.c.reference == erased)
+        statuses = await store.database.run(
+            lambda connection: [status for (status,) in connection.execute(query)]
+        )
     assert store.chunks == [3]
     assert [m.text for m in mailer.sent] == [kept]
     assert statuses == [ERASED, ERASED]
@@ -178,10 +170,8 @@ async def test_a_delivery_never_starts_with_less_than_half_of_its_lease_left(
     lease_left: list[float] = []
 
     async def slow_server(mail: Mail) -> None:
-        async with store.engine.connect() as connection:
-            until = await connection.scalar(
-                select(deliveries.c.locked_until).where(deliveries.c.referral_id == mail.subject)
-            )
+        query = select(deliveries.c.locked_until).where(deliveries.c.referral_id == mail.subject)
+        until = await store.database.run(lambda connection: connection.scalar(query))
         assert until is not None
         lease_left.append(until - time.time())
         await asyncio.sleep(0.3)
@@ -239,8 +229,8 @@ async def _stuck_on_the_first_of_three(
 
 async def _claim_all(store: DeliveryStore) -> tuple[list[int], Lease]:
     """Every delivery's id, and what a fresh claim of them all (another replica) takes."""
-    async with store.engine.connect() as connection:
-        ids = list(await connection.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
+    query = select(deliveries.c.id).order_by(deliveries.c.id)
+    ids = await store.database.run(lambda connection: list(connection.scalars(query)))
     return ids, await store.claim_many(ids, lease_s=60)
 
 
@@ -285,10 +275,8 @@ async def test_a_stop_lets_the_delivery_in_flight_end_and_hands_back_the_rest(
     try:
         await asyncio.wait_for(stopping, 5)
         await asyncio.wait_for(task, 5)
-        async with store.engine.connect() as connection:
-            rows = list(await connection.execute(
-                select(deliveries.c.id, deliveries.c.status).order_by(deliveries.c.id)
-            ))  # fmt: skip
+        query = select(deliveries.c.id, deliveries.c.status).order_by(deliveries.c.id)
+        rows = await store.database.run(lambda connection: list(connection.execute(query)))
         lease = await store.claim_many([row.id for row in rows], lease_s=60)
     finally:
         await store.close()

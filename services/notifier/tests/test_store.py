@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Lease, NewDelivery
 
@@ -168,9 +168,12 @@ async def test_each_round_finds_its_rows_through_an_index_also_on_an_older_log(
     scanning every delivery ever sent."""
     store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
     await store.create_schema()
-    async with store.engine.begin() as connection:  # as an older notifier left it
+
+    def drop_indexes(connection: Connection) -> None:  # as an older notifier left it
         for name in ("ix_notifier_deliveries_due", "ix_notifier_deliveries_unpublished"):
-            await connection.exec_driver_sql(f"DROP INDEX {name}")
+            connection.exec_driver_sql(f"DROP INDEX {name}")
+
+    await store.database.run(drop_indexes)
     await store.create_schema()
     statements: list[tuple[str, object]] = []
 
@@ -178,20 +181,23 @@ async def test_each_round_finds_its_rows_through_an_index_also_on_an_older_log(
         if statement.lstrip().startswith("SELECT"):
             statements.append((statement, parameters))
 
-    event.listen(store.engine.sync_engine, "before_cursor_execute", keep)
+    def explain(connection: Connection) -> list[str]:
+        return [
+            " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+            )
+            for sql, params in statements
+        ]
+
+    engine = await store.database.run(lambda connection: connection.engine)  # the SQLite one
+    event.listen(engine, "before_cursor_execute", keep)
     try:
         await store.due(except_lanes=[("webhook", "apesa")])
         await store.unpublished_outcomes()
-        async with store.engine.connect() as connection:
-            plans = [
-                " ".join(
-                    str(row[-1])
-                    for row in await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
-                )
-                for sql, params in statements
-            ]
+        plans = await store.database.run(explain)
     finally:
-        event.remove(store.engine.sync_engine, "before_cursor_execute", keep)
+        event.remove(engine, "before_cursor_execute", keep)
         await store.close()
     assert len(plans) == 2
     assert "ix_notifier_deliveries_due" in plans[0], plans[0]

@@ -296,7 +296,7 @@ async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
     """Two instances on one database: the expiry and the re-orientation happen exactly once."""
     first_out, second_out = FakeOutputs(), FakeOutputs()
     first = Router(store, directory, first_out, clock)
-    second_store = Store.from_url(store.engine.url.render_as_string(hide_password=False))
+    second_store = Store.from_url(store.database.url.render_as_string(hide_password=False))
     second = Router(second_store, directory, second_out, clock)
     for n in range(4):
         event = QUESTIONNAIRES.envelope(
@@ -320,7 +320,7 @@ async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
         f"RB-0000-0000-0000-000{n}" for n in range(4)
     ]
     async with store.transaction() as tx:
-        rows = (await tx.connection.execute(select(referrals.c.attempt))).scalars().all()
+        rows = await tx.run(lambda c: c.execute(select(referrals.c.attempt)).scalars().all())
     assert rows == [2, 2, 2, 2]
 
 
@@ -351,8 +351,9 @@ async def test_a_store_from_before_the_weekly_counts_gets_this_weeks_from_its_of
         for n in range(3):
             await tx.record_offer(f"r-{n}", f"RB-0000-0000-0000-000{n}", SIXTY.value, NOW)
         await tx.record_offer("old", "RB-0000-0000-0000-0009", SIXTY.value, NOW - timedelta(days=8))
-    async with store.engine.begin() as connection:  # as an older router left it
-        await connection.execute(week_offers.delete())
+    await store.database.run(
+        lambda c: c.execute(week_offers.delete())
+    )  # as an older router left it
     await store.create_schema(now=NOW)
     await store.create_schema(now=NOW)
     async with store.transaction() as tx:

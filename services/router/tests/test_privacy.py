@@ -44,13 +44,8 @@ def outputs() -> FakeOutputs:
 
 
 async def _row(store: Store) -> dict:
-    async with store.engine.connect() as connection:
-        row = (
-            (await connection.execute(select(referrals).where(referrals.c.reference == REFERENCE)))
-            .mappings()
-            .one()
-        )
-    return dict(row)
+    query = select(referrals).where(referrals.c.reference == REFERENCE)
+    return dict(await store.database.run(lambda c: c.execute(query).mappings().one()))
 
 
 async def test_erasure_stops_the_lifecycle_and_drops_the_contact_copy(

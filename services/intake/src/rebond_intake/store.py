@@ -7,11 +7,9 @@ timestamps only. SQLite by default, PostgreSQL when a `postgresql+psycopg://` UR
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import (
@@ -20,22 +18,18 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
-    Engine,
     MetaData,
     String,
     Table,
-    create_engine,
-    event,
-    make_url,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from rebond_intake.timeline import Record
+from rebond_sql import Database
 
 T = TypeVar("T")
 
@@ -115,32 +109,6 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _open_sqlite(url: str) -> Engine:
-    """In the store's thread: the file's folder, the tables, and SQLite through its plain
-    (sync) driver, whichever the URL names (`sqlite+aiosqlite` in the settings), in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync
-    (the durable record of a submission is Kafka's; a power cut may lose the last few status
-    rows, never corrupt the file), and readers no longer block the writer."""
-    engine = create_engine(make_url(url).set(drivername="sqlite+pysqlite"))
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    try:
-        database = engine.url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        with engine.begin() as connection:
-            metadata.create_all(connection)
-    except (SQLAlchemyError, OSError):
-        engine.dispose()
-        raise
-    return engine
-
-
 def _status_row(record: Record) -> dict[str, Any]:
     return {
         "event_id": record.event_id,
@@ -182,79 +150,40 @@ def _submission(row: Any) -> Submission:
 
 
 class SqlStatusStore:
-    """The SQLAlchemy adapter. Each operation is a plain function of a connection, run as one
-    transaction: on PostgreSQL through the async engine (`run_sync`), on SQLite whole in one
-    thread of its own, with the sync driver.
+    """The SQLAlchemy adapter on a `rebond_sql.Database`: each operation is a plain function
+    of a connection, run as one transaction (on SQLite whole in the database's own thread with
+    the sync driver; on PostgreSQL through the async engine).
 
-    Why SQLite differs: aiosqlite hops to its thread and back for every driver call (cursor,
-    execute, commit, each a wake-up of both threads), eight or so for a claim: 0.5 ms of CPU,
-    nearly a third of a submission's cost, and with a pool of connections the writers also met
-    "database is locked" and slept in SQLite's busy handler. With one hop per transaction a
-    claim costs 0.3 ms, and one thread is SQLite's own rule anyway: one writer at a time.
+    Why not aiosqlite: it hops to its thread and back for every driver call (cursor, execute,
+    commit, each a wake-up of both threads), eight or so for a claim: 0.5 ms of CPU, nearly a
+    third of a submission's cost. With one hop per transaction a claim costs 0.3 ms.
     """
 
     def __init__(self, url: str) -> None:
-        self._url = url
-        self._engine: AsyncEngine | None = None
-        self._sync_engine: Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self.database = Database(url, name="intake")
         self._claims: list[tuple[Submission, asyncio.Future[Submission]]] = []
         self._claiming: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self._url.startswith("sqlite"):
-            self._thread = self._thread or ThreadPoolExecutor(1, "intake-sqlite")
-            try:
-                self._sync_engine = await asyncio.get_running_loop().run_in_executor(
-                    self._thread, _open_sqlite, self._url
-                )
-            except (SQLAlchemyError, OSError) as error:
-                raise StoreUnavailable(type(error).__name__) from error
-            return
+        """Open the database and make the tables (again, harmlessly, when retried)."""
         try:
-            async_engine = create_async_engine(self._url, pool_pre_ping=True)
-        except SQLAlchemyError as error:
-            raise StoreUnavailable(type(error).__name__) from error
-        try:
-            async with async_engine.begin() as connection:
-                await connection.run_sync(metadata.create_all)
+            await self.database.start()
         except (SQLAlchemyError, OSError) as error:
-            await async_engine.dispose()
             raise StoreUnavailable(type(error).__name__) from error
-        self._engine = async_engine
+        await self._run(metadata.create_all)
 
     async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-        if self._thread is not None:
-            if self._sync_engine is not None:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._sync_engine.dispose
-                )
-            self._thread.shutdown(wait=True)
-            self._thread = None
+        await self.database.close()
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
         """`work` in one transaction, committed when it returns. IntegrityError is passed on
         (a duplicate the caller expects); any other failure is StoreUnavailable."""
         try:
-            if self._sync_engine is not None and self._thread is not None:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._thread, self._in_transaction, self._sync_engine, work
-                )
-            if self._engine is None:
-                raise StoreUnavailable("store not started")
-            async with self._engine.begin() as connection:
-                return await connection.run_sync(work)
+            return await self.database.run(work)
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as error:
             raise StoreUnavailable(type(error).__name__) from error
-
-    @staticmethod
-    def _in_transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
-        with engine.begin() as connection:
-            return work(connection)
 
     async def claim(self, submission: Submission) -> Submission:
         """Claims are written together: those that arrive while a transaction is under way

@@ -140,8 +140,11 @@ class Dispatcher:
                     await self._start_lanes()
                 except Exception:  # the store or Kafka is down: log, wait, look again
                     log.exception("dispatch_round_failed")
+                # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancel that arrives as
+                # the wake does, and `run` would then go on after its task was cancelled.
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    async with asyncio.timeout(self.poll_interval_s):
+                        await self._wake.wait()
                 # Wakes come in bursts (lanes ending chunks, decisions recorded one after
                 # another): a moment's wait lets one round serve them all.
                 await asyncio.sleep(self.gather_s)

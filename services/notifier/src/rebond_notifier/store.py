@@ -1,14 +1,19 @@
-"""The delivery log: the notifier's own store (SQLAlchemy 2 async; SQLite or PostgreSQL).
+"""The delivery log: the notifier's own store (SQLAlchemy 2 through `rebond_sql`; SQLite or
+PostgreSQL).
 
 A row per side effect, unique on (referral_id, channel, kind): a redelivered decision inserts
 nothing new, so nothing is sent twice. For the e-mails about the Conférences du rebond, which
 are about no referral, the `referral_id` column holds the key of the event instead (the
 CloudEvent id of a registration event, the invitation id), `association_id` is empty and
 `reference` is the submission reference of an invitation (empty for a registration): the same
-uniqueness then covers a redelivered registration or invitation, with no schema change. Rows are written before the Kafka offset is committed
-and drained by the dispatcher; a worker claims a row with a lease so that a crashed worker's
-row is taken over later. The rendered message (which holds personal data) is erased from the
-row once the delivery is final.
+uniqueness then covers a redelivered registration or invitation, with no schema change. Rows
+are written before the Kafka offset is committed and drained by the dispatcher; a worker claims
+a row with a lease so that a crashed worker's row is taken over later. The rendered message
+(which holds personal data) is erased from the row once the delivery is final.
+
+Each method is one transaction, run as one plain function of a `Connection` by
+`rebond_sql.Database.run` (on SQLite: one hop to the database's own thread, whatever the
+function executes); `record_answer` alone keeps its transaction open while it publishes.
 """
 
 import json
@@ -16,12 +21,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Float,
     Index,
     Integer,
@@ -31,7 +36,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
-    event,
     insert,
     or_,
     select,
@@ -40,9 +44,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from rebond_sql import Database
 
 PENDING = "pending"
 SENT = "sent"
@@ -203,79 +207,43 @@ _HELD = select(deliveries.c.id).where(
 )
 
 
-async def _held(connection: AsyncConnection, lease: Lease) -> list[int]:
+def _held(connection: Connection, lease: Lease) -> list[int]:
     if not lease.ids:
         return []
-    rows = await connection.execute(_HELD, {"ids": list(lease.ids), "until": lease.until})
+    rows = connection.execute(_HELD, {"ids": list(lease.ids), "until": lease.until})
     return sorted(rows.scalars())
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> AsyncEngine:
-    """SQLite in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync (the
-    durable record of a submission is Kafka's; a power cut may lose the last few status rows,
-    never corrupt the file), and readers no longer block the writer."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return engine
-
-
-_ONE_CONNECTION: dict[str, Any] = {"pool_size": 1, "max_overflow": 0}
-
-
-def make_engine(url: str) -> AsyncEngine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        memory = parsed.database in (None, "", ":memory:")
-        if parsed.database and not memory:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection: SQLite lets one writer in at a time anyway, and each further
-        # aiosqlite connection is a thread with its own page cache whose writers would wait
-        # on each other's locks. Measured at 200 submissions/s: peak RSS 174 → 132 MB; on
-        # shutdown under a backlog, cancelled transactions stalled behind those locks.
-        return _sqlite_pragmas(
-            create_async_engine(
-                url, connect_args={"timeout": 30}, **({} if memory else _ONE_CONNECTION)
-            )
-        )
-    return create_async_engine(url, pool_pre_ping=True)
-
-
 class DeliveryStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    """The notifier's tables on one `rebond_sql.Database`; `create_schema` starts it."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     @classmethod
     def from_url(cls, url: str) -> "DeliveryStore":
-        return cls(make_engine(url))
+        return cls(Database(url, name="notifier"))
 
     async def create_schema(self) -> None:
-        """The tables, and the indexes added since (`create_all` leaves an existing table as
-        it is)."""
+        """Start the database and make the tables, and the indexes added since (`create_all`
+        leaves an existing table as it is)."""
 
-        def create(connection: Any) -> None:
+        def create(connection: Connection) -> None:
             metadata.create_all(connection)
             for index in deliveries.indexes:
                 index.create(connection, checkfirst=True)
 
-        async with self.engine.begin() as connection:
-            await connection.run_sync(create)
+        await self.database.start()
+        await self.database.run(create)
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.database.close()
 
     async def enqueue(self, items: list[NewDelivery], *, now: float | None = None) -> int:
         """Record pending deliveries; those already known are left alone. Returns how many are new."""
         now = time.time() if now is None else now
         if not items:
             return 0
-        dialect = self.engine.dialect.name
-        factory = pg_insert if dialect == "postgresql" else sqlite_insert
         rows = [
             {
                 "referral_id": item.referral_id,
@@ -293,14 +261,17 @@ class DeliveryStore:
             }
             for item in items
         ]
-        statement = (
-            factory(deliveries)
-            .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
-            .returning(deliveries.c.id)
-        )
-        async with self.engine.begin() as connection:  # one multi-row INSERT for the lot
-            result = await connection.execute(statement, rows)
-            return len(result.fetchall())
+
+        def insert_new(connection: Connection) -> int:  # one multi-row INSERT for the lot
+            factory = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+            statement = (
+                factory(deliveries)
+                .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
+                .returning(deliveries.c.id)
+            )
+            return len(connection.execute(statement, rows).fetchall())
+
+        return await self.database.run(insert_new)
 
     async def due(
         self,
@@ -326,13 +297,15 @@ class DeliveryStore:
         if except_lanes:
             lane = tuple_(deliveries.c.channel, deliveries.c.association_id)
             query = query.where(lane.not_in(list(except_lanes)))
-        async with self.engine.connect() as connection:
-            return [_row(row) for row in await connection.execute(query)]
+        return await self.database.run(
+            lambda connection: [_row(row) for row in connection.execute(query)]
+        )
 
     async def next_due_at(self) -> float | None:
         query = select(deliveries.c.next_attempt_at).where(deliveries.c.status == PENDING)
-        async with self.engine.connect() as connection:
-            times = [row[0] for row in await connection.execute(query)]
+        times = await self.database.run(
+            lambda connection: [row[0] for row in connection.execute(query)]
+        )
         return min(times) if times else None
 
     async def claim_many(
@@ -358,26 +331,26 @@ class DeliveryStore:
             .values(locked_until=until)
             .returning(deliveries.c.id)
         )
-        async with self.engine.begin() as connection:
-            taken = (await connection.execute(statement)).scalars().all()
+        taken = await self.database.run(
+            lambda connection: connection.execute(statement).scalars().all()
+        )
         return Lease(tuple(sorted(taken)), until)
 
     async def held(self, lease: Lease) -> list[int]:
         """Those of the lease's deliveries still pending and still held under it: an erasure
         (or the retention clean-up) may have stopped one since it was claimed."""
-        async with self.engine.connect() as connection:
-            return await _held(connection, lease)
+        return await self.database.run(lambda connection: _held(connection, lease))
 
     async def release(self, lease: Lease) -> None:
         """Hand back the lease's deliveries still held under it, to be claimed again at once."""
         if not lease.ids:
             return
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(lease.ids), deliveries.c.locked_until == lease.until)
-                .values(locked_until=None)
-            )
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(lease.ids), deliveries.c.locked_until == lease.until)
+            .values(locked_until=None)
+        )
+        await self.database.run(lambda connection: connection.execute(statement))
 
     async def retry_later(
         self,
@@ -390,13 +363,17 @@ class DeliveryStore:
     ) -> list[int]:
         """Put the delivery off until `at`. With `then_check`, returns `held(then_check)` read
         in the same transaction (a worker checks its next deliveries at no extra transaction)."""
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == delivery_id)
-                .values(attempts=attempts, next_attempt_at=at, locked_until=None, last_error=error)
-            )
-            return [] if then_check is None else await _held(connection, then_check)
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .values(attempts=attempts, next_attempt_at=at, locked_until=None, last_error=error)
+        )
+
+        def put_off(connection: Connection) -> list[int]:
+            connection.execute(statement)
+            return [] if then_check is None else _held(connection, then_check)
+
+        return await self.database.run(put_off)
 
     async def finish(
         self,
@@ -411,9 +388,12 @@ class DeliveryStore:
         `then_check`, returns `held(then_check)` read in the same transaction."""
         assert status in FINAL
         row = {"delivery_id": delivery_id, "status": status, "attempts": attempts, "error": error}
-        async with self.engine.begin() as connection:
-            await connection.execute(_FINISH, row)
-            return [] if then_check is None else await _held(connection, then_check)
+
+        def record(connection: Connection) -> list[int]:
+            connection.execute(_FINISH, row)
+            return [] if then_check is None else _held(connection, then_check)
+
+        return await self.database.run(record)
 
     async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
         query = (
@@ -422,19 +402,20 @@ class DeliveryStore:
             .order_by(deliveries.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as connection:
-            return [_row(row) for row in await connection.execute(query)]
+        return await self.database.run(
+            lambda connection: [_row(row) for row in connection.execute(query)]
+        )
 
     async def mark_published(self, delivery_ids: list[int]) -> None:
         """Their outcomes are on Kafka."""
         if not delivery_ids:
             return
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(delivery_ids))
-                .values(outcome_published=True)
-            )
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(delivery_ids))
+            .values(outcome_published=True)
+        )
+        await self.database.run(lambda connection: connection.execute(statement))
 
     async def find(self, referral_id: str) -> list[Delivery]:
         query = (
@@ -442,15 +423,17 @@ class DeliveryStore:
             .where(deliveries.c.referral_id == referral_id)
             .order_by(deliveries.c.id)
         )
-        async with self.engine.connect() as connection:
-            return [_row(row) for row in await connection.execute(query)]
+        return await self.database.run(
+            lambda connection: [_row(row) for row in connection.execute(query)]
+        )
 
     # --- answers given through the e-mail links ---------------------------------------------
 
     async def answered(self, referral_id: str) -> bool:
         query = select(answers.c.referral_id).where(answers.c.referral_id == referral_id)
-        async with self.engine.connect() as connection:
-            return (await connection.execute(query)).first() is not None
+        return await self.database.run(
+            lambda connection: connection.execute(query).first() is not None
+        )
 
     async def record_answer(
         self,
@@ -461,18 +444,18 @@ class DeliveryStore:
         publish: Callable[[], Awaitable[None]],
     ) -> None:
         """Mark the referral answered and publish, atomically: a failed publish keeps the link
-        usable; a second answer raises `AlreadyAnswered`."""
-        async with self.engine.begin() as connection:
+        usable; a second answer raises `AlreadyAnswered`. The transaction stays open while
+        `publish` runs (on SQLite the store's other work waits for it meanwhile)."""
+        statement = insert(answers).values(
+            referral_id=referral_id,
+            association_id=association_id,
+            answer=answer,
+            reason=reason,
+            answered_at=time.time(),
+        )
+        async with self.database.transaction() as transaction:
             try:
-                await connection.execute(
-                    insert(answers).values(
-                        referral_id=referral_id,
-                        association_id=association_id,
-                        answer=answer,
-                        reason=reason,
-                        answered_at=time.time(),
-                    )
-                )
+                await transaction.run(lambda connection: connection.execute(statement))
             except IntegrityError as error:
                 raise AlreadyAnswered(referral_id) from error
             await publish()
@@ -482,8 +465,7 @@ class DeliveryStore:
     async def erased_among(self, references: list[str]) -> set[str]:
         """Those of `references` whose person asked for erasure."""
         query = select(erasures.c.reference).where(erasures.c.reference.in_(references))
-        async with self.engine.connect() as connection:
-            return set((await connection.execute(query)).scalars())
+        return await self.database.run(lambda connection: set(connection.execute(query).scalars()))
 
     async def erase(self, reference: str, *, now: float | None = None) -> list[Holder]:
         """Remember the erasure, stop every unsent delivery of `reference` and erase the rows'
@@ -494,25 +476,27 @@ class DeliveryStore:
             .where(deliveries.c.reference == reference, deliveries.c.association_id != "")
             .distinct()
         )
-        async with self.engine.begin() as connection:
-            known = await connection.execute(
+
+        def erase(connection: Connection) -> list[Holder]:
+            known = connection.execute(
                 select(erasures.c.reference).where(erasures.c.reference == reference)
             )
             if known.first() is None:
-                await connection.execute(
-                    insert(erasures).values(reference=reference, erased_at=now)
-                )
-            holders = [Holder(a, r) for a, r in await connection.execute(holders_query)]
-            await connection.execute(
+                connection.execute(insert(erasures).values(reference=reference, erased_at=now))
+            holders = [Holder(a, r) for a, r in connection.execute(holders_query)]
+            connection.execute(
                 update(deliveries)
                 .where(deliveries.c.reference == reference, deliveries.c.status == PENDING)
                 .values(status=ERASED, locked_until=None)
             )
-            await connection.execute(
+            connection.execute(
                 update(deliveries)
                 .where(deliveries.c.reference == reference)
                 .values(payload=None, last_error=None)
             )
+            return holders
+
+        holders = await self.database.run(erase)
         return sorted(set(holders), key=lambda h: (h.association_id, h.referral_id))
 
     async def anonymise(self, older_than_s: float, *, now: float | None = None) -> int:
@@ -520,13 +504,14 @@ class DeliveryStore:
         still pending that long is given up (failed). Returns how many rows changed."""
         now = time.time() if now is None else now
         cutoff = now - older_than_s
-        async with self.engine.begin() as connection:
-            await connection.execute(
+
+        def anonymise(connection: Connection) -> int:
+            connection.execute(
                 update(deliveries)
                 .where(deliveries.c.created_at < cutoff, deliveries.c.status == PENDING)
                 .values(status=FAILED, locked_until=None, outcome_published=False)
             )
-            result = await connection.execute(
+            result = connection.execute(
                 update(deliveries)
                 .where(
                     deliveries.c.created_at < cutoff,
@@ -534,7 +519,9 @@ class DeliveryStore:
                 )
                 .values(payload=None, last_error=None)
             )
-        return int(result.rowcount or 0)
+            return int(result.rowcount or 0)
+
+        return await self.database.run(anonymise)
 
 
 __all__ = ["DEAD_LETTERED", "FAILED", "PENDING", "SENT", "DeliveryStore", "Lease", "NewDelivery"]

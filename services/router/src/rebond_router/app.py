@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import structlog
 from fastapi import FastAPI
@@ -47,7 +46,6 @@ def build(
 ) -> Components:
     """Everything the router runs on, not yet connected. Fails fast on a bad directory."""
     directory = load_directory(settings.directory_path)
-    _ensure_sqlite_folder(settings.database_url)
     store = Store.from_url(settings.database_url)
     broker = new_broker(settings)
     outputs = KafkaOutputs(broker)
@@ -121,8 +119,10 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
     async def store_answers() -> bool:
         """The store takes a query within 2 s (a stopped database makes the router unready)."""
         try:
-            async with asyncio.timeout(2.0), parts.store.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+            async with asyncio.timeout(2.0):
+                await parts.store.database.run(
+                    lambda connection: connection.execute(text("SELECT 1"))
+                )
         except (SQLAlchemyError, OSError, TimeoutError):
             return False
         return True
@@ -140,9 +140,3 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
         )
 
     return app
-
-
-def _ensure_sqlite_folder(url: str) -> None:
-    prefix = "sqlite+aiosqlite:///"
-    if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
-        Path(url[len(prefix) :]).parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import delete, update
+from sqlalchemy import Connection, delete, update
 
 from rebond_router.store import Store, outbox, referrals
 
@@ -30,24 +30,30 @@ def erasure_key(reference: str) -> str:
 
 async def erase(store: Store, reference: str, now: datetime) -> bool:
     """Stop the referral of `reference` and drop its personal data; False if already done."""
+    stop = (
+        update(referrals)
+        .where(referrals.c.reference == reference)
+        .values(
+            status=ERASED,
+            template=None,
+            candidates=[],
+            deadline=None,
+            remind_at=None,
+            version=referrals.c.version + 1,
+            updated_at=now,
+        )
+    )
+    unpublished = delete(outbox).where(outbox.c.reference == reference)
+
+    def drop(connection: Connection) -> None:
+        connection.execute(stop)
+        connection.execute(unpublished)
+
     async with store.transaction() as tx:
         if await tx.already_handled(erasure_key(reference)):
             return False
         await tx.mark_handled(erasure_key(reference), now)
-        await tx.connection.execute(
-            update(referrals)
-            .where(referrals.c.reference == reference)
-            .values(
-                status=ERASED,
-                template=None,
-                candidates=[],
-                deadline=None,
-                remind_at=None,
-                version=referrals.c.version + 1,
-                updated_at=now,
-            )
-        )
-        await tx.connection.execute(delete(outbox).where(outbox.c.reference == reference))
+        await tx.run(drop)
     log.info("referral_erased")
     return True
 
@@ -68,13 +74,16 @@ async def anonymise(store: Store, now: datetime, retention: timedelta) -> Anonym
     """Drop the contact copies of referrals unchanged since `now - retention`, and outputs
     still unpublished since then. Idempotent; safe while the router runs."""
     cutoff = now - retention
-    async with store.transaction() as tx:
-        copies = await tx.connection.execute(
+
+    def drop(connection: Connection) -> Anonymised:
+        copies = connection.execute(
             update(referrals)
             .where(referrals.c.updated_at < cutoff, referrals.c.template.is_not(None))
             .values(template=None, version=referrals.c.version + 1)
         )
-        stale = await tx.connection.execute(delete(outbox).where(outbox.c.created_at < cutoff))
-    done = Anonymised(int(copies.rowcount or 0), int(stale.rowcount or 0))
+        stale = connection.execute(delete(outbox).where(outbox.c.created_at < cutoff))
+        return Anonymised(int(copies.rowcount or 0), int(stale.rowcount or 0))
+
+    done = await store.database.run(drop)
     log.info("anonymised", referrals=done.referrals, outputs=done.outputs, retention=str(retention))
     return done

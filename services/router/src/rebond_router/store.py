@@ -1,4 +1,4 @@
-"""The router's own store (SQLAlchemy 2, async): referrals, offers, an outbox, handled events.
+"""The router's own store (SQLAlchemy 2 through `rebond_sql`): referrals, offers, an outbox, handled events.
 
 SQLite (a file) by default, PostgreSQL supported. Each state change and the events it must
 publish are written in one transaction (the outbox), then published; so a crash between the
@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Connection,
     DateTime,
     Integer,
     MetaData,
@@ -27,7 +28,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     delete,
-    event,
     func,
     insert,
     literal,
@@ -37,9 +37,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rebond_contracts.associations import AssociationId
+from rebond_sql import Database, Transaction, Work
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -142,6 +142,7 @@ handled = Table(
 )
 
 OPEN = ("offered", "reminded")
+T = TypeVar("T")
 
 
 class ConcurrentChange(RuntimeError):
@@ -163,55 +164,56 @@ class Tx:
 
     New referrals, offers and outbox rows are buffered and written together, one multi-row
     INSERT per table in the order they were added (a batch of decisions costs a few statements,
-    not a few per decision); any read or update writes the buffer first, so the transaction
-    always sees its own writes, and `Store.transaction` writes it before committing."""
+    not a few per decision); any read or update writes the buffer first, in the same step, so
+    the transaction always sees its own writes, and `Store.transaction` writes it before
+    committing. Each method is one step on the database (`rebond_sql`)."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
+    def __init__(self, transaction: Transaction) -> None:
+        self.transaction = transaction
         self._inserts: dict[Table, list[dict[str, Any]]] = {}
         self._week_offers: dict[tuple[str, datetime], int] = {}
 
-    async def write(self) -> None:
-        """Write the buffered inserts (and the weekly offer counts they add to) now."""
+    async def run(self, work: Work[T]) -> T:
+        """`work` on the transaction's connection, after the buffered inserts."""
         inserts, self._inserts = self._inserts, {}
         counts, self._week_offers = self._week_offers, {}
-        for table, rows in inserts.items():
-            await self.connection.execute(insert(table), rows)
-        if counts:
-            upsert = _upsert(self.connection, week_offers)
-            await self.connection.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[week_offers.c.association_id, week_offers.c.week_start],
-                    set_={"offers": week_offers.c.offers + upsert.excluded.offers},
-                ),
-                [
-                    {"association_id": association, "week_start": week, "offers": n}
-                    for (association, week), n in counts.items()
-                ],
-            )
+        if not inserts and not counts:
+            return await self.transaction.run(work)
+
+        def write_then(connection: Connection) -> T:
+            _write(connection, inserts, counts)
+            return work(connection)
+
+        return await self.transaction.run(write_then)
+
+    async def write(self) -> None:
+        """Write the buffered inserts (and the weekly offer counts they add to) now."""
+        if self._inserts or self._week_offers:
+            await self.run(lambda _connection: None)
 
     async def referral(self, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
         """The referral row; `lock` takes a row lock on PostgreSQL (SKIP LOCKED: None if held)."""
-        await self.write()
         query = select(referrals).where(referrals.c.reference == reference)
         if lock:
             query = query.with_for_update(skip_locked=True)
-        row = (await self.connection.execute(query)).mappings().first()
-        return dict(row) if row is not None else None
+
+        def read(connection: Connection) -> dict[str, Any] | None:
+            row = connection.execute(query).mappings().first()
+            return dict(row) if row is not None else None
+
+        return await self.run(read)
 
     async def known_references(self, references: Sequence[str]) -> set[str]:
         """Those of `references` that already have a referral row (decided before)."""
-        await self.write()
         query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
-        return set((await self.connection.execute(query)).scalars())
+        return await self.run(lambda connection: set(connection.execute(query).scalars()))
 
     async def insert_referral(self, **values: Any) -> None:
         self._inserts.setdefault(referrals, []).append({"version": 1, **values})
 
     async def update_referral(self, row: Mapping[str, Any], **values: Any) -> None:
         """Conditional update: only if nobody changed the row since it was read (the claim)."""
-        await self.write()
-        result = await self.connection.execute(
+        statement = (
             update(referrals)
             .where(
                 referrals.c.reference == row["reference"],
@@ -219,7 +221,8 @@ class Tx:
             )
             .values(version=row["version"] + 1, **values)
         )
-        if result.rowcount != 1:
+        changed = await self.run(lambda connection: connection.execute(statement).rowcount)
+        if changed != 1:
             raise ConcurrentChange(row["reference"])
 
     async def record_offer(
@@ -238,29 +241,23 @@ class Tx:
 
     async def offered_in_week(self, week: datetime) -> dict[AssociationId, int]:
         """Offers made to each association in the week starting at `week` (`week_start`)."""
-        await self.write()
         query = select(week_offers.c.association_id, week_offers.c.offers).where(
             week_offers.c.week_start == week
         )
-        return {
-            AssociationId(association): int(count)
-            for association, count in (await self.connection.execute(query)).all()
-        }
+        rows = await self.run(lambda connection: connection.execute(query).all())
+        return {AssociationId(association): int(count) for association, count in rows}
 
     async def already_handled(self, event_id: str) -> bool:
-        await self.write()
-        query = select(handled.c.event_id).where(handled.c.event_id == event_id)
-        return (await self.connection.execute(query)).first() is not None
+        return bool(await self.handled_among([event_id]))
 
     async def handled_among(self, event_ids: Sequence[str]) -> set[str]:
         """Those of `event_ids` already handled."""
-        await self.write()
         query = select(handled.c.event_id).where(handled.c.event_id.in_(list(event_ids)))
-        return set((await self.connection.execute(query)).scalars())
+        return await self.run(lambda connection: set(connection.execute(query).scalars()))
 
     async def mark_handled(self, event_id: str, at: datetime) -> None:
-        await self.write()
-        await self.connection.execute(insert(handled).values(event_id=event_id, handled_at=at))
+        statement = insert(handled).values(event_id=event_id, handled_at=at)
+        await self.run(lambda connection: connection.execute(statement))
 
     async def add_output(
         self, reference: str, topic: str, key: str, value: bytes, headers: Mapping[str, str],
@@ -279,7 +276,6 @@ class Tx:
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """References whose holder's deadline has passed (rows locked elsewhere are skipped)."""
-        await self.write()
         query = (
             select(referrals.c.reference)
             .where(referrals.c.status.in_(OPEN), referrals.c.deadline <= now)
@@ -287,10 +283,9 @@ class Tx:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list((await self.connection.execute(query)).scalars())
+        return await self.run(lambda connection: list(connection.execute(query).scalars()))
 
     async def reminders_due(self, now: datetime, limit: int) -> list[str]:
-        await self.write()
         query = (
             select(referrals.c.reference)
             .where(
@@ -303,60 +298,69 @@ class Tx:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return list((await self.connection.execute(query)).scalars())
+        return await self.run(lambda connection: list(connection.execute(query).scalars()))
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> AsyncEngine:
-    """SQLite in WAL mode with synchronous=NORMAL: a commit no longer waits for an fsync (the
-    durable record of a submission is Kafka's; a power cut may lose the last few status rows,
-    never corrupt the file), and readers no longer block the writer."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    return engine
+def _write(
+    connection: Connection,
+    inserts: Mapping[Table, list[dict[str, Any]]],
+    counts: Mapping[tuple[str, datetime], int],
+) -> None:
+    for table, rows in inserts.items():
+        connection.execute(insert(table), rows)
+    if counts:
+        upsert = _upsert(connection, week_offers)
+        connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[week_offers.c.association_id, week_offers.c.week_start],
+                set_={"offers": week_offers.c.offers + upsert.excluded.offers},
+            ),
+            [
+                {"association_id": association, "week_start": week, "offers": n}
+                for (association, week), n in counts.items()
+            ],
+        )
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    """The router's tables on one `rebond_sql.Database`; `create_schema` starts it."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     @classmethod
     def from_url(cls, url: str) -> "Store":
-        connect_args: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            connect_args["timeout"] = 30  # wait for another writer instead of failing at once
-        engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
-        return cls(_sqlite_pragmas(engine) if url.startswith("sqlite") else engine)
+        return cls(Database(url, name="router"))
 
     async def create_schema(self, *, now: datetime | None = None) -> None:
-        """The tables; and, for a store that had offers before the weekly counts existed, this
-        week's counts from its offers (once: a week already counted is left as it is)."""
+        """Start the database and make the tables; and, for a store that had offers before the
+        weekly counts existed, this week's counts from its offers (once: a week already
+        counted is left as it is)."""
         week = week_start(now or datetime.now(UTC))
-        async with self.engine.begin() as connection:
-            await connection.run_sync(metadata.create_all, checkfirst=True)
-            this_week = (
-                select(offers.c.association_id, literal(week, UTCDateTime), func.count())
-                .where(offers.c.offered_at >= week)
-                .group_by(offers.c.association_id)
-            )
-            await connection.execute(
+        this_week = (
+            select(offers.c.association_id, literal(week, UTCDateTime), func.count())
+            .where(offers.c.offered_at >= week)
+            .group_by(offers.c.association_id)
+        )
+
+        def create(connection: Connection) -> None:
+            metadata.create_all(connection, checkfirst=True)
+            connection.execute(
                 _upsert(connection, week_offers)
                 .from_select(["association_id", "week_start", "offers"], this_week)
                 .on_conflict_do_nothing()
             )
 
+        await self.database.start()
+        await self.database.run(create)
+
     async def close(self) -> None:
-        await self.engine.dispose()
+        await self.database.close()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self.engine.begin() as connection:
-            tx = Tx(connection)
+        async with self.database.transaction() as transaction:
+            tx = Tx(transaction)
             yield tx
             await tx.write()
 
@@ -369,8 +373,9 @@ class Store:
             query = query.where(outbox.c.reference.in_(list(references)))
         if created_before is not None:
             query = query.where(outbox.c.created_at <= created_before)
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).mappings().all()
+        rows = await self.database.run(
+            lambda connection: connection.execute(query).mappings().all()
+        )
         return [
             OutboxRecord(
                 id=row["id"],
@@ -386,5 +391,5 @@ class Store:
     async def forget_outputs(self, ids: Sequence[int]) -> None:
         """Published and acknowledged: drop them (they may hold personal data)."""
         if ids:
-            async with self.engine.begin() as connection:
-                await connection.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+            statement = delete(outbox).where(outbox.c.id.in_(list(ids)))
+            await self.database.run(lambda connection: connection.execute(statement))

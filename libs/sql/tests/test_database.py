@@ -1,0 +1,129 @@
+"""A piece of work is one transaction; a transaction spans awaited steps; SQLite runs in one
+thread and its transactions take turns; PostgreSQL runs through the async engine."""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, text
+
+from rebond_sql import Database
+
+metadata = MetaData()
+notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("text", String))
+
+
+def _texts(connection: Connection) -> list[str]:
+    return list(connection.execute(select(notes.c.text).order_by(notes.c.id)).scalars())
+
+
+def _add(value: str) -> Any:
+    return lambda connection: connection.execute(notes.insert().values(text=value))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/in/a/folder/notes.sqlite3"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    database = Database(url, name="test")
+    await database.run(lambda connection: metadata.drop_all(connection))
+    await database.run(lambda connection: metadata.create_all(connection))
+    yield database
+    await database.close()
+
+
+async def test_a_piece_of_work_is_committed_when_it_returns(database: Database) -> None:
+    await database.run(_add("kept"))
+    assert await database.run(_texts) == ["kept"]
+
+
+async def test_a_piece_of_work_that_raises_leaves_nothing(database: Database) -> None:
+    def add_then_fail(connection: Connection) -> None:
+        _add("half")(connection)
+        raise ValueError("midway")
+
+    with pytest.raises(ValueError, match="midway"):
+        await database.run(add_then_fail)
+    assert await database.run(_texts) == []
+
+
+async def test_a_transaction_sees_its_own_steps_and_commits_at_its_end(database: Database) -> None:
+    async with database.transaction() as transaction:
+        await transaction.run(_add("first"))
+        await asyncio.sleep(0)  # other coroutines run between the steps
+        assert await transaction.run(_texts) == ["first"]
+        await transaction.run(_add("second"))
+    assert await database.run(_texts) == ["first", "second"]
+
+
+async def test_a_transaction_that_raises_is_rolled_back(database: Database) -> None:
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        async with database.transaction() as transaction:
+            await transaction.run(_add("dropped"))
+            raise RuntimeError("changed my mind")
+    assert await database.run(_texts) == []
+
+
+async def test_a_cancelled_transaction_is_rolled_back_and_the_database_stays_usable(
+    database: Database,
+) -> None:
+    started = asyncio.Event()
+
+    async def interrupted() -> None:
+        async with database.transaction() as transaction:
+            await transaction.run(_add("interrupted"))
+            started.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(interrupted())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(database.run(_add("after")), timeout=5)
+    assert await database.run(_texts) == ["after"]
+
+
+async def test_concurrent_transactions_all_commit(database: Database) -> None:
+    """Ten transactions opened together, each writing between awaits: none waits on another's
+    lock until it times out ("database is locked" on SQLite), all commit."""
+
+    async def write(n: int) -> None:
+        async with database.transaction() as transaction:
+            await transaction.run(_add(f"{n}-a"))
+            await asyncio.sleep(0.01)
+            await transaction.run(_add(f"{n}-b"))
+
+    await asyncio.wait_for(asyncio.gather(*(write(n) for n in range(10))), timeout=20)
+    assert sorted(await database.run(_texts)) == sorted(
+        f"{n}-{part}" for n in range(10) for part in "ab"
+    )
+
+
+async def test_sqlite_runs_every_step_in_one_thread_of_its_own(tmp_path: Path) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/new/folder/db.sqlite3", name="one")
+    try:
+        threads = {await database.run(lambda _c: threading.get_ident()) for _ in range(3)}
+        async with database.transaction() as transaction:
+            threads.add(await transaction.run(lambda _c: threading.get_ident()))
+            journal = await transaction.run(
+                lambda c: c.execute(text("PRAGMA journal_mode")).scalar()
+            )
+        assert len(threads) == 1
+        assert threading.get_ident() not in threads
+        assert journal == "wal"
+        assert (tmp_path / "new" / "folder" / "db.sqlite3").exists()
+    finally:
+        await database.close()
+
+
+async def test_a_closed_database_refuses_work(database: Database) -> None:
+    """A use after `close` (a shutdown-order bug) fails instead of opening it again."""
+    await database.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await database.run(_texts)
