@@ -163,6 +163,8 @@ class MailBox:
     messages: list[EmailMessage] = field(default_factory=list)
     #: The name each message's client gave in EHLO (or HELO).
     client_names: list[str] = field(default_factory=list)
+    #: The client's (address, port) of each message: one per connection it came on.
+    client_peers: list[tuple[str, int]] = field(default_factory=list)
 
     def about(self, reference: str) -> list[EmailMessage]:
         return [m for m in self.messages if reference in str(m["Subject"])]
@@ -178,7 +180,7 @@ class MailBox:
         return self.about(reference)
 
 
-class _Collect:
+class CollectMail:
     def __init__(self, box: MailBox) -> None:
         self.box = box
 
@@ -186,6 +188,7 @@ class _Collect:
         raw = envelope.original_content  # type: ignore[attr-defined]
         self.box.messages.append(message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
         self.box.client_names.append(session.host_name)  # type: ignore[attr-defined]
+        self.box.client_peers.append(tuple(session.peer))  # type: ignore[attr-defined]
         return "250 OK"
 
 
@@ -193,7 +196,7 @@ class _Collect:
 def smtp_server() -> Iterator[MailBox]:
     """A real SMTP server (aiosmtpd) on loopback, collecting every message."""
     box = MailBox("127.0.0.1", free_port())
-    controller = Controller(_Collect(box), hostname=box.host, port=box.port)
+    controller = Controller(CollectMail(box), hostname=box.host, port=box.port)
     controller.start()
     try:
         yield box

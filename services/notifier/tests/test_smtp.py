@@ -1,10 +1,15 @@
 """The SMTP mailer against a real SMTP server (aiosmtpd, the `smtp_server` fixture)."""
 
+import asyncio
 from types import SimpleNamespace
+
+from aiosmtpd.controller import Controller
 
 from rebond_notifier import channels
 from rebond_notifier.channels import SmtpMailer
 from rebond_notifier.templates import Mail
+
+from .conftest import CollectMail, MailBox, free_port
 
 
 async def test_the_ehlo_name_is_looked_up_once_not_per_mail(smtp_server, monkeypatch) -> None:
@@ -61,3 +66,55 @@ def test_an_address_beyond_ascii_is_kept_as_written() -> None:
     message = mailer.build(Mail(to="élodie@exemple.fr", subject="Réponse", text="Merci"))
     assert message["To"] == "élodie@exemple.fr"
     assert message["Subject"] == "Réponse"
+
+
+async def test_e_mails_in_a_row_share_one_connection(smtp_server) -> None:
+    """Connect and EHLO once for e-mails sent one after another; e-mails sent at the same
+    time each take a connection of their own, all kept for what follows."""
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, "orientation@rebond.local")
+    before = len(smtp_server.client_peers)
+    for n in range(3):
+        await mailer.send(Mail(to="a@example.org", subject=f"in-a-row-{n}", text="t"))
+    await asyncio.gather(
+        *(
+            mailer.send(Mail(to="a@example.org", subject=f"together-{n}", text="t"))
+            for n in range(3)
+        )
+    )
+    in_a_row, together = (
+        smtp_server.client_peers[before : before + 3],
+        smtp_server.client_peers[before + 3 :],
+    )
+    assert len(set(in_a_row)) == 1
+    assert len(set(together)) == 3 and in_a_row[0] in together
+    await mailer.close()
+    await mailer.send(Mail(to="a@example.org", subject="after-close", text="t"))
+    assert smtp_server.client_peers[-1] not in together  # closed ones are not used again
+
+
+async def test_a_connection_closed_while_idle_is_replaced_and_the_mail_goes_out() -> None:
+    """The server went away (restarted) between two e-mails: the second still goes out, on a
+    new connection, instead of failing on the dead one."""
+    box = MailBox("127.0.0.1", free_port())
+    mailer = SmtpMailer(box.host, box.port, "orientation@rebond.local")
+    first = Controller(CollectMail(box), hostname=box.host, port=box.port)
+    first.start()
+    await mailer.send(Mail(to="a@example.org", subject="before-restart", text="t"))
+    first.stop()
+    second = Controller(CollectMail(box), hostname=box.host, port=box.port)
+    second.start()
+    try:
+        await mailer.send(Mail(to="a@example.org", subject="after-restart", text="t"))
+        assert [str(m["Subject"]) for m in box.messages] == ["before-restart", "after-restart"]
+        assert box.client_peers[0] != box.client_peers[1]
+    finally:
+        await mailer.close()
+        second.stop()
+
+
+async def test_a_connection_idle_too_long_is_not_used_again(smtp_server) -> None:
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, "orientation@rebond.local", idle_s=0)
+    for n in range(2):
+        await mailer.send(Mail(to="a@example.org", subject=f"idle-{n}", text="t"))
+    assert len(set(smtp_server.client_peers[-2:])) == 2
+    await mailer.close()

@@ -116,6 +116,8 @@ class Notifier:
         await self.broker.stop()
         if isinstance(self.webhooks, HttpWebhookPoster):
             await self.webhooks.close()
+        if isinstance(self.mailer, SmtpMailer):
+            await self.mailer.close()
         await self.store.close()
 
 

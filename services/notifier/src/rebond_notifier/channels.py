@@ -5,6 +5,7 @@
 """
 
 import socket
+import time
 from email.charset import QP, Charset
 from email.header import Header
 from email.message import EmailMessage, Message
@@ -74,6 +75,8 @@ class SmtpMailer:
         start_tls: bool = False,
         timeout_s: float = 10.0,
         local_hostname: str | None = None,
+        keep_open: int = 8,
+        idle_s: float = 30.0,
     ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
@@ -81,6 +84,12 @@ class SmtpMailer:
         #: The name given in EHLO, looked up once: left to aiosmtplib, every e-mail would ask
         #: the resolver again (`socket.getfqdn`, in a thread), a good part of an e-mail's cost.
         self.local_hostname = local_hostname or socket.getfqdn()
+        #: Connections kept open between e-mails (at most `keep_open`, each closed after
+        #: `idle_s` unused): connect, EHLO (and STARTTLS, login) and QUIT once per connection
+        #: instead of once per e-mail. Each e-mail takes one to itself, so lanes sending at
+        #: the same time use as many.
+        self.keep_open, self.idle_s = keep_open, idle_s
+        self._open: list[tuple[aiosmtplib.SMTP, float]] = []
 
     def build(self, mail: Mail) -> Message:
         """The e-mail as text/plain UTF-8, quoted-printable, a non-ASCII subject in RFC 2047
@@ -108,24 +117,78 @@ class SmtpMailer:
         return message
 
     async def send(self, mail: Mail) -> None:
+        message = self.build(mail)
+        client = self._take()
         try:
-            await aiosmtplib.send(
-                self.build(mail),
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.start_tls or None,
-                timeout=self.timeout_s,
-                local_hostname=self.local_hostname,
-            )
+            if client is not None:
+                try:
+                    await client.send_message(message)
+                except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                    # The server closed it while it was idle: the e-mail was not taken.
+                    client.close()
+                    client = None
+            if client is None:
+                client = await self._connect()
+                await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as error:
+            self._put_back(client)  # the session is still good; only this e-mail is refused
             raise Failed("recipient refused") from error
         except aiosmtplib.SMTPResponseException as error:
+            _drop(client)
             kind = Failed if 500 <= error.code < 600 else Retry
             raise kind(f"smtp {error.code}") from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            _drop(client)
             raise Retry(f"smtp {type(error).__name__}") from error
+        except BaseException:  # cancelled mid-conversation: the session's state is unknown
+            _drop(client)
+            raise
+        self._put_back(client)
+
+    async def close(self) -> None:
+        """Say QUIT on the connections kept open."""
+        kept, self._open = self._open, []
+        for client, _ in kept:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        client = aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            start_tls=self.start_tls or None,
+            timeout=self.timeout_s,
+            local_hostname=self.local_hostname,
+        )
+        await client.connect()
+        return client
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        """The most recently used open connection, closing those idle too long."""
+        oldest_kept = time.monotonic() - self.idle_s
+        while self._open:
+            client, used_at = self._open.pop()
+            if used_at >= oldest_kept and client.is_connected:
+                return client
+            client.close()
+        return None
+
+    def _put_back(self, client: aiosmtplib.SMTP | None) -> None:
+        if client is None:
+            return
+        if len(self._open) >= self.keep_open or not client.is_connected:
+            client.close()
+            return
+        self._open.append((client, time.monotonic()))
+
+
+def _drop(client: aiosmtplib.SMTP | None) -> None:
+    if client is not None:
+        client.close()
 
 
 class HttpWebhookPoster:
