@@ -2,6 +2,7 @@
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -37,6 +38,15 @@ def _retention(admin: AdminClient, names: list[str]) -> dict[str, str]:
     }
 
 
+def _settled_retention(admin: AdminClient, name: str, wanted: str, within_s: float = 15) -> str:
+    """The topic's retention.ms once it reads `wanted`, or as it reads after `within_s`: a
+    config change is committed by the controller, then applied by the broker a moment later."""
+    deadline = time.monotonic() + within_s
+    while (value := _retention(admin, [name])[name]) != wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
+
+
 def test_every_topic_on_the_broker_has_the_registry_retention(kafka_bootstrap: str) -> None:
     """Each registry topic's retention.ms on the broker equals its `retention_ms`."""
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
@@ -57,9 +67,10 @@ def test_kafkactl_aligns_a_topic_whose_retention_drifted(kafka_bootstrap: str) -
     )
     for future in admin.incremental_alter_configs([drift], request_timeout=30).values():
         future.result()
-    assert _retention(admin, [topic.name]) == {topic.name: "3600000"}
+    assert _settled_retention(admin, topic.name, "3600000") == "3600000"
 
     changed = _kafkactl().align_topic_configs(kafka_bootstrap)
 
     assert topic.name in changed
-    assert _retention(admin, [topic.name]) == {topic.name: str(topic.retention_ms)}
+    wanted = str(topic.retention_ms)
+    assert _settled_retention(admin, topic.name, wanted) == wanted

@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.payloads import RegistrationChange, RegistrationV1
-from rebond_contracts.topics import DELIVERIES, INVITATIONS, REGISTRATIONS
+from rebond_contracts.topics import DELIVERIES, INVITATIONS, REFERRAL_STATUS, REGISTRATIONS
 from rebond_notifier.app import Notifier
 from rebond_notifier.consumer import DEAD_LETTERS
 from rebond_notifier.settings import NotifierSettings
@@ -158,7 +158,9 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
     assert b"claire" not in b"".join(r.value for r in outcomes)  # no personal data
 
 
-@pytest.mark.parametrize("topic", [REGISTRATIONS, INVITATIONS], ids=lambda t: t.name)
+@pytest.mark.parametrize(
+    "topic", [REGISTRATIONS, INVITATIONS, REFERRAL_STATUS], ids=lambda t: t.name
+)
 async def test_unreadable_record_goes_to_the_dead_letter_topic(
     kafka_bootstrap: str, notifier: Notifier, topic
 ) -> None:  # type: ignore[no-untyped-def]

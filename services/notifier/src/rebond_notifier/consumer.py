@@ -217,25 +217,44 @@ def build_broker(
         group_id=f"{settings.group_id}.status",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=keep_raw,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        decoder=keep_raw_batch,
         title=REFERRAL_STATUS.name,
         description="Turn reminders and expiries into e-mails to the association.",
     )
-    async def on_status(msg: KafkaMessage) -> None:
-        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
-        try:
-            event = REFERRAL_STATUS.read(record.value, record.headers)
-        except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
-            return
-        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            planned = planning.for_status(event.data, event.correlationid, associations, links)
-            added = await store.enqueue(planned)
-            if planned:
-                log.info("status_mail_recorded", status=event.data.status, new=added)
-            if added:
-                wake()
+    async def on_statuses(msg: KafkaMessage) -> None:
+        # A batch (`keep_raw_batch`): most statuses (offered, accepted, declined…) ask for no
+        # e-mail, and one per referral or more arrives; read together, they cost one consumer
+        # round and at most one store transaction.
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+        planned: list[NewDelivery] = []
+        for record in records:
+            with record_scope(record):
+                try:
+                    event = REFERRAL_STATUS.read(record.value, record.headers)
+                except EnvelopeError as error:
+                    await publishers.dead.publish(
+                        **dead_letter(Service.NOTIFIER, record, str(error))
+                    )
+                    log.warning(
+                        "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
+                    )
+                    continue
+                with structlog.contextvars.bound_contextvars(
+                    reference=event.subject, event_id=event.id
+                ):
+                    mails = planning.for_status(
+                        event.data, event.correlationid, associations, links
+                    )
+                    if mails:
+                        log.info("status_mail_planned", status=event.data.status)
+                    planned.extend(mails)
+        added = await store.enqueue(planned)
+        if added:
+            log.info("status_mails_recorded", new=added, planned=len(planned))
+            wake()
 
     @broker.subscriber(
         REGISTRATIONS.name,
