@@ -37,7 +37,13 @@ from baselines import b1, b2
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1, Stage
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, referrals
+from rebond_contracts.topics import (
+    DECISIONS,
+    DELIVERIES,
+    QUESTIONNAIRES,
+    REFERRAL_STATUS,
+    referrals,
+)
 from rebond_kafka.testing import move_group_to_end, partitions_of
 
 HERE = Path(__file__).resolve().parent
@@ -427,9 +433,18 @@ def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
     seconds = 10 if bench.quick else 60
     rate = 200
     notifier_group = f"rebond-notifier-bench-{uuid.uuid4().hex[:6]}"
-    asyncio.run(move_group_to_end(bench.bootstrap, router_group, [QUESTIONNAIRES.name]))
-    asyncio.run(move_group_to_end(bench.bootstrap, notifier_group, [DECISIONS.name]))
-    intake = bench.service("intake", rate_limit_per_minute="0")
+    intake_group = f"rebond-intake-bench-{uuid.uuid4().hex[:6]}"
+    # Every consumer starts at the end: the earlier phases left tens of thousands of records
+    # (the router's decisions and statuses) that would otherwise be read during this one.
+    intake_topics = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
+    for group, topics in (
+        (router_group, [QUESTIONNAIRES.name]),
+        (notifier_group, [DECISIONS.name]),
+        (f"{notifier_group}.status", [REFERRAL_STATUS.name]),
+        (intake_group, intake_topics),
+    ):
+        asyncio.run(move_group_to_end(bench.bootstrap, group, topics))
+    intake = bench.service("intake", rate_limit_per_minute="0", group_id=intake_group)
     router = bench.service("router", group_id=router_group)
     # A mail sink, as `make run` has: the notifier's e-mails go out once each, not into retries.
     smtp_port = free_port()
