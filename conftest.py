@@ -222,6 +222,15 @@ def postgres_url(postgres_server: str) -> str:
     return postgres_server + name
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL on each database the services support: a SQLite file, then a brand-new
+    PostgreSQL database (a test taking it runs once on each)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 # --- Browser tests: Debian's Chromium driven by Playwright (no browser download) -------------
 
 CHROMIUM_ARGS = [

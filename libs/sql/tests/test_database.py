@@ -24,14 +24,9 @@ def _add(value: str) -> Any:
     return lambda connection: connection.execute(notes.insert().values(text=value))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/in/a/folder/notes.sqlite3"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    database = Database(url, name="test")
-    await database.run(lambda connection: metadata.drop_all(connection))
+@pytest.fixture
+async def database(sql_url: str) -> AsyncIterator[Database]:
+    database = Database(sql_url, name="test")
     await database.run(lambda connection: metadata.create_all(connection))
     yield database
     await database.close()

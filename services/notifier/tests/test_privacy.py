@@ -1,7 +1,6 @@
 """Erasure and anonymisation of the delivery log (SQLite and PostgreSQL, controlled clock)."""
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +12,9 @@ PERSONAL = {"to": "claire.martin@example.org", "body": "Claire Martin, 06 12 34 
 DAY = 86400.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DeliveryStore]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = DeliveryStore.from_url(url)
+@pytest.fixture
+async def store(sql_url: str) -> AsyncIterator[DeliveryStore]:
+    store = DeliveryStore.from_url(sql_url)
     await store.create_schema()
     yield store
     await store.close()

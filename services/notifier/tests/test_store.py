@@ -9,13 +9,9 @@ from sqlalchemy import Connection, event
 from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Lease, NewDelivery
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DeliveryStore]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = DeliveryStore.from_url(url)
+@pytest.fixture
+async def store(sql_url: str) -> AsyncIterator[DeliveryStore]:
+    store = DeliveryStore.from_url(sql_url)
     await store.create_schema()
     yield store
     await store.close()

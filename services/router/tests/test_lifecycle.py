@@ -23,13 +23,9 @@ SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = Store.from_url(url)
+@pytest.fixture
+async def store(sql_url: str) -> AsyncIterator[Store]:
+    store = Store.from_url(sql_url)
     await store.create_schema()
     yield store
     await store.close()

@@ -2,7 +2,6 @@
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,13 +15,9 @@ from .conftest import REFERENCE, Clock, FakeOutputs
 from .test_lifecycle import SIXTY, answer, current_referral, questionnaire
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    store = Store.from_url(url)
+@pytest.fixture
+async def store(sql_url: str) -> AsyncIterator[Store]:
+    store = Store.from_url(sql_url)
     await store.create_schema()
     yield store
     await store.close()
