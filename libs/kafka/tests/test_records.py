@@ -1,13 +1,15 @@
 """Raw decoders hand handlers the bytes; a dead letter carries the record, the error, the trace."""
 
 import json
+from typing import Any
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaMessage
 from faststream.kafka.message import FAKE_CONSUMER
+from structlog.testing import capture_logs
 
 from rebond_contracts.topics import Service, dead_letters
-from rebond_kafka.records import dead_letter, keep_raw, keep_raw_batch
+from rebond_kafka.records import dead_letter, keep_raw, keep_raw_batch, send_dead_letter
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -81,3 +83,28 @@ def test_dead_letter_without_a_trace_adds_none() -> None:
     """No `traceparent` on the record: none set here (the publish middleware starts one)."""
     headers = dead_letter(Service.EVENTS, record(b"x"), "boom")["headers"]
     assert "traceparent" not in headers  # type: ignore[operator]
+
+
+async def test_send_dead_letter_publishes_the_letter_then_logs_where_the_record_was() -> None:
+    """The service's dead letter goes to the publisher given; the log names the topic, partition
+    and offset read, and at most 300 characters of the error."""
+    sent: list[dict[str, Any]] = []
+
+    class Publisher:
+        async def publish(self, message: Any, **kwargs: Any) -> None:
+            sent.append({"message": message, **kwargs})
+
+    failed = record(b"not json", offset=41)
+    with capture_logs() as logs:
+        await send_dead_letter(Publisher(), Service.INTAKE, failed, "E" * 400)
+    [args] = sent
+    assert args["key"] == failed.key
+    as_sent = [(name, value.encode()) for name, value in args["headers"].items()]
+    letter = dead_letters(Service.INTAKE).read(args["message"], as_sent)
+    assert (letter.data.service, letter.data.offset, letter.data.error) == ("intake", 41, "E" * 400)
+    assert [(entry["event"], entry["log_level"]) for entry in logs] == [
+        ("dead_lettered", "warning")
+    ]
+    assert {k: logs[0][k] for k in ("topic", "partition", "offset", "error")} == {
+        "topic": "routing.decisions", "partition": 2, "offset": 41, "error": "E" * 300,
+    }  # fmt: skip

@@ -1,8 +1,17 @@
 """Consumed records as the handlers take them: raw-bytes decoders, and dead letters."""
 
+from typing import Any, Protocol
+
+import structlog
 from faststream.kafka import KafkaMessage
 
 from rebond_contracts.topics import KafkaRecord, Service, dead_letter_event
+
+log = structlog.get_logger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, message: Any, **kwargs: Any) -> Any: ...
 
 
 async def keep_raw(msg: KafkaMessage) -> bytes:
@@ -30,3 +39,15 @@ def dead_letter(service: Service, record: KafkaRecord, error: str) -> dict[str, 
     if traceparent := dict(record.headers).get("traceparent"):
         headers["traceparent"] = traceparent.decode("ascii", "replace")
     return {"message": event.kafka_value(), "key": record.key, "headers": headers}
+
+
+async def send_dead_letter(
+    publisher: Publisher, service: Service, record: KafkaRecord, error: str
+) -> None:
+    """Publish `record` to `service`'s dead-letter topic through `publisher` (`dead_letter`),
+    then log `dead_lettered` with where it was read and the error's first 300 characters."""
+    await publisher.publish(**dead_letter(service, record, error))
+    log.warning(
+        "dead_lettered", topic=record.topic, partition=record.partition, offset=record.offset,
+        error=error[:300],
+    )  # fmt: skip

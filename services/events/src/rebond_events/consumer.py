@@ -16,7 +16,7 @@ from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letters
 from rebond_events import privacy
 from rebond_events.outbox import Relay
 from rebond_events.service import Conferences
-from rebond_kafka.records import dead_letter, keep_raw
+from rebond_kafka.records import keep_raw, send_dead_letter
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.EVENTS)
@@ -44,8 +44,7 @@ def subscribe_decisions(
         try:
             event = DECISIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await dead.publish(**dead_letter(Service.EVENTS, record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            await send_dead_letter(dead, Service.EVENTS, record, str(error))
             return
         contact = event.data.invitation
         if contact is None:
@@ -71,8 +70,7 @@ def subscribe_decisions(
         try:
             event = ERASURES.read(record.value, record.headers)
         except EnvelopeError as error:
-            await dead.publish(**dead_letter(Service.EVENTS, record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            await send_dead_letter(dead, Service.EVENTS, record, str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
             await run_in_threadpool(privacy.erase, conferences.engine, event.data.reference)

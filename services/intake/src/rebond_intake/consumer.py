@@ -32,7 +32,7 @@ from rebond_contracts.topics import (
 )
 from rebond_intake.store import StatusStore, StoreUnavailable
 from rebond_intake.timeline import Record, received, record_of
-from rebond_kafka.records import dead_letter, keep_raw_batch
+from rebond_kafka.records import keep_raw_batch, send_dead_letter
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
@@ -125,10 +125,7 @@ def _batch_handler(
                 kept.append((record, read(record)))
             except EnvelopeError as error:
                 with record_scope(record):
-                    await dead.publish(**dead_letter(Service.INTAKE, record, str(error)))
-                    log.warning(
-                        "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
-                    )
+                    await send_dead_letter(dead, Service.INTAKE, record, str(error))
         new = await patiently(lambda: store.add_many([status for _, status in kept]))
         for record, status in kept:
             with record_scope(record):

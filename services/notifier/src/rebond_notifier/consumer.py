@@ -43,7 +43,7 @@ from rebond_contracts.topics import (
     referrals,
     responses,
 )
-from rebond_kafka.records import dead_letter, keep_raw, keep_raw_batch
+from rebond_kafka.records import keep_raw, keep_raw_batch, send_dead_letter
 from rebond_kafka.security import kafka_security
 from rebond_notifier import planning
 from rebond_notifier.config import AssociationChannels
@@ -162,12 +162,7 @@ def build_broker(
                 readable.append((record, DECISIONS.read(record.value, record.headers)))
             except EnvelopeError as error:
                 with record_scope(record):
-                    await publishers.dead.publish(
-                        **dead_letter(Service.NOTIFIER, record, str(error))
-                    )
-                log.warning(
-                    "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
-                )
+                    await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
         erased = await store.erased_among([event.data.reference for _, event in readable])
         published: list[tuple[ConsumerRecord[bytes, bytes], Envelope[RoutingDecisionV1]]] = []
         acks = []
@@ -235,12 +230,7 @@ def build_broker(
                 try:
                     event = REFERRAL_STATUS.read(record.value, record.headers)
                 except EnvelopeError as error:
-                    await publishers.dead.publish(
-                        **dead_letter(Service.NOTIFIER, record, str(error))
-                    )
-                    log.warning(
-                        "dead_lettered", topic=record.topic, offset=record.offset, error=str(error)
-                    )
+                    await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
                     continue
                 with structlog.contextvars.bound_contextvars(
                     reference=event.subject, event_id=event.id
@@ -271,8 +261,7 @@ def build_broker(
         try:
             event = REGISTRATIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
             return
         registration = event.data
         with structlog.contextvars.bound_contextvars(
@@ -297,8 +286,7 @@ def build_broker(
         try:
             event = INVITATIONS.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
             return
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
             added = await store.enqueue(planning.for_invitation(event))
@@ -321,8 +309,7 @@ def build_broker(
         try:
             event = ERASURES.read(record.value, record.headers)
         except EnvelopeError as error:
-            await publishers.dead.publish(**dead_letter(Service.NOTIFIER, record, str(error)))
-            log.warning("dead_lettered", topic=record.topic, offset=record.offset, error=str(error))
+            await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
             return
         reference = event.data.reference
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):

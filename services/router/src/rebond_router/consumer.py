@@ -33,7 +33,7 @@ from rebond_contracts.topics import (
     dead_letters,
     responses,
 )
-from rebond_kafka.records import dead_letter, keep_raw, keep_raw_batch
+from rebond_kafka.records import keep_raw, keep_raw_batch, send_dead_letter
 from rebond_kafka.security import kafka_security
 from rebond_router import privacy
 from rebond_router.lifecycle import Rejected, Router
@@ -91,13 +91,7 @@ class KafkaOutputs:
         )
 
     async def dead_letter(self, record: "ConsumerRecord[bytes, bytes]", error: str) -> None:
-        await self.publishers[DEAD_LETTERS.name].publish(
-            **dead_letter(Service.ROUTER, record, error)
-        )
-        log.warning(
-            "dead_lettered", topic=record.topic, partition=record.partition,
-            offset=record.offset, error=error[:300],
-        )  # fmt: skip
+        await send_dead_letter(self.publishers[DEAD_LETTERS.name], Service.ROUTER, record, error)
 
 
 async def with_retries(
