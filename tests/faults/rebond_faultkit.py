@@ -341,7 +341,10 @@ class Hooks:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                length = int(self.headers["Content-Length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # its sender was killed mid-request: nothing arrived
+                    return
                 delivery_id = self.headers.get("X-Rebond-Delivery", "")
                 hooks.calls.append(HookCall(self.path, time.monotonic(), body, delivery_id))
                 mode = hooks.modes.get(self.path, "ok")
