@@ -39,9 +39,8 @@ Work = Callable[[Connection], T]
 class Transaction:
     """One open transaction: each `run` is a step on its connection."""
 
-    def __init__(self, step: Callable[[Work[Any]], Awaitable[Any]], dialect: str) -> None:
+    def __init__(self, step: Callable[[Work[Any]], Awaitable[Any]]) -> None:
         self._step = step
-        self.dialect = dialect
 
     async def run(self, work: Work[T]) -> T:
         result: T = await self._step(work)
@@ -64,16 +63,12 @@ class Database:
         self._opening = asyncio.Lock()
         self._closed = False
 
-    @property
-    def started(self) -> bool:
-        return self._engine is not None or self._sync_engine is not None
-
     async def start(self) -> None:
         """Open the engine (on SQLite: the file's folder too). Does nothing when started."""
         async with self._opening:
             if self._closed:
                 raise RuntimeError(f"database {self._name} is closed")
-            if self.started:
+            if self._engine is not None or self._sync_engine is not None:
                 return
             if self.dialect != "sqlite":
                 self._engine = create_async_engine(self.url, pool_pre_ping=True)
@@ -108,7 +103,7 @@ class Database:
         await self.start()
         if self._sync_engine is None:
             async with self._async_engine().begin() as async_connection:
-                yield Transaction(async_connection.run_sync, self.dialect)
+                yield Transaction(async_connection.run_sync)
             return
         engine = self._sync_engine
         opened: list[Connection] = []  # filled in the thread by the first step
@@ -120,7 +115,7 @@ class Database:
 
         async with self._turn:
             try:
-                yield Transaction(lambda work: self._in_thread(step, work), self.dialect)
+                yield Transaction(lambda work: self._in_thread(step, work))
             except BaseException:
                 # Queued on the one thread after any step still running, even if cancelled.
                 await asyncio.shield(self._in_thread(_end, opened, False))
