@@ -3,6 +3,7 @@
 B1: consume one record -> `send_and_wait` -> commit, per message.
 B2: `getmany` -> `send` every record without awaiting each -> gather -> commit, per batch.
 Both forward the value unchanged with acks=all and an idempotent producer, like the router.
+`forward_batch` (B2's step) is also each hop of the end-to-end baseline (bare_pipeline.py).
 """
 
 import asyncio
@@ -47,6 +48,25 @@ async def b1(bootstrap: str, source: str, sink: str, group: str, total: int) -> 
         await producer.stop()
 
 
+async def forward_batch(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    sink: str,
+    *,
+    timeout_ms: int,
+    max_records: int,
+) -> int:
+    """B2's step: forward one `getmany` batch, every send in flight together, then commit it."""
+    batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+    records = [r for rs in batches.values() for r in rs]
+    if not records:
+        return 0
+    futures = [await producer.send(sink, r.value, key=r.key) for r in records]
+    await asyncio.gather(*futures)
+    await consumer.commit()
+    return len(records)
+
+
 async def b2(bootstrap: str, source: str, sink: str, group: str, total: int) -> float:
     """Messages per second, sends of a batch in flight together, one commit per batch."""
     consumer, producer = await _clients(bootstrap, source, group)
@@ -54,14 +74,7 @@ async def b2(bootstrap: str, source: str, sink: str, group: str, total: int) -> 
     try:
         started = time.perf_counter()
         while done < total:
-            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-            records = [r for rs in batches.values() for r in rs]
-            if not records:
-                continue
-            futures = [await producer.send(sink, r.value, key=r.key) for r in records]
-            await asyncio.gather(*futures)
-            await consumer.commit()
-            done += len(records)
+            done += await forward_batch(consumer, producer, sink, timeout_ms=500, max_records=2000)
         return done / (time.perf_counter() - started)
     finally:
         await consumer.stop()

@@ -23,21 +23,37 @@ def _mark(ok: bool) -> str:
 def write_report(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     e2e_latencies = results.get("end_to_end", {}).pop("latencies_ms", [])
+    bare_latencies = results.get("end_to_end", {}).get("bare_pipeline", {}).pop("latencies_ms", [])
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     intake, router, e2e = results["intake"], results["router"], results["end_to_end"]
-    real, bare = intake["with_kafka"], intake["no_publish"]
+    real, bare, floor = intake["with_kafka"], intake["no_publish"], intake.get("floor")
     keyed = intake.get("with_kafka_keyed")
     nan = {"p50_ms": float("nan"), "p99_ms": float("nan")}
-    for ladder in (real, bare, keyed or {}):
+    for ladder in (real, bare, keyed or {}, floor or {}):
         ladder["at_500"] = ladder.get("at_500") or nan
     ratio = intake["ratio_to_no_publish"] or 0.0
+    floor_rate = floor_500 = ""
+    if floor:
+        floor_rate = (
+            f"; FastAPI floor (validation and publish only): {floor['max_sustained_rate']}/s "
+            f"(ratio {intake['ratio_to_floor'] or 0.0:.2f})"
+        )
+        floor_500 = f"; floor: {floor['at_500']['p50_ms']:.1f} / {floor['at_500']['p99_ms']:.1f} ms"
+    pipe = e2e.get("bare_pipeline")
+    e2e_baseline = f"{e2e['referrals_seen']} referrals for {e2e['accepted']} accepted"
+    if pipe:
+        e2e_baseline += (
+            f"; bare pipeline (uvicorn + aiokafka, the same three hops, nothing else): "
+            f"{pipe['p50_ms']:.1f} / {pipe['p99_ms']:.1f} / {pipe['p999_ms']:.1f} / {pipe['max_ms']:.1f} ms "
+            f"(p50 ×{e2e['p50_ms'] / pipe['p50_ms']:.1f}, p99 ×{e2e['p99_ms'] / pipe['p99_ms']:.1f})"
+        )
     worst_rss = max(results["peak_rss_mb"].values())
     rows = [
         ("intake: highest rate with p99 ≤ 25 ms", f"{real['max_sustained_rate']}/s",
-         f"no-publish app: {bare['max_sustained_rate']}/s (ratio {ratio:.2f})",
+         f"no-publish app: {bare['max_sustained_rate']}/s (ratio {ratio:.2f}){floor_rate}",
          f"≥ 1,000/s, ≥ 0.6×: {_mark(real['max_sustained_rate'] >= 1000 and ratio >= 0.6)}"),
         ("intake at 500/s: p50 / p99", f"{real['at_500']['p50_ms']:.1f} / {real['at_500']['p99_ms']:.1f} ms",
-         f"no-publish: {bare['at_500']['p50_ms']:.1f} / {bare['at_500']['p99_ms']:.1f} ms",
+         f"no-publish: {bare['at_500']['p50_ms']:.1f} / {bare['at_500']['p99_ms']:.1f} ms{floor_500}",
          f"p99 ≤ 25 ms: {_mark(real['at_500']['p99_ms'] <= 25)}"),
         *([("intake with an Idempotency-Key each (as the portal): highest rate with p99 ≤ 25 ms; p50 / p99 at 500/s",
              f"{keyed['max_sustained_rate']}/s; {keyed['at_500']['p50_ms']:.1f} / {keyed['at_500']['p99_ms']:.1f} ms",
@@ -48,7 +64,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
          f"≥ 0.8× B1 and ≥ 0.3× B2: {_mark(router['ratio_to_b1'] >= 0.8 and router['ratio_to_b2'] >= 0.3)}"),
         (f"end to end at {e2e['rate']}/s for {e2e['seconds']} s: p50 / p99 / p99.9 / max",
          f"{e2e['p50_ms']:.1f} / {e2e['p99_ms']:.1f} / {e2e['p999_ms']:.1f} / {e2e['max_ms']:.1f} ms",
-         f"{e2e['referrals_seen']} referrals for {e2e['accepted']} accepted",
+         e2e_baseline,
          f"p50 ≤ 10, p99 ≤ 50 ms: {_mark(e2e['p50_ms'] <= 10 and e2e['p99_ms'] <= 50)}"),
         *([(f"notifier dispatcher: CPU per e-mail ({d['deliveries']:,}, SQLite log, real SMTP)",
              f"{d['cpu_s_per_1000']:.2f} ms ({d['deliveries_per_s']:.0f}/s)",
@@ -72,10 +88,10 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))
-    _plot(results, e2e_latencies, out / "latency.png")
+    _plot(results, {"Rebond": e2e_latencies, "bare pipeline": bare_latencies}, out / "latency.png")
 
 
-def _plot(results: dict[str, Any], e2e_latencies: list[float], path: Path) -> None:
+def _plot(results: dict[str, Any], e2e: dict[str, list[float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,6 +102,7 @@ def _plot(results: dict[str, Any], e2e_latencies: list[float], path: Path) -> No
         ("with Kafka", results["intake"]["with_kafka"]),
         ("with Kafka, keyed", results["intake"].get("with_kafka_keyed")),
         ("no publish", results["intake"]["no_publish"]),
+        ("FastAPI floor", results["intake"].get("floor")),
     ]
     for label, data in ladders:
         if data is None:
@@ -111,9 +128,11 @@ def _plot(results: dict[str, Any], e2e_latencies: list[float], path: Path) -> No
         yscale="log",
     )
     left.legend(fontsize=8)
-    if e2e_latencies:
-        ordered = sorted(e2e_latencies)
-        right.plot(ordered, [i / len(ordered) for i in range(len(ordered))])
+    for label, latencies in e2e.items():
+        if latencies:
+            ordered = sorted(latencies)
+            right.plot(ordered, [i / len(ordered) for i in range(len(ordered))], label=label)
+    right.legend(fontsize=8)
     right.set(
         xlabel="POST → referral on the association topic (ms)",
         ylabel="fraction",

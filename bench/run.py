@@ -11,6 +11,7 @@ import asyncio
 import csv
 import datetime as dt
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -50,6 +51,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
 P99_TARGET_MS = 25.0
+#: The end-to-end baseline's three topics: POST -> first -> second -> last (bare_pipeline.py).
+BARE_TOPICS = ("bench.bare.questionnaires", "bench.bare.decisions", "bench.bare.referrals")
+#: Where intake's floor (bare_pipeline.py's front on the intake ladder) publishes.
+FLOOR_TOPIC = "bench.floor"
 
 
 def _load_kafkactl() -> Any:
@@ -138,6 +143,15 @@ class Bench:
         }
         return self.start(name, ["-m", f"rebond_{name}"], env, port)
 
+    def wait_for_line(self, proc: Proc, line: str, timeout_s: float = 60) -> None:
+        """Until `proc` has written `line` to its log (how a process without HTTP says ready)."""
+        log = self.workdir / f"{proc.name}.log"
+        deadline = time.monotonic() + timeout_s
+        while line not in log.read_text().splitlines():
+            if proc.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{proc.name} not ready; see {log}")
+            time.sleep(0.2)
+
     def stop(self, proc: Proc) -> None:
         proc.sample_memory()
         if proc.process.poll() is None:
@@ -218,14 +232,23 @@ def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
         "intake-nopublish", [str(HERE / "nopublish_intake.py")],
         {"INTAKE_PORT": str(port), "INTAKE_RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(HERE)}, port,
     )  # fmt: skip
+    port = free_port()
+    floor = bench.start(
+        "intake-floor",
+        [str(HERE / "bare_pipeline.py"), "front", "--bootstrap", bench.bootstrap,
+         "--topic", FLOOR_TOPIC, "--port", str(port)],
+        {"PYTHONPATH": str(HERE)}, port,
+    )  # fmt: skip
     result: dict[str, Any] = {}
     # API clients may send no key; the portal sends one with every submission (one store
-    # insert to claim it): both are measured. The no-publish baseline takes the keyless path.
+    # insert to claim it): both are measured. The no-publish baseline takes the keyless path;
+    # the floor is FastAPI, the questionnaire's validation and the publish, nothing of intake's.
     full_seconds = seconds
     for label, proc, keyed in (
         ("with_kafka", real, False),
         ("with_kafka_keyed", real, True),
         ("no_publish", bare, False),
+        ("floor", floor, False),
     ):
         assert proc.url
         seconds = full_seconds
@@ -257,12 +280,12 @@ def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
             "at_500": at_500,
         }
         proc.sample_memory()
-    bench.stop(real)
-    bench.stop(bare)
-    base = result["no_publish"]["max_sustained_rate"]
-    result["ratio_to_no_publish"] = (
-        result["with_kafka"]["max_sustained_rate"] / base if base else None
-    )
+    for proc in (real, bare, floor):
+        bench.stop(proc)
+    rate = result["with_kafka"]["max_sustained_rate"]
+    for label in ("no_publish", "floor"):
+        base = result[label]["max_sustained_rate"]
+        result[f"ratio_to_{label}"] = rate / base if base else None
     return result
 
 
@@ -410,8 +433,10 @@ def router_phase(bench: Bench) -> dict[str, Any]:
     }
 
 
-async def _collect_referrals(bootstrap: str, stop_at: float, seen: dict[str, int]) -> None:
-    topics = [referrals(a).name for a in AssociationId]
+async def _collect_arrivals(
+    bootstrap: str, topics: list[str], stop_at: float, seen: dict[str, int]
+) -> None:
+    """Until `stop_at`, when each key first arrives on `topics` (nanoseconds since the epoch)."""
     consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="latest")
     await consumer.start()
     try:
@@ -427,6 +452,35 @@ async def _collect_referrals(bootstrap: str, stop_at: float, seen: dict[str, int
                     seen.setdefault(record.key.decode(), arrived)
     finally:
         await consumer.stop()
+
+
+def _through(
+    bench: Bench, url: str, topics: list[str], rate: int, seconds: int, bodies: Path
+) -> dict[str, Any]:
+    """Open-loop POSTs to `url`; each accepted reference's latency until its key is on `topics`."""
+    seen: dict[str, int] = {}
+    stop_at = time.time() + seconds + 15
+    collector = subprocess_thread(
+        lambda: asyncio.run(_collect_arrivals(bench.bootstrap, topics, stop_at, seen))
+    )
+    time.sleep(2)
+    rows = open_loop(bench, url, rate, seconds, bodies)
+    collector.join()
+    accepted = [r for r in rows if r["status"] == 202]
+    latencies = [
+        (seen[r["reference"]] - r["scheduled_ns"]) / 1e6 for r in accepted if r["reference"] in seen
+    ]
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "accepted": len(accepted),
+        "referrals_seen": len(latencies),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "p999_ms": percentile(latencies, 99.9),
+        "max_ms": max(latencies) if latencies else float("nan"),
+        "latencies_ms": latencies,
+    }
 
 
 def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
@@ -455,33 +509,38 @@ def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
         {}, None,
     )  # fmt: skip
     notifier = bench.service("notifier", group_id=notifier_group, smtp_port=str(smtp_port))
-    seen: dict[str, int] = {}
-    stop_at = time.time() + seconds + 15
-    collector = subprocess_thread(
-        lambda: asyncio.run(_collect_referrals(bench.bootstrap, stop_at, seen))
-    )
-    time.sleep(2)
     assert intake.url
-    rows = open_loop(bench, intake.url, rate, seconds, bodies)
-    collector.join()
+    topics = [referrals(a).name for a in AssociationId]
+    result = _through(bench, intake.url, topics, rate, seconds, bodies)
     for proc in (intake, router, notifier, mailsink):
         bench.stop(proc)
-    accepted = [r for r in rows if r["status"] == 202]
-    latencies = [
-        (seen[r["reference"]] - r["scheduled_ns"]) / 1e6 for r in accepted if r["reference"] in seen
-    ]
-    return {
-        "rate": rate,
-        "seconds": seconds,
-        "accepted": len(accepted),
-        "referrals_seen": len(latencies),
-        "p50_ms": percentile(latencies, 50),
-        "p99_ms": percentile(latencies, 99),
-        "p999_ms": percentile(latencies, 99.9),
-        "max_ms": max(latencies) if latencies else float("nan"),
-        "latencies_ms": latencies,
-        "peak_rss_mb": {p.name: p.peak_rss_mb for p in (intake, router, notifier)},
-    }
+    result["peak_rss_mb"] = {p.name: p.peak_rss_mb for p in (intake, router, notifier)}
+    result["bare_pipeline"] = bare_pipeline(bench, rate, seconds, bodies)
+    return result
+
+
+def bare_pipeline(bench: Bench, rate: int, seconds: int, bodies: Path) -> dict[str, Any]:
+    """The same load through bare_pipeline.py: front -> hop -> hop, nothing but the hops."""
+    script = str(HERE / "bare_pipeline.py")
+    env = {"PYTHONPATH": str(HERE)}
+    port = free_port()
+    front = bench.start(
+        "bare-front", [script, "front", "--bootstrap", bench.bootstrap, "--topic", BARE_TOPICS[0],
+                       "--port", str(port)], env, port,
+    )  # fmt: skip
+    hops = []
+    for i, (source, sink) in enumerate(itertools.pairwise(BARE_TOPICS), 1):
+        command = [script, "hop", "--bootstrap", bench.bootstrap, "--source", source,
+                   "--sink", sink, "--group", f"bench-bare-hop-{i}-{uuid.uuid4().hex[:6]}"]  # fmt: skip
+        hops.append(bench.start(f"bare-hop-{i}", command, env, None))
+    try:
+        for hop in hops:
+            bench.wait_for_line(hop, "ready")
+        assert front.url
+        return _through(bench, front.url, [BARE_TOPICS[-1]], rate, seconds, bodies)
+    finally:
+        for proc in (front, *hops):
+            bench.stop(proc)
 
 
 def dispatcher_phase(bench: Bench) -> dict[str, Any]:
@@ -528,7 +587,9 @@ async def _create_sink(bootstrap: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic("bench.sink", 3, 1)])
+        await admin.create_topics(
+            [NewTopic(t, 3, 1) for t in ("bench.sink", FLOOR_TOPIC, *BARE_TOPICS)]
+        )
     finally:
         await admin.close()
 
@@ -588,6 +649,7 @@ def main() -> int:
         results["peak_rss_mb"] = peaks
     if phases != everything:  # a partial run: figures only, no report
         results.get("end_to_end", {}).pop("latencies_ms", None)
+        results.get("end_to_end", {}).get("bare_pipeline", {}).pop("latencies_ms", None)
         partial = RESULTS / f"only-{'-'.join(sorted(phases))}.json"
         partial.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(results, indent=2))
