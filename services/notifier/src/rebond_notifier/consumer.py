@@ -215,6 +215,9 @@ def build_broker(
         batch=True,
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
+        # Reminders and expiries are days apart: a status may wait for 64 KiB of others, or
+        # aiokafka's default 500 ms, so that a busy notifier reads a few batches a second.
+        fetch_min_bytes=64 * 1024,
         decoder=keep_raw_batch,
         title=REFERRAL_STATUS.name,
         description="Turn reminders and expiries into e-mails to the association.",
