@@ -7,6 +7,7 @@ JSON entry to put in EVENTS_ORGANISER_KEYS (only the hash is stored).
 EVENTS_RETENTION_DAYS ago and deletes older invitations (run it daily: cron, a CronJob).
 """
 
+import gc
 import json
 import secrets
 import sys
@@ -42,8 +43,10 @@ def main() -> None:
             f"{done.invitations} invitations and {done.outbox} outbox rows deleted"
         )
         return
+    app = create_app(settings)
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

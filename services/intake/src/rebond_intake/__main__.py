@@ -5,6 +5,7 @@ expire (intake's store holds no personal data: references, hashes, statuses and 
 """
 
 import asyncio
+import gc
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -32,8 +33,10 @@ def main() -> None:
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
+    app = create_app(settings)
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

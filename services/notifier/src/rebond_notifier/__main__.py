@@ -5,6 +5,7 @@ than NOTIFIER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
 """
 
 import asyncio
+import gc
 import sys
 
 import uvicorn
@@ -31,8 +32,10 @@ def main() -> None:
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
+    app = create_app(settings)
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -5,6 +5,7 @@ ROUTER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
 """
 
 import asyncio
+import gc
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +39,7 @@ def main() -> None:
         app = create_app(settings)
     except DirectoryError as error:
         sys.exit(f"rebond-router: the association directory is not valid: {error}")
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
