@@ -103,9 +103,9 @@ class Router:
         decided = 0
         references = [event.data.reference for event in events]
         async with self.store.transaction() as tx:
-            seen = await tx.known_references(references)
-            erased = await tx.handled_among([erasure_key(r) for r in references])
-            loads = await tx.offered_in_week(week_start(now))
+            seen, erased, loads = await tx.batch_start(
+                references, [erasure_key(r) for r in references], week_start(now)
+            )
             for index, event in enumerate(events):
                 with scope(index) if scope is not None else nullcontext():
                     submitted = event.data

@@ -203,10 +203,19 @@ class Tx:
 
         return await self.run(read)
 
-    async def known_references(self, references: Sequence[str]) -> set[str]:
-        """Those of `references` that already have a referral row (decided before)."""
-        query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
-        return await self.run(lambda connection: set(connection.execute(query).scalars()))
+    async def batch_start(
+        self, references: Sequence[str], event_ids: Sequence[str], week: datetime
+    ) -> tuple[set[str], set[str], dict[AssociationId, int]]:
+        """What a batch of questionnaires reads before deciding, in one step: those of
+        `references` decided before (a referral row), those of `event_ids` already handled,
+        and `offered_in_week(week)`."""
+        return await self.run(
+            lambda connection: (
+                _known(connection, references),
+                _handled(connection, event_ids),
+                _week_loads(connection, week),
+            )
+        )
 
     async def insert_referral(self, **values: Any) -> None:
         self._inserts.setdefault(referrals, []).append({"version": 1, **values})
@@ -241,19 +250,14 @@ class Tx:
 
     async def offered_in_week(self, week: datetime) -> dict[AssociationId, int]:
         """Offers made to each association in the week starting at `week` (`week_start`)."""
-        query = select(week_offers.c.association_id, week_offers.c.offers).where(
-            week_offers.c.week_start == week
-        )
-        rows = await self.run(lambda connection: connection.execute(query).all())
-        return {AssociationId(association): int(count) for association, count in rows}
+        return await self.run(lambda connection: _week_loads(connection, week))
 
     async def already_handled(self, event_id: str) -> bool:
         return bool(await self.handled_among([event_id]))
 
     async def handled_among(self, event_ids: Sequence[str]) -> set[str]:
         """Those of `event_ids` already handled."""
-        query = select(handled.c.event_id).where(handled.c.event_id.in_(list(event_ids)))
-        return await self.run(lambda connection: set(connection.execute(query).scalars()))
+        return await self.run(lambda connection: _handled(connection, event_ids))
 
     async def mark_handled(self, event_id: str, at: datetime) -> None:
         statement = insert(handled).values(event_id=event_id, handled_at=at)
@@ -299,6 +303,23 @@ class Tx:
             .with_for_update(skip_locked=True)
         )
         return await self.run(lambda connection: list(connection.execute(query).scalars()))
+
+
+def _known(connection: Connection, references: Sequence[str]) -> set[str]:
+    query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
+    return set(connection.execute(query).scalars())
+
+
+def _handled(connection: Connection, event_ids: Sequence[str]) -> set[str]:
+    query = select(handled.c.event_id).where(handled.c.event_id.in_(list(event_ids)))
+    return set(connection.execute(query).scalars())
+
+
+def _week_loads(connection: Connection, week: datetime) -> dict[AssociationId, int]:
+    query = select(week_offers.c.association_id, week_offers.c.offers).where(
+        week_offers.c.week_start == week
+    )
+    return {AssociationId(a): int(count) for a, count in connection.execute(query).all()}
 
 
 def _write(
