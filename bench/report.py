@@ -43,7 +43,7 @@ def write_report(results: dict[str, Any], out: Path) -> None:
     e2e_baseline = f"{e2e['referrals_seen']} referrals for {e2e['accepted']} accepted"
     if pipe:
         e2e_baseline += (
-            f"; bare pipeline (uvicorn + aiokafka, the same three hops, nothing else): "
+            f"; bare pipeline (the FastAPI floor, then two bare aiokafka hops): "
             f"{pipe['p50_ms']:.1f} / {pipe['p99_ms']:.1f} / {pipe['p999_ms']:.1f} / {pipe['max_ms']:.1f} ms "
             f"(p50 ×{e2e['p50_ms'] / pipe['p50_ms']:.1f}, p99 ×{e2e['p99_ms'] / pipe['p99_ms']:.1f})"
         )
