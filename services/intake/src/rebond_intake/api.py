@@ -50,9 +50,9 @@ class Adapters:
     recent: RecentlyReceived
 
 
-# One dependency rather than one per adapter: FastAPI solves each dependency of each request
-# (its own parameters, its cache key), and four of them cost about a tenth of a submission's
-# CPU. `async def` on purpose: FastAPI runs a plain `def` dependency in its thread pool.
+# One dependency rather than one per adapter: FastAPI solves each dependency on every request
+# (its own parameters, its cache key). `async def` on purpose: FastAPI runs a plain `def`
+# dependency in its thread pool.
 async def get_adapters(request: Request) -> Adapters:
     state = request.app.state
     return Adapters(state.publisher, state.settings, state.store, state.recent)
