@@ -398,6 +398,12 @@ def router_phase(bench: Bench) -> dict[str, Any]:
         )
     )
     print(f"  B1 {rate_b1:.0f}/s, B2 {rate_b2:.0f}/s", flush=True)
+    floor = router_floor(bench, 2_000 if bench.quick else 10_000)
+    print(
+        f"  router without Kafka {floor['alone_per_s']:.0f}/s, "
+        f"least work {floor['least_per_s']:.0f}/s",
+        flush=True,
+    )
     group = f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
     router = bench.service("router", group_id=group)
     progress_since: float | None = None
@@ -428,9 +434,26 @@ def router_phase(bench: Bench) -> dict[str, Any]:
         "b2_per_s": rate_b2,
         "ratio_to_b1": rate / rate_b1,
         "ratio_to_b2": rate / rate_b2,
+        "without_kafka_per_s": floor["alone_per_s"],
+        "least_work_per_s": floor["least_per_s"],
+        "floor_records": floor["records"],
+        "ratio_to_without_kafka": rate / floor["alone_per_s"],
+        "least_work_ratio_to_b2": floor["least_per_s"] / rate_b2,
         "router_group": group,
         "peak_rss_mb": router.peak_rss_mb,
     }
+
+
+def router_floor(bench: Bench, count: int) -> dict[str, Any]:
+    """The router's own work on the first `count` preloaded records, without Kafka, in a
+    process of its own (bench/router_floor.py)."""
+    database = f"sqlite+aiosqlite:///{bench.workdir / 'router_floor.db'}"
+    done = subprocess.run(
+        [sys.executable, str(HERE / "router_floor.py"), "--bootstrap", bench.bootstrap,
+         "--count", str(count), "--database", database],
+        cwd=HERE, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 async def _collect_arrivals(

@@ -1,0 +1,150 @@
+"""The router's own work without Kafka: how far its Python lets it go, beside B2.
+
+    python router_floor.py --bootstrap B --topic T --count N --database URL
+
+Reads the first N records of T (the preloaded questionnaires) and, in this one process, times:
+
+`alone`: the real `Router` on its real store, fed those records in the router's batches (read,
+decide, store, outbox), every output handed to a sink that acknowledges at once: the router
+with Kafka switched off, as intake's no-publish app is intake without its publish.
+`least`: what any router must do per record and nothing more: read the event (the contract's
+validation), decide, and serialise the decision and the offer's status; no store, no outbox,
+no log line.
+
+Prints one JSON line: {"records", "alone_per_s", "least_per_s"}. B2 only copies bytes; if
+`least` falls short of a target ratio to B2, no router on these libraries reaches it here.
+"""
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from uuid import uuid5
+
+from aiokafka import AIOKafkaConsumer
+
+from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
+from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, REFERRAL_STATUS
+from rebond_kafka.testing import partitions_of
+from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
+from rebond_router.lifecycle import Clock, Router
+from rebond_router.logging import configure_logging
+from rebond_router.rules import decide
+from rebond_router.store import Store
+
+Record = tuple[bytes, list[tuple[str, bytes]]]  # a Kafka record's value and headers
+Output = tuple[str, str, bytes]  # topic, key, value
+BATCH = 500  # the router's `batch_max_records`
+
+
+class Acknowledged:
+    """The router's `Outputs` with Kafka switched off: every send acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[Output] = []
+
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
+    ) -> "asyncio.Future[None]":
+        self.sent.append((topic, key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def alone(
+    records: Sequence[Record], database_url: str, sink: Acknowledged, clock: Clock
+) -> float:
+    """Records per second through the real `Router` and store, outputs to `sink`."""
+    store = Store.from_url(database_url)
+    await store.create_schema()
+    router = Router(store, load_directory(DEFAULT_PATH), sink, clock)
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(records), BATCH):
+            events = [QUESTIONNAIRES.read(v, h) for v, h in records[start : start + BATCH]]
+            await router.on_questionnaires(events)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await store.close()
+
+
+def least_work(record: Record, directory: Directory, now: datetime) -> list[Output]:
+    """One record's unavoidable work: read it, decide, serialise the decision and the offer."""
+    event = QUESTIONNAIRES.read(*record)
+    decision = decide(event.id, event.data, now, directory, {}).decision
+    reference = event.data.reference
+    outputs = [
+        (DECISIONS, DECISIONS.envelope(
+            decision, subject=reference, correlationid=event.correlationid,
+            id=str(decision.decision_id),
+        ))
+    ]  # fmt: skip
+    if (referral := decision.referral) is not None:
+        offered = ReferralStatusV1(
+            reference=reference,
+            referral_id=referral.referral_id,
+            association_id=referral.association_id,
+            status=ReferralStatus.OFFERED,
+            respond_by=referral.respond_by,
+            at=now,
+        )
+        outputs.append((REFERRAL_STATUS, REFERRAL_STATUS.envelope(
+            offered, subject=reference, correlationid=event.correlationid,
+            id=str(uuid5(referral.referral_id, ReferralStatus.OFFERED.value)),
+        )))  # fmt: skip
+    written = []
+    for topic, envelope in outputs:
+        envelope.kafka_headers()  # the router writes them too
+        written.append((topic.name, reference, envelope.kafka_value()))
+    return written
+
+
+def least(records: Sequence[Record], now: datetime) -> float:
+    """Records per second of `least_work` alone."""
+    directory = load_directory(DEFAULT_PATH)
+    started = time.perf_counter()
+    for record in records:
+        least_work(record, directory, now)
+    return len(records) / (time.perf_counter() - started)
+
+
+async def first_records(bootstrap: str, topic: str, count: int) -> list[Record]:
+    """The first `count` records of `topic` (all its partitions, from the beginning)."""
+    partitions = await partitions_of(bootstrap, [topic])
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        records: list[Record] = []
+        while len(records) < count:
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                records.extend((r.value, list(r.headers)) for r in batch if r.value is not None)
+        return records[:count]
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", default=QUESTIONNAIRES.name)
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--database", required=True, help="the store's URL (a fresh SQLite file)")
+    args = parser.parse_args()
+    configure_logging("WARNING")  # as the bench runs the router
+    records = asyncio.run(first_records(args.bootstrap, args.topic, args.count))
+    now = datetime.now(UTC)
+    rates = {
+        "records": len(records),
+        "alone_per_s": asyncio.run(alone(records, args.database, Acknowledged(), lambda: now)),
+        "least_per_s": least(records, now),
+    }
+    print(json.dumps(rates), flush=True)
+
+
+if __name__ == "__main__":
+    main()
