@@ -35,9 +35,9 @@ from rebond_contracts.payloads import DeliveryV1
 from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
-from rebond_notifier.logging import configure_logging
 from rebond_notifier.store import DeliveryStore, NewDelivery
 from rebond_notifier.templates import Mail
+from rebond_observability.logging import configure_logging
 
 BATCH = 20  # deliveries per consumer batch in --rate mode
 

@@ -11,8 +11,8 @@ import uvicorn
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_intake.app import create_app
-from rebond_intake.logging import configure_logging
 from rebond_intake.settings import IntakeSettings
+from rebond_observability.logging import configure_logging
 
 
 class AcknowledgeAtOnce:

@@ -28,9 +28,9 @@ from aiokafka import AIOKafkaConsumer
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, REFERRAL_STATUS
 from rebond_kafka.testing import partitions_of
+from rebond_observability.logging import configure_logging
 from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
 from rebond_router.lifecycle import Clock, Router
-from rebond_router.logging import configure_logging
 from rebond_router.rules import decide
 from rebond_router.store import Store
 

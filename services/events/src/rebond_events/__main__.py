@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 
 from rebond_events.app import create_app
-from rebond_events.logging import configure_logging
 from rebond_events.privacy import anonymise
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import build_engine, migrate
+from rebond_observability.logging import configure_logging
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 
 from rebond_intake.app import create_app
-from rebond_intake.logging import configure_logging
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
+from rebond_observability.logging import configure_logging
 
 
 async def _anonymise(settings: IntakeSettings) -> None:

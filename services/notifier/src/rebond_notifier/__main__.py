@@ -11,9 +11,9 @@ import sys
 import uvicorn
 
 from rebond_notifier.app import create_app
-from rebond_notifier.logging import configure_logging
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore
+from rebond_observability.logging import configure_logging
 
 
 async def _anonymise(settings: NotifierSettings) -> None:

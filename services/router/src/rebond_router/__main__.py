@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
+from rebond_observability.logging import configure_logging
 from rebond_router.app import create_app
 from rebond_router.directory import DirectoryError
-from rebond_router.logging import configure_logging
 from rebond_router.privacy import anonymise
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store

@@ -1,4 +1,5 @@
-"""Logging, configured once per process: every line (ours, uvicorn's, aiokafka's) is JSON."""
+"""Logging, configured once per process by each service's `__main__`: every line (ours,
+uvicorn's, aiokafka's) is JSON on standard output."""
 
 import logging
 import sys
@@ -15,7 +16,13 @@ _SHARED = [
 
 def configure_logging(level: str = "INFO") -> None:
     structlog.configure(
-        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # filter_by_level first: a line below the level is dropped before the other
+        # processors run (time stamp, context), not after, when the stdlib logger ignores it.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_SHARED,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
