@@ -99,7 +99,9 @@ EXPECTED = {
         'rebond_http_requests_total{method="POST",route="/v1/submissions",status="202"}',
         "rebond_http_request_duration_seconds_bucket",
         'destination="questionnaires.completed",status="success"',
-        'faststream_received_messages_total{app_name="rebond-intake",broker="kafka",handler="routing.decisions"}',
+        # one batch consumer reads intake's four topics: a batch is labelled with its first
+        # record's topic, so which handler label shows depends on how records were batched
+        'faststream_received_messages_total{app_name="rebond-intake",broker="kafka",handler="',
         'rebond_consumer_lag{group="rebond-intake",partition="0",topic="routing.decisions"}',
     ],
     "router": [
