@@ -235,7 +235,8 @@ class Observability:
                     if consumer is None or not consumer.assignment():
                         continue
                     try:
-                        await asyncio.wait_for(self._consumer_lag(consumer), timeout_s)
+                        async with asyncio.timeout(timeout_s):
+                            await self._consumer_lag(consumer)
                     except Exception as error:  # timeout, broker gone: a scrape must still answer
                         log.warning("lag_unknown", error=type(error).__name__)
 

@@ -45,15 +45,13 @@ class KafkaSink:
         self._timeout_s = timeout_s
 
     async def send(self, event: Outbound) -> None:
-        await asyncio.wait_for(
-            self._publishers[event.topic].publish(
+        async with asyncio.timeout(self._timeout_s):
+            await self._publishers[event.topic].publish(
                 event.value,
                 key=event.key,
                 headers=event.headers,
                 correlation_id=event.correlation_id,
-            ),
-            self._timeout_s,
-        )
+            )
 
 
 class Relay:

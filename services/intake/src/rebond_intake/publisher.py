@@ -81,15 +81,13 @@ class KafkaSubmissionPublisher:
         if not self._connected:
             raise BrokerUnavailable("not connected to Kafka")
         try:
-            await asyncio.wait_for(
-                publisher.publish(
+            async with asyncio.timeout(self._timeout_s):  # no task of its own, as wait_for makes
+                await publisher.publish(
                     event.kafka_value(),
                     key=event.subject.encode(),
                     headers=event.kafka_headers(),
                     correlation_id=event.correlationid,
-                ),
-                self._timeout_s,
-            )
+                )
         except (KafkaError, TimeoutError, OSError) as error:
             raise BrokerUnavailable(type(error).__name__) from error
 
