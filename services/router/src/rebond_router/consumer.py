@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -21,7 +22,7 @@ from pydantic import SkipValidation
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.envelope import EnvelopeError
+from rebond_contracts.envelope import Envelope, EnvelopeError
 from rebond_contracts.payloads import QuestionnaireCompletedV1, ReferralResponseV1
 from rebond_contracts.topics import (
     DECISIONS,
@@ -80,9 +81,9 @@ class KafkaOutputs:
 
     async def send(
         self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
-    ) -> "asyncio.Future[object]":
+    ) -> "asyncio.Future[RecordMetadata]":
         """Hand the record to the producer; the future completes on Kafka's acknowledgement."""
-        return await self.publishers[topic].publish(  # type: ignore[no-any-return]
+        return await self.publishers[topic].publish(
             value,
             key=key.encode(),
             headers=dict(headers),
@@ -202,8 +203,12 @@ def subscribe(
         except Exception:  # one record fails for good: find it, one record at a time
             log.warning("batch_failed_one_by_one", records=len(readable))
             for record, event in zip(readable, events, strict=True):
+
+                def one(event: "Envelope[QuestionnaireCompletedV1]" = event) -> "Awaitable[bool]":
+                    return router.on_questionnaire(event)
+
                 with record_scope(record):
-                    await handle(record, lambda event=event: router.on_questionnaire(event))
+                    await handle(record, one)
 
     @broker.subscriber(
         *RESPONDERS,
