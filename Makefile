@@ -38,6 +38,7 @@ validate-deploy:  ## render the kustomize overlays and validate them and the com
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run mypy libs/*/src contracts/src services/*/src
 
 schemas:  ## regenerate the JSON Schema snapshots after a contract change
 	$(UV) run rebond-schemas --write

@@ -10,15 +10,15 @@ import builtins
 import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 from uuid import uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 DataT = TypeVar("DataT", bound=BaseModel)
 
-SPECVERSION = "1.0"
-CONTENT_TYPE = "application/json"
+SPECVERSION: Final = "1.0"
+CONTENT_TYPE: Final = "application/json"
 _ATTRIBUTES = (
     "id",
     "source",
@@ -81,7 +81,7 @@ class Envelope(BaseModel, Generic[DataT]):
             raise EnvelopeError("empty record value")
         try:
             data = payload.model_validate_json(value)
-            return envelope_class(payload).model_validate({**attrs, "data": data})  # type: ignore[return-value]
+            return envelope_class(payload).model_validate({**attrs, "data": data})
         except ValidationError as error:
             raise EnvelopeError(_describe(error)) from error
 

@@ -13,7 +13,7 @@ from uuid import NAMESPACE_URL, uuid5
 from pydantic import BaseModel
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.envelope import Envelope, EnvelopeError, envelope_class
+from rebond_contracts.envelope import DataT, Envelope, EnvelopeError, envelope_class
 from rebond_contracts.payloads import (
     ConferenceV1,
     DeadLetterV1,
@@ -84,8 +84,8 @@ class Topic:
         return f"/rebond/{self.writer.value}"
 
     def envelope(
-        self, data: BaseModel, *, subject: str, correlationid: str, id: str | None = None
-    ) -> Envelope[BaseModel]:
+        self, data: DataT, *, subject: str, correlationid: str, id: str | None = None
+    ) -> Envelope[DataT]:
         """Wrap `data` as an event of this topic (type, version and source filled in)."""
         kind = next((k for k in self.kinds() if isinstance(data, k.payload)), None)
         if kind is None:

@@ -1,6 +1,6 @@
 """Consumed records as the handlers take them: raw-bytes decoders, and dead letters."""
 
-from typing import Any, Protocol
+from typing import Protocol, TypedDict
 
 import structlog
 from faststream.kafka import KafkaMessage
@@ -11,7 +11,19 @@ log = structlog.get_logger(__name__)
 
 
 class Publisher(Protocol):
-    async def publish(self, message: Any, **kwargs: Any) -> Any: ...
+    """What publishes a dead letter (FastStream's Kafka publisher fits)."""
+
+    async def publish(
+        self, message: bytes, *, key: bytes | None, headers: dict[str, str]
+    ) -> object: ...
+
+
+class DeadLetter(TypedDict):
+    """The arguments `dead_letter` gives `Publisher.publish`."""
+
+    message: bytes
+    key: bytes | None
+    headers: dict[str, str]
 
 
 async def keep_raw(msg: KafkaMessage) -> bytes:
@@ -30,7 +42,7 @@ async def keep_raw_batch(msg: KafkaMessage) -> list[bytes]:
     return [bytes(record.value or b"") for record in msg.raw_message]  # type: ignore[union-attr]
 
 
-def dead_letter(service: Service, record: KafkaRecord, error: str) -> dict[str, object]:
+def dead_letter(service: Service, record: KafkaRecord, error: str) -> DeadLetter:
     """Arguments for publishing `record` to `service`'s dead-letter topic: the original record
     inside, the dead letter's own CloudEvents headers outside (`dead_letter_event`), and the
     failed record's trace, if any, carried on."""

@@ -10,9 +10,10 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -27,8 +28,11 @@ ANONYMOUS_NAME = "(anonymisé)"
 def erase(engine: Engine, reference: str) -> int:
     """Delete the invitations of `reference` (and their outbox rows); returns how many."""
     with Session(engine) as session, session.begin():
-        deleted = session.execute(
-            delete(InvitationRow).where(InvitationRow.reference == reference)
+        # A DML statement's result is a `CursorResult` (with `rowcount`); `Session.execute` is
+        # typed as returning any `Result`.
+        deleted = cast(
+            "CursorResult[Any]",
+            session.execute(delete(InvitationRow).where(InvitationRow.reference == reference)),
         ).rowcount
         session.execute(
             delete(OutboxRow).where(
@@ -59,11 +63,15 @@ def anonymise(engine: Engine, now: datetime, retention: timedelta) -> Anonymised
         for row in rows:
             row.name = ANONYMOUS_NAME
             row.email = f"{row.id}@anonymise.invalid"  # stays unique per conference
-        invitations = session.execute(
-            delete(InvitationRow).where(InvitationRow.event_id.in_(ended))
+        invitations = cast(
+            "CursorResult[Any]",
+            session.execute(delete(InvitationRow).where(InvitationRow.event_id.in_(ended))),
         ).rowcount
-        outbox = session.execute(
-            delete(OutboxRow).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < cutoff)
+        outbox = cast(
+            "CursorResult[Any]",
+            session.execute(
+                delete(OutboxRow).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < cutoff)
+            ),
         ).rowcount
     done = Anonymised(len(rows), int(invitations or 0), int(outbox or 0))
     log.info(

@@ -5,7 +5,8 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker, KafkaPublisher
+from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.usecase import DefaultPublisher
 from faststream.security import BaseSecurity
 
 from rebond_contracts.envelope import Envelope
@@ -50,13 +51,13 @@ class KafkaSubmissionPublisher:
         self._broker = broker
         self._timeout_s = timeout_s
         self._connected = False
-        self._publisher: KafkaPublisher = broker.publisher(
+        self._publisher: DefaultPublisher = broker.publisher(
             QUESTIONNAIRES.name,
             title=QUESTIONNAIRES.name,
             description=QUESTIONNAIRES.description,
             schema=QUESTIONNAIRES.payload,
         )
-        self._erasures: KafkaPublisher = broker.publisher(
+        self._erasures: DefaultPublisher = broker.publisher(
             ERASURES.name,
             title=ERASURES.name,
             description=ERASURES.description,
@@ -77,7 +78,7 @@ class KafkaSubmissionPublisher:
     async def publish_erasure(self, event: Envelope[ErasureRequestedV1]) -> None:
         await self._send(self._erasures, event)
 
-    async def _send(self, publisher: KafkaPublisher, event: Envelope[Any]) -> None:
+    async def _send(self, publisher: DefaultPublisher, event: Envelope[Any]) -> None:
         if not self._connected:
             raise BrokerUnavailable("not connected to Kafka")
         try:

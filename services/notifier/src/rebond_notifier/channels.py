@@ -108,11 +108,13 @@ class SmtpMailer:
             modern["Message-ID"] = message_id
             modern.set_content(mail.text)
             return modern
-        message = MIMEText(mail.text, "plain", _UTF8_QP)
+        # typeshed types `_charset` as `str` and headers as `str`, but `email` takes a `Charset`
+        # (`set_payload`) and a `Header` (compat32 policy) too.
+        message = MIMEText(mail.text, "plain", _UTF8_QP)  # type: ignore[arg-type]
         message["From"] = self.sender
         message["To"] = mail.to
         subject = mail.subject
-        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
+        message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
         message["Message-ID"] = message_id
         return message
 

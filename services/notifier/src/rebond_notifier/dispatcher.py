@@ -167,7 +167,11 @@ class Dispatcher:
                 continue
             task = asyncio.create_task(self._run_lane(items), name=f"lane:{lane[0]}:{lane[1]}")
             self._lanes[lane] = task
-            task.add_done_callback(lambda _t, lane=lane: self._lane_done(lane))
+
+            def done(_t: "asyncio.Task[None]", lane: tuple[str, str] = lane) -> None:
+                self._lane_done(lane)
+
+            task.add_done_callback(done)
 
     def _lane_done(self, lane: tuple[str, str]) -> None:
         self._lanes.pop(lane, None)

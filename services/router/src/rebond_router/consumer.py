@@ -8,12 +8,14 @@ partition keeps flowing.
 """
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 
 import structlog
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -80,9 +82,9 @@ class KafkaOutputs:
 
     async def send(
         self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
-    ) -> "asyncio.Future[object]":
+    ) -> "asyncio.Future[RecordMetadata]":
         """Hand the record to the producer; the future completes on Kafka's acknowledgement."""
-        return await self.publishers[topic].publish(  # type: ignore[no-any-return]
+        return await self.publishers[topic].publish(
             value,
             key=key.encode(),
             headers=dict(headers),
@@ -203,7 +205,7 @@ def subscribe(
             log.warning("batch_failed_one_by_one", records=len(readable))
             for record, event in zip(readable, events, strict=True):
                 with record_scope(record):
-                    await handle(record, lambda event=event: router.on_questionnaire(event))
+                    await handle(record, functools.partial(router.on_questionnaire, event))
 
     @broker.subscriber(
         *RESPONDERS,
