@@ -1,6 +1,6 @@
 """JSON Schema snapshots of every payload version, committed under contracts/schemas/.
 
-`rebond-schemas --write` regenerates them; `rebond-schemas --check` (and the contract tests)
+`rebond-schemas --write` regenerates them; `rebond-schemas` alone (and the contract tests)
 fails when a model no longer matches its committed snapshot.
 """
 
