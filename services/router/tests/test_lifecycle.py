@@ -8,14 +8,20 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
+from rebond_contracts.payloads import (
+    Answer,
+    DeclineReason,
+    ReferralResponseV1,
+    RoutingDecisionV1,
+)
 from rebond_contracts.topics import QUESTIONNAIRES, responses
 from rebond_router.directory import Directory
 from rebond_router.lifecycle import Rejected, Router, week_start
 from rebond_router.rules import decision_id_for, reorientation_id
-from rebond_router.store import Store, referrals, week_offers
+from rebond_router.store import Store, Tx, referrals, week_offers
 
 from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
 
@@ -268,6 +274,39 @@ async def test_accepting_stops_the_clock_and_erases_the_contact_details(
     async with store.transaction() as tx:
         row = await tx.referral(REFERENCE)
     assert row is not None and row["status"] == "accepted" and row["template"] is None
+
+
+async def test_each_decision_is_told_once_after_its_transaction_commits(
+    store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock, monkeypatch: Any
+) -> None:
+    """What the decisions metric counts: a decision whose transaction rolled back is not told;
+    decided again and committed, it is told once; a redelivery tells nothing; a reorientation
+    after a decline is a decision of its own."""
+    told: list[RoutingDecisionV1] = []
+    router = Router(store, directory, outputs, clock, decided=told.append)
+    failing_write = Tx.write
+
+    async def write_fails(tx: Tx) -> None:
+        monkeypatch.setattr(Tx, "write", failing_write)  # once
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(Tx, "write", write_fails)
+    with pytest.raises(OperationalError):
+        await router.on_questionnaire(questionnaire())
+    assert told == [] and outputs.sent == []
+    assert await router.on_questionnaire(questionnaire()) is True
+    assert await router.on_questionnaire(questionnaire()) is False
+    assert [(d.attempt, d.referral and d.referral.association_id) for d in told] == [(1, SIXTY)]
+    await router.on_response(
+        SIXTY, answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NO_CAPACITY)
+    )
+    assert [(d.attempt, d.referral and d.referral.association_id) for d in told] == [
+        (1, SIXTY),
+        (2, SOUFFLE),
+    ]
+    assert [str(d.decision_id) for d in told] == [
+        d["decision_id"] for d in outputs.on("routing.decisions")
+    ]
 
 
 async def test_outputs_survive_a_failed_publish_and_go_out_on_the_next_flush(

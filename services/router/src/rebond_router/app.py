@@ -50,6 +50,8 @@ def build(
     broker = new_broker(settings)
     outputs = KafkaOutputs(broker)
     router = Router(store, directory, outputs, clock)
+    if obs is not None:
+        router.decided = count_decisions(obs)
     if obs is None:
         subscribe(broker, router, outputs, settings)
     else:
@@ -84,7 +86,6 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
     obs = Observability(settings)
     parts = build(settings, clock, obs)
     obs.instrument(parts.broker)
-    count_decisions(obs)
     started: asyncio.Task[None] | None = None
     connected = asyncio.Event()
 

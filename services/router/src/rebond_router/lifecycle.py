@@ -13,6 +13,7 @@ after that, so the router is at least once and idempotent:
 """
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from rebond_contracts.payloads import (
     ReferralStatus,
     ReferralStatusV1,
     ReferralV1,
+    RoutingDecisionV1,
     ScoreBreakdown,
     TriedAssociation,
     UnroutedReferralV1,
@@ -72,11 +74,20 @@ class Rejected(ValueError):
 
 
 class Router:
-    def __init__(self, store: Store, directory: Directory, outputs: Outputs, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        directory: Directory,
+        outputs: Outputs,
+        clock: Clock,
+        decided: Callable[[RoutingDecisionV1], None] = lambda _decision: None,
+    ) -> None:
         self.store = store
         self.directory = directory
         self.outputs = outputs
         self.clock = clock
+        #: Told of each decision once it is committed (with its outbox): the decisions metric.
+        self.decided = decided
         # One flush at a time in this process: the questionnaire and the answer handlers run
         # concurrently, and must not publish the same pending output twice or out of order.
         self._flushing = asyncio.Lock()
@@ -164,6 +175,7 @@ class Router:
         )
         out = _Batch(tx, decision.reference, correlation, now)
         await out.add(DECISIONS, decision, decision.decision_id)
+        tx.on_commit(functools.partial(self.decided, decision))
         if referral:
             await tx.record_offer(
                 str(referral.referral_id), decision.reference, referral.association_id.value, now
@@ -336,6 +348,7 @@ class Router:
                 next_association_id=next_holder,
             )  # fmt: skip
             await out.add(DECISIONS, decision, decision.decision_id)
+            tx.on_commit(functools.partial(self.decided, decision))
             await out.status(
                 ReferralStatus.OFFERED, referral.referral_id, next_holder,
                 respond_by=referral.respond_by,

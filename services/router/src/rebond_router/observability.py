@@ -1,13 +1,12 @@
 """Router's observability: the shared plumbing of `rebond_observability` (trace and log
 context, `/metrics`), named for this service, plus its own series."""
 
-import json
-from typing import Any
+from collections.abc import Callable
 
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import Counter
 
-from rebond_contracts.topics import DECISIONS
+from rebond_contracts.payloads import RoutingDecisionV1
 from rebond_observability import Observability as SharedObservability
 from rebond_observability import OtelSettings
 
@@ -22,23 +21,18 @@ class Observability(SharedObservability):
 # --- the router's own series ---------------------------------------------------------------
 
 
-def count_decisions(obs: Observability) -> None:
-    """`rebond_router_decisions_total{rule_set_version, association}`, from each decision the
-    router publishes (`association="none"`: nobody suits, or nothing may be shared)."""
+def count_decisions(obs: Observability) -> Callable[[RoutingDecisionV1], None]:
+    """`rebond_router_decisions_total{rule_set_version, association}`; returns what counts a
+    decision (the router calls it once the decision is committed with its outbox).
+    `association="none"`: nobody suits, or nothing may be shared."""
     decisions = Counter(
         "rebond_router_decisions_total",
-        "Routing decisions published, by rule-set version and association chosen.",
+        "Routing decisions made, by rule-set version and association chosen.",
         ["rule_set_version", "association"], registry=obs.registry,
     )  # fmt: skip
 
-    def hook(topic: str, body: Any) -> None:
-        if topic != DECISIONS.name:
-            return
-        try:
-            data = json.loads(body)
-        except (TypeError, ValueError):
-            return
-        chosen = (data.get("referral") or {}).get("association_id") or data.get("primary")
-        decisions.labels(str(data.get("rule_set_version")), str(chosen or "none")).inc()
+    def count(decision: RoutingDecisionV1) -> None:
+        chosen = decision.referral.association_id if decision.referral else decision.primary
+        decisions.labels(decision.rule_set_version, chosen.value if chosen else "none").inc()
 
-    obs.publish_hooks.append(hook)
+    return count

@@ -9,7 +9,7 @@ moving between associations; it is erased once an association accepts.
 """
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -172,6 +172,11 @@ class Tx:
         self.transaction = transaction
         self._inserts: dict[Table, list[dict[str, Any]]] = {}
         self._week_offers: dict[tuple[str, datetime], int] = {}
+        self._on_commit: list[Callable[[], None]] = []
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (never if it rolls back)."""
+        self._on_commit.append(callback)
 
     async def run(self, work: Work[T]) -> T:
         """`work` on the transaction's connection, after the buffered inserts."""
@@ -384,6 +389,8 @@ class Store:
             tx = Tx(transaction)
             yield tx
             await tx.write()
+        for callback in tx._on_commit:
+            callback()
 
     async def pending_outputs(
         self, references: Sequence[str] | None = None, created_before: datetime | None = None
