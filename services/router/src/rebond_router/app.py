@@ -50,11 +50,10 @@ def build(
     broker = new_broker(settings)
     outputs = KafkaOutputs(broker)
     router = Router(store, directory, outputs, clock)
-    if obs is not None:
-        router.decided = count_decisions(obs)
     if obs is None:
         subscribe(broker, router, outputs, settings)
     else:
+        router.decided = count_decisions(obs)
         subscribe(broker, router, outputs, settings, obs.record_scope)
     return Components(settings, broker, outputs, store, router)
 
