@@ -12,7 +12,8 @@ validation), decide, and serialise the decision and the offer's status; no store
 no log line.
 
 Prints one JSON line: {"records", "alone_per_s", "least_per_s"}. B2 only copies bytes; if
-`least` falls short of a target ratio to B2, no router on these libraries reaches it here.
+`least` falls short of a target ratio to B2, no router that reads, decides and writes as this
+one does reaches it here.
 """
 
 import argparse
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from uuid import uuid5
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, REFERRAL_STATUS
@@ -112,20 +113,26 @@ def least(records: Sequence[Record], now: datetime) -> float:
 
 
 async def first_records(bootstrap: str, topic: str, count: int) -> list[Record]:
-    """The first `count` records of `topic` (all its partitions, from the beginning)."""
+    """The first `count` records of `topic` (all its partitions, from the beginning), or all
+    it holds if fewer."""
     partitions = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
         records: list[Record] = []
-        while len(records) < count:
+        while len(records) < count and not await _at_ends(consumer, ends):
             for batch in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
                 records.extend((r.value, list(r.headers)) for r in batch if r.value is not None)
         return records[:count]
     finally:
         await consumer.stop()
+
+
+async def _at_ends(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
+    return all([await consumer.position(tp) >= end for tp, end in ends.items()])
 
 
 def main() -> None:

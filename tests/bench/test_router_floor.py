@@ -119,5 +119,12 @@ def test_the_script_times_the_first_records_of_the_topic(
     )  # fmt: skip
     rates = json.loads(done.stdout.splitlines()[-1])
     assert rates["records"] == 100
+    floor = _module()  # a topic holding fewer records than asked for: all of them, no wait
+
+    async def all_of_it() -> list:
+        async with asyncio.timeout(30):
+            return await floor.first_records(kafka_bootstrap, topic, 1000)
+
+    assert len(asyncio.run(all_of_it())) == 150
     assert rates["alone_per_s"] > 0
     assert rates["least_per_s"] > 0
