@@ -16,10 +16,10 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebond_http.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_intake.api import router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
-from rebond_intake.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_intake.observability import Observability
 from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublisher, build_broker
 from rebond_intake.recent import RecentlyReceived

@@ -1,4 +1,5 @@
-"""Abuse protection, as plain ASGI middleware: rate limit, body limit, content type, headers."""
+"""Abuse protection, as plain ASGI middleware shared by the services with public pages: rate
+limit, body limit, content type, security headers."""
 
 import json
 import math
