@@ -25,6 +25,8 @@ from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublishe
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 
@@ -33,6 +35,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 STATIC = Path(str(files("rebond_intake") / "static"))
+#: What a Kafka outage means here, in intake's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les questionnaires sont refusés (503, à renvoyer plus tard), aucun n'est accepté "
+    "sans Kafka ; /readyz répond 503",
+    en="submissions are refused (503, to be sent again later), none is accepted without "
+    "Kafka; /readyz answers 503",
+)
 
 
 async def _start_store_forever(
@@ -67,6 +76,8 @@ def create_app(
     `span_exporter` receives the spans when INTAKE_OTEL_ENABLED (tests)."""
     settings = settings or IntakeSettings()
     obs = Observability(settings, span_exporter)
+    link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+    obs.watch_kafka(link)
     consume = publisher is None if consume is None else consume
 
     @asynccontextmanager
@@ -84,6 +95,7 @@ def create_app(
             kafka = KafkaSubmissionPublisher(
                 obs.instrument(build_broker(settings.kafka_bootstrap_servers, security=security)),
                 settings.publish_timeout_s,
+                link,
             )
             app.state.publisher = kafka
             tasks.append(asyncio.create_task(kafka.connect_forever()))
@@ -94,7 +106,7 @@ def create_app(
                 settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
                 security=security, record_scope=obs.record_scope,
             ))  # fmt: skip
-            tasks.append(asyncio.create_task(start_forever(consumer, log=log)))
+            tasks.append(asyncio.create_task(start_forever(consumer, log=log, link=link)))
         try:
             yield
         finally:

@@ -35,6 +35,7 @@ from rebond_contracts.payloads import (
     ReferralWithdrawnV1,
 )
 from rebond_contracts.topics import referrals, responses
+from rebond_kafka import reconnect
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
@@ -261,6 +262,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    reconnect.install()  # a `listen` left running through a broker outage knocks, not spins
     settings = ClientSettings()
     association = args.association or settings.association
     if association is None:
