@@ -25,6 +25,7 @@ from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublishe
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+from rebond_kafka.backoff import Backoff
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
@@ -47,16 +48,16 @@ KAFKA_OUTAGE = Impact(
 async def _start_store_forever(
     app: FastAPI, store: StatusStore, max_backoff_s: float = 10.0
 ) -> None:
-    """Open the store (creating its tables), retrying while the database is unreachable;
-    meanwhile submissions and status requests answer 503."""
-    backoff = 0.5
+    """Open the store (creating its tables), retrying with a growing, jittered delay while the
+    database is unreachable; meanwhile submissions and status requests answer 503."""
+    backoff = Backoff(first_s=0.5, cap_s=max_backoff_s)
     while True:
         try:
             await store.start()
         except StoreUnavailable as error:
-            log.warning("store_unreachable", error=str(error), retry_in_s=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
+            delay = backoff.next_delay()
+            log.warning("store_unreachable", error=str(error), retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay)
         else:
             app.state.store_ready = True
             return
