@@ -17,16 +17,17 @@ broker outage does not cause (the fetcher keeps its errors to itself).
 
 So this module patches aiokafka's classes, once per process:
 
-- `AIOKafkaClient._get_conn`: a node whose connection failed gets a *gate*. Until the gate's
-  delay (`Backoff`: 0.25 s, doubling up to 5 s, ±20 %) is over, callers wait, instead of
-  failing and looping; then one caller tries, and the others share its outcome. A node whose
-  connection is up, or that never failed, goes straight to aiokafka: the patch costs a dictionary
-  look-up there. After each failure the client's metadata is refreshed at the end of the delay,
-  so that a client with nothing to send (an idle producer) still finds out, within the delay,
-  that the broker is back.
-- `AIOKafkaConsumer.stop` and `AIOKafkaProducer.stop`: a closing client stops waiting at its
-  gates (its last requests fail at once, as they did before), so a service stopped during an
-  outage is not held up by the delays.
+- `AIOKafkaClient._get_conn`: a connection to a node is made by one caller at a time through
+  the node's *gate*; callers that come meanwhile share its outcome instead of each trying too.
+  After a failure, until the gate's delay (`Backoff`: 0.25 s, doubling up to 5 s, ±20 %) is
+  over, callers wait instead of failing and looping. A node whose connection is up goes straight
+  to aiokafka: the patch costs a dictionary look-up there. After each failure the client's
+  metadata is refreshed at the end of the delay, so that a client with nothing to send (an idle
+  producer) still finds out, within the delay, that the broker is back.
+- `AIOKafkaConsumer.stop` and `AIOKafkaProducer.stop`: a closing client stops waiting at the
+  gates of the nodes it failed to reach (its last requests to them fail at once, as they did
+  before), so a service stopped during an outage is not held up by the delays; a node it never
+  failed to reach it may still connect to, to flush what it holds.
 
 The failures and successes are told to the `KafkaLink` of the client's bootstrap servers
 (`rebond_kafka.outage.LINKS`): a failure only when no client of the process holds a live
@@ -58,6 +59,7 @@ class _Gate:
         self.node_id = node_id
         self.backoff = backoff
         self.not_before = 0.0
+        self.failures = 0
         self.open = False  # the node was reached: the gate is gone, its waiters go on
         self._woken = asyncio.Event()
         self._trying: asyncio.Future[bool] | None = None
@@ -65,6 +67,7 @@ class _Gate:
     def failed(self, now: float) -> float:
         """Start the next delay; waiters woken before it keep waiting for it."""
         delay = self.backoff.next_delay()
+        self.failures += 1
         self.not_before = now + delay
         if self._woken.is_set():
             self._woken = asyncio.Event()
@@ -78,12 +81,13 @@ class _Gate:
 
     async def pass_(self, connect: Connect) -> Any:
         """`connect()` once the delay is over; None (aiokafka's "not ready") if the one try
-        made meanwhile by another caller failed, or if the client is closing."""
+        made meanwhile by another caller failed, or if the client is closing and this node
+        failed (a closing client still makes a first connection, to flush what it holds)."""
         loop = asyncio.get_running_loop()
         while True:
             if self.open:
                 return await connect()
-            if self.client.closing:
+            if self.client.closing and self.failures:
                 return None
             if self._trying is not None:
                 if not await asyncio.shield(self._trying):
@@ -118,6 +122,7 @@ class _Client:
 
     def __init__(self, client: AIOKafkaClient, pacer: "Reconnect") -> None:
         self.ref = weakref.ref(client)
+        self.loop = asyncio.get_running_loop()
         self.pacer = pacer
         self.key = bootstrap_key(client._bootstrap_servers)
         self.gates: dict[Any, _Gate] = {}
@@ -145,8 +150,17 @@ class _Client:
         self.pacer.reachable(self.key)
 
     def wake(self) -> None:
-        for gate in list(self.gates.values()):
-            gate.wake()
+        """Let every waiter try now; from another thread's loop (two apps of one test
+        process), through this client's own loop."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            for gate in list(self.gates.values()):
+                gate.wake()
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.wake)
 
     def close(self) -> None:
         self.closing = True
