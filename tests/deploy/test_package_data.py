@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ("project", "member"),
     [
         ("contracts", "rebond_contracts/contacts.yaml"),
+        ("services/intake", "rebond_intake/crisis_lexicon.yaml"),
     ],
 )
 def test_a_data_file_ships_in_its_wheel(project: str, member: str, tmp_path: Path) -> None:
