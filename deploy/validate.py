@@ -26,12 +26,15 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jsonschema
@@ -80,15 +83,38 @@ CRD_MODULES: dict[str, tuple[str, str, str]] = {
 #: API groups whose schemas come from the npm packages in deploy/schemas (validate.mjs).
 NPM_GROUPS = {"kafka.strimzi.io", "core.strimzi.io"}
 
-#: The generated Strimzi resources, and what makes each.
-GENERATED = {
-    K8S / "overlays" / "prod" / "kafka" / "topics.yaml": strimzi.kafka_topics,
-    K8S / "overlays" / "prod" / "kafka" / "users.yaml": strimzi.kafka_users,
-}
 GENERATED_HEADER = (
     "# Generated from the topic registry (rebond_contracts.topics, rebond_kafka.acl_plan) by\n"
     "# `make deploy-generate`; do not edit: `make validate-deploy` fails when they differ.\n"
 )
+
+
+def _strimzi(make: Callable[[], list[dict[str, Any]]]) -> Callable[[], str]:
+    return lambda: GENERATED_HEADER + yaml.safe_dump_all(make(), sort_keys=False, width=100)
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module beside this script (it runs as a script and is loaded by path in the tests)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+dashboards = _sibling("dashboards")
+DASHBOARDS = K8S / "monitoring" / "dashboards"
+
+#: Every generated file, and what writes its text: committed, so `kubectl apply -k` needs no
+#: generator, and checked here against a fresh generation, so they cannot drift.
+GENERATED: dict[Path, Callable[[], str]] = {
+    K8S / "overlays" / "prod" / "kafka" / "topics.yaml": _strimzi(strimzi.kafka_topics),
+    K8S / "overlays" / "prod" / "kafka" / "users.yaml": _strimzi(strimzi.kafka_users),
+    **{
+        DASHBOARDS / name: functools.partial(dashboards.text, board)
+        for name, board in dashboards.all_dashboards().items()
+    },
+}
 
 
 @functools.cache
@@ -198,7 +224,7 @@ def _npm_schemas() -> Path:
             shutil.copyfile(SCHEMAS / name, folder / name)
         subprocess.run(
             ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-            check=True, cwd=folder,
+            check=True, cwd=folder, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         (folder / ".complete").touch()
     shutil.copyfile(SCHEMAS / "validate.mjs", folder / "validate.mjs")
@@ -247,16 +273,12 @@ def validate_resources(resources: list[dict[str, Any]]) -> list[str]:
     return errors + _npm_problems(npm)
 
 
-def generated_text(make: Any) -> str:
-    return GENERATED_HEADER + yaml.safe_dump_all(make(), sort_keys=False, width=100)
-
-
 def stale_generated() -> list[str]:
-    """The generated files that differ from a fresh generation from the registry."""
+    """The generated files that differ from a fresh generation."""
     return [
-        f"{path.relative_to(REPO)} differs from the topic registry: run `make deploy-generate`"
+        f"{path.relative_to(REPO)} is not what the generator makes now: run `make deploy-generate`"
         for path, make in GENERATED.items()
-        if not path.exists() or path.read_text() != generated_text(make)
+        if not path.exists() or path.read_text() != make()
     ]
 
 
@@ -278,11 +300,11 @@ def main(argv: list[str]) -> int:
     if argv == ["--generate"]:
         for path, make in GENERATED.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(generated_text(make))
+            path.write_text(make())
             print(f"wrote {path.relative_to(REPO)}")
         return 0
     failures = stale_generated()
-    print(f"generated Strimzi resources: {len(failures)} stale")
+    print(f"generated files (Strimzi topics and users, dashboards): {len(failures)} stale")
     for overlay in sorted((K8S / "overlays").iterdir()):
         resources = render(overlay)
         problems = validate_resources(resources)
