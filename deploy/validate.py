@@ -276,7 +276,8 @@ def validate_resources(resources: list[dict[str, Any]]) -> list[str]:
 def stale_generated() -> list[str]:
     """The generated files that differ from a fresh generation."""
     return [
-        f"{path.relative_to(REPO)} is not what the generator makes now: run `make deploy-generate`"
+        f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} is not what the "
+        "generator makes now: run `make deploy-generate`"
         for path, make in GENERATED.items()
         if not path.exists() or path.read_text() != make()
     ]
