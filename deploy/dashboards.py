@@ -84,6 +84,16 @@ def dashboard(
     }
 
 
+def per_second(series: str, selector: str, by: str) -> str:
+    """`sum by (<by>) (rate(<series>{<selector>}[…]))`: a counter's rate per label."""
+    return f"sum by ({by}) (rate({series}{{{selector}}}[{RATE}]))"
+
+
+def p95(histogram: str, selector: str, by: str) -> str:
+    """The 95th percentile of a histogram per label."""
+    return f"histogram_quantile(0.95, sum by (le, {by}) (rate({histogram}_bucket{{{selector}}}[{RATE}])))"
+
+
 def _kafka_rows(service: str) -> list[list[dict[str, Any]]]:
     """What every service shows of its Kafka side (FastStream's series carry `app_name`)."""
     app = f'app_name="rebond-{service}"'
@@ -91,15 +101,15 @@ def _kafka_rows(service: str) -> list[list[dict[str, Any]]]:
     return [
         [
             panel("Records consumed / s, by topic", "ops",
-                  (f"sum by (handler) (rate(faststream_received_messages_total{{{app}}}[{RATE}]))", "{{handler}}")),
+                  (per_second("faststream_received_messages_total", app, "handler"), "{{handler}}")),
             panel("Records handled / s, by outcome", "ops",
-                  (f"sum by (status) (rate(faststream_received_processed_messages_total{{{app}}}[{RATE}]))", "{{status}}")),
+                  (per_second("faststream_received_processed_messages_total", app, "status"), "{{status}}")),
             panel("Handling time, 95th percentile, by topic", "s",
-                  (f"histogram_quantile(0.95, sum by (le, handler) (rate(faststream_received_processed_messages_duration_seconds_bucket{{{app}}}[{RATE}])))", "{{handler}}")),
+                  (p95("faststream_received_processed_messages_duration_seconds", app, "handler"), "{{handler}}")),
         ],
         [
             panel("Records published / s, by topic and outcome", "ops",
-                  (f"sum by (destination, status) (rate(faststream_published_messages_total{{{app}}}[{RATE}]))", "{{destination}} {{status}}")),
+                  (per_second("faststream_published_messages_total", app, "destination, status"), "{{destination}} {{status}}")),
             panel("Consumer lag, by topic", "short",
                   (f"sum by (topic) (rebond_consumer_lag{{{job}}})", "{{topic}}")),
             panel("Records failed (read again) and dead-lettered, by topic", "short",
@@ -113,25 +123,33 @@ def _http_row(service: str) -> list[dict[str, Any]]:
     job = f'job="rebond-{service}"'
     return [
         panel("HTTP requests / s, by route and status", "reqps",
-              (f"sum by (route, status) (rate(rebond_http_requests_total{{{job}}}[{RATE}]))", "{{route}} {{status}}")),
+              (per_second("rebond_http_requests_total", job, "route, status"), "{{route}} {{status}}")),
         panel("HTTP latency, 95th percentile, by route", "s",
-              (f"histogram_quantile(0.95, sum by (le, route) (rate(rebond_http_request_duration_seconds_bucket{{{job}}}[{RATE}])))", "{{route}}")),
+              (p95("rebond_http_request_duration_seconds", job, "route"), "{{route}}")),
         panel("Share of HTTP answers in 5xx", "percentunit",
               (f'sum(rate(rebond_http_requests_total{{{job},status=~"5.."}}[{RATE}])) / sum(rate(rebond_http_requests_total{{{job}}}[{RATE}]))', "5xx")),
     ]  # fmt: skip
 
 
+#: Panels both a service's dashboard and the pipeline's show.
+SUBMISSIONS = panel(
+    "Submissions / s, by answer", "reqps",
+    (f'sum by (status) (rate(rebond_http_requests_total{{job="rebond-intake",route="/v1/submissions",method="POST"}}[{RATE}]))', "{{status}}"),
+)  # fmt: skip
+DECISIONS = panel(
+    "Decisions / s, by association chosen", "ops",
+    (f"sum by (association) (rate(rebond_router_decisions_total[{RATE}]))", "{{association}}"),
+)  # fmt: skip
+
 #: Each service's own series, beside the shared ones.
 OWN: dict[str, list[dict[str, Any]]] = {
     "intake": [
-        panel("Submissions / s, by answer", "reqps",
-              (f'sum by (status) (rate(rebond_http_requests_total{{job="rebond-intake",route="/v1/submissions",method="POST"}}[{RATE}]))', "{{status}}")),
+        SUBMISSIONS,
         panel("Erasure requests / s, by answer", "reqps",
               (f'sum by (status) (rate(rebond_http_requests_total{{job="rebond-intake",route="/v1/submissions/{{reference}}/erasure"}}[{RATE}]))', "{{status}}")),
     ],
     "router": [
-        panel("Decisions / s, by association chosen", "ops",
-              (f"sum by (association) (rate(rebond_router_decisions_total[{RATE}]))", "{{association}}")),
+        DECISIONS,
         panel("Decisions / s, by rule-set version", "ops",
               (f"sum by (rule_set_version) (rate(rebond_router_decisions_total[{RATE}]))", "{{rule_set_version}}")),
     ],
@@ -187,10 +205,8 @@ def pipeline_dashboard() -> dict[str, Any]:
                 panel("Dead letters", "short", (_range(dead), "dead letters"), kind="stat"),
             ],
             [
-                panel("Submissions / s, by answer", "reqps",
-                      (f'sum by (status) (rate(rebond_http_requests_total{{job="rebond-intake",route="/v1/submissions",method="POST"}}[{RATE}]))', "{{status}}")),
-                panel("Decisions / s, by association chosen", "ops",
-                      (f"sum by (association) (rate(rebond_router_decisions_total[{RATE}]))", "{{association}}")),
+                SUBMISSIONS,
+                DECISIONS,
             ],
             [
                 panel("Referrals per association", "short",
