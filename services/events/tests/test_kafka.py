@@ -115,10 +115,8 @@ def decision(reference: str, email: str, attempt: int = 1) -> tuple[bytes, bytes
     return reference.encode(), event.kafka_value(), event.kafka_headers()
 
 
-async def test_a_consenting_person_is_invited_once_per_event(
-    live: Any, kafka_bootstrap: str
-) -> None:
-    """A decision with an invitation gives one invitation event; its redelivery gives none."""
+async def _conference_in_bordeaux(live: Any) -> str:
+    """A conference in the department of the decisions below; its id."""
     created = await live.post(
         "/v1/events",
         json={
@@ -129,7 +127,15 @@ async def test_a_consenting_person_is_invited_once_per_event(
         },
         headers={"X-API-Key": KEYS["second-souffle"]},
     )  # fmt: skip
-    event_id = created.json()["id"]
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def test_a_consenting_person_is_invited_once_per_event(
+    live: Any, kafka_bootstrap: str
+) -> None:
+    """A decision with an invitation gives one invitation event; its redelivery gives none."""
+    event_id = await _conference_in_bordeaux(live)
     reference = new_reference()
     first = decision(reference, f"claire-{reference}@example.org")
     sentinel = decision(reference, f"other-{reference}@example.org", attempt=2)
@@ -172,16 +178,7 @@ async def test_a_decision_read_after_its_erasure_invites_no_one(
     """The erasure is read first (`privacy.erasures` ahead of `routing.decisions`, as after a
     lag or a replayed dead letter): the person is not invited, and nothing of them is kept;
     another person's decision, behind it on the same partition, is."""
-    await live.post(
-        "/v1/events",
-        json={
-            "title": "Conférence du rebond à Bordeaux", "kind": "conference",
-            "starts_at": in_days(15).isoformat(), "ends_at": in_days(15, 20).isoformat(),
-            "venue_address": "12 place de la Bourse", "city": "Bordeaux",
-            "region": "75", "department": "33", "capacity": 50,
-        },
-        headers={"X-API-Key": KEYS["second-souffle"]},
-    )  # fmt: skip
+    await _conference_in_bordeaux(live)
     erased, other = new_reference(), new_reference()
     request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
     erasure = ERASURES.envelope(request, subject=erased, correlationid=erased)

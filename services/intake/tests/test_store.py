@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from rebond_intake.store import SqlStatusStore, Submission, erasures, metadata
 from rebond_intake.timeline import Record
 from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.testing import rows_of, waits_for
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -180,28 +180,11 @@ async def test_records_read_after_the_erasure_are_dropped(any_store) -> None:
 async def test_a_status_read_during_an_erasure_waits_for_it_and_is_dropped(any_store) -> None:
     """A status batch that reaches the store while an erasure of its reference is under way
     waits for the erasure's commit, then sees its tombstone: the record is not kept."""
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def erasure_under_way() -> None:
-        async with any_store.database.transaction() as transaction:
-            await transaction.run(lambda c: lock_references(c, [REF], erasing=True))
-            await transaction.run(
-                lambda c: c.execute(
-                    erasures.insert().values(reference_sha256=reference_digest(REF),
-                                             received_at=T0, erased_at=T0)
-                )
-            )  # fmt: skip
-            holding.set()
-            await release.wait()
-
-    erasing = asyncio.create_task(erasure_under_way())
-    await holding.wait()
-    adding = asyncio.create_task(any_store.add_many(_journey()[1:]))
-    done, _ = await asyncio.wait([adding], timeout=0.5)
-    assert not done, "the status was kept while the erasure was under way"
-    release.set()
-    await erasing
-    assert await asyncio.wait_for(adding, timeout=10) == set()
+    tombstone = erasures.insert().values(
+        reference_sha256=reference_digest(REF), received_at=T0, erased_at=T0
+    )
+    erasure = [lambda c: lock_references(c, [REF], erasing=True), lambda c: c.execute(tombstone)]
+    assert await waits_for(any_store.database, erasure, any_store.add_many(_journey()[1:])) == set()
     assert [r.kind for r in await any_store.records(REF)] == ["received", "erasure"]
 
 
@@ -213,13 +196,7 @@ async def test_the_tombstone_holds_the_reference_hash_only(any_store) -> None:
     await any_store.add_many(_journey())
     await any_store.erase(REF, T0 + timedelta(minutes=5))
 
-    def dump(connection):
-        return {
-            table.name: [tuple(row) for row in connection.execute(select(table))]
-            for table in metadata.sorted_tables
-        }
-
-    tables = await any_store.database.run(dump)
+    tables = await rows_of(any_store.database, metadata)
     assert tables["intake_status_events"] == [] and tables["intake_submissions"] == []
     [(key, *_times)] = tables["intake_erasures"]
     assert key == hashlib.sha256(REF.encode()).hexdigest()

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from rebond_notifier.store import (
     FAILED,
@@ -19,6 +19,7 @@ from rebond_notifier.store import (
     metadata,
     old_erasures,
 )
+from rebond_sql.testing import rows_of
 
 REFERENCE = "RB-7K3M-Q9XA-2DFE-W8NB"
 REFERRAL = "da6e70fb-f7ab-5902-904a-60821a89176b"
@@ -71,13 +72,7 @@ class Kafka:
 
 
 async def _tables(store: DeliveryStore) -> dict[str, list[tuple]]:
-    def dump(connection: Connection) -> dict[str, list[tuple]]:
-        return {
-            table.name: [tuple(row) for row in connection.execute(select(table))]
-            for table in metadata.sorted_tables
-        }
-
-    return await store.database.run(dump)
+    return await rows_of(store.database, metadata)
 
 
 async def test_erasure_keeps_only_the_tombstone_and_tells_every_holder(

@@ -1,6 +1,5 @@
 """Erasure and anonymisation of the router's store (SQLite and PostgreSQL, controlled clock)."""
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,6 +14,7 @@ from rebond_router.lifecycle import Router
 from rebond_router.privacy import anonymise, erase, erased
 from rebond_router.store import Store, erasures, handled, metadata, referrals
 from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.testing import rows_of, waits_for
 
 from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
 from .test_lifecycle import SIXTY, answer, current_referral, questionnaire
@@ -49,13 +49,7 @@ async def _row(store: Store) -> dict:
 
 
 async def _tables(store: Store) -> dict[str, list[tuple]]:
-    def dump(connection: Connection) -> dict[str, list[tuple]]:
-        return {
-            table.name: [tuple(row) for row in connection.execute(select(table))]
-            for table in metadata.sorted_tables
-        }
-
-    return await store.database.run(dump)
+    return await rows_of(store.database, metadata)
 
 
 async def test_erasure_leaves_the_tombstone_only_and_stops_the_lifecycle(
@@ -119,28 +113,15 @@ async def test_a_questionnaire_read_during_an_erasure_waits_for_it_and_is_not_ro
 ) -> None:
     """A batch that reaches the store while an erasure of one of its references is under way
     waits for the erasure's commit, then sees its tombstone: that one is not routed."""
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def erasure_under_way() -> None:
-        async with store.database.transaction() as transaction:
-            await transaction.run(lambda c: lock_references(c, [REFERENCE], erasing=True))
-            await transaction.run(
-                lambda c: c.execute(
-                    erasures.insert().values(reference_sha256=reference_digest(REFERENCE),
-                                             erased_at=NOW)
-                )
-            )  # fmt: skip
-            holding.set()
-            await release.wait()
-
-    erasing = asyncio.create_task(erasure_under_way())
-    await holding.wait()
-    deciding = asyncio.create_task(router.on_questionnaire(questionnaire()))
-    done, _ = await asyncio.wait([deciding], timeout=0.5)
-    assert not done, "the questionnaire was routed while its erasure was under way"
-    release.set()
-    await erasing
-    assert await asyncio.wait_for(deciding, timeout=10) is False
+    tombstone = erasures.insert().values(
+        reference_sha256=reference_digest(REFERENCE), erased_at=NOW
+    )
+    erasure = [
+        lambda c: lock_references(c, [REFERENCE], erasing=True), lambda c: c.execute(tombstone)
+    ]  # fmt: skip
+    assert (
+        await waits_for(store.database, erasure, router.on_questionnaire(questionnaire())) is False
+    )
     assert outputs.sent == []
 
 

@@ -27,8 +27,9 @@ begins each with `BEGIN IMMEDIATE`).
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Row, Table, select, text
 
 
 def reference_digest(reference: str) -> str:
@@ -56,3 +57,20 @@ def lock_references(connection: Connection, references: Iterable[str], *, erasin
     keys = sorted({_lock_key(reference) for reference in references})
     if keys:
         connection.execute(_EXCLUSIVE if erasing else _SHARED, {"keys": keys})
+
+
+def tombstones_of(
+    connection: Connection, tombstones: Table, references: Iterable[str]
+) -> dict[str, Row[Any]]:
+    """The rows of `tombstones` (a store's table keyed by `reference_sha256`) of those of
+    `references` that were erased, by reference."""
+    by_digest = {reference_digest(reference): reference for reference in references if reference}
+    if not by_digest:
+        return {}
+    query = select(tombstones).where(tombstones.c.reference_sha256.in_(list(by_digest)))
+    return {by_digest[row.reference_sha256]: row for row in connection.execute(query)}
+
+
+def erased_among(connection: Connection, tombstones: Table, references: Iterable[str]) -> set[str]:
+    """Those of `references` that have a row in `tombstones`."""
+    return set(tombstones_of(connection, tombstones, references))

@@ -19,7 +19,7 @@ person can still prove they hold theirs. SQLite by default, PostgreSQL when a
 
 import asyncio
 import json
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from rebond_intake.timeline import Record, received
 from rebond_sql import Database
-from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.erasure import lock_references, reference_digest, tombstones_of
 
 T = TypeVar("T")
 
@@ -183,13 +183,6 @@ def _submission(row: Any) -> Submission:
     )
 
 
-def _erased(connection: Connection, references: Collection[str]) -> dict[str, Any]:
-    """The `intake_erasures` rows of those of `references` that were erased, by reference."""
-    by_digest = {reference_digest(reference): reference for reference in references}
-    query = select(erasures).where(erasures.c.reference_sha256.in_(list(by_digest)))
-    return {by_digest[row.reference_sha256]: row for row in connection.execute(query)}
-
-
 def _note_received(connection: Connection, tombstone: Any, at: datetime | None) -> None:
     """Give an erased reference's tombstone its time of reception, when it had none."""
     if tombstone.received_at is None and at is not None:
@@ -205,7 +198,7 @@ def _keep_new(records: list[Record], connection: Connection) -> set[str]:
     only a time of reception not known before is noted on the tombstone)."""
     references = {record.reference for record in records}
     lock_references(connection, references, erasing=False)
-    erased = _erased(connection, references)
+    erased = tombstones_of(connection, erasures, references)
     for reference, tombstone in erased.items():
         times = [r.at for r in records if r.reference == reference and r.kind == "received"]
         _note_received(connection, tombstone, min(times, default=None))
@@ -237,7 +230,7 @@ def _erase(
     ).scalar()
     known = [_utc(t) for t in (from_status, from_claim, received_at) if t is not None]
     first = min(known, default=None)
-    tombstone = _erased(connection, [reference]).get(reference)
+    tombstone = tombstones_of(connection, erasures, [reference]).get(reference)
     if tombstone is None:
         connection.execute(
             erasures.insert().values(
@@ -251,7 +244,7 @@ def _erase(
 
 
 def _records(reference: str, connection: Connection) -> list[Record]:
-    tombstone = _erased(connection, [reference]).get(reference)
+    tombstone = tombstones_of(connection, erasures, [reference]).get(reference)
     if tombstone is not None:
         key = tombstone.reference_sha256
         kept = [Record(f"{key}:erasure", reference, "erasure", _utc(tombstone.erased_at))]

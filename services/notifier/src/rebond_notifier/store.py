@@ -23,7 +23,8 @@ of a referral's publication and its erasure loses the withdrawal.
 
 Each method is one transaction, run as one plain function of a `Connection` by
 `rebond_sql.Database.run` (on SQLite: one hop to the database's own thread, whatever the
-function executes); `record_answer` alone keeps its transaction open while it publishes.
+function executes); `record_answer`, `publish_referrals` and `erase` keep a transaction open
+while they publish (on SQLite the store's other work waits for it meanwhile).
 """
 
 import json
@@ -60,7 +61,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from rebond_sql import Database
-from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.erasure import erased_among, lock_references, reference_digest
 
 PENDING = "pending"
 SENT = "sent"
@@ -273,20 +274,11 @@ def _held(connection: Connection, lease: Lease) -> list[int]:
     return sorted(rows.scalars())
 
 
-def erased_among(connection: Connection, references: Collection[str]) -> set[str]:
-    """Those of `references` whose person asked for erasure."""
-    by_digest = {reference_digest(reference): reference for reference in references if reference}
-    query = select(tombstones.c.reference_sha256).where(
-        tombstones.c.reference_sha256.in_(list(by_digest))
-    )
-    return {by_digest[digest] for digest in connection.execute(query).scalars()}
-
-
 def _checked(connection: Connection, references: Collection[str]) -> set[str]:
     """Take the locks of `references` (shared: an effect), then those of them erased."""
     references = {reference for reference in references if reference}
     lock_references(connection, references, erasing=False)
-    return erased_among(connection, references)
+    return erased_among(connection, tombstones, references)
 
 
 def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now: float) -> int:
@@ -668,7 +660,9 @@ class DeliveryStore:
 
     async def erased_among(self, references: list[str]) -> set[str]:
         """Those of `references` whose person asked for erasure."""
-        return await self.database.run(partial(erased_among, references=set(references)))
+        return await self.database.run(
+            lambda connection: erased_among(connection, tombstones, references)
+        )
 
     async def erase(
         self,

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Connection, delete, update
 
-from rebond_router.store import Store, erased_among, erasures, forget, outbox, referrals
-from rebond_sql.erasure import lock_references, reference_digest
+from rebond_router.store import Store, erasures, forget, outbox, referrals
+from rebond_sql.erasure import erased_among, lock_references, reference_digest
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +34,7 @@ async def erase(store: Store, reference: str, now: datetime) -> bool:
 
     def run(connection: Connection) -> bool:
         lock_references(connection, [reference], erasing=True)
-        new = not erased_among(connection, [reference])
+        new = not erased_among(connection, erasures, [reference])
         if new:
             connection.execute(
                 erasures.insert().values(

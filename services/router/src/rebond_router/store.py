@@ -52,7 +52,7 @@ from sqlalchemy.engine import Dialect
 
 from rebond_contracts.associations import AssociationId
 from rebond_sql import Database, Transaction, Work
-from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.erasure import erased_among, lock_references, reference_digest
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -243,7 +243,7 @@ class Tx:
             lock_references(connection, references, erasing=False)
             return (
                 _known(connection, references),
-                erased_among(connection, references),
+                erased_among(connection, erasures, references),
                 _week_loads(connection, week),
             )
 
@@ -254,7 +254,7 @@ class Tx:
 
         def read(connection: Connection) -> bool:
             lock_references(connection, [reference], erasing=False)
-            return bool(erased_among(connection, [reference]))
+            return bool(erased_among(connection, erasures, [reference]))
 
         return await self.run(read)
 
@@ -349,15 +349,6 @@ class Tx:
 def _known(connection: Connection, references: Sequence[str]) -> set[str]:
     query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
     return set(connection.execute(query).scalars())
-
-
-def erased_among(connection: Connection, references: Sequence[str]) -> set[str]:
-    """Those of `references` that were erased."""
-    by_digest = {reference_digest(reference): reference for reference in references}
-    query = select(erasures.c.reference_sha256).where(
-        erasures.c.reference_sha256.in_(list(by_digest))
-    )
-    return {by_digest[digest] for digest in connection.execute(query).scalars()}
 
 
 def forget(connection: Connection, reference: str) -> None:
