@@ -222,3 +222,16 @@ def test_after_erasure_the_status_says_erased_and_nothing_else(make_client, stor
         assert [s["code"] for s in status["timeline"]] == ["received", "erased"]
         assert all(s["reasons"] == [] and s["association_id"] is None for s in status["timeline"])
     assert store.kept == {}
+
+
+def test_a_portal_on_another_origin_may_send_the_erasure_secret(make_client) -> None:
+    """The configured portal origin may send `X-Erasure-Secret` from a browser (the erasure
+    and the full view)."""
+    client = make_client(cors_origins="https://portail.example.org")
+    preflight = client.options(
+        "/v1/submissions/RB-7K3M-Q9XA-2DFE-W8NB",
+        headers={"Origin": "https://portail.example.org", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "x-erasure-secret"},
+    )  # fmt: skip
+    assert preflight.status_code == 200, preflight.text
+    assert "x-erasure-secret" in preflight.headers["access-control-allow-headers"].lower()
