@@ -8,6 +8,12 @@ from sqlalchemy import Connection, event
 
 from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Lease, NewDelivery
 
+REF = "RB-7K3M-Q9XA-2DFE-W8NB"
+
+
+async def _no_one_to_tell(_holders: object) -> None:
+    """The erasure's withdrawals: none expected here."""
+
 
 @pytest.fixture
 async def store(sql_url: str) -> AsyncIterator[DeliveryStore]:
@@ -100,12 +106,12 @@ async def test_an_answer_is_recorded_once_and_only_when_published(store: Deliver
         published.append("yes")
 
     with pytest.raises(ConnectionError):
-        await store.record_answer("r1", "apesa", "accept", None, fail)
+        await store.record_answer("r1", "apesa", "accept", None, fail, reference=REF)
     assert not await store.answered("r1")
-    await store.record_answer("r1", "apesa", "accept", None, ok)
+    await store.record_answer("r1", "apesa", "accept", None, ok, reference=REF)
     assert await store.answered("r1")
     with pytest.raises(AlreadyAnswered):
-        await store.record_answer("r1", "apesa", "decline", "other", ok)
+        await store.record_answer("r1", "apesa", "decline", "other", ok, reference=REF)
     assert published == ["yes"]
 
 
@@ -136,7 +142,7 @@ async def test_a_held_chunk_shows_what_an_erasure_stopped_and_can_be_handed_back
     lease = await store.claim_many(kept[:2] + erased[:2], lease_s=60, now=1000.0)
     assert lease.ids == (*kept[:2], *erased[:2])
 
-    await store.erase("RB-0000-0000-0000-0001", now=1001.0)
+    await store.erase("RB-0000-0000-0000-0001", _no_one_to_tell, now=1001.0)
 
     assert await store.held(lease) == kept[:2]
     assert await store.finish(kept[0], "sent", 1, then_check=lease.after(kept[0])) == kept[1:2]

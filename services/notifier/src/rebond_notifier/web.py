@@ -1,6 +1,6 @@
 """The answer pages: `GET /reponse/{token}` shows the referral and a confirm button, the POST
 publishes the answer to `responses.<association_id>`. Every refusal is a French page with a
-4xx status: tampered (400), already answered (409), expired (410).
+4xx status: tampered (400), already answered (409), expired or withdrawn by the person (410).
 """
 
 import time
@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
 from rebond_notifier.signing import Action, AnswerClaims, TokenExpired, TokenInvalid, read_token
-from rebond_notifier.store import AlreadyAnswered, DeliveryStore
+from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Withdrawn
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +72,16 @@ def _already(claims: AnswerClaims) -> HTMLResponse:
     )
 
 
+def _withdrawn(claims: AnswerClaims) -> HTMLResponse:
+    return page(
+        "Orientation retirée",
+        f"<p>La personne a retiré sa demande <strong>{escape(claims.reference)}</strong> et "
+        "demandé l'effacement de ses données : elle ne peut plus recevoir de réponse. Merci de "
+        "supprimer ce que vous en avez gardé.</p>",
+        410,
+    )
+
+
 def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -> APIRouter:
     router = APIRouter()
 
@@ -86,6 +96,8 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
         claims = check(token)
         if isinstance(claims, HTMLResponse):
             return claims
+        if await store.erased_among([claims.reference]):
+            return _withdrawn(claims)
         if await store.answered(str(claims.referral_id)):
             return _already(claims)
         name = escape(ASSOCIATION_NAMES[claims.association_id])
@@ -142,9 +154,12 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 claims.action.value,
                 reason.value if reason else None,
                 lambda: publish(claims.association_id, response),
+                reference=claims.reference,
             )
         except AlreadyAnswered:
             return _already(claims)
+        except Withdrawn:
+            return _withdrawn(claims)
         except Exception:  # Kafka did not acknowledge: nothing recorded, the link still works
             log.exception("answer_not_published", reference=claims.reference)
             return page(
