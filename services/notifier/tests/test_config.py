@@ -1,5 +1,6 @@
 """Settings, the associations file and its secrets; retry classification (pure)."""
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,35 @@ def test_webhook_secret_is_read_from_the_environment(
     )
     channels = load_associations(path, production=True)[AssociationId.APESA]
     assert channels.webhook_secret == STRONG.encode()
+
+
+def test_a_whsec_secret_is_the_key_it_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`whsec_<base64>` (Standard Webhooks) is decoded into the signing key, also in production."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", "whsec_" + base64.b64encode(b"k" * 24).decode())
+    path = _write(
+        tmp_path,
+        "    webhook_url: https://crm.example/hook\n    webhook_secret: env:APESA_HOOK_SECRET",
+    )
+    assert load_associations(path, production=True)[AssociationId.APESA].webhook_secret == b"k" * 24
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("whsec_" + base64.b64encode(b"k" * 16).decode(), "too weak"),  # 16 bytes < 24
+        ("whsec_not base64!", "not base64"),
+    ],
+)
+def test_short_or_malformed_whsec_secrets_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, message: str
+) -> None:
+    """A `whsec_` secret of fewer than 24 bytes (production) or not base64 stops the notifier."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", secret)
+    path = _write(tmp_path, "    webhook_url: https://h\n    webhook_secret: env:APESA_HOOK_SECRET")
+    with pytest.raises(ConfigError, match=message):
+        load_associations(path, production=True)
 
 
 @pytest.mark.parametrize(

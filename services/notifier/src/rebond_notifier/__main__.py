@@ -2,6 +2,8 @@
 
 `python -m rebond_notifier anonymise` erases the message and error text of delivery rows older
 than NOTIFIER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
+`python -m rebond_notifier new-webhook-secret` prints a fresh webhook secret (`whsec_…`) to
+hand to an association and to put where its `webhook_secret` points.
 """
 
 import asyncio
@@ -12,6 +14,7 @@ import uvicorn
 
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.signing import new_webhook_secret
 from rebond_notifier.store import DeliveryStore
 from rebond_observability.logging import configure_logging
 
@@ -27,6 +30,9 @@ async def _anonymise(settings: NotifierSettings) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["new-webhook-secret"]:
+        print(new_webhook_secret())
+        return
     settings = NotifierSettings()
     configure_logging(settings.log_level)
     if sys.argv[1:] == ["anonymise"]:

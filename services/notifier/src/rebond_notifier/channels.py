@@ -16,11 +16,8 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 
-from rebond_notifier.signing import SIGNATURE_HEADER, sign_webhook
+from rebond_notifier.signing import webhook_headers
 from rebond_notifier.templates import Mail
-
-#: The same on every attempt at one delivery: receivers deduplicate on it (at-least-once).
-DELIVERY_HEADER = "X-Rebond-Delivery"
 
 #: E-mail bodies: UTF-8, quoted-printable (7-bit safe, still readable as text).
 _UTF8_QP = Charset("utf-8")
@@ -200,11 +197,12 @@ class HttpWebhookPoster:
     async def post(
         self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
     ) -> None:
+        # `webhook-id` is the delivery id, the same on every attempt: receivers deduplicate on
+        # it (at-least-once); it is signed with the body and this attempt's timestamp.
         headers = {
             "content-type": "application/json",
             "user-agent": "rebond-notifier",
-            DELIVERY_HEADER: delivery_id,
-            SIGNATURE_HEADER: sign_webhook(secret, body),
+            **webhook_headers(secret, delivery_id, body),
         }
         try:
             response = await self.client.post(url, content=body, headers=headers, timeout=timeout_s)
