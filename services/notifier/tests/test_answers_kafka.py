@@ -12,13 +12,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.topics import DECISIONS, responses
+from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, ReferralStatusV1
+from rebond_contracts.topics import DECISIONS, ERASURES, REFERRAL_STATUS, responses
+from rebond_notifier import templates
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 
 from .conftest import MailBox, free_port, make_decision, publish
@@ -223,6 +226,91 @@ def test_tampered_and_expired_links_get_a_clear_page(notifier_process: str) -> N
     for tampered in (valid[:-3] + "abc", "abc.def", valid.replace(".", "")):
         reply = httpx.get(f"{notifier_process}/reponse/{tampered}")
         assert reply.status_code == 400 and "Lien non valide" in reply.text
+
+
+def _page_until(url: str, status: int, within_s: float = 20) -> httpx.Response:
+    """GET `url` until it answers `status` (the notifier reads Kafka meanwhile), or give up."""
+    deadline = time.monotonic() + within_s
+    while True:
+        reply = httpx.get(url)
+        if reply.status_code == status or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("status", "title"),
+    [
+        (ReferralStatus.EXPIRED, "Délai de réponse dépassé"),
+        (ReferralStatus.REORIENTED, "Orientation confiée ailleurs"),
+    ],
+)
+def test_a_link_whose_referral_moved_on_says_so_instead_of_confirming(
+    kafka_bootstrap: str,
+    notifier_process: str,
+    smtp_server: MailBox,
+    status: ReferralStatus,
+    title: str,
+) -> None:
+    """Once `referrals.status` says the referral expired or was re-oriented, its still-valid
+    link shows a French 410 page telling not to contact the person, and publishes nothing."""
+    decision = make_decision(AssociationId.SECOND_SOUFFLE)
+    _send_decision(kafka_bootstrap, decision)
+    links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
+    assert httpx.get(links["accept"]).status_code == 200  # still awaited
+    moved = ReferralStatusV1(
+        reference=decision.reference, referral_id=decision.referral.referral_id,
+        association_id=AssociationId.SECOND_SOUFFLE, status=status,
+        next_association_id=AssociationId.SOIXANTE_MILLE_REBONDS, at=datetime.now(UTC),
+    )  # fmt: skip
+    event = REFERRAL_STATUS.envelope(
+        moved, subject=decision.reference, correlationid=decision.reference
+    )
+    asyncio.run(publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference))
+
+    reply = _page_until(links["accept"], 410)
+    assert reply.status_code == 410 and title in reply.text
+    assert "ne pas contacter la personne" in reply.text and "acceptée" not in reply.text
+    confirm = httpx.post(links["accept"])
+    assert confirm.status_code == 410 and title in confirm.text
+    assert _responses(kafka_bootstrap, AssociationId.SECOND_SOUFFLE, decision.reference, 0) == []
+
+
+def test_a_link_expires_with_the_associations_deadline(
+    kafka_bootstrap: str, notifier_process: str, smtp_server: MailBox
+) -> None:
+    """A referral due in a few seconds: its links work until that deadline, then give the
+    "Lien expiré" page, which names the deadline."""
+    decision = make_decision(AssociationId.APESA)
+    respond_by = datetime.now(UTC) + timedelta(seconds=4)
+    referral = decision.referral.model_copy(update={"respond_by": respond_by})
+    decision = decision.model_copy(update={"referral": referral})
+    _send_decision(kafka_bootstrap, decision)
+    text = _wait_mail(smtp_server, decision.reference, "apesa")
+    assert "valables jusqu'au" in text and "8 jours" not in text
+    links = _links(text)
+    if datetime.now(UTC) < respond_by - timedelta(seconds=1):
+        assert httpx.get(links["decline"]).status_code == 200
+    reply = _page_until(links["decline"], 410)
+    assert datetime.now(UTC) >= respond_by - timedelta(seconds=1)
+    assert reply.status_code == 410 and "Lien expiré" in reply.text
+    assert templates.moment_fr(respond_by.replace(microsecond=0)) in reply.text
+
+
+def test_a_link_of_a_withdrawn_request_says_so(
+    kafka_bootstrap: str, notifier_process: str, smtp_server: MailBox
+) -> None:
+    """After the person's erasure, the association's link says the request was withdrawn."""
+    decision = make_decision(AssociationId.RE_CREER)
+    _send_decision(kafka_bootstrap, decision)
+    links = _links(_wait_mail(smtp_server, decision.reference, "re-creer"))
+    erasure = ERASURES.envelope(
+        ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC)),
+        subject=decision.reference, correlationid=decision.reference,
+    )  # fmt: skip
+    asyncio.run(publish(kafka_bootstrap, ERASURES.name, erasure, decision.reference))
+    reply = _page_until(links["accept"], 410)
+    assert reply.status_code == 410 and "Demande retirée" in reply.text
 
 
 def _lines(process: subprocess.Popen[str]) -> "queue.Queue[str]":

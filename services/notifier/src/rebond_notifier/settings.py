@@ -64,7 +64,9 @@ class NotifierSettings(BaseSettings):
     #: HMAC key of the answer links (or NOTIFIER_LINK_SECRET_FILE: a file holding it).
     link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
     link_secret_file: Path | None = None
-    link_valid_days: int = 8
+    #: Answer links last until the association's deadline (`respond_by`); only a referral
+    #: without one gets links valid this many days.
+    link_valid_days: int = Field(default=8, ge=1)
 
     #: Decisions are read in batches of at most this many records: their referrals all in
     #: flight together, their deliveries recorded in one transaction, one offset commit.

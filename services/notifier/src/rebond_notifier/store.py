@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    delete,
     insert,
     or_,
     select,
@@ -97,6 +98,33 @@ answers = Table(
 )
 
 
+#: Where each referral (one offer to one association) stands, as `referrals.status` told: the
+#: answer page reads it to say that a case has moved on instead of confirming an answer the router
+#: would set aside. No personal data: a random referral id, a status, its rank and when.
+referral_states = Table(
+    "notifier_referral_states",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+#: How far along its life each status puts a referral. A status never replaces one of higher
+#: rank: a redelivered `offered`, read again after the `expired` that followed it, changes
+#: nothing. The router writes a referral's statuses in order on one partition (keyed by the
+#: reference), so equal ranks arrive in the order they happened.
+STATUS_RANKS = {
+    "offered": 0,
+    "reminded": 1,
+    "accepted": 2,
+    "declined": 2,
+    "expired": 2,
+    "reoriented": 3,
+    "unrouted": 3,
+    "closed": 3,
+}
+
 #: References whose person asked for erasure: nothing more is published or sent for them.
 erasures = Table(
     "notifier_erasures",
@@ -126,6 +154,15 @@ class NewDelivery:
 
 
 @dataclass(frozen=True)
+class ReferralState:
+    """A referral's latest status (a `ReferralStatus` value) and when it took it (unix seconds)."""
+
+    referral_id: str
+    status: str
+    at: float
+
+
+@dataclass(frozen=True)
 class Delivery:
     id: int
     referral_id: str
@@ -143,7 +180,7 @@ class Delivery:
     def delivery_id(self) -> str:
         """Stable across attempts, restarts and replicas: the receiver's deduplication key. A
         process killed between a webhook's answer (or an SMTP "250") and its record sends the
-        same delivery again on restart, with the same id (`X-Rebond-Delivery`, `Message-ID`)."""
+        same delivery again on restart, with the same id (`webhook-id`, `Message-ID`)."""
         key = f"{self.referral_id}:{self.channel}:{self.kind}"
         return str(uuid.uuid5(DELIVERY_NAMESPACE, key))
 
@@ -164,6 +201,10 @@ class Lease:
     def after(self, delivery_id: int) -> "Lease":
         """The same lease over the deliveries that come after `delivery_id`."""
         return Lease(tuple(i for i in self.ids if i > delivery_id), self.until)
+
+
+def _rank(status: str) -> int:
+    return STATUS_RANKS.get(status, 0)
 
 
 class AlreadyAnswered(Exception):
@@ -239,10 +280,27 @@ class DeliveryStore:
     async def close(self) -> None:
         await self.database.close()
 
-    async def enqueue(self, items: list[NewDelivery], *, now: float | None = None) -> int:
-        """Record pending deliveries; those already known are left alone. Returns how many are new."""
+    async def enqueue(
+        self,
+        items: list[NewDelivery],
+        *,
+        states: Sequence[ReferralState] = (),
+        now: float | None = None,
+    ) -> int:
+        """Record pending deliveries; those already known are left alone. Returns how many are
+        new. `states` (the referrals' statuses read with them) are recorded in the same
+        transaction, each only where it does not go back on a later status (`STATUS_RANKS`)."""
         now = time.time() if now is None else now
-        if not items:
+        latest: dict[str, ReferralState] = {}
+        for state in states:  # one row per referral: an upsert may not touch a row twice
+            known = latest.get(state.referral_id)
+            if known is None or _rank(state.status) >= _rank(known.status):
+                latest[state.referral_id] = state
+        state_rows = [
+            {"referral_id": s.referral_id, "status": s.status, "rank": _rank(s.status), "at": s.at}
+            for s in latest.values()
+        ]
+        if not items and not state_rows:
             return 0
         rows = [
             {
@@ -264,6 +322,19 @@ class DeliveryStore:
 
         def insert_new(connection: Connection) -> int:  # one multi-row INSERT for the lot
             factory = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+            if state_rows:
+                upsert = factory(referral_states)
+                connection.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["referral_id"],
+                        set_={"status": upsert.excluded.status, "rank": upsert.excluded.rank,
+                              "at": upsert.excluded.at},
+                        where=referral_states.c.rank <= upsert.excluded.rank,
+                    ),
+                    state_rows,
+                )  # fmt: skip
+            if not rows:
+                return 0
             statement = (
                 factory(deliveries)
                 .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
@@ -429,6 +500,16 @@ class DeliveryStore:
 
     # --- answers given through the e-mail links ---------------------------------------------
 
+    async def referral_state(self, referral_id: str) -> ReferralState | None:
+        """The referral's latest status, or None when none was read yet."""
+        query = select(referral_states).where(referral_states.c.referral_id == referral_id)
+
+        def read(connection: Connection) -> ReferralState | None:
+            row = connection.execute(query).first()
+            return None if row is None else ReferralState(row.referral_id, row.status, row.at)
+
+        return await self.database.run(read)
+
     async def answered(self, referral_id: str) -> bool:
         query = select(answers.c.referral_id).where(answers.c.referral_id == referral_id)
         return await self.database.run(
@@ -501,7 +582,9 @@ class DeliveryStore:
 
     async def anonymise(self, older_than_s: float, *, now: float | None = None) -> int:
         """Rows recorded more than `older_than_s` ago lose their message and error text; one
-        still pending that long is given up (failed). Returns how many rows changed."""
+        still pending that long is given up (failed). Returns how many rows changed. Referral
+        states unchanged that long are forgotten: every answer link they could serve has
+        expired (a link lasts until its deadline, days away, never weeks)."""
         now = time.time() if now is None else now
         cutoff = now - older_than_s
 
@@ -519,6 +602,7 @@ class DeliveryStore:
                 )
                 .values(payload=None, last_error=None)
             )
+            connection.execute(delete(referral_states).where(referral_states.c.at < cutoff))
             return int(result.rowcount or 0)
 
         return await self.database.run(anonymise)
