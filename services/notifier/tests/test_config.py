@@ -133,3 +133,12 @@ def test_webhook_status_classification(status: int, expected: type | None) -> No
 def test_exponential_backoff_up_to_a_cap(attempts: int, delay: float) -> None:
     """The wait doubles after each failed attempt and never exceeds the cap."""
     assert retry_delay(attempts, base_s=2.0, cap_s=60.0) == delay
+
+
+def test_a_sender_with_a_line_break_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_MAIL_FROM goes into every e-mail's headers: a line break in it stops the start."""
+    monkeypatch.setenv("NOTIFIER_MAIL_FROM", "Rebond <a@rebond.example>\r\nBcc: x@example.org")
+    with pytest.raises(ValidationError, match="NOTIFIER_MAIL_FROM"):
+        NotifierSettings()

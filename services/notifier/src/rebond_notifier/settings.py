@@ -3,8 +3,10 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rebond_notifier.text import has_controls
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
@@ -58,6 +60,13 @@ class NotifierSettings(BaseSettings):
     #: The name the notifier gives in SMTP's EHLO; empty: this host's name, looked up once.
     smtp_local_hostname: str | None = None
     mail_from: str = "Rebond <ne-pas-repondre@rebond.example>"
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender_on_one_line(cls, value: str) -> str:
+        if has_controls(value):
+            raise ValueError("NOTIFIER_MAIL_FROM must be one line, without control characters")
+        return value
 
     #: Where the answer links of the association e-mails point (this service's public URL).
     public_base_url: str = "http://127.0.0.1:8002"
