@@ -28,6 +28,8 @@ from .conftest import MailBox, free_port, make_decision, publish
 
 pytestmark = pytest.mark.kafka
 LINK_SECRET = "link-secret-for-tests-" + uuid.uuid4().hex
+#: The notifier process's operators' port (`NOTIFIER_INTERNAL_PORT`), set by its fixture.
+INTERNAL: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,9 @@ def notifier_process(
 ) -> Iterator[str]:
     """`python -m rebond_notifier` on a free port, configured by environment only."""
     folder = tmp_path_factory.mktemp("notifier-process")
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
+    INTERNAL["url"] = f"http://127.0.0.1:{internal_port}"
     log = folder / "notifier.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "rebond_notifier"],
@@ -53,6 +56,8 @@ def notifier_process(
             "NOTIFIER_SMTP_PORT": str(smtp_server.port),
             "NOTIFIER_LINK_SECRET": LINK_SECRET,
             "NOTIFIER_POLL_INTERVAL_S": "0.2",
+            "NOTIFIER_INTERNAL_PORT": str(internal_port),
+            "NOTIFIER_HSTS_MAX_AGE_S": "31536000",
         },
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -158,8 +163,13 @@ def test_accept_link_in_a_browser_publishes_the_answer_once(
         browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
         try:
             page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
             page.goto(links["accept"])
             assert page.locator("#reference").inner_text() == decision.reference
+            # The stylesheet applies under the Content-Security-Policy, which nothing breaks.
+            assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"
+            assert not [line for line in console if "Content Security Policy" in line]
             page.get_by_role("button", name="Confirmer : j'accepte").click()
             page.wait_for_selector("#done")
             assert "acceptée" in page.locator("#done").inner_text()
@@ -204,6 +214,43 @@ def test_decline_link_asks_the_reason_and_publishes_it(
             browser.close()
     [answer] = _responses(kafka_bootstrap, AssociationId.SECOND_SOUFFLE, decision.reference, 1)
     assert (answer["value"]["answer"], answer["value"]["reason"]) == ("decline", "no_capacity")
+
+
+def test_every_page_carries_the_security_headers_and_operators_paths_are_private(
+    notifier_process: str,
+) -> None:
+    """Answer pages (form, refusal), the stylesheet, health and 404s all carry CSP, no framing,
+    nosniff, no referrer (the token is in the path) and HSTS when set; `/metrics` and
+    `/openapi.json` answer only on NOTIFIER_INTERNAL_PORT, `/docs` nowhere."""
+    claims = AnswerClaims(
+        referral_id=uuid.uuid4(), reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        association_id=AssociationId.APESA, action=Action.DECLINE, expires_at=2**40,
+    )  # fmt: skip
+    valid = make_token(LINK_SECRET.encode(), claims)
+    replies = [
+        httpx.get(f"{notifier_process}/reponse/{valid}"),
+        httpx.get(f"{notifier_process}/reponse/not.a.token"),
+        httpx.post(f"{notifier_process}/reponse/{valid}", content=b"reason=nope"),
+        httpx.get(f"{notifier_process}/reponse.css"),
+        httpx.get(f"{notifier_process}/healthz"),
+        httpx.get(f"{notifier_process}/metrics"),
+        httpx.get(f"{notifier_process}/openapi.json"),
+        httpx.get(f"{notifier_process}/docs"),
+    ]
+    assert [r.status_code for r in replies] == [200, 400, 400, 200, 200, 404, 404, 404]
+    for reply in replies:
+        headers = reply.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "style-src 'self'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["strict-transport-security"] == "max-age=31536000"
+        assert "server" not in headers
+    internal = INTERNAL["url"]
+    assert httpx.get(f"{internal}/metrics").status_code == 200
+    assert "/reponse/{token}" in httpx.get(f"{internal}/openapi.json").json()["paths"]
+    assert httpx.get(f"{internal}/docs").status_code == 404
 
 
 def test_tampered_and_expired_links_get_a_clear_page(notifier_process: str) -> None:

@@ -10,8 +10,7 @@ import asyncio
 import gc
 import sys
 
-import uvicorn
-
+from rebond_http import private
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import new_webhook_secret
@@ -38,15 +37,18 @@ def main() -> None:
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
-    app = create_app(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
+    server, sockets = private.server(
+        create_app(settings),
         host=settings.host,
         port=settings.port,
+        internal_host=settings.internal_host,
+        internal_port=settings.internal_port,
         log_config=None,
-        access_log=False,
+        access_log=False,  # the answer links' tokens are in the path
+        server_header=False,
     )
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from rebond_http.guard import SecurityHeaders
+from rebond_http.private import PrivateRoutes
 from rebond_kafka.startup import start_forever
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
@@ -139,10 +141,16 @@ def create_app(
         finally:
             await notifier.stop()
 
-    app = FastAPI(title="Rebond notifier", lifespan=lifespan)
+    app = FastAPI(
+        title="Rebond notifier",
+        description="Les pages de réponse des liens envoyés aux associations, et la santé du "
+        "service.",
+        lifespan=lifespan,
+        docs_url=None,  # its page loads scripts from elsewhere, which the CSP forbids
+        redoc_url=None,
+    )
     app.state.notifier = notifier
     app.state.observability = obs
-    obs.install(app)
     app.include_router(
         build_router(notifier.store, notifier.link_key, notifier.publishers.response)
     )
@@ -159,4 +167,9 @@ def create_app(
             content={"kafka": "connected" if ready else "unreachable"},
         )
 
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)  # on every answer
+    obs.install(app)  # last: its middleware is the outermost
     return app

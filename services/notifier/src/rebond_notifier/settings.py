@@ -40,6 +40,26 @@ class NotifierSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8002
+    #: A second port for operators: `/metrics` and `/openapi.json` answer only there. Unset:
+    #: they answer on the public port in development and test, and nowhere in production.
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
+    internal_host: str = "127.0.0.1"
+    #: `Strict-Transport-Security: max-age=…` on every page when above 0: set it when the answer
+    #: pages are reached over HTTPS (NOTIFIER_PUBLIC_BASE_URL https://…), e.g. 31536000.
+    hsts_max_age_s: int = Field(default=0, ge=0)
+
+    @property
+    def internal_public(self) -> bool:
+        """Whether the operators' paths answer on the public port (no internal port, and not in
+        production)."""
+        return self.internal_port is None and self.environment != "production"
+
+    @model_validator(mode="after")
+    def _internal_port_of_its_own(self) -> "NotifierSettings":
+        if self.internal_port is not None and self.internal_port == self.port:
+            raise ValueError("NOTIFIER_INTERNAL_PORT must differ from NOTIFIER_PORT")
+        return self
+
     log_level: str = "INFO"
     #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
     #: propagated and the trace id logged either way.

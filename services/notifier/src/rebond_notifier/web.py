@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
@@ -48,17 +48,26 @@ MAX_FORM_BYTES = 4096
 ResponsePublisher = Callable[[AssociationId, ReferralResponseV1], Awaitable[None]]
 
 
+#: The pages' look, served as a file of its own: the Content-Security-Policy
+#: (`rebond_http.guard`) allows no inline style.
+STYLESHEET = """body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;
+padding:0 1rem;line-height:1.5;color:#1b1b1b}
+button{font-size:1.1rem;padding:.6rem 1.2rem;cursor:pointer}
+fieldset{border:1px solid #ccc;padding:1rem}label{display:block;margin:.3rem 0}
+.en{color:#555;font-size:.9rem;border-top:1px solid #ddd;padding-top:.5rem}
+"""
+
+
 def page(title: str, body: str, status: int = 200, *, en: str = "") -> HTMLResponse:
-    """A page in French, with a short English summary after it when given."""
+    """A page in French, with a short English summary after it when given. Its stylesheet is
+    named relative to the page (`/reponse/<token>` -> `/reponse.css`), so the pages also work
+    under the path prefix of NOTIFIER_PUBLIC_BASE_URL."""
     english = f"\n<p lang='en' class='en'>{escape(en)}</p>" if en else ""
     html = f"""<!doctype html>
 <html lang="fr"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · Portail du rebond</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;
-line-height:1.5;color:#1b1b1b}}button{{font-size:1.1rem;padding:.6rem 1.2rem;cursor:pointer}}
-fieldset{{border:1px solid #ccc;padding:1rem}}label{{display:block;margin:.3rem 0}}
-.en{{color:#555;font-size:.9rem;border-top:1px solid #ddd;padding-top:.5rem}}</style>
+<link rel="stylesheet" href="../reponse.css">
 </head><body><main><h1>{escape(title)}</h1>
 {body}{english}
 </main></body></html>"""
@@ -172,6 +181,12 @@ _FORM = {
 
 def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -> APIRouter:
     router = APIRouter(tags=["answer links"])
+
+    @router.get("/reponse.css", include_in_schema=False)
+    async def stylesheet() -> Response:
+        return Response(
+            STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+        )
 
     def check(token: str) -> AnswerClaims | HTMLResponse:
         try:
