@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -24,65 +23,9 @@ from rebond_contracts.topics import DECISIONS, ERASURES, REFERRAL_STATUS, respon
 from rebond_notifier import templates
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 
-from .conftest import MailBox, free_port, make_decision, publish
+from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, publish
 
 pytestmark = pytest.mark.kafka
-LINK_SECRET = "link-secret-for-tests-" + uuid.uuid4().hex
-#: The notifier process's operators' port (`NOTIFIER_INTERNAL_PORT`), set by its fixture.
-INTERNAL: dict[str, str] = {}
-
-
-@pytest.fixture(scope="module")
-def notifier_process(
-    kafka_bootstrap: str, smtp_server: MailBox, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`python -m rebond_notifier` on a free port, configured by environment only."""
-    folder = tmp_path_factory.mktemp("notifier-process")
-    port, internal_port = free_port(), free_port()
-    url = f"http://127.0.0.1:{port}"
-    INTERNAL["url"] = f"http://127.0.0.1:{internal_port}"
-    log = folder / "notifier.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rebond_notifier"],
-        env={
-            **os.environ,
-            "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "NOTIFIER_ENVIRONMENT": "test",
-            "NOTIFIER_PORT": str(port),
-            "NOTIFIER_PUBLIC_BASE_URL": url,
-            "NOTIFIER_GROUP_ID": f"test-notifier-{uuid.uuid4().hex[:8]}",
-            "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
-            "NOTIFIER_SMTP_HOST": smtp_server.host,
-            "NOTIFIER_SMTP_PORT": str(smtp_server.port),
-            "NOTIFIER_LINK_SECRET": LINK_SECRET,
-            "NOTIFIER_POLL_INTERVAL_S": "0.2",
-            "NOTIFIER_INTERNAL_PORT": str(internal_port),
-            "NOTIFIER_HSTS_MAX_AGE_S": "31536000",
-        },
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"notifier exited: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"notifier not ready: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _send_decision(bootstrap: str, decision) -> None:  # type: ignore[no-untyped-def]
@@ -217,7 +160,7 @@ def test_decline_link_asks_the_reason_and_publishes_it(
 
 
 def test_every_page_carries_the_security_headers_and_operators_paths_are_private(
-    notifier_process: str,
+    notifier_process: NotifierUrl,
 ) -> None:
     """Answer pages (form, refusal), the stylesheet, health and 404s all carry CSP, no framing,
     nosniff, no referrer (the token is in the path) and HSTS when set; `/metrics` and
@@ -247,10 +190,29 @@ def test_every_page_carries_the_security_headers_and_operators_paths_are_private
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["strict-transport-security"] == "max-age=31536000"
         assert "server" not in headers
-    internal = INTERNAL["url"]
+    internal = notifier_process.internal
     assert httpx.get(f"{internal}/metrics").status_code == 200
     assert "/reponse/{token}" in httpx.get(f"{internal}/openapi.json").json()["paths"]
     assert httpx.get(f"{internal}/docs").status_code == 404
+
+
+def test_an_unknown_reason_and_an_unknown_method_get_clear_answers(
+    notifier_process: NotifierUrl,
+) -> None:
+    """A reason none of the five (or empty) is a 400 page naming the field `reason`, for an
+    accept link too; a method the page does not take is a 405 listing both GET and POST."""
+    claims = AnswerClaims(
+        referral_id=uuid.uuid4(), reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        association_id=AssociationId.APESA, action=Action.ACCEPT, expires_at=2**40,
+    )  # fmt: skip
+    url = f"{notifier_process}/reponse/{make_token(LINK_SECRET.encode(), claims)}"
+    for body in (b"reason=AAA", b"reason="):
+        reply = httpx.post(url, content=body)
+        assert reply.status_code == 400 and "Raison inconnue" in reply.text
+        assert "<code>reason</code>" in reply.text
+    reply = httpx.request("OPTIONS", url)
+    assert reply.status_code == 405
+    assert {"GET", "POST"} <= {m.strip() for m in reply.headers["allow"].split(",")}
 
 
 def test_tampered_and_expired_links_get_a_clear_page(notifier_process: str) -> None:

@@ -7,10 +7,15 @@ mailer or webhook poster. Nothing connects anywhere before `start()`.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
+from typing import Literal
 
 import structlog
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from rebond_http.guard import SecurityHeaders
 from rebond_http.private import PrivateRoutes
@@ -26,6 +31,26 @@ from rebond_notifier.store import DeliveryStore
 from rebond_notifier.web import build_router
 
 log = structlog.get_logger(__name__)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+
+def allowed_methods(request: Request, named: str) -> str:
+    """Every method the request's path answers to. Starlette's 405 names (`named`) those of the
+    first route matching the path only, and the answer page's GET and POST are two routes: the
+    API description lists them all."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.scope["path"]):
+            methods.update(m.upper() for m in operations if m.upper() in _METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+class Readiness(BaseModel):
+    kafka: Literal["connected", "unreachable"]
 
 
 class Notifier:
@@ -155,11 +180,22 @@ def create_app(
         build_router(notifier.store, notifier.link_key, notifier.publishers.response)
     )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            named = (error.headers or {}).get("Allow", "")
+            error.headers = {**(error.headers or {}), "Allow": allowed_methods(request, named)}
+        return await http_exception_handler(request, error)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Kafka does not answer"}},
+    )
     async def readyz() -> JSONResponse:
         ready = notifier.connected and await notifier.broker.ping(timeout=2.0)
         return JSONResponse(

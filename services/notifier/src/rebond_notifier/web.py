@@ -254,29 +254,39 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
         openapi_extra=_FORM,
     )
     async def answer(token: str, request: Request) -> HTMLResponse:
-        claims = check(token)
-        if isinstance(claims, HTMLResponse):
-            return claims
+        # The form first: a reason that is none of those offered (no browser sends one) is
+        # refused naming the field, whatever the link.
         raw = b""
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_FORM_BYTES:
                 return page("Formulaire trop long", "<p>Ce formulaire est trop long.</p>", 413)
+        given = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).get("reason")
+        try:
+            reason = DeclineReason(given[0]) if given else None
+        except ValueError:
+            return page(
+                "Raison inconnue",
+                "<p>Le champ <code>reason</code> n'est pas une des raisons proposées. "
+                "<a href=''>Revenir au formulaire</a></p>",
+                400,
+                en="The field `reason` is not one of the reasons offered.",
+            )
+        claims = check(token)
+        if isinstance(claims, HTMLResponse):
+            return claims
+        if claims.action == Action.DECLINE and reason is None:
+            return page(
+                "Raison manquante",
+                "<p>Merci de choisir une raison avant de décliner (champ <code>reason</code>). "
+                "<a href=''>Revenir au formulaire</a></p>",
+                400,
+                en="Please choose a reason before declining (field `reason`).",
+            )
+        if claims.action == Action.ACCEPT:
+            reason = None  # an acceptance carries no reason, whatever the form held
         if (stands := await where_it_stands(claims)) is not None:
             return stands
-        form = parse_qs(raw.decode("utf-8", "replace"))
-        reason: DeclineReason | None = None
-        if claims.action == Action.DECLINE:
-            try:
-                reason = DeclineReason(form.get("reason", [""])[0])
-            except ValueError:
-                return page(
-                    "Raison manquante",
-                    "<p>Merci de choisir une raison avant de décliner. "
-                    "<a href=''>Revenir au formulaire</a></p>",
-                    400,
-                    en="Please choose a reason before declining.",
-                )
         response = ReferralResponseV1(
             referral_id=claims.referral_id,
             reference=claims.reference,
