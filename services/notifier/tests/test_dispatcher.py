@@ -6,20 +6,29 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from rebond_contracts.payloads import DeliveryV1
-from rebond_notifier.channels import Retry
+from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
-from rebond_notifier.store import Delivery, DeliveryStore, Lease, NewDelivery, deliveries
+from rebond_notifier.store import (
+    DEAD_LETTERED,
+    SENT,
+    Delivery,
+    DeliveryStore,
+    Lease,
+    NewDelivery,
+    deliveries,
+)
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 
-from .conftest import new_reference, poll_until
+from .conftest import MailBox, new_reference, poll_until
 
 
 class CountingStore(DeliveryStore):
@@ -300,3 +309,25 @@ async def test_a_stop_cancels_a_delivery_that_outlasts_the_grace(tmp_path: Path)
     finally:
         await store.close()
     assert lease.ids == tuple(ids[1:])
+
+
+async def test_a_delivery_that_can_never_be_built_is_dead_lettered_at_once(
+    tmp_path: Path, smtp_server: MailBox
+) -> None:
+    """An e-mail whose address holds a line break is dead-lettered after its first attempt
+    (not retried every lease), and the good e-mail behind it in the lane still goes out."""
+    store = await _store(tmp_path)
+    bad, good = _mail(), _mail()
+    bad = replace(bad, payload={**bad.payload, "to": "claire@example.org\r\nBcc: x@example.org"})
+    await store.enqueue([bad, good])
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, "orientation@rebond.local")
+    outcomes = Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(max_attempts=6, lease_s=120))
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 2, 10)
+        [unbuildable] = await store.find(bad.referral_id)
+        [sent] = await store.find(good.referral_id)
+    await mailer.close()
+    assert (unbuildable.status, unbuildable.attempts) == (DEAD_LETTERED, 1)
+    assert unbuildable.last_error is not None and "control character" in unbuildable.last_error
+    assert sent.status == SENT

@@ -51,7 +51,7 @@ from rebond_kafka.security import kafka_security
 from rebond_notifier import planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore, Holder, NewDelivery, Offer
+from rebond_notifier.store import DeliveryStore, Holder, NewDelivery, Offer, ReferralState
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.NOTIFIER)
@@ -241,7 +241,8 @@ def build_broker(
         fetch_min_bytes=64 * 1024,
         decoder=keep_raw_batch,
         title=REFERRAL_STATUS.name,
-        description="Turn reminders and expiries into e-mails to the association.",
+        description="Turn reminders and expiries into e-mails to the association; keep each "
+        "referral's latest status for the answer pages.",
     )
     async def on_statuses(msg: KafkaMessage) -> None:
         # A batch (`keep_raw_batch`): most statuses (offered, accepted, declined…) ask for no
@@ -249,6 +250,7 @@ def build_broker(
         # round and at most one store transaction.
         records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
         planned: list[NewDelivery] = []
+        states: list[ReferralState] = []
         for record in records:
             with record_scope(record):
                 try:
@@ -256,6 +258,14 @@ def build_broker(
                 except EnvelopeError as error:
                     await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
                     continue
+                if event.data.referral_id is not None:  # kept for the answer pages
+                    states.append(
+                        ReferralState(
+                            str(event.data.referral_id),
+                            event.data.status.value,
+                            event.data.at.timestamp(),
+                        )
+                    )
                 with structlog.contextvars.bound_contextvars(
                     reference=event.subject, event_id=event.id
                 ):
@@ -265,7 +275,7 @@ def build_broker(
                     if mails:
                         log.info("status_mail_planned", status=event.data.status)
                     planned.extend(mails)
-        added = await store.enqueue(planned)
+        added = await store.enqueue(planned, states=states)
         if added:
             log.info("status_mails_recorded", new=added, planned=len(planned))
             wake()

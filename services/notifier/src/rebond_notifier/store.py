@@ -110,6 +110,33 @@ answers = Table(
 )
 
 
+#: Where each referral (one offer to one association) stands, as `referrals.status` told: the
+#: answer page reads it to say that a case has moved on instead of confirming an answer the router
+#: would set aside. No personal data: a random referral id, a status, its rank and when.
+referral_states = Table(
+    "notifier_referral_states",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+#: How far along its life each status puts a referral. A status never replaces one of higher
+#: rank: a redelivered `offered`, read again after the `expired` that followed it, changes
+#: nothing. The router writes a referral's statuses in order on one partition (keyed by the
+#: reference), so equal ranks arrive in the order they happened.
+STATUS_RANKS = {
+    "offered": 0,
+    "reminded": 1,
+    "accepted": 2,
+    "declined": 2,
+    "expired": 2,
+    "reoriented": 3,
+    "unrouted": 3,
+    "closed": 3,
+}
+
 #: Referrals handed (or being handed) to `referrals.<association_id>`: whom to withdraw them from.
 offered = Table(
     "notifier_referrals",
@@ -171,6 +198,15 @@ class Offered:
 
 
 @dataclass(frozen=True)
+class ReferralState:
+    """A referral's latest status (a `ReferralStatus` value) and when it took it (unix seconds)."""
+
+    referral_id: str
+    status: str
+    at: float
+
+
+@dataclass(frozen=True)
 class NewDelivery:
     referral_id: str
     channel: str
@@ -199,7 +235,7 @@ class Delivery:
     def delivery_id(self) -> str:
         """Stable across attempts, restarts and replicas: the receiver's deduplication key. A
         process killed between a webhook's answer (or an SMTP "250") and its record sends the
-        same delivery again on restart, with the same id (`X-Rebond-Delivery`, `Message-ID`)."""
+        same delivery again on restart, with the same id (`webhook-id`, `Message-ID`)."""
         key = f"{self.referral_id}:{self.channel}:{self.kind}"
         return str(uuid.uuid5(DELIVERY_NAMESPACE, key))
 
@@ -279,6 +315,10 @@ def _checked(connection: Connection, references: Collection[str]) -> set[str]:
     references = {reference for reference in references if reference}
     lock_references(connection, references, erasing=False)
     return erased_among(connection, tombstones, references)
+
+
+def _rank(status: str) -> int:
+    return STATUS_RANKS.get(status, 0)
 
 
 def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now: float) -> int:
@@ -405,19 +445,57 @@ class DeliveryStore:
     async def close(self) -> None:
         await self.database.close()
 
-    async def enqueue(self, items: list[NewDelivery], *, now: float | None = None) -> int:
+    async def enqueue(
+        self,
+        items: list[NewDelivery],
+        *,
+        states: Sequence[ReferralState] = (),
+        now: float | None = None,
+    ) -> int:
         """Record pending deliveries; those already known, and those about an erased
-        reference, are left alone. Returns how many are new."""
+        reference, are left alone. Returns how many are new. `states` (the referrals' statuses
+        read with them) are recorded in the same transaction, each only where it does not go
+        back on a later status (`STATUS_RANKS`)."""
         now = time.time() if now is None else now
-        if not items:
+        latest: dict[str, ReferralState] = {}
+        for state in states:  # one row per referral: an upsert may not touch a row twice
+            known = latest.get(state.referral_id)
+            if known is None or _rank(state.status) >= _rank(known.status):
+                latest[state.referral_id] = state
+        state_rows = [
+            {"referral_id": s.referral_id, "status": s.status, "rank": _rank(s.status), "at": s.at}
+            for s in latest.values()
+        ]
+        if not items and not state_rows:
             return 0
 
         def insert_new(connection: Connection) -> int:
+            if state_rows:
+                upsert = _insert(connection, referral_states)
+                connection.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["referral_id"],
+                        set_={"status": upsert.excluded.status, "rank": upsert.excluded.rank,
+                              "at": upsert.excluded.at},
+                        where=referral_states.c.rank <= upsert.excluded.rank,
+                    ),
+                    state_rows,
+                )  # fmt: skip
             erased = _checked(connection, {item.reference for item in items})
             kept = [item for item in items if item.reference not in erased]
             return _insert_deliveries(connection, kept, now)
 
         return await self.database.run(insert_new)
+
+    async def referral_state(self, referral_id: str) -> ReferralState | None:
+        """The referral's latest status, or None when none was read yet."""
+        query = select(referral_states).where(referral_states.c.referral_id == referral_id)
+
+        def read(connection: Connection) -> ReferralState | None:
+            row = connection.execute(query).first()
+            return None if row is None else ReferralState(row.referral_id, row.status, row.at)
+
+        return await self.database.run(read)
 
     async def publish_referrals(
         self,
@@ -697,7 +775,9 @@ class DeliveryStore:
 
     async def anonymise(self, older_than_s: float, *, now: float | None = None) -> int:
         """Rows recorded more than `older_than_s` ago lose their message and error text; one
-        still pending that long is given up (failed). Returns how many rows changed."""
+        still pending that long is given up (failed). Returns how many rows changed. Referral
+        states unchanged that long are forgotten: every answer link they could serve has
+        expired (a link lasts until its deadline, days away, never weeks)."""
         now = time.time() if now is None else now
         cutoff = now - older_than_s
 
@@ -715,6 +795,7 @@ class DeliveryStore:
                 )
                 .values(payload=None, last_error=None)
             )
+            connection.execute(delete(referral_states).where(referral_states.c.at < cutoff))
             return int(result.rowcount or 0)
 
         return await self.database.run(anonymise)
