@@ -5,6 +5,7 @@ import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,7 +86,8 @@ class Console:
         return found
 
     def client(self) -> httpx.AsyncClient:
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app.web), base_url=BASE)
+        base = self.app.services.settings.public_url
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app.web), base_url=base)
         self.clients.append(client)
         return client
 
@@ -137,6 +139,7 @@ class Browser:
         return await self.client.get(path)
 
 
+@asynccontextmanager
 async def running(database_url: str, **overrides: Any) -> AsyncIterator[Console]:
     clock = Clock()
     outbound, mailer, preview, events = FakeOutbound(), FakeMailer(), FakePreview(), FakeEvents()
@@ -161,7 +164,7 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 async def console(sqlite_url: str) -> AsyncIterator[Console]:
     """The console on a fresh SQLite file, with fakes behind its ports."""
-    async for value in running(sqlite_url):
+    async with running(sqlite_url) as value:
         yield value
 
 

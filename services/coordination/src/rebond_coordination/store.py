@@ -319,7 +319,9 @@ def insert_once(connection: Connection, table: Any, values: dict[str, Any]) -> b
     """Insert `values` unless a row with the same key exists; whether it was inserted."""
     dialect = connection.dialect.name
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table).values(**values)
-    return connection.execute(statement.on_conflict_do_nothing()).rowcount == 1
+    key = next(iter(table.primary_key.columns))
+    # RETURNING rather than rowcount: the async psycopg path does not report it for upserts.
+    return connection.execute(statement.on_conflict_do_nothing().returning(key)).first() is not None
 
 
 def new_id() -> str:
