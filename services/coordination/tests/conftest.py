@@ -204,11 +204,11 @@ async def queue_case(
 async def offer(
     store: Store, association: str = "60000-rebonds", department: str | None = "33", *,
     at: datetime = START, respond_by: datetime | None = None, urgent: bool = False,
-    first_name: str = "Claire", ref: str | None = None,
+    first_name: str = "Claire", ref: str | None = None, referral_id: str | None = None,
 ) -> tuple[str, str]:  # fmt: skip
     """A referral in `association`'s inbox; (referral_id, reference)."""
     ref = ref or reference()
-    referral_id = str(uuid.uuid4())
+    referral_id = referral_id or str(uuid.uuid4())
     region = {"33": "75", "69": "84", "75": "11"}.get(department or "", "75")
     await referral_offered(
         store,

@@ -241,6 +241,7 @@ async def test_projections_applied_twice_change_nothing_the_second_time(store: S
     reference = await queue_case(store)
     await queue_case(store, ref=reference)
     referral_id, ref = await offer(store)
+    await offer(store, ref=ref, referral_id=referral_id)
     fact = StatisticsFact(fact_id="f-1", kind="offered", at=START, consented=True, region="75",
                           stage="unsure", association_id="apesa")  # fmt: skip
     assert await projections.statistics_fact(store, fact)
