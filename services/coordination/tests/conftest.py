@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from rebond_coordination import auth
 from rebond_coordination.app import App, build
@@ -154,6 +155,15 @@ async def running(database_url: str, **overrides: Any) -> AsyncIterator[Console]
         finally:
             for client in console.clients:
                 await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with tiny costs: the tests hash and check hundreds of passwords (production's
+    parameters are checked in test_auth.py)."""
+    monkeypatch.setattr(
+        auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 @pytest.fixture

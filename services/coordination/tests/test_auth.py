@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 
+from rebond_coordination import auth
 from rebond_coordination.domain import Role
 
 from .conftest import PASSWORD, Console, form_csrf, running
@@ -304,3 +306,15 @@ async def test_the_password_is_asked_on_the_terminal_by_add_user(sqlite_url: str
     ) == 2  # fmt: skip
     async with running(sqlite_url) as console:
         assert (await console.sign_in("cora@rebond.test")).ok
+
+
+def test_passwords_are_hashed_with_argon2id_and_weaker_hashes_are_replaced() -> None:
+    """Production's hasher is argon2id with at least 64 MiB; a hash made with weaker
+    parameters is flagged for rehashing at the next sign-in."""
+    from argon2 import Type
+
+    assert auth.PRODUCTION_HASHER.type is Type.ID
+    assert auth.PRODUCTION_HASHER.memory_cost >= 65536 and auth.PRODUCTION_HASHER.time_cost >= 3
+    weak = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    assert weak.startswith("$argon2id$")
+    assert auth.PRODUCTION_HASHER.check_needs_rehash(weak)
