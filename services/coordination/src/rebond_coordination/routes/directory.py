@@ -189,6 +189,11 @@ async def preview(request: Request, signed: Previewer, form: Form, deps: Deps) -
 QUEUE_LABEL = "la file humaine"
 
 
+def _row_label(key: str | None) -> str:
+    """An association's name, or the human queue, as a table's row or column heading."""
+    return association_name(key) if key else "File humaine"
+
+
 def _matrix(result: PreviewResult) -> dict[str, object]:
     """The before-by-after table, the totals per association, and one sentence per shift."""
     names = [a.value for a in AssociationId]
@@ -213,6 +218,7 @@ def _matrix(result: PreviewResult) -> dict[str, object]:
             where = f"à {label(a)}" if a else f"dans {QUEUE_LABEL}"
             sentences.append(f"{count} {who} {verb} {where} au lieu de {label(b)}.")
     return {
-        "keys": keys, "cells": cells, "before": before, "after": after, "label": label,
+        "keys": keys, "cells": cells, "before": before, "after": after,
+        "label": _row_label,
         "sentences": sentences, "total": sum(cells.values()),
     }  # fmt: skip
