@@ -365,6 +365,18 @@ async def test_an_organiser_creates_a_conference_and_sees_the_events_apis_errors
         "ends_at": "2027-01-14T18:30", "venue_address": "1 place de la Bourse", "city": "Bordeaux",
         "region": "75", "department": "69", "capacity": "30", "description": "", "online_url": "",
     }  # fmt: skip
+    empty = await olga.post("/conferences/second-souffle/nouvelle", {})
+    for name in (
+        "title",
+        "starts_at",
+        "ends_at",
+        "venue_address",
+        "city",
+        "region",
+        "department",
+        "capacity",
+    ):
+        assert f'href="#{name}"' in empty.text, name
     refused = await olga.post("/conferences/second-souffle/nouvelle", form)
     assert refused.status_code == 422
     assert 'href="#ends_at"' in refused.text and 'href="#department"' in refused.text

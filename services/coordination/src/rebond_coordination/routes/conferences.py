@@ -119,17 +119,15 @@ def _values_of(event: Conference) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _data(form: Form) -> tuple[dict[str, str], dict[str, object], list[tuple[str, str]]]:
-    """The form's values (to show again), the API body, and what is wrong before asking."""
+def _data(form: Form) -> tuple[dict[str, str], dict[str, object]]:
+    """The form's values (to show again) and the API body. Nothing is refused here: the events
+    API checks every field at once, so the form shows all its errors together."""
     values = {name: field(form, name) for name in FIELDS}
     data: dict[str, object] = {name: value for name, value in values.items() if name != "capacity"}
     data["online_url"] = values["online_url"] or None
-    errors = []
-    try:
-        data["capacity"] = int(values["capacity"])
-    except ValueError:
-        errors.append(("capacity", FIELD_TEXTS["capacity"]))
-    return values, data, errors
+    capacity = values["capacity"]
+    data["capacity"] = int(capacity) if capacity.isdigit() else capacity
+    return values, data
 
 
 def _api_errors(invalid: EventsInvalid) -> list[tuple[str, str]]:
@@ -157,23 +155,19 @@ async def create(
     request: Request, association: str, signed: Organiser, form: Form, deps: Deps
 ) -> Response:
     association = _association(signed, association)
-    values, data, errors = _data(form)
-    if not errors:
-        try:
-            event = await deps.events.create_event(association, data)
-        except EventsInvalid as invalid:
-            errors = _api_errors(invalid)
-        except EventsUnavailable:
-            return _unavailable(request, signed)
-        else:
-            await deps.store.log(
-                signed.scope,
-                "conference_created",
-                deps.clock(),
-                association_id=association,
-                subject=event.id,
-            )
-            return see_other(f"/conferences/{association}?fait=creee")
+    values, data = _data(form)
+    try:
+        event = await deps.events.create_event(association, data)
+    except EventsInvalid as invalid:
+        errors = _api_errors(invalid)
+    except EventsUnavailable:
+        return _unavailable(request, signed)
+    else:
+        await deps.store.log(
+            signed.scope, "conference_created", deps.clock(), association_id=association,
+            subject=event.id,
+        )  # fmt: skip
+        return see_other(f"/conferences/{association}?fait=creee")
     return _form_page(
         request, signed, association, event=None, values=values, errors=errors, status_code=422
     )
@@ -205,18 +199,17 @@ async def edit(
     request: Request, association: str, event_id: str, signed: Organiser, form: Form, deps: Deps
 ) -> Response:
     association = _association(signed, association)
+    values, data = _data(form)
     try:
         event = await _event(deps, association, event_id)
-        values, data, errors = _data(form)
-        if not errors:
-            current = _values_of(event)
-            changes = {k: v for k, v in data.items() if str(v or "") != current.get(k, "")}
-            await deps.events.update_event(association, event_id, changes)
-            await deps.store.log(
-                signed.scope, "conference_updated", deps.clock(), association_id=association,
-                subject=event_id, fields=sorted(changes),
-            )  # fmt: skip
-            return see_other(f"/conferences/{association}?fait=modifiee")
+        current = _values_of(event)
+        changes = {k: v for k, v in data.items() if str(v or "") != current.get(k, "")}
+        await deps.events.update_event(association, event_id, changes)
+        await deps.store.log(
+            signed.scope, "conference_updated", deps.clock(), association_id=association,
+            subject=event_id, fields=sorted(changes),
+        )  # fmt: skip
+        return see_other(f"/conferences/{association}?fait=modifiee")
     except EventsInvalid as invalid:
         errors = _api_errors(invalid)
     except EventsNotFound:
