@@ -4,8 +4,6 @@ from a worker thread). What it shows comes from the same protected tables as the
 import io
 from typing import Literal
 
-from matplotlib.figure import Figure
-
 from rebond_coordination.domain import association_name
 from rebond_coordination.statistics import TOTAL, Report, rate
 
@@ -14,6 +12,9 @@ def render(
     report: Report, *, period_text: str, filters_text: str, fmt: Literal["png", "pdf"]
 ) -> bytes:
     """An A4 landscape page: offered referrals per association, answer rates, follow-up."""
+    # Imported here: matplotlib takes seconds to import, paid on the first report, not at start.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(11.69, 8.27), dpi=100)
     figure.suptitle("Portail du rebond des entrepreneurs — statistiques anonymes", fontsize=16)
     figure.text(0.5, 0.91, f"{period_text}. {filters_text}", ha="center", fontsize=10)

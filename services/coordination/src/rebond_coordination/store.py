@@ -16,11 +16,23 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Self
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, RowMapping, and_, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    RowMapping,
+    and_,
+    func,
+    insert,
+    make_url,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql.elements import ColumnElement
@@ -59,7 +71,11 @@ COMMAND_LINE = "ligne de commande"
 
 
 def migrate(url: str) -> None:
-    """Bring the database at `url` to the latest Alembic revision."""
+    """Bring the database at `url` to the latest Alembic revision (a SQLite file's folder is
+    made first: on a fresh clone `.run/` does not exist yet)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
