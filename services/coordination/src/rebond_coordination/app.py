@@ -22,7 +22,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_coordination.auth import SessionRules
 from rebond_coordination.observability import Observability
-from rebond_coordination.ports import EventsClient, Mailer, Outbound, PreviewClient, Unconnected
+from rebond_coordination.ports import (
+    EventsClient,
+    EventsNotFound,
+    EventsUnavailable,
+    Mailer,
+    Outbound,
+    PreviewClient,
+    Unconnected,
+)
 from rebond_coordination.relay import Relay
 from rebond_coordination.routes import admin, auth, conferences, directory, inbox, queue, statistics
 from rebond_coordination.settings import CoordinationSettings
@@ -171,6 +179,18 @@ def _errors(web: FastAPI) -> None:
     @web.exception_handler(NotFound)
     async def not_found(request: Request, _: NotFound) -> Response:
         return _not_found(request)
+
+    @web.exception_handler(EventsNotFound)
+    async def no_such_conference(request: Request, _: EventsNotFound) -> Response:
+        return _not_found(request)
+
+    @web.exception_handler(EventsUnavailable)
+    async def events_down(request: Request, _: EventsUnavailable) -> Response:
+        return message(
+            request, "Service des conférences indisponible",
+            "Le service des conférences ne répond pas pour l'instant. Rien n'a été modifié : "
+            "réessayez dans quelques minutes.", 503,
+        )  # fmt: skip
 
     @web.exception_handler(CsrfRefused)
     async def csrf(request: Request, _: CsrfRefused) -> Response:

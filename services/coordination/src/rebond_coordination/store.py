@@ -656,10 +656,7 @@ class Store:
         return await self.database.run(work)
 
     async def case(self, scope: Scope, reference: str) -> CaseRow | None:
-        def work(connection: Connection) -> CaseRow | None:
-            return _case(connection, scope, reference)
-
-        return await self.database.run(work)
+        return await self.database.run(lambda c: _case(c, scope, reference))
 
     async def claim(
         self, scope: Scope, reference: str, now: datetime, claim_for: timedelta
@@ -767,10 +764,7 @@ class Store:
         return await self.database.run(work)
 
     async def referral(self, scope: Scope, referral_id: str) -> ReferralRow | None:
-        def work(connection: Connection) -> ReferralRow | None:
-            return _referral(connection, scope, referral_id)
-
-        return await self.database.run(work)
+        return await self.database.run(lambda c: _referral(c, scope, referral_id))
 
     async def answer(
         self, scope: Scope, referral_id: str, now: datetime, *, accept: bool,

@@ -1,6 +1,7 @@
 """Organisers' conferences (#22 item 6), through the events service's organiser API (the
 `EventsClient` port). The events API checks every field; its 422 errors are shown in the form's
-error summary, field by field."""
+error summary, field by field. A conference the API does not know (or not for this association)
+is a 404 page, the API down a 503 page: both handled once, in `app.py`."""
 
 import csv
 import io
@@ -13,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from rebond_contracts.associations import AssociationId
 from rebond_coordination.domain import association_name
 from rebond_coordination.policy import Capability
-from rebond_coordination.ports import Conference, EventsInvalid, EventsNotFound, EventsUnavailable
+from rebond_coordination.ports import Conference, EventsInvalid
 from rebond_coordination.web import (
     PARIS,
     Deps,
@@ -21,7 +22,6 @@ from rebond_coordination.web import (
     NotFound,
     Signed,
     field,
-    message,
     render,
     require,
     see_other,
@@ -62,14 +62,6 @@ def _association(signed: Signed, association: str) -> str:
     return association
 
 
-def _unavailable(request: Request, signed: Signed) -> HTMLResponse:
-    return message(
-        request, "Service des conférences indisponible",
-        "Le service des conférences ne répond pas pour l'instant. Rien n'a été modifié : "
-        "réessayez dans quelques minutes.", 503, signed,
-    )  # fmt: skip
-
-
 @router.get("/conferences")
 async def conferences_home(signed: Organiser) -> Response:
     return see_other(
@@ -82,10 +74,7 @@ async def conferences(
     request: Request, association: str, signed: Organiser, deps: Deps
 ) -> HTMLResponse:
     association = _association(signed, association)
-    try:
-        events = await deps.events.list_events(association)
-    except EventsUnavailable:
-        return _unavailable(request, signed)
+    events = await deps.events.list_events(association)
     return render(
         request, "conferences.html",
         {"association": association, "events": sorted(events, key=lambda e: e.starts_at),
@@ -159,25 +148,15 @@ async def create(
     try:
         event = await deps.events.create_event(association, data)
     except EventsInvalid as invalid:
-        errors = _api_errors(invalid)
-    except EventsUnavailable:
-        return _unavailable(request, signed)
-    else:
-        await deps.store.log(
-            signed.scope, "conference_created", deps.clock(), association_id=association,
-            subject=event.id,
+        return _form_page(
+            request, signed, association, event=None, values=values,
+            errors=_api_errors(invalid), status_code=422,
         )  # fmt: skip
-        return see_other(f"/conferences/{association}?fait=creee")
-    return _form_page(
-        request, signed, association, event=None, values=values, errors=errors, status_code=422
-    )
-
-
-async def _event(deps: Deps, association: str, event_id: str) -> Conference:
-    try:
-        return await deps.events.get_event(association, event_id)
-    except EventsNotFound:
-        raise NotFound() from None
+    await deps.store.log(
+        signed.scope, "conference_created", deps.clock(), association_id=association,
+        subject=event.id,
+    )  # fmt: skip
+    return see_other(f"/conferences/{association}?fait=creee")
 
 
 @router.get("/conferences/{association}/{event_id}/modifier", response_class=HTMLResponse)
@@ -185,10 +164,7 @@ async def edit_form(
     request: Request, association: str, event_id: str, signed: Organiser, deps: Deps
 ) -> HTMLResponse:
     association = _association(signed, association)
-    try:
-        event = await _event(deps, association, event_id)
-    except EventsUnavailable:
-        return _unavailable(request, signed)
+    event = await deps.events.get_event(association, event_id)
     return _form_page(
         request, signed, association, event=event, values=_values_of(event), errors=[]
     )
@@ -200,25 +176,21 @@ async def edit(
 ) -> Response:
     association = _association(signed, association)
     values, data = _data(form)
+    event = await deps.events.get_event(association, event_id)
+    current = _values_of(event)
+    changes = {k: v for k, v in data.items() if str(v or "") != current.get(k, "")}
     try:
-        event = await _event(deps, association, event_id)
-        current = _values_of(event)
-        changes = {k: v for k, v in data.items() if str(v or "") != current.get(k, "")}
         await deps.events.update_event(association, event_id, changes)
-        await deps.store.log(
-            signed.scope, "conference_updated", deps.clock(), association_id=association,
-            subject=event_id, fields=sorted(changes),
-        )  # fmt: skip
-        return see_other(f"/conferences/{association}?fait=modifiee")
     except EventsInvalid as invalid:
-        errors = _api_errors(invalid)
-    except EventsNotFound:
-        raise NotFound() from None
-    except EventsUnavailable:
-        return _unavailable(request, signed)
-    return _form_page(
-        request, signed, association, event=event, values=values, errors=errors, status_code=422
-    )
+        return _form_page(
+            request, signed, association, event=event, values=values,
+            errors=_api_errors(invalid), status_code=422,
+        )  # fmt: skip
+    await deps.store.log(
+        signed.scope, "conference_updated", deps.clock(), association_id=association,
+        subject=event_id, fields=sorted(changes),
+    )  # fmt: skip
+    return see_other(f"/conferences/{association}?fait=modifiee")
 
 
 @router.post("/conferences/{association}/{event_id}/annuler")
@@ -226,19 +198,11 @@ async def cancel(
     request: Request, association: str, event_id: str, signed: Organiser, form: Form, deps: Deps
 ) -> Response:
     association = _association(signed, association)
-    try:
-        await deps.events.cancel_event(association, event_id)
-    except EventsNotFound:
-        raise NotFound() from None
-    except EventsUnavailable:
-        return _unavailable(request, signed)
+    await deps.events.cancel_event(association, event_id)
     await deps.store.log(
-        signed.scope,
-        "conference_cancelled",
-        deps.clock(),
-        association_id=association,
+        signed.scope, "conference_cancelled", deps.clock(), association_id=association,
         subject=event_id,
-    )
+    )  # fmt: skip
     return see_other(f"/conferences/{association}?fait=annulee")
 
 
@@ -247,13 +211,8 @@ async def registrations(
     request: Request, association: str, event_id: str, signed: Organiser, deps: Deps
 ) -> HTMLResponse:
     association = _association(signed, association)
-    try:
-        event = await _event(deps, association, event_id)
-        people = await deps.events.registrations(association, event_id)
-    except EventsNotFound:
-        raise NotFound() from None
-    except EventsUnavailable:
-        return _unavailable(request, signed)
+    event = await deps.events.get_event(association, event_id)
+    people = await deps.events.registrations(association, event_id)
     return render(
         request, "registrations.html",
         {"association": association, "event": event, "people": people},
@@ -266,12 +225,7 @@ async def registrations_csv(
     request: Request, association: str, event_id: str, signed: Organiser, deps: Deps
 ) -> Response:
     association = _association(signed, association)
-    try:
-        people = await deps.events.registrations(association, event_id)
-    except EventsNotFound:
-        raise NotFound() from None
-    except EventsUnavailable:
-        return _unavailable(request, signed)
+    people = await deps.events.registrations(association, event_id)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["Nom", "E-mail", "Statut", "Position en liste d'attente", "Inscrit·e le"])
