@@ -82,12 +82,16 @@ def migrate(url: str) -> None:
     command.upgrade(config, "head")
 
 
-def _dataclass_of(cls: type[Any], row: RowMapping) -> Any:
-    return cls(**{f.name: row[f.name] for f in fields(cls)})
+class _Row:
+    """A dataclass read from a result row: one field per column (extra columns are ignored)."""
+
+    @classmethod
+    def of(cls, row: RowMapping) -> Self:
+        return cls(**{f.name: row[f.name] for f in fields(cls) if f.name in row})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
-class UserRow:
+class UserRow(_Row):
     id: str
     email: str
     name: str
@@ -104,10 +108,6 @@ class UserRow:
     locked_until: datetime | None
     created_at: datetime
     last_sign_in_at: datetime | None
-
-    @classmethod
-    def of(cls, row: RowMapping) -> Self:
-        return _dataclass_of(cls, row)  # type: ignore[no-any-return]
 
     @property
     def scope(self) -> Scope:
@@ -127,7 +127,7 @@ class UserRow:
 
 
 @dataclass(frozen=True)
-class SessionRow:
+class SessionRow(_Row):
     token_hash: str
     user_id: str
     csrf_token: str
@@ -135,13 +135,9 @@ class SessionRow:
     last_seen_at: datetime
     revoked_at: datetime | None
 
-    @classmethod
-    def of(cls, row: RowMapping) -> Self:
-        return _dataclass_of(cls, row)  # type: ignore[no-any-return]
-
 
 @dataclass(frozen=True)
-class CaseRow:
+class CaseRow(_Row):
     reference: str
     urgent: bool
     stage: str | None
@@ -162,10 +158,6 @@ class CaseRow:
     resolved_at: datetime | None
     claimed_by_name: str | None = None
 
-    @classmethod
-    def of(cls, row: RowMapping) -> Self:
-        return _dataclass_of(cls, row)  # type: ignore[no-any-return]
-
     @property
     def entry(self) -> QueueEntry:
         return QueueEntry(
@@ -175,7 +167,7 @@ class CaseRow:
 
 
 @dataclass(frozen=True)
-class ReferralRow:
+class ReferralRow(_Row):
     referral_id: str
     reference: str
     association_id: str
@@ -201,10 +193,6 @@ class ReferralRow:
     withdrawn_at: datetime | None
     updated_at: datetime
 
-    @classmethod
-    def of(cls, row: RowMapping) -> Self:
-        return _dataclass_of(cls, row)  # type: ignore[no-any-return]
-
     @property
     def state(self) -> ReferralState:
         return ReferralState(self.status)
@@ -221,7 +209,7 @@ class AssociationValues:
 
 
 @dataclass(frozen=True)
-class OverrideRow:
+class OverrideRow(_Row):
     id: str
     association_id: str
     paused: bool | None
@@ -233,13 +221,9 @@ class OverrideRow:
     applied_at: datetime | None
     requested_by_name: str | None = None
 
-    @classmethod
-    def of(cls, row: RowMapping) -> Self:
-        return _dataclass_of(cls, row)  # type: ignore[no-any-return]
-
 
 @dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(_Row):
     id: int
     at: datetime
     actor_id: str | None
@@ -249,10 +233,6 @@ class AuditEntry:
     reference: str | None
     subject: str | None
     detail: dict[str, Any]
-
-    @classmethod
-    def of(cls, row: RowMapping) -> Self:
-        return _dataclass_of(cls, row)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
