@@ -270,7 +270,9 @@ def axe_source() -> str:
         npm = shutil.which("npm")
         if npm is None:
             if IN_CI:
-                pytest.fail("npm is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False)
+                pytest.fail(
+                    "npm is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False
+                )
             pytest.skip("npm is not installed: no axe-core for the accessibility audit")
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(

@@ -1,7 +1,7 @@
 """The facts the console learns from the other services, as the projections take them.
 
-The Kafka adapter (next step) builds these from the contracts' events; until then tests and
-the `demo` command build them directly. Each carries an id or a natural key, so applying the
+The Kafka adapter (next step) builds these from the contracts' events; until then the tests
+build them directly. Each carries an id or a natural key, so applying the
 same fact twice (at-least-once delivery) changes nothing the second time.
 """
 

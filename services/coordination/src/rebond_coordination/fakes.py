@@ -1,4 +1,4 @@
-"""In-memory fakes of the ports, for tests and for `python -m rebond_coordination demo`.
+"""In-memory fakes of the ports, for tests (here and in the services that will talk to this one).
 
 They behave as the real adapters are specified to: the outbound fake keeps what it was given
 and refuses while `down`; the events fake checks a conference as the events API does and

@@ -946,7 +946,7 @@ class Store:
         return await self.database.run(work)
 
     async def count(self, table_name: str) -> int:
-        """Rows of a table (tests and the demo command)."""
+        """Rows of a table (for tests and checks)."""
         table = metadata.tables[table_name]
         return int(
             await self.database.run(

@@ -32,7 +32,10 @@ NOTE_MAX = 1000
 @router.get("/file", response_class=HTMLResponse)
 async def queue(request: Request, signed: Coordinator, deps: Deps) -> HTMLResponse:
     cases = await deps.store.queue(signed.scope)
-    return render(request, "queue.html", {"cases": cases}, signed=signed)
+    return render(
+        request, "queue.html", {"cases": cases, "claim_minutes": deps.settings.claim_minutes},
+        signed=signed,
+    )  # fmt: skip
 
 
 async def _case_page(
