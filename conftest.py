@@ -250,3 +250,34 @@ def chromium_launch_options() -> dict[str, object]:
             )
         pytest.skip("Chromium is not installed")
     return {"executable_path": path, "args": CHROMIUM_ARGS, "headless": True}
+
+
+# --- Accessibility audits: axe-core from the npm registry, cached (no CDN at test time) ------
+
+AXE_VERSION = "4.10.3"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """The source of `axe.min.js` (axe-core AXE_VERSION), for `page.add_script_tag(content=…)`.
+
+    Installed once with npm into `$REBOND_CACHE/npm` (default `~/.cache/rebond/npm`) and read
+    from there afterwards; the browser never fetches it from elsewhere."""
+    cache = Path(os.environ.get("REBOND_CACHE", Path.home() / ".cache" / "rebond")) / "npm"
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    installed = cache / "node_modules" / "axe-core" / "package.json"
+    if not (script.exists() and json.loads(installed.read_text()).get("version") == AXE_VERSION):
+        npm = shutil.which("npm")
+        if npm is None:
+            if IN_CI:
+                pytest.fail(
+                    "npm is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False
+                )
+            pytest.skip("npm is not installed: no axe-core for the accessibility audit")
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-save",
+             f"axe-core@{AXE_VERSION}"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return script.read_text()

@@ -101,7 +101,6 @@ log.flush.interval.messages=9223372036854775807
 """
 
 ADMIN = "admin"
-SERVICES = ("intake", "router", "notifier", "events")
 
 
 def _registry():  # type: ignore[no-untyped-def]
@@ -113,32 +112,16 @@ def _registry():  # type: ignore[no-untyped-def]
 
 def principals() -> list[str]:
     """Every principal of a secured broker besides `admin`: one per service and per association."""
-    from_registry = _registry()
-    associations = [f"association-{a.value}" for a in from_registry.AssociationId]
-    return [*SERVICES, *associations]
+    from rebond_kafka import acl_plan  # the one derivation, shared with the Strimzi KafkaUsers
 
-
-def principal_of(service: str, topic_name: str) -> str:
-    """The principal acting as `service` on `topic_name` (associations act on their own topics)."""
-    if service == "association":
-        return "association-" + topic_name.split(".", 1)[1]
-    return service
+    return acl_plan.principals()
 
 
 def acl_plan() -> list[tuple[str, str, str, str, str]]:
     """(principal, resource type, resource name, pattern, operation) allowed, from the registry."""
-    registry = _registry()
-    plan: set[tuple[str, str, str, str, str]] = set()
-    for topic in registry.all_topics():
-        for service in (topic.writer, *topic.delegates):
-            writer = principal_of(service.value, topic.name)
-            plan |= {(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")}
-        for reader in topic.readers:
-            who = principal_of(reader.value, topic.name)
-            plan |= {(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
-            group = who if who.startswith("association-") else f"rebond-{who}"
-            plan.add((who, "group", group, "prefixed", "read"))
-    return sorted(plan)
+    from rebond_kafka import acl_plan as plan
+
+    return list(plan.acl_plan())
 
 
 def credentials(data_dir: Path) -> dict[str, str]:

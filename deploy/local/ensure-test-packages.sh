@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs and PyPI cannot give: a PostgreSQL server (throwaway
-# clusters for the store tests) and Chromium (browser tests, driven by Playwright). Installs only
+# clusters for the store tests), Chromium (browser tests, driven by Playwright) and npm (axe-core,
+# the accessibility audit, installed once into the cache). Installs only
 # what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # axe-core for the accessibility audits
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

@@ -412,7 +412,7 @@ class Hooks:
                 body = self.rfile.read(length)
                 if len(body) < length:  # its sender was killed mid-request: nothing arrived
                     return
-                delivery_id = self.headers.get("X-Rebond-Delivery", "")
+                delivery_id = self.headers.get("webhook-id", "")
                 hooks.calls.append(HookCall(self.path, time.monotonic(), body, delivery_id))
                 mode = hooks.modes.get(self.path, "ok")
                 if mode == "hang":
@@ -473,7 +473,7 @@ Copies = dict[str, Counter[str]]
 class Outcome:
     """What became of some questionnaires downstream: referrals, e-mails and webhooks each.
 
-    E-mails and webhooks are told apart by their delivery id (`Message-ID`, `X-Rebond-Delivery`):
+    E-mails and webhooks are told apart by their delivery id (`Message-ID`, `webhook-id`):
     two ids for one reference are two deliveries, a duplicate; one id arriving twice is the same
     delivery repeated after a crash (at-least-once), which the receiver recognises."""
 

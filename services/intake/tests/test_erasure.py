@@ -2,17 +2,21 @@
 
 import dataclasses
 import hashlib
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Reason, RoutingDecisionV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import ERASURES
 from rebond_intake.app import create_app
 from rebond_intake.erasure import erasure_secret
 from rebond_intake.settings import DEFAULT_ERASURE_KEY, IntakeSettings
 from rebond_intake.store import SqlStatusStore, Submission, erasure_secrets
+from rebond_intake.timeline import record_of
 
 from .conftest import FakeStore
 from .test_store import T0
@@ -165,3 +169,69 @@ def test_a_replay_of_the_key_gives_the_same_secret(make_client, publisher) -> No
     assert again["erasure_secret"] == first["erasure_secret"]
     url = f"/v1/submissions/{first['reference']}/erasure"
     assert client.post(url, json={"secret": first["erasure_secret"]}).status_code == 202
+
+
+def _decided_in_distress(store: FakeStore, reference: str) -> None:
+    """The router's decision for a person who said they are in distress, as intake keeps it."""
+    decision = RoutingDecisionV1(
+        decision_id=uuid.uuid4(), reference=reference, rule_set_version="2026.1",
+        primary=AssociationId.APESA, urgent=True, decided_at=datetime.now(UTC),
+        reasons=[Reason(code="distress", fr="vous avez dit être en détresse : un psychologue "
+                        "peut vous aider très vite", en="you said you are in distress")],
+    )  # fmt: skip
+    store.kept["decision"] = record_of("decision", decision)
+
+
+def test_the_public_status_never_shows_distress_and_the_secret_opens_the_full_view(
+    make_client, store
+) -> None:
+    """The reference alone: steps without the association or the distress reason; with the
+    erasure secret in `X-Erasure-Secret`: everything; a wrong secret: 403."""
+    client = make_client()
+    accepted = _submit(client)
+    reference = accepted["reference"]
+    _decided_in_distress(store, reference)
+    url = f"/v1/submissions/{reference}"
+
+    public = client.get(url)
+    assert public.status_code == 200 and public.json()["full_view"] is False
+    assert [s["code"] for s in public.json()["timeline"]] == ["received", "oriented"]
+    assert "détresse" not in public.text and "apesa" not in public.text.lower()
+
+    full = client.get(url, headers={"X-Erasure-Secret": accepted["erasure_secret"]}).json()
+    assert full["full_view"] is True
+    assert full["timeline"][1]["association_id"] == "apesa"
+    assert "détresse" in full["timeline"][1]["reasons"][0]
+
+    assert client.get(url, headers={"X-Erasure-Secret": "not-it"}).status_code == 403
+
+
+def test_after_erasure_the_status_says_erased_and_nothing_else(make_client, store) -> None:
+    """Once erased, the status is "received" then "erased", in the public and the full view:
+    the decision, its association and its distress reason are gone from the store."""
+    client = make_client()
+    accepted = _submit(client)
+    reference, secret = accepted["reference"], accepted["erasure_secret"]
+    _decided_in_distress(store, reference)
+    url = f"/v1/submissions/{reference}"
+    assert client.post(f"{url}/erasure", json={"secret": secret}).status_code == 202
+
+    for headers in ({}, {"X-Erasure-Secret": secret}):
+        status = client.get(url, headers=headers).json()
+        assert status["status"] == "erased"
+        assert [s["code"] for s in status["timeline"]] == ["received", "erased"]
+        assert all(s["reasons"] == [] and s["association_id"] is None for s in status["timeline"])
+    assert store.kept == {}
+
+
+def test_a_portal_on_another_origin_may_send_the_erasure_secret(make_client) -> None:
+    """The configured portal origin may send `X-Erasure-Secret` from a browser (the erasure
+    and the full view)."""
+    client = make_client(cors_origins="https://portail.example.org")
+    preflight = client.options(
+        "/v1/submissions/RB-7K3M-Q9XA-2DFE-W8NB",
+        headers={"Origin": "https://portail.example.org", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "x-erasure-secret"},
+    )  # fmt: skip
+    assert preflight.status_code == 200, preflight.text
+    assert "x-erasure-secret" in preflight.headers["access-control-allow-headers"].lower()

@@ -1,5 +1,6 @@
 """Settings, the associations file and its secrets; retry classification (pure)."""
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,35 @@ def test_webhook_secret_is_read_from_the_environment(
     assert channels.webhook_secret == STRONG.encode()
 
 
+def test_a_whsec_secret_is_the_key_it_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`whsec_<base64>` (Standard Webhooks) is decoded into the signing key, also in production."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", "whsec_" + base64.b64encode(b"k" * 24).decode())
+    path = _write(
+        tmp_path,
+        "    webhook_url: https://crm.example/hook\n    webhook_secret: env:APESA_HOOK_SECRET",
+    )
+    assert load_associations(path, production=True)[AssociationId.APESA].webhook_secret == b"k" * 24
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("whsec_" + base64.b64encode(b"k" * 16).decode(), "too weak"),  # 16 bytes < 24
+        ("whsec_not base64!", "not base64"),
+    ],
+)
+def test_short_or_malformed_whsec_secrets_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, message: str
+) -> None:
+    """A `whsec_` secret of fewer than 24 bytes (production) or not base64 stops the notifier."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", secret)
+    path = _write(tmp_path, "    webhook_url: https://h\n    webhook_secret: env:APESA_HOOK_SECRET")
+    with pytest.raises(ConfigError, match=message):
+        load_associations(path, production=True)
+
+
 @pytest.mark.parametrize(
     ("extra", "production", "message"),
     [
@@ -103,3 +133,12 @@ def test_webhook_status_classification(status: int, expected: type | None) -> No
 def test_exponential_backoff_up_to_a_cap(attempts: int, delay: float) -> None:
     """The wait doubles after each failed attempt and never exceeds the cap."""
     assert retry_delay(attempts, base_s=2.0, cap_s=60.0) == delay
+
+
+def test_a_sender_with_a_line_break_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_MAIL_FROM goes into every e-mail's headers: a line break in it stops the start."""
+    monkeypatch.setenv("NOTIFIER_MAIL_FROM", "Rebond <a@rebond.example>\r\nBcc: x@example.org")
+    with pytest.raises(ValidationError, match="NOTIFIER_MAIL_FROM"):
+        NotifierSettings()

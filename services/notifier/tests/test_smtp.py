@@ -3,13 +3,15 @@
 import asyncio
 from types import SimpleNamespace
 
+import pytest
 from aiosmtpd.controller import Controller
 
-from rebond_notifier import channels
-from rebond_notifier.channels import SmtpMailer
+from rebond_contracts.payloads import RegistrationChange
+from rebond_notifier import channels, templates
+from rebond_notifier.channels import HttpWebhookPoster, SmtpMailer, Unbuildable
 from rebond_notifier.templates import Mail
 
-from .conftest import CollectMail, MailBox, free_port
+from .conftest import CollectMail, MailBox, free_port, make_conference, make_registration
 
 
 async def test_the_ehlo_name_is_looked_up_once_not_per_mail(smtp_server, monkeypatch) -> None:
@@ -118,3 +120,43 @@ async def test_a_connection_idle_too_long_is_not_used_again(smtp_server) -> None
         await mailer.send(Mail(to="a@example.org", subject=f"idle-{n}", text="t"))
     assert len(set(smtp_server.client_peers[-2:])) == 2
     await mailer.close()
+
+
+@pytest.mark.parametrize("title", ["Rebondir\r\nBcc: intrus@example.org", "Rebondir\nensemble"])
+async def test_a_conference_title_with_line_breaks_is_sent_on_one_subject_line(
+    smtp_server, title: str
+) -> None:
+    """A title holding a line break (or a would-be header) gives a one-line subject and no
+    extra header; the e-mail goes out instead of failing at every attempt."""
+    conference = make_conference(title=title)
+    registration = make_registration(RegistrationChange.WAITLISTED, conference=conference)
+    mail = templates.registration_mail(registration, None)
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, "orientation@rebond.local")
+    await mailer.send(mail)
+    one_line = " ".join(title.split())
+    (received,) = await smtp_server.wait_for(one_line, 1)
+    assert received["Subject"] == f"Liste d'attente : {one_line}"
+    assert received["Bcc"] is None and received["To"] == "claire@example.org"
+    await mailer.close()
+
+
+async def test_an_address_with_a_line_break_is_unbuildable_not_retried() -> None:
+    """A recipient holding a line break cannot be mended: `Unbuildable`, before any connection."""
+    mailer = SmtpMailer("127.0.0.1", free_port(), "orientation@rebond.local")  # nobody listens
+    with pytest.raises(Unbuildable, match="address"):
+        await mailer.send(
+            Mail(to="claire@example.org\r\nBcc: x@example.org", subject="s", text="t")
+        )
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://crm.example/hook", "crm.example/hook", "http://crm\x00/hook"]
+)
+async def test_a_webhook_url_no_client_can_call_is_unbuildable(url: str) -> None:
+    """A URL httpx cannot even turn into a request is permanent (`Unbuildable`), not a retry."""
+    poster = HttpWebhookPoster()
+    try:
+        with pytest.raises(Unbuildable):
+            await poster.post(url, b"k" * 32, b"{}", 1.0, "delivery-1")
+    finally:
+        await poster.close()

@@ -170,10 +170,17 @@ class SubmissionGuard:
 
 
 class SecurityHeaders:
-    """Adds the security headers to every HTTP response."""
+    """Adds the security headers to every HTTP response; `Strict-Transport-Security` too when
+    `hsts_max_age_s` is set (only behind TLS: a browser that saw it refuses plain HTTP for that
+    long, so a service reached over plain HTTP must not send it)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts_max_age_s: int = 0) -> None:
         self.app = app
+        self.headers = list(SECURITY_HEADERS)
+        if hsts_max_age_s > 0:
+            self.headers.append(
+                (b"strict-transport-security", f"max-age={hsts_max_age_s}".encode())
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -185,7 +192,7 @@ class SecurityHeaders:
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 message["headers"] = [
                     *message.get("headers", []),
-                    *(h for h in SECURITY_HEADERS if h[0] not in present),
+                    *(h for h in self.headers if h[0] not in present),
                 ]
             await send(message)
 

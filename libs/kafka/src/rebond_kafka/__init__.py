@@ -8,6 +8,8 @@
 - `rebond_kafka.outage`: `KafkaLink` (an outage said once, summed up, ended; readiness and
   metrics read it) and the logging filter that condenses aiokafka's lines meanwhile.
 - `rebond_kafka.records`: raw-bytes decoders and the arguments of a dead letter.
+- `rebond_kafka.acl_plan`: who may do what on Kafka, derived from the topic registry (the local
+  broker's ACLs and the Strimzi `KafkaUser`s both come from it).
 - `rebond_kafka.testing`: commit a consumer group at the current end of topics; a broker gone
   for this process's clients only (tests, bench).
 """

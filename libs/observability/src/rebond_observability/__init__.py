@@ -163,6 +163,7 @@ class Observability:
         self.publish_hooks: list[PublishHook] = []
         self._brokers: list[KafkaBroker] = []
         self._links: list[KafkaLink] = []
+        self.registry.register(_KafkaLinkCollector(self._links))
         self._prometheus = KafkaPrometheusMiddleware(
             registry=self.registry, app_name=f"rebond-{service}"
         )
@@ -230,7 +231,6 @@ class Observability:
         `rebond_kafka_outage_seconds_total` from `link`, read at each scrape (the seconds
         include the outage going on, so an alert sees it grow before it ends)."""
         self._links.append(link)
-        self.registry.register(_KafkaLinkCollector(link))
 
     def _middleware(self, msg: Any, /, *, context: Any) -> "KafkaObservability":
         return KafkaObservability(msg, context=context, observability=self)
@@ -278,25 +278,29 @@ class Observability:
 
 
 class _KafkaLinkCollector(Collector):
-    def __init__(self, link: KafkaLink) -> None:
-        self.link = link
+    """The Kafka series, from the links watched (none yet: the families without a value)."""
+
+    def __init__(self, links: list[KafkaLink]) -> None:
+        self.links = links
 
     def collect(self) -> Iterable[Metric]:
-        yield GaugeMetricFamily(
+        reachable = GaugeMetricFamily(
             "rebond_kafka_reachable",
             "1 while this service reaches Kafka, 0 during an outage (no client reaches a broker).",
-            value=0 if self.link.down else 1,
         )
-        yield CounterMetricFamily(
+        outages = CounterMetricFamily(
             "rebond_kafka_outages",
             "Kafka outages this service went through (each begins when no client reaches a broker).",
-            value=self.link.outages,
         )
-        yield CounterMetricFamily(
+        seconds = CounterMetricFamily(
             "rebond_kafka_outage_seconds",
             "Seconds this service could not reach Kafka, the outage going on included.",
-            value=self.link.outage_seconds(),
         )
+        if self.links:
+            reachable.add_metric([], 0 if any(link.down for link in self.links) else 1)
+            outages.add_metric([], sum(link.outages for link in self.links))
+            seconds.add_metric([], sum(link.outage_seconds() for link in self.links))
+        yield from (reachable, outages, seconds)
 
 
 class KafkaObservability(BaseMiddleware):

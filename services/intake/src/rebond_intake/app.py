@@ -177,7 +177,12 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Idempotency-Key", "Accept-Language"],
+            allow_headers=[
+                "Content-Type",
+                "Idempotency-Key",
+                "Accept-Language",
+                "X-Erasure-Secret",
+            ],
             expose_headers=["Retry-After"],
             max_age=600,
         )

@@ -7,11 +7,18 @@ mailer or webhook poster. Nothing connects anywhere before `start()`.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
+from typing import Literal
 
 import structlog
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
+from rebond_http.guard import SecurityHeaders
+from rebond_http.private import PrivateRoutes
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
@@ -33,6 +40,26 @@ KAFKA_OUTAGE = Impact(
     en="referrals wait in Kafka and will be handed to the associations once it is back, "
     "nothing is lost; /readyz answers 503",
 )
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+
+def allowed_methods(request: Request, named: str) -> str:
+    """Every method the request's path answers to. Starlette's 405 names (`named`) those of the
+    first route matching the path only, and the answer page's GET and POST are two routes: the
+    API description lists them all."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.scope["path"]):
+            methods.update(m.upper() for m in operations if m.upper() in _METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+class Readiness(BaseModel):
+    kafka: Literal["connected", "unreachable"]
 
 
 class Notifier:
@@ -150,19 +177,36 @@ def create_app(
         finally:
             await notifier.stop()
 
-    app = FastAPI(title="Rebond notifier", lifespan=lifespan)
+    app = FastAPI(
+        title="Rebond notifier",
+        description="Les pages de réponse des liens envoyés aux associations, et la santé du "
+        "service.",
+        lifespan=lifespan,
+        docs_url=None,  # its page loads scripts from elsewhere, which the CSP forbids
+        redoc_url=None,
+    )
     app.state.notifier = notifier
     app.state.observability = obs
-    obs.install(app)
     app.include_router(
         build_router(notifier.store, notifier.link_key, notifier.publishers.response)
     )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            named = (error.headers or {}).get("Allow", "")
+            error.headers = {**(error.headers or {}), "Allow": allowed_methods(request, named)}
+        return await http_exception_handler(request, error)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Kafka does not answer"}},
+    )
     async def readyz() -> JSONResponse:
         # The link first: during an outage the answer is at once, with no request to Kafka.
         ready = (
@@ -175,4 +219,9 @@ def create_app(
             content={"kafka": "connected" if ready else "unreachable"},
         )
 
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)  # on every answer
+    obs.install(app)  # last: its middleware is the outermost
     return app

@@ -36,6 +36,7 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.topics import referrals, responses
 from rebond_kafka import reconnect
+from rebond_notifier.text import escape_controls
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
@@ -72,6 +73,14 @@ class ClientSettings(BaseSettings):
 
 class CliError(Exception):
     """Shown to the user as is, exit status 2."""
+
+
+def show(line: str, out: TextIO) -> None:
+    """Print one line whose text comes from the referrals (a person's first name, an error
+    quoting a record): every control or format character is shown as its escape (`\\u001b`),
+    so no escape sequence written by a stranger reaches the volunteer's terminal. Inside JSON
+    the escape is JSON's own: the line stays valid JSON with the same value."""
+    print(escape_controls(line), file=out, flush=True)
 
 
 TABLE = "{reference:<24} {urgent:<7} {stage:<24} {region:<6} {first_name:<16} {channel:<8} {respond_by:<10} {needs}"
@@ -122,7 +131,7 @@ async def listen(
     await consumer.start()
     try:
         if not as_json:
-            print(table_header(), file=out, flush=True)
+            show(table_header(), out)
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
@@ -130,7 +139,7 @@ async def listen(
                     try:
                         referral = topic.read(record.value, record.headers).data
                     except EnvelopeError as error:
-                        print(f"skipped an unreadable record: {error}", file=sys.stderr)
+                        show(f"skipped an unreadable record: {error}", sys.stderr)
                         continue
                     if isinstance(referral, ReferralWithdrawnV1):
                         line = (
@@ -139,10 +148,9 @@ async def listen(
                             else f"{referral.reference}  WITHDRAWN: the person asked for erasure; "
                             "delete what you hold about this referral."
                         )
-                        print(line, file=out, flush=True)
+                        show(line, out)
                         continue
-                    line = referral.model_dump_json() if as_json else table_row(referral)
-                    print(line, file=out, flush=True)
+                    show(referral.model_dump_json() if as_json else table_row(referral), out)
             if batches:
                 await consumer.commit()
     finally:
@@ -284,25 +292,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     except CliError as error:
-        print(f"rebond-association: {error}", file=sys.stderr)
+        show(f"rebond-association: {error}", sys.stderr)
         return 2
     except KafkaError as error:
         print(f"rebond-association: Kafka refused: {type(error).__name__}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130
-    print(
-        json.dumps(
-            {
-                "published_to": responses(association).name,
-                "reference": response.reference,
-                "referral_id": str(response.referral_id),
-                "answer": response.answer.value,
-                "reason": response.reason.value if response.reason else None,
-            }
-        ),
-        flush=True,
-    )
+    summary = {
+        "published_to": responses(association).name,
+        "reference": response.reference,
+        "referral_id": str(response.referral_id),
+        "answer": response.answer.value,
+        "reason": response.reason.value if response.reason else None,
+    }
+    show(json.dumps(summary), sys.stdout)
     return 0
 
 

@@ -18,13 +18,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import DeliveryChannel, DeliveryOutcome, DeliveryV1
 from rebond_kafka.backoff import Backoff
-from rebond_notifier.channels import Failed, Mailer, Retry, WebhookPoster, retry_delay
+from rebond_notifier.channels import (
+    Failed,
+    Mailer,
+    Retry,
+    Unbuildable,
+    WebhookPoster,
+    retry_delay,
+)
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.store import DEAD_LETTERED, FAILED, SENT, Delivery, DeliveryStore, Lease
 from rebond_notifier.templates import Mail
@@ -284,6 +292,12 @@ class Dispatcher:
             )
             log.warning("delivery_failed", error=str(error), **context)
             return held
+        except Unbuildable as error:  # the same on every attempt: no retry, an operator looks
+            held = await self.store.finish(
+                delivery.id, DEAD_LETTERED, attempt, str(error), then_check=rest
+            )
+            log.error("delivery_unbuildable", error=str(error), **context)
+            return held
         held = await self.store.finish(delivery.id, SENT, attempt, then_check=rest)
         log.info("delivery_sent", **context)
         return held
@@ -292,7 +306,12 @@ class Dispatcher:
         asyncio.get_running_loop().call_later(delay_s, self._wake.set)
 
     async def _perform(self, delivery: Delivery) -> None:
-        payload = delivery.payload or {}
+        try:
+            await self._send(delivery, delivery.payload or {})
+        except KeyError as error:  # a row without what its channel needs: never sendable
+            raise Unbuildable(f"delivery lacks {error}") from error
+
+    async def _send(self, delivery: Delivery, payload: dict[str, Any]) -> None:
         if delivery.channel == DeliveryChannel.WEBHOOK:
             channels = self.associations[AssociationId(delivery.association_id)]
             if channels.webhook_url is None or channels.webhook_secret is None:

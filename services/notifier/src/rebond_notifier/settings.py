@@ -3,8 +3,10 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rebond_notifier.text import has_controls
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
@@ -38,6 +40,26 @@ class NotifierSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8002
+    #: A second port for operators: `/metrics` and `/openapi.json` answer only there. Unset:
+    #: they answer on the public port in development and test, and nowhere in production.
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
+    internal_host: str = "127.0.0.1"
+    #: `Strict-Transport-Security: max-age=…` on every page when above 0: set it when the answer
+    #: pages are reached over HTTPS (NOTIFIER_PUBLIC_BASE_URL https://…), e.g. 31536000.
+    hsts_max_age_s: int = Field(default=0, ge=0)
+
+    @property
+    def internal_public(self) -> bool:
+        """Whether the operators' paths answer on the public port (no internal port, and not in
+        production)."""
+        return self.internal_port is None and self.environment != "production"
+
+    @model_validator(mode="after")
+    def _internal_port_of_its_own(self) -> "NotifierSettings":
+        if self.internal_port is not None and self.internal_port == self.port:
+            raise ValueError("NOTIFIER_INTERNAL_PORT must differ from NOTIFIER_PORT")
+        return self
+
     log_level: str = "INFO"
     #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
     #: propagated and the trace id logged either way.
@@ -59,12 +81,21 @@ class NotifierSettings(BaseSettings):
     smtp_local_hostname: str | None = None
     mail_from: str = "Rebond <ne-pas-repondre@rebond.example>"
 
+    @field_validator("mail_from")
+    @classmethod
+    def _sender_on_one_line(cls, value: str) -> str:
+        if has_controls(value):
+            raise ValueError("NOTIFIER_MAIL_FROM must be one line, without control characters")
+        return value
+
     #: Where the answer links of the association e-mails point (this service's public URL).
     public_base_url: str = "http://127.0.0.1:8002"
     #: HMAC key of the answer links (or NOTIFIER_LINK_SECRET_FILE: a file holding it).
     link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
     link_secret_file: Path | None = None
-    link_valid_days: int = 8
+    #: Answer links last until the association's deadline (`respond_by`); only a referral
+    #: without one gets links valid this many days.
+    link_valid_days: int = Field(default=8, ge=1)
 
     #: Decisions are read in batches of at most this many records: their referrals all in
     #: flight together, their deliveries recorded in one transaction, one offset commit.

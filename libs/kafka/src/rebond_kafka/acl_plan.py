@@ -1,0 +1,71 @@
+"""Who may do what on Kafka, derived from the topic registry: one derivation for every broker.
+
+The local secured broker (`deploy/kafka/kafkactl.py`) grants exactly these ACLs, and the Strimzi
+`KafkaUser` resources of the Kubernetes deployment (`rebond_kafka.strimzi`) carry the same ones,
+so access cannot drift from the registry nor between the two: a topic added to
+`rebond_contracts.topics` gets its grants in both from this module alone.
+
+- a topic's writer (and its delegates) may write and describe it; its readers may read and
+  describe it;
+- a service reads with consumer groups whose names start with `rebond-<service>`, an association
+  with groups starting with `association-<id>`;
+- an association acts only on its own topics (`referrals.<id>`, `responses.<id>`).
+
+Pure: no broker, no I/O; the registry is its only input.
+"""
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.topics import Service, Topic, all_topics
+
+#: The principals of the services, in the order they are listed to operators.
+SERVICES = ("intake", "router", "notifier", "events")
+
+
+class Grant(NamedTuple):
+    """One ACL binding allowed: `principal` may do `operation` on the resource. A plain tuple,
+    so `principal, kind, name, pattern, operation = grant` reads it as kafkactl always did."""
+
+    principal: str
+    resource_type: str  # "topic" or "group"
+    resource_name: str
+    pattern: str  # "literal" or "prefixed"
+    operation: str  # "read", "write" or "describe"
+
+
+def principals() -> list[str]:
+    """Every principal of a secured broker besides its super user: one per service and one per
+    association (`association-<id>`)."""
+    return [*SERVICES, *(f"association-{a.value}" for a in AssociationId)]
+
+
+def principal_of(service: str, topic_name: str) -> str:
+    """The principal acting as `service` on `topic_name` (associations act on their own topics:
+    `referrals.<id>` and `responses.<id>` name the association after the dot)."""
+    if service == Service.ASSOCIATION.value:
+        return "association-" + topic_name.split(".", 1)[1]
+    return service
+
+
+def group_prefix(principal: str) -> str:
+    """The consumer-group prefix `principal` may read with."""
+    return principal if principal.startswith("association-") else f"rebond-{principal}"
+
+
+def acl_plan(topics: Iterable[Topic] | None = None) -> list[Grant]:
+    """Every grant the registry's topics (`topics`, by default all of them) call for, sorted and
+    without duplicates."""
+    plan: set[Grant] = set()
+    for topic in all_topics() if topics is None else topics:
+        for service in (topic.writer, *topic.delegates):
+            writer = principal_of(service.value, topic.name)
+            plan |= {
+                Grant(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")
+            }
+        for reader in topic.readers:
+            who = principal_of(reader.value, topic.name)
+            plan |= {Grant(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
+            plan.add(Grant(who, "group", group_prefix(who), "prefixed", "read"))
+    return sorted(plan)

@@ -1,0 +1,98 @@
+"""`rebond-association` prints what strangers wrote (a first name) without letting a terminal
+escape sequence through; the rules of `rebond_notifier.text` it relies on (pure, then on the
+real broker)."""
+
+import asyncio
+import io
+import json
+import unicodedata
+import uuid
+
+import pytest
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.topics import referrals
+from rebond_notifier.association_cli import ClientSettings, listen, show, table_row
+from rebond_notifier.text import escape_controls, has_controls, one_line
+
+from .conftest import make_decision, poll_until, publish
+
+#: A first name as an attacker would write it: set the terminal's title (OSC), colour red (CSI,
+#: in its C1 form too), a bidi override, a line break and a bell.
+HOSTILE = "Cl\x1b]0;owned\x07aire\x1b[31m\x9b2J\u202eeriF\nRM -rf"
+
+
+def _terminal_safe(text: str) -> bool:
+    return not any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text.rstrip("\n"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Claire", "Claire"),
+        ("Rebondir\r\nBcc: x@example.org", "Rebondir Bcc: x@example.org"),
+        ("Soirée\u2028de\u2029témoignages", "Soirée de témoignages"),
+        ("Ré\u202ecréer\u200b !", "Récréer !"),  # format characters simply go
+        ("Déjà\u00a0là", "Déjà\u00a0là"),  # a no-break space is no control
+    ],
+)
+def test_one_line_keeps_text_and_drops_what_breaks_a_header(value: str, expected: str) -> None:
+    """Line breaks and controls become a space, format characters go, the rest is kept."""
+    assert one_line(value) == expected
+    assert not has_controls(one_line(value))
+
+
+def test_escapes_show_every_control_and_stay_valid_json() -> None:
+    """Each control or format character becomes a visible escape; inside a JSON string the
+    result is still valid JSON holding the very same text."""
+    escaped = escape_controls(HOSTILE)
+    assert _terminal_safe(escaped)
+    assert "\\u001b]0;owned\\u0007" in escaped and "\\u009b" in escaped and "\\u202e" in escaped
+    assert json.loads(escape_controls(json.dumps(HOSTILE, ensure_ascii=False))) == HOSTILE
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_hostile_first_name_is_printed_escaped(as_json: bool) -> None:
+    """The table row and the JSON line of a referral whose first name holds escape sequences
+    reach the terminal with those sequences shown, not run; JSON still reads back the name."""
+    referral = make_decision().referral
+    referral = referral.model_copy(
+        update={"contact": referral.contact.model_copy(update={"first_name": HOSTILE})}
+    )
+    out = io.StringIO()
+    show(referral.model_dump_json() if as_json else table_row(referral), out)
+    printed = out.getvalue()
+    assert _terminal_safe(printed) and printed.count("\n") == 1
+    if as_json:
+        assert json.loads(printed)["contact"]["first_name"] == HOSTILE
+    else:
+        assert "Cl\\u001b]0;" in printed
+
+
+@pytest.mark.kafka
+async def test_listen_escapes_a_hostile_first_name_read_from_kafka(kafka_bootstrap: str) -> None:
+    """`rebond-association listen` reading a real referral topic prints the hostile name escaped."""
+    decision = make_decision(AssociationId.RE_CREER)
+    referral = decision.referral.model_copy(
+        update={"contact": decision.referral.contact.model_copy(update={"first_name": HOSTILE})}
+    )
+    topic = referrals(AssociationId.RE_CREER)
+    event = topic.envelope(
+        referral, subject=referral.reference, correlationid=referral.reference,
+        id=str(referral.referral_id),
+    )  # fmt: skip
+    await publish(kafka_bootstrap, topic.name, event, referral.reference)
+    out = io.StringIO()
+    settings = ClientSettings(REBOND_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
+    task = asyncio.create_task(
+        listen(
+            settings, AssociationId.RE_CREER, as_json=False, group=f"t-{uuid.uuid4().hex}", out=out
+        )
+    )
+    try:
+        await poll_until(lambda: referral.reference in out.getvalue(), 30)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    [line] = [ln for ln in out.getvalue().splitlines() if referral.reference in ln]
+    assert _terminal_safe(line) and "Cl\\u001b]0;owned" in line
