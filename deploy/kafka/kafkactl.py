@@ -14,10 +14,11 @@ the registry in rebond_contracts.topics and are created idempotently.
 With --secure the client listener is SASL_PLAINTEXT (SCRAM-SHA-512) and the StandardAuthorizer
 denies whatever no ACL allows. Each service (intake, router, notifier, events) and each association
 (`association-<id>`) gets its own principal; their passwords are generated at format time into
-<data dir>/credentials.json (mode 0600) unless KAFKA_CREDENTIALS_FILE names an existing file. The
-ACLs are derived from the registry: a topic's writer may write it, its readers may read it with
-consumer groups named after them (`rebond-<service>…`, `association-<id>…`). `admin` is the only
-super user. --plaintext-port adds an unauthenticated listener whose (anonymous) clients are super
+<data dir>/credentials.json (created with mode 0600, as every file holding a password) unless
+KAFKA_CREDENTIALS_FILE names an existing file; they reach Kafka's tools through files, never a
+command line. The ACLs are derived from the registry: a topic's writer may write it, its readers
+may read it with consumer groups named after them (`rebond-<service>` or `rebond-<service>.<name>`,
+`association-<id>` or `association-<id>.<name>`). `admin` is the only super user. --plaintext-port adds an unauthenticated listener whose (anonymous) clients are super
 users: for the test suite's convenience only, never for `make run`.
 """
 
@@ -136,9 +137,39 @@ def acl_plan() -> list[tuple[str, str, str, str, str]]:
         for reader in topic.readers:
             who = principal_of(reader.value, topic.name)
             plan |= {(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
-            group = who if who.startswith("association-") else f"rebond-{who}"
-            plan.add((who, "group", group, "prefixed", "read"))
+            plan |= {(who, "group", name, pattern, "read") for name, pattern in groups_of(who)}
     return sorted(plan)
+
+
+def groups_of(principal: str) -> list[tuple[str, str]]:
+    """The consumer groups `principal` may use, as (name, pattern type): its base group
+    (`rebond-<service>`, `association-<id>`) and every group under it after a dot
+    (`rebond-notifier.status`, `association-apesa.crm`).
+
+    The dot is what keeps principals apart: a bare prefix `association-x` would also match
+    `association-xy`'s groups, so an association whose id extends another's could join them
+    (and read their offsets, or take their partitions). No id contains a dot."""
+    base = principal if principal.startswith("association-") else f"rebond-{principal}"
+    return [(base, "literal"), (f"{base}.", "prefixed")]
+
+
+def may_use_group(principal: str, group: str) -> bool:
+    """Whether `groups_of(principal)` lets it use `group`, matched as the broker matches them."""
+    return any(
+        group == name if pattern == "literal" else group.startswith(name)
+        for name, pattern in groups_of(principal)
+    )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by its owner only from the moment it exists: the file
+    is created with mode 0600 (no window in which the umask's 0644 lets another user read a
+    password), and an existing one is narrowed to 0600 before anything is written to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(fd, 0o600)
+        file.write(text)
 
 
 def credentials(data_dir: Path) -> dict[str, str]:
@@ -151,9 +182,7 @@ def credentials(data_dir: Path) -> dict[str, str]:
     wanted = [ADMIN, *principals()]
     if missing := [name for name in wanted if name not in known]:
         known.update({name: secrets.token_urlsafe(18) for name in missing})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(known, indent=2) + "\n")
-        path.chmod(0o600)
+        write_private(path, json.dumps(known, indent=2) + "\n")
     return known
 
 
@@ -165,19 +194,17 @@ def write_client_configs(data_dir: Path, bootstrap: str, secrets_: dict[str, str
     for name, password in secrets_.items():
         if name == ADMIN:
             continue
-        java = folder / f"{name}.properties"
-        java.write_text(
+        write_private(
+            folder / f"{name}.properties",
             f"bootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
             "sasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security."
-            f'scram.ScramLoginModule required username="{name}" password="{password}";\n'
+            f'scram.ScramLoginModule required username="{name}" password="{password}";\n',
         )
-        rdkafka = folder / f"{name}.librdkafka.conf"
-        rdkafka.write_text(
+        write_private(
+            folder / f"{name}.librdkafka.conf",
             f"bootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
-            f"sasl.mechanisms=SCRAM-SHA-512\nsasl.username={name}\nsasl.password={password}\n"
+            f"sasl.mechanisms=SCRAM-SHA-512\nsasl.username={name}\nsasl.password={password}\n",
         )
-        for path in (java, rdkafka):
-            path.chmod(0o600)
     return folder
 
 
@@ -447,6 +474,31 @@ def add_scram_users(bootstrap: str, admin_password: str, users: dict[str, str]) 
     return added
 
 
+def format_storage(
+    java: str, classpath: str, cluster_id: str, properties: Path, scram: dict[str, str]
+) -> None:
+    """Format the broker's storage, with a SCRAM-SHA-512 credential for each of `scram`'s
+    principals. The passwords reach Kafka's StorageTool through a Java argument file (mode
+    0600, deleted afterwards), never on its command line, which any local user can read in
+    `ps` or /proc while it runs."""
+    args = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
+            "--ignore-formatted"]  # fmt: skip
+    for name, password in scram.items():
+        args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+    argfile = properties.parent / "format.args"
+    write_private(argfile, "".join(_java_quoted(arg) + "\n" for arg in ["-cp", classpath, *args]))
+    try:
+        subprocess.run([java, f"@{argfile}"], check=True, capture_output=True)
+    finally:
+        argfile.unlink(missing_ok=True)
+
+
+def _java_quoted(arg: str) -> str:
+    """`arg` as one argument of a Java argument file: in double quotes, with backslashes and
+    double quotes escaped (the launcher's own rules)."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def start(
     port: int,
     controller_port: int,
@@ -482,8 +534,7 @@ def start(
         text = SERVER_PROPERTIES.format(
             port=port, controller_port=controller_port, data_dir=data_dir
         )
-    properties.write_text(text)
-    properties.chmod(0o600)
+    write_private(properties, text)  # the admin's password is in it
     java = _java()
     if not (data_dir / "logs" / "meta.properties").exists():
         cluster_id = subprocess.run(
@@ -491,16 +542,8 @@ def start(
             check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
         # SCRAM users known now are written with the metadata, so they can log in at once.
-        scram = [
-            arg
-            for name in (principals() if secure else [])
-            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={secrets_[name]}]")
-        ]
-        subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(properties), "--ignore-formatted", *scram],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        scram = {name: secrets_[name] for name in (principals() if secure else [])}
+        format_storage(java, classpath, cluster_id, properties, scram)
     log = (data_dir / "kafka.log").open("ab")
     proc = subprocess.Popen(
         [java, *JVM_HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",

@@ -49,7 +49,7 @@ async def test_an_association_cannot_read_another_associations_referrals(kafka_s
     with pytest.raises(TopicAuthorizationFailedError):
         await _read(
             kafka_secure, "association-second-souffle", "referrals.60000-rebonds",
-            f"association-second-souffle-{uuid.uuid4().hex[:6]}",
+            f"association-second-souffle.{uuid.uuid4().hex[:6]}",
         )  # fmt: skip
 
 
@@ -61,7 +61,7 @@ async def test_an_association_reads_its_own_referrals_with_its_own_group(kafka_s
             kafka_secure,
             "association-60000-rebonds",
             "referrals.60000-rebonds",
-            f"association-60000-rebonds-{uuid.uuid4().hex[:6]}",
+            f"association-60000-rebonds.{uuid.uuid4().hex[:6]}",
         )
         >= 1
     )
@@ -72,6 +72,20 @@ async def test_an_association_reads_its_own_referrals_with_its_own_group(kafka_s
             "referrals.60000-rebonds",
             "association-apesa",
         )
+
+
+async def test_a_group_that_only_starts_like_an_associations_own_is_refused(kafka_secure) -> None:  # type: ignore[no-untyped-def]
+    """Groups are `association-<id>` or `association-<id>.<name>`: a name that merely starts
+    with it (what another association's id could extend) is refused."""
+    with pytest.raises(GroupAuthorizationFailedError):
+        await _read(
+            kafka_secure, "association-apesa", "referrals.apesa",
+            f"association-apesa-{uuid.uuid4().hex[:6]}",
+        )  # fmt: skip
+    await _read(
+        kafka_secure, "association-apesa", "referrals.apesa",
+        f"association-apesa.{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
 
 
 async def test_an_association_answers_only_on_its_own_responses_topic(kafka_secure) -> None:  # type: ignore[no-untyped-def]

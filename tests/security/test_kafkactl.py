@@ -1,0 +1,131 @@
+"""deploy/kafka/kafkactl.py keeps the local broker's secrets to their owner: files private from
+creation, no password on a command line, consumer groups that do not overlap between principals."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+KAFKACTL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafkactl.py"
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("kafkactl_secrets_under_test", KAFKACTL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+kafkactl = _load()
+
+
+@pytest.fixture
+def no_chmod(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A usual umask (files 0644 unless asked otherwise), and chmod after the fact disabled:
+    whatever mode a file has then is the one it was created with."""
+    old = os.umask(0o022)
+    monkeypatch.setattr(os, "chmod", lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.usefixtures("no_chmod")
+def test_passwords_are_private_from_the_moment_their_files_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """credentials.json and the per-principal client configurations are created 0600: there
+    is no moment when another local user could read them."""
+    monkeypatch.delenv("KAFKA_CREDENTIALS_FILE", raising=False)
+    secrets = kafkactl.credentials(tmp_path)
+    folder = kafkactl.write_client_configs(tmp_path, "127.0.0.1:9092", secrets)
+    files = [tmp_path / "credentials.json", *folder.iterdir()]
+    assert len(files) == 1 + 2 * (len(secrets) - 1)
+    assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {
+        f.name: "0o600" for f in files
+    }
+
+
+def test_an_existing_credentials_file_is_narrowed_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A credentials file an operator made readable by others gets 0600 when passwords are
+    added to it."""
+    path = tmp_path / "given.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    monkeypatch.setenv("KAFKA_CREDENTIALS_FILE", str(path))
+    assert "intake" in kafkactl.credentials(tmp_path)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_scram_passwords_never_reach_a_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Formatting the storage with SCRAM users (Kafka's StorageTool, for real) passes their
+    passwords in a private argument file: no process's arguments, which `ps` shows to every
+    local user, hold one; the users are in the formatted metadata all the same."""
+    seen: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(args: list[str], *rest: Any, **kwargs: Any) -> Any:
+        seen.append([str(a) for a in args])
+        return real_run(args, *rest, **kwargs)
+
+    monkeypatch.setattr(kafkactl.subprocess, "run", recording_run)
+    properties = tmp_path / "server.properties"
+    properties.write_text(
+        kafkactl.SERVER_PROPERTIES.format(port=1, controller_port=2, data_dir=tmp_path)
+    )
+    classpath = os.pathsep.join(str(jar) for jar in kafkactl.fetch())
+    password = "pw-only-in-a-file-" + os.urandom(6).hex()
+    kafkactl.format_storage(
+        kafkactl._java(), classpath, "MkU3OEVBNTcwNTJENDM2Qg", properties,
+        {"association-apesa": password},
+    )  # fmt: skip
+    assert seen and not any(password in arg for args in seen for arg in args)
+    checkpoint = (tmp_path / "logs" / "bootstrap.checkpoint").read_bytes()
+    assert b"association-apesa" in checkpoint and password.encode() not in checkpoint
+    assert not (tmp_path / "format.args").exists()
+
+
+@pytest.mark.parametrize(
+    ("principal", "group", "allowed"),
+    [
+        ("association-x", "association-x", True),
+        ("association-x", "association-x.listen", True),
+        ("association-x", "association-xy", False),
+        ("association-x", "association-xy.listen", False),
+        ("association-x", "association-x-console", False),
+        ("notifier", "rebond-notifier", True),
+        ("notifier", "rebond-notifier.status", True),
+        ("notifier", "rebond-notifiers.status", False),
+        ("intake", "rebond-intakeX", False),
+    ],
+)
+def test_a_principal_uses_only_its_own_group_and_those_under_it_after_a_dot(
+    principal: str, group: str, allowed: bool
+) -> None:
+    """`association-x` may use `association-x` and `association-x.<anything>`, never the
+    groups of an association whose id starts with its own (`association-xy`)."""
+    assert kafkactl.may_use_group(principal, group) is allowed
+
+
+def test_no_principal_may_use_another_ones_groups() -> None:
+    """Across every principal of the registry, no group pattern reaches another's groups."""
+    principals = kafkactl.principals()
+    for principal in principals:
+        for other in principals:
+            if other != principal:
+                for name, _ in kafkactl.groups_of(other):
+                    assert not kafkactl.may_use_group(principal, name + "listen")
+                    assert not kafkactl.may_use_group(principal, name)
