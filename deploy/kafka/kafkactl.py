@@ -1,6 +1,6 @@
 """Run a real Apache Kafka broker (KRaft, one combined node) from Maven Central jars.
 
-    kafkactl.py start   [--port 9092] [--data-dir .run/kafka] [--secure] [--plaintext-port P]
+    kafkactl.py start   [--port 9092] [--data-dir .run/kafka] [--secure] [--plaintext-port P] [--tls-port T]
                                                                  fetch, format, start, wait, create topics
                                                                  (and, --secure, principals and ACLs)
     kafkactl.py stop    [--data-dir .run/kafka]                  stop the broker this data dir started
@@ -18,8 +18,11 @@ denies whatever no ACL allows. Each service (intake, router, notifier, events) a
 KAFKA_CREDENTIALS_FILE names an existing file; they reach Kafka's tools through files, never a
 command line. The ACLs are derived from the registry: a topic's writer may write it, its readers
 may read it with consumer groups named after them (`rebond-<service>` or `rebond-<service>.<name>`,
-`association-<id>` or `association-<id>.<name>`). `admin` is the only super user. --plaintext-port adds an unauthenticated listener whose (anonymous) clients are super
-users: for the test suite's convenience only, never for `make run`.
+`association-<id>` or `association-<id>.<name>`). `admin` is the only super user.
+--plaintext-port adds an unauthenticated listener whose (anonymous) clients are super users, and
+--tls-port a SASL_SSL listener (SCRAM over TLS, as production connects) whose certificate a CA
+made for the data dir signed (<data dir>/tls/ca.pem): both for the test suite only, never for
+`make run`, whose one client listener is SASL_PLAINTEXT on the loopback interface.
 """
 
 from __future__ import annotations
@@ -73,11 +76,11 @@ SECURE_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{plaintext_listener}
-advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}{plaintext_listener}
+listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{extra_listeners}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}{extra_listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=SASL_PLAINTEXT
-listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 sasl.mechanism.inter.broker.protocol=PLAIN
 sasl.mechanism.controller.protocol=PLAIN
@@ -99,6 +102,15 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=9223372036854775807
+{tls_settings}"""
+
+#: The SASL_SSL listener of `--tls-port`: SCRAM only, over TLS with a certificate from a CA made
+#: for this data dir (`<data dir>/tls/ca.pem`, which clients trust).
+TLS_PROPERTIES = """\
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={keystore}
 """
 
 ADMIN = "admin"
@@ -474,6 +486,31 @@ def add_scram_users(bootstrap: str, admin_password: str, users: dict[str, str]) 
     return added
 
 
+def broker_certificate(data_dir: Path) -> Path:
+    """A CA of this data dir (`tls/ca.pem`) and the broker's key and certificate for 127.0.0.1
+    and localhost, signed by it (`tls/broker.pem`, mode 0600), made once with trustme (a test
+    dependency: the TLS listener is for the test suite; production brokers have their own
+    certificates). Returns the broker's file."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    folder = data_dir / "tls"
+    broker = folder / "broker.pem"
+    if not broker.exists():
+        ca = trustme.CA(organization_name="Rebond local Kafka")
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+        pkcs8 = key.private_bytes(  # the only key format Kafka's PEM keystore reads
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        write_private(folder / "ca.pem", ca.cert_pem.bytes().decode())
+        write_private(broker, (pkcs8 + chain).decode())
+    return broker
+
+
 def format_storage(
     java: str, classpath: str, cluster_id: str, properties: Path, scram: dict[str, str]
 ) -> None:
@@ -506,6 +543,7 @@ def start(
     partitions: int | None,
     secure: bool = False,
     plaintext_port: int | None = None,
+    tls_port: int | None = None,
 ) -> bool:
     """Start a broker unless one answers on `port`. True when this call started it."""
     bootstrap = f"127.0.0.1:{port}"
@@ -525,9 +563,11 @@ def start(
             f'username="{ADMIN}" password="{secrets_[ADMIN]}" user_{ADMIN}="{secrets_[ADMIN]}";'
         )
         extra = f",PLAINTEXT://127.0.0.1:{plaintext_port}" if plaintext_port else ""
+        extra += f",SASL_SSL://127.0.0.1:{tls_port}" if tls_port else ""
+        tls = TLS_PROPERTIES.format(keystore=broker_certificate(data_dir)) if tls_port else ""
         text = SECURE_PROPERTIES.format(
             port=port, controller_port=controller_port, data_dir=data_dir, admin_jaas=jaas,
-            plaintext_listener=extra,
+            extra_listeners=extra, tls_settings=tls,
             super_users=f"User:{ADMIN}" + (";User:ANONYMOUS" if plaintext_port else ""),
         )  # fmt: skip
     else:
@@ -657,6 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plaintext-port", type=int, default=None, help="tests only: anonymous super users"
     )
+    parser.add_argument(
+        "--tls-port", type=int, default=None,
+        help="with --secure: a SASL_SSL listener too (SCRAM over TLS, CA in <data dir>/tls/ca.pem)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "9092")))
     parser.add_argument("--controller-port", type=int, default=None)
     parser.add_argument(
@@ -673,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "start":
         start(
             args.port, args.controller_port or args.port + 1, data_dir, args.partitions,
-            secure=args.secure, plaintext_port=args.plaintext_port,
+            secure=args.secure, plaintext_port=args.plaintext_port, tls_port=args.tls_port,
         )  # fmt: skip
     elif args.command in ("stop", "kill"):
         stop(data_dir, kill=args.command == "kill")

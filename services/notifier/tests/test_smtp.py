@@ -1,8 +1,12 @@
 """The SMTP mailer against a real SMTP server (aiosmtpd, the `smtp_server` fixture)."""
 
 import asyncio
+import ssl
+from collections.abc import Iterator
 from types import SimpleNamespace
 
+import pytest
+import trustme
 from aiosmtpd.controller import Controller
 
 from rebond_notifier import channels
@@ -118,3 +122,86 @@ async def test_a_connection_idle_too_long_is_not_used_again(smtp_server) -> None
         await mailer.send(Mail(to="a@example.org", subject=f"idle-{n}", text="t"))
     assert len(set(smtp_server.client_peers[-2:])) == 2
     await mailer.close()
+
+
+# --- TLS: what production requires (NOTIFIER_SMTP_STARTTLS or NOTIFIER_SMTP_TLS) -------------
+
+
+@pytest.fixture(scope="module")
+def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context for 127.0.0.1, and the file of the CA that signed it."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("smtp-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, str(ca_file)
+
+
+@pytest.fixture
+def smtps_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
+    """An SMTP server speaking TLS from the first byte (SMTPS)."""
+    box = MailBox("127.0.0.1", free_port())
+    controller = Controller(
+        CollectMail(box), hostname=box.host, port=box.port,
+        ssl_context=tls_certificates[0], server_hostname="127.0.0.1",
+    )  # fmt: skip
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def starttls_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
+    """An SMTP server that refuses any e-mail before STARTTLS."""
+    box = MailBox("127.0.0.1", free_port())
+    controller = Controller(
+        CollectMail(box), hostname=box.host, port=box.port,
+        tls_context=tls_certificates[0], require_starttls=True,
+    )  # fmt: skip
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+async def test_e_mail_goes_out_over_implicit_tls(
+    smtps_server: MailBox, tls_certificates: tuple[ssl.SSLContext, str]
+) -> None:
+    """NOTIFIER_SMTP_TLS: the session is TLS from the start, the server's certificate checked
+    against NOTIFIER_SMTP_CA_FILE."""
+    mailer = SmtpMailer(
+        smtps_server.host, smtps_server.port, "orientation@rebond.local",
+        use_tls=True, ca_file=tls_certificates[1],
+    )  # fmt: skip
+    await mailer.send(Mail(to="a@example.org", subject="smtps-RB-TLS1", text="t"))
+    await mailer.close()
+    assert len(await smtps_server.wait_for("smtps-RB-TLS1", 1)) == 1
+
+
+async def test_a_server_certificate_no_trusted_ca_signed_is_refused(smtps_server: MailBox) -> None:
+    """Without the CA that signed it, the server's certificate fails verification: the e-mail
+    is not sent in clear or unverified, it waits for a retry."""
+    mailer = SmtpMailer(
+        smtps_server.host, smtps_server.port, "orientation@rebond.local", use_tls=True
+    )
+    with pytest.raises(channels.Retry):
+        await mailer.send(Mail(to="a@example.org", subject="smtps-RB-TLS2", text="t"))
+    assert smtps_server.about("smtps-RB-TLS2") == []
+
+
+async def test_e_mail_goes_out_after_starttls(
+    starttls_server: MailBox, tls_certificates: tuple[ssl.SSLContext, str]
+) -> None:
+    """NOTIFIER_SMTP_STARTTLS: the session is upgraded before anything is sent (this server
+    refuses any e-mail before it)."""
+    mailer = SmtpMailer(
+        starttls_server.host, starttls_server.port, "orientation@rebond.local",
+        start_tls=True, ca_file=tls_certificates[1],
+    )  # fmt: skip
+    await mailer.send(Mail(to="a@example.org", subject="starttls-RB-TLS3", text="t"))
+    await mailer.close()
+    assert len(await starttls_server.wait_for("starttls-RB-TLS3", 1)) == 1
