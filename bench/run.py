@@ -41,6 +41,7 @@ from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV
 from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     referrals,
@@ -513,7 +514,7 @@ def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
     intake_group = f"rebond-intake.bench-{uuid.uuid4().hex[:6]}"
     # Every consumer starts at the end: the earlier phases left tens of thousands of records
     # (the router's decisions and statuses) that would otherwise be read during this one.
-    intake_topics = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
+    intake_topics = [QUESTIONNAIRES.name, OUTCOMES.name, REFERRAL_STATUS.name, DELIVERIES.name]
     for group, topics in (
         (router_group, [QUESTIONNAIRES.name]),
         (notifier_group, [DECISIONS.name]),

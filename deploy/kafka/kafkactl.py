@@ -335,8 +335,13 @@ async def _create_topics(
 
 
 def _topic_configs(topic) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The topic-level configuration the registry asks for (today: `retention.ms`)."""
-    return {"retention.ms": str(topic.retention_ms)} if topic.retention_ms else {}
+    """The topic-level configuration the registry asks for: `retention.ms`, and `segment.ms`
+    for the topics with personal data (so that a record's overstay past its retention is
+    bounded: `rebond_contracts.topics.erasure_window_ms`)."""
+    configs = {"retention.ms": str(topic.retention_ms)} if topic.retention_ms else {}
+    if topic.segment_ms:
+        configs["segment.ms"] = str(topic.segment_ms)
+    return configs
 
 
 def create_topics(

@@ -30,10 +30,10 @@ def _kafkactl() -> ModuleType:
     return module
 
 
-def _retention(admin: AdminClient, names: list[str]) -> dict[str, str]:
+def _retention(admin: AdminClient, names: list[str], key: str = "retention.ms") -> dict[str, str]:
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
     return {
-        resource.name: future.result()["retention.ms"].value
+        resource.name: future.result()[key].value
         for resource, future in admin.describe_configs(resources, request_timeout=30).items()
     }
 
@@ -52,6 +52,16 @@ def test_every_topic_on_the_broker_has_the_registry_retention(kafka_bootstrap: s
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     wanted = {topic.name: str(topic.retention_ms) for topic in all_topics()}
     assert _retention(admin, list(wanted)) == wanted
+
+
+def test_topics_with_personal_data_roll_their_segments_every_twelve_hours(
+    kafka_bootstrap: str,
+) -> None:
+    """segment.ms on the broker is 12 h for each topic with personal data, so a record outlives
+    its retention by half a day at most (the erasure window the erasure reply states)."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    personal = [topic.name for topic in all_topics() if topic.personal_data]
+    assert _retention(admin, personal, "segment.ms") == {name: "43200000" for name in personal}
 
 
 def test_kafkactl_aligns_a_topic_whose_retention_drifted(kafka_bootstrap: str) -> None:

@@ -112,6 +112,31 @@ async def test_a_service_writes_only_the_topics_it_owns(  # type: ignore[no-unty
         await _send(kafka_secure, principal, foreign)
 
 
+@pytest.mark.parametrize("principal", ["intake", "events"])
+async def test_the_internet_facing_services_may_not_read_the_decisions(  # type: ignore[no-untyped-def]
+    kafka_secure, principal: str
+) -> None:
+    """routing.decisions carries contact details, the message and the distress answer: intake
+    and events, which face the internet, are refused it (the notifier alone reads it)."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read(
+            kafka_secure, principal, "routing.decisions",
+            f"rebond-{principal}.acl-{uuid.uuid4().hex[:6]}",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("principal", "topic"), [("intake", "routing.outcomes"), ("events", "routing.invitees")]
+)
+async def test_intake_and_events_read_what_the_router_derived_for_them(  # type: ignore[no-untyped-def]
+    kafka_secure, principal: str, topic: str
+) -> None:
+    """Intake reads the routing outcomes (no personal data), events the invitees."""
+    await _send(kafka_secure, "router", topic)
+    group = f"rebond-{principal}.acl-{uuid.uuid4().hex[:6]}"
+    assert await _read(kafka_secure, principal, topic, group) >= 1
+
+
 async def test_a_wrong_password_does_not_get_in(kafka_secure) -> None:  # type: ignore[no-untyped-def]
     """SASL/SCRAM refuses a principal with the wrong password."""
     with pytest.raises(KafkaConnectionError):

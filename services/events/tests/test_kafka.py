@@ -1,4 +1,4 @@
-"""The events service on a real Kafka broker: invitations from routing decisions, announcements."""
+"""The events service on a real Kafka broker: invitations from the router's invitees, announcements."""
 
 import asyncio
 import secrets
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from rebond_contracts.payloads import InvitationContactV1, RoutingDecisionV1
-from rebond_contracts.topics import CONFERENCES, DECISIONS, INVITATIONS, Service, dead_letters
+from rebond_contracts.payloads import InvitationContactV1, InviteeV1
+from rebond_contracts.topics import CONFERENCES, INVITATIONS, INVITEES, Service, dead_letters
 from rebond_events.app import create_app
 
 from .conftest import BASE, KEYS, in_days, settings_for
@@ -56,7 +56,7 @@ async def publish(bootstrap: str, records: list[tuple[bytes, bytes, dict[str, st
     try:
         for key, value, headers in records:
             await producer.send_and_wait(
-                DECISIONS.name, value, key=key,
+                INVITEES.name, value, key=key,
                 headers=[(k, v.encode()) for k, v in headers.items()],
             )  # fmt: skip
     finally:
@@ -83,28 +83,20 @@ async def collect(
     return found
 
 
-def decision(reference: str, email: str, attempt: int = 1) -> tuple[bytes, bytes, dict[str, str]]:
-    data = RoutingDecisionV1(
-        decision_id=uuid.uuid4(),
+def invitee(reference: str, email: str) -> tuple[bytes, bytes, dict[str, str]]:
+    data = InviteeV1(
         reference=reference,
-        rule_set_version="test",
-        primary=None,
-        attempt=attempt,
-        invitation=InvitationContactV1(
-            first_name="Claire", email=email, region="75", department="33"
-        ),
+        contact=InvitationContactV1(first_name="Claire", email=email, region="75", department="33"),
         decided_at=datetime.now(UTC),
     )
-    event = DECISIONS.envelope(
-        data, subject=reference, correlationid=reference, id=str(data.decision_id)
-    )
+    event = INVITEES.envelope(data, subject=reference, correlationid=reference)
     return reference.encode(), event.kafka_value(), event.kafka_headers()
 
 
 async def test_a_consenting_person_is_invited_once_per_event(
     live: Any, kafka_bootstrap: str
 ) -> None:
-    """A decision with an invitation gives one invitation event; its redelivery gives none."""
+    """An invitee gives one invitation event; its redelivery gives none."""
     created = await live.post(
         "/v1/events",
         json={
@@ -117,9 +109,9 @@ async def test_a_consenting_person_is_invited_once_per_event(
     )  # fmt: skip
     event_id = created.json()["id"]
     reference = new_reference()
-    first = decision(reference, f"claire-{reference}@example.org")
-    sentinel = decision(reference, f"other-{reference}@example.org", attempt=2)
-    # The same decision twice (a redelivery), then another on the same partition, read after it.
+    first = invitee(reference, f"claire-{reference}@example.org")
+    sentinel = invitee(reference, f"other-{reference}@example.org")
+    # The same invitee twice (a redelivery), then another on the same partition, read after it.
     await publish(kafka_bootstrap, [first, first, sentinel])
 
     def emails(records: Records) -> list[str]:
@@ -142,10 +134,10 @@ async def test_a_consenting_person_is_invited_once_per_event(
     assert CONFERENCES.read(announced[0].value, announced[0].headers).data.change == "scheduled"
 
 
-async def test_an_unreadable_decision_is_dead_lettered(live: Any, kafka_bootstrap: str) -> None:
-    """A record that is not a decision goes to deadletter.events with the error."""
+async def test_an_unreadable_invitee_is_dead_lettered(live: Any, kafka_bootstrap: str) -> None:
+    """A record that is not an invitee goes to deadletter.events with the error."""
     key = new_reference().encode()
-    await publish(kafka_bootstrap, [(key, b"not json", {"ce_type": DECISIONS.event_type})])
+    await publish(kafka_bootstrap, [(key, b"not json", {"ce_type": INVITEES.event_type})])
     found = await collect(kafka_bootstrap, dead_letters(Service.EVENTS).name, key, bool)
     assert found, "nothing dead-lettered"
     headers = dict(found[0].headers)

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_contracts.topics import ERASURES
+from rebond_contracts.topics import ERASURES, erasure_window_days
 from rebond_intake.app import create_app
 from rebond_intake.erasure import erasure_secret
 from rebond_intake.settings import DEFAULT_ERASURE_KEY, IntakeSettings
@@ -78,6 +78,20 @@ def test_erasure_with_the_secret_publishes_the_request_and_marks_the_timeline(
     status = client.get(f"/v1/submissions/{reference}").json()
     assert status["status"] == "erased"
     assert status["timeline"][-1]["code"] == "erased"
+
+
+def test_the_erasure_reply_says_when_the_copies_on_kafka_are_gone(make_client) -> None:
+    """The 202 states, in French then English, within how many days the copies on Kafka
+    disappear: the registry's erasure window (11 days), not a figure typed again."""
+    client = make_client()
+    accepted = _submit(client)
+    reply = client.post(
+        f"/v1/submissions/{accepted['reference']}/erasure",
+        json={"secret": accepted["erasure_secret"]},
+    ).json()
+    assert reply["kafka_copies_gone_within_days"] == erasure_window_days() == 11
+    assert "au plus tard dans 11 jours" in reply["message"]
+    assert "within 11 days" in reply["message_en"]
 
 
 def test_the_secret_may_come_in_a_header(make_client, publisher) -> None:

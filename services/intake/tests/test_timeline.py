@@ -15,7 +15,7 @@ from rebond_contracts.payloads import (
     Reason,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.timeline import Record, build_timeline, current_status, received, record_of
@@ -30,11 +30,10 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingDecisionV1:
-    return RoutingDecisionV1(
+def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingOutcomeV1:
+    return RoutingOutcomeV1(
         decision_id=uuid.uuid4(),
         reference=REF,
-        rule_set_version="2026.1",
         primary=primary,
         reasons=[
             Reason(

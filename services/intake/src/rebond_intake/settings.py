@@ -40,7 +40,7 @@ class IntakeSettings(ServiceSettings):
     otel_enabled: bool = False
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
-    #: Consumer group of the status consumer (decisions, referral statuses, deliveries).
+    #: Consumer group of the status consumer (outcomes, referral statuses, deliveries).
     group_id: str = "rebond-intake"
     #: Where the default SQLite status store lives.
     data_dir: Path = Path(".run/intake")

@@ -17,7 +17,7 @@ from rebond_contracts.payloads import (
     DeliveryV1,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 
 
@@ -52,7 +52,7 @@ def received(event_id: str, reference: str, at: datetime) -> Record:
 
 def record_of(event_id: str, payload: BaseModel) -> Record:
     """Reduce a consumed payload to a `Record`; raises TypeError for another payload."""
-    if isinstance(payload, RoutingDecisionV1):
+    if isinstance(payload, RoutingOutcomeV1):
         return Record(
             event_id=event_id,
             reference=payload.reference,
