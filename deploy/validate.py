@@ -4,7 +4,8 @@
 
 - Kubernetes: each overlay is rendered with kustomize (built once from the Go module proxy into
   $REBOND_CACHE/bin) and every resource is checked, strictly, against the Kubernetes schemas that
-  the kubernetes-validate package ships; KEDA `ScaledObject`s against KEDA's own CRD schema.
+  the kubernetes-validate package ships; KEDA `ScaledObject`s and `TriggerAuthentication`s against
+  KEDA's own CRD schemas.
 - Compose: deploy/compose/compose.yaml against the Compose Specification's JSON Schema.
 Schemas come from packages (PyPI, the Go module proxy), never from a download at run time.
 """
@@ -63,9 +64,17 @@ def render(overlay: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
-def keda_schema() -> dict[str, Any]:
+#: KEDA's kinds used here, and the file of each one's CRD in KEDA's module.
+KEDA_CRDS = {
+    "ScaledObject": "keda.sh_scaledobjects.yaml",
+    "TriggerAuthentication": "keda.sh_triggerauthentications.yaml",
+}
+
+
+def keda_schema(kind: str = "ScaledObject") -> dict[str, Any]:
+    """The OpenAPI schema of KEDA's `kind` (a KeyError for a kind it has no CRD of here)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    crd = _go_module_dir(KEDA_MODULE) / "config" / "crd" / "bases" / "keda.sh_scaledobjects.yaml"
+    crd = _go_module_dir(KEDA_MODULE) / "config" / "crd" / "bases" / KEDA_CRDS[kind]
     version = yaml.safe_load(crd.read_text())["spec"]["versions"][0]
     return dict(version["schema"]["openAPIV3Schema"])
 
@@ -80,14 +89,19 @@ def compose_schema() -> dict[str, Any]:
 def validate_resources(resources: list[dict[str, Any]]) -> list[str]:
     """Every problem found, as `kind/name: message`; empty when all resources are valid."""
     errors: list[str] = []
-    keda = None
+    keda: dict[str, dict[str, Any]] = {}
     for resource in resources:
-        where = f"{resource.get('kind')}/{resource.get('metadata', {}).get('name')}"
+        kind = str(resource.get("kind"))
+        where = f"{kind}/{resource.get('metadata', {}).get('name')}"
         if resource.get("apiVersion", "").startswith("keda.sh/"):
-            keda = keda or keda_schema()
+            if kind not in KEDA_CRDS:
+                errors.append(f"{where}: no schema for KEDA's {kind}")
+                continue
+            if kind not in keda:
+                keda[kind] = keda_schema(kind)
             errors += [
                 f"{where}: {e.message}"
-                for e in jsonschema.Draft7Validator(keda).iter_errors(resource)
+                for e in jsonschema.Draft7Validator(keda[kind]).iter_errors(resource)
             ]
             continue
         try:

@@ -2,14 +2,26 @@
 
 import copy
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from rebond_events.settings import EventsSettings
+from rebond_intake.settings import IntakeSettings
+from rebond_notifier.settings import NotifierSettings
+from rebond_router.settings import RouterSettings
 
 REPO = Path(__file__).resolve().parents[2]
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "intake": IntakeSettings, "router": RouterSettings,
+    "notifier": NotifierSettings, "events": EventsSettings,
+}  # fmt: skip
 
 
 def _load_validate() -> ModuleType:
@@ -22,6 +34,13 @@ def _load_validate() -> ModuleType:
 
 validate = _load_validate()
 OVERLAYS = sorted((REPO / "deploy" / "k8s" / "overlays").iterdir())
+
+
+def _by_kind(resources: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for resource in resources:
+        by_kind.setdefault(resource["kind"], {})[resource["metadata"]["name"]] = resource
+    return by_kind
 
 
 @pytest.fixture(scope="module", params=OVERLAYS, ids=lambda p: p.name)
@@ -39,9 +58,7 @@ def test_overlay_renders_to_valid_kubernetes_and_keda_resources(
 def test_overlay_has_what_operators_need_per_service(rendered: list[dict[str, Any]]) -> None:
     """Every service has a Deployment with probes and limits, a Service and a PDB; consumers
     scale on their group's lag with KEDA, intake on CPU with an HPA."""
-    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-    for resource in rendered:
-        by_kind.setdefault(resource["kind"], {})[resource["metadata"]["name"]] = resource
+    by_kind = _by_kind(rendered)
     services = {f"rebond-{s}" for s in ("intake", "router", "notifier", "events")}
     assert set(by_kind["Deployment"]) == set(by_kind["Service"]) == services
     assert set(by_kind["PodDisruptionBudget"]) == services
@@ -57,6 +74,75 @@ def test_overlay_has_what_operators_need_per_service(rendered: list[dict[str, An
         trigger = scaled_object["spec"]["triggers"][0]
         assert trigger["type"] == "kafka" and trigger["metadata"]["consumerGroup"] == name
     assert set(by_kind["HorizontalPodAutoscaler"]) == {"rebond-intake"}
+
+
+def test_keda_reads_the_lag_over_tls_with_the_services_own_principal(
+    rendered: list[dict[str, Any]],
+) -> None:
+    """Each KEDA trigger speaks SCRAM-SHA-512 over TLS, with a TriggerAuthentication giving
+    the service's username and password and the brokers' CA: without them it cannot read the
+    lag of a broker that production requires to be secured."""
+    by_kind = _by_kind(rendered)
+    for name, scaled_object in by_kind["ScaledObject"].items():
+        service = name.removeprefix("rebond-")
+        [trigger] = scaled_object["spec"]["triggers"]
+        assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == (
+            "scram_sha512", "enable",
+        )  # fmt: skip
+        auth = by_kind["TriggerAuthentication"][trigger["authenticationRef"]["name"]]["spec"]
+        params = {
+            ref["parameter"]: (ref["name"], ref["key"])
+            for ref in auth["configMapTargetRef"] + auth["secretTargetRef"]
+        }
+        prefix = service.upper()
+        assert params == {
+            "username": ("rebond-config", f"{prefix}_KAFKA_SASL_USERNAME"),
+            "password": (f"rebond-{service}-secrets", f"{prefix}_KAFKA_SASL_PASSWORD"),
+            "ca": ("rebond-kafka-ca", "ca.pem"),
+        }
+        assert by_kind["ConfigMap"]["rebond-config"]["data"][f"{prefix}_KAFKA_SASL_USERNAME"] == (
+            service
+        )
+
+
+def test_every_pod_mounts_the_ca_its_kafka_settings_name(rendered: list[dict[str, Any]]) -> None:
+    """`<SERVICE>_KAFKA_SSL_CAFILE` points into the mounted ConfigMap rebond-kafka-ca."""
+    by_kind = _by_kind(rendered)
+    data = by_kind["ConfigMap"]["rebond-config"]["data"]
+    for name, deployment in by_kind["Deployment"].items():
+        prefix = name.removeprefix("rebond-").upper()
+        pod = deployment["spec"]["template"]["spec"]
+        [volume] = [
+            v for v in pod["volumes"] if v.get("configMap", {}).get("name") == "rebond-kafka-ca"
+        ]
+        [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+        assert data[f"{prefix}_KAFKA_SSL_CAFILE"] == f"{mount['mountPath']}/ca.pem"
+
+
+#: What an operator puts in the Secrets rebond-<service>-secrets (see base/configmap.yaml).
+OPERATOR_SECRETS = {
+    "INTAKE_KAFKA_SASL_PASSWORD": "p" * 24, "ROUTER_KAFKA_SASL_PASSWORD": "p" * 24,
+    "NOTIFIER_KAFKA_SASL_PASSWORD": "p" * 24, "EVENTS_KAFKA_SASL_PASSWORD": "p" * 24,
+    "INTAKE_ERASURE_KEY": "k" * 40, "NOTIFIER_LINK_SECRET": "l" * 40,
+    "EVENTS_SIGNING_SECRET": "s" * 40,
+    "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
+}  # fmt: skip
+
+
+def test_the_production_overlay_starts_every_service_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The prod overlay's configuration, with the Secrets an operator provides, passes every
+    service's production checks (Kafka over SASL_SSL with SCRAM, SMTP over TLS)."""
+    prod = _by_kind(validate.render(REPO / "deploy" / "k8s" / "overlays" / "prod"))
+    for name in list(os.environ):
+        if name.split("_", 1)[0] in ("INTAKE", "ROUTER", "NOTIFIER", "EVENTS", "KAFKA"):
+            monkeypatch.delenv(name)
+    for name, value in {**prod["ConfigMap"]["rebond-config"]["data"], **OPERATOR_SECRETS}.items():
+        monkeypatch.setenv(name, value)
+    for settings in SETTINGS.values():
+        assert settings().environment == "production"
+        assert settings().kafka_security_protocol == "SASL_SSL"
 
 
 def test_validation_rejects_a_broken_resource(rendered: list[dict[str, Any]]) -> None:
@@ -80,3 +166,47 @@ def test_compose_file_follows_the_compose_specification() -> None:
     broken = copy.deepcopy(document)
     broken["services"]["intake"]["restrat"] = "always"  # a typo the spec does not allow
     assert validate.validate_compose(broken) != []
+
+
+COMPOSE_SERVICES = {
+    "intake": "INTAKE",
+    "router": "ROUTER",
+    "notifier": "NOTIFIER",
+    "events": "EVENTS",
+}
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "deploy" / "compose" / "compose.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def test_the_compose_stack_is_reachable_from_this_machine_only() -> None:
+    """The development stack runs with development secrets and Kafka in clear: every port it
+    publishes is bound to 127.0.0.1, none to all interfaces."""
+    published = {
+        name: service["ports"]
+        for name, service in _compose()["services"].items()
+        if "ports" in service
+    }
+    assert set(published) == set(COMPOSE_SERVICES)
+    for ports in published.values():
+        assert all(str(port).startswith("127.0.0.1:") for port in ports), ports
+
+
+@pytest.mark.parametrize("service", COMPOSE_SERVICES)
+def test_the_compose_stack_switched_to_production_is_refused(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each compose service says it is development; given `<SERVICE>_ENVIRONMENT=production`
+    with the stack's own configuration (development secrets, Kafka without TLS), it refuses to
+    start."""
+    prefix = COMPOSE_SERVICES[service]
+    environment = {k: str(v) for k, v in _compose()["services"][service]["environment"].items()}
+    assert environment[f"{prefix}_ENVIRONMENT"] == "development"
+    for name in list(os.environ):
+        if name.split("_", 1)[0] in (*COMPOSE_SERVICES.values(), "KAFKA"):
+            monkeypatch.delenv(name)
+    for name, value in {**environment, f"{prefix}_ENVIRONMENT": "production"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=f"{prefix}_"):
+        SETTINGS[service]()
