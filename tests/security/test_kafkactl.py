@@ -1,30 +1,14 @@
 """deploy/kafka/kafkactl.py keeps the local broker's secrets to their owner: files private from
 creation, no password on a command line, consumer groups that do not overlap between principals."""
 
-import importlib.util
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-
-KAFKACTL = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafkactl.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("kafkactl_secrets_under_test", KAFKACTL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-kafkactl = _load()
 
 
 @pytest.fixture
@@ -41,7 +25,7 @@ def no_chmod(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.mark.usefixtures("no_chmod")
 def test_passwords_are_private_from_the_moment_their_files_exist(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafkactl: ModuleType
 ) -> None:
     """credentials.json and the per-principal client configurations are created 0600: there
     is no moment when another local user could read them."""
@@ -56,7 +40,7 @@ def test_passwords_are_private_from_the_moment_their_files_exist(
 
 
 def test_an_existing_credentials_file_is_narrowed_before_it_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafkactl: ModuleType
 ) -> None:
     """A credentials file an operator made readable by others gets 0600 when passwords are
     added to it."""
@@ -69,7 +53,7 @@ def test_an_existing_credentials_file_is_narrowed_before_it_is_written(
 
 
 def test_scram_passwords_never_reach_a_command_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kafkactl: ModuleType
 ) -> None:
     """Formatting the storage with SCRAM users (Kafka's StorageTool, for real) passes their
     passwords in a private argument file: no process's arguments, which `ps` shows to every
@@ -113,14 +97,14 @@ def test_scram_passwords_never_reach_a_command_line(
     ],
 )
 def test_a_principal_uses_only_its_own_group_and_those_under_it_after_a_dot(
-    principal: str, group: str, allowed: bool
+    principal: str, group: str, allowed: bool, kafkactl: ModuleType
 ) -> None:
     """`association-x` may use `association-x` and `association-x.<anything>`, never the
     groups of an association whose id starts with its own (`association-xy`)."""
     assert kafkactl.may_use_group(principal, group) is allowed
 
 
-def test_no_principal_may_use_another_ones_groups() -> None:
+def test_no_principal_may_use_another_ones_groups(kafkactl: ModuleType) -> None:
     """Across every principal of the registry, no group pattern reaches another's groups."""
     principals = kafkactl.principals()
     for principal in principals:

@@ -3,7 +3,9 @@
 import asyncio
 import ssl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import trustme
@@ -138,48 +140,52 @@ def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLC
     return server, str(ca_file)
 
 
-@pytest.fixture
-def smtps_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
-    """An SMTP server speaking TLS from the first byte (SMTPS)."""
+@contextmanager
+def _serving(**tls: Any) -> Iterator[MailBox]:
+    """An aiosmtpd server on loopback with `tls` (aiosmtpd's TLS arguments)."""
     box = MailBox("127.0.0.1", free_port())
-    controller = Controller(
-        CollectMail(box), hostname=box.host, port=box.port,
-        ssl_context=tls_certificates[0], server_hostname="127.0.0.1",
-    )  # fmt: skip
+    controller = Controller(CollectMail(box), hostname=box.host, port=box.port, **tls)
     controller.start()
     try:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtps_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
+    """An SMTP server speaking TLS from the first byte (SMTPS)."""
+    with _serving(ssl_context=tls_certificates[0], server_hostname="127.0.0.1") as box:
+        yield box
 
 
 @pytest.fixture
 def starttls_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
     """An SMTP server that refuses any e-mail before STARTTLS."""
-    box = MailBox("127.0.0.1", free_port())
-    controller = Controller(
-        CollectMail(box), hostname=box.host, port=box.port,
-        tls_context=tls_certificates[0], require_starttls=True,
-    )  # fmt: skip
-    controller.start()
-    try:
+    with _serving(tls_context=tls_certificates[0], require_starttls=True) as box:
         yield box
-    finally:
-        controller.stop()
 
 
-async def test_e_mail_goes_out_over_implicit_tls(
-    smtps_server: MailBox, tls_certificates: tuple[ssl.SSLContext, str]
+@pytest.mark.parametrize(
+    ("server", "tls"),
+    [("smtps_server", {"use_tls": True}), ("starttls_server", {"start_tls": True})],
+)
+async def test_e_mail_goes_out_over_tls(
+    server: str,
+    tls: dict[str, bool],
+    tls_certificates: tuple[ssl.SSLContext, str],
+    request: pytest.FixtureRequest,
 ) -> None:
-    """NOTIFIER_SMTP_TLS: the session is TLS from the start, the server's certificate checked
-    against NOTIFIER_SMTP_CA_FILE."""
+    """NOTIFIER_SMTP_TLS: the session is TLS from the start; NOTIFIER_SMTP_STARTTLS: it is
+    upgraded before anything is sent (that server refuses any e-mail before). Either way the
+    server's certificate is checked against NOTIFIER_SMTP_CA_FILE."""
+    box: MailBox = request.getfixturevalue(server)
     mailer = SmtpMailer(
-        smtps_server.host, smtps_server.port, "orientation@rebond.local",
-        use_tls=True, ca_file=tls_certificates[1],
-    )  # fmt: skip
-    await mailer.send(Mail(to="a@example.org", subject="smtps-RB-TLS1", text="t"))
+        box.host, box.port, "orientation@rebond.local", ca_file=tls_certificates[1], **tls
+    )
+    await mailer.send(Mail(to="a@example.org", subject=f"{server}-RB-TLS1", text="t"))
     await mailer.close()
-    assert len(await smtps_server.wait_for("smtps-RB-TLS1", 1)) == 1
+    assert len(await box.wait_for(f"{server}-RB-TLS1", 1)) == 1
 
 
 async def test_a_server_certificate_no_trusted_ca_signed_is_refused(smtps_server: MailBox) -> None:
@@ -191,17 +197,3 @@ async def test_a_server_certificate_no_trusted_ca_signed_is_refused(smtps_server
     with pytest.raises(channels.Retry):
         await mailer.send(Mail(to="a@example.org", subject="smtps-RB-TLS2", text="t"))
     assert smtps_server.about("smtps-RB-TLS2") == []
-
-
-async def test_e_mail_goes_out_after_starttls(
-    starttls_server: MailBox, tls_certificates: tuple[ssl.SSLContext, str]
-) -> None:
-    """NOTIFIER_SMTP_STARTTLS: the session is upgraded before anything is sent (this server
-    refuses any e-mail before it)."""
-    mailer = SmtpMailer(
-        starttls_server.host, starttls_server.port, "orientation@rebond.local",
-        start_tls=True, ca_file=tls_certificates[1],
-    )  # fmt: skip
-    await mailer.send(Mail(to="a@example.org", subject="starttls-RB-TLS3", text="t"))
-    await mailer.close()
-    assert len(await starttls_server.wait_for("starttls-RB-TLS3", 1)) == 1
