@@ -225,6 +225,8 @@ REFERRAL_STATUS = Topic(
     writer=Service.ROUTER,
     readers=(Service.INTAKE, Service.NOTIFIER),
     description="Each step of a referral's life: offered, accepted, declined, expired, unrouted.",
+    #: No personal data beyond the reference; 30 days let a reader restored from a backup
+    #: replay a referral's whole life (answer deadlines are at most 10 days, then re-orientation).
     retention_ms=30 * DAY_MS,
 )
 
@@ -237,6 +239,7 @@ DELIVERIES = Topic(
     writer=Service.NOTIFIER,
     readers=(Service.INTAKE,),
     description="Outcome of each e-mail and webhook: sent, failed, dead-lettered.",
+    #: No personal data beyond the reference: as `referrals.status`.
     retention_ms=30 * DAY_MS,
 )
 
@@ -249,6 +252,7 @@ CONFERENCES = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="A Conférence du rebond scheduled, updated or cancelled (no personal data).",
+    #: Public conference data: a season of conferences, for a reader that starts afresh.
     retention_ms=90 * DAY_MS,
 )
 
@@ -287,6 +291,7 @@ UNROUTED = Topic(
     writer=Service.ROUTER,
     readers=(),
     description="The human queue: consenting people whom no association holds (no contact details).",
+    #: Read by people, who may take days to get to it; no contact details.
     retention_ms=30 * DAY_MS,
 )
 
@@ -300,6 +305,7 @@ ERASURES = Topic(
     writer=Service.INTAKE,
     readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS),
     description="A person withdrew consent and asked for erasure (the reference only).",
+    #: The reference only: a service restored from a backup can replay the erasures it missed.
     retention_ms=90 * DAY_MS,
 )
 
@@ -336,6 +342,7 @@ def responses(association: AssociationId) -> Topic:
         readers=(Service.ROUTER,),
         description=f"Accept or decline answers from {association.value}.",
         delegates=(Service.NOTIFIER,),
+        #: An answer and a decline reason, no personal data: as `referrals.status`.
         retention_ms=30 * DAY_MS,
     )
 
@@ -352,6 +359,8 @@ def dead_letters(service: Service) -> Topic:
         readers=(),
         description=f"Messages {service.value} could not process, with the error.",
         partitions=1,
+        #: Operators need time to look at what failed; a dead letter holds no personal data
+        #: (`dead_letter_event` copies no value from a topic that has some).
         retention_ms=60 * DAY_MS,
     )
 
