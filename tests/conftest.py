@@ -21,6 +21,20 @@ KAFKACTL = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafkactl.
 
 
 @pytest.fixture(scope="session")
+def settings_classes() -> dict[str, type[Any]]:
+    """Each service's settings class, by service name (what decides if it starts)."""
+    from rebond_events.settings import EventsSettings
+    from rebond_intake.settings import IntakeSettings
+    from rebond_notifier.settings import NotifierSettings
+    from rebond_router.settings import RouterSettings
+
+    return {
+        "intake": IntakeSettings, "router": RouterSettings,
+        "notifier": NotifierSettings, "events": EventsSettings,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
 def kafkactl() -> ModuleType:
     """deploy/kafka/kafkactl.py, loaded as a module (it is a script, not a package)."""
     spec = importlib.util.spec_from_file_location("kafkactl_under_test", KAFKACTL)

@@ -114,7 +114,6 @@ listener.name.sasl_ssl.ssl.keystore.location={keystore}
 """
 
 ADMIN = "admin"
-SERVICES = ("intake", "router", "notifier", "events")
 
 
 def _registry():  # type: ignore[no-untyped-def]
@@ -126,51 +125,16 @@ def _registry():  # type: ignore[no-untyped-def]
 
 def principals() -> list[str]:
     """Every principal of a secured broker besides `admin`: one per service and per association."""
-    from_registry = _registry()
-    associations = [f"association-{a.value}" for a in from_registry.AssociationId]
-    return [*SERVICES, *associations]
+    from rebond_kafka import acl_plan  # the one derivation, shared with the Strimzi KafkaUsers
 
-
-def principal_of(service: str, topic_name: str) -> str:
-    """The principal acting as `service` on `topic_name` (associations act on their own topics)."""
-    if service == "association":
-        return "association-" + topic_name.split(".", 1)[1]
-    return service
+    return acl_plan.principals()
 
 
 def acl_plan() -> list[tuple[str, str, str, str, str]]:
     """(principal, resource type, resource name, pattern, operation) allowed, from the registry."""
-    registry = _registry()
-    plan: set[tuple[str, str, str, str, str]] = set()
-    for topic in registry.all_topics():
-        for service in (topic.writer, *topic.delegates):
-            writer = principal_of(service.value, topic.name)
-            plan |= {(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")}
-        for reader in topic.readers:
-            who = principal_of(reader.value, topic.name)
-            plan |= {(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
-            plan |= {(who, "group", name, pattern, "read") for name, pattern in groups_of(who)}
-    return sorted(plan)
+    from rebond_kafka import acl_plan as plan
 
-
-def groups_of(principal: str) -> list[tuple[str, str]]:
-    """The consumer groups `principal` may use, as (name, pattern type): its base group
-    (`rebond-<service>`, `association-<id>`) and every group under it after a dot
-    (`rebond-notifier.status`, `association-apesa.crm`).
-
-    The dot is what keeps principals apart: a bare prefix `association-x` would also match
-    `association-xy`'s groups, so an association whose id extends another's could join them
-    (and read their offsets, or take their partitions). No id contains a dot."""
-    base = principal if principal.startswith("association-") else f"rebond-{principal}"
-    return [(base, "literal"), (f"{base}.", "prefixed")]
-
-
-def may_use_group(principal: str, group: str) -> bool:
-    """Whether `groups_of(principal)` lets it use `group`, matched as the broker matches them."""
-    return any(
-        group == name if pattern == "literal" else group.startswith(name)
-        for name, pattern in groups_of(principal)
-    )
+    return list(plan.acl_plan())
 
 
 def write_private(path: Path, text: str) -> None:

@@ -1,5 +1,5 @@
 """deploy/kafka/kafkactl.py keeps the local broker's secrets to their owner: files private from
-creation, no password on a command line, consumer groups that do not overlap between principals."""
+creation, no password on a command line (the groups it grants: libs/kafka/tests/test_acl_plan.py)."""
 
 import os
 import subprocess
@@ -80,36 +80,3 @@ def test_scram_passwords_never_reach_a_command_line(
     checkpoint = (tmp_path / "logs" / "bootstrap.checkpoint").read_bytes()
     assert b"association-apesa" in checkpoint and password.encode() not in checkpoint
     assert not (tmp_path / "format.args").exists()
-
-
-@pytest.mark.parametrize(
-    ("principal", "group", "allowed"),
-    [
-        ("association-x", "association-x", True),
-        ("association-x", "association-x.listen", True),
-        ("association-x", "association-xy", False),
-        ("association-x", "association-xy.listen", False),
-        ("association-x", "association-x-console", False),
-        ("notifier", "rebond-notifier", True),
-        ("notifier", "rebond-notifier.status", True),
-        ("notifier", "rebond-notifiers.status", False),
-        ("intake", "rebond-intakeX", False),
-    ],
-)
-def test_a_principal_uses_only_its_own_group_and_those_under_it_after_a_dot(
-    principal: str, group: str, allowed: bool, kafkactl: ModuleType
-) -> None:
-    """`association-x` may use `association-x` and `association-x.<anything>`, never the
-    groups of an association whose id starts with its own (`association-xy`)."""
-    assert kafkactl.may_use_group(principal, group) is allowed
-
-
-def test_no_principal_may_use_another_ones_groups(kafkactl: ModuleType) -> None:
-    """Across every principal of the registry, no group pattern reaches another's groups."""
-    principals = kafkactl.principals()
-    for principal in principals:
-        for other in principals:
-            if other != principal:
-                for name, _ in kafkactl.groups_of(other):
-                    assert not kafkactl.may_use_group(principal, name + "listen")
-                    assert not kafkactl.may_use_group(principal, name)
