@@ -99,14 +99,14 @@ def test_broker_sigkill_under_load_loses_nothing_and_buries_no_operator(  # type
     services = {
         "intake": launch(
             "intake", bootstrap, folder, rate_limit_per_minute="0", publish_timeout_s="2",
-            group_id=f"rebond-intake-fault-{tag}",
+            group_id=f"rebond-intake.fault-{tag}",
         ),
-        "router": launch("router", bootstrap, folder, group_id=f"rebond-router-fault-{tag}"),
+        "router": launch("router", bootstrap, folder, group_id=f"rebond-router.fault-{tag}"),
         "notifier": launch(
-            "notifier", bootstrap, folder, group_id=f"rebond-notifier-fault-{tag}",
+            "notifier", bootstrap, folder, group_id=f"rebond-notifier.fault-{tag}",
             smtp_port=str(smtp.port), associations_file=str(associations_file(folder)),
         ),
-        "events": launch("events", bootstrap, folder, group_id=f"rebond-events-fault-{tag}"),
+        "events": launch("events", bootstrap, folder, group_id=f"rebond-events.fault-{tag}"),
     }  # fmt: skip
     intake_url = services["intake"].url
     results: list[tuple[int, int, str | None]] = []

@@ -7,7 +7,9 @@
 Configured by environment: REBOND_KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS),
 REBOND_ASSOCIATION (default for --association), and for a secured cluster
 REBOND_KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT, SASL_SSL), REBOND_KAFKA_SASL_MECHANISM
-(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD.
+(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD
+(or REBOND_KAFKA_SASL_PASSWORD_FILE), and over SASL_SSL REBOND_KAFKA_SSL_CAFILE (the CA that
+signed the brokers' certificates, when not one the system trusts).
 `accept` and `decline` find the referral id by reading the association's own referral topic
 for the reference (the latest referral with that key), unless `--referral-id` is given.
 """
@@ -22,8 +24,8 @@ from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
@@ -36,13 +38,15 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.topics import referrals, responses
 from rebond_kafka import reconnect
+from rebond_kafka.security import aiokafka_options
+from rebond_kafka.settings import KafkaClientSettings
 from rebond_notifier.text import escape_controls
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 
 
-class ClientSettings(BaseSettings):
+class ClientSettings(KafkaClientSettings):
     model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
@@ -50,25 +54,9 @@ class ClientSettings(BaseSettings):
         validation_alias=AliasChoices("REBOND_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     association: AssociationId | None = None
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
 
     def kafka(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_username:
-            options |= {
-                "sasl_mechanism": self.kafka_sasl_mechanism,
-                "sasl_plain_username": self.kafka_sasl_username,
-                "sasl_plain_password": (
-                    self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
-                ),
-            }
-        return options
+        return {"bootstrap_servers": self.kafka_bootstrap_servers, **aiokafka_options(self)}
 
 
 class CliError(Exception):
