@@ -1,15 +1,8 @@
-"""The example store's Alembic environment: one call, as in every service."""
+"""The example store's Alembic environment: one call, as in every service (its tables are the
+test's: nothing here generates migrations from them)."""
 
 import sqlalchemy as sa
 
 from rebond_sql.migrations import run_migrations
 
-metadata = sa.MetaData()
-sa.Table(
-    "notes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("text", sa.String(200), nullable=False),
-)
-
-run_migrations(metadata)
+run_migrations(sa.MetaData())
