@@ -9,8 +9,7 @@ import gc
 import sys
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
-
+from rebond_http.serving import Serving, serving
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
@@ -27,18 +26,15 @@ async def _anonymise(settings: IntakeSettings) -> None:
         await store.close()
 
 
-def main() -> None:
-    settings = IntakeSettings()
-    configure_logging(settings.log_level)
-    if sys.argv[1:] == ["anonymise"]:
-        asyncio.run(_anonymise(settings))
-        return
-    app = create_app(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
+def build_server(settings: IntakeSettings) -> Serving:
+    """The app served on INTAKE_HOST:INTAKE_PORT (and INTAKE_INTERNAL_PORT), with uvicorn's
+    proxy headers off: only INTAKE_TRUSTED_PROXIES says who the client is (`rebond_http`)."""
+    return serving(
+        create_app(settings),
         host=settings.host,
         port=settings.port,
+        internal_host=settings.internal_host,
+        internal_port=settings.internal_port,
         log_config=None,
         access_log=False,
         # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
@@ -46,6 +42,17 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
     )
+
+
+def main() -> None:
+    settings = IntakeSettings()
+    configure_logging(settings.log_level)
+    if sys.argv[1:] == ["anonymise"]:
+        asyncio.run(_anonymise(settings))
+        return
+    server = build_server(settings)
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
+    server.run()
 
 
 if __name__ == "__main__":
