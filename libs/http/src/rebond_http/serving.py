@@ -13,9 +13,18 @@
 
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
+
+
+class Listening(Protocol):
+    """Where a service listens: its settings (`EdgeSettings` and the service's host and port)."""
+
+    host: str
+    port: int
+    internal_host: str
+    internal_port: int | None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -35,21 +44,21 @@ class Serving:
         self.server.run(sockets=self.sockets)
 
 
-def serving(
-    app: Any,
-    *,
-    host: str,
-    port: int,
-    internal_host: str = "127.0.0.1",
-    internal_port: int | None = None,
-    **options: Any,
-) -> Serving:
-    """The server of `app` on `host:port`, and on `internal_host:internal_port` when given.
-    `options` go to `uvicorn.Config` (loop, http, log settings); proxy headers stay off."""
+def serving(app: Any, where: Listening, **options: Any) -> Serving:
+    """The server of `app` on `where.host:where.port`, and on the internal port when set.
+    `options` go to `uvicorn.Config` (loop, http); proxy headers stay off, and uvicorn
+    neither configures logging (the service did) nor logs each request (no personal data)."""
     config = uvicorn.Config(
-        app, host=host, port=port, proxy_headers=False, server_header=False, **options
+        app,
+        host=where.host,
+        port=where.port,
+        proxy_headers=False,
+        server_header=False,
+        log_config=None,
+        access_log=False,
+        **options,
     )
-    sockets = [_listen(host, port)]
-    if internal_port is not None:
-        sockets.append(_listen(internal_host, internal_port))
+    sockets = [_listen(where.host, where.port)]
+    if where.internal_port is not None:
+        sockets.append(_listen(where.internal_host, where.internal_port))
     return Serving(uvicorn.Server(config), sockets)

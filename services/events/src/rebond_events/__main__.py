@@ -13,13 +13,18 @@ import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
-
 from rebond_events.app import create_app
 from rebond_events.privacy import anonymise
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import build_engine, migrate
+from rebond_http.serving import Serving, serving
 from rebond_observability.logging import configure_logging
+
+
+def build_server(settings: EventsSettings) -> Serving:
+    """The app served on EVENTS_HOST:EVENTS_PORT (and EVENTS_INTERNAL_PORT), with uvicorn's
+    proxy headers off: only EVENTS_TRUSTED_PROXIES says who the client is (`rebond_http`)."""
+    return serving(create_app(settings), settings)
 
 
 def main() -> None:
@@ -43,15 +48,9 @@ def main() -> None:
             f"{done.invitations} invitations and {done.outbox} outbox rows deleted"
         )
         return
-    app = create_app(settings)
+    server = build_server(settings)
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    server.run()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from rebond_contracts.payloads import ConferenceKind
 from rebond_contracts.questionnaire import Region
 from rebond_events.calendar import ics
 from rebond_events.models import (
+    CancelRequest,
     CancelResult,
     EventIn,
     EventPage,
@@ -21,7 +22,7 @@ from rebond_events.models import (
     EventPublic,
     RegistrationForOrganiser,
     RegistrationIn,
-    RegistrationPublic,
+    RegistrationReceived,
 )
 from rebond_events.outbox import Relay
 from rebond_events.service import Conferences
@@ -55,6 +56,9 @@ def get_organiser(request: Request, key: Annotated[str | None, Depends(_api_key)
         headers={"WWW-Authenticate": "X-API-Key"},
     )
 
+
+#: 10,000 pages of up to 100: more than every conference there will ever be.
+MAX_PAGE = 10_000
 
 Store = Annotated[Conferences, Depends(get_conferences)]
 Outbox = Annotated[Relay, Depends(get_relay)]
@@ -109,10 +113,11 @@ async def registrations(
 async def list_events(
     store: Store,
     region: Region | None = None,
-    department: str | None = None,
+    department: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2A|2B)$")] = None,
     from_day: Annotated[date | None, Query(alias="from", description="YYYY-MM-DD")] = None,
     kind: ConferenceKind | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    # Bounded: an unbounded page overflows the database's OFFSET (a 500, not a 422).
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> EventPage:
     """Upcoming conferences (from today, or from `from`), soonest first."""
@@ -144,34 +149,52 @@ async def calendar_file(event_id: UUID, store: Store) -> Response:
     )
 
 
+#: What a person is told after registering, in their language (the same text whatever happened).
+RECEIVED = {
+    "fr": "Merci ! Nous vous écrivons à l'adresse indiquée : l'e-mail vous dit si une place vous "
+    "attend ou si vous êtes sur liste d'attente, avec un lien pour annuler. Si cette adresse était "
+    "déjà inscrite, nous y renvoyons ce lien.",
+    "en": "Thank you! We are writing to the address you gave: the e-mail tells you whether a seat "
+    "is waiting for you or you are on the waiting list, with a link to cancel. If this address "
+    "was already registered, we send that link to it again.",
+}
+
+
 @router.post(
     "/events/{event_id}/registrations",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     responses={
-        200: {"model": RegistrationPublic, "description": "This e-mail was already registered"},
+        202: {
+            "description": "Taken into account; the outcome and the cancellation link go by "
+            "e-mail to the address registered (the same reply for an address already "
+            "registered)",
+        },
         404: _ERRORS[404],
         409: {"description": "Conference cancelled or already started"},
     },
 )
 async def register(
-    event_id: UUID, data: RegistrationIn, store: Store, relay: Outbox, response: Response
-) -> RegistrationPublic:
-    """Register: confirmed while seats are left, else waitlisted. Same e-mail, same registration."""
-    registration, created = await run_in_threadpool(store.register, str(event_id), data)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    await relay.flush_quietly()
-    return registration
+    event_id: UUID, data: RegistrationIn, store: Store, relay: Outbox
+) -> RegistrationReceived:
+    """Register: confirmed while seats are left, else waitlisted; a person already registered
+    gets their link again by e-mail. The reply never tells which happened."""
+    await run_in_threadpool(store.register, str(event_id), data)
+    relay.flush_soon()
+    return RegistrationReceived(event_id=str(event_id), message=RECEIVED[data.locale.value])
 
 
 @router.post(
     "/registrations/{registration_id}/cancel",
-    responses={403: {"description": "Invalid cancellation link"}, 404: _ERRORS[404]},
+    responses={
+        403: {"description": "Invalid cancellation link"},
+        404: _ERRORS[404],
+        410: {"description": "The link has expired (conference ended, or registered again since)"},
+    },
 )
 async def cancel_registration(
-    registration_id: UUID, token: Annotated[str, Query(min_length=1)], store: Store, relay: Outbox
+    registration_id: UUID, data: CancelRequest, store: Store, relay: Outbox
 ) -> CancelResult:
-    """Cancel through the signed link; the first waitlisted person gets the seat."""
-    result = await run_in_threadpool(store.cancel_registration, str(registration_id), token)
+    """Cancel with the token of the e-mailed link; the first waitlisted person gets the seat."""
+    result = await run_in_threadpool(store.cancel_registration, str(registration_id), data.token)
     await relay.flush_quietly()
     return result

@@ -5,8 +5,9 @@ tests pass their own settings, and a fake sink where they do not need Kafka.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 
 import structlog
 from fastapi import FastAPI, Request
@@ -20,13 +21,37 @@ from rebond_events import api, portal
 from rebond_events.consumer import subscribe_decisions
 from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
-from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
+from rebond_events.service import (
+    Conferences,
+    Conflict,
+    Expired,
+    Forbidden,
+    InvalidChange,
+    NotFound,
+)
 from rebond_events.settings import EventsSettings
 from rebond_events.store import build_engine, migrate
+from rebond_http.clients import ClientAddress
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.internal import InternalRoutes
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
+
+#: The guard's answers, for organisers' JSON and people's forms alike.
+GUARD_TEXTS = {
+    413: (
+        "payload_too_large",
+        "La demande envoyée est trop volumineuse. (The request is too large.)",
+    ),
+    415: ("unsupported_media_type", "Envoyez un formulaire ou du JSON. (Send a form or JSON.)"),
+    429: (
+        "too_many_requests",
+        "Trop de demandes depuis votre connexion : merci de réessayer dans une minute. "
+        "(Too many requests from your connection: please try again in a minute.)",
+    ),
+}
 
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
@@ -63,14 +88,17 @@ def create_app(
     settings: EventsSettings | None = None,
     broker: KafkaBroker | None = None,
     sink: Sink | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The service. With `sink`, events go there instead of Kafka and no broker is started."""
+    """The service. With `sink`, events go there instead of Kafka and no broker is started;
+    `clock` (tests) stands in for the time of day."""
     settings = settings or EventsSettings()
     engine = build_engine(settings.database_url)
     conferences = Conferences(
         engine,
         signing_secret=settings.signing_secret.get_secret_value(),
         public_base_url=settings.public_base_url,
+        **({"clock": clock} if clock is not None else {}),
     )
     started: asyncio.Task[None] | None = None
     use_kafka = sink is None
@@ -105,17 +133,22 @@ def create_app(
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await relay.close()
             if broker is not None:
                 await broker.stop()
             engine.dispose()
 
-    app = FastAPI(title="Rebond events — Conférences du rebond", lifespan=lifespan)
+    app = FastAPI(
+        title="Rebond events — Conférences du rebond",
+        lifespan=lifespan,
+        docs_url=None,  # it would load its script from a CDN, which the CSP forbids
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.conferences = conferences
     app.state.relay = relay
     app.state.broker = broker
     app.state.observability = obs
-    obs.install(app)
     app.include_router(api.router)
     app.include_router(portal.router)
     app.mount("/static", StaticFiles(directory=portal.STATIC), name="static")
@@ -136,6 +169,16 @@ def create_app(
     async def forbidden(_: Request, error: Forbidden) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(error)})
 
+    @app.exception_handler(Expired)
+    async def expired(_: Request, __: Expired) -> JSONResponse:
+        return JSONResponse(
+            status_code=410,
+            content={
+                "detail": "Ce lien d'annulation n'est plus valable. "
+                "(This cancellation link is no longer valid.)"
+            },
+        )
+
     @app.exception_handler(Conflict)
     async def conflict(_: Request, error: Conflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
@@ -155,4 +198,17 @@ def create_app(
             content={"kafka": "connected" if ready else "unreachable"},
         )
 
+    app.add_middleware(
+        SubmissionGuard,
+        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+        clients=ClientAddress(settings.trusted_proxies),
+        media_types=(JSON, FORM),
+        texts=GUARD_TEXTS,
+    )
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    app.add_middleware(
+        InternalRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
     return app

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from rebond_contracts.topics import INVITATIONS
-from rebond_events.domain import to_utc_naive
+from rebond_events.domain import email_digest, to_utc_naive
 from rebond_events.store import EventRow, InvitationRow, OutboxRow, RegistrationRow
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,8 @@ def anonymise(engine: Engine, now: datetime, retention: timedelta) -> Anonymised
         ).all()
         for row in rows:
             row.name = ANONYMOUS_NAME
-            row.email = f"{row.id}@anonymise.invalid"  # stays unique per conference
+            row.email = f"{row.id}@anonymise.invalid"
+            row.email_digest = email_digest(row.email)  # stays unique per conference
         invitations = cast(
             "CursorResult[Any]",
             session.execute(delete(InvitationRow).where(InvitationRow.event_id.in_(ended))),

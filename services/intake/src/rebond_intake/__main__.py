@@ -31,12 +31,7 @@ def build_server(settings: IntakeSettings) -> Serving:
     proxy headers off: only INTAKE_TRUSTED_PROXIES says who the client is (`rebond_http`)."""
     return serving(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        internal_host=settings.internal_host,
-        internal_port=settings.internal_port,
-        log_config=None,
-        access_log=False,
+        settings,
         # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
         # uvloop or httptools is missing; both come with uvicorn[standard].
         loop="uvloop",
