@@ -57,12 +57,49 @@ async def test_control_characters_in_a_mail_header_field_get_422(
     assert patched.status_code == 422 and patched.json()["detail"][0]["field"] == field
 
 
-@pytest.mark.parametrize("page", ["9223372036854775809", "10001", "0"])
-async def test_a_page_out_of_bounds_gets_422(service: Running, page: str) -> None:
-    """Every integer query parameter is bounded: a huge page is a 422 naming it, not a 500."""
-    response = await service.client.get("/v1/events", params={"page": page})
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at"),
+    [
+        ("0001-01-01T00:00:00", "0001-01-01T02:00:00"),
+        ("0001-01-01T00:00:00+23:59", "2027-01-01T02:00:00"),
+        ("9999-12-31T23:59:59-23:59", "9999-12-31T23:59:59-23:59"),
+    ],
+)
+async def test_a_time_at_the_edge_of_the_calendar_gets_422(
+    service: Running, event_body: Body, starts_at: str, ends_at: str
+) -> None:
+    """A time Paris time cannot express (year 1 or 9999 across time zones) is a 422 naming the
+    field, not an overflow (a 500 found by the fuzz test)."""
+    response = await service.client.post(
+        "/v1/events",
+        json=event_body(starts_at=starts_at, ends_at=ends_at),
+        headers=service.headers["second-souffle"],
+    )
     assert response.status_code == 422
-    assert [e["field"] for e in response.json()["detail"]] == ["page"]
+    assert ("starts_at", "datetime_range") in {
+        (e["field"], e["type"]) for e in response.json()["detail"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"page": "9223372036854775809"}, "page"),
+        ({"page": "10001"}, "page"),
+        ({"page": "0"}, "page"),
+        ({"from": "0001-01-01"}, "from"),
+        ({"from": "0"}, "from"),
+        ({"department": "x" * 50}, "department"),
+    ],
+)
+async def test_a_query_out_of_bounds_gets_422(
+    service: Running, query: dict[str, str], field: str
+) -> None:
+    """Every query parameter is bounded: a huge page, a day the calendar cannot shift to UTC or
+    written otherwise than YYYY-MM-DD, get a 422 naming it, not a 500 or a guess."""
+    response = await service.client.get("/v1/events", params=query)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["detail"]] == [field]
 
 
 async def test_text_that_is_not_text_in_a_cancellation_gets_422(service: Running) -> None:

@@ -1,19 +1,22 @@
 """Text that is not text: found at the edge, before any route sees it.
 
-Two things reach handlers as `str` yet cannot be encoded back to UTF-8 or compared as text:
+Three things are text that is not text:
 
+* a JSON body that is not UTF-8 (JSON is UTF-8, RFC 8259), which FastAPI answers with a `400`
+  that no route documents;
 * a JSON `\\ud800` escape (a lone UTF-16 surrogate): valid JSON, decoded by the parser into a
   Python string that raises `UnicodeEncodeError` wherever it is encoded (an HMAC, a database);
 * a percent-encoded byte sequence that is not UTF-8 (`%ED%A0%80`, the UTF-8-like form of a
   surrogate; `%FF`) in the path, the query string or a form body: Starlette decodes it into
   U+FFFD replacement characters, so the value silently differs from what was sent.
 
-Rather than guard every `encode()` and `compare_digest()` behind each route, the edge refuses
-both, for every route at once, with the location of each faulty value (`["query", "token"]`,
+The last two reach handlers as `str` that cannot be encoded back to UTF-8, compared as ASCII, or
+are not what was sent. Rather than guard every `encode()` and `compare_digest()` behind each
+route, the edge refuses all three, for every route at once, with the location of each faulty value (`["query", "token"]`,
 `["body", "contact", "first_name"]`), so the answer is a 4xx naming the field.
 
-The checks cost nothing on ordinary requests: a path or query without `%` or non-ASCII bytes,
-and a JSON body without a surrogate escape, are not decoded here at all.
+The checks cost next to nothing on ordinary requests: a path or query without `%` or non-ASCII
+bytes is not decoded here, nor is a JSON body parsed unless it holds a surrogate escape.
 """
 
 import json
@@ -86,8 +89,14 @@ def _walk(value: Any, loc: Loc, found: list[Loc]) -> None:
 
 
 def json_errors(body: bytes) -> list[Loc]:
-    """The location of every string (or key) of a JSON body holding a lone surrogate. A body
-    that does not parse is left to the application, which says so in its own words."""
+    """`[("body",)]` for a JSON body that is not UTF-8 (JSON is UTF-8: RFC 8259), else the
+    location of every string (or key) holding a lone surrogate. A body that does not parse is
+    left to the application, which says so in its own words."""
+    if not body.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return [("body",)]
     if _SURROGATE_ESCAPE.search(body) is None:
         return []
     try:

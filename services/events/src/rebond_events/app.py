@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_events import api, portal
 from rebond_events.consumer import subscribe_decisions
@@ -34,6 +35,7 @@ from rebond_events.store import build_engine, migrate
 from rebond_http.clients import ClientAddress
 from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_http.internal import InternalRoutes
+from rebond_http.methods import allowed_methods
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 
@@ -160,6 +162,18 @@ def create_app(
     @app.exception_handler(InvalidChange)
     async def invalid_change(_: Request, error: InvalidChange) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _fields(error.errors, ("body",))})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(app.router.routes, request.scope),
+            }
+        return JSONResponse(
+            status_code=error.status_code, headers=headers, content={"detail": error.detail}
+        )
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, __: NotFound) -> JSONResponse:

@@ -49,6 +49,14 @@ def _person_name(value: str) -> str:
     return value
 
 
+def _paris_time(value: datetime) -> datetime:
+    """In Paris time, for years 2000 to 9998 (converting 0001-01-01 or 9999-12-31 across time
+    zones leaves the calendar: an overflow, a 500, not a 422)."""
+    if not 2000 <= value.year <= 9998:
+        raise PydanticCustomError("datetime_range", "A time between the years 2000 and 9998")
+    return to_paris(value)
+
+
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 #: One line of text that may reach an e-mail's subject or a calendar's summary.
 Line = Annotated[Text, AfterValidator(_one_line)]
@@ -76,12 +84,12 @@ class EventIn(BaseModel):
     @field_validator("starts_at")
     @classmethod
     def _paris_start(cls, value: datetime) -> datetime:
-        return to_paris(value)
+        return _paris_time(value)
 
     @field_validator("ends_at")
     @classmethod
     def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
-        value = to_paris(value)
+        value = _paris_time(value)
         starts_at = info.data.get("starts_at")
         if starts_at is not None and value <= starts_at:
             raise PydanticCustomError("ends_before_start", "ends_at must be after starts_at")

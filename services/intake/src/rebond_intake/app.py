@@ -20,6 +20,7 @@ from rebond_http.clients import ClientAddress
 from rebond_http.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_http.inputs import Loc
 from rebond_http.internal import InternalRoutes
+from rebond_http.methods import allowed_methods
 from rebond_intake.api import router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
@@ -148,9 +149,15 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(app.router.routes, request.scope),
+            }
         return JSONResponse(
             status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            headers=headers,
             content={"error": codes.get(error.status_code, "error"), "message": str(error.detail)},
         )
 

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -80,6 +81,13 @@ async def watch_deadlines(
         await sleep(settings.deadline_check_interval_s)  # type: ignore[misc]
 
 
+class Readiness(BaseModel):
+    """What `/readyz` says of each dependency."""
+
+    kafka: str
+    store: str
+
+
 def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RouterSettings()
     obs = Observability(settings)
@@ -127,7 +135,13 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
             return False
         return True
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"model": Readiness, "description": "Connected to Kafka, the store answers"},
+            503: {"model": Readiness, "description": "Kafka or the store unreachable"},
+        },
+    )
     async def readyz() -> JSONResponse:
         kafka = connected.is_set() and await parts.broker.ping(timeout=2.0)
         store = await store_answers()
