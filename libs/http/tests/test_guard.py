@@ -137,6 +137,7 @@ def test_no_trusted_proxy_means_the_peer() -> None:
         ),
         ({"url": "/echo/x", "content": b'["ok", "\\udc00"]', "media": JSON}, ["body", 1]),
         ({"url": "/echo/x", "content": b"token=%ED%A0%80", "media": FORM}, ["body", "token"]),
+        ({"url": "/echo/x", "content": b'{"a": "\xff"}', "media": JSON}, ["body"]),
     ],
 )
 async def test_text_that_is_not_text_gets_422_naming_where(

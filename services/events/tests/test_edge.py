@@ -255,3 +255,19 @@ async def test_metrics_and_openapi_are_for_operators_only(sqlite_url: str) -> No
         assert (await development.client.get("/metrics")).status_code == 200
         assert (await development.client.get("/openapi.json")).status_code == 200
         assert (await development.client.get("/docs")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/events", "GET, POST"),
+        ("DELETE", "/v1/events/3fa85f64-5717-4562-b3fc-2c963f66afa6", "GET, PATCH"),
+    ],
+)
+async def test_a_405_names_every_method_of_the_path(
+    service: Running, method: str, path: str, allowed: str
+) -> None:
+    """`Allow` lists all the methods the path takes, not only those of the first route matched
+    (found by the fuzz test)."""
+    response = await service.client.request(method, path, headers=service.headers["second-souffle"])
+    assert response.status_code == 405 and response.headers["allow"] == allowed
