@@ -313,12 +313,7 @@ class Conferences:
                 last = existing.link_sent_at
                 if not may_resend(last.replace(tzinfo=UTC) if last else None, now):
                     return Registered(existing.id, status, created=False, mailed=False)
-                change = (
-                    RegistrationChange.CONFIRMED
-                    if status == RegistrationStatus.CONFIRMED
-                    else RegistrationChange.WAITLISTED
-                )
-                self._announce_registration(session, event, existing, change)
+                self._announce_registration(session, event, existing, _told(status))
                 return Registered(existing.id, status, created=False, mailed=True)
             counts = self._counts(session, event_id)
             status = status_for_newcomer(event.capacity, counts.confirmed)
@@ -338,12 +333,7 @@ class Conferences:
             registration.queued_at = stamp
             registration.updated_at = stamp
             session.flush()
-            change = (
-                RegistrationChange.CONFIRMED
-                if status == RegistrationStatus.CONFIRMED
-                else RegistrationChange.WAITLISTED
-            )
-            self._announce_registration(session, event, registration, change)
+            self._announce_registration(session, event, registration, _told(status))
             return Registered(registration.id, status, created=True, mailed=True)
 
     def cancel_registration(self, registration_id: str, token: str) -> CancelResult:
@@ -709,6 +699,13 @@ class Conferences:
                 created_at=to_utc_naive(self._clock()),
             )
         )
+
+
+def _told(status: RegistrationStatus) -> RegistrationChange:
+    """What a person registering is told: a seat, or the waitlist."""
+    if status == RegistrationStatus.CONFIRMED:
+        return RegistrationChange.CONFIRMED
+    return RegistrationChange.WAITLISTED
 
 
 def _generation(registration: RegistrationRow) -> str:
