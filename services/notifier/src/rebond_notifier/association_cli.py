@@ -7,7 +7,10 @@
 Configured by environment: REBOND_KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS),
 REBOND_ASSOCIATION (default for --association), and for a secured cluster
 REBOND_KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT, SASL_SSL), REBOND_KAFKA_SASL_MECHANISM
-(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD.
+(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD,
+REBOND_KAFKA_SSL_CA_FILE (SASL_SSL: the brokers' CA, else the system's). Or by the association's
+client configuration file, the one kcat reads with -F (`--config FILE` or
+REBOND_KAFKA_CONFIG_FILE), whose settings take precedence over the environment's.
 `accept` and `decline` find the referral id by reading the association's own referral topic
 for the reference (the latest referral with that key), unless `--referral-id` is given.
 """
@@ -15,13 +18,16 @@ for the reference (the latest referral with that key), unless `--referral-id` is
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -53,12 +59,23 @@ class ClientSettings(BaseSettings):
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = None
+    kafka_config_file: Path | None = None
 
     def kafka(self) -> dict[str, Any]:
         options: dict[str, Any] = {
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "security_protocol": self.kafka_security_protocol,
         }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            # aiokafka refuses TLS without a context; this one verifies the brokers' certificate
+            # and name, against their CA when given, else against the system's.
+            try:
+                options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_ca_file)
+            except (OSError, ssl.SSLError) as error:
+                raise CliError(
+                    f"cannot use the CA file {self.kafka_ssl_ca_file}: {error}"
+                ) from error
         if self.kafka_sasl_username:
             options |= {
                 "sasl_mechanism": self.kafka_sasl_mechanism,
@@ -72,6 +89,47 @@ class ClientSettings(BaseSettings):
 
 class CliError(Exception):
     """Shown to the user as is, exit status 2."""
+
+
+#: The settings of a librdkafka client configuration file (what `kafkactl.py` writes into
+#: `.run/kafka/clients/<principal>.librdkafka.conf`, what kcat reads with -F), by field.
+LIBRDKAFKA_KEYS = {
+    "bootstrap.servers": "REBOND_KAFKA_BOOTSTRAP_SERVERS",
+    "security.protocol": "kafka_security_protocol",
+    "sasl.mechanisms": "kafka_sasl_mechanism",
+    "sasl.mechanism": "kafka_sasl_mechanism",
+    "sasl.username": "kafka_sasl_username",
+    "sasl.password": "kafka_sasl_password",
+    "ssl.ca.location": "kafka_ssl_ca_file",
+}
+
+
+def load_settings(config_file: Path | None = None) -> ClientSettings:
+    """The environment's settings, with those of the association's client configuration file
+    (`config_file`, else REBOND_KAFKA_CONFIG_FILE) in their place: the one file an association
+    holds then serves kcat, its own scripts and this client alike. A line this client cannot
+    honour is refused by name rather than ignored: a setting silently dropped (a CA, say) would
+    connect differently from what the file says."""
+    settings = ClientSettings()
+    path = config_file or settings.kafka_config_file
+    if path is None:
+        return settings
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot read the configuration file {path}: {error.strerror}") from error
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, equals, value = (part.strip() for part in line.partition("="))
+        if not equals or key not in LIBRDKAFKA_KEYS:
+            raise CliError(
+                f"{path}, line {number}: unsupported setting {key!r} "
+                f"(known: {', '.join(sorted(LIBRDKAFKA_KEYS))})"
+            )
+        values[LIBRDKAFKA_KEYS[key]] = value
+    return ClientSettings(**values)  # type: ignore[arg-type]
 
 
 def show(line: str, out: TextIO) -> None:
@@ -244,6 +302,12 @@ def parser() -> argparse.ArgumentParser:
             type=AssociationId,
             help="your association id (default: REBOND_ASSOCIATION)",
         )
+        sub.add_argument(
+            "--config",
+            type=Path,
+            help="your client configuration file, association-<id>.librdkafka.conf "
+            "(default: REBOND_KAFKA_CONFIG_FILE, else the REBOND_KAFKA_* variables)",
+        )
 
     listen_cmd = commands.add_parser("listen", help="print each new referral as it arrives")
     with_association(listen_cmd)
@@ -269,7 +333,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = ClientSettings()
+    try:
+        settings = load_settings(args.config)
+    except CliError as error:
+        show(f"rebond-association: {error}", sys.stderr)
+        return 2
     association = args.association or settings.association
     if association is None:
         print("rebond-association: give --association or set REBOND_ASSOCIATION", file=sys.stderr)
