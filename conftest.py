@@ -6,8 +6,8 @@ stopped at the end. With CI=true a test that needs the broker fails when none ca
 elsewhere it is skipped with the reason.
 
 The local broker is the secured one (`kafkactl.py start --secure`: SASL/SCRAM, ACLs from the
-registry, a principal per service and per association). `kafka_secure` hands out its SASL address
-and the principals' passwords; `kafka_bootstrap` is an extra unauthenticated listener whose clients
+registry, a principal per service and per association). `kafka_secure` hands out its SASL address,
+its SASL_SSL address and CA (`--tls-port`), and the principals' passwords; `kafka_bootstrap` is an extra unauthenticated listener whose clients
 are super users, so that tests about something else need no credentials.
 """
 
@@ -85,6 +85,13 @@ class SecureKafka:
     bootstrap: str
     credentials: dict[str, str]
     data_dir: Path
+    #: The same broker's SASL_SSL listener (SCRAM over TLS, as production connects), whose
+    #: certificate `ca_file` signed.
+    tls_bootstrap: str = ""
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
 
     def sasl(self, principal: str) -> dict[str, str]:
         """aiokafka keyword arguments to connect as `principal` (SCRAM-SHA-512)."""
@@ -120,11 +127,12 @@ def _kafka_broker() -> Iterator[_Broker]:
         return
     port = free_port_pair()
     plaintext_port = free_port_pair()
+    tls_port = free_port_pair()
     data_dir = Path(tempfile.mkdtemp(prefix="rebond-kafka-"))
     try:
         _kafkactl(
             "start", "--secure", "--port", str(port), "--plaintext-port", str(plaintext_port),
-            "--data-dir", str(data_dir),
+            "--tls-port", str(tls_port), "--data-dir", str(data_dir),
         )  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         _kafkactl("stop", "--data-dir", str(data_dir))
@@ -133,7 +141,7 @@ def _kafka_broker() -> Iterator[_Broker]:
     try:
         yield _Broker(
             f"127.0.0.1:{plaintext_port}",
-            SecureKafka(f"127.0.0.1:{port}", credentials, data_dir),
+            SecureKafka(f"127.0.0.1:{port}", credentials, data_dir, f"127.0.0.1:{tls_port}"),
         )
     finally:
         _kafkactl("stop", "--data-dir", str(data_dir))

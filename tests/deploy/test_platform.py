@@ -3,6 +3,7 @@ database, the public edge and the console's, the network paths, and dashboards o
 
 import copy
 import importlib.util
+import os
 import re
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -120,6 +121,69 @@ def test_each_service_logs_in_to_kafka_as_its_own_user_over_tls(prod: dict[str, 
         assert env[f"{prefix}_KAFKA_SASL_PASSWORD"]["secretKeyRef"]["name"] == service
     config = prod["ConfigMap"]["rebond-config"]["data"]
     assert config["KAFKA_BOOTSTRAP_SERVERS"] == "rebond-kafka-bootstrap:9093"
+
+
+def test_keda_reads_the_lag_as_each_service_reads_kafka(prod: dict[str, Any]) -> None:
+    """Each KEDA trigger speaks SCRAM-SHA-512 over TLS on the services' listener, with a
+    TriggerAuthentication giving the very username, password Secret and CA its service uses:
+    without them it could not read the lag of a listener that requires SCRAM and TLS."""
+    for name, scaled_object in prod["ScaledObject"].items():
+        service = name.removeprefix("rebond-")
+        prefix = service.upper()
+        [trigger] = scaled_object["spec"]["triggers"]
+        metadata = trigger["metadata"]
+        assert (metadata["sasl"], metadata["tls"]) == ("scram_sha512", "enable")
+        assert metadata["bootstrapServers"].endswith(":9093")
+        auth = prod["TriggerAuthentication"][trigger["authenticationRef"]["name"]]["spec"]
+        [username] = auth["env"]
+        assert (username["parameter"], username["name"]) == (
+            "username",
+            f"{prefix}_KAFKA_SASL_USERNAME",
+        )
+        secrets = {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["secretTargetRef"]}
+        deployment = prod["Deployment"][name]
+        password = _env(deployment)[f"{prefix}_KAFKA_SASL_PASSWORD"]["secretKeyRef"]
+        assert secrets["password"] == (password["name"], password["key"])
+        [ca] = [
+            v["secret"] for v in deployment["spec"]["template"]["spec"]["volumes"]
+            if v["name"] == "kafka-ca"
+        ]  # fmt: skip
+        assert secrets["ca"] == (ca["secretName"], ca["items"][0]["key"])
+
+
+#: What an operator puts in the Secrets rebond-<service>-secrets.
+OPERATOR_SECRETS = {
+    "INTAKE_ERASURE_KEY": "k" * 40, "NOTIFIER_LINK_SECRET": "l" * 40,
+    "EVENTS_SIGNING_SECRET": "s" * 40,
+    "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_starts_in_production_with_the_overlays_settings(
+    service: str,
+    prod: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    settings_classes: dict[str, type[Any]],
+) -> None:
+    """The overlay's ConfigMap and the Deployment's environment (Secrets references filled in,
+    with the operator's own secrets) pass the service's production checks: Kafka SASL_SSL with
+    SCRAM, and for the notifier SMTP over TLS."""
+    for name in list(os.environ):
+        if name.split("_", 1)[0] in (*(s.upper() for s in SERVICES), "KAFKA"):
+            monkeypatch.delenv(name)
+    env = {
+        name: value if isinstance(value, str) else "from-a-secret-" + "x" * 32
+        for name, value in _env(prod["Deployment"][f"rebond-{service}"]).items()
+    }
+    for name, value in {
+        **prod["ConfigMap"]["rebond-config"]["data"],
+        **env,
+        **OPERATOR_SECRETS,
+    }.items():
+        monkeypatch.setenv(name, value)
+    started = settings_classes[service]()
+    assert started.environment == "production" and started.kafka_security_protocol == "SASL_SSL"
 
 
 # --- PostgreSQL by CloudNativePG -------------------------------------------------------------

@@ -125,15 +125,15 @@ def pipeline(kafka_secure, smtp, webhook, launch):  # type: ignore[no-untyped-de
     return {
         "intake": launch(
             "intake", kafka_secure.bootstrap, folder, sasl=kafka_secure.sasl("intake"),
-            rate_limit_per_minute="0", group_id=f"rebond-intake-flow-{tag}",
+            rate_limit_per_minute="0", group_id=f"rebond-intake.flow-{tag}",
         ),
         "router": launch(
             "router", kafka_secure.bootstrap, folder, sasl=kafka_secure.sasl("router"),
-            group_id=f"rebond-router-flow-{tag}",
+            group_id=f"rebond-router.flow-{tag}",
         ),
         "notifier": launch(
             "notifier", kafka_secure.bootstrap, folder, sasl=kafka_secure.sasl("notifier"),
-            group_id=f"rebond-notifier-flow-{tag}", smtp_port=str(smtp[1]),
+            group_id=f"rebond-notifier.flow-{tag}", smtp_port=str(smtp[1]),
             associations_file=str(folder / "associations.yaml"),
         ),
     }  # fmt: skip
@@ -144,7 +144,7 @@ async def _referrals_after(kafka_secure, reference: str, within_s: float) -> lis
     consumer = AIOKafkaConsumer(
         "referrals.60000-rebonds",
         bootstrap_servers=kafka_secure.bootstrap,
-        group_id=f"association-60000-rebonds-test-{reference}",
+        group_id=f"association-60000-rebonds.test-{reference}",
         auto_offset_reset="earliest",
         **kafka_secure.sasl("association-60000-rebonds"),
     )

@@ -69,10 +69,10 @@ def test_broker_sigkill_during_2000_submissions_loses_no_acknowledged_one(  # ty
     tag = str(time.time_ns())[-8:]
     intake = launch(
         "intake", own_broker.bootstrap, folder, rate_limit_per_minute="0",
-        publish_timeout_s="2", group_id=f"rebond-intake-fault-{tag}", log_level="WARNING",
+        publish_timeout_s="2", group_id=f"rebond-intake.fault-{tag}", log_level="WARNING",
     )  # fmt: skip
     launch(
-        "router", own_broker.bootstrap, folder, group_id=f"rebond-router-fault-{tag}",
+        "router", own_broker.bootstrap, folder, group_id=f"rebond-router.fault-{tag}",
         log_level="WARNING",
     )  # fmt: skip
 

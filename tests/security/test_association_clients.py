@@ -10,9 +10,9 @@ environment (`~/rebond-kafka`, made once by the guide's own setup commands and k
 as the Kafka jars are). The guide (`services/notifier/README.md`) must show the same blocks, so
 what it tells associations is what runs here.
 
-Consumer groups are `association-<id>.<name>` (`group`): that satisfies both the prefix rule
-`association-<id>` and the stricter `association-<id>.` that keeps `association-x` out of
-`association-xy`'s groups.
+Every consumer group is `association-<id>.<name>` (`group`), one of the two forms the ACLs grant
+an association (`rebond_kafka.acl_plan.groups_of`: its base, or under it after a dot, so that
+`association-x` cannot join `association-xy`'s groups).
 """
 
 import asyncio
@@ -36,6 +36,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralV1
 from rebond_contracts.topics import referrals, responses
 from rebond_intake.references import new_reference
+from rebond_kafka.acl_plan import groups_of
 from rebond_kafka.testing import partitions_of
 
 pytestmark = pytest.mark.kafka
@@ -59,9 +60,11 @@ BLOCK = re.compile(
 )
 
 
-def group(client: str, association: AssociationId = OWN) -> str:
-    """The consumer group an association's `client` reads with: `association-<id>.<client>`."""
-    return f"association-{association.value}.{client}"
+def group(client: str) -> str:
+    """The consumer group our association's `client` reads with, `association-<id>.<client>`:
+    a name under the prefix the ACLs grant it (from the same derivation)."""
+    [prefix] = [name for name, kind in groups_of(f"association-{OWN.value}") if kind == "prefixed"]
+    return prefix + client
 
 
 def blocks(path: Path) -> dict[str, str]:
@@ -440,3 +443,28 @@ def test_the_guide_shows_the_readmes_commands() -> None:
 def test_the_guide_shows_the_example_script_itself() -> None:
     """The Python script the guide shows is the file the tests run."""
     assert blocks(GUIDE)["services/notifier/examples/read_referrals.py"] == EXAMPLE.read_text()
+
+
+async def test_the_association_cli_reads_over_sasl_ssl_with_its_file(
+    context: Context,
+    kafka_secure,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    """With a configuration file for SASL_SSL (the brokers' CA as `ssl.ca.location`, as
+    production hands it out), `listen` reads our referral over TLS."""
+    principal = f"association-{OWN.value}"
+    config = tmp_path / f"{principal}.librdkafka.conf"
+    config.write_text(
+        f"bootstrap.servers={kafka_secure.tls_bootstrap}\nsecurity.protocol=SASL_SSL\n"
+        f"ssl.ca.location={kafka_secure.ca_file}\nsasl.mechanisms=SCRAM-SHA-512\n"
+        f"sasl.username={principal}\nsasl.password={kafka_secure.credentials[principal]}\n"
+    )
+    reference = context.referral.reference
+    ran = await run(
+        f"uv run rebond-association listen --association {OWN.value} --json "
+        f"--group {group('tls')} --config {config}",
+        until=lambda out: reference in out,
+    )
+    assert not ran.ended, ran.stderr
+    [line] = [line for line in ran.stdout.splitlines() if reference in line]
+    assert ReferralV1.model_validate_json(line) == context.referral

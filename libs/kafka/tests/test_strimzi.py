@@ -15,6 +15,12 @@ def test_a_topic_keeps_its_partitions_and_retention() -> None:
     assert spec["config"] == {"min.insync.replicas": 2, "retention.ms": topic.retention_ms}
 
 
+def test_a_topic_with_personal_data_rolls_its_segments_every_twelve_hours() -> None:
+    """`segment.ms` bounds how long a record outlives its retention (the erasure window)."""
+    assert kafka_topic(DECISIONS)["spec"]["config"]["segment.ms"] == 12 * 60 * 60 * 1000
+    assert "segment.ms" not in kafka_topic(dead_letters(Service.ROUTER))["spec"]["config"]
+
+
 def test_a_topic_without_retention_leaves_the_brokers_default() -> None:
     """No `retention.ms` is set for a topic the registry gives none."""
     spec = kafka_topic(replace(DECISIONS, retention_ms=None))["spec"]
@@ -33,8 +39,10 @@ def test_a_user_gets_one_rule_per_resource_with_strimzis_names() -> None:
         }
     ]
     reader = kafka_user("notifier", acl_plan([DECISIONS]))["spec"]["authorization"]["acls"]
-    assert {"type": "group", "name": "rebond-notifier", "patternType": "prefix"} in [
-        rule["resource"] for rule in reader
+    groups = [rule["resource"] for rule in reader if rule["resource"]["type"] == "group"]
+    assert groups == [
+        {"type": "group", "name": "rebond-notifier", "patternType": "literal"},
+        {"type": "group", "name": "rebond-notifier.", "patternType": "prefix"},
     ]
 
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Reason, RoutingDecisionV1
+from rebond_contracts.payloads import Reason, RoutingOutcomeV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_contracts.topics import ERASURES
+from rebond_contracts.topics import ERASURES, erasure_window_days
 from rebond_intake.app import create_app
 from rebond_intake.erasure import erasure_secret
 from rebond_intake.settings import DEFAULT_ERASURE_KEY, IntakeSettings
@@ -82,6 +82,20 @@ def test_erasure_with_the_secret_publishes_the_request_and_marks_the_timeline(
     status = client.get(f"/v1/submissions/{reference}").json()
     assert status["status"] == "erased"
     assert status["timeline"][-1]["code"] == "erased"
+
+
+def test_the_erasure_reply_says_when_the_copies_on_kafka_are_gone(make_client) -> None:
+    """The 202 states, in French then English, within how many days the copies on Kafka
+    disappear: the registry's erasure window (11 days), not a figure typed again."""
+    client = make_client()
+    accepted = _submit(client)
+    reply = client.post(
+        f"/v1/submissions/{accepted['reference']}/erasure",
+        json={"secret": accepted["erasure_secret"]},
+    ).json()
+    assert reply["kafka_copies_gone_within_days"] == erasure_window_days() == 11
+    assert "au plus tard dans 11 jours" in reply["message"]
+    assert "within 11 days" in reply["message_en"]
 
 
 def test_the_secret_may_come_in_a_header(make_client, publisher) -> None:
@@ -172,12 +186,12 @@ def test_a_replay_of_the_key_gives_the_same_secret(make_client, publisher) -> No
 
 
 def _decided_in_distress(store: FakeStore, reference: str) -> None:
-    """The router's decision for a person who said they are in distress, as intake keeps it."""
-    decision = RoutingDecisionV1(
-        decision_id=uuid.uuid4(), reference=reference, rule_set_version="2026.1",
-        primary=AssociationId.APESA, urgent=True, decided_at=datetime.now(UTC),
-        reasons=[Reason(code="distress", fr="vous avez dit être en détresse : un psychologue "
-                        "peut vous aider très vite", en="you said you are in distress")],
+    """The router's outcome for a person who said they are in distress, as intake keeps it
+    (APESA's name tells it; the distress reasons never reach intake)."""
+    decision = RoutingOutcomeV1(
+        decision_id=uuid.uuid4(), reference=reference, primary=AssociationId.APESA,
+        decided_at=datetime.now(UTC),
+        reasons=[Reason(code="need_listening", fr="vous souhaitez être écouté", en="listening")],
     )  # fmt: skip
     store.kept["decision"] = record_of("decision", decision)
 
@@ -185,8 +199,8 @@ def _decided_in_distress(store: FakeStore, reference: str) -> None:
 def test_the_public_status_never_shows_distress_and_the_secret_opens_the_full_view(
     make_client, store
 ) -> None:
-    """The reference alone: steps without the association or the distress reason; with the
-    erasure secret in `X-Erasure-Secret`: everything; a wrong secret: 403."""
+    """The reference alone: steps without the association (APESA would tell distress) nor
+    reasons; with the erasure secret in `X-Erasure-Secret`: everything; a wrong secret: 403."""
     client = make_client()
     accepted = _submit(client)
     reference = accepted["reference"]
@@ -201,7 +215,7 @@ def test_the_public_status_never_shows_distress_and_the_secret_opens_the_full_vi
     full = client.get(url, headers={"X-Erasure-Secret": accepted["erasure_secret"]}).json()
     assert full["full_view"] is True
     assert full["timeline"][1]["association_id"] == "apesa"
-    assert "détresse" in full["timeline"][1]["reasons"][0]
+    assert full["timeline"][1]["reasons"] == ["vous souhaitez être écouté"]
 
     assert client.get(url, headers={"X-Erasure-Secret": "not-it"}).status_code == 403
 

@@ -18,12 +18,12 @@ from rebond_contracts.payloads import (
     Reason,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import (
-    DECISIONS,
     DELIVERIES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     Service,
@@ -117,7 +117,7 @@ async def publish(producer: AIOKafkaProducer, topic, payload, reference: str, ev
 
 
 async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> None:
-    """Decision and referral statuses (one duplicated, one out of order) show in GET status;
+    """A routing outcome and referral statuses (one duplicated, one out of order) show in GET status;
     an unreadable record goes to deadletter.intake."""
     dead = await consumer_at_end(kafka_bootstrap, dead_letters(Service.INTAKE).name)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -127,8 +127,8 @@ async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> No
             reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
             reference = reply.json()["reference"]
             now = datetime.now(UTC)
-            decision = RoutingDecisionV1(
-                decision_id=uuid.uuid4(), reference=reference, rule_set_version="test",
+            decision = RoutingOutcomeV1(
+                decision_id=uuid.uuid4(), reference=reference,
                 primary=AssociationId.SOIXANTE_MILLE_REBONDS,
                 reasons=[Reason(code="stage", fr="Après une liquidation.", en="After a liquidation.")],
                 decided_at=now,
@@ -140,9 +140,9 @@ async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> No
             accepted_id = str(uuid.uuid4())
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
-            await publish(producer, DECISIONS, decision, reference, str(decision.decision_id))
+            await publish(producer, OUTCOMES, decision, reference, str(decision.decision_id))
             await producer.send_and_wait(
-                DECISIONS.name, b"not json", key=reference.encode(), headers=[]
+                OUTCOMES.name, b"not json", key=reference.encode(), headers=[]
             )
             deadline = time.monotonic() + 20
             codes: list[str] = []
@@ -200,7 +200,7 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
     lost, nothing dead-lettered."""
     config = settings(kafka_bootstrap, tmp_path)
     # Only this test's records come: the group starts at the end of the topics intake reads.
-    read = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
+    read = [QUESTIONNAIRES.name, OUTCOMES.name, REFERRAL_STATUS.name, DELIVERIES.name]
     await move_group_to_end(kafka_bootstrap, config.group_id, read)
     store = SqlStatusStore(config.store_url)
     await store.start()

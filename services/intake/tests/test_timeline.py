@@ -15,7 +15,7 @@ from rebond_contracts.payloads import (
     Reason,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.timeline import Record, build_timeline, current_status, received, record_of
@@ -30,11 +30,10 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingDecisionV1:
-    return RoutingDecisionV1(
+def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingOutcomeV1:
+    return RoutingOutcomeV1(
         decision_id=uuid.uuid4(),
         reference=REF,
-        rule_set_version="2026.1",
         primary=primary,
         reasons=[
             Reason(
@@ -174,10 +173,10 @@ def test_deliveries_in_the_timeline(channel, outcome, code) -> None:
 
 
 def test_records_keep_no_personal_data() -> None:
-    """What is kept from a decision is ids, reason texts, the attempt and whether the person said
-    they are in distress (the public view hides the rest for them), not the referral."""
+    """What is kept from a decision is the association's id, reason texts and the attempt, not
+    the referral."""
     record = rec(decision(1, SOIX))
-    assert set(record.detail) == {"primary", "attempt", "urgent", "reasons"}
+    assert set(record.detail) == {"primary", "attempt", "reasons"}
     assert record.kind == "decision" and record.reference == REF
 
 
@@ -194,17 +193,13 @@ def test_the_memory_of_recent_submissions_keeps_only_the_newest() -> None:
     assert memory.get(first.reference) == first and memory.get(third.reference) == third
 
 
-DISTRESS = Reason(code="distress", fr="vous avez dit être en détresse : un psychologue peut vous "
-                  "aider très vite", en="you said you are in distress")  # fmt: skip
-CRISIS_LINES = Reason(code="distress_resources", fr="appelez le 3114", en="call 3114")
 APESA = AssociationId.APESA
 
 
-def in_distress(minutes: int, primary: AssociationId, attempt: int = 1) -> RoutingDecisionV1:
-    """A decision for a person who said they are in distress, as the router makes it."""
-    plain = decision(minutes, primary, attempt)
-    return plain.model_copy(update={"urgent": True, "reasons": [*plain.reasons, DISTRESS,
-                                                                CRISIS_LINES]})  # fmt: skip
+def in_distress(minutes: int, primary: AssociationId, attempt: int = 1) -> RoutingOutcomeV1:
+    """An outcome for a person who said they are in distress, as the router writes it for
+    intake: the distress reasons are not on `routing.outcomes`; APESA's name still tells."""
+    return decision(minutes, primary, attempt)
 
 
 def _distress_journey() -> list[Record]:
@@ -252,13 +247,24 @@ def test_the_public_view_of_a_person_in_distress_names_no_association_and_no_rea
 
 
 def test_the_full_view_behind_the_secret_names_everything() -> None:
-    """With the erasure secret the person sees whom they were sent to and every reason,
-    the distress ones included."""
+    """With the erasure secret the person sees whom they were sent to and every reason the
+    outcome carries."""
     steps = build_timeline(_distress_journey(), "fr", private=True)
     oriented = steps[1]
     assert oriented.association_name == "APESA" and oriented.text.endswith("APESA.")
-    assert DISTRESS.fr in oriented.reasons and CRISIS_LINES.fr in oriented.reasons
+    assert oriented.reasons == ["Vous êtes après une liquidation."]
     assert steps[-1].association_id == SOUFFLE
+
+
+def test_a_distress_reason_kept_from_before_the_outcomes_topic_still_hides_names() -> None:
+    """A decision record stored before `routing.outcomes` (its reasons could say distress)
+    names no association in the public view, and never shows that reason."""
+    older = Record("ev-older", REF, "decision", at(1), {
+        "primary": SOUFFLE.value, "attempt": 1,
+        "reasons": [{"code": "distress", "fr": "vous avez dit être en détresse", "en": "x"}],
+    })  # fmt: skip
+    steps = build_timeline([RECEIVED, older], "fr")
+    assert steps[1].association_id is None and steps[1].reasons == []
 
 
 def test_statuses_read_before_any_decision_name_no_association() -> None:

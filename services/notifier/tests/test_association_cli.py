@@ -5,6 +5,7 @@ real broker); its connection settings from the association's client configuratio
 import asyncio
 import io
 import json
+import re
 import ssl
 import unicodedata
 import uuid
@@ -128,6 +129,7 @@ def test_the_client_configuration_file_sets_the_connection(tmp_path: Path, monke
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "association-apesa",
         "sasl_plain_password": "pa=ss word",
+        "ssl_context": None,
     }
 
 
@@ -159,15 +161,22 @@ def test_a_missing_configuration_file_is_named(
     assert "cannot read the configuration file" in capsys.readouterr().err
 
 
-def test_sasl_ssl_gets_a_context_that_verifies_the_brokers(tmp_path: Path) -> None:
-    """With SASL_SSL the client connects through TLS that checks the brokers' certificate and
-    name (aiokafka refuses SASL_SSL without a context), against the CA the file names."""
-    context = ClientSettings(kafka_security_protocol="SASL_SSL").kafka()["ssl_context"]
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+def test_the_files_tls_settings_reach_the_connection(tmp_path: Path) -> None:
+    """`ssl.ca.location` in the file is the CA the TLS context trusts; a CA that cannot be read
+    stops the client with a one-line error naming it."""
     config = tmp_path / "client.conf"  # any CA bundle will do: certifi's
     config.write_text(f"security.protocol=SASL_SSL\nssl.ca.location={certifi.where()}\n")
-    assert load_settings(config).kafka()["ssl_context"].get_ca_certs()
-    config = tmp_path / "wrong-ca.conf"
-    config.write_text(f"security.protocol=SASL_SSL\nssl.ca.location={tmp_path / 'no-ca.pem'}\n")
-    with pytest.raises(CliError, match="cannot use the CA file"):
+    context = load_settings(config).kafka()["ssl_context"]
+    assert context.get_ca_certs() and context.verify_mode == ssl.CERT_REQUIRED
+    missing = tmp_path / "no-ca.pem"
+    config.write_text(f"security.protocol=SASL_SSL\nssl.ca.location={missing}\n")
+    with pytest.raises(CliError, match=re.escape(f"cannot use the TLS files ({missing})")):
         load_settings(config).kafka()
+
+
+def test_a_value_the_client_does_not_know_is_named(tmp_path: Path) -> None:
+    """A protocol this client does not speak is refused naming the file's line and setting."""
+    config = tmp_path / "client.conf"
+    config.write_text("bootstrap.servers=127.0.0.1:9092\nsecurity.protocol=SSL\n")
+    with pytest.raises(CliError, match=re.escape("line 2: security.protocol: not a value")):
+        load_settings(config)

@@ -171,7 +171,8 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
 async def test_unreadable_record_goes_to_the_dead_letter_topic(
     kafka_bootstrap: str, notifier: Notifier, topic
 ) -> None:  # type: ignore[no-untyped-def]
-    """A record that is not a valid event goes to deadletter.notifier and the next one is read."""
+    """A record that is not a valid event goes to deadletter.notifier and the next one is read;
+    the letter copies the value only from a topic without personal data."""
     key = f"poison-{uuid.uuid4().hex}"
     watcher = await TopicWatcher(kafka_bootstrap, DEAD_LETTERS.name).start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -184,7 +185,8 @@ async def test_unreadable_record_goes_to_the_dead_letter_topic(
         await producer.stop()
         await watcher.stop()
     data = json.loads(letter.value)
-    assert (data["service"], data["topic"], data["value"]) == ("notifier", topic.name, "{not json")
+    copied = None if topic.personal_data else "{not json"
+    assert (data["service"], data["topic"], data["value"]) == ("notifier", topic.name, copied)
 
 
 async def test_an_invitation_read_after_its_erasure_sends_nothing(

@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from rebond_contracts.associations import AssociationId
+from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_notifier.channels import Failed, Retry, classify_status, retry_delay
 from rebond_notifier.config import DEFAULT_WEBHOOK_SECRET, ConfigError, load_associations
 from rebond_notifier.settings import NotifierSettings
@@ -14,9 +15,17 @@ from rebond_notifier.settings import NotifierSettings
 STRONG = "x" * 40
 
 
+def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL and SMTP over STARTTLS, as
+    production requires, then `env`."""
+    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    for name, value in {**PRODUCTION_KAFKA, "smtp_starttls": "true", **env}.items():
+        monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
+
+
 def test_production_refuses_the_default_link_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """NOTIFIER_ENVIRONMENT=production without a real NOTIFIER_LINK_SECRET does not start."""
-    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    _production(monkeypatch)
     monkeypatch.delenv("NOTIFIER_LINK_SECRET", raising=False)
     with pytest.raises(ValidationError, match="NOTIFIER_LINK_SECRET"):
         NotifierSettings()
@@ -29,8 +38,54 @@ def test_link_secret_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.Mo
     secret = tmp_path / "link"
     secret.write_text(STRONG + "\n")
     monkeypatch.setenv("NOTIFIER_LINK_SECRET_FILE", str(secret))
-    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    _production(monkeypatch)
     assert NotifierSettings().link_secret.get_secret_value() == STRONG
+
+
+@pytest.mark.parametrize(
+    ("tls", "starts"),
+    [
+        ({}, False),
+        ({"smtp_starttls": "true"}, True),
+        ({"smtp_starttls": "false", "smtp_tls": "true"}, True),
+    ],
+)
+def test_production_sends_e_mail_only_over_tls(
+    monkeypatch: pytest.MonkeyPatch, tls: dict[str, str], starts: bool
+) -> None:
+    """In production SMTP must be encrypted: mandatory STARTTLS or implicit TLS, else the
+    notifier stops at start-up naming both settings."""
+    _production(monkeypatch, link_secret=STRONG, smtp_starttls="false")
+    for name, value in tls.items():
+        monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
+    if starts:
+        assert NotifierSettings().environment == "production"
+    else:
+        with pytest.raises(
+            ValidationError, match=r"NOTIFIER_SMTP_STARTTLS=true .* NOTIFIER_SMTP_TLS"
+        ):
+            NotifierSettings()
+
+
+def test_starttls_and_implicit_tls_are_not_both_set() -> None:
+    """STARTTLS upgrades a plain session, implicit TLS starts encrypted: one or the other."""
+    with pytest.raises(ValidationError, match="not both"):
+        NotifierSettings(smtp_starttls=True, smtp_tls=True)
+
+
+def test_production_refuses_a_webhook_in_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An `http://` webhook (it would carry the referral in clear) stops production, naming
+    the association; outside production it is allowed (a local receiver)."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", STRONG)
+    path = _write(
+        tmp_path,
+        "    webhook_url: http://crm.example/hook\n    webhook_secret: env:APESA_HOOK_SECRET",
+    )
+    with pytest.raises(ConfigError, match=r"https:// in production \(apesa\)"):
+        load_associations(path, production=True)
+    assert load_associations(path)[AssociationId.APESA].webhook_url == "http://crm.example/hook"
 
 
 def test_packaged_file_covers_every_association() -> None:

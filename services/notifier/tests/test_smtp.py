@@ -1,9 +1,14 @@
 """The SMTP mailer against a real SMTP server (aiosmtpd, the `smtp_server` fixture)."""
 
 import asyncio
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 
 from rebond_contracts.payloads import RegistrationChange
@@ -160,3 +165,76 @@ async def test_a_webhook_url_no_client_can_call_is_unbuildable(url: str) -> None
             await poster.post(url, b"k" * 32, b"{}", 1.0, "delivery-1")
     finally:
         await poster.close()
+
+
+# --- TLS: what production requires (NOTIFIER_SMTP_STARTTLS or NOTIFIER_SMTP_TLS) -------------
+
+
+@pytest.fixture(scope="module")
+def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context for 127.0.0.1, and the file of the CA that signed it."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca_file = tmp_path_factory.mktemp("smtp-ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return server, str(ca_file)
+
+
+@contextmanager
+def _serving(**tls: Any) -> Iterator[MailBox]:
+    """An aiosmtpd server on loopback with `tls` (aiosmtpd's TLS arguments)."""
+    box = MailBox("127.0.0.1", free_port())
+    controller = Controller(CollectMail(box), hostname=box.host, port=box.port, **tls)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtps_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
+    """An SMTP server speaking TLS from the first byte (SMTPS)."""
+    with _serving(ssl_context=tls_certificates[0], server_hostname="127.0.0.1") as box:
+        yield box
+
+
+@pytest.fixture
+def starttls_server(tls_certificates: tuple[ssl.SSLContext, str]) -> Iterator[MailBox]:
+    """An SMTP server that refuses any e-mail before STARTTLS."""
+    with _serving(tls_context=tls_certificates[0], require_starttls=True) as box:
+        yield box
+
+
+@pytest.mark.parametrize(
+    ("server", "tls"),
+    [("smtps_server", {"use_tls": True}), ("starttls_server", {"start_tls": True})],
+)
+async def test_e_mail_goes_out_over_tls(
+    server: str,
+    tls: dict[str, bool],
+    tls_certificates: tuple[ssl.SSLContext, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """NOTIFIER_SMTP_TLS: the session is TLS from the start; NOTIFIER_SMTP_STARTTLS: it is
+    upgraded before anything is sent (that server refuses any e-mail before). Either way the
+    server's certificate is checked against NOTIFIER_SMTP_CA_FILE."""
+    box: MailBox = request.getfixturevalue(server)
+    mailer = SmtpMailer(
+        box.host, box.port, "orientation@rebond.local", ca_file=tls_certificates[1], **tls
+    )
+    await mailer.send(Mail(to="a@example.org", subject=f"{server}-RB-TLS1", text="t"))
+    await mailer.close()
+    assert len(await box.wait_for(f"{server}-RB-TLS1", 1)) == 1
+
+
+async def test_a_server_certificate_no_trusted_ca_signed_is_refused(smtps_server: MailBox) -> None:
+    """Without the CA that signed it, the server's certificate fails verification: the e-mail
+    is not sent in clear or unverified, it waits for a retry."""
+    mailer = SmtpMailer(
+        smtps_server.host, smtps_server.port, "orientation@rebond.local", use_tls=True
+    )
+    with pytest.raises(channels.Retry):
+        await mailer.send(Mail(to="a@example.org", subject="smtps-RB-TLS2", text="t"))
+    assert smtps_server.about("smtps-RB-TLS2") == []

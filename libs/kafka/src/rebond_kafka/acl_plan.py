@@ -7,8 +7,9 @@ so access cannot drift from the registry nor between the two: a topic added to
 
 - a topic's writer (and its delegates) may write and describe it; its readers may read and
   describe it;
-- a service reads with consumer groups whose names start with `rebond-<service>`, an association
-  with groups starting with `association-<id>`;
+- a service reads with the consumer group `rebond-<service>` or groups named
+  `rebond-<service>.<name>`, an association with `association-<id>` or `association-<id>.<name>`
+  (`groups_of`: the dot keeps `association-x` out of `association-xy`'s groups);
 - an association acts only on its own topics (`referrals.<id>`, `responses.<id>`).
 
 Pure: no broker, no I/O; the registry is its only input.
@@ -49,9 +50,24 @@ def principal_of(service: str, topic_name: str) -> str:
     return service
 
 
-def group_prefix(principal: str) -> str:
-    """The consumer-group prefix `principal` may read with."""
-    return principal if principal.startswith("association-") else f"rebond-{principal}"
+def groups_of(principal: str) -> list[tuple[str, str]]:
+    """The consumer groups `principal` may use, as (name, pattern type): its base group
+    (`rebond-<service>`, `association-<id>`), literally, and every group under it after a dot
+    (`rebond-notifier.status`, `association-apesa.crm`).
+
+    The dot is what keeps principals apart: a bare prefix `association-x` would also match
+    `association-xy`'s groups, so an association whose id extends another's could join them
+    (read their offsets, take their partitions). No id contains a dot."""
+    base = principal if principal.startswith("association-") else f"rebond-{principal}"
+    return [(base, "literal"), (f"{base}.", "prefixed")]
+
+
+def may_use_group(principal: str, group: str) -> bool:
+    """Whether `groups_of(principal)` lets it use `group`, matched as the broker matches ACLs."""
+    return any(
+        group == name if pattern == "literal" else group.startswith(name)
+        for name, pattern in groups_of(principal)
+    )
 
 
 def acl_plan(topics: Iterable[Topic] | None = None) -> list[Grant]:
@@ -67,5 +83,5 @@ def acl_plan(topics: Iterable[Topic] | None = None) -> list[Grant]:
         for reader in topic.readers:
             who = principal_of(reader.value, topic.name)
             plan |= {Grant(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
-            plan.add(Grant(who, "group", group_prefix(who), "prefixed", "read"))
+            plan |= {Grant(who, "group", name, pattern, "read") for name, pattern in groups_of(who)}
     return sorted(plan)

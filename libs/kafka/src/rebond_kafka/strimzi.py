@@ -37,10 +37,13 @@ def _metadata(name: str, cluster: str) -> dict[str, Any]:
 
 
 def kafka_topic(topic: Topic, cluster: str = CLUSTER) -> dict[str, Any]:
-    """The `KafkaTopic` of one registry topic: its partitions, three replicas, its retention."""
+    """The `KafkaTopic` of one registry topic: its partitions, three replicas, its retention
+    (and, for a topic with personal data, its segments' span: `Topic.segment_ms`)."""
     config: dict[str, Any] = {"min.insync.replicas": MIN_INSYNC_REPLICAS}
     if topic.retention_ms is not None:
         config["retention.ms"] = topic.retention_ms
+    if topic.segment_ms is not None:
+        config["segment.ms"] = topic.segment_ms
     return {
         "apiVersion": API_VERSION,
         "kind": "KafkaTopic",

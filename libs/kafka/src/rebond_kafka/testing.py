@@ -1,4 +1,5 @@
-"""For tests and the bench: commit a consumer group at the current end of topics."""
+"""For tests and the bench: commit a consumer group at the current end of topics; settings that
+satisfy production's Kafka check."""
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,3 +33,13 @@ async def move_group_to_end(bootstrap: str, group: str, topics: list[str]) -> No
         await consumer.commit(dict(await consumer.end_offsets(partitions)))
     finally:
         await consumer.stop()
+
+
+#: Settings keyword arguments that satisfy production's Kafka check (`ServiceSettings`), for
+#: tests of another production rule; `<PREFIX>_` + the upper-cased name as a variable.
+PRODUCTION_KAFKA: dict[str, str] = {
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_mechanism": "SCRAM-SHA-512",
+    "kafka_sasl_username": "service",
+    "kafka_sasl_password": "a-password-only-tests-use",
+}

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from starlette.concurrency import run_in_threadpool
 
 from rebond_events import api, portal
-from rebond_events.consumer import subscribe_decisions
+from rebond_events.consumer import subscribe_invitees
 from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
 from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
@@ -85,7 +85,7 @@ def create_app(
     relay = Relay(conferences, sink, connected)  # type: ignore[arg-type]
     if use_kafka:
         assert broker is not None
-        subscribe_decisions(broker, conferences, relay, settings.group_id)
+        subscribe_invitees(broker, conferences, relay, settings.group_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -18,7 +18,7 @@ from rebond_contracts.payloads import (
     QuestionnaireCompletedV1,
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
-from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
+from rebond_contracts.topics import ERASURES, QUESTIONNAIRES, erasure_window_days
 from rebond_intake.erasure import erasure_secret, matches, matches_stored
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
@@ -84,6 +84,11 @@ class ErasureAccepted(BaseModel):
     reference: str
     status: str
     message: str
+    #: The same in English.
+    message_en: str
+    #: Within how many days the copies that travelled through Kafka are gone too: the longest
+    #: retention of a topic with personal data, with its last segment (`erasure_window_days`).
+    kafka_copies_gone_within_days: int
 
 
 class Problem(BaseModel):
@@ -401,11 +406,18 @@ async def request_erasure(
             log.warning("erasure_not_accepted", reason=str(error))
             return _unavailable(settings)
         log.info("erasure_requested")
+    days = erasure_window_days()
     return ErasureAccepted(
         reference=reference,
         status="erased",
         message="Votre consentement est retiré : vos données sont en cours d'effacement dans "
-        "chaque service et l'association qui suivait votre demande en est informée.",
+        "chaque service et l'association qui suivait votre demande en est informée. Les copies "
+        "passées par notre messagerie interne (Kafka) s'effacent d'elles-mêmes, au plus tard "
+        f"dans {days} jours.",
+        message_en="Your consent is withdrawn: your data is being erased from every service "
+        "and the association following your request is told. The copies that went through our "
+        f"internal messaging (Kafka) delete themselves within {days} days at most.",
+        kafka_copies_gone_within_days=days,
     )
 
 

@@ -1,5 +1,6 @@
-"""Kafka entry point: keep each reference's submission, decisions, referral statuses and
-deliveries.
+"""Kafka entry point: keep each reference's submission, routing outcomes, referral statuses and
+deliveries (none of these topics carries contact details, a message or the distress answer:
+intake faces the internet, and the decisions themselves are the notifier's alone).
 
 At-least-once: the offset is committed only once the record is stored (duplicates are dropped by
 event id). A record that cannot be read goes to `deadletter.intake` and the partition flows on.
@@ -22,8 +23,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 from rebond_contracts.envelope import EnvelopeError
 from rebond_contracts.payloads import REFERENCE_PATTERN
 from rebond_contracts.topics import (
-    DECISIONS,
     DELIVERIES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     Service,
@@ -37,7 +38,7 @@ from rebond_kafka.records import keep_raw_batch, send_dead_letter
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
 T = TypeVar("T")
-CONSUMED = (DECISIONS, REFERRAL_STATUS, DELIVERIES)
+CONSUMED = (OUTCOMES, REFERRAL_STATUS, DELIVERIES)
 RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
 
 

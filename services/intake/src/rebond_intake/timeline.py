@@ -2,9 +2,10 @@
 
 Events may arrive twice or out of order: records are deduplicated by event id and sorted by
 their own time. Only non-personal fields are kept from each event (see `record_of`), but two of
-them may tell that the person said they are in distress (health data, GDPR art. 9): the
-decision's reasons (codes `DISTRESS_REASONS`) and which association was chosen (APESA serves only
-people in distress). The reference alone opens the status page, and it travels in URLs, e-mail
+them may tell that the person said they are in distress (health data, GDPR art. 9): which
+association was chosen (`DISTRESS_ASSOCIATIONS`: APESA serves only people in distress) and, in
+records kept before `routing.outcomes` refused them, the decision's reasons (codes
+`DISTRESS_REASONS`). The reference alone opens the status page, and it travels in URLs, e-mail
 subjects and logs; so the public view (`build_timeline(..., private=False)`) of a person who
 said they are in distress names no association and gives no reason, and no public view ever
 shows a distress reason. The full view is for whoever also holds the erasure secret.
@@ -16,14 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
+from rebond_contracts.associations import ASSOCIATION_NAMES, DISTRESS_ASSOCIATIONS, AssociationId
 from rebond_contracts.payloads import (
     DeliveryChannel,
     DeliveryOutcome,
     DeliveryV1,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 
 #: Reason codes that say the person is in distress (the router's `distress` reason of a
@@ -62,7 +63,7 @@ def received(event_id: str, reference: str, at: datetime) -> Record:
 
 def record_of(event_id: str, payload: BaseModel) -> Record:
     """Reduce a consumed payload to a `Record`; raises TypeError for another payload."""
-    if isinstance(payload, RoutingDecisionV1):
+    if isinstance(payload, RoutingOutcomeV1):
         return Record(
             event_id=event_id,
             reference=payload.reference,
@@ -71,7 +72,6 @@ def record_of(event_id: str, payload: BaseModel) -> Record:
             detail={
                 "primary": payload.primary.value if payload.primary else None,
                 "attempt": payload.attempt,
-                "urgent": payload.urgent,
                 "reasons": [r.model_dump() for r in payload.reasons],
             },
         )
@@ -217,7 +217,8 @@ def text(code: str, locale: str, **values: str) -> str:
 def _says_distress(record: Record) -> bool:
     """Whether a decision record tells that the person said they are in distress."""
     reasons = record.detail.get("reasons", [])
-    return bool(record.detail.get("urgent")) or any(
+    primary = record.detail.get("primary")
+    return primary in {a.value for a in DISTRESS_ASSOCIATIONS} or any(
         r.get("code") in DISTRESS_REASONS for r in reasons
     )
 

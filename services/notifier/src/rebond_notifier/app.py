@@ -75,6 +75,8 @@ class Notifier:
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             start_tls=settings.smtp_starttls,
+            use_tls=settings.smtp_tls,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
             timeout_s=settings.smtp_timeout_s,
             local_hostname=settings.smtp_local_hostname,
         )

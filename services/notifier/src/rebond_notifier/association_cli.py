@@ -7,8 +7,9 @@
 Configured by environment: REBOND_KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS),
 REBOND_ASSOCIATION (default for --association), and for a secured cluster
 REBOND_KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT, SASL_SSL), REBOND_KAFKA_SASL_MECHANISM
-(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD,
-REBOND_KAFKA_SSL_CA_FILE (SASL_SSL: the brokers' CA, else the system's). Or by the association's
+(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD
+(or REBOND_KAFKA_SASL_PASSWORD_FILE), and over SASL_SSL REBOND_KAFKA_SSL_CAFILE (the CA that
+signed the brokers' certificates, when not one the system trusts). Or by the association's
 client configuration file, the one kcat reads with -F (`--config FILE` or
 REBOND_KAFKA_CONFIG_FILE), whose settings take precedence over the environment's.
 `accept` and `decline` find the referral id by reading the association's own referral topic
@@ -27,9 +28,8 @@ from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.helpers import create_ssl_context
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
@@ -41,13 +41,15 @@ from rebond_contracts.payloads import (
     ReferralWithdrawnV1,
 )
 from rebond_contracts.topics import referrals, responses
+from rebond_kafka.security import aiokafka_options
+from rebond_kafka.settings import KafkaClientSettings
 from rebond_notifier.text import escape_controls
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 
 
-class ClientSettings(BaseSettings):
+class ClientSettings(KafkaClientSettings):
     model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
@@ -55,36 +57,16 @@ class ClientSettings(BaseSettings):
         validation_alias=AliasChoices("REBOND_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     association: AssociationId | None = None
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_file: Path | None = None
     kafka_config_file: Path | None = None
 
     def kafka(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            # aiokafka refuses TLS without a context; this one verifies the brokers' certificate
-            # and name, against their CA when given, else against the system's.
-            try:
-                options["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_ca_file)
-            except (OSError, ssl.SSLError) as error:
-                raise CliError(
-                    f"cannot use the CA file {self.kafka_ssl_ca_file}: {error}"
-                ) from error
-        if self.kafka_sasl_username:
-            options |= {
-                "sasl_mechanism": self.kafka_sasl_mechanism,
-                "sasl_plain_username": self.kafka_sasl_username,
-                "sasl_plain_password": (
-                    self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
-                ),
-            }
-        return options
+        try:
+            options = aiokafka_options(self)
+        except (OSError, ssl.SSLError) as error:  # the TLS files: a CA or certificate
+            files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+            named = ", ".join(str(path) for path in files if path)
+            raise CliError(f"cannot use the TLS files ({named}): {error}") from error
+        return {"bootstrap_servers": self.kafka_bootstrap_servers, **options}
 
 
 class CliError(Exception):
@@ -100,7 +82,9 @@ LIBRDKAFKA_KEYS = {
     "sasl.mechanism": "kafka_sasl_mechanism",
     "sasl.username": "kafka_sasl_username",
     "sasl.password": "kafka_sasl_password",
-    "ssl.ca.location": "kafka_ssl_ca_file",
+    "ssl.ca.location": "kafka_ssl_cafile",
+    "ssl.certificate.location": "kafka_ssl_certfile",
+    "ssl.key.location": "kafka_ssl_keyfile",
 }
 
 
@@ -119,6 +103,7 @@ def load_settings(config_file: Path | None = None) -> ClientSettings:
     except OSError as error:
         raise CliError(f"cannot read the configuration file {path}: {error.strerror}") from error
     values: dict[str, str] = {}
+    lines: dict[str, str] = {}  # field -> the file's setting, to name it in an error
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -129,7 +114,12 @@ def load_settings(config_file: Path | None = None) -> ClientSettings:
                 f"(known: {', '.join(sorted(LIBRDKAFKA_KEYS))})"
             )
         values[LIBRDKAFKA_KEYS[key]] = value
-    return ClientSettings(**values)  # type: ignore[arg-type]
+        lines[LIBRDKAFKA_KEYS[key]] = f"line {number}: {key}"
+    try:
+        return ClientSettings(**values)  # type: ignore[arg-type]  # text, which pydantic reads
+    except ValidationError as error:
+        wrong = ", ".join(lines.get(str(e["loc"][0]), str(e["loc"][0])) for e in error.errors())
+        raise CliError(f"{path}, {wrong}: not a value this client knows") from error
 
 
 def show(line: str, out: TextIO) -> None:

@@ -79,6 +79,8 @@ class SmtpMailer:
         username: str | None = None,
         password: str | None = None,
         start_tls: bool = False,
+        use_tls: bool = False,
+        ca_file: str | None = None,
         timeout_s: float = 10.0,
         local_hostname: str | None = None,
         keep_open: int = 8,
@@ -87,6 +89,9 @@ class SmtpMailer:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.start_tls, self.timeout_s = start_tls, timeout_s
+        #: Implicit TLS (SMTPS) instead of STARTTLS; `ca_file` trusted for the server's
+        #: certificate besides the system's CAs (aiosmtplib verifies it and the host name).
+        self.use_tls, self.ca_file = use_tls, ca_file
         #: The name given in EHLO, looked up once: left to aiosmtplib, every e-mail would ask
         #: the resolver again (`socket.getfqdn`, in a thread), a good part of an e-mail's cost.
         self.local_hostname = local_hostname or socket.getfqdn()
@@ -180,6 +185,8 @@ class SmtpMailer:
             username=self.username,
             password=self.password,
             start_tls=self.start_tls or None,
+            use_tls=self.use_tls,
+            cert_bundle=self.ca_file,
             timeout=self.timeout_s,
             local_hostname=self.local_hostname,
         )

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -107,6 +108,17 @@ def load_associations(
     missing = set(AssociationId) - set(parsed.associations)
     if missing:
         raise ConfigError(f"{path}: no entry for {', '.join(sorted(missing))}")
+    if production and (
+        plain := sorted(
+            a.value
+            for a, entry in parsed.associations.items()
+            if entry.webhook_url and urlsplit(entry.webhook_url).scheme != "https"
+        )
+    ):
+        # A webhook carries the whole referral (contact, message, distress): never in clear.
+        raise ConfigError(
+            f"{path}: webhook_url must be https:// in production ({', '.join(plain)})"
+        )
     return {
         association: AssociationChannels(
             association_id=association,

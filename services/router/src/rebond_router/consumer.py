@@ -28,6 +28,8 @@ from rebond_contracts.payloads import QuestionnaireCompletedV1, ReferralResponse
 from rebond_contracts.topics import (
     DECISIONS,
     ERASURES,
+    INVITEES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -77,7 +79,7 @@ class KafkaOutputs:
             topic.name: broker.publisher(
                 topic.name, title=topic.name, description=topic.description, schema=topic.payload
             )
-            for topic in (DECISIONS, REFERRAL_STATUS, UNROUTED, DEAD_LETTERS)
+            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED, DEAD_LETTERS)
         }
 
     async def send(

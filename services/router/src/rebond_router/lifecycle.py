@@ -41,11 +41,18 @@ from rebond_contracts.payloads import (
     UnroutedReferralV1,
 )
 from rebond_contracts.questionnaire import Need, Region, Stage
-from rebond_contracts.topics import DECISIONS, REFERRAL_STATUS, UNROUTED, Topic
+from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_observability import current_trace
 from rebond_router.directory import Directory
-from rebond_router.rules import Routing, StoredCandidate, decide, reorient
+from rebond_router.rules import (
+    Routing,
+    StoredCandidate,
+    decide,
+    invitee_of,
+    outcome_of,
+    reorient,
+)
 from rebond_router.store import OPEN, ConcurrentChange, Store, Tx, week_start
 
 log = structlog.get_logger(__name__)
@@ -172,7 +179,7 @@ class Router:
             updated_at=now,
         )
         out = _Batch(tx, decision.reference, correlation, now)
-        await out.add(DECISIONS, decision, decision.decision_id)
+        await out.decision(decision)
         tx.on_commit(functools.partial(self.decided, decision))
         if referral:
             await tx.record_offer(
@@ -349,7 +356,7 @@ class Router:
                 ReferralStatus.REORIENTED, UUID(row["referral_id"]), holder,
                 next_association_id=next_holder,
             )  # fmt: skip
-            await out.add(DECISIONS, decision, decision.decision_id)
+            await out.decision(decision)
             tx.on_commit(functools.partial(self.decided, decision))
             await out.status(
                 ReferralStatus.OFFERED, referral.referral_id, next_holder,
@@ -448,6 +455,15 @@ class _Batch:
         await self.tx.add_output(
             self.reference, topic.name, self.reference, env.kafka_value(), headers, self.now
         )
+
+    async def decision(self, decision: RoutingDecisionV1) -> None:
+        """A decision for the notifier, and what of it intake (the outcome) and events (the
+        invitee, if the person consented to invitations) may know, on topics of their own: in
+        the same outbox transaction, so that none goes out without the others."""
+        await self.add(DECISIONS, decision, decision.decision_id)
+        await self.add(OUTCOMES, outcome_of(decision), uuid5(decision.decision_id, "outcome"))
+        if (invitee := invitee_of(decision)) is not None:
+            await self.add(INVITEES, invitee, uuid5(decision.decision_id, "invitee"))
 
     async def status(
         self,
