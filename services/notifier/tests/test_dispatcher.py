@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from rebond_contracts.payloads import DeliveryV1
 from rebond_notifier.channels import Retry, SmtpMailer
@@ -331,3 +332,27 @@ async def test_a_delivery_that_can_never_be_built_is_dead_lettered_at_once(
     assert (unbuildable.status, unbuildable.attempts) == (DEAD_LETTERED, 1)
     assert unbuildable.last_error is not None and "control character" in unbuildable.last_error
     assert sent.status == SENT
+
+
+class BrokenStore(CountingStore):
+    """The store down: every round fails at its first step."""
+
+    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
+        self.rounds += 1
+        raise OSError("database unreachable")
+
+
+async def test_failed_rounds_are_tried_again_less_and_less_often(tmp_path: Path) -> None:
+    """With the store down and a poll every 20 ms, a second and a half holds a handful of
+    rounds (and tracebacks) at growing intervals, not 50."""
+    store = BrokenStore(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    dispatcher = Dispatcher(
+        store, FakeMailer(), NoWebhooks(), load_associations(), Outcomes().publish,
+        RetryPolicy(), poll_interval_s=0.02,
+    )  # fmt: skip
+    with capture_logs() as logs:  # kept, not rendered: the rounds' pace is the dispatcher's
+        async with running(dispatcher):
+            await asyncio.sleep(1.5)
+    assert 4 <= store.rounds <= 10, store.rounds
+    delays = [e["retry_in_s"] for e in logs if e["event"] == "dispatch_round_failed"]
+    assert delays == sorted(delays) and delays[-1] > 0.2

@@ -25,6 +25,9 @@ from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublishe
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+from rebond_kafka.backoff import Backoff
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 
@@ -33,21 +36,28 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 STATIC = Path(str(files("rebond_intake") / "static"))
+#: What a Kafka outage means here, in intake's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les questionnaires sont refusés (503, à renvoyer plus tard), aucun n'est accepté "
+    "sans Kafka ; /readyz répond 503",
+    en="submissions are refused (503, to be sent again later), none is accepted without "
+    "Kafka; /readyz answers 503",
+)
 
 
 async def _start_store_forever(
     app: FastAPI, store: StatusStore, max_backoff_s: float = 10.0
 ) -> None:
-    """Open the store (creating its tables), retrying while the database is unreachable;
-    meanwhile submissions and status requests answer 503."""
-    backoff = 0.5
+    """Open the store (creating its tables), retrying with a growing, jittered delay while the
+    database is unreachable; meanwhile submissions and status requests answer 503."""
+    backoff = Backoff(first_s=0.5, cap_s=max_backoff_s)
     while True:
         try:
             await store.start()
         except StoreUnavailable as error:
-            log.warning("store_unreachable", error=str(error), retry_in_s=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
+            delay = backoff.next_delay()
+            log.warning("store_unreachable", error=str(error), retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay)
         else:
             app.state.store_ready = True
             return
@@ -67,6 +77,8 @@ def create_app(
     `span_exporter` receives the spans when INTAKE_OTEL_ENABLED (tests)."""
     settings = settings or IntakeSettings()
     obs = Observability(settings, span_exporter)
+    link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+    obs.watch_kafka(link)
     consume = publisher is None if consume is None else consume
 
     @asynccontextmanager
@@ -84,6 +96,7 @@ def create_app(
             kafka = KafkaSubmissionPublisher(
                 obs.instrument(build_broker(settings.kafka_bootstrap_servers, security=security)),
                 settings.publish_timeout_s,
+                link,
             )
             app.state.publisher = kafka
             tasks.append(asyncio.create_task(kafka.connect_forever()))
@@ -94,7 +107,7 @@ def create_app(
                 settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
                 security=security, record_scope=obs.record_scope,
             ))  # fmt: skip
-            tasks.append(asyncio.create_task(start_forever(consumer, log=log)))
+            tasks.append(asyncio.create_task(start_forever(consumer, log=log, link=link)))
         try:
             yield
         finally:

@@ -33,6 +33,7 @@ from rebond_contracts.topics import (
 )
 from rebond_intake.store import StatusStore, StoreUnavailable
 from rebond_intake.timeline import Record, received, record_of
+from rebond_kafka.backoff import Backoff
 from rebond_kafka.records import keep_raw_batch, send_dead_letter
 
 log = structlog.get_logger(__name__)
@@ -153,14 +154,15 @@ async def patiently(
     max_delay_s: float = 10.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
-    """`write`, tried again with capped backoff while the store is unavailable. The partition
-    waits for the store (nothing is lost, nothing dead-lettered: the record is fine); without
-    the wait, the nack would re-read the record at once, in a hot loop, until it comes back."""
-    delay = first_delay_s
+    """`write`, tried again with capped, jittered backoff while the store is unavailable. The
+    partition waits for the store (nothing is lost, nothing dead-lettered: the record is fine);
+    without the wait, the nack would re-read the record at once, in a hot loop, until it comes
+    back."""
+    backoff = Backoff(first_s=first_delay_s, cap_s=max_delay_s)
     while True:
         try:
             return await write()
         except StoreUnavailable as error:
-            log.warning("store_unavailable", error=str(error), retry_in_s=delay)
+            delay = backoff.next_delay()
+            log.warning("store_unavailable", error=str(error), retry_in_s=round(delay, 2))
             await sleep(delay)
-            delay = min(delay * 2, max_delay_s)

@@ -19,6 +19,8 @@ from starlette.routing import compile_path
 
 from rebond_http.guard import SecurityHeaders
 from rebond_http.private import PrivateRoutes
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
@@ -31,6 +33,13 @@ from rebond_notifier.store import DeliveryStore
 from rebond_notifier.web import build_router
 
 log = structlog.get_logger(__name__)
+#: What a Kafka outage means here, in the notifier's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les orientations attendent dans Kafka et seront transmises aux associations à son "
+    "retour, rien n'est perdu ; /readyz répond 503",
+    en="referrals wait in Kafka and will be handed to the associations once it is back, "
+    "nothing is lost; /readyz answers 503",
+)
 
 
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
@@ -81,6 +90,7 @@ class Notifier:
             local_hostname=settings.smtp_local_hostname,
         )
         self.webhooks = webhooks or HttpWebhookPoster()
+        self.link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
         #: Each record's trace and log context in a batch; `create_app` sets the real one.
         self.record_scope: RecordScope = lambda _record: nullcontext()
         self.broker, self.publishers = build_broker(
@@ -116,7 +126,7 @@ class Notifier:
 
     async def _run(self) -> None:
         await self.store.create_schema()
-        await start_forever(self.broker, log=log)
+        await start_forever(self.broker, log=log, link=self.link)
         self._started = True
         await self.dispatcher.run()
 
@@ -157,6 +167,7 @@ def create_app(
     notifier = notifier or Notifier(settings)
     obs = Observability(settings)
     obs.instrument(notifier.broker)
+    obs.watch_kafka(notifier.link)
     notifier.record_scope = obs.record_scope
     count_referrals_and_deliveries(obs)
 
@@ -199,7 +210,12 @@ def create_app(
         responses={503: {"model": Readiness, "description": "Kafka does not answer"}},
     )
     async def readyz() -> JSONResponse:
-        ready = notifier.connected and await notifier.broker.ping(timeout=2.0)
+        # The link first: during an outage the answer is at once, with no request to Kafka.
+        ready = (
+            notifier.connected
+            and not notifier.link.down
+            and await notifier.broker.ping(timeout=2.0)
+        )
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"kafka": "connected" if ready else "unreachable"},

@@ -41,6 +41,7 @@ from rebond_contracts.payloads import (
     ReferralWithdrawnV1,
 )
 from rebond_contracts.topics import referrals, responses
+from rebond_kafka import reconnect
 from rebond_kafka.security import aiokafka_options
 from rebond_kafka.settings import KafkaClientSettings
 from rebond_notifier.text import escape_controls
@@ -323,6 +324,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    reconnect.install()  # a `listen` left running through a broker outage knocks, not spins
     try:
         settings = load_settings(args.config)
     except CliError as error:

@@ -24,6 +24,7 @@ import structlog
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import DeliveryChannel, DeliveryOutcome, DeliveryV1
+from rebond_kafka.backoff import Backoff
 from rebond_notifier.channels import (
     Failed,
     Mailer,
@@ -140,18 +141,25 @@ class Dispatcher:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def run(self) -> None:
+        # A failed round (the store or Kafka down) is tried again after a growing, jittered
+        # delay, up to 30 s, not every poll: one traceback a second for as long as an outage
+        # lasts said nothing more than the first.
+        failures = Backoff(first_s=self.poll_interval_s, cap_s=max(30.0, self.poll_interval_s))
         try:
             while not self._stopping:
                 self._wake.clear()
+                wait_s = self.poll_interval_s
                 try:
                     await self._publish_outcomes()
                     await self._start_lanes()
+                    failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
-                    log.exception("dispatch_round_failed")
+                    wait_s = failures.next_delay()
+                    log.exception("dispatch_round_failed", retry_in_s=round(wait_s, 2))
                 # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancel that arrives as
                 # the wake does, and `run` would then go on after its task was cancelled.
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval_s):
+                    async with asyncio.timeout(wait_s):
                         await self._wake.wait()
                 # Wakes come in bursts (lanes ending chunks, decisions recorded one after
                 # another): a moment's wait lets one round serve them all.

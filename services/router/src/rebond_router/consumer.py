@@ -37,6 +37,7 @@ from rebond_contracts.topics import (
     dead_letters,
     responses,
 )
+from rebond_kafka.backoff import Backoff
 from rebond_kafka.records import keep_raw, keep_raw_batch, send_dead_letter
 from rebond_kafka.security import kafka_security
 from rebond_router import privacy
@@ -106,12 +107,13 @@ async def with_retries(
     what: str,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Run `work`, retrying transient failures with capped exponential backoff.
+    """Run `work`, retrying transient failures with capped exponential backoff, jittered (±20 %)
+    so that the records of one batch, or two routers, do not retry in step.
 
     Raises `GaveUp` after `attempts` tries; other exceptions propagate at once. `sleep` is
     injectable so tests can see the delays without waiting for them.
     """
-    delay = backoff_s
+    delays = Backoff(first_s=min(backoff_s, backoff_max_s), cap_s=backoff_max_s)
     for attempt in range(1, attempts + 1):
         try:
             await work()
@@ -122,8 +124,7 @@ async def with_retries(
                     f"{type(error).__name__} after {attempts} attempts: {error}"
                 ) from error
             log.warning("transient_failure", what=what, attempt=attempt, error=type(error).__name__)
-            await sleep(delay)
-            delay = min(delay * 2, backoff_max_s)
+            await sleep(delays.next_delay())
 
 
 class GaveUp(RuntimeError):

@@ -37,9 +37,11 @@ class RouterSettings(ServiceSettings):
     batch_max_records: int = Field(default=500, ge=1)
     #: How long to wait for a first record when none is waiting (a batch never waits to fill).
     batch_timeout_ms: int = Field(default=100, ge=1)
-    #: Transient failures (database, Kafka) are retried this many times, then dead-lettered.
+    #: Transient failures (database, Kafka) are retried this many times, then dead-lettered,
+    #: after a delay from `retry_backoff_s` doubling up to `retry_backoff_max_s` (±20 %; not 0:
+    #: that would retry in a hot loop).
     retry_attempts: int = Field(default=5, ge=1)
-    retry_backoff_s: float = Field(default=0.2, ge=0)
-    retry_backoff_max_s: float = Field(default=5.0, ge=0)
+    retry_backoff_s: float = Field(default=0.2, gt=0)
+    retry_backoff_max_s: float = Field(default=5.0, gt=0)
     #: Referrals unchanged this long lose their contact copy (`python -m rebond_router anonymise`).
     retention_days: int = Field(default=30, ge=1)
