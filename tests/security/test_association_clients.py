@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralV1
 from rebond_contracts.topics import referrals, responses
 from rebond_intake.references import new_reference
 from rebond_kafka.acl_plan import groups_of
-from rebond_kafka.testing import partitions_of
+from rebond_kafka.testing import records_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -377,27 +377,13 @@ async def test_the_association_cli_is_refused_another_associations_topic(context
 async def _answers_on(
     kafka_bootstrap: str, association: AssociationId, reference: str
 ) -> list[str]:
-    """`ce_type` of every record keyed `reference` on `responses.<association>`, read to its end
-    (as a super user of the test listener)."""
-    partitions = await partitions_of(kafka_bootstrap, [responses(association).name])
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[str] = []
-        async with asyncio.timeout(30):
-            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    found += [
-                        dict(record.headers)["ce_type"].decode()
-                        for record in records
-                        if record.key == reference.encode()
-                    ]
-        return found
-    finally:
-        await consumer.stop()
+    """`ce_type` of every record keyed `reference` on `responses.<association>`."""
+    records = await records_to_end(kafka_bootstrap, [responses(association).name])
+    return [
+        dict(record.headers)["ce_type"].decode()
+        for record in records
+        if record.key == reference.encode()
+    ]
 
 
 async def test_the_association_cli_answers_on_its_own_responses_topic(
