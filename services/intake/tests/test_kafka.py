@@ -252,7 +252,7 @@ async def test_readiness_and_submissions_follow_kafka_away_and_back(kafka_bootst
 
     async with running(create_app(settings(bootstrap, tmp_path))) as client:
         with kafka_away(bootstrap):
-            await until_ready(503, within_s=3)
+            await until_ready(503, within_s=10)  # its clients notice on their next use
             started = time.monotonic()
             refused = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
             metrics = await client.get("/metrics")
