@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup setup-test run test test-faults bench soak validate-deploy test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: setup setup-test run test test-faults bench soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -32,8 +32,11 @@ bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.jso
 soak: setup  ## 10 minutes at 100 submissions/s -> memory growth per service, errors
 	$(UV) run python bench/soak.py
 
-validate-deploy:  ## render the kustomize overlays and validate them and the compose file, offline
+validate-deploy:  ## render the kustomize overlays, validate them (CRDs included) and the compose file, offline
 	$(UV) run python deploy/validate.py
+
+deploy-generate:  ## write the Strimzi KafkaTopics and KafkaUsers from the topic registry
+	$(UV) run python deploy/validate.py --generate
 
 lint:
 	$(UV) run ruff check .

@@ -6,8 +6,8 @@ stopped at the end. With CI=true a test that needs the broker fails when none ca
 elsewhere it is skipped with the reason.
 
 The local broker is the secured one (`kafkactl.py start --secure`: SASL/SCRAM, ACLs from the
-registry, a principal per service and per association). `kafka_secure` hands out its SASL address
-and the principals' passwords; `kafka_bootstrap` is an extra unauthenticated listener whose clients
+registry, a principal per service and per association). `kafka_secure` hands out its SASL address,
+its SASL_SSL address and CA (`--tls-port`), and the principals' passwords; `kafka_bootstrap` is an extra unauthenticated listener whose clients
 are super users, so that tests about something else need no credentials.
 """
 
@@ -85,6 +85,13 @@ class SecureKafka:
     bootstrap: str
     credentials: dict[str, str]
     data_dir: Path
+    #: The same broker's SASL_SSL listener (SCRAM over TLS, as production connects), whose
+    #: certificate `ca_file` signed.
+    tls_bootstrap: str = ""
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
 
     def sasl(self, principal: str) -> dict[str, str]:
         """aiokafka keyword arguments to connect as `principal` (SCRAM-SHA-512)."""
@@ -120,11 +127,12 @@ def _kafka_broker() -> Iterator[_Broker]:
         return
     port = free_port_pair()
     plaintext_port = free_port_pair()
+    tls_port = free_port_pair()
     data_dir = Path(tempfile.mkdtemp(prefix="rebond-kafka-"))
     try:
         _kafkactl(
             "start", "--secure", "--port", str(port), "--plaintext-port", str(plaintext_port),
-            "--data-dir", str(data_dir),
+            "--tls-port", str(tls_port), "--data-dir", str(data_dir),
         )  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
         _kafkactl("stop", "--data-dir", str(data_dir))
@@ -133,7 +141,7 @@ def _kafka_broker() -> Iterator[_Broker]:
     try:
         yield _Broker(
             f"127.0.0.1:{plaintext_port}",
-            SecureKafka(f"127.0.0.1:{port}", credentials, data_dir),
+            SecureKafka(f"127.0.0.1:{port}", credentials, data_dir, f"127.0.0.1:{tls_port}"),
         )
     finally:
         _kafkactl("stop", "--data-dir", str(data_dir))
@@ -250,3 +258,34 @@ def chromium_launch_options() -> dict[str, object]:
             )
         pytest.skip("Chromium is not installed")
     return {"executable_path": path, "args": CHROMIUM_ARGS, "headless": True}
+
+
+# --- Accessibility audits: axe-core from the npm registry, cached (no CDN at test time) ------
+
+AXE_VERSION = "4.10.3"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """The source of `axe.min.js` (axe-core AXE_VERSION), for `page.add_script_tag(content=…)`.
+
+    Installed once with npm into `$REBOND_CACHE/npm` (default `~/.cache/rebond/npm`) and read
+    from there afterwards; the browser never fetches it from elsewhere."""
+    cache = Path(os.environ.get("REBOND_CACHE", Path.home() / ".cache" / "rebond")) / "npm"
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    installed = cache / "node_modules" / "axe-core" / "package.json"
+    if not (script.exists() and json.loads(installed.read_text()).get("version") == AXE_VERSION):
+        npm = shutil.which("npm")
+        if npm is None:
+            if IN_CI:
+                pytest.fail(
+                    "npm is not installed (deploy/local/ensure-test-packages.sh)", pytrace=False
+                )
+            pytest.skip("npm is not installed: no axe-core for the accessibility audit")
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-save",
+             f"axe-core@{AXE_VERSION}"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return script.read_text()

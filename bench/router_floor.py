@@ -8,8 +8,9 @@ Reads the first N records of T (the preloaded questionnaires) and, in this one p
 decide, store, outbox), every output handed to a sink that acknowledges at once: the router
 with Kafka switched off, as intake's no-publish app is intake without its publish.
 `least`: what any router must do per record and nothing more: read the event (the contract's
-validation), decide, and serialise the decision and the offer's status; no store, no outbox,
-no log line.
+validation), decide, and serialise the decision, what of it intake and events may know (its
+outcome, and its invitee when the person consented to invitations) and the offer's status; no
+store, no outbox, no log line.
 
 Prints one JSON line: {"records", "alone_per_s", "least_per_s"}. B2 only copies bytes; if
 `least` falls short of a target ratio to B2, no router that reads, decides and writes as this
@@ -27,12 +28,12 @@ from uuid import uuid5
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, REFERRAL_STATUS
+from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, QUESTIONNAIRES, REFERRAL_STATUS
 from rebond_kafka.testing import partitions_of
 from rebond_observability.logging import configure_logging
 from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
 from rebond_router.lifecycle import Clock, Router
-from rebond_router.rules import decide
+from rebond_router.rules import decide, invitee_of, outcome_of
 from rebond_router.store import Store
 
 Record = tuple[bytes, list[tuple[str, bytes]]]  # a Kafka record's value and headers
@@ -73,7 +74,8 @@ async def alone(
 
 
 def least_work(record: Record, directory: Directory, now: datetime) -> list[Output]:
-    """One record's unavoidable work: read it, decide, serialise the decision and the offer."""
+    """One record's unavoidable work: read it, decide, serialise the decision, its outcome (and
+    invitee) and the offer."""
     event = QUESTIONNAIRES.read(*record)
     decision = decide(event.id, event.data, now, directory, {}).decision
     reference = event.data.reference
@@ -81,8 +83,17 @@ def least_work(record: Record, directory: Directory, now: datetime) -> list[Outp
         (DECISIONS, DECISIONS.envelope(
             decision, subject=reference, correlationid=event.correlationid,
             id=str(decision.decision_id),
-        ))
+        )),
+        (OUTCOMES, OUTCOMES.envelope(
+            outcome_of(decision), subject=reference, correlationid=event.correlationid,
+            id=str(uuid5(decision.decision_id, "outcome")),
+        )),
     ]  # fmt: skip
+    if (invitee := invitee_of(decision)) is not None:
+        outputs.append((INVITEES, INVITEES.envelope(
+            invitee, subject=reference, correlationid=event.correlationid,
+            id=str(uuid5(decision.decision_id, "invitee")),
+        )))  # fmt: skip
     if (referral := decision.referral) is not None:
         offered = ReferralStatusV1(
             reference=reference,

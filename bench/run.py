@@ -41,6 +41,7 @@ from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV
 from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     referrals,
@@ -404,7 +405,7 @@ def router_phase(bench: Bench) -> dict[str, Any]:
         f"least work {floor['least_per_s']:.0f}/s",
         flush=True,
     )
-    group = f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
+    group = f"rebond-router.bench-{uuid.uuid4().hex[:6]}"
     router = bench.service("router", group_id=group)
     progress_since: float | None = None
     # Runs until the topic is drained, or for `window_s` seconds of progress when the router is
@@ -509,11 +510,11 @@ def _through(
 def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
     seconds = 10 if bench.quick else 60
     rate = 200
-    notifier_group = f"rebond-notifier-bench-{uuid.uuid4().hex[:6]}"
-    intake_group = f"rebond-intake-bench-{uuid.uuid4().hex[:6]}"
+    notifier_group = f"rebond-notifier.bench-{uuid.uuid4().hex[:6]}"
+    intake_group = f"rebond-intake.bench-{uuid.uuid4().hex[:6]}"
     # Every consumer starts at the end: the earlier phases left tens of thousands of records
     # (the router's decisions and statuses) that would otherwise be read during this one.
-    intake_topics = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
+    intake_topics = [QUESTIONNAIRES.name, OUTCOMES.name, REFERRAL_STATUS.name, DELIVERIES.name]
     for group, topics in (
         (router_group, [QUESTIONNAIRES.name]),
         (notifier_group, [DECISIONS.name]),
@@ -656,7 +657,7 @@ def main() -> int:
             if "end_to_end" in phases:
                 print("end to end (POST -> referral on the association's topic)")
                 group = results.get("router", {}).get(
-                    "router_group", f"rebond-router-bench-{uuid.uuid4().hex[:6]}"
+                    "router_group", f"rebond-router.bench-{uuid.uuid4().hex[:6]}"
                 )
                 results["end_to_end"] = e2e_phase(bench, bodies, group)
             if "dispatcher" in phases:

@@ -58,9 +58,9 @@ def main() -> int:
         tag = uuid.uuid4().hex[:6]
         procs = [
             bench.service("intake", rate_limit_per_minute="0"),
-            bench.service("router", group_id=f"rebond-router-soak-{tag}"),
-            bench.service("notifier", group_id=f"rebond-notifier-soak-{tag}"),
-            bench.service("events", group_id=f"rebond-events-soak-{tag}"),
+            bench.service("router", group_id=f"rebond-router.soak-{tag}"),
+            bench.service("notifier", group_id=f"rebond-notifier.soak-{tag}"),
+            bench.service("events", group_id=f"rebond-events.soak-{tag}"),
         ]
         stop = threading.Event()
 

@@ -1,8 +1,10 @@
 """`make run`: start Kafka (secured), a mail sink and the four services; Ctrl-C stops them all.
 
 The broker runs with SASL/SCRAM and the registry's ACLs; each service connects as its own
-principal. Logs go to .run/logs/<service>.log (JSON lines), Kafka's to .run/kafka/kafka.log, and
-every e-mail the notifier sends lands as a file in .run/mail/.
+principal, in clear (SASL_PLAINTEXT) on 127.0.0.1 only, in the development environment: the
+services refuse that transport with <SERVICE>_ENVIRONMENT=production, which needs SASL_SSL.
+Logs go to .run/logs/<service>.log (JSON lines), Kafka's to .run/kafka/kafka.log, and every
+e-mail the notifier sends lands as a file in .run/mail/.
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ def main() -> int:
         print(
             f"  mail sink smtp://127.0.0.1:{MAIL_PORT}: every e-mail is kept as a file in {mail_dir}\n"
             f"  kafka     {bootstrap} (SASL/SCRAM; client configurations per principal in {clients})\n"
+            "            in clear (SASL_PLAINTEXT) on the loopback interface only: a development\n"
+            "            broker for this machine; in production the services require SASL_SSL\n"
             "\nRebond runs. The portal and intake listen on http://127.0.0.1:8000 — try:\n"
             "  curl -X POST http://127.0.0.1:8000/v1/submissions -H 'content-type: application/json' "
             "-d @contracts/examples/questionnaire.v1.json\n"

@@ -1,5 +1,6 @@
 """Cross-service fixtures: the four services running as real processes on a real broker."""
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -9,12 +10,39 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
 SERVICES = ("intake", "router", "notifier", "events")
+KAFKACTL = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafkactl.py"
+
+
+@pytest.fixture(scope="session")
+def settings_classes() -> dict[str, type[Any]]:
+    """Each service's settings class, by service name (what decides if it starts)."""
+    from rebond_events.settings import EventsSettings
+    from rebond_intake.settings import IntakeSettings
+    from rebond_notifier.settings import NotifierSettings
+    from rebond_router.settings import RouterSettings
+
+    return {
+        "intake": IntakeSettings, "router": RouterSettings,
+        "notifier": NotifierSettings, "events": EventsSettings,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def kafkactl() -> ModuleType:
+    """deploy/kafka/kafkactl.py, loaded as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("kafkactl_under_test", KAFKACTL)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass

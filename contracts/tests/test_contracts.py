@@ -2,6 +2,7 @@
 
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,30 @@ from pydantic import ValidationError
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope, EnvelopeError
 from rebond_contracts.geography import REGION_OF_DEPARTMENT
-from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.payloads import (
+    DISTRESS_REASON_CODES,
+    InviteeV1,
+    QuestionnaireCompletedV1,
+    RoutingOutcomeV1,
+)
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
 from rebond_contracts.schemas import payload_versions, stale
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES, Service, all_topics, find, referrals
+from rebond_contracts.topics import (
+    DAY_MS,
+    DECISIONS,
+    HOUR_MS,
+    INVITEES,
+    OUTCOMES,
+    QUESTIONNAIRES,
+    Service,
+    all_topics,
+    dead_letter_event,
+    dead_letters,
+    erasure_window_days,
+    erasure_window_ms,
+    find,
+    referrals,
+)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -174,24 +195,21 @@ def test_golden_events_of_each_version_keep_parsing(path: Path) -> None:
     assert json.loads(parsed.model_dump_json(exclude_unset=True))["data"] == event["data"]
 
 
+@dataclass
+class _Record:
+    topic: str = "referrals.status"
+    partition: int = 2
+    offset: int = 41
+    key: bytes | None = b"RB-7K3M-Q9XA-2DFE-W8NB"
+    value: bytes | None = b"\xffnot json"
+    headers: tuple[tuple[str, bytes], ...] = (("ce_correlationid", b"corr-1"),)
+
+
 def test_a_dead_letter_keeps_the_original_and_reads_like_any_event() -> None:
     """The original key, value and headers travel inside; the record reads back from its topic."""
-    from dataclasses import dataclass
-
-    from rebond_contracts.topics import dead_letter_event, dead_letters
-
-    @dataclass
-    class Record:
-        topic: str = "questionnaires.completed"
-        partition: int = 2
-        offset: int = 41
-        key: bytes | None = b"RB-7K3M-Q9XA-2DFE-W8NB"
-        value: bytes | None = b"\xffnot json"
-        headers: tuple[tuple[str, bytes], ...] = (("ce_correlationid", b"corr-1"),)
-
-    event = dead_letter_event(Service.ROUTER, Record(), "<root>: Invalid JSON")
-    again = dead_letter_event(Service.ROUTER, Record(), "<root>: Invalid JSON")
-    topic = dead_letters(Service.ROUTER)
+    event = dead_letter_event(Service.INTAKE, _Record(), "<root>: Invalid JSON")
+    again = dead_letter_event(Service.INTAKE, _Record(), "<root>: Invalid JSON")
+    topic = dead_letters(Service.INTAKE)
     headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
     read = topic.read(event.kafka_value(), headers)
     assert read.id == again.id and read.subject == "RB-7K3M-Q9XA-2DFE-W8NB"
@@ -199,6 +217,21 @@ def test_a_dead_letter_keeps_the_original_and_reads_like_any_event() -> None:
     assert read.data.offset == 41 and read.data.value == "\ufffdnot json"
     assert read.data.headers == {"ce_correlationid": "corr-1"}
     assert read.data.error == "<root>: Invalid JSON"
+
+
+@pytest.mark.parametrize(
+    "topic", ["questionnaires.completed", "routing.decisions", "referrals.apesa", "not.registered"]
+)
+def test_a_dead_letter_points_to_a_record_with_personal_data_without_copying_it(
+    topic: str,
+) -> None:
+    """From a topic with personal data (or an unknown one) the dead letter says where the
+    record is, never what it holds: the dead letters' longer retention keeps no one's answers."""
+    record = _Record(topic=topic, value=b'{"contact": {"email": "claire@example.org"}}')
+    letter = dead_letter_event(Service.ROUTER, record, "contact: boom").data
+    assert letter.value is None
+    assert (letter.topic, letter.partition, letter.offset) == (topic, 2, 41)
+    assert "claire" not in dead_letter_event(Service.ROUTER, record, "x").kafka_value().decode()
 
 
 def test_a_referral_topic_carries_a_withdrawal_notice_with_its_own_type() -> None:
@@ -215,11 +248,44 @@ def test_a_referral_topic_carries_a_withdrawal_notice_with_its_own_type() -> Non
     assert isinstance(topic.read(notice.kafka_value(), headers).data, ReferralWithdrawnV1)
 
 
-def test_every_topic_has_a_retention_and_personal_topics_keep_less() -> None:
-    """Each registry topic declares retention.ms; topics with personal data keep at most 30 days."""
+def test_every_topic_has_a_retention_and_personal_topics_keep_little() -> None:
+    """Each topic declares retention.ms; those with personal data keep it at most as long as
+    an association has to answer (10 days), and roll their segments every 12 hours."""
     assert all(topic.retention_ms for topic in all_topics())
-    day = 24 * 3600 * 1000
-    assert QUESTIONNAIRES.retention_ms is not None and QUESTIONNAIRES.retention_ms <= 30 * day
-    assert all(
-        (t.retention_ms or 0) <= 30 * day for t in all_topics() if t.name.startswith("referrals.")
-    )
+    personal = {t.name for t in all_topics() if t.personal_data}
+    assert {
+        "questionnaires.completed", "routing.decisions", "routing.invitees",
+        "conferences.registrations", "conferences.invitations",
+        *(f"referrals.{a}" for a in AssociationId),
+    } == personal  # fmt: skip
+    for topic in all_topics():
+        if topic.personal_data:
+            assert (topic.retention_ms or 0) <= 10 * DAY_MS and topic.segment_ms == 12 * HOUR_MS
+        else:
+            assert topic.segment_ms is None
+
+
+def test_the_erasure_window_follows_from_the_registry() -> None:
+    """After an erasure every copy on Kafka is gone within the longest retention of a topic
+    with personal data, plus a segment's span and the broker's check: 10 days + 12 h + 5 min,
+    promised as 11 days."""
+    assert erasure_window_ms() == 10 * DAY_MS + 12 * HOUR_MS + 5 * 60 * 1000
+    assert erasure_window_days() == 11
+
+
+def test_the_status_topic_refuses_a_reason_that_reveals_distress() -> None:
+    """`RoutingOutcomeV1` (read by intake) cannot carry the distress reasons, whoever builds it."""
+    data = json.loads((GOLDEN / OUTCOMES.event_type / "v1" / "example.json").read_text())["data"]
+    for code in DISTRESS_REASON_CODES:
+        tainted = {**data, "reasons": [*data["reasons"], {"code": code, "fr": "f", "en": "e"}]}
+        with pytest.raises(ValidationError, match="reveal distress"):
+            RoutingOutcomeV1.model_validate(tainted)
+
+
+def test_intake_and_events_read_no_topic_with_contact_details_meant_for_associations() -> None:
+    """routing.decisions (contact, message, distress answer) is read by the notifier alone;
+    intake reads the outcomes (no personal data), events the invitees (what an invitation needs)."""
+    assert DECISIONS.readers == (Service.NOTIFIER,)
+    assert OUTCOMES.readers == (Service.INTAKE,) and not OUTCOMES.personal_data
+    assert INVITEES.readers == (Service.EVENTS,)
+    assert set(InviteeV1.model_fields) == {"reference", "contact", "decided_at"}

@@ -1,6 +1,6 @@
 """Run a real Apache Kafka broker (KRaft, one combined node) from Maven Central jars.
 
-    kafkactl.py start   [--port 9092] [--data-dir .run/kafka] [--secure] [--plaintext-port P]
+    kafkactl.py start   [--port 9092] [--data-dir .run/kafka] [--secure] [--plaintext-port P] [--tls-port T]
                                                                  fetch, format, start, wait, create topics
                                                                  (and, --secure, principals and ACLs)
     kafkactl.py stop    [--data-dir .run/kafka]                  stop the broker this data dir started
@@ -14,11 +14,15 @@ the registry in rebond_contracts.topics and are created idempotently.
 With --secure the client listener is SASL_PLAINTEXT (SCRAM-SHA-512) and the StandardAuthorizer
 denies whatever no ACL allows. Each service (intake, router, notifier, events) and each association
 (`association-<id>`) gets its own principal; their passwords are generated at format time into
-<data dir>/credentials.json (mode 0600) unless KAFKA_CREDENTIALS_FILE names an existing file. The
-ACLs are derived from the registry: a topic's writer may write it, its readers may read it with
-consumer groups named after them (`rebond-<service>…`, `association-<id>…`). `admin` is the only
-super user. --plaintext-port adds an unauthenticated listener whose (anonymous) clients are super
-users: for the test suite's convenience only, never for `make run`.
+<data dir>/credentials.json (created with mode 0600, as every file holding a password) unless
+KAFKA_CREDENTIALS_FILE names an existing file; they reach Kafka's tools through files, never a
+command line. The ACLs are derived from the registry: a topic's writer may write it, its readers
+may read it with consumer groups named after them (`rebond-<service>` or `rebond-<service>.<name>`,
+`association-<id>` or `association-<id>.<name>`). `admin` is the only super user.
+--plaintext-port adds an unauthenticated listener whose (anonymous) clients are super users, and
+--tls-port a SASL_SSL listener (SCRAM over TLS, as production connects) whose certificate a CA
+made for the data dir signed (<data dir>/tls/ca.pem): both for the test suite only, never for
+`make run`, whose one client listener is SASL_PLAINTEXT on the loopback interface.
 """
 
 from __future__ import annotations
@@ -72,11 +76,11 @@ SECURE_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{controller_port}
-listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{plaintext_listener}
-advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}{plaintext_listener}
+listeners=SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}{extra_listeners}
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port}{extra_listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=SASL_PLAINTEXT
-listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 sasl.mechanism.inter.broker.protocol=PLAIN
 sasl.mechanism.controller.protocol=PLAIN
@@ -98,10 +102,18 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.flush.interval.messages=9223372036854775807
+{tls_settings}"""
+
+#: The SASL_SSL listener of `--tls-port`: SCRAM only, over TLS with a certificate from a CA made
+#: for this data dir (`<data dir>/tls/ca.pem`, which clients trust).
+TLS_PROPERTIES = """\
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={keystore}
 """
 
 ADMIN = "admin"
-SERVICES = ("intake", "router", "notifier", "events")
 
 
 def _registry():  # type: ignore[no-untyped-def]
@@ -113,32 +125,27 @@ def _registry():  # type: ignore[no-untyped-def]
 
 def principals() -> list[str]:
     """Every principal of a secured broker besides `admin`: one per service and per association."""
-    from_registry = _registry()
-    associations = [f"association-{a.value}" for a in from_registry.AssociationId]
-    return [*SERVICES, *associations]
+    from rebond_kafka import acl_plan  # the one derivation, shared with the Strimzi KafkaUsers
 
-
-def principal_of(service: str, topic_name: str) -> str:
-    """The principal acting as `service` on `topic_name` (associations act on their own topics)."""
-    if service == "association":
-        return "association-" + topic_name.split(".", 1)[1]
-    return service
+    return acl_plan.principals()
 
 
 def acl_plan() -> list[tuple[str, str, str, str, str]]:
     """(principal, resource type, resource name, pattern, operation) allowed, from the registry."""
-    registry = _registry()
-    plan: set[tuple[str, str, str, str, str]] = set()
-    for topic in registry.all_topics():
-        for service in (topic.writer, *topic.delegates):
-            writer = principal_of(service.value, topic.name)
-            plan |= {(writer, "topic", topic.name, "literal", op) for op in ("write", "describe")}
-        for reader in topic.readers:
-            who = principal_of(reader.value, topic.name)
-            plan |= {(who, "topic", topic.name, "literal", op) for op in ("read", "describe")}
-            group = who if who.startswith("association-") else f"rebond-{who}"
-            plan.add((who, "group", group, "prefixed", "read"))
-    return sorted(plan)
+    from rebond_kafka import acl_plan as plan
+
+    return list(plan.acl_plan())
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by its owner only from the moment it exists: the file
+    is created with mode 0600 (no window in which the umask's 0644 lets another user read a
+    password), and an existing one is narrowed to 0600 before anything is written to it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(fd, 0o600)
+        file.write(text)
 
 
 def credentials(data_dir: Path) -> dict[str, str]:
@@ -151,9 +158,7 @@ def credentials(data_dir: Path) -> dict[str, str]:
     wanted = [ADMIN, *principals()]
     if missing := [name for name in wanted if name not in known]:
         known.update({name: secrets.token_urlsafe(18) for name in missing})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(known, indent=2) + "\n")
-        path.chmod(0o600)
+        write_private(path, json.dumps(known, indent=2) + "\n")
     return known
 
 
@@ -165,19 +170,17 @@ def write_client_configs(data_dir: Path, bootstrap: str, secrets_: dict[str, str
     for name, password in secrets_.items():
         if name == ADMIN:
             continue
-        java = folder / f"{name}.properties"
-        java.write_text(
+        write_private(
+            folder / f"{name}.properties",
             f"bootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
             "sasl.mechanism=SCRAM-SHA-512\nsasl.jaas.config=org.apache.kafka.common.security."
-            f'scram.ScramLoginModule required username="{name}" password="{password}";\n'
+            f'scram.ScramLoginModule required username="{name}" password="{password}";\n',
         )
-        rdkafka = folder / f"{name}.librdkafka.conf"
-        rdkafka.write_text(
+        write_private(
+            folder / f"{name}.librdkafka.conf",
             f"bootstrap.servers={bootstrap}\nsecurity.protocol=SASL_PLAINTEXT\n"
-            f"sasl.mechanisms=SCRAM-SHA-512\nsasl.username={name}\nsasl.password={password}\n"
+            f"sasl.mechanisms=SCRAM-SHA-512\nsasl.username={name}\nsasl.password={password}\n",
         )
-        for path in (java, rdkafka):
-            path.chmod(0o600)
     return folder
 
 
@@ -296,8 +299,13 @@ async def _create_topics(
 
 
 def _topic_configs(topic) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """The topic-level configuration the registry asks for (today: `retention.ms`)."""
-    return {"retention.ms": str(topic.retention_ms)} if topic.retention_ms else {}
+    """The topic-level configuration the registry asks for: `retention.ms`, and `segment.ms`
+    for the topics with personal data (so that a record's overstay past its retention is
+    bounded: `rebond_contracts.topics.erasure_window_ms`)."""
+    configs = {"retention.ms": str(topic.retention_ms)} if topic.retention_ms else {}
+    if topic.segment_ms:
+        configs["segment.ms"] = str(topic.segment_ms)
+    return configs
 
 
 def create_topics(
@@ -447,6 +455,56 @@ def add_scram_users(bootstrap: str, admin_password: str, users: dict[str, str]) 
     return added
 
 
+def broker_certificate(data_dir: Path) -> Path:
+    """A CA of this data dir (`tls/ca.pem`) and the broker's key and certificate for 127.0.0.1
+    and localhost, signed by it (`tls/broker.pem`, mode 0600), made once with trustme (a test
+    dependency: the TLS listener is for the test suite; production brokers have their own
+    certificates). Returns the broker's file."""
+    import trustme
+    from cryptography.hazmat.primitives import serialization
+
+    folder = data_dir / "tls"
+    broker = folder / "broker.pem"
+    if not broker.exists():
+        ca = trustme.CA(organization_name="Rebond local Kafka")
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        key = serialization.load_pem_private_key(leaf.private_key_pem.bytes(), password=None)
+        pkcs8 = key.private_bytes(  # the only key format Kafka's PEM keystore reads
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        write_private(folder / "ca.pem", ca.cert_pem.bytes().decode())
+        write_private(broker, (pkcs8 + chain).decode())
+    return broker
+
+
+def format_storage(
+    java: str, classpath: str, cluster_id: str, properties: Path, scram: dict[str, str]
+) -> None:
+    """Format the broker's storage, with a SCRAM-SHA-512 credential for each of `scram`'s
+    principals. The passwords reach Kafka's StorageTool through a Java argument file (mode
+    0600, deleted afterwards), never on its command line, which any local user can read in
+    `ps` or /proc while it runs."""
+    args = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
+            "--ignore-formatted"]  # fmt: skip
+    for name, password in scram.items():
+        args += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
+    argfile = properties.parent / "format.args"
+    write_private(argfile, "".join(_java_quoted(arg) + "\n" for arg in ["-cp", classpath, *args]))
+    try:
+        subprocess.run([java, f"@{argfile}"], check=True, capture_output=True)
+    finally:
+        argfile.unlink(missing_ok=True)
+
+
+def _java_quoted(arg: str) -> str:
+    """`arg` as one argument of a Java argument file: in double quotes, with backslashes and
+    double quotes escaped (the launcher's own rules)."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def start(
     port: int,
     controller_port: int,
@@ -454,6 +512,7 @@ def start(
     partitions: int | None,
     secure: bool = False,
     plaintext_port: int | None = None,
+    tls_port: int | None = None,
 ) -> bool:
     """Start a broker unless one answers on `port`. True when this call started it."""
     bootstrap = f"127.0.0.1:{port}"
@@ -473,17 +532,18 @@ def start(
             f'username="{ADMIN}" password="{secrets_[ADMIN]}" user_{ADMIN}="{secrets_[ADMIN]}";'
         )
         extra = f",PLAINTEXT://127.0.0.1:{plaintext_port}" if plaintext_port else ""
+        extra += f",SASL_SSL://127.0.0.1:{tls_port}" if tls_port else ""
+        tls = TLS_PROPERTIES.format(keystore=broker_certificate(data_dir)) if tls_port else ""
         text = SECURE_PROPERTIES.format(
             port=port, controller_port=controller_port, data_dir=data_dir, admin_jaas=jaas,
-            plaintext_listener=extra,
+            extra_listeners=extra, tls_settings=tls,
             super_users=f"User:{ADMIN}" + (";User:ANONYMOUS" if plaintext_port else ""),
         )  # fmt: skip
     else:
         text = SERVER_PROPERTIES.format(
             port=port, controller_port=controller_port, data_dir=data_dir
         )
-    properties.write_text(text)
-    properties.chmod(0o600)
+    write_private(properties, text)  # the admin's password is in it
     java = _java()
     if not (data_dir / "logs" / "meta.properties").exists():
         cluster_id = subprocess.run(
@@ -491,16 +551,8 @@ def start(
             check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
         # SCRAM users known now are written with the metadata, so they can log in at once.
-        scram = [
-            arg
-            for name in (principals() if secure else [])
-            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={secrets_[name]}]")
-        ]
-        subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(properties), "--ignore-formatted", *scram],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        scram = {name: secrets_[name] for name in (principals() if secure else [])}
+        format_storage(java, classpath, cluster_id, properties, scram)
     log = (data_dir / "kafka.log").open("ab")
     proc = subprocess.Popen(
         [java, *JVM_HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
@@ -614,6 +666,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--plaintext-port", type=int, default=None, help="tests only: anonymous super users"
     )
+    parser.add_argument(
+        "--tls-port", type=int, default=None,
+        help="with --secure: a SASL_SSL listener too (SCRAM over TLS, CA in <data dir>/tls/ca.pem)",
+    )  # fmt: skip
     parser.add_argument("--port", type=int, default=int(os.environ.get("KAFKA_PORT", "9092")))
     parser.add_argument("--controller-port", type=int, default=None)
     parser.add_argument(
@@ -630,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "start":
         start(
             args.port, args.controller_port or args.port + 1, data_dir, args.partitions,
-            secure=args.secure, plaintext_port=args.plaintext_port,
+            secure=args.secure, plaintext_port=args.plaintext_port, tls_port=args.tls_port,
         )  # fmt: skip
     elif args.command in ("stop", "kill"):
         stop(data_dir, kill=args.command == "kill")

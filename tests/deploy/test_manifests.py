@@ -2,12 +2,14 @@
 
 import copy
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,28 +26,34 @@ validate = _load_validate()
 OVERLAYS = sorted((REPO / "deploy" / "k8s" / "overlays").iterdir())
 
 
+def _by_kind(resources: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for resource in resources:
+        by_kind.setdefault(resource["kind"], {})[resource["metadata"]["name"]] = resource
+    return by_kind
+
+
 @pytest.fixture(scope="module", params=OVERLAYS, ids=lambda p: p.name)
 def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     return validate.render(request.param)  # type: ignore[no-any-return]
 
 
-def test_overlay_renders_to_valid_kubernetes_and_keda_resources(
+def test_overlay_renders_to_valid_kubernetes_and_operator_resources(
     rendered: list[dict[str, Any]],
 ) -> None:
-    """Each overlay renders and every resource passes the strict Kubernetes / KEDA schemas."""
+    """Each overlay renders and every resource passes its strict schema: Kubernetes', or its
+    operator's CRD (KEDA, Strimzi, CloudNativePG, cert-manager, Prometheus operator)."""
     assert validate.validate_resources(rendered) == []
 
 
 def test_overlay_has_what_operators_need_per_service(rendered: list[dict[str, Any]]) -> None:
     """Every service has a Deployment with probes and limits, a Service and a PDB; consumers
     scale on their group's lag with KEDA, intake on CPU with an HPA."""
-    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-    for resource in rendered:
-        by_kind.setdefault(resource["kind"], {})[resource["metadata"]["name"]] = resource
+    by_kind = _by_kind(rendered)
     services = {f"rebond-{s}" for s in ("intake", "router", "notifier", "events")}
-    assert set(by_kind["Deployment"]) == set(by_kind["Service"]) == services
-    assert set(by_kind["PodDisruptionBudget"]) == services
-    for deployment in by_kind["Deployment"].values():
+    assert services <= set(by_kind["Deployment"]) & set(by_kind["Service"])
+    assert services <= set(by_kind["PodDisruptionBudget"])
+    for deployment in (by_kind["Deployment"][name] for name in services):
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -64,9 +72,12 @@ def test_validation_rejects_a_broken_resource(rendered: list[dict[str, Any]]) ->
     deployment = copy.deepcopy(next(r for r in rendered if r["kind"] == "Deployment"))
     deployment["spec"]["replicas"] = "two"
     scaled = copy.deepcopy(next(r for r in rendered if r["kind"] == "ScaledObject"))
+    unknown = copy.deepcopy(scaled)
     scaled["spec"]["minReplicaCount"] = "one"
-    problems = validate.validate_resources([deployment, scaled])
-    assert len(problems) == 2, problems
+    unknown["spec"]["pollingIntervall"] = 15  # a typo the API server would silently prune
+    problems = validate.validate_resources([deployment, scaled, unknown])
+    assert len(problems) == 3, problems
+    assert "pollingIntervall" in problems[-1]
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
@@ -80,3 +91,47 @@ def test_compose_file_follows_the_compose_specification() -> None:
     broken = copy.deepcopy(document)
     broken["services"]["intake"]["restrat"] = "always"  # a typo the spec does not allow
     assert validate.validate_compose(broken) != []
+
+
+COMPOSE_SERVICES = {
+    "intake": "INTAKE",
+    "router": "ROUTER",
+    "notifier": "NOTIFIER",
+    "events": "EVENTS",
+}
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "deploy" / "compose" / "compose.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def test_the_compose_stack_is_reachable_from_this_machine_only() -> None:
+    """The development stack runs with development secrets and Kafka in clear: every port it
+    publishes is bound to 127.0.0.1, none to all interfaces."""
+    published = {
+        name: service["ports"]
+        for name, service in _compose()["services"].items()
+        if "ports" in service
+    }
+    assert set(published) == set(COMPOSE_SERVICES)
+    for ports in published.values():
+        assert all(str(port).startswith("127.0.0.1:") for port in ports), ports
+
+
+@pytest.mark.parametrize("service", COMPOSE_SERVICES)
+def test_the_compose_stack_switched_to_production_is_refused(
+    service: str, monkeypatch: pytest.MonkeyPatch, settings_classes: dict[str, type[Any]]
+) -> None:
+    """Each compose service says it is development; given `<SERVICE>_ENVIRONMENT=production`
+    with the stack's own configuration (development secrets, Kafka without TLS), it refuses to
+    start."""
+    prefix = COMPOSE_SERVICES[service]
+    environment = {k: str(v) for k, v in _compose()["services"][service]["environment"].items()}
+    assert environment[f"{prefix}_ENVIRONMENT"] == "development"
+    for name in list(os.environ):
+        if name.split("_", 1)[0] in (*COMPOSE_SERVICES.values(), "KAFKA"):
+            monkeypatch.delenv(name)
+    for name, value in {**environment, f"{prefix}_ENVIRONMENT": "production"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=f"{prefix}_"):
+        settings_classes[service]()

@@ -68,7 +68,7 @@ def privacy_pipeline(kafka_secure, launch, monkeypatch) -> Iterator[PrivacyPipel
     def start(name: str, **env: str) -> Any:
         return launch(
             name, kafka_secure.bootstrap, folder, sasl=kafka_secure.sasl(name),
-            group_id=f"rebond-{name}-privacy-{tag}", **env,
+            group_id=f"rebond-{name}.privacy-{tag}", **env,
         )  # fmt: skip
 
     try:
@@ -103,7 +103,7 @@ async def _association_records(
     consumer = AIOKafkaConsumer(
         f"referrals.{association}",
         bootstrap_servers=kafka_secure.bootstrap,
-        group_id=f"association-{association}-privacy-{time.time_ns()}",
+        group_id=f"association-{association}.privacy-{time.time_ns()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         **kafka_secure.sasl(f"association-{association}"),

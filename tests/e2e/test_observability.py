@@ -102,7 +102,7 @@ EXPECTED = {
         # one batch consumer reads intake's four topics: a batch is labelled with its first
         # record's topic, so which handler label shows depends on how records were batched
         'faststream_received_messages_total{app_name="rebond-intake",broker="kafka",handler="',
-        'rebond_consumer_lag{group="rebond-intake",partition="0",topic="routing.decisions"}',
+        'rebond_consumer_lag{group="rebond-intake",partition="0",topic="routing.outcomes"}',
     ],
     "router": [
         'faststream_received_messages_total{app_name="rebond-router",broker="kafka",handler="questionnaires.completed"}',
@@ -120,8 +120,8 @@ EXPECTED = {
         'rebond_consumer_lag{group="rebond-notifier",partition="0",topic="routing.decisions"}',
     ],
     "events": [
-        'faststream_received_messages_total{app_name="rebond-events",broker="kafka",handler="routing.decisions"}',
-        'rebond_consumer_lag{group="rebond-events",partition="0",topic="routing.decisions"}',
+        'faststream_received_messages_total{app_name="rebond-events",broker="kafka",handler="routing.invitees"}',
+        'rebond_consumer_lag{group="rebond-events",partition="0",topic="routing.invitees"}',
         'rebond_http_requests_total{method="GET",route="/healthz",status="200"}',
     ],
 }

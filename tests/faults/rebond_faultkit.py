@@ -266,6 +266,73 @@ def until(check: Callable[[], Any], within_s: float, every_s: float = 0.2) -> An
     return check()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def json_lines(path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """A service's JSON log lines from byte `offset` on (lines that are not JSON are skipped)."""
+    lines = []
+    with path.open("rb") as log:
+        log.seek(offset)
+        for line in log.read().decode("utf-8", "replace").splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+    return lines
+
+
+class Readiness:
+    """Polls each service's `/readyz` every `every_s`, each in a thread of its own (a slow
+    answer from one does not space out the others' samples), keeping (monotonic time, service,
+    status); 0 stands for no answer."""
+
+    def __init__(self, urls: dict[str, str], every_s: float = 0.5) -> None:
+        self.urls = urls
+        self.every_s = every_s
+        self.samples: list[tuple[float, str, int]] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._poll, args=(name, url), daemon=True)
+            for name, url in urls.items()
+        ]
+
+    def _poll(self, name: str, url: str) -> None:
+        import httpx
+
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.is_set():
+                try:
+                    status = client.get(f"{url}/readyz").status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.samples.append((time.monotonic(), name, status))
+                self._stop.wait(self.every_s)
+
+    def __enter__(self) -> "Readiness":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def between(self, name: str, start: float, end: float) -> list[int]:
+        return [status for at, n, status in self.samples if n == name and start <= at <= end]
+
+    def ready_again_after(self, name: str, since: float) -> float | None:
+        """Seconds from `since` to the first 200 of `name` after it."""
+        later = [
+            at for at, n, status in self.samples if n == name and at >= since and status == 200
+        ]
+        return round(min(later) - since, 1) if later else None
+
+
 def record_figures(name: str, figures: dict[str, Any]) -> None:
     """Print the scenario's figures and keep them in tests/faults/results/<name>.json."""
     RESULTS.mkdir(exist_ok=True)
@@ -345,7 +412,7 @@ class Hooks:
                 body = self.rfile.read(length)
                 if len(body) < length:  # its sender was killed mid-request: nothing arrived
                     return
-                delivery_id = self.headers.get("X-Rebond-Delivery", "")
+                delivery_id = self.headers.get("webhook-id", "")
                 hooks.calls.append(HookCall(self.path, time.monotonic(), body, delivery_id))
                 mode = hooks.modes.get(self.path, "ok")
                 if mode == "hang":
@@ -406,7 +473,7 @@ Copies = dict[str, Counter[str]]
 class Outcome:
     """What became of some questionnaires downstream: referrals, e-mails and webhooks each.
 
-    E-mails and webhooks are told apart by their delivery id (`Message-ID`, `X-Rebond-Delivery`):
+    E-mails and webhooks are told apart by their delivery id (`Message-ID`, `webhook-id`):
     two ids for one reference are two deliveries, a duplicate; one id arriving twice is the same
     delivery repeated after a crash (at-least-once), which the receiver recognises."""
 

@@ -46,7 +46,7 @@ def test_router_database_down_is_reported_and_recovers_without_loss(  # type: ig
     bootstrap = module_broker.bootstrap
     tag = str(time.time_ns())[-8:]
     router = launch(
-        "router", bootstrap, folder, group_id=f"rebond-router-db-{tag}",
+        "router", bootstrap, folder, group_id=f"rebond-router.db-{tag}",
         database_url=pg_cluster.database("router"),
         # Hold on through the outage: enough tries (capped 1 s apart) to outlast it.
         retry_attempts="60", retry_backoff_s="0.2", retry_backoff_max_s="1",

@@ -52,9 +52,9 @@ def test_router_and_notifier_sigkilled_mid_stream_lose_and_double_nothing(  # ty
     tag = str(time.time_ns())[-8:]
     bootstrap = own_broker.bootstrap
     assocs = associations_file(folder, {a: f"{hooks.url}/ok" for a in ASSOCIATIONS})
-    router_env = {"group_id": f"rebond-router-kill-{tag}", "log_level": "WARNING",
+    router_env = {"group_id": f"rebond-router.kill-{tag}", "log_level": "WARNING",
                   "outbox_stale_after_s": "2", "deadline_check_interval_s": "1"}  # fmt: skip
-    notifier_env = {"group_id": f"rebond-notifier-kill-{tag}", "smtp_port": str(smtp.port),
+    notifier_env = {"group_id": f"rebond-notifier.kill-{tag}", "smtp_port": str(smtp.port),
                     "associations_file": str(assocs), **FAST_NOTIFIER}  # fmt: skip
     router = launch("router", bootstrap, folder, **router_env)
     notifier = launch("notifier", bootstrap, folder, **notifier_env)
@@ -89,9 +89,9 @@ def test_smtp_down_for_a_while_then_every_mail_goes_out_once(  # type: ignore[no
     """Mail queued while SMTP refuses connections goes out once it is back, once each."""
     tag = str(time.time_ns())[-8:]
     bootstrap = own_broker.bootstrap
-    launch("router", bootstrap, folder, group_id=f"rebond-router-smtp-{tag}", log_level="WARNING")
+    launch("router", bootstrap, folder, group_id=f"rebond-router.smtp-{tag}", log_level="WARNING")
     launch(
-        "notifier", bootstrap, folder, group_id=f"rebond-notifier-smtp-{tag}",
+        "notifier", bootstrap, folder, group_id=f"rebond-notifier.smtp-{tag}",
         smtp_port=str(smtp.port), associations_file=str(associations_file(folder)),
         **FAST_NOTIFIER,
     )  # fmt: skip
@@ -132,9 +132,9 @@ def test_failing_webhook_backs_off_then_dead_letters_while_others_are_served(  #
     webhooks = {a: f"{hooks.url}/ok" for a in ASSOCIATIONS} | {
         "60000-rebonds": f"{hooks.url}/failing"
     }
-    launch("router", bootstrap, folder, group_id=f"rebond-router-hook-{tag}", log_level="WARNING")
+    launch("router", bootstrap, folder, group_id=f"rebond-router.hook-{tag}", log_level="WARNING")
     launch(
-        "notifier", bootstrap, folder, group_id=f"rebond-notifier-hook-{tag}",
+        "notifier", bootstrap, folder, group_id=f"rebond-notifier.hook-{tag}",
         smtp_port=str(smtp.port), associations_file=str(associations_file(folder, webhooks)),
         **{**FAST_NOTIFIER, "max_attempts": "5"},
     )  # fmt: skip

@@ -110,7 +110,7 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
     smtp = Smtp()
     smtp.start()
     tag = str(time.time_ns())[-8:]
-    router_group, notifier_group = f"rebond-router-scale-{tag}", f"rebond-notifier-scale-{tag}"
+    router_group, notifier_group = f"rebond-router.scale-{tag}", f"rebond-notifier.scale-{tag}"
     common = {"log_level": "WARNING"}
     routers = [
         launch(

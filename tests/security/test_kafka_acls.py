@@ -49,7 +49,7 @@ async def test_an_association_cannot_read_another_associations_referrals(kafka_s
     with pytest.raises(TopicAuthorizationFailedError):
         await _read(
             kafka_secure, "association-second-souffle", "referrals.60000-rebonds",
-            f"association-second-souffle-{uuid.uuid4().hex[:6]}",
+            f"association-second-souffle.{uuid.uuid4().hex[:6]}",
         )  # fmt: skip
 
 
@@ -61,7 +61,7 @@ async def test_an_association_reads_its_own_referrals_with_its_own_group(kafka_s
             kafka_secure,
             "association-60000-rebonds",
             "referrals.60000-rebonds",
-            f"association-60000-rebonds-{uuid.uuid4().hex[:6]}",
+            f"association-60000-rebonds.{uuid.uuid4().hex[:6]}",
         )
         >= 1
     )
@@ -72,6 +72,20 @@ async def test_an_association_reads_its_own_referrals_with_its_own_group(kafka_s
             "referrals.60000-rebonds",
             "association-apesa",
         )
+
+
+async def test_a_group_that_only_starts_like_an_associations_own_is_refused(kafka_secure) -> None:  # type: ignore[no-untyped-def]
+    """Groups are `association-<id>` or `association-<id>.<name>`: a name that merely starts
+    with it (what another association's id could extend) is refused."""
+    with pytest.raises(GroupAuthorizationFailedError):
+        await _read(
+            kafka_secure, "association-apesa", "referrals.apesa",
+            f"association-apesa-{uuid.uuid4().hex[:6]}",
+        )  # fmt: skip
+    await _read(
+        kafka_secure, "association-apesa", "referrals.apesa",
+        f"association-apesa.{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
 
 
 async def test_an_association_answers_only_on_its_own_responses_topic(kafka_secure) -> None:  # type: ignore[no-untyped-def]
@@ -96,6 +110,31 @@ async def test_a_service_writes_only_the_topics_it_owns(  # type: ignore[no-unty
     await _send(kafka_secure, principal, own)
     with pytest.raises(TopicAuthorizationFailedError):
         await _send(kafka_secure, principal, foreign)
+
+
+@pytest.mark.parametrize("principal", ["intake", "events"])
+async def test_the_internet_facing_services_may_not_read_the_decisions(  # type: ignore[no-untyped-def]
+    kafka_secure, principal: str
+) -> None:
+    """routing.decisions carries contact details, the message and the distress answer: intake
+    and events, which face the internet, are refused it (the notifier alone reads it)."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await _read(
+            kafka_secure, principal, "routing.decisions",
+            f"rebond-{principal}.acl-{uuid.uuid4().hex[:6]}",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("principal", "topic"), [("intake", "routing.outcomes"), ("events", "routing.invitees")]
+)
+async def test_intake_and_events_read_what_the_router_derived_for_them(  # type: ignore[no-untyped-def]
+    kafka_secure, principal: str, topic: str
+) -> None:
+    """Intake reads the routing outcomes (no personal data), events the invitees."""
+    await _send(kafka_secure, "router", topic)
+    group = f"rebond-{principal}.acl-{uuid.uuid4().hex[:6]}"
+    assert await _read(kafka_secure, principal, topic, group) >= 1
 
 
 async def test_a_wrong_password_does_not_get_in(kafka_secure) -> None:  # type: ignore[no-untyped-def]

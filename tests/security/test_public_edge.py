@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from rebond_events.__main__ import build_server as events_server
 from rebond_events.settings import EventsSettings
-from rebond_http.serving import Serving
 from rebond_intake.__main__ import build_server as intake_server
 from rebond_intake.settings import IntakeSettings
 
@@ -24,6 +24,9 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+Serving = tuple[uvicorn.Server, list[socket.socket]]
 
 
 def _intake(tmp: Path, **edge: Any) -> tuple[Serving, str]:
@@ -50,16 +53,17 @@ SERVICES: dict[str, Callable[..., tuple[Serving, str]]] = {"intake": _intake, "e
 @contextmanager
 def served(serving: Serving) -> Iterator[str]:
     """The server running in a thread; its public base URL."""
-    thread = threading.Thread(target=serving.run, daemon=True)
+    server, sockets = serving
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while not serving.server.started:
+    while not server.started:
         assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{serving.sockets[0].getsockname()[1]}"
+        yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
     finally:
-        serving.server.should_exit = True
+        server.should_exit = True
         thread.join(timeout=15)
 
 

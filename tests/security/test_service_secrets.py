@@ -8,6 +8,7 @@ from pydantic import SecretStr, ValidationError
 
 from rebond_events.settings import EventsSettings
 from rebond_intake.settings import IntakeSettings
+from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_notifier.settings import NotifierSettings
 from rebond_router.settings import RouterSettings
 
@@ -57,10 +58,35 @@ def test_no_secret_setting_has_a_default_except_the_refused_development_ones(pre
             assert (prefix, name) in refused, f"{prefix}_{name.upper()} has a default secret"
 
 
+def _production(monkeypatch: pytest.MonkeyPatch, *prefixes: str) -> None:
+    """`<SVC>_ENVIRONMENT=production` with the encrypted transports production requires
+    (Kafka over SASL_SSL with SCRAM, the notifier's SMTP over STARTTLS)."""
+    for prefix in prefixes:
+        monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "production")
+        for name, value in PRODUCTION_KAFKA.items():
+            monkeypatch.setenv(f"{prefix}_{name.upper()}", value)
+    monkeypatch.setenv("NOTIFIER_SMTP_STARTTLS", "true")
+
+
+@pytest.mark.parametrize("prefix", SETTINGS)
+def test_production_refuses_kafka_in_clear(prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every service in production stops on Kafka without TLS (PLAINTEXT, SASL_PLAINTEXT) or
+    with PLAIN, naming the variable, whatever its other settings."""
+    _production(monkeypatch, prefix)
+    for name, value in (
+        ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+        ("KAFKA_SASL_MECHANISM", "PLAIN"),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setenv(f"{prefix}_{name}", value)
+            with pytest.raises(ValidationError, match=f"{prefix}_{name} must be"):
+                SETTINGS[prefix]()
+
+
 def test_production_refuses_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """With `<SVC>_ENVIRONMENT=production`, the development secrets stop the service."""
-    for prefix in ("INTAKE", "NOTIFIER", "EVENTS"):
-        monkeypatch.setenv(f"{prefix}_ENVIRONMENT", "production")
+    _production(monkeypatch, "INTAKE", "NOTIFIER", "EVENTS")
     with pytest.raises(ValidationError, match="ERASURE_KEY"):
         IntakeSettings()
     with pytest.raises(ValidationError, match="LINK_SECRET"):
@@ -77,16 +103,14 @@ def test_production_starts_with_secrets_from_files(
     (tmp_path / "link").write_text(STRONG)
     (tmp_path / "signing").write_text(STRONG)
     (tmp_path / "keys.json").write_text('{"apesa": "sha256:' + "0" * 64 + '"}')
-    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    _production(monkeypatch, "NOTIFIER", "EVENTS")
     monkeypatch.setenv("NOTIFIER_LINK_SECRET_FILE", str(tmp_path / "link"))
-    monkeypatch.setenv("EVENTS_ENVIRONMENT", "production")
     monkeypatch.setenv("EVENTS_SIGNING_SECRET_FILE", str(tmp_path / "signing"))
     monkeypatch.setenv("EVENTS_ORGANISER_KEYS", "{}")
     monkeypatch.setenv("EVENTS_ORGANISER_KEYS_FILE", str(tmp_path / "keys.json"))
     assert NotifierSettings().link_secret.get_secret_value() == STRONG
     assert EventsSettings().signing_secret.get_secret_value() == STRONG
-    monkeypatch.setenv("INTAKE_ENVIRONMENT", "production")
+    _production(monkeypatch, "INTAKE", "ROUTER")
     monkeypatch.setenv("INTAKE_ERASURE_KEY_FILE", str(tmp_path / "erasure"))
     assert IntakeSettings().erasure_key.get_secret_value() == STRONG
-    monkeypatch.setenv("ROUTER_ENVIRONMENT", "production")
     assert RouterSettings().environment == "production"

@@ -21,3 +21,8 @@ ASSOCIATION_NAMES: dict[AssociationId, str] = {
     AssociationId.RE_CREER: "Re-créer",
     AssociationId.APESA: "APESA",
 }
+
+#: Associations that serve only people who said they are in distress (the router's directory
+#: marks them `distress_only`; a router test keeps the two equal). Naming one tells that the
+#: person is in distress (health data, GDPR art. 9): public pages never do.
+DISTRESS_ASSOCIATIONS: frozenset[AssociationId] = frozenset({AssociationId.APESA})

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.questionnaire import (
@@ -118,15 +118,61 @@ class RoutingDecisionV1(_Payload):
     decided_at: AwareDatetime
 
 
+#: Reason codes that reveal the distress answer (health data, GDPR art. 9): they reach the
+#: person's own e-mail and the association (with consent), never the status topic.
+DISTRESS_REASON_CODES = frozenset({"distress", "distress_resources"})
+
+
+class RoutingOutcomeV1(_Payload):
+    """Router -> intake, on `routing.outcomes`: where a decision oriented the person, for their
+    status page. What `RoutingDecisionV1` says minus everything intake, an internet-facing
+    service, must not hold: no contact details, message, scores, referral, distress answer or
+    urgency, and no reason that reveals distress (`DISTRESS_REASON_CODES`, refused here).
+    """
+
+    decision_id: UUID
+    reference: Reference
+    primary: AssociationId | None
+    #: 1 for the first decision; n + 1 for each re-orientation.
+    attempt: int = Field(default=1, ge=1)
+    reasons: list[Reason] = []
+    decided_at: AwareDatetime
+
+    @field_validator("reasons")
+    @classmethod
+    def _no_distress_reason(cls, reasons: list[Reason]) -> list[Reason]:
+        if revealing := [r.code for r in reasons if r.code in DISTRESS_REASON_CODES]:
+            raise ValueError(f"reasons that reveal distress stay off this topic: {revealing}")
+        return reasons
+
+
+class InviteeV1(_Payload):
+    """Router -> events, on `routing.invitees`: a person who consented to invitations to the
+    Conférences du rebond and gave an e-mail address, with only what an invitation needs (from
+    their first decision). Nobody else's decision reaches events."""
+
+    reference: Reference
+    contact: InvitationContactV1
+    decided_at: AwareDatetime
+
+
 class DeadLetterV1(_Payload):
-    """A message a service could not process, kept with the error and its original headers."""
+    """A message a service could not process, kept with the error and its original headers.
+
+    The original value is kept only for topics without personal data; for the others it is
+    left out (None), so a dead letter never outlives the personal data of its source topic:
+    that record stays readable at `topic`/`partition`/`offset` for the source's own retention.
+    """
 
     service: str
     topic: str
     partition: int
     offset: int
     key: str | None
-    value: str = Field(description="The original value, decoded as UTF-8 with replacement.")
+    value: str | None = Field(
+        description="The original value, decoded as UTF-8 with replacement; None when the "
+        "source topic carries personal data (read it at topic/partition/offset)."
+    )
     headers: dict[str, str]
     error: str
     failed_at: datetime

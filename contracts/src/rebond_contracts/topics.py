@@ -20,6 +20,7 @@ from rebond_contracts.payloads import (
     DeliveryV1,
     ErasureRequestedV1,
     InvitationV1,
+    InviteeV1,
     QuestionnaireCompletedV1,
     ReferralResponseV1,
     ReferralStatusV1,
@@ -27,6 +28,7 @@ from rebond_contracts.payloads import (
     ReferralWithdrawnV1,
     RegistrationV1,
     RoutingDecisionV1,
+    RoutingOutcomeV1,
     UnroutedReferralV1,
 )
 
@@ -41,7 +43,24 @@ class Service(StrEnum):
     ASSOCIATION = "association"
 
 
-DAY_MS = 24 * 60 * 60 * 1000
+HOUR_MS = 60 * 60 * 1000
+DAY_MS = 24 * HOUR_MS
+
+#: Segments of the topics with personal data roll at least this often. Kafka deletes a whole
+#: segment once its newest record is older than the retention, and rolls a segment by time
+#: only every `segment.ms` (7 days by default): a record can thus outlive its retention by a
+#: segment's span. Twelve hours bounds that overstay.
+PERSONAL_SEGMENT_MS = 12 * HOUR_MS
+#: Kafka's default `log.retention.check.interval.ms`: how late, at most, the broker looks.
+RETENTION_CHECK_MS = 5 * 60 * 1000
+
+#: How long the pipeline's topics with personal data keep a record: their readers take it
+#: within seconds; four days let a reader stopped over a long holiday weekend (Ascension's
+#: Thursday to Sunday) catch up without anyone on call. A longer outage loses what it missed
+#: (the alerts on consumer lag, docs/operations.md, fire long before).
+PIPELINE_RETENTION_MS = 4 * DAY_MS
+#: How long `referrals.<association_id>` keeps a referral (see `referrals`).
+REFERRAL_RETENTION_MS = 10 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -70,9 +89,18 @@ class Topic:
     delegates: tuple[Service, ...] = ()
     #: Kafka's `retention.ms` for the topic (None: the broker's default); kafkactl applies it.
     retention_ms: int | None = None
+    #: Whether records hold personal data (names, contact details, answers, free text): such a
+    #: topic rolls its segments every `PERSONAL_SEGMENT_MS`, counts in `erasure_window_ms`, and
+    #: its dead letters leave the original value out.
+    personal_data: bool = False
     #: Further event types on this topic, each with its own payload and `ce_type` (additive:
     #: readers of the main type dead-letter nothing, they are told by `read`).
     also: tuple[EventKind, ...] = ()
+
+    @property
+    def segment_ms(self) -> int | None:
+        """Kafka's `segment.ms` for the topic (None: the broker's default)."""
+        return PERSONAL_SEGMENT_MS if self.personal_data else None
 
     def kinds(self) -> list[EventKind]:
         """Every event type this topic carries, the main one first."""
@@ -141,7 +169,8 @@ QUESTIONNAIRES = Topic(
     #: person's status page means Kafka has the answers.
     readers=(Service.ROUTER, Service.INTAKE),
     description="A person's answers, acknowledged to them with a reference.",
-    retention_ms=14 * DAY_MS,
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
 )
 
 DECISIONS = Topic(
@@ -151,9 +180,40 @@ DECISIONS = Topic(
     event_type="fr.rebond.routing.decided",
     schema_version=1,
     writer=Service.ROUTER,
-    readers=(Service.NOTIFIER, Service.INTAKE, Service.EVENTS),
+    #: The notifier alone: the decision carries the contact details, the message and the
+    #: distress answer. Intake and events, which face the internet, read the two topics below.
+    readers=(Service.NOTIFIER,),
     description="Which association suits the person, why, and the referral to send.",
-    retention_ms=14 * DAY_MS,
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
+)
+
+OUTCOMES = Topic(
+    name="routing.outcomes",
+    key="submission reference",
+    payload=RoutingOutcomeV1,
+    event_type="fr.rebond.routing.outcome",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(Service.INTAKE,),
+    description="Where each decision oriented the person, for their status page (no contact "
+    "details, message or distress answer).",
+    #: No personal data beyond the reference: as `referrals.status`, which it goes with.
+    retention_ms=30 * DAY_MS,
+)
+
+INVITEES = Topic(
+    name="routing.invitees",
+    key="submission reference",
+    payload=InviteeV1,
+    event_type="fr.rebond.routing.invitee",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(Service.EVENTS,),
+    description="People who consented to invitations to the Conférences du rebond, with only "
+    "what an invitation needs.",
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
 )
 
 REFERRAL_STATUS = Topic(
@@ -165,6 +225,8 @@ REFERRAL_STATUS = Topic(
     writer=Service.ROUTER,
     readers=(Service.INTAKE, Service.NOTIFIER),
     description="Each step of a referral's life: offered, accepted, declined, expired, unrouted.",
+    #: No personal data beyond the reference; 30 days let a reader restored from a backup
+    #: replay a referral's whole life (answer deadlines are at most 10 days, then re-orientation).
     retention_ms=30 * DAY_MS,
 )
 
@@ -177,6 +239,7 @@ DELIVERIES = Topic(
     writer=Service.NOTIFIER,
     readers=(Service.INTAKE,),
     description="Outcome of each e-mail and webhook: sent, failed, dead-lettered.",
+    #: No personal data beyond the reference: as `referrals.status`.
     retention_ms=30 * DAY_MS,
 )
 
@@ -189,6 +252,7 @@ CONFERENCES = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="A Conférence du rebond scheduled, updated or cancelled (no personal data).",
+    #: Public conference data: a season of conferences, for a reader that starts afresh.
     retention_ms=90 * DAY_MS,
 )
 
@@ -201,7 +265,8 @@ REGISTRATIONS = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="Registrations confirmed, waitlisted, promoted, cancelled, or told of a change.",
-    retention_ms=14 * DAY_MS,
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
 )
 
 INVITATIONS = Topic(
@@ -213,7 +278,8 @@ INVITATIONS = Topic(
     writer=Service.EVENTS,
     readers=(Service.NOTIFIER,),
     description="Invitations to a conference for people who consented to them.",
-    retention_ms=14 * DAY_MS,
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
 )
 
 UNROUTED = Topic(
@@ -225,6 +291,7 @@ UNROUTED = Topic(
     writer=Service.ROUTER,
     readers=(),
     description="The human queue: consenting people whom no association holds (no contact details).",
+    #: Read by people, who may take days to get to it; no contact details.
     retention_ms=30 * DAY_MS,
 )
 
@@ -238,6 +305,7 @@ ERASURES = Topic(
     writer=Service.INTAKE,
     readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS),
     description="A person withdrew consent and asked for erasure (the reference only).",
+    #: The reference only: a service restored from a backup can replay the erasures it missed.
     retention_ms=90 * DAY_MS,
 )
 
@@ -253,7 +321,11 @@ def referrals(association: AssociationId) -> Topic:
         writer=Service.NOTIFIER,
         readers=(Service.ASSOCIATION,),
         description=f"Referrals for {association.value}, with only what the person agreed to share.",
-        retention_ms=30 * DAY_MS,
+        #: Until the longest answer deadline of the directory (10 days) has passed: an
+        #: association reading its topic now and then still finds a referral it may answer;
+        #: after the deadline the referral has moved on (and the e-mail had the same content).
+        retention_ms=REFERRAL_RETENTION_MS,
+        personal_data=True,
         also=(EventKind("fr.rebond.referral.withdrawn", ReferralWithdrawnV1),),
     )
 
@@ -270,6 +342,7 @@ def responses(association: AssociationId) -> Topic:
         readers=(Service.ROUTER,),
         description=f"Accept or decline answers from {association.value}.",
         delegates=(Service.NOTIFIER,),
+        #: An answer and a decline reason, no personal data: as `referrals.status`.
         retention_ms=30 * DAY_MS,
     )
 
@@ -286,6 +359,8 @@ def dead_letters(service: Service) -> Topic:
         readers=(),
         description=f"Messages {service.value} could not process, with the error.",
         partitions=1,
+        #: Operators need time to look at what failed; a dead letter holds no personal data
+        #: (`dead_letter_event` copies no value from a topic that has some).
         retention_ms=60 * DAY_MS,
     )
 
@@ -309,9 +384,12 @@ def dead_letter_event(
 ) -> Envelope[Any]:
     """The event `service` publishes on `deadletter.<service>` for a record it cannot process.
 
-    The original key, value and headers travel inside the payload, with the error; the record
-    itself carries the dead-letter topic's own CloudEvents headers, so it reads like any other
-    event. Its id derives from where the record was, so dead-lettering it again is recognisable.
+    The original key and headers travel inside the payload, with the error, and the value too
+    when the source topic is registered without personal data: a record of a topic with
+    personal data (or of an unknown one) is pointed to, not copied, so the dead letter topic's
+    longer retention keeps no one's answers or contact details. The record itself carries the
+    dead-letter topic's own CloudEvents headers, so it reads like any other event. Its id
+    derives from where the record was, so dead-lettering it again is recognisable.
     """
     headers = {name: raw.decode("utf-8", "replace") for name, raw in record.headers}
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
@@ -321,7 +399,11 @@ def dead_letter_event(
         partition=record.partition,
         offset=record.offset,
         key=key,
-        value=(record.value or b"").decode("utf-8", "replace"),
+        value=(
+            (record.value or b"").decode("utf-8", "replace")
+            if _without_personal_data(record.topic)
+            else None
+        ),
         headers=headers,
         error=error,
         failed_at=now or datetime.now(UTC),
@@ -336,11 +418,34 @@ def dead_letter_event(
     )
 
 
+def _without_personal_data(name: str) -> bool:
+    try:
+        return not find(name).personal_data
+    except KeyError:
+        return False
+
+
+def erasure_window_ms() -> int:
+    """The longest a record with personal data can stay on Kafka after it was written: the
+    longest retention of such a topic, plus the span of its last segment (`segment.ms`) and
+    the broker's check interval. After an erasure, every copy on Kafka is gone within this."""
+    return RETENTION_CHECK_MS + max(
+        (t.retention_ms or 0) + (t.segment_ms or 0) for t in all_topics() if t.personal_data
+    )
+
+
+def erasure_window_days() -> int:
+    """`erasure_window_ms` in whole days, rounded up: what the erasure reply promises."""
+    return -(-erasure_window_ms() // DAY_MS)
+
+
 def all_topics() -> list[Topic]:
     """Every topic Rebond uses, for creation, documentation and access rules."""
     return [
         QUESTIONNAIRES,
         DECISIONS,
+        OUTCOMES,
+        INVITEES,
         REFERRAL_STATUS,
         UNROUTED,
         DELIVERIES,

@@ -1,5 +1,5 @@
 """The public edge's guard as ASGI middleware: who the client is behind proxies, its bucket,
-media types, text that is not text, operators' paths, security headers."""
+media types, text that is not text."""
 
 from typing import Any
 
@@ -11,8 +11,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from rebond_http.clients import ClientAddress
-from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
-from rebond_http.internal import InternalRoutes
+from rebond_http.guard import FORM, JSON, SubmissionGuard, TokenBucketLimiter
 
 PROXY = "10.0.0.7"
 
@@ -192,34 +191,3 @@ async def test_a_browser_is_answered_with_a_page() -> None:
     assert replies[2].status_code == 429
     assert replies[2].headers["content-type"].startswith("text/html")
     assert "réessayez" in replies[2].text and replies[2].headers["retry-after"]
-
-
-@pytest.mark.parametrize(
-    ("internal_port", "public", "on_port", "expected"),
-    [
-        (None, True, 80, 200),  # development: on the public port
-        (None, False, 80, 404),  # production without an internal port: nowhere
-        (9100, True, 80, 404),  # an internal port: only there
-        (9100, False, 9100, 200),
-    ],
-)
-async def test_operators_paths_are_kept_off_the_public_port(
-    internal_port: int | None, public: bool, on_port: int, expected: int
-) -> None:
-    """`/metrics` answers on the internal port, or on the public one only outside production."""
-    app = InternalRoutes(guarded(), internal_port=internal_port, public=public)
-    async with client(app, port=on_port) as http:
-        assert (await http.get("/metrics")).status_code == expected
-        assert (await http.get("/echo/x")).status_code == 200
-
-
-async def test_hsts_only_when_configured() -> None:
-    """Strict-Transport-Security is sent only when a max-age is set (behind TLS)."""
-    async with client(SecurityHeaders(guarded())) as http:
-        plain = await http.get("/echo/x")
-    async with client(SecurityHeaders(guarded(), hsts_max_age_s=31536000)) as http:
-        tls = await http.get("/echo/x")
-    assert "strict-transport-security" not in plain.headers
-    assert tls.headers["strict-transport-security"] == "max-age=31536000"
-    assert tls.headers["x-frame-options"] == "DENY"
-    assert "frame-ancestors 'none'" in tls.headers["content-security-policy"]

@@ -18,7 +18,7 @@ def record(
     value: bytes | None, headers: list[tuple[str, bytes]] | None = None, offset: int = 7
 ) -> "ConsumerRecord[bytes, bytes]":
     return ConsumerRecord(
-        topic="routing.decisions", partition=2, offset=offset, timestamp=0, timestamp_type=0,
+        topic="referrals.status", partition=2, offset=offset, timestamp=0, timestamp_type=0,
         key=b"RB-0HCK-9645-C57J-B5Q9", value=value, checksum=None, serialized_key_size=22,
         serialized_value_size=len(value or b""), headers=headers or [],
     )  # fmt: skip
@@ -52,7 +52,7 @@ def test_dead_letter_reads_as_the_services_dead_letter_with_the_original_inside(
     letter = dead_letters(Service.NOTIFIER).read(args["message"], as_sent)
     assert letter.data.service == "notifier"
     assert (letter.data.topic, letter.data.partition, letter.data.offset) == (
-        "routing.decisions", 2, 7,
+        "referrals.status", 2, 7,
     )  # fmt: skip
     assert letter.data.value == "not json" and letter.data.error == "Envelope: not JSON"
     assert letter.data.headers == {"ce_correlationid": "RB-0HCK-9645-C57J-B5Q9"}
@@ -106,5 +106,5 @@ async def test_send_dead_letter_publishes_the_letter_then_logs_where_the_record_
         ("dead_lettered", "warning")
     ]
     assert {k: logs[0][k] for k in ("topic", "partition", "offset", "error")} == {
-        "topic": "routing.decisions", "partition": 2, "offset": 41, "error": "E" * 300,
+        "topic": "referrals.status", "partition": 2, "offset": 41, "error": "E" * 300,
     }  # fmt: skip

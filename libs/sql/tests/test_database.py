@@ -3,38 +3,24 @@ thread and its transactions take turns; PostgreSQL runs through the async engine
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select, text
+from sqlalchemy import Connection, text
 
 from rebond_sql import Database
 
-metadata = MetaData()
-notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("text", String))
-
-
-def _texts(connection: Connection) -> list[str]:
-    return list(connection.execute(select(notes.c.text).order_by(notes.c.id)).scalars())
+from .conftest import notes, texts
 
 
 def _add(value: str) -> Any:
     return lambda connection: connection.execute(notes.insert().values(text=value))
 
 
-@pytest.fixture
-async def database(sql_url: str) -> AsyncIterator[Database]:
-    database = Database(sql_url, name="test")
-    await database.run(lambda connection: metadata.create_all(connection))
-    yield database
-    await database.close()
-
-
 async def test_a_piece_of_work_is_committed_when_it_returns(database: Database) -> None:
     await database.run(_add("kept"))
-    assert await database.run(_texts) == ["kept"]
+    assert await database.run(texts) == ["kept"]
 
 
 async def test_a_piece_of_work_that_raises_leaves_nothing(database: Database) -> None:
@@ -44,16 +30,16 @@ async def test_a_piece_of_work_that_raises_leaves_nothing(database: Database) ->
 
     with pytest.raises(ValueError, match="midway"):
         await database.run(add_then_fail)
-    assert await database.run(_texts) == []
+    assert await database.run(texts) == []
 
 
 async def test_a_transaction_sees_its_own_steps_and_commits_at_its_end(database: Database) -> None:
     async with database.transaction() as transaction:
         await transaction.run(_add("first"))
         await asyncio.sleep(0)  # other coroutines run between the steps
-        assert await transaction.run(_texts) == ["first"]
+        assert await transaction.run(texts) == ["first"]
         await transaction.run(_add("second"))
-    assert await database.run(_texts) == ["first", "second"]
+    assert await database.run(texts) == ["first", "second"]
 
 
 async def test_a_transaction_that_raises_is_rolled_back(database: Database) -> None:
@@ -61,7 +47,7 @@ async def test_a_transaction_that_raises_is_rolled_back(database: Database) -> N
         async with database.transaction() as transaction:
             await transaction.run(_add("dropped"))
             raise RuntimeError("changed my mind")
-    assert await database.run(_texts) == []
+    assert await database.run(texts) == []
 
 
 async def test_a_cancelled_transaction_is_rolled_back_and_the_database_stays_usable(
@@ -81,7 +67,7 @@ async def test_a_cancelled_transaction_is_rolled_back_and_the_database_stays_usa
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(database.run(_add("after")), timeout=5)
-    assert await database.run(_texts) == ["after"]
+    assert await database.run(texts) == ["after"]
 
 
 async def test_concurrent_transactions_all_commit(database: Database) -> None:
@@ -95,7 +81,7 @@ async def test_concurrent_transactions_all_commit(database: Database) -> None:
             await transaction.run(_add(f"{n}-b"))
 
     await asyncio.wait_for(asyncio.gather(*(write(n) for n in range(10))), timeout=20)
-    assert sorted(await database.run(_texts)) == sorted(
+    assert sorted(await database.run(texts)) == sorted(
         f"{n}-{part}" for n in range(10) for part in "ab"
     )
 
@@ -121,4 +107,4 @@ async def test_a_closed_database_refuses_work(database: Database) -> None:
     """A use after `close` (a shutdown-order bug) fails instead of opening it again."""
     await database.close()
     with pytest.raises(RuntimeError, match="closed"):
-        await database.run(_texts)
+        await database.run(texts)

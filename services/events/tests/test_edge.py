@@ -13,12 +13,14 @@ import pytest
 
 from rebond_contracts.topics import REGISTRATIONS
 from rebond_events.settings import DEFAULT_SIGNING_SECRET
+from rebond_kafka.testing import PRODUCTION_KAFKA
 
 from .conftest import Running, running, settings_for
 from .test_api import create, register
 
 Body = Callable[..., dict[str, Any]]
 PRODUCTION = {
+    **PRODUCTION_KAFKA,
     "environment": "production",
     "signing_secret": "a-production-signing-secret-of-32-characters-or-more",
     "rate_limit_per_minute": 20,

@@ -1,4 +1,4 @@
-"""The events service on a real Kafka broker: invitations from routing decisions, announcements."""
+"""The events service on a real Kafka broker: invitations from the router's invitees, announcements."""
 
 import asyncio
 import secrets
@@ -9,10 +9,22 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
-from rebond_contracts.payloads import InvitationContactV1, RoutingDecisionV1
-from rebond_contracts.topics import CONFERENCES, DECISIONS, INVITATIONS, Service, dead_letters
+from rebond_contracts.payloads import ErasureRequestedV1, InvitationContactV1, InviteeV1
+from rebond_contracts.topics import (
+    CONFERENCES,
+    ERASURES,
+    INVITATIONS,
+    INVITEES,
+    Service,
+    dead_letters,
+)
 from rebond_events.app import create_app
+from rebond_events.store import ErasureRow, InvitationRow, OutboxRow, build_engine
+from rebond_sql.erasure import reference_digest
 
 from .conftest import BASE, KEYS, in_days, settings_for
 
@@ -50,13 +62,15 @@ async def live(kafka_bootstrap: str, sqlite_url: str) -> AsyncIterator[Any]:
         yield client
 
 
-async def publish(bootstrap: str, records: list[tuple[bytes, bytes, dict[str, str]]]) -> None:
+async def publish(
+    bootstrap: str, records: list[tuple[bytes, bytes, dict[str, str]]], topic: str = INVITEES.name
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value, headers in records:
             await producer.send_and_wait(
-                DECISIONS.name, value, key=key,
+                topic, value, key=key,
                 headers=[(k, v.encode()) for k, v in headers.items()],
             )  # fmt: skip
     finally:
@@ -83,28 +97,18 @@ async def collect(
     return found
 
 
-def decision(reference: str, email: str, attempt: int = 1) -> tuple[bytes, bytes, dict[str, str]]:
-    data = RoutingDecisionV1(
-        decision_id=uuid.uuid4(),
+def invitee(reference: str, email: str) -> tuple[bytes, bytes, dict[str, str]]:
+    data = InviteeV1(
         reference=reference,
-        rule_set_version="test",
-        primary=None,
-        attempt=attempt,
-        invitation=InvitationContactV1(
-            first_name="Claire", email=email, region="75", department="33"
-        ),
+        contact=InvitationContactV1(first_name="Claire", email=email, region="75", department="33"),
         decided_at=datetime.now(UTC),
     )
-    event = DECISIONS.envelope(
-        data, subject=reference, correlationid=reference, id=str(data.decision_id)
-    )
+    event = INVITEES.envelope(data, subject=reference, correlationid=reference)
     return reference.encode(), event.kafka_value(), event.kafka_headers()
 
 
-async def test_a_consenting_person_is_invited_once_per_event(
-    live: Any, kafka_bootstrap: str
-) -> None:
-    """A decision with an invitation gives one invitation event; its redelivery gives none."""
+async def _conference_in_bordeaux(live: Any) -> str:
+    """A conference in the department of the decisions below; its id."""
     created = await live.post(
         "/v1/events",
         json={
@@ -115,11 +119,19 @@ async def test_a_consenting_person_is_invited_once_per_event(
         },
         headers={"X-API-Key": KEYS["second-souffle"]},
     )  # fmt: skip
-    event_id = created.json()["id"]
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def test_a_consenting_person_is_invited_once_per_event(
+    live: Any, kafka_bootstrap: str
+) -> None:
+    """An invitee gives one invitation event; its redelivery gives none."""
+    event_id = await _conference_in_bordeaux(live)
     reference = new_reference()
-    first = decision(reference, f"claire-{reference}@example.org")
-    sentinel = decision(reference, f"other-{reference}@example.org", attempt=2)
-    # The same decision twice (a redelivery), then another on the same partition, read after it.
+    first = invitee(reference, f"claire-{reference}@example.org")
+    sentinel = invitee(reference, f"other-{reference}@example.org")
+    # The same invitee twice (a redelivery), then another on the same partition, read after it.
     await publish(kafka_bootstrap, [first, first, sentinel])
 
     def emails(records: Records) -> list[str]:
@@ -142,11 +154,53 @@ async def test_a_consenting_person_is_invited_once_per_event(
     assert CONFERENCES.read(announced[0].value, announced[0].headers).data.change == "scheduled"
 
 
-async def test_an_unreadable_decision_is_dead_lettered(live: Any, kafka_bootstrap: str) -> None:
-    """A record that is not a decision goes to deadletter.events with the error."""
+async def test_an_unreadable_invitee_is_dead_lettered(live: Any, kafka_bootstrap: str) -> None:
+    """A record that is not an invitee goes to deadletter.events with the error."""
     key = new_reference().encode()
-    await publish(kafka_bootstrap, [(key, b"not json", {"ce_type": DECISIONS.event_type})])
+    await publish(kafka_bootstrap, [(key, b"not json", {"ce_type": INVITEES.event_type})])
     found = await collect(kafka_bootstrap, dead_letters(Service.EVENTS).name, key, bool)
     assert found, "nothing dead-lettered"
     headers = dict(found[0].headers)
     assert b"ce_" in headers["x-error"] or b"schema version" in headers["x-error"]
+
+
+async def test_an_invitee_read_after_its_erasure_invites_no_one(
+    live: Any, kafka_bootstrap: str, sqlite_url: str
+) -> None:
+    """The erasure is read first (`privacy.erasures` ahead of `routing.invitees`, as after a
+    lag or a replayed dead letter): the person is not invited, and nothing of them is kept;
+    another person's invitee, behind it on the same partition, is."""
+    await _conference_in_bordeaux(live)
+    erased, other = new_reference(), new_reference()
+    request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
+    erasure = ERASURES.envelope(request, subject=erased, correlationid=erased)
+    await publish(
+        kafka_bootstrap, [(erased.encode(), erasure.kafka_value(), erasure.kafka_headers())],
+        topic=ERASURES.name,
+    )  # fmt: skip
+    engine = build_engine(sqlite_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not _erased(engine, erased):
+            assert asyncio.get_running_loop().time() < deadline, "the erasure was not read"
+            await asyncio.sleep(0.1)
+        late = invitee(erased, f"claire-{erased}@example.org")
+        _, behind, headers = invitee(other, f"other-{other}@example.org")
+        await publish(kafka_bootstrap, [late, (erased.encode(), behind, headers)])
+        found = await collect(kafka_bootstrap, INVITATIONS.name, other.encode(), bool)
+        assert found, "the other person was not invited"
+        with Session(engine) as session:
+            assert (
+                session.scalars(
+                    select(InvitationRow.id).where(InvitationRow.reference == erased)
+                ).all()
+                == []
+            )
+            assert erased.encode() not in b"".join(session.scalars(select(OutboxRow.key)).all())
+    finally:
+        engine.dispose()
+
+
+def _erased(engine: Engine, reference: str) -> bool:
+    with Session(engine) as session:
+        return session.get(ErasureRow, reference_digest(reference)) is not None

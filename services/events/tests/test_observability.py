@@ -6,12 +6,12 @@ import uuid
 import httpx
 import pytest
 
-from rebond_contracts.topics import DECISIONS, INVITATIONS
+from rebond_contracts.topics import INVITATIONS, INVITEES
 from rebond_contracts.tracing import TraceParent
 from rebond_events.app import create_app
 
 from .conftest import BASE, KEYS, in_days, settings_for
-from .test_kafka import collect, decision, new_reference, publish
+from .test_kafka import collect, invitee, new_reference, publish
 
 pytestmark = pytest.mark.kafka
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -20,8 +20,8 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 async def test_invitation_continues_the_trace_and_metrics_show_it(
     kafka_bootstrap: str, sqlite_url: str
 ) -> None:
-    """A decision's traceparent is continued on the invitation it gives; /metrics then shows
-    the HTTP route, the decision consumed, the invitation published, the dead letter of an
+    """An invitee's traceparent is continued on the invitation it gives; /metrics then shows
+    the HTTP route, the invitee consumed, the invitation published, the dead letter of an
     unreadable record and the group's lag, with no reference in any label."""
     group = f"events-obs-{uuid.uuid4().hex[:8]}"
     # A slow background relay: the invitation is published by the handler, in the trace.
@@ -52,7 +52,7 @@ async def test_invitation_continues_the_trace_and_metrics_show_it(
         )  # fmt: skip
         assert created.status_code == 201, created.text
         reference = new_reference()
-        key, value, headers = decision(reference, f"claire-{reference}@example.org")
+        key, value, headers = invitee(reference, f"claire-{reference}@example.org")
         headers["traceparent"] = f"00-{TRACE}-00f067aa0ba902b7-01"
         await publish(kafka_bootstrap, [(key, value, headers), (key, b"not json", {})])
         found = await collect(kafka_bootstrap, INVITATIONS.name, key, bool)
@@ -65,8 +65,8 @@ async def test_invitation_continues_the_trace_and_metrics_show_it(
                 break
             await asyncio.sleep(0.25)
     assert 'rebond_http_requests_total{method="POST",route="/v1/events",status="201"} 1.0' in text
-    assert f'handler="{DECISIONS.name}"' in text
+    assert f'handler="{INVITEES.name}"' in text
     assert f'destination="{INVITATIONS.name}",status="success"' in text
-    assert f'rebond_messages_dead_lettered_total{{topic="{DECISIONS.name}"}}' in text
-    assert f'rebond_consumer_lag{{group="{group}",partition="0",topic="{DECISIONS.name}"}}' in text
+    assert f'rebond_messages_dead_lettered_total{{topic="{INVITEES.name}"}}' in text
+    assert f'rebond_consumer_lag{{group="{group}",partition="0",topic="{INVITEES.name}"}}' in text
     assert reference not in text

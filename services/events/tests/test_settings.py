@@ -2,25 +2,28 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from rebond_events.settings import EventsSettings, hash_api_key
+from rebond_kafka.testing import PRODUCTION_KAFKA
 
 GOOD_SECRET = "s" * 40
+PRODUCTION: dict[str, Any] = {"environment": "production", **PRODUCTION_KAFKA}
 
 
 def test_production_refuses_the_development_signing_secret() -> None:
     """EVENTS_ENVIRONMENT=production without a real signing secret does not start."""
     with pytest.raises(ValidationError, match="EVENTS_SIGNING_SECRET"):
-        EventsSettings(environment="production", organiser_keys={"x": hash_api_key("k" * 40)})
+        EventsSettings(**PRODUCTION, organiser_keys={"x": hash_api_key("k" * 40)})
 
 
 def test_production_refuses_the_development_organiser_keys() -> None:
     """The built-in development API keys are refused in production."""
     with pytest.raises(ValidationError, match="development organiser keys"):
-        EventsSettings(environment="production", signing_secret=GOOD_SECRET)
+        EventsSettings(**PRODUCTION, signing_secret=GOOD_SECRET)
 
 
 def test_production_starts_with_real_secrets(tmp_path: Path) -> None:
@@ -28,7 +31,7 @@ def test_production_starts_with_real_secrets(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"second-souffle": hash_api_key("a-long-random-key")}))
     settings = EventsSettings(
-        environment="production", signing_secret=GOOD_SECRET, organiser_keys={},
+        **PRODUCTION, signing_secret=GOOD_SECRET, organiser_keys={},
         organiser_keys_file=keys,
     )  # fmt: skip
     assert settings.organiser_keys == {"second-souffle": hash_api_key("a-long-random-key")}

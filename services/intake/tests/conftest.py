@@ -1,6 +1,7 @@
 """Fakes of intake's own ports (publisher, store) and a client built with them."""
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +12,7 @@ from rebond_intake.app import create_app
 from rebond_intake.publisher import BrokerUnavailable
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import Submission
-from rebond_intake.timeline import Record
+from rebond_intake.timeline import Record, received
 
 
 class FakePublisher:
@@ -44,6 +45,8 @@ class FakeStore:
         self.kept: dict[str, Record] = {}
         #: Hashes of random erasure secrets, as an older intake kept them.
         self.secrets: dict[str, str] = {}
+        #: Erased references: (received at, erased at).
+        self.erased: dict[str, tuple[datetime | None, datetime]] = {}
 
     async def start(self) -> None:
         return None
@@ -59,6 +62,11 @@ class FakeStore:
         return submission
 
     async def add(self, record: Record) -> bool:
+        if record.reference in self.erased:
+            if record.kind == "received":
+                first, erased_at = self.erased[record.reference]
+                self.erased[record.reference] = (first or record.at, erased_at)
+            return False
         if record.event_id in self.kept:
             return False
         self.kept[record.event_id] = record
@@ -67,7 +75,23 @@ class FakeStore:
     async def add_many(self, records: list[Record]) -> set[str]:
         return {record.event_id for record in records if await self.add(record)}
 
+    async def erase(
+        self, reference: str, at: datetime, received_at: datetime | None = None
+    ) -> None:
+        mine = [r for r in self.kept.values() if r.reference == reference]
+        times = [r.at for r in mine if r.kind == "received"] + [received_at] * bool(received_at)
+        if reference in self.submissions:
+            times.append(self.submissions.pop(reference).received_at)
+        earlier, erased_at = self.erased.get(reference, (None, at))
+        self.erased[reference] = (earlier or min(times, default=None), erased_at)
+        for record in mine:
+            del self.kept[record.event_id]
+
     async def records(self, reference: str) -> list[Record]:
+        if reference in self.erased:
+            first, erased_at = self.erased[reference]
+            kept = [Record("erasure", reference, "erasure", erased_at)]
+            return ([received("received", reference, first)] if first else []) + kept
         return [r for r in self.kept.values() if r.reference == reference]
 
     async def secret_hash(self, reference: str) -> str | None:

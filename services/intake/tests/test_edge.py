@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
+from rebond_kafka.testing import PRODUCTION_KAFKA
 
 from .conftest import FakePublisher, FakeStore
 
@@ -64,6 +65,7 @@ def _client(base_url: str = "http://testserver", **overrides: object) -> TestCli
 def test_metrics_and_openapi_are_not_public_in_production() -> None:
     """In production, `/metrics` and `/openapi.json` answer only on INTAKE_INTERNAL_PORT."""
     production = {
+        **PRODUCTION_KAFKA,
         "environment": "production",
         "erasure_key": PRODUCTION_KEY,
         "rate_limit_per_minute": 20,

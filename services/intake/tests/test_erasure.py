@@ -2,17 +2,21 @@
 
 import dataclasses
 import hashlib
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Reason, RoutingOutcomeV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_contracts.topics import ERASURES
+from rebond_contracts.topics import ERASURES, erasure_window_days
 from rebond_intake.app import create_app
 from rebond_intake.erasure import erasure_secret
 from rebond_intake.settings import DEFAULT_ERASURE_KEY, IntakeSettings
 from rebond_intake.store import SqlStatusStore, Submission, erasure_secrets
+from rebond_intake.timeline import record_of
 
 from .conftest import FakeStore
 from .test_store import T0
@@ -78,6 +82,20 @@ def test_erasure_with_the_secret_publishes_the_request_and_marks_the_timeline(
     status = client.get(f"/v1/submissions/{reference}").json()
     assert status["status"] == "erased"
     assert status["timeline"][-1]["code"] == "erased"
+
+
+def test_the_erasure_reply_says_when_the_copies_on_kafka_are_gone(make_client) -> None:
+    """The 202 states, in French then English, within how many days the copies on Kafka
+    disappear: the registry's erasure window (11 days), not a figure typed again."""
+    client = make_client()
+    accepted = _submit(client)
+    reply = client.post(
+        f"/v1/submissions/{accepted['reference']}/erasure",
+        json={"secret": accepted["erasure_secret"]},
+    ).json()
+    assert reply["kafka_copies_gone_within_days"] == erasure_window_days() == 11
+    assert "au plus tard dans 11 jours" in reply["message"]
+    assert "within 11 days" in reply["message_en"]
 
 
 def test_the_secret_may_come_in_a_header(make_client, publisher) -> None:
@@ -165,3 +183,69 @@ def test_a_replay_of_the_key_gives_the_same_secret(make_client, publisher) -> No
     assert again["erasure_secret"] == first["erasure_secret"]
     url = f"/v1/submissions/{first['reference']}/erasure"
     assert client.post(url, json={"secret": first["erasure_secret"]}).status_code == 202
+
+
+def _decided_in_distress(store: FakeStore, reference: str) -> None:
+    """The router's outcome for a person who said they are in distress, as intake keeps it
+    (APESA's name tells it; the distress reasons never reach intake)."""
+    decision = RoutingOutcomeV1(
+        decision_id=uuid.uuid4(), reference=reference, primary=AssociationId.APESA,
+        decided_at=datetime.now(UTC),
+        reasons=[Reason(code="need_listening", fr="vous souhaitez être écouté", en="listening")],
+    )  # fmt: skip
+    store.kept["decision"] = record_of("decision", decision)
+
+
+def test_the_public_status_never_shows_distress_and_the_secret_opens_the_full_view(
+    make_client, store
+) -> None:
+    """The reference alone: steps without the association (APESA would tell distress) nor
+    reasons; with the erasure secret in `X-Erasure-Secret`: everything; a wrong secret: 403."""
+    client = make_client()
+    accepted = _submit(client)
+    reference = accepted["reference"]
+    _decided_in_distress(store, reference)
+    url = f"/v1/submissions/{reference}"
+
+    public = client.get(url)
+    assert public.status_code == 200 and public.json()["full_view"] is False
+    assert [s["code"] for s in public.json()["timeline"]] == ["received", "oriented"]
+    assert "détresse" not in public.text and "apesa" not in public.text.lower()
+
+    full = client.get(url, headers={"X-Erasure-Secret": accepted["erasure_secret"]}).json()
+    assert full["full_view"] is True
+    assert full["timeline"][1]["association_id"] == "apesa"
+    assert full["timeline"][1]["reasons"] == ["vous souhaitez être écouté"]
+
+    assert client.get(url, headers={"X-Erasure-Secret": "not-it"}).status_code == 403
+
+
+def test_after_erasure_the_status_says_erased_and_nothing_else(make_client, store) -> None:
+    """Once erased, the status is "received" then "erased", in the public and the full view:
+    the decision, its association and its distress reason are gone from the store."""
+    client = make_client()
+    accepted = _submit(client)
+    reference, secret = accepted["reference"], accepted["erasure_secret"]
+    _decided_in_distress(store, reference)
+    url = f"/v1/submissions/{reference}"
+    assert client.post(f"{url}/erasure", json={"secret": secret}).status_code == 202
+
+    for headers in ({}, {"X-Erasure-Secret": secret}):
+        status = client.get(url, headers=headers).json()
+        assert status["status"] == "erased"
+        assert [s["code"] for s in status["timeline"]] == ["received", "erased"]
+        assert all(s["reasons"] == [] and s["association_id"] is None for s in status["timeline"])
+    assert store.kept == {}
+
+
+def test_a_portal_on_another_origin_may_send_the_erasure_secret(make_client) -> None:
+    """The configured portal origin may send `X-Erasure-Secret` from a browser (the erasure
+    and the full view)."""
+    client = make_client(cors_origins="https://portail.example.org")
+    preflight = client.options(
+        "/v1/submissions/RB-7K3M-Q9XA-2DFE-W8NB",
+        headers={"Origin": "https://portail.example.org", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "x-erasure-secret"},
+    )  # fmt: skip
+    assert preflight.status_code == 200, preflight.text
+    assert "x-erasure-secret" in preflight.headers["access-control-allow-headers"].lower()

@@ -18,12 +18,12 @@ from rebond_contracts.payloads import (
     Reason,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import (
-    DECISIONS,
     DELIVERIES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     Service,
@@ -32,7 +32,7 @@ from rebond_contracts.topics import (
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StoreUnavailable
-from rebond_kafka.testing import move_group_to_end
+from rebond_kafka.testing import kafka_away, move_group_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -117,7 +117,7 @@ async def publish(producer: AIOKafkaProducer, topic, payload, reference: str, ev
 
 
 async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> None:
-    """Decision and referral statuses (one duplicated, one out of order) show in GET status;
+    """A routing outcome and referral statuses (one duplicated, one out of order) show in GET status;
     an unreadable record goes to deadletter.intake."""
     dead = await consumer_at_end(kafka_bootstrap, dead_letters(Service.INTAKE).name)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -127,8 +127,8 @@ async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> No
             reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
             reference = reply.json()["reference"]
             now = datetime.now(UTC)
-            decision = RoutingDecisionV1(
-                decision_id=uuid.uuid4(), reference=reference, rule_set_version="test",
+            decision = RoutingOutcomeV1(
+                decision_id=uuid.uuid4(), reference=reference,
                 primary=AssociationId.SOIXANTE_MILLE_REBONDS,
                 reasons=[Reason(code="stage", fr="Après une liquidation.", en="After a liquidation.")],
                 decided_at=now,
@@ -140,9 +140,9 @@ async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> No
             accepted_id = str(uuid.uuid4())
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
-            await publish(producer, DECISIONS, decision, reference, str(decision.decision_id))
+            await publish(producer, OUTCOMES, decision, reference, str(decision.decision_id))
             await producer.send_and_wait(
-                DECISIONS.name, b"not json", key=reference.encode(), headers=[]
+                OUTCOMES.name, b"not json", key=reference.encode(), headers=[]
             )
             deadline = time.monotonic() + 20
             codes: list[str] = []
@@ -200,7 +200,7 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
     lost, nothing dead-lettered."""
     config = settings(kafka_bootstrap, tmp_path)
     # Only this test's records come: the group starts at the end of the topics intake reads.
-    read = [QUESTIONNAIRES.name, DECISIONS.name, REFERRAL_STATUS.name, DELIVERIES.name]
+    read = [QUESTIONNAIRES.name, OUTCOMES.name, REFERRAL_STATUS.name, DELIVERIES.name]
     await move_group_to_end(kafka_bootstrap, config.group_id, read)
     store = SqlStatusStore(config.store_url)
     await store.start()
@@ -236,3 +236,34 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
         assert len(during) <= 5 and gaps and gaps[-1] >= 1.5, gaps
     finally:
         await store.close()
+
+
+async def test_readiness_and_submissions_follow_kafka_away_and_back(kafka_bootstrap, tmp_path):
+    """Kafka gone for intake's clients: /readyz 503 (it said 200 before, the producer having
+    connected once), submissions refused with 503 at once rather than after the publish
+    timeout, /metrics says so at once; Kafka back: ready again within a few seconds, 202."""
+    bootstrap = "localhost:" + kafka_bootstrap.rsplit(":", 1)[1]  # this test's own link
+
+    async def until_ready(status: int, within_s: float) -> None:
+        deadline = time.monotonic() + within_s
+        while (await client.get("/readyz")).status_code != status:
+            assert time.monotonic() < deadline, f"/readyz not {status} within {within_s} s"
+            await asyncio.sleep(0.1)
+
+    async with running(create_app(settings(bootstrap, tmp_path))) as client:
+        with kafka_away(bootstrap):
+            await until_ready(503, within_s=10)  # its clients notice on their next use
+            started = time.monotonic()
+            refused = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+            metrics = await client.get("/metrics")
+            answered_in = time.monotonic() - started
+        await until_ready(200, within_s=10)
+        accepted = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
+        after = (await client.get("/metrics")).text
+    assert refused.status_code == 503 and "retry-after" in refused.headers
+    assert answered_in < 1.0, f"refusal and scrape took {answered_in:.1f} s"
+    assert "rebond_kafka_reachable 0.0" in metrics.text
+    assert accepted.status_code == 202, accepted.text
+    assert "rebond_kafka_reachable 1.0" in after
+    outages = float(after.split("\nrebond_kafka_outages_total ")[1].split()[0])
+    assert outages >= 1

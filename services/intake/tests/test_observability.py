@@ -15,12 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import RoutingDecisionV1
+from rebond_contracts.payloads import RoutingOutcomeV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
+from rebond_contracts.topics import OUTCOMES, QUESTIONNAIRES
 from rebond_contracts.tracing import TraceParent
 from rebond_intake.app import create_app
+from rebond_intake.consumer import CONSUMED
 from rebond_intake.settings import IntakeSettings
+from rebond_kafka.testing import move_group_to_end
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -107,10 +109,15 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
     """A submission's traceparent reaches its questionnaire record; a consumed decision is
     logged with its reference, event id and trace id; /metrics then shows the HTTP, consumed,
     published, dead-lettered and lag series, with no reference in them."""
+    group = f"intake-obs-{uuid.uuid4().hex[:8]}"
     settings = IntakeSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, data_dir=tmp_path,
-        group_id=f"intake-obs-{uuid.uuid4().hex[:8]}", rate_limit_per_minute=0,
+        kafka_bootstrap_servers=kafka_bootstrap, data_dir=tmp_path, group_id=group,
+        rate_limit_per_minute=0,
     )  # fmt: skip
+    # From the end of its topics: older tests' records would fill its batches (and label them).
+    await move_group_to_end(
+        kafka_bootstrap, group, [QUESTIONNAIRES.name, *(topic.name for topic in CONSUMED)]
+    )
     app = create_app(settings)
     questionnaires = await consumer_at_end(kafka_bootstrap, QUESTIONNAIRES.name)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -139,11 +146,11 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
                 sent = TraceParent.parse(dict(record.headers)["traceparent"])
                 assert sent is not None and sent.trace_id == TRACE
 
-                decision = RoutingDecisionV1(
-                    decision_id=uuid.uuid4(), reference=reference, rule_set_version="test",
+                decision = RoutingOutcomeV1(
+                    decision_id=uuid.uuid4(), reference=reference,
                     primary=AssociationId.SOIXANTE_MILLE_REBONDS, decided_at=datetime.now(UTC),
                 )  # fmt: skip
-                env = DECISIONS.envelope(
+                env = OUTCOMES.envelope(
                     decision, subject=reference, correlationid=reference,
                     id=str(decision.decision_id),
                 )  # fmt: skip
@@ -152,10 +159,10 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
                 headers.append(("traceparent", f"00-{other}-b7ad6b7169203331-01".encode()))
                 with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
                     await producer.send_and_wait(
-                        DECISIONS.name, env.kafka_value(), key=reference.encode(), headers=headers
+                        OUTCOMES.name, env.kafka_value(), key=reference.encode(), headers=headers
                     )
                     await producer.send_and_wait(
-                        DECISIONS.name, b"not json", key=reference.encode(), headers=[]
+                        OUTCOMES.name, b"not json", key=reference.encode(), headers=[]
                     )
                     deadline = time.monotonic() + 20
                     stored: list = []
@@ -168,7 +175,7 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
                 assert stored, "the decision was never stored"
                 assert stored[0]["reference"] == reference
                 assert stored[0]["trace_id"] == other
-                assert stored[0]["topic"] == DECISIONS.name
+                assert stored[0]["topic"] == OUTCOMES.name
                 text = (await client.get("/metrics")).text
     finally:
         await producer.stop()
@@ -183,15 +190,15 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
         in text
     )
     # Intake reads its topics in batches, and FastStream labels a batch with its first record's
-    # topic: the questionnaire read back and the decisions may come in one batch or several.
+    # topic: the questionnaire read back and the outcomes may come in one batch or several.
     received = _samples(text, "faststream_received_messages_total")
     handled = _samples(text, "faststream_received_processed_messages_duration_seconds_count")
-    status_topics = {QUESTIONNAIRES.name, DECISIONS.name}
+    status_topics = {QUESTIONNAIRES.name, OUTCOMES.name}
     assert sum(v for handler, v in received.items() if handler in status_topics) >= 3
     assert sum(v for handler, v in handled.items() if handler in status_topics) >= 1
-    assert f'rebond_messages_dead_lettered_total{{topic="{DECISIONS.name}"}}' in text
+    assert f'rebond_messages_dead_lettered_total{{topic="{OUTCOMES.name}"}}' in text
     assert (
-        f'rebond_consumer_lag{{group="{settings.group_id}",partition="0",topic="{DECISIONS.name}"}}'
+        f'rebond_consumer_lag{{group="{settings.group_id}",partition="0",topic="{OUTCOMES.name}"}}'
         in text
     )
     assert reference not in text

@@ -1,14 +1,18 @@
 """The status store behaves the same on SQLite, PostgreSQL, and the in-memory fake."""
 
 import asyncio
+import dataclasses
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rebond_intake.store import SqlStatusStore, Submission
+from rebond_intake.store import SqlStatusStore, Submission, erasures, metadata
 from rebond_intake.timeline import Record
+from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.testing import rows_of, waits_for
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -116,3 +120,84 @@ async def test_unknown_reference_has_nothing(any_store) -> None:
     """A reference never seen has no records and no secret hash."""
     assert await any_store.secret_hash("RB-ZZZZ-0000-0000-0000") is None
     assert await any_store.records("RB-ZZZZ-0000-0000-0000") == []
+
+
+REF = "RB-7K3M-Q9XA-2DFE-W8NB"
+SAID_DISTRESS = {
+    "primary": "apesa",
+    "attempt": 1,
+    "urgent": True,
+    "reasons": [{"code": "distress", "fr": "vous avez dit être en détresse", "en": "distress"}],
+}
+
+
+def _journey(reference: str = REF) -> list[Record]:
+    return [
+        Record(f"{reference}-received", reference, "received", T0, {}),
+        Record(f"{reference}-decision", reference, "decision", T0 + timedelta(seconds=2),
+               SAID_DISTRESS),
+        Record(f"{reference}-offered", reference, "status", T0 + timedelta(seconds=3),
+               {"status": "offered", "association_id": "apesa"}),
+    ]  # fmt: skip
+
+
+async def test_erasure_keeps_only_that_the_reference_was_received_and_erased(any_store) -> None:
+    """Erased: the decision, its distress reason and every status are gone, the keyed
+    submission's row too; what is left is "received" (first time known) and "erased"; asking
+    again changes nothing; another reference keeps all it had."""
+    other = "RB-0THE-R000-0000-0001"
+    claimed = await any_store.claim(dataclasses.replace(submission("key-e"), reference=REF))
+    await any_store.add_many(_journey() + _journey(other))
+    erased_at = T0 + timedelta(minutes=5)
+
+    await any_store.erase(REF, erased_at)
+    await any_store.erase(REF, erased_at + timedelta(minutes=1))
+
+    kept = await any_store.records(REF)
+    assert [(r.kind, r.at, r.detail) for r in kept] == [
+        ("received", T0, {}), ("erasure", erased_at, {})
+    ]  # fmt: skip
+    assert len(await any_store.records(other)) == 3
+    again = dataclasses.replace(submission("key-e"), reference="RB-NEW0-0000-0000-0000")
+    assert await any_store.claim(again) != claimed  # the key went with the submission
+
+
+async def test_records_read_after_the_erasure_are_dropped(any_store) -> None:
+    """Erasure first, then the submission and its decision are read (a lagging consumer, a
+    replayed record): nothing of them is kept; the submission's time becomes "received"."""
+    await any_store.erase(REF, T0 + timedelta(minutes=5))
+    assert [r.kind for r in await any_store.records(REF)] == ["erasure"]
+
+    assert await any_store.add_many(_journey()) == set()
+
+    kept = await any_store.records(REF)
+    assert [(r.kind, r.at) for r in kept] == [
+        ("received", T0), ("erasure", T0 + timedelta(minutes=5))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("any_store", ["sqlite", "postgresql"], indirect=True)
+async def test_a_status_read_during_an_erasure_waits_for_it_and_is_dropped(any_store) -> None:
+    """A status batch that reaches the store while an erasure of its reference is under way
+    waits for the erasure's commit, then sees its tombstone: the record is not kept."""
+    tombstone = erasures.insert().values(
+        reference_sha256=reference_digest(REF), received_at=T0, erased_at=T0
+    )
+    erasure = [lambda c: lock_references(c, [REF], erasing=True), lambda c: c.execute(tombstone)]
+    assert await waits_for(any_store.database, erasure, any_store.add_many(_journey()[1:])) == set()
+    assert [r.kind for r in await any_store.records(REF)] == ["received", "erasure"]
+
+
+@pytest.mark.parametrize("any_store", ["sqlite", "postgresql"], indirect=True)
+async def test_the_tombstone_holds_the_reference_hash_only(any_store) -> None:
+    """In the SQL stores an erased reference leaves one row, keyed by its SHA-256: no status
+    event, no submission row, and the reference itself nowhere."""
+    await any_store.claim(dataclasses.replace(submission("key-t"), reference=REF))
+    await any_store.add_many(_journey())
+    await any_store.erase(REF, T0 + timedelta(minutes=5))
+
+    tables = await rows_of(any_store.database, metadata)
+    assert tables["intake_status_events"] == [] and tables["intake_submissions"] == []
+    [(key, *_times)] = tables["intake_erasures"]
+    assert key == hashlib.sha256(REF.encode()).hexdigest()
+    assert REF not in repr(tables)

@@ -14,6 +14,7 @@ from rebond_intake.app import create_app
 from rebond_intake.references import new_reference
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.timeline import received
+from rebond_kafka.testing import PRODUCTION_KAFKA
 
 from .conftest import FakePublisher
 
@@ -402,15 +403,16 @@ def test_cors_allows_only_configured_origins(make_client) -> None:
 def test_production_refuses_wildcard_cors_and_no_rate_limit() -> None:
     """Unsafe settings are refused when INTAKE_ENVIRONMENT=production."""
     key = "a-production-erasure-key-of-32-characters-or-more"
+    production: dict[str, Any] = {"environment": "production", **PRODUCTION_KAFKA}
     with pytest.raises(ValueError, match="CORS"):
-        IntakeSettings(environment="production", cors_origins="*", erasure_key=key)
+        IntakeSettings(**production, cors_origins="*", erasure_key=key)
     with pytest.raises(ValueError, match="RATE_LIMIT"):
-        IntakeSettings(environment="production", rate_limit_per_minute=0, erasure_key=key)
+        IntakeSettings(**production, rate_limit_per_minute=0, erasure_key=key)
     with pytest.raises(ValueError, match="ERASURE_KEY"):
-        IntakeSettings(environment="production")
+        IntakeSettings(**production)
     with pytest.raises(ValueError, match="ERASURE_KEY"):
-        IntakeSettings(environment="production", erasure_key="short")
-    assert IntakeSettings(environment="production", erasure_key=key).environment == "production"
+        IntakeSettings(**production, erasure_key="short")
+    assert IntakeSettings(**production, erasure_key=key).environment == "production"
 
 
 def test_questionnaire_form_covers_every_contract_value(make_client) -> None:

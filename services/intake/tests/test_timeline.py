@@ -15,7 +15,7 @@ from rebond_contracts.payloads import (
     Reason,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.timeline import Record, build_timeline, current_status, received, record_of
@@ -30,11 +30,10 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingDecisionV1:
-    return RoutingDecisionV1(
+def decision(minutes: int, primary: AssociationId | None, attempt: int = 1) -> RoutingOutcomeV1:
+    return RoutingOutcomeV1(
         decision_id=uuid.uuid4(),
         reference=REF,
-        rule_set_version="2026.1",
         primary=primary,
         reasons=[
             Reason(
@@ -101,10 +100,11 @@ SOUFFLE = AssociationId.SECOND_SOUFFLE
             None,
         ),
         (
-            [status(5, ReferralStatus.EXPIRED, association_id=SOIX)],
+            [decision(1, SOIX), status(5, ReferralStatus.EXPIRED, association_id=SOIX)],
             "en",
-            ["received", "expired"],
-            ["Questionnaire received.", "60 000 rebonds did not answer in time."],
+            ["received", "oriented", "expired"],
+            ["Questionnaire received.", "Suggested association: 60 000 rebonds.",
+             "60 000 rebonds did not answer in time."],
         ),
     ],
 )  # fmt: skip
@@ -147,8 +147,8 @@ def test_orientation_carries_the_reasons_in_the_locale() -> None:
 def test_decline_reason_is_explained() -> None:
     """A decline shows its reason in words."""
     steps = build_timeline(
-        [RECEIVED, rec(status(3, ReferralStatus.DECLINED, association_id=SOIX,
-                    reason=DeclineReason.UNREACHABLE))],
+        [RECEIVED, rec(decision(1, SOIX)), rec(status(3, ReferralStatus.DECLINED,
+                    association_id=SOIX, reason=DeclineReason.UNREACHABLE))],
         "fr",
     )  # fmt: skip
     assert steps[-1].reasons == ["Vous n'avez pas pu être joint."]
@@ -168,12 +168,13 @@ def test_deliveries_in_the_timeline(channel, outcome, code) -> None:
     delivery = DeliveryV1(
         reference=REF, association_id=SOIX, channel=channel, outcome=outcome, at=at(3)
     )
-    steps = build_timeline([RECEIVED, rec(delivery)], "fr")
-    assert [s.code for s in steps[1:]] == ([code] if code else [])
+    steps = build_timeline([RECEIVED, rec(decision(1, SOIX)), rec(delivery)], "fr")
+    assert [s.code for s in steps[2:]] == ([code] if code else [])
 
 
 def test_records_keep_no_personal_data() -> None:
-    """What is kept from a decision is ids, reason texts and the attempt, not the referral."""
+    """What is kept from a decision is the association's id, reason texts and the attempt, not
+    the referral."""
     record = rec(decision(1, SOIX))
     assert set(record.detail) == {"primary", "attempt", "reasons"}
     assert record.kind == "decision" and record.reference == REF
@@ -190,3 +191,99 @@ def test_the_memory_of_recent_submissions_keeps_only_the_newest() -> None:
     memory.note(third)
     assert memory.get(second.reference) is None
     assert memory.get(first.reference) == first and memory.get(third.reference) == third
+
+
+APESA = AssociationId.APESA
+
+
+def in_distress(minutes: int, primary: AssociationId, attempt: int = 1) -> RoutingOutcomeV1:
+    """An outcome for a person who said they are in distress, as the router writes it for
+    intake: the distress reasons are not on `routing.outcomes`; APESA's name still tells."""
+    return decision(minutes, primary, attempt)
+
+
+def _distress_journey() -> list[Record]:
+    return [
+        RECEIVED,
+        rec(in_distress(1, APESA)),
+        rec(status(2, ReferralStatus.OFFERED, association_id=APESA)),
+        rec(DeliveryV1(reference=REF, association_id=APESA, at=at(3),
+                       channel=DeliveryChannel.WEBHOOK, outcome=DeliveryOutcome.SENT)),
+        rec(status(30, ReferralStatus.DECLINED, association_id=APESA,
+                   reason=DeclineReason.NO_CAPACITY)),
+        rec(status(31, ReferralStatus.REORIENTED, association_id=APESA,
+                   next_association_id=SOUFFLE)),
+        rec(in_distress(31, SOUFFLE, attempt=2)),
+        rec(status(40, ReferralStatus.ACCEPTED, association_id=SOUFFLE)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("locale", ["fr", "en"])
+def test_the_public_view_of_a_person_in_distress_names_no_association_and_no_reason(
+    locale: str,
+) -> None:
+    """Someone holding only the reference learns the steps, never that the person said they
+    are in distress: no reason, no association (APESA would say it), in either language."""
+    steps = build_timeline(_distress_journey(), locale)
+    assert [s.code for s in steps] == [
+        "received", "oriented", "offered", "delivered", "declined", "reoriented", "reoriented",
+        "accepted",
+    ]  # fmt: skip
+    shown = " ".join(s.text + " ".join(s.reasons) for s in steps)
+    for word in ("APESA", "Second Souffle", "détresse", "distress", "3114", "psycholog"):
+        assert word.lower() not in shown.lower()
+    assert all(s.association_id is None and s.association_name is None for s in steps)
+    assert [s.reasons for s in steps if s.code == "oriented"] == [[]]
+    declined = next(s for s in steps if s.code == "declined")
+    assert declined.reasons == [  # why the association declined is not about the person
+        "Elle n'a plus de place pour le moment." if locale == "fr"
+        else "It has no capacity at the moment."
+    ]  # fmt: skip
+    if locale == "fr":
+        assert steps[1].text == "Orientation proposée : une association partenaire."
+        assert steps[-1].text == (
+            "Une association partenaire a accepté votre demande et va vous contacter."
+        )
+
+
+def test_the_full_view_behind_the_secret_names_everything() -> None:
+    """With the erasure secret the person sees whom they were sent to and every reason the
+    outcome carries."""
+    steps = build_timeline(_distress_journey(), "fr", private=True)
+    oriented = steps[1]
+    assert oriented.association_name == "APESA" and oriented.text.endswith("APESA.")
+    assert oriented.reasons == ["Vous êtes après une liquidation."]
+    assert steps[-1].association_id == SOUFFLE
+
+
+def test_a_distress_reason_kept_from_before_the_outcomes_topic_still_hides_names() -> None:
+    """A decision record stored before `routing.outcomes` (its reasons could say distress)
+    names no association in the public view, and never shows that reason."""
+    older = Record("ev-older", REF, "decision", at(1), {
+        "primary": SOUFFLE.value, "attempt": 1,
+        "reasons": [{"code": "distress", "fr": "vous avez dit être en détresse", "en": "x"}],
+    })  # fmt: skip
+    steps = build_timeline([RECEIVED, older], "fr")
+    assert steps[1].association_id is None and steps[1].reasons == []
+
+
+def test_statuses_read_before_any_decision_name_no_association() -> None:
+    """A status can be read before its decision (other topic, other partition): until a
+    decision says the person is not in distress, the public view names no one."""
+    early = [RECEIVED, rec(status(2, ReferralStatus.OFFERED, association_id=APESA))]
+    assert "APESA" not in build_timeline(early, "fr")[1].text
+    later = [*early, rec(decision(1, SOIX))]
+    assert build_timeline(later, "fr")[-1].association_id == APESA  # not in distress: named
+
+
+def test_once_erased_only_received_and_erased_remain() -> None:
+    """After an erasure, whatever records are there, the timeline says received and erased,
+    nothing else (in the public and the full view alike)."""
+    received_again = received("ev-noted-by-the-request", REF, T0 + timedelta(seconds=1))
+    erased = Record("ev-erased", REF, "erasure", at(50))
+    records = [*_distress_journey(), received_again, erased, rec(status(60, ReferralStatus.CLOSED,
+               association_id=SOUFFLE))]  # fmt: skip
+    for private in (False, True):
+        steps = build_timeline(records, "fr", private=private)
+        assert [(s.code, s.at) for s in steps] == [("received", T0), ("erased", at(50))]
+        assert current_status(steps) == "erased"

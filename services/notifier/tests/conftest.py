@@ -3,8 +3,12 @@ decisions built from the contracts."""
 
 import asyncio
 import json
+import os
 import random
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+import httpx
 import pytest
 import uvicorn
 from aiosmtpd.controller import Controller
@@ -279,6 +284,71 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
             event.set()
         server.should_exit = True
         await task
+
+
+# --- The notifier as a process ----------------------------------------------------------------
+
+LINK_SECRET = "link-secret-for-tests-" + uuid.uuid4().hex
+
+
+class NotifierUrl(str):
+    """The notifier process's public base URL; `internal` is its operators' port's."""
+
+    internal: str
+
+
+@pytest.fixture(scope="module")
+def notifier_process(
+    kafka_bootstrap: str, smtp_server: MailBox, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NotifierUrl]:
+    """`python -m rebond_notifier` on free ports (public and internal), configured by
+    environment only: its public URL, with the internal one as `.internal`."""
+    folder = tmp_path_factory.mktemp("notifier-process")
+    port, internal_port = free_port(), free_port()
+    url = NotifierUrl(f"http://127.0.0.1:{port}")
+    url.internal = f"http://127.0.0.1:{internal_port}"
+    log = folder / "notifier.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rebond_notifier"],
+        env={
+            **os.environ,
+            "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "NOTIFIER_ENVIRONMENT": "test",
+            "NOTIFIER_PORT": str(port),
+            "NOTIFIER_PUBLIC_BASE_URL": url,
+            "NOTIFIER_GROUP_ID": f"test-notifier-{uuid.uuid4().hex[:8]}",
+            "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
+            "NOTIFIER_SMTP_HOST": smtp_server.host,
+            "NOTIFIER_SMTP_PORT": str(smtp_server.port),
+            "NOTIFIER_LINK_SECRET": LINK_SECRET,
+            "NOTIFIER_POLL_INTERVAL_S": "0.2",
+            "NOTIFIER_INTERNAL_PORT": str(internal_port),
+            "NOTIFIER_HSTS_MAX_AGE_S": "31536000",
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"notifier exited: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"notifier not ready: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 # --- Kafka helpers ----------------------------------------------------------------------------

@@ -11,70 +11,21 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.topics import DECISIONS, responses
+from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, ReferralStatusV1
+from rebond_contracts.topics import DECISIONS, ERASURES, REFERRAL_STATUS, responses
+from rebond_notifier import templates
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 
-from .conftest import MailBox, free_port, make_decision, publish
+from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, publish
 
 pytestmark = pytest.mark.kafka
-LINK_SECRET = "link-secret-for-tests-" + uuid.uuid4().hex
-
-
-@pytest.fixture(scope="module")
-def notifier_process(
-    kafka_bootstrap: str, smtp_server: MailBox, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """`python -m rebond_notifier` on a free port, configured by environment only."""
-    folder = tmp_path_factory.mktemp("notifier-process")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = folder / "notifier.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rebond_notifier"],
-        env={
-            **os.environ,
-            "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "NOTIFIER_ENVIRONMENT": "test",
-            "NOTIFIER_PORT": str(port),
-            "NOTIFIER_PUBLIC_BASE_URL": url,
-            "NOTIFIER_GROUP_ID": f"test-notifier-{uuid.uuid4().hex[:8]}",
-            "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
-            "NOTIFIER_SMTP_HOST": smtp_server.host,
-            "NOTIFIER_SMTP_PORT": str(smtp_server.port),
-            "NOTIFIER_LINK_SECRET": LINK_SECRET,
-            "NOTIFIER_POLL_INTERVAL_S": "0.2",
-        },
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"notifier exited: {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"notifier not ready: {log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _send_decision(bootstrap: str, decision) -> None:  # type: ignore[no-untyped-def]
@@ -155,8 +106,13 @@ def test_accept_link_in_a_browser_publishes_the_answer_once(
         browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
         try:
             page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
             page.goto(links["accept"])
             assert page.locator("#reference").inner_text() == decision.reference
+            # The stylesheet applies under the Content-Security-Policy, which nothing breaks.
+            assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"
+            assert not [line for line in console if "Content Security Policy" in line]
             page.get_by_role("button", name="Confirmer : j'accepte").click()
             page.wait_for_selector("#done")
             assert "acceptée" in page.locator("#done").inner_text()
@@ -203,6 +159,62 @@ def test_decline_link_asks_the_reason_and_publishes_it(
     assert (answer["value"]["answer"], answer["value"]["reason"]) == ("decline", "no_capacity")
 
 
+def test_every_page_carries_the_security_headers_and_operators_paths_are_private(
+    notifier_process: NotifierUrl,
+) -> None:
+    """Answer pages (form, refusal), the stylesheet, health and 404s all carry CSP, no framing,
+    nosniff, no referrer (the token is in the path) and HSTS when set; `/metrics` and
+    `/openapi.json` answer only on NOTIFIER_INTERNAL_PORT, `/docs` nowhere."""
+    claims = AnswerClaims(
+        referral_id=uuid.uuid4(), reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        association_id=AssociationId.APESA, action=Action.DECLINE, expires_at=2**40,
+    )  # fmt: skip
+    valid = make_token(LINK_SECRET.encode(), claims)
+    replies = [
+        httpx.get(f"{notifier_process}/reponse/{valid}"),
+        httpx.get(f"{notifier_process}/reponse/not.a.token"),
+        httpx.post(f"{notifier_process}/reponse/{valid}", content=b"reason=nope"),
+        httpx.get(f"{notifier_process}/reponse.css"),
+        httpx.get(f"{notifier_process}/healthz"),
+        httpx.get(f"{notifier_process}/metrics"),
+        httpx.get(f"{notifier_process}/openapi.json"),
+        httpx.get(f"{notifier_process}/docs"),
+    ]
+    assert [r.status_code for r in replies] == [200, 400, 400, 200, 200, 404, 404, 404]
+    for reply in replies:
+        headers = reply.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "style-src 'self'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["strict-transport-security"] == "max-age=31536000"
+        assert "server" not in headers
+    internal = notifier_process.internal
+    assert httpx.get(f"{internal}/metrics").status_code == 200
+    assert "/reponse/{token}" in httpx.get(f"{internal}/openapi.json").json()["paths"]
+    assert httpx.get(f"{internal}/docs").status_code == 404
+
+
+def test_an_unknown_reason_and_an_unknown_method_get_clear_answers(
+    notifier_process: NotifierUrl,
+) -> None:
+    """A reason none of the five (or empty) is a 400 page naming the field `reason`, for an
+    accept link too; a method the page does not take is a 405 listing both GET and POST."""
+    claims = AnswerClaims(
+        referral_id=uuid.uuid4(), reference="RB-7K3M-Q9XA-2DFE-W8NB",
+        association_id=AssociationId.APESA, action=Action.ACCEPT, expires_at=2**40,
+    )  # fmt: skip
+    url = f"{notifier_process}/reponse/{make_token(LINK_SECRET.encode(), claims)}"
+    for body in (b"reason=AAA", b"reason="):
+        reply = httpx.post(url, content=body)
+        assert reply.status_code == 400 and "Raison inconnue" in reply.text
+        assert "<code>reason</code>" in reply.text
+    reply = httpx.request("OPTIONS", url)
+    assert reply.status_code == 405
+    assert {"GET", "POST"} <= {m.strip() for m in reply.headers["allow"].split(",")}
+
+
 def test_tampered_and_expired_links_get_a_clear_page(notifier_process: str) -> None:
     """A modified link gets a French 400 page, an expired one a 410 page, never a 500."""
     claims = AnswerClaims(
@@ -223,6 +235,91 @@ def test_tampered_and_expired_links_get_a_clear_page(notifier_process: str) -> N
     for tampered in (valid[:-3] + "abc", "abc.def", valid.replace(".", "")):
         reply = httpx.get(f"{notifier_process}/reponse/{tampered}")
         assert reply.status_code == 400 and "Lien non valide" in reply.text
+
+
+def _page_until(url: str, status: int, within_s: float = 20) -> httpx.Response:
+    """GET `url` until it answers `status` (the notifier reads Kafka meanwhile), or give up."""
+    deadline = time.monotonic() + within_s
+    while True:
+        reply = httpx.get(url)
+        if reply.status_code == status or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("status", "title"),
+    [
+        (ReferralStatus.EXPIRED, "Délai de réponse dépassé"),
+        (ReferralStatus.REORIENTED, "Orientation confiée ailleurs"),
+    ],
+)
+def test_a_link_whose_referral_moved_on_says_so_instead_of_confirming(
+    kafka_bootstrap: str,
+    notifier_process: str,
+    smtp_server: MailBox,
+    status: ReferralStatus,
+    title: str,
+) -> None:
+    """Once `referrals.status` says the referral expired or was re-oriented, its still-valid
+    link shows a French 410 page telling not to contact the person, and publishes nothing."""
+    decision = make_decision(AssociationId.SECOND_SOUFFLE)
+    _send_decision(kafka_bootstrap, decision)
+    links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
+    assert httpx.get(links["accept"]).status_code == 200  # still awaited
+    moved = ReferralStatusV1(
+        reference=decision.reference, referral_id=decision.referral.referral_id,
+        association_id=AssociationId.SECOND_SOUFFLE, status=status,
+        next_association_id=AssociationId.SOIXANTE_MILLE_REBONDS, at=datetime.now(UTC),
+    )  # fmt: skip
+    event = REFERRAL_STATUS.envelope(
+        moved, subject=decision.reference, correlationid=decision.reference
+    )
+    asyncio.run(publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference))
+
+    reply = _page_until(links["accept"], 410)
+    assert reply.status_code == 410 and title in reply.text
+    assert "ne pas contacter la personne" in reply.text and "acceptée" not in reply.text
+    confirm = httpx.post(links["accept"])
+    assert confirm.status_code == 410 and title in confirm.text
+    assert _responses(kafka_bootstrap, AssociationId.SECOND_SOUFFLE, decision.reference, 0) == []
+
+
+def test_a_link_expires_with_the_associations_deadline(
+    kafka_bootstrap: str, notifier_process: str, smtp_server: MailBox
+) -> None:
+    """A referral due in a few seconds: its links work until that deadline, then give the
+    "Lien expiré" page, which names the deadline."""
+    decision = make_decision(AssociationId.APESA)
+    respond_by = datetime.now(UTC) + timedelta(seconds=4)
+    referral = decision.referral.model_copy(update={"respond_by": respond_by})
+    decision = decision.model_copy(update={"referral": referral})
+    _send_decision(kafka_bootstrap, decision)
+    text = _wait_mail(smtp_server, decision.reference, "apesa")
+    assert "valables jusqu'au" in text and "8 jours" not in text
+    links = _links(text)
+    if datetime.now(UTC) < respond_by - timedelta(seconds=1):
+        assert httpx.get(links["decline"]).status_code == 200
+    reply = _page_until(links["decline"], 410)
+    assert datetime.now(UTC) >= respond_by - timedelta(seconds=1)
+    assert reply.status_code == 410 and "Lien expiré" in reply.text
+    assert templates.moment_fr(respond_by.replace(microsecond=0)) in reply.text
+
+
+def test_a_link_of_a_withdrawn_request_says_so(
+    kafka_bootstrap: str, notifier_process: str, smtp_server: MailBox
+) -> None:
+    """After the person's erasure, the association's link says the request was withdrawn."""
+    decision = make_decision(AssociationId.RE_CREER)
+    _send_decision(kafka_bootstrap, decision)
+    links = _links(_wait_mail(smtp_server, decision.reference, "re-creer"))
+    erasure = ERASURES.envelope(
+        ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC)),
+        subject=decision.reference, correlationid=decision.reference,
+    )  # fmt: skip
+    asyncio.run(publish(kafka_bootstrap, ERASURES.name, erasure, decision.reference))
+    reply = _page_until(links["accept"], 410)
+    assert reply.status_code == 410 and "Demande retirée" in reply.text
 
 
 def _lines(process: subprocess.Popen[str]) -> "queue.Queue[str]":

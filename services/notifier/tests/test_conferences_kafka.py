@@ -5,13 +5,20 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rebond_contracts.payloads import RegistrationChange, RegistrationV1
-from rebond_contracts.topics import DELIVERIES, INVITATIONS, REFERRAL_STATUS, REGISTRATIONS
+from rebond_contracts.payloads import ErasureRequestedV1, RegistrationChange, RegistrationV1
+from rebond_contracts.topics import (
+    DELIVERIES,
+    ERASURES,
+    INVITATIONS,
+    REFERRAL_STATUS,
+    REGISTRATIONS,
+)
 from rebond_notifier.app import Notifier
 from rebond_notifier.consumer import DEAD_LETTERS
 from rebond_notifier.settings import NotifierSettings
@@ -164,7 +171,8 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
 async def test_unreadable_record_goes_to_the_dead_letter_topic(
     kafka_bootstrap: str, notifier: Notifier, topic
 ) -> None:  # type: ignore[no-untyped-def]
-    """A record that is not a valid event goes to deadletter.notifier and the next one is read."""
+    """A record that is not a valid event goes to deadletter.notifier and the next one is read;
+    the letter copies the value only from a topic without personal data."""
     key = f"poison-{uuid.uuid4().hex}"
     watcher = await TopicWatcher(kafka_bootstrap, DEAD_LETTERS.name).start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -177,4 +185,34 @@ async def test_unreadable_record_goes_to_the_dead_letter_topic(
         await producer.stop()
         await watcher.stop()
     data = json.loads(letter.value)
-    assert (data["service"], data["topic"], data["value"]) == ("notifier", topic.name, "{not json")
+    copied = None if topic.personal_data else "{not json"
+    assert (data["service"], data["topic"], data["value"]) == ("notifier", topic.name, copied)
+
+
+async def test_an_invitation_read_after_its_erasure_sends_nothing(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """The erasure is read first (`privacy.erasures` ahead of `conferences.invitations`, as
+    after a lag or a replay): the person's invitation is not sent nor kept; another person's,
+    behind it on the same partition, is."""
+    invitation, marker = make_invitation(), make_invitation()
+    erased = invitation.reference
+    request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
+    await publish(
+        kafka_bootstrap, ERASURES.name,
+        ERASURES.envelope(request, subject=erased, correlationid=erased), erased,
+    )  # fmt: skip
+    store = notifier.store
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await store.erased_among([erased]):
+        assert asyncio.get_running_loop().time() < deadline, "the erasure was not read"
+        await asyncio.sleep(0.1)
+    for late in (invitation, marker):  # keyed alike: read in this order
+        event = INVITATIONS.envelope(
+            late, subject=late.reference, correlationid=late.reference,
+            id=str(late.invitation_id),
+        )  # fmt: skip
+        await publish(kafka_bootstrap, INVITATIONS.name, event, erased)
+    assert len(await smtp_server.wait_for(marker.conference.title, 1, within_s=30)) == 1
+    assert smtp_server.about(invitation.conference.title) == []
+    assert await store.find(str(invitation.invitation_id)) == []

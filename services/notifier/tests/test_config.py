@@ -1,11 +1,13 @@
 """Settings, the associations file and its secrets; retry classification (pure)."""
 
+import base64
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from rebond_contracts.associations import AssociationId
+from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_notifier.channels import Failed, Retry, classify_status, retry_delay
 from rebond_notifier.config import DEFAULT_WEBHOOK_SECRET, ConfigError, load_associations
 from rebond_notifier.settings import NotifierSettings
@@ -13,9 +15,17 @@ from rebond_notifier.settings import NotifierSettings
 STRONG = "x" * 40
 
 
+def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+    """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL and SMTP over STARTTLS, as
+    production requires, then `env`."""
+    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    for name, value in {**PRODUCTION_KAFKA, "smtp_starttls": "true", **env}.items():
+        monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
+
+
 def test_production_refuses_the_default_link_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """NOTIFIER_ENVIRONMENT=production without a real NOTIFIER_LINK_SECRET does not start."""
-    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    _production(monkeypatch)
     monkeypatch.delenv("NOTIFIER_LINK_SECRET", raising=False)
     with pytest.raises(ValidationError, match="NOTIFIER_LINK_SECRET"):
         NotifierSettings()
@@ -28,8 +38,54 @@ def test_link_secret_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.Mo
     secret = tmp_path / "link"
     secret.write_text(STRONG + "\n")
     monkeypatch.setenv("NOTIFIER_LINK_SECRET_FILE", str(secret))
-    monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
+    _production(monkeypatch)
     assert NotifierSettings().link_secret.get_secret_value() == STRONG
+
+
+@pytest.mark.parametrize(
+    ("tls", "starts"),
+    [
+        ({}, False),
+        ({"smtp_starttls": "true"}, True),
+        ({"smtp_starttls": "false", "smtp_tls": "true"}, True),
+    ],
+)
+def test_production_sends_e_mail_only_over_tls(
+    monkeypatch: pytest.MonkeyPatch, tls: dict[str, str], starts: bool
+) -> None:
+    """In production SMTP must be encrypted: mandatory STARTTLS or implicit TLS, else the
+    notifier stops at start-up naming both settings."""
+    _production(monkeypatch, link_secret=STRONG, smtp_starttls="false")
+    for name, value in tls.items():
+        monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
+    if starts:
+        assert NotifierSettings().environment == "production"
+    else:
+        with pytest.raises(
+            ValidationError, match=r"NOTIFIER_SMTP_STARTTLS=true .* NOTIFIER_SMTP_TLS"
+        ):
+            NotifierSettings()
+
+
+def test_starttls_and_implicit_tls_are_not_both_set() -> None:
+    """STARTTLS upgrades a plain session, implicit TLS starts encrypted: one or the other."""
+    with pytest.raises(ValidationError, match="not both"):
+        NotifierSettings(smtp_starttls=True, smtp_tls=True)
+
+
+def test_production_refuses_a_webhook_in_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An `http://` webhook (it would carry the referral in clear) stops production, naming
+    the association; outside production it is allowed (a local receiver)."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", STRONG)
+    path = _write(
+        tmp_path,
+        "    webhook_url: http://crm.example/hook\n    webhook_secret: env:APESA_HOOK_SECRET",
+    )
+    with pytest.raises(ConfigError, match=r"https:// in production \(apesa\)"):
+        load_associations(path, production=True)
+    assert load_associations(path)[AssociationId.APESA].webhook_url == "http://crm.example/hook"
 
 
 def test_packaged_file_covers_every_association() -> None:
@@ -61,6 +117,35 @@ def test_webhook_secret_is_read_from_the_environment(
     )
     channels = load_associations(path, production=True)[AssociationId.APESA]
     assert channels.webhook_secret == STRONG.encode()
+
+
+def test_a_whsec_secret_is_the_key_it_encodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`whsec_<base64>` (Standard Webhooks) is decoded into the signing key, also in production."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", "whsec_" + base64.b64encode(b"k" * 24).decode())
+    path = _write(
+        tmp_path,
+        "    webhook_url: https://crm.example/hook\n    webhook_secret: env:APESA_HOOK_SECRET",
+    )
+    assert load_associations(path, production=True)[AssociationId.APESA].webhook_secret == b"k" * 24
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("whsec_" + base64.b64encode(b"k" * 16).decode(), "too weak"),  # 16 bytes < 24
+        ("whsec_not base64!", "not base64"),
+    ],
+)
+def test_short_or_malformed_whsec_secrets_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret: str, message: str
+) -> None:
+    """A `whsec_` secret of fewer than 24 bytes (production) or not base64 stops the notifier."""
+    monkeypatch.setenv("APESA_HOOK_SECRET", secret)
+    path = _write(tmp_path, "    webhook_url: https://h\n    webhook_secret: env:APESA_HOOK_SECRET")
+    with pytest.raises(ConfigError, match=message):
+        load_associations(path, production=True)
 
 
 @pytest.mark.parametrize(
@@ -103,3 +188,12 @@ def test_webhook_status_classification(status: int, expected: type | None) -> No
 def test_exponential_backoff_up_to_a_cap(attempts: int, delay: float) -> None:
     """The wait doubles after each failed attempt and never exceeds the cap."""
     assert retry_delay(attempts, base_s=2.0, cap_s=60.0) == delay
+
+
+def test_a_sender_with_a_line_break_is_refused_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_MAIL_FROM goes into every e-mail's headers: a line break in it stops the start."""
+    monkeypatch.setenv("NOTIFIER_MAIL_FROM", "Rebond <a@rebond.example>\r\nBcc: x@example.org")
+    with pytest.raises(ValidationError, match="NOTIFIER_MAIL_FROM"):
+        NotifierSettings()

@@ -9,14 +9,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from standardwebhooks import Webhook
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DECISIONS, DELIVERIES, REFERRAL_STATUS, referrals
 from rebond_notifier.app import Notifier
-from rebond_notifier.channels import DELIVERY_HEADER
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.signing import SIGNATURE_HEADER, verify_webhook
+from rebond_notifier.signing import WEBHOOK_ID, new_webhook_secret
+from rebond_notifier.store import DELIVERY_NAMESPACE
 
 from .conftest import (
     MailBox,
@@ -29,7 +30,7 @@ from .conftest import (
 
 pytestmark = pytest.mark.kafka
 SECRET_ENV = "NOTIFIER_TEST_HOOK_SECRET"
-SECRET = "test-webhook-secret-" + uuid.uuid4().hex
+SECRET = new_webhook_secret()
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,10 @@ async def test_one_decision_gives_one_referral_two_mails_and_one_signed_webhook(
     ]
     [hook] = await webhook_receiver.wait_for(decision.reference, 1)
     assert hook.path == "/hooks/60000-rebonds"
-    assert verify_webhook(SECRET.encode(), hook.body, hook.headers[SIGNATURE_HEADER.lower()])
+    Webhook(SECRET).verify(hook.body, hook.headers)  # a ready-made Standard Webhooks verifier
+    assert hook.headers[WEBHOOK_ID] == str(
+        uuid.uuid5(DELIVERY_NAMESPACE, f"{decision.referral.referral_id}:webhook:offer")
+    )
     assert json.loads(hook.body)["data"]["referral_id"] == str(decision.referral.referral_id)
 
     outcomes = await deliveries.wait_for(decision.reference, 3)
@@ -169,7 +173,7 @@ async def test_webhook_5xx_then_success_is_retried(
     assert json.loads(outcome.value)["attempts"] == 2
     attempts = webhook_receiver.about(decision.reference)
     assert [h.status for h in attempts] == [503, 200]
-    first, second = (h.headers[DELIVERY_HEADER.lower()] for h in attempts)
+    first, second = (h.headers[WEBHOOK_ID] for h in attempts)
     assert first == second
 
 

@@ -6,20 +6,30 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from rebond_contracts.payloads import DeliveryV1
-from rebond_notifier.channels import Retry
+from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
-from rebond_notifier.store import ERASED, Delivery, DeliveryStore, Lease, NewDelivery, deliveries
+from rebond_notifier.store import (
+    DEAD_LETTERED,
+    SENT,
+    Delivery,
+    DeliveryStore,
+    Lease,
+    NewDelivery,
+    deliveries,
+)
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 
-from .conftest import new_reference, poll_until
+from .conftest import MailBox, new_reference, poll_until
 
 
 class CountingStore(DeliveryStore):
@@ -52,6 +62,10 @@ class FakeMailer:
         if self.before_send is not None:
             await self.before_send(mail)
         self.sent.append(mail)
+
+
+async def _no_one_to_tell(_holders: object) -> None:
+    """No referral was published for these: an erasure has no association to tell."""
 
 
 class NoWebhooks:
@@ -142,7 +156,7 @@ async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_d
 
     async def erase_the_others(mail: Mail) -> None:
         if mail.text != erased:
-            await store.erase(erased)
+            await store.erase(erased, _no_one_to_tell)
 
     mailer, outcomes = FakeMailer(erase_the_others), Outcomes()
     async with running(_dispatcher(store, mailer, outcomes, RetryPolicy())):
@@ -154,7 +168,7 @@ async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_d
         )
     assert store.chunks == [3]
     assert [m.text for m in mailer.sent] == [kept]
-    assert statuses == [ERASED, ERASED]
+    assert statuses == []  # the erasure deleted them
     assert len(outcomes.event_ids) == 1
 
 
@@ -296,3 +310,49 @@ async def test_a_stop_cancels_a_delivery_that_outlasts_the_grace(tmp_path: Path)
     finally:
         await store.close()
     assert lease.ids == tuple(ids[1:])
+
+
+async def test_a_delivery_that_can_never_be_built_is_dead_lettered_at_once(
+    tmp_path: Path, smtp_server: MailBox
+) -> None:
+    """An e-mail whose address holds a line break is dead-lettered after its first attempt
+    (not retried every lease), and the good e-mail behind it in the lane still goes out."""
+    store = await _store(tmp_path)
+    bad, good = _mail(), _mail()
+    bad = replace(bad, payload={**bad.payload, "to": "claire@example.org\r\nBcc: x@example.org"})
+    await store.enqueue([bad, good])
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, "orientation@rebond.local")
+    outcomes = Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(max_attempts=6, lease_s=120))
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 2, 10)
+        [unbuildable] = await store.find(bad.referral_id)
+        [sent] = await store.find(good.referral_id)
+    await mailer.close()
+    assert (unbuildable.status, unbuildable.attempts) == (DEAD_LETTERED, 1)
+    assert unbuildable.last_error is not None and "control character" in unbuildable.last_error
+    assert sent.status == SENT
+
+
+class BrokenStore(CountingStore):
+    """The store down: every round fails at its first step."""
+
+    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
+        self.rounds += 1
+        raise OSError("database unreachable")
+
+
+async def test_failed_rounds_are_tried_again_less_and_less_often(tmp_path: Path) -> None:
+    """With the store down and a poll every 20 ms, a second and a half holds a handful of
+    rounds (and tracebacks) at growing intervals, not 50."""
+    store = BrokenStore(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    dispatcher = Dispatcher(
+        store, FakeMailer(), NoWebhooks(), load_associations(), Outcomes().publish,
+        RetryPolicy(), poll_interval_s=0.02,
+    )  # fmt: skip
+    with capture_logs() as logs:  # kept, not rendered: the rounds' pace is the dispatcher's
+        async with running(dispatcher):
+            await asyncio.sleep(1.5)
+    assert 4 <= store.rounds <= 10, store.rounds
+    delays = [e["retry_in_s"] for e in logs if e["event"] == "dispatch_round_failed"]
+    assert delays == sorted(delays) and delays[-1] > 0.2

@@ -37,7 +37,7 @@ async def test_notifier_connects_with_its_own_sasl_principal(
         kafka_sasl_username="notifier",
         kafka_sasl_password=kafka_secure.credentials["notifier"],
         environment="test",
-        group_id=f"rebond-notifier-sasl-{uuid.uuid4().hex[:8]}",
+        group_id=f"rebond-notifier.sasl-{uuid.uuid4().hex[:8]}",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}",
         smtp_host=smtp_server.host,
         smtp_port=smtp_server.port,

@@ -6,7 +6,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, event
 
-from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Lease, NewDelivery
+from rebond_notifier.store import (
+    AlreadyAnswered,
+    DeliveryStore,
+    Lease,
+    NewDelivery,
+    ReferralState,
+)
+
+REF = "RB-7K3M-Q9XA-2DFE-W8NB"
+
+
+async def _no_one_to_tell(_holders: object) -> None:
+    """The erasure's withdrawals: none expected here."""
 
 
 @pytest.fixture
@@ -100,12 +112,12 @@ async def test_an_answer_is_recorded_once_and_only_when_published(store: Deliver
         published.append("yes")
 
     with pytest.raises(ConnectionError):
-        await store.record_answer("r1", "apesa", "accept", None, fail)
+        await store.record_answer("r1", "apesa", "accept", None, fail, reference=REF)
     assert not await store.answered("r1")
-    await store.record_answer("r1", "apesa", "accept", None, ok)
+    await store.record_answer("r1", "apesa", "accept", None, ok, reference=REF)
     assert await store.answered("r1")
     with pytest.raises(AlreadyAnswered):
-        await store.record_answer("r1", "apesa", "decline", "other", ok)
+        await store.record_answer("r1", "apesa", "decline", "other", ok, reference=REF)
     assert published == ["yes"]
 
 
@@ -136,7 +148,7 @@ async def test_a_held_chunk_shows_what_an_erasure_stopped_and_can_be_handed_back
     lease = await store.claim_many(kept[:2] + erased[:2], lease_s=60, now=1000.0)
     assert lease.ids == (*kept[:2], *erased[:2])
 
-    await store.erase("RB-0000-0000-0000-0001", now=1001.0)
+    await store.erase("RB-0000-0000-0000-0001", _no_one_to_tell, now=1001.0)
 
     assert await store.held(lease) == kept[:2]
     assert await store.finish(kept[0], "sent", 1, then_check=lease.after(kept[0])) == kept[1:2]
@@ -198,3 +210,39 @@ async def test_each_round_finds_its_rows_through_an_index_also_on_an_older_log(
     assert len(plans) == 2
     assert "ix_notifier_deliveries_due" in plans[0], plans[0]
     assert "ix_notifier_deliveries_unpublished" in plans[1], plans[1]
+
+
+REFERRAL = "da6e70fb-f7ab-5902-904a-60821a89176b"
+
+
+def _state(status: str, at: float, referral: str = REFERRAL) -> ReferralState:
+    return ReferralState(referral, status, at)
+
+
+async def test_a_referral_state_never_goes_back_to_an_earlier_status(store: DeliveryStore) -> None:
+    """The latest status is kept; a redelivered earlier one (offered after expired) changes
+    nothing, also when both come in one batch; another referral keeps its own."""
+    assert await store.referral_state(REFERRAL) is None
+    await store.enqueue([], states=[_state("offered", 1.0), _state("reminded", 2.0)])
+    assert await store.referral_state(REFERRAL) == _state("reminded", 2.0)
+    await store.enqueue([], states=[_state("expired", 3.0), _state("offered", 1.0)])
+    assert await store.referral_state(REFERRAL) == _state("expired", 3.0)
+    await store.enqueue([], states=[_state("offered", 1.0)])  # redelivered
+    assert await store.referral_state(REFERRAL) == _state("expired", 3.0)
+    other = "0b5f2d7e-3c1a-4e8b-9f6d-2a7c4e1b8d35"
+    await store.enqueue(
+        [_item()], states=[_state("reoriented", 4.0), _state("offered", 4.0, other)]
+    )
+    assert await store.referral_state(REFERRAL) == _state("reoriented", 4.0)
+    assert await store.referral_state(other) == _state("offered", 4.0, other)
+    assert len(await store.find(REFERRAL)) == 1  # the delivery recorded in the same call
+
+
+async def test_referral_states_are_forgotten_after_the_retention(store: DeliveryStore) -> None:
+    """`anonymise` forgets states unchanged for the retention period, and only those."""
+    day = 86_400.0
+    recent = "0b5f2d7e-3c1a-4e8b-9f6d-2a7c4e1b8d35"
+    await store.enqueue([], states=[_state("offered", 0.0), _state("offered", 29 * day, recent)])
+    await store.anonymise(30 * day, now=31 * day)
+    assert await store.referral_state(REFERRAL) is None
+    assert await store.referral_state(recent) is not None

@@ -1,18 +1,20 @@
 """E-mail texts and which deliveries a decision or a status calls for (pure)."""
 
+import re
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
+from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1, ReferralV1
 from rebond_contracts.questionnaire import Distress
 from rebond_contracts.topics import referrals
 from rebond_notifier import planning, templates
 from rebond_notifier.channels import SmtpMailer
 from rebond_notifier.config import load_associations
-from rebond_notifier.signing import Action, read_token
+from rebond_notifier.signing import Action, TokenExpired, read_token
 from rebond_notifier.templates import Mail
 
 from .conftest import make_decision
@@ -20,6 +22,12 @@ from .conftest import make_decision
 KEY = b"k" * 32
 LINKS = planning.LinkMaker(KEY, "https://rebond.example/")
 ASSOCIATIONS = load_associations()
+
+
+def _links_for(referral: ReferralV1) -> templates.AnswerLinks:
+    return LINKS.links(
+        str(referral.referral_id), referral.reference, referral.association_id, referral.respond_by
+    )
 
 
 def _event(decision):  # type: ignore[no-untyped-def]
@@ -32,7 +40,7 @@ def _event(decision):  # type: ignore[no-untyped-def]
 def test_association_mail_has_reference_contact_and_signed_links() -> None:
     """The association's e-mail names the reference, the shared contact and two answer links."""
     referral = make_decision().referral
-    links = LINKS.links(str(referral.referral_id), referral.reference, referral.association_id)
+    links = _links_for(referral)
     mail = templates.association_referral(referral, "a@example.org", links)
     assert referral.reference in mail.subject and "URGENT" not in mail.subject
     assert "Claire" in mail.text and "claire@example.org" in mail.text
@@ -43,10 +51,55 @@ def test_association_mail_has_reference_contact_and_signed_links() -> None:
     assert "Détresse" not in mail.text  # not shared without the sensitive-data consent
 
 
+def _token(url: str, now: float = 0) -> Any:
+    return read_token(KEY, url.rsplit("/", 1)[1], now=now)
+
+
+def test_answer_links_last_until_the_associations_deadline_and_the_mail_says_when() -> None:
+    """An APESA referral due in 1 day: its links expire at that deadline (not in 8 days), and
+    the e-mail gives that date and hour, Paris time."""
+    respond_by = datetime(2027, 1, 14, 17, 30, tzinfo=UTC)  # 18 h 30 in Paris
+    decision = make_decision(AssociationId.APESA)
+    referral = decision.referral.model_copy(update={"respond_by": respond_by})
+    decision = decision.model_copy(update={"referral": referral})
+    planned = planning.for_decision(decision, _event(decision), ASSOCIATIONS, LINKS)
+    [offer] = [p for p in planned if p.channel == "association_email"]
+    text = offer.payload["text"]
+    assert "valables jusqu'au 14/01/2027 à 18 h 30 (heure de Paris)" in text
+    assert "8 jours" not in text
+    accept = re.search(r"Accepter : (\S+)", text).group(1)  # type: ignore[union-attr]
+    assert _token(accept).expires_at == int(respond_by.timestamp())
+    with pytest.raises(TokenExpired):
+        _token(accept, now=respond_by.timestamp())
+
+
+def test_reminder_links_expire_at_the_deadline_it_carries() -> None:
+    """A reminder's fresh links last until the `respond_by` of the status, not longer."""
+    respond_by = datetime(2027, 1, 14, 17, 30, tzinfo=UTC)
+    status = ReferralStatusV1(
+        reference="RB-7K3M-Q9XA-2DFE-W8NB", referral_id=uuid.uuid4(),
+        association_id=AssociationId.SOS_ENTREPRENEUR, status=ReferralStatus.REMINDED,
+        respond_by=respond_by, at=datetime.now(UTC),
+    )  # fmt: skip
+    [mail] = planning.for_status(status, "corr", ASSOCIATIONS, LINKS)
+    assert "valables jusqu'au 14/01/2027 à 18 h 30" in mail.payload["text"]
+    decline = re.search(r"Décliner : (\S+)", mail.payload["text"]).group(1)  # type: ignore[union-attr]
+    assert _token(decline).expires_at == int(respond_by.timestamp())
+
+
+def test_a_referral_without_deadline_gets_links_valid_for_the_setting() -> None:
+    """No `respond_by`: the links last NOTIFIER_LINK_VALID_DAYS from now."""
+    links = planning.LinkMaker(KEY, "https://rebond.example", valid_days=3).links(
+        str(uuid.uuid4()), "RB-7K3M-Q9XA-2DFE-W8NB", AssociationId.APESA, None, now=1_000.0
+    )
+    assert _token(links.accept).expires_at == 1_000 + 3 * 86_400
+    assert links.expires_at == datetime.fromtimestamp(1_000 + 3 * 86_400, UTC)
+
+
 def test_urgent_referral_is_marked_in_subject_and_body() -> None:
     """An urgent referral says so in the subject and the body of both e-mails."""
     referral = make_decision(urgent=True).referral
-    links = LINKS.links(str(referral.referral_id), referral.reference, referral.association_id)
+    links = _links_for(referral)
     mail = templates.association_referral(referral, "a@example.org", links)
     person = templates.person_confirmation(referral)
     assert mail.subject.startswith("[URGENT]") and "URGENT :" in mail.text
@@ -56,7 +109,7 @@ def test_urgent_referral_is_marked_in_subject_and_body() -> None:
 def test_distress_shown_only_when_shared() -> None:
     """The distress answer appears when the referral carries it (sensitive-data consent)."""
     referral = make_decision().referral.model_copy(update={"distress": Distress.YES})
-    links = LINKS.links(str(referral.referral_id), referral.reference, referral.association_id)
+    links = _links_for(referral)
     assert "Détresse : oui" in templates.association_referral(referral, "a@x.org", links).text
 
 
@@ -73,8 +126,8 @@ def test_person_confirmation_in_french_with_resources() -> None:
 
 def test_reminder_and_expiry_mails() -> None:
     """Reminder carries fresh answer links and the deadline; expiry says nothing is to be done."""
-    links = LINKS.links(str(uuid.uuid4()), "RB-7K3M-Q9XA-2DFE-W8NB", AssociationId.APESA)
     when = datetime(2026, 12, 6, 10, tzinfo=UTC)
+    links = LINKS.links(str(uuid.uuid4()), "RB-7K3M-Q9XA-2DFE-W8NB", AssociationId.APESA, when)
     reminder = templates.association_reminder(
         AssociationId.APESA, "a@x.org", "RB-7K3M-Q9XA-2DFE-W8NB", when, links
     )

@@ -42,3 +42,9 @@ def test_a_bad_directory_stops_the_router_before_it_starts(tmp_path: Path) -> No
     )
     with pytest.raises(DirectoryError, match="association 're-creer', field 'weekly_capacity'"):
         create_app(RouterSettings(directory_path=bad, database_url="sqlite+aiosqlite://"))
+
+
+def test_a_zero_retry_delay_is_refused_naming_the_setting() -> None:
+    """A retry delay of 0 would retry transient failures in a hot loop: refused at start-up."""
+    with pytest.raises(ValueError, match="retry_backoff_s"):
+        RouterSettings(retry_backoff_s=0)

@@ -16,10 +16,15 @@ def test_the_document_describes_every_topic_the_router_reads_and_writes() -> Non
         "questionnaires.completed",
         "responses.apesa",
         "routing.decisions",
+        "routing.outcomes",
+        "routing.invitees",
         "referrals.status",
         "referrals.unrouted",
         "deadletter.router",
     ):
         assert f"address: {channel}" in text
-    for schema in ("QuestionnaireCompletedV1", "ReferralResponseV1", "UnroutedReferralV1"):
+    for schema in (
+        "QuestionnaireCompletedV1", "ReferralResponseV1", "UnroutedReferralV1",
+        "RoutingOutcomeV1", "InviteeV1",
+    ):  # fmt: skip
         assert f"#/components/schemas/{schema}" in text

@@ -33,12 +33,27 @@ def sleeps() -> FakeSleep:
 async def test_a_transient_failure_is_retried_with_growing_capped_backoff(
     sleeps: FakeSleep,
 ) -> None:
-    """A database hiccup is retried; delays double up to the cap."""
+    """A database hiccup is retried; delays double up to the cap, each within ±20 %."""
     work = Flaky(3, OperationalError("select", {}, Exception("database is locked")))
     await with_retries(
         work, attempts=5, backoff_s=1.0, backoff_max_s=3.0, what="test", sleep=sleeps
     )
-    assert work.calls == 4 and sleeps == [1.0, 2.0, 3.0]
+    assert work.calls == 4 and len(sleeps) == 3
+    steps = [1.0, 2.0, 3.0]
+    assert all(0.8 * s <= d <= min(3.0, 1.2 * s) for d, s in zip(sleeps, steps, strict=True))
+
+
+async def test_the_delays_of_retries_started_together_spread_out() -> None:
+    """Ten records failing together do not all retry at the same instant."""
+    firsts = []
+    for _ in range(10):
+        sleeps = FakeSleep()
+        await with_retries(
+            Flaky(1, OSError()), attempts=2, backoff_s=1.0, backoff_max_s=3.0, what="t",
+            sleep=sleeps,
+        )  # fmt: skip
+        firsts += sleeps
+    assert len(set(firsts)) == 10
 
 
 async def test_after_the_cap_the_work_is_given_up(sleeps: FakeSleep) -> None:

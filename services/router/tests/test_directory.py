@@ -70,3 +70,16 @@ def test_an_unreadable_or_malformed_file_is_refused(tmp_path: Path) -> None:
     broken.write_text("version: [unclosed\n")
     with pytest.raises(DirectoryError, match="not valid YAML"):
         load_directory(broken)
+
+
+def test_no_answer_deadline_outlives_the_referral_on_kafka() -> None:
+    """`referrals.<id>` keeps a referral for the longest answer deadline and no longer: an
+    association given more time would look for a referral Kafka has already deleted."""
+    from datetime import timedelta
+
+    from rebond_contracts.topics import referrals
+
+    directory = load_directory()
+    for association in AssociationId:
+        retention = timedelta(milliseconds=referrals(association).retention_ms or 0)
+        assert directory.get(association).response_deadline <= retention

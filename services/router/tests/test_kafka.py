@@ -16,11 +16,18 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import select
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
+from rebond_contracts.payloads import (
+    Answer,
+    DeclineReason,
+    ErasureRequestedV1,
+    ReferralResponseV1,
+)
 from rebond_contracts.topics import (
     DECISIONS,
+    ERASURES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -30,7 +37,9 @@ from rebond_contracts.topics import (
 )
 from rebond_kafka.testing import move_group_to_end, partitions_of
 from rebond_router.app import Components, build
+from rebond_router.privacy import erased
 from rebond_router.settings import RouterSettings
+from rebond_router.store import referrals
 
 from .conftest import NOW, Clock, submitted
 
@@ -39,7 +48,7 @@ pytestmark = pytest.mark.kafka
 SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
 OUTPUTS = [DECISIONS.name, REFERRAL_STATUS.name, UNROUTED.name, dead_letters(Service.ROUTER).name]
-INPUTS = [QUESTIONNAIRES.name, *(responses(a).name for a in AssociationId)]
+INPUTS = [QUESTIONNAIRES.name, ERASURES.name, *(responses(a).name for a in AssociationId)]
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -294,7 +303,9 @@ async def test_a_redelivered_questionnaire_gives_one_decision_and_one_referral(
 async def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_flowing(
     router_factory: Any, producer: AIOKafkaProducer, probe: Probe
 ) -> None:
-    """A record that is not JSON goes to deadletter.router with its headers; the next is decided."""
+    """A record that is not JSON goes to deadletter.router with its headers and where it was
+    (its value stays on questionnaires.completed, a topic with personal data); the next is
+    decided."""
     await router_factory()
     ref = new_reference()
     good = QUESTIONNAIRES.envelope(submitted(ref), subject=ref, correlationid=ref)
@@ -306,7 +317,8 @@ async def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_flowing(
     dead = dead_letters(Service.ROUTER).name
     await probe.until(lambda _: probe.data(dead, ref) and probe.data(DECISIONS.name, ref))
     [letter] = probe.data(dead, ref)
-    assert letter["value"] == "not json" and "Invalid JSON" in letter["error"]
+    assert letter["value"] is None and "Invalid JSON" in letter["error"]
+    assert letter["topic"] == QUESTIONNAIRES.name and letter["offset"] >= 0
     assert letter["headers"]["ce_id"] == good.id
     assert len(probe.data(DECISIONS.name, ref)) == 1
 
@@ -346,3 +358,31 @@ async def wait_members(bootstrap: str, group: str, count: int, timeout_s: float 
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
+
+
+async def test_a_questionnaire_read_after_its_erasure_is_not_routed(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe, kafka_bootstrap: str, group: str
+) -> None:
+    """The erasure is read first (`privacy.erasures` ahead of `questionnaires.completed`, as
+    after a lag or a replay): the questionnaire that follows is not routed, and the router
+    keeps nothing of it; another person's, sent after it, is."""
+    parts = await router_factory()
+    erased_ref, other = new_reference(), new_reference()
+    request = ErasureRequestedV1(reference=erased_ref, requested_at=NOW)
+    erasure = await send(
+        producer, ERASURES.name,
+        ERASURES.envelope(request, subject=erased_ref, correlationid=erased_ref),
+    )  # fmt: skip
+    await wait_committed(kafka_bootstrap, group, erasure)
+    late = await send_questionnaire(producer, erased_ref)
+    await send_questionnaire(producer, other)
+    await wait_committed(kafka_bootstrap, group, late)
+    await probe.until(lambda _: probe.data(DECISIONS.name, other))
+    assert probe.data(DECISIONS.name, erased_ref) == []
+    assert await erased(parts.store, erased_ref)
+    rows = await parts.store.database.run(
+        lambda c: c.execute(
+            select(referrals.c.reference).where(referrals.c.reference == erased_ref)
+        ).all()
+    )
+    assert rows == []

@@ -149,6 +149,48 @@ async def test_without_consent_a_decision_is_published_but_nothing_is_followed(
     assert outputs.statuses() == []
 
 
+async def test_each_decision_tells_intake_its_outcome_and_events_its_invitee(
+    router: Router, outputs: FakeOutputs
+) -> None:
+    """With the decision (for the notifier) go, in the same outbox and with ids derived from
+    it, its outcome for intake (no contact, message or distress) and, as the person consented
+    to invitations, the invitee for events; a re-orientation tells intake again, not events."""
+    await router.on_questionnaire(questionnaire(distress="yes", consents__sensitive_data=True))
+    [decision] = outputs.on("routing.decisions")
+    [outcome] = outputs.on("routing.outcomes")
+    [invitee] = outputs.on("routing.invitees")
+    assert set(outcome) == {
+        "decision_id",
+        "reference",
+        "primary",
+        "attempt",
+        "reasons",
+        "decided_at",
+    }
+    assert outcome["decision_id"] == decision["decision_id"] and outcome["attempt"] == 1
+    assert {r["code"] for r in decision["reasons"]} & {"distress", "distress_resources"}
+    assert not {r["code"] for r in outcome["reasons"]} & {"distress", "distress_resources"}
+    assert invitee["contact"] == decision["invitation"]
+    assert invitee["contact"]["email"] == "claire@example.org"
+    holder = AssociationId(decision["referral"]["association_id"])
+    await router.on_response(
+        holder, answer(holder, current_referral(outputs), "r-1", DeclineReason.NO_CAPACITY)
+    )
+    assert [o["attempt"] for o in outputs.on("routing.outcomes")] == [1, 2]
+    assert len(outputs.on("routing.invitees")) == 1
+    ids = {s.topic: s.headers["ce_id"] for s in outputs.sent if s.topic.startswith("routing.")}
+    assert len(set(ids.values())) == 3
+
+
+async def test_no_invitee_without_consent_to_invitations(
+    router: Router, outputs: FakeOutputs
+) -> None:
+    """A person who did not consent to invitations never reaches events."""
+    await router.on_questionnaire(questionnaire(consents__event_invitations=False))
+    assert len(outputs.on("routing.outcomes")) == 1
+    assert outputs.on("routing.invitees") == []
+
+
 async def test_a_decline_moves_the_referral_to_the_next_alternate(
     router: Router, outputs: FakeOutputs
 ) -> None:
@@ -313,11 +355,15 @@ async def test_outputs_survive_a_failed_publish_and_go_out_on_the_next_flush(
     router: Router, outputs: FakeOutputs, clock: Clock
 ) -> None:
     """Kafka refuses the decision after it is stored: nothing is lost, the retry publishes it
-    once, and the status that Kafka did take (both were in flight) is not published again."""
+    once, and the outputs that Kafka did take (all were in flight) are not published again."""
     outputs.fail_next = 1
     with pytest.raises(OSError):
         await router.on_questionnaire(questionnaire())
-    assert [s.topic for s in outputs.sent] == ["referrals.status"]
+    assert [s.topic for s in outputs.sent] == [
+        "routing.outcomes",
+        "routing.invitees",
+        "referrals.status",
+    ]
     assert await router.on_questionnaire(questionnaire()) is False  # the redelivery
     assert len(outputs.on("routing.decisions")) == 1
     assert outputs.statuses() == [("offered", SIXTY)]

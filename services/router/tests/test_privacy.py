@@ -1,17 +1,22 @@
 """Erasure and anonymisation of the router's store (SQLite and PostgreSQL, controlled clock)."""
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 
+from rebond_contracts.payloads import DeclineReason
+from rebond_contracts.topics import QUESTIONNAIRES
 from rebond_router.directory import Directory
-from rebond_router.lifecycle import Rejected, Router
+from rebond_router.lifecycle import Router
 from rebond_router.privacy import anonymise, erase, erased
-from rebond_router.store import Store, referrals
+from rebond_router.store import Store, erasures, handled, metadata, referrals
+from rebond_sql.erasure import lock_references, reference_digest
+from rebond_sql.testing import rows_of, waits_for
 
-from .conftest import REFERENCE, Clock, FakeOutputs
+from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
 from .test_lifecycle import SIXTY, answer, current_referral, questionnaire
 
 
@@ -43,25 +48,53 @@ async def _row(store: Store) -> dict:
     return dict(await store.database.run(lambda c: c.execute(query).mappings().one()))
 
 
-async def test_erasure_stops_the_lifecycle_and_drops_the_contact_copy(
+async def _tables(store: Store) -> dict[str, list[tuple]]:
+    return await rows_of(store.database, metadata)
+
+
+async def test_erasure_leaves_the_tombstone_only_and_stops_the_lifecycle(
     router: Router, outputs: FakeOutputs, store: Store, clock: Clock
 ) -> None:
-    """Erased: no contact copy, no reminder, no expiry, no re-orientation, answers refused."""
-    await router.on_questionnaire(questionnaire())
+    """Erased (a person in distress, with consent: an urgent referral to APESA): nothing is
+    left of the referral (no urgent flag, scores, reasons, candidates or offers; the reference
+    nowhere), only its SHA-256; no reminder, expiry or re-orientation follows, and a late
+    answer changes nothing."""
+    await router.on_questionnaire(questionnaire(distress="yes", consents__sensitive_data=True))
     referral_id = current_referral(outputs)
-    assert (await _row(store))["template"] is not None
+    assert (await _row(store))["urgent"] is True
     sent_before = len(outputs.sent)
 
     assert await erase(store, REFERENCE, clock()) is True
     assert await erase(store, REFERENCE, clock()) is False  # a redelivery changes nothing
 
-    row = await _row(store)
-    assert row["status"] == "erased" and row["template"] is None and row["candidates"] == []
+    tables = await _tables(store)
+    assert REFERENCE not in repr(tables)
+    assert tables["router_erasures"] == [(hashlib.sha256(REFERENCE.encode()).hexdigest(), NOW)]
+    assert all(not tables[t] for t in ("router_referrals", "router_offers", "router_outbox"))
     clock.advance(days=30)
     assert await router.check_deadlines() == 0
-    with pytest.raises(Rejected):
-        await router.on_response(SIXTY, answer(SIXTY, referral_id, "late-answer"))
+    await router.on_response(SIXTY, answer(SIXTY, referral_id, "late-answer"))
     assert len(outputs.sent) == sent_before
+    assert await erased(store, REFERENCE)
+
+
+async def test_an_answer_whose_event_id_mimics_an_erasure_marker_does_not_block_it(
+    router: Router, outputs: FakeOutputs, store: Store, clock: Clock
+) -> None:
+    """An association answers with `ce_id` `erasure:<reference>` (the marker an older router
+    kept its erasures under, among answers' ids): the erasure still happens in full."""
+    await router.on_questionnaire(questionnaire())
+    referral_id = current_referral(outputs)
+    await router.on_response(
+        SIXTY, answer(SIXTY, referral_id, f"erasure:{REFERENCE}", DeclineReason.NO_CAPACITY)
+    )
+    assert (await _row(store))["holder"] == "second-souffle"  # re-oriented: the answer counted
+
+    assert await erase(store, REFERENCE, clock()) is True
+
+    assert REFERENCE not in repr(
+        {k: v for k, v in (await _tables(store)).items() if k != "router_handled_events"}
+    )
     assert await erased(store, REFERENCE)
 
 
@@ -72,6 +105,59 @@ async def test_a_questionnaire_arriving_after_its_erasure_is_not_routed(
     await erase(store, REFERENCE, clock())
     assert await router.on_questionnaire(questionnaire()) is False
     assert outputs.sent == []
+    assert (await _tables(store))["router_referrals"] == []
+
+
+async def test_a_questionnaire_read_during_an_erasure_waits_for_it_and_is_not_routed(
+    router: Router, outputs: FakeOutputs, store: Store, clock: Clock
+) -> None:
+    """A batch that reaches the store while an erasure of one of its references is under way
+    waits for the erasure's commit, then sees its tombstone: that one is not routed."""
+    tombstone = erasures.insert().values(
+        reference_sha256=reference_digest(REFERENCE), erased_at=NOW
+    )
+    erasure = [
+        lambda c: lock_references(c, [REFERENCE], erasing=True), lambda c: c.execute(tombstone)
+    ]  # fmt: skip
+    assert (
+        await waits_for(store.database, erasure, router.on_questionnaire(questionnaire())) is False
+    )
+    assert outputs.sent == []
+
+
+async def test_erasures_marked_by_an_older_router_become_tombstones(
+    router: Router, outputs: FakeOutputs, store: Store, clock: Clock, sql_url: str
+) -> None:
+    """An older router kept erasures as `erasure:<reference>` among handled events and kept
+    the erased row: on start they become tombstones and the row goes. A marker beside a live
+    referral was an association's forged answer id: it erases nothing."""
+    erased_ref, live_ref = "RB-0000-0000-0000-0ERA", REFERENCE
+    await router.on_questionnaire(questionnaire())  # live
+    await router.on_questionnaire(
+        QUESTIONNAIRES.envelope(submitted(erased_ref), subject=erased_ref,
+                                correlationid=erased_ref, id="event-2")
+    )  # fmt: skip
+
+    def as_an_older_router(connection: Connection) -> None:
+        connection.execute(
+            update(referrals).where(referrals.c.reference == erased_ref)
+            .values(status="erased", template=None)
+        )  # fmt: skip
+        connection.execute(
+            handled.insert(),
+            [{"event_id": f"erasure:{r}", "handled_at": NOW} for r in (erased_ref, live_ref)],
+        )
+
+    await store.database.run(as_an_older_router)
+    restarted = Store.from_url(sql_url)
+    await restarted.create_schema()
+    try:
+        assert await erased(restarted, erased_ref) and not await erased(restarted, live_ref)
+        tables = await _tables(restarted)
+        assert erased_ref not in repr(tables)
+        assert [row[0] for row in tables["router_referrals"]] == [live_ref]
+    finally:
+        await restarted.close()
 
 
 async def test_anonymise_drops_contact_copies_after_the_retention_period(

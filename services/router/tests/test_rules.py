@@ -104,3 +104,13 @@ def test_ids_derive_from_the_event_and_the_attempt(directory: Directory) -> None
     assert first.referral.referral_id == again.referral.referral_id
     assert reorientation_id(first.decision_id, 2) == reorientation_id(first.decision_id, 2)
     assert reorientation_id(first.decision_id, 2) != reorientation_id(first.decision_id, 3)
+
+
+def test_the_directorys_distress_associations_are_those_public_pages_never_name() -> None:
+    """The directory's `distress_only` associations are exactly the contracts'
+    `DISTRESS_ASSOCIATIONS`, which intake's public status page keeps unnamed."""
+    from rebond_contracts.associations import DISTRESS_ASSOCIATIONS
+    from rebond_router.directory import load_directory
+
+    directory = load_directory()
+    assert {a.id for a in directory.associations if a.distress_only} == DISTRESS_ASSOCIATIONS

@@ -9,7 +9,8 @@ trusted hops: the first untrusted one is the client. Entries to its left were wr
 client itself and are never looked at.
 
 This is the only place that decides: uvicorn's own proxy-headers handling is switched off
-(`rebond_http.serving`), so `FORWARDED_ALLOW_IPS` cannot make uvicorn rewrite the peer first.
+(`rebond_http.private.server`), so `FORWARDED_ALLOW_IPS` cannot make uvicorn rewrite the peer
+first.
 
 IPv6 clients are counted per /64: one subscriber line usually holds a whole /64, so rotating
 addresses inside it must not give fresh buckets.

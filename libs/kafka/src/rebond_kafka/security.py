@@ -1,7 +1,11 @@
-"""FastStream's security object for a service's configured Kafka SASL credentials."""
+"""A process's Kafka connection, from its settings (`rebond_kafka.settings`), as FastStream's
+security object or as aiokafka's keyword arguments."""
 
-from typing import Protocol
+import ssl
+from pathlib import Path
+from typing import Any, Protocol
 
+from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from pydantic import SecretStr
 
@@ -13,7 +17,7 @@ _MECHANISMS: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
 
 
 class KafkaSecuritySettings(Protocol):
-    """The four settings fields every service has for its Kafka credentials."""
+    """The Kafka connection fields of a process's settings (`KafkaClientSettings` fits)."""
 
     @property
     def kafka_security_protocol(self) -> str: ...  # PLAINTEXT, SASL_PLAINTEXT or SASL_SSL
@@ -23,15 +27,52 @@ class KafkaSecuritySettings(Protocol):
     def kafka_sasl_username(self) -> str | None: ...
     @property
     def kafka_sasl_password(self) -> SecretStr | None: ...
+    @property
+    def kafka_ssl_cafile(self) -> Path | None: ...
+    @property
+    def kafka_ssl_certfile(self) -> Path | None: ...
+    @property
+    def kafka_ssl_keyfile(self) -> Path | None: ...
+
+
+def kafka_ssl_context(settings: KafkaSecuritySettings) -> ssl.SSLContext | None:
+    """The TLS context of a SASL_SSL connection (None for the other protocols): the brokers'
+    certificates are checked against the configured CA (else the system's) and their host
+    names verified (aiokafka's `create_ssl_context` never turns that off); a client
+    certificate is presented when one is configured. An unreadable file raises here, when the
+    service is built, not at each connection attempt."""
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return None
+    return create_ssl_context(
+        cafile=settings.kafka_ssl_cafile,
+        certfile=settings.kafka_ssl_certfile,
+        keyfile=settings.kafka_ssl_keyfile,
+    )
 
 
 def kafka_security(settings: KafkaSecuritySettings) -> BaseSecurity | None:
-    """FastStream's security object for the configured SASL credentials (None: plaintext)."""
+    """FastStream's security object for the configured connection (None: plaintext). SASL_SSL
+    carries its TLS context: aiokafka refuses SSL without one."""
     if settings.kafka_security_protocol == "PLAINTEXT":
         return None
     password = settings.kafka_sasl_password
     return _MECHANISMS[settings.kafka_sasl_mechanism](
         username=settings.kafka_sasl_username or "",
         password=password.get_secret_value() if password else "",
+        ssl_context=kafka_ssl_context(settings),
         use_ssl=settings.kafka_security_protocol == "SASL_SSL",
     )
+
+
+def aiokafka_options(settings: KafkaSecuritySettings) -> dict[str, Any]:
+    """aiokafka's keyword arguments for the same connection (its bare clients and tools)."""
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return options
+    password = settings.kafka_sasl_password
+    return options | {
+        "sasl_mechanism": settings.kafka_sasl_mechanism,
+        "sasl_plain_username": settings.kafka_sasl_username or "",
+        "sasl_plain_password": password.get_secret_value() if password else "",
+        "ssl_context": kafka_ssl_context(settings),
+    }

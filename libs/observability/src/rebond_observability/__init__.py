@@ -12,7 +12,8 @@
 - `GET /metrics` (Prometheus text): HTTP requests by route template, method and status, and
   their latency; FastStream's per-topic consumed/published/processing-latency series; records
   failed and dead-lettered per topic; consumer lag per group, topic and partition (refreshed on
-  each scrape). Labels never hold a reference or anything a person wrote.
+  each scrape); whether Kafka is reached, its outages and their seconds (`watch_kafka`). Labels
+  never hold a reference or anything a person wrote.
 
 Process plumbing shared by the four services (it carries no event, schema or topic: those stay in
 `contracts/`); each service names itself (`Observability("router", settings)`) and adds its own
@@ -22,7 +23,7 @@ series in its `observability.py`.
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
@@ -44,6 +45,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,6 +54,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rebond_contracts.payloads import REFERENCE_PATTERN
 from rebond_contracts.tracing import HEADER, TraceParent, from_headers
+from rebond_kafka.outage import KafkaLink
 
 log = structlog.get_logger(__name__)
 _REFERENCE = re.compile(REFERENCE_PATTERN.strip("^$"))
@@ -158,6 +162,8 @@ class Observability:
         self.tracer = Tracer(tracer_provider(settings, service, exporter), service)
         self.publish_hooks: list[PublishHook] = []
         self._brokers: list[KafkaBroker] = []
+        self._links: list[KafkaLink] = []
+        self.registry.register(_KafkaLinkCollector(self._links))
         self._prometheus = KafkaPrometheusMiddleware(
             registry=self.registry, app_name=f"rebond-{service}"
         )
@@ -220,12 +226,22 @@ class Observability:
             finally:
                 _consumed_topic.reset(token)
 
+    def watch_kafka(self, link: KafkaLink) -> None:
+        """`rebond_kafka_reachable`, `rebond_kafka_outages_total` and
+        `rebond_kafka_outage_seconds_total` from `link`, read at each scrape (the seconds
+        include the outage going on, so an alert sees it grow before it ends)."""
+        self._links.append(link)
+
     def _middleware(self, msg: Any, /, *, context: Any) -> "KafkaObservability":
         return KafkaObservability(msg, context=context, observability=self)
 
     async def refresh_lag(self, timeout_s: float = 2.0) -> None:
-        """Lag per assigned partition of every consumer of the instrumented brokers."""
+        """Lag per assigned partition of every consumer of the instrumented brokers. None while
+        Kafka is down: asking would wait `timeout_s` per consumer (a dozen in the notifier), and
+        the scrape, which says that Kafka is down, would time out instead."""
         self.lag.clear()
+        if any(link.down for link in self._links):
+            return
         for broker in self._brokers:
             for subscriber in broker.subscribers:
                 consumers = getattr(subscriber, "consumer_subgroup", None) or [
@@ -259,6 +275,32 @@ class Observability:
 
         app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
         app.add_middleware(HttpObservability, observability=self)
+
+
+class _KafkaLinkCollector(Collector):
+    """The Kafka series, from the links watched (none yet: the families without a value)."""
+
+    def __init__(self, links: list[KafkaLink]) -> None:
+        self.links = links
+
+    def collect(self) -> Iterable[Metric]:
+        reachable = GaugeMetricFamily(
+            "rebond_kafka_reachable",
+            "1 while this service reaches Kafka, 0 during an outage (no client reaches a broker).",
+        )
+        outages = CounterMetricFamily(
+            "rebond_kafka_outages",
+            "Kafka outages this service went through (each begins when no client reaches a broker).",
+        )
+        seconds = CounterMetricFamily(
+            "rebond_kafka_outage_seconds",
+            "Seconds this service could not reach Kafka, the outage going on included.",
+        )
+        if self.links:
+            reachable.add_metric([], 0 if any(link.down for link in self.links) else 1)
+            outages.add_metric([], sum(link.outages for link in self.links))
+            seconds.add_metric([], sum(link.outage_seconds() for link in self.links))
+        yield from (reachable, outages, seconds)
 
 
 class KafkaObservability(BaseMiddleware):

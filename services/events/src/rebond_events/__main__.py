@@ -10,21 +10,33 @@ EVENTS_RETENTION_DAYS ago and deletes older invitations (run it daily: cron, a C
 import gc
 import json
 import secrets
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
+
+import uvicorn
 
 from rebond_events.app import create_app
 from rebond_events.privacy import anonymise
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import build_engine, migrate
-from rebond_http.serving import Serving, serving
+from rebond_http import private
 from rebond_observability.logging import configure_logging
 
 
-def build_server(settings: EventsSettings) -> Serving:
-    """The app served on EVENTS_HOST:EVENTS_PORT (and EVENTS_INTERNAL_PORT), with uvicorn's
-    proxy headers off: only EVENTS_TRUSTED_PROXIES says who the client is (`rebond_http`)."""
-    return serving(create_app(settings), settings)
+def build_server(settings: EventsSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The app's server and its sockets: EVENTS_HOST:EVENTS_PORT, and EVENTS_INTERNAL_PORT when
+    set; uvicorn's proxy headers off, so only EVENTS_TRUSTED_PROXIES says who the client is
+    (`rebond_http`)."""
+    return private.server(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        internal_host=settings.internal_host,
+        internal_port=settings.internal_port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def main() -> None:
@@ -48,9 +60,9 @@ def main() -> None:
             f"{done.invitations} invitations and {done.outbox} outbox rows deleted"
         )
         return
-    server = build_server(settings)
+    server, sockets = build_server(settings)
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    server.run()
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

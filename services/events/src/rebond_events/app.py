@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_events import api, portal
-from rebond_events.consumer import subscribe_decisions
+from rebond_events.consumer import subscribe_invitees
 from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
 from rebond_events.service import (
@@ -34,12 +34,21 @@ from rebond_events.settings import EventsSettings
 from rebond_events.store import build_engine, migrate
 from rebond_http.clients import ClientAddress
 from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
-from rebond_http.internal import InternalRoutes
 from rebond_http.methods import allowed_methods
+from rebond_http.private import PrivateRoutes
+from rebond_kafka.outage import Impact, KafkaLink
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
+#: What a Kafka outage means here, in the events service's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les conférences et inscriptions sont enregistrées, leurs messages partiront au retour "
+    "de Kafka ; les invitations attendent dans Kafka ; /readyz répond 503",
+    en="conferences and registrations are stored, their messages will go out once Kafka is "
+    "back; invitations wait in Kafka; /readyz answers 503",
+)
 
 #: The guard's answers, for organisers' JSON and people's forms alike.
 GUARD_TEXTS = {
@@ -105,17 +114,23 @@ def create_app(
     started: asyncio.Task[None] | None = None
     use_kafka = sink is None
     obs = Observability(settings)
+    link: KafkaLink | None = None
     if use_kafka:
         broker = obs.instrument(broker or build_broker(settings))
         sink = KafkaSink(declare_publishers(broker))
+        link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+        obs.watch_kafka(link)
 
     def connected() -> bool:
-        return not use_kafka or (started is not None and started.done())
+        """Started, and Kafka not down: the outbox waits meanwhile instead of timing out."""
+        if link is None:
+            return True
+        return started is not None and started.done() and not link.down
 
     relay = Relay(conferences, sink, connected)  # type: ignore[arg-type]
     if use_kafka:
         assert broker is not None
-        subscribe_decisions(broker, conferences, relay, settings.group_id)
+        subscribe_invitees(broker, conferences, relay, settings.group_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,7 +140,7 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         if use_kafka:
             assert broker is not None
-            started = asyncio.create_task(start_forever(broker, log=log))
+            started = asyncio.create_task(start_forever(broker, log=log, link=link))
             tasks.append(started)
         tasks.append(asyncio.create_task(relay.run_forever(settings.outbox_interval_s)))
         try:
@@ -206,7 +221,8 @@ def create_app(
         if not use_kafka:
             return JSONResponse({"kafka": "not used"})
         assert broker is not None
-        ready = started is not None and started.done() and await broker.ping(timeout=2.0)
+        # `connected()` reads the link first: during an outage the answer is at once.
+        ready = connected() and await broker.ping(timeout=2.0)
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"kafka": "connected" if ready else "unreachable"},
@@ -222,7 +238,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     app.add_middleware(
-        InternalRoutes, internal_port=settings.internal_port, public=settings.internal_public
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
     )
     obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
     return app

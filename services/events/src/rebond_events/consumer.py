@@ -1,7 +1,8 @@
-"""Kafka entry point: read routing decisions, invite people who consented to invitations.
+"""Kafka entry point: read the router's invitees (people who consented to invitations, with
+only what an invitation needs: events never sees anyone else's decision), invite them.
 
 At least once: the offset is committed only after the invitation is stored and published
-(acks=all). A redelivered decision finds the invitation already stored and publishes nothing
+(acks=all). A redelivered invitee finds the invitation already stored and publishes nothing
 new. A record that cannot be read goes to `deadletter.events` and the partition keeps flowing.
 """
 
@@ -12,7 +13,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.envelope import EnvelopeError
-from rebond_contracts.topics import DECISIONS, ERASURES, Service, dead_letters
+from rebond_contracts.topics import ERASURES, INVITEES, Service, dead_letters
 from rebond_events import privacy
 from rebond_events.outbox import Relay
 from rebond_events.service import Conferences
@@ -22,7 +23,7 @@ log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.EVENTS)
 
 
-def subscribe_decisions(
+def subscribe_invitees(
     broker: KafkaBroker, conferences: Conferences, relay: Relay, group_id: str
 ) -> None:
     dead = broker.publisher(
@@ -31,29 +32,27 @@ def subscribe_decisions(
     )  # fmt: skip
 
     @broker.subscriber(
-        DECISIONS.name,
+        INVITEES.name,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=keep_raw,
-        title=DECISIONS.name,
+        title=INVITEES.name,
         description="Invite people who consented to invitations to a nearby conference.",
     )
-    async def on_decision(msg: KafkaMessage) -> None:
+    async def on_invitee(msg: KafkaMessage) -> None:
         record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
         try:
-            event = DECISIONS.read(record.value, record.headers)
+            event = INVITEES.read(record.value, record.headers)
         except EnvelopeError as error:
             await send_dead_letter(dead, Service.EVENTS, record, str(error))
             return
-        contact = event.data.invitation
-        if contact is None:
-            return
+        contact = event.data.contact
         with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
             invited = await run_in_threadpool(
                 conferences.invite, event.data.reference, event.correlationid, contact
             )
-            await relay.flush()  # raises if Kafka does not acknowledge: the decision is re-read
+            await relay.flush()  # raises if Kafka does not acknowledge: the invitee is re-read
             log.info("invitation_considered", invited=invited)
 
     @broker.subscriber(

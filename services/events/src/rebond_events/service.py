@@ -56,6 +56,7 @@ from rebond_events.models import (
     RegistrationForOrganiser,
     RegistrationIn,
 )
+from rebond_events.privacy import erased
 from rebond_events.store import EventRow, InvitationRow, OutboxRow, RegistrationRow
 
 INVITATION_NAMESPACE = uuid.UUID("5d0c6f43-3f9e-4d38-9a53-8c2e0f7f1a21")
@@ -377,11 +378,14 @@ class Conferences:
     # --- invitations -------------------------------------------------------------------------
 
     def invite(self, reference: str, correlation_id: str, contact: InvitationContactV1) -> bool:
-        """Invite to the next conference in the department, else the region; at most once."""
+        """Invite to the next conference in the department, else the region; at most once;
+        never a person who asked for erasure (read in the invitation's own transaction)."""
         now = self._clock()
         digest = email_digest(contact.email)
         try:
             with self._transaction() as session:
+                if erased(session, reference):
+                    return False
                 rows = session.execute(
                     select(EventRow.id, EventRow.starts_at, EventRow.department, EventRow.region)
                     .where(

@@ -3,12 +3,13 @@
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
+from rebond_kafka.settings import ServiceSettings
 
 #: Development-only secrets: refused when EVENTS_ENVIRONMENT=production.
 DEFAULT_SIGNING_SECRET = "dev-only-events-signing-secret-change-me"  # noqa: S105
@@ -26,32 +27,16 @@ def hash_api_key(key: str) -> str:
 _DEFAULT_KEY_HASHES = {hash_api_key(key) for key in DEFAULT_ORGANISER_KEYS.values()}
 
 
-class EventsSettings(EdgeSettings):
+class EventsSettings(ServiceSettings, EdgeSettings):
     """The events service's own settings; the public edge's (body and rate limits, trusted
     proxies, HSTS, internal port) come from `EdgeSettings`, as `EVENTS_*` too."""
 
     model_config = SettingsConfigDict(env_prefix="EVENTS_", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("EVENTS_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
-    #: SASL on a secured cluster (`make run`'s broker): the service's own principal.
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    #: A file holding the password (a mounted secret); it wins over EVENTS_KAFKA_SASL_PASSWORD.
-    kafka_sasl_password_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _kafka_password_from_file(self) -> "EventsSettings":
-        if self.kafka_sasl_password_file is not None:
-            password = self.kafka_sasl_password_file.read_text().strip()
-            self.kafka_sasl_password = SecretStr(password)
-        return self
-
     group_id: str = "rebond-events"
     host: str = "127.0.0.1"
     port: int = 8003

@@ -112,6 +112,18 @@ class InvitationRow(Base):
     )
 
 
+class ErasureRow(Base):
+    """A person who came through the questionnaire asked for erasure: the tombstone of their
+    reference, its SHA-256 only (`rebond_sql.erasure`). Their invitations and the outbox rows
+    that carried them are deleted in the same transaction (`rebond_events.privacy.erase`), and
+    `Conferences.invite` reads it, under the reference's lock, before inviting anyone."""
+
+    __tablename__ = "erasures"
+
+    reference_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime())
+
+
 class OutboxRow(Base):
     """Events to publish, written in the same transaction as the change they announce."""
 

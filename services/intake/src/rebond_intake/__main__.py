@@ -6,10 +6,13 @@ expire (intake's store holds no personal data: references, hashes, statuses and 
 
 import asyncio
 import gc
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
-from rebond_http.serving import Serving, serving
+import uvicorn
+
+from rebond_http import private
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
@@ -26,12 +29,18 @@ async def _anonymise(settings: IntakeSettings) -> None:
         await store.close()
 
 
-def build_server(settings: IntakeSettings) -> Serving:
-    """The app served on INTAKE_HOST:INTAKE_PORT (and INTAKE_INTERNAL_PORT), with uvicorn's
-    proxy headers off: only INTAKE_TRUSTED_PROXIES says who the client is (`rebond_http`)."""
-    return serving(
+def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The app's server and its sockets: INTAKE_HOST:INTAKE_PORT, and INTAKE_INTERNAL_PORT when
+    set; uvicorn's proxy headers off, so only INTAKE_TRUSTED_PROXIES says who the client is
+    (`rebond_http`)."""
+    return private.server(
         create_app(settings),
-        settings,
+        host=settings.host,
+        port=settings.port,
+        internal_host=settings.internal_host,
+        internal_port=settings.internal_port,
+        log_config=None,
+        access_log=False,
         # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
         # uvloop or httptools is missing; both come with uvicorn[standard].
         loop="uvloop",
@@ -45,9 +54,9 @@ def main() -> None:
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
-    server = build_server(settings)
+    server, sockets = build_server(settings)
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    server.run()
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

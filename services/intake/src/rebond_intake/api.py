@@ -18,7 +18,7 @@ from rebond_contracts.payloads import (
     QuestionnaireCompletedV1,
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
-from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
+from rebond_contracts.topics import ERASURES, QUESTIONNAIRES, erasure_window_days
 from rebond_intake.erasure import erasure_secret, matches, matches_stored
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
@@ -28,7 +28,7 @@ from rebond_intake.references import new_reference
 from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import StatusStore, StoreUnavailable, Submission
-from rebond_intake.timeline import Record, build_timeline, current_status, received
+from rebond_intake.timeline import build_timeline, current_status, received
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -84,6 +84,11 @@ class ErasureAccepted(BaseModel):
     reference: str
     status: str
     message: str
+    #: The same in English.
+    message_en: str
+    #: Within how many days the copies that travelled through Kafka are gone too: the longest
+    #: retention of a topic with personal data, with its last segment (`erasure_window_days`).
+    kafka_copies_gone_within_days: int
 
 
 class Problem(BaseModel):
@@ -158,6 +163,10 @@ class SubmissionStatus(BaseModel):
     status: str
     refresh_after_s: int
     timeline: list[TimelineStep]
+    #: True when the erasure secret came with the request: the associations are named and every
+    #: reason is given, those that say the person is in distress included. Without it (the
+    #: reference alone), a person who said they are in distress sees the steps only.
+    full_view: bool = False
 
 
 _EXAMPLE_ACCEPTED = {
@@ -397,22 +406,15 @@ async def request_erasure(
     if not re.fullmatch(REFERENCE_PATTERN, reference):
         return not_found
     given = x_erasure_secret or (body.secret if body is not None else None) or ""
-    if not matches(settings.erasure_key.get_secret_value(), reference, given):
-        try:  # an older submission's random secret, or no such reference at all
-            kept = await store.secret_hash(reference)
-            known = kept is not None or await _known(reference, store, recent)
-        except StoreUnavailable:
-            return _unavailable(settings)
-        if not known:
+    try:
+        allowed = await _holds_secret(reference, given, settings, store)
+        if not allowed and not await _known(reference, store, recent):
             return not_found
-        if kept is None or not matches_stored(kept, given):
-            log.warning("erasure_refused", reference=reference, reason="wrong secret")
-            return JSONResponse(
-                status_code=403,
-                content=Problem(
-                    error="forbidden", message="Ce code secret ne correspond pas à cette référence."
-                ).model_dump(),
-            )
+    except StoreUnavailable:
+        return _unavailable(settings)
+    if not allowed:
+        log.warning("erasure_refused", reference=reference, reason="wrong secret")
+        return _wrong_secret()
     now = datetime.now(UTC)
     event_id = str(uuid.uuid5(ERASURE_NAMESPACE, reference))
     event = ERASURES.envelope(
@@ -424,16 +426,24 @@ async def request_erasure(
     with structlog.contextvars.bound_contextvars(reference=reference, event_id=event_id):
         try:
             await publisher.publish_erasure(event)
-            await store.add(Record(event_id, reference, "erasure", now, {}))
+            just_received = recent.get(reference)
+            await store.erase(reference, now, just_received.at if just_received else None)
         except (BrokerUnavailable, StoreUnavailable) as error:
             log.warning("erasure_not_accepted", reason=str(error))
             return _unavailable(settings)
         log.info("erasure_requested")
+    days = erasure_window_days()
     return ErasureAccepted(
         reference=reference,
         status="erased",
         message="Votre consentement est retiré : vos données sont en cours d'effacement dans "
-        "chaque service et l'association qui suivait votre demande en est informée.",
+        "chaque service et l'association qui suivait votre demande en est informée. Les copies "
+        "passées par notre messagerie interne (Kafka) s'effacent d'elles-mêmes, au plus tard "
+        f"dans {days} jours.",
+        message_en="Your consent is withdrawn: your data is being erased from every service "
+        "and the association following your request is told. The copies that went through our "
+        f"internal messaging (Kafka) delete themselves within {days} days at most.",
+        kafka_copies_gone_within_days=days,
     )
 
 
@@ -447,8 +457,33 @@ async def _accepted(
 
 
 async def _known(reference: str, store: StatusStore, recent: RecentlyReceived) -> bool:
-    """Whether intake accepted `reference` (its status store or this replica's memory)."""
-    return recent.get(reference) is not None or bool(await store.records(reference))
+    """Whether intake accepted `reference` (its status store, this replica's memory, or the
+    hash of an older submission's random erasure secret)."""
+    return (
+        recent.get(reference) is not None
+        or bool(await store.records(reference))
+        or await store.secret_hash(reference) is not None
+    )
+
+
+async def _holds_secret(
+    reference: str, given: str, settings: IntakeSettings, store: StatusStore
+) -> bool:
+    """Whether `given` is the erasure secret of `reference`: derived from it under intake's key,
+    or, for a submission older than that, the random one whose hash the store kept."""
+    if matches(settings.erasure_key.get_secret_value(), reference, given):
+        return True
+    kept = await store.secret_hash(reference)
+    return kept is not None and matches_stored(kept, given)
+
+
+def _wrong_secret() -> JSONResponse:
+    return JSONResponse(
+        status_code=403,
+        content=Problem(
+            error="forbidden", message="Ce code secret ne correspond pas à cette référence."
+        ).model_dump(),
+    )
 
 
 @router.get(
@@ -467,6 +502,7 @@ async def get_questionnaire() -> dict[str, Any]:
     summary="A person's status timeline",
     operation_id="get_status",
     responses={
+        403: {"model": Problem, "description": "Wrong erasure secret (`X-Erasure-Secret`)"},
         404: {"model": Problem, "description": "Unknown reference"},
         503: {"model": Unavailable, "description": "Status store unreachable"},
     },
@@ -476,8 +512,21 @@ async def get_status(
     intake: Intake,
     locale: str | None = None,
     accept_language: Annotated[str | None, Header()] = None,
+    x_erasure_secret: Annotated[
+        str | None,
+        Header(
+            alias="X-Erasure-Secret",
+            description="The secret shown once with the reference: the full view, with every "
+            "association named and every reason.",
+        ),
+    ] = None,
 ) -> object:
-    """Received, oriented to whom and why, accepted / declined / re-oriented, closed."""
+    """Received, oriented to whom and why, accepted / declined / re-oriented, closed; once
+    erased, only received and erased.
+
+    The reference alone travels in URLs, e-mail subjects and logs, so it opens only the public
+    view: for a person who said they are in distress it names no association and gives no
+    reason (`timeline.build_timeline`). The erasure secret opens the full view."""
     settings, store, recent = intake.settings, intake.store, intake.recent
     lang = request_locale({"locale": locale}, accept_language)
     not_found = JSONResponse(
@@ -490,19 +539,25 @@ async def get_status(
     if not re.fullmatch(REFERENCE_PATTERN, reference):
         return not_found
     try:
+        full = x_erasure_secret is not None and await _holds_secret(
+            reference, x_erasure_secret, settings, store
+        )
         records = await store.records(reference)
     except StoreUnavailable:
         return _unavailable(settings)
+    if x_erasure_secret is not None and not full:
+        return _wrong_secret()
     if (just_received := recent.get(reference)) is not None:
         records.append(just_received)
     if not records:
         return not_found
-    steps = build_timeline(records, lang)
+    steps = build_timeline(records, lang, private=full)
     return SubmissionStatus(
         reference=reference,
         status=current_status(steps),
         refresh_after_s=settings.status_refresh_s,
         timeline=[TimelineStep(**step.__dict__) for step in steps],
+        full_view=full,
     )
 
 

@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rebond_http.clients import ClientAddress
 from rebond_http.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_http.inputs import Loc
-from rebond_http.internal import InternalRoutes
 from rebond_http.methods import allowed_methods
+from rebond_http.private import PrivateRoutes
 from rebond_intake.api import router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
@@ -29,6 +29,9 @@ from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublishe
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
+from rebond_kafka.backoff import Backoff
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 
@@ -37,21 +40,28 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 STATIC = Path(str(files("rebond_intake") / "static"))
+#: What a Kafka outage means here, in intake's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les questionnaires sont refusés (503, à renvoyer plus tard), aucun n'est accepté "
+    "sans Kafka ; /readyz répond 503",
+    en="submissions are refused (503, to be sent again later), none is accepted without "
+    "Kafka; /readyz answers 503",
+)
 
 
 async def _start_store_forever(
     app: FastAPI, store: StatusStore, max_backoff_s: float = 10.0
 ) -> None:
-    """Open the store (creating its tables), retrying while the database is unreachable;
-    meanwhile submissions and status requests answer 503."""
-    backoff = 0.5
+    """Open the store (creating its tables), retrying with a growing, jittered delay while the
+    database is unreachable; meanwhile submissions and status requests answer 503."""
+    backoff = Backoff(first_s=0.5, cap_s=max_backoff_s)
     while True:
         try:
             await store.start()
         except StoreUnavailable as error:
-            log.warning("store_unreachable", error=str(error), retry_in_s=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff_s)
+            delay = backoff.next_delay()
+            log.warning("store_unreachable", error=str(error), retry_in_s=round(delay, 2))
+            await asyncio.sleep(delay)
         else:
             app.state.store_ready = True
             return
@@ -78,6 +88,8 @@ def create_app(
     `span_exporter` receives the spans when INTAKE_OTEL_ENABLED (tests)."""
     settings = settings or IntakeSettings()
     obs = Observability(settings, span_exporter)
+    link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+    obs.watch_kafka(link)
     consume = publisher is None if consume is None else consume
 
     @asynccontextmanager
@@ -95,6 +107,7 @@ def create_app(
             kafka = KafkaSubmissionPublisher(
                 obs.instrument(build_broker(settings.kafka_bootstrap_servers, security=security)),
                 settings.publish_timeout_s,
+                link,
             )
             app.state.publisher = kafka
             tasks.append(asyncio.create_task(kafka.connect_forever()))
@@ -105,7 +118,7 @@ def create_app(
                 settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
                 security=security, record_scope=obs.record_scope,
             ))  # fmt: skip
-            tasks.append(asyncio.create_task(start_forever(consumer, log=log)))
+            tasks.append(asyncio.create_task(start_forever(consumer, log=log, link=link)))
         try:
             yield
         finally:
@@ -183,13 +196,18 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Idempotency-Key", "Accept-Language"],
+            allow_headers=[
+                "Content-Type",
+                "Idempotency-Key",
+                "Accept-Language",
+                "X-Erasure-Secret",
+            ],
             expose_headers=["Retry-After"],
             max_age=600,
         )
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     app.add_middleware(
-        InternalRoutes, internal_port=settings.internal_port, public=settings.internal_public
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
     )
     obs.install(app)  # last: its middleware is the outermost
     return app

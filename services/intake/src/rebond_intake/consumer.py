@@ -1,5 +1,6 @@
-"""Kafka entry point: keep each reference's submission, decisions, referral statuses and
-deliveries.
+"""Kafka entry point: keep each reference's submission, routing outcomes, referral statuses and
+deliveries (none of these topics carries contact details, a message or the distress answer:
+intake faces the internet, and the decisions themselves are the notifier's alone).
 
 At-least-once: the offset is committed only once the record is stored (duplicates are dropped by
 event id). A record that cannot be read goes to `deadletter.intake` and the partition flows on.
@@ -22,8 +23,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SkipValidation
 from rebond_contracts.envelope import EnvelopeError
 from rebond_contracts.payloads import REFERENCE_PATTERN
 from rebond_contracts.topics import (
-    DECISIONS,
     DELIVERIES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     Service,
@@ -32,12 +33,13 @@ from rebond_contracts.topics import (
 )
 from rebond_intake.store import StatusStore, StoreUnavailable
 from rebond_intake.timeline import Record, received, record_of
+from rebond_kafka.backoff import Backoff
 from rebond_kafka.records import keep_raw_batch, send_dead_letter
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.INTAKE)
 T = TypeVar("T")
-CONSUMED = (DECISIONS, REFERRAL_STATUS, DELIVERIES)
+CONSUMED = (OUTCOMES, REFERRAL_STATUS, DELIVERIES)
 RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
 
 
@@ -152,14 +154,15 @@ async def patiently(
     max_delay_s: float = 10.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
-    """`write`, tried again with capped backoff while the store is unavailable. The partition
-    waits for the store (nothing is lost, nothing dead-lettered: the record is fine); without
-    the wait, the nack would re-read the record at once, in a hot loop, until it comes back."""
-    delay = first_delay_s
+    """`write`, tried again with capped, jittered backoff while the store is unavailable. The
+    partition waits for the store (nothing is lost, nothing dead-lettered: the record is fine);
+    without the wait, the nack would re-read the record at once, in a hot loop, until it comes
+    back."""
+    backoff = Backoff(first_s=first_delay_s, cap_s=max_delay_s)
     while True:
         try:
             return await write()
         except StoreUnavailable as error:
-            log.warning("store_unavailable", error=str(error), retry_in_s=delay)
+            delay = backoff.next_delay()
+            log.warning("store_unavailable", error=str(error), retry_in_s=round(delay, 2))
             await sleep(delay)
-            delay = min(delay * 2, max_delay_s)

@@ -12,6 +12,7 @@ from faststream.security import BaseSecurity
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
+from rebond_kafka.outage import KafkaLink
 from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
@@ -47,9 +48,16 @@ def build_broker(
 
 
 class KafkaSubmissionPublisher:
-    def __init__(self, broker: KafkaBroker, timeout_s: float) -> None:
+    """Publishes through `broker`; ready once it started and while `link` (when given) does not
+    say Kafka is down. While it is down a submission is refused at once: the person gets the
+    503 without waiting for the timeout, and nothing is left in the producer to go out later."""
+
+    def __init__(
+        self, broker: KafkaBroker, timeout_s: float, link: KafkaLink | None = None
+    ) -> None:
         self._broker = broker
         self._timeout_s = timeout_s
+        self._link = link
         self._connected = False
         self._publisher: DefaultPublisher = broker.publisher(
             QUESTIONNAIRES.name,
@@ -66,11 +74,11 @@ class KafkaSubmissionPublisher:
 
     async def connect_forever(self, max_backoff_s: float = 10.0) -> None:
         """Connect, retrying with backoff, so intake starts (and says 503) while Kafka is down."""
-        await start_forever(self._broker, max_backoff_s, log=log)
+        await start_forever(self._broker, max_backoff_s, log=log, link=self._link)
         self._connected = True
 
     def ready(self) -> bool:
-        return self._connected
+        return self._connected and not (self._link is not None and self._link.down)
 
     async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
         await self._send(self._publisher, event)
@@ -79,7 +87,7 @@ class KafkaSubmissionPublisher:
         await self._send(self._erasures, event)
 
     async def _send(self, publisher: DefaultPublisher, event: Envelope[Any]) -> None:
-        if not self._connected:
+        if not self.ready():
             raise BrokerUnavailable("not connected to Kafka")
         try:
             async with asyncio.timeout(self._timeout_s):  # no task of its own, as wait_for makes

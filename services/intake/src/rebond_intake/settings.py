@@ -1,43 +1,28 @@
 """Intake's settings, read from `INTAKE_*` environment variables."""
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
+from rebond_kafka.settings import ServiceSettings
 
 #: Refused when INTAKE_ENVIRONMENT=production.
 DEFAULT_ERASURE_KEY = "dev-only-erasure-key-change-me"
 
 
-class IntakeSettings(EdgeSettings):
+class IntakeSettings(ServiceSettings, EdgeSettings):
     """Intake's own settings; the public edge's (body and rate limits, trusted proxies, HSTS,
     internal port) come from `EdgeSettings`, as `INTAKE_*` too."""
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("INTAKE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
-    #: SASL on a secured cluster (`make run`'s broker): the service's own principal.
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    #: A file holding the password (a mounted secret); it wins over INTAKE_KAFKA_SASL_PASSWORD.
-    kafka_sasl_password_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _kafka_password_from_file(self) -> "IntakeSettings":
-        if self.kafka_sasl_password_file is not None:
-            password = self.kafka_sasl_password_file.read_text().strip()
-            self.kafka_sasl_password = SecretStr(password)
-        return self
-
     #: HMAC key from which each person's erasure secret is derived (`rebond_intake.erasure`):
     #: every replica must have the same one, and changing it voids the secrets already given.
     erasure_key: SecretStr = SecretStr(DEFAULT_ERASURE_KEY)
@@ -59,7 +44,7 @@ class IntakeSettings(EdgeSettings):
     otel_enabled: bool = False
     otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
-    #: Consumer group of the status consumer (decisions, referral statuses, deliveries).
+    #: Consumer group of the status consumer (outcomes, referral statuses, deliveries).
     group_id: str = "rebond-intake"
     #: Where the default SQLite status store lives.
     data_dir: Path = Path(".run/intake")

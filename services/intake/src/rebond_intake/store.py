@@ -1,7 +1,20 @@
 """Intake's own store: submissions (for idempotency) and the status events it consumed.
 
-No personal data is kept here: references, hashes, statuses, association ids, reason codes and
-timestamps only. SQLite by default, PostgreSQL when a `postgresql+psycopg://` URL is given.
+What it keeps about a reference: the submission's time, event id, idempotency key and the
+SHA-256 of its body (keyed submissions only, until they expire); and each status event's id,
+time, association ids, statuses, decline reason codes, and a decision's reasons (their codes
+and texts) and whether the person said they are in distress (`timeline.record_of`). No name,
+contact, message or answer. The last two are health data when the person said they are in
+distress: only the person, with their erasure secret, sees them (`timeline.build_timeline`).
+
+Once the person asks for erasure, `erase` deletes all of that and keeps one row in
+`intake_erasures`: the reference's SHA-256 (`rebond_sql.erasure`), when it was received (when
+known) and when it was erased. Status events read later for an erased reference (a lagging
+consumer, a replay) are dropped in the transaction that would have kept them, which takes the
+reference's lock as the erasure does (`rebond_sql.erasure.lock_references`). The hashes of the
+random erasure secrets of submissions older than their derivation stay, so that such a
+person can still prove they hold theirs. SQLite by default, PostgreSQL when a
+`postgresql+psycopg://` URL is given.
 """
 
 import asyncio
@@ -21,6 +34,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
+    func,
     select,
     update,
 )
@@ -28,8 +43,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from rebond_intake.timeline import Record
+from rebond_intake.timeline import Record, received
 from rebond_sql import Database
+from rebond_sql.erasure import lock_references, reference_digest, tombstones_of
 
 T = TypeVar("T")
 
@@ -59,10 +75,19 @@ class StatusStore(Protocol):
         """Keep one status record; False when its event id was already kept."""
 
     async def add_many(self, records: Sequence[Record]) -> set[str]:
-        """Keep status records in one transaction, skipping event ids already kept; the event
-        ids that were new."""
+        """Keep status records in one transaction, skipping event ids already kept and records
+        of erased references; the event ids that were new."""
 
-    async def records(self, reference: str) -> list[Record]: ...
+    async def erase(
+        self, reference: str, at: datetime, received_at: datetime | None = None
+    ) -> None:
+        """Forget everything about `reference` but that it was received (at the earliest time
+        known, `received_at` included) and erased at `at`; repeating it changes nothing."""
+
+    async def records(self, reference: str) -> list[Record]:
+        """The records of `reference`; once erased, its "received" (when known) and "erasure"
+        records only."""
+
     async def secret_hash(self, reference: str) -> str | None:
         """The hash of the random erasure secret of a submission accepted before secrets were
         derived (`rebond_intake.erasure`); None for every later one."""
@@ -94,6 +119,15 @@ status_events = Table(
     Column("detail", JSON, nullable=False),
 )
 
+
+#: One row per erased reference, nothing else about it (see the module's docstring).
+erasures = Table(
+    "intake_erasures",
+    metadata,
+    Column("reference_sha256", String(64), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
 
 #: Hashes of the random erasure secrets given before they were derived; read, no longer written.
 erasure_secrets = Table(
@@ -147,6 +181,87 @@ def _submission(row: Any) -> Submission:
         idempotency_key=row.idempotency_key,
         body_hash=row.body_hash,
     )
+
+
+def _note_received(connection: Connection, tombstone: Any, at: datetime | None) -> None:
+    """Give an erased reference's tombstone its time of reception, when it had none."""
+    if tombstone.received_at is None and at is not None:
+        connection.execute(
+            update(erasures)
+            .where(erasures.c.reference_sha256 == tombstone.reference_sha256)
+            .values(received_at=_utc(at))
+        )
+
+
+def _keep_new(records: list[Record], connection: Connection) -> set[str]:
+    """Insert the records whose event id is new, but none of an erased reference (of those,
+    only a time of reception not known before is noted on the tombstone)."""
+    references = {record.reference for record in records}
+    lock_references(connection, references, erasing=False)
+    erased = tombstones_of(connection, erasures, references)
+    for reference, tombstone in erased.items():
+        times = [r.at for r in records if r.reference == reference and r.kind == "received"]
+        _note_received(connection, tombstone, min(times, default=None))
+    ids = [record.event_id for record in records]
+    query = select(status_events.c.event_id).where(status_events.c.event_id.in_(ids))
+    kept = set(connection.execute(query).scalars())
+    rows = [
+        _status_row(record)
+        for record in records
+        if record.event_id not in kept and record.reference not in erased
+    ]
+    if rows:
+        connection.execute(status_events.insert(), rows)
+    return {row["event_id"] for row in rows}
+
+
+def _erase(
+    reference: str, at: datetime, received_at: datetime | None, connection: Connection
+) -> None:
+    """Keep the tombstone; delete every status event and the submission row of `reference`."""
+    lock_references(connection, [reference], erasing=True)
+    from_status = connection.execute(
+        select(func.min(status_events.c.at)).where(
+            status_events.c.reference == reference, status_events.c.kind == "received"
+        )
+    ).scalar()
+    from_claim = connection.execute(
+        select(submissions.c.received_at).where(submissions.c.reference == reference)
+    ).scalar()
+    known = [_utc(t) for t in (from_status, from_claim, received_at) if t is not None]
+    first = min(known, default=None)
+    tombstone = tombstones_of(connection, erasures, [reference]).get(reference)
+    if tombstone is None:
+        connection.execute(
+            erasures.insert().values(
+                reference_sha256=reference_digest(reference), received_at=first, erased_at=at
+            )
+        )
+    else:
+        _note_received(connection, tombstone, first)
+    connection.execute(delete(status_events).where(status_events.c.reference == reference))
+    connection.execute(delete(submissions).where(submissions.c.reference == reference))
+
+
+def _records(reference: str, connection: Connection) -> list[Record]:
+    tombstone = tombstones_of(connection, erasures, [reference]).get(reference)
+    if tombstone is not None:
+        key = tombstone.reference_sha256
+        kept = [Record(f"{key}:erasure", reference, "erasure", _utc(tombstone.erased_at))]
+        if tombstone.received_at is not None:
+            kept.insert(0, received(f"{key}:received", reference, _utc(tombstone.received_at)))
+        return kept
+    rows = connection.execute(select(status_events).where(status_events.c.reference == reference))
+    return [
+        Record(
+            event_id=row.event_id,
+            reference=row.reference,
+            kind=row.kind,
+            at=_utc(row.at),
+            detail=dict(row.detail),
+        )
+        for row in rows
+    ]
 
 
 class SqlStatusStore:
@@ -222,46 +337,27 @@ class SqlStatusStore:
             self._claiming = None
 
     async def add(self, record: Record) -> bool:
-        try:
-            await self._run(
-                lambda connection: connection.execute(status_events.insert(), _status_row(record))
-            )
-        except IntegrityError:
-            return False
-        return True
+        return record.event_id in await self.add_many([record])
 
     async def add_many(self, records: Sequence[Record]) -> set[str]:
         unique = list({record.event_id: record for record in records}.values())
         if not unique:
             return set()
-        ids = [record.event_id for record in unique]
+        for _ in range(3):
+            try:
+                return await self._run(partial(_keep_new, unique))
+            except IntegrityError:  # another writer kept some in between: they are seen now
+                continue
+        raise StoreUnavailable("status records kept concurrently again and again")
 
-        def insert_new(connection: Connection) -> set[str]:
-            query = select(status_events.c.event_id).where(status_events.c.event_id.in_(ids))
-            kept = set(connection.execute(query).scalars())
-            rows = [_status_row(record) for record in unique if record.event_id not in kept]
-            if rows:
-                connection.execute(status_events.insert(), rows)
-            return {row["event_id"] for row in rows}
-
-        try:
-            return await self._run(insert_new)
-        except IntegrityError:  # another writer kept some in between: one by one
-            return {record.event_id for record in unique if await self.add(record)}
+    async def erase(
+        self, reference: str, at: datetime, received_at: datetime | None = None
+    ) -> None:
+        first = _utc(received_at) if received_at is not None else None
+        await self._run(partial(_erase, reference, _utc(at), first))
 
     async def records(self, reference: str) -> list[Record]:
-        statement = select(status_events).where(status_events.c.reference == reference)
-        rows = await self._run(lambda connection: connection.execute(statement).all())
-        return [
-            Record(
-                event_id=row.event_id,
-                reference=row.reference,
-                kind=row.kind,
-                at=_utc(row.at),
-                detail=dict(row.detail),
-            )
-            for row in rows
-        ]
+        return await self._run(partial(_records, reference))
 
     async def secret_hash(self, reference: str) -> str | None:
         statement = select(erasure_secrets.c.secret_hash).where(

@@ -1,7 +1,14 @@
 """A person's status timeline, built from the events intake consumed. Pure: no I/O.
 
 Events may arrive twice or out of order: records are deduplicated by event id and sorted by
-their own time. Only non-personal fields are kept from each event (see `record_of`).
+their own time. Only non-personal fields are kept from each event (see `record_of`), but two of
+them may tell that the person said they are in distress (health data, GDPR art. 9): which
+association was chosen (`DISTRESS_ASSOCIATIONS`: APESA serves only people in distress) and, in
+records kept before `routing.outcomes` refused them, the decision's reasons (codes
+`DISTRESS_REASONS`). The reference alone opens the status page, and it travels in URLs, e-mail
+subjects and logs; so the public view (`build_timeline(..., private=False)`) of a person who
+said they are in distress names no association and gives no reason, and no public view ever
+shows a distress reason. The full view is for whoever also holds the erasure secret.
 """
 
 from dataclasses import dataclass, field
@@ -10,15 +17,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
+from rebond_contracts.associations import ASSOCIATION_NAMES, DISTRESS_ASSOCIATIONS, AssociationId
 from rebond_contracts.payloads import (
     DeliveryChannel,
     DeliveryOutcome,
     DeliveryV1,
     ReferralStatus,
     ReferralStatusV1,
-    RoutingDecisionV1,
+    RoutingOutcomeV1,
 )
+
+#: Reason codes that say the person is in distress (the router's `distress` reason of a
+#: distress-only association, and the crisis numbers it adds for a person in distress).
+DISTRESS_REASONS = frozenset({"distress", "distress_resources"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ def received(event_id: str, reference: str, at: datetime) -> Record:
 
 def record_of(event_id: str, payload: BaseModel) -> Record:
     """Reduce a consumed payload to a `Record`; raises TypeError for another payload."""
-    if isinstance(payload, RoutingDecisionV1):
+    if isinstance(payload, RoutingOutcomeV1):
         return Record(
             event_id=event_id,
             reference=payload.reference,
@@ -177,6 +188,9 @@ _TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+#: How the public view names an association it must not name (`build_timeline`).
+_UNNAMED = {"fr": "une association partenaire", "en": "a partner association"}
+
 _DECLINE_REASONS: dict[str, dict[str, str]] = {
     "unreachable": {"fr": "Vous n'avez pas pu être joint.", "en": "You could not be reached."},
     "not_eligible": {
@@ -200,79 +214,110 @@ def text(code: str, locale: str, **values: str) -> str:
     return template.format(**values)
 
 
-def _step(record: Record, locale: str) -> Step | None:
-    lang = "en" if locale == "en" else "fr"
+def _says_distress(record: Record) -> bool:
+    """Whether a decision record tells that the person said they are in distress."""
+    reasons = record.detail.get("reasons", [])
+    primary = record.detail.get("primary")
+    return primary in {a.value for a in DISTRESS_ASSOCIATIONS} or any(
+        r.get("code") in DISTRESS_REASONS for r in reasons
+    )
+
+
+def _step(record: Record, lang: str, *, named: bool) -> Step | None:
+    """The step of one record; unless `named`, it names no association (its text says "a
+    partner association") and a decision gives no reason."""
     detail = record.detail
+
+    def who(association: str | None) -> tuple[str | None, str | None, str]:
+        """The association id and name the step carries, and the words naming it."""
+        if not named:
+            return None, None, _UNNAMED[lang]
+        name = _name(association)
+        return association, name, name or ("the association" if lang == "en" else "L'association")
+
     if record.kind == "received":
         return Step("received", record.at, text("received", lang))
     if record.kind == "decision":
-        primary = detail.get("primary")
-        reasons = [str(r.get(lang) or r.get("fr") or "") for r in detail.get("reasons", [])]
-        if primary is None:
+        if detail.get("primary") is None:
             return Step("not_oriented", record.at, text("not_oriented", lang))
         code = "reoriented" if int(detail.get("attempt", 1)) > 1 else "oriented"
-        name = _name(primary) or ""
+        association, name, words = who(detail["primary"])
+        reasons = [str(r.get(lang) or r.get("fr") or "") for r in detail.get("reasons", [])]
         return Step(
-            code, record.at, text(code, lang, name=name), primary, name, [r for r in reasons if r]
-        )
+            code, record.at, _sentence(text(code, lang, name=words)), association, name,
+            [r for r in reasons if r and named],
+        )  # fmt: skip
     if record.kind == "status":
         status = str(detail.get("status"))
-        association = detail.get("association_id")
-        name = _name(association) or ("the association" if lang == "en" else "L'association")
         if status == ReferralStatus.REORIENTED.value:
             target = detail.get("next_association_id")
-            if target:
-                words = text("reoriented_status", lang, next=_name(target) or "")
-            else:
-                words = text("reoriented_status_unknown", lang)
-            return Step("reoriented", record.at, words, target, _name(target))
+            if not target:
+                return Step("reoriented", record.at, text("reoriented_status_unknown", lang))
+            association, name, words = who(target)
+            return Step(
+                "reoriented", record.at, text("reoriented_status", lang, next=words),
+                association, name,
+            )  # fmt: skip
         if status not in _TEXTS:
             return None
-        words = text(status, lang, name=name)
-        why: list[str] = []
+        association, name, words = who(detail.get("association_id"))
+        why: list[str] = []  # a decline's reason is about the answer, not about the person
         if status == ReferralStatus.DECLINED.value and detail.get("reason") in _DECLINE_REASONS:
             why = [_DECLINE_REASONS[detail["reason"]][lang]]
-        return Step(status, record.at, words, association, _name(association), why)
+        return Step(
+            status, record.at, _sentence(text(status, lang, name=words)), association, name, why
+        )
     if record.kind == "delivery":
         outcome, channel = detail.get("outcome"), detail.get("channel")
-        association = detail.get("association_id")
-        name = _name(association) or ("the association" if lang == "en" else "L'association")
         if channel == DeliveryChannel.PERSON_EMAIL.value:
             if outcome == DeliveryOutcome.SENT.value:
                 return Step("person_email_sent", record.at, text("person_email_sent", lang))
             return None
+        association, name, words = who(detail.get("association_id"))
         if outcome == DeliveryOutcome.SENT.value:
             return Step(
-                "delivered", record.at, text("delivered", lang, name=name), association, name
-            )
+                "delivered", record.at, _sentence(text("delivered", lang, name=words)),
+                association, name,
+            )  # fmt: skip
         if outcome == DeliveryOutcome.DEAD_LETTERED.value:
             return Step(
-                "delivery_failed",
-                record.at,
-                text("delivery_failed", lang, name=name),
-                association,
-                name,
-            )
+                "delivery_failed", record.at, text("delivery_failed", lang, name=words),
+                association, name,
+            )  # fmt: skip
         return None  # a failed attempt is retried; the person need not see it
     if record.kind == "erasure":
         return Step("erased", record.at, text("erased", lang))
     return None
 
 
-def build_timeline(records: list[Record], locale: str) -> list[Step]:
-    """Each distinct event in time order (the submission first), in the person's language."""
+def _sentence(words: str) -> str:
+    """`words` with a capital first letter ("a partner association…" may begin it)."""
+    return words[:1].upper() + words[1:]
+
+
+def build_timeline(records: list[Record], locale: str, *, private: bool = False) -> list[Step]:
+    """Each distinct event in time order (the submission first), in the person's language.
+
+    Once the person asked for erasure, only that the questionnaire was received and that it
+    was erased. Otherwise, unless `private` (the person proved they hold the erasure secret),
+    the public view: for a person who said they are in distress, or while no decision is known
+    to say they did not, no association is named and no decision reason given (see the
+    module's docstring). A distress reason comes only with a decision that says so: the public
+    view never shows one."""
     seen: dict[str, Record] = {}
     for record in records:
         seen.setdefault(record.event_id, record)
     ordered = sorted(  # received first whatever the clocks of the other services say
         seen.values(), key=lambda r: (r.kind != "received", r.at, _ORDER.get(r.kind, 9), r.event_id)
     )
-    steps: list[Step] = []
-    for record in ordered:
-        step = _step(record, locale)
-        if step is not None:
-            steps.append(step)
-    return steps
+    erasure = next((record for record in ordered if record.kind == "erasure"), None)
+    if erasure is not None:
+        ordered = [*[r for r in ordered if r.kind == "received"][:1], erasure]
+    decisions = [record for record in ordered if record.kind == "decision"]
+    named = private or (bool(decisions) and not any(_says_distress(d) for d in decisions))
+    lang = "en" if locale == "en" else "fr"
+    steps = [_step(record, lang, named=named) for record in ordered]
+    return [step for step in steps if step is not None]
 
 
 def current_status(steps: list[Step]) -> str:

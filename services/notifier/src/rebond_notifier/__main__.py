@@ -2,16 +2,18 @@
 
 `python -m rebond_notifier anonymise` erases the message and error text of delivery rows older
 than NOTIFIER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
+`python -m rebond_notifier new-webhook-secret` prints a fresh webhook secret (`whsec_…`) to
+hand to an association and to put where its `webhook_secret` points.
 """
 
 import asyncio
 import gc
 import sys
 
-import uvicorn
-
+from rebond_http import private
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.signing import new_webhook_secret
 from rebond_notifier.store import DeliveryStore
 from rebond_observability.logging import configure_logging
 
@@ -27,20 +29,26 @@ async def _anonymise(settings: NotifierSettings) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["new-webhook-secret"]:
+        print(new_webhook_secret())
+        return
     settings = NotifierSettings()
     configure_logging(settings.log_level)
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
-    app = create_app(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
+    server, sockets = private.server(
+        create_app(settings),
         host=settings.host,
         port=settings.port,
+        internal_host=settings.internal_host,
+        internal_port=settings.internal_port,
         log_config=None,
-        access_log=False,
+        access_log=False,  # the answer links' tokens are in the path
+        server_header=False,
     )
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

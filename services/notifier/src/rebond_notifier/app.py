@@ -7,11 +7,20 @@ mailer or webhook poster. Nothing connects anywhere before `start()`.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext, suppress
+from typing import Literal
 
 import structlog
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
+from rebond_http.guard import SecurityHeaders
+from rebond_http.private import PrivateRoutes
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
@@ -24,6 +33,33 @@ from rebond_notifier.store import DeliveryStore
 from rebond_notifier.web import build_router
 
 log = structlog.get_logger(__name__)
+#: What a Kafka outage means here, in the notifier's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les orientations attendent dans Kafka et seront transmises aux associations à son "
+    "retour, rien n'est perdu ; /readyz répond 503",
+    en="referrals wait in Kafka and will be handed to the associations once it is back, "
+    "nothing is lost; /readyz answers 503",
+)
+
+
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+
+def allowed_methods(request: Request, named: str) -> str:
+    """Every method the request's path answers to. Starlette's 405 names (`named`) those of the
+    first route matching the path only, and the answer page's GET and POST are two routes: the
+    API description lists them all."""
+    methods = {m.strip() for m in named.split(",") if m.strip()}
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(request.scope["path"]):
+            methods.update(m.upper() for m in operations if m.upper() in _METHODS)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+class Readiness(BaseModel):
+    kafka: Literal["connected", "unreachable"]
 
 
 class Notifier:
@@ -48,10 +84,13 @@ class Notifier:
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             start_tls=settings.smtp_starttls,
+            use_tls=settings.smtp_tls,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
             timeout_s=settings.smtp_timeout_s,
             local_hostname=settings.smtp_local_hostname,
         )
         self.webhooks = webhooks or HttpWebhookPoster()
+        self.link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
         #: Each record's trace and log context in a batch; `create_app` sets the real one.
         self.record_scope: RecordScope = lambda _record: nullcontext()
         self.broker, self.publishers = build_broker(
@@ -87,7 +126,7 @@ class Notifier:
 
     async def _run(self) -> None:
         await self.store.create_schema()
-        await start_forever(self.broker, log=log)
+        await start_forever(self.broker, log=log, link=self.link)
         self._started = True
         await self.dispatcher.run()
 
@@ -128,6 +167,7 @@ def create_app(
     notifier = notifier or Notifier(settings)
     obs = Observability(settings)
     obs.instrument(notifier.broker)
+    obs.watch_kafka(notifier.link)
     notifier.record_scope = obs.record_scope
     count_referrals_and_deliveries(obs)
 
@@ -139,24 +179,51 @@ def create_app(
         finally:
             await notifier.stop()
 
-    app = FastAPI(title="Rebond notifier", lifespan=lifespan)
+    app = FastAPI(
+        title="Rebond notifier",
+        description="Les pages de réponse des liens envoyés aux associations, et la santé du "
+        "service.",
+        lifespan=lifespan,
+        docs_url=None,  # its page loads scripts from elsewhere, which the CSP forbids
+        redoc_url=None,
+    )
     app.state.notifier = notifier
     app.state.observability = obs
-    obs.install(app)
     app.include_router(
         build_router(notifier.store, notifier.link_key, notifier.publishers.response)
     )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            named = (error.headers or {}).get("Allow", "")
+            error.headers = {**(error.headers or {}), "Allow": allowed_methods(request, named)}
+        return await http_exception_handler(request, error)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Kafka does not answer"}},
+    )
     async def readyz() -> JSONResponse:
-        ready = notifier.connected and await notifier.broker.ping(timeout=2.0)
+        # The link first: during an outage the answer is at once, with no request to Kafka.
+        ready = (
+            notifier.connected
+            and not notifier.link.down
+            and await notifier.broker.ping(timeout=2.0)
+        )
         return JSONResponse(
             status_code=200 if ready else 503,
             content={"kafka": "connected" if ready else "unreachable"},
         )
 
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)  # on every answer
+    obs.install(app)  # last: its middleware is the outermost
     return app

@@ -7,7 +7,11 @@
 Configured by environment: REBOND_KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS),
 REBOND_ASSOCIATION (default for --association), and for a secured cluster
 REBOND_KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT, SASL_SSL), REBOND_KAFKA_SASL_MECHANISM
-(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD.
+(default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD
+(or REBOND_KAFKA_SASL_PASSWORD_FILE), and over SASL_SSL REBOND_KAFKA_SSL_CAFILE (the CA that
+signed the brokers' certificates, when not one the system trusts). Or by the association's
+client configuration file, the one kcat reads with -F (`--config FILE` or
+REBOND_KAFKA_CONFIG_FILE), whose settings take precedence over the environment's.
 `accept` and `decline` find the referral id by reading the association's own referral topic
 for the reference (the latest referral with that key), unless `--referral-id` is given.
 """
@@ -15,15 +19,17 @@ for the reference (the latest referral with that key), unless `--referral-id` is
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, ValidationError
+from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
@@ -35,12 +41,16 @@ from rebond_contracts.payloads import (
     ReferralWithdrawnV1,
 )
 from rebond_contracts.topics import referrals, responses
+from rebond_kafka import reconnect
+from rebond_kafka.security import aiokafka_options
+from rebond_kafka.settings import KafkaClientSettings
+from rebond_notifier.text import escape_controls
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 
 
-class ClientSettings(BaseSettings):
+class ClientSettings(KafkaClientSettings):
     model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
@@ -48,29 +58,77 @@ class ClientSettings(BaseSettings):
         validation_alias=AliasChoices("REBOND_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     association: AssociationId | None = None
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_config_file: Path | None = None
 
     def kafka(self) -> dict[str, Any]:
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_username:
-            options |= {
-                "sasl_mechanism": self.kafka_sasl_mechanism,
-                "sasl_plain_username": self.kafka_sasl_username,
-                "sasl_plain_password": (
-                    self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
-                ),
-            }
-        return options
+        try:
+            options = aiokafka_options(self)
+        except (OSError, ssl.SSLError) as error:  # the TLS files: a CA or certificate
+            files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+            named = ", ".join(str(path) for path in files if path)
+            raise CliError(f"cannot use the TLS files ({named}): {error}") from error
+        return {"bootstrap_servers": self.kafka_bootstrap_servers, **options}
 
 
 class CliError(Exception):
     """Shown to the user as is, exit status 2."""
+
+
+#: The settings of a librdkafka client configuration file (what `kafkactl.py` writes into
+#: `.run/kafka/clients/<principal>.librdkafka.conf`, what kcat reads with -F), by field.
+LIBRDKAFKA_KEYS = {
+    "bootstrap.servers": "REBOND_KAFKA_BOOTSTRAP_SERVERS",
+    "security.protocol": "kafka_security_protocol",
+    "sasl.mechanisms": "kafka_sasl_mechanism",
+    "sasl.mechanism": "kafka_sasl_mechanism",
+    "sasl.username": "kafka_sasl_username",
+    "sasl.password": "kafka_sasl_password",
+    "ssl.ca.location": "kafka_ssl_cafile",
+    "ssl.certificate.location": "kafka_ssl_certfile",
+    "ssl.key.location": "kafka_ssl_keyfile",
+}
+
+
+def load_settings(config_file: Path | None = None) -> ClientSettings:
+    """The environment's settings, with those of the association's client configuration file
+    (`config_file`, else REBOND_KAFKA_CONFIG_FILE) in their place: the one file an association
+    holds then serves kcat, its own scripts and this client alike. A line this client cannot
+    honour is refused by name rather than ignored: a setting silently dropped (a CA, say) would
+    connect differently from what the file says."""
+    settings = ClientSettings()
+    path = config_file or settings.kafka_config_file
+    if path is None:
+        return settings
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot read the configuration file {path}: {error.strerror}") from error
+    values: dict[str, str] = {}
+    lines: dict[str, str] = {}  # field -> the file's setting, to name it in an error
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, equals, value = (part.strip() for part in line.partition("="))
+        if not equals or key not in LIBRDKAFKA_KEYS:
+            raise CliError(
+                f"{path}, line {number}: unsupported setting {key!r} "
+                f"(known: {', '.join(sorted(LIBRDKAFKA_KEYS))})"
+            )
+        values[LIBRDKAFKA_KEYS[key]] = value
+        lines[LIBRDKAFKA_KEYS[key]] = f"line {number}: {key}"
+    try:
+        return ClientSettings(**values)  # type: ignore[arg-type]  # text, which pydantic reads
+    except ValidationError as error:
+        wrong = ", ".join(lines.get(str(e["loc"][0]), str(e["loc"][0])) for e in error.errors())
+        raise CliError(f"{path}, {wrong}: not a value this client knows") from error
+
+
+def show(line: str, out: TextIO) -> None:
+    """Print one line whose text comes from the referrals (a person's first name, an error
+    quoting a record): every control or format character is shown as its escape (`\\u001b`),
+    so no escape sequence written by a stranger reaches the volunteer's terminal. Inside JSON
+    the escape is JSON's own: the line stays valid JSON with the same value."""
+    print(escape_controls(line), file=out, flush=True)
 
 
 TABLE = "{reference:<24} {urgent:<7} {stage:<24} {region:<6} {first_name:<16} {channel:<8} {respond_by:<10} {needs}"
@@ -121,7 +179,7 @@ async def listen(
     await consumer.start()
     try:
         if not as_json:
-            print(table_header(), file=out, flush=True)
+            show(table_header(), out)
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
             for records in batches.values():
@@ -129,7 +187,7 @@ async def listen(
                     try:
                         referral = topic.read(record.value, record.headers).data
                     except EnvelopeError as error:
-                        print(f"skipped an unreadable record: {error}", file=sys.stderr)
+                        show(f"skipped an unreadable record: {error}", sys.stderr)
                         continue
                     if isinstance(referral, ReferralWithdrawnV1):
                         line = (
@@ -138,10 +196,9 @@ async def listen(
                             else f"{referral.reference}  WITHDRAWN: the person asked for erasure; "
                             "delete what you hold about this referral."
                         )
-                        print(line, file=out, flush=True)
+                        show(line, out)
                         continue
-                    line = referral.model_dump_json() if as_json else table_row(referral)
-                    print(line, file=out, flush=True)
+                    show(referral.model_dump_json() if as_json else table_row(referral), out)
             if batches:
                 await consumer.commit()
     finally:
@@ -236,6 +293,12 @@ def parser() -> argparse.ArgumentParser:
             type=AssociationId,
             help="your association id (default: REBOND_ASSOCIATION)",
         )
+        sub.add_argument(
+            "--config",
+            type=Path,
+            help="your client configuration file, association-<id>.librdkafka.conf "
+            "(default: REBOND_KAFKA_CONFIG_FILE, else the REBOND_KAFKA_* variables)",
+        )
 
     listen_cmd = commands.add_parser("listen", help="print each new referral as it arrives")
     with_association(listen_cmd)
@@ -261,7 +324,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = ClientSettings()
+    reconnect.install()  # a `listen` left running through a broker outage knocks, not spins
+    try:
+        settings = load_settings(args.config)
+    except CliError as error:
+        show(f"rebond-association: {error}", sys.stderr)
+        return 2
     association = args.association or settings.association
     if association is None:
         print("rebond-association: give --association or set REBOND_ASSOCIATION", file=sys.stderr)
@@ -282,25 +350,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     except CliError as error:
-        print(f"rebond-association: {error}", file=sys.stderr)
+        show(f"rebond-association: {error}", sys.stderr)
         return 2
     except KafkaError as error:
         print(f"rebond-association: Kafka refused: {type(error).__name__}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130
-    print(
-        json.dumps(
-            {
-                "published_to": responses(association).name,
-                "reference": response.reference,
-                "referral_id": str(response.referral_id),
-                "answer": response.answer.value,
-                "reason": response.reason.value if response.reason else None,
-            }
-        ),
-        flush=True,
-    )
+    summary = {
+        "published_to": responses(association).name,
+        "reference": response.reference,
+        "referral_id": str(response.referral_id),
+        "answer": response.answer.value,
+        "reason": response.reason.value if response.reason else None,
+    }
+    show(json.dumps(summary), sys.stdout)
     return 0
 
 

@@ -1,12 +1,15 @@
 """The outside world: SMTP and webhooks, each attempt classified as sent, retry or failed.
 
 `Retry` covers what may succeed later (timeouts, connection errors, `5xx`, SMTP `4xx`);
-`Failed` what will not (`4xx` from a webhook, a refused recipient).
+`Failed` what the receiver will not take (`4xx` from a webhook, a refused recipient);
+`Unbuildable` a delivery that cannot even be put together (an address with a line break in it,
+a webhook URL no client can call): the same on every attempt, so it is never retried.
 """
 
 import socket
 import time
 from email.charset import QP, Charset
+from email.errors import MessageError
 from email.header import Header
 from email.message import EmailMessage, Message
 from email.mime.text import MIMEText
@@ -16,11 +19,9 @@ from typing import Protocol
 import aiosmtplib
 import httpx
 
-from rebond_notifier.signing import SIGNATURE_HEADER, sign_webhook
+from rebond_notifier.signing import webhook_headers
 from rebond_notifier.templates import Mail
-
-#: The same on every attempt at one delivery: receivers deduplicate on it (at-least-once).
-DELIVERY_HEADER = "X-Rebond-Delivery"
+from rebond_notifier.text import has_controls, one_line
 
 #: E-mail bodies: UTF-8, quoted-printable (7-bit safe, still readable as text).
 _UTF8_QP = Charset("utf-8")
@@ -37,6 +38,11 @@ class Retry(DeliveryError):
 
 class Failed(DeliveryError):
     """Permanent: do not try again."""
+
+
+class Unbuildable(DeliveryError):
+    """The message or request cannot be built from what the delivery holds: permanent, and
+    for an operator to look at (it is dead-lettered at once)."""
 
 
 def classify_status(status: int) -> type[DeliveryError] | None:
@@ -73,6 +79,8 @@ class SmtpMailer:
         username: str | None = None,
         password: str | None = None,
         start_tls: bool = False,
+        use_tls: bool = False,
+        ca_file: str | None = None,
         timeout_s: float = 10.0,
         local_hostname: str | None = None,
         keep_open: int = 8,
@@ -81,6 +89,9 @@ class SmtpMailer:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.start_tls, self.timeout_s = start_tls, timeout_s
+        #: Implicit TLS (SMTPS) instead of STARTTLS; `ca_file` trusted for the server's
+        #: certificate besides the system's CAs (aiosmtplib verifies it and the host name).
+        self.use_tls, self.ca_file = use_tls, ca_file
         #: The name given in EHLO, looked up once: left to aiosmtplib, every e-mail would ask
         #: the resolver again (`socket.getfqdn`, in a thread), a good part of an e-mail's cost.
         self.local_hostname = local_hostname or socket.getfqdn()
@@ -97,6 +108,12 @@ class SmtpMailer:
         again every header it is given and encodes more slowly (measured: 0.8-1.1 against
         0.4-0.5 ms per e-mail, a third of the dispatcher's CPU). Addresses beyond ASCII
         (which need SMTPUTF8) still take `EmailMessage`."""
+        # Every header value that comes from data is one line: a line break in a conference
+        # title would make the message unbuildable (or, unchecked, add a header). An address
+        # cannot be mended that way; it is refused.
+        if has_controls(mail.to) or has_controls(self.sender):
+            raise Unbuildable("an address holds a line break or a control character")
+        subject = one_line(mail.subject)
         message_id = (
             f"<{mail.message_id}@rebond.local>"
             if mail.message_id
@@ -104,7 +121,7 @@ class SmtpMailer:
         )
         if not (mail.to.isascii() and self.sender.isascii()):
             modern = EmailMessage()
-            modern["From"], modern["To"], modern["Subject"] = self.sender, mail.to, mail.subject
+            modern["From"], modern["To"], modern["Subject"] = self.sender, mail.to, subject
             modern["Message-ID"] = message_id
             modern.set_content(mail.text)
             return modern
@@ -113,13 +130,15 @@ class SmtpMailer:
         message = MIMEText(mail.text, "plain", _UTF8_QP)  # type: ignore[arg-type]
         message["From"] = self.sender
         message["To"] = mail.to
-        subject = mail.subject
         message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
         message["Message-ID"] = message_id
         return message
 
     async def send(self, mail: Mail) -> None:
-        message = self.build(mail)
+        try:
+            message = self.build(mail)
+        except (ValueError, TypeError, MessageError) as error:  # `email` refuses the headers
+            raise Unbuildable(f"message cannot be built: {type(error).__name__}") from error
         client = self._take()
         try:
             if client is not None:
@@ -132,6 +151,9 @@ class SmtpMailer:
             if client is None:
                 client = await self._connect()
                 await client.send_message(message)
+        except MessageError as error:  # flattening refused a header: nothing was sent
+            self._put_back(client)
+            raise Unbuildable(f"message cannot be built: {type(error).__name__}") from error
         except aiosmtplib.SMTPRecipientsRefused as error:
             self._put_back(client)  # the session is still good; only this e-mail is refused
             raise Failed("recipient refused") from error
@@ -163,6 +185,8 @@ class SmtpMailer:
             username=self.username,
             password=self.password,
             start_tls=self.start_tls or None,
+            use_tls=self.use_tls,
+            cert_bundle=self.ca_file,
             timeout=self.timeout_s,
             local_hostname=self.local_hostname,
         )
@@ -200,14 +224,17 @@ class HttpWebhookPoster:
     async def post(
         self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
     ) -> None:
+        # `webhook-id` is the delivery id, the same on every attempt: receivers deduplicate on
+        # it (at-least-once); it is signed with the body and this attempt's timestamp.
         headers = {
             "content-type": "application/json",
             "user-agent": "rebond-notifier",
-            DELIVERY_HEADER: delivery_id,
-            SIGNATURE_HEADER: sign_webhook(secret, body),
+            **webhook_headers(secret, delivery_id, body),
         }
         try:
             response = await self.client.post(url, content=body, headers=headers, timeout=timeout_s)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as error:
+            raise Unbuildable(f"webhook request cannot be built: {type(error).__name__}") from error
         except httpx.TimeoutException as error:
             raise Retry("webhook timeout") from error
         except httpx.TransportError as error:

@@ -8,11 +8,18 @@ import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rebond_contracts.associations import AssociationId
+from rebond_notifier.signing import (
+    WEBHOOK_KEY_MIN_BYTES,
+    WEBHOOK_SECRET_PREFIX,
+    WebhookSecretError,
+    webhook_key,
+)
 
 #: Development-only signing secret, refused in production.
 DEFAULT_WEBHOOK_SECRET = "dev-only-webhook-secret-change-me"  # noqa: S105
@@ -69,9 +76,21 @@ def _resolve_secret(reference: str | None, *, production: bool) -> bytes:
             raise ConfigError(f"webhook secret file {where}: {error.strerror}") from error
     else:
         raise ConfigError("webhook_secret must be env:VARIABLE or file:/path")
-    if production and (value == DEFAULT_WEBHOOK_SECRET or len(value) < 32):
-        raise ConfigError(f"webhook secret from {reference} is too weak for production")
-    return value.encode()
+    try:
+        key = webhook_key(value)
+    except WebhookSecretError as error:
+        raise ConfigError(f"webhook secret from {reference}: {error}") from error
+    standard = value.startswith(WEBHOOK_SECRET_PREFIX)
+    if production and (
+        value == DEFAULT_WEBHOOK_SECRET
+        or (standard and len(key) < WEBHOOK_KEY_MIN_BYTES)
+        or (not standard and len(value) < 32)
+    ):
+        raise ConfigError(
+            f"webhook secret from {reference} is too weak for production (whsec_ and "
+            f"{WEBHOOK_KEY_MIN_BYTES} random bytes in base64 or more)"
+        )
+    return key
 
 
 def load_associations(
@@ -89,6 +108,17 @@ def load_associations(
     missing = set(AssociationId) - set(parsed.associations)
     if missing:
         raise ConfigError(f"{path}: no entry for {', '.join(sorted(missing))}")
+    if production and (
+        plain := sorted(
+            a.value
+            for a, entry in parsed.associations.items()
+            if entry.webhook_url and urlsplit(entry.webhook_url).scheme != "https"
+        )
+    ):
+        # A webhook carries the whole referral (contact, message, distress): never in clear.
+        raise ConfigError(
+            f"{path}: webhook_url must be https:// in production ({', '.join(plain)})"
+        )
     return {
         association: AssociationChannels(
             association_id=association,

@@ -6,7 +6,9 @@ A decision with a referral is published to `referrals.<association_id>` (CloudEv
 mode, so kcat, Java or Node can read it) and its e-mails and webhook are *recorded* in the
 delivery log; the offset is committed only then (at least once), and the dispatcher sends them
 without ever holding up the partition. The referral's event id is its referral id and the log is
-unique per (referral, channel), so a redelivered decision sends nothing twice.
+unique per (referral, channel), so a redelivered decision sends nothing twice. Nothing is
+published or recorded for a reference whose person asked for erasure, whichever of the
+decision and the erasure is read first (`DeliveryStore.publish_referrals`).
 """
 
 import asyncio
@@ -14,7 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -27,6 +29,7 @@ from rebond_contracts.envelope import Envelope, EnvelopeError
 from rebond_contracts.payloads import (
     DeliveryV1,
     ReferralResponseV1,
+    ReferralV1,
     ReferralWithdrawnV1,
     RoutingDecisionV1,
 )
@@ -48,7 +51,7 @@ from rebond_kafka.security import kafka_security
 from rebond_notifier import planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore, NewDelivery
+from rebond_notifier.store import DeliveryStore, Holder, NewDelivery, Offer, ReferralState
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = dead_letters(Service.NOTIFIER)
@@ -108,6 +111,19 @@ class Publishers:
 RecordScope = Callable[["ConsumerRecord[bytes, bytes]"], AbstractContextManager[object]]
 
 
+class _Source(NamedTuple):
+    """Where an offer comes from: its record, its decision, and the referral to publish."""
+
+    record: "ConsumerRecord[bytes, bytes]"
+    decision: Envelope[RoutingDecisionV1]
+    referral: Envelope[ReferralV1]
+
+
+def _bound(event: Envelope[Any]) -> AbstractContextManager[object]:
+    """The log context of one event: its reference and id."""
+    return structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id)
+
+
 def build_broker(
     settings: NotifierSettings,
     store: DeliveryStore,
@@ -163,48 +179,53 @@ def build_broker(
             except EnvelopeError as error:
                 with record_scope(record):
                     await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
-        erased = await store.erased_among([event.data.reference for _, event in readable])
-        published: list[tuple[ConsumerRecord[bytes, bytes], Envelope[RoutingDecisionV1]]] = []
-        acks = []
-        planned: list[NewDelivery] = []
+        offers: list[Offer] = []
+        sources: dict[str, _Source] = {}  # by referral id
         for record, event in readable:
             decision, referral = event.data, event.data.referral
-            with (
-                record_scope(record),
-                structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id),
-            ):
-                if referral is None:
+            if referral is None:
+                with record_scope(record), _bound(event):
                     log.info("no_referral", reason="no consent to share")
-                    continue
-                if decision.reference in erased:
-                    log.info("not_published", reason="erasure requested")
-                    continue
-                out = referrals(referral.association_id).envelope(
-                    referral, subject=event.subject, correlationid=event.correlationid,
-                    id=str(referral.referral_id),
-                )  # fmt: skip
-                ack = await publishers.referrals[referral.association_id].publish(
-                    out.kafka_value(), key=record.key, headers=out.kafka_headers(),
-                    correlation_id=out.correlationid, no_confirm=True,
-                )  # fmt: skip
-                acks.append(ack)
-                planned.extend(planning.for_decision(decision, out, associations, links))
-                published.append((record, event))
-        await asyncio.gather(*acks)  # every referral acknowledged by Kafka (acks=all), or raise
-        added = await store.enqueue(planned)
-        for record, event in published:
-            referral = event.data.referral
-            assert referral is not None
-            with (
-                record_scope(record),
-                structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id),
-            ):
+                continue
+            out = referrals(referral.association_id).envelope(
+                referral, subject=event.subject, correlationid=event.correlationid,
+                id=str(referral.referral_id),
+            )  # fmt: skip
+            offers.append(
+                Offer(
+                    str(referral.referral_id), decision.reference, referral.association_id.value,
+                    planning.for_decision(decision, out, associations, links),
+                )
+            )  # fmt: skip
+            sources[str(referral.referral_id)] = _Source(record, event, out)
+
+        async def publish(kept: list[Offer]) -> None:
+            acks = []
+            for offer in kept:
+                record, _, out = sources[offer.referral_id]
+                with record_scope(record):  # the decision's trace goes on with its referral
+                    acks.append(
+                        await publishers.referrals[AssociationId(offer.association_id)].publish(
+                            out.kafka_value(), key=record.key, headers=out.kafka_headers(),
+                            correlation_id=out.correlationid, no_confirm=True,
+                        )
+                    )  # fmt: skip
+            await asyncio.gather(*acks)  # every referral acknowledged by Kafka (acks=all), or raise
+
+        done = await store.publish_referrals(offers, publish)
+        for offer in done.published:
+            record, event, _ = sources[offer.referral_id]
+            with record_scope(record), _bound(event):
                 log.info(
-                    "referral_published", association=referral.association_id,
+                    "referral_published", association=offer.association_id,
                     attempt=event.data.attempt,
                 )  # fmt: skip
-        if added:
-            log.info("deliveries_recorded", new=added, referrals=len(published))
+        for offer in done.erased:
+            record, event, _ = sources[offer.referral_id]
+            with record_scope(record), _bound(event):
+                log.info("not_published", reason="erasure requested")
+        if done.deliveries:
+            log.info("deliveries_recorded", new=done.deliveries, referrals=len(done.published))
             wake()
 
     @broker.subscriber(
@@ -220,7 +241,8 @@ def build_broker(
         fetch_min_bytes=64 * 1024,
         decoder=keep_raw_batch,
         title=REFERRAL_STATUS.name,
-        description="Turn reminders and expiries into e-mails to the association.",
+        description="Turn reminders and expiries into e-mails to the association; keep each "
+        "referral's latest status for the answer pages.",
     )
     async def on_statuses(msg: KafkaMessage) -> None:
         # A batch (`keep_raw_batch`): most statuses (offered, accepted, declined…) ask for no
@@ -228,6 +250,7 @@ def build_broker(
         # round and at most one store transaction.
         records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
         planned: list[NewDelivery] = []
+        states: list[ReferralState] = []
         for record in records:
             with record_scope(record):
                 try:
@@ -235,6 +258,14 @@ def build_broker(
                 except EnvelopeError as error:
                     await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
                     continue
+                if event.data.referral_id is not None:  # kept for the answer pages
+                    states.append(
+                        ReferralState(
+                            str(event.data.referral_id),
+                            event.data.status.value,
+                            event.data.at.timestamp(),
+                        )
+                    )
                 with structlog.contextvars.bound_contextvars(
                     reference=event.subject, event_id=event.id
                 ):
@@ -244,7 +275,7 @@ def build_broker(
                     if mails:
                         log.info("status_mail_planned", status=event.data.status)
                     planned.extend(mails)
-        added = await store.enqueue(planned)
+        added = await store.enqueue(planned, states=states)
         if added:
             log.info("status_mails_recorded", new=added, planned=len(planned))
             wake()
@@ -315,8 +346,9 @@ def build_broker(
             await send_dead_letter(publishers.dead, Service.NOTIFIER, record, str(error))
             return
         reference = event.data.reference
-        with structlog.contextvars.bound_contextvars(reference=event.subject, event_id=event.id):
-            holders = await store.erase(reference)
+
+        async def withdraw(holders: list[Holder]) -> None:
+            """Tell each association, on its topic, before the erasure commits."""
             for holder in holders:
                 association = AssociationId(holder.association_id)
                 notice = referrals(association).envelope(
@@ -334,6 +366,9 @@ def build_broker(
                     notice.kafka_value(), key=reference.encode(), headers=notice.kafka_headers(),
                     correlation_id=notice.correlationid,
                 )  # fmt: skip
+
+        with _bound(event):
+            holders = await store.erase(reference, withdraw)
             log.info("erased", associations_told=[h.association_id for h in holders])
 
     return broker, publishers

@@ -18,12 +18,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import DeliveryChannel, DeliveryOutcome, DeliveryV1
-from rebond_notifier.channels import Failed, Mailer, Retry, WebhookPoster, retry_delay
+from rebond_kafka.backoff import Backoff
+from rebond_notifier.channels import (
+    Failed,
+    Mailer,
+    Retry,
+    Unbuildable,
+    WebhookPoster,
+    retry_delay,
+)
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.store import DEAD_LETTERED, FAILED, SENT, Delivery, DeliveryStore, Lease
 from rebond_notifier.templates import Mail
@@ -132,18 +141,25 @@ class Dispatcher:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def run(self) -> None:
+        # A failed round (the store or Kafka down) is tried again after a growing, jittered
+        # delay, up to 30 s, not every poll: one traceback a second for as long as an outage
+        # lasts said nothing more than the first.
+        failures = Backoff(first_s=self.poll_interval_s, cap_s=max(30.0, self.poll_interval_s))
         try:
             while not self._stopping:
                 self._wake.clear()
+                wait_s = self.poll_interval_s
                 try:
                     await self._publish_outcomes()
                     await self._start_lanes()
+                    failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
-                    log.exception("dispatch_round_failed")
+                    wait_s = failures.next_delay()
+                    log.exception("dispatch_round_failed", retry_in_s=round(wait_s, 2))
                 # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancel that arrives as
                 # the wake does, and `run` would then go on after its task was cancelled.
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval_s):
+                    async with asyncio.timeout(wait_s):
                         await self._wake.wait()
                 # Wakes come in bursts (lanes ending chunks, decisions recorded one after
                 # another): a moment's wait lets one round serve them all.
@@ -276,6 +292,12 @@ class Dispatcher:
             )
             log.warning("delivery_failed", error=str(error), **context)
             return held
+        except Unbuildable as error:  # the same on every attempt: no retry, an operator looks
+            held = await self.store.finish(
+                delivery.id, DEAD_LETTERED, attempt, str(error), then_check=rest
+            )
+            log.error("delivery_unbuildable", error=str(error), **context)
+            return held
         held = await self.store.finish(delivery.id, SENT, attempt, then_check=rest)
         log.info("delivery_sent", **context)
         return held
@@ -284,7 +306,12 @@ class Dispatcher:
         asyncio.get_running_loop().call_later(delay_s, self._wake.set)
 
     async def _perform(self, delivery: Delivery) -> None:
-        payload = delivery.payload or {}
+        try:
+            await self._send(delivery, delivery.payload or {})
+        except KeyError as error:  # a row without what its channel needs: never sendable
+            raise Unbuildable(f"delivery lacks {error}") from error
+
+    async def _send(self, delivery: Delivery, payload: dict[str, Any]) -> None:
         if delivery.channel == DeliveryChannel.WEBHOOK:
             channels = self.associations[AssociationId(delivery.association_id)]
             if channels.webhook_url is None or channels.webhook_secret is None:

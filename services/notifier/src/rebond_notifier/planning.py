@@ -4,6 +4,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -42,16 +43,29 @@ DAY_S = 86_400
 
 @dataclass(frozen=True)
 class LinkMaker:
-    """Builds the signed answer links of the association e-mails."""
+    """Builds the signed answer links of the association e-mails.
+
+    A link lasts exactly as long as the association may answer: until its deadline
+    (`respond_by`, which the referral and the reminder carry). After it the router has moved the
+    referral on, and an answer would be set aside while the page confirmed it. Only a referral
+    without a deadline gets `valid_days`."""
 
     key: bytes
     base_url: str
     valid_days: int = 8
 
     def links(
-        self, referral_id: str, reference: str, association: AssociationId, now: float | None = None
+        self,
+        referral_id: str,
+        reference: str,
+        association: AssociationId,
+        respond_by: datetime | None,
+        now: float | None = None,
     ) -> templates.AnswerLinks:
-        expires = int((time.time() if now is None else now) + self.valid_days * DAY_S)
+        if respond_by is not None:
+            expires = int(respond_by.timestamp())
+        else:
+            expires = int((time.time() if now is None else now) + self.valid_days * DAY_S)
         url = {
             action: f"{self.base_url.rstrip('/')}/reponse/"
             + make_token(
@@ -66,7 +80,11 @@ class LinkMaker:
             )
             for action in Action
         }
-        return templates.AnswerLinks(accept=url[Action.ACCEPT], decline=url[Action.DECLINE])
+        return templates.AnswerLinks(
+            accept=url[Action.ACCEPT],
+            decline=url[Action.DECLINE],
+            expires_at=datetime.fromtimestamp(expires, UTC),
+        )
 
 
 def _mail(mail: templates.Mail) -> dict[str, str]:
@@ -92,8 +110,9 @@ def for_decision(
         "correlation_id": referral_event.correlationid,
     }
     answer_links = links.links(
-        str(referral.referral_id), referral.reference, referral.association_id
-    )
+        str(referral.referral_id), referral.reference, referral.association_id,
+        referral.respond_by,
+    )  # fmt: skip
     planned = [
         NewDelivery(
             channel=DeliveryChannel.ASSOCIATION_EMAIL.value,
@@ -146,7 +165,12 @@ def for_status(
             channels.email,
             status.reference,
             status.respond_by,
-            links.links(str(status.referral_id), status.reference, status.association_id),
+            links.links(
+                str(status.referral_id),
+                status.reference,
+                status.association_id,
+                status.respond_by,
+            ),
         )
     else:
         kind = EXPIRY

@@ -1,19 +1,20 @@
 """Notifier settings, read from `NOTIFIER_*` environment variables."""
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from rebond_kafka.settings import ServiceSettings
+from rebond_notifier.text import has_controls
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
 
 
-class NotifierSettings(BaseSettings):
+class NotifierSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
-    environment: Literal["development", "test", "production"] = "development"
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices(
@@ -21,23 +22,28 @@ class NotifierSettings(BaseSettings):
         ),
     )
     group_id: str = "rebond-notifier"
-    #: SASL on a secured cluster: SCRAM-SHA-512 (or -256, PLAIN) over SASL_PLAINTEXT or SASL_SSL.
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    #: A file holding the password (a mounted secret); it wins over NOTIFIER_KAFKA_SASL_PASSWORD.
-    kafka_sasl_password_file: Path | None = None
-
-    @model_validator(mode="after")
-    def _kafka_password_from_file(self) -> "NotifierSettings":
-        if self.kafka_sasl_password_file is not None:
-            password = self.kafka_sasl_password_file.read_text().strip()
-            self.kafka_sasl_password = SecretStr(password)
-        return self
-
     host: str = "127.0.0.1"
     port: int = 8002
+    #: A second port for operators: `/metrics` and `/openapi.json` answer only there. Unset:
+    #: they answer on the public port in development and test, and nowhere in production.
+    internal_port: int | None = Field(default=None, ge=1, le=65535)
+    internal_host: str = "127.0.0.1"
+    #: `Strict-Transport-Security: max-age=…` on every page when above 0: set it when the answer
+    #: pages are reached over HTTPS (NOTIFIER_PUBLIC_BASE_URL https://…), e.g. 31536000.
+    hsts_max_age_s: int = Field(default=0, ge=0)
+
+    @property
+    def internal_public(self) -> bool:
+        """Whether the operators' paths answer on the public port (no internal port, and not in
+        production)."""
+        return self.internal_port is None and self.environment != "production"
+
+    @model_validator(mode="after")
+    def _internal_port_of_its_own(self) -> "NotifierSettings":
+        if self.internal_port is not None and self.internal_port == self.port:
+            raise ValueError("NOTIFIER_INTERNAL_PORT must differ from NOTIFIER_PORT")
+        return self
+
     log_level: str = "INFO"
     #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
     #: propagated and the trace id logged either way.
@@ -53,18 +59,34 @@ class NotifierSettings(BaseSettings):
     smtp_port: int = 1025
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    #: STARTTLS required on the submission port (587); without it the session is upgraded
+    #: only when the server offers it.
     smtp_starttls: bool = False
+    #: Implicit TLS from the first byte (SMTPS, port 465), instead of STARTTLS.
+    smtp_tls: bool = False
+    #: The CA certificate(s) that signed the SMTP server's certificate (PEM); the system's when
+    #: unset. The certificate and host name are checked either way.
+    smtp_ca_file: Path | None = None
     smtp_timeout_s: float = 10.0
     #: The name the notifier gives in SMTP's EHLO; empty: this host's name, looked up once.
     smtp_local_hostname: str | None = None
     mail_from: str = "Rebond <ne-pas-repondre@rebond.example>"
+
+    @field_validator("mail_from")
+    @classmethod
+    def _sender_on_one_line(cls, value: str) -> str:
+        if has_controls(value):
+            raise ValueError("NOTIFIER_MAIL_FROM must be one line, without control characters")
+        return value
 
     #: Where the answer links of the association e-mails point (this service's public URL).
     public_base_url: str = "http://127.0.0.1:8002"
     #: HMAC key of the answer links (or NOTIFIER_LINK_SECRET_FILE: a file holding it).
     link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
     link_secret_file: Path | None = None
-    link_valid_days: int = 8
+    #: Answer links last until the association's deadline (`respond_by`); only a referral
+    #: without one gets links valid this many days.
+    link_valid_days: int = Field(default=8, ge=1)
 
     #: Decisions are read in batches of at most this many records: their referrals all in
     #: flight together, their deliveries recorded in one transaction, one offset commit.
@@ -83,6 +105,19 @@ class NotifierSettings(BaseSettings):
     #: Delivery rows older than this lose their message and error text
     #: (`python -m rebond_notifier anonymise`).
     retention_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _smtp_encrypted_in_production(self) -> "NotifierSettings":
+        """E-mails carry the person's contact and message to the association: in production
+        the SMTP session must be encrypted, by STARTTLS made mandatory or by implicit TLS."""
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("set NOTIFIER_SMTP_STARTTLS or NOTIFIER_SMTP_TLS, not both")
+        if self.environment == "production" and not (self.smtp_starttls or self.smtp_tls):
+            raise ValueError(
+                "NOTIFIER_SMTP_STARTTLS=true (port 587) or NOTIFIER_SMTP_TLS=true (port 465) "
+                "is required in production: e-mails carry personal data"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> "NotifierSettings":

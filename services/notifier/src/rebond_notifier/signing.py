@@ -1,47 +1,84 @@
-"""Signatures: webhook bodies (`X-Rebond-Signature`) and the answer links' expiring tokens.
+"""Signatures: the webhooks' (Standard Webhooks) and the answer links' tokens (itsdangerous).
 
-Webhook: `X-Rebond-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-Answer token: `<base64url(JSON claims)>.<base64url(HMAC-SHA256(key, first part))>`, the claims
-binding the referral, its reference, the association, the action and an expiry.
+Webhook: the Standard Webhooks scheme (https://www.standardwebhooks.com), so that an association
+can check a call with a ready-made verifier: `webhook-id` (the delivery id, the same on every
+attempt), `webhook-timestamp` (unix seconds of this attempt) and `webhook-signature:
+v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`. The id is signed with the body, so a
+receiver deduplicating on it cannot be fooled by a captured body replayed under a new id, and the
+timestamp bounds replays of a whole call. A secret `whsec_<base64>` is the key base64-decoded.
+
+Answer token: an itsdangerous `URLSafeSerializer` token (HMAC-SHA256, salted so that no other
+use of the same secret can mint one) of claims binding the referral, its reference, the
+association, the action and an absolute expiry: the association's deadline. The expiry is a
+signed claim rather than itsdangerous's age since signing because it is a date (the deadline)
+that no age fixed at signing time could express for both the first e-mail and the reminder.
 """
 
 import base64
+import binascii
 import hashlib
-import hmac
-import json
 import re
+import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
+
+from itsdangerous import BadData, URLSafeSerializer
+from standardwebhooks import Webhook
 
 from rebond_contracts.associations import AssociationId
 
-SIGNATURE_HEADER = "X-Rebond-Signature"
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: The Standard Webhooks headers, in the spelling of the spec.
+WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE = (
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 (the form's prefix, not a secret)
+#: What the spec asks of a symmetric key: at least 24 random bytes.
+WEBHOOK_KEY_MIN_BYTES = 24
+
+#: Changing it invalidates every answer link in flight (their page says how to answer anyway).
+_ANSWER_SALT = "rebond.answer-link.v2"
+#: Longer than any real token (about 250 characters); the path segment is checked against this
+#: before anything decodes it, so a lone surrogate or a megabyte of text never reaches a codec.
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,1024}")
 
 
-def sign_webhook(secret: bytes, body: bytes, timestamp: int | None = None) -> str:
-    """The `X-Rebond-Signature` header value for `body`."""
-    t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
+class WebhookSecretError(ValueError):
+    """A `whsec_` secret whose rest is not base64."""
 
 
-def verify_webhook(
-    secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, now: int | None = None
-) -> bool:
-    """What a receiver does: recompute the HMAC and refuse stale timestamps (replays)."""
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a configured webhook secret.
+
+    `whsec_<base64>` (the Standard Webhooks form) is decoded; any other value is used as written
+    (its UTF-8 bytes), as before the Standard Webhooks scheme: an association holding such a
+    value verifies with `whsec_` + base64(value), which is the same key."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        return secret.encode()
+    text = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
     try:
-        parts = dict(item.split("=", 1) for item in header.split(","))
-        t = int(parts["t"])
-    except (ValueError, KeyError):
-        return False
-    now = int(time.time()) if now is None else now
-    if abs(now - t) > tolerance_s:
-        return False
-    expected = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error as error:
+        raise WebhookSecretError("the part after whsec_ is not base64") from error
+
+
+def new_webhook_secret() -> str:
+    """A fresh secret in the Standard Webhooks form: `whsec_` and 32 random bytes in base64."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def webhook_headers(
+    key: bytes, message_id: str, body: bytes, *, timestamp: int | None = None
+) -> dict[str, str]:
+    """The three Standard Webhooks headers of one attempt at delivering `body`."""
+    at = int(time.time()) if timestamp is None else timestamp
+    signature = Webhook(key).sign(message_id, datetime.fromtimestamp(at, UTC), body)
+    return {WEBHOOK_ID: message_id, WEBHOOK_TIMESTAMP: str(at), WEBHOOK_SIGNATURE: signature}
 
 
 class Action(StrEnum):
@@ -55,6 +92,7 @@ class AnswerClaims:
     reference: str
     association_id: AssociationId
     action: Action
+    #: Unix seconds: the association's deadline for this referral.
     expires_at: int
 
 
@@ -63,7 +101,8 @@ class TokenError(ValueError):
 
 
 class TokenInvalid(TokenError):
-    """Malformed or tampered with."""
+    """Malformed, tampered with, or signed otherwise (an answer link made before
+    the links became itsdangerous tokens included)."""
 
 
 class TokenExpired(TokenError):
@@ -74,44 +113,33 @@ class TokenExpired(TokenError):
         self.claims = claims
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _serializer(key: bytes) -> URLSafeSerializer:
+    return URLSafeSerializer(
+        key, salt=_ANSWER_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+    )
 
 
 def make_token(key: bytes, claims: AnswerClaims) -> str:
-    body = json.dumps(
+    return _serializer(key).dumps(
         {
             "r": str(claims.referral_id),
             "ref": claims.reference,
             "a": claims.association_id.value,
             "x": claims.action.value,
             "e": claims.expires_at,
-        },
-        separators=(",", ":"),
-    ).encode()
-    head = _b64(body)
-    mac = hmac.new(key, b"rebond-answer-v1." + head.encode(), hashlib.sha256).digest()
-    return f"{head}.{_b64(mac)}"
+        }
+    )
 
 
-def read_token(key: bytes, token: str, *, now: int | None = None) -> AnswerClaims:
+def read_token(key: bytes, token: str, *, now: float | None = None) -> AnswerClaims:
     """The claims of an authentic, unexpired token; `TokenInvalid` or `TokenExpired` otherwise."""
     if not _TOKEN.fullmatch(token):
         raise TokenInvalid("not a token")
-    head, _, mac = token.partition(".")
-    expected = hmac.new(key, b"rebond-answer-v1." + head.encode(), hashlib.sha256).digest()
     try:
-        given = _unb64(mac)
-    except ValueError as error:
-        raise TokenInvalid("bad signature encoding") from error
-    if not hmac.compare_digest(expected, given):
-        raise TokenInvalid("bad signature")
+        raw: Any = _serializer(key).loads(token)
+    except BadData as error:
+        raise TokenInvalid("bad signature") from error
     try:
-        raw = json.loads(_unb64(head))
         claims = AnswerClaims(
             referral_id=UUID(raw["r"]),
             reference=str(raw["ref"]),
@@ -121,6 +149,6 @@ def read_token(key: bytes, token: str, *, now: int | None = None) -> AnswerClaim
         )
     except (ValueError, KeyError, TypeError) as error:
         raise TokenInvalid("bad claims") from error
-    if (int(time.time()) if now is None else now) >= claims.expires_at:
+    if (time.time() if now is None else now) >= claims.expires_at:
         raise TokenExpired(claims)
     return claims

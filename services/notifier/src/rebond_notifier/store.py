@@ -11,9 +11,20 @@ are written before the Kafka offset is committed and drained by the dispatcher; 
 a row with a lease so that a crashed worker's row is taken over later. The rendered message
 (which holds personal data) is erased from the row once the delivery is final.
 
+`notifier_referrals` lists the referrals handed to an association's topic (noted before they are
+published): whom a withdrawal must reach. `notifier_answers` keeps the answers given through
+the e-mail links. Rows name the association, so, for APESA, they tell that the person said they
+are in distress; an erasure (`erase`) therefore deletes every row of the reference, in all three
+tables, and keeps only `notifier_tombstones`: the reference's SHA-256 (`rebond_sql.erasure`) and
+when it was erased. Every input about a reference (a decision, a status, an invitation, an
+answer through a link) reads that tombstone in the transaction of its effect, under the
+reference's lock (`rebond_sql.erasure.lock_references`); `publish_referrals` says why no order
+of a referral's publication and its erasure loses the withdrawal.
+
 Each method is one transaction, run as one plain function of a `Connection` by
 `rebond_sql.Database.run` (on SQLite: one hop to the database's own thread, whatever the
-function executes); `record_answer` alone keeps its transaction open while it publishes.
+function executes); `record_answer`, `publish_referrals` and `erase` keep a transaction open
+while they publish (on SQLite the store's other work waits for it meanwhile).
 """
 
 import json
@@ -21,6 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +48,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    delete,
     insert,
+    inspect,
     or_,
     select,
     tuple_,
@@ -47,6 +61,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from rebond_sql import Database
+from rebond_sql.erasure import erased_among, lock_references, reference_digest
 
 PENDING = "pending"
 SENT = "sent"
@@ -55,8 +70,6 @@ DEAD_LETTERED = "dead_lettered"
 #: Namespace of `Delivery.delivery_id`; changing it would make old deliveries look new.
 DELIVERY_NAMESPACE = uuid.UUID("0b6f3f5e-2d0c-4f43-8a0e-5b7f0c2e9d41")
 FINAL = (SENT, FAILED, DEAD_LETTERED)
-#: The person asked for erasure: never sent, no outcome published, personal fields gone.
-ERASED = "erased"
 
 metadata = MetaData()
 
@@ -97,10 +110,59 @@ answers = Table(
 )
 
 
-#: References whose person asked for erasure: nothing more is published or sent for them.
-erasures = Table(
-    "notifier_erasures",
+#: Where each referral (one offer to one association) stands, as `referrals.status` told: the
+#: answer page reads it to say that a case has moved on instead of confirming an answer the router
+#: would set aside. No personal data: a random referral id, a status, its rank and when.
+referral_states = Table(
+    "notifier_referral_states",
     metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+#: How far along its life each status puts a referral. A status never replaces one of higher
+#: rank: a redelivered `offered`, read again after the `expired` that followed it, changes
+#: nothing. The router writes a referral's statuses in order on one partition (keyed by the
+#: reference), so equal ranks arrive in the order they happened.
+STATUS_RANKS = {
+    "offered": 0,
+    "reminded": 1,
+    "accepted": 2,
+    "declined": 2,
+    "expired": 2,
+    "reoriented": 3,
+    "unrouted": 3,
+    "closed": 3,
+}
+
+#: Referrals handed (or being handed) to `referrals.<association_id>`: whom to withdraw them from.
+offered = Table(
+    "notifier_referrals",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("reference", String(32), nullable=False, index=True),
+    Column("association_id", String(32), nullable=False),
+    Column("noted_at", Float, nullable=False),
+    #: Set once Kafka acknowledged it; until then it may or may not be on the topic.
+    Column("published_at", Float, nullable=True),
+)
+
+#: One row per erased reference, nothing else about it (see the module's docstring).
+tombstones = Table(
+    "notifier_tombstones",
+    metadata,
+    Column("reference_sha256", String(64), primary_key=True),
+    Column("erased_at", Float, nullable=False),
+)
+
+#: How an older notifier remembered erasures (the reference itself); emptied into
+#: `notifier_tombstones` by `create_schema`, never created any more.
+_older = MetaData()
+old_erasures = Table(
+    "notifier_erasures",
+    _older,
     Column("reference", String(32), primary_key=True),
     Column("erased_at", Float, nullable=False),
 )
@@ -112,6 +174,36 @@ class Holder:
 
     association_id: str
     referral_id: str
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A referral to publish to its association's topic, and the deliveries it calls for once
+    Kafka has it (the association's e-mail and webhook, the person's confirmation)."""
+
+    referral_id: str
+    reference: str
+    association_id: str
+    deliveries: Sequence["NewDelivery"]
+
+
+@dataclass(frozen=True)
+class Offered:
+    """What `publish_referrals` did: the offers published and the deliveries recorded, and the
+    offers left out because their person asked for erasure."""
+
+    published: list[Offer]
+    erased: list[Offer]
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class ReferralState:
+    """A referral's latest status (a `ReferralStatus` value) and when it took it (unix seconds)."""
+
+    referral_id: str
+    status: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -143,7 +235,7 @@ class Delivery:
     def delivery_id(self) -> str:
         """Stable across attempts, restarts and replicas: the receiver's deduplication key. A
         process killed between a webhook's answer (or an SMTP "250") and its record sends the
-        same delivery again on restart, with the same id (`X-Rebond-Delivery`, `Message-ID`)."""
+        same delivery again on restart, with the same id (`webhook-id`, `Message-ID`)."""
         key = f"{self.referral_id}:{self.channel}:{self.kind}"
         return str(uuid.uuid5(DELIVERY_NAMESPACE, key))
 
@@ -168,6 +260,10 @@ class Lease:
 
 class AlreadyAnswered(Exception):
     """The referral was already answered through a link."""
+
+
+class Withdrawn(Exception):
+    """The person asked for erasure: their referral can no longer be answered."""
 
 
 def _row(row: Any) -> Delivery:
@@ -214,6 +310,115 @@ def _held(connection: Connection, lease: Lease) -> list[int]:
     return sorted(rows.scalars())
 
 
+def _checked(connection: Connection, references: Collection[str]) -> set[str]:
+    """Take the locks of `references` (shared: an effect), then those of them erased."""
+    references = {reference for reference in references if reference}
+    lock_references(connection, references, erasing=False)
+    return erased_among(connection, tombstones, references)
+
+
+def _rank(status: str) -> int:
+    return STATUS_RANKS.get(status, 0)
+
+
+def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now: float) -> int:
+    """One multi-row INSERT of `items`; those already known are left alone. How many are new."""
+    if not items:
+        return 0
+    rows = [
+        {
+            "referral_id": item.referral_id,
+            "channel": item.channel,
+            "kind": item.kind,
+            "reference": item.reference,
+            "association_id": item.association_id,
+            "correlation_id": item.correlation_id,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "payload": json.dumps(item.payload),
+            "outcome_published": False,
+            "created_at": now,
+        }
+        for item in items
+    ]
+    statement = (
+        _insert(connection, deliveries)
+        .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
+        .returning(deliveries.c.id)
+    )
+    return len(connection.execute(statement, rows).fetchall())
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    """INSERT … ON CONFLICT in the connection's dialect."""
+    return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
+
+
+def _note_offers(offers: Sequence[Offer], now: float, connection: Connection) -> None:
+    """Note the offers of references not erased, before they are published (`publish_referrals`)."""
+    erased = _checked(connection, {offer.reference for offer in offers})
+    rows = [
+        {"referral_id": o.referral_id, "reference": o.reference,
+         "association_id": o.association_id, "noted_at": now}
+        for o in offers
+        if o.reference not in erased
+    ]  # fmt: skip
+    if rows:
+        connection.execute(_insert(connection, offered).on_conflict_do_nothing(), rows)
+
+
+def _published(offers: Sequence[Offer], now: float, connection: Connection) -> int:
+    """The offers are on Kafka: mark them so and record the deliveries they call for."""
+    connection.execute(
+        update(offered)
+        .where(offered.c.referral_id.in_([offer.referral_id for offer in offers]))
+        .values(published_at=now)
+    )
+    return _insert_deliveries(connection, [d for offer in offers for d in offer.deliveries], now)
+
+
+def _forget(connection: Connection, references: Collection[str]) -> list[Holder]:
+    """Delete every row of `references` (deliveries, offers, answers to their referrals);
+    returns the associations each referral was, or may have been, handed to."""
+    references = list(references)
+    holders = {
+        Holder(a, r)
+        for a, r in connection.execute(
+            select(offered.c.association_id, offered.c.referral_id).where(
+                offered.c.reference.in_(references)
+            )
+        )
+    } | {
+        Holder(a, r)
+        for a, r in connection.execute(
+            select(deliveries.c.association_id, deliveries.c.referral_id).where(
+                deliveries.c.reference.in_(references), deliveries.c.association_id != ""
+            )
+        )
+    }
+    referral_ids = [holder.referral_id for holder in holders]
+    connection.execute(delete(answers).where(answers.c.referral_id.in_(referral_ids)))
+    connection.execute(delete(deliveries).where(deliveries.c.reference.in_(references)))
+    connection.execute(delete(offered).where(offered.c.reference.in_(references)))
+    return sorted(holders, key=lambda h: (h.association_id, h.referral_id))
+
+
+def _tombstones_from_older_erasures(connection: Connection) -> None:
+    """An older notifier kept each erased reference itself, and its rows with the message
+    erased: make each a tombstone and forget its rows (their withdrawals were sent then)."""
+    if not inspect(connection).has_table(old_erasures.name):
+        return
+    for reference, at in connection.execute(select(old_erasures)).all():
+        connection.execute(
+            _insert(connection, tombstones)
+            .values(reference_sha256=reference_digest(reference), erased_at=at)
+            .on_conflict_do_nothing()
+        )
+        _forget(connection, [reference])
+        connection.execute(delete(old_erasures).where(old_erasures.c.reference == reference))
+
+
 class DeliveryStore:
     """The notifier's tables on one `rebond_sql.Database`; `create_schema` starts it."""
 
@@ -226,12 +431,13 @@ class DeliveryStore:
 
     async def create_schema(self) -> None:
         """Start the database and make the tables, and the indexes added since (`create_all`
-        leaves an existing table as it is)."""
+        leaves an existing table as it is); an older notifier's erasures become tombstones."""
 
         def create(connection: Connection) -> None:
             metadata.create_all(connection)
             for index in deliveries.indexes:
                 index.create(connection, checkfirst=True)
+            _tombstones_from_older_erasures(connection)
 
         await self.database.start()
         await self.database.run(create)
@@ -239,39 +445,101 @@ class DeliveryStore:
     async def close(self) -> None:
         await self.database.close()
 
-    async def enqueue(self, items: list[NewDelivery], *, now: float | None = None) -> int:
-        """Record pending deliveries; those already known are left alone. Returns how many are new."""
+    async def enqueue(
+        self,
+        items: list[NewDelivery],
+        *,
+        states: Sequence[ReferralState] = (),
+        now: float | None = None,
+    ) -> int:
+        """Record pending deliveries; those already known, and those about an erased
+        reference, are left alone. Returns how many are new. `states` (the referrals' statuses
+        read with them) are recorded in the same transaction, each only where it does not go
+        back on a later status (`STATUS_RANKS`)."""
         now = time.time() if now is None else now
-        if not items:
-            return 0
-        rows = [
-            {
-                "referral_id": item.referral_id,
-                "channel": item.channel,
-                "kind": item.kind,
-                "reference": item.reference,
-                "association_id": item.association_id,
-                "correlation_id": item.correlation_id,
-                "status": PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "payload": json.dumps(item.payload),
-                "outcome_published": False,
-                "created_at": now,
-            }
-            for item in items
+        latest: dict[str, ReferralState] = {}
+        for state in states:  # one row per referral: an upsert may not touch a row twice
+            known = latest.get(state.referral_id)
+            if known is None or _rank(state.status) >= _rank(known.status):
+                latest[state.referral_id] = state
+        state_rows = [
+            {"referral_id": s.referral_id, "status": s.status, "rank": _rank(s.status), "at": s.at}
+            for s in latest.values()
         ]
+        if not items and not state_rows:
+            return 0
 
-        def insert_new(connection: Connection) -> int:  # one multi-row INSERT for the lot
-            factory = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-            statement = (
-                factory(deliveries)
-                .on_conflict_do_nothing(index_elements=["referral_id", "channel", "kind"])
-                .returning(deliveries.c.id)
-            )
-            return len(connection.execute(statement, rows).fetchall())
+        def insert_new(connection: Connection) -> int:
+            if state_rows:
+                upsert = _insert(connection, referral_states)
+                connection.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["referral_id"],
+                        set_={"status": upsert.excluded.status, "rank": upsert.excluded.rank,
+                              "at": upsert.excluded.at},
+                        where=referral_states.c.rank <= upsert.excluded.rank,
+                    ),
+                    state_rows,
+                )  # fmt: skip
+            erased = _checked(connection, {item.reference for item in items})
+            kept = [item for item in items if item.reference not in erased]
+            return _insert_deliveries(connection, kept, now)
 
         return await self.database.run(insert_new)
+
+    async def referral_state(self, referral_id: str) -> ReferralState | None:
+        """The referral's latest status, or None when none was read yet."""
+        query = select(referral_states).where(referral_states.c.referral_id == referral_id)
+
+        def read(connection: Connection) -> ReferralState | None:
+            row = connection.execute(query).first()
+            return None if row is None else ReferralState(row.referral_id, row.status, row.at)
+
+        return await self.database.run(read)
+
+    async def publish_referrals(
+        self,
+        offers: Sequence[Offer],
+        publish: Callable[[list[Offer]], Awaitable[None]],
+        *,
+        now: float | None = None,
+    ) -> Offered:
+        """Publish the offers of references not erased (`publish` returns once Kafka has
+        acknowledged them all, or raises), then record the deliveries they call for.
+
+        Two transactions, each under the references' (shared) locks. The first notes the
+        offers (`notifier_referrals`) and commits. The second reads the tombstones again,
+        publishes, records the deliveries and commits: it holds the locks while Kafka
+        acknowledges. An erasure takes the reference's lock exclusively, deletes every row of it
+        and withdraws every offer it finds noted, published or not; so whatever the order:
+
+        - erased before the first: nothing is noted, nothing published;
+        - erased between the two: the erasure withdraws an offer never published (a notice
+          the association can ignore), and the second, seeing the tombstone, publishes nothing;
+        - erased while the second runs: the erasure waits for its commit, that is, for Kafka's
+          acknowledgement of the referral; it then finds the offer and publishes the withdrawal
+          after the referral, on the same partition (both keyed by the reference): the
+          association reads the offer, then the withdrawal;
+        - the second fails or the process dies within it (the referral may or may not have
+          reached Kafka): nothing is published as done, no delivery recorded, but the offer
+          stays noted, so a later erasure still withdraws it; the decision is read again.
+
+        No interleaving publishes a referral after its erasure, or leaves one published
+        without a withdrawal following it."""
+        now = time.time() if now is None else now
+        if not offers:
+            return Offered([], [], 0)
+        references = {offer.reference for offer in offers}
+        await self.database.run(partial(_note_offers, offers, now))
+        added, kept = 0, []
+        async with self.database.transaction() as transaction:
+            erased = await transaction.run(lambda connection: _checked(connection, references))
+            kept = [offer for offer in offers if offer.reference not in erased]
+            if kept:
+                await publish(kept)
+                added = await transaction.run(partial(_published, kept, now))
+        left_out = [offer for offer in offers if offer.reference in erased]
+        return Offered(kept, left_out, added)
 
     async def due(
         self,
@@ -442,10 +710,14 @@ class DeliveryStore:
         answer: str,
         reason: str | None,
         publish: Callable[[], Awaitable[None]],
+        *,
+        reference: str,
     ) -> None:
         """Mark the referral answered and publish, atomically: a failed publish keeps the link
-        usable; a second answer raises `AlreadyAnswered`. The transaction stays open while
-        `publish` runs (on SQLite the store's other work waits for it meanwhile)."""
+        usable; a second answer raises `AlreadyAnswered`, one about an erased reference
+        `Withdrawn` (read under the reference's lock: an erasure under way is waited for). The
+        transaction stays open while `publish` runs (on SQLite the store's other work waits for
+        it meanwhile)."""
         statement = insert(answers).values(
             referral_id=referral_id,
             association_id=association_id,
@@ -454,6 +726,8 @@ class DeliveryStore:
             answered_at=time.time(),
         )
         async with self.database.transaction() as transaction:
+            if await transaction.run(lambda connection: _checked(connection, [reference])):
+                raise Withdrawn(reference)
             try:
                 await transaction.run(lambda connection: connection.execute(statement))
             except IntegrityError as error:
@@ -464,44 +738,46 @@ class DeliveryStore:
 
     async def erased_among(self, references: list[str]) -> set[str]:
         """Those of `references` whose person asked for erasure."""
-        query = select(erasures.c.reference).where(erasures.c.reference.in_(references))
-        return await self.database.run(lambda connection: set(connection.execute(query).scalars()))
-
-    async def erase(self, reference: str, *, now: float | None = None) -> list[Holder]:
-        """Remember the erasure, stop every unsent delivery of `reference` and erase the rows'
-        personal fields. Returns the associations that were handed its referral."""
-        now = time.time() if now is None else now
-        holders_query = (
-            select(deliveries.c.association_id, deliveries.c.referral_id)
-            .where(deliveries.c.reference == reference, deliveries.c.association_id != "")
-            .distinct()
+        return await self.database.run(
+            lambda connection: erased_among(connection, tombstones, references)
         )
 
-        def erase(connection: Connection) -> list[Holder]:
-            known = connection.execute(
-                select(erasures.c.reference).where(erasures.c.reference == reference)
-            )
-            if known.first() is None:
-                connection.execute(insert(erasures).values(reference=reference, erased_at=now))
-            holders = [Holder(a, r) for a, r in connection.execute(holders_query)]
-            connection.execute(
-                update(deliveries)
-                .where(deliveries.c.reference == reference, deliveries.c.status == PENDING)
-                .values(status=ERASED, locked_until=None)
-            )
-            connection.execute(
-                update(deliveries)
-                .where(deliveries.c.reference == reference)
-                .values(payload=None, last_error=None)
-            )
-            return holders
+    async def erase(
+        self,
+        reference: str,
+        withdraw: Callable[[list[Holder]], Awaitable[None]],
+        *,
+        now: float | None = None,
+    ) -> list[Holder]:
+        """Keep the tombstone of `reference`, delete every row of it, and call `withdraw` with
+        the associations its referrals were (or may have been) handed to; returns those (none
+        when it was erased before: they were told then).
 
-        holders = await self.database.run(erase)
-        return sorted(set(holders), key=lambda h: (h.association_id, h.referral_id))
+        One transaction holding the reference's lock exclusively, kept open while `withdraw`
+        publishes (see `publish_referrals`): if it fails, the transaction is rolled back, and the
+        erasure, read again, withdraws again (the notices' ids are derived from the referral, so
+        a repeat is recognisable)."""
+        now = time.time() if now is None else now
+
+        def start(connection: Connection) -> list[Holder]:
+            lock_references(connection, [reference], erasing=True)
+            connection.execute(
+                _insert(connection, tombstones)
+                .values(reference_sha256=reference_digest(reference), erased_at=now)
+                .on_conflict_do_nothing()
+            )
+            return _forget(connection, [reference])
+
+        async with self.database.transaction() as transaction:
+            holders = await transaction.run(start)
+            await withdraw(holders)
+        return holders
 
     async def anonymise(self, older_than_s: float, *, now: float | None = None) -> int:
         """Rows recorded more than `older_than_s` ago lose their message and error text; one
-        still pending that long is given up (failed). Returns how many rows changed."""
+        still pending that long is given up (failed). Returns how many rows changed. Referral
+        states unchanged that long are forgotten: every answer link they could serve has
+        expired (a link lasts until its deadline, days away, never weeks)."""
         now = time.time() if now is None else now
         cutoff = now - older_than_s
 
@@ -519,6 +795,7 @@ class DeliveryStore:
                 )
                 .values(payload=None, last_error=None)
             )
+            connection.execute(delete(referral_states).where(referral_states.c.at < cutoff))
             return int(result.rowcount or 0)
 
         return await self.database.run(anonymise)

@@ -64,10 +64,18 @@ class Mail:
 class AnswerLinks:
     accept: str
     decline: str
+    #: When both stop working: the association's deadline for this referral.
+    expires_at: datetime
+
+
+def moment_fr(moment: datetime) -> str:
+    """`14/01/2027 à 18 h 30` in Paris time: some deadlines are a day away, so the hour counts."""
+    local = moment.astimezone(PARIS)
+    return f"{local:%d/%m/%Y} à {local.hour} h {local.minute:02d}"
 
 
 def _date(moment: datetime | None) -> str:
-    return moment.astimezone(PARIS).strftime("%d/%m/%Y") if moment else "non précisée"
+    return f"{moment_fr(moment)} (heure de Paris)" if moment else "une date non précisée"
 
 
 def _name(association: AssociationId) -> str:
@@ -79,7 +87,8 @@ def _links(links: AnswerLinks) -> str:
         "Pour répondre, sans compte ni mot de passe :\n"
         f"- Accepter : {links.accept}\n"
         f"- Décliner : {links.decline}\n"
-        "Ces liens sont personnels à votre association et valables 8 jours."
+        "Ces liens sont personnels à votre association et valables jusqu'au "
+        f"{moment_fr(links.expires_at)} (heure de Paris)."
     )
 
 

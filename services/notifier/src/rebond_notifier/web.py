@@ -1,22 +1,34 @@
 """The answer pages: `GET /reponse/{token}` shows the referral and a confirm button, the POST
-publishes the answer to `responses.<association_id>`. Every refusal is a French page with a
-4xx status: tampered (400), already answered (409), expired (410).
+publishes the answer to `responses.<association_id>`. Every refusal is a French page (English
+second) with a 4xx status: tampered (400), already answered (409), expired or moved on (410).
+
+The token is the last path segment, never a query string, and the pages send no referrer, so it
+does not leak to other sites or to access logs that keep query strings.
+
+Before showing the form and again before publishing, the page reads where the referral stands:
+the person's erasure, then the latest `referrals.status` the notifier read for it. A referral
+that expired, was re-oriented or was withdrawn gets a page saying so, not "acceptée… contactez
+la personne": the router would set such an answer aside, and two associations would call the
+person. (An answer published before the deadline and read by the router after its expiry is the
+one window left: the router's consumer lag, well under its deadline check interval.)
 """
 
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
 from rebond_notifier.signing import Action, AnswerClaims, TokenExpired, TokenInvalid, read_token
-from rebond_notifier.store import AlreadyAnswered, DeliveryStore
+from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Withdrawn
+from rebond_notifier.templates import moment_fr
 
 log = structlog.get_logger(__name__)
 
@@ -27,53 +39,154 @@ REASONS_FR = {
     DeclineReason.DUPLICATE: "Déjà accompagnée par nous (doublon)",
     DeclineReason.OTHER: "Autre raison",
 }
+#: Statuses after which the association's answer is no longer awaited.
+MOVED_ON = {"expired", "reoriented", "unrouted", "closed"}
+ANSWERED = {"accepted": "acceptée", "declined": "déclinée"}
+#: The answer form holds one short field; a larger body is refused before it is read whole.
+MAX_FORM_BYTES = 4096
 
 ResponsePublisher = Callable[[AssociationId, ReferralResponseV1], Awaitable[None]]
 
 
-def page(title: str, body: str, status: int = 200) -> HTMLResponse:
+#: The pages' look, served as a file of its own: the Content-Security-Policy
+#: (`rebond_http.guard`) allows no inline style.
+STYLESHEET = """body{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;
+padding:0 1rem;line-height:1.5;color:#1b1b1b}
+button{font-size:1.1rem;padding:.6rem 1.2rem;cursor:pointer}
+fieldset{border:1px solid #ccc;padding:1rem}label{display:block;margin:.3rem 0}
+.en{color:#555;font-size:.9rem;border-top:1px solid #ddd;padding-top:.5rem}
+"""
+
+
+def page(title: str, body: str, status: int = 200, *, en: str = "") -> HTMLResponse:
+    """A page in French, with a short English summary after it when given. Its stylesheet is
+    named relative to the page (`/reponse/<token>` -> `/reponse.css`), so the pages also work
+    under the path prefix of NOTIFIER_PUBLIC_BASE_URL."""
+    english = f"\n<p lang='en' class='en'>{escape(en)}</p>" if en else ""
     html = f"""<!doctype html>
 <html lang="fr"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · Portail du rebond</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem;
-line-height:1.5;color:#1b1b1b}}button{{font-size:1.1rem;padding:.6rem 1.2rem;cursor:pointer}}
-fieldset{{border:1px solid #ccc;padding:1rem}}label{{display:block;margin:.3rem 0}}</style>
+<link rel="stylesheet" href="../reponse.css">
 </head><body><main><h1>{escape(title)}</h1>
-{body}
+{body}{english}
 </main></body></html>"""
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def _refused(error: Exception) -> HTMLResponse:
     if isinstance(error, TokenExpired):
+        until = moment_fr(datetime.fromtimestamp(error.claims.expires_at, UTC))
         return page(
             "Lien expiré",
-            "<p>Ce lien de réponse a expiré (il est valable 8 jours). L'orientation "
-            f"{escape(error.claims.reference)} a peut-être été proposée à une autre association."
-            "</p><p>Si vous souhaitez encore la prendre en charge, écrivez à l'équipe du "
+            f"<p>Ce lien de réponse n'est plus valable : il l'était jusqu'au {until} (heure de "
+            "Paris), la date limite de réponse de votre association. L'orientation "
+            f"<strong>{escape(error.claims.reference)}</strong> a été ou va être proposée à une "
+            "autre association : merci de ne pas contacter la personne à ce titre.</p>"
+            "<p>Si vous souhaitez encore la prendre en charge, écrivez à l'équipe du "
             "Portail du rebond en citant la référence.</p>",
             410,
+            en="This answer link has expired with your association's answer deadline; the "
+            "referral moves on to another association. Please do not contact the person.",
         )
     return page(
         "Lien non valide",
-        "<p>Ce lien de réponse n'est pas valide : il est incomplet ou a été modifié. "
-        "Utilisez le lien exact reçu par e-mail (copiez-le en entier si besoin).</p>",
+        "<p>Ce lien de réponse n'est pas valide : il est incomplet, a été modifié, ou vient d'un "
+        "e-mail envoyé avant la mise à jour des liens de réponse.</p>"
+        "<p>Utilisez le lien exact du dernier e-mail reçu pour cette orientation (copiez-le en "
+        "entier si besoin) ; un rappel en apporte de nouveaux. Vous pouvez aussi répondre avec "
+        "le client <code>rebond-association</code>, ou écrire à l'équipe du Portail du rebond en "
+        "citant la référence de l'orientation (dans l'objet de l'e-mail).</p>",
         400,
+        en="This answer link is not valid (incomplete, modified, or from an e-mail sent before "
+        "the links changed). Use the link of the latest e-mail, the rebond-association client, "
+        "or write to the portal team quoting the reference.",
     )
 
 
-def _already(claims: AnswerClaims) -> HTMLResponse:
+def _already(claims: AnswerClaims, verdict: str = "") -> HTMLResponse:
+    given = f" ({verdict})" if verdict else ""
     return page(
         "Réponse déjà enregistrée",
         f"<p>Une réponse a déjà été donnée pour l'orientation <strong>"
-        f"{escape(claims.reference)}</strong>. Elle ne peut être donnée qu'une fois.</p>",
+        f"{escape(claims.reference)}</strong>{given}. Elle ne peut être donnée qu'une fois.</p>",
         409,
+        en="An answer was already given for this referral; it can be given only once.",
     )
 
 
+def _withdrawn(claims: AnswerClaims) -> HTMLResponse:
+    return page(
+        "Demande retirée",
+        f"<p>La personne a retiré sa demande <strong>{escape(claims.reference)}</strong> et "
+        "demandé l'effacement de ses données. Merci de ne pas la contacter à ce titre et de "
+        "supprimer ce que vous détenez sur cette orientation. Aucune réponse n'est attendue.</p>",
+        410,
+        en="The person withdrew this request and asked for their data to be erased. Please do "
+        "not contact them, and delete what you hold about this referral.",
+    )
+
+
+def _moved_on(claims: AnswerClaims, status: str) -> HTMLResponse:
+    reference = f"<strong>{escape(claims.reference)}</strong>"
+    if status == "expired":
+        return page(
+            "Délai de réponse dépassé",
+            f"<p>Le délai de réponse de votre association pour l'orientation {reference} est "
+            "passé : elle est proposée à une autre association ou confiée à l'équipe du "
+            "portail. Merci de ne pas contacter la personne au titre de cette orientation.</p>"
+            "<p>Si vous pensez pouvoir encore l'aider, écrivez à l'équipe du Portail du rebond "
+            "en citant la référence.</p>",
+            410,
+            en="The answer deadline has passed: the referral has moved on to another "
+            "association or to the portal team. Please do not contact the person.",
+        )
+    return page(
+        "Orientation confiée ailleurs",
+        f"<p>L'orientation {reference} n'est plus confiée à votre association : elle est "
+        "proposée à une autre association ou suivie par l'équipe du portail. Merci de ne pas "
+        "contacter la personne à ce titre ; aucune réponse n'est attendue de vous.</p>",
+        410,
+        en="This referral is no longer with your association. Please do not contact the "
+        "person; no answer is expected from you.",
+    )
+
+
+#: The pages as the OpenAPI document describes them (HTML, one status per outcome).
+_HTML = {"content": {"text/html": {"schema": {"type": "string"}}}}
+_PAGES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The page (form, or confirmation)", **_HTML},
+    400: {"description": "Invalid link, or no decline reason given", **_HTML},
+    409: {"description": "Already answered", **_HTML},
+    410: {"description": "Expired, or the referral moved on or was withdrawn", **_HTML},
+    413: {"description": "Form too large", **_HTML},
+    503: {"description": "Kafka did not take the answer: try again", **_HTML},
+}
+_FORM = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "reason": {"type": "string", "enum": [r.value for r in DeclineReason]}
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["answer links"])
+
+    @router.get("/reponse.css", include_in_schema=False)
+    async def stylesheet() -> Response:
+        return Response(
+            STYLESHEET, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
+        )
 
     def check(token: str) -> AnswerClaims | HTMLResponse:
         try:
@@ -81,13 +194,34 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
         except (TokenExpired, TokenInvalid) as error:
             return _refused(error)
 
-    @router.get("/reponse/{token}", response_class=HTMLResponse, include_in_schema=False)
+    async def where_it_stands(claims: AnswerClaims) -> HTMLResponse | None:
+        """A page when the answer is no longer awaited; None when it still is (or when no
+        status was read yet: the token, bound to the deadline, then decides)."""
+        if await store.erased_among([claims.reference]):
+            return _withdrawn(claims)
+        if await store.answered(str(claims.referral_id)):
+            return _already(claims)
+        state = await store.referral_state(str(claims.referral_id))
+        if state is None:
+            return None
+        if state.status in ANSWERED:
+            return _already(claims, ANSWERED[state.status])
+        if state.status in MOVED_ON:
+            return _moved_on(claims, state.status)
+        return None
+
+    @router.get(
+        "/reponse/{token}",
+        response_class=HTMLResponse,
+        summary="The answer page of an e-mail link (accept or decline)",
+        responses=_PAGES,
+    )
     async def show(token: str) -> HTMLResponse:
         claims = check(token)
         if isinstance(claims, HTMLResponse):
             return claims
-        if await store.answered(str(claims.referral_id)):
-            return _already(claims)
+        if (stands := await where_it_stands(claims)) is not None:
+            return stands
         name = escape(ASSOCIATION_NAMES[claims.association_id])
         reference = escape(claims.reference)
         if claims.action == Action.ACCEPT:
@@ -96,6 +230,7 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 f"<p>{name} : vous allez accepter l'orientation <strong id='reference'>"
                 f"{reference}</strong> et contacter la personne.</p>"
                 "<form method='post'><button type='submit'>Confirmer : j'accepte</button></form>",
+                en="Confirm to accept this referral; you will then contact the person.",
             )
         options = "".join(
             f"<label><input type='radio' name='reason' value='{r.value}' required> "
@@ -108,25 +243,50 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
             "</strong>. Elle sera proposée à une autre association.</p>"
             f"<form method='post'><fieldset><legend>Pour quelle raison ?</legend>{options}"
             "</fieldset><p><button type='submit'>Confirmer : je décline</button></p></form>",
+            en="Choose a reason and confirm to decline; the referral goes to another association.",
         )
 
-    @router.post("/reponse/{token}", response_class=HTMLResponse, include_in_schema=False)
+    @router.post(
+        "/reponse/{token}",
+        response_class=HTMLResponse,
+        summary="Confirm the answer of an e-mail link",
+        responses=_PAGES,
+        openapi_extra=_FORM,
+    )
     async def answer(token: str, request: Request) -> HTMLResponse:
+        # The form first: a reason that is none of those offered (no browser sends one) is
+        # refused naming the field, whatever the link.
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_FORM_BYTES:
+                return page("Formulaire trop long", "<p>Ce formulaire est trop long.</p>", 413)
+        given = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).get("reason")
+        try:
+            reason = DeclineReason(given[0]) if given else None
+        except ValueError:
+            return page(
+                "Raison inconnue",
+                "<p>Le champ <code>reason</code> n'est pas une des raisons proposées. "
+                "<a href=''>Revenir au formulaire</a></p>",
+                400,
+                en="The field `reason` is not one of the reasons offered.",
+            )
         claims = check(token)
         if isinstance(claims, HTMLResponse):
             return claims
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        reason: DeclineReason | None = None
-        if claims.action == Action.DECLINE:
-            try:
-                reason = DeclineReason(form.get("reason", [""])[0])
-            except ValueError:
-                return page(
-                    "Raison manquante",
-                    "<p>Merci de choisir une raison avant de décliner. "
-                    "<a href=''>Revenir au formulaire</a></p>",
-                    400,
-                )
+        if claims.action == Action.DECLINE and reason is None:
+            return page(
+                "Raison manquante",
+                "<p>Merci de choisir une raison avant de décliner (champ <code>reason</code>). "
+                "<a href=''>Revenir au formulaire</a></p>",
+                400,
+                en="Please choose a reason before declining (field `reason`).",
+            )
+        if claims.action == Action.ACCEPT:
+            reason = None  # an acceptance carries no reason, whatever the form held
+        if (stands := await where_it_stands(claims)) is not None:
+            return stands
         response = ReferralResponseV1(
             referral_id=claims.referral_id,
             reference=claims.reference,
@@ -142,9 +302,12 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 claims.action.value,
                 reason.value if reason else None,
                 lambda: publish(claims.association_id, response),
+                reference=claims.reference,
             )
         except AlreadyAnswered:
             return _already(claims)
+        except Withdrawn:
+            return _withdrawn(claims)
         except Exception:  # Kafka did not acknowledge: nothing recorded, the link still works
             log.exception("answer_not_published", reference=claims.reference)
             return page(
@@ -152,6 +315,8 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 "<p>Votre réponse n'a pas pu être enregistrée pour le moment. "
                 "Merci de réessayer dans quelques minutes avec le même lien.</p>",
                 503,
+                en="Your answer could not be recorded just now; please try again in a few "
+                "minutes with the same link.",
             )
         log.info(
             "answer_published",
@@ -170,6 +335,8 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 if claims.action == Action.ACCEPT
                 else "<p>Elle sera proposée à une autre association. Merci.</p>"
             ),
+            en="Thank you, your answer is recorded."
+            + (" Please contact the person soon." if claims.action == Action.ACCEPT else ""),
         )
 
     return router

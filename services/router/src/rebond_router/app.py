@@ -18,6 +18,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
 from rebond_router.consumer import KafkaOutputs, new_broker, subscribe, with_retries
 from rebond_router.directory import load_directory
@@ -27,6 +29,13 @@ from rebond_router.settings import RouterSettings
 from rebond_router.store import Store
 
 log = structlog.get_logger(__name__)
+#: What a Kafka outage means here, in the router's outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les questionnaires attendent dans Kafka et seront orientés à son retour, rien n'est "
+    "perdu ; /readyz répond 503",
+    en="questionnaires wait in Kafka and will be routed once it is back, nothing is lost; "
+    "/readyz answers 503",
+)
 
 
 def utc_now() -> datetime:
@@ -93,6 +102,8 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
     obs = Observability(settings)
     parts = build(settings, clock, obs)
     obs.instrument(parts.broker)
+    link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+    obs.watch_kafka(link)
     started: asyncio.Task[None] | None = None
     connected = asyncio.Event()
 
@@ -102,7 +113,7 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
         await parts.store.create_schema()
 
         async def run() -> None:
-            await start_forever(parts.broker, log=log)
+            await start_forever(parts.broker, log=log, link=link)
             connected.set()
             await watch_deadlines(parts)
 
@@ -143,7 +154,8 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
         },
     )
     async def readyz() -> JSONResponse:
-        kafka = connected.is_set() and await parts.broker.ping(timeout=2.0)
+        # The link first: during an outage the answer is at once, with no request to Kafka.
+        kafka = connected.is_set() and not link.down and await parts.broker.ping(timeout=2.0)
         store = await store_answers()
         return JSONResponse(
             status_code=200 if kafka and store else 503,

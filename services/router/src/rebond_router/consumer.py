@@ -28,6 +28,8 @@ from rebond_contracts.payloads import QuestionnaireCompletedV1, ReferralResponse
 from rebond_contracts.topics import (
     DECISIONS,
     ERASURES,
+    INVITEES,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -35,6 +37,7 @@ from rebond_contracts.topics import (
     dead_letters,
     responses,
 )
+from rebond_kafka.backoff import Backoff
 from rebond_kafka.records import keep_raw, keep_raw_batch, send_dead_letter
 from rebond_kafka.security import kafka_security
 from rebond_router import privacy
@@ -77,7 +80,7 @@ class KafkaOutputs:
             topic.name: broker.publisher(
                 topic.name, title=topic.name, description=topic.description, schema=topic.payload
             )
-            for topic in (DECISIONS, REFERRAL_STATUS, UNROUTED, DEAD_LETTERS)
+            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED, DEAD_LETTERS)
         }
 
     async def send(
@@ -104,12 +107,13 @@ async def with_retries(
     what: str,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Run `work`, retrying transient failures with capped exponential backoff.
+    """Run `work`, retrying transient failures with capped exponential backoff, jittered (±20 %)
+    so that the records of one batch, or two routers, do not retry in step.
 
     Raises `GaveUp` after `attempts` tries; other exceptions propagate at once. `sleep` is
     injectable so tests can see the delays without waiting for them.
     """
-    delay = backoff_s
+    delays = Backoff(first_s=min(backoff_s, backoff_max_s), cap_s=backoff_max_s)
     for attempt in range(1, attempts + 1):
         try:
             await work()
@@ -120,8 +124,7 @@ async def with_retries(
                     f"{type(error).__name__} after {attempts} attempts: {error}"
                 ) from error
             log.warning("transient_failure", what=what, attempt=attempt, error=type(error).__name__)
-            await sleep(delay)
-            delay = min(delay * 2, backoff_max_s)
+            await sleep(delays.next_delay())
 
 
 class GaveUp(RuntimeError):

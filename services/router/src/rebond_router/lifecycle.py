@@ -5,7 +5,8 @@ state change and the events to publish in one store transaction (the outbox), th
 them, waiting for Kafka's acknowledgement, before returning. Handlers commit their offset only
 after that, so the router is at least once and idempotent:
 
-- a questionnaire whose decision (or reference) is already in the store decides nothing again;
+- a questionnaire whose decision (or reference) is already in the store decides nothing again,
+  nor one whose reference was erased, nor does an answer about it (`rebond_router.privacy`);
 - an answer is handled once per event id; an answer about a referral the association does not
   currently hold is `Rejected` (dead-lettered by the caller) and changes nothing;
 - a deadline fires once: the row is claimed with SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL)
@@ -40,12 +41,18 @@ from rebond_contracts.payloads import (
     UnroutedReferralV1,
 )
 from rebond_contracts.questionnaire import Need, Region, Stage
-from rebond_contracts.topics import DECISIONS, REFERRAL_STATUS, UNROUTED, Topic
+from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_observability import current_trace
 from rebond_router.directory import Directory
-from rebond_router.privacy import erasure_key
-from rebond_router.rules import Routing, StoredCandidate, decide, reorient
+from rebond_router.rules import (
+    Routing,
+    StoredCandidate,
+    decide,
+    invitee_of,
+    outcome_of,
+    reorient,
+)
 from rebond_router.store import OPEN, ConcurrentChange, Store, Tx, week_start
 
 log = structlog.get_logger(__name__)
@@ -114,16 +121,14 @@ class Router:
         decided = 0
         references = [event.data.reference for event in events]
         async with self.store.transaction() as tx:
-            seen, erased, loads = await tx.batch_start(
-                references, [erasure_key(r) for r in references], week_start(now)
-            )
+            seen, erased, loads = await tx.batch_start(references, week_start(now))
             for index, event in enumerate(events):
                 with scope(index) if scope is not None else nullcontext():
                     submitted = event.data
                     if submitted.reference in seen:  # decided before, or earlier in this batch
                         continue
                     seen.add(submitted.reference)
-                    if erasure_key(submitted.reference) in erased:
+                    if submitted.reference in erased:
                         log.info("not_routed", reason="erasure requested")
                         continue
                     routing = decide(event.id, submitted, now, self.directory, loads)
@@ -174,7 +179,7 @@ class Router:
             updated_at=now,
         )
         out = _Batch(tx, decision.reference, correlation, now)
-        await out.add(DECISIONS, decision, decision.decision_id)
+        await out.decision(decision)
         tx.on_commit(functools.partial(self.decided, decision))
         if referral:
             await tx.record_offer(
@@ -209,11 +214,15 @@ class Router:
     async def on_response(
         self, association: AssociationId, event: Envelope[ReferralResponseV1]
     ) -> None:
-        """Accept or decline from `association` (the topic it wrote to)."""
+        """Accept or decline from `association` (the topic it wrote to). An answer about an
+        erased reference changes nothing and is not an error: the association may have answered
+        before it read the withdrawal."""
         answer = event.data
         now = self.clock()
         async with self.store.transaction() as tx:
-            if await tx.already_handled(event.id):
+            if await tx.erased(answer.reference):
+                log.info("response_ignored", reason="erasure requested")
+            elif await tx.already_handled(event.id):
                 log.info("response_already_handled")
             else:
                 row = await tx.referral(answer.reference, lock=True)
@@ -347,7 +356,7 @@ class Router:
                 ReferralStatus.REORIENTED, UUID(row["referral_id"]), holder,
                 next_association_id=next_holder,
             )  # fmt: skip
-            await out.add(DECISIONS, decision, decision.decision_id)
+            await out.decision(decision)
             tx.on_commit(functools.partial(self.decided, decision))
             await out.status(
                 ReferralStatus.OFFERED, referral.referral_id, next_holder,
@@ -446,6 +455,15 @@ class _Batch:
         await self.tx.add_output(
             self.reference, topic.name, self.reference, env.kafka_value(), headers, self.now
         )
+
+    async def decision(self, decision: RoutingDecisionV1) -> None:
+        """A decision for the notifier, and what of it intake (the outcome) and events (the
+        invitee, if the person consented to invitations) may know, on topics of their own: in
+        the same outbox transaction, so that none goes out without the others."""
+        await self.add(DECISIONS, decision, decision.decision_id)
+        await self.add(OUTCOMES, outcome_of(decision), uuid5(decision.decision_id, "outcome"))
+        if (invitee := invitee_of(decision)) is not None:
+            await self.add(INVITEES, invitee, uuid5(decision.decision_id, "invitee"))
 
     async def status(
         self,

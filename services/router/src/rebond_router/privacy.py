@@ -1,12 +1,15 @@
 """Erasure and anonymisation of what the router keeps about a person.
 
-The router's only personal data is the referral it may re-offer (`template`: the ReferralV1 with
-the contact copy) and outputs not yet published (`router_outbox`). Scores, candidates, reasons,
-statuses and dates are about the routing, not the person, and are kept for the statistics.
+The router's personal data is the referral it may re-offer (`template`: the ReferralV1 with the
+contact copy) and outputs not yet published (`router_outbox`). The rest of a referral's row is
+about the routing and kept for the statistics, but tells whether the person said they are in
+distress (see `rebond_router.store`).
 
-* `erase`: the person withdrew (an event on `privacy.erasures`): the referral's lifecycle stops
-  (status `erased`: no more reminders, expiries or re-orientations), the contact copy and any
-  unpublished output are dropped, and a questionnaire arriving later is not routed.
+* `erase`: the person withdrew (an event on `privacy.erasures`): the referral's row, its offers
+  and its unpublished outputs are deleted, which stops its lifecycle (no more reminders,
+  expiries or re-orientations; a late answer finds nothing to answer), and only the tombstone
+  remains (the reference's SHA-256 and the time), so that a questionnaire or an answer read
+  later changes nothing.
 * `anonymise`: referrals untouched for the retention period lose their contact copy, and
   outputs left unpublished that long are dropped (`python -m rebond_router anonymise`).
 """
@@ -17,51 +20,39 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import Connection, delete, update
 
-from rebond_router.store import Store, outbox, referrals
+from rebond_router.store import Store, erasures, forget, outbox, referrals
+from rebond_sql.erasure import erased_among, lock_references, reference_digest
 
 log = structlog.get_logger(__name__)
-ERASED = "erased"
-
-
-def erasure_key(reference: str) -> str:
-    """The `router_handled_events` key remembering that `reference` was erased."""
-    return f"erasure:{reference}"
 
 
 async def erase(store: Store, reference: str, now: datetime) -> bool:
-    """Stop the referral of `reference` and drop its personal data; False if already done."""
-    stop = (
-        update(referrals)
-        .where(referrals.c.reference == reference)
-        .values(
-            status=ERASED,
-            template=None,
-            candidates=[],
-            deadline=None,
-            remind_at=None,
-            version=referrals.c.version + 1,
-            updated_at=now,
-        )
-    )
-    unpublished = delete(outbox).where(outbox.c.reference == reference)
+    """Keep the tombstone of `reference` and delete the rest; False if it was erased before.
 
-    def drop(connection: Connection) -> None:
-        connection.execute(stop)
-        connection.execute(unpublished)
+    The deletion runs again on a repeated erasure: it is idempotent, and no earlier row (an
+    old router's answer whose forged id looked like an erasure marker) can make it a no-op."""
 
-    async with store.transaction() as tx:
-        if await tx.already_handled(erasure_key(reference)):
-            return False
-        await tx.mark_handled(erasure_key(reference), now)
-        await tx.run(drop)
-    log.info("referral_erased")
-    return True
+    def run(connection: Connection) -> bool:
+        lock_references(connection, [reference], erasing=True)
+        new = not erased_among(connection, erasures, [reference])
+        if new:
+            connection.execute(
+                erasures.insert().values(
+                    reference_sha256=reference_digest(reference), erased_at=now
+                )
+            )
+        forget(connection, reference)
+        return new
+
+    new = await store.database.run(run)
+    log.info("referral_erased" if new else "erasure_repeated")
+    return new
 
 
 async def erased(store: Store, reference: str) -> bool:
     """Whether the person behind `reference` asked for erasure."""
     async with store.transaction() as tx:
-        return await tx.already_handled(erasure_key(reference))
+        return await tx.erased(reference)
 
 
 @dataclass(frozen=True)

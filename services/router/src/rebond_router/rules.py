@@ -14,11 +14,14 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
+    DISTRESS_REASON_CODES,
     InvitationContactV1,
+    InviteeV1,
     QuestionnaireCompletedV1,
     Reason,
     ReferralV1,
     RoutingDecisionV1,
+    RoutingOutcomeV1,
     ScoreBreakdown,
 )
 from rebond_contracts.questionnaire import Distress
@@ -178,4 +181,29 @@ def reorient(
         referral=referral,
         attempt=attempt,
         decided_at=now,
+    )
+
+
+def outcome_of(decision: RoutingDecisionV1) -> RoutingOutcomeV1:
+    """What intake, which faces the internet, learns of a decision for the person's status
+    page: the association, the attempt and the reasons, minus those that reveal distress."""
+    return RoutingOutcomeV1(
+        decision_id=decision.decision_id,
+        reference=decision.reference,
+        primary=decision.primary,
+        attempt=decision.attempt,
+        reasons=[r for r in decision.reasons if r.code not in DISTRESS_REASON_CODES],
+        decided_at=decision.decided_at,
+    )
+
+
+def invitee_of(decision: RoutingDecisionV1) -> InviteeV1 | None:
+    """What events learns of a decision: the invitation contact of a person who consented to
+    invitations (and gave an e-mail), nothing about anyone else."""
+    if decision.invitation is None:
+        return None
+    return InviteeV1(
+        reference=decision.reference,
+        contact=decision.invitation,
+        decided_at=decision.decided_at,
     )

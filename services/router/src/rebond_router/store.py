@@ -5,7 +5,19 @@ publish are written in one transaction (the outbox), then published; so a crash 
 two loses nothing: the outbox is flushed again later.
 
 Personal data kept: the referral to re-offer (contact, message) while the referral is still
-moving between associations; it is erased once an association accepts.
+moving between associations; it is erased once an association accepts. The rest of a referral's
+row (statuses, candidates and their reasons, scores, who was tried, whether it is urgent) is
+about the routing, kept for the statistics; but it also tells whether the person said they are
+in distress (the `urgent` flag, the distress points and reasons, APESA among the candidates).
+
+So an erasure (`rebond_router.privacy.erase`) deletes the referral's row, its offers and its
+unpublished outputs, and keeps only `router_erasures`: the reference's SHA-256
+(`rebond_sql.erasure`) and when it was erased. Every input about a reference (a questionnaire,
+an answer) reads that tombstone in the transaction of its effect, under the reference's lock
+(`rebond_sql.erasure.lock_references`), so that nothing is routed or answered after an erasure,
+whatever order the topics are read in. The tombstones live apart from `router_handled_events`,
+whose keys are the event ids of associations' answers, chosen by the associations: an answer
+whose id mimics an erasure marker can no longer stand for one.
 """
 
 import json
@@ -40,6 +52,7 @@ from sqlalchemy.engine import Dialect
 
 from rebond_contracts.associations import AssociationId
 from rebond_sql import Database, Transaction, Work
+from rebond_sql.erasure import erased_among, lock_references, reference_digest
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -141,6 +154,17 @@ handled = Table(
     Column("handled_at", UTCDateTime, nullable=False),
 )
 
+#: One row per erased reference, nothing else about it (see the module's docstring).
+erasures = Table(
+    "router_erasures",
+    metadata,
+    Column("reference_sha256", String(64), primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+)
+
+#: How an older router remembered an erasure: a row of `router_handled_events`.
+OLD_ERASURE_MARKER = "erasure:"
+
 OPEN = ("offered", "reminded")
 T = TypeVar("T")
 
@@ -209,18 +233,30 @@ class Tx:
         return await self.run(read)
 
     async def batch_start(
-        self, references: Sequence[str], event_ids: Sequence[str], week: datetime
+        self, references: Sequence[str], week: datetime
     ) -> tuple[set[str], set[str], dict[AssociationId, int]]:
-        """What a batch of questionnaires reads before deciding, in one step: those of
-        `references` decided before (a referral row), those of `event_ids` already handled,
-        and `offered_in_week(week)`."""
-        return await self.run(
-            lambda connection: (
+        """What a batch of questionnaires reads before deciding, in one step, once it holds
+        their references' locks: those of `references` decided before (a referral row), those
+        erased, and `offered_in_week(week)`."""
+
+        def read(connection: Connection) -> tuple[set[str], set[str], dict[AssociationId, int]]:
+            lock_references(connection, references, erasing=False)
+            return (
                 _known(connection, references),
-                _handled(connection, event_ids),
+                erased_among(connection, erasures, references),
                 _week_loads(connection, week),
             )
-        )
+
+        return await self.run(read)
+
+    async def erased(self, reference: str) -> bool:
+        """Whether `reference` was erased, read once this transaction holds its lock."""
+
+        def read(connection: Connection) -> bool:
+            lock_references(connection, [reference], erasing=False)
+            return bool(erased_among(connection, erasures, [reference]))
+
+        return await self.run(read)
 
     async def insert_referral(self, **values: Any) -> None:
         self._inserts.setdefault(referrals, []).append({"version": 1, **values})
@@ -315,6 +351,39 @@ def _known(connection: Connection, references: Sequence[str]) -> set[str]:
     return set(connection.execute(query).scalars())
 
 
+def forget(connection: Connection, reference: str) -> None:
+    """Delete the referral of `reference`, its offers and its unpublished outputs."""
+    connection.execute(delete(referrals).where(referrals.c.reference == reference))
+    connection.execute(delete(offers).where(offers.c.reference == reference))
+    connection.execute(delete(outbox).where(outbox.c.reference == reference))
+
+
+def _tombstones_from_old_markers(connection: Connection) -> None:
+    """Turn the erasure markers an older router kept among the handled events into tombstones
+    (and forget what the erasure then kept), once. A marker whose referral is still live and
+    not erased came from an association's answer with a forged id (the flaw the tombstones
+    close): it stays where it is, an answer's id like any other."""
+    markers = connection.execute(
+        select(handled.c.event_id, handled.c.handled_at).where(
+            handled.c.event_id.startswith(OLD_ERASURE_MARKER, autoescape=True)
+        )
+    ).all()
+    for marker, at in markers:
+        reference = marker.removeprefix(OLD_ERASURE_MARKER)
+        status = connection.execute(
+            select(referrals.c.status).where(referrals.c.reference == reference)
+        ).scalar()
+        if status not in (None, "erased"):
+            continue
+        connection.execute(
+            _upsert(connection, erasures)
+            .values(reference_sha256=reference_digest(reference), erased_at=at)
+            .on_conflict_do_nothing()
+        )
+        forget(connection, reference)
+        connection.execute(delete(handled).where(handled.c.event_id == marker))
+
+
 def _handled(connection: Connection, event_ids: Sequence[str]) -> set[str]:
     query = select(handled.c.event_id).where(handled.c.event_id.in_(list(event_ids)))
     return set(connection.execute(query).scalars())
@@ -361,7 +430,8 @@ class Store:
     async def create_schema(self, *, now: datetime | None = None) -> None:
         """Start the database and make the tables; and, for a store that had offers before the
         weekly counts existed, this week's counts from its offers (once: a week already
-        counted is left as it is)."""
+        counted is left as it is); and, for a store that marked erasures among its handled
+        events, their tombstones (`_tombstones_from_old_markers`)."""
         week = week_start(now or datetime.now(UTC))
         this_week = (
             select(offers.c.association_id, literal(week, UTCDateTime), func.count())
@@ -376,6 +446,7 @@ class Store:
                 .from_select(["association_id", "week_start", "offers"], this_week)
                 .on_conflict_do_nothing()
             )
+            _tombstones_from_old_markers(connection)
 
         await self.database.start()
         await self.database.run(create)

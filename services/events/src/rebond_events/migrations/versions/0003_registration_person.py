@@ -5,8 +5,8 @@ Existing rows get the digest of their address. Two rows of one conference that t
 counts as one person (`claire@…` and `claire+x@…`, registered before it) both stay: the later
 one gets the digest of its address as it was stored instead, so nobody loses a seat.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-06
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from rebond_events.domain import email_digest
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

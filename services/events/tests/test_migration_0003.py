@@ -1,4 +1,4 @@
-"""Migration 0002 on a store with registrations: each gets the digest of its person; two rows
+"""Migration 0003 on a store with registrations: each gets the digest of its person; two rows
 that the new rule counts as one person both stay (nobody loses a seat)."""
 
 from datetime import datetime
@@ -26,9 +26,9 @@ def _upgrade(url: str, revision: str) -> None:
 def test_existing_registrations_get_their_person_digest(
     request: pytest.FixtureRequest, sqlite_url: str, database: str
 ) -> None:
-    """claire@ and claire+x@ registered before 0002 both keep their seat; later ones are one."""
+    """claire@ and claire+x@ registered before 0003 both keep their seat; later ones are one."""
     url = request.getfixturevalue("postgres_url") if database == "postgresql" else sqlite_url
-    _upgrade(url, "0001")
+    _upgrade(url, "0002")
     engine = build_engine(url)
     try:
         with engine.begin() as connection:

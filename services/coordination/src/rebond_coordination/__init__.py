@@ -1,0 +1,1 @@
+"""Rebond coordination: the grouping's staff console (issues #21 and #22)."""

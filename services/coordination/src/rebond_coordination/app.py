@@ -1,0 +1,214 @@
+"""The coordination service's composition root.
+
+`build` makes everything from the settings, with production defaults for every port, and
+tests pass fakes; nothing connects at import time. Until Kafka and the other services' clients
+are plugged in (the next step), the production default of every port is `ports.Unconnected`:
+messages wait in the outbox, and pages say what is not reachable yet.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rebond_coordination.auth import SessionRules
+from rebond_coordination.observability import Observability
+from rebond_coordination.ports import (
+    EventsClient,
+    EventsNotFound,
+    EventsUnavailable,
+    Mailer,
+    Outbound,
+    PreviewClient,
+    Unconnected,
+)
+from rebond_coordination.relay import Relay
+from rebond_coordination.routes import admin, auth, conferences, directory, inbox, queue, statistics
+from rebond_coordination.settings import CoordinationSettings
+from rebond_coordination.store import Store, migrate
+from rebond_coordination.web import (
+    STATIC,
+    Clock,
+    CsrfRefused,
+    Forbidden,
+    NotFound,
+    NotSignedIn,
+    Services,
+    message,
+    to_sign_in,
+)
+from rebond_http.guard import SecurityHeaders, TokenBucketLimiter
+
+log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    """The built service: its web app and what the routes and projections run on."""
+
+    web: FastAPI
+    services: Services
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+
+def build(
+    settings: CoordinationSettings,
+    *,
+    outbound: Outbound | None = None,
+    mailer: Mailer | None = None,
+    preview: PreviewClient | None = None,
+    events: EventsClient | None = None,
+    clock: Clock | None = None,
+) -> App:
+    """Everything the console runs on, not yet connected (the lifespan opens the store)."""
+    clock = clock or utc_now
+    unconnected = Unconnected()
+    store = Store(settings.database)
+    obs = Observability(settings)
+    services = Services(
+        settings=settings,
+        store=store,
+        relay=Relay(store, outbound or unconnected, clock),
+        mailer=mailer or unconnected,
+        preview=preview or unconnected,
+        events=events or unconnected,
+        clock=clock,
+        limiter=TokenBucketLimiter(settings.sign_in_per_minute, settings.sign_in_burst),
+        sessions=SessionRules(
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_absolute_hours),
+        ),
+        observability=obs,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await run_in_threadpool(migrate, settings.database)
+        await store.start()
+        tasks = [
+            asyncio.create_task(services.relay.run_forever(settings.relay_interval_s)),
+            asyncio.create_task(_refresh_forever(services, settings.metrics_interval_s)),
+        ]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await store.close()
+
+    web = FastAPI(
+        title="Rebond coordination",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    web.state.services = services
+    obs.install(web)
+    web.add_middleware(SecurityHeaders)
+    for module in (auth, queue, directory, statistics, inbox, conferences, admin):
+        web.include_router(module.router)
+    web.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _errors(web)
+
+    @web.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @web.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            async with asyncio.timeout(2.0):
+                await store.ping()
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return JSONResponse({"store": "unreachable"}, status_code=503)
+        return JSONResponse({"store": "ready"})
+
+    return App(web, services)
+
+
+def create_app(settings: CoordinationSettings | None = None, **ports: object) -> FastAPI:
+    """The web app with production defaults (`python -m rebond_coordination` serves it)."""
+    return build(settings or CoordinationSettings(), **ports).web  # type: ignore[arg-type]
+
+
+async def _refresh_forever(services: Services, interval_s: float) -> None:
+    while True:
+        try:
+            await services.observability.refresh_queue(services.store, services.clock)
+        except Exception:  # the store may be down: the next round tries again
+            log.exception("queue_metrics_failed")
+        await asyncio.sleep(interval_s)
+
+
+def _errors(web: FastAPI) -> None:
+    """Every refusal is a page in French, never a stack trace."""
+
+    @web.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, error: NotSignedIn) -> Response:
+        return to_sign_in(error.next_path)
+
+    @web.exception_handler(Forbidden)
+    async def forbidden(request: Request, _: Forbidden) -> Response:
+        return message(
+            request, "Accès réservé",
+            "Cette partie de la console n'est pas ouverte à votre rôle. Si vous pensez en avoir "
+            "besoin, demandez-le à la coordination du groupement.", 403,
+            getattr(request.state, "signed", None),
+        )  # fmt: skip
+
+    @web.exception_handler(NotFound)
+    async def not_found(request: Request, _: NotFound) -> Response:
+        return _not_found(request)
+
+    @web.exception_handler(EventsNotFound)
+    async def no_such_conference(request: Request, _: EventsNotFound) -> Response:
+        return _not_found(request)
+
+    @web.exception_handler(EventsUnavailable)
+    async def events_down(request: Request, _: EventsUnavailable) -> Response:
+        return message(
+            request, "Service des conférences indisponible",
+            "Le service des conférences ne répond pas pour l'instant. Rien n'a été modifié : "
+            "réessayez dans quelques minutes.", 503,
+        )  # fmt: skip
+
+    @web.exception_handler(CsrfRefused)
+    async def csrf(request: Request, _: CsrfRefused) -> Response:
+        return message(
+            request, "Formulaire expiré",
+            "Ce formulaire n'est plus valable (page ouverte depuis longtemps, ou envoyée d'ailleurs). "
+            "Rechargez la page et recommencez : rien n'a été modifié.", 403,
+        )  # fmt: skip
+
+    @web.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return _not_found(request)
+        return message(request, "Requête refusée", str(error.detail), error.status_code)
+
+
+def _not_found(request: Request) -> Response:
+    return message(
+        request, "Page introuvable",
+        "Cette page n'existe pas, ou elle ne fait pas partie de ce que votre compte peut voir.", 404,
+    )  # fmt: skip
