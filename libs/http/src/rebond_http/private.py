@@ -13,7 +13,7 @@ The port a request came in on is the local address of the socket that accepted i
 
 import json
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -92,3 +92,27 @@ def server(
     # `Server` header either: it tells a scanner which software to try first.
     options = {"server_header": False, **options, "proxy_headers": False}
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)), sockets
+
+
+class Listening(Protocol):
+    """Where a service listens, as its settings say (`host`, `port`, and the internal port)."""
+
+    host: str
+    port: int
+    internal_host: str
+    internal_port: int | None
+
+
+def server_for(
+    app: Any, where: Listening, **options: Any
+) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """`server` on the addresses `where` (a service's settings) names, without uvicorn's own
+    logging configuration or access log (the service logs, and no path or client goes in it)."""
+    return server(
+        app,
+        host=where.host,
+        port=where.port,
+        internal_host=where.internal_host,
+        internal_port=where.internal_port,
+        **{"log_config": None, "access_log": False, **options},
+    )

@@ -28,15 +28,7 @@ def build_server(settings: EventsSettings) -> tuple[uvicorn.Server, list[socket.
     """The app's server and its sockets: EVENTS_HOST:EVENTS_PORT, and EVENTS_INTERNAL_PORT when
     set; uvicorn's proxy headers off, so only EVENTS_TRUSTED_PROXIES says who the client is
     (`rebond_http`)."""
-    return private.server(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        internal_host=settings.internal_host,
-        internal_port=settings.internal_port,
-        log_config=None,
-        access_log=False,
-    )
+    return private.server_for(create_app(settings), settings)
 
 
 def main() -> None:

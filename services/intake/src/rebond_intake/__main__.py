@@ -33,14 +33,9 @@ def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.
     """The app's server and its sockets: INTAKE_HOST:INTAKE_PORT, and INTAKE_INTERNAL_PORT when
     set; uvicorn's proxy headers off, so only INTAKE_TRUSTED_PROXIES says who the client is
     (`rebond_http`)."""
-    return private.server(
+    return private.server_for(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        internal_host=settings.internal_host,
-        internal_port=settings.internal_port,
-        log_config=None,
-        access_log=False,
+        settings,
         # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
         # uvloop or httptools is missing; both come with uvicorn[standard].
         loop="uvloop",
