@@ -356,12 +356,20 @@ def bare_steps(
 
 
 def round2(
-    bench: Bench, bodies: Path, parts: set[str], broker_pid: int, soak_minutes: float | None
+    bench: Bench,
+    bodies: Path,
+    parts: set[str],
+    broker_pid: int,
+    soak_minutes: float | None = None,
+    history: int | None = None,
 ) -> dict[str, Any]:
-    """Rebond's steps, then the bare pipeline's, on `bench`'s broker; `parts` of PARTS."""
+    """Rebond's steps, then the bare pipeline's, on `bench`'s broker; `parts` of PARTS.
+    `soak_minutes` and `history` change the plan's."""
     plan = QUICK if bench.quick else FULL
     if soak_minutes is not None:
         plan = replace(plan, soak_minutes=soak_minutes)
+    if history is not None:
+        plan = replace(plan, history=history)
     out: dict[str, Any] = {"parts": sorted(parts), "plan": asdict(plan), "durations_s": {}}
     for name, start, steps in (
         ("rebond", start_rebond, rebond_steps),

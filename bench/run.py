@@ -725,6 +725,12 @@ def main() -> int:
     parser.add_argument(
         "--soak-minutes", type=float, default=None, help="round 2's soak (default 5, quick 0.25)"
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help="referrals before round 2's second idle window (default 100,000, quick 2,000)",
+    )
     args = parser.parse_args()
     everything = {*ROUND1, *PARTS}
     phases = set(args.only or everything)
@@ -757,7 +763,7 @@ def main() -> int:
             bench = Bench(broker.bootstrap, workdir / "round2", args.quick)
             try:
                 results["round2"] = round2(
-                    bench, bodies, round2_parts, broker.pid, args.soak_minutes
+                    bench, bodies, round2_parts, broker.pid, args.soak_minutes, args.history
                 )
             finally:
                 for proc in bench.procs:
