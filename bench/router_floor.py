@@ -62,7 +62,8 @@ async def alone(
     migrate(database_url)
     store = Store.from_url(database_url)
     await store.start()
-    router = Router(store, store.relay(sink.send, clock), load_directory(DEFAULT_PATH), clock)
+    relay = store.relay(sink.send, clock, BATCH)
+    router = Router(store, relay, load_directory(DEFAULT_PATH), clock)
     try:
         started = time.perf_counter()
         for start in range(0, len(records), BATCH):

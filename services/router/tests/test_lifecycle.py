@@ -18,7 +18,7 @@ from rebond_router.lifecycle import Router
 from rebond_router.referral import Offer, Referral, Rejected, State, week_start
 from rebond_router.rules import decide, decision_id_for, reorientation_id
 from rebond_router.store import Store, Tx, migrate, referrals
-from rebond_sql.outbox import Pending
+from rebond_sql.outbox import Message, Pending
 
 from .conftest import (
     NOW,
@@ -429,3 +429,32 @@ async def test_weekly_offers_are_counted_per_week_and_across_transactions(
     async with store.transaction() as tx:
         assert await tx.offered_in_week(monday) == {SIXTY: 3}
         assert await tx.offered_in_week(monday - timedelta(days=7)) == {SIXTY: 1}
+
+
+class AllTogether:
+    """A Kafka that acknowledges nothing until `expected` records were handed to it: a relay
+    that waited for some acknowledgements before handing over the rest would wait forever."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected, self.handed = expected, 0
+        self.all_in = asyncio.Event()
+
+    async def send(self, message: Message) -> "asyncio.Future[bool]":
+        self.handed += 1
+        if self.handed >= self.expected:
+            self.all_in.set()
+        return asyncio.ensure_future(self.all_in.wait())
+
+
+async def test_a_full_batch_s_outputs_are_all_in_flight_together(
+    store: Store, directory: Directory, clock: Clock
+) -> None:
+    """A batch of `batch_max_records` questionnaires (500, each with a decision, its outcome,
+    its invitee and an offer): its 2,000 outputs are handed to the producer before any
+    acknowledgement is awaited, as when the router read its outbox back whole."""
+    events = [referenced(f"RB-0000-0000-0000-{n:04d}", f"event-{n}") for n in range(500)]
+    kafka = AllTogether(expected=2000)
+    router = Router(store, store.relay(kafka.send, clock, 500), directory, clock)
+    async with asyncio.timeout(60):
+        assert await router.on_questionnaires(events) == 500
+    assert kafka.handed == 2000 and await pending(store) == []

@@ -72,9 +72,8 @@ def build(
     obs = obs or Observability(settings)
     broker = obs.instrument(broker or new_broker(settings))
     outputs = KafkaOutputs(broker)
-    router = Router(
-        store, store.relay(outputs.send, clock), directory, clock, decided=count_decisions(obs)
-    )
+    relay = store.relay(outputs.send, clock, settings.batch_max_records)
+    router = Router(store, relay, directory, clock, decided=count_decisions(obs))
     subscribe_router(
         broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope
     )

@@ -440,6 +440,11 @@ class Transition:
         return Transition(self.referral, (*first, *self.events), self.offer)
 
 
+#: The most events one first decision publishes: the decision, its outcome, its invitee, and
+#: the offer's status (or the human queue's event).
+EVENTS_PER_DECISION = 4
+
+
 def decision_events(decision: RoutingDecisionV1) -> tuple[Event, ...]:
     """A decision for the notifier, and what of it intake (the outcome) and events (the
     invitee, if the person consented to invitations) may know, on topics of their own, all

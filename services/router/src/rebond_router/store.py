@@ -52,7 +52,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import Reason, ReferralV1, ScoreBreakdown, TriedAssociation
 from rebond_router.lifecycle import BatchStart, ConcurrentChange
-from rebond_router.referral import OPEN, Key, Offer, Referral, State, Track, week_start
+from rebond_router.referral import (
+    EVENTS_PER_DECISION,
+    OPEN,
+    Key,
+    Offer,
+    Referral,
+    State,
+    Track,
+    week_start,
+)
 from rebond_router.rules import StoredCandidate
 from rebond_sql import Database, Transaction, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest
@@ -432,9 +441,16 @@ class Store:
     async def close(self) -> None:
         await self.database.close()
 
-    def relay(self, send: Send, clock: Callable[[], datetime]) -> Relay:
-        """What publishes this store's outbox through `send` (the lifecycle's `Publisher`)."""
-        return Relay(self.database, self.outbox, send, clock)
+    def relay(
+        self, send: Send, clock: Callable[[], datetime], batch_max_records: int = 500
+    ) -> Relay:
+        """What publishes this store's outbox through `send` (the lifecycle's `Publisher`).
+        A batch of `batch_max_records` questionnaires is read back and put in flight in one
+        round (each first decision writes at most `EVENTS_PER_DECISION` events), as the router
+        did before the shared outbox: a second round would wait for the first's
+        acknowledgements."""
+        per_round = max(1000, EVENTS_PER_DECISION * batch_max_records)
+        return Relay(self.database, self.outbox, send, clock, batch=per_round)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
