@@ -69,7 +69,7 @@ def run_migrations(metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(url, poolclass=NullPool)
+    engine = create_engine(url, poolclass=NullPool, hide_parameters=True)
     try:
         with engine.connect() as connection:
             context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
@@ -86,7 +86,7 @@ def run_migrations(metadata: MetaData) -> None:
 def schema_differences(database_url: str, metadata: MetaData) -> list[Any]:
     """How the store at `database_url` differs from `metadata` (empty: they agree), as
     alembic's `compare_metadata` lists it (tables, columns, types, indexes, constraints)."""
-    engine = create_engine(sync_url(database_url), poolclass=NullPool)
+    engine = create_engine(sync_url(database_url), poolclass=NullPool, hide_parameters=True)
     try:
         with engine.connect() as connection:
             context_ = MigrationContext.configure(connection, opts={"compare_type": True})
