@@ -1,74 +1,132 @@
-"""`rebond_sql.migrations`: a service's Alembic migrations applied from the URL it is configured
-with, once even when instances start together, and a migrated store compared with its tables.
-On SQLite and PostgreSQL."""
+"""`rebond_sql.migrations` on SQLite and PostgreSQL: float epochs become aware UTC instants and
+back, the result is the tables the code declares, replicas starting together both succeed."""
 
-import subprocess
+import asyncio
 import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import sqlalchemy as sa
-
-from rebond_sql.migrations import schema_differences, sync_url, upgrade
-
-EXAMPLE = Path(__file__).with_name("example_migrations")
-metadata = sa.MetaData()
-sa.Table(
-    "notes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("text", sa.String(200), nullable=False),
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+    select,
+    text,
 )
 
+from rebond_sql import Database
+from rebond_sql.migrations import downgrade, upgrade
+from rebond_sql.testing import schema_differences
+from rebond_sql.types import UTCDateTime
 
-def test_async_urls_are_read_with_their_sync_driver() -> None:
-    """The services' async URLs work as they are; a password is kept (Alembic connects)."""
-    assert sync_url("sqlite+aiosqlite:///.run/r.db") == "sqlite:///.run/r.db"
-    assert sync_url("postgresql+asyncpg://u:p%40ss@h/db") == "postgresql+psycopg://u:p%40ss@h/db"
-    assert sync_url("postgresql+psycopg://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
+SAMPLE = Path(__file__).parent / "sample_migrations"
+metadata = MetaData()
+notes = Table(
+    "sample_notes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("text", String(20), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=True),
+)
+#: A replica: says it is ready, waits for the word, migrates.
+REPLICA = """
+import sys
+from rebond_sql.migrations import upgrade
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade(*sys.argv[1:])
+"""
+EPOCH = 1_796_550_000.25  # 2026-12-06 09:40:00.25 UTC
 
 
-def test_the_migrations_make_the_tables_and_a_second_run_changes_nothing(sql_url: str) -> None:
-    """After an upgrade the store has exactly the tables described; upgrading again is a no-op."""
-    upgrade(sql_url, EXAMPLE)
-    upgrade(sql_url, EXAMPLE)
+async def _rows(url: str, query: Any) -> Sequence[Any]:
+    database = Database(url)
+    try:
+        return await database.run(lambda connection: connection.execute(query).all())
+    finally:
+        await database.close()
+
+
+async def test_float_epochs_become_the_same_aware_instants_and_back(sql_url: str) -> None:
+    """Rows written as floats read back as aware UTC datetimes of the same instant (NULL kept),
+    the schema is then exactly the declared tables, and a downgrade gives the floats back."""
+    upgrade(sql_url, SAMPLE, "0001")
+    olden = Table("sample_notes", MetaData(), Column("id", Integer), Column("text", String),
+                  Column("at", Float), Column("seen_at", Float))  # fmt: skip
+    database = Database(sql_url)
+    await database.run(
+        lambda c: c.execute(
+            insert(olden),
+            [{"id": 1, "text": "a", "at": EPOCH, "seen_at": None},
+             {"id": 2, "text": "b", "at": 0.0, "seen_at": EPOCH + 60}],
+        )
+    )  # fmt: skip
+    await database.close()
+
+    upgrade(sql_url, SAMPLE)
+    upgrade(sql_url, SAMPLE)  # at head: nothing to do
+
+    rows = await _rows(sql_url, select(notes).order_by(notes.c.id))
+    assert [tuple(row) for row in rows] == [
+        (1, "a", datetime(2026, 12, 6, 9, 40, 0, 250000, tzinfo=UTC), None),
+        (2, "b", datetime(1970, 1, 1, tzinfo=UTC),
+         datetime(2026, 12, 6, 9, 41, 0, 250000, tzinfo=UTC)),
+    ]  # fmt: skip
     assert schema_differences(sql_url, metadata) == []
 
-
-def test_a_difference_between_the_store_and_the_tables_is_reported(sql_url: str) -> None:
-    """A column the code describes and the migrations did not make is listed."""
-    upgrade(sql_url, EXAMPLE)
-    wider = sa.MetaData()
-    sa.Table(
-        "notes", wider,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("text", sa.String(200), nullable=False),
-        sa.Column("author", sa.String(50)),
-    )  # fmt: skip
-    [(kind, *_)] = schema_differences(sql_url, wider)
-    assert kind == "add_column"
+    downgrade(sql_url, SAMPLE, "0001")
+    back = await _rows(sql_url, select(olden.c.at, olden.c.seen_at).order_by(olden.c.id))
+    assert [tuple(row) for row in back] == [(EPOCH, None), (0.0, EPOCH + 60)]
 
 
-def test_a_sqlite_file_whose_folder_does_not_exist_yet_is_migrated(tmp_path: Path) -> None:
-    """The default `.run/<svc>.sqlite3` of a fresh clone, given with the async driver."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'store.sqlite3'}"
-    upgrade(url, EXAMPLE)
-    assert schema_differences(url, metadata) == []
-
-
-def test_instances_migrating_together_migrate_once(postgres_url: str) -> None:
-    """Three instances (processes) start at once on a new PostgreSQL database: each upgrade
-    succeeds (the later ones wait for the first and find nothing left to do), and the table is
-    made once."""
-    script = "import sys; from pathlib import Path; from rebond_sql.migrations import upgrade; "
-    script += "upgrade(sys.argv[1], Path(sys.argv[2]))"
-    instances = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, postgres_url, str(EXAMPLE)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+async def test_replicas_migrating_together_both_succeed(sql_url: str) -> None:
+    """Two processes upgrading one new database at the same moment (two replicas starting):
+    both end well and the schema is made once."""
+    pipe = asyncio.subprocess.PIPE
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            REPLICA,
+            sql_url,
+            str(SAMPLE),
+            stdin=pipe,
+            stdout=pipe,
+            stderr=pipe,
         )
-        for _ in range(3)
+        for _ in range(2)
     ]
-    outputs = [instance.communicate(timeout=60)[0].decode() for instance in instances]
-    assert [instance.returncode for instance in instances] == [0, 0, 0], outputs
-    assert schema_differences(postgres_url, metadata) == []
+    for process in processes:  # both imported and waiting: they start together
+        assert process.stdout is not None
+        assert await process.stdout.readline() == b"ready\n"
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+    for process in processes:
+        _, errors = await process.communicate()
+        assert process.returncode == 0, errors.decode()
+
+    def version(connection: Connection) -> list[str]:
+        return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
+
+    database = Database(sql_url)
+    try:
+        assert await database.run(version) == ["0002"]
+    finally:
+        await database.close()
+
+
+def test_a_sqlite_files_folder_is_made_first(tmp_path: Path) -> None:
+    """A fresh clone has no `.run/`: the folder of the SQLite file is made before migrating,
+    and the async driver of the settings' URL is read as the sync one."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'there.sqlite3'}"
+    upgrade(url, SAMPLE)
+    assert schema_differences(url, metadata) == []

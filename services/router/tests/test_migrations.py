@@ -18,9 +18,9 @@ from rebond_router.privacy import erased
 from rebond_router.referral import Referral, Track, week_start
 from rebond_router.rules import decide
 from rebond_router.store import MIGRATIONS, Store, metadata, migrate, referrals
-from rebond_sql.migrations import schema_differences, sync_url, upgrade
+from rebond_sql.migrations import sync_url, upgrade
 from rebond_sql.outbox import Message
-from rebond_sql.testing import rows_of
+from rebond_sql.testing import rows_of, schema_differences
 from rebond_sql.types import UTCDateTime
 
 from .conftest import NOW, REFERENCE, Clock, FakeOutputs, answer, questionnaire, router_on

@@ -44,6 +44,9 @@ def upgrade() -> None:
         sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("created_at", When, nullable=False),
+        # SQLite would otherwise give a deleted newest row's id again, which a flush in flight
+        # could then forget without having sent it.
+        sqlite_autoincrement=True,
     )
     old = sa.table(
         "router_outbox", sa.column("id"), sa.column("reference"), sa.column("topic"),
