@@ -361,7 +361,7 @@ async def test_outputs_survive_a_failed_publish_and_go_out_on_the_next_flush(
     assert len(outputs.on("routing.decisions")) == 1
     assert outputs.statuses() == [("offered", SIXTY)]
     clock.advance(minutes=5)
-    assert await router.flush(older_than=timedelta(seconds=30)) == 0
+    assert await router.publisher.flush(older_than=timedelta(seconds=30)) == 0
 
 
 async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(

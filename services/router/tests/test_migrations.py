@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rebond_router.directory import Directory
-from rebond_router.lifecycle import _messages
+from rebond_router.lifecycle import outbox_messages
 from rebond_router.privacy import erased
 from rebond_router.referral import Referral, Track, week_start
 from rebond_router.rules import decide
@@ -120,7 +120,7 @@ async def test_a_store_made_before_migrations_is_taken_over_with_what_it_holds(
         decide(event.id, event.data, NOW, directory, {}), event.data, event.correlationid,
         NOW, directory,
     )  # fmt: skip
-    unsent = _messages(first)
+    unsent = outbox_messages(first)
     as_an_older_router_left_it(sql_url, first.referral, unsent)
 
     migrate(sql_url)
@@ -143,7 +143,7 @@ async def test_a_store_made_before_migrations_is_taken_over_with_what_it_holds(
         assert ERASED not in repr(await rows_of(store.database, metadata))
 
         router = router_on(store, directory, outputs, clock)
-        assert await router.flush() == len(unsent)
+        assert await router.publisher.flush() == len(unsent)
         referral_id = str(first.referral.referral_id)
         await router.on_response(SIXTY, answer(SIXTY, referral_id, "r-1"))
         assert outputs.statuses() == [("offered", SIXTY), ("accepted", SIXTY)]

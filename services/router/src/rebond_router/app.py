@@ -30,6 +30,7 @@ from rebond_router.lifecycle import Clock, Router
 from rebond_router.observability import Observability, count_decisions
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
+from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the router's outage log line (`rebond_kafka.outage`).
@@ -52,6 +53,8 @@ class Components:
     broker: KafkaBroker
     outputs: KafkaOutputs
     store: Store
+    #: Publishes the store's outbox (the router's `Publisher`).
+    relay: Relay
     router: Router
     retries: Retries
 
@@ -80,7 +83,7 @@ def build(
     # Retries log through the router's hook, which names the error's type only (stamina's
     # default hooks would log its text; the setting is the process's, and the same each time).
     stamina.instrumentation.set_on_retry_hooks([log_retry])
-    return Components(settings, obs, broker, outputs, store, router, Retries.of(settings))
+    return Components(settings, obs, broker, outputs, store, relay, router, Retries.of(settings))
 
 
 async def watch_deadlines(
@@ -93,7 +96,7 @@ async def watch_deadlines(
     while True:
         try:
             await parts.retries.run(parts.router.check_deadlines, "deadlines")
-            await parts.router.flush(older_than=stale)
+            await parts.relay.flush(older_than=stale)
         except Exception:  # the loop must outlive any one failure; the next round retries
             log.exception("deadline_check_failed")
         await sleep(settings.deadline_check_interval_s)

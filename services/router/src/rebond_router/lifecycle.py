@@ -182,7 +182,7 @@ class Router:
                     done = Referral.offer(
                         routing, submitted, event.correlationid, now, self.directory
                     )
-                    await tx.add(done.referral, done.offer, _messages(done), now)
+                    await tx.add(done.referral, done.offer, outbox_messages(done), now)
                     self._tell_decided(tx, done)
                     if done.offer is not None:
                         loads[done.offer.association] = loads.get(done.offer.association, 0) + 1
@@ -215,7 +215,7 @@ class Router:
             else:
                 referral = _answered(await tx.referrals(response.reference, lock=True), response)
                 done = referral.answer(association, response, now, self.directory)
-                await tx.save(done.referral, done.offer, _messages(done), now)
+                await tx.save(done.referral, done.offer, outbox_messages(done), now)
                 self._tell_decided(tx, done)
                 await tx.mark_handled(event.id, now)
                 log.info("answered", association=association, answer=response.answer)
@@ -267,7 +267,7 @@ class Router:
             if referral is None:
                 raise Rejected(f"no referral {key.reference} is known (or it is being handled)")
             done = command(referral)
-            await tx.save(done.referral, done.offer, _messages(done), now)
+            await tx.save(done.referral, done.offer, outbox_messages(done), now)
             self._tell_decided(tx, done)
         return done
 
@@ -282,17 +282,12 @@ class Router:
         async with self.referrals.transaction() as tx:
             new = await tx.erase(reference, now)
             withdrawn = [r.withdraw(now) for r in await tx.referrals(reference)]
-            await tx.forget(reference, [m for done in withdrawn for m in _messages(done)], now)
+            await tx.forget(
+                reference, [m for done in withdrawn for m in outbox_messages(done)], now
+            )
         log.info("referral_erased" if new else "erasure_repeated")
         await self.publisher.flush([reference])
         return new
-
-    # --- publishing ----------------------------------------------------------------------
-
-    async def flush(self, older_than: timedelta | None = None) -> int:
-        """Publish what is pending (only what is older than `older_than`: left behind by a
-        crashed instance)."""
-        return await self.publisher.flush(older_than=older_than)
 
     def _tell_decided(self, tx: ReferralTransaction, done: Transition) -> None:
         for decision in done.decisions:
@@ -310,7 +305,7 @@ def _answered(referrals: Sequence[Referral], response: ReferralResponseV1) -> Re
     return referrals[0]
 
 
-def _messages(done: Transition) -> list[Message]:
+def outbox_messages(done: Transition) -> list[Message]:
     """The transition's events as outbox messages: enveloped (CloudEvents, the referral's
     correlation id), keyed by the reference, and carrying the trace of the record being handled
     (kept in the outbox, so that a later flush continues it)."""
