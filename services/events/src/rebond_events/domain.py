@@ -258,16 +258,6 @@ def to_paris(moment: datetime) -> datetime:
     return moment.astimezone(PARIS)
 
 
-def to_utc_naive(moment: datetime) -> datetime:
-    """How times are stored: UTC without tzinfo (the same on SQLite and PostgreSQL)."""
-    return to_paris(moment).astimezone(UTC).replace(tzinfo=None)
-
-
-def from_utc_naive(stored: datetime) -> datetime:
-    """A stored time, back in Europe/Paris."""
-    return stored.replace(tzinfo=UTC).astimezone(PARIS)
-
-
 def start_of_day_paris(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=PARIS)
 
