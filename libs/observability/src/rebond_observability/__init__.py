@@ -3,12 +3,13 @@
 - Traces are OpenTelemetry's (`rebond_observability.tracing`: the SDK, exporting only when
   switched on, `<SVC>_OTEL_ENABLED`; the ids and their propagation are the same either way).
 - Every HTTP request runs in a server span continuing the `traceparent` that came in (or
-  starting a trace), answered in the response's own `traceparent`; Kafka goes through
-  FastStream's telemetry middleware (`KafkaTelemetryMiddleware`): a consumed record's span
+  starting a trace), answered in the response's own `traceparent`. A consumed record's span
   continues the record's `traceparent`, and every record published carries the span in
-  progress (a new trace when nothing is in progress, e.g. a background relay). A record
-  published with a `traceparent` of its own (an outbox row written while its cause was handled,
-  a dead letter) continues that trace instead (`KeepTrace`).
+  progress (a new trace when nothing is in progress, e.g. a background relay); a record
+  published with a `traceparent` of its own (an outbox row written while its cause was
+  handled, a dead letter) stays in that trace. With export on, FastStream's telemetry
+  middleware (`KafkaTelemetryMiddleware`) makes Kafka's spans; with export off, nothing would
+  receive them, and `KafkaObservability` carries the trace on at a fraction of the cost.
 - The trace and span ids, the route, and for a record its reference (`ce_correlationid`),
   event id (`ce_id`) and topic are bound in structlog's context variables, so every log line
   says them. A batch handler enters `record_scope` per record: each record of a batch then has

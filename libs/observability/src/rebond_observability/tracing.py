@@ -11,7 +11,8 @@
   not record its own (its `traceparent` says "not sampled" because its export is off, not
   because someone decided to drop the trace), and sent to `otel_endpoint` with OTLP over HTTP
   in batches, or to the exporter given (tests).
-- `traceparent` (and `tracestate`) are read and written with OpenTelemetry's W3C propagator.
+- `traceparent` (and `tracestate`) are read with OpenTelemetry's W3C propagator; `traceparent`
+  is written from the span's ids (`traceparent()`).
 """
 
 from collections.abc import Iterator, Mapping
