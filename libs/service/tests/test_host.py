@@ -296,15 +296,24 @@ class FakeBroker:
 async def test_kafka_is_connected_once_started_while_the_link_is_up_and_the_broker_answers() -> (
     None
 ):
-    """Before the start: unreachable; started: connected; during an outage: unreachable at once,
-    without asking the broker; the part closes the broker at stop."""
+    """Before the start (here waiting for the store's schema): unreachable; started: connected;
+    during an outage: unreachable at once, without asking the broker; the part closes the
+    broker at stop."""
     broker = FakeBroker()
     link = KafkaLink("k:9092", Impact("x", "x"), log=structlog.get_logger("t"))
     kafka = KafkaConnection(broker, link)
-    host = Host([kafka.part()], [kafka.check()])
+    schema = asyncio.Event()
+
+    async def create_schema() -> None:
+        await schema.wait()
+
+    host = Host([Part("store", run=create_schema), kafka.part(after=("store",))], [kafka.check()])
     assert await host.readiness() == (False, {"kafka": "unreachable"})
     with capture_logs():
         async with host.lifespan():
+            await asyncio.sleep(0.01)  # what must NOT happen gets a chance to happen
+            assert not broker.started
+            schema.set()
             await until(lambda: host.finished("kafka"))
             connected = await host.readiness()
             link.unreachable(1.0)

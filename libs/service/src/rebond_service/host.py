@@ -117,8 +117,10 @@ class KafkaConnection:
         # The link first: during an outage the answer is at once, with no request to Kafka.
         return self.connected and not self.link.down and await self.broker.ping(timeout=2.0)
 
-    def part(self) -> Part:
-        return Part(self.name, run=self.connect, close=self.broker.stop)
+    def part(self, *, after: tuple[str, ...] = ()) -> Part:
+        """Connect in the background (once the parts named in `after` have finished: the
+        notifier's store schema), close the broker at stop."""
+        return Part(self.name, run=self.connect, close=self.broker.stop, after=after)
 
     def check(self) -> Check:
         # A little over the ping's own 2 s, so that the ping answers for itself.
