@@ -6,6 +6,7 @@ from typing import ClassVar, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from rebond_http.settings import EdgeSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Development-only secrets: refused when EVENTS_ENVIRONMENT=production.
@@ -24,10 +25,11 @@ def hash_api_key(key: str) -> str:
 _DEFAULT_KEY_HASHES = {o: hash_api_key(k) for o, k in DEFAULT_ORGANISER_KEYS.items()}
 
 
-class EventsSettings(KafkaServiceSettings):
-    """The events service's own settings; environment, host, port, logs, OpenTelemetry, Kafka
-    and secrets from files (`EVENTS_SIGNING_SECRET_FILE`, `EVENTS_ORGANISER_KEYS_FILE`) come
-    from the base (`rebond_service.settings`)."""
+class EventsSettings(KafkaServiceSettings, EdgeSettings):
+    """The events service's own settings; environment, host, port and internal port, logs,
+    OpenTelemetry, Kafka and secrets from files (`EVENTS_SIGNING_SECRET_FILE`,
+    `EVENTS_ORGANISER_KEYS_FILE`) come from the base (`rebond_service.settings`), the public
+    edge's (body and rate limits, trusted proxies, HSTS) from `EdgeSettings`, as `EVENTS_*` too."""
 
     model_config = SettingsConfigDict(env_prefix="EVENTS_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -50,6 +52,8 @@ class EventsSettings(KafkaServiceSettings):
     public_base_url: str = "http://127.0.0.1:8003"
     #: How often unsent events of the outbox are retried.
     outbox_interval_s: float = Field(default=2.0, gt=0)
+    #: Largest accepted request body (an organiser's conference, its description included).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     #: Registrations lose name and e-mail this long after their conference ended; invitations
     #: and published outbox rows are deleted after it (`python -m rebond_events anonymise`).
     retention_days: int = Field(default=30, ge=1)
