@@ -1,12 +1,13 @@
 """What the use cases need from the outside, and what they give back.
 
-A use case is a plain function of a `Repository` (one transaction's view of the store) and of
-the time: it reads, decides with `domain`, saves, and returns an `Outcome`, the messages
-announcing what it did included; whoever runs it writes those to the outbox in the same
+A use case is a plain function of a `Repository` (one transaction's view of the store) and of a
+clock (read once, after the locks it takes: times then follow the order of the transactions):
+it reads, decides with `domain`, saves, and returns an `Outcome`, the messages announcing what
+it did included; whoever runs it writes those to the outbox in the same
 transaction (`store.Store.apply`). Tests run the same functions on a fake repository.
 """
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -16,6 +17,8 @@ from rebond_events.domain import Conference, Counts, Registration, RegistrationS
 from rebond_sql.outbox import Message
 
 T = TypeVar("T", covariant=True)
+#: The time of day (aware); tests give their own.
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
