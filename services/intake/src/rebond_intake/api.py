@@ -16,6 +16,7 @@ from rebond_contracts.payloads import (
     REFERENCE_PATTERN,
     ErasureRequestedV1,
     QuestionnaireCompletedV1,
+    new_reference,
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES, erasure_window_days
@@ -24,7 +25,6 @@ from rebond_intake.errors import localise, request_locale
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
 from rebond_intake.questionnaire_form import questionnaire_form
 from rebond_intake.recent import RecentlyReceived
-from rebond_intake.references import new_reference
 from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import StatusStore, StoreUnavailable, Submission
