@@ -146,6 +146,7 @@ async def test_sql_store_reads_old_secret_hashes_and_expires_idempotency_rows(tm
     """SQLite: hashes kept by an older intake are read back, later submissions have none; old
     idempotency keys expire (the same key then claims anew)."""
     store = SqlStatusStore(f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}")
+    await store.migrate()
     await store.start()
     try:
         old = Submission("RB-AAAA-0000-0000-0001", T0, "e1", "key-old-123", "h")

@@ -203,6 +203,7 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
     read = [QUESTIONNAIRES.name, OUTCOMES.name, REFERRAL_STATUS.name, DELIVERIES.name]
     await move_group_to_end(kafka_bootstrap, config.group_id, read)
     store = SqlStatusStore(config.store_url)
+    await store.migrate()
     await store.start()
     calls: list[tuple[float, set[str]]] = []  # when, and for which references
     down_until = time.monotonic() + 3600

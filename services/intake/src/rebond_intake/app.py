@@ -28,8 +28,7 @@ from rebond_intake.observability import Observability
 from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublisher, build_broker
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
-from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
-from rebond_kafka.backoff import Backoff
+from rebond_intake.store import SqlStatusStore, StatusStore, patiently
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
@@ -49,22 +48,17 @@ KAFKA_OUTAGE = Impact(
 )
 
 
-async def _start_store_forever(
-    app: FastAPI, store: StatusStore, max_backoff_s: float = 10.0
-) -> None:
-    """Open the store (creating its tables), retrying with a growing, jittered delay while the
-    database is unreachable; meanwhile submissions and status requests answer 503."""
-    backoff = Backoff(first_s=0.5, cap_s=max_backoff_s)
-    while True:
-        try:
-            await store.start()
-        except StoreUnavailable as error:
-            delay = backoff.next_delay()
-            log.warning("store_unreachable", error=str(error), retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay)
-        else:
-            app.state.store_ready = True
-            return
+async def _start_store_forever(app: FastAPI, store: SqlStatusStore, migrate: bool) -> None:
+    """Migrate (when `migrate`) and open the store, retrying with a growing, jittered delay
+    while the database is unreachable; meanwhile submissions and status requests answer 503."""
+
+    async def start() -> None:
+        if migrate:
+            await store.migrate()
+        await store.start()
+
+    await patiently(start, event="store_unreachable")
+    app.state.store_ready = True
 
 
 def _invalid_text(headers: Mapping[str, str], locations: list[Loc]) -> dict[str, Any]:
@@ -99,7 +93,9 @@ def create_app(
         tasks: list[asyncio.Task[None]] = []
         app.state.store_ready = not own_store
         if own_store:
-            tasks.append(asyncio.create_task(_start_store_forever(app, app.state.store)))
+            tasks.append(asyncio.create_task(
+                _start_store_forever(app, app.state.store, settings.migrate_on_start)
+            ))  # fmt: skip
         kafka: KafkaSubmissionPublisher | None = None
         consumer: KafkaBroker | None = None
         security = kafka_security(settings)

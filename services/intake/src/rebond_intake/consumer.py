@@ -8,8 +8,7 @@ Intake's own `questionnaires.completed` comes back in batches, one store transac
 only its reference and time are read (`ReceivedView`): the answers are the router's business.
 """
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, TypeVar
 
@@ -31,9 +30,8 @@ from rebond_contracts.topics import (
     Topic,
     dead_letters,
 )
-from rebond_intake.store import StatusStore, StoreUnavailable
+from rebond_intake.store import StatusStore, patiently
 from rebond_intake.timeline import Record, received, record_of
-from rebond_kafka.backoff import Backoff
 from rebond_kafka.records import keep_raw_batch, send_dead_letter
 
 log = structlog.get_logger(__name__)
@@ -145,24 +143,3 @@ def _batch_handler(
                 log.info("status_stored" if status.event_id in new else "status_duplicate")
 
     return handle
-
-
-async def patiently(
-    write: Callable[[], Awaitable[T]],
-    *,
-    first_delay_s: float = 0.5,
-    max_delay_s: float = 10.0,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> T:
-    """`write`, tried again with capped, jittered backoff while the store is unavailable. The
-    partition waits for the store (nothing is lost, nothing dead-lettered: the record is fine);
-    without the wait, the nack would re-read the record at once, in a hot loop, until it comes
-    back."""
-    backoff = Backoff(first_s=first_delay_s, cap_s=max_delay_s)
-    while True:
-        try:
-            return await write()
-        except StoreUnavailable as error:
-            delay = backoff.next_delay()
-            log.warning("store_unavailable", error=str(error), retry_in_s=round(delay, 2))
-            await sleep(delay)
