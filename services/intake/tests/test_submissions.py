@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from rebond_contracts.payloads import REFERENCE_PATTERN
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_intake.app import create_app
+from rebond_intake.app import build, create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.timeline import received
 from rebond_kafka.testing import PRODUCTION_KAFKA
@@ -301,7 +301,7 @@ def test_a_replay_elsewhere_publishes_only_what_intake_has_not_read_back(publish
     settings = IntakeSettings(rate_limit_per_minute=0)
 
     def replica() -> TestClient:
-        return TestClient(create_app(settings, publisher=publisher, store=store))
+        return TestClient(build(settings, publisher=publisher, store=store).web)
 
     with replica() as first:
         reference = first.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key).json()[
@@ -440,7 +440,7 @@ def test_unreachable_store_gets_503_not_500(tmp_path) -> None:
         database_url=f"sqlite+aiosqlite:///{blocker}/sub/intake.db", rate_limit_per_minute=0
     )
     publisher = FakePublisher()
-    with TestClient(create_app(settings, publisher=publisher)) as client:
+    with TestClient(build(settings, publisher=publisher).web) as client:
         keyed = client.post(
             "/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers={"Idempotency-Key": "k" * 16}
         )
