@@ -106,8 +106,7 @@ class Erased:
     """The erasure request is on Kafka and intake's own store kept only the tombstone (202)."""
 
     reference: str
-    #: Within how many days the copies that travelled through Kafka are gone too: the longest
-    #: retention of a topic with personal data, with its last segment (`erasure_window_days`).
+    #: `erasure_window_days()`: when the copies that travelled through Kafka are gone too.
     kafka_copies_gone_within_days: int
 
 

@@ -1,13 +1,13 @@
-"""Intake's store as it stood when migrations began: submissions (idempotency), status events,
-tombstones of erased references, and the hashes of the random erasure secrets given before
-they were derived.
+"""Baseline: intake's store as it stood when migrations began.
 
-Intake made its tables with `create_all` until then, and the tables came one at a time
-(submissions and status events first, the secrets' hashes, then the tombstones); no column was
-ever added to a table made earlier. So a store from before, which has no Alembic version, has
-some of these tables as they are described here and lacks the later ones: this revision makes
-only the tables missing (what `create_all` did at each start) and leaves the others, and their
-rows, as they are. On an empty database it makes them all.
+Submissions (idempotency), status events, tombstones of erased references, and the hashes of
+the random erasure secrets given before they were derived. Intake made its tables with
+`create_all` until then, and they came one at a time (submissions and status events first, the
+secrets' hashes, then the tombstones); no column was ever added to a table made earlier. So a
+store from before, which has no Alembic version, has some of these tables as they are described
+here and lacks the later ones: this revision makes only the tables missing (what `create_all`
+did at each start) and leaves the others, and their rows, as they are. On an empty database it
+makes them all.
 
 Revision ID: 0001
 Revises:
