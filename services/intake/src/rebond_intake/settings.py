@@ -43,6 +43,9 @@ class IntakeSettings(KafkaServiceSettings, EdgeSettings):
     data_dir: Path = Path(".run/intake")
     #: SQLAlchemy URL of the status store; empty means `sqlite+aiosqlite:///<data_dir>/intake.db`.
     database_url: str = ""
+    #: Apply the store's Alembic migrations when the service starts (else run
+    #: `python -m rebond_intake migrate` first, e.g. as a Kubernetes Job or init container).
+    migrate_on_start: bool = True
     #: Browser origins allowed to call the API (comma-separated), e.g. the portal's own site.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: How often the status page refreshes, in seconds.
