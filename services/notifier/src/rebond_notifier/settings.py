@@ -52,6 +52,9 @@ class NotifierSettings(ServiceSettings):
 
     #: The delivery log (SQLAlchemy async URL); SQLite by default, PostgreSQL supported.
     database_url: str = "sqlite+aiosqlite:///.run/notifier.sqlite3"
+    #: Apply the delivery log's Alembic migrations when the service starts (else run
+    #: `python -m rebond_notifier migrate` first, e.g. as a Kubernetes Job or init container).
+    migrate_on_start: bool = True
     #: The associations' contact e-mail and webhooks; the packaged file when unset.
     associations_file: Path | None = None
 
