@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup setup-test run test test-faults bench soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: setup setup-test run test test-faults bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -26,8 +26,11 @@ test-e2e: setup-test
 test-faults: setup-test  ## the fault suite only (also part of `make test`)
 	$(UV) run pytest tests/faults tests/scaling -m faults
 
-bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}
-	$(UV) run python bench/run.py
+bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}; BENCH_ARGS="--quick" or "--only idle" (README)
+	$(UV) run python bench/run.py $(BENCH_ARGS)
+
+bench-loadgen: setup  ## the Go and the Python load generators on the same target -> bench/results/loadgen_compare.json
+	$(UV) run python bench/loadgen_compare.py
 
 soak: setup  ## 10 minutes at 100 submissions/s -> memory growth per service, errors
 	$(UV) run python bench/soak.py

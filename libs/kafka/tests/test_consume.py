@@ -179,3 +179,35 @@ async def test_a_handler_that_raises_has_its_record_read_again(kafka_bootstrap: 
         await broker.publish(value, ERASURES.name, key=REFERENCE.encode(), headers=headers)
         await asyncio.wait_for(done.wait(), 30)
     assert attempts == [headers["ce_id"], headers["ce_id"]]
+
+
+async def test_an_empty_batch_poll_is_made_again_without_sleeping(monkeypatch) -> None:
+    """A batch subscriber whose poll found nothing polls again at once: it never sleeps the
+    batch timeout, so a record arriving then is not held back by a timer."""
+    import faststream.kafka.subscriber.usecase as usecase
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(usecase.anyio, "sleep", sleep)
+
+    class Consumer:
+        def __init__(self) -> None:
+            self.polls: list[tuple[int, int | None]] = []
+
+        async def getmany(
+            self, *, timeout_ms: int, max_records: int | None
+        ) -> dict[str, list[int]]:
+            self.polls.append((timeout_ms, max_records))
+            return {}
+
+    async def handler(batch: Sequence[Received[ErasureRequestedV1]]) -> None:
+        return None
+
+    broker, _ = broker_with(handler, batch=Batch(max_records=7, timeout_ms=100))
+    (subscriber,) = [s for s in broker.subscribers if ERASURES.name in s.topic_names]
+    consumer = Consumer()
+    assert await subscriber.get_msg(consumer) == ()
+    assert consumer.polls == [(100, 7)] and slept == []

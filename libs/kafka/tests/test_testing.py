@@ -1,19 +1,22 @@
-"""move_group_to_end, on the real broker: the group's committed offsets are the topics' ends."""
+"""move_group_to_end and records_to_end, on the real broker: the group's committed offsets are the
+topics' ends; the records read are those written before, all of them."""
 
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from rebond_kafka.testing import move_group_to_end, partitions_of
+from rebond_kafka.testing import move_group_to_end, partitions_of, records_to_end
 
 pytestmark = pytest.mark.kafka
 
 
-async def test_the_group_is_committed_at_the_end_of_every_partition(kafka_bootstrap: str) -> None:
-    """Two topics (one with records on two partitions, one empty): the group's offsets are each
-    partition's end, so its consumers skip everything written before."""
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> AsyncIterator[tuple[str, str]]:
+    """Two new topics of two partitions: one holding a, b, c on partition 0 and d on 1, one
+    empty; deleted afterwards."""
     full, empty = f"lib-kafka-{uuid.uuid4().hex[:8]}", f"lib-kafka-{uuid.uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
@@ -22,21 +25,46 @@ async def test_the_group_is_committed_at_the_end_of_every_partition(kafka_bootst
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         try:
-            for partition, count in ((0, 3), (1, 1)):
-                for _ in range(count):
-                    await producer.send_and_wait(full, b"old", partition=partition)
+            for partition, values in ((0, [b"a", b"b", b"c"]), (1, [b"d"])):
+                for value in values:
+                    await producer.send_and_wait(full, value, partition=partition)
         finally:
             await producer.stop()
-        assert sorted(await partitions_of(kafka_bootstrap, [full])) == [
-            TopicPartition(full, 0), TopicPartition(full, 1),
-        ]  # fmt: skip
-        group = f"lib-kafka-{uuid.uuid4().hex[:8]}"
-        await move_group_to_end(kafka_bootstrap, group, [full, empty])
-        committed = await admin.list_consumer_group_offsets(group)
-        assert {tp: meta.offset for tp, meta in committed.items()} == {
-            TopicPartition(full, 0): 3, TopicPartition(full, 1): 1,
-            TopicPartition(empty, 0): 0, TopicPartition(empty, 1): 0,
-        }  # fmt: skip
+        yield full, empty
     finally:
         await admin.delete_topics([full, empty])
         await admin.close()
+
+
+async def test_the_group_is_committed_at_the_end_of_every_partition(
+    kafka_bootstrap: str, topics: tuple[str, str]
+) -> None:
+    """Two topics (one with records on two partitions, one empty): the group's offsets are each
+    partition's end, so its consumers skip everything written before."""
+    full, empty = topics
+    assert sorted(await partitions_of(kafka_bootstrap, [full])) == [
+        TopicPartition(full, 0), TopicPartition(full, 1),
+    ]  # fmt: skip
+    group = f"lib-kafka-{uuid.uuid4().hex[:8]}"
+    await move_group_to_end(kafka_bootstrap, group, [full, empty])
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    assert {tp: meta.offset for tp, meta in committed.items()} == {
+        TopicPartition(full, 0): 3, TopicPartition(full, 1): 1,
+        TopicPartition(empty, 0): 0, TopicPartition(empty, 1): 0,
+    }  # fmt: skip
+
+
+async def test_records_to_end_reads_every_partition_as_it_stands(
+    kafka_bootstrap: str, topics: tuple[str, str]
+) -> None:
+    """Records on two partitions of one topic and none on another are all read, once each, and
+    the call returns at those ends instead of waiting for more."""
+    records = await records_to_end(kafka_bootstrap, list(topics))
+    assert sorted((r.partition, r.offset, r.value) for r in records) == [
+        (0, 0, b"a"), (0, 1, b"b"), (0, 2, b"c"), (1, 0, b"d"),
+    ]  # fmt: skip

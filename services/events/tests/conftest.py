@@ -3,7 +3,7 @@
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,33 @@ class FakeSink:
         return [json.loads(e.value) for e in self.sent if e.topic == topic]
 
 
+class Clock:
+    """The time of day the app sees: now, unless a test moves it on."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
 @dataclass
 class Running:
     app: FastAPI
     client: httpx.AsyncClient
     sink: FakeSink
     settings: EventsSettings
+    clock: Clock
     headers: dict[str, dict[str, str]] = field(
         default_factory=lambda: {org: {"X-API-Key": key} for org, key in KEYS.items()}
     )
+
+    async def settled(self) -> None:
+        """Wait for the publishes a request left to the background (registrations)."""
+        await self.app.state.relay.settled()
 
 
 def settings_for(database_url: str, **overrides: Any) -> EventsSettings:
@@ -55,18 +73,19 @@ def settings_for(database_url: str, **overrides: Any) -> EventsSettings:
         "organiser_keys": {org: hash_api_key(key) for org, key in KEYS.items()},
         "public_base_url": BASE,
         "outbox_interval_s": 3600,
+        "rate_limit_per_minute": 0,
     }
     return EventsSettings(**{**values, **overrides})
 
 
 async def running(settings: EventsSettings) -> AsyncIterator[Running]:
-    sink = FakeSink()
-    app = create_app(settings, sink=sink)
+    sink, clock = FakeSink(), Clock()
+    app = create_app(settings, sink=sink, clock=clock)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
     ):
-        yield Running(app, client, sink, settings)
+        yield Running(app, client, sink, settings, clock)
 
 
 @pytest.fixture

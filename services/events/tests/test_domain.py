@@ -6,17 +6,23 @@ import pytest
 
 from rebond_events.domain import (
     PARIS,
+    RESEND_AFTER,
+    CancelLinks,
     Candidate,
+    InvalidLink,
     RegistrationStatus,
-    cancel_token,
     choose_invitation,
     email_digest,
+    may_resend,
+    name_problem,
+    normalise_email,
+    one_line_problem,
     seats_left,
     status_for_newcomer,
+    tidy_name,
     to_paris,
     to_promote,
     to_utc_naive,
-    valid_cancel_token,
 )
 
 CONFIRMED, WAITLISTED = RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED
@@ -112,15 +118,91 @@ def test_naive_times_are_paris_times(given: datetime, utc: datetime) -> None:
     assert to_paris(given).tzinfo == PARIS
 
 
-def test_cancel_links_are_signed_per_registration_and_secret() -> None:
-    """A token is valid only for its registration and the secret that signed it."""
-    token = cancel_token("secret", "reg-1")
-    assert valid_cancel_token("secret", "reg-1", token)
-    assert not valid_cancel_token("secret", "reg-2", token)
-    assert not valid_cancel_token("other", "reg-1", token)
-    assert not valid_cancel_token(
-        "secret", "reg-1", token[:-1] + ("A" if token[-1] != "A" else "B")
-    )
+def test_cancel_links_are_signed_per_registration_generation_and_secret() -> None:
+    """A token is valid only for its registration, says which generation it was signed for,
+    and no other secret (nor a changed character) makes one."""
+    links = CancelLinks("secret")
+    token = links.token("reg-1", "2027-01-14T17:30:00")
+    assert links.generation("reg-1", token) == "2027-01-14T17:30:00"
+    for registration, bad in [
+        ("reg-2", token),
+        ("reg-1", CancelLinks("other").token("reg-1", "2027-01-14T17:30:00")),
+        ("reg-1", token[:2] + ("A" if token[2] != "A" else "B") + token[3:]),  # the payload
+        ("reg-1", "été"),
+        ("reg-1", ""),
+    ]:
+        with pytest.raises(InvalidLink):
+            links.generation(registration, bad)
+
+
+@pytest.mark.parametrize(
+    ("address", "person"),
+    [
+        (" Claire@Example.org ", "claire@example.org"),
+        ("claire+conferences@example.org", "claire@example.org"),
+        ("claire+a+b@example.org", "claire@example.org"),
+        ("c.laire@gmail.com", "claire@gmail.com"),
+        ("C.Laire+x@GoogleMail.com", "claire@gmail.com"),
+        ("c.laire@example.org", "c.laire@example.org"),  # dots count elsewhere
+        ("+tag@example.org", "+tag@example.org"),  # nothing before the tag: left alone
+    ],
+)
+def test_variants_of_one_mailbox_are_one_person(address: str, person: str) -> None:
+    """Case, a `+tag`, and Gmail's dots and second domain do not make another person."""
+    assert normalise_email(address) == person
+    assert email_digest(address) == email_digest(person)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("Claire", None),
+        ("Jean-Pierre O'Neill", None),
+        ("J.-P. Martin", None),
+        ("Zoé L’Hôte", None),
+        ("Алёна", None),
+        ("", "name_length"),
+        ("C" * 81, "name_length"),
+        ("Claire 2", "name_characters"),
+        ("claire@example.org", "name_characters"),
+        ("Voir exemple.fr", "name_characters"),
+        ("https://x.example", "name_characters"),
+        ("...", "name_characters"),
+        ("Claire\nBcc", "control_characters"),
+        ("Claire\u202e", "control_characters"),
+    ],
+)
+def test_names_are_letters_and_what_joins_them(name: str, problem: str | None) -> None:
+    """A name holds letters of any script, spaces, apostrophes, hyphens and initials' dots."""
+    assert name_problem(name) == problem
+
+
+def test_names_are_kept_tidy() -> None:
+    """A combining accent becomes one letter; runs of spaces one space."""
+    assert tidy_name("  Zoe\u0301   Martin ") == "Zoé Martin"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("Rebondir après une liquidation", None),
+        ("Soirée\tdébat", "control_characters"),
+        ("Soirée\r\nBcc: x", "control_characters"),
+        ("A\u2029B", "control_characters"),
+        ("\u2067abc", "control_characters"),
+    ],
+)
+def test_one_line_fields_refuse_what_breaks_a_header(text: str, problem: str | None) -> None:
+    """Control characters, line and paragraph separators and direction overrides are refused."""
+    assert one_line_problem(text) == problem
+
+
+def test_a_link_is_mailed_again_at_most_every_ten_minutes() -> None:
+    """A repeat registration re-sends the link only when the last one is old enough."""
+    now = datetime(2027, 1, 1, 12, tzinfo=UTC)
+    assert may_resend(None, now)
+    assert not may_resend(now - RESEND_AFTER + timedelta(seconds=1), now)
+    assert may_resend(now - RESEND_AFTER, now)
 
 
 def test_invitations_remember_a_hash_of_the_normalised_email() -> None:

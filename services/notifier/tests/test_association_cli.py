@@ -1,18 +1,30 @@
 """`rebond-association` prints what strangers wrote (a first name) without letting a terminal
 escape sequence through; the rules of `rebond_notifier.text` it relies on (pure, then on the
-real broker)."""
+real broker); its connection settings from the association's client configuration file."""
 
 import asyncio
 import io
 import json
+import re
+import ssl
 import unicodedata
 import uuid
+from pathlib import Path
 
+import certifi
 import pytest
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import referrals
-from rebond_notifier.association_cli import ClientSettings, listen, show, table_row
+from rebond_notifier.association_cli import (
+    ClientSettings,
+    CliError,
+    listen,
+    load_settings,
+    main,
+    show,
+    table_row,
+)
 from rebond_notifier.text import escape_controls, has_controls, one_line
 
 from .conftest import make_decision, poll_until, publish
@@ -96,3 +108,75 @@ async def test_listen_escapes_a_hostile_first_name_read_from_kafka(kafka_bootstr
         await asyncio.gather(task, return_exceptions=True)
     [line] = [ln for ln in out.getvalue().splitlines() if referral.reference in ln]
     assert _terminal_safe(line) and "Cl\\u001b]0;owned" in line
+
+
+# --- the association's client configuration file, and TLS -------------------------------------
+
+
+def test_the_client_configuration_file_sets_the_connection(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`--config` reads the librdkafka file kcat reads (as kafkactl writes it); its settings win
+    over the environment's."""
+    monkeypatch.setenv("REBOND_KAFKA_BOOTSTRAP_SERVERS", "elsewhere:9092")
+    config = tmp_path / "association-apesa.librdkafka.conf"
+    config.write_text(
+        "# given by the portal team\nbootstrap.servers=127.0.0.1:19092\n"
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=SCRAM-SHA-512\n"
+        "sasl.username=association-apesa\nsasl.password=pa=ss word\n\n"
+    )
+    assert load_settings(config).kafka() == {
+        "bootstrap_servers": "127.0.0.1:19092",
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "association-apesa",
+        "sasl_plain_password": "pa=ss word",
+        "ssl_context": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        (
+            "bootstrap.servers=127.0.0.1:9092\nssl.keystore.location=/k.p12\n",
+            "line 2: unsupported setting 'ssl.keystore.location'",
+        ),
+        ("sasl.username\n", "line 1: unsupported setting 'sasl.username'"),
+    ],
+)
+def test_a_setting_the_client_cannot_honour_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, named: str
+) -> None:
+    """A line the client does not understand stops it with the file, line and setting named."""
+    config = tmp_path / "client.conf"
+    config.write_text(text)
+    assert main(["listen", "--association", "apesa", "--config", str(config)]) == 2
+    assert f"{config}, {named}" in capsys.readouterr().err
+
+
+def test_a_missing_configuration_file_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A configuration file that cannot be read is named in a one-line error, not a traceback."""
+    assert main(["listen", "--association", "apesa", "--config", str(tmp_path / "nope.conf")]) == 2
+    assert "cannot read the configuration file" in capsys.readouterr().err
+
+
+def test_the_files_tls_settings_reach_the_connection(tmp_path: Path) -> None:
+    """`ssl.ca.location` in the file is the CA the TLS context trusts; a CA that cannot be read
+    stops the client with a one-line error naming it."""
+    config = tmp_path / "client.conf"  # any CA bundle will do: certifi's
+    config.write_text(f"security.protocol=SASL_SSL\nssl.ca.location={certifi.where()}\n")
+    context = load_settings(config).kafka()["ssl_context"]
+    assert context.get_ca_certs() and context.verify_mode == ssl.CERT_REQUIRED
+    missing = tmp_path / "no-ca.pem"
+    config.write_text(f"security.protocol=SASL_SSL\nssl.ca.location={missing}\n")
+    with pytest.raises(CliError, match=re.escape(f"cannot use the TLS files ({missing})")):
+        load_settings(config).kafka()
+
+
+def test_a_value_the_client_does_not_know_is_named(tmp_path: Path) -> None:
+    """A protocol this client does not speak is refused naming the file's line and setting."""
+    config = tmp_path / "client.conf"
+    config.write_text("bootstrap.servers=127.0.0.1:9092\nsecurity.protocol=SSL\n")
+    with pytest.raises(CliError, match=re.escape("line 2: security.protocol: not a value")):
+        load_settings(config)

@@ -1,11 +1,12 @@
-"""For tests and the bench: commit a consumer group at the current end of topics; settings that
-satisfy production's Kafka check; make a broker go away for the clients of this process only."""
+"""For tests and the bench: commit a consumer group at the current end of topics; read topics as
+they stand; settings that satisfy production's Kafka check; make a broker go away for the
+clients of this process only."""
 
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import CloseReason
 
@@ -38,6 +39,25 @@ async def move_group_to_end(bootstrap: str, group: str, topics: list[str]) -> No
     try:
         consumer.assign(partitions)
         await consumer.commit(dict(await consumer.end_offsets(partitions)))
+    finally:
+        await consumer.stop()
+
+
+async def records_to_end(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topics` as they stand: each partition read from its beginning up to the
+    end it had when this was called, without a group (nothing committed, nothing waited for)."""
+    partitions = await partitions_of(bootstrap, topics)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
+                records += [record for record in batch if record.offset < ends[tp]]
+        return records
     finally:
         await consumer.stop()
 

@@ -10,6 +10,7 @@ EVENTS_RETENTION_DAYS ago and deletes older invitations (run it daily: cron, a C
 import gc
 import json
 import secrets
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,15 @@ from rebond_events.app import create_app
 from rebond_events.privacy import anonymise
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import build_engine, migrate
+from rebond_http import private
 from rebond_observability.logging import configure_logging
+
+
+def build_server(settings: EventsSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The app's server and its sockets: EVENTS_HOST:EVENTS_PORT, and EVENTS_INTERNAL_PORT when
+    set; uvicorn's proxy headers off, so only EVENTS_TRUSTED_PROXIES says who the client is
+    (`rebond_http`)."""
+    return private.server_for(create_app(settings), settings)
 
 
 def main() -> None:
@@ -43,15 +52,9 @@ def main() -> None:
             f"{done.invitations} invitations and {done.outbox} outbox rows deleted"
         )
         return
-    app = create_app(settings)
+    server, sockets = build_server(settings)
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

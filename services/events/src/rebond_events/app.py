@@ -5,8 +5,9 @@ tests pass their own settings, and a fake sink where they do not need Kafka.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from datetime import datetime
 
 import structlog
 from fastapi import FastAPI, Request
@@ -15,14 +16,26 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_events import api, portal
 from rebond_events.consumer import subscribe_invitees
 from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
-from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
+from rebond_events.service import (
+    Conferences,
+    Conflict,
+    Expired,
+    Forbidden,
+    InvalidChange,
+    NotFound,
+)
 from rebond_events.settings import EventsSettings
 from rebond_events.store import build_engine, migrate
+from rebond_http.clients import ClientAddress
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.methods import allowed_methods
+from rebond_http.private import PrivateRoutes
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
@@ -36,6 +49,20 @@ KAFKA_OUTAGE = Impact(
     en="conferences and registrations are stored, their messages will go out once Kafka is "
     "back; invitations wait in Kafka; /readyz answers 503",
 )
+
+#: The guard's answers, for organisers' JSON and people's forms alike.
+GUARD_TEXTS = {
+    413: (
+        "payload_too_large",
+        "La demande envoyée est trop volumineuse. (The request is too large.)",
+    ),
+    415: ("unsupported_media_type", "Envoyez un formulaire ou du JSON. (Send a form or JSON.)"),
+    429: (
+        "too_many_requests",
+        "Trop de demandes depuis votre connexion : merci de réessayer dans une minute. "
+        "(Too many requests from your connection: please try again in a minute.)",
+    ),
+}
 
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
@@ -72,14 +99,17 @@ def create_app(
     settings: EventsSettings | None = None,
     broker: KafkaBroker | None = None,
     sink: Sink | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
-    """The service. With `sink`, events go there instead of Kafka and no broker is started."""
+    """The service. With `sink`, events go there instead of Kafka and no broker is started;
+    `clock` (tests) stands in for the time of day."""
     settings = settings or EventsSettings()
     engine = build_engine(settings.database_url)
     conferences = Conferences(
         engine,
         signing_secret=settings.signing_secret.get_secret_value(),
         public_base_url=settings.public_base_url,
+        **({"clock": clock} if clock is not None else {}),
     )
     started: asyncio.Task[None] | None = None
     use_kafka = sink is None
@@ -120,17 +150,22 @@ def create_app(
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await relay.close()
             if broker is not None:
                 await broker.stop()
             engine.dispose()
 
-    app = FastAPI(title="Rebond events — Conférences du rebond", lifespan=lifespan)
+    app = FastAPI(
+        title="Rebond events — Conférences du rebond",
+        lifespan=lifespan,
+        docs_url=None,  # it would load its script from a CDN, which the CSP forbids
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.conferences = conferences
     app.state.relay = relay
     app.state.broker = broker
     app.state.observability = obs
-    obs.install(app)
     app.include_router(api.router)
     app.include_router(portal.router)
     app.mount("/static", StaticFiles(directory=portal.STATIC), name="static")
@@ -143,6 +178,18 @@ def create_app(
     async def invalid_change(_: Request, error: InvalidChange) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _fields(error.errors, ("body",))})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(app.router.routes, request.scope),
+            }
+        return JSONResponse(
+            status_code=error.status_code, headers=headers, content={"detail": error.detail}
+        )
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, __: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": "Introuvable."})
@@ -150,6 +197,16 @@ def create_app(
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, error: Forbidden) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(error)})
+
+    @app.exception_handler(Expired)
+    async def expired(_: Request, __: Expired) -> JSONResponse:
+        return JSONResponse(
+            status_code=410,
+            content={
+                "detail": "Ce lien d'annulation n'est plus valable. "
+                "(This cancellation link is no longer valid.)"
+            },
+        )
 
     @app.exception_handler(Conflict)
     async def conflict(_: Request, error: Conflict) -> JSONResponse:
@@ -171,4 +228,17 @@ def create_app(
             content={"kafka": "connected" if ready else "unreachable"},
         )
 
+    app.add_middleware(
+        SubmissionGuard,
+        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+        clients=ClientAddress(settings.trusted_proxies),
+        media_types=(JSON, FORM),
+        texts=GUARD_TEXTS,
+    )
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
     return app

@@ -62,6 +62,7 @@ class Relay:
         self._sink = sink
         self._connected = connected
         self._lock = asyncio.Lock()
+        self._soon: set[asyncio.Task[None]] = set()
 
     async def flush(self) -> int:
         """Publish every pending event in order; raise if Kafka does not acknowledge one."""
@@ -86,6 +87,26 @@ class Relay:
             await self.flush()
         except (KafkaError, TimeoutError, OSError, SQLAlchemyError) as error:
             log.warning("outbox_pending", error=type(error).__name__)
+
+    def flush_soon(self) -> None:
+        """Publish in the background, after the reply: a registration's answer then takes as
+        long whether it wrote an e-mail to send or not (a repeat within `RESEND_AFTER` writes
+        none), so its timing does not tell whether an address was registered."""
+        task = asyncio.create_task(self.flush_quietly())
+        self._soon.add(task)
+        task.add_done_callback(self._soon.discard)
+
+    async def settled(self) -> None:
+        """Wait for the background publishes started so far (tests, shutdown)."""
+        while self._soon:
+            await asyncio.gather(*self._soon)
+
+    async def close(self) -> None:
+        """Stop the background publishes (at shutdown): what they had not sent stays in the
+        outbox, for the next start."""
+        for task in self._soon:
+            task.cancel()
+        await asyncio.gather(*self._soon, return_exceptions=True)
 
     async def run_forever(self, interval_s: float) -> None:
         while True:

@@ -18,7 +18,7 @@ from rebond_contracts.geography import REGIONS
 from rebond_events.calendar import KIND_LABELS
 from rebond_events.models import EventPublic, RegistrationIn
 from rebond_events.outbox import Relay
-from rebond_events.service import Conferences, Conflict, Forbidden, NotFound
+from rebond_events.service import Conferences, Conflict, Expired, Forbidden, NotFound
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -27,7 +27,8 @@ templates.env.globals.update(regions=REGIONS, kinds=KIND_LABELS)
 router = APIRouter(include_in_schema=False)
 
 FIELD_MESSAGES = {
-    "name": "Indiquez votre nom ou un prénom (120 caractères au plus).",
+    "name": "Indiquez votre nom ou un prénom : des lettres, espaces, apostrophes, traits "
+    "d'union et points d'initiales, 80 caractères au plus.",
     "email": "Indiquez une adresse e-mail valide, par exemple nom@exemple.fr.",
     "consent": "Cochez la case pour accepter d'être contacté·e au sujet de cette conférence.",
 }
@@ -118,7 +119,7 @@ async def register(
             status_code=422,
         )
     try:
-        registration, created = await run_in_threadpool(conferences.register, str(event_id), data)
+        await run_in_threadpool(conferences.register, str(event_id), data)
     except Conflict:
         return _message(
             request,
@@ -126,12 +127,9 @@ async def register(
             "Cette conférence est annulée ou a déjà commencé.",
             409,
         )
-    await _relay(request).flush_quietly()
-    return templates.TemplateResponse(
-        request,
-        "registered.html",
-        {"event": event, "registration": registration, "created": created},
-    )
+    _relay(request).flush_soon()
+    # The same page whatever happened (new, waitlisted, already registered): see api.register.
+    return templates.TemplateResponse(request, "registered.html", {"event": event})
 
 
 @router.get("/inscriptions/{registration_id}/annuler", response_class=HTMLResponse)
@@ -158,6 +156,14 @@ async def cancel(
             "Lien d'annulation invalide",
             "Ce lien d'annulation n'est pas valide. Utilisez le lien reçu par e-mail.",
             403,
+        )
+    except Expired:
+        return _message(
+            request,
+            "Lien d'annulation expiré",
+            "Ce lien n'est plus valable : la conférence est terminée, ou vous vous êtes "
+            "réinscrit·e depuis (utilisez alors le lien du dernier e-mail reçu).",
+            410,
         )
     await _relay(request).flush_quietly()
     return _message(

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from rebond_contracts.topics import INVITATIONS
-from rebond_events.domain import to_utc_naive
+from rebond_events.domain import email_digest, to_utc_naive
 from rebond_events.store import ErasureRow, EventRow, InvitationRow, OutboxRow, RegistrationRow
 from rebond_sql.erasure import lock_references, reference_digest
 
@@ -83,7 +83,8 @@ def anonymise(engine: Engine, now: datetime, retention: timedelta) -> Anonymised
         ).all()
         for row in rows:
             row.name = ANONYMOUS_NAME
-            row.email = f"{row.id}@anonymise.invalid"  # stays unique per conference
+            row.email = f"{row.id}@anonymise.invalid"
+            row.email_digest = email_digest(row.email)  # stays unique per conference
         invitations = cast(
             "CursorResult[Any]",
             session.execute(delete(InvitationRow).where(InvitationRow.event_id.in_(ended))),

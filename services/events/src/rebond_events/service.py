@@ -32,21 +32,21 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.topics import CONFERENCES, INVITATIONS, REGISTRATIONS, Topic
 from rebond_events.domain import (
+    CancelLinks,
     Candidate,
     EventStatus,
+    InvalidLink,
     RegistrationStatus,
     choose_invitation,
     email_digest,
     from_utc_naive,
-    normalise_email,
+    may_resend,
     seats_left,
     start_of_day_paris,
     status_for_newcomer,
     to_promote,
     to_utc_naive,
-    valid_cancel_token,
 )
-from rebond_events.domain import cancel_token as sign
 from rebond_events.models import (
     CancelResult,
     EventIn,
@@ -55,7 +55,6 @@ from rebond_events.models import (
     EventPublic,
     RegistrationForOrganiser,
     RegistrationIn,
-    RegistrationPublic,
 )
 from rebond_events.privacy import erased
 from rebond_events.store import EventRow, InvitationRow, OutboxRow, RegistrationRow
@@ -75,6 +74,10 @@ class Conflict(Exception):
     """The conference is cancelled or already started."""
 
 
+class Expired(Exception):
+    """A cancellation link whose conference has ended, or of an earlier registration."""
+
+
 class InvalidChange(Exception):
     """An update that would leave the conference invalid; `errors` name the fields."""
 
@@ -87,6 +90,20 @@ class InvalidChange(Exception):
 class Counts:
     confirmed: int = 0
     waitlisted: int = 0
+
+
+@dataclass(frozen=True)
+class Registered:
+    """What a registration did, for the service's own use and its tests; the person's HTTP
+    reply says none of it (it would tell a stranger whether an address was registered)."""
+
+    registration_id: str
+    status: RegistrationStatus
+    #: A new registration (or one registered again after a cancellation).
+    created: bool
+    #: Whether an e-mail with the cancellation link was asked for (a repeat registration
+    #: re-sends it at most every `domain.RESEND_AFTER`).
+    mailed: bool
 
 
 @dataclass(frozen=True)
@@ -116,7 +133,7 @@ class Conferences:
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.engine = engine
-        self._secret = signing_secret
+        self._links = CancelLinks(signing_secret)
         self._base = public_base_url.rstrip("/")
         self._clock = clock
 
@@ -128,9 +145,13 @@ class Conferences:
     def ics_url(self, event_id: str) -> str:
         return f"{self._base}/v1/events/{event_id}/calendar.ics"
 
-    def cancel_url(self, registration_id: str) -> str:
-        token = sign(self._secret, registration_id)
-        return f"{self._base}/inscriptions/{registration_id}/annuler?token={token}"
+    def cancel_url(self, registration: RegistrationRow) -> str:
+        """The link the person gets by e-mail, and only by e-mail (the notifier's). The token
+        is in the query because an e-mailed link can carry it nowhere else; the page it opens
+        sends it on in a form's body, and `Referrer-Policy: no-referrer` keeps it from leaking
+        to any site the page links to."""
+        token = self._links.token(registration.id, _generation(registration))
+        return f"{self._base}/inscriptions/{registration.id}/annuler?token={token}"
 
     # --- organisers --------------------------------------------------------------------------
 
@@ -266,9 +287,16 @@ class Conferences:
                 total=total or 0,
             )
 
-    def register(self, event_id: str, data: RegistrationIn) -> tuple[RegistrationPublic, bool]:
-        """Register, or return the registration this e-mail already has (created = False)."""
-        email = normalise_email(str(data.email))
+    def register(self, event_id: str, data: RegistrationIn) -> Registered:
+        """Register; for a person already registered (`domain.email_digest`: their address or a
+        variant of it), e-mail their link again to the address they registered with.
+
+        A repeat registration changes nothing else: not the name, not the address, not the
+        place in the queue; the e-mail goes to the registered address, never to the one just
+        typed, so typing someone's address sends them their own link and gives the typist
+        nothing.
+        """
+        digest = email_digest(str(data.email))
         with self._transaction() as session:
             event = self._locked_event(session, event_id)
             if event.status == EventStatus.CANCELLED:
@@ -278,43 +306,48 @@ class Conferences:
                 raise Conflict("the conference has already started")
             existing = session.scalar(
                 select(RegistrationRow).where(
-                    RegistrationRow.event_id == event_id, RegistrationRow.email == email
+                    RegistrationRow.event_id == event_id, RegistrationRow.email_digest == digest
                 )
             )
             if existing is not None and existing.status != RegistrationStatus.CANCELLED:
-                return self._registration_public(session, existing), False
+                status = RegistrationStatus(existing.status)
+                last = existing.link_sent_at
+                if not may_resend(last.replace(tzinfo=UTC) if last else None, now):
+                    return Registered(existing.id, status, created=False, mailed=False)
+                self._announce_registration(session, event, existing, _told(status))
+                return Registered(existing.id, status, created=False, mailed=True)
             counts = self._counts(session, event_id)
             status = status_for_newcomer(event.capacity, counts.confirmed)
             stamp = to_utc_naive(now)
             if existing is None:
                 registration = RegistrationRow(
-                    id=str(uuid.uuid4()),
-                    event_id=event_id,
-                    email=email,
-                    created_at=stamp,
+                    id=str(uuid.uuid4()), event_id=event_id, email_digest=digest, created_at=stamp
                 )
                 session.add(registration)
             else:  # registering again after cancelling: back in, at the end of the queue
                 registration = existing
             registration.name = data.name
+            registration.email = str(data.email)
             registration.consent = data.consent
             registration.locale = data.locale.value
             registration.status = status.value
             registration.queued_at = stamp
             registration.updated_at = stamp
             session.flush()
-            change = (
-                RegistrationChange.CONFIRMED
-                if status == RegistrationStatus.CONFIRMED
-                else RegistrationChange.WAITLISTED
-            )
-            self._announce_registration(session, event, registration, change)
-            return self._registration_public(session, registration), True
+            self._announce_registration(session, event, registration, _told(status))
+            return Registered(registration.id, status, created=True, mailed=True)
 
     def cancel_registration(self, registration_id: str, token: str) -> CancelResult:
-        """Cancel through a signed link; a freed seat goes to the first waitlisted person."""
-        if not valid_cancel_token(self._secret, registration_id, token):
-            raise Forbidden("invalid cancellation link")
+        """Cancel through a signed link; a freed seat goes to the first waitlisted person.
+
+        `Forbidden` for a token not signed for this registration; `Expired` once its conference
+        has ended, or for a link of an earlier registration of the same person (cancelled, then
+        registered again: only the newer link counts).
+        """
+        try:
+            generation = self._links.generation(registration_id, token)
+        except InvalidLink as error:
+            raise Forbidden("invalid cancellation link") from error
         with self._transaction() as session:
             event_id = session.scalar(
                 select(RegistrationRow.event_id).where(RegistrationRow.id == registration_id)
@@ -325,6 +358,10 @@ class Conferences:
             registration = session.scalars(
                 select(RegistrationRow).where(RegistrationRow.id == registration_id)
             ).one()
+            if from_utc_naive(event.ends_at) <= self._clock():
+                raise Expired("the conference has ended")
+            if generation is not None and generation != _generation(registration):
+                raise Expired("a link of an earlier registration")
             if registration.status == RegistrationStatus.CANCELLED:
                 return CancelResult(registration_id=registration_id, status="cancelled", promoted=0)
             registration.status = RegistrationStatus.CANCELLED.value
@@ -380,7 +417,7 @@ class Conferences:
                     .select_from(RegistrationRow)
                     .where(
                         RegistrationRow.event_id == candidate.event_id,
-                        RegistrationRow.email == normalise_email(contact.email),
+                        RegistrationRow.email_digest == digest,
                     )
                 )
                 if invited or registered:
@@ -553,17 +590,6 @@ class Conferences:
         )
         return (ahead or 0) + 1
 
-    def _registration_public(
-        self, session: Session, registration: RegistrationRow
-    ) -> RegistrationPublic:
-        return RegistrationPublic(
-            registration_id=registration.id,
-            event_id=registration.event_id,
-            status=registration.status,
-            waitlist_position=self._waitlist_position(session, registration),
-            cancel_url=self.cancel_url(registration.id),
-        )
-
     @staticmethod
     def _fields(row: EventRow) -> dict[str, Any]:
         return {
@@ -634,6 +660,8 @@ class Conferences:
         by: Literal["person", "organiser"] | None = None,
     ) -> None:
         active = change != RegistrationChange.CANCELLED
+        if active:
+            registration.link_sent_at = to_utc_naive(self._clock())
         payload = RegistrationV1(
             registration_id=uuid.UUID(registration.id),
             event_id=uuid.UUID(event.id),
@@ -642,7 +670,7 @@ class Conferences:
             name=registration.name,
             email=registration.email,
             locale=registration.locale,
-            cancel_url=self.cancel_url(registration.id) if active else None,
+            cancel_url=self.cancel_url(registration) if active else None,
             waitlist_position=self._waitlist_position(session, registration),
             conference=self._summary(event),
             at=self._clock(),
@@ -675,6 +703,19 @@ class Conferences:
                 created_at=to_utc_naive(self._clock()),
             )
         )
+
+
+def _told(status: RegistrationStatus) -> RegistrationChange:
+    """What a person registering is told: a seat, or the waitlist."""
+    if status == RegistrationStatus.CONFIRMED:
+        return RegistrationChange.CONFIRMED
+    return RegistrationChange.WAITLISTED
+
+
+def _generation(registration: RegistrationRow) -> str:
+    """Which registration of a person a link belongs to: when it was last queued (registering
+    again after a cancellation queues it anew, and voids the older links)."""
+    return registration.queued_at.isoformat()
 
 
 def _columns(data: EventIn) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from rebond_http.settings import EdgeSettings
 from rebond_kafka.settings import ServiceSettings
 
 #: Development-only secrets: refused when EVENTS_ENVIRONMENT=production.
@@ -26,7 +27,10 @@ def hash_api_key(key: str) -> str:
 _DEFAULT_KEY_HASHES = {hash_api_key(key) for key in DEFAULT_ORGANISER_KEYS.values()}
 
 
-class EventsSettings(ServiceSettings):
+class EventsSettings(ServiceSettings, EdgeSettings):
+    """The events service's own settings; the public edge's (body and rate limits, trusted
+    proxies, HSTS, internal port) come from `EdgeSettings`, as `EVENTS_*` too."""
+
     model_config = SettingsConfigDict(env_prefix="EVENTS_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
@@ -59,6 +63,8 @@ class EventsSettings(ServiceSettings):
     public_base_url: str = "http://127.0.0.1:8003"
     #: How often unsent events of the outbox are retried.
     outbox_interval_s: float = Field(default=2.0, gt=0)
+    #: Largest accepted request body (an organiser's conference, its description included).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     #: Registrations lose name and e-mail this long after their conference ended; invitations
     #: and published outbox rows are deleted after it (`python -m rebond_events anonymise`).
     retention_days: int = Field(default=30, ge=1)

@@ -75,8 +75,11 @@ class RegistrationRow(Base):
     id: Mapped[str] = mapped_column(String(36), unique=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
     name: Mapped[str] = mapped_column(String(120))
-    #: Normalised (trimmed, lower case): one registration per e-mail and conference.
+    #: As the person typed it: where their e-mails go.
     email: Mapped[str] = mapped_column(String(254))
+    #: `domain.email_digest`: one registration per person (variants of one mailbox included)
+    #: and conference.
+    email_digest: Mapped[str] = mapped_column(String(64))
     consent: Mapped[bool] = mapped_column(Boolean)
     locale: Mapped[str] = mapped_column(String(5))
     status: Mapped[str] = mapped_column(String(12))
@@ -84,9 +87,12 @@ class RegistrationRow(Base):
     queued_at: Mapped[datetime] = mapped_column(DateTime())
     created_at: Mapped[datetime] = mapped_column(DateTime())
     updated_at: Mapped[datetime] = mapped_column(DateTime())
+    #: When an e-mail carrying the cancellation link was last asked for (a repeat registration
+    #: re-sends it at most every `domain.RESEND_AFTER`).
+    link_sent_at: Mapped[datetime | None] = mapped_column(DateTime())
 
     __table_args__ = (
-        UniqueConstraint("event_id", "email", name="uq_registrations_event_email"),
+        UniqueConstraint("event_id", "email_digest", name="uq_registrations_event_person"),
         Index("ix_registrations_event_status", "event_id", "status"),
     )
 

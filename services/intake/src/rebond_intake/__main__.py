@@ -6,11 +6,13 @@ expire (intake's store holds no personal data: references, hashes, statuses and 
 
 import asyncio
 import gc
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
+from rebond_http import private
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
@@ -27,25 +29,29 @@ async def _anonymise(settings: IntakeSettings) -> None:
         await store.close()
 
 
+def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The app's server and its sockets: INTAKE_HOST:INTAKE_PORT, and INTAKE_INTERNAL_PORT when
+    set; uvicorn's proxy headers off, so only INTAKE_TRUSTED_PROXIES says who the client is
+    (`rebond_http`)."""
+    return private.server_for(
+        create_app(settings),
+        settings,
+        # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
+        # uvloop or httptools is missing; both come with uvicorn[standard].
+        loop="uvloop",
+        http="httptools",
+    )
+
+
 def main() -> None:
     settings = IntakeSettings()
     configure_logging(settings.log_level)
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
-    app = create_app(settings)
+    server, sockets = build_server(settings)
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
-        # uvloop or httptools is missing; both come with uvicorn[standard].
-        loop="uvloop",
-        http="httptools",
-    )
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

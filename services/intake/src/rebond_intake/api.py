@@ -214,8 +214,24 @@ def _invalid(locale: str, errors: list[dict[str, Any]]) -> JSONResponse:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Send the questionnaire",
+    operation_id="submit",
     responses={
-        202: {"content": {"application/json": {"example": _EXAMPLE_ACCEPTED}}},
+        202: {
+            "content": {"application/json": {"example": _EXAMPLE_ACCEPTED}},
+            "links": {
+                "get_status": {
+                    "operationId": "get_status",
+                    "parameters": {"reference": "$response.body#/reference"},
+                },
+                "request_erasure": {
+                    "operationId": "request_erasure",
+                    "parameters": {
+                        "reference": "$response.body#/reference",
+                        "header.X-Erasure-Secret": "$response.body#/erasure_secret",
+                    },
+                },
+            },
+        },
         409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
         413: {"model": Problem, "description": "Body over the size limit"},
         415: {"model": Problem, "description": "Not JSON"},
@@ -347,7 +363,17 @@ def _accepted_reply(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ErasureAccepted,
     summary="Withdraw consent and erase the person's data",
+    operation_id="request_erasure",
     responses={
+        202: {
+            "description": "Accepted: every service erases what it holds",
+            "links": {
+                "get_status": {
+                    "operationId": "get_status",
+                    "parameters": {"reference": "$response.body#/reference"},
+                }
+            },
+        },
         403: {"model": Problem, "description": "Wrong erasure secret"},
         404: {"model": Problem, "description": "Unknown reference"},
         503: {"model": Unavailable, "description": "Kafka or the store unreachable: retry"},
@@ -460,7 +486,11 @@ def _wrong_secret() -> JSONResponse:
     )
 
 
-@router.get("/v1/questionnaire", summary="The questions, options and labels (fr, en)")
+@router.get(
+    "/v1/questionnaire",
+    summary="The questions, options and labels (fr, en)",
+    operation_id="get_questionnaire",
+)
 async def get_questionnaire() -> dict[str, Any]:
     """Everything a portal needs to render the form; the distress question comes first."""
     return questionnaire_form()
@@ -470,6 +500,7 @@ async def get_questionnaire() -> dict[str, Any]:
     "/v1/submissions/{reference}",
     response_model=SubmissionStatus,
     summary="A person's status timeline",
+    operation_id="get_status",
     responses={
         403: {"model": Problem, "description": "Wrong erasure secret (`X-Erasure-Secret`)"},
         404: {"model": Problem, "description": "Unknown reference"},

@@ -1,11 +1,11 @@
 """Intake's composition root: builds the app and its adapters; tests pass fakes instead."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -16,7 +16,11 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebond_http.clients import ClientAddress
 from rebond_http.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.inputs import Loc
+from rebond_http.methods import allowed_methods
+from rebond_http.private import PrivateRoutes
 from rebond_intake.api import router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
@@ -61,6 +65,13 @@ async def _start_store_forever(
         else:
             app.state.store_ready = True
             return
+
+
+def _invalid_text(headers: Mapping[str, str], locations: list[Loc]) -> dict[str, Any]:
+    """The guard's 422 for text that is not text, in intake's shape and the person's language."""
+    locale = request_locale(None, headers.get("accept-language"))
+    errors = [{"loc": loc, "type": "invalid_characters"} for loc in locations]
+    return {"error": "invalid", "locale": locale, "detail": localise(errors, locale)}
 
 
 def create_app(
@@ -151,9 +162,15 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(app.router.routes, request.scope),
+            }
         return JSONResponse(
             status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            headers=headers,
             content={"error": codes.get(error.status_code, "error"), "message": str(error.detail)},
         )
 
@@ -171,6 +188,8 @@ def create_app(
         SubmissionGuard,
         limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body_bytes=settings.max_body_bytes,
+        clients=ClientAddress(settings.trusted_proxies),
+        invalid=_invalid_text,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -186,6 +205,9 @@ def create_app(
             expose_headers=["Retry-After"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
     obs.install(app)  # last: its middleware is the outermost
     return app

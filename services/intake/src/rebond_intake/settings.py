@@ -6,13 +6,17 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from rebond_http.settings import EdgeSettings
 from rebond_kafka.settings import ServiceSettings
 
 #: Refused when INTAKE_ENVIRONMENT=production.
 DEFAULT_ERASURE_KEY = "dev-only-erasure-key-change-me"
 
 
-class IntakeSettings(ServiceSettings):
+class IntakeSettings(ServiceSettings, EdgeSettings):
+    """Intake's own settings; the public edge's (body and rate limits, trusted proxies, HSTS,
+    internal port) come from `EdgeSettings`, as `INTAKE_*` too."""
+
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
@@ -46,12 +50,6 @@ class IntakeSettings(ServiceSettings):
     data_dir: Path = Path(".run/intake")
     #: SQLAlchemy URL of the status store; empty means `sqlite+aiosqlite:///<data_dir>/intake.db`.
     database_url: str = ""
-    #: Largest accepted request body, in bytes (`413` above).
-    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
-    #: Submissions allowed per client and per minute (refill rate); 0 disables the limit.
-    rate_limit_per_minute: float = Field(default=20.0, ge=0)
-    #: Submissions a client may send in a burst before the rate applies.
-    rate_limit_burst: int = Field(default=10, ge=1)
     #: Browser origins allowed to call the API (comma-separated), e.g. the portal's own site.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: How often the status page refreshes, in seconds.
@@ -78,8 +76,6 @@ class IntakeSettings(ServiceSettings):
                 )
             if "*" in self.cors_origins:
                 raise ValueError("INTAKE_CORS_ORIGINS may not be '*' in production")
-            if self.rate_limit_per_minute == 0:
-                raise ValueError("INTAKE_RATE_LIMIT_PER_MINUTE may not be 0 in production")
         return self
 
     @property

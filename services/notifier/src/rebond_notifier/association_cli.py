@@ -9,7 +9,9 @@ REBOND_ASSOCIATION (default for --association), and for a secured cluster
 REBOND_KAFKA_SECURITY_PROTOCOL (SASL_PLAINTEXT, SASL_SSL), REBOND_KAFKA_SASL_MECHANISM
 (default SCRAM-SHA-512), REBOND_KAFKA_SASL_USERNAME (association-<id>), REBOND_KAFKA_SASL_PASSWORD
 (or REBOND_KAFKA_SASL_PASSWORD_FILE), and over SASL_SSL REBOND_KAFKA_SSL_CAFILE (the CA that
-signed the brokers' certificates, when not one the system trusts).
+signed the brokers' certificates, when not one the system trusts). Or by the association's
+client configuration file, the one kcat reads with -F (`--config FILE` or
+REBOND_KAFKA_CONFIG_FILE), whose settings take precedence over the environment's.
 `accept` and `decline` find the referral id by reading the association's own referral topic
 for the reference (the latest referral with that key), unless `--referral-id` is given.
 """
@@ -17,14 +19,16 @@ for the reference (the latest referral with that key), unless `--referral-id` is
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
@@ -54,13 +58,69 @@ class ClientSettings(KafkaClientSettings):
         validation_alias=AliasChoices("REBOND_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
     )
     association: AssociationId | None = None
+    kafka_config_file: Path | None = None
 
     def kafka(self) -> dict[str, Any]:
-        return {"bootstrap_servers": self.kafka_bootstrap_servers, **aiokafka_options(self)}
+        try:
+            options = aiokafka_options(self)
+        except (OSError, ssl.SSLError) as error:  # the TLS files: a CA or certificate
+            files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+            named = ", ".join(str(path) for path in files if path)
+            raise CliError(f"cannot use the TLS files ({named}): {error}") from error
+        return {"bootstrap_servers": self.kafka_bootstrap_servers, **options}
 
 
 class CliError(Exception):
     """Shown to the user as is, exit status 2."""
+
+
+#: The settings of a librdkafka client configuration file (what `kafkactl.py` writes into
+#: `.run/kafka/clients/<principal>.librdkafka.conf`, what kcat reads with -F), by field.
+LIBRDKAFKA_KEYS = {
+    "bootstrap.servers": "REBOND_KAFKA_BOOTSTRAP_SERVERS",
+    "security.protocol": "kafka_security_protocol",
+    "sasl.mechanisms": "kafka_sasl_mechanism",
+    "sasl.mechanism": "kafka_sasl_mechanism",
+    "sasl.username": "kafka_sasl_username",
+    "sasl.password": "kafka_sasl_password",
+    "ssl.ca.location": "kafka_ssl_cafile",
+    "ssl.certificate.location": "kafka_ssl_certfile",
+    "ssl.key.location": "kafka_ssl_keyfile",
+}
+
+
+def load_settings(config_file: Path | None = None) -> ClientSettings:
+    """The environment's settings, with those of the association's client configuration file
+    (`config_file`, else REBOND_KAFKA_CONFIG_FILE) in their place: the one file an association
+    holds then serves kcat, its own scripts and this client alike. A line this client cannot
+    honour is refused by name rather than ignored: a setting silently dropped (a CA, say) would
+    connect differently from what the file says."""
+    settings = ClientSettings()
+    path = config_file or settings.kafka_config_file
+    if path is None:
+        return settings
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot read the configuration file {path}: {error.strerror}") from error
+    values: dict[str, str] = {}
+    lines: dict[str, str] = {}  # field -> the file's setting, to name it in an error
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, equals, value = (part.strip() for part in line.partition("="))
+        if not equals or key not in LIBRDKAFKA_KEYS:
+            raise CliError(
+                f"{path}, line {number}: unsupported setting {key!r} "
+                f"(known: {', '.join(sorted(LIBRDKAFKA_KEYS))})"
+            )
+        values[LIBRDKAFKA_KEYS[key]] = value
+        lines[LIBRDKAFKA_KEYS[key]] = f"line {number}: {key}"
+    try:
+        return ClientSettings(**values)  # type: ignore[arg-type]  # text, which pydantic reads
+    except ValidationError as error:
+        wrong = ", ".join(lines.get(str(e["loc"][0]), str(e["loc"][0])) for e in error.errors())
+        raise CliError(f"{path}, {wrong}: not a value this client knows") from error
 
 
 def show(line: str, out: TextIO) -> None:
@@ -233,6 +293,12 @@ def parser() -> argparse.ArgumentParser:
             type=AssociationId,
             help="your association id (default: REBOND_ASSOCIATION)",
         )
+        sub.add_argument(
+            "--config",
+            type=Path,
+            help="your client configuration file, association-<id>.librdkafka.conf "
+            "(default: REBOND_KAFKA_CONFIG_FILE, else the REBOND_KAFKA_* variables)",
+        )
 
     listen_cmd = commands.add_parser("listen", help="print each new referral as it arrives")
     with_association(listen_cmd)
@@ -259,7 +325,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     reconnect.install()  # a `listen` left running through a broker outage knocks, not spins
-    settings = ClientSettings()
+    try:
+        settings = load_settings(args.config)
+    except CliError as error:
+        show(f"rebond-association: {error}", sys.stderr)
+        return 2
     association = args.association or settings.association
     if association is None:
         print("rebond-association: give --association or set REBOND_ASSOCIATION", file=sys.stderr)
