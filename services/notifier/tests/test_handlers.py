@@ -101,12 +101,12 @@ async def test_an_answer_given_while_kafka_is_away_is_recorded_then_published(
     tmp_path: Path,
 ) -> None:
     """Kafka away: the accept link's page still says "enregistrée" (the answer and its message
-    committed together) and wakes the relay's round; the answer goes out once Kafka is back,
+    committed together) and asks for its publication; the answer goes out once Kafka is back,
     once, and the link then says it was given."""
     store: DeliveryStore = await sqlite_store(tmp_path)
-    kafka, wakes = Kafka(), []
+    kafka, to_publish = Kafka(), []
     app = FastAPI()
-    app.include_router(build_router(store, KEY, lambda: wakes.append(1), lambda: datetime.now(UTC)))
+    app.include_router(build_router(store, KEY, to_publish.append, lambda: datetime.now(UTC)))
     claims = AnswerClaims(
         referral_id=uuid.uuid4(), reference="RB-7K3M-Q9XA-2DFE-W8NB",
         association_id=AssociationId.APESA, action=Action.ACCEPT, expires_at=2**40,
@@ -118,9 +118,9 @@ async def test_an_answer_given_while_kafka_is_away_is_recorded_then_published(
         async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
             page = await client.post(link)
             assert page.status_code == 200 and "acceptée" in page.text, page.text
-            assert wakes == [1]
+            assert to_publish == [claims.reference]
             with pytest.raises(ConnectionError):
-                await relay.flush()  # the round the page woke: Kafka still away
+                await relay.flush([claims.reference])  # the round it asked for: Kafka away
             kafka.back = True
             assert await relay.flush() == 1
             assert await relay.flush() == 0

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
@@ -168,6 +168,7 @@ def build(
             webhook_timeout_s=settings.webhook_timeout_s, smtp_timeout_s=settings.smtp_timeout_s,
         ),
         poll_interval_s=settings.poll_interval_s, clock=clock,
+        stale_after=timedelta(seconds=settings.outbox_stale_after_s),
     )  # fmt: skip
     handlers = Handlers(store, relay, associations, links, dispatcher.wake)
     subscribe_all(broker, handlers, settings, obs.record_scope)
@@ -175,7 +176,8 @@ def build(
     obs.watch_kafka(link)
     count_referrals_and_deliveries(obs)
     notifier = Notifier(settings, store, relay, broker, dispatcher, link, mailer, webhooks)
-    notifier.web = _web(notifier, obs, build_router(store, link_key, dispatcher.wake, clock))
+    answers = build_router(store, link_key, dispatcher.publish_soon, clock)
+    notifier.web = _web(notifier, obs, answers)
     return notifier
 
 

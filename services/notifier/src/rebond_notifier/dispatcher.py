@@ -5,10 +5,12 @@ e-mail or a webhook, it only records them (see `consumer.py`). Each final outcom
 the outbox as a `DeliveryV1` with the delivery's final status (`DeliveryStore.finish`); e-mails
 about a conference registration have no submission reference and publish no outcome.
 
-Each round flushes the outbox (`rebond_sql.outbox.Relay`): the outcomes, the answers given
-through the links (the answer page wakes a round once it committed one), and whatever a
-crashed instance or a failed flush left behind. So the dispatcher's rounds are also the
-outbox's periodic task.
+Each round flushes the outbox (`rebond_sql.outbox.Relay`), and is so also its periodic task:
+first the messages this process wrote since the last round (its outcomes, and the answers given
+through the links: the answer page says `publish_soon` once it committed one), then any
+message that waited longer than `stale_after` (a crashed instance's, or one whose flush failed).
+Another live instance's fresh messages are left to it: two instances publishing one message at
+the same moment would send it twice (recognisable by its event id, but for nothing).
 
 The store is asked as little as the guarantees allow: a lane claims its deliveries a chunk at a
 time (one statement), records each outcome as soon as it is known (one transaction, which also
@@ -84,6 +86,7 @@ class Dispatcher:
         poll_interval_s: float = 1.0,
         gather_s: float = 0.01,
         clock: Callable[[], datetime] = utc_now,
+        stale_after: timedelta = timedelta(seconds=10),
     ) -> None:
         self.store = store
         self.mailer = mailer
@@ -94,12 +97,21 @@ class Dispatcher:
         self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.gather_s = gather_s
+        self.stale_after = stale_after
+        #: Subjects this process wrote outbox messages about since the last round.
+        self._to_publish: set[str] = set()
         self._wake = asyncio.Event()
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._stopping = False
 
     def wake(self) -> None:
         """New work was recorded: look at once instead of at the next poll."""
+        self._wake.set()
+
+    def publish_soon(self, subject: str) -> None:
+        """A message about `subject` was committed to the outbox: publish it at once (the next
+        round, woken now)."""
+        self._to_publish.add(subject)
         self._wake.set()
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -130,7 +142,7 @@ class Dispatcher:
                 self._wake.clear()
                 wait_s = self.poll_interval_s
                 try:
-                    await self.relay.flush()
+                    await self._flush()
                     await self._start_lanes()
                     failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
@@ -151,6 +163,18 @@ class Dispatcher:
                 for task in list(self._lanes.values()):
                     with suppress(asyncio.CancelledError):
                         await task
+
+    async def _flush(self) -> None:
+        """Publish what this process wrote, then whatever waited longer than `stale_after`
+        (see the module). Subjects whose flush failed are tried again next round."""
+        subjects, self._to_publish = self._to_publish, set()
+        try:
+            if subjects:
+                await self.relay.flush(sorted(subjects))
+        except BaseException:
+            self._to_publish |= subjects
+            raise
+        await self.relay.flush(older_than=self.stale_after)
 
     async def _start_lanes(self) -> None:
         if self._stopping:
@@ -283,9 +307,12 @@ class Dispatcher:
         self, delivery: Delivery, status: DeliveryStatus, attempt: int, error: str | None,
         rest: Lease,
     ) -> list[int]:  # fmt: skip
-        return await self.store.finish(
+        held = await self.store.finish(
             delivery, status, attempt, error, then_check=rest, now=self.clock()
         )
+        if delivery.reference:  # its outcome is in the outbox: the chunk's end publishes it
+            self._to_publish.add(delivery.reference)
+        return held
 
     def _schedule_wake(self, delay_s: float) -> None:
         asyncio.get_running_loop().call_later(delay_s, self._wake.set)

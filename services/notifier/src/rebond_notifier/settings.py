@@ -105,6 +105,9 @@ class NotifierSettings(ServiceSettings):
     lease_s: float = 120.0
     #: How often the dispatcher looks for due deliveries when nothing woke it up.
     poll_interval_s: float = 1.0
+    #: Outbox messages left this long (a crashed instance's, or one whose publication failed)
+    #: are published by any instance's next round; each instance publishes its own at once.
+    outbox_stale_after_s: float = Field(default=10.0, gt=0)
     #: Delivery rows older than this lose their message and error text
     #: (`python -m rebond_notifier anonymise`).
     retention_days: int = Field(default=30, ge=1)

@@ -4,8 +4,8 @@ second) with a 4xx status: tampered (400), already answered (409), expired or mo
 
 The answer is recorded with its message in the outbox, in one transaction
 (`DeliveryStore.record_answer`), and the page says "enregistrée" once that committed; the
-relay publishes it afterwards (the page wakes the dispatcher's round, which flushes the
-outbox), and again after a failure until Kafka has it. No transaction waits for Kafka, and an
+relay publishes it afterwards (the page asks the dispatcher's next round, at once, to publish
+it: `Dispatcher.publish_soon`), and again after a failure until Kafka has it. No transaction waits for Kafka, and an
 answer given while Kafka is away is kept, not refused. Publishing it more than once (a crash
 between Kafka's acknowledgement and the outbox row's deletion) is safe: its event id is derived
 from the referral and the answer, and the router recognises an event id it handled. An erasure
@@ -192,10 +192,13 @@ _FORM = {
 
 
 def build_router(
-    store: DeliveryStore, key: bytes, wake: Callable[[], None], clock: Callable[[], datetime]
+    store: DeliveryStore,
+    key: bytes,
+    publish_soon: Callable[[str], None],
+    clock: Callable[[], datetime],
 ) -> APIRouter:
-    """The answer pages: links signed with `key`, answers recorded in `store`, then `wake` (a
-    round of the dispatcher, which flushes the outbox)."""
+    """The answer pages: links signed with `key`, answers recorded in `store` with their
+    message, which `publish_soon(reference)` then has published."""
     router = APIRouter(tags=["answer links"])
 
     @router.get("/reponse.css", include_in_schema=False)
@@ -336,7 +339,7 @@ def build_router(
                 en="Your answer could not be recorded just now; please try again in a few "
                 "minutes with the same link.",
             )
-        wake()
+        publish_soon(claims.reference)
         log.info(
             "answer_recorded",
             reference=claims.reference,
