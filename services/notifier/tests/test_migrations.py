@@ -10,13 +10,27 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from rebond_notifier.messages import OUTCOME_NAMESPACE
-from rebond_notifier.store import MIGRATIONS, DeliveryStore, metadata, migrate
+from rebond_notifier.store import MIGRATIONS, DeliveryStore, Offer, metadata, migrate
 from rebond_sql import Database
 from rebond_sql.migrations import upgrade
+from rebond_sql.outbox import Message
 from rebond_sql.testing import schema_differences
 
 KEPT, ERASED = "RB-7K3M-Q9XA-2DFE-W8NB", "RB-0000-0000-0000-0001"
 AT = 1_796_550_000.5  # 2026-12-06 09:40:00.5 UTC
+#: An older notifier's notes of referrals handed to APESA: one published, one it could not.
+NOTES = [
+    {"referral_id": str(uuid.uuid4()), "reference": KEPT, "association_id": "apesa",
+     "noted_at": AT, "published_at": published}
+    for published in (AT, None)
+]  # fmt: skip
+
+
+def _offer(note: dict[str, object]) -> Offer:
+    referral = str(note["referral_id"])
+    message = Message(topic="referrals.apesa", key=KEPT, value=b"{}", subject=KEPT,
+                      headers={"ce_id": referral})  # fmt: skip
+    return Offer(referral, KEPT, "apesa", [], message)
 
 
 def test_the_migrations_make_exactly_the_stores_tables(sql_url: str) -> None:
@@ -78,6 +92,8 @@ async def _older_log(url: str) -> dict[str, dict[str, object]]:
         )
         deliveries = sa.table("notifier_deliveries", *(sa.column(c) for c in rows["sent"]))
         connection.execute(sa.insert(deliveries), list(rows.values()))
+        offers = sa.table("notifier_referrals", *(sa.column(c) for c in NOTES[0]))
+        connection.execute(sa.insert(offers), NOTES)
 
     database = Database(url)
     try:
@@ -110,8 +126,13 @@ async def test_an_older_log_is_brought_to_todays_with_its_data(sql_url: str) -> 
         )
         assert tombstone == [(hashlib.sha256(ERASED.encode()).hexdigest(),)]
         [waiting] = await store.database.run(store.outbox.pending)
+        await store.database.run(lambda c: store.outbox.forget(c, [waiting.id]))
+        # The decisions read again: only the referral the older notifier could not publish goes.
+        await store.offer([_offer(note) for note in NOTES])
+        [unpublished] = await store.database.run(store.outbox.pending)
     finally:
         await store.close()
+    assert unpublished.headers["ce_id"] == NOTES[1]["referral_id"]
     sent = rows["sent"]
     key = f"{sent['referral_id']}:association_email:offer:sent"
     assert waiting.headers["ce_id"] == str(uuid.uuid5(OUTCOME_NAMESPACE, key))

@@ -142,6 +142,20 @@ async def test_a_withdrawal_kafka_refused_goes_with_the_next_flush(store: Delive
     assert kafka.topic == [("offered", REFERRAL), ("withdrawn", REFERRAL), ("withdrawn", REFERRAL)]
 
 
+async def test_a_decision_read_again_publishes_its_referral_once(store: DeliveryStore) -> None:
+    """A decision read again before its referral went out (a failed flush, a crash) or after
+    (a rebalance): the referral is published once, its deliveries recorded once."""
+    kafka = Kafka()
+    relay = store.relay(kafka.send)
+    first = await store.offer([OFFER], now=at(1))
+    again = await store.offer([OFFER], now=at(2))
+    await relay.flush()
+    await store.offer([OFFER], now=at(3))
+    await relay.flush()
+    assert kafka.topic == [("offered", REFERRAL)]
+    assert (first.deliveries, again.deliveries) == (2, 0)
+
+
 async def test_nothing_about_an_erased_reference_is_recorded_or_published(
     store: DeliveryStore,
 ) -> None:

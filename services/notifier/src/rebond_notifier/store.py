@@ -166,6 +166,9 @@ offered = Table(
     Column("reference", String(32), nullable=False, index=True),
     Column("association_id", String(32), nullable=False),
     Column("noted_at", UTCDateTime, nullable=False),
+    #: When its referral was written to the outbox (before the outbox: when it was published);
+    #: NULL for a decision an older notifier could not publish: reading it again writes it.
+    Column("queued_at", UTCDateTime, nullable=True),
 )
 
 #: One row per erased reference, nothing else about it (see the module's docstring).
@@ -491,7 +494,11 @@ class DeliveryStore:
     async def offer(self, offers: Sequence[Offer], *, now: datetime | None = None) -> Offered:
         """For the offers of references not erased: note each offer (`notifier_referrals`),
         record the deliveries it calls for and write its referral to the outbox, in one
-        transaction under the references' (shared) locks; the others are left out.
+        transaction under the references' (shared) locks; the others are left out. A referral
+        is written to the outbox once: a decision read again (after a failed flush, a crash or
+        a rebalance) finds its offer queued, and the outbox keeps its message until Kafka
+        acknowledged it, so the relay publishes it once, or again under the same event id only
+        after a crash between Kafka's acknowledgement and the message's deletion.
 
         The relay publishes the outbox holding the references' shared locks until Kafka has
         acknowledged what it read (`rebond_sql.outbox.Relay`, given `lock`). An erasure takes
@@ -524,12 +531,20 @@ class DeliveryStore:
             erased = _checked(connection, {offer.reference for offer in offers})
             kept = [offer for offer in offers if offer.reference not in erased]
             if kept:
-                connection.execute(
-                    _insert(connection, offered).on_conflict_do_nothing(),
-                    [{"referral_id": o.referral_id, "reference": o.reference,
-                      "association_id": o.association_id, "noted_at": now} for o in kept],
+                upsert = _insert(connection, offered)
+                queued = set(
+                    connection.execute(
+                        upsert.on_conflict_do_update(
+                            index_elements=["referral_id"],
+                            set_={"queued_at": upsert.excluded.queued_at},
+                            where=offered.c.queued_at.is_(None),
+                        ).returning(offered.c.referral_id),
+                        [{"referral_id": o.referral_id, "reference": o.reference,
+                          "association_id": o.association_id, "noted_at": now,
+                          "queued_at": now} for o in kept],
+                    ).scalars()
                 )  # fmt: skip
-                _publish(connection, [offer.message for offer in kept], now)
+                _publish(connection, [o.message for o in kept if o.referral_id in queued], now)
             added = _insert_deliveries(connection, [d for o in kept for d in o.deliveries], now)
             return Offered(kept, [o for o in offers if o.reference in erased], added)
 

@@ -1,12 +1,13 @@
 """The notifier's outbox (`notifier_outbox`, `rebond_sql.outbox`): what it publishes is written
 in the transaction of what it tells, and published after the commit.
 
-It replaces two ways of knowing what was published: a delivery's outcome, published once
-`outcome_published` said so, and a referral, `published_at` once Kafka had it. The outcomes of
-deliveries ended but not yet published become outbox messages here (built by this version's
-`rebond_notifier.messages.outcome`: this version's relay publishes them, under the event ids
-they would have had), then both columns go. A referral noted but never published is a decision
-not yet committed on Kafka: it is read again, and its referral written to the outbox then.
+It replaces `outcome_published`, which said whether a delivery's outcome was published: the
+outcomes of deliveries ended but not yet published become outbox messages here (built by this
+version's `rebond_notifier.messages.outcome`: this version's relay publishes them, under the
+event ids they would have had), then the column goes. A referral's `published_at` becomes
+`queued_at`, when its referral was written to the outbox: a referral an older notifier noted
+but could not publish (NULL) belongs to a decision not yet committed on Kafka, which is read
+again and writes it to the outbox then.
 
 Revision ID: 0003
 """
@@ -73,14 +74,14 @@ def upgrade() -> None:
     with op.batch_alter_table("notifier_deliveries", table_kwargs=AUTOINCREMENT) as batch:
         batch.drop_column("outcome_published")
     with op.batch_alter_table("notifier_referrals") as batch:
-        batch.drop_column("published_at")
+        batch.alter_column("published_at", new_column_name="queued_at")
 
 
 def downgrade() -> None:
-    """Back to the two columns, every outcome and referral taken as published (the outbox's
-    unsent messages are dropped with it)."""
+    """Back to `outcome_published`, every outcome taken as published, and to `published_at`
+    (the outbox's unsent messages are dropped with it)."""
     with op.batch_alter_table("notifier_referrals") as batch:
-        batch.add_column(sa.Column("published_at", UTCDateTime, nullable=True))
+        batch.alter_column("queued_at", new_column_name="published_at")
     with op.batch_alter_table("notifier_deliveries", table_kwargs=AUTOINCREMENT) as batch:
         batch.add_column(
             sa.Column("outcome_published", sa.Boolean, nullable=False, server_default=sa.true())
