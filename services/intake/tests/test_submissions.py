@@ -490,13 +490,13 @@ def test_unreachable_store_gets_503_not_500(tmp_path) -> None:
 
 
 def test_portal_assets_are_shipped_without_external_cdn(make_client) -> None:
-    """The page and its script and style come from intake itself, with no inline script."""
+    """Every page's script and style come from intake itself, with no inline script."""
     client = make_client()
-    page = client.get("/").text
-    assert re.findall(r'<script[^>]*src="([^"]+)"', page) == ["/static/portal.js"]
-    assert re.findall(r'<link[^>]*href="([^"]+)"', page) == ["/static/portal.css"]
-    assert "<script>" not in page
+    for path in ("/", "/suivi/RB-0000-0000-0000-0000", "/confidentialite", "/effacer"):
+        page = client.get(path).text
+        assert re.findall(r'<script[^>]*src="([^"]+)"', page) == ["/static/portal.js"]
+        assert re.findall(r'<link[^>]*href="([^"]+)"', page) == ["/static/portal.css"]
+        assert "<script>" not in page
     for asset in ("/static/portal.js", "/static/portal.css"):
         reply = client.get(asset)
         assert reply.status_code == 200 and "//cdn" not in reply.text
-    assert client.get("/suivi/RB-0000-0000-0000-0000").text == page

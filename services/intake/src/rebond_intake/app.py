@@ -177,7 +177,7 @@ def build(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        codes = {404: "not_found", 405: "method_not_allowed"}
+        codes = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
         headers = getattr(error, "headers", None)
         if error.status_code == 405:
             headers = {
