@@ -1,20 +1,28 @@
 """The portal's pages in Debian's headless Chromium, with JavaScript on and off, against a real
 uvicorn server; each page is audited with axe-core and photographed for the README."""
 
+import asyncio
 import os
 import re
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Reason, RoutingOutcomeV1
 from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
+from rebond_intake.store import SqlStatusStore
+from rebond_intake.timeline import record_of
 
 
 def free_port() -> int:
@@ -24,11 +32,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def portal_url(tmp_path_factory, fake_publisher_class) -> Iterator[str]:
-    """Intake served by uvicorn on a free port, with a fake publisher and a SQLite store."""
-    settings = IntakeSettings(
+def settings(tmp_path_factory) -> IntakeSettings:
+    return IntakeSettings(
         data_dir=tmp_path_factory.mktemp("intake"), rate_limit_per_minute=0, status_refresh_s=5
     )
+
+
+@pytest.fixture(scope="module")
+def portal_url(settings, fake_publisher_class) -> Iterator[str]:
+    """Intake served by uvicorn on a free port, with a fake publisher and a SQLite store."""
     app = build(settings, publisher=fake_publisher_class()).web
     port = free_port()
     server = uvicorn.Server(
@@ -233,3 +245,43 @@ def test_erasure_with_the_secret_and_the_same_answer_for_unknown_or_wrong(
     page.get_by_role("button", name=re.compile("Retirer")).click()
     expect(page.locator("#erased-title")).to_have_text("Votre consentement est retiré")
     audit(page, axe_source, "efface", js)
+
+
+def decide(settings: IntakeSettings, reference: str) -> None:
+    """The router's outcome lands in intake's SQLite store, as its consumer would write it."""
+    outcome = RoutingOutcomeV1(
+        decision_id=uuid.uuid4(), reference=reference,
+        primary=AssociationId.SOIXANTE_MILLE_REBONDS,
+        reasons=[Reason(code="stage_after_liquidation", fr="Vous êtes après une liquidation.",
+                        en="You are after a liquidation.")],
+        decided_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    async def add() -> None:
+        store = SqlStatusStore(settings.store_url)
+        await store.start()
+        try:
+            await store.add(record_of(str(uuid.uuid4()), outcome))
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's loop
+        thread.submit(asyncio.run, add()).result()
+
+
+def test_the_orientation_appears_once_decided(js: bool, page: Page, settings) -> None:
+    """Once the router decided, the page shows the association, why and its contact, by itself:
+    polled with JavaScript on the confirmation, refreshed every 5 s without it on /suivi."""
+    fill_valid(page)
+    send(page)
+    reference = page.locator("#reference").inner_text()
+    if not js:
+        page.get_by_role("link", name="Suivre ma demande").click()
+    expect(page.locator("#orientation")).to_contain_text("Nous cherchons")
+    decide(settings, reference)
+    orientation = page.locator("#orientation")
+    expect(orientation).to_contain_text("60 000 rebonds", timeout=15_000)
+    expect(orientation).to_contain_text("Vous êtes après une liquidation.")
+    expect(orientation.get_by_role("link", name="https://60000rebonds.com/")).to_be_visible()
+    if js:
+        expect(page.locator("#erasure-secret")).to_be_visible()  # still there to note down

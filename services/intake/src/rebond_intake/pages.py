@@ -22,7 +22,6 @@ from pydantic import ValidationError
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.contacts import PublicContact, national_resources, public_contact
-from rebond_contracts.geography import REGIONS
 from rebond_contracts.questionnaire import QuestionnaireV1
 from rebond_contracts.topics import erasure_window_days
 from rebond_intake import submissions
@@ -143,7 +142,6 @@ def _status_context(
             "steps": outcome.steps,
             "orientation": _orientation(outcome.steps, outcome.status),
             "pending": outcome.status in PENDING,
-            "regions": REGIONS,
         }
     return {"reference": reference, "steps": [], "orientation": None, "pending": True}
 
