@@ -269,7 +269,9 @@ def decide(settings: IntakeSettings, reference: str) -> None:
         thread.submit(asyncio.run, add()).result()
 
 
-def test_the_orientation_appears_once_decided(js: bool, page: Page, settings) -> None:
+def test_the_orientation_appears_once_decided(
+    js: bool, page: Page, settings: IntakeSettings, axe_source: str
+) -> None:
     """Once the router decided, the page shows the association, why and its contact, by itself:
     polled with JavaScript on the confirmation, refreshed every 5 s without it on /suivi."""
     fill_valid(page)
@@ -285,3 +287,4 @@ def test_the_orientation_appears_once_decided(js: bool, page: Page, settings) ->
     expect(orientation.get_by_role("link", name="https://60000rebonds.com/")).to_be_visible()
     if js:
         expect(page.locator("#erasure-secret")).to_be_visible()  # still there to note down
+    audit(page, axe_source, "confirmation-orientee", js)
