@@ -107,3 +107,15 @@ def test_erasure_form_names_the_missing_field(make_client) -> None:
     reply = make_client().post("/effacer", data={"reference": "RB-AAAA-AAAA-AAAA-AAAA"})
     assert reply.status_code == 422
     assert 'href="#secret">Code secret : ce champ est obligatoire.' in reply.text
+
+
+def test_an_older_page_sent_again_with_other_answers_is_explained(make_client, publisher) -> None:
+    """The same page key with other answers sends nothing and asks to check and send again."""
+    client = make_client()
+    client.post("/", data={**FORM, "idempotency_key": "page-key-0001"})
+    reply = client.post(
+        "/", data={**FORM, "needs": ["coaching"], "idempotency_key": "page-key-0001"}
+    )
+    assert reply.status_code == 422
+    assert "Cette page avait déjà été envoyée avec d&#39;autres réponses" in reply.text
+    assert len(publisher.events) == 1

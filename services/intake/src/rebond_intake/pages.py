@@ -9,6 +9,7 @@ Like the API's routes they only translate: a posted form becomes the contract's 
 `?lang=en` gives English.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 from importlib.resources import files
@@ -25,7 +26,7 @@ from rebond_contracts.contacts import PublicContact, national_resources, public_
 from rebond_contracts.questionnaire import QuestionnaireV1
 from rebond_contracts.topics import erasure_window_days
 from rebond_intake import submissions
-from rebond_intake.api import Intake
+from rebond_intake.api import IDEMPOTENCY_KEY_PATTERN, Intake
 from rebond_intake.errors import localise
 from rebond_intake.form_input import FormError, form_errors, questions, to_questionnaire
 from rebond_intake.resources import RESOURCES
@@ -91,7 +92,8 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
     except ValidationError as error:
         located = [{**e, "loc": ("body", *e["loc"])} for e in error.errors()]
         return _form(request, values, form_errors(localise(located, lang), lang), status_code=422)
-    key = str(form.get("idempotency_key") or "") or None
+    posted_key = str(form.get("idempotency_key") or "")
+    key = posted_key if re.fullmatch(IDEMPOTENCY_KEY_PATTERN, posted_key) else None
     match await intake.submissions.submit(questionnaire, key):
         case submissions.Accepted() as accepted:
             status = await intake.submissions.status(accepted.reference, lang)
@@ -99,7 +101,9 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
                 request, "confirmation.html", accepted=accepted,
                 **_status_context(accepted.reference, status, lang),
             )  # fmt: skip
-        case submissions.KeyReused() | submissions.NotText():
+        case submissions.KeyReused():  # an older page sent again with other answers
+            problem = "resent"
+        case submissions.NotText():
             problem = "invalid"
         case submissions.NotAccepted():
             problem = "unavailable"
