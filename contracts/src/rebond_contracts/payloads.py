@@ -54,6 +54,10 @@ class QuestionnaireCompletedV1(_Payload):
     reference: Reference
     received_at: AwareDatetime
     questionnaire: QuestionnaireV1
+    #: Whether the free text speaks of suicide or self-harm (intake's reviewed lexicon). Set
+    #: only with the person's explicit art. 9 consent (`consents.sensitive_data`); None
+    #: otherwise, so that nothing about distress leaves intake without it.
+    crisis_words: bool | None = None
 
 
 class Reason(_Payload):
