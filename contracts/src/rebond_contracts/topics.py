@@ -468,9 +468,12 @@ def all_topics() -> list[Topic]:
         *(
             dead_letters(s)
             for s in (
-                Service.ROUTER, Service.NOTIFIER, Service.INTAKE, Service.EVENTS,
+                Service.ROUTER,
+                Service.NOTIFIER,
+                Service.INTAKE,
+                Service.EVENTS,
                 Service.COORDINATION,
-            )  # fmt: skip
+            )
         ),
     ]
 
