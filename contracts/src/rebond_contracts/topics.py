@@ -40,6 +40,8 @@ class Service(StrEnum):
     ROUTER = "router"
     NOTIFIER = "notifier"
     EVENTS = "events"
+    #: The staff console (issues 21 and 22): the human queue and the associations' inbox.
+    COORDINATION = "coordination"
     ASSOCIATION = "association"
 
 
@@ -223,7 +225,9 @@ REFERRAL_STATUS = Topic(
     event_type="fr.rebond.referral.status",
     schema_version=1,
     writer=Service.ROUTER,
-    readers=(Service.INTAKE, Service.NOTIFIER),
+    #: Coordination: an answer given by e-mail link, an expiry or a re-orientation shows in the
+    #: associations' inbox and the human queue.
+    readers=(Service.INTAKE, Service.NOTIFIER, Service.COORDINATION),
     description="Each step of a referral's life: offered, accepted, declined, expired, unrouted.",
     #: No personal data beyond the reference; 30 days let a reader restored from a backup
     #: replay a referral's whole life (answer deadlines are at most 10 days, then re-orientation).
@@ -289,7 +293,8 @@ UNROUTED = Topic(
     event_type="fr.rebond.referral.unrouted",
     schema_version=1,
     writer=Service.ROUTER,
-    readers=(),
+    #: The staff console's human queue, worked by the grouping's coordinators.
+    readers=(Service.COORDINATION,),
     description="The human queue: consenting people whom no association holds (no contact details).",
     #: Read by people, who may take days to get to it; no contact details.
     retention_ms=30 * DAY_MS,
@@ -303,7 +308,8 @@ ERASURES = Topic(
     event_type="fr.rebond.privacy.erasure_requested",
     schema_version=1,
     writer=Service.INTAKE,
-    readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS),
+    #: Coordination deletes what the person shared from its inbox and queue.
+    readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS, Service.COORDINATION),
     description="A person withdrew consent and asked for erasure (the reference only).",
     #: The reference only: a service restored from a backup can replay the erasures it missed.
     retention_ms=90 * DAY_MS,
@@ -319,7 +325,9 @@ def referrals(association: AssociationId) -> Topic:
         event_type="fr.rebond.referral.offered",
         schema_version=1,
         writer=Service.NOTIFIER,
-        readers=(Service.ASSOCIATION,),
+        #: The association's own client, and the console's inbox, where its members (only
+        #: theirs: `rebond_coordination.policy`) read the same referral.
+        readers=(Service.ASSOCIATION, Service.COORDINATION),
         description=f"Referrals for {association.value}, with only what the person agreed to share.",
         #: Until the longest answer deadline of the directory (10 days) has passed: an
         #: association reading its topic now and then still finds a referral it may answer;
@@ -341,7 +349,9 @@ def responses(association: AssociationId) -> Topic:
         writer=Service.ASSOCIATION,
         readers=(Service.ROUTER,),
         description=f"Accept or decline answers from {association.value}.",
-        delegates=(Service.NOTIFIER,),
+        #: The notifier's answer links and the console's inbox answer on the association's
+        #: behalf, with one event id per referral and answer (`rebond_contracts.answers`).
+        delegates=(Service.NOTIFIER, Service.COORDINATION),
         #: An answer and a decline reason, no personal data: as `referrals.status`.
         retention_ms=30 * DAY_MS,
     )
@@ -457,7 +467,13 @@ def all_topics() -> list[Topic]:
         *(responses(a) for a in AssociationId),
         *(
             dead_letters(s)
-            for s in (Service.ROUTER, Service.NOTIFIER, Service.INTAKE, Service.EVENTS)
+            for s in (
+                Service.ROUTER,
+                Service.NOTIFIER,
+                Service.INTAKE,
+                Service.EVENTS,
+                Service.COORDINATION,
+            )
         ),
     ]
 
