@@ -33,9 +33,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import ReferralV1
+from rebond_contracts.payloads import ReferralV1, new_reference
 from rebond_contracts.topics import referrals, responses
-from rebond_intake.references import new_reference
 from rebond_kafka.acl_plan import groups_of
 from rebond_kafka.testing import records_to_end
 
