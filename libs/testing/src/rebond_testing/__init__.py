@@ -10,12 +10,15 @@ from rebond_testing.needs import IN_CI, unavailable
 from rebond_testing.ports import free_port, free_port_pair
 from rebond_testing.probe import TopicProbe, committed, headers, processed, read_until
 from rebond_testing.waiting import until, until_async
+from rebond_testing.webhooks import HookCall, WebhookSink
 
 __all__ = [
     "IN_CI",
+    "HookCall",
     "Mail",
     "MailSink",
     "TopicProbe",
+    "WebhookSink",
     "committed",
     "free_port",
     "free_port_pair",
