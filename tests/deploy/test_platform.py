@@ -215,7 +215,7 @@ def test_events_migrates_before_its_new_version_serves(prod: dict[str, Any]) -> 
     """An init container applies the events migrations; the service itself no longer does."""
     spec = prod["Deployment"]["rebond-events"]["spec"]["template"]["spec"]
     migrate = next(c for c in spec["initContainers"] if c["name"] == "migrate")
-    assert "migrate(" in " ".join(migrate["command"])
+    assert migrate["command"] == ["python", "-m", "rebond_events", "migrate"]
     assert migrate["image"] == spec["containers"][0]["image"]
     assert _env(prod["Deployment"]["rebond-events"])["EVENTS_MIGRATE_ON_START"] == "false"
 

@@ -2,27 +2,33 @@
 registered: the events service's outbox read by the notifier's own planning and delivery log
 (a real SQLite store), as its `conferences.registrations` consumer does."""
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 from rebond_contracts.topics import REGISTRATIONS
-from rebond_events.app import create_app
-from rebond_events.service import Outbound
+from rebond_events.app import build
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_notifier import planning
 from rebond_notifier.store import DeliveryStore
+from rebond_sql.outbox import Message
 
 KEY = "an-organiser-key-for-this-test"
 
 
 class Sink:
-    def __init__(self) -> None:
-        self.sent: list[Outbound] = []
+    """Kafka for the events service's outbox: keeps each message, acknowledged at once."""
 
-    async def send(self, event: Outbound) -> None:
-        self.sent.append(event)
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def send(self, message: Message) -> "asyncio.Future[None]":
+        self.sent.append(message)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
 
 
 class Clock:
@@ -44,7 +50,8 @@ async def test_a_repeat_registration_becomes_a_second_email_to_the_first_address
         public_base_url="https://conferences.example",
     )  # fmt: skip
     sink, clock = Sink(), Clock()
-    app = create_app(settings, sink=sink, clock=clock)
+    events = build(settings, send=sink.send, clock=clock)
+    app = events.web
     day = (clock.now + timedelta(days=20)).date().isoformat()
     async with (
         app.router.lifespan_context(app),
@@ -67,7 +74,7 @@ async def test_a_repeat_registration_becomes_a_second_email_to_the_first_address
         await client.post(
             url, json={"name": "Mallory", "email": "claire+x@example.org", "consent": True}
         )
-        await app.state.relay.settled()
+        await events.publisher.settled()
 
     records = [e for e in sink.sent if e.topic == REGISTRATIONS.name]
     deliveries = [

@@ -1,5 +1,6 @@
 """Fixtures of the events service's tests: the app on a real database, a fake Kafka sink."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -12,29 +13,33 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 
-from rebond_events.app import create_app
+from rebond_events.app import Events, build
 from rebond_events.domain import PARIS
-from rebond_events.service import Outbound
 from rebond_events.settings import EventsSettings, hash_api_key
+from rebond_sql.outbox import Message
 
 KEYS = {"second-souffle": "key-second-souffle-test", "60000-rebonds": "key-60000-rebonds-test"}
 BASE = "http://events.test"
 
 
 class FakeSink:
-    """Stands in for Kafka: keeps what was published; `down` makes it refuse like a dead broker."""
+    """Stands in for Kafka (`rebond_sql.outbox.Send`): keeps what was published, acknowledged
+    at once; `down` makes it refuse like a dead broker."""
 
     def __init__(self) -> None:
-        self.sent: list[Outbound] = []
+        self.sent: list[Message] = []
         self.down = False
 
-    async def send(self, event: Outbound) -> None:
+    async def send(self, message: Message) -> "asyncio.Future[None]":
         if self.down:
             raise KafkaConnectionError("broker down (fake)")
-        self.sent.append(event)
+        self.sent.append(message)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
 
     def payloads(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(e.value) for e in self.sent if e.topic == topic]
+        return [json.loads(m.value) for m in self.sent if m.topic == topic]
 
 
 class Clock:
@@ -52,7 +57,7 @@ class Clock:
 
 @dataclass
 class Running:
-    app: FastAPI
+    events: Events
     client: httpx.AsyncClient
     sink: FakeSink
     settings: EventsSettings
@@ -63,7 +68,11 @@ class Running:
 
     async def settled(self) -> None:
         """Wait for the publishes a request left to the background (registrations)."""
-        await self.app.state.relay.settled()
+        await self.events.publisher.settled()
+
+    @property
+    def app(self) -> FastAPI:
+        return self.events.web
 
 
 def settings_for(database_url: str, **overrides: Any) -> EventsSettings:
@@ -80,12 +89,13 @@ def settings_for(database_url: str, **overrides: Any) -> EventsSettings:
 
 async def running(settings: EventsSettings) -> AsyncIterator[Running]:
     sink, clock = FakeSink(), Clock()
-    app = create_app(settings, sink=sink, clock=clock)
+    events = build(settings, send=sink.send, clock=clock)
+    app = events.web
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
     ):
-        yield Running(app, client, sink, settings, clock)
+        yield Running(events, client, sink, settings, clock)
 
 
 @pytest.fixture

@@ -278,7 +278,9 @@ async def test_a_repeat_registration_mails_the_link_again_to_the_registered_addr
     ]
     assert sent[0]["registration_id"] == sent[1]["registration_id"]
     assert sent[1]["cancel_url"].startswith("http://events.test/inscriptions/")
-    assert len({e.event_id for e in service.sink.sent}) == len(service.sink.sent)  # one mail each
+    assert len({e.headers["ce_id"] for e in service.sink.sent}) == len(
+        service.sink.sent
+    )  # one mail each
     assert (await service.client.get(f"/v1/events/{event['id']}")).json()["confirmed"] == 1
 
 
@@ -412,9 +414,9 @@ async def test_events_wait_in_the_outbox_while_kafka_is_down(
     await register(service, event["id"], "claire@example.org")
     assert service.sink.sent == []
     service.sink.down = False
-    assert await service.app.state.relay.flush() == 2
+    assert await service.events.publisher.flush() == 2
     assert [e.topic for e in service.sink.sent] == [CONFERENCES.name, REGISTRATIONS.name]
-    assert await service.app.state.relay.flush() == 0
+    assert await service.events.publisher.flush() == 0
 
 
 async def test_personal_data_stays_out_of_announcements_and_logs(

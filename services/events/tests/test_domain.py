@@ -1,18 +1,29 @@
-"""Pure rules: seats, waitlist promotion, invitation choice, Paris time, signed links."""
+"""Pure rules: seats, waitlist promotion and places, what a registration form means, a
+conference's life, invitation choice, Paris time, signed links."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rebond_contracts.payloads import ConferenceKind, RegistrationChange
 from rebond_events.domain import (
     PARIS,
     RESEND_AFTER,
+    Arrival,
     CancelLinks,
     Candidate,
+    Conference,
+    Details,
+    EventStatus,
     InvalidLink,
+    Refusal,
+    Registration,
     RegistrationStatus,
+    arrival,
     choose_invitation,
     email_digest,
+    link_generation,
     may_resend,
     name_problem,
     normalise_email,
@@ -22,7 +33,8 @@ from rebond_events.domain import (
     tidy_name,
     to_paris,
     to_promote,
-    to_utc_naive,
+    told,
+    waitlist_positions,
 )
 
 CONFIRMED, WAITLISTED = RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED
@@ -114,7 +126,7 @@ def test_invitation_goes_to_the_next_event_in_the_department_else_the_region(
 )
 def test_naive_times_are_paris_times(given: datetime, utc: datetime) -> None:
     """An organiser's naive time is Paris wall-clock time; aware times keep their instant."""
-    assert to_utc_naive(given) == utc
+    assert to_paris(given).astimezone(UTC) == utc.replace(tzinfo=UTC)
     assert to_paris(given).tzinfo == PARIS
 
 
@@ -209,3 +221,128 @@ def test_invitations_remember_a_hash_of_the_normalised_email() -> None:
     """The same address, whatever its case or spaces, gives the same digest; no address kept."""
     assert email_digest(" Claire@Example.org ") == email_digest("claire@example.org")
     assert "claire" not in email_digest("claire@example.org")
+
+
+def registration(
+    status: RegistrationStatus = RegistrationStatus.CONFIRMED,
+    link_sent_at: datetime | None = None,
+    queued_at: datetime = NOW,
+    id: str = "r1",
+) -> Registration:
+    return Registration(
+        id=id, event_id="e1", name="Claire", email="claire@example.org", email_digest="d",
+        consent=True, locale="fr", status=status, queued_at=queued_at, created_at=queued_at,
+        updated_at=queued_at, link_sent_at=link_sent_at,
+    )  # fmt: skip
+
+
+CANCELLED = RegistrationStatus.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("existing", "expected"),
+    [
+        (None, Arrival.NEW),
+        (registration(CANCELLED, link_sent_at=NOW), Arrival.BACK),
+        (registration(CONFIRMED, link_sent_at=None), Arrival.REMIND),
+        (registration(WAITLISTED, link_sent_at=NOW - RESEND_AFTER), Arrival.REMIND),
+        (registration(CONFIRMED, link_sent_at=NOW - timedelta(minutes=9)), Arrival.QUIET),
+        (registration(WAITLISTED, link_sent_at=NOW), Arrival.QUIET),
+    ],
+)
+def test_what_a_registration_form_means(existing: Registration | None, expected: Arrival) -> None:
+    """A new person registers; one who cancelled comes back; one registered is e-mailed again,
+    at most every ten minutes, and nothing else changes."""
+    assert arrival(existing, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "change"),
+    [(CONFIRMED, RegistrationChange.CONFIRMED), (WAITLISTED, RegistrationChange.WAITLISTED)],
+)
+def test_a_person_registering_is_told_a_seat_or_the_waitlist(
+    status: RegistrationStatus, change: RegistrationChange
+) -> None:
+    """The e-mail of a registration says which of the two it got."""
+    assert told(status) == change
+
+
+@pytest.mark.parametrize(
+    ("statuses", "places"),
+    [
+        ([], {}),
+        ([CONFIRMED, CONFIRMED], {}),
+        ([CONFIRMED, WAITLISTED, CANCELLED, WAITLISTED], {"r1": 1, "r3": 2}),
+        ([WAITLISTED, WAITLISTED, WAITLISTED], {"r0": 1, "r1": 2, "r2": 3}),
+    ],
+)
+def test_waitlist_places_follow_the_queue(
+    statuses: list[RegistrationStatus], places: dict[str, int]
+) -> None:
+    """Each waitlisted registration's place counts only the waitlisted ahead of it."""
+    queue = [registration(status, id=f"r{n}") for n, status in enumerate(statuses)]
+    assert waitlist_positions(queue) == places
+
+
+@pytest.mark.parametrize(
+    ("queued_at", "generation"),
+    [
+        (datetime(2027, 1, 14, 17, 30, tzinfo=UTC), "2027-01-14T17:30:00"),
+        (datetime(2027, 1, 14, 18, 30, 0, 5, tzinfo=PARIS), "2027-01-14T17:30:00.000005"),
+    ],
+)
+def test_a_links_generation_is_its_naive_utc_text(queued_at: datetime, generation: str) -> None:
+    """The generation is the text links were signed with when the store kept naive UTC times,
+    so that a link already in a mailbox still matches its registration."""
+    assert link_generation(queued_at) == generation
+    assert registration(queued_at=queued_at).generation == generation
+
+
+def conference(starts_in: timedelta, status: EventStatus = EventStatus.SCHEDULED) -> Conference:
+    details = Details(
+        title="Rebondir", description="", kind=ConferenceKind.CONFERENCE,
+        starts_at=NOW + starts_in, ends_at=NOW + starts_in + timedelta(hours=2),
+        venue_address="1 rue", city="Lille", region="32", department="59", online_url=None,
+        capacity=10,
+    )  # fmt: skip
+    return Conference("e1", "o", details, status, 1, NOW, NOW)
+
+
+@pytest.mark.parametrize(
+    ("starts_in", "status", "refusal", "ended"),
+    [
+        (timedelta(days=1), EventStatus.SCHEDULED, None, False),
+        (timedelta(days=1), EventStatus.CANCELLED, Refusal.CANCELLED, False),
+        (timedelta(0), EventStatus.SCHEDULED, Refusal.STARTED, False),
+        (-timedelta(hours=1), EventStatus.SCHEDULED, Refusal.STARTED, False),
+        (-timedelta(hours=2), EventStatus.SCHEDULED, Refusal.STARTED, True),
+        (-timedelta(days=1), EventStatus.CANCELLED, Refusal.CANCELLED, True),
+    ],
+)
+def test_registrations_until_the_start_links_until_the_end(
+    starts_in: timedelta, status: EventStatus, refusal: Refusal | None, ended: bool
+) -> None:
+    """A conference takes registrations until it starts (never once cancelled); cancellation
+    links work until it ends."""
+    assert conference(starts_in, status).refuses_registration(NOW) == refusal
+    assert conference(starts_in, status).ended(NOW) == ended
+
+
+def test_each_change_of_a_conference_is_a_new_version() -> None:
+    """Changing or cancelling bumps the version and the time of the last change."""
+    later = NOW + timedelta(hours=1)
+    scheduled = conference(timedelta(days=3))
+    changed = scheduled.changed(replace(scheduled.details, city="Roubaix"), later)
+    cancelled = changed.cancel(later)
+    assert (changed.version, changed.details.city, changed.updated_at) == (2, "Roubaix", later)
+    assert (cancelled.version, cancelled.cancelled, scheduled.cancelled) == (3, True, False)
+
+
+def test_registering_again_after_cancelling_goes_to_the_end_of_the_queue() -> None:
+    """A person back after cancelling takes what they typed this time and a new generation."""
+    later = NOW + timedelta(days=1)
+    back = registration(CANCELLED).requeued("Zoé", "zoe@example.org", True, "en", WAITLISTED, later)
+    assert (back.name, back.email, back.locale, back.status) == (
+        "Zoé", "zoe@example.org", "en", WAITLISTED,
+    )  # fmt: skip
+    assert back.queued_at == later and back.generation != registration().generation

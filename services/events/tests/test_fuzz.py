@@ -6,6 +6,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,15 @@ import schemathesis
 from hypothesis import HealthCheck
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import shutdown_lifespans
+from sqlalchemy import create_engine
 
-from rebond_events.app import create_app
+from rebond_events import scheduling
+from rebond_events.app import build, utc_now
+from rebond_events.conferences import Conferences
 from rebond_events.models import EventIn
-from rebond_events.service import Conferences
 from rebond_events.settings import EventsSettings, hash_api_key
-from rebond_events.store import Base, migrate
+from rebond_events.store import apply, migrate
+from rebond_events.tables import metadata
 
 from .conftest import FakeSink
 
@@ -43,20 +47,29 @@ def _app() -> Any:
         organiser_keys={"second-souffle": hash_api_key(KEY)}, rate_limit_per_minute=0,
         outbox_interval_s=3600,
     )  # fmt: skip
-    app = create_app(settings, sink=FakeSink())
+    app = build(settings, send=FakeSink().send).web
     _seed(app.state.conferences)
     return app
 
 
 def _seed(conferences: Conferences) -> None:
-    """An empty store but for three upcoming conferences (their ids in SEEDED)."""
-    with conferences.engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
-    SEEDED.clear()
-    for city, department in (("Lille", "59"), ("Arras", "62"), ("Calais", "62")):
-        event = EventIn(**_REAL_EVENT, city=city, department=department)
-        SEEDED.append(conferences.create_event("second-souffle", event).id)
+    """An empty store but for three upcoming conferences (their ids in SEEDED), written by the
+    scheduling use case on a connection of its own (this runs outside the app's event loop)."""
+    engine = create_engine(conferences.store.database.url)
+    try:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(table.delete())
+            SEEDED.clear()
+            for city, department in (("Lille", "59"), ("Arras", "62"), ("Calais", "62")):
+                event = EventIn(**_REAL_EVENT, city=city, department=department)
+                schedule = partial(
+                    scheduling.schedule, announce=conferences.announce, clock=utc_now,
+                    organiser="second-souffle", data=event,
+                )  # fmt: skip
+                SEEDED.append(apply(connection, schedule, utc_now()).value.id)
+    finally:
+        engine.dispose()
 
 
 #: Every built-in check but one: `positive_data_acceptance` expects every request the schema

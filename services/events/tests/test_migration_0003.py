@@ -4,32 +4,20 @@ that the new rule counts as one person both stay (nobody loses a seat)."""
 from datetime import datetime
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from rebond_events.domain import email_digest
-from rebond_events.store import MIGRATIONS, build_engine, migrate
+from rebond_events.store import MIGRATIONS
+from rebond_sql.migrations import sync_url, upgrade
 
 T = datetime(2027, 1, 1, 12)
 
 
-def _upgrade(url: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, revision)
-
-
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-def test_existing_registrations_get_their_person_digest(
-    request: pytest.FixtureRequest, sqlite_url: str, database: str
-) -> None:
+def test_existing_registrations_get_their_person_digest(sql_url: str) -> None:
     """claire@ and claire+x@ registered before 0003 both keep their seat; later ones are one."""
-    url = request.getfixturevalue("postgres_url") if database == "postgresql" else sqlite_url
-    _upgrade(url, "0002")
-    engine = build_engine(url)
+    upgrade(sql_url, MIGRATIONS, "0002")
+    engine = create_engine(sync_url(sql_url))
     try:
         with engine.begin() as connection:
             connection.execute(
@@ -52,7 +40,7 @@ def test_existing_registrations_get_their_person_digest(
                     ),
                     {"id": f"r{seq}", "email": email, "t": T},
                 )
-        migrate(url)
+        upgrade(sql_url, MIGRATIONS, "0003")
         with engine.begin() as connection:
             rows = dict(
                 connection.execute(text("SELECT id, email_digest FROM registrations")).all()

@@ -14,7 +14,7 @@ import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from rebond_contracts.topics import REGISTRATIONS
-from rebond_events.app import create_app
+from rebond_events.app import build
 
 from .conftest import KEYS, FakeSink, in_days, settings_for
 
@@ -50,7 +50,7 @@ def portal(tmp_path: Path) -> Iterator[Portal]:
     settings = settings_for(f"sqlite:///{tmp_path / 'portal.db'}", public_base_url=url)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, sink=sink), host="127.0.0.1", port=port, log_config=None
+            build(settings, send=sink.send).web, host="127.0.0.1", port=port, log_config=None
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

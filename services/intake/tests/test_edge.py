@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_intake.app import create_app
+from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 from rebond_kafka.testing import PRODUCTION_KAFKA
 
@@ -58,7 +58,7 @@ def test_bytes_that_are_not_utf8_in_the_url_get_422(make_client, url, path) -> N
 def _client(base_url: str = "http://testserver", **overrides: object) -> TestClient:
     settings = IntakeSettings(**{"rate_limit_per_minute": 0, **overrides})
     return TestClient(
-        create_app(settings, publisher=FakePublisher(), store=FakeStore()), base_url=base_url
+        build(settings, publisher=FakePublisher(), store=FakeStore()).web, base_url=base_url
     )
 
 

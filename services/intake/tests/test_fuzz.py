@@ -13,7 +13,7 @@ from hypothesis import HealthCheck
 from schemathesis.config import SchemathesisConfig
 from schemathesis.python.asgi import shutdown_lifespans
 
-from rebond_intake.app import create_app
+from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 
 from .conftest import FakePublisher, FakeStore
@@ -31,7 +31,7 @@ def _app() -> Any:
     """Intake with the fakes of conftest.py; built at import, as schemathesis reads the schema
     at collection time."""
     settings = IntakeSettings(rate_limit_per_minute=0)
-    return create_app(settings, publisher=FakePublisher(), store=FakeStore())
+    return build(settings, publisher=FakePublisher(), store=FakeStore()).web
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app(), config=CONFIG)

@@ -1,6 +1,7 @@
 """The public edge's settings, the same in every service that has one, under its own prefix
 (`INTAKE_TRUSTED_PROXIES`, `EVENTS_TRUSTED_PROXIES`, …): a service's settings class derives
-from `EdgeSettings` and sets its `env_prefix`."""
+from `EdgeSettings` and sets its `env_prefix`. The internal port for operators, which every
+service has, is the settings base's (`rebond_service.settings.ServiceSettings`)."""
 
 from typing import Annotated, Any, Self
 
@@ -22,11 +23,6 @@ class EdgeSettings(BaseSettings):
     #: `Strict-Transport-Security: max-age=…` on every answer when above 0; set it only when
     #: people reach the service over HTTPS (e.g. 31536000, a year).
     hsts_max_age_s: int = Field(default=0, ge=0)
-    #: A second port for operators: `/metrics` and `/openapi.json` answer only there. Unset:
-    #: they answer on the public port in development and test, and nowhere in production.
-    internal_port: int | None = Field(default=None, ge=1, le=65535)
-    #: Where the internal port listens.
-    internal_host: str = "127.0.0.1"
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -35,17 +31,9 @@ class EdgeSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @property
-    def internal_public(self) -> bool:
-        """Whether the operators' paths answer on the public port (no internal port, not in
-        production)."""
-        return self.internal_port is None and getattr(self, "environment", None) != "production"
-
     @model_validator(mode="after")
     def _edge_safe(self) -> Self:
         prefix = str(self.model_config.get("env_prefix", ""))
-        if self.internal_port is not None and self.internal_port == getattr(self, "port", None):
-            raise ValueError(f"{prefix}INTERNAL_PORT must differ from {prefix}PORT")
         if getattr(self, "environment", None) == "production" and self.rate_limit_per_minute == 0:
             raise ValueError(f"{prefix}RATE_LIMIT_PER_MINUTE may not be 0 in production")
         return self

@@ -26,7 +26,7 @@ A handler decides what a failure means: raising is "try again" (the record is re
 handler that knows a record can never succeed dead-letters it itself (`DeadLetters.send`).
 """
 
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import chain
@@ -106,6 +106,8 @@ class DeadLetters:
 
 SingleHandler = Callable[[Received[T]], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Received[T]]], Awaitable[None]]
+#: A model of some fields of the main payload, for every topic subscribed or by topic.
+View = type[BaseModel] | Mapping[Topic, type[BaseModel]]
 
 
 @overload
@@ -118,7 +120,7 @@ def subscribe(
     group_id: str,
     description: str,
     batch: None = None,
-    view: type[BaseModel] | None = None,
+    view: View | None = None,
     record_scope: RecordScope = no_scope,
     title: str | None = None,
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
@@ -135,7 +137,7 @@ def subscribe(
     group_id: str,
     description: str,
     batch: Batch,
-    view: type[BaseModel] | None = None,
+    view: View | None = None,
     record_scope: RecordScope = no_scope,
     title: str | None = None,
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
@@ -151,21 +153,23 @@ def subscribe(
     group_id: str,
     description: str,
     batch: Batch | None = None,
-    view: type[BaseModel] | None = None,
+    view: View | None = None,
     record_scope: RecordScope = no_scope,
     title: str | None = None,
     auto_offset_reset: Literal["earliest", "latest"] = "earliest",
 ) -> None:
     """Declare a subscriber of `topics` (one group, `group_id`) that hands `handler` each record
     (or, with `batch`, each batch) read by its topic's contract. `view` reads only some fields of
-    the topics' main payload (`Topic.read`)."""
+    the topics' main payload (`Topic.read`); given by topic, it reads those topics so and the
+    others whole (a subscriber of several topics that needs two fields of one of them)."""
     by_name = {topic.name: topic for topic in ([topics] if isinstance(topics, Topic) else topics)}
     payload = next(iter(by_name.values())).payload
+    views = view if isinstance(view, Mapping) else dict.fromkeys(by_name.values(), view)
 
     async def read(record: Record) -> Received[Any] | None:
         topic = by_name[record.topic]
         try:
-            event = topic.read(record.value, record.headers, view=view)
+            event = topic.read(record.value, record.headers, view=views.get(topic))
         except EnvelopeError as error:
             with record_scope(record):
                 await dead_letters.send(record, str(error))

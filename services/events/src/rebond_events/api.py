@@ -1,4 +1,4 @@
-"""JSON API. Routes only translate: parse, call a use case in a worker thread, reply."""
+"""JSON API. Routes only translate: parse, call a use case (`conferences.Conferences`), reply."""
 
 import hashlib
 import hmac
@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.security import APIKeyHeader
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
-from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.payloads import ConferenceKind
 from rebond_contracts.questionnaire import Region
 from rebond_events.calendar import ics
+from rebond_events.conferences import Conferences
 from rebond_events.models import (
     CancelRequest,
     CancelResult,
@@ -27,8 +27,6 @@ from rebond_events.models import (
     RegistrationIn,
     RegistrationReceived,
 )
-from rebond_events.outbox import Relay
-from rebond_events.service import Conferences
 from rebond_events.settings import EventsSettings
 
 router = APIRouter(prefix="/v1")
@@ -57,11 +55,6 @@ def get_conferences(request: Request) -> Conferences:
     return conferences
 
 
-def get_relay(request: Request) -> Relay:
-    relay: Relay = request.app.state.relay
-    return relay
-
-
 def get_organiser(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> str:
     """The organiser whose API key was presented; 401 without a known key."""
     settings: EventsSettings = request.app.state.settings
@@ -81,7 +74,6 @@ def get_organiser(request: Request, key: Annotated[str | None, Depends(_api_key)
 MAX_PAGE = 10_000
 
 Store = Annotated[Conferences, Depends(get_conferences)]
-Outbox = Annotated[Relay, Depends(get_relay)]
 Organiser = Annotated[str, Depends(get_organiser)]
 
 _ERRORS: dict[int | str, dict[str, object]] = {
@@ -123,13 +115,9 @@ _ON_EVENT = (
         201: {"description": "Scheduled", "links": _links("$response.body#/id", *_ON_EVENT)},
     },
 )
-async def create_event(
-    data: EventIn, organiser: Organiser, store: Store, relay: Outbox
-) -> EventPublic:
+async def create_event(data: EventIn, organiser: Organiser, store: Store) -> EventPublic:
     """Schedule a conference (announced on `conferences.events`)."""
-    event = await run_in_threadpool(store.create_event, organiser, data)
-    await relay.flush_quietly()
-    return event
+    return await store.create_event(organiser, data)
 
 
 @router.patch(
@@ -138,12 +126,10 @@ async def create_event(
     responses={**_WRITE, 409: {"description": "The conference is cancelled"}},
 )
 async def update_event(
-    event_id: UUID, patch: EventPatch, organiser: Organiser, store: Store, relay: Outbox
+    event_id: UUID, patch: EventPatch, organiser: Organiser, store: Store
 ) -> EventPublic:
     """Change a conference; registrants are told, a larger room promotes the waitlist."""
-    event = await run_in_threadpool(store.update_event, organiser, str(event_id), patch)
-    await relay.flush_quietly()
-    return event
+    return await store.update_event(organiser, str(event_id), patch)
 
 
 @router.post(
@@ -157,13 +143,9 @@ async def update_event(
         },
     },
 )
-async def cancel_event(
-    event_id: UUID, organiser: Organiser, store: Store, relay: Outbox
-) -> EventPublic:
+async def cancel_event(event_id: UUID, organiser: Organiser, store: Store) -> EventPublic:
     """Cancel a conference; every registration is cancelled and its person told."""
-    event = await run_in_threadpool(store.cancel_event, organiser, str(event_id))
-    await relay.flush_quietly()
-    return event
+    return await store.cancel_event(organiser, str(event_id))
 
 
 @router.get(
@@ -186,7 +168,7 @@ async def registrations(
     event_id: UUID, organiser: Organiser, store: Store
 ) -> list[RegistrationForOrganiser]:
     """The organiser's list of registrations, waitlist in order."""
-    return await run_in_threadpool(store.registrations_of, organiser, str(event_id))
+    return await store.registrations_of(organiser, str(event_id))
 
 
 @router.get("/events", operation_id="list_events")
@@ -201,17 +183,15 @@ async def list_events(
     per_page: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> EventPage:
     """Upcoming conferences (from today, or from `from`), soonest first."""
-    return await run_in_threadpool(
-        lambda: store.list_events(
-            region=region, department=department, from_day=from_day, kind=kind,
-            page=page, per_page=per_page,
-        )
+    return await store.list_events(
+        region=region, department=department, from_day=from_day, kind=kind,
+        page=page, per_page=per_page,
     )  # fmt: skip
 
 
 @router.get("/events/{event_id}", operation_id="get_event", responses={404: _ERRORS[404]})
 async def get_event(event_id: UUID, store: Store) -> EventPublic:
-    return await run_in_threadpool(store.get_event, str(event_id))
+    return await store.get_event(str(event_id))
 
 
 @router.get(
@@ -222,7 +202,7 @@ async def get_event(event_id: UUID, store: Store) -> EventPublic:
 )
 async def calendar_file(event_id: UUID, store: Store) -> Response:
     """The conference as an `.ics` file (add to my calendar)."""
-    event = await run_in_threadpool(store.get_event, str(event_id))
+    event = await store.get_event(str(event_id))
     return Response(
         ics(event),
         media_type="text/calendar; charset=utf-8",
@@ -257,13 +237,10 @@ RECEIVED = {
         **_GUARD,
     },
 )
-async def register(
-    event_id: UUID, data: RegistrationIn, store: Store, relay: Outbox
-) -> RegistrationReceived:
+async def register(event_id: UUID, data: RegistrationIn, store: Store) -> RegistrationReceived:
     """Register: confirmed while seats are left, else waitlisted; a person already registered
     gets their link again by e-mail. The reply never tells which happened."""
-    await run_in_threadpool(store.register, str(event_id), data)
-    relay.flush_soon()
+    await store.register(str(event_id), data)
     return RegistrationReceived(event_id=str(event_id), message=RECEIVED[data.locale.value])
 
 
@@ -278,9 +255,7 @@ async def register(
     },
 )
 async def cancel_registration(
-    registration_id: UUID, data: CancelRequest, store: Store, relay: Outbox
+    registration_id: UUID, data: CancelRequest, store: Store
 ) -> CancelResult:
     """Cancel with the token of the e-mailed link; the first waitlisted person gets the seat."""
-    result = await run_in_threadpool(store.cancel_registration, str(registration_id), data.token)
-    await relay.flush_quietly()
-    return result
+    return await store.cancel_registration(str(registration_id), data.token)

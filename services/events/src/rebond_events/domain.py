@@ -1,20 +1,24 @@
-"""Pure domain rules of the Conférences du rebond: seats, waitlist, invitations, time, tokens.
+"""Pure domain rules of the Conférences du rebond: conferences and registrations as values,
+seats, waitlist, invitations, time, tokens.
 
-Nothing here touches a database, Kafka or the clock: callers pass what they know.
+Nothing here touches a database, Kafka or the clock: callers pass what they know (`now`
+included), and each change returns a new value for the caller to keep.
 """
 
 import base64
 import hashlib
 import hmac
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from itsdangerous import BadData, URLSafeTimedSerializer
+
+from rebond_contracts.payloads import ConferenceKind, RegistrationChange
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -28,6 +32,170 @@ class RegistrationStatus(StrEnum):
 class EventStatus(StrEnum):
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
+
+
+# --- Conferences and registrations -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Details:
+    """What an organiser says of a conference (times aware; shown in Paris time)."""
+
+    title: str
+    description: str
+    kind: ConferenceKind
+    starts_at: datetime
+    ends_at: datetime
+    venue_address: str
+    city: str
+    region: str
+    department: str
+    online_url: str | None
+    capacity: int
+
+
+class Refusal(StrEnum):
+    """Why a conference takes no registration."""
+
+    CANCELLED = "the conference is cancelled"
+    STARTED = "the conference has already started"
+
+
+@dataclass(frozen=True)
+class Conference:
+    id: str
+    organiser: str
+    details: Details
+    status: EventStatus
+    #: 1 when scheduled, + 1 with each change (the `.ics` SEQUENCE, the announcements' order).
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == EventStatus.CANCELLED
+
+    def changed(self, details: Details, now: datetime) -> "Conference":
+        return replace(self, details=details, version=self.version + 1, updated_at=now)
+
+    def cancel(self, now: datetime) -> "Conference":
+        return replace(self, status=EventStatus.CANCELLED, version=self.version + 1, updated_at=now)
+
+    def refuses_registration(self, now: datetime) -> Refusal | None:
+        """Registrations are taken until the conference starts, unless it is cancelled."""
+        if self.cancelled:
+            return Refusal.CANCELLED
+        if self.details.starts_at <= now:
+            return Refusal.STARTED
+        return None
+
+    def ended(self, now: datetime) -> bool:
+        """Cancellation links die with their conference."""
+        return self.details.ends_at <= now
+
+
+@dataclass(frozen=True)
+class Registration:
+    id: str
+    event_id: str
+    name: str
+    #: As typed: where e-mails go.
+    email: str
+    #: `email_digest`: who the person is, for one registration per person and conference.
+    email_digest: str
+    consent: bool
+    locale: str
+    status: RegistrationStatus
+    #: When the person last joined the queue: the waitlist's order, and the links' generation.
+    queued_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    #: When an e-mail with the cancellation link was last asked for.
+    link_sent_at: datetime | None = None
+    #: The store's insertion order (None until stored): breaks ties of `queued_at`.
+    seq: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status != RegistrationStatus.CANCELLED
+
+    @property
+    def generation(self) -> str:
+        return link_generation(self.queued_at)
+
+    def with_status(self, status: RegistrationStatus, now: datetime) -> "Registration":
+        return replace(self, status=status, updated_at=now)
+
+    def mailed(self, now: datetime) -> "Registration":
+        """An e-mail carrying the cancellation link was asked for now."""
+        return replace(self, link_sent_at=now)
+
+    def requeued(
+        self, name: str, email: str, consent: bool, locale: str,
+        status: RegistrationStatus, now: datetime,
+    ) -> "Registration":  # fmt: skip
+        """Registered again after cancelling: back in with what was typed this time, at the end
+        of the queue (a new generation: the links of the earlier registration die)."""
+        return replace(
+            self, name=name, email=email, consent=consent, locale=locale, status=status,
+            queued_at=now, updated_at=now,
+        )  # fmt: skip
+
+
+def link_generation(queued_at: datetime) -> str:
+    """Which registration of a person a cancellation link belongs to: when it was last queued,
+    as naive UTC ISO text (`2027-01-14T17:30:00.123456`). That is the text the links in
+    people's mailboxes were signed with when the store kept naive UTC times: the same instant
+    must give the same text, or those links would stop cancelling."""
+    return queued_at.astimezone(UTC).replace(tzinfo=None).isoformat()
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A conference's registrations that hold a seat, and those waiting for one."""
+
+    confirmed: int = 0
+    waitlisted: int = 0
+
+
+class Arrival(StrEnum):
+    """What a registration form sent for a conference means, given the person's registration."""
+
+    #: A person not registered: a seat or the waitlist.
+    NEW = "new"
+    #: A person who cancelled: back in, at the end of the queue.
+    BACK = "back"
+    #: Already registered: their link is e-mailed again, to the address they registered.
+    REMIND = "remind"
+    #: Already registered and e-mailed less than `RESEND_AFTER` ago: nothing happens.
+    QUIET = "quiet"
+
+
+def arrival(existing: Registration | None, now: datetime) -> Arrival:
+    """What registering does for a person whose registration to the conference is `existing`.
+
+    A repeat changes nothing else (not the name, the address or the place in the queue), so
+    typing someone's address sends them their own link and gives the typist nothing.
+    """
+    if existing is None:
+        return Arrival.NEW
+    if not existing.active:
+        return Arrival.BACK
+    return Arrival.REMIND if may_resend(existing.link_sent_at, now) else Arrival.QUIET
+
+
+def told(status: RegistrationStatus) -> RegistrationChange:
+    """What a person registering is told: a seat, or the waitlist."""
+    if status == RegistrationStatus.CONFIRMED:
+        return RegistrationChange.CONFIRMED
+    return RegistrationChange.WAITLISTED
+
+
+def waitlist_positions(queue: Iterable[Registration]) -> dict[str, int]:
+    """Each waitlisted registration's place (from 1), `queue` being in queue order."""
+    waiting = (r for r in queue if r.status == RegistrationStatus.WAITLISTED)
+    return {registration.id: place for place, registration in enumerate(waiting, start=1)}
 
 
 # --- Seats -----------------------------------------------------------------------------------
@@ -88,16 +256,6 @@ def to_paris(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=PARIS)
     return moment.astimezone(PARIS)
-
-
-def to_utc_naive(moment: datetime) -> datetime:
-    """How times are stored: UTC without tzinfo (the same on SQLite and PostgreSQL)."""
-    return to_paris(moment).astimezone(UTC).replace(tzinfo=None)
-
-
-def from_utc_naive(stored: datetime) -> datetime:
-    """A stored time, back in Europe/Paris."""
-    return stored.replace(tzinfo=UTC).astimezone(PARIS)
 
 
 def start_of_day_paris(day: date) -> datetime:

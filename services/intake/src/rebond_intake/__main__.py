@@ -1,5 +1,9 @@
 """`python -m rebond_intake` (or `rebond-intake`): serve the API on INTAKE_HOST:INTAKE_PORT.
 
+`python -m rebond_intake migrate` brings the store to the latest of its Alembic migrations and
+exits (a Kubernetes Job or init container; the service does it itself at start unless
+INTAKE_MIGRATE_ON_START=false).
+
 `python -m rebond_intake anonymise` lets idempotency keys older than INTAKE_RETENTION_DAYS
 expire (intake's store holds no personal data: references, hashes, statuses and dates only).
 """
@@ -15,7 +19,7 @@ import uvicorn
 from rebond_http import private
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
-from rebond_intake.store import SqlStatusStore
+from rebond_intake.store import SqlStatusStore, migrate
 from rebond_observability.logging import configure_logging
 
 
@@ -46,6 +50,10 @@ def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.
 def main() -> None:
     settings = IntakeSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["migrate"]:
+        migrate(settings.store_url)
+        print("rebond-intake: store migrated")
+        return
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
         return
