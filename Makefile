@@ -9,8 +9,11 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 #: What `make check` runs of the tests: those that need neither a broker nor a service process.
 #: Each test's tiers are set from the fixtures it uses (rebond_testing.plugin); nobody marks them.
 CHECK_TESTS := not kafka and not services and not faults
-#: They run on every core (pytest-xdist), a module's tests on one worker (its fixtures set up once).
+#: They run on every core (pytest-xdist), a module's tests on one worker (its fixtures set up once);
+#: then, in this process, the modules xdist cannot spread (marked `serial`: schemathesis' tests).
 PARALLEL := -n auto --dist loadfile
+CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS) and not serial" $(PARALLEL) \
+	&& $(UV) run pytest -q -m "$(CHECK_TESTS) and serial"
 
 sync:  ## install uv (from PyPI) if missing, and the Python packages
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -26,11 +29,11 @@ setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when 
 	bash deploy/local/ensure-test-packages.sh
 
 check: sync lint  ## the inner loop, under 2 minutes: lint, types, and the tests needing no broker nor service
-	$(UV) run pytest -q -m "$(CHECK_TESTS)" $(PARALLEL)
+	$(CHECK_PYTEST)
 
 test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
 	@status=0; \
-	$(UV) run pytest -m "$(CHECK_TESTS)" $(PARALLEL) || status=$$?; \
+	$(CHECK_PYTEST) || status=$$?; \
 	$(UV) run pytest -m "kafka or services or faults" || status=$$?; \
 	exit $$status
 

@@ -4,7 +4,7 @@ selection leaves it out."""
 
 import pytest
 
-from rebond_testing.tiers import tiers_of
+from rebond_testing.tiers import serial_modules, tiers_of
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,15 @@ def test_make_checks_selection_leaves_out_what_a_fixture_chain_reaches(
     postgres.stdout.fnmatch_lines(["*test_store?postgresql? PASSED*"])
     services = pytester.runpytest("-p", "rebond_testing.plugin", "-m", "services and kafka")
     services.assert_outcomes(passed=1, deselected=3)
+
+
+def test_a_module_with_two_tests_of_one_node_id_runs_serially() -> None:
+    """Only the module where two tests share a node id (pytest-xdist would run one) is serial."""
+    tests = [
+        ("fuzz.py", "fuzz.py::test_every_operation"),
+        ("fuzz.py", "fuzz.py::test_every_operation"),
+        ("fuzz.py", "fuzz.py::test_the_runs_reached_everything"),
+        ("rules.py", "rules.py::test_a[1]"),
+        ("rules.py", "rules.py::test_a[2]"),
+    ]
+    assert serial_modules(iter(tests)) == {"fuzz.py"}  # as the plugin gives them: once through

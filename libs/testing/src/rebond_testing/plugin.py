@@ -19,7 +19,7 @@ import pytest
 from rebond_testing.kafka import Broker, Kafkactl, SecureKafka, session_broker
 from rebond_testing.needs import unavailable
 from rebond_testing.postgres import PostgresCluster, new_database
-from rebond_testing.tiers import DESCRIPTIONS, tiers_of
+from rebond_testing.tiers import DESCRIPTIONS, serial_modules, tiers_of
 
 # --- tiers ----------------------------------------------------------------------------------
 
@@ -30,12 +30,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with the tiers its fixtures and parameters put it in."""
+    """Mark each test with the tiers its fixtures and parameters put it in, and `serial` where
+    its module cannot be spread over pytest-xdist's workers."""
+    serial = serial_modules((str(item.path), item.nodeid) for item in items)
     for item in items:
         callspec = getattr(item, "callspec", None)
         parameters = callspec.params if callspec is not None else {}
         for tier in tiers_of(getattr(item, "fixturenames", ()), parameters):
             item.add_marker(tier)
+        if str(item.path) in serial:
+            item.add_marker("serial")
 
 
 # --- Kafka ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ A fixture that asks for PostgreSQL only for some parameters (`request.getfixture
 not in the closure) says so by its parameter: the value `"postgresql"` marks that instance.
 """
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 
 #: Each tier's marker and the fixtures that put a test in it.
@@ -51,6 +52,7 @@ DESCRIPTIONS: Mapping[str, str] = {
     "browser": "drives Chromium (set from its fixtures)",
     "postgres": "needs a PostgreSQL server (set from its fixtures or a 'postgresql' parameter)",
     "faults": "fault suite (kills brokers, services, sinks); `make test-faults`",
+    "serial": "in a module that must run in one process, in order (set at collection)",
 }
 
 
@@ -61,3 +63,15 @@ def tiers_of(fixture_names: Iterable[str], parameters: Mapping[str, object]) -> 
     if any(value == POSTGRES_PARAMETER for value in parameters.values()):
         found.add("postgres")
     return found
+
+
+def serial_modules(tests: Iterable[tuple[str, str]]) -> set[str]:
+    """The modules (of `(module, node id)` pairs) holding two tests with one node id.
+
+    pytest-xdist tells tests apart by node id, so of two with the same one (schemathesis'
+    `parametrize` gives one per operation, all named after the function) a worker runs only
+    one, and a later test of that module checking what the runs reached fails. Such a module
+    runs whole in one process, in order (`make check`'s second pass)."""
+    pairs = list(tests)  # read twice
+    ids = Counter(node_id for _, node_id in pairs)
+    return {module for module, node_id in pairs if ids[node_id] > 1}
