@@ -1,9 +1,7 @@
 """The portal page in Debian's headless Chromium, against a real uvicorn server."""
 
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,12 +10,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from rebond_testing import free_port, until
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +26,7 @@ def portal_url(tmp_path_factory, fake_publisher_class) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    assert until(lambda: server.started, within_s=20, every_s=0.05), "uvicorn did not start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
