@@ -5,6 +5,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rebond_faultkit import folder, hooks, module_broker, own_broker, pg_cluster, smtp
+from rebond_faultkit import folder, hooks, module_broker, own_broker, smtp
 
-__all__ = ["folder", "hooks", "module_broker", "own_broker", "pg_cluster", "smtp"]
+__all__ = ["folder", "hooks", "module_broker", "own_broker", "smtp"]

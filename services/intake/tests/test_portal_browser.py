@@ -4,9 +4,7 @@ uvicorn server; each page is audited with axe-core and photographed for the READ
 import asyncio
 import os
 import re
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +21,7 @@ from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
 from rebond_intake.timeline import record_of
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from rebond_testing import free_port, until
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +41,7 @@ def portal_url(settings, fake_publisher_class) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    assert until(lambda: server.started, within_s=20, every_s=0.05), "uvicorn did not start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
