@@ -157,6 +157,7 @@ def _texts(
             Text(f"Avez-vous été contacté·e ? ({ref})", [
                 f"Il y a quelques semaines, {name} a accepté votre demande. "
                 "Avez-vous été contacté·e ?",
+                "",
                 f"- Oui : {links.contacted_yes}",
                 f"- Non : {links.contacted_no}",
                 "Si ce n'est pas le cas, l'équipe du Portail du rebond reprendra votre demande.",
@@ -212,14 +213,14 @@ def step_mail(
 def erased_mail(person: Person) -> Mail:
     """The confirmation of an erasure: the last mail, with no link (nothing is left to follow)."""
     texts = (
-        Text("Vos données ont été effacées", [
+        Text(f"Vos données ont été effacées ({person.reference})", [
             f"Comme vous l'avez demandé, nous avons retiré votre demande {person.reference} et "
             "effacé vos données. Les associations qui l'avaient reçue sont prévenues et doivent "
             "effacer ce qu'elles détiennent.",
             "Ce message est le dernier que vous recevrez de notre part à ce sujet. Vous pouvez "
             "refaire une demande sur le portail à tout moment.",
         ]),
-        Text("Your data has been erased", [
+        Text(f"Your data has been erased ({person.reference})", [
             f"As you asked, we have withdrawn your request {person.reference} and erased your "
             "data. The associations that received it have been told to delete what they hold. "
             "This is the last message you will get from us about it.",
