@@ -446,6 +446,25 @@ def _person(connection: Connection, reference: str) -> Person | None:
     return Person(row.reference, row.first_name, row.email, row.locale)
 
 
+def _record_once(
+    statement: Any, message: Message, reference: str, already: Exception, now: datetime
+) -> Work[None]:
+    """Insert a once-only record (`statement`, keyed by its referral) and write its `message`
+    to the outbox, in one transaction under the reference's lock: `Withdrawn` when the
+    reference is erased, `already` when the record exists (nothing published then)."""
+
+    def record(connection: Connection) -> None:
+        if _checked(connection, [reference]):
+            raise Withdrawn(reference)
+        try:
+            connection.execute(statement)
+        except IntegrityError as error:
+            raise already from error
+        _publish(connection, [message], now)
+
+    return record
+
+
 def _insert(connection: Connection, table: Table) -> Any:
     """INSERT … ON CONFLICT in the connection's dialect."""
     return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
@@ -778,16 +797,9 @@ class DeliveryStore:
             answered_at=now,
         )
 
-        def record(connection: Connection) -> None:
-            if _checked(connection, [reference]):
-                raise Withdrawn(reference)
-            try:
-                connection.execute(statement)
-            except IntegrityError as error:
-                raise AlreadyAnswered(referral_id) from error
-            _publish(connection, [message], now)
-
-        await self.database.run(record)
+        await self.database.run(
+            _record_once(statement, message, reference, AlreadyAnswered(referral_id), now)
+        )
 
     # --- erasure and anonymisation ----------------------------------------------------------
 
@@ -883,16 +895,9 @@ class DeliveryStore:
             referral_id=referral_id, contacted=contacted, answered_at=now
         )
 
-        def record(connection: Connection) -> None:
-            if _checked(connection, [reference]):
-                raise Withdrawn(reference)
-            try:
-                connection.execute(statement)
-            except IntegrityError as error:
-                raise AlreadyFollowedUp(referral_id) from error
-            _publish(connection, [message], now)
-
-        await self.database.run(record)
+        await self.database.run(
+            _record_once(statement, message, reference, AlreadyFollowedUp(referral_id), now)
+        )
 
     async def follow_up_given(self, referral_id: str) -> bool | None:
         """The person's follow-up answer for the referral, None when not given yet."""

@@ -131,6 +131,18 @@ def _refused(error: Exception) -> HTMLResponse:
     )
 
 
+def _not_recorded() -> HTMLResponse:
+    """The store did not take an answer: nothing is recorded, and the same link still works."""
+    return page(
+        "Réponse non enregistrée",
+        "<p>Votre réponse n'a pas pu être enregistrée pour le moment. "
+        "Merci de réessayer dans quelques minutes avec le même lien.</p>",
+        503,
+        en="Your answer could not be recorded just now; please try again in a few "
+        "minutes with the same link.",
+    )
+
+
 def _already(claims: AnswerClaims, verdict: str = "") -> HTMLResponse:
     given = f" ({verdict})" if verdict else ""
     return page(
@@ -346,14 +358,7 @@ def build_router(
             return _withdrawn(claims)
         except Exception:  # the store did not take it: nothing recorded, the link still works
             log.exception("answer_not_recorded", reference=claims.reference)
-            return page(
-                "Réponse non enregistrée",
-                "<p>Votre réponse n'a pas pu être enregistrée pour le moment. "
-                "Merci de réessayer dans quelques minutes avec le même lien.</p>",
-                503,
-                en="Your answer could not be recorded just now; please try again in a few "
-                "minutes with the same link.",
-            )
+            return _not_recorded()
         publish_soon(claims.reference)
         log.info(
             "answer_recorded",
@@ -501,14 +506,7 @@ def _follow_up_router(
             return await already(claims) or _follow_up_thanks(claims.contacted)
         except Exception:  # the store did not take it: nothing recorded, the link still works
             log.exception("follow_up_not_recorded", reference=claims.reference)
-            return page(
-                "Réponse non enregistrée",
-                "<p>Votre réponse n'a pas pu être enregistrée pour le moment. Merci de "
-                "réessayer dans quelques minutes avec le même lien.</p>",
-                503,
-                en="Your answer could not be recorded just now; please try again in a few "
-                "minutes with the same link.",
-            )
+            return _not_recorded()
         publish_soon(claims.reference)
         log.info("follow_up_recorded", reference=claims.reference, contacted=claims.contacted)
         return _follow_up_thanks(claims.contacted)
