@@ -103,6 +103,7 @@ def decide(
             reasons=list(holder.reasons),
             referred_at=now,
             respond_by=now + directory.get(holder.association).response_deadline,
+            locale=answers.locale.value,
         )
     invitation = None
     contact = answers.contact
