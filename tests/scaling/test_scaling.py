@@ -3,7 +3,6 @@ SIGKILLed mid-run; every questionnaire still ends as exactly one referral, and t
 timed (from the kill until the partitions the dead router held are committed again)."""
 
 import asyncio
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -125,8 +124,7 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
             associations_file=str(assocs), **common,
         )  # fmt: skip
     try:
-        rng = random.Random(8)
-        references = [new_reference(rng) for _ in range(QUESTIONNAIRE_COUNT)]
+        references = [new_reference() for _ in range(QUESTIONNAIRE_COUNT)]
         records = [
             (QUESTIONNAIRES.name, *questionnaire_record(ref, email=f"p{i}@example.org"), ref)
             for i, ref in enumerate(references)
