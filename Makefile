@@ -41,7 +41,7 @@ deploy-generate:  ## write the Strimzi KafkaTopics and KafkaUsers from the topic
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy libs/*/src contracts/src services/*/src
+	$(UV) run mypy libs/*/src contracts/src services/*/src deploy bench
 
 schemas:  ## regenerate the JSON Schema snapshots after a contract change
 	$(UV) run rebond-schemas --write

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import csv
 import datetime as dt
-import importlib.util
 import itertools
 import json
 import os
@@ -33,8 +32,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from baselines import b1, b2
 
+from bench.baselines import b1, b2
+from deploy.kafka import kafkactl
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1, Stage
@@ -56,16 +56,6 @@ P99_TARGET_MS = 25.0
 BARE_TOPICS = ("bench.bare.questionnaires", "bench.bare.decisions", "bench.bare.referrals")
 #: Where intake's floor (bare_pipeline.py's front on the intake ladder) publishes.
 FLOOR_TOPIC = "bench.floor"
-
-
-def _load_kafkactl() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "kafkactl", REPO / "deploy" / "kafka" / "kafkactl.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: The services whose memory is reported.
@@ -225,20 +215,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
     seconds = 4 if bench.quick else 10
-    steps = [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1500, 2000, 3000]
-    ladder = [100, 250, 500] if bench.quick else steps
+    rates = [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1500, 2000, 3000]
+    ladder = [100, 250, 500] if bench.quick else rates
     real = bench.service("intake", rate_limit_per_minute="0")
     port = free_port()
     bare = bench.start(
         "intake-nopublish", [str(HERE / "nopublish_intake.py")],
-        {"INTAKE_PORT": str(port), "INTAKE_RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(HERE)}, port,
+        {"INTAKE_PORT": str(port), "INTAKE_RATE_LIMIT_PER_MINUTE": "0"}, port,
     )  # fmt: skip
     port = free_port()
     floor = bench.start(
         "intake-floor",
         [str(HERE / "bare_pipeline.py"), "front", "--bootstrap", bench.bootstrap,
          "--topic", FLOOR_TOPIC, "--port", str(port)],
-        {"PYTHONPATH": str(HERE)}, port,
+        {}, port,
     )  # fmt: skip
     result: dict[str, Any] = {}
     # API clients may send no key; the portal sends one with every submission (one store
@@ -454,7 +444,8 @@ def router_floor(bench: Bench, count: int) -> dict[str, Any]:
          "--count", str(count), "--database", database],
         cwd=HERE, capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
-    return json.loads(done.stdout.splitlines()[-1])
+    figures: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return figures
 
 
 async def _collect_arrivals(
@@ -473,7 +464,7 @@ async def _collect_arrivals(
             arrived = time.time_ns()
             for records in batches.values():
                 for record in records:
-                    seen.setdefault(record.key.decode(), arrived)
+                    seen.setdefault((record.key or b"").decode(), arrived)
     finally:
         await consumer.stop()
 
@@ -546,7 +537,7 @@ def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:
 def bare_pipeline(bench: Bench, rate: int, seconds: int, bodies: Path) -> dict[str, Any]:
     """The same load through bare_pipeline.py: front -> hop -> hop, nothing but the hops."""
     script = str(HERE / "bare_pipeline.py")
-    env = {"PYTHONPATH": str(HERE)}
+    env: dict[str, str] = {}
     port = free_port()
     front = bench.start(
         "bare-front", [script, "front", "--bootstrap", bench.bootstrap, "--topic", BARE_TOPICS[0],
@@ -593,7 +584,6 @@ def subprocess_thread(target: Any) -> Any:
 
 @contextmanager
 def local_kafka() -> Iterator[str]:
-    kafkactl = _load_kafkactl()
     data_dir = Path(tempfile.mkdtemp(prefix="rebond-bench-kafka-"))
     port = free_port()
     kafkactl.start(port, free_port(), data_dir, 3)
@@ -679,7 +669,7 @@ def main() -> int:
         print(json.dumps(results, indent=2))
         print(f"results: {partial}")
         return 0
-    from report import write_report
+    from bench.report import write_report
 
     write_report(results, RESULTS)
     print(f"results: {RESULTS / 'latest.json'}, {RESULTS / 'report.md'}, {RESULTS / 'latency.png'}")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from run import RESULTS, Bench, local_kafka, open_loop, questionnaires
 
+from bench.run import RESULTS, Bench, local_kafka, open_loop, questionnaires
 from rebond_contracts.topics import Service, dead_letters
 
 

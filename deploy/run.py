@@ -9,7 +9,6 @@ e-mail the notifier sends lands as a file in .run/mail/.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -17,22 +16,13 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+
+from deploy.kafka import kafkactl
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / ".run"
 SERVICES = {"intake": 8000, "router": 8001, "notifier": 8002, "events": 8003}
 MAIL_PORT = int(os.environ.get("REBOND_MAIL_PORT", "1025"))
-
-
-def _load_kafkactl() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "kafkactl", REPO / "deploy" / "kafka" / "kafkactl.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ready(port: int) -> bool:
@@ -58,13 +48,13 @@ def _service_env(name: str, port: int, bootstrap: str, password: str) -> dict[st
 
 
 def main() -> int:
-    kafkactl = _load_kafkactl()
     port = int(os.environ.get("KAFKA_PORT", "9092"))
     data_dir = RUN / "kafka"
     partitions = int(os.environ.get("KAFKA_PARTITIONS", "3"))
-    started_kafka = kafkactl.start(port, port + 1, data_dir, partitions, secure=True)
+    nodes = int(os.environ.get("KAFKA_NODES", "1"))  # 3: a local cluster, as production runs
+    started_kafka = kafkactl.start(port, port + 1, data_dir, partitions, secure=True, nodes=nodes)
     passwords = kafkactl.credentials(data_dir)
-    bootstrap = f"127.0.0.1:{port}"
+    bootstrap = kafkactl.layout_of(data_dir).bootstrap
     logs = RUN / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     children: dict[str, subprocess.Popen[bytes]] = {}

@@ -1,6 +1,5 @@
 """Cross-service fixtures: the four services running as real processes on a real broker."""
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -17,7 +16,6 @@ import httpx
 import pytest
 
 SERVICES = ("intake", "router", "notifier", "events")
-KAFKACTL = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafkactl.py"
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +34,10 @@ def settings_classes() -> dict[str, type[Any]]:
 
 @pytest.fixture(scope="session")
 def kafkactl() -> ModuleType:
-    """deploy/kafka/kafkactl.py, loaded as a module (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("kafkactl_under_test", KAFKACTL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """deploy/kafka/kafkactl.py, the local Kafka's launcher."""
+    from deploy.kafka import kafkactl
+
+    return kafkactl
 
 
 @dataclass

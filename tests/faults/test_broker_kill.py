@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-from rebond_faultkit import (  # type: ignore[import-not-found]
+
+from rebond_contracts.topics import DECISIONS
+from tests.faults.rebond_faultkit import (
     Readiness,
     associations_file,
     cpu_seconds,
@@ -28,8 +30,6 @@ from rebond_faultkit import (  # type: ignore[import-not-found]
     read_topics,
     record_figures,
 )
-
-from rebond_contracts.topics import DECISIONS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 

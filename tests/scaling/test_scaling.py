@@ -12,7 +12,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
-from rebond_faultkit import (  # type: ignore[import-not-found]
+
+from rebond_contracts.topics import QUESTIONNAIRES
+from tests.faults.rebond_faultkit import (
     OwnBroker,
     Smtp,
     associations_file,
@@ -22,8 +24,6 @@ from rebond_faultkit import (  # type: ignore[import-not-found]
     read_topics,
     record_figures,
 )
-
-from rebond_contracts.topics import QUESTIONNAIRES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 

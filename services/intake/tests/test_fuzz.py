@@ -8,20 +8,14 @@ from hypothesis import HealthCheck
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 
+from .conftest import FakePublisher, FakeStore
+
 
 def _app():
     """Intake with the fakes of conftest.py; built at import, as schemathesis reads the schema
     at collection time."""
-    import importlib.util
-    import pathlib
-
-    spec = importlib.util.spec_from_file_location(
-        "intake_test_fakes", pathlib.Path(__file__).with_name("conftest.py")
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
     settings = IntakeSettings(rate_limit_per_minute=0)
-    return create_app(settings, publisher=module.FakePublisher(), store=module.FakeStore())
+    return create_app(settings, publisher=FakePublisher(), store=FakeStore())
 
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
