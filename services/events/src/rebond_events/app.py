@@ -26,6 +26,7 @@ from rebond_events.store import build_engine, migrate
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
@@ -40,7 +41,7 @@ KAFKA_OUTAGE = Impact(
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,

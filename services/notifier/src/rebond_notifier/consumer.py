@@ -48,6 +48,7 @@ from rebond_contracts.topics import (
 )
 from rebond_kafka.records import keep_raw, keep_raw_batch, send_dead_letter
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_notifier import planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
@@ -135,7 +136,7 @@ def build_broker(
     """The broker with the notifier's subscribers and publishers declared. Decisions come in
     batches; `record_scope` gives each record of a batch its trace and log context."""
     broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,

@@ -40,6 +40,7 @@ from rebond_contracts.topics import (
 from rebond_kafka.backoff import Backoff
 from rebond_kafka.records import keep_raw, keep_raw_batch, send_dead_letter
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_router import privacy
 from rebond_router.lifecycle import Rejected, Router
 from rebond_router.settings import RouterSettings
@@ -63,7 +64,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 def new_broker(settings: RouterSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
