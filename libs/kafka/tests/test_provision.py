@@ -153,17 +153,22 @@ def test_a_topic_with_fewer_copies_than_planned_keeps_a_writable_minimum(
     assert producer.flush(30) == 0
 
 
-@pytest.mark.kafka
-def test_a_new_scram_user_can_log_in_once_added(kafka_secure) -> None:  # type: ignore[no-untyped-def]
-    """A user missing from the cluster is created through the admin API and can log in when
-    the call returns; a second run adds nobody (an existing password is kept)."""
-    admin = {
+@pytest.fixture
+def admin(kafka_secure) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """librdkafka's settings of the secured broker's super user, on its SASL listener."""
+    return {
         "bootstrap.servers": kafka_secure.bootstrap,
         "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanism": "PLAIN",
         "sasl.username": "admin",
         "sasl.password": kafka_secure.credentials["admin"],
     }
+
+
+@pytest.mark.kafka
+def test_a_new_scram_user_can_log_in_once_added(admin: dict[str, str]) -> None:
+    """A user missing from the cluster is created through the admin API and can log in when
+    the call returns; a second run adds nobody (an existing password is kept)."""
     name, password = f"test-provision-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     provisioner = Provisioner(admin)
 
@@ -177,15 +182,8 @@ def test_a_new_scram_user_can_log_in_once_added(kafka_secure) -> None:  # type: 
 
 
 @pytest.mark.kafka
-def test_a_grant_applies_as_soon_as_it_is_made(kafka_secure) -> None:  # type: ignore[no-untyped-def]
+def test_a_grant_applies_as_soon_as_it_is_made(admin: dict[str, str], kafka_secure) -> None:  # type: ignore[no-untyped-def]
     """A principal refused a topic may write it once `grant` returned with that binding."""
-    admin = {
-        "bootstrap.servers": kafka_secure.bootstrap,
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "PLAIN",
-        "sasl.username": "admin",
-        "sasl.password": kafka_secure.credentials["admin"],
-    }
     provisioner = Provisioner(admin)
     topic = f"test.grant.{uuid.uuid4().hex[:8]}"
     provisioner.create_topics([TopicSpec(topic, 1, 1, {})])
