@@ -4,7 +4,8 @@ The broker runs with SASL/SCRAM and the registry's ACLs; each service connects a
 principal, in clear (SASL_PLAINTEXT) on 127.0.0.1 only, in the development environment: the
 services refuse that transport with <SERVICE>_ENVIRONMENT=production, which needs SASL_SSL.
 Logs go to .run/logs/<service>.log (JSON lines), Kafka's to .run/kafka/kafka.log, and every
-e-mail the notifier sends lands as a file in .run/mail/.
+e-mail the notifier sends lands as a file in .run/mail/. KAFKA_NODES=3 starts a three-node cluster
+instead of one broker (its logs in .run/kafka/node-<id>/kafka.log), as production runs.
 """
 
 from __future__ import annotations

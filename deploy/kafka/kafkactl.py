@@ -201,6 +201,10 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class KafkaStartError(RuntimeError):
+    """A node exited or did not answer in time; the message names its log."""
+
+
 @dataclass(frozen=True)
 class Node:
     """One node's id and ports (127.0.0.1)."""
@@ -487,8 +491,8 @@ class LocalKafka:
         try:
             self.wait_ready()
         except (RuntimeError, TimeoutError) as error:
-            self.stop()
-            sys.exit(f"kafkactl: {error}; see {self.log(first)}")
+            self.stop(kill=True)
+            raise KafkaStartError(f"{error}; see {self.log(first)}") from error
         mode = "SASL_PLAINTEXT with ACLs" if self.layout.secure else "PLAINTEXT"
         pids = ", ".join(str(self.pid(node)) for node in self.layout.nodes)
         print(
@@ -656,7 +660,10 @@ def start(
     )  # fmt: skip
     if (saved := Layout.load(data_dir)) is not None:  # formatted before: the same cluster id
         layout = replace(layout, cluster_id=saved.cluster_id)
-    return LocalKafka.open(layout).start(partitions)
+    try:
+        return LocalKafka.open(layout).start(partitions)
+    except KafkaStartError as error:
+        sys.exit(f"kafkactl: {error}")
 
 
 def stop(data_dir: Path, kill: bool = False) -> None:
