@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup setup-test run test test-faults test-cluster bench soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: setup setup-test run test test-faults test-cluster bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -29,8 +29,11 @@ test-faults: setup-test  ## the fault suite only (also part of `make test`)
 test-cluster: setup-test  ## durability on a three-node Kafka cluster (issue 25; ~10 min, not in `make test`)
 	REBOND_CLUSTER_TESTS=1 $(UV) run pytest tests/cluster -v
 
-bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}
-	$(UV) run python bench/run.py
+bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}; BENCH_ARGS="--quick" or "--only idle" (README)
+	$(UV) run python bench/run.py $(BENCH_ARGS)
+
+bench-loadgen: setup  ## the Go and the Python load generators on the same target -> bench/results/loadgen_compare.json
+	$(UV) run python bench/loadgen_compare.py
 
 soak: setup  ## 10 minutes at 100 submissions/s -> memory growth per service, errors
 	$(UV) run python bench/soak.py

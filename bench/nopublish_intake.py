@@ -10,7 +10,7 @@ import uvicorn
 
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
-from rebond_intake.app import create_app
+from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 from rebond_observability.logging import configure_logging
 
@@ -30,7 +30,7 @@ if __name__ == "__main__":
     settings = IntakeSettings()
     configure_logging(settings.log_level)  # as `python -m rebond_intake` does: same log cost
     uvicorn.run(
-        create_app(settings, publisher=AcknowledgeAtOnce()),
+        build(settings, publisher=AcknowledgeAtOnce()).web,
         host="127.0.0.1",
         port=int(os.environ["INTAKE_PORT"]),
         log_config=None,

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import report_round2
+
 TARGETS = {
     "intake_rate": 1000,
     "intake_p99_at_500_ms": 25,
@@ -20,10 +22,29 @@ def _mark(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def drop_latencies(node: Any, path: str = "") -> dict[str, list[float]]:
+    """Takes every run's list of latencies out of `node` (too long for the JSON, kept for the
+    plot): {dotted path of the run: latencies}."""
+    found: dict[str, list[float]] = {}
+    if isinstance(node, dict):
+        if "latencies_ms" in node:
+            found[path] = node.pop("latencies_ms")
+        for key, value in node.items():
+            found.update(drop_latencies(value, f"{path}.{key}" if path else key))
+    return found
+
+
+def write_partial(results: dict[str, Any], path: Path) -> None:
+    """A run of some phases: its JSON, and round 2's section when it ran."""
+    drop_latencies(results)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    if "round2" in results:
+        path.with_suffix(".md").write_text("\n".join(report_round2.section(results)))
+
+
 def write_report(results: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    e2e_latencies = results.get("end_to_end", {}).pop("latencies_ms", [])
-    bare_latencies = results.get("end_to_end", {}).get("bare_pipeline", {}).pop("latencies_ms", [])
+    latencies = drop_latencies(results)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     intake, router, e2e = results["intake"], results["router"], results["end_to_end"]
     real, bare, floor = intake["with_kafka"], intake["no_publish"], intake.get("floor")
@@ -90,18 +111,24 @@ def write_report(results: dict[str, Any], out: Path) -> None:
         "",
         "![latency](latency.png)",
         "",
+        *(report_round2.section(results) if "round2" in results else []),
     ]
     (out / "report.md").write_text("\n".join(lines))
-    _plot(results, {"Rebond": e2e_latencies, "bare pipeline": bare_latencies}, out / "latency.png")
+    _plot(results, latencies, out / "latency.png")
 
 
-def _plot(results: dict[str, Any], e2e: dict[str, list[float]], path: Path) -> None:
+def _plot(results: dict[str, Any], latencies: dict[str, list[float]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    e2e = {
+        "Rebond": latencies.get("end_to_end", []),
+        "bare pipeline": latencies.get("end_to_end.bare_pipeline", []),
+    }
+    fig, (left, right, third) = plt.subplots(1, 3, figsize=(16, 4))
+    report_round2.plot_real_load(third, results, latencies)
     ladders = [
         ("with Kafka", results["intake"]["with_kafka"]),
         ("with Kafka, keyed", results["intake"].get("with_kafka_keyed")),
@@ -132,9 +159,9 @@ def _plot(results: dict[str, Any], e2e: dict[str, list[float]], path: Path) -> N
         yscale="log",
     )
     left.legend(fontsize=8)
-    for label, latencies in e2e.items():
-        if latencies:
-            ordered = sorted(latencies)
+    for label, values in e2e.items():
+        if values:
+            ordered = sorted(values)
             right.plot(ordered, [i / len(ordered) for i in range(len(ordered))], label=label)
     right.legend(fontsize=8)
     right.set(

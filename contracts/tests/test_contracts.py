@@ -2,6 +2,8 @@
 
 import copy
 import json
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,11 @@ from rebond_contracts.envelope import Envelope, EnvelopeError
 from rebond_contracts.geography import REGION_OF_DEPARTMENT
 from rebond_contracts.payloads import (
     DISTRESS_REASON_CODES,
+    REFERENCE_PATTERN,
     InviteeV1,
     QuestionnaireCompletedV1,
     RoutingOutcomeV1,
+    new_reference,
 )
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
 from rebond_contracts.schemas import payload_versions, stale
@@ -289,3 +293,13 @@ def test_intake_and_events_read_no_topic_with_contact_details_meant_for_associat
     assert OUTCOMES.readers == (Service.INTAKE,) and not OUTCOMES.personal_data
     assert INVITEES.readers == (Service.EVENTS,)
     assert set(InviteeV1.model_fields) == {"reference", "contact", "decided_at"}
+
+
+def test_references_spell_80_random_bits_in_crockford_base32() -> None:
+    """References match the contract's pattern, differ, and use all 32 digits evenly."""
+    references = [new_reference() for _ in range(4000)]
+    assert all(re.fullmatch(REFERENCE_PATTERN, r) for r in references)
+    assert len(set(references)) == len(references)
+    digits = Counter("".join(r[3:].replace("-", "") for r in references))
+    assert len(digits) == 32
+    assert min(digits.values()) > 1600  # 2000 expected each: no digit is starved

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         ("contracts", "rebond_contracts/contacts.yaml"),
         ("services/intake", "rebond_intake/crisis_lexicon.yaml"),
+        ("services/intake", "rebond_intake/migrations/versions/0001_baseline.py"),
     ],
 )
 def test_a_data_file_ships_in_its_wheel(project: str, member: str, tmp_path: Path) -> None:

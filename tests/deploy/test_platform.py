@@ -235,7 +235,7 @@ def test_events_migrates_before_its_new_version_serves(prod: dict[str, Any]) -> 
     """An init container applies the events migrations; the service itself no longer does."""
     spec = prod["Deployment"]["rebond-events"]["spec"]["template"]["spec"]
     migrate = next(c for c in spec["initContainers"] if c["name"] == "migrate")
-    assert "migrate(" in " ".join(migrate["command"])
+    assert migrate["command"] == ["python", "-m", "rebond_events", "migrate"]
     assert migrate["image"] == spec["containers"][0]["image"]
     assert _env(prod["Deployment"]["rebond-events"])["EVENTS_MIGRATE_ON_START"] == "false"
 
@@ -343,6 +343,36 @@ def test_the_router_is_reached_only_by_the_console_and_prometheus(prod: dict[str
         {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-coordination"}}},
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
     ]
+
+
+@pytest.mark.parametrize("service", ["intake", "events", "notifier"])
+def test_public_pages_come_from_the_ingress_and_metrics_from_prometheus_only(
+    prod: dict[str, Any], service: str
+) -> None:
+    """A service serving the public admits the ingress controller on its public port only, and
+    Prometheus on its operators' port only: the port it serves /metrics on (its
+    `<PREFIX>_INTERNAL_PORT`) and the one the PodMonitor scrapes."""
+    deployment = prod["Deployment"][f"rebond-{service}"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[f"{service.upper()}_INTERNAL_PORT"] == str(ports["internal"])
+    rules = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: [
+            p["port"] for p in rule["ports"]
+        ]
+        for rule in prod["NetworkPolicy"][f"rebond-{service}"]["spec"]["ingress"]
+        for peer in rule["from"]
+        if "namespaceSelector" in peer
+    }
+    assert rules == {"traefik": [ports["http"]], "monitoring": [ports["internal"]]}
+    scraped = [
+        endpoint["port"]
+        for monitor in prod["PodMonitor"].values()
+        if f"rebond-{service}" in str(monitor["spec"]["selector"])
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+    ]
+    assert scraped == ["internal"]
 
 
 def test_each_service_reaches_kafka_and_its_own_database_only(prod: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ an association (`rebond_kafka.acl_plan.groups_of`: its base, or under it after a
 """
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -33,9 +34,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import ReferralV1
+from rebond_contracts.payloads import ReferralV1, new_reference
 from rebond_contracts.topics import referrals, responses
-from rebond_intake.references import new_reference
 from rebond_kafka.acl_plan import groups_of
 from rebond_kafka.testing import records_to_end
 
@@ -158,8 +158,18 @@ async def run(
                     await proc.wait()
             except TimeoutError:
                 os.killpg(proc.pid, signal.SIGKILL)
+        # Nothing the command started outlives it (a process left holding stderr open would
+        # keep the read below waiting), and no wait here is without a bound.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            async with asyncio.timeout(15):
                 await proc.wait()
-    ran = Ran(out.decode(errors="replace"), (await errors).decode(errors="replace"), ended)
+                stderr = await errors
+        except TimeoutError:
+            errors.cancel()
+            pytest.fail(f"did not end within 15 s of being stopped: {command}\n{out.decode()}")
+    ran = Ran(out.decode(errors="replace"), stderr.decode(errors="replace"), ended)
     if timed_out:
         pytest.fail(f"still running after {within_s} s: {command}\n{ran.stdout}\n{ran.stderr}")
     return ran

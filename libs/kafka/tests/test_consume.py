@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from faststream.kafka import KafkaBroker, TestKafkaBroker
+from pydantic import BaseModel, ConfigDict
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ErasureRequestedV1, ReferralResponseV1
@@ -29,13 +30,13 @@ def erasure(reference: str = REFERENCE) -> tuple[bytes, dict[str, str]]:
 
 
 def broker_with(
-    handler: Any, *, batch: Batch | None = None, topics: Any = ERASURES
+    handler: Any, *, batch: Batch | None = None, topics: Any = ERASURES, view: Any = None
 ) -> tuple[KafkaBroker, list[dict[str, Any]]]:
     """A broker with one subscription and a subscriber of the dead letters that records them."""
     broker = KafkaBroker()
     subscribe(
         broker, topics, handler, dead_letters=DeadLetters(broker, Service.ROUTER),
-        group_id="test", description="test subscription", batch=batch,
+        group_id="test", description="test subscription", batch=batch, view=view,
     )  # fmt: skip
     dead: list[dict[str, Any]] = []
 
@@ -126,15 +127,50 @@ async def test_several_topics_are_each_read_by_their_own_contract() -> None:
     broker, dead = broker_with(handler, topics=topics)
     async with TestKafkaBroker(broker) as test:
         for topic in topics:
-            event = topic.envelope(
-                ReferralResponseV1(
-                    referral_id="0b7b2c52-1d55-4a0c-9f0d-6b0d0c7d4b11", reference=REFERENCE,
-                    answer="accept", answered_at=datetime.now(UTC),
-                ),
-                subject=REFERENCE, correlationid=REFERENCE,
-            )  # fmt: skip
-            await test.publish(event.kafka_value(), topic.name, headers=event.kafka_headers())
+            value, headers = response(topic)
+            await test.publish(value, topic.name, headers=headers)
     assert got == [("responses.apesa", "accept"), ("responses.re-creer", "accept")] and not dead
+
+
+class ReferenceOnly(BaseModel):
+    """A view of an erasure request: its reference, the rest ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    reference: str
+
+
+def response(topic: Any) -> tuple[bytes, dict[str, str]]:
+    event = topic.envelope(
+        ReferralResponseV1(
+            referral_id="0b7b2c52-1d55-4a0c-9f0d-6b0d0c7d4b11", reference=REFERENCE,
+            answer="accept", answered_at=datetime.now(UTC),
+        ),
+        subject=REFERENCE, correlationid=REFERENCE,
+    )  # fmt: skip
+    return event.kafka_value(), event.kafka_headers()
+
+
+async def test_a_view_given_by_topic_reads_that_topic_so_and_the_others_whole() -> None:
+    """With `view={ERASURES: ReferenceOnly}`, an erasure request comes as the view and a
+    response on the same subscription as its whole payload."""
+    got: list[BaseModel] = []
+
+    async def handler(batch: Sequence[Received[BaseModel]]) -> None:
+        got.extend(received.data for received in batch)
+
+    answers = responses(AssociationId.APESA)
+    broker, dead = broker_with(
+        handler, batch=Batch(max_records=10, timeout_ms=10), topics=[ERASURES, answers],
+        view={ERASURES: ReferenceOnly},
+    )  # fmt: skip
+    async with TestKafkaBroker(broker) as test:
+        value, headers = erasure()
+        await test.publish(value, ERASURES.name, headers=headers)
+        value, headers = response(answers)
+        await test.publish(value, answers.name, headers=headers)
+    assert [type(data) for data in got] == [ReferenceOnly, ReferralResponseV1] and not dead
+    assert got[0] == ReferenceOnly(reference=REFERENCE)
 
 
 def test_the_asyncapi_document_describes_the_topics_payload() -> None:
@@ -179,3 +215,35 @@ async def test_a_handler_that_raises_has_its_record_read_again(kafka_bootstrap: 
         await broker.publish(value, ERASURES.name, key=REFERENCE.encode(), headers=headers)
         await asyncio.wait_for(done.wait(), 30)
     assert attempts == [headers["ce_id"], headers["ce_id"]]
+
+
+async def test_an_empty_batch_poll_is_made_again_without_sleeping(monkeypatch) -> None:
+    """A batch subscriber whose poll found nothing polls again at once: it never sleeps the
+    batch timeout, so a record arriving then is not held back by a timer."""
+    import faststream.kafka.subscriber.usecase as usecase
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(usecase.anyio, "sleep", sleep)
+
+    class Consumer:
+        def __init__(self) -> None:
+            self.polls: list[tuple[int, int | None]] = []
+
+        async def getmany(
+            self, *, timeout_ms: int, max_records: int | None
+        ) -> dict[str, list[int]]:
+            self.polls.append((timeout_ms, max_records))
+            return {}
+
+    async def handler(batch: Sequence[Received[ErasureRequestedV1]]) -> None:
+        return None
+
+    broker, _ = broker_with(handler, batch=Batch(max_records=7, timeout_ms=100))
+    (subscriber,) = [s for s in broker.subscribers if ERASURES.name in s.topic_names]
+    consumer = Consumer()
+    assert await subscriber.get_msg(consumer) == ()
+    assert consumer.polls == [(100, 7)] and slept == []

@@ -3,13 +3,14 @@ deleted once acknowledged; a failure keeps what did not go out for the next flus
 PostgreSQL."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 
 from rebond_sql import Database
+from rebond_sql.erasure import lock_references
 from rebond_sql.outbox import Message, Outbox, Relay, outbox_table
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
@@ -123,3 +124,60 @@ async def test_an_erased_subjects_unsent_messages_are_dropped(database: Database
     producer = Producer()
     await Relay(database, OUTBOX, producer.send).flush()
     assert [m.subject for m in producer.handed] == ["RB-B"]
+
+
+async def test_an_id_is_never_given_twice(database: Database) -> None:
+    """A message written after the newest one was dropped gets an id of its own (SQLite reuses
+    a deleted rowid unless told not to), so forgetting the dropped one cannot forget it."""
+    await database.run(lambda c: OUTBOX.add(c, [message(1)], T0))
+    [first] = await database.run(OUTBOX.pending)
+    await database.run(lambda c: OUTBOX.forget_subject(c, "RB-A"))
+    await database.run(lambda c: OUTBOX.add(c, [message(2)], T0))
+    [second] = await database.run(OUTBOX.pending)
+    assert second.id != first.id
+
+
+class HeldProducer(Producer):
+    """Acknowledges nothing until `release` is set; `handed_over` tells when it was given one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.handed_over = asyncio.Event()
+
+    async def send(self, message: Message) -> "asyncio.Future[object]":
+        self.handed.append(message)
+        self.handed_over.set()
+        return asyncio.ensure_future(self.release.wait())
+
+
+async def test_a_locked_flush_holds_its_subjects_until_kafka_acknowledged(
+    database: Database,
+) -> None:
+    """With a `lock`, a change that takes the subject's lock exclusively (an erasure replacing
+    the unsent offer with a withdrawal) waits for the offer's acknowledgement on PostgreSQL,
+    and on either database the withdrawal goes out after the offer, never before it."""
+    dialect = database.dialect
+
+    def lock(connection: Connection, subjects: Sequence[str]) -> None:
+        lock_references(connection, subjects, erasing=False)
+
+    def erase(connection: Connection) -> None:
+        lock_references(connection, ["RB-A"], erasing=True)
+        OUTBOX.forget_subject(connection, "RB-A")
+        OUTBOX.add(connection, [message(2)], T0)
+
+    await database.run(lambda c: OUTBOX.add(c, [message(1)], T0))
+    producer = HeldProducer()
+    relay = Relay(database, OUTBOX, producer.send, lock=lock)
+    offering = asyncio.create_task(relay.flush(subjects=["RB-A"]))
+    await asyncio.wait_for(producer.handed_over.wait(), 10)
+    erasing = asyncio.create_task(database.run(erase))
+    done, _ = await asyncio.wait([erasing], timeout=0.5)
+    if dialect == "postgresql":
+        assert not done, "the erasure went ahead while the offer waited for its acknowledgement"
+    producer.release.set()
+    assert await asyncio.wait_for(offering, 10) == 1
+    await asyncio.wait_for(erasing, 10)
+    assert await relay.flush() == 1
+    assert [m.value for m in producer.handed] == [b"v1", b"v2"]

@@ -435,3 +435,15 @@ async def test_health_and_readiness(console: Console) -> None:
     client = console.client()
     assert (await client.get("/healthz")).json() == {"status": "alive"}
     assert (await client.get("/readyz")).json() == {"store": "ready"}
+
+
+async def test_readiness_says_the_store_is_unreachable_whatever_its_error(
+    console: Console,
+) -> None:
+    """/readyz answers 503 naming the store once it no longer answers (here it raises an error
+    that is no database error), never a 500; /healthz stays alive."""
+    client = console.client()
+    await console.store.close()
+    reply = await client.get("/readyz")
+    assert (reply.status_code, reply.json()) == (503, {"store": "unreachable"})
+    assert (await client.get("/healthz")).json() == {"status": "alive"}

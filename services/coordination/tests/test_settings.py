@@ -31,7 +31,10 @@ def test_production_starts_with_real_secrets_on_https() -> None:
         ({"public_url": "http://console.rebond.example"}, "must be https"),
         ({"router_preview_token": "dev-only-router-preview-token-change-me"}, "PREVIEW_TOKEN"),
         ({"router_preview_token": "short"}, "PREVIEW_TOKEN"),
-        ({"events_organiser_keys": {"apesa": "dev-key-apesa"}}, "development organiser keys"),
+        (
+            {"events_organiser_keys": {"apesa": "dev-key-apesa"}},
+            r"COORDINATION_EVENTS_ORGANISER_KEYS .* holds development keys",
+        ),
     ],
 )
 def test_production_refuses_development_values(change: dict[str, object], message: str) -> None:

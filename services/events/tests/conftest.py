@@ -1,9 +1,10 @@
 """Fixtures of the events service's tests: the app on a real database, a fake Kafka sink."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,40 +13,66 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 
-from rebond_events.app import create_app
+from rebond_events.app import Events, build
 from rebond_events.domain import PARIS
-from rebond_events.service import Outbound
 from rebond_events.settings import EventsSettings, hash_api_key
+from rebond_sql.outbox import Message
 
 KEYS = {"second-souffle": "key-second-souffle-test", "60000-rebonds": "key-60000-rebonds-test"}
 BASE = "http://events.test"
 
 
 class FakeSink:
-    """Stands in for Kafka: keeps what was published; `down` makes it refuse like a dead broker."""
+    """Stands in for Kafka (`rebond_sql.outbox.Send`): keeps what was published, acknowledged
+    at once; `down` makes it refuse like a dead broker."""
 
     def __init__(self) -> None:
-        self.sent: list[Outbound] = []
+        self.sent: list[Message] = []
         self.down = False
 
-    async def send(self, event: Outbound) -> None:
+    async def send(self, message: Message) -> "asyncio.Future[None]":
         if self.down:
             raise KafkaConnectionError("broker down (fake)")
-        self.sent.append(event)
+        self.sent.append(message)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
 
     def payloads(self, topic: str) -> list[dict[str, Any]]:
-        return [json.loads(e.value) for e in self.sent if e.topic == topic]
+        return [json.loads(m.value) for m in self.sent if m.topic == topic]
+
+
+class Clock:
+    """The time of day the app sees: now, unless a test moves it on."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
 
 
 @dataclass
 class Running:
-    app: FastAPI
+    events: Events
     client: httpx.AsyncClient
     sink: FakeSink
     settings: EventsSettings
+    clock: Clock
     headers: dict[str, dict[str, str]] = field(
         default_factory=lambda: {org: {"X-API-Key": key} for org, key in KEYS.items()}
     )
+
+    async def settled(self) -> None:
+        """Wait for the publishes a request left to the background (registrations)."""
+        await self.events.publisher.settled()
+
+    @property
+    def app(self) -> FastAPI:
+        return self.events.web
 
 
 def settings_for(database_url: str, **overrides: Any) -> EventsSettings:
@@ -55,18 +82,20 @@ def settings_for(database_url: str, **overrides: Any) -> EventsSettings:
         "organiser_keys": {org: hash_api_key(key) for org, key in KEYS.items()},
         "public_base_url": BASE,
         "outbox_interval_s": 3600,
+        "rate_limit_per_minute": 0,
     }
     return EventsSettings(**{**values, **overrides})
 
 
 async def running(settings: EventsSettings) -> AsyncIterator[Running]:
-    sink = FakeSink()
-    app = create_app(settings, sink=sink)
+    sink, clock = FakeSink(), Clock()
+    events = build(settings, send=sink.send, clock=clock)
+    app = events.web
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
     ):
-        yield Running(app, client, sink, settings)
+        yield Running(events, client, sink, settings, clock)
 
 
 @pytest.fixture

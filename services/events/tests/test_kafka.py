@@ -1,4 +1,6 @@
-"""The events service on a real Kafka broker: invitations from the router's invitees, announcements."""
+"""The events service on a real Kafka broker: an invitee becomes one invitation, published
+(acknowledged) before the invitee's offset moves on; a redelivery publishes nothing new; the
+conference is announced. The handlers' other cases run on the test broker (`test_consumer.py`)."""
 
 import asyncio
 import secrets
@@ -9,22 +11,10 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from rebond_contracts.payloads import ErasureRequestedV1, InvitationContactV1, InviteeV1
-from rebond_contracts.topics import (
-    CONFERENCES,
-    ERASURES,
-    INVITATIONS,
-    INVITEES,
-    Service,
-    dead_letters,
-)
+from rebond_contracts.payloads import InvitationContactV1, InviteeV1
+from rebond_contracts.topics import CONFERENCES, INVITATIONS, INVITEES
 from rebond_events.app import create_app
-from rebond_events.store import ErasureRow, InvitationRow, OutboxRow, build_engine
-from rebond_sql.erasure import reference_digest
 
 from .conftest import BASE, KEYS, in_days, settings_for
 
@@ -152,55 +142,3 @@ async def test_a_consenting_person_is_invited_once_per_event(
     assert invitation.data.conference.page_url == f"{BASE}/evenements/{event_id}"
     announced = await collect(kafka_bootstrap, CONFERENCES.name, event_id.encode(), bool)
     assert CONFERENCES.read(announced[0].value, announced[0].headers).data.change == "scheduled"
-
-
-async def test_an_unreadable_invitee_is_dead_lettered(live: Any, kafka_bootstrap: str) -> None:
-    """A record that is not an invitee goes to deadletter.events with the error."""
-    key = new_reference().encode()
-    await publish(kafka_bootstrap, [(key, b"not json", {"ce_type": INVITEES.event_type})])
-    found = await collect(kafka_bootstrap, dead_letters(Service.EVENTS).name, key, bool)
-    assert found, "nothing dead-lettered"
-    headers = dict(found[0].headers)
-    assert b"ce_" in headers["x-error"] or b"schema version" in headers["x-error"]
-
-
-async def test_an_invitee_read_after_its_erasure_invites_no_one(
-    live: Any, kafka_bootstrap: str, sqlite_url: str
-) -> None:
-    """The erasure is read first (`privacy.erasures` ahead of `routing.invitees`, as after a
-    lag or a replayed dead letter): the person is not invited, and nothing of them is kept;
-    another person's invitee, behind it on the same partition, is."""
-    await _conference_in_bordeaux(live)
-    erased, other = new_reference(), new_reference()
-    request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
-    erasure = ERASURES.envelope(request, subject=erased, correlationid=erased)
-    await publish(
-        kafka_bootstrap, [(erased.encode(), erasure.kafka_value(), erasure.kafka_headers())],
-        topic=ERASURES.name,
-    )  # fmt: skip
-    engine = build_engine(sqlite_url)
-    try:
-        deadline = asyncio.get_running_loop().time() + 30
-        while not _erased(engine, erased):
-            assert asyncio.get_running_loop().time() < deadline, "the erasure was not read"
-            await asyncio.sleep(0.1)
-        late = invitee(erased, f"claire-{erased}@example.org")
-        _, behind, headers = invitee(other, f"other-{other}@example.org")
-        await publish(kafka_bootstrap, [late, (erased.encode(), behind, headers)])
-        found = await collect(kafka_bootstrap, INVITATIONS.name, other.encode(), bool)
-        assert found, "the other person was not invited"
-        with Session(engine) as session:
-            assert (
-                session.scalars(
-                    select(InvitationRow.id).where(InvitationRow.reference == erased)
-                ).all()
-                == []
-            )
-            assert erased.encode() not in b"".join(session.scalars(select(OutboxRow.key)).all())
-    finally:
-        engine.dispose()
-
-
-def _erased(engine: Engine, reference: str) -> bool:
-    with Session(engine) as session:
-        return session.get(ErasureRow, reference_digest(reference)) is not None

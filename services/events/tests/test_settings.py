@@ -22,18 +22,19 @@ def test_production_refuses_the_development_signing_secret() -> None:
 
 def test_production_refuses_the_development_organiser_keys() -> None:
     """The built-in development API keys are refused in production."""
-    with pytest.raises(ValidationError, match="development organiser keys"):
+    with pytest.raises(ValidationError, match=r"EVENTS_ORGANISER_KEYS .* holds development keys"):
         EventsSettings(**PRODUCTION, signing_secret=GOOD_SECRET)
 
 
-def test_production_starts_with_real_secrets(tmp_path: Path) -> None:
-    """Real secrets, here keys from a file, are accepted in production."""
+def test_production_starts_with_real_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real secrets, here keys from the file EVENTS_ORGANISER_KEYS_FILE names, are accepted in
+    production: the file replaces the development keys."""
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"second-souffle": hash_api_key("a-long-random-key")}))
-    settings = EventsSettings(
-        **PRODUCTION, signing_secret=GOOD_SECRET, organiser_keys={},
-        organiser_keys_file=keys,
-    )  # fmt: skip
+    monkeypatch.setenv("EVENTS_ORGANISER_KEYS_FILE", str(keys))
+    settings = EventsSettings(**PRODUCTION, signing_secret=GOOD_SECRET)
     assert settings.organiser_keys == {"second-souffle": hash_api_key("a-long-random-key")}
 
 

@@ -12,7 +12,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import Reason, RoutingOutcomeV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import ERASURES, erasure_window_days
-from rebond_intake.app import create_app
+from rebond_intake.app import build
 from rebond_intake.erasure import erasure_secret
 from rebond_intake.settings import DEFAULT_ERASURE_KEY, IntakeSettings
 from rebond_intake.store import SqlStatusStore, Submission, erasure_secrets
@@ -46,7 +46,7 @@ def test_the_secret_erases_on_a_replica_that_never_saw_the_submission(
     """No state is needed to check it: another intake with the same key and an empty store
     accepts the right secret at once (and only the right one)."""
     reference = (accepted := _submit(make_client()))["reference"]
-    other = TestClient(create_app(IntakeSettings(), publisher=publisher, store=FakeStore()))
+    other = TestClient(build(IntakeSettings(), publisher=publisher, store=FakeStore()).web)
     with other:
         url = f"/v1/submissions/{reference}/erasure"
         assert other.post(url, json={"secret": accepted["erasure_secret"][:-1]}).status_code == 404
@@ -146,6 +146,7 @@ async def test_sql_store_reads_old_secret_hashes_and_expires_idempotency_rows(tm
     """SQLite: hashes kept by an older intake are read back, later submissions have none; old
     idempotency keys expire (the same key then claims anew)."""
     store = SqlStatusStore(f"sqlite+aiosqlite:///{tmp_path / 'intake.db'}")
+    await store.migrate()
     await store.start()
     try:
         old = Submission("RB-AAAA-0000-0000-0001", T0, "e1", "key-old-123", "h")

@@ -29,7 +29,7 @@ from rebond_contracts.topics import (
     Service,
     dead_letters,
 )
-from rebond_intake.app import create_app
+from rebond_intake.app import build, create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StoreUnavailable
 from rebond_kafka.testing import kafka_away, move_group_to_end
@@ -203,6 +203,7 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
     read = [QUESTIONNAIRES.name, OUTCOMES.name, REFERRAL_STATUS.name, DELIVERIES.name]
     await move_group_to_end(kafka_bootstrap, config.group_id, read)
     store = SqlStatusStore(config.store_url)
+    await store.migrate()
     await store.start()
     calls: list[tuple[float, set[str]]] = []  # when, and for which references
     down_until = time.monotonic() + 3600
@@ -216,7 +217,7 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
 
     store.add_many = flaky_add_many  # type: ignore[method-assign]
     try:
-        async with running(create_app(config, store=store)) as client:
+        async with running(build(config, store=store).web) as client:
             reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
             reference = reply.json()["reference"]
             deadline = time.monotonic() + 30

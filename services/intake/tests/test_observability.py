@@ -19,7 +19,7 @@ from rebond_contracts.payloads import RoutingOutcomeV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import OUTCOMES, QUESTIONNAIRES
 from rebond_contracts.tracing import TraceParent
-from rebond_intake.app import create_app
+from rebond_intake.app import build, create_app
 from rebond_intake.consumer import CONSUMED
 from rebond_intake.settings import IntakeSettings
 from rebond_kafka.testing import move_group_to_end
@@ -50,7 +50,7 @@ def test_otel_exporter_is_switched_by_settings(publisher, store, enabled: bool) 
     exporter = InMemorySpanExporter()
     settings = IntakeSettings(otel_enabled=enabled, rate_limit_per_minute=0)
     with TestClient(
-        create_app(settings, publisher=publisher, store=store, span_exporter=exporter)
+        build(settings, publisher=publisher, store=store, span_exporter=exporter).web
     ) as client:
         reply = client.get(
             "/v1/submissions/RB-0000-0000-0000-0000", headers={"traceparent": PARENT}
@@ -71,7 +71,7 @@ def test_otel_exporter_is_switched_by_settings(publisher, store, enabled: bool) 
 def test_metrics_label_routes_not_references(publisher, store) -> None:
     """HTTP series are labelled by route template: the reference asked for never shows."""
     settings = IntakeSettings(rate_limit_per_minute=0)
-    with TestClient(create_app(settings, publisher=publisher, store=store)) as client:
+    with TestClient(build(settings, publisher=publisher, store=store).web) as client:
         client.get("/v1/submissions/RB-7K3M-Q9XA-2DFE-W8NB")
         text = client.get("/metrics").text
     assert (

@@ -10,7 +10,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
-from rebond_intake.app import create_app
+from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 
 
@@ -26,7 +26,7 @@ def portal_url(tmp_path_factory, fake_publisher_class) -> Iterator[str]:
     settings = IntakeSettings(
         data_dir=tmp_path_factory.mktemp("intake"), rate_limit_per_minute=0, status_refresh_s=5
     )
-    app = create_app(settings, publisher=fake_publisher_class())
+    app = build(settings, publisher=fake_publisher_class()).web
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)

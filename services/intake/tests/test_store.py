@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rebond_intake.store import SqlStatusStore, Submission, erasures, metadata
+from rebond_intake.store import SqlStatusStore, Submission, erasures, metadata, migrate
 from rebond_intake.timeline import Record
 from rebond_sql.erasure import lock_references, reference_digest
 from rebond_sql.testing import rows_of, waits_for
@@ -27,9 +27,9 @@ async def any_store(request, tmp_path, fake_store_class) -> AsyncIterator[object
         url = f"sqlite+aiosqlite:///{tmp_path / 'sub' / 'intake.db'}"
     else:
         url = request.getfixturevalue("postgres_url")
+    migrate(url)
     store = SqlStatusStore(url)
     await store.start()
-    await store.start()  # creating the tables twice is harmless
     try:
         yield store
     finally:

@@ -36,7 +36,7 @@ async def notifier(
     """A notifier with its own consumer groups and delivery log."""
     folder: Path = tmp_path_factory.mktemp("notifier-conferences")
     settings = NotifierSettings(
-        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        kafka_bootstrap_servers=kafka_bootstrap,
         environment="test",
         group_id=f"test-notifier-conf-{uuid.uuid4().hex[:8]}",
         database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",

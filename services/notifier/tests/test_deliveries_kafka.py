@@ -45,7 +45,7 @@ async def notifier(
     os.environ[SECRET_ENV] = SECRET
     associations_file(folder / "associations.yaml", webhook_receiver.url, SECRET_ENV)
     settings = NotifierSettings(
-        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        kafka_bootstrap_servers=kafka_bootstrap,
         environment="test",
         group_id=f"test-notifier-{uuid.uuid4().hex[:8]}",
         database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",

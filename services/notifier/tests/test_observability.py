@@ -31,7 +31,7 @@ async def test_referral_continues_the_trace_and_metrics_show_it(
     group = f"notifier-obs-{uuid.uuid4().hex[:8]}"
     await move_group_to_end(kafka_bootstrap, group, [DECISIONS.name])  # reads only its decision
     settings = NotifierSettings(
-        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, environment="test", group_id=group,
+        kafka_bootstrap_servers=kafka_bootstrap, environment="test", group_id=group,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}",
         smtp_host=smtp_server.host, smtp_port=smtp_server.port, poll_interval_s=0.2,
     )  # fmt: skip

@@ -32,7 +32,7 @@ async def test_notifier_connects_with_its_own_sasl_principal(
 ) -> None:
     """On the secured listener the notifier, as principal `notifier`, consumes and publishes referrals."""
     settings = NotifierSettings(
-        NOTIFIER_KAFKA_BOOTSTRAP_SERVERS=kafka_secure.bootstrap,
+        kafka_bootstrap_servers=kafka_secure.bootstrap,
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_username="notifier",
         kafka_sasl_password=kafka_secure.credentials["notifier"],

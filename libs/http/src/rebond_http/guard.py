@@ -1,13 +1,17 @@
-"""Abuse protection, as plain ASGI middleware shared by the services with public pages: rate
-limit, body limit, content type, security headers."""
+"""Abuse protection, as plain ASGI middleware shared by the services with public pages: text
+that is not text, rate limit per client, body limit, content type, security headers."""
 
 import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from html import escape
 from typing import Any
+
+from rebond_http.clients import ClientAddress
+from rebond_http.inputs import Loc, json_errors, path_errors, urlencoded_errors
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -69,14 +73,35 @@ class TokenBucketLimiter:
         return (1 - bucket.tokens) / self.rate
 
 
-async def _reply(send: Send, status: int, body: dict[str, Any], extra: list[Any]) -> None:
-    payload = json.dumps(body, ensure_ascii=False).encode()
+def _wants_html(headers: Mapping[str, str]) -> bool:
+    """A browser posting a form (the events portal) reads a page, not JSON."""
+    return "text/html" in headers.get("accept", "")
+
+
+async def reply(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    extra: list[Any],
+    *,
+    html: bool = False,
+) -> None:
+    if html:
+        text = escape(str(body.get("message", "")))
+        payload = (
+            '<!doctype html><html lang="fr"><head><meta charset="utf-8">'
+            f"<title>{status}</title></head><body><p>{text}</p></body></html>"
+        ).encode()
+        media = b"text/html; charset=utf-8"
+    else:
+        payload = json.dumps(body, ensure_ascii=False).encode()
+        media = b"application/json"
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media),
                 (b"content-length", str(len(payload)).encode()),
                 *extra,
             ],
@@ -85,52 +110,96 @@ async def _reply(send: Send, status: int, body: dict[str, Any], extra: list[Any]
     await send({"type": "http.response.body", "body": payload})
 
 
-_TEXTS = {
+#: Intake's words (its API takes only the questionnaire); events passes its own.
+SUBMISSION_TEXTS: Mapping[int, tuple[str, str]] = {
     415: ("unsupported_media_type", "Envoyez le questionnaire en JSON (application/json)."),
     413: ("payload_too_large", "Le questionnaire envoyé est trop volumineux."),
     429: ("too_many_requests", "Trop d'envois depuis votre connexion ; réessayez dans un moment."),
 }
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+def invalid_characters(headers: Mapping[str, str], locations: list[Loc]) -> dict[str, Any]:
+    """The 422 body for text that is not text, one entry per location (`field`: dotted path
+    without `body`, `query` or `path`); a service with another 422 shape passes its own."""
+    return {
+        "detail": [
+            {
+                "field": ".".join(str(p) for p in loc[1:]) or str(loc[0]),
+                "loc": list(loc),
+                "msg": "Le texte contient des caractères invalides. "
+                "(The text contains invalid characters.)",
+                "type": "invalid_characters",
+            }
+            for loc in locations
+        ]
+    }
 
 
 class SubmissionGuard:
-    """On `POST` requests: rate limit (429), JSON only (415), body size limit (413).
+    """Every request: text that cannot be text refused (422, `rebond_http.inputs`). On `POST`,
+    `PUT` and `PATCH`: rate limit per client (429), allowed media types only (415), body size
+    limit (413).
 
     The body is read in full (at most `max_body_bytes`) before the app sees it, so an oversized
-    body never reaches the parser.
+    body never reaches the parser. The client is the one `clients` names (the TCP peer, or the
+    right-most untrusted `X-Forwarded-For` hop behind a trusted proxy). A request without a
+    body (an organiser's `POST …/cancel`) needs no content type.
     """
 
-    def __init__(self, app: ASGIApp, *, limiter: TokenBucketLimiter, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: TokenBucketLimiter,
+        max_body_bytes: int,
+        clients: ClientAddress | None = None,
+        media_types: Collection[str] = (JSON,),
+        texts: Mapping[int, tuple[str, str]] = SUBMISSION_TEXTS,
+        invalid: Callable[[Mapping[str, str], list[Loc]], dict[str, Any]] = invalid_characters,
+    ) -> None:
         self.app = app
         self.limiter = limiter
         self.max_body_bytes = max_body_bytes
+        self.clients = clients or ClientAddress()
+        self.media_types = frozenset(media_types)
+        self.texts = texts
+        self.invalid = invalid
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        client = (scope.get("client") or ("unknown", 0))[0]
-        wait = self.limiter.take(str(client))
+        errors = path_errors(scope.get("raw_path") or scope["path"].encode())
+        errors += urlencoded_errors(scope.get("query_string", b""), "query")
+        if errors:
+            await reply(send, 422, self.invalid(headers, errors), [])
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        html = _wants_html(headers)
+        wait = self.limiter.take(self.clients.key(scope))
         if wait > 0:
-            code, text = _TEXTS[429]
+            code, text = self.texts[429]
             retry = str(max(1, math.ceil(wait)))
-            await _reply(
+            await reply(
                 send,
                 429,
                 {"error": code, "message": text, "retry_after_s": int(retry)},
                 [(b"retry-after", retry.encode())],
+                html=html,
             )
             return
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json" and not (
-            media.startswith("application/") and media.endswith("+json")
-        ):
-            code, text = _TEXTS[415]
-            await _reply(send, 415, {"error": code, "message": text}, [])
+        if media and not self._accepted(media):
+            await self._refuse_media(send, html)
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(send)
+            await self._too_large(send, html)
             return
         chunks: list[bytes] = []
         size = 0
@@ -141,12 +210,19 @@ class SubmissionGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send)
+                await self._too_large(send, html)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if not media and body:
+            await self._refuse_media(send, html)
+            return
+        errors = urlencoded_errors(body, "body") if media == FORM else json_errors(body)
+        if errors:
+            await reply(send, 422, self.invalid(headers, errors), [])
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -159,13 +235,27 @@ class SubmissionGuard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
-        code, text = _TEXTS[413]
-        await _reply(
+    def _accepted(self, media: str) -> bool:
+        if media in self.media_types:
+            return True
+        return (
+            JSON in self.media_types
+            and media.startswith("application/")
+            and (media.endswith("+json"))
+        )
+
+    async def _refuse_media(self, send: Send, html: bool) -> None:
+        code, text = self.texts[415]
+        await reply(send, 415, {"error": code, "message": text}, [], html=html)
+
+    async def _too_large(self, send: Send, html: bool) -> None:
+        code, text = self.texts[413]
+        await reply(
             send,
             413,
             {"error": code, "message": text, "max_bytes": self.max_body_bytes},
             [(b"connection", b"close")],
+            html=html,
         )
 
 

@@ -13,7 +13,7 @@ The port a request came in on is the local address of the socket that accepted i
 
 import json
 import socket
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 
@@ -79,9 +79,40 @@ def server(
     **options: Any,
 ) -> tuple[uvicorn.Server, list[socket.socket]]:
     """The uvicorn server of `app` and the sockets it is to serve: `host:port`, and
-    `internal_host:internal_port` when given. `options` go to `uvicorn.Config`. Run it with
-    `server.run(sockets=...)` (or `await server.serve(sockets=...)`)."""
+    `internal_host:internal_port` when given. `options` go to `uvicorn.Config` (but
+    `proxy_headers`, always off). Run it with `server.run(sockets=...)` (or `await
+    server.serve(sockets=...)`)."""
     sockets = [bind(host, port)]
     if internal_port is not None:
         sockets.append(bind(internal_host, internal_port))
+    # uvicorn's proxy-headers handling stays off whatever the caller or FORWARDED_ALLOW_IPS
+    # says: with it, uvicorn rewrites the request's client from `X-Forwarded-For` for any
+    # peer in FORWARDED_ALLOW_IPS (`*` trusts everyone) before the app sees it; only
+    # `rebond_http.clients` decides who the client is, from <PREFIX>_TRUSTED_PROXIES. No
+    # `Server` header either: it tells a scanner which software to try first.
+    options = {"server_header": False, **options, "proxy_headers": False}
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options)), sockets
+
+
+class Listening(Protocol):
+    """Where a service listens, as its settings say (`host`, `port`, and the internal port)."""
+
+    host: str
+    port: int
+    internal_host: str
+    internal_port: int | None
+
+
+def server_for(
+    app: Any, where: Listening, **options: Any
+) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """`server` on the addresses `where` (a service's settings) names, without uvicorn's own
+    logging configuration or access log (the service logs, and no path or client goes in it)."""
+    return server(
+        app,
+        host=where.host,
+        port=where.port,
+        internal_host=where.internal_host,
+        internal_port=where.internal_port,
+        **{"log_config": None, "access_log": False, **options},
+    )

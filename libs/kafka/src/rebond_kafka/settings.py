@@ -1,25 +1,26 @@
 """The Kafka connection settings every Rebond process shares, and what production asks of them.
 
 `KafkaClientSettings` holds the fields of a Kafka client: protocol, SASL mechanism and
-credentials (the password from the environment or a mounted file), and the TLS files. Each
-subclass names its own environment prefix (`INTAKE_`, `ROUTER_`, ..., `REBOND_` for the
-associations' client), so the variables are `<PREFIX>_KAFKA_SECURITY_PROTOCOL` and so on.
+credentials, and the TLS files. Each subclass names its own environment prefix (`INTAKE_`,
+`ROUTER_`, ..., `REBOND_` for the associations' client), so the variables are
+`<PREFIX>_KAFKA_SECURITY_PROTOCOL` and so on. The password may come from a mounted file
+(`<PREFIX>_KAFKA_SASL_PASSWORD_FILE`) when the subclass reads its settings through
+`rebond_service.settings.FromEnvironment`, as every service and the associations' client do.
 
-`ServiceSettings` adds `<PREFIX>_ENVIRONMENT` and refuses, when it is `production`, a Kafka
-connection that is not encrypted and authenticated with a salted challenge: `SASL_SSL` with
-SCRAM-SHA-256 or -512 and both credentials. PLAIN is refused even over TLS because it sends the
-password itself to the broker at every connection, and SCRAM does not. The check runs while the
-settings are read, so a service so configured stops before it opens any connection, with a
-message naming each variable to change.
+`kafka_production_problems` says what keeps a connection from what production requires: an
+encrypted and authenticated one, `SASL_SSL` with SCRAM-SHA-256 or -512 and both credentials.
+PLAIN is refused even over TLS because it sends the password itself to the broker at every
+connection, and SCRAM does not. A service's settings (`rebond_service.settings`) run it while
+they are read, so a service so configured stops before it opens any connection, with a message
+naming each variable to change.
 """
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
-Environment = Literal["development", "test", "production"]
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
 
@@ -33,8 +34,6 @@ class KafkaClientSettings(BaseSettings):
     #: The process's own principal on a secured cluster.
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    #: A file holding the password (a mounted secret); it wins over `..._KAFKA_SASL_PASSWORD`.
-    kafka_sasl_password_file: Path | None = None
     #: SASL_SSL: the CA certificate(s) that signed the brokers' certificates, as PEM; the
     #: system's trusted CAs when unset. The brokers' host names are checked either way.
     kafka_ssl_cafile: Path | None = None
@@ -42,29 +41,6 @@ class KafkaClientSettings(BaseSettings):
     #: key when not in the same file.
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
-
-    @model_validator(mode="after")
-    def _kafka_password_from_file(self) -> Self:
-        if self.kafka_sasl_password_file is not None:
-            password = self.kafka_sasl_password_file.read_text().strip()
-            self.kafka_sasl_password = SecretStr(password)
-        return self
-
-
-class ServiceSettings(KafkaClientSettings):
-    """A service's settings: its environment, and its Kafka connection checked against it."""
-
-    environment: Environment = "development"
-
-    @model_validator(mode="after")
-    def _kafka_encrypted_in_production(self) -> Self:
-        if self.environment == "production" and (problems := kafka_production_problems(self)):
-            prefix = self.model_config.get("env_prefix", "")
-            raise ValueError(
-                f"{prefix}ENVIRONMENT=production needs an encrypted, authenticated Kafka "
-                f"connection: {'; '.join(problems)}"
-            )
-        return self
 
 
 def kafka_production_problems(settings: KafkaClientSettings) -> list[str]:

@@ -62,8 +62,8 @@ async def records_to_end(bootstrap: str, topics: list[str]) -> list[ConsumerReco
         await consumer.stop()
 
 
-#: Settings keyword arguments that satisfy production's Kafka check (`ServiceSettings`), for
-#: tests of another production rule; `<PREFIX>_` + the upper-cased name as a variable.
+#: Settings keyword arguments that satisfy production's Kafka check (`kafka_production_problems`),
+#: for tests of another production rule; `<PREFIX>_` + the upper-cased name as a variable.
 PRODUCTION_KAFKA: dict[str, str] = {
     "kafka_security_protocol": "SASL_SSL",
     "kafka_sasl_mechanism": "SCRAM-SHA-512",

@@ -11,6 +11,19 @@ recognise. Rows may hold personal data (a referral's contact), so nothing is kep
 `Outbox` is the table and the SQL (plain functions of a connection, inside the caller's
 transaction); `Relay` is the publishing side, run by the service after its commit and by a
 periodic task for what a crashed instance left behind (`older_than`).
+
+**Publications that must not cross a later change of their subject** (a referral and its
+erasure's withdrawal notice: the association must read the offer before the withdrawal, never
+the other way round) take a `lock` on their subjects: the flush then reads, publishes and
+forgets its messages in one transaction that holds the subjects' locks until Kafka acknowledged
+them. Whoever takes the same locks exclusively (an erasure, deleting the subject's unsent
+messages and writing its own) waits for that publication to be acknowledged and then finds its
+messages gone; a flush that comes after the erasure finds no message of the erased subject but
+the erasure's. On SQLite the flush does not hold a transaction meanwhile (it would stop every
+other transaction of the store for an acknowledgement's time): a SQLite store belongs to one
+process, where flushes already take turns (`Relay._flushing`), so the erasure's notices, written
+after the erasure deleted the others, go out with a flush that starts once the one in flight has
+its acknowledgements.
 """
 
 import asyncio
@@ -72,6 +85,9 @@ def outbox_table(metadata: MetaData, name: str) -> Table:
         Column("value", LargeBinary, nullable=False),
         Column("headers", JSON, nullable=False),
         Column("created_at", UTCDateTime, nullable=False, index=True),
+        # SQLite would otherwise give a deleted newest row's id again: a flush in flight, whose
+        # message an erasure deleted, would then forget the erasure's own message by that id.
+        sqlite_autoincrement=True,
     )  # fmt: skip
 
 
@@ -130,6 +146,10 @@ class Outbox:
 #: Kafka's acknowledgement (or raises): many messages are then in flight together.
 Send = Callable[[Message], Awaitable[Awaitable[object]]]
 
+#: Takes, in a flush's transaction, the locks that publishing messages of these subjects holds
+#: until Kafka acknowledged them (e.g. `rebond_sql.erasure.lock_references`, shared).
+SubjectLock = Callable[[Connection, Sequence[str]], None]
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -145,12 +165,17 @@ class Relay:
         send: Send,
         clock: Callable[[], datetime] = _utc_now,
         batch: int = 1000,
+        lock: SubjectLock | None = None,
     ) -> None:
         self.database = database
         self.outbox = outbox
         self.send = send
         self.clock = clock
         self.batch = batch
+        self.lock = lock
+        #: Whether a flush holds its transaction (and `lock`) while Kafka acknowledges (see the
+        #: module's docstring: not on SQLite).
+        self._holding = lock is not None and database.dialect != "sqlite"
         # One flush at a time in this process: two concurrent flushes would publish the same
         # pending message twice, or two messages of one key out of order.
         self._flushing = asyncio.Lock()
@@ -163,23 +188,48 @@ class Relay:
         the first failure is raised once what did go out is deleted, and the rest goes with the
         next flush (same event ids). Returns how many were published."""
         before = self.clock() - older_than if older_than is not None else None
+        read = partial(self._pending, subjects=subjects, created_before=before)
         published = 0
         async with self._flushing:
             while True:
-                pending = await self.database.run(
-                    partial(self.outbox.pending, subjects=subjects, created_before=before,
-                            limit=self.batch)
-                )  # fmt: skip
-                if not pending:
-                    return published
-                acks = [await self.send(message) for message in pending]
-                results = await asyncio.gather(*acks, return_exceptions=True)
-                sent = [m.id for m, result in zip(pending, results, strict=True)
-                        if not isinstance(result, BaseException)]  # fmt: skip
-                await self.database.run(partial(self.outbox.forget, ids=sent))
+                if self._holding:
+                    async with self.database.transaction() as transaction:
+                        pending = await transaction.run(read)
+                        sent, failure = await self._publish(pending)
+                        if sent:
+                            await transaction.run(partial(self.outbox.forget, ids=sent))
+                else:
+                    pending = await self.database.run(read)
+                    sent, failure = await self._publish(pending)
+                    if sent:
+                        await self.database.run(partial(self.outbox.forget, ids=sent))
                 published += len(sent)
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
+                if failure is not None:
+                    raise failure
                 if len(pending) < self.batch:
                     return published
+
+    def _pending(
+        self,
+        connection: Connection,
+        subjects: Sequence[str] | None,
+        created_before: datetime | None,
+    ) -> list[Pending]:
+        """The next batch; when holding a `lock`, read again once the locks of its subjects are
+        held (what an erasure deleted meanwhile is gone from the second read)."""
+        pending = self.outbox.pending(connection, subjects, created_before, self.batch)
+        if self.lock is None or not self._holding or not pending:
+            return pending
+        held = sorted({message.subject for message in pending})
+        self.lock(connection, held)
+        return self.outbox.pending(connection, held, created_before, self.batch)
+
+    async def _publish(self, pending: list[Pending]) -> tuple[list[int], BaseException | None]:
+        """Hand every message over, then wait for all acknowledgements: the ids acknowledged,
+        and the first failure."""
+        acks = [await self.send(message) for message in pending]
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        sent = [m.id for m, result in zip(pending, results, strict=True)
+                if not isinstance(result, BaseException)]  # fmt: skip
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        return sent, failure

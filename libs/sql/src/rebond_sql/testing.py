@@ -1,12 +1,17 @@
-"""For tests: an effect that must wait for another transaction, and a store's rows."""
+"""For tests: an effect that must wait for another transaction, a store's rows, and whether
+its migrations make its tables."""
 
 import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, MetaData, select
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, MetaData, create_engine, select
+from sqlalchemy.pool import NullPool
 
 from rebond_sql import Database, Work
+from rebond_sql.migrations import sync_url
 
 T = TypeVar("T")
 
@@ -41,3 +46,14 @@ async def rows_of(database: Database, metadata: MetaData) -> dict[str, list[tupl
         }
 
     return await database.run(dump)
+
+
+def schema_differences(database_url: str, metadata: MetaData) -> list[Any]:
+    """What Alembic's autogenerate finds different between the database at `database_url` (as
+    the migrations made it) and `metadata` (the store's tables): empty when they agree."""
+    engine = create_engine(sync_url(database_url), poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+    finally:
+        engine.dispose()

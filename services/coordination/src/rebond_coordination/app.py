@@ -3,21 +3,19 @@
 `build` makes everything from the settings, with production defaults for every port, and
 tests pass fakes; nothing connects at import time. Until Kafka and the other services' clients
 are plugged in (the next step), the production default of every port is `ports.Unconnected`:
-messages wait in the outbox, and pages say what is not reachable yet.
+messages wait in the outbox, and pages say what is not reachable yet. Its lifespan and probes
+are the service host's (`rebond_service.host`): the parts below, and the store's readiness.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_coordination.auth import SessionRules
@@ -47,6 +45,7 @@ from rebond_coordination.web import (
     to_sign_in,
 )
 from rebond_http.guard import SecurityHeaders, TokenBucketLimiter
+from rebond_service.host import Host, Part, answers
 
 log = structlog.get_logger(__name__)
 
@@ -57,10 +56,12 @@ def utc_now() -> datetime:
 
 @dataclass
 class App:
-    """The built service: its web app and what the routes and projections run on."""
+    """The built service: its web app, what the routes and projections run on, and its host
+    (lifespan and probes)."""
 
     web: FastAPI
     services: Services
+    host: Host
 
     @property
     def store(self) -> Store:
@@ -97,27 +98,26 @@ def build(
         observability=obs,
     )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def open_store() -> None:
         if settings.migrate_on_start:
-            await run_in_threadpool(migrate, settings.database)
+            await asyncio.to_thread(migrate, settings.database)
         await store.start()
-        tasks = [
-            asyncio.create_task(services.relay.run_forever(settings.relay_interval_s)),
-            asyncio.create_task(_refresh_forever(services, settings.metrics_interval_s)),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-            await store.close()
 
+    host = Host(
+        [
+            Part("telemetry", close=obs.close),
+            Part("store", start=open_store, close=store.close),
+            Part("relay", run=partial(services.relay.run_forever, settings.relay_interval_s)),
+            Part(
+                "queue metrics",
+                run=partial(_refresh_forever, services, settings.metrics_interval_s),
+            ),
+        ],
+        [answers("store", store.ping)],
+    )
     web = FastAPI(
         title="Rebond coordination",
-        lifespan=lifespan,
+        lifespan=host.lifespan,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -130,20 +130,8 @@ def build(
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     _errors(web)
 
-    @web.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @web.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        try:
-            async with asyncio.timeout(2.0):
-                await store.ping()
-        except (SQLAlchemyError, OSError, TimeoutError):
-            return JSONResponse({"store": "unreachable"}, status_code=503)
-        return JSONResponse({"store": "ready"})
-
-    return App(web, services)
+    host.install(web)
+    return App(web, services, host)
 
 
 def create_app(settings: CoordinationSettings | None = None, **ports: object) -> FastAPI:

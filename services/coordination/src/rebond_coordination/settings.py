@@ -1,19 +1,18 @@
 """Coordination settings, read from `COORDINATION_*` environment variables.
 
-Secrets may come from files instead (a mounted Kubernetes or Docker secret): every secret field
-`x` has an `x_file` twin whose content wins. In production (`COORDINATION_ENVIRONMENT=production`)
-the development defaults are refused and the public URL must be https, so session cookies are
-always `Secure` there.
+Any setting may come from a file instead (a mounted Kubernetes or Docker secret): the file that
+`COORDINATION_<NAME>_FILE` names wins over `COORDINATION_<NAME>` (`rebond_service.settings`). In
+production (`COORDINATION_ENVIRONMENT=production`) the development secrets are refused and the
+public URL must be https, so session cookies are always `Secure` there.
 """
 
-import json
-from pathlib import Path
-from typing import Literal, Self
+from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
+from rebond_service.settings import DevelopmentValue, ServiceSettings
 
 #: Development-only secrets of the adapters the lead plugs in next (the router's preview
 #: endpoint, the events service's organiser keys): refused in production.
@@ -23,22 +22,24 @@ DEFAULT_ORGANISER_KEYS = {
 }
 
 
-class CoordinationSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COORDINATION_", extra="ignore")
+class CoordinationSettings(ServiceSettings):
+    """The console's own settings; environment, host, port, logs, OpenTelemetry and secrets
+    from files come from the base (`rebond_service.settings`). No Kafka settings yet: the
+    console's Kafka side is behind ports until it is plugged in (then `KafkaServiceSettings`)."""
 
-    environment: Literal["development", "test", "production"] = "development"
-    host: str = "127.0.0.1"
+    model_config = SettingsConfigDict(env_prefix="COORDINATION_", extra="ignore")
+    development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
+        "router_preview_token": DEFAULT_PREVIEW_TOKEN,
+        "events_organiser_keys": DEFAULT_ORGANISER_KEYS,
+    }
+
     port: int = 8004
-    log_level: str = "INFO"
-    otel_enabled: bool = False
-    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     #: Where staff reach the console: invitation links start with it, and an https URL makes
     #: the session cookie `Secure` (and `__Host-` prefixed).
     public_url: str = "http://127.0.0.1:8004"
-    #: SQLAlchemy URL: SQLite by default (under `.run/`), `postgresql+psycopg://…` too.
+    #: SQLAlchemy URL: SQLite by default (under `.run/`), `postgresql+psycopg://…` too; it
+    #: carries the database password, so COORDINATION_DATABASE_URL_FILE may name a file instead.
     database_url: SecretStr = SecretStr("sqlite:///.run/coordination.sqlite3")
-    #: A file holding the URL (it carries the database password); it wins when set.
-    database_url_file: Path | None = None
     #: Apply the Alembic migrations when the service starts.
     migrate_on_start: bool = True
 
@@ -62,12 +63,10 @@ class CoordinationSettings(BaseSettings):
 
     #: Bearer token for the router's `POST /internal/preview` (used once it is plugged in).
     router_preview_token: SecretStr = SecretStr(DEFAULT_PREVIEW_TOKEN)
-    router_preview_token_file: Path | None = None
     #: Association -> the events service's organiser API key, as JSON (used once plugged in).
     events_organiser_keys: dict[str, SecretStr] = Field(
         default_factory=lambda: {k: SecretStr(v) for k, v in DEFAULT_ORGANISER_KEYS.items()}
     )
-    events_organiser_keys_file: Path | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -77,30 +76,10 @@ class CoordinationSettings(BaseSettings):
     def database(self) -> str:
         return self.database_url.get_secret_value()
 
-    @model_validator(mode="after")
-    def _files_then_production_rules(self) -> Self:
-        if self.database_url_file is not None:
-            self.database_url = SecretStr(self.database_url_file.read_text().strip())
-        if self.router_preview_token_file is not None:
-            self.router_preview_token = SecretStr(
-                self.router_preview_token_file.read_text().strip()
-            )
-        if self.events_organiser_keys_file is not None:
-            loaded = json.loads(self.events_organiser_keys_file.read_text())
-            self.events_organiser_keys = {k: SecretStr(str(v)) for k, v in loaded.items()}
-        if self.environment != "production":
-            return self
-        if not self.secure_cookies:
-            raise ValueError("COORDINATION_PUBLIC_URL must be https in production (Secure cookies)")
-        token = self.router_preview_token.get_secret_value()
-        if token == DEFAULT_PREVIEW_TOKEN or len(token) < 32:
-            raise ValueError(
-                "COORDINATION_ROUTER_PREVIEW_TOKEN must be set (32 characters or more) in production"
-            )
-        defaults = set(DEFAULT_ORGANISER_KEYS.values())
-        if any(key.get_secret_value() in defaults for key in self.events_organiser_keys.values()):
-            raise ValueError(
-                "development organiser keys are refused in production "
-                "(COORDINATION_EVENTS_ORGANISER_KEYS)"
-            )
-        return self
+    def production_problems(self) -> list[str]:
+        https = (
+            []
+            if self.secure_cookies
+            else ["COORDINATION_PUBLIC_URL must be https (Secure cookies)"]
+        )
+        return [*https, *super().production_problems()]

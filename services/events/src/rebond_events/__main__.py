@@ -3,23 +3,38 @@
 `python -m rebond_events new-key ORGANISER` prints a new random API key for an organiser and the
 JSON entry to put in EVENTS_ORGANISER_KEYS (only the hash is stored).
 
+`python -m rebond_events migrate` brings the store to the latest revision of its migrations (a
+Kubernetes init container or Job; the service does it at start unless EVENTS_MIGRATE_ON_START is
+false).
+
 `python -m rebond_events anonymise` anonymises registrations of conferences that ended more than
 EVENTS_RETENTION_DAYS ago and deletes older invitations (run it daily: cron, a CronJob).
 """
 
+import asyncio
 import gc
 import json
 import secrets
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import uvicorn
 
 from rebond_events.app import create_app
-from rebond_events.privacy import anonymise
+from rebond_events.privacy import Anonymised, anonymise
 from rebond_events.settings import EventsSettings, hash_api_key
-from rebond_events.store import build_engine, migrate
+from rebond_events.store import Store, migrate
+from rebond_http import private
 from rebond_observability.logging import configure_logging
+
+
+def build_server(settings: EventsSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The app's server and its sockets: EVENTS_HOST:EVENTS_PORT, and EVENTS_INTERNAL_PORT when
+    set; uvicorn's proxy headers off, so only EVENTS_TRUSTED_PROXIES says who the client is
+    (`rebond_http`)."""
+    return private.server_for(create_app(settings), settings)
 
 
 def main() -> None:
@@ -30,28 +45,33 @@ def main() -> None:
         return
     settings = EventsSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["migrate"]:
+        migrate(settings.database_url)
+        print("rebond-events: the store is at the latest revision")
+        return
     if sys.argv[1:] == ["anonymise"]:
         if settings.migrate_on_start:
             migrate(settings.database_url)
-        done = anonymise(
-            build_engine(settings.database_url),
-            datetime.now(UTC),
-            timedelta(days=settings.retention_days),
-        )
+        done = asyncio.run(_anonymise(settings))
         print(
             f"rebond-events: {done.registrations} registrations anonymised, "
-            f"{done.invitations} invitations and {done.outbox} outbox rows deleted"
+            f"{done.invitations} invitations deleted"
         )
         return
-    app = create_app(settings)
+    server, sockets = build_server(settings)
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-    )
+    server.run(sockets=sockets)
+
+
+async def _anonymise(settings: EventsSettings) -> Anonymised:
+    store = Store(settings.database_url)
+    try:
+        work = partial(
+            anonymise, now=datetime.now(UTC), retention=timedelta(days=settings.retention_days)
+        )
+        return await store.database.run(work)
+    finally:
+        await store.close()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """The events service's composition root: store, outbox relay, Kafka, HTTP API and portal.
 
-Nothing connects at import time. `create_app` builds everything with production defaults;
-tests pass their own settings, and a fake sink where they do not need Kafka.
+`build` makes everything from the settings with production defaults, and connects nothing (the
+lifespan migrates and opens the store, and starts Kafka); tests pass fakes: a `send` standing in
+for Kafka, a clock. `create_app` is `build(...).web`.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from fastapi import FastAPI, Request
@@ -14,20 +17,29 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
-from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebond_contracts.topics import Service
 from rebond_events import api, portal
-from rebond_events.consumer import subscribe_invitees
+from rebond_events.announcements import Announcer, Links
+from rebond_events.conferences import Conferences
+from rebond_events.consumer import subscribe_events
+from rebond_events.errors import Conflict, Expired, Forbidden, InvalidChange, NotFound
 from rebond_events.observability import Observability
-from rebond_events.outbox import KafkaSink, Relay, Sink, declare_publishers
-from rebond_events.service import Conferences, Conflict, Forbidden, InvalidChange, NotFound
+from rebond_events.outbox import KafkaSend, Publisher
 from rebond_events.settings import EventsSettings
-from rebond_events.store import build_engine, migrate
+from rebond_events.store import Store, migrate
+from rebond_http.clients import ClientAddress
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.methods import allowed_methods
+from rebond_http.private import PrivateRoutes
+from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.settings import bootstrap_servers
 from rebond_kafka.startup import start_forever
+from rebond_sql.outbox import Send
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the events service's outage log line (`rebond_kafka.outage`).
@@ -37,6 +49,20 @@ KAFKA_OUTAGE = Impact(
     en="conferences and registrations are stored, their messages will go out once Kafka is "
     "back; invitations wait in Kafka; /readyz answers 503",
 )
+
+#: The guard's answers, for organisers' JSON and people's forms alike.
+GUARD_TEXTS = {
+    413: (
+        "payload_too_large",
+        "La demande envoyée est trop volumineuse. (The request is too large.)",
+    ),
+    415: ("unsupported_media_type", "Envoyez un formulaire ou du JSON. (Send a form or JSON.)"),
+    429: (
+        "too_many_requests",
+        "Trop de demandes depuis votre connexion : merci de réessayer dans une minute. "
+        "(Too many requests from your connection: please try again in a minute.)",
+    ),
+}
 
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
@@ -69,26 +95,41 @@ def _fields(
     return out
 
 
-def create_app(
-    settings: EventsSettings | None = None,
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Events:
+    """The built service: its web app and what it runs on."""
+
+    web: FastAPI
+    settings: EventsSettings
+    conferences: Conferences
+    publisher: Publisher
+    store: Store
+    #: None when a `send` stands in for Kafka.
+    broker: KafkaBroker | None
+
+
+def build(
+    settings: EventsSettings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    send: Send | None = None,
     broker: KafkaBroker | None = None,
-    sink: Sink | None = None,
-) -> FastAPI:
-    """The service. With `sink`, events go there instead of Kafka and no broker is started."""
-    settings = settings or EventsSettings()
-    engine = build_engine(settings.database_url)
-    conferences = Conferences(
-        engine,
-        signing_secret=settings.signing_secret.get_secret_value(),
-        public_base_url=settings.public_base_url,
-    )
-    started: asyncio.Task[None] | None = None
-    use_kafka = sink is None
+    store: Store | None = None,
+) -> Events:
+    """Everything the events service runs on, nothing connected yet. Kafka (`broker`, made
+    from the settings unless given) carries the outbox and the subscriptions, unless a `send`
+    is given without a broker: the outbox then goes to `send` and nothing is consumed."""
+    store = store or Store(settings.database_url)
     obs = Observability(settings)
+    started: asyncio.Task[None] | None = None
     link: KafkaLink | None = None
-    if use_kafka:
+    if broker is not None or send is None:
         broker = obs.instrument(broker or build_broker(settings))
-        sink = KafkaSink(declare_publishers(broker))
+        send = send or KafkaSend(broker).send
         link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
         obs.watch_kafka(link)
 
@@ -98,22 +139,25 @@ def create_app(
             return True
         return started is not None and started.done() and not link.down
 
-    relay = Relay(conferences, sink, connected)  # type: ignore[arg-type]
-    if use_kafka:
-        assert broker is not None
-        subscribe_invitees(broker, conferences, relay, settings.group_id)
+    publisher = Publisher(store, send, clock, connected)
+    links = Links(settings.public_base_url, settings.signing_secret.get_secret_value())
+    conferences = Conferences(store, Announcer(links), publisher, clock)
+    if broker is not None:
+        dead_letters = DeadLetters(broker, Service.EVENTS)
+        subscribe_events(broker, conferences, dead_letters, settings.group_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal started
         if settings.migrate_on_start:
-            await run_in_threadpool(migrate, settings.database_url)
+            await asyncio.to_thread(migrate, settings.database_url)
+        await store.start()
         tasks: list[asyncio.Task[None]] = []
-        if use_kafka:
+        if link is not None:
             assert broker is not None
             started = asyncio.create_task(start_forever(broker, log=log, link=link))
             tasks.append(started)
-        tasks.append(asyncio.create_task(relay.run_forever(settings.outbox_interval_s)))
+        tasks.append(asyncio.create_task(publisher.run_forever(settings.outbox_interval_s)))
         try:
             yield
         finally:
@@ -121,20 +165,64 @@ def create_app(
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await publisher.close()
             if broker is not None:
                 await broker.stop()
-            engine.dispose()
+            await store.close()
 
-    app = FastAPI(title="Rebond events — Conférences du rebond", lifespan=lifespan)
+    app = FastAPI(
+        title="Rebond events — Conférences du rebond",
+        lifespan=lifespan,
+        docs_url=None,  # it would load its script from a CDN, which the CSP forbids
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.conferences = conferences
-    app.state.relay = relay
-    app.state.broker = broker
     app.state.observability = obs
-    obs.install(app)
     app.include_router(api.router)
     app.include_router(portal.router)
     app.mount("/static", StaticFiles(directory=portal.STATIC), name="static")
+
+    _errors(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        if broker is None or link is None:
+            return JSONResponse({"kafka": "not used"})
+        # `connected()` reads the link first: during an outage the answer is at once.
+        ready = connected() and await broker.ping(timeout=2.0)
+        return JSONResponse(
+            status_code=200 if ready else 503,
+            content={"kafka": "connected" if ready else "unreachable"},
+        )
+
+    app.add_middleware(
+        SubmissionGuard,
+        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+        clients=ClientAddress(settings.trusted_proxies),
+        media_types=(JSON, FORM),
+        texts=GUARD_TEXTS,
+    )
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
+    return Events(app, settings, conferences, publisher, store, broker)
+
+
+def create_app(settings: EventsSettings | None = None) -> FastAPI:
+    """The web app with production defaults (`python -m rebond_events` serves it)."""
+    return build(settings or EventsSettings()).web
+
+
+def _errors(app: FastAPI) -> None:
+    """What each refusal answers: a JSON body naming the field (422), or saying why."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -144,6 +232,18 @@ def create_app(
     async def invalid_change(_: Request, error: InvalidChange) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _fields(error.errors, ("body",))})
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(app.router.routes, request.scope),
+            }
+        return JSONResponse(
+            status_code=error.status_code, headers=headers, content={"detail": error.detail}
+        )
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, __: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": "Introuvable."})
@@ -152,24 +252,16 @@ def create_app(
     async def forbidden(_: Request, error: Forbidden) -> JSONResponse:
         return JSONResponse(status_code=403, content={"detail": str(error)})
 
+    @app.exception_handler(Expired)
+    async def expired(_: Request, __: Expired) -> JSONResponse:
+        return JSONResponse(
+            status_code=410,
+            content={
+                "detail": "Ce lien d'annulation n'est plus valable. "
+                "(This cancellation link is no longer valid.)"
+            },
+        )
+
     @app.exception_handler(Conflict)
     async def conflict(_: Request, error: Conflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        if not use_kafka:
-            return JSONResponse({"kafka": "not used"})
-        assert broker is not None
-        # `connected()` reads the link first: during an outage the answer is at once.
-        ready = connected() and await broker.ping(timeout=2.0)
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"kafka": "connected" if ready else "unreachable"},
-        )
-
-    return app

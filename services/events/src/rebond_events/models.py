@@ -1,9 +1,10 @@
 """HTTP shapes: what organisers and people send (`*In`) is not what they get back (`*Public`)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -18,9 +19,49 @@ from pydantic_core import PydanticCustomError
 from rebond_contracts.geography import REGION_OF_DEPARTMENT
 from rebond_contracts.payloads import ConferenceKind
 from rebond_contracts.questionnaire import Locale, Region
-from rebond_events.domain import to_paris
+from rebond_events.domain import (
+    NAME_MAX_LENGTH,
+    name_problem,
+    one_line_problem,
+    tidy_name,
+    to_paris,
+)
+
+_PROBLEMS = {
+    "control_characters": "Control characters, line breaks and direction overrides are not "
+    "allowed here",
+    "name_length": f"A name has 1 to {NAME_MAX_LENGTH} characters",
+    "name_characters": "A name holds letters, spaces, apostrophes, hyphens and the dots of "
+    "initials only",
+}
+
+
+def _one_line(value: str) -> str:
+    if (problem := one_line_problem(value)) is not None:
+        raise PydanticCustomError(problem, _PROBLEMS[problem])
+    return value
+
+
+def _person_name(value: str) -> str:
+    value = tidy_name(value)
+    if (problem := name_problem(value)) is not None:
+        raise PydanticCustomError(problem, _PROBLEMS[problem])
+    return value
+
+
+def _paris_time(value: datetime) -> datetime:
+    """In Paris time, for years 2000 to 9998 (converting 0001-01-01 or 9999-12-31 across time
+    zones leaves the calendar: an overflow, a 500, not a 422)."""
+    if not 2000 <= value.year <= 9998:
+        raise PydanticCustomError("datetime_range", "A time between the years 2000 and 9998")
+    return to_paris(value)
+
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+#: One line of text that may reach an e-mail's subject or a calendar's summary.
+Line = Annotated[Text, AfterValidator(_one_line)]
+#: A person's name as the portal takes it (`domain.name_problem` says why these rules).
+PersonName = Annotated[str, AfterValidator(_person_name)]
 
 
 class EventIn(BaseModel):
@@ -28,13 +69,13 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[Text, StringConstraints(max_length=150)]
+    title: Annotated[Line, StringConstraints(max_length=150)]
     description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] = ""
     kind: ConferenceKind
     starts_at: datetime = Field(examples=["2027-01-14T18:30:00"])
     ends_at: datetime = Field(examples=["2027-01-14T20:30:00"])
-    venue_address: Annotated[Text, StringConstraints(max_length=200)]
-    city: Annotated[Text, StringConstraints(max_length=100)]
+    venue_address: Annotated[Line, StringConstraints(max_length=200)]
+    city: Annotated[Line, StringConstraints(max_length=100)]
     region: Region
     department: str = Field(examples=["33"])
     online_url: AnyHttpUrl | None = None
@@ -43,12 +84,12 @@ class EventIn(BaseModel):
     @field_validator("starts_at")
     @classmethod
     def _paris_start(cls, value: datetime) -> datetime:
-        return to_paris(value)
+        return _paris_time(value)
 
     @field_validator("ends_at")
     @classmethod
     def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
-        value = to_paris(value)
+        value = _paris_time(value)
         starts_at = info.data.get("starts_at")
         if starts_at is not None and value <= starts_at:
             raise PydanticCustomError("ends_before_start", "ends_at must be after starts_at")
@@ -128,7 +169,7 @@ class RegistrationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[Text, StringConstraints(max_length=120)]
+    name: PersonName = Field(examples=["Claire"])
     email: EmailStr
     consent: bool
     locale: Locale = Locale.FR
@@ -143,14 +184,22 @@ class RegistrationIn(BaseModel):
         return value
 
 
-class RegistrationPublic(BaseModel):
-    """What the person (and only they) gets back: their registration and its cancel link."""
+class RegistrationReceived(BaseModel):
+    """The answer to a registration, the same whether the address was new or already
+    registered: what comes next (a seat or the waitlist, and the cancellation link) goes by
+    e-mail to the address registered, never in this reply."""
 
-    registration_id: str
     event_id: str
-    status: str
-    waitlist_position: int | None
-    cancel_url: str
+    status: Literal["received"] = "received"
+    message: str
+
+
+class CancelRequest(BaseModel):
+    """The token of a cancellation link, sent in the body (never in a URL that logs keep)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_.\-]+$")
 
 
 class RegistrationForOrganiser(BaseModel):

@@ -1,22 +1,25 @@
-"""The outbox relay: publishes stored events to Kafka, in order, and marks them sent.
+"""Publishing the events outbox (`rebond_sql.outbox`) to Kafka: right after the change that
+wrote it, and every `EVENTS_OUTBOX_INTERVAL_S` for what is left (Kafka was down, an instance
+stopped between its commit and its publication).
 
-An event is marked sent only after Kafka acknowledged it (acks=all, idempotent producer). A
-crash between the two republishes it with the same `ce_id`: readers deduplicate by event id.
+A message is deleted only once Kafka acknowledged it (acks=all, idempotent producer); one that
+is published twice keeps its `ce_id`, which readers deduplicate by.
 """
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 
 import structlog
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.topics import CONFERENCES, INVITATIONS, REGISTRATIONS, Topic
-from rebond_events.service import Conferences, Outbound
+from rebond_events.store import Store
+from rebond_events.tables import OUTBOX
+from rebond_sql.outbox import Message, Relay, Send
 
 log = structlog.get_logger(__name__)
 
@@ -24,70 +27,109 @@ log = structlog.get_logger(__name__)
 PUBLISHED: tuple[Topic, ...] = (CONFERENCES, REGISTRATIONS, INVITATIONS)
 
 
-class Sink(Protocol):
-    async def send(self, event: Outbound) -> None:
-        """Return once the event is durably in Kafka; raise otherwise."""
+class KafkaSend:
+    """`rebond_sql.outbox.Send` through one declared FastStream publisher per topic written
+    (so the AsyncAPI document lists them, from the registry)."""
 
-
-def declare_publishers(broker: KafkaBroker) -> dict[str, DefaultPublisher]:
-    """One FastStream publisher per topic written, declared from the registry (AsyncAPI)."""
-    return {
-        topic.name: broker.publisher(
-            topic.name, title=topic.name, description=topic.description, schema=topic.payload
-        )
-        for topic in PUBLISHED
-    }
-
-
-class KafkaSink:
-    def __init__(self, publishers: dict[str, DefaultPublisher], timeout_s: float = 10.0) -> None:
-        self._publishers = publishers
-        self._timeout_s = timeout_s
-
-    async def send(self, event: Outbound) -> None:
-        async with asyncio.timeout(self._timeout_s):
-            await self._publishers[event.topic].publish(
-                event.value,
-                key=event.key,
-                headers=event.headers,
-                correlation_id=event.correlation_id,
+    def __init__(self, broker: KafkaBroker, timeout_s: float = 10.0) -> None:
+        self.publishers: dict[str, DefaultPublisher] = {
+            topic.name: broker.publisher(
+                topic.name, title=topic.name, description=topic.description, schema=topic.payload
             )
+            for topic in PUBLISHED
+        }
+        self.timeout_s = timeout_s
+
+    async def send(self, message: Message) -> Awaitable[object]:
+        """Hand the record to the producer within `timeout_s` (a broker that stopped answering
+        must not hold the outbox); the future returned completes on Kafka's acknowledgement, or
+        fails after the producer's own request timeout. No task per message: the relay awaits
+        the producer's futures themselves."""
+        async with asyncio.timeout(self.timeout_s):
+            ack: Awaitable[object] | None = await self.publishers[message.topic].publish(
+                message.value,
+                key=message.key.encode(),
+                headers=dict(message.headers),
+                correlation_id=message.headers.get("ce_correlationid"),
+                no_confirm=True,
+            )
+        if ack is None:  # FastStream's test broker delivers at once and hands no future back
+            done: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        return ack
 
 
-class Relay:
+class Publisher:
+    """When this service publishes its outbox (`OUTBOX` of `store`), through the shared `Relay`
+    (one per database: its lock keeps two flushes from publishing a message twice)."""
+
     def __init__(
-        self, conferences: Conferences, sink: Sink, connected: Callable[[], bool] = lambda: True
+        self,
+        store: Store,
+        send: Send,
+        clock: Callable[[], datetime],
+        connected: Callable[[], bool] = lambda: True,
     ) -> None:
-        self._conferences = conferences
-        self._sink = sink
+        self.store = store
+        self.send = send
+        self.clock = clock
         self._connected = connected
-        self._lock = asyncio.Lock()
+        self._relay: Relay | None = None
+        self._soon: set[asyncio.Task[None]] = set()
 
-    async def flush(self) -> int:
-        """Publish every pending event in order; raise if Kafka does not acknowledge one."""
-        sent = 0
-        async with self._lock:
-            while batch := await run_in_threadpool(self._conferences.pending):
-                done: list[int] = []
-                try:
-                    for event in batch:
-                        await self._sink.send(event)
-                        done.append(event.seq)
-                finally:
-                    await run_in_threadpool(self._conferences.mark_sent, done)
-                sent += len(done)
-        return sent
+    @property
+    def relay(self) -> Relay:
+        """The relay of the store's database (a new one once the store opened a new one)."""
+        if self._relay is None or self._relay.database is not self.store.database:
+            self._relay = Relay(self.store.database, OUTBOX, self.send, self.clock)
+        return self._relay
 
-    async def flush_quietly(self) -> None:
-        """After a request: publish now if Kafka answers; else the background loop retries."""
-        if not self._connected():
+    async def flush(self, subjects: Sequence[str] | None = None) -> int:
+        """Publish what is pending (of `subjects`, or all), in order; raise if Kafka does not
+        acknowledge it all (a consumer's record is then read again)."""
+        return await self.relay.flush(subjects)
+
+    async def flush_quietly(self, subjects: Sequence[str] | None = None) -> None:
+        """After a request: publish now if Kafka answers; else the periodic task will (a
+        request during an outage does not wait for a timeout)."""
+        if not self._connected() or (subjects is not None and not subjects):
             return
         try:
-            await self.flush()
+            await self.flush(subjects)
         except (KafkaError, TimeoutError, OSError, SQLAlchemyError) as error:
             log.warning("outbox_pending", error=type(error).__name__)
 
+    def flush_soon(self, subjects: Sequence[str]) -> None:
+        """Publish in the background, after the reply: a registration's answer then takes as
+        long whether it wrote an e-mail to send or not (a repeat within `RESEND_AFTER` writes
+        none), so its timing does not tell whether an address was registered."""
+        if not subjects:
+            return
+        task = asyncio.create_task(self.flush_quietly(subjects))
+        self._soon.add(task)
+        task.add_done_callback(self._soon.discard)
+
+    async def settled(self) -> None:
+        """Wait for the background publishes started so far (tests, shutdown)."""
+        while self._soon:
+            await asyncio.gather(*self._soon)
+
+    async def close(self) -> None:
+        """Stop the background publishes (at shutdown): what they had not sent stays in the
+        outbox, for the next start."""
+        for task in self._soon:
+            task.cancel()
+        await asyncio.gather(*self._soon, return_exceptions=True)
+
     async def run_forever(self, interval_s: float) -> None:
+        """Every `interval_s`, publish what has waited at least that long: what a request's own
+        publication could not send, or an instance stopped before sending."""
         while True:
-            await self.flush_quietly()
             await asyncio.sleep(interval_s)
+            if not self._connected():
+                continue
+            try:
+                await self.relay.flush(older_than=timedelta(seconds=interval_s))
+            except (KafkaError, TimeoutError, OSError, SQLAlchemyError) as error:
+                log.warning("outbox_pending", error=type(error).__name__)

@@ -12,13 +12,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from rebond_contracts.geography import REGIONS
 from rebond_events.calendar import KIND_LABELS
+from rebond_events.conferences import Conferences
+from rebond_events.errors import Conflict, Expired, Forbidden, NotFound
 from rebond_events.models import EventPublic, RegistrationIn
-from rebond_events.outbox import Relay
-from rebond_events.service import Conferences, Conflict, Forbidden, NotFound
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -27,7 +26,8 @@ templates.env.globals.update(regions=REGIONS, kinds=KIND_LABELS)
 router = APIRouter(include_in_schema=False)
 
 FIELD_MESSAGES = {
-    "name": "Indiquez votre nom ou un prénom (120 caractères au plus).",
+    "name": "Indiquez votre nom ou un prénom : des lettres, espaces, apostrophes, traits "
+    "d'union et points d'initiales, 80 caractères au plus.",
     "email": "Indiquez une adresse e-mail valide, par exemple nom@exemple.fr.",
     "consent": "Cochez la case pour accepter d'être contacté·e au sujet de cette conférence.",
 }
@@ -57,11 +57,6 @@ def _conferences(request: Request) -> Conferences:
     return conferences
 
 
-def _relay(request: Request) -> Relay:
-    relay: Relay = request.app.state.relay
-    return relay
-
-
 @router.get("/")
 async def home() -> RedirectResponse:
     return RedirectResponse("/evenements", status_code=307)
@@ -70,9 +65,7 @@ async def home() -> RedirectResponse:
 @router.get("/evenements", response_class=HTMLResponse)
 async def listing(request: Request, region: Annotated[str | None, Query()] = None) -> HTMLResponse:
     chosen = region if region in REGIONS else None
-    page = await run_in_threadpool(
-        lambda: _conferences(request).list_events(region=chosen, per_page=100)
-    )
+    page = await _conferences(request).list_events(region=chosen, per_page=100)
     by_region: dict[str, list[EventPublic]] = defaultdict(list)
     for event in page.items:
         by_region[event.region].append(event)
@@ -85,7 +78,7 @@ async def listing(request: Request, region: Annotated[str | None, Query()] = Non
 @router.get("/evenements/{event_id}", response_class=HTMLResponse)
 async def detail(request: Request, event_id: UUID) -> HTMLResponse:
     try:
-        event = await run_in_threadpool(_conferences(request).get_event, str(event_id))
+        event = await _conferences(request).get_event(str(event_id))
     except NotFound:
         return _message(request, "Conférence introuvable", "Cette conférence n'existe pas.", 404)
     return templates.TemplateResponse(request, "event.html", {"event": event, "errors": {}})
@@ -101,7 +94,7 @@ async def register(
 ) -> HTMLResponse:
     conferences = _conferences(request)
     try:
-        event = await run_in_threadpool(conferences.get_event, str(event_id))
+        event = await conferences.get_event(str(event_id))
     except NotFound:
         return _message(request, "Conférence introuvable", "Cette conférence n'existe pas.", 404)
     try:
@@ -118,7 +111,7 @@ async def register(
             status_code=422,
         )
     try:
-        registration, created = await run_in_threadpool(conferences.register, str(event_id), data)
+        await conferences.register(str(event_id), data)
     except Conflict:
         return _message(
             request,
@@ -126,12 +119,8 @@ async def register(
             "Cette conférence est annulée ou a déjà commencé.",
             409,
         )
-    await _relay(request).flush_quietly()
-    return templates.TemplateResponse(
-        request,
-        "registered.html",
-        {"event": event, "registration": registration, "created": created},
-    )
+    # The same page whatever happened (new, waitlisted, already registered): see api.register.
+    return templates.TemplateResponse(request, "registered.html", {"event": event})
 
 
 @router.get("/inscriptions/{registration_id}/annuler", response_class=HTMLResponse)
@@ -149,9 +138,7 @@ async def cancel(
     request: Request, registration_id: UUID, token: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
     try:
-        await run_in_threadpool(
-            _conferences(request).cancel_registration, str(registration_id), token
-        )
+        await _conferences(request).cancel_registration(str(registration_id), token)
     except (Forbidden, NotFound):
         return _message(
             request,
@@ -159,7 +146,14 @@ async def cancel(
             "Ce lien d'annulation n'est pas valide. Utilisez le lien reçu par e-mail.",
             403,
         )
-    await _relay(request).flush_quietly()
+    except Expired:
+        return _message(
+            request,
+            "Lien d'annulation expiré",
+            "Ce lien n'est plus valable : la conférence est terminée, ou vous vous êtes "
+            "réinscrit·e depuis (utilisez alors le lien du dernier e-mail reçu).",
+            410,
+        )
     return _message(
         request,
         "Inscription annulée",

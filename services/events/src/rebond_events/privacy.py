@@ -1,104 +1,92 @@
-"""Erasure and anonymisation of what the events service keeps about people.
+"""Erasure and anonymisation of what the events service keeps about people (plain functions of
+a connection, each run as one transaction).
 
 * `erase(reference)`: a person who came through the questionnaire withdrew (`privacy.erasures`):
-  their invitations are deleted, with the outbox rows that carried them (name and e-mail), and
-  only the tombstone of the reference is kept (`ErasureRow`: its SHA-256 and the time), which
-  `Conferences.invite` reads (`erased`) so that a decision read later (a lagging consumer, a
-  replayed dead letter) invites no one. Both take the reference's lock first
-  (`rebond_sql.erasure.lock_references`): on PostgreSQL an invitation under way is waited for,
-  and waits for an erasure under way (on SQLite every transaction begins `IMMEDIATE`).
+  their invitations are deleted, with the unsent outbox messages that carried them (name and
+  e-mail: an invitation's subject is the reference), and only the tombstone of the reference is
+  kept (its SHA-256 and the time), which an invitation reads first (`Repository.erased`) so that
+  a decision read later (a lagging consumer, a replayed dead letter) invites no one. Both take
+  the reference's lock first (`rebond_sql.erasure.lock_references`): on PostgreSQL an
+  invitation under way is waited for, and waits for an erasure under way; on SQLite the store's
+  transactions take turns (`rebond_sql.Database`).
 * `anonymise(now, retention)`: registrations to conferences that ended more than `retention`
-  ago lose their name and e-mail and those conferences' invitations are deleted; outbox rows
-  published more than `retention` ago are deleted (`python -m rebond_events anonymise`).
-  Counts per conference stay right.
+  ago lose their name and e-mail, and those conferences' invitations are deleted
+  (`python -m rebond_events anonymise`). Counts per conference stay right. Published outbox
+  messages need nothing: the relay deletes each once Kafka acknowledged it.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import CursorResult, delete, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, CursorResult, bindparam, delete, insert, select, update
 
-from rebond_contracts.topics import INVITATIONS
-from rebond_events.domain import to_utc_naive
-from rebond_events.store import ErasureRow, EventRow, InvitationRow, OutboxRow, RegistrationRow
+from rebond_events.domain import email_digest
+from rebond_events.tables import OUTBOX, conferences, erasures, invitations, registrations
 from rebond_sql.erasure import lock_references, reference_digest
 
 log = structlog.get_logger(__name__)
 ANONYMOUS_NAME = "(anonymisé)"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def erased(session: Session, reference: str) -> bool:
-    """Whether `reference` was erased, read once the session's transaction holds its lock."""
-    lock_references(session.connection(), [reference], erasing=False)
-    return session.get(ErasureRow, reference_digest(reference)) is not None
-
-
-def erase(engine: Engine, reference: str, now: datetime | None = None) -> int:
-    """Keep the tombstone of `reference`, delete its invitations (and their outbox rows);
+def erase(connection: Connection, reference: str, now: datetime) -> int:
+    """Keep the tombstone of `reference`, delete its invitations and their unsent messages;
     returns how many invitations."""
-    with Session(engine) as session, session.begin():
-        lock_references(session.connection(), [reference], erasing=True)
-        digest = reference_digest(reference)
-        if session.get(ErasureRow, digest) is None:
-            session.add(ErasureRow(reference_sha256=digest, erased_at=to_utc_naive(now or _now())))
-        # A DML statement's result is a `CursorResult` (with `rowcount`); `Session.execute` is
-        # typed as returning any `Result`.
-        deleted = cast(
-            "CursorResult[Any]",
-            session.execute(delete(InvitationRow).where(InvitationRow.reference == reference)),
-        ).rowcount
-        session.execute(
-            delete(OutboxRow).where(
-                OutboxRow.topic == INVITATIONS.name, OutboxRow.key == reference.encode()
-            )
-        )
+    lock_references(connection, [reference], erasing=True)
+    digest = reference_digest(reference)
+    if connection.scalar(select(erasures.c.reference_sha256).where(
+        erasures.c.reference_sha256 == digest
+    )) is None:  # fmt: skip
+        connection.execute(insert(erasures).values(reference_sha256=digest, erased_at=now))
+    deleted = _rowcount(
+        connection.execute(delete(invitations).where(invitations.c.reference == reference))
+    )
+    OUTBOX.forget_subject(connection, reference)
     log.info("invitations_erased", invitations=deleted)
-    return int(deleted or 0)
+    return deleted
 
 
 @dataclass(frozen=True)
 class Anonymised:
     registrations: int
     invitations: int
-    outbox: int
 
 
-def anonymise(engine: Engine, now: datetime, retention: timedelta) -> Anonymised:
+def anonymise(connection: Connection, now: datetime, retention: timedelta) -> Anonymised:
     """Anonymise what is older than `retention` (registrations: counted from the event's end)."""
-    cutoff = to_utc_naive(now - retention)
-    with Session(engine) as session, session.begin():
-        ended = select(EventRow.id).where(EventRow.ends_at < cutoff)
-        rows = session.scalars(
-            select(RegistrationRow).where(
-                RegistrationRow.event_id.in_(ended), RegistrationRow.name != ANONYMOUS_NAME
-            )
-        ).all()
-        for row in rows:
-            row.name = ANONYMOUS_NAME
-            row.email = f"{row.id}@anonymise.invalid"  # stays unique per conference
-        invitations = cast(
-            "CursorResult[Any]",
-            session.execute(delete(InvitationRow).where(InvitationRow.event_id.in_(ended))),
-        ).rowcount
-        outbox = cast(
-            "CursorResult[Any]",
-            session.execute(
-                delete(OutboxRow).where(OutboxRow.sent_at.is_not(None), OutboxRow.sent_at < cutoff)
+    ended = select(conferences.c.id).where(conferences.c.ends_at < now - retention)
+    ids = connection.scalars(
+        select(registrations.c.id).where(
+            registrations.c.event_id.in_(ended), registrations.c.name != ANONYMOUS_NAME
+        )
+    ).all()
+    if ids:
+        emails = {
+            registration_id: f"{registration_id}@anonymise.invalid" for registration_id in ids
+        }
+        connection.execute(
+            update(registrations)
+            .where(registrations.c.id == bindparam("registration_id"))
+            .values(
+                name=ANONYMOUS_NAME, email=bindparam("new_email"),
+                email_digest=bindparam("new_digest"),  # stays unique per conference
             ),
-        ).rowcount
-    done = Anonymised(len(rows), int(invitations or 0), int(outbox or 0))
-    log.info(
-        "anonymised",
-        registrations=done.registrations,
-        invitations=done.invitations,
-        outbox=done.outbox,
+            [
+                {"registration_id": registration_id, "new_email": email,
+                 "new_digest": email_digest(email)}
+                for registration_id, email in emails.items()
+            ],
+        )  # fmt: skip
+    deleted = _rowcount(
+        connection.execute(delete(invitations).where(invitations.c.event_id.in_(ended)))
     )
+    done = Anonymised(len(ids), deleted)
+    log.info("anonymised", registrations=done.registrations, invitations=done.invitations)
     return done
+
+
+def _rowcount(result: Any) -> int:
+    """How many rows a DML statement touched (its result is a `CursorResult`; `execute` is typed
+    as returning any `Result`)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

@@ -1,175 +1,76 @@
-"""The store: SQLAlchemy 2 tables, the engine, and Alembic migrations.
+"""The events store: its Alembic migrations, and each use case run as one transaction on
+`rebond_sql.Database` (SQLite by default, PostgreSQL with a `postgresql+psycopg://` URL).
 
-SQLite (the default) and PostgreSQL are both supported. Seat counting must hold under
-concurrency, so every write transaction serialises on its conference:
-
-* PostgreSQL: `SELECT … FOR UPDATE` on the event row (READ COMMITTED: the counts read after the
-  lock see every registration committed before it).
-* SQLite: it ignores `FOR UPDATE`, so each transaction starts with `BEGIN IMMEDIATE`, taking the
-  database's write lock up front (waiting up to `busy_timeout`); two transactions can never both
-  read the same count and then both write.
+`apply` is the unit of work: the use case runs on a `SqlRepository` of the transaction's
+connection, and the messages it returns go to the outbox in that same transaction. So a change
+is never announced without being stored, nor stored without being announced (at least once,
+under a stable event id): the outbox's `Relay` publishes after the commit.
 """
 
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-)
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Connection
 
+from rebond_events.ports import Outcome, Repository
+from rebond_events.repository import SqlRepository
+from rebond_events.tables import OUTBOX
+from rebond_sql import Database
+from rebond_sql.migrations import upgrade
+
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-class Base(DeclarativeBase):
-    pass
+def migrate(database_url: str) -> None:
+    """Bring the store at `database_url` to the latest revision (`rebond_sql.migrations`)."""
+    upgrade(database_url, MIGRATIONS)
 
 
-class EventRow(Base):
-    __tablename__ = "events"
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    organiser: Mapped[str] = mapped_column(String(60), index=True)
-    title: Mapped[str] = mapped_column(String(150))
-    description: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(20))
-    #: UTC, without tzinfo.
-    starts_at: Mapped[datetime] = mapped_column(DateTime())
-    ends_at: Mapped[datetime] = mapped_column(DateTime())
-    venue_address: Mapped[str] = mapped_column(String(200))
-    city: Mapped[str] = mapped_column(String(100))
-    department: Mapped[str] = mapped_column(String(3))
-    region: Mapped[str] = mapped_column(String(5))
-    online_url: Mapped[str | None] = mapped_column(String(500))
-    capacity: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(12))
-    version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime())
-    updated_at: Mapped[datetime] = mapped_column(DateTime())
-
-    __table_args__ = (
-        Index("ix_events_listing", "status", "starts_at"),
-        Index("ix_events_region", "region", "department"),
-    )
+def apply(
+    connection: Connection, use_case: Callable[[Repository], Outcome[T]], at: datetime
+) -> Outcome[T]:
+    """Run `use_case` on `connection`'s transaction and write its messages to the outbox there
+    (`at`: when they were written)."""
+    outcome = use_case(SqlRepository(connection))
+    OUTBOX.add(connection, outcome.messages, at)
+    return outcome
 
 
-class RegistrationRow(Base):
-    __tablename__ = "registrations"
-
-    #: Insertion order; ties of `queued_at` are broken by it.
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(36), unique=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
-    name: Mapped[str] = mapped_column(String(120))
-    #: Normalised (trimmed, lower case): one registration per e-mail and conference.
-    email: Mapped[str] = mapped_column(String(254))
-    consent: Mapped[bool] = mapped_column(Boolean)
-    locale: Mapped[str] = mapped_column(String(5))
-    status: Mapped[str] = mapped_column(String(12))
-    #: When the person joined the waitlist (its order) or registered.
-    queued_at: Mapped[datetime] = mapped_column(DateTime())
-    created_at: Mapped[datetime] = mapped_column(DateTime())
-    updated_at: Mapped[datetime] = mapped_column(DateTime())
-
-    __table_args__ = (
-        UniqueConstraint("event_id", "email", name="uq_registrations_event_email"),
-        Index("ix_registrations_event_status", "event_id", "status"),
-    )
+def _read(connection: Connection, query: Callable[[Repository], T]) -> T:
+    return query(SqlRepository(connection))
 
 
-class InvitationRow(Base):
-    __tablename__ = "invitations"
+class Store:
+    """The events store on a `rebond_sql.Database` of `database_url`.
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
-    #: sha256 of the normalised e-mail: enough to invite once, without keeping the address.
-    email_digest: Mapped[str] = mapped_column(String(64))
-    reference: Mapped[str] = mapped_column(String(30))
-    created_at: Mapped[datetime] = mapped_column(DateTime())
+    A `Database` once closed stays closed; the store opens a new one when started again after
+    `close` (a test client runs an app's lifespan more than once: schemathesis ends it after
+    each test), so read `database` when using it rather than keeping it.
+    """
 
-    __table_args__ = (
-        UniqueConstraint("event_id", "email_digest", name="uq_invitations_event_person"),
-    )
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+        self.database = Database(database_url, name="events")
+        self._closed = False
 
+    async def start(self) -> None:
+        """Open the database now, to fail fast (it opens on first use otherwise)."""
+        if self._closed:
+            self.database, self._closed = Database(self.url, name="events"), False
+        await self.database.start()
 
-class ErasureRow(Base):
-    """A person who came through the questionnaire asked for erasure: the tombstone of their
-    reference, its SHA-256 only (`rebond_sql.erasure`). Their invitations and the outbox rows
-    that carried them are deleted in the same transaction (`rebond_events.privacy.erase`), and
-    `Conferences.invite` reads it, under the reference's lock, before inviting anyone."""
+    async def close(self) -> None:
+        self._closed = True
+        await self.database.close()
 
-    __tablename__ = "erasures"
+    async def apply(self, use_case: Callable[[Repository], Outcome[T]], at: datetime) -> Outcome[T]:
+        """`use_case` and its messages in one transaction (see the module)."""
+        return await self.database.run(partial(apply, use_case=use_case, at=at))
 
-    reference_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    erased_at: Mapped[datetime] = mapped_column(DateTime())
-
-
-class OutboxRow(Base):
-    """Events to publish, written in the same transaction as the change they announce."""
-
-    __tablename__ = "outbox"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36), unique=True)
-    topic: Mapped[str] = mapped_column(String(120))
-    key: Mapped[bytes] = mapped_column(LargeBinary)
-    value: Mapped[bytes] = mapped_column(LargeBinary)
-    #: JSON object of the CloudEvents headers.
-    headers: Mapped[str] = mapped_column(Text)
-    correlation_id: Mapped[str] = mapped_column(String(60))
-    created_at: Mapped[datetime] = mapped_column(DateTime())
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(), index=True)
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
-def build_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine whose transactions are safe for seat counting (see the module docstring)."""
-    if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True, **kwargs)
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the sqlite3 module, say when transactions begin.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        if ":memory:" not in url:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # no fsync per commit; WAL stays safe
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the latest Alembic revision."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    async def read(self, query: Callable[[Repository], T]) -> T:
+        """`query` in a transaction of its own (it changes nothing)."""
+        return await self.database.run(partial(_read, query=query))

@@ -1,19 +1,25 @@
 """`python -m rebond_intake` (or `rebond-intake`): serve the API on INTAKE_HOST:INTAKE_PORT.
 
+`python -m rebond_intake migrate` brings the store to the latest of its Alembic migrations and
+exits (a Kubernetes Job or init container; the service does it itself at start unless
+INTAKE_MIGRATE_ON_START=false).
+
 `python -m rebond_intake anonymise` lets idempotency keys older than INTAKE_RETENTION_DAYS
 expire (intake's store holds no personal data: references, hashes, statuses and dates only).
 """
 
 import asyncio
 import gc
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
+from rebond_http import private
 from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
-from rebond_intake.store import SqlStatusStore
+from rebond_intake.store import SqlStatusStore, migrate
 from rebond_observability.logging import configure_logging
 
 
@@ -27,25 +33,33 @@ async def _anonymise(settings: IntakeSettings) -> None:
         await store.close()
 
 
-def main() -> None:
-    settings = IntakeSettings()
-    configure_logging(settings.log_level)
-    if sys.argv[1:] == ["anonymise"]:
-        asyncio.run(_anonymise(settings))
-        return
-    app = create_app(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
+def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """The app's server and its sockets: INTAKE_HOST:INTAKE_PORT, and INTAKE_INTERNAL_PORT when
+    set; uvicorn's proxy headers off, so only INTAKE_TRUSTED_PROXIES says who the client is
+    (`rebond_http`)."""
+    return private.server_for(
+        create_app(settings),
+        settings,
         # Named rather than left to "auto", which falls back to asyncio and h11 unnoticed when
         # uvloop or httptools is missing; both come with uvicorn[standard].
         loop="uvloop",
         http="httptools",
     )
+
+
+def main() -> None:
+    settings = IntakeSettings()
+    configure_logging(settings.log_level)
+    if sys.argv[1:] == ["migrate"]:
+        migrate(settings.store_url)
+        print("rebond-intake: store migrated")
+        return
+    if sys.argv[1:] == ["anonymise"]:
+        asyncio.run(_anonymise(settings))
+        return
+    server, sockets = build_server(settings)
+    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -1,61 +1,45 @@
-"""HTTP routes. They only translate: parse the contract, call a plain function, reply."""
+"""HTTP routes. They only translate: parse the request, call a use case
+(`rebond_intake.submissions`), and turn its outcome into a reply."""
 
-import hashlib
-import re
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Depends, Header, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from rebond_contracts.payloads import (
-    REFERENCE_PATTERN,
-    ErasureRequestedV1,
-    QuestionnaireCompletedV1,
-)
-from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, Distress, QuestionnaireV1
-from rebond_contracts.topics import ERASURES, QUESTIONNAIRES, erasure_window_days
-from rebond_intake.erasure import erasure_secret, matches, matches_stored
+from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
+from rebond_intake import submissions
 from rebond_intake.errors import localise, request_locale
-from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
+from rebond_intake.publisher import SubmissionPublisher
 from rebond_intake.questionnaire_form import questionnaire_form
-from rebond_intake.recent import RecentlyReceived
-from rebond_intake.references import new_reference
-from rebond_intake.resources import RESOURCES, Resource
+from rebond_intake.resources import Resource
 from rebond_intake.settings import IntakeSettings
-from rebond_intake.store import StatusStore, StoreUnavailable, Submission
-from rebond_intake.timeline import build_timeline, current_status, received
+from rebond_intake.submissions import Submissions
 
-log = structlog.get_logger(__name__)
 router = APIRouter()
 
-#: Event ids of submissions sent with an Idempotency-Key are derived from the key.
-IDEMPOTENCY_NAMESPACE = uuid.UUID("9b0f3c55-2b43-4a55-9f0e-3f4f4a2b6c11")
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{8,128}$"
-#: Erasure event ids derive from the reference: asking twice publishes the same event.
-ERASURE_NAMESPACE = uuid.UUID("5a4f2e0c-7d7b-4c55-9c1e-2b6f0f8f3e71")
 
 
 @dataclass(frozen=True)
 class Adapters:
-    """What the routes work with, as the composition root (`app.py`) put it on `app.state`."""
+    """What the routes work with, as the composition root (`app.build`) put it on
+    `app.state.intake`."""
 
-    publisher: SubmissionPublisher
+    submissions: Submissions
     settings: IntakeSettings
-    store: StatusStore
-    recent: RecentlyReceived
+    #: Asked by /readyz only.
+    publisher: SubmissionPublisher
 
 
 # One dependency rather than one per adapter: FastAPI solves each dependency on every request
 # (its own parameters, its cache key). `async def` on purpose: FastAPI runs a plain `def`
 # dependency in its thread pool.
 async def get_adapters(request: Request) -> Adapters:
-    state = request.app.state
-    return Adapters(state.publisher, state.settings, state.store, state.recent)
+    adapters: Adapters = request.app.state.intake
+    return adapters
 
 
 Intake = Annotated[Adapters, Depends(get_adapters)]
@@ -214,8 +198,24 @@ def _invalid(locale: str, errors: list[dict[str, Any]]) -> JSONResponse:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Send the questionnaire",
+    operation_id="submit",
     responses={
-        202: {"content": {"application/json": {"example": _EXAMPLE_ACCEPTED}}},
+        202: {
+            "content": {"application/json": {"example": _EXAMPLE_ACCEPTED}},
+            "links": {
+                "get_status": {
+                    "operationId": "get_status",
+                    "parameters": {"reference": "$response.body#/reference"},
+                },
+                "request_erasure": {
+                    "operationId": "request_erasure",
+                    "parameters": {
+                        "reference": "$response.body#/reference",
+                        "header.X-Erasure-Secret": "$response.body#/erasure_secret",
+                    },
+                },
+            },
+        },
         409: {"model": Problem, "description": "Idempotency-Key reused with another body"},
         413: {"model": Problem, "description": "Body over the size limit"},
         415: {"model": Problem, "description": "Not JSON"},
@@ -244,45 +244,13 @@ async def submit(
         ),
     ] = None,
 ) -> object:
-    """Accept a questionnaire; the reference is returned only once Kafka has it durably.
-
-    Without a key nothing is written before the publish: the reference is new and random (80
-    bits), its erasure secret is derived from it (`rebond_intake.erasure`), and the status
-    store learns of it from Kafka (the consumer reads `questionnaires.completed` back). With a
-    key, one insert first claims the key, so that a retry, or the same key sent twice at once,
-    gets the same reference and event id; when Kafka fails the claim stays and the retry
-    publishes again. A retry after a success publishes nothing once intake has read the event
-    back (or this replica accepted it); before that, on another replica, it publishes the same
-    event again (same id, same reference), which every reader takes once.
-    """
-    publisher, settings, store, recent = (
-        intake.publisher,
-        intake.settings,
-        intake.store,
-        intake.recent,
-    )
+    """Accept a questionnaire; the reference is returned only once Kafka has it durably
+    (`submissions.Submissions.submit`)."""
     locale = questionnaire.locale.value
-    try:
-        canonical = questionnaire.model_dump_json().encode("utf-8")
-    except (ValueError, UnicodeError):
-        return _invalid(locale, [{"loc": ("body",), "type": "invalid_characters"}])
-    received_at = datetime.now(UTC)
-    reference, event_id = new_reference(), str(uuid.uuid4())
-    claimed_before = False
-    if idempotency_key is not None:
-        wanted = Submission(
-            reference,
-            received_at,
-            str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)),
-            idempotency_key,
-            hashlib.sha256(canonical).hexdigest(),
-        )
-        try:
-            claimed = await store.claim(wanted)
-        except StoreUnavailable as error:
-            log.warning("submission_not_accepted", reason=f"store: {error}")
-            return _unavailable(settings)
-        if claimed.body_hash != wanted.body_hash:
+    match await intake.submissions.submit(questionnaire, idempotency_key):
+        case submissions.Accepted() as accepted:
+            return _accepted_reply(accepted, locale)
+        case submissions.KeyReused():
             return JSONResponse(
                 status_code=status.HTTP_409_CONFLICT,
                 content=Problem(
@@ -292,53 +260,27 @@ async def submit(
                     else "This idempotency key was already used for another questionnaire.",
                 ).model_dump(),
             )
-        claimed_before = claimed.reference != reference
-        reference, event_id, received_at = claimed.reference, claimed.event_id, claimed.received_at
-    with structlog.contextvars.bound_contextvars(reference=reference, event_id=event_id):
-        try:
-            replayed = claimed_before and await _accepted(reference, event_id, store, recent)
-        except StoreUnavailable as error:
-            log.warning("submission_not_accepted", reason=f"store: {error}")
-            return _unavailable(settings)
-        if replayed:
-            log.info("submission_replayed")
-            return _accepted_reply(reference, questionnaire, settings)
-        event = QUESTIONNAIRES.envelope(
-            QuestionnaireCompletedV1(
-                reference=reference, received_at=received_at, questionnaire=questionnaire
-            ),
-            subject=reference,
-            correlationid=reference,
-            id=event_id,
-        ).model_copy(update={"time": received_at})
-        try:
-            await publisher.publish(event)
-        except BrokerUnavailable as error:
-            log.warning("submission_not_accepted", reason=str(error))
-            return _unavailable(settings)
-        recent.note(received(event_id, reference, received_at))
-        log.info("submission_accepted")
-    return _accepted_reply(reference, questionnaire, settings)
+        case submissions.NotText():
+            return _invalid(locale, [{"loc": ("body",), "type": "invalid_characters"}])
+        case submissions.NotAccepted():
+            return _unavailable(intake.settings)
 
 
-def _accepted_reply(
-    reference: str, questionnaire: QuestionnaireV1, settings: IntakeSettings
-) -> Response:
-    locale = questionnaire.locale.value
-    distressed = questionnaire.distress == Distress.YES
-    accepted = Accepted(
+def _accepted_reply(accepted: submissions.Accepted, locale: str) -> Response:
+    reference = accepted.reference
+    reply = Accepted(
         reference=reference,
         status_url=f"/v1/submissions/{reference}",
         message="Merci. Votre questionnaire est bien enregistré."
         if locale == "fr"
         else "Thank you. Your questionnaire is safely recorded.",
-        resources=RESOURCES if distressed else None,
-        erasure_secret=erasure_secret(settings.erasure_key.get_secret_value(), reference),
+        resources=accepted.resources,
+        erasure_secret=accepted.erasure_secret,
         erasure_url=f"/v1/submissions/{reference}/erasure",
     )
     # Serialised here rather than by FastAPI, which would validate the model it was given again.
     return Response(
-        accepted.model_dump_json(), status.HTTP_202_ACCEPTED, media_type="application/json"
+        reply.model_dump_json(), status.HTTP_202_ACCEPTED, media_type="application/json"
     )
 
 
@@ -347,7 +289,17 @@ def _accepted_reply(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ErasureAccepted,
     summary="Withdraw consent and erase the person's data",
+    operation_id="request_erasure",
     responses={
+        202: {
+            "description": "Accepted: every service erases what it holds",
+            "links": {
+                "get_status": {
+                    "operationId": "get_status",
+                    "parameters": {"reference": "$response.body#/reference"},
+                }
+            },
+        },
         403: {"model": Problem, "description": "Wrong erasure secret"},
         404: {"model": Problem, "description": "Unknown reference"},
         503: {"model": Unavailable, "description": "Kafka or the store unreachable: retry"},
@@ -366,89 +318,40 @@ async def request_erasure(
     ] = None,
 ) -> object:
     """With the secret shown at submission, every service erases or anonymises what it holds
-    about `reference`, and the association holding the referral is told."""
-    publisher, settings, store, recent = (
-        intake.publisher,
-        intake.settings,
-        intake.store,
-        intake.recent,
-    )
-    not_found = JSONResponse(
-        status_code=404,
-        content=Problem(error="not_found", message="Référence inconnue.").model_dump(),
-    )
-    if not re.fullmatch(REFERENCE_PATTERN, reference):
-        return not_found
+    about `reference`, and the association holding the referral is told
+    (`submissions.Submissions.erase`)."""
     given = x_erasure_secret or (body.secret if body is not None else None) or ""
-    try:
-        allowed = await _holds_secret(reference, given, settings, store)
-        if not allowed and not await _known(reference, store, recent):
-            return not_found
-    except StoreUnavailable:
-        return _unavailable(settings)
-    if not allowed:
-        log.warning("erasure_refused", reference=reference, reason="wrong secret")
-        return _wrong_secret()
-    now = datetime.now(UTC)
-    event_id = str(uuid.uuid5(ERASURE_NAMESPACE, reference))
-    event = ERASURES.envelope(
-        ErasureRequestedV1(reference=reference, requested_at=now),
-        subject=reference,
-        correlationid=reference,
-        id=event_id,
+    match await intake.submissions.erase(reference, given):
+        case submissions.Erased(kafka_copies_gone_within_days=days):
+            return ErasureAccepted(
+                reference=reference,
+                status="erased",
+                message="Votre consentement est retiré : vos données sont en cours "
+                "d'effacement dans chaque service et l'association qui suivait votre demande en "
+                "est informée. Les copies passées par notre messagerie interne (Kafka) "
+                f"s'effacent d'elles-mêmes, au plus tard dans {days} jours.",
+                message_en="Your consent is withdrawn: your data is being erased from every "
+                "service and the association following your request is told. The copies that "
+                f"went through our internal messaging (Kafka) delete themselves within {days} "
+                "days at most.",
+                kafka_copies_gone_within_days=days,
+            )
+        case submissions.UnknownReference():
+            return _not_found("fr")
+        case submissions.WrongSecret():
+            return _wrong_secret()
+        case submissions.NotAccepted():
+            return _unavailable(intake.settings)
+
+
+def _not_found(locale: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=404,
+        content=Problem(
+            error="not_found",
+            message="Référence inconnue." if locale == "fr" else "Unknown reference.",
+        ).model_dump(),
     )
-    with structlog.contextvars.bound_contextvars(reference=reference, event_id=event_id):
-        try:
-            await publisher.publish_erasure(event)
-            just_received = recent.get(reference)
-            await store.erase(reference, now, just_received.at if just_received else None)
-        except (BrokerUnavailable, StoreUnavailable) as error:
-            log.warning("erasure_not_accepted", reason=str(error))
-            return _unavailable(settings)
-        log.info("erasure_requested")
-    days = erasure_window_days()
-    return ErasureAccepted(
-        reference=reference,
-        status="erased",
-        message="Votre consentement est retiré : vos données sont en cours d'effacement dans "
-        "chaque service et l'association qui suivait votre demande en est informée. Les copies "
-        "passées par notre messagerie interne (Kafka) s'effacent d'elles-mêmes, au plus tard "
-        f"dans {days} jours.",
-        message_en="Your consent is withdrawn: your data is being erased from every service "
-        "and the association following your request is told. The copies that went through our "
-        f"internal messaging (Kafka) delete themselves within {days} days at most.",
-        kafka_copies_gone_within_days=days,
-    )
-
-
-async def _accepted(
-    reference: str, event_id: str, store: StatusStore, recent: RecentlyReceived
-) -> bool:
-    """Whether the submission's event is known to be in Kafka (read back, or sent from here)."""
-    if recent.get(reference) is not None:
-        return True
-    return any(r.event_id == event_id for r in await store.records(reference))
-
-
-async def _known(reference: str, store: StatusStore, recent: RecentlyReceived) -> bool:
-    """Whether intake accepted `reference` (its status store, this replica's memory, or the
-    hash of an older submission's random erasure secret)."""
-    return (
-        recent.get(reference) is not None
-        or bool(await store.records(reference))
-        or await store.secret_hash(reference) is not None
-    )
-
-
-async def _holds_secret(
-    reference: str, given: str, settings: IntakeSettings, store: StatusStore
-) -> bool:
-    """Whether `given` is the erasure secret of `reference`: derived from it under intake's key,
-    or, for a submission older than that, the random one whose hash the store kept."""
-    if matches(settings.erasure_key.get_secret_value(), reference, given):
-        return True
-    kept = await store.secret_hash(reference)
-    return kept is not None and matches_stored(kept, given)
 
 
 def _wrong_secret() -> JSONResponse:
@@ -460,7 +363,11 @@ def _wrong_secret() -> JSONResponse:
     )
 
 
-@router.get("/v1/questionnaire", summary="The questions, options and labels (fr, en)")
+@router.get(
+    "/v1/questionnaire",
+    summary="The questions, options and labels (fr, en)",
+    operation_id="get_questionnaire",
+)
 async def get_questionnaire() -> dict[str, Any]:
     """Everything a portal needs to render the form; the distress question comes first."""
     return questionnaire_form()
@@ -470,6 +377,7 @@ async def get_questionnaire() -> dict[str, Any]:
     "/v1/submissions/{reference}",
     response_model=SubmissionStatus,
     summary="A person's status timeline",
+    operation_id="get_status",
     responses={
         403: {"model": Problem, "description": "Wrong erasure secret (`X-Erasure-Secret`)"},
         404: {"model": Problem, "description": "Unknown reference"},
@@ -491,43 +399,24 @@ async def get_status(
     ] = None,
 ) -> object:
     """Received, oriented to whom and why, accepted / declined / re-oriented, closed; once
-    erased, only received and erased.
-
-    The reference alone travels in URLs, e-mail subjects and logs, so it opens only the public
-    view: for a person who said they are in distress it names no association and gives no
-    reason (`timeline.build_timeline`). The erasure secret opens the full view."""
-    settings, store, recent = intake.settings, intake.store, intake.recent
+    erased, only received and erased. The reference alone opens the public view; the erasure
+    secret the full one (`submissions.Submissions.status`)."""
     lang = request_locale({"locale": locale}, accept_language)
-    not_found = JSONResponse(
-        status_code=404,
-        content=Problem(
-            error="not_found",
-            message="Référence inconnue." if lang == "fr" else "Unknown reference.",
-        ).model_dump(),
-    )
-    if not re.fullmatch(REFERENCE_PATTERN, reference):
-        return not_found
-    try:
-        full = x_erasure_secret is not None and await _holds_secret(
-            reference, x_erasure_secret, settings, store
-        )
-        records = await store.records(reference)
-    except StoreUnavailable:
-        return _unavailable(settings)
-    if x_erasure_secret is not None and not full:
-        return _wrong_secret()
-    if (just_received := recent.get(reference)) is not None:
-        records.append(just_received)
-    if not records:
-        return not_found
-    steps = build_timeline(records, lang, private=full)
-    return SubmissionStatus(
-        reference=reference,
-        status=current_status(steps),
-        refresh_after_s=settings.status_refresh_s,
-        timeline=[TimelineStep(**step.__dict__) for step in steps],
-        full_view=full,
-    )
+    match await intake.submissions.status(reference, lang, x_erasure_secret):
+        case submissions.Timeline() as timeline:
+            return SubmissionStatus(
+                reference=reference,
+                status=timeline.status,
+                refresh_after_s=intake.settings.status_refresh_s,
+                timeline=[TimelineStep(**step.__dict__) for step in timeline.steps],
+                full_view=timeline.full_view,
+            )
+        case submissions.UnknownReference():
+            return _not_found(lang)
+        case submissions.WrongSecret():
+            return _wrong_secret()
+        case submissions.NotAccepted():
+            return _unavailable(intake.settings)
 
 
 @router.get("/healthz", include_in_schema=False)

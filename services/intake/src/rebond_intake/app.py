@@ -1,11 +1,13 @@
-"""Intake's composition root: builds the app and its adapters; tests pass fakes instead."""
+"""Intake's composition root: `build` makes the app, its use cases and adapters with production
+defaults, connecting nothing; tests call it with fakes."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -16,16 +18,20 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebond_http.clients import ClientAddress
 from rebond_http.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
-from rebond_intake.api import router
+from rebond_http.inputs import Loc
+from rebond_http.methods import allowed_methods
+from rebond_http.private import PrivateRoutes
+from rebond_intake.api import Adapters, router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.observability import Observability
 from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublisher, build_broker
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
-from rebond_intake.store import SqlStatusStore, StatusStore, StoreUnavailable
-from rebond_kafka.backoff import Backoff
+from rebond_intake.store import SqlStatusStore, StatusStore, patiently
+from rebond_intake.submissions import Clock, Submissions, utc_now
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
@@ -45,68 +51,89 @@ KAFKA_OUTAGE = Impact(
 )
 
 
-async def _start_store_forever(
-    app: FastAPI, store: StatusStore, max_backoff_s: float = 10.0
-) -> None:
-    """Open the store (creating its tables), retrying with a growing, jittered delay while the
-    database is unreachable; meanwhile submissions and status requests answer 503."""
-    backoff = Backoff(first_s=0.5, cap_s=max_backoff_s)
-    while True:
-        try:
-            await store.start()
-        except StoreUnavailable as error:
-            delay = backoff.next_delay()
-            log.warning("store_unreachable", error=str(error), retry_in_s=round(delay, 2))
-            await asyncio.sleep(delay)
-        else:
-            app.state.store_ready = True
-            return
+async def _start_store_forever(app: FastAPI, store: SqlStatusStore, migrate: bool) -> None:
+    """Migrate (when `migrate`) and open the store, retrying with a growing, jittered delay
+    while the database is unreachable; meanwhile submissions and status requests answer 503."""
+
+    async def start() -> None:
+        if migrate:
+            await store.migrate()
+        await store.start()
+
+    try:
+        await patiently(start, event="store_unreachable")
+    except Exception:  # not an outage (a migration that fails): said now, not at shutdown
+        log.exception("store_start_failed")
+        raise
+    app.state.store_ready = True
 
 
-def create_app(
-    settings: IntakeSettings | None = None,
+def _invalid_text(headers: Mapping[str, str], locations: list[Loc]) -> dict[str, Any]:
+    """The guard's 422 for text that is not text, in intake's shape and the person's language."""
+    locale = request_locale(None, headers.get("accept-language"))
+    errors = [{"loc": loc, "type": "invalid_characters"} for loc in locations]
+    return {"error": "invalid", "locale": locale, "detail": localise(errors, locale)}
+
+
+@dataclass(frozen=True)
+class App:
+    """The built service: its web app and the use cases its routes call."""
+
+    web: FastAPI
+    submissions: Submissions
+
+
+def build(
+    settings: IntakeSettings,
+    *,
+    clock: Clock = utc_now,
     publisher: SubmissionPublisher | None = None,
     store: StatusStore | None = None,
-    *,
     consume: bool | None = None,
     span_exporter: "SpanExporter | None" = None,
-) -> FastAPI:
-    """The intake app. By default it publishes to and consumes from Kafka and keeps its status
-    store at `settings.store_url`; a given `publisher` (a fake) turns the consumer off unless
-    `consume=True`. A given `store` is used as it is (the caller starts and closes it).
-    `span_exporter` receives the spans when INTAKE_OTEL_ENABLED (tests)."""
-    settings = settings or IntakeSettings()
+) -> App:
+    """Everything intake runs on, connected to nothing (its lifespan connects). By default it
+    publishes to and consumes from Kafka and keeps its status store at `settings.store_url`
+    (migrated at start when INTAKE_MIGRATE_ON_START); a given `publisher` (a fake) turns the
+    consumer off unless `consume=True`. A given `store` is used as it is (the caller migrates,
+    starts and closes it). `span_exporter` receives the spans when INTAKE_OTEL_ENABLED."""
     obs = Observability(settings, span_exporter)
     link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
     obs.watch_kafka(link)
-    consume = publisher is None if consume is None else consume
+    security = kafka_security(settings)
+    own_store: SqlStatusStore | None = None
+    if store is None:
+        store = own_store = SqlStatusStore(settings.store_url)
+    kafka: KafkaSubmissionPublisher | None = None
+    if publisher is None:
+        broker = build_broker(settings.kafka_bootstrap_servers, security=security)
+        publisher = kafka = KafkaSubmissionPublisher(obs.instrument(broker), link)
+    consumer: KafkaBroker | None = None
+    if (kafka is not None) if consume is None else consume:
+        consumer = obs.instrument(build_consumer(
+            settings.kafka_bootstrap_servers, store, group_id=settings.group_id,
+            security=security, record_scope=obs.record_scope,
+        ))  # fmt: skip
+    submissions = Submissions(
+        store,
+        publisher,
+        erasure_key=settings.erasure_key.get_secret_value(),
+        publish_timeout_s=settings.publish_timeout_s,
+        clock=clock,
+        recent=RecentlyReceived(),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own_store = store is None
-        app.state.store = store or SqlStatusStore(settings.store_url)
         tasks: list[asyncio.Task[None]] = []
-        app.state.store_ready = not own_store
-        if own_store:
-            tasks.append(asyncio.create_task(_start_store_forever(app, app.state.store)))
-        kafka: KafkaSubmissionPublisher | None = None
-        consumer: KafkaBroker | None = None
-        security = kafka_security(settings)
-        if publisher is None:
-            kafka = KafkaSubmissionPublisher(
-                obs.instrument(build_broker(settings.kafka_bootstrap_servers, security=security)),
-                settings.publish_timeout_s,
-                link,
-            )
-            app.state.publisher = kafka
-            tasks.append(asyncio.create_task(kafka.connect_forever()))
-        else:
-            app.state.publisher = publisher
-        if consume:
-            consumer = obs.instrument(build_consumer(
-                settings.kafka_bootstrap_servers, app.state.store, group_id=settings.group_id,
-                security=security, record_scope=obs.record_scope,
+        app.state.store_ready = own_store is None
+        if own_store is not None:
+            tasks.append(asyncio.create_task(
+                _start_store_forever(app, own_store, settings.migrate_on_start)
             ))  # fmt: skip
+        if kafka is not None:
+            tasks.append(asyncio.create_task(kafka.connect_forever()))
+        if consumer is not None:
             tasks.append(asyncio.create_task(start_forever(consumer, log=log, link=link)))
         try:
             yield
@@ -119,8 +146,8 @@ def create_app(
                 await consumer.stop()
             if kafka is not None:
                 await kafka.close()
-            if own_store:
-                await app.state.store.close()
+            if own_store is not None:
+                await own_store.close()
 
     app = FastAPI(
         title="Rebond intake",
@@ -131,9 +158,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.observability = obs
-    app.state.recent = RecentlyReceived()
+    app.state.intake = Adapters(submissions, settings, publisher)
     app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
@@ -151,9 +176,15 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            headers = {
+                **(headers or {}),
+                "Allow": allowed_methods(app.router.routes, request.scope),
+            }
         return JSONResponse(
             status_code=error.status_code,
-            headers=getattr(error, "headers", None),
+            headers=headers,
             content={"error": codes.get(error.status_code, "error"), "message": str(error.detail)},
         )
 
@@ -171,6 +202,8 @@ def create_app(
         SubmissionGuard,
         limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body_bytes=settings.max_body_bytes,
+        clients=ClientAddress(settings.trusted_proxies),
+        invalid=_invalid_text,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -186,6 +219,14 @@ def create_app(
             expose_headers=["Retry-After"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
     obs.install(app)  # last: its middleware is the outermost
-    return app
+    return App(app, submissions)
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    """The web app with production defaults (`python -m rebond_intake` serves it)."""
+    return build(settings or IntakeSettings()).web

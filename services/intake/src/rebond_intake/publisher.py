@@ -1,6 +1,5 @@
 """The port through which intake hands an acknowledged submission to Kafka."""
 
-import asyncio
 from typing import Any, Protocol
 
 import structlog
@@ -25,7 +24,8 @@ class BrokerUnavailable(Exception):
 
 class SubmissionPublisher(Protocol):
     async def publish(self, event: Envelope[QuestionnaireCompletedV1]) -> None:
-        """Return only once the event is durably in Kafka; else raise BrokerUnavailable."""
+        """Return only once the event is durably in Kafka; else raise BrokerUnavailable (the
+        caller bounds how long it waits, `submissions.Submissions`)."""
 
     async def publish_erasure(self, event: Envelope[ErasureRequestedV1]) -> None:
         """The same, for a person's erasure request on `privacy.erasures`."""
@@ -53,11 +53,8 @@ class KafkaSubmissionPublisher:
     say Kafka is down. While it is down a submission is refused at once: the person gets the
     503 without waiting for the timeout, and nothing is left in the producer to go out later."""
 
-    def __init__(
-        self, broker: KafkaBroker, timeout_s: float, link: KafkaLink | None = None
-    ) -> None:
+    def __init__(self, broker: KafkaBroker, link: KafkaLink | None = None) -> None:
         self._broker = broker
-        self._timeout_s = timeout_s
         self._link = link
         self._connected = False
         self._publisher: DefaultPublisher = broker.publisher(
@@ -91,14 +88,13 @@ class KafkaSubmissionPublisher:
         if not self.ready():
             raise BrokerUnavailable("not connected to Kafka")
         try:
-            async with asyncio.timeout(self._timeout_s):  # no task of its own, as wait_for makes
-                await publisher.publish(
-                    event.kafka_value(),
-                    key=event.subject.encode(),
-                    headers=event.kafka_headers(),
-                    correlation_id=event.correlationid,
-                )
-        except (KafkaError, TimeoutError, OSError) as error:
+            await publisher.publish(
+                event.kafka_value(),
+                key=event.subject.encode(),
+                headers=event.kafka_headers(),
+                correlation_id=event.correlationid,
+            )
+        except (KafkaError, OSError) as error:
             raise BrokerUnavailable(type(error).__name__) from error
 
     async def close(self) -> None:

@@ -1,31 +1,33 @@
 """Intake's settings, read from `INTAKE_*` environment variables."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from rebond_kafka.settings import ServiceSettings
+from rebond_http.settings import EdgeSettings
+from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Refused when INTAKE_ENVIRONMENT=production.
 DEFAULT_ERASURE_KEY = "dev-only-erasure-key-change-me"
 
 
-class IntakeSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
+class IntakeSettings(KafkaServiceSettings, EdgeSettings):
+    """Intake's own settings; environment, host, port and internal port, logs, OpenTelemetry,
+    Kafka and secrets from files (`INTAKE_ERASURE_KEY_FILE`) come from the base
+    (`rebond_service.settings`), the public edge's (body and rate limits, trusted proxies, HSTS)
+    from `EdgeSettings`, as `INTAKE_*` too."""
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        validation_alias=AliasChoices("INTAKE_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
+    model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
+    development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
+        "erasure_key": DEFAULT_ERASURE_KEY
+    }
+
     #: HMAC key from which each person's erasure secret is derived (`rebond_intake.erasure`):
     #: every replica must have the same one, and changing it voids the secrets already given.
     erasure_key: SecretStr = SecretStr(DEFAULT_ERASURE_KEY)
-    #: A file holding the key (a mounted secret); it wins over INTAKE_ERASURE_KEY.
-    erasure_key_file: Path | None = None
 
-    host: str = "127.0.0.1"
     port: int = 8000
     #: How long a submission may wait for Kafka's acknowledgement before the person gets a 503.
     publish_timeout_s: float = Field(default=5.0, gt=0)
@@ -34,11 +36,6 @@ class IntakeSettings(ServiceSettings):
     #: Idempotency keys and body hashes are dropped this long after the submission
     #: (`python -m rebond_intake anonymise`); the store holds no personal data besides.
     retention_days: int = Field(default=30, ge=1)
-    log_level: str = "INFO"
-    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
-    #: propagated and the trace id logged either way.
-    otel_enabled: bool = False
-    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     #: Consumer group of the status consumer (outcomes, referral statuses, deliveries).
     group_id: str = "rebond-intake"
@@ -46,12 +43,9 @@ class IntakeSettings(ServiceSettings):
     data_dir: Path = Path(".run/intake")
     #: SQLAlchemy URL of the status store; empty means `sqlite+aiosqlite:///<data_dir>/intake.db`.
     database_url: str = ""
-    #: Largest accepted request body, in bytes (`413` above).
-    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
-    #: Submissions allowed per client and per minute (refill rate); 0 disables the limit.
-    rate_limit_per_minute: float = Field(default=20.0, ge=0)
-    #: Submissions a client may send in a burst before the rate applies.
-    rate_limit_burst: int = Field(default=10, ge=1)
+    #: Apply the store's Alembic migrations when the service starts (else run
+    #: `python -m rebond_intake migrate` first, e.g. as a Kubernetes Job or init container).
+    migrate_on_start: bool = True
     #: Browser origins allowed to call the API (comma-separated), e.g. the portal's own site.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: How often the status page refreshes, in seconds.
@@ -67,19 +61,8 @@ class IntakeSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> "IntakeSettings":
-        if self.erasure_key_file is not None:
-            self.erasure_key = SecretStr(self.erasure_key_file.read_text().strip())
-        if self.environment == "production":
-            key = self.erasure_key.get_secret_value()
-            if key == DEFAULT_ERASURE_KEY or len(key) < 32:
-                raise ValueError(
-                    "INTAKE_ERASURE_KEY (or INTAKE_ERASURE_KEY_FILE) must be set to a secret of "
-                    "at least 32 characters in production"
-                )
-            if "*" in self.cors_origins:
-                raise ValueError("INTAKE_CORS_ORIGINS may not be '*' in production")
-            if self.rate_limit_per_minute == 0:
-                raise ValueError("INTAKE_RATE_LIMIT_PER_MINUTE may not be 0 in production")
+        if self.environment == "production" and "*" in self.cors_origins:
+            raise ValueError("INTAKE_CORS_ORIGINS may not be '*' in production")
         return self
 
     @property

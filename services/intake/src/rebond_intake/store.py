@@ -15,22 +15,26 @@ reference's lock as the erasure does (`rebond_sql.erasure.lock_references`). The
 random erasure secrets of submissions older than their derivation stay, so that such a
 person can still prove they hold theirs. SQLite by default, PostgreSQL when a
 `postgresql+psycopg://` URL is given.
+
+The schema is made and changed by the Alembic migrations beside this module (`migrate`), never
+by the store itself; every instant is a `UTCDateTime` (aware in, aware UTC out).
 """
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import structlog
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
     Connection,
-    DateTime,
     MetaData,
     String,
     Table,
@@ -41,13 +45,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from rebond_intake.timeline import Record, received
+from rebond_kafka.backoff import Backoff
 from rebond_sql import Database
 from rebond_sql.erasure import lock_references, reference_digest, tombstones_of
+from rebond_sql.migrations import upgrade
+from rebond_sql.types import UTCDateTime
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
+#: Intake's Alembic migrations (`env.py`, `versions/`), shipped inside the package.
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class StoreUnavailable(Exception):
@@ -101,12 +111,12 @@ submissions = Table(
     "intake_submissions",
     metadata,
     Column("reference", String(32), primary_key=True),
-    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
     Column("event_id", String(64), nullable=False),
     Column("idempotency_key", String(255), unique=True, nullable=True),
     Column("body_hash", String(64), nullable=True),
-    #: No longer read (Kafka's own record says "received", see `timeline.received`); kept so
-    #: that stores created before still take new rows.
+    #: No longer read (Kafka's own record says "received", see `timeline.received`); kept in
+    #: the schema, so that an intake of before the migrations still writes to a migrated store.
     Column("acknowledged", Boolean, nullable=False, default=False),
 )
 status_events = Table(
@@ -115,7 +125,7 @@ status_events = Table(
     Column("event_id", String(64), primary_key=True),
     Column("reference", String(32), nullable=False, index=True),
     Column("kind", String(32), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
     Column("detail", JSON, nullable=False),
 )
 
@@ -125,8 +135,8 @@ erasures = Table(
     "intake_erasures",
     metadata,
     Column("reference_sha256", String(64), primary_key=True),
-    Column("received_at", DateTime(timezone=True), nullable=True),
-    Column("erased_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", UTCDateTime, nullable=True),
+    Column("erased_at", UTCDateTime, nullable=False),
 )
 
 #: Hashes of the random erasure secrets given before they were derived; read, no longer written.
@@ -135,12 +145,8 @@ erasure_secrets = Table(
     metadata,
     Column("reference", String(32), primary_key=True),
     Column("secret_hash", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _status_row(record: Record) -> dict[str, Any]:
@@ -148,7 +154,7 @@ def _status_row(record: Record) -> dict[str, Any]:
         "event_id": record.event_id,
         "reference": record.reference,
         "kind": record.kind,
-        "at": _utc(record.at),
+        "at": record.at,
         "detail": json.loads(json.dumps(record.detail)),
     }
 
@@ -159,7 +165,7 @@ def _claim_all(wanted: list[Submission], connection: Connection) -> dict[str, Su
     rows = [
         {
             "reference": s.reference,
-            "received_at": _utc(s.received_at),
+            "received_at": s.received_at,
             "event_id": s.event_id,
             "idempotency_key": s.idempotency_key,
             "body_hash": s.body_hash,
@@ -176,7 +182,7 @@ def _claim_all(wanted: list[Submission], connection: Connection) -> dict[str, Su
 def _submission(row: Any) -> Submission:
     return Submission(
         reference=row.reference,
-        received_at=_utc(row.received_at),
+        received_at=row.received_at,
         event_id=row.event_id,
         idempotency_key=row.idempotency_key,
         body_hash=row.body_hash,
@@ -189,7 +195,7 @@ def _note_received(connection: Connection, tombstone: Any, at: datetime | None) 
         connection.execute(
             update(erasures)
             .where(erasures.c.reference_sha256 == tombstone.reference_sha256)
-            .values(received_at=_utc(at))
+            .values(received_at=at)
         )
 
 
@@ -228,7 +234,7 @@ def _erase(
     from_claim = connection.execute(
         select(submissions.c.received_at).where(submissions.c.reference == reference)
     ).scalar()
-    known = [_utc(t) for t in (from_status, from_claim, received_at) if t is not None]
+    known = [t for t in (from_status, from_claim, received_at) if t is not None]
     first = min(known, default=None)
     tombstone = tombstones_of(connection, erasures, [reference]).get(reference)
     if tombstone is None:
@@ -247,9 +253,9 @@ def _records(reference: str, connection: Connection) -> list[Record]:
     tombstone = tombstones_of(connection, erasures, [reference]).get(reference)
     if tombstone is not None:
         key = tombstone.reference_sha256
-        kept = [Record(f"{key}:erasure", reference, "erasure", _utc(tombstone.erased_at))]
+        kept = [Record(f"{key}:erasure", reference, "erasure", tombstone.erased_at)]
         if tombstone.received_at is not None:
-            kept.insert(0, received(f"{key}:received", reference, _utc(tombstone.received_at)))
+            kept.insert(0, received(f"{key}:received", reference, tombstone.received_at))
         return kept
     rows = connection.execute(select(status_events).where(status_events.c.reference == reference))
     return [
@@ -257,7 +263,7 @@ def _records(reference: str, connection: Connection) -> list[Record]:
             event_id=row.event_id,
             reference=row.reference,
             kind=row.kind,
-            at=_utc(row.at),
+            at=row.at,
             detail=dict(row.detail),
         )
         for row in rows
@@ -275,17 +281,29 @@ class SqlStatusStore:
     """
 
     def __init__(self, url: str) -> None:
+        self.url = url
         self.database = Database(url, name="intake")
         self._claims: list[tuple[Submission, asyncio.Future[Submission]]] = []
         self._claiming: asyncio.Task[None] | None = None
 
+    async def migrate(self) -> None:
+        """Bring the database to the latest revision (`migrate`), in a thread: Alembic is
+        synchronous. A database that cannot be reached or opened (OperationalError, OSError) is
+        StoreUnavailable, to be tried again; a migration that fails on a database that answers
+        is raised as it is (a bug, which waiting would not mend)."""
+        try:
+            await asyncio.to_thread(migrate, self.url)
+        except (OperationalError, OSError) as error:
+            raise StoreUnavailable(type(error).__name__) from error
+
     async def start(self) -> None:
-        """Open the database and make the tables (again, harmlessly, when retried)."""
+        """Open the database and ask it one question, so that a store that answers is one
+        that is reachable (opening alone connects to nothing)."""
         try:
             await self.database.start()
         except (SQLAlchemyError, OSError) as error:
             raise StoreUnavailable(type(error).__name__) from error
-        await self._run(metadata.create_all)
+        await self._run(lambda connection: connection.execute(select(1)))
 
     async def close(self) -> None:
         await self.database.close()
@@ -353,8 +371,7 @@ class SqlStatusStore:
     async def erase(
         self, reference: str, at: datetime, received_at: datetime | None = None
     ) -> None:
-        first = _utc(received_at) if received_at is not None else None
-        await self._run(partial(_erase, reference, _utc(at), first))
+        await self._run(partial(_erase, reference, at, received_at))
 
     async def records(self, reference: str) -> list[Record]:
         return await self._run(partial(_records, reference))
@@ -371,10 +388,38 @@ class SqlStatusStore:
         statement = (
             update(submissions)
             .where(
-                submissions.c.received_at < _utc(before),
+                submissions.c.received_at < before,
                 submissions.c.idempotency_key.is_not(None),
             )
             .values(idempotency_key=None, body_hash=None)
         )
         result = await self._run(lambda connection: connection.execute(statement))
         return int(result.rowcount or 0)
+
+
+def migrate(database_url: str) -> None:
+    """Bring the store at `database_url` to the latest of intake's migrations (at start when
+    INTAKE_MIGRATE_ON_START, and by `python -m rebond_intake migrate`)."""
+    upgrade(database_url, MIGRATIONS)
+
+
+async def patiently(
+    work: Callable[[], Awaitable[T]],
+    *,
+    event: str = "store_unavailable",
+    first_delay_s: float = 0.5,
+    max_delay_s: float = 10.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """`work`, tried again with capped, jittered backoff (`rebond_kafka.backoff`) while the
+    store is unavailable, for as long as it takes: what waits (the store's opening, a
+    partition's batch of statuses) loses nothing by waiting, and trying again at once would
+    knock on a database that is down in a hot loop. Each wait is logged as `event`."""
+    backoff = Backoff(first_s=first_delay_s, cap_s=max_delay_s)
+    while True:
+        try:
+            return await work()
+        except StoreUnavailable as error:
+            delay = backoff.next_delay()
+            log.warning(event, error=str(error), retry_in_s=round(delay, 2))
+            await sleep(delay)

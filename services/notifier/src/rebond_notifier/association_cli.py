@@ -45,12 +45,15 @@ from rebond_kafka import reconnect
 from rebond_kafka.security import aiokafka_options
 from rebond_kafka.settings import KafkaClientSettings
 from rebond_notifier.text import escape_controls
+from rebond_service.settings import FromEnvironment
 
 #: Same derivation as the notifier's answer links: one event id per referral and answer.
 ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 
 
-class ClientSettings(KafkaClientSettings):
+class ClientSettings(FromEnvironment, KafkaClientSettings):
+    """`REBOND_*` variables; the password may come from REBOND_KAFKA_SASL_PASSWORD_FILE."""
+
     model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(

@@ -1,54 +1,33 @@
 """Notifier settings, read from `NOTIFIER_*` environment variables."""
 
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from rebond_kafka.settings import ServiceSettings
 from rebond_notifier.text import has_controls
+from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
 
 
-class NotifierSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+class NotifierSettings(KafkaServiceSettings):
+    """The notifier's own settings; environment, host, port and internal port, logs,
+    OpenTelemetry, Kafka and secrets from files (`NOTIFIER_LINK_SECRET_FILE`) come from the
+    base (`rebond_service.settings`)."""
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        validation_alias=AliasChoices(
-            "NOTIFIER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
-        ),
-    )
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+    development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
+        "link_secret": DEFAULT_LINK_SECRET
+    }
+
     group_id: str = "rebond-notifier"
-    host: str = "127.0.0.1"
     port: int = 8002
-    #: A second port for operators: `/metrics` and `/openapi.json` answer only there. Unset:
-    #: they answer on the public port in development and test, and nowhere in production.
-    internal_port: int | None = Field(default=None, ge=1, le=65535)
-    internal_host: str = "127.0.0.1"
     #: `Strict-Transport-Security: max-age=…` on every page when above 0: set it when the answer
     #: pages are reached over HTTPS (NOTIFIER_PUBLIC_BASE_URL https://…), e.g. 31536000.
     hsts_max_age_s: int = Field(default=0, ge=0)
-
-    @property
-    def internal_public(self) -> bool:
-        """Whether the operators' paths answer on the public port (no internal port, and not in
-        production)."""
-        return self.internal_port is None and self.environment != "production"
-
-    @model_validator(mode="after")
-    def _internal_port_of_its_own(self) -> "NotifierSettings":
-        if self.internal_port is not None and self.internal_port == self.port:
-            raise ValueError("NOTIFIER_INTERNAL_PORT must differ from NOTIFIER_PORT")
-        return self
-
-    log_level: str = "INFO"
-    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
-    #: propagated and the trace id logged either way.
-    otel_enabled: bool = False
-    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
 
     #: The delivery log (SQLAlchemy async URL); SQLite by default, PostgreSQL supported.
     database_url: str = "sqlite+aiosqlite:///.run/notifier.sqlite3"
@@ -83,7 +62,6 @@ class NotifierSettings(ServiceSettings):
     public_base_url: str = "http://127.0.0.1:8002"
     #: HMAC key of the answer links (or NOTIFIER_LINK_SECRET_FILE: a file holding it).
     link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
-    link_secret_file: Path | None = None
     #: Answer links last until the association's deadline (`respond_by`); only a referral
     #: without one gets links valid this many days.
     link_valid_days: int = Field(default=8, ge=1)
@@ -116,19 +94,5 @@ class NotifierSettings(ServiceSettings):
             raise ValueError(
                 "NOTIFIER_SMTP_STARTTLS=true (port 587) or NOTIFIER_SMTP_TLS=true (port 465) "
                 "is required in production: e-mails carry personal data"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _no_default_secret_in_production(self) -> "NotifierSettings":
-        if self.link_secret_file is not None:
-            self.link_secret = SecretStr(self.link_secret_file.read_text().strip())
-        if self.environment == "production" and (
-            self.link_secret.get_secret_value() == DEFAULT_LINK_SECRET
-            or len(self.link_secret.get_secret_value()) < 32
-        ):
-            raise ValueError(
-                "NOTIFIER_LINK_SECRET (or NOTIFIER_LINK_SECRET_FILE) must be set to a secret of "
-                "at least 32 characters in production"
             )
         return self

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -89,6 +90,13 @@ async def watch_deadlines(
         await sleep(settings.deadline_check_interval_s)  # type: ignore[misc]
 
 
+class Readiness(BaseModel):
+    """What `/readyz` says of each dependency."""
+
+    kafka: str
+    store: str
+
+
 def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RouterSettings()
     obs = Observability(settings)
@@ -138,7 +146,13 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
             return False
         return True
 
-    @app.get("/readyz")
+    @app.get(
+        "/readyz",
+        responses={
+            200: {"model": Readiness, "description": "Connected to Kafka, the store answers"},
+            503: {"model": Readiness, "description": "Kafka or the store unreachable"},
+        },
+    )
     async def readyz() -> JSONResponse:
         # The link first: during an outage the answer is at once, with no request to Kafka.
         kafka = connected.is_set() and not link.down and await parts.broker.ping(timeout=2.0)

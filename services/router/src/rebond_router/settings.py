@@ -2,28 +2,21 @@
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from rebond_kafka.settings import ServiceSettings
 from rebond_router.directory import DEFAULT_PATH
+from rebond_service.settings import KafkaServiceSettings
 
 
-class RouterSettings(ServiceSettings):
+class RouterSettings(KafkaServiceSettings):
+    """The router's own settings; environment, host, port, logs, OpenTelemetry, Kafka and
+    secrets from files come from the base (`rebond_service.settings`)."""
+
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092",
-        validation_alias=AliasChoices("ROUTER_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-    )
     group_id: str = "rebond-router"
-    host: str = "127.0.0.1"
     port: int = 8001
-    log_level: str = "INFO"
-    #: Export the spans with OpenTelemetry (OTLP over HTTP); the `traceparent` header is
-    #: propagated and the trace id logged either way.
-    otel_enabled: bool = False
-    otel_endpoint: str = "http://127.0.0.1:4318/v1/traces"
     #: The association directory (the rule set); checked at start-up.
     directory_path: Path = DEFAULT_PATH
     #: SQLAlchemy async URL: SQLite file by default, or postgresql+psycopg://user:pw@host/db.

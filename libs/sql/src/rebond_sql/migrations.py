@@ -1,0 +1,177 @@
+"""Alembic, the one way a store's schema is made and changed.
+
+A service keeps its migrations in its package (`src/rebond_<svc>/migrations/`: `env.py`,
+`script.py.mako`, `versions/0001_….py`, …) and applies them with `upgrade(database_url,
+migrations_dir)`: when it starts, if `<PREFIX>_MIGRATE_ON_START` is true, and as
+`python -m rebond_<svc> migrate` (a Kubernetes Job or init container). Its `env.py` is one call,
+`run(metadata)`. Nothing else makes tables (no `create_all` beside the migrations): a change of
+schema is a revision, and so is turning what an older version kept into today's form.
+
+- **The store's own URL.** The services' settings say `sqlite+aiosqlite://…`; Alembic is
+  synchronous, so a SQLite URL is read with the sync driver, as `rebond_sql.Database` does. A
+  SQLite file's folder is made first (a fresh clone has no `.run/`).
+- **Replicas starting together.** The migrations run in one transaction (DDL is transactional
+  on PostgreSQL and SQLite) which first takes a lock, an advisory one on PostgreSQL, SQLite's
+  write lock there: a second replica (or `migrate` run beside a start) waits for the first to
+  commit, then reads the version it left and has nothing more to do. Without it both would read
+  the same old version and the second would fail on tables the first made. A migration that
+  fails leaves nothing half-made.
+- **SQLite alters little in place**: `op.batch_alter_table` copies the table where needed;
+  `epochs_to_utc` and `utc_to_epochs` change a column's type that way, values converted.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command, context, op
+from alembic.config import Config
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeEngine
+
+from rebond_sql.types import UTCDateTime
+
+#: The advisory lock every upgrade takes on PostgreSQL ("rebond migrations" as a 64-bit key).
+MIGRATION_LOCK = 0x7265626F6E646D67
+
+
+def sync_url(url: str | URL) -> URL:
+    """`url` with a driver Alembic can use: SQLite's sync one (for `sqlite+aiosqlite`)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite")
+    return parsed
+
+
+def _config(database_url: str, migrations: Path) -> Config:
+    url = sync_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.attributes["url"] = url  # an object: no `%` escaping, the password never in a string
+    return config
+
+
+def upgrade(database_url: str, migrations: Path, revision: str = "head") -> None:
+    """Bring the database at `database_url` to `revision` of the migrations in `migrations`."""
+    command.upgrade(_config(database_url, migrations), revision)
+
+
+def downgrade(database_url: str, migrations: Path, revision: str) -> None:
+    """Take the database at `database_url` back to `revision`."""
+    command.downgrade(_config(database_url, migrations), revision)
+
+
+def run(metadata: sa.MetaData) -> None:
+    """The whole of a service's `env.py`: run the migrations Alembic asked for against the URL
+    `upgrade` gave, `metadata` being the store's tables (for `alembic revision
+    --autogenerate`). Every migration runs in one transaction that first takes the database's
+    migration lock (see the module), and that reads the current version only once it has it."""
+    url = context.config.attributes.get("url") or make_url(
+        context.config.get_main_option("sqlalchemy.url", "")
+    )
+    engine = _migration_engine(sync_url(url))
+    try:
+        with engine.connect() as connection, connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
+            context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+            context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+def _migration_engine(url: URL) -> sa.Engine:
+    """An engine for one migration run. On SQLite its transactions begin with `BEGIN
+    IMMEDIATE`, which takes the file's write lock (waiting up to 30 s for another writer) and
+    makes the DDL transactional: SQLite's driver would otherwise run DDL outside any
+    transaction, and two migrations at once would both find the tables missing."""
+    if url.get_backend_name() != "sqlite":
+        return sa.create_engine(url, poolclass=NullPool)
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": 30.0})
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _retype(
+    table: str,
+    key: Sequence[str],
+    columns: Mapping[str, bool],
+    types: tuple[TypeEngine[Any], TypeEngine[Any]],
+    convert: Callable[[Any], Any],
+    table_kwargs: Mapping[str, Any],
+) -> None:
+    """Give `columns` of `table` (name: nullable) the type `types[1]` instead of `types[0]`,
+    each value converted: a column of the new type is added and filled row by row (found by
+    `key`), then takes the old one's place."""
+    old_type, new_type = types
+    temporary = {name: f"{name}__retyped" for name in columns}
+    for name in temporary.values():
+        op.add_column(table, sa.Column(name, new_type, nullable=True))
+    old = sa.table(
+        table, *(sa.column(k) for k in key), *(sa.column(name, old_type) for name in columns)
+    )
+    connection = op.get_bind()
+    rows = connection.execute(sa.select(*old.c)).mappings().all()
+    if rows:
+        new = sa.table(
+            table, *(sa.column(k) for k in key),
+            *(sa.column(name, new_type) for name in temporary.values()),
+        )  # fmt: skip
+        statement = (
+            sa.update(new)
+            .where(*(new.c[k] == sa.bindparam(f"key_{k}") for k in key))
+            .values({temporary[name]: sa.bindparam(f"value_{name}") for name in columns})
+        )
+        connection.execute(
+            statement,
+            [
+                {**{f"key_{k}": row[k] for k in key},
+                 **{f"value_{name}": convert(row[name]) for name in columns}}
+                for row in rows
+            ],
+        )  # fmt: skip
+    with op.batch_alter_table(table, table_kwargs=dict(table_kwargs)) as batch:
+        for name, nullable in columns.items():
+            batch.drop_column(name)
+            batch.alter_column(temporary[name], new_column_name=name, nullable=nullable)
+
+
+def _from_epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _to_epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def epochs_to_utc(
+    table: str,
+    key: Sequence[str],
+    columns: Mapping[str, bool],
+    table_kwargs: Mapping[str, Any] | None = None,
+) -> None:
+    """In a migration: `columns` of `table` (name: nullable), seconds since the epoch in a
+    float, become `UTCDateTime` columns holding the same instants. Indexes on them are the
+    migration's to drop before and make again after. `table_kwargs` go to the table SQLite
+    copies (e.g. `sqlite_autoincrement`)."""
+    _retype(table, key, columns, (sa.Float(), UTCDateTime()), _from_epoch, table_kwargs or {})
+
+
+def utc_to_epochs(table: str, key: Sequence[str], columns: Mapping[str, bool]) -> None:
+    """The way back from `epochs_to_utc` (a downgrade)."""
+    _retype(table, key, columns, (UTCDateTime(), sa.Float()), _to_epoch, {})

@@ -1,0 +1,140 @@
+"""What the routes and the Kafka handlers call: each use case in its transaction
+(`store.Store.apply`), then its messages published, each when its caller needs it.
+
+- An organiser's change, and a cancellation, are published before the reply (quietly: during a
+  Kafka outage they wait in the outbox and the reply does not).
+- A registration is published after the reply (`Publisher.flush_soon`), so the reply takes as
+  long whether it wrote an e-mail or not.
+- An invitation is published before its invitee's offset is committed: a failure raises, and the
+  invitee is read again.
+"""
+
+from collections.abc import Callable
+from datetime import date
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+
+from rebond_contracts.payloads import ConferenceKind, InvitationContactV1
+from rebond_events import inviting, privacy, registering, scheduling
+from rebond_events.announcements import Announcer
+from rebond_events.domain import start_of_day_paris
+from rebond_events.models import (
+    CancelResult,
+    EventIn,
+    EventPage,
+    EventPatch,
+    EventPublic,
+    RegistrationForOrganiser,
+    RegistrationIn,
+)
+from rebond_events.outbox import Publisher
+from rebond_events.ports import Clock, Listing, Outcome, Repository
+from rebond_events.registering import Registered
+from rebond_events.store import Store
+
+T = TypeVar("T")
+
+
+class Conferences:
+    """The Conférences du rebond, as the HTTP API, the portal and the handlers use them."""
+
+    def __init__(
+        self, store: Store, announce: Announcer, publisher: Publisher, clock: Clock
+    ) -> None:
+        self.store = store
+        self.announce = announce
+        self.links = announce.links
+        self.publisher = publisher
+        self.clock = clock
+
+    # --- organisers ---------------------------------------------------------------------------
+
+    async def create_event(self, organiser: str, data: EventIn) -> EventPublic:
+        return await self._publish_now(partial(scheduling.schedule, organiser=organiser, data=data))
+
+    async def update_event(self, organiser: str, event_id: str, patch: EventPatch) -> EventPublic:
+        return await self._publish_now(
+            partial(scheduling.change, organiser=organiser, event_id=event_id, patch=patch)
+        )
+
+    async def cancel_event(self, organiser: str, event_id: str) -> EventPublic:
+        return await self._publish_now(
+            partial(scheduling.cancel, organiser=organiser, event_id=event_id)
+        )
+
+    async def registrations_of(
+        self, organiser: str, event_id: str
+    ) -> list[RegistrationForOrganiser]:
+        return await self.store.read(
+            partial(scheduling.registrations_of, organiser=organiser, event_id=event_id)
+        )
+
+    # --- public -------------------------------------------------------------------------------
+
+    async def get_event(self, event_id: str) -> EventPublic:
+        return await self.store.read(partial(scheduling.shown, links=self.links, event_id=event_id))
+
+    async def list_events(
+        self,
+        *,
+        region: str | None = None,
+        department: str | None = None,
+        from_day: date | None = None,
+        kind: ConferenceKind | None = None,
+        page: int = 1,
+        per_page: int = 20,
+    ) -> EventPage:
+        """Scheduled conferences starting from `from_day` (default: now), soonest first."""
+        since = start_of_day_paris(from_day) if from_day is not None else self.clock()
+        query = Listing(since, region, department, kind, page, per_page)
+        return await self.store.read(partial(scheduling.listing, links=self.links, query=query))
+
+    async def register(self, event_id: str, data: RegistrationIn) -> Registered:
+        outcome = await self._apply(partial(registering.register, event_id=event_id, data=data))
+        self.publisher.flush_soon(outcome.subjects)
+        return outcome.value
+
+    async def cancel_registration(self, registration_id: str, token: str) -> CancelResult:
+        return await self._publish_now(
+            partial(registering.cancel, registration_id=registration_id, token=token)
+        )
+
+    # --- the router's invitees and erasures ---------------------------------------------------
+
+    async def invite(
+        self, reference: str, correlation_id: str, contact: InvitationContactV1
+    ) -> bool:
+        """Invite (`inviting.invite`) and publish the invitation; raises if Kafka does not
+        acknowledge it."""
+        try:
+            outcome = await self._apply(
+                partial(inviting.invite, reference=reference, correlation_id=correlation_id,
+                        contact=contact)
+            )  # fmt: skip
+        except IntegrityError:
+            return False  # invited concurrently by another instance: once is enough
+        # Whatever this reading decided: an invitation stored by an earlier reading of the same
+        # invitee, whose publication failed, goes out before the offset moves on.
+        await self.publisher.flush([reference])
+        return outcome.value
+
+    async def erase(self, reference: str) -> int:
+        """`privacy.erase`: how many invitations of `reference` were deleted."""
+        return await self.store.database.run(
+            partial(privacy.erase, reference=reference, now=self.clock())
+        )
+
+    # --- running a use case -------------------------------------------------------------------
+
+    async def _apply(self, use_case: Callable[..., Outcome[T]]) -> Outcome[T]:
+        def bound(repository: Repository) -> Outcome[T]:
+            return use_case(repository, announce=self.announce, clock=self.clock)
+
+        return await self.store.apply(bound, self.clock())
+
+    async def _publish_now(self, use_case: Callable[..., Outcome[T]]) -> T:
+        outcome = await self._apply(use_case)
+        await self.publisher.flush_quietly(outcome.subjects)
+        return outcome.value

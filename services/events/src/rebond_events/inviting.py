@@ -1,0 +1,47 @@
+"""Use case of the router's invitees: invite a person who consented to invitations to the next
+conference in their department, else their region; at most once per person and conference;
+never a person who asked for erasure."""
+
+from rebond_contracts.payloads import InvitationContactV1
+from rebond_events.announcements import Announcer, invitation_id
+from rebond_events.domain import Candidate, choose_invitation, email_digest
+from rebond_events.ports import Clock, Invitation, Outcome, Repository
+
+#: How many upcoming conferences of the region an invitation chooses from.
+CANDIDATES = 200
+
+
+def invite(
+    repository: Repository,
+    announce: Announcer,
+    clock: Clock,
+    reference: str,
+    correlation_id: str,
+    contact: InvitationContactV1,
+) -> Outcome[bool]:
+    """Whether the person was invited (and the invitation to announce). The tombstone is read
+    first, under the reference's lock: an erasure under way is waited for, and then seen."""
+    if repository.erased(reference):
+        return Outcome(False)
+    now = clock()
+    upcoming = {c.id: c for c in repository.upcoming(contact.region, now, CANDIDATES)}
+    candidates = [
+        Candidate(c.id, c.details.starts_at, c.details.department, c.details.region)
+        for c in upcoming.values()
+    ]
+    chosen = choose_invitation(candidates, contact.department, contact.region, now)
+    if chosen is None:
+        return Outcome(False)
+    candidate, match = chosen
+    digest = email_digest(contact.email)
+    if repository.known(candidate.event_id, digest):
+        return Outcome(False)
+    invitation = Invitation(
+        id=invitation_id(candidate.event_id, digest), event_id=candidate.event_id,
+        email_digest=digest, reference=reference, created_at=now,
+    )  # fmt: skip
+    repository.add_invitation(invitation)
+    message = announce.invitation(
+        upcoming[candidate.event_id], invitation.id, reference, correlation_id, contact, match, now
+    )
+    return Outcome(True, [message])

@@ -1,0 +1,99 @@
+"""The events store's tables (SQLAlchemy Core), as the Alembic migrations make them.
+
+Every instant is a `UTCDateTime` (aware in, aware UTC out). `migrations/` builds exactly these
+tables (`tests/test_migrations.py` compares them); a change here is a new revision there.
+"""
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from rebond_sql.outbox import Outbox, outbox_table
+from rebond_sql.types import UTCDateTime
+
+metadata = MetaData()
+
+conferences = Table(
+    "events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("organiser", String(60), nullable=False, index=True),
+    Column("title", String(150), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("venue_address", String(200), nullable=False),
+    Column("city", String(100), nullable=False),
+    Column("department", String(3), nullable=False),
+    Column("region", String(5), nullable=False),
+    Column("online_url", String(500), nullable=True),
+    Column("capacity", Integer, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_events_listing", "status", "starts_at"),
+    Index("ix_events_region", "region", "department"),
+)
+
+registrations = Table(
+    "registrations",
+    metadata,
+    #: Insertion order; ties of `queued_at` are broken by it.
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("event_id", String(36), ForeignKey("events.id"), nullable=False),
+    Column("name", String(120), nullable=False),
+    #: As the person typed it: where their e-mails go.
+    Column("email", String(254), nullable=False),
+    #: `domain.email_digest`: one registration per person (variants of one mailbox included)
+    #: and conference.
+    Column("email_digest", String(64), nullable=False),
+    Column("consent", Boolean, nullable=False),
+    Column("locale", String(5), nullable=False),
+    Column("status", String(12), nullable=False),
+    #: When the person joined the waitlist (its order) or registered.
+    Column("queued_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    #: When an e-mail carrying the cancellation link was last asked for.
+    Column("link_sent_at", UTCDateTime, nullable=True),
+    UniqueConstraint("event_id", "email_digest", name="uq_registrations_event_person"),
+    Index("ix_registrations_event_status", "event_id", "status"),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_id", String(36), ForeignKey("events.id"), nullable=False),
+    #: sha256 of the normalised e-mail: enough to invite once, without keeping the address.
+    Column("email_digest", String(64), nullable=False),
+    Column("reference", String(30), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("event_id", "email_digest", name="uq_invitations_event_person"),
+)
+
+#: A person who came through the questionnaire asked for erasure: the tombstone of their
+#: reference, its SHA-256 only (`rebond_sql.erasure`), read before inviting anyone.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("reference_sha256", String(64), primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+)
+
+#: What the events service publishes, written with the change it announces (`rebond_sql.outbox`).
+#: A message's subject is its record key: the conference id (conferences, registrations) or the
+#: submission reference (invitations, which an erasure drops by that subject).
+OUTBOX = Outbox(outbox_table(metadata, "events_outbox"))
