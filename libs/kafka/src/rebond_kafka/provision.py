@@ -54,7 +54,7 @@ from confluent_kafka.admin import (
     UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.topics import Topic, all_topics
@@ -414,6 +414,23 @@ class ProvisionSettings(KafkaClientSettings):
     users_file: Path | None = None
     #: How long to wait for the brokers before giving up (the Job or service is then retried).
     wait_s: float = Field(default=120.0, gt=0)
+    #: A file holding the super user's password (a mounted secret); it wins over the variable.
+    #: Declared here because the services' reading of `<PREFIX>_<NAME>_FILE`
+    #: (`rebond_service.settings.FromEnvironment`) lives in a package that depends on this one.
+    kafka_sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> Self:
+        if self.kafka_sasl_password_file is not None:
+            try:
+                password = self.kafka_sasl_password_file.read_text().strip()
+            except OSError as error:
+                raise ValueError(
+                    f"PROVISION_KAFKA_SASL_PASSWORD_FILE names {self.kafka_sasl_password_file}, "
+                    f"which cannot be read: {error.strerror or type(error).__name__}"
+                ) from error
+            self.kafka_sasl_password = SecretStr(password)
+        return self
 
     @model_validator(mode="after")
     def _enough_copies(self) -> Self:
