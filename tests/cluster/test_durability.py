@@ -26,7 +26,7 @@ import pytest
 
 from deploy.kafka.kafkactl import LocalKafka
 from rebond_contracts.topics import QUESTIONNAIRES
-from rebond_intake.api import IDEMPOTENCY_NAMESPACE
+from rebond_intake.submissions import IDEMPOTENCY_NAMESPACE
 from rebond_kafka.testing import records_to_end
 from tests.conftest import RunningService
 from tests.faults.rebond_faultkit import (
