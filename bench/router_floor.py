@@ -43,7 +43,8 @@ from rebond_observability.logging import configure_logging
 from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
 from rebond_router.lifecycle import Clock, Router
 from rebond_router.rules import decide, invitee_of, outcome_of
-from rebond_router.store import Store
+from rebond_router.store import Store, migrate
+from rebond_sql.outbox import Message
 
 Record = tuple[bytes, list[tuple[str, bytes]]]  # a Kafka record's value and headers
 Output = tuple[str, str, bytes]  # topic, key, value
@@ -51,15 +52,13 @@ BATCH = 500  # the router's `batch_max_records`
 
 
 class Acknowledged:
-    """The router's `Outputs` with Kafka switched off: every send acknowledged at once."""
+    """Where the router's outbox goes with Kafka switched off: every send acknowledged at once."""
 
     def __init__(self) -> None:
         self.sent: list[Output] = []
 
-    async def send(
-        self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
-    ) -> "asyncio.Future[None]":
-        self.sent.append((topic, key, value))
+    async def send(self, message: Message) -> "asyncio.Future[None]":
+        self.sent.append((message.topic, message.key, message.value))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
@@ -69,9 +68,11 @@ async def alone(
     records: Sequence[Record], database_url: str, sink: Acknowledged, clock: Clock
 ) -> float:
     """Records per second through the real `Router` and store, outputs to `sink`."""
+    migrate(database_url)
     store = Store.from_url(database_url)
-    await store.create_schema()
-    router = Router(store, load_directory(DEFAULT_PATH), sink, clock)
+    await store.start()
+    relay = store.relay(sink.send, clock, BATCH)
+    router = Router(store, relay, load_directory(DEFAULT_PATH), clock)
     try:
         started = time.perf_counter()
         for start in range(0, len(records), BATCH):

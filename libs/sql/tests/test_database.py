@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from rebond_sql import Database
 
@@ -108,3 +109,15 @@ async def test_a_closed_database_refuses_work(database: Database) -> None:
     await database.close()
     with pytest.raises(RuntimeError, match="closed"):
         await database.run(texts)
+
+
+async def test_a_failing_statement_s_error_does_not_quote_its_values(database: Database) -> None:
+    """A statement's values may be a person's contact or message: the error a failing one
+    raises (logged, or copied into a dead letter) names the statement, never the values."""
+    await database.run(lambda c: c.execute(notes.insert().values(id=1, text="first")))
+    with pytest.raises(IntegrityError) as failed:
+        await database.run(
+            lambda c: c.execute(notes.insert().values(id=1, text="claire@example.org"))
+        )
+    assert "INSERT INTO notes" in str(failed.value)
+    assert "claire@example.org" not in str(failed.value)

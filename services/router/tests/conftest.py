@@ -1,19 +1,30 @@
-"""Router test helpers: questionnaires, a controllable clock, a fake for the outputs port."""
+"""Router test helpers: questionnaires, a controllable clock, a fake Kafka for the outbox."""
 
 import asyncio
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
-from rebond_contracts.payloads import QuestionnaireCompletedV1
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import Envelope
+from rebond_contracts.payloads import (
+    Answer,
+    DeclineReason,
+    QuestionnaireCompletedV1,
+    ReferralResponseV1,
+)
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_contracts.topics import find
+from rebond_contracts.topics import QUESTIONNAIRES, find, responses
 from rebond_router.directory import Directory, load_directory
+from rebond_router.lifecycle import Router
+from rebond_router.store import Store
+from rebond_sql.outbox import Message
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # a Thursday
 REFERENCE = "RB-7K3M-Q9XA-2DFE-W8NB"
@@ -34,6 +45,33 @@ def answers(**changes: Any) -> dict[str, Any]:
 def submitted(reference: str = REFERENCE, **changes: Any) -> QuestionnaireCompletedV1:
     return QuestionnaireCompletedV1.model_validate(
         {"reference": reference, "received_at": NOW, "questionnaire": answers(**changes)}
+    )
+
+
+def questionnaire(event_id: str = "event-1", **changes: Any) -> Envelope[QuestionnaireCompletedV1]:
+    """The example questionnaire's event (reference `REFERENCE`), with `changes`."""
+    return QUESTIONNAIRES.envelope(
+        submitted(**changes), subject=REFERENCE, correlationid=REFERENCE, id=event_id
+    )
+
+
+def answer(
+    association: AssociationId,
+    referral_id: str | UUID,
+    event_id: str,
+    decline: DeclineReason | None = None,
+) -> Envelope[ReferralResponseV1]:
+    """`association`'s answer about `referral_id` of `REFERENCE`: a decline with a reason, else
+    an acceptance."""
+    payload = ReferralResponseV1(
+        referral_id=UUID(str(referral_id)),
+        reference=REFERENCE,
+        answer=Answer.DECLINE if decline else Answer.ACCEPT,
+        reason=decline,
+        answered_at=NOW,
+    )
+    return responses(association).envelope(
+        payload, subject=REFERENCE, correlationid=REFERENCE, id=event_id
     )
 
 
@@ -68,17 +106,16 @@ class FakeOutputs:
     sent: list[Sent] = field(default_factory=list)
     fail_next: int = 0
 
-    async def send(
-        self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
-    ) -> "asyncio.Future[None]":
+    async def send(self, message: Message) -> "asyncio.Future[None]":
         """Acknowledged at once, or (with `fail_next`) refused: the acknowledgement raises."""
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail_next:
             self.fail_next -= 1
             acknowledged.set_exception(OSError("broker unreachable"))
             return acknowledged
-        find(topic).read(value, [(k, v.encode()) for k, v in headers.items()])
-        self.sent.append(Sent(topic, key, dict(headers), json.loads(value)))
+        headers = dict(message.headers)
+        find(message.topic).read(message.value, [(k, v.encode()) for k, v in headers.items()])
+        self.sent.append(Sent(message.topic, message.key, headers, json.loads(message.value)))
         acknowledged.set_result(None)
         return acknowledged
 
@@ -87,6 +124,17 @@ class FakeOutputs:
 
     def statuses(self) -> list[tuple[str, str | None]]:
         return [(d["status"], d["association_id"]) for d in self.on("referrals.status")]
+
+
+def router_on(
+    store: Store,
+    directory: Directory,
+    outputs: FakeOutputs,
+    clock: Callable[[], datetime],
+    **options: Any,
+) -> Router:
+    """The real `Router` on `store`, publishing its outbox to `outputs`."""
+    return Router(store, store.relay(outputs.send, clock), directory, clock, **options)
 
 
 @pytest.fixture(scope="session")

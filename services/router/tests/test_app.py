@@ -1,14 +1,23 @@
 """The composition root: health endpoints, and a bad directory stops the router at start-up."""
 
+import asyncio
 import socket
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from rebond_router.app import create_app
-from rebond_router.directory import DirectoryError
+from rebond_router.app import build, create_app, watch_deadlines
+from rebond_router.directory import Directory, DirectoryError
+from rebond_router.lifecycle import outbox_messages
+from rebond_router.referral import Referral
+from rebond_router.rules import decide
 from rebond_router.settings import RouterSettings
+from rebond_router.store import OUTBOX, migrate
+
+from .conftest import NOW, REFERENCE, Clock, FakeOutputs, questionnaire
 
 
 def closed_port() -> int:
@@ -48,3 +57,36 @@ def test_a_zero_retry_delay_is_refused_naming_the_setting() -> None:
     """A retry delay of 0 would retry transient failures in a hot loop: refused at start-up."""
     with pytest.raises(ValueError, match="retry_backoff_s"):
         RouterSettings(retry_backoff_s=0)
+
+
+async def test_each_deadline_round_publishes_what_a_crashed_instance_left(
+    tmp_path: Path, directory: Directory
+) -> None:
+    """A round of the deadline task publishes the outputs left unpublished longer than
+    `outbox_stale_after_s` (an instance crashed between its commit and its flush); fresher ones
+    are left to the flush of the instance that wrote them."""
+    settings = RouterSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3", outbox_stale_after_s=30
+    )
+    clock = Clock()
+    parts = build(settings, clock=clock)
+    migrate(settings.database_url)
+    kafka = FakeOutputs()
+    parts = replace(parts, relay=parts.store.relay(kafka.send, clock))
+    event = questionnaire()
+    done = Referral.offer(
+        decide(event.id, event.data, NOW, directory, {}), event.data, REFERENCE, NOW, directory
+    )
+    old, fresh = outbox_messages(done)[:2]
+    await parts.store.database.run(lambda c: OUTBOX.add(c, [old], NOW - timedelta(minutes=1)))
+    await parts.store.database.run(lambda c: OUTBOX.add(c, [fresh], NOW - timedelta(seconds=5)))
+
+    async def one_round_only(_seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await watch_deadlines(parts, sleep=one_round_only)
+    finally:
+        await parts.store.close()
+    assert [sent.topic for sent in kafka.sent] == [old.topic]

@@ -39,7 +39,7 @@ from rebond_kafka.testing import move_group_to_end, partitions_of
 from rebond_router.app import Components, build
 from rebond_router.privacy import erased
 from rebond_router.settings import RouterSettings
-from rebond_router.store import referrals
+from rebond_router.store import migrate, referrals
 
 from .conftest import NOW, Clock, submitted
 
@@ -137,8 +137,9 @@ async def router_factory(
             retry_backoff_s=0.05,
             retry_attempts=3,
         )
-        parts = build(settings, clock)
-        await parts.store.create_schema()
+        parts = build(settings, clock=clock)
+        migrate(settings.database_url)
+        await parts.store.start()
         await parts.broker.start()
         started.append(parts)
         return parts

@@ -11,28 +11,41 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import (
-    Answer,
-    DeclineReason,
-    ReferralResponseV1,
-    RoutingDecisionV1,
-)
-from rebond_contracts.topics import QUESTIONNAIRES, responses
+from rebond_contracts.payloads import DeclineReason, RoutingDecisionV1
+from rebond_contracts.topics import QUESTIONNAIRES
 from rebond_router.directory import Directory
-from rebond_router.lifecycle import Rejected, Router, week_start
-from rebond_router.rules import decision_id_for, reorientation_id
-from rebond_router.store import Store, Tx, referrals, week_offers
+from rebond_router.lifecycle import Router
+from rebond_router.referral import Offer, Referral, Rejected, State, week_start
+from rebond_router.rules import decide, decision_id_for, reorientation_id
+from rebond_router.store import Store, Tx, migrate, referrals
+from rebond_sql.outbox import Message, Pending
 
-from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
+from .conftest import (
+    NOW,
+    REFERENCE,
+    Clock,
+    FakeOutputs,
+    answer,
+    questionnaire,
+    router_on,
+    submitted,
+)
 
 SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
 
 
+async def open_store(url: str) -> Store:
+    """A store at `url`, migrated and open."""
+    migrate(url)
+    store = Store.from_url(url)
+    await store.start()
+    return store
+
+
 @pytest.fixture
 async def store(sql_url: str) -> AsyncIterator[Store]:
-    store = Store.from_url(sql_url)
-    await store.create_schema()
+    store = await open_store(sql_url)
     yield store
     await store.close()
 
@@ -49,31 +62,12 @@ def outputs() -> FakeOutputs:
 
 @pytest.fixture
 def router(store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock) -> Router:
-    return Router(store, directory, outputs, clock)
+    return router_on(store, directory, outputs, clock)
 
 
-def questionnaire(event_id: str = "event-1", **changes: Any) -> Any:
-    return QUESTIONNAIRES.envelope(
-        submitted(**changes), subject=REFERENCE, correlationid=REFERENCE, id=event_id
-    )
-
-
-def answer(
-    association: AssociationId,
-    referral_id: str | UUID,
-    event_id: str,
-    decline: DeclineReason | None = None,
-) -> Any:
-    payload = ReferralResponseV1(
-        referral_id=UUID(str(referral_id)),
-        reference=REFERENCE,
-        answer=Answer.DECLINE if decline else Answer.ACCEPT,
-        reason=decline,
-        answered_at=NOW,
-    )
-    return responses(association).envelope(
-        payload, subject=REFERENCE, correlationid=REFERENCE, id=event_id
-    )
+async def pending(store: Store) -> list[Pending]:
+    """What the outbox still holds."""
+    return await store.database.run(store.outbox.pending)
 
 
 def current_referral(outputs: FakeOutputs) -> str:
@@ -94,7 +88,7 @@ async def test_a_questionnaire_is_decided_once_and_offered_to_the_best_candidate
     assert outputs.statuses() == [("offered", SIXTY)]
     async with store.transaction() as tx:
         assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: 1}
-    assert await store.pending_outputs() == []
+    assert await pending(store) == []
 
 
 def referenced(reference: str, event_id: str) -> Any:
@@ -121,13 +115,12 @@ async def test_a_batch_decides_as_one_record_at_a_time_would(
     assert shares == sorted(shares, reverse=True) and len(set(shares)) == len(shares)
     async with store.transaction() as tx:
         assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: len(refs)}
-    assert await store.pending_outputs() == []
+    assert await pending(store) == []
 
     one_by_one = FakeOutputs()
-    separate = Store.from_url(f"sqlite+aiosqlite:///{tmp_path}/one-by-one.sqlite3")
-    await separate.create_schema()
+    separate = await open_store(f"sqlite+aiosqlite:///{tmp_path}/one-by-one.sqlite3")
     try:
-        single = Router(separate, directory, one_by_one, router.clock)
+        single = router_on(separate, directory, one_by_one, router.clock)
         for event in batch:
             await single.on_questionnaire(event)
     finally:
@@ -270,7 +263,7 @@ async def test_no_eligible_association_with_consent_goes_straight_to_the_human_q
             "associations": [a.model_copy(update={"paused": True}) for a in directory.associations]
         }
     )
-    await Router(store, paused, outputs, clock).on_questionnaire(questionnaire())
+    await router_on(store, paused, outputs, clock).on_questionnaire(questionnaire())
     [decision] = outputs.on("routing.decisions")
     assert decision["primary"] is None and decision["referral"] is None
     assert outputs.on("referrals.unrouted")[0]["cause"] == "no_candidate"
@@ -314,8 +307,8 @@ async def test_accepting_stops_the_clock_and_erases_the_contact_details(
     clock.advance(days=30)
     assert await router.check_deadlines() == 0
     async with store.transaction() as tx:
-        row = await tx.referral(REFERENCE)
-    assert row is not None and row["status"] == "accepted" and row["template"] is None
+        [referral] = await tx.referrals(REFERENCE)
+    assert referral.state is State.ACCEPTED and referral.template is None
 
 
 async def test_each_decision_is_told_once_after_its_transaction_commits(
@@ -325,7 +318,7 @@ async def test_each_decision_is_told_once_after_its_transaction_commits(
     decided again and committed, it is told once; a redelivery tells nothing; a reorientation
     after a decline is a decision of its own."""
     told: list[RoutingDecisionV1] = []
-    router = Router(store, directory, outputs, clock, decided=told.append)
+    router = router_on(store, directory, outputs, clock, decided=told.append)
     failing_write = Tx.write
 
     async def write_fails(tx: Tx) -> None:
@@ -368,7 +361,7 @@ async def test_outputs_survive_a_failed_publish_and_go_out_on_the_next_flush(
     assert len(outputs.on("routing.decisions")) == 1
     assert outputs.statuses() == [("offered", SIXTY)]
     clock.advance(minutes=5)
-    assert await router.flush(older_than=timedelta(seconds=30)) == 0
+    assert await router.publisher.flush(older_than=timedelta(seconds=30)) == 0
 
 
 async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
@@ -376,9 +369,9 @@ async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
 ) -> None:
     """Two instances on one database: the expiry and the re-orientation happen exactly once."""
     first_out, second_out = FakeOutputs(), FakeOutputs()
-    first = Router(store, directory, first_out, clock)
+    first = router_on(store, directory, first_out, clock)
     second_store = Store.from_url(store.database.url.render_as_string(hide_password=False))
-    second = Router(second_store, directory, second_out, clock)
+    second = router_on(second_store, directory, second_out, clock)
     for n in range(4):
         event = QUESTIONNAIRES.envelope(
             submitted(reference=f"RB-0000-0000-0000-000{n}"),
@@ -405,37 +398,63 @@ async def test_a_deadline_fires_once_when_two_routers_check_at_the_same_time(
     assert rows == [2, 2, 2, 2]
 
 
-async def test_weekly_offers_are_counted_per_week_and_across_transactions(store: Store) -> None:
+def offered(reference: str, directory: Directory) -> Referral:
+    """The referral of the example questionnaire sent with `reference`, as first offered."""
+    answers = submitted(reference)
+    routing = decide(f"event-{reference}", answers, NOW, directory, {})
+    return Referral.offer(routing, answers, reference, NOW, directory).referral
+
+
+async def test_weekly_offers_are_counted_per_week_and_across_transactions(
+    store: Store, directory: Directory
+) -> None:
     """Each offer adds one to its association's count for its week (Monday 00:00 UTC), in
     whatever transaction it is made; another week has its own count."""
     monday = week_start(NOW)
+    made = [offered(f"RB-0000-0000-0000-000{n}", directory) for n in range(4)]
+    at = [NOW, NOW, monday, monday - timedelta(seconds=1)]
+
+    async def add(tx: Tx, n: int) -> None:
+        referral = made[n]
+        assert referral.referral_id is not None
+        await tx.add(referral, Offer(referral.referral_id, SIXTY, at[n]), [], NOW)
+
     async with store.transaction() as tx:
-        await tx.record_offer("r-1", "RB-0000-0000-0000-0001", SIXTY.value, NOW)
-        await tx.record_offer("r-2", "RB-0000-0000-0000-0002", SIXTY.value, NOW)
+        await add(tx, 0)
+        await add(tx, 1)
         assert await tx.offered_in_week(monday) == {SIXTY: 2}  # its own, before commit
     async with store.transaction() as tx:
-        await tx.record_offer("r-3", "RB-0000-0000-0000-0003", SIXTY.value, monday)
-        await tx.record_offer(
-            "r-4", "RB-0000-0000-0000-0004", SIXTY.value, monday - timedelta(seconds=1)
-        )
+        await add(tx, 2)
+        await add(tx, 3)
     async with store.transaction() as tx:
         assert await tx.offered_in_week(monday) == {SIXTY: 3}
         assert await tx.offered_in_week(monday - timedelta(days=7)) == {SIXTY: 1}
 
 
-async def test_a_store_from_before_the_weekly_counts_gets_this_weeks_from_its_offers(
-    store: Store,
+class AllTogether:
+    """A Kafka that acknowledges nothing until `expected` records were handed to it: a relay
+    that waited for some acknowledgements before handing over the rest would wait forever."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected, self.handed = expected, 0
+        self.all_in = asyncio.Event()
+
+    async def send(self, message: Message) -> "asyncio.Future[bool]":
+        self.handed += 1
+        if self.handed >= self.expected:
+            self.all_in.set()
+        return asyncio.ensure_future(self.all_in.wait())
+
+
+async def test_a_full_batch_s_outputs_are_all_in_flight_together(
+    store: Store, directory: Directory, clock: Clock
 ) -> None:
-    """Offers recorded by an older router (no counts kept): starting the schema counts this
-    week's once; starting it again counts nothing twice."""
-    async with store.transaction() as tx:
-        for n in range(3):
-            await tx.record_offer(f"r-{n}", f"RB-0000-0000-0000-000{n}", SIXTY.value, NOW)
-        await tx.record_offer("old", "RB-0000-0000-0000-0009", SIXTY.value, NOW - timedelta(days=8))
-    await store.database.run(
-        lambda c: c.execute(week_offers.delete())
-    )  # as an older router left it
-    await store.create_schema(now=NOW)
-    await store.create_schema(now=NOW)
-    async with store.transaction() as tx:
-        assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: 3}
+    """A batch of `batch_max_records` questionnaires (500, each with a decision, its outcome,
+    its invitee and an offer): its 2,000 outputs are handed to the producer before any
+    acknowledgement is awaited, as when the router read its outbox back whole."""
+    events = [referenced(f"RB-0000-0000-0000-{n:04d}", f"event-{n}") for n in range(500)]
+    kafka = AllTogether(expected=2000)
+    router = Router(store, store.relay(kafka.send, clock, 500), directory, clock)
+    async with asyncio.timeout(60):
+        assert await router.on_questionnaires(events) == 500
+    assert kafka.handed == 2000 and await pending(store) == []

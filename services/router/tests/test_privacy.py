@@ -5,32 +5,30 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Connection, select, update
+from sqlalchemy import select
 
 from rebond_contracts.payloads import DeclineReason
-from rebond_contracts.topics import QUESTIONNAIRES
 from rebond_router.directory import Directory
 from rebond_router.lifecycle import Router
-from rebond_router.privacy import anonymise, erase, erased
-from rebond_router.store import Store, erasures, handled, metadata, referrals
+from rebond_router.privacy import anonymise, erased
+from rebond_router.store import Store, erasures, metadata, referrals
 from rebond_sql.erasure import lock_references, reference_digest
 from rebond_sql.testing import rows_of, waits_for
 
-from .conftest import NOW, REFERENCE, Clock, FakeOutputs, submitted
-from .test_lifecycle import SIXTY, answer, current_referral, questionnaire
+from .conftest import NOW, REFERENCE, Clock, FakeOutputs, answer, questionnaire, router_on
+from .test_lifecycle import SIXTY, current_referral, open_store
 
 
 @pytest.fixture
 async def store(sql_url: str) -> AsyncIterator[Store]:
-    store = Store.from_url(sql_url)
-    await store.create_schema()
+    store = await open_store(sql_url)
     yield store
     await store.close()
 
 
 @pytest.fixture
 def router(store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock) -> Router:
-    return Router(store, directory, outputs, clock)
+    return router_on(store, directory, outputs, clock)
 
 
 @pytest.fixture
@@ -64,8 +62,8 @@ async def test_erasure_leaves_the_tombstone_only_and_stops_the_lifecycle(
     assert (await _row(store))["urgent"] is True
     sent_before = len(outputs.sent)
 
-    assert await erase(store, REFERENCE, clock()) is True
-    assert await erase(store, REFERENCE, clock()) is False  # a redelivery changes nothing
+    assert await router.on_erasure(REFERENCE) is True
+    assert await router.on_erasure(REFERENCE) is False  # a redelivery changes nothing
 
     tables = await _tables(store)
     assert REFERENCE not in repr(tables)
@@ -90,7 +88,7 @@ async def test_an_answer_whose_event_id_mimics_an_erasure_marker_does_not_block_
     )
     assert (await _row(store))["holder"] == "second-souffle"  # re-oriented: the answer counted
 
-    assert await erase(store, REFERENCE, clock()) is True
+    assert await router.on_erasure(REFERENCE) is True
 
     assert REFERENCE not in repr(
         {k: v for k, v in (await _tables(store)).items() if k != "router_handled_events"}
@@ -102,7 +100,7 @@ async def test_a_questionnaire_arriving_after_its_erasure_is_not_routed(
     router: Router, outputs: FakeOutputs, store: Store, clock: Clock
 ) -> None:
     """Erasure first (out of order): the questionnaire is then neither decided nor offered."""
-    await erase(store, REFERENCE, clock())
+    await router.on_erasure(REFERENCE)
     assert await router.on_questionnaire(questionnaire()) is False
     assert outputs.sent == []
     assert (await _tables(store))["router_referrals"] == []
@@ -123,41 +121,6 @@ async def test_a_questionnaire_read_during_an_erasure_waits_for_it_and_is_not_ro
         await waits_for(store.database, erasure, router.on_questionnaire(questionnaire())) is False
     )
     assert outputs.sent == []
-
-
-async def test_erasures_marked_by_an_older_router_become_tombstones(
-    router: Router, outputs: FakeOutputs, store: Store, clock: Clock, sql_url: str
-) -> None:
-    """An older router kept erasures as `erasure:<reference>` among handled events and kept
-    the erased row: on start they become tombstones and the row goes. A marker beside a live
-    referral was an association's forged answer id: it erases nothing."""
-    erased_ref, live_ref = "RB-0000-0000-0000-0ERA", REFERENCE
-    await router.on_questionnaire(questionnaire())  # live
-    await router.on_questionnaire(
-        QUESTIONNAIRES.envelope(submitted(erased_ref), subject=erased_ref,
-                                correlationid=erased_ref, id="event-2")
-    )  # fmt: skip
-
-    def as_an_older_router(connection: Connection) -> None:
-        connection.execute(
-            update(referrals).where(referrals.c.reference == erased_ref)
-            .values(status="erased", template=None)
-        )  # fmt: skip
-        connection.execute(
-            handled.insert(),
-            [{"event_id": f"erasure:{r}", "handled_at": NOW} for r in (erased_ref, live_ref)],
-        )
-
-    await store.database.run(as_an_older_router)
-    restarted = Store.from_url(sql_url)
-    await restarted.create_schema()
-    try:
-        assert await erased(restarted, erased_ref) and not await erased(restarted, live_ref)
-        tables = await _tables(restarted)
-        assert erased_ref not in repr(tables)
-        assert [row[0] for row in tables["router_referrals"]] == [live_ref]
-    finally:
-        await restarted.close()
 
 
 async def test_anonymise_drops_contact_copies_after_the_retention_period(

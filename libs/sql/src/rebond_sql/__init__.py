@@ -19,6 +19,10 @@ back when it raises.
 
 WAL with synchronous=NORMAL: a commit does not wait for an fsync (a power cut may lose the last
 transactions, never corrupt the file), and readers do not block the writer.
+
+Engines hide a statement's values in their errors (`hide_parameters`): the values are what
+the stores keep about people (a contact, a message), and an error's text is logged, or copied
+into a dead letter, where no personal data may go.
 """
 
 import asyncio
@@ -71,7 +75,9 @@ class Database:
             if self._engine is not None or self._sync_engine is not None:
                 return
             if self.dialect != "sqlite":
-                self._engine = create_async_engine(self.url, pool_pre_ping=True)
+                self._engine = create_async_engine(
+                    self.url, pool_pre_ping=True, hide_parameters=True
+                )
                 return
             self._thread = self._thread or ThreadPoolExecutor(1, f"{self._name}-sqlite")
             self._sync_engine = await self._in_thread(self._open_sqlite)
@@ -136,6 +142,7 @@ class Database:
         engine = create_engine(
             self.url.set(drivername="sqlite+pysqlite"),
             connect_args={"timeout": self._busy_timeout_s},
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")

@@ -1,5 +1,8 @@
 """`python -m rebond_router` (or `rebond-router`): route questionnaires, follow referrals.
 
+`python -m rebond_router migrate` brings the store to the newest migration (a Kubernetes Job or
+init container, with ROUTER_MIGRATE_ON_START=false on the service).
+
 `python -m rebond_router anonymise` drops the contact copies kept longer than
 ROUTER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
 """
@@ -16,13 +19,12 @@ from rebond_router.app import create_app
 from rebond_router.directory import DirectoryError
 from rebond_router.privacy import anonymise
 from rebond_router.settings import RouterSettings
-from rebond_router.store import Store
+from rebond_router.store import Store, migrate
 
 
 async def _anonymise(settings: RouterSettings) -> None:
     store = Store.from_url(settings.database_url)
     try:
-        await store.create_schema()
         done = await anonymise(store, datetime.now(UTC), timedelta(days=settings.retention_days))
         print(f"rebond-router: {done.referrals} referrals and {done.outputs} outputs anonymised")
     finally:
@@ -32,7 +34,13 @@ async def _anonymise(settings: RouterSettings) -> None:
 def main() -> None:
     settings = RouterSettings()
     configure_logging(settings.log_level)
+    if sys.argv[1:] == ["migrate"]:
+        migrate(settings.database_url)
+        print("rebond-router: the store is at the newest migration")
+        return
     if sys.argv[1:] == ["anonymise"]:
+        if settings.migrate_on_start:
+            migrate(settings.database_url)
         asyncio.run(_anonymise(settings))
         return
     try:

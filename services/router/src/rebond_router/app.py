@@ -1,15 +1,16 @@
 """The router's composition root: directory, store, Kafka handlers, deadline task, health HTTP.
 
-Nothing connects at import time; `create_app` wires production adapters by default and tests
-pass their own (a clock, a store URL, a directory).
+Nothing connects at import time. `build` makes every part with production defaults, connecting
+nothing; tests call it with their own (a clock, a store, a broker). `create_app` serves it.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import stamina
 import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -18,15 +19,18 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from rebond_contracts.topics import Service
+from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
-from rebond_router.consumer import KafkaOutputs, new_broker, subscribe, with_retries
+from rebond_router.consumer import KafkaOutputs, Retries, log_retry, new_broker, subscribe_router
 from rebond_router.directory import load_directory
 from rebond_router.lifecycle import Clock, Router
 from rebond_router.observability import Observability, count_decisions
 from rebond_router.settings import RouterSettings
-from rebond_router.store import Store
+from rebond_router.store import Store, migrate
+from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the router's outage log line (`rebond_kafka.outage`).
@@ -45,31 +49,45 @@ def utc_now() -> datetime:
 @dataclass
 class Components:
     settings: RouterSettings
+    obs: Observability
     broker: KafkaBroker
     outputs: KafkaOutputs
     store: Store
+    #: Publishes the store's outbox (the router's `Publisher`).
+    relay: Relay
     router: Router
+    retries: Retries
 
 
 def build(
-    settings: RouterSettings, clock: Clock = utc_now, obs: Observability | None = None
+    settings: RouterSettings,
+    *,
+    clock: Clock = utc_now,
+    store: Store | None = None,
+    broker: KafkaBroker | None = None,
+    obs: Observability | None = None,
 ) -> Components:
-    """Everything the router runs on, not yet connected. Fails fast on a bad directory."""
+    """Everything the router runs on, production adapters unless given, nothing connected yet
+    (the store opens, and is migrated, at start; the broker connects at start). Fails fast on a
+    bad directory."""
     directory = load_directory(settings.directory_path)
-    store = Store.from_url(settings.database_url)
-    broker = new_broker(settings)
+    store = store or Store.from_url(settings.database_url)
+    obs = obs or Observability(settings)
+    broker = obs.instrument(broker or new_broker(settings))
     outputs = KafkaOutputs(broker)
-    router = Router(store, directory, outputs, clock)
-    if obs is None:
-        subscribe(broker, router, outputs, settings)
-    else:
-        router.decided = count_decisions(obs)
-        subscribe(broker, router, outputs, settings, obs.record_scope)
-    return Components(settings, broker, outputs, store, router)
+    relay = store.relay(outputs.send, clock, settings.batch_max_records)
+    router = Router(store, relay, directory, clock, decided=count_decisions(obs))
+    subscribe_router(
+        broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope
+    )
+    # Retries log through the router's hook, which names the error's type only (stamina's
+    # default hooks would log its text; the setting is the process's, and the same each time).
+    stamina.instrumentation.set_on_retry_hooks([log_retry])
+    return Components(settings, obs, broker, outputs, store, relay, router, Retries.of(settings))
 
 
 async def watch_deadlines(
-    parts: Components, sleep: Callable[[float], object] = asyncio.sleep
+    parts: Components, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 ) -> None:
     """Every `deadline_check_interval_s`: send reminders, expire overdue referrals, and publish
     outputs a crashed instance left behind. Failures are logged and retried next round."""
@@ -77,17 +95,11 @@ async def watch_deadlines(
     stale = timedelta(seconds=settings.outbox_stale_after_s)
     while True:
         try:
-            await with_retries(
-                parts.router.check_deadlines,
-                settings.retry_attempts,
-                settings.retry_backoff_s,
-                settings.retry_backoff_max_s,
-                "deadlines",
-            )
-            await parts.router.flush(older_than=stale)
+            await parts.retries.run(parts.router.check_deadlines, "deadlines")
+            await parts.relay.flush(older_than=stale)
         except Exception:  # the loop must outlive any one failure; the next round retries
             log.exception("deadline_check_failed")
-        await sleep(settings.deadline_check_interval_s)  # type: ignore[misc]
+        await sleep(settings.deadline_check_interval_s)
 
 
 class Readiness(BaseModel):
@@ -99,9 +111,8 @@ class Readiness(BaseModel):
 
 def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
     settings = settings or RouterSettings()
-    obs = Observability(settings)
-    parts = build(settings, clock, obs)
-    obs.instrument(parts.broker)
+    parts = build(settings, clock=clock)
+    obs = parts.obs
     link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
     obs.watch_kafka(link)
     started: asyncio.Task[None] | None = None
@@ -110,7 +121,9 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal started
-        await parts.store.create_schema()
+        if settings.migrate_on_start:
+            await asyncio.to_thread(migrate, settings.database_url)
+        await parts.store.start()
 
         async def run() -> None:
             await start_forever(parts.broker, log=log, link=link)

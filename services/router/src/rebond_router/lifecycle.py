@@ -1,103 +1,149 @@
-"""The referral lifecycle: decide, follow each referral, move it on, publish what happened.
+"""The router's use cases: decide, follow each referral, move it on, forget it on erasure.
 
-Entry points (the Kafka handlers, the deadline task) call these methods; each one writes its
-state change and the events to publish in one store transaction (the outbox), then publishes
-them, waiting for Kafka's acknowledgement, before returning. Handlers commit their offset only
-after that, so the router is at least once and idempotent:
+Each use case loads referrals through the `ReferralRepository` port, applies a command of the
+`Referral` aggregate (`rebond_router.referral`) and saves the new value **with the events to
+publish in the same transaction** (the outbox); once committed, the `Publisher` port publishes
+them, waiting for Kafka's acknowledgements, before the use case returns. Handlers commit their
+offset only after that, so the router is at least once and idempotent:
 
-- a questionnaire whose decision (or reference) is already in the store decides nothing again,
-  nor one whose reference was erased, nor does an answer about it (`rebond_router.privacy`);
-- an answer is handled once per event id; an answer about a referral the association does not
-  currently hold is `Rejected` (dead-lettered by the caller) and changes nothing;
-- a deadline fires once: the row is claimed with SELECT ... FOR UPDATE SKIP LOCKED (PostgreSQL)
-  and a conditional UPDATE on its version (every database).
+- a questionnaire whose reference is already known decides nothing again, nor one whose
+  reference was erased, nor does an answer about it (the tombstone is read in the transaction
+  of the effect, under the reference's lock: `rebond_router.store`);
+- an answer is handled once per event id; an answer the aggregate refuses is `Rejected`
+  (dead-lettered by the caller) and changes nothing;
+- a deadline fires once: the referral is read with a row lock that skips rows another instance
+  holds (PostgreSQL) and saved only if its version is still the one read (every database).
+
+The SQL repository is `rebond_router.store.Store`; the tests' fake keeps everything in memory.
 """
 
-import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
-from uuid import UUID, uuid5
+from typing import Protocol
 
 import structlog
-from pydantic import BaseModel
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
-    Answer,
-    DeclineReason,
     QuestionnaireCompletedV1,
-    Reason,
     ReferralResponseV1,
-    ReferralStatus,
-    ReferralStatusV1,
-    ReferralV1,
     RoutingDecisionV1,
-    ScoreBreakdown,
-    TriedAssociation,
-    UnroutedReferralV1,
 )
-from rebond_contracts.questionnaire import Need, Region, Stage
-from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_observability import current_trace
 from rebond_router.directory import Directory
-from rebond_router.rules import (
-    Routing,
-    StoredCandidate,
-    decide,
-    invitee_of,
-    outcome_of,
-    reorient,
-)
-from rebond_router.store import OPEN, ConcurrentChange, Store, Tx, week_start
+from rebond_router.referral import Key, Offer, Referral, Rejected, Transition, week_start
+from rebond_router.rules import decide
+from rebond_sql.outbox import Message
 
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-
-
-class Outputs(Protocol):
-    """Where events go: Kafka in production, a list in unit tests.
-
-    `send` returns once the record is handed to the producer, in call order (so records of
-    one key stay in order); the awaitable it returns completes when Kafka acknowledged it
-    (acks=all), or raises. Many sends are thus in flight together."""
-
-    async def send(
-        self, topic: str, key: str, value: bytes, headers: Mapping[str, str]
-    ) -> Awaitable[object]: ...
-
-
 #: Enters the log and trace context of the i-th event of a batch (the consumer's per record).
 EventScope = Callable[[int], AbstractContextManager[object]]
+#: A command of the aggregate, its arguments given: `lambda r: r.remind(now)`.
+Command = Callable[[Referral], Transition]
 
 
-class Rejected(ValueError):
-    """A message that must not change anything (dead-lettered with this reason)."""
+class ConcurrentChange(RuntimeError):
+    """Another instance changed the referral first; the caller retries (transient)."""
+
+
+@dataclass
+class BatchStart:
+    """What a batch of questionnaires reads before deciding, once it holds their references'
+    locks: those decided before, those erased, and this week's offers per association."""
+
+    known: set[str]
+    erased: set[str]
+    week_offers: dict[AssociationId, int]
+
+
+class ReferralTransaction(Protocol):
+    """One transaction on the referrals: what it reads sees what it wrote."""
+
+    async def start_batch(self, references: Sequence[str], week: datetime) -> BatchStart: ...
+
+    async def erased(self, reference: str) -> bool:
+        """Whether `reference` was erased, read once this transaction holds its lock."""
+        ...
+
+    async def referrals(self, reference: str, *, lock: bool = False) -> list[Referral]:
+        """Every referral of `reference`; `lock` skips (leaves out) those another transaction
+        holds."""
+        ...
+
+    async def referral(self, key: Key, *, lock: bool = False) -> Referral | None: ...
+
+    async def add(
+        self, referral: Referral, offer: Offer | None, messages: Sequence[Message], at: datetime
+    ) -> None:
+        """A new referral, the offer it made and its events, in this transaction."""
+        ...
+
+    async def save(
+        self, referral: Referral, offer: Offer | None, messages: Sequence[Message], at: datetime
+    ) -> None:
+        """The referral's new value, if its stored version is still `referral.version` (else
+        `ConcurrentChange`), with the offer it made and its events."""
+        ...
+
+    async def handled(self, event_id: str) -> bool: ...
+
+    async def mark_handled(self, event_id: str, at: datetime) -> None: ...
+
+    async def due(self, now: datetime, limit: int) -> list[Key]:
+        """Open referrals whose deadline has passed (those locked elsewhere skipped)."""
+        ...
+
+    async def reminders_due(self, now: datetime, limit: int) -> list[Key]: ...
+
+    async def erase(self, reference: str, at: datetime) -> bool:
+        """Take `reference`'s exclusive lock (an effect on it under way is waited for, and any
+        later one waits for this commit) and keep its tombstone; False if it was there before."""
+        ...
+
+    async def forget(self, reference: str, messages: Sequence[Message], at: datetime) -> None:
+        """Delete every referral of `reference`, its offers and its unpublished events, then
+        write `messages` (what withdrawing them publishes)."""
+        ...
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (never if it rolls back)."""
+        ...
+
+
+class ReferralRepository(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[ReferralTransaction]: ...
+
+
+class Publisher(Protocol):
+    """Publishes the outbox (`rebond_sql.outbox.Relay` in production)."""
+
+    async def flush(
+        self, subjects: Sequence[str] | None = None, older_than: timedelta | None = None
+    ) -> int: ...
 
 
 class Router:
     def __init__(
         self,
-        store: Store,
+        referrals: ReferralRepository,
+        publisher: Publisher,
         directory: Directory,
-        outputs: Outputs,
         clock: Clock,
         decided: Callable[[RoutingDecisionV1], None] = lambda _decision: None,
     ) -> None:
-        self.store = store
+        self.referrals = referrals
+        self.publisher = publisher
         self.directory = directory
-        self.outputs = outputs
         self.clock = clock
         #: Told of each decision once it is committed (with its outbox): the decisions metric.
         self.decided = decided
-        # One flush at a time in this process: the questionnaire and the answer handlers run
-        # concurrently, and must not publish the same pending output twice or out of order.
-        self._flushing = asyncio.Lock()
 
     # --- questionnaires ------------------------------------------------------------------
 
@@ -110,104 +156,46 @@ class Router:
         events: Sequence[Envelope[QuestionnaireCompletedV1]],
         scope: EventScope | None = None,
     ) -> int:
-        """Decide a batch: one transaction for all its decisions and outbox rows, then all its
-        outputs published together. Each reference is decided once (a reference seen again,
+        """Decide a batch: one transaction for all its referrals and events, then all its
+        events published together. Each reference is decided once (a reference seen again,
         even within the batch, decides nothing); returns how many were decided now.
 
-        Weekly loads are counted once per batch and kept up to date as offers are made, so the
+        Weekly loads are read once per batch and kept up to date as offers are made, so the
         batch sees its own offers; another instance's concurrent offers are seen from its next
         batch on (capacity is a soft weekly limit, as with one record per transaction)."""
         now = self.clock()
         decided = 0
         references = [event.data.reference for event in events]
-        async with self.store.transaction() as tx:
-            seen, erased, loads = await tx.batch_start(references, week_start(now))
+        async with self.referrals.transaction() as tx:
+            start = await tx.start_batch(references, week_start(now))
+            loads = start.week_offers
             for index, event in enumerate(events):
                 with scope(index) if scope is not None else nullcontext():
                     submitted = event.data
-                    if submitted.reference in seen:  # decided before, or earlier in this batch
+                    if submitted.reference in start.known:  # before, or earlier in this batch
                         continue
-                    seen.add(submitted.reference)
-                    if submitted.reference in erased:
+                    start.known.add(submitted.reference)
+                    if submitted.reference in start.erased:
                         log.info("not_routed", reason="erasure requested")
                         continue
                     routing = decide(event.id, submitted, now, self.directory, loads)
-                    await self._record_first(tx, submitted, routing, event.correlationid, now)
-                    if (referral := routing.decision.referral) is not None:
-                        loads[referral.association_id] = loads.get(referral.association_id, 0) + 1
+                    done = Referral.offer(
+                        routing, submitted, event.correlationid, now, self.directory
+                    )
+                    await tx.add(done.referral, done.offer, outbox_messages(done), now)
+                    self._tell_decided(tx, done)
+                    if done.offer is not None:
+                        loads[done.offer.association] = loads.get(done.offer.association, 0) + 1
                     decided += 1
-        await self.flush(references)
+                    log.info(
+                        "decided",
+                        association=routing.decision.primary,
+                        referral=done.offer is not None,
+                        rule_set=routing.decision.rule_set_version,
+                        status=done.referral.state,
+                    )
+        await self.publisher.flush(references)
         return decided
-
-    async def _record_first(
-        self,
-        tx: Tx,
-        submitted: QuestionnaireCompletedV1,
-        routing: Routing,
-        correlation: str,
-        now: datetime,
-    ) -> None:
-        decision = routing.decision
-        referral = decision.referral
-        candidates = [
-            {
-                "association": c.association.value,
-                "score": c.score.model_dump(mode="json"),
-                "reasons": [r.model_dump(mode="json") for r in c.reasons],
-            }
-            for c in routing.referral_candidates
-        ]
-        status = "offered" if referral else ("unrouted" if routing.unrouted else "not_shared")
-        holder = self.directory.get(referral.association_id) if referral else None
-        await tx.insert_referral(
-            reference=decision.reference,
-            decision_id=str(decision.decision_id),
-            correlation_id=correlation,
-            rule_set_version=decision.rule_set_version,
-            urgent=decision.urgent,
-            status=status,
-            attempt=1,
-            holder=referral.association_id.value if referral else None,
-            referral_id=str(referral.referral_id) if referral else None,
-            deadline=referral.respond_by if referral else None,
-            remind_at=_remind_at(referral, holder.reminder_before if holder else None),
-            reminded=False,
-            candidates=candidates,
-            scores=[s.model_dump(mode="json") for s in decision.scores],
-            tried=[],
-            template=referral.model_dump_json() if referral else None,
-            updated_at=now,
-        )
-        out = _Batch(tx, decision.reference, correlation, now)
-        await out.decision(decision)
-        tx.on_commit(functools.partial(self.decided, decision))
-        if referral:
-            await tx.record_offer(
-                str(referral.referral_id), decision.reference, referral.association_id.value, now
-            )
-            await out.status(
-                ReferralStatus.OFFERED, referral.referral_id, referral.association_id,
-                respond_by=referral.respond_by,
-            )  # fmt: skip
-        elif routing.unrouted:
-            situation = submitted.questionnaire.situation
-            await out.unrouted(
-                decision_id=decision.decision_id,
-                urgent=decision.urgent,
-                stage=situation.stage,
-                region=situation.region,
-                needs=submitted.questionnaire.needs,
-                cause="no_candidate",
-                tried=[],
-                rule_set_version=decision.rule_set_version,
-            )
-        log.info(
-            "decided",
-            association=decision.primary,
-            referral=referral is not None,
-            rule_set=decision.rule_set_version,
-            status=status,
-        )
 
     # --- answers -------------------------------------------------------------------------
 
@@ -217,298 +205,130 @@ class Router:
         """Accept or decline from `association` (the topic it wrote to). An answer about an
         erased reference changes nothing and is not an error: the association may have answered
         before it read the withdrawal."""
-        answer = event.data
+        response = event.data
         now = self.clock()
-        async with self.store.transaction() as tx:
-            if await tx.erased(answer.reference):
+        async with self.referrals.transaction() as tx:
+            if await tx.erased(response.reference):
                 log.info("response_ignored", reason="erasure requested")
-            elif await tx.already_handled(event.id):
+            elif await tx.handled(event.id):
                 log.info("response_already_handled")
             else:
-                row = await tx.referral(answer.reference, lock=True)
-                _check_held(row, association, answer)
-                assert row is not None
-                out = _Batch(tx, row["reference"], row["correlation_id"], now)
-                referral_id = UUID(row["referral_id"])
-                if answer.answer is Answer.ACCEPT:
-                    await tx.update_referral(row, status="accepted", template=None, updated_at=now)
-                    await out.status(ReferralStatus.ACCEPTED, referral_id, association)
-                else:
-                    reason = answer.reason or DeclineReason.OTHER
-                    await out.status(
-                        ReferralStatus.DECLINED, referral_id, association, reason=reason
-                    )
-                    await self._move_on(tx, out, row, ReferralStatus.DECLINED, reason)
+                referral = _answered(await tx.referrals(response.reference, lock=True), response)
+                done = referral.answer(association, response, now, self.directory)
+                await tx.save(done.referral, done.offer, outbox_messages(done), now)
+                self._tell_decided(tx, done)
                 await tx.mark_handled(event.id, now)
-                log.info("answered", association=association, answer=answer.answer)
-        await self.flush([answer.reference])
+                log.info("answered", association=association, answer=response.answer)
+        await self.publisher.flush([response.reference])
 
     # --- deadlines -----------------------------------------------------------------------
 
     async def check_deadlines(self, limit: int = 100) -> int:
         """Send due reminders and expire overdue referrals; returns how many fired here."""
         now = self.clock()
-        fired: list[str] = []
-        async with self.store.transaction() as tx:
+        async with self.referrals.transaction() as tx:
             due = await tx.due(now, limit)
             reminders = await tx.reminders_due(now, limit)
-        for reference in due:
-            if await self._claimed(self._expire(reference, now)):
-                fired.append(reference)
-        for reference in reminders:
-            if await self._claimed(self._remind(reference, now)):
-                fired.append(reference)
+        fired: list[str] = []
+        for key in due:
+            if await self._fires(key, lambda r: r.expire(now, self.directory), "expired"):
+                fired.append(key.reference)
+        for key in reminders:
+            if await self._fires(key, lambda r: r.remind(now), "reminded"):
+                fired.append(key.reference)
         if fired:
-            await self.flush(list(dict.fromkeys(fired)))
+            await self.publisher.flush(list(dict.fromkeys(fired)))
         return len(fired)
 
-    @staticmethod
-    async def _claimed(step: Awaitable[bool]) -> bool:
-        """False when another instance claimed the row first (its transaction rolled back)."""
+    async def _fires(self, key: Key, command: Command, what: str) -> bool:
+        """False when another instance claimed the referral first (locked, or saved meanwhile:
+        this transaction rolls back) or the holder answered since it was found due."""
         try:
-            return await step
-        except ConcurrentChange:
+            done = await self._apply(key, command)
+        except (Rejected, ConcurrentChange):
             return False
+        log.info(what, association=done.referral.holder, reference=key.reference)
+        return True
 
-    async def _expire(self, reference: str, now: datetime) -> bool:
-        async with self.store.transaction() as tx:
-            row = await tx.referral(reference, lock=True)
-            if row is None or row["status"] not in OPEN or row["deadline"] > now:
-                return False  # another instance got there first, or the holder answered
-            await tx.update_referral(row, updated_at=now)  # the claim: fails if taken meanwhile
-            row = {**row, "version": row["version"] + 1}
-            out = _Batch(tx, reference, row["correlation_id"], now)
-            holder = AssociationId(row["holder"])
-            await out.status(ReferralStatus.EXPIRED, UUID(row["referral_id"]), holder)
-            await self._move_on(tx, out, row, ReferralStatus.EXPIRED, None)
-            log.info("expired", association=holder, reference=reference)
-            return True
+    # --- any command on one referral -------------------------------------------------------
 
-    async def _remind(self, reference: str, now: datetime) -> bool:
-        async with self.store.transaction() as tx:
-            row = await tx.referral(reference, lock=True)
-            if row is None or row["status"] != "offered" or row["reminded"]:
-                return False
-            await tx.update_referral(row, status="reminded", reminded=True, updated_at=now)
-            out = _Batch(tx, reference, row["correlation_id"], now)
-            await out.status(
-                ReferralStatus.REMINDED, UUID(row["referral_id"]), AssociationId(row["holder"]),
-                respond_by=row["deadline"],
-            )  # fmt: skip
-            log.info("reminded", association=row["holder"], reference=reference)
-            return True
+    async def apply(self, key: Key, command: Command) -> Transition:
+        """Load the referral at `key`, apply `command`, save the result with its events, then
+        publish them. Raises `Rejected` (nothing changed) or `ConcurrentChange` (another
+        instance changed the referral first)."""
+        done = await self._apply(key, command)
+        await self.publisher.flush([key.reference])
+        return done
 
-    # --- moving a referral on ------------------------------------------------------------
+    async def _apply(self, key: Key, command: Command) -> Transition:
+        now = self.clock()
+        async with self.referrals.transaction() as tx:
+            referral = await tx.referral(key, lock=True)
+            if referral is None:
+                raise Rejected(f"no referral {key.reference} is known (or it is being handled)")
+            done = command(referral)
+            await tx.save(done.referral, done.offer, outbox_messages(done), now)
+            self._tell_decided(tx, done)
+        return done
 
-    async def _move_on(
-        self,
-        tx: Tx,
-        out: "_Batch",
-        row: Mapping[str, Any],
-        outcome: ReferralStatus,
-        reason: DeclineReason | None,
-    ) -> None:
-        """The holder declined or stayed silent: offer the next alternate, else the human queue."""
-        holder = AssociationId(row["holder"])
-        tried = [
-            *row["tried"],
-            TriedAssociation(
-                association_id=holder, referral_id=UUID(row["referral_id"]),
-                outcome=outcome, reason=reason,
-            ).model_dump(mode="json"),
-        ]  # fmt: skip
-        remaining = [
-            c for c in row["candidates"][1:] if self._still_open(AssociationId(c["association"]))
-        ]
-        template = ReferralV1.model_validate_json(row["template"])
-        if remaining:
-            attempt = row["attempt"] + 1
-            stored = [_stored(c) for c in remaining]
-            decision = reorient(
-                first_decision_id=UUID(row["decision_id"]),
-                attempt=attempt,
-                template=template,
-                remaining=stored,
-                scores=[ScoreBreakdown.model_validate(s) for s in row["scores"]],
-                rule_set_version=row["rule_set_version"],
-                urgent=row["urgent"],
-                now=out.now,
-                directory=self.directory,
+    # --- erasure -------------------------------------------------------------------------
+
+    async def on_erasure(self, reference: str) -> bool:
+        """The person withdrew: each referral of `reference` is withdrawn (no reminder, expiry
+        or re-orientation follows; a late answer finds nothing to answer) and forgotten, and
+        only the tombstone stays. False when it was erased before (the deletion runs again:
+        it is idempotent)."""
+        now = self.clock()
+        async with self.referrals.transaction() as tx:
+            new = await tx.erase(reference, now)
+            withdrawn = [r.withdraw(now) for r in await tx.referrals(reference)]
+            await tx.forget(
+                reference, [m for done in withdrawn for m in outbox_messages(done)], now
             )
-            referral = decision.referral
-            assert referral is not None and referral.respond_by is not None
-            next_holder = referral.association_id
-            await tx.update_referral(
-                row,
-                status="offered",
-                attempt=attempt,
-                holder=next_holder.value,
-                referral_id=str(referral.referral_id),
-                deadline=referral.respond_by,
-                remind_at=_remind_at(referral, self.directory.get(next_holder).reminder_before),
-                reminded=False,
-                candidates=remaining,
-                tried=tried,
-                updated_at=out.now,
-            )
-            await tx.record_offer(str(referral.referral_id), row["reference"], next_holder, out.now)
-            await out.status(
-                ReferralStatus.REORIENTED, UUID(row["referral_id"]), holder,
-                next_association_id=next_holder,
-            )  # fmt: skip
-            await out.decision(decision)
+        log.info("referral_erased" if new else "erasure_repeated")
+        await self.publisher.flush([reference])
+        return new
+
+    def _tell_decided(self, tx: ReferralTransaction, done: Transition) -> None:
+        for decision in done.decisions:
             tx.on_commit(functools.partial(self.decided, decision))
-            await out.status(
-                ReferralStatus.OFFERED, referral.referral_id, next_holder,
-                respond_by=referral.respond_by,
-            )  # fmt: skip
-            log.info("reoriented", association=next_holder, attempt=attempt)
-        else:
-            await tx.update_referral(
-                row, status="unrouted", holder=None, candidates=[], tried=tried, updated_at=out.now
-            )
-            await out.status(ReferralStatus.UNROUTED, UUID(row["referral_id"]), holder)
-            await out.unrouted(
-                decision_id=UUID(row["decision_id"]),
-                urgent=template.urgent,
-                stage=template.stage,
-                region=template.region,
-                needs=template.needs,
-                cause="all_declined_or_expired",
-                tried=tried,
-                rule_set_version=row["rule_set_version"],
-            )
-            log.info("unrouted", tried=len(tried))
-
-    def _still_open(self, association: AssociationId) -> bool:
-        try:
-            return not self.directory.get(association).paused
-        except KeyError:
-            return False
-
-    # --- publishing ----------------------------------------------------------------------
-
-    async def flush(
-        self, references: Sequence[str] | None = None, older_than: timedelta | None = None
-    ) -> int:
-        """Publish the pending outputs (of `references`, or all; or only those older than
-        `older_than`): handed to the producer in outbox order, all in flight together, each
-        dropped from the outbox once Kafka acknowledged it. Raises the first failure after
-        dropping what did go out; the rest is published by the next flush (same event ids)."""
-        before = self.clock() - older_than if older_than is not None else None
-        async with self._flushing:
-            pending = await self.store.pending_outputs(references, before)
-            acks = [await self.outputs.send(r.topic, r.key, r.value, r.headers) for r in pending]
-            results = await asyncio.gather(*acks, return_exceptions=True)
-            await self.store.forget_outputs(
-                [r.id for r, result in zip(pending, results, strict=True)
-                 if not isinstance(result, BaseException)]
-            )  # fmt: skip
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-        return len(pending)
 
 
-def _check_held(
-    row: Mapping[str, Any] | None, association: AssociationId, answer: ReferralResponseV1
-) -> None:
-    if row is None:
-        raise Rejected(f"no referral {answer.reference} is known (or it is being handled)")
-    if row["holder"] != association.value or row["referral_id"] != str(answer.referral_id):
-        raise Rejected(
-            f"{association.value} does not hold referral {answer.referral_id} of {answer.reference}"
+def _answered(referrals: Sequence[Referral], response: ReferralResponseV1) -> Referral:
+    """The referral an answer is about: the one whose current offer it names, else (so that
+    the refusal names the holder) the first."""
+    for referral in referrals:
+        if referral.referral_id == response.referral_id:
+            return referral
+    if not referrals:
+        raise Rejected(f"no referral {response.reference} is known (or it is being handled)")
+    return referrals[0]
+
+
+def outbox_messages(done: Transition) -> list[Message]:
+    """The transition's events as outbox messages: enveloped (CloudEvents, the referral's
+    correlation id), keyed by the reference, and carrying the trace of the record being handled
+    (kept in the outbox, so that a later flush continues it)."""
+    referral = done.referral
+    trace = current_trace()
+    messages = []
+    for event in done.events:
+        envelope = event.topic.envelope(
+            event.payload,
+            subject=referral.reference,
+            correlationid=referral.correlation_id,
+            id=str(event.id),
         )
-    if row["status"] not in OPEN:
-        raise Rejected(f"referral {answer.referral_id} is already {row['status']}")
-    if answer.answer is Answer.ACCEPT and answer.reason is not None:
-        raise Rejected("an acceptance carries no decline reason")
-
-
-def _remind_at(referral: ReferralV1 | None, before: timedelta | None) -> datetime | None:
-    if referral is None or referral.respond_by is None or before is None:
-        return None
-    return referral.respond_by - before
-
-
-def _stored(candidate: Mapping[str, Any]) -> StoredCandidate:
-    return StoredCandidate(
-        association=AssociationId(candidate["association"]),
-        score=ScoreBreakdown.model_validate(candidate["score"]),
-        reasons=tuple(Reason.model_validate(r) for r in candidate["reasons"]),
-    )
-
-
-class _Batch:
-    """Events written to the outbox in one transaction, with deterministic event ids."""
-
-    def __init__(self, tx: Tx, reference: str, correlation: str, now: datetime) -> None:
-        self.tx, self.reference, self.correlation, self.now = tx, reference, correlation, now
-
-    async def add(self, topic: Topic, payload: BaseModel, event_id: UUID) -> None:
-        env = topic.envelope(
-            payload, subject=self.reference, correlationid=self.correlation, id=str(event_id)
-        )
-        headers = env.kafka_headers()
-        if (trace := current_trace()) is not None:  # the record being handled, kept in the outbox
+        headers = envelope.kafka_headers()
+        if trace is not None:
             headers[TRACE_HEADER] = trace.header()
-        await self.tx.add_output(
-            self.reference, topic.name, self.reference, env.kafka_value(), headers, self.now
+        messages.append(
+            Message(
+                topic=event.topic.name,
+                key=referral.reference,
+                value=envelope.kafka_value(),
+                headers=headers,
+                subject=referral.reference,
+            )
         )
-
-    async def decision(self, decision: RoutingDecisionV1) -> None:
-        """A decision for the notifier, and what of it intake (the outcome) and events (the
-        invitee, if the person consented to invitations) may know, on topics of their own: in
-        the same outbox transaction, so that none goes out without the others."""
-        await self.add(DECISIONS, decision, decision.decision_id)
-        await self.add(OUTCOMES, outcome_of(decision), uuid5(decision.decision_id, "outcome"))
-        if (invitee := invitee_of(decision)) is not None:
-            await self.add(INVITEES, invitee, uuid5(decision.decision_id, "invitee"))
-
-    async def status(
-        self,
-        status: ReferralStatus,
-        referral_id: UUID,
-        association: AssociationId,
-        *,
-        reason: DeclineReason | None = None,
-        next_association_id: AssociationId | None = None,
-        respond_by: datetime | None = None,
-    ) -> None:
-        payload = ReferralStatusV1(
-            reference=self.reference,
-            referral_id=referral_id,
-            association_id=association,
-            status=status,
-            reason=reason,
-            next_association_id=next_association_id,
-            respond_by=respond_by,
-            at=self.now,
-        )
-        await self.add(REFERRAL_STATUS, payload, uuid5(referral_id, status.value))
-
-    async def unrouted(
-        self,
-        *,
-        decision_id: UUID,
-        urgent: bool,
-        stage: Stage,
-        region: Region,
-        needs: list[Need],
-        cause: str,
-        tried: Sequence[Mapping[str, Any]],
-        rule_set_version: str,
-    ) -> None:
-        """The human queue: a person who consented to be contacted and whom nobody holds."""
-        payload = UnroutedReferralV1(
-            reference=self.reference,
-            urgent=urgent,
-            stage=stage,
-            region=region,
-            needs=needs,
-            cause=cause,
-            tried=[TriedAssociation.model_validate(t) for t in tried],
-            rule_set_version=rule_set_version,
-            at=self.now,
-        )
-        await self.add(UNROUTED, payload, uuid5(decision_id, "unrouted"))
+    return messages

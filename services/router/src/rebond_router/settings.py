@@ -21,6 +21,9 @@ class RouterSettings(KafkaServiceSettings):
     directory_path: Path = DEFAULT_PATH
     #: SQLAlchemy async URL: SQLite file by default, or postgresql+psycopg://user:pw@host/db.
     database_url: str = "sqlite+aiosqlite:///.run/router.sqlite3"
+    #: Apply the store's Alembic migrations at start (else `python -m rebond_router migrate`
+    #: must have run: a Kubernetes Job or init container).
+    migrate_on_start: bool = True
     #: How often deadlines (reminders, expiries) are checked.
     deadline_check_interval_s: float = Field(default=30.0, gt=0)
     #: Outputs left unpublished this long (a crashed instance) are published by the next check.
@@ -30,9 +33,9 @@ class RouterSettings(KafkaServiceSettings):
     batch_max_records: int = Field(default=500, ge=1)
     #: How long to wait for a first record when none is waiting (a batch never waits to fill).
     batch_timeout_ms: int = Field(default=100, ge=1)
-    #: Transient failures (database, Kafka) are retried this many times, then dead-lettered,
-    #: after a delay from `retry_backoff_s` doubling up to `retry_backoff_max_s` (±20 %; not 0:
-    #: that would retry in a hot loop).
+    #: Transient failures (database, Kafka) are tried this many times, then dead-lettered,
+    #: after a delay from `retry_backoff_s` doubling up to `retry_backoff_max_s` (each plus up
+    #: to 20 % of `retry_backoff_s`, at random; not 0: that would retry in a hot loop).
     retry_attempts: int = Field(default=5, ge=1)
     retry_backoff_s: float = Field(default=0.2, gt=0)
     retry_backoff_max_s: float = Field(default=5.0, gt=0)

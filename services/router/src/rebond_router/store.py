@@ -1,79 +1,75 @@
-"""The router's own store (SQLAlchemy 2 through `rebond_sql`): referrals, offers, an outbox, handled events.
+"""The router's store, its SQL `ReferralRepository` (SQLAlchemy Core through `rebond_sql`):
+referrals, offers, weekly counts, handled answers, tombstones, and an outbox.
 
-SQLite (a file) by default, PostgreSQL supported. Each state change and the events it must
-publish are written in one transaction (the outbox), then published; so a crash between the
-two loses nothing: the outbox is flushed again later.
+SQLite (a file) by default, PostgreSQL supported; the schema is made and changed by the Alembic
+migrations in `migrations/` (`migrate`), never by this module. Each referral's new value and
+the events it must publish are written in one transaction (`rebond_sql.outbox`), then
+published; so a crash between the two loses nothing: the outbox is flushed again later.
 
-Personal data kept: the referral to re-offer (contact, message) while the referral is still
-moving between associations; it is erased once an association accepts. The rest of a referral's
-row (statuses, candidates and their reasons, scores, who was tried, whether it is urgent) is
-about the routing, kept for the statistics; but it also tells whether the person said they are
-in distress (the `urgent` flag, the distress points and reasons, APESA among the candidates).
+Personal data kept: the referral to re-offer (`template`: contact, message) while the referral
+is still moving between associations; it is dropped once an association accepts. The rest of a
+referral's row (states, candidates and their reasons, scores, who was tried, whether it is
+urgent) is about the routing, kept for the statistics; but it also tells whether the person
+said they are in distress (the `urgent` flag, the distress points and reasons, APESA among the
+candidates).
 
-So an erasure (`rebond_router.privacy.erase`) deletes the referral's row, its offers and its
-unpublished outputs, and keeps only `router_erasures`: the reference's SHA-256
-(`rebond_sql.erasure`) and when it was erased. Every input about a reference (a questionnaire,
-an answer) reads that tombstone in the transaction of its effect, under the reference's lock
-(`rebond_sql.erasure.lock_references`), so that nothing is routed or answered after an erasure,
-whatever order the topics are read in. The tombstones live apart from `router_handled_events`,
-whose keys are the event ids of associations' answers, chosen by the associations: an answer
-whose id mimics an erasure marker can no longer stand for one.
+So an erasure deletes the referrals' rows, their offers and their unpublished outputs, and
+keeps only `router_erasures`: the reference's SHA-256 (`rebond_sql.erasure`) and when it was
+erased. Every input about a reference (a questionnaire, an answer) reads that tombstone in the
+transaction of its effect, under the reference's lock (`rebond_sql.erasure.lock_references`),
+so that nothing is routed or answered after an erasure, whatever order the topics are read in.
+The tombstones live apart from `router_handled_events`, whose keys are the event ids of
+associations' answers, chosen by the associations: an answer whose id mimics an erasure marker
+cannot stand for one.
 """
 
-import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
+from uuid import UUID
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
     Connection,
-    DateTime,
     Integer,
     MetaData,
+    RowMapping,
     String,
     Table,
     Text,
-    TypeDecorator,
     delete,
-    func,
     insert,
-    literal,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Reason, ReferralV1, ScoreBreakdown, TriedAssociation
+from rebond_router.lifecycle import BatchStart, ConcurrentChange
+from rebond_router.referral import (
+    EVENTS_PER_DECISION,
+    OPEN,
+    Key,
+    Offer,
+    Referral,
+    State,
+    Track,
+    week_start,
+)
+from rebond_router.rules import StoredCandidate
 from rebond_sql import Database, Transaction, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest
+from rebond_sql.migrations import upgrade
+from rebond_sql.outbox import Message, Outbox, Relay, Send, outbox_table
+from rebond_sql.types import UTCDateTime
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every database (SQLite keeps no zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+MIGRATIONS = Path(__file__).with_name("migrations")
 
 metadata = MetaData()
 
@@ -81,24 +77,26 @@ referrals = Table(
     "router_referrals",
     metadata,
     Column("reference", String(32), primary_key=True),
+    #: `rebond_router.referral.Track`: a reference may hold one referral per track.
+    Column("track", String(20), primary_key=True),
     Column("decision_id", String(36), nullable=False, unique=True),
     Column("correlation_id", String(200), nullable=False),
     Column("rule_set_version", String(100), nullable=False),
     Column("urgent", Boolean, nullable=False),
-    #: offered, reminded, accepted, unrouted, not_shared (a decision without referral)
+    #: `rebond_router.referral.State`
     Column("status", String(20), nullable=False, index=True),
     Column("attempt", Integer, nullable=False),
     Column("holder", String(40)),
     Column("referral_id", String(36)),
     Column("deadline", UTCDateTime, index=True),
     Column("remind_at", UTCDateTime),
-    Column("reminded", Boolean, nullable=False, default=False),
+    Column("reminded", Boolean, nullable=False),
     #: Candidates still to try, holder first: [{association, score, reasons}]
     Column("candidates", JSON, nullable=False),
     Column("scores", JSON, nullable=False),
     #: Associations tried so far: [{association_id, referral_id, outcome, reason}]
     Column("tried", JSON, nullable=False),
-    #: The referral to re-offer (ReferralV1 JSON); erased once accepted.
+    #: The referral to re-offer (ReferralV1 JSON); dropped once accepted.
     Column("template", Text),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -123,30 +121,6 @@ week_offers = Table(
     Column("offers", Integer, nullable=False),
 )
 
-
-def week_start(now: datetime) -> datetime:
-    """Monday 00:00 (UTC) of `now`'s week: weekly capacity counts offers since then."""
-    day = now.astimezone(now.tzinfo).replace(hour=0, minute=0, second=0, microsecond=0)
-    return day - timedelta(days=day.weekday())
-
-
-def _upsert(connection: Any, table: Table) -> Any:
-    """INSERT ... ON CONFLICT in the connection's dialect (SQLite and PostgreSQL say it alike)."""
-    return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
-outbox = Table(
-    "router_outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("reference", String(32), nullable=False, index=True),
-    Column("topic", String(200), nullable=False),
-    Column("key", String(200), nullable=False),
-    Column("value", Text, nullable=False),
-    Column("headers", Text, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
-)
-
 handled = Table(
     "router_handled_events",
     metadata,
@@ -162,29 +136,25 @@ erasures = Table(
     Column("erased_at", UTCDateTime, nullable=False),
 )
 
-#: How an older router remembered an erasure: a row of `router_handled_events`.
-OLD_ERASURE_MARKER = "erasure:"
+#: What the router publishes, written with the state change that causes it.
+OUTBOX = Outbox(outbox_table(metadata, "router_outbox"))
 
-OPEN = ("offered", "reminded")
 T = TypeVar("T")
 
 
-class ConcurrentChange(RuntimeError):
-    """Another instance changed the referral first; the caller retries (transient)."""
+def migrate(database_url: str) -> None:
+    """Bring the store at `database_url` to the newest migration (`python -m rebond_router
+    migrate`, or at start with `ROUTER_MIGRATE_ON_START`)."""
+    upgrade(database_url, MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class OutboxRecord:
-    id: int
-    reference: str
-    topic: str
-    key: str
-    value: bytes
-    headers: dict[str, str]
+def _upsert(connection: Connection, table: Table) -> Any:
+    """INSERT ... ON CONFLICT in the connection's dialect (SQLite and PostgreSQL say it alike)."""
+    return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 class Tx:
-    """One transaction on the store.
+    """One transaction on the store: the `ReferralTransaction` of `rebond_router.lifecycle`.
 
     New referrals, offers and outbox rows are buffered and written together, one multi-row
     INSERT per table in the order they were added (a batch of decisions costs a few statements,
@@ -199,7 +169,6 @@ class Tx:
         self._on_commit: list[Callable[[], None]] = []
 
     def on_commit(self, callback: Callable[[], None]) -> None:
-        """Call `callback` once the transaction has committed (never if it rolls back)."""
         self._on_commit.append(callback)
 
     async def run(self, work: Work[T]) -> T:
@@ -220,121 +189,74 @@ class Tx:
         if self._inserts or self._week_offers:
             await self.run(lambda _connection: None)
 
-    async def referral(self, reference: str, *, lock: bool = False) -> dict[str, Any] | None:
-        """The referral row; `lock` takes a row lock on PostgreSQL (SKIP LOCKED: None if held)."""
-        query = select(referrals).where(referrals.c.reference == reference)
-        if lock:
-            query = query.with_for_update(skip_locked=True)
+    # --- reads -----------------------------------------------------------------------------
 
-        def read(connection: Connection) -> dict[str, Any] | None:
-            row = connection.execute(query).mappings().first()
-            return dict(row) if row is not None else None
+    async def start_batch(self, references: Sequence[str], week: datetime) -> BatchStart:
+        """In one step, once this transaction holds the references' locks: those decided
+        before, those erased, and the offers of `week`."""
 
-        return await self.run(read)
-
-    async def batch_start(
-        self, references: Sequence[str], week: datetime
-    ) -> tuple[set[str], set[str], dict[AssociationId, int]]:
-        """What a batch of questionnaires reads before deciding, in one step, once it holds
-        their references' locks: those of `references` decided before (a referral row), those
-        erased, and `offered_in_week(week)`."""
-
-        def read(connection: Connection) -> tuple[set[str], set[str], dict[AssociationId, int]]:
+        def read(connection: Connection) -> BatchStart:
             lock_references(connection, references, erasing=False)
-            return (
-                _known(connection, references),
-                erased_among(connection, erasures, references),
-                _week_loads(connection, week),
+            known = select(referrals.c.reference).where(referrals.c.reference.in_(references))
+            return BatchStart(
+                known=set(connection.execute(known).scalars()),
+                erased=erased_among(connection, erasures, references),
+                week_offers=_week_loads(connection, week),
             )
 
         return await self.run(read)
 
     async def erased(self, reference: str) -> bool:
-        """Whether `reference` was erased, read once this transaction holds its lock."""
-
         def read(connection: Connection) -> bool:
             lock_references(connection, [reference], erasing=False)
             return bool(erased_among(connection, erasures, [reference]))
 
         return await self.run(read)
 
-    async def insert_referral(self, **values: Any) -> None:
-        self._inserts.setdefault(referrals, []).append({"version": 1, **values})
+    async def referrals(self, reference: str, *, lock: bool = False) -> list[Referral]:
+        """`lock` takes row locks on PostgreSQL (SKIP LOCKED: a row held elsewhere is left out)."""
+        query = select(referrals).where(referrals.c.reference == reference)
+        query = query.order_by(referrals.c.track)
+        if lock:
+            query = query.with_for_update(skip_locked=True)
+        return await self.run(lambda c: [_referral(row) for row in c.execute(query).mappings()])
 
-    async def update_referral(self, row: Mapping[str, Any], **values: Any) -> None:
-        """Conditional update: only if nobody changed the row since it was read (the claim)."""
-        statement = (
-            update(referrals)
-            .where(
-                referrals.c.reference == row["reference"],
-                referrals.c.version == row["version"],
-            )
-            .values(version=row["version"] + 1, **values)
+    async def referral(self, key: Key, *, lock: bool = False) -> Referral | None:
+        query = select(referrals).where(
+            referrals.c.reference == key.reference, referrals.c.track == key.track.value
         )
-        changed = await self.run(lambda connection: connection.execute(statement).rowcount)
-        if changed != 1:
-            raise ConcurrentChange(row["reference"])
+        if lock:
+            query = query.with_for_update(skip_locked=True)
 
-    async def record_offer(
-        self, referral_id: str, reference: str, association: str, at: datetime
-    ) -> None:
-        self._inserts.setdefault(offers, []).append(
-            {
-                "referral_id": referral_id,
-                "reference": reference,
-                "association_id": association,
-                "offered_at": at,
-            }
-        )
-        key = (association, week_start(at))
-        self._week_offers[key] = self._week_offers.get(key, 0) + 1
+        def read(connection: Connection) -> Referral | None:
+            row = connection.execute(query).mappings().first()
+            return _referral(row) if row is not None else None
+
+        return await self.run(read)
 
     async def offered_in_week(self, week: datetime) -> dict[AssociationId, int]:
         """Offers made to each association in the week starting at `week` (`week_start`)."""
         return await self.run(lambda connection: _week_loads(connection, week))
 
-    async def already_handled(self, event_id: str) -> bool:
-        return bool(await self.handled_among([event_id]))
+    async def handled(self, event_id: str) -> bool:
+        query = select(handled.c.event_id).where(handled.c.event_id == event_id)
+        return await self.run(lambda connection: connection.execute(query).first() is not None)
 
-    async def handled_among(self, event_ids: Sequence[str]) -> set[str]:
-        """Those of `event_ids` already handled."""
-        return await self.run(lambda connection: _handled(connection, event_ids))
-
-    async def mark_handled(self, event_id: str, at: datetime) -> None:
-        statement = insert(handled).values(event_id=event_id, handled_at=at)
-        await self.run(lambda connection: connection.execute(statement))
-
-    async def add_output(
-        self, reference: str, topic: str, key: str, value: bytes, headers: Mapping[str, str],
-        at: datetime,
-    ) -> None:  # fmt: skip
-        self._inserts.setdefault(outbox, []).append(
-            {
-                "reference": reference,
-                "topic": topic,
-                "key": key,
-                "value": value.decode(),
-                "headers": json.dumps(dict(headers)),
-                "created_at": at,
-            }
-        )
-
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        """References whose holder's deadline has passed (rows locked elsewhere are skipped)."""
+    async def due(self, now: datetime, limit: int) -> list[Key]:
         query = (
-            select(referrals.c.reference)
-            .where(referrals.c.status.in_(OPEN), referrals.c.deadline <= now)
+            select(referrals.c.reference, referrals.c.track)
+            .where(referrals.c.status.in_([s.value for s in OPEN]), referrals.c.deadline <= now)
             .order_by(referrals.c.deadline)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return await self.run(lambda connection: list(connection.execute(query).scalars()))
+        return await self.run(lambda c: [Key(r, Track(t)) for r, t in c.execute(query)])
 
-    async def reminders_due(self, now: datetime, limit: int) -> list[str]:
+    async def reminders_due(self, now: datetime, limit: int) -> list[Key]:
         query = (
-            select(referrals.c.reference)
+            select(referrals.c.reference, referrals.c.track)
             .where(
-                referrals.c.status == "offered",
+                referrals.c.status == State.OFFERED.value,
                 referrals.c.reminded.is_(False),
                 referrals.c.remind_at <= now,
                 referrals.c.deadline > now,
@@ -343,50 +265,134 @@ class Tx:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return await self.run(lambda connection: list(connection.execute(query).scalars()))
+        return await self.run(lambda c: [Key(r, Track(t)) for r, t in c.execute(query)])
 
+    # --- writes ----------------------------------------------------------------------------
 
-def _known(connection: Connection, references: Sequence[str]) -> set[str]:
-    query = select(referrals.c.reference).where(referrals.c.reference.in_(list(references)))
-    return set(connection.execute(query).scalars())
+    async def add(
+        self, referral: Referral, offer: Offer | None, messages: Sequence[Message], at: datetime
+    ) -> None:
+        self._inserts.setdefault(referrals, []).append({**_row(referral), "version": 1})
+        self._record(referral.reference, offer, messages, at)
 
-
-def forget(connection: Connection, reference: str) -> None:
-    """Delete the referral of `reference`, its offers and its unpublished outputs."""
-    connection.execute(delete(referrals).where(referrals.c.reference == reference))
-    connection.execute(delete(offers).where(offers.c.reference == reference))
-    connection.execute(delete(outbox).where(outbox.c.reference == reference))
-
-
-def _tombstones_from_old_markers(connection: Connection) -> None:
-    """Turn the erasure markers an older router kept among the handled events into tombstones
-    (and forget what the erasure then kept), once. A marker whose referral is still live and
-    not erased came from an association's answer with a forged id (the flaw the tombstones
-    close): it stays where it is, an answer's id like any other."""
-    markers = connection.execute(
-        select(handled.c.event_id, handled.c.handled_at).where(
-            handled.c.event_id.startswith(OLD_ERASURE_MARKER, autoescape=True)
+    async def save(
+        self, referral: Referral, offer: Offer | None, messages: Sequence[Message], at: datetime
+    ) -> None:
+        """Conditional update: only if nobody changed the row since it was read (the claim)."""
+        statement = (
+            update(referrals)
+            .where(
+                referrals.c.reference == referral.reference,
+                referrals.c.track == referral.track.value,
+                referrals.c.version == referral.version,
+            )
+            .values(version=referral.version + 1, **_row(referral))
         )
-    ).all()
-    for marker, at in markers:
-        reference = marker.removeprefix(OLD_ERASURE_MARKER)
-        status = connection.execute(
-            select(referrals.c.status).where(referrals.c.reference == reference)
-        ).scalar()
-        if status not in (None, "erased"):
-            continue
-        connection.execute(
-            _upsert(connection, erasures)
-            .values(reference_sha256=reference_digest(reference), erased_at=at)
-            .on_conflict_do_nothing()
-        )
-        forget(connection, reference)
-        connection.execute(delete(handled).where(handled.c.event_id == marker))
+        changed = await self.run(lambda connection: connection.execute(statement).rowcount)
+        if changed != 1:
+            raise ConcurrentChange(referral.reference)
+        self._record(referral.reference, offer, messages, at)
+
+    async def mark_handled(self, event_id: str, at: datetime) -> None:
+        statement = insert(handled).values(event_id=event_id, handled_at=at)
+        await self.run(lambda connection: connection.execute(statement))
+
+    async def erase(self, reference: str, at: datetime) -> bool:
+        def run(connection: Connection) -> bool:
+            lock_references(connection, [reference], erasing=True)
+            if erased_among(connection, erasures, [reference]):
+                return False
+            tombstone = {"reference_sha256": reference_digest(reference), "erased_at": at}
+            connection.execute(insert(erasures).values(tombstone))
+            return True
+
+        return await self.run(run)
+
+    async def forget(self, reference: str, messages: Sequence[Message], at: datetime) -> None:
+        def run(connection: Connection) -> None:
+            connection.execute(delete(referrals).where(referrals.c.reference == reference))
+            connection.execute(delete(offers).where(offers.c.reference == reference))
+            OUTBOX.forget_subject(connection, reference)
+
+        await self.run(run)
+        self._record(reference, None, messages, at)
+
+    def _record(
+        self, reference: str, offer: Offer | None, messages: Sequence[Message], at: datetime
+    ) -> None:
+        """Buffer the offer (and its weekly count) and the outbox rows."""
+        if offer is not None:
+            association = offer.association.value
+            self._inserts.setdefault(offers, []).append(
+                {"referral_id": str(offer.referral_id), "reference": reference,
+                 "association_id": association, "offered_at": offer.at}
+            )  # fmt: skip
+            week = (association, week_start(offer.at))
+            self._week_offers[week] = self._week_offers.get(week, 0) + 1
+        if messages:
+            self._inserts.setdefault(OUTBOX.table, []).extend(OUTBOX.rows(messages, at))
 
 
-def _handled(connection: Connection, event_ids: Sequence[str]) -> set[str]:
-    query = select(handled.c.event_id).where(handled.c.event_id.in_(list(event_ids)))
-    return set(connection.execute(query).scalars())
+def _row(referral: Referral) -> dict[str, Any]:
+    """A referral's columns (its version aside)."""
+    return {
+        "reference": referral.reference,
+        "track": referral.track.value,
+        "decision_id": str(referral.decision_id),
+        "correlation_id": referral.correlation_id,
+        "rule_set_version": referral.rule_set_version,
+        "urgent": referral.urgent,
+        "status": referral.state.value,
+        "attempt": referral.attempt,
+        "holder": referral.holder.value if referral.holder else None,
+        "referral_id": str(referral.referral_id) if referral.referral_id else None,
+        "deadline": referral.deadline,
+        "remind_at": referral.remind_at,
+        "reminded": referral.reminded,
+        "candidates": [
+            {
+                "association": c.association.value,
+                "score": c.score.model_dump(mode="json"),
+                "reasons": [r.model_dump(mode="json") for r in c.reasons],
+            }
+            for c in referral.candidates
+        ],
+        "scores": [s.model_dump(mode="json") for s in referral.scores],
+        "tried": [t.model_dump(mode="json") for t in referral.tried],
+        "template": referral.template.model_dump_json() if referral.template else None,
+        "updated_at": referral.updated_at,
+    }
+
+
+def _referral(row: RowMapping) -> Referral:
+    return Referral(
+        reference=row["reference"],
+        track=Track(row["track"]),
+        decision_id=UUID(row["decision_id"]),
+        correlation_id=row["correlation_id"],
+        rule_set_version=row["rule_set_version"],
+        urgent=row["urgent"],
+        state=State(row["status"]),
+        attempt=row["attempt"],
+        holder=AssociationId(row["holder"]) if row["holder"] else None,
+        referral_id=UUID(row["referral_id"]) if row["referral_id"] else None,
+        deadline=row["deadline"],
+        remind_at=row["remind_at"],
+        reminded=row["reminded"],
+        candidates=tuple(
+            StoredCandidate(
+                association=AssociationId(c["association"]),
+                score=ScoreBreakdown.model_validate(c["score"]),
+                reasons=tuple(Reason.model_validate(r) for r in c["reasons"]),
+            )
+            for c in row["candidates"]
+        ),
+        scores=tuple(ScoreBreakdown.model_validate(s) for s in row["scores"]),
+        tried=tuple(TriedAssociation.model_validate(t) for t in row["tried"]),
+        template=ReferralV1.model_validate_json(row["template"]) if row["template"] else None,
+        updated_at=row["updated_at"],
+        version=row["version"],
+    )
 
 
 def _week_loads(connection: Connection, week: datetime) -> dict[AssociationId, int]:
@@ -418,41 +424,33 @@ def _write(
 
 
 class Store:
-    """The router's tables on one `rebond_sql.Database`; `create_schema` starts it."""
+    """The router's `ReferralRepository` on one `rebond_sql.Database`, and its outbox."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self.outbox = OUTBOX
 
     @classmethod
     def from_url(cls, url: str) -> "Store":
         return cls(Database(url, name="router"))
 
-    async def create_schema(self, *, now: datetime | None = None) -> None:
-        """Start the database and make the tables; and, for a store that had offers before the
-        weekly counts existed, this week's counts from its offers (once: a week already
-        counted is left as it is); and, for a store that marked erasures among its handled
-        events, their tombstones (`_tombstones_from_old_markers`)."""
-        week = week_start(now or datetime.now(UTC))
-        this_week = (
-            select(offers.c.association_id, literal(week, UTCDateTime), func.count())
-            .where(offers.c.offered_at >= week)
-            .group_by(offers.c.association_id)
-        )
-
-        def create(connection: Connection) -> None:
-            metadata.create_all(connection, checkfirst=True)
-            connection.execute(
-                _upsert(connection, week_offers)
-                .from_select(["association_id", "week_start", "offers"], this_week)
-                .on_conflict_do_nothing()
-            )
-            _tombstones_from_old_markers(connection)
-
+    async def start(self) -> None:
+        """Open the database now, to fail fast (it opens on first use otherwise)."""
         await self.database.start()
-        await self.database.run(create)
 
     async def close(self) -> None:
         await self.database.close()
+
+    def relay(
+        self, send: Send, clock: Callable[[], datetime], batch_max_records: int = 500
+    ) -> Relay:
+        """What publishes this store's outbox through `send` (the lifecycle's `Publisher`).
+        A batch of `batch_max_records` questionnaires is read back and put in flight in one
+        round (each first decision writes at most `EVENTS_PER_DECISION` events), as the router
+        did before the shared outbox: a second round would wait for the first's
+        acknowledgements."""
+        per_round = max(1000, EVENTS_PER_DECISION * batch_max_records)
+        return Relay(self.database, self.outbox, send, clock, batch=per_round)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -462,33 +460,3 @@ class Store:
             await tx.write()
         for callback in tx._on_commit:
             callback()
-
-    async def pending_outputs(
-        self, references: Sequence[str] | None = None, created_before: datetime | None = None
-    ) -> list[OutboxRecord]:
-        """Outputs not yet acknowledged by Kafka, oldest first (of `references` only, if given)."""
-        query = select(outbox).order_by(outbox.c.id)
-        if references is not None:
-            query = query.where(outbox.c.reference.in_(list(references)))
-        if created_before is not None:
-            query = query.where(outbox.c.created_at <= created_before)
-        rows = await self.database.run(
-            lambda connection: connection.execute(query).mappings().all()
-        )
-        return [
-            OutboxRecord(
-                id=row["id"],
-                reference=row["reference"],
-                topic=row["topic"],
-                key=row["key"],
-                value=row["value"].encode(),
-                headers=json.loads(row["headers"]),
-            )
-            for row in rows
-        ]
-
-    async def forget_outputs(self, ids: Sequence[int]) -> None:
-        """Published and acknowledged: drop them (they may hold personal data)."""
-        if ids:
-            statement = delete(outbox).where(outbox.c.id.in_(list(ids)))
-            await self.database.run(lambda connection: connection.execute(statement))

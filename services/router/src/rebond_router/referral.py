@@ -1,0 +1,479 @@
+"""The referral: one person's orientation, followed from the first decision until an
+association accepts it, the human queue takes it, or the person withdraws.
+
+A `Referral` is a value. Each command (`offer`, `answer` = `accept` or `decline`, `remind`,
+`expire`, `reorient`, `unroute`, `withdraw`) checks that it may happen now and returns a
+`Transition`: the referral's new value, the events to publish (each with its registry topic and
+its id) and the offer to count against the association's weekly capacity, if one was made. A
+command that may not happen raises `Rejected` and changes nothing. There is no I/O and no clock
+here: `now` and the directory are arguments, and `rebond_router.lifecycle` loads a referral,
+applies a command and saves the result with its events in one transaction (the outbox).
+
+**Why each event's id is derived, never random**: the id (`ce_id`) of a status is uuid5 of the
+referral id and the status, of a decision's outcome and invitee uuid5 of the decision id, of a
+decision its decision id (itself derived from the questionnaire's event id, `rules`). A command
+replayed after a crash, or an outbox flushed twice, thus publishes the very same events, which
+readers recognise.
+
+**Tracks.** A reference may come to hold several referrals side by side (a person in distress
+who consented to share it is to be referred to APESA *and* to the association best suited to
+their situation): a referral is keyed by its reference and its `Track`. Today every referral is
+on the `ORIENTATION` track.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import NamedTuple
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import (
+    Answer,
+    DeclineReason,
+    QuestionnaireCompletedV1,
+    ReferralResponseV1,
+    ReferralStatus,
+    ReferralStatusV1,
+    ReferralV1,
+    RoutingDecisionV1,
+    ScoreBreakdown,
+    TriedAssociation,
+    UnroutedReferralV1,
+)
+from rebond_contracts.questionnaire import Need, Region, Stage
+from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
+from rebond_router import rules
+from rebond_router.directory import Directory
+from rebond_router.rules import Routing, StoredCandidate, invitee_of, outcome_of
+
+
+class State(StrEnum):
+    """Where a referral stands. The contract's `ReferralStatus` names the *steps* published on
+    `referrals.status` (declined, expired, re-oriented are steps, not places to stay); these
+    are the states between steps, stored as these strings."""
+
+    #: An association holds it and may answer until its deadline.
+    OFFERED = "offered"
+    #: Still held; the reminder went out.
+    REMINDED = "reminded"
+    ACCEPTED = "accepted"
+    #: In the human queue: nobody could take it, or everyone declined or stayed silent.
+    UNROUTED = "unrouted"
+    #: A decision without a referral: the person did not consent to be contacted.
+    NOT_SHARED = "not_shared"
+    #: The person withdrew and asked for erasure: nothing more happens (the store forgets it).
+    WITHDRAWN = "withdrawn"
+
+
+#: The states in which the holder may still answer, and a deadline runs.
+OPEN = frozenset({State.OFFERED, State.REMINDED})
+
+
+class Track(StrEnum):
+    """A line of referral for one reference (see the module's docstring)."""
+
+    #: To the association best suited to the person's situation (APESA first in distress).
+    ORIENTATION = "orientation"
+
+
+class Key(NamedTuple):
+    """What identifies a referral."""
+
+    reference: str
+    track: Track
+
+
+class Rejected(ValueError):
+    """A command that must not change anything (an answer from an association that does not
+    hold the referral, a reminder that is not due…): the caller dead-letters or skips it."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event to publish: its registry topic, its payload and its id (`ce_id`)."""
+
+    topic: Topic
+    payload: BaseModel
+    id: UUID
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A referral handed to an association: counted against its weekly capacity."""
+
+    referral_id: UUID
+    association: AssociationId
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Referral:
+    """One referral of one reference (see the module's docstring)."""
+
+    reference: str
+    track: Track
+    #: The first decision's id: re-orientations derive theirs from it.
+    decision_id: UUID
+    correlation_id: str
+    rule_set_version: str
+    #: The person said they are in distress (whatever they consented to share).
+    urgent: bool
+    state: State
+    #: 1 for the first decision, n + 1 for each re-orientation.
+    attempt: int
+    #: The association that holds the referral (it stays named once it accepted).
+    holder: AssociationId | None
+    referral_id: UUID | None
+    deadline: datetime | None
+    remind_at: datetime | None
+    reminded: bool
+    #: Who may still receive it, holder first.
+    candidates: tuple[StoredCandidate, ...]
+    scores: tuple[ScoreBreakdown, ...]
+    #: The associations it was offered to before, and how each offer ended.
+    tried: tuple[TriedAssociation, ...]
+    #: The referral to re-offer (with the person's contact); dropped once accepted.
+    template: ReferralV1 | None
+    updated_at: datetime
+    #: The stored version this value was read at (the repository's optimistic lock).
+    version: int = 0
+
+    @property
+    def key(self) -> Key:
+        return Key(self.reference, self.track)
+
+    # --- the first decision ----------------------------------------------------------------
+
+    @classmethod
+    def offer(
+        cls,
+        routing: Routing,
+        submitted: QuestionnaireCompletedV1,
+        correlation_id: str,
+        now: datetime,
+        directory: Directory,
+        track: Track = Track.ORIENTATION,
+    ) -> "Transition":
+        """The first decision: offered to the best candidate; without one, straight to the
+        human queue if the person consented to be contacted, else a decision only."""
+        decision = routing.decision
+        referral = decision.referral
+        state = (
+            State.OFFERED if referral else State.UNROUTED if routing.unrouted else State.NOT_SHARED
+        )
+        remind_at = None
+        if referral is not None:
+            remind_at = _remind_at(referral, directory.get(referral.association_id).reminder_before)
+        new = cls(
+            reference=decision.reference,
+            track=track,
+            decision_id=decision.decision_id,
+            correlation_id=correlation_id,
+            rule_set_version=decision.rule_set_version,
+            urgent=decision.urgent,
+            state=state,
+            attempt=1,
+            holder=referral.association_id if referral else None,
+            referral_id=referral.referral_id if referral else None,
+            deadline=referral.respond_by if referral else None,
+            remind_at=remind_at,
+            reminded=False,
+            candidates=tuple(
+                StoredCandidate(c.association, c.score, c.reasons)
+                for c in routing.referral_candidates
+            ),
+            scores=tuple(decision.scores),
+            tried=(),
+            template=referral,
+            updated_at=now,
+        )
+        events = list(decision_events(decision))
+        if referral is not None:
+            events.append(new._status(ReferralStatus.OFFERED, now, respond_by=referral.respond_by))
+            return Transition(
+                new, tuple(events), Offer(referral.referral_id, referral.association_id, now)
+            )
+        if routing.unrouted:
+            situation = submitted.questionnaire.situation
+            events.append(
+                new._unrouted(
+                    urgent=decision.urgent, stage=situation.stage, region=situation.region,
+                    needs=submitted.questionnaire.needs, cause="no_candidate", now=now,
+                )
+            )  # fmt: skip
+        return Transition(new, tuple(events))
+
+    # --- the holder's answer ---------------------------------------------------------------
+
+    def answer(
+        self,
+        association: AssociationId,
+        response: ReferralResponseV1,
+        now: datetime,
+        directory: Directory,
+    ) -> "Transition":
+        """`association` (the topic it wrote to) accepts or declines: only the holder of this
+        very referral, while it is open; an acceptance carries no decline reason."""
+        self._check_holder(association, response.referral_id)
+        self._check_open(response.referral_id)
+        if response.answer is Answer.ACCEPT:
+            if response.reason is not None:
+                raise Rejected("an acceptance carries no decline reason")
+            return self.accept(association, response.referral_id, now)
+        reason = response.reason or DeclineReason.OTHER
+        return self.decline(association, response.referral_id, reason, now, directory)
+
+    def accept(self, association: AssociationId, referral_id: UUID, now: datetime) -> "Transition":
+        """Accepted: the clock stops and the stored copy of the contact goes."""
+        self._check_holder(association, referral_id)
+        self._check_open(referral_id)
+        new = replace(self, state=State.ACCEPTED, template=None, updated_at=now)
+        return Transition(new, (new._status(ReferralStatus.ACCEPTED, now),))
+
+    def decline(
+        self,
+        association: AssociationId,
+        referral_id: UUID,
+        reason: DeclineReason,
+        now: datetime,
+        directory: Directory,
+    ) -> "Transition":
+        """Declined: said so, then moved on (`reorient`)."""
+        self._check_holder(association, referral_id)
+        self._check_open(referral_id)
+        declined = self._status(ReferralStatus.DECLINED, now, reason=reason)
+        return self.reorient(ReferralStatus.DECLINED, reason, now, directory).after(declined)
+
+    # --- deadlines -------------------------------------------------------------------------
+
+    def remind(self, now: datetime) -> "Transition":
+        """Once, from `remind_at` until the deadline, while nobody answered."""
+        due = (
+            self.state is State.OFFERED
+            and not self.reminded
+            and self.remind_at is not None
+            and self.deadline is not None
+            and self.remind_at <= now < self.deadline
+        )
+        if not due:
+            raise Rejected(f"no reminder is due for referral {self.referral_id} ({self.state})")
+        new = replace(self, state=State.REMINDED, reminded=True, updated_at=now)
+        return Transition(
+            new, (new._status(ReferralStatus.REMINDED, now, respond_by=self.deadline),)
+        )
+
+    def expire(self, now: datetime, directory: Directory) -> "Transition":
+        """No answer by the deadline: said so, then moved on (`reorient`)."""
+        self._check_open(self.referral_id)
+        if self.deadline is None or self.deadline > now:
+            raise Rejected(f"referral {self.referral_id} is not overdue")
+        expired = self._status(ReferralStatus.EXPIRED, now)
+        return self.reorient(ReferralStatus.EXPIRED, None, now, directory).after(expired)
+
+    # --- moving on -------------------------------------------------------------------------
+
+    def reorient(
+        self,
+        outcome: ReferralStatus,
+        reason: DeclineReason | None,
+        now: datetime,
+        directory: Directory,
+    ) -> "Transition":
+        """The holder's offer ended (`outcome`: declined or expired): the referral goes to the
+        next candidate not paused in `directory` (a new decision, attempt n + 1, with the same
+        copy of the referral), else to the human queue (`unroute`)."""
+        self._check_open(self.referral_id)
+        remaining = tuple(c for c in self.candidates[1:] if _still_open(directory, c.association))
+        if not remaining:
+            return self.unroute(outcome, reason, now)
+        if self.template is None:
+            raise Rejected(f"referral {self.referral_id} has no copy left to offer again")
+        decision = rules.reorient(
+            first_decision_id=self.decision_id,
+            attempt=self.attempt + 1,
+            template=self.template,
+            remaining=remaining,
+            scores=self.scores,
+            rule_set_version=self.rule_set_version,
+            urgent=self.urgent,
+            now=now,
+            directory=directory,
+        )
+        referral = decision.referral
+        assert referral is not None and referral.respond_by is not None  # reorientation offers
+        holder = referral.association_id
+        new = replace(
+            self,
+            state=State.OFFERED,
+            attempt=decision.attempt,
+            holder=holder,
+            referral_id=referral.referral_id,
+            deadline=referral.respond_by,
+            remind_at=_remind_at(referral, directory.get(holder).reminder_before),
+            reminded=False,
+            candidates=remaining,
+            tried=self._tried(outcome, reason),
+            updated_at=now,
+        )
+        events = (
+            self._status(ReferralStatus.REORIENTED, now, next_association_id=holder),
+            *decision_events(decision),
+            new._status(ReferralStatus.OFFERED, now, respond_by=referral.respond_by),
+        )
+        return Transition(new, events, Offer(referral.referral_id, holder, now))
+
+    def unroute(
+        self, outcome: ReferralStatus, reason: DeclineReason | None, now: datetime
+    ) -> "Transition":
+        """The holder's offer ended (`outcome`) and nobody is left: the human queue takes the
+        case (who was tried and how it ended; no contact details)."""
+        self._check_open(self.referral_id)
+        if self.template is None:
+            raise Rejected(f"referral {self.referral_id} has no copy left to describe the case")
+        new = replace(
+            self, state=State.UNROUTED, holder=None, candidates=(),
+            tried=self._tried(outcome, reason), updated_at=now,
+        )  # fmt: skip
+        template = self.template
+        events = (
+            self._status(ReferralStatus.UNROUTED, now),
+            new._unrouted(
+                urgent=template.urgent, stage=template.stage, region=template.region,
+                needs=template.needs, cause="all_declined_or_expired", now=now,
+            ),
+        )  # fmt: skip
+        return Transition(new, events)
+
+    # --- the person's withdrawal -----------------------------------------------------------
+
+    def withdraw(self, now: datetime) -> "Transition":
+        """The person withdrew and asked for erasure, whatever the state: nothing more happens
+        to the referral. The router publishes nothing for it (the notifier tells the
+        associations it reached); the repository then forgets the referral."""
+        new = replace(self, state=State.WITHDRAWN, template=None, updated_at=now)
+        return Transition(new)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _check_holder(self, association: AssociationId, referral_id: UUID | None) -> None:
+        if self.holder is not association or self.referral_id != referral_id:
+            raise Rejected(
+                f"{association.value} does not hold referral {referral_id} of {self.reference}"
+            )
+
+    def _check_open(self, referral_id: UUID | None) -> None:
+        if self.state not in OPEN:
+            raise Rejected(f"referral {referral_id} is already {self.state}")
+
+    def _tried(
+        self, outcome: ReferralStatus, reason: DeclineReason | None
+    ) -> tuple[TriedAssociation, ...]:
+        assert self.holder is not None and self.referral_id is not None  # an open referral
+        ended = TriedAssociation(
+            association_id=self.holder, referral_id=self.referral_id, outcome=outcome,
+            reason=reason,
+        )  # fmt: skip
+        return (*self.tried, ended)
+
+    def _status(
+        self,
+        status: ReferralStatus,
+        now: datetime,
+        *,
+        reason: DeclineReason | None = None,
+        next_association_id: AssociationId | None = None,
+        respond_by: datetime | None = None,
+    ) -> Event:
+        """A step of this referral (its current referral id and holder) on `referrals.status`."""
+        assert self.referral_id is not None  # statuses are about an offer
+        payload = ReferralStatusV1(
+            reference=self.reference,
+            referral_id=self.referral_id,
+            association_id=self.holder,
+            status=status,
+            reason=reason,
+            next_association_id=next_association_id,
+            respond_by=respond_by,
+            at=now,
+        )
+        return Event(REFERRAL_STATUS, payload, uuid5(self.referral_id, status.value))
+
+    def _unrouted(
+        self,
+        *,
+        urgent: bool,
+        stage: Stage,
+        region: Region,
+        needs: Sequence[Need],
+        cause: str,
+        now: datetime,
+    ) -> Event:
+        """The human queue: a person who consented to be contacted and whom nobody holds."""
+        payload = UnroutedReferralV1(
+            reference=self.reference, urgent=urgent, stage=stage, region=region,
+            needs=list(needs), cause=cause, tried=list(self.tried),
+            rule_set_version=self.rule_set_version, at=now,
+        )  # fmt: skip
+        return Event(UNROUTED, payload, uuid5(self.decision_id, "unrouted"))
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a command did: the referral's new value, the events to publish in this order, and
+    the offer made (for the weekly capacity), if any."""
+
+    referral: Referral
+    events: tuple[Event, ...] = ()
+    offer: Offer | None = None
+
+    @property
+    def decisions(self) -> list[RoutingDecisionV1]:
+        """The decisions among the events (the decisions metric counts them once committed)."""
+        return [e.payload for e in self.events if isinstance(e.payload, RoutingDecisionV1)]
+
+    def after(self, *first: Event) -> "Transition":
+        """The same transition with `first` published before its own events."""
+        return Transition(self.referral, (*first, *self.events), self.offer)
+
+
+#: The most events one first decision publishes: the decision, its outcome, its invitee, and
+#: the offer's status (or the human queue's event).
+EVENTS_PER_DECISION = 4
+
+
+def decision_events(decision: RoutingDecisionV1) -> tuple[Event, ...]:
+    """A decision for the notifier, and what of it intake (the outcome) and events (the
+    invitee, if the person consented to invitations) may know, on topics of their own, all
+    published together so that none goes out without the others."""
+    events = [
+        Event(DECISIONS, decision, decision.decision_id),
+        Event(OUTCOMES, outcome_of(decision), uuid5(decision.decision_id, "outcome")),
+    ]
+    if (invitee := invitee_of(decision)) is not None:
+        events.append(Event(INVITEES, invitee, uuid5(decision.decision_id, "invitee")))
+    return tuple(events)
+
+
+def week_start(now: datetime) -> datetime:
+    """Monday 00:00 (in `now`'s zone, UTC in the router) of `now`'s week: the weekly capacity
+    counts the offers made since then."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def _remind_at(referral: ReferralV1, before: timedelta | None) -> datetime | None:
+    if referral.respond_by is None or before is None:
+        return None
+    return referral.respond_by - before
+
+
+def _still_open(directory: Directory, association: AssociationId) -> bool:
+    """Whether `association` may still receive referrals (listed, and not paused)."""
+    try:
+        return not directory.get(association).paused
+    except KeyError:
+        return False
