@@ -31,13 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import DeliveryV1
 from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
-from rebond_notifier.store import DeliveryStore, NewDelivery
+from rebond_notifier.store import DeliveryStore, NewDelivery, migrate
 from rebond_notifier.templates import Mail
 from rebond_observability.logging import configure_logging
+from rebond_sql.outbox import Message
 
 BATCH = 20  # deliveries per consumer batch in --rate mode
 
@@ -97,15 +97,16 @@ class NoWebhooks:
 
 
 class Outcomes:
-    """Stands in for the Kafka producer: every outcome acknowledged at once."""
+    """Stands in for the Kafka producer of the outbox's relay: every outcome acknowledged at
+    once."""
 
     def __init__(self) -> None:
         self.event_ids: list[str] = []
         self.all_published = asyncio.Event()
         self.expected = 0
 
-    async def publish(self, event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
-        self.event_ids.append(event_id)
+    async def send(self, message: Message) -> Any:
+        self.event_ids.append(message.headers["ce_id"])
         if len(self.event_ids) >= self.expected:
             self.all_published.set()
         acknowledged = asyncio.get_running_loop().create_future()
@@ -126,8 +127,9 @@ async def feed(
 
 
 async def measure(count: int, rate: float, smtp_port: int, folder: Path) -> dict[str, Any]:
-    store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}")
-    await store.create_schema()
+    url = f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}"
+    migrate(url)
+    store = DeliveryStore.from_url(url)
     outcomes = Outcomes()
     outcomes.expected = count
     dispatcher = Dispatcher(
@@ -135,7 +137,7 @@ async def measure(count: int, rate: float, smtp_port: int, folder: Path) -> dict
         SmtpMailer("127.0.0.1", smtp_port, "notifications@rebond.example"),
         NoWebhooks(),
         load_associations(),
-        outcomes.publish,
+        store.relay(outcomes.send),
         RetryPolicy(),
     )
     items = deliveries(count)

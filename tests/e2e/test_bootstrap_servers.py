@@ -21,23 +21,12 @@ from rebond_router.settings import RouterSettings
 pytestmark = pytest.mark.kafka
 
 
-def _nothing() -> None:
-    return None
-
-
-#: Each service's broker as its composition root builds it, from the bootstrap setting alone
-#: (the notifier's collaborators are not used until a record arrives).
+#: Each service's broker as its composition root builds it, from the bootstrap setting alone.
 BUILDERS: dict[str, Callable[[str], KafkaBroker]] = {
     "intake publisher": intake_publisher,
     "intake status consumer": lambda servers: intake_status_consumer(servers, None),  # type: ignore[arg-type]
     "router": lambda servers: router_broker(RouterSettings(kafka_bootstrap_servers=servers)),
-    "notifier": lambda servers: notifier_broker(
-        NotifierSettings(kafka_bootstrap_servers=servers),
-        None,
-        {},
-        None,
-        _nothing,  # type: ignore[arg-type]
-    )[0],
+    "notifier": lambda servers: notifier_broker(NotifierSettings(kafka_bootstrap_servers=servers)),
     "events": lambda servers: events_broker(EventsSettings(kafka_bootstrap_servers=servers)),
 }
 

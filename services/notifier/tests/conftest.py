@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,8 +34,31 @@ from rebond_contracts.payloads import (
     RoutingDecisionV1,
 )
 from rebond_contracts.questionnaire import Contact, Need, PreferredChannel, Stage
+from rebond_notifier.store import DeliveryStore, migrate
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: The tests' zero hour: `at(seconds)` is that many seconds after it.
+T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+@pytest.fixture
+async def store(sql_url: str) -> AsyncIterator[DeliveryStore]:
+    """The delivery log on each database, made by its migrations."""
+    migrate(sql_url)
+    store = DeliveryStore.from_url(sql_url)
+    yield store
+    await store.close()
+
+
+async def sqlite_store(folder: Path) -> DeliveryStore:
+    """A migrated delivery log in a SQLite file of `folder`."""
+    url = f"sqlite+aiosqlite:///{folder}/log.sqlite3"
+    migrate(url)
+    return DeliveryStore.from_url(url)
 
 
 def free_port() -> int:

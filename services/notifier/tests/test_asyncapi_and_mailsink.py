@@ -3,22 +3,22 @@
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import yaml
 
-from rebond_contracts.payloads import DeliveryV1
 from rebond_notifier.asyncapi import COMMITTED, document
 from rebond_notifier.channels import Retry
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
 from rebond_notifier.mailsink import serve
-from rebond_notifier.store import DeliveryStore, NewDelivery
+from rebond_notifier.store import NewDelivery
 from rebond_notifier.templates import Mail
+from rebond_sql.outbox import Message, Send
 
-from .conftest import free_port, poll_until
+from .conftest import free_port, poll_until, sqlite_store
 
 
 def test_committed_asyncapi_document_is_up_to_date() -> None:
@@ -75,59 +75,69 @@ class _NoWebhooks:
         raise Retry("unused")
 
 
-async def test_an_outcome_kafka_refused_is_published_later(tmp_path: Path) -> None:
-    """If Kafka refuses the outcome, the e-mail is not resent and the outcome is published later."""
-    store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
-    await store.create_schema()
-    published: list[tuple[DeliveryV1, str]] = []
-    refusals = [ConnectionError("kafka down")]
+def _mail(referral: uuid.UUID) -> NewDelivery:
+    return NewDelivery(
+        referral_id=str(referral), channel="association_email", kind="offer",
+        reference="RB-7K3M-Q9XA-2DFE-W8NB", association_id="apesa",
+        correlation_id="RB-7K3M-Q9XA-2DFE-W8NB",
+        payload={"to": "a@x.org", "subject": "s", "text": "t"},
+    )  # fmt: skip
 
-    async def publish(event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
-        if refusals:
-            raise refusals.pop()
-        published.append((event, event_id))
-        acknowledged = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
 
+async def _dispatching(
+    tmp_path: Path, send: Send, items: list[NewDelivery], done: Callable[[], bool]
+) -> _Mailer:
+    """Run a dispatcher (its relay publishing through `send`) over `items` until `done()`."""
+    store = await sqlite_store(tmp_path)
     mailer = _Mailer()
     dispatcher = Dispatcher(
-        store, mailer, _NoWebhooks(), load_associations(), publish, RetryPolicy(),
+        store, mailer, _NoWebhooks(), load_associations(), store.relay(send), RetryPolicy(),
         poll_interval_s=0.05,
     )  # fmt: skip
-    await store.enqueue([
-        NewDelivery(
-            referral_id="da6e70fb-f7ab-5902-904a-60821a89176b", channel="association_email",
-            kind="offer", reference="RB-7K3M-Q9XA-2DFE-W8NB", association_id="apesa",
-            correlation_id="RB-7K3M-Q9XA-2DFE-W8NB",
-            payload={"to": "a@x.org", "subject": "s", "text": "t"},
-        )
-    ])  # fmt: skip
+    await store.enqueue(items)
     task = asyncio.create_task(dispatcher.run())
     try:
-        await poll_until(lambda: bool(published), 5)
+        await poll_until(done, 5)
+        await asyncio.sleep(0.3)  # a few more rounds: nothing more may be published
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await store.close()
+    return mailer
+
+
+async def test_an_outcome_kafka_refused_is_published_later(tmp_path: Path) -> None:
+    """If Kafka refuses the outcome, the e-mail is not resent and the outcome is published later."""
+    published: list[Message] = []
+    refusals = [ConnectionError("kafka down")]
+
+    async def send(message: Message) -> Awaitable[object]:
+        if refusals:
+            raise refusals.pop()
+        published.append(message)
+        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
+
+    mailer = await _dispatching(tmp_path, send, [_mail(uuid.uuid4())], lambda: bool(published))
     assert len(mailer.sent) == 1
-    [(event, _)] = published
-    assert json.loads(event.model_dump_json())["outcome"] == "sent"
+    [message] = published
+    assert json.loads(message.value)["outcome"] == "sent"
 
 
 async def test_outcomes_go_out_together_and_only_the_refused_one_again(tmp_path: Path) -> None:
     """Outcomes are in flight together: one Kafka refuses (its acknowledgement fails) goes out
     on a later round, and the one Kafka took is not published twice."""
-    store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
-    await store.create_schema()
     handed: list[str] = []
     acknowledged: list[str] = []
     refuse = {"once": True}
+    first, second = (uuid.uuid4() for _ in range(2))
 
-    async def publish(event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
+    async def send(message: Message) -> Awaitable[object]:
+        event_id = message.headers["ce_id"]
         handed.append(event_id)
-        ack = asyncio.get_running_loop().create_future()
-        if refuse["once"] and event.referral_id == first:
+        ack: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if refuse["once"] and json.loads(message.value)["referral_id"] == str(first):
             refuse["once"] = False
             ack.set_exception(ConnectionError("not acknowledged"))
         else:
@@ -135,29 +145,8 @@ async def test_outcomes_go_out_together_and_only_the_refused_one_again(tmp_path:
             ack.set_result(None)
         return ack
 
-    first, second = (uuid.uuid4() for _ in range(2))
-    mailer = _Mailer()
-    dispatcher = Dispatcher(
-        store, mailer, _NoWebhooks(), load_associations(), publish, RetryPolicy(),
-        poll_interval_s=0.05,
-    )  # fmt: skip
-    await store.enqueue([
-        NewDelivery(
-            referral_id=str(referral), channel="association_email", kind="offer",
-            reference="RB-7K3M-Q9XA-2DFE-W8NB", association_id="apesa",
-            correlation_id="RB-7K3M-Q9XA-2DFE-W8NB",
-            payload={"to": "a@x.org", "subject": "s", "text": "t"},
-        )
-        for referral in (first, second)
-    ])  # fmt: skip
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        await poll_until(lambda: len(acknowledged) == 2, 5)
-        await asyncio.sleep(0.3)  # a few more rounds: nothing more may be published
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await store.close()
+    items = [_mail(first), _mail(second)]
+    mailer = await _dispatching(tmp_path, send, items, lambda: len(acknowledged) == 2)
     assert len(mailer.sent) == 2
     assert len(set(acknowledged)) == 2 and len(acknowledged) == 2
     assert len(handed) == 3  # the refused one was handed over twice, the other once

@@ -1,5 +1,6 @@
 """The e-mails about the Conférences du rebond and the deliveries they call for (pure)."""
 
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -7,9 +8,8 @@ import pytest
 
 from rebond_contracts.payloads import RegistrationChange
 from rebond_contracts.topics import INVITATIONS, REGISTRATIONS
-from rebond_notifier import planning, templates
-from rebond_notifier.dispatcher import outcome_event
-from rebond_notifier.store import SENT, Delivery
+from rebond_notifier import messages, planning, templates
+from rebond_notifier.store import Delivery, DeliveryStatus
 
 from .conftest import make_conference, make_invitation, make_registration
 
@@ -181,7 +181,7 @@ def test_one_invitation_mail_keyed_by_invitation_id() -> None:
 def _delivery(reference: str, association: str, key: str) -> Delivery:
     return Delivery(
         id=1, referral_id=key, channel="person_email", kind="x", reference=reference,
-        association_id=association, correlation_id="c", status=SENT, attempts=1,
+        association_id=association, correlation_id="c", status=DeliveryStatus.SENT, attempts=1,
         payload=None, last_error=None,
     )  # fmt: skip
 
@@ -189,9 +189,11 @@ def _delivery(reference: str, association: str, key: str) -> Delivery:
 def test_outcomes_only_where_a_reference_exists() -> None:
     """Invitations report a `DeliveryV1` without referral; registrations (no reference) none."""
     key = str(uuid.uuid4())
-    assert outcome_event(_delivery("", "", key), SENT) is None
-    invitation = outcome_event(_delivery("RB-7K3M-Q9XA-2DFE-W8NB", "", key), SENT)
+    sent, now = DeliveryStatus.SENT, datetime(2027, 1, 14, tzinfo=PARIS_WINTER)
+    assert messages.outcome(_delivery("", "", key), sent, 1, now) is None
+    invitation = messages.outcome(_delivery("RB-7K3M-Q9XA-2DFE-W8NB", "", key), sent, 1, now)
     assert invitation is not None
-    assert (invitation[0].referral_id, invitation[0].association_id) == (None, None)
-    referral = outcome_event(_delivery("RB-7K3M-Q9XA-2DFE-W8NB", "apesa", key), SENT)
-    assert referral is not None and str(referral[0].referral_id) == key
+    data = json.loads(invitation.value)
+    assert (data["referral_id"], data["association_id"]) == (None, None)
+    referral = messages.outcome(_delivery("RB-7K3M-Q9XA-2DFE-W8NB", "apesa", key), sent, 1, now)
+    assert referral is not None and json.loads(referral.value)["referral_id"] == key

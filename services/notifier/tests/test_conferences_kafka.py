@@ -18,9 +18,10 @@ from rebond_contracts.topics import (
     INVITATIONS,
     REFERRAL_STATUS,
     REGISTRATIONS,
+    Service,
+    dead_letters,
 )
-from rebond_notifier.app import Notifier
-from rebond_notifier.consumer import DEAD_LETTERS
+from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import FINAL, Delivery
 
@@ -47,7 +48,7 @@ async def notifier(
         retry_cap_s=1.0,
         poll_interval_s=0.2,
     )
-    service = Notifier(settings)
+    service = build(settings)
     await service.start()
     await service.wait_connected()
     yield service
@@ -174,7 +175,7 @@ async def test_unreadable_record_goes_to_the_dead_letter_topic(
     """A record that is not a valid event goes to deadletter.notifier and the next one is read;
     the letter copies the value only from a topic without personal data."""
     key = f"poison-{uuid.uuid4().hex}"
-    watcher = await TopicWatcher(kafka_bootstrap, DEAD_LETTERS.name).start()
+    watcher = await TopicWatcher(kafka_bootstrap, dead_letters(Service.NOTIFIER).name).start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:

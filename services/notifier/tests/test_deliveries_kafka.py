@@ -14,7 +14,7 @@ from standardwebhooks import Webhook
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DECISIONS, DELIVERIES, REFERRAL_STATUS, referrals
-from rebond_notifier.app import Notifier
+from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import WEBHOOK_ID, new_webhook_secret
 from rebond_notifier.store import DELIVERY_NAMESPACE
@@ -58,7 +58,7 @@ async def notifier(
         webhook_timeout_s=5.0,
         poll_interval_s=0.2,
     )
-    service = Notifier(settings)
+    service = build(settings)
     await service.start()
     await service.wait_connected()
     yield service

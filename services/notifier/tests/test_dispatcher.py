@@ -7,48 +7,56 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from rebond_contracts.payloads import DeliveryV1
 from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
 from rebond_notifier.store import (
-    DEAD_LETTERED,
-    SENT,
-    Delivery,
+    DeliveryStatus,
     DeliveryStore,
     Lease,
     NewDelivery,
     deliveries,
+    migrate,
 )
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
+from rebond_sql.outbox import Message, Relay
 
 from .conftest import MailBox, new_reference, poll_until
 
+MINUTE = timedelta(seconds=60)
+
 
 class CountingStore(DeliveryStore):
-    """The real store, counting the calls whose number the dispatcher is meant to keep low."""
+    """The real store, counting the claims whose number the dispatcher is meant to keep low."""
 
     def __init__(self, url: str) -> None:
         super().__init__(Database(url))
         self.chunks: list[int] = []  # how many deliveries each `claim_many` asked for
-        self.rounds = 0
 
     async def claim_many(
-        self, delivery_ids: Sequence[int], lease_s: float, *, now: float | None = None
+        self, delivery_ids: Sequence[int], lease: timedelta, *, now: datetime | None = None
     ) -> Lease:
         self.chunks.append(len(delivery_ids))
-        return await super().claim_many(delivery_ids, lease_s, now=now)
+        return await super().claim_many(delivery_ids, lease, now=now)
 
-    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
-        self.rounds += 1  # every round starts with it
-        return await super().unpublished_outcomes(limit)
+
+class CountingRelay(Relay):
+    """The real relay, counting the rounds: each flushes once what waited (`older_than`)."""
+
+    rounds: int = 0
+
+    async def flush(
+        self, subjects: Sequence[str] | None = None, older_than: timedelta | None = None
+    ) -> int:
+        self.rounds += older_than is not None
+        return await super().flush(subjects, older_than)
 
 
 class FakeMailer:
@@ -64,8 +72,9 @@ class FakeMailer:
         self.sent.append(mail)
 
 
-async def _no_one_to_tell(_holders: object) -> None:
+def _no_one_to_tell(_holders: object) -> list[Message]:
     """No referral was published for these: an erasure has no association to tell."""
+    return []
 
 
 class NoWebhooks:
@@ -76,14 +85,15 @@ class NoWebhooks:
 
 
 class Outcomes:
-    """The outcome producer, acknowledging at once."""
+    """The relay's producer, acknowledging at once; keeps the outcomes' event ids."""
 
     def __init__(self) -> None:
         self.event_ids: list[str] = []
 
-    async def publish(self, event: DeliveryV1, event_id: str, correlation_id: str) -> Any:
-        self.event_ids.append(event_id)
-        acknowledged = asyncio.get_running_loop().create_future()
+    async def send(self, message: Message) -> Awaitable[object]:
+        assert message.topic == "notifications.deliveries"
+        self.event_ids.append(message.headers["ce_id"])
+        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         acknowledged.set_result(None)
         return acknowledged
 
@@ -100,9 +110,13 @@ def _mail(reference: str | None = None) -> NewDelivery:
 
 
 async def _store(tmp_path: Path) -> CountingStore:
-    store = CountingStore(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
-    await store.create_schema()
-    return store
+    url = f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}"
+    migrate(url)
+    return CountingStore(url)
+
+
+def _relay(store: DeliveryStore, outcomes: Outcomes) -> CountingRelay:
+    return CountingRelay(store.database, store.outbox, outcomes.send)
 
 
 def _dispatcher(
@@ -110,7 +124,7 @@ def _dispatcher(
 ) -> Dispatcher:
     """A dispatcher that polls only every 30 s: whatever it does sooner, a wake made it do."""
     return Dispatcher(
-        store, mailer, NoWebhooks(), load_associations(), outcomes.publish, policy,
+        store, mailer, NoWebhooks(), load_associations(), _relay(store, outcomes), policy,
         poll_interval_s=30,
     )  # fmt: skip
 
@@ -142,7 +156,8 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     assert store.chunks == [6, 6, 1]
     assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 13
     assert len(set(outcomes.event_ids)) == len(outcomes.event_ids) == 13
-    assert store.rounds <= 5  # the first, one per chunk, the lane's end: not one per e-mail
+    assert isinstance(dispatcher.relay, CountingRelay)
+    assert dispatcher.relay.rounds <= 5  # the first, one per chunk, the lane's end: not per e-mail
 
 
 async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_deliveries(
@@ -187,7 +202,7 @@ async def test_a_delivery_never_starts_with_less_than_half_of_its_lease_left(
         query = select(deliveries.c.locked_until).where(deliveries.c.referral_id == mail.subject)
         until = await store.database.run(lambda connection: connection.scalar(query))
         assert until is not None
-        lease_left.append(until - time.time())
+        lease_left.append((until - datetime.now(UTC)).total_seconds())
         await asyncio.sleep(0.3)
 
     mailer, outcomes = FakeMailer(slow_server), Outcomes()
@@ -245,7 +260,7 @@ async def _claim_all(store: DeliveryStore) -> tuple[list[int], Lease]:
     """Every delivery's id, and what a fresh claim of them all (another replica) takes."""
     query = select(deliveries.c.id).order_by(deliveries.c.id)
     ids = await store.database.run(lambda connection: list(connection.scalars(query)))
-    return ids, await store.claim_many(ids, lease_s=60)
+    return ids, await store.claim_many(ids, MINUTE)
 
 
 async def test_on_shutdown_the_chunks_unstarted_deliveries_are_handed_back(
@@ -291,7 +306,7 @@ async def test_a_stop_lets_the_delivery_in_flight_end_and_hands_back_the_rest(
         await asyncio.wait_for(task, 5)
         query = select(deliveries.c.id, deliveries.c.status).order_by(deliveries.c.id)
         rows = await store.database.run(lambda connection: list(connection.execute(query)))
-        lease = await store.claim_many([row.id for row in rows], lease_s=60)
+        lease = await store.claim_many([row.id for row in rows], MINUTE)
     finally:
         await store.close()
     assert len(mailer.sent) == 1
@@ -329,15 +344,17 @@ async def test_a_delivery_that_can_never_be_built_is_dead_lettered_at_once(
         [unbuildable] = await store.find(bad.referral_id)
         [sent] = await store.find(good.referral_id)
     await mailer.close()
-    assert (unbuildable.status, unbuildable.attempts) == (DEAD_LETTERED, 1)
+    assert (unbuildable.status, unbuildable.attempts) == (DeliveryStatus.DEAD_LETTERED, 1)
     assert unbuildable.last_error is not None and "control character" in unbuildable.last_error
-    assert sent.status == SENT
+    assert sent.status == DeliveryStatus.SENT
 
 
-class BrokenStore(CountingStore):
-    """The store down: every round fails at its first step."""
+class BrokenRelay(CountingRelay):
+    """The store down: every round fails at its first step (reading the outbox)."""
 
-    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
+    async def flush(
+        self, subjects: Sequence[str] | None = None, older_than: timedelta | None = None
+    ) -> int:
         self.rounds += 1
         raise OSError("database unreachable")
 
@@ -345,14 +362,50 @@ class BrokenStore(CountingStore):
 async def test_failed_rounds_are_tried_again_less_and_less_often(tmp_path: Path) -> None:
     """With the store down and a poll every 20 ms, a second and a half holds a handful of
     rounds (and tracebacks) at growing intervals, not 50."""
-    store = BrokenStore(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    store = CountingStore(f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}")
+    relay = BrokenRelay(store.database, store.outbox, Outcomes().send)
     dispatcher = Dispatcher(
-        store, FakeMailer(), NoWebhooks(), load_associations(), Outcomes().publish,
-        RetryPolicy(), poll_interval_s=0.02,
+        store, FakeMailer(), NoWebhooks(), load_associations(), relay, RetryPolicy(),
+        poll_interval_s=0.02,
     )  # fmt: skip
     with capture_logs() as logs:  # kept, not rendered: the rounds' pace is the dispatcher's
         async with running(dispatcher):
             await asyncio.sleep(1.5)
-    assert 4 <= store.rounds <= 10, store.rounds
+    assert 4 <= relay.rounds <= 10, relay.rounds
     delays = [e["retry_in_s"] for e in logs if e["event"] == "dispatch_round_failed"]
     assert delays == sorted(delays) and delays[-1] > 0.2
+
+
+async def test_a_round_publishes_its_own_messages_at_once_and_others_once_they_waited(
+    tmp_path: Path,
+) -> None:
+    """A message this process committed (an answer: `publish_soon`) goes out with the next
+    round at once; one another live instance wrote a moment ago is left to it, until it has
+    waited `stale_after` (that instance crashed, or its flush failed)."""
+    now = [datetime.now(UTC)]
+    store = await _store(tmp_path)
+    outcomes = Outcomes()
+    published: list[str] = []
+
+    async def send(message: Message) -> Awaitable[object]:
+        published.append(message.subject)
+        return asyncio.sleep(0)
+
+    relay = Relay(store.database, store.outbox, send, clock=lambda: now[0])
+    dispatcher = Dispatcher(
+        store, FakeMailer(), NoWebhooks(), load_associations(), relay, RetryPolicy(),
+        poll_interval_s=30, clock=lambda: now[0], stale_after=timedelta(seconds=10),
+    )  # fmt: skip
+    ours, theirs = new_reference(), new_reference()
+    for subject in (theirs, ours):
+        message = Message(topic="responses.apesa", key=subject, value=b"{}", subject=subject)
+        await store.database.run(lambda c, m=message: store.outbox.add(c, [m], now[0]))
+    async with running(dispatcher):
+        await asyncio.sleep(0.1)  # the first round: nothing of ours yet, theirs is fresh
+        dispatcher.publish_soon(ours)
+        await poll_until(lambda: bool(published), 5)
+        assert published == [ours]
+        now[0] += timedelta(seconds=11)
+        dispatcher.wake()
+        await poll_until(lambda: len(published) == 2, 5)
+    assert published == [ours, theirs] and not outcomes.event_ids

@@ -8,7 +8,7 @@ import pytest
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import DECISIONS, referrals
-from rebond_notifier.app import Notifier
+from rebond_notifier.app import build
 from rebond_notifier.settings import NotifierSettings
 
 from .conftest import MailBox, TopicWatcher, make_decision, publish
@@ -43,7 +43,7 @@ async def test_notifier_connects_with_its_own_sasl_principal(
         smtp_port=smtp_server.port,
         poll_interval_s=0.2,
     )
-    service = Notifier(settings)
+    service = build(settings)
     watcher = await TopicWatcher(kafka_bootstrap, referrals(AssociationId.APESA).name).start()
     await service.start()
     try:

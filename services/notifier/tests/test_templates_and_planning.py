@@ -89,9 +89,9 @@ def test_reminder_links_expire_at_the_deadline_it_carries() -> None:
 
 def test_a_referral_without_deadline_gets_links_valid_for_the_setting() -> None:
     """No `respond_by`: the links last NOTIFIER_LINK_VALID_DAYS from now."""
-    links = planning.LinkMaker(KEY, "https://rebond.example", valid_days=3).links(
-        str(uuid.uuid4()), "RB-7K3M-Q9XA-2DFE-W8NB", AssociationId.APESA, None, now=1_000.0
-    )
+    now = datetime.fromtimestamp(1_000, UTC)
+    maker = planning.LinkMaker(KEY, "https://rebond.example", valid_days=3, clock=lambda: now)
+    links = maker.links(str(uuid.uuid4()), "RB-7K3M-Q9XA-2DFE-W8NB", AssociationId.APESA, None)
     assert _token(links.accept).expires_at == 1_000 + 3 * 86_400
     assert links.expires_at == datetime.fromtimestamp(1_000 + 3 * 86_400, UTC)
 

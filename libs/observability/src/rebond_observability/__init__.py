@@ -326,7 +326,9 @@ class KafkaObservability(BaseMiddleware):
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
         record = msg.raw_message
-        if isinstance(record, tuple):  # a batch: the handler enters `record_scope` per record
+        # A batch (a tuple from aiokafka, a list from FastStream's in-memory test broker): the
+        # handler enters `record_scope` per record.
+        if isinstance(record, tuple | list):
             return await call_next(msg)
         scope = (
             self.obs.record_scope(record)

@@ -1,5 +1,8 @@
 """`python -m rebond_notifier` (or `rebond-notifier`): referrals, e-mails, webhooks, answer pages.
 
+`python -m rebond_notifier migrate` brings the delivery log to the latest Alembic migration (a
+Kubernetes Job or init container; the service does it at start unless
+NOTIFIER_MIGRATE_ON_START=false).
 `python -m rebond_notifier anonymise` erases the message and error text of delivery rows older
 than NOTIFIER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
 `python -m rebond_notifier new-webhook-secret` prints a fresh webhook secret (`whsec_…`) to
@@ -9,20 +12,22 @@ hand to an association and to put where its `webhook_secret` points.
 import asyncio
 import gc
 import sys
+from datetime import timedelta
 
 from rebond_http import private
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import new_webhook_secret
-from rebond_notifier.store import DeliveryStore
+from rebond_notifier.store import DeliveryStore, migrate
 from rebond_observability.logging import configure_logging
 
 
 async def _anonymise(settings: NotifierSettings) -> None:
+    if settings.migrate_on_start:
+        migrate(settings.database_url)
     store = DeliveryStore.from_url(settings.database_url)
     try:
-        await store.create_schema()
-        changed = await store.anonymise(settings.retention_days * 86400.0)
+        changed = await store.anonymise(timedelta(days=settings.retention_days))
         print(f"rebond-notifier: {changed} delivery rows anonymised")
     finally:
         await store.close()
@@ -36,6 +41,10 @@ def main() -> None:
     configure_logging(settings.log_level)
     if sys.argv[1:] == ["anonymise"]:
         asyncio.run(_anonymise(settings))
+        return
+    if sys.argv[1:] == ["migrate"]:
+        migrate(settings.database_url)
+        print("rebond-notifier: delivery log migrated")
         return
     server, sockets = private.server(
         create_app(settings),

@@ -1,36 +1,40 @@
-"""The notifier's composition root: Kafka consumer, delivery dispatcher, store, HTTP server.
-
-`Notifier` builds everything with production adapters (SMTP, httpx); tests pass their own
-mailer or webhook poster. Nothing connects anywhere before `start()`.
+"""The notifier's composition root: `build` makes the Kafka consumers, the outbox relay, the
+delivery dispatcher, the store and the HTTP app with production adapters (SMTP, httpx, the
+system clock); tests call it with their own mailer, webhook poster or clock. Nothing connects
+anywhere before `Notifier.start()` (the app's lifespan calls it).
 """
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext, suppress
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Literal
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from rebond_http.guard import SecurityHeaders
 from rebond_http.private import PrivateRoutes
-from rebond_kafka.outage import Impact
+from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
-from rebond_notifier.consumer import RecordScope, build_broker
+from rebond_notifier.consumer import Handlers, build_broker, outbox_sender, subscribe_all
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
 from rebond_notifier.observability import Observability, count_referrals_and_deliveries
 from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore
+from rebond_notifier.store import DeliveryStore, migrate, utc_now
 from rebond_notifier.web import build_router
+from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the notifier's outage log line (`rebond_kafka.outage`).
@@ -62,62 +66,21 @@ class Readiness(BaseModel):
     kafka: Literal["connected", "unreachable"]
 
 
+@dataclass
 class Notifier:
-    def __init__(
-        self,
-        settings: NotifierSettings,
-        *,
-        mailer: Mailer | None = None,
-        webhooks: WebhookPoster | None = None,
-    ) -> None:
-        self.settings = settings
-        self.associations = load_associations(
-            settings.associations_file, production=settings.environment == "production"
-        )
-        self.store = DeliveryStore.from_url(settings.database_url)
-        self.link_key = settings.link_secret.get_secret_value().encode()
-        self.links = LinkMaker(self.link_key, settings.public_base_url, settings.link_valid_days)
-        self.mailer = mailer or SmtpMailer(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.mail_from,
-            username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            start_tls=settings.smtp_starttls,
-            use_tls=settings.smtp_tls,
-            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
-            timeout_s=settings.smtp_timeout_s,
-            local_hostname=settings.smtp_local_hostname,
-        )
-        self.webhooks = webhooks or HttpWebhookPoster()
-        self.link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
-        #: Each record's trace and log context in a batch; `create_app` sets the real one.
-        self.record_scope: RecordScope = lambda _record: nullcontext()
-        self.broker, self.publishers = build_broker(
-            settings, self.store, self.associations, self.links, wake=self._wake,
-            record_scope=lambda record: self.record_scope(record),
-        )  # fmt: skip
-        self.dispatcher = Dispatcher(
-            self.store,
-            self.mailer,
-            self.webhooks,
-            self.associations,
-            self.publishers.outcome,
-            RetryPolicy(
-                max_attempts=settings.max_attempts,
-                base_s=settings.retry_base_s,
-                cap_s=settings.retry_cap_s,
-                lease_s=settings.lease_s,
-                webhook_timeout_s=settings.webhook_timeout_s,
-                smtp_timeout_s=settings.smtp_timeout_s,
-            ),
-            poll_interval_s=settings.poll_interval_s,
-        )
-        self._task: asyncio.Task[None] | None = None
-        self._started = False
+    """The built service: its parts and its web app; `start` and `stop` are its lifespan."""
 
-    def _wake(self) -> None:
-        self.dispatcher.wake()
+    settings: NotifierSettings
+    store: DeliveryStore
+    relay: Relay
+    broker: KafkaBroker
+    dispatcher: Dispatcher
+    link: KafkaLink
+    mailer: Mailer
+    webhooks: WebhookPoster
+    web: FastAPI = field(init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _started: bool = field(default=False, init=False)
 
     @property
     def connected(self) -> bool:
@@ -125,13 +88,15 @@ class Notifier:
         return self._started and self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
-        await self.store.create_schema()
+        if self.settings.migrate_on_start:
+            await asyncio.to_thread(migrate, self.settings.database_url)
+        await self.store.database.start()
         await start_forever(self.broker, log=log, link=self.link)
         self._started = True
         await self.dispatcher.run()
 
     async def start(self) -> None:
-        """Create the schema, then connect and dispatch in the background."""
+        """Migrate the store, then connect and dispatch in the background."""
         self._task = asyncio.create_task(self._run(), name="notifier")
 
     async def wait_connected(self, timeout_s: float = 60.0) -> None:
@@ -160,16 +125,75 @@ class Notifier:
         await self.store.close()
 
 
-def create_app(
-    settings: NotifierSettings | None = None, notifier: Notifier | None = None
-) -> FastAPI:
-    settings = settings or NotifierSettings()
-    notifier = notifier or Notifier(settings)
+def _smtp(settings: NotifierSettings) -> SmtpMailer:
+    return SmtpMailer(
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.mail_from,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        start_tls=settings.smtp_starttls,
+        use_tls=settings.smtp_tls,
+        ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+        timeout_s=settings.smtp_timeout_s,
+        local_hostname=settings.smtp_local_hostname,
+    )
+
+
+def build(
+    settings: NotifierSettings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    mailer: Mailer | None = None,
+    webhooks: WebhookPoster | None = None,
+) -> Notifier:
+    """Everything the notifier runs on, with production adapters where none is given, not yet
+    connected. Fails fast on a bad associations file."""
+    associations = load_associations(
+        settings.associations_file, production=settings.environment == "production"
+    )
+    store = DeliveryStore.from_url(settings.database_url, clock)
+    link_key = settings.link_secret.get_secret_value().encode()
+    links = LinkMaker(link_key, settings.public_base_url, settings.link_valid_days, clock)
     obs = Observability(settings)
-    obs.instrument(notifier.broker)
-    obs.watch_kafka(notifier.link)
-    notifier.record_scope = obs.record_scope
+    broker = obs.instrument(build_broker(settings))
+    relay = store.relay(outbox_sender(broker))
+    mailer = mailer or _smtp(settings)
+    webhooks = webhooks or HttpWebhookPoster()
+    dispatcher = Dispatcher(
+        store, mailer, webhooks, associations, relay,
+        RetryPolicy(
+            max_attempts=settings.max_attempts, base_s=settings.retry_base_s,
+            cap_s=settings.retry_cap_s, lease_s=settings.lease_s,
+            webhook_timeout_s=settings.webhook_timeout_s, smtp_timeout_s=settings.smtp_timeout_s,
+        ),
+        poll_interval_s=settings.poll_interval_s, clock=clock,
+        stale_after=timedelta(seconds=settings.outbox_stale_after_s),
+    )  # fmt: skip
+    handlers = Handlers(store, relay, associations, links, dispatcher.wake)
+    subscribe_all(broker, handlers, settings, obs.record_scope)
+    link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+    obs.watch_kafka(link)
     count_referrals_and_deliveries(obs)
+    notifier = Notifier(settings, store, relay, broker, dispatcher, link, mailer, webhooks)
+    answers = build_router(store, link_key, dispatcher.publish_soon, clock)
+    notifier.web = _web(notifier, obs, answers)
+    return notifier
+
+
+def create_app(
+    settings: NotifierSettings | None = None,
+    *,
+    mailer: Mailer | None = None,
+    webhooks: WebhookPoster | None = None,
+) -> FastAPI:
+    """The notifier's web app with production defaults (`python -m rebond_notifier` serves it)."""
+    return build(settings or NotifierSettings(), mailer=mailer, webhooks=webhooks).web
+
+
+def _web(notifier: Notifier, obs: Observability, answers: APIRouter) -> FastAPI:
+    """The HTTP side: the answer pages, health and readiness, behind the security headers."""
+    settings = notifier.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -189,9 +213,7 @@ def create_app(
     )
     app.state.notifier = notifier
     app.state.observability = obs
-    app.include_router(
-        build_router(notifier.store, notifier.link_key, notifier.publishers.response)
-    )
+    app.include_router(answers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

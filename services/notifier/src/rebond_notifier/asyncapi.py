@@ -11,28 +11,17 @@ from pathlib import Path
 import yaml
 from faststream.specification import AsyncAPI
 
-from rebond_contracts.topics import DECISIONS, INVITATIONS, REFERRAL_STATUS, REGISTRATIONS
-from rebond_notifier.config import load_associations
-from rebond_notifier.consumer import build_broker
-from rebond_notifier.planning import LinkMaker
+from rebond_notifier.app import build
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore
 
 COMMITTED = Path(__file__).resolve().parents[2] / "asyncapi.yaml"
 
 
 def document() -> str:
     """The document as YAML; independent of the environment (defaults only, no connection)."""
-    settings = NotifierSettings.model_construct()
-    broker, _ = build_broker(
-        settings,
-        DeliveryStore.from_url("sqlite+aiosqlite:///:memory:"),
-        load_associations(),
-        LinkMaker(b"unused", settings.public_base_url),
-        wake=lambda: None,
-    )
+    settings = NotifierSettings.model_construct(database_url="sqlite+aiosqlite:///:memory:")
     spec = AsyncAPI(
-        broker,
+        build(settings).broker,
         title="Rebond notifier",
         version="1.0.0",
         description=(
@@ -44,18 +33,6 @@ def document() -> str:
         ),
     )
     data = spec.to_specification().to_jsonable()
-    # The handlers read raw records (to dead-letter bad ones), so FastStream cannot see their
-    # payload types: name them from the registry.
-    schemas = data.setdefault("components", {}).setdefault("schemas", {})
-    for topic in (DECISIONS, REFERRAL_STATUS, REGISTRATIONS, INVITATIONS):
-        name = topic.payload.__name__
-        schema = topic.payload.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[name] = schema
-        message = data["components"]["messages"][f"{topic.name}:SubscribeMessage"]
-        message["payload"] = {"$ref": f"#/components/schemas/{name}"}
-    if not any("EmptyPayload" in str(m) for m in data["components"]["messages"].values()):
-        schemas.pop("EmptyPayload", None)
     # FastStream's order of channels is not stable from one process to the next: sort them.
     for section in ("channels", "operations"):
         data[section] = dict(sorted(data.get(section, {}).items()))

@@ -1,29 +1,34 @@
 """Drains the delivery log: one lane per (channel, association), lanes run concurrently.
 
 A slow or failing association only holds its own lane; the Kafka consumer never waits for an
-e-mail or a webhook, it only records them (see `consumer.py`). Each final outcome is published
-as a `DeliveryV1`, from the store, until Kafka acknowledges it (an outbox); e-mails about a
-conference registration have no submission reference and publish no outcome.
+e-mail or a webhook, it only records them (see `consumer.py`). Each final outcome is written to
+the outbox as a `DeliveryV1` with the delivery's final status (`DeliveryStore.finish`); e-mails
+about a conference registration have no submission reference and publish no outcome.
+
+Each round flushes the outbox (`rebond_sql.outbox.Relay`), and is so also its periodic task:
+first the messages this process wrote since the last round (its outcomes, and the answers given
+through the links: the answer page says `publish_soon` once it committed one), then any
+message that waited longer than `stale_after` (a crashed instance's, or one whose flush failed).
+Another live instance's fresh messages are left to it: two instances publishing one message at
+the same moment would send it twice (recognisable by its event id, but for nothing).
 
 The store is asked as little as the guarantees allow: a lane claims its deliveries a chunk at a
 time (one statement), records each outcome as soon as it is known (one transaction, which also
-says whether the next one is still to be sent), and a round (publish the outcomes, look for
-due work) follows a chunk or a wake, not every delivery.
+says whether the next one is still to be sent), and a round (flush the outbox, look for due
+work) follows a chunk or a wake, not every delivery.
 """
 
 import asyncio
-import time
-import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import DeliveryChannel, DeliveryOutcome, DeliveryV1
+from rebond_contracts.payloads import DeliveryChannel
 from rebond_kafka.backoff import Backoff
 from rebond_notifier.channels import (
     Failed,
@@ -34,21 +39,15 @@ from rebond_notifier.channels import (
     retry_delay,
 )
 from rebond_notifier.config import AssociationChannels
-from rebond_notifier.store import DEAD_LETTERED, FAILED, SENT, Delivery, DeliveryStore, Lease
+from rebond_notifier.store import Delivery, DeliveryStatus, DeliveryStore, Lease, utc_now
 from rebond_notifier.templates import Mail
+from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
 
 #: Most deliveries one claim takes: past a few, the claim costs little beside the deliveries,
 #: and a worker killed mid-chunk leaves fewer of them waiting for their lease to end.
 MAX_CHUNK = 16
-
-#: Event ids of outcomes are derived from the delivery, so a republished outcome is recognisable.
-OUTCOME_NAMESPACE = uuid.UUID("6f1c1c52-4a57-4c56-9c43-1f0c1f4a3b10")
-
-OutcomePublisher = Callable[[DeliveryV1, str, str], Awaitable[Awaitable[object]]]
-"""Hands (outcome, event id, correlation id) to the producer and returns an awaitable that
-completes when Kafka acknowledged it, or raises."""
 
 
 @dataclass(frozen=True)
@@ -75,25 +74,6 @@ def chunk_size(lease_s: float, timeout_s: float) -> int:
     return max(1, min(MAX_CHUNK, int(lease_s / 2 // timeout_s)))
 
 
-def outcome_event(delivery: Delivery, outcome: str) -> tuple[DeliveryV1, str] | None:
-    """The outcome to publish, or None for a delivery about no submission reference (the
-    e-mails about conference registrations: `DeliveryV1` is keyed by a reference)."""
-    if not delivery.reference:
-        return None
-    about_referral = bool(delivery.association_id)  # conference e-mails belong to no association
-    event = DeliveryV1(
-        reference=delivery.reference,
-        referral_id=uuid.UUID(delivery.referral_id) if about_referral else None,
-        association_id=AssociationId(delivery.association_id) if about_referral else None,
-        channel=DeliveryChannel(delivery.channel),
-        outcome=DeliveryOutcome(outcome),
-        attempts=max(1, delivery.attempts),
-        at=datetime.now(UTC),
-    )
-    key = f"{delivery.referral_id}:{delivery.channel}:{delivery.kind}:{outcome}"
-    return event, str(uuid.uuid5(OUTCOME_NAMESPACE, key))
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -101,25 +81,37 @@ class Dispatcher:
         mailer: Mailer,
         webhooks: WebhookPoster,
         associations: Mapping[AssociationId, AssociationChannels],
-        publish_outcome: OutcomePublisher,
+        relay: Relay,
         policy: RetryPolicy,
         poll_interval_s: float = 1.0,
         gather_s: float = 0.01,
+        clock: Callable[[], datetime] = utc_now,
+        stale_after: timedelta = timedelta(seconds=10),
     ) -> None:
         self.store = store
         self.mailer = mailer
         self.webhooks = webhooks
         self.associations = associations
-        self.publish_outcome = publish_outcome
+        self.relay = relay
         self.policy = policy
+        self.clock = clock
         self.poll_interval_s = poll_interval_s
         self.gather_s = gather_s
+        self.stale_after = stale_after
+        #: Subjects this process wrote outbox messages about since the last round.
+        self._to_publish: set[str] = set()
         self._wake = asyncio.Event()
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._stopping = False
 
     def wake(self) -> None:
         """New work was recorded: look at once instead of at the next poll."""
+        self._wake.set()
+
+    def publish_soon(self, subject: str) -> None:
+        """A message about `subject` was committed to the outbox: publish it at once (the next
+        round, woken now)."""
+        self._to_publish.add(subject)
         self._wake.set()
 
     async def stop(self, grace_s: float | None = None) -> None:
@@ -150,7 +142,7 @@ class Dispatcher:
                 self._wake.clear()
                 wait_s = self.poll_interval_s
                 try:
-                    await self._publish_outcomes()
+                    await self._flush()
                     await self._start_lanes()
                     failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
@@ -171,6 +163,18 @@ class Dispatcher:
                 for task in list(self._lanes.values()):
                     with suppress(asyncio.CancelledError):
                         await task
+
+    async def _flush(self) -> None:
+        """Publish what this process wrote, then whatever waited longer than `stale_after`
+        (see the module). Subjects whose flush failed are tried again next round."""
+        subjects, self._to_publish = self._to_publish, set()
+        try:
+            if subjects:
+                await self.relay.flush(sorted(subjects))
+        except BaseException:
+            self._to_publish |= subjects
+            raise
+        await self.relay.flush(older_than=self.stale_after)
 
     async def _start_lanes(self) -> None:
         if self._stopping:
@@ -195,7 +199,7 @@ class Dispatcher:
 
     async def _run_lane(self, items: list[Delivery]) -> None:
         """Claim the lane's deliveries a chunk at a time, send each one after the other; each
-        chunk's end wakes a round, which publishes the outcomes."""
+        chunk's end wakes a round, which flushes the outbox (the outcomes)."""
         waiting = sorted(items, key=lambda d: d.id)
         size = chunk_size(self.policy.lease_s, self._timeout_s(waiting[0]))
         try:
@@ -213,12 +217,13 @@ class Dispatcher:
         back unsent. Before each delivery after the first, the store has said (in the previous
         delivery's own transaction) that it is still pending: an erasure recorded meanwhile
         stops it, as it stopped an unclaimed one."""
-        lease = await self.store.claim_many([d.id for d in chunk], self.policy.lease_s)
+        lease_for = timedelta(seconds=self.policy.lease_s)
+        lease = await self.store.claim_many([d.id for d in chunk], lease_for, now=self.clock())
         held = set(lease.ids)
         for delivery in chunk:
             if delivery.id not in held:
                 continue
-            if self._stopping or time.time() > lease.until - self.policy.lease_s / 2:
+            if self._stopping or self.clock() > lease.until - lease_for / 2:
                 # stopping, or too little lease left to begin (see `chunk_size`)
                 unsent = [d for d in chunk if d.id in held]  # this one and those after it
                 await self.store.release(Lease(tuple(d.id for d in unsent), lease.until))
@@ -273,13 +278,12 @@ class Dispatcher:
             await self._perform(delivery)
         except Retry as error:
             if attempt >= self.policy.max_attempts:
-                held = await self.store.finish(
-                    delivery.id, DEAD_LETTERED, attempt, str(error), then_check=rest
-                )
+                held = await self._finish(delivery, DeliveryStatus.DEAD_LETTERED, attempt,
+                                          str(error), rest)  # fmt: skip
                 log.warning("delivery_dead_lettered", error=str(error), **context)
                 return held
             delay = retry_delay(attempt, self.policy.base_s, self.policy.cap_s)
-            at = time.time() + delay
+            at = self.clock() + timedelta(seconds=delay)
             held = await self.store.retry_later(
                 delivery.id, attempt, at, str(error), then_check=rest
             )
@@ -287,19 +291,27 @@ class Dispatcher:
             self._schedule_wake(delay)
             return held
         except Failed as error:
-            held = await self.store.finish(
-                delivery.id, FAILED, attempt, str(error), then_check=rest
-            )
+            held = await self._finish(delivery, DeliveryStatus.FAILED, attempt, str(error), rest)
             log.warning("delivery_failed", error=str(error), **context)
             return held
         except Unbuildable as error:  # the same on every attempt: no retry, an operator looks
-            held = await self.store.finish(
-                delivery.id, DEAD_LETTERED, attempt, str(error), then_check=rest
-            )
+            held = await self._finish(delivery, DeliveryStatus.DEAD_LETTERED, attempt,
+                                      str(error), rest)  # fmt: skip
             log.error("delivery_unbuildable", error=str(error), **context)
             return held
-        held = await self.store.finish(delivery.id, SENT, attempt, then_check=rest)
+        held = await self._finish(delivery, DeliveryStatus.SENT, attempt, None, rest)
         log.info("delivery_sent", **context)
+        return held
+
+    async def _finish(
+        self, delivery: Delivery, status: DeliveryStatus, attempt: int, error: str | None,
+        rest: Lease,
+    ) -> list[int]:  # fmt: skip
+        held = await self.store.finish(
+            delivery, status, attempt, error, then_check=rest, now=self.clock()
+        )
+        if delivery.reference:  # its outcome is in the outbox: the chunk's end publishes it
+            self._to_publish.add(delivery.reference)
         return held
 
     def _schedule_wake(self, delay_s: float) -> None:
@@ -333,31 +345,3 @@ class Dispatcher:
                     message_id=delivery.delivery_id,
                 )
             )
-
-    async def _publish_outcomes(self) -> None:
-        """Publish the final outcomes not yet published, all in flight together; mark those
-        Kafka acknowledged, then raise the first failure (the rest go out next round)."""
-        pending = await self.store.unpublished_outcomes()
-        done: list[int] = []  # nothing to publish (no reference), or acknowledged
-        in_flight: list[tuple[int, Awaitable[object]]] = []
-        failure: BaseException | None = None
-        for delivery in pending:
-            outcome = outcome_event(delivery, delivery.status)
-            if outcome is None:
-                done.append(delivery.id)
-                continue
-            try:
-                ack = await self.publish_outcome(*outcome, delivery.correlation_id)
-            except Exception as error:  # not even handed over (Kafka down): stop here
-                failure = error
-                break
-            in_flight.append((delivery.id, ack))
-        results = await asyncio.gather(*(ack for _, ack in in_flight), return_exceptions=True)
-        for (delivery_id, _), result in zip(in_flight, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = failure or result
-            else:
-                done.append(delivery_id)
-        await self.store.mark_published(done)
-        if failure is not None:
-            raise failure

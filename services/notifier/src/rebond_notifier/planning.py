@@ -1,10 +1,9 @@
 """Pure: which side effects a decision or a status change calls for, fully rendered."""
 
-import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -24,7 +23,7 @@ from rebond_contracts.payloads import (
 from rebond_notifier import templates
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.signing import Action, AnswerClaims, make_token
-from rebond_notifier.store import NewDelivery
+from rebond_notifier.store import NewDelivery, utc_now
 
 OFFER, REMINDER, EXPIRY, CONFIRMATION = "offer", "reminder", "expiry", "confirmation"
 #: Kinds of the e-mails about the Conférences du rebond (at most 16 characters: the log's column).
@@ -38,7 +37,6 @@ REGISTRATION_KINDS = {
 INVITATION = "invitation"
 #: Delivery-log keys of event ids that are not UUIDs (the log's key column holds 36 characters).
 EVENT_KEY_NAMESPACE = uuid.UUID("0b5f2d7e-3c1a-4e8b-9f6d-2a7c4e1b8d35")
-DAY_S = 86_400
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,7 @@ class LinkMaker:
     key: bytes
     base_url: str
     valid_days: int = 8
+    clock: Callable[[], datetime] = field(default=utc_now, compare=False)
 
     def links(
         self,
@@ -60,12 +59,9 @@ class LinkMaker:
         reference: str,
         association: AssociationId,
         respond_by: datetime | None,
-        now: float | None = None,
     ) -> templates.AnswerLinks:
-        if respond_by is not None:
-            expires = int(respond_by.timestamp())
-        else:
-            expires = int((time.time() if now is None else now) + self.valid_days * DAY_S)
+        until = respond_by or self.clock() + timedelta(days=self.valid_days)
+        expires = int(until.timestamp())
         url = {
             action: f"{self.base_url.rstrip('/')}/reponse/"
             + make_token(

@@ -31,6 +31,9 @@ class NotifierSettings(KafkaServiceSettings):
 
     #: The delivery log (SQLAlchemy async URL); SQLite by default, PostgreSQL supported.
     database_url: str = "sqlite+aiosqlite:///.run/notifier.sqlite3"
+    #: Apply the delivery log's Alembic migrations when the service starts (else run
+    #: `python -m rebond_notifier migrate` first, e.g. as a Kubernetes Job or init container).
+    migrate_on_start: bool = True
     #: The associations' contact e-mail and webhooks; the packaged file when unset.
     associations_file: Path | None = None
 
@@ -80,6 +83,9 @@ class NotifierSettings(KafkaServiceSettings):
     lease_s: float = 120.0
     #: How often the dispatcher looks for due deliveries when nothing woke it up.
     poll_interval_s: float = 1.0
+    #: Outbox messages left this long (a crashed instance's, or one whose publication failed)
+    #: are published by any instance's next round; each instance publishes its own at once.
+    outbox_stale_after_s: float = Field(default=10.0, gt=0)
     #: Delivery rows older than this lose their message and error text
     #: (`python -m rebond_notifier anonymise`).
     retention_days: int = Field(default=30, ge=1)

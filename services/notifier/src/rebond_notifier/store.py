@@ -1,5 +1,5 @@
-"""The delivery log: the notifier's own store (SQLAlchemy 2 through `rebond_sql`; SQLite or
-PostgreSQL).
+"""The delivery log: the notifier's own store (SQLAlchemy Core through `rebond_sql.Database`;
+SQLite or PostgreSQL; its schema made by the Alembic migrations in `migrations/`).
 
 A row per side effect, unique on (referral_id, channel, kind): a redelivered decision inserts
 nothing new, so nothing is sent twice. For the e-mails about the Conférences du rebond, which
@@ -11,35 +11,41 @@ are written before the Kafka offset is committed and drained by the dispatcher; 
 a row with a lease so that a crashed worker's row is taken over later. The rendered message
 (which holds personal data) is erased from the row once the delivery is final.
 
-`notifier_referrals` lists the referrals handed to an association's topic (noted before they are
-published): whom a withdrawal must reach. `notifier_answers` keeps the answers given through
-the e-mail links. Rows name the association, so, for APESA, they tell that the person said they
-are in distress; an erasure (`erase`) therefore deletes every row of the reference, in all three
-tables, and keeps only `notifier_tombstones`: the reference's SHA-256 (`rebond_sql.erasure`) and
-when it was erased. Every input about a reference (a decision, a status, an invitation, an
-answer through a link) reads that tombstone in the transaction of its effect, under the
-reference's lock (`rebond_sql.erasure.lock_references`); `publish_referrals` says why no order
-of a referral's publication and its erasure loses the withdrawal.
+`notifier_outbox` (`rebond_sql.outbox`) holds what the notifier publishes (`messages`), each
+written in the transaction of what it tells: a decision's referral with its offer noted and its
+deliveries recorded (`offer`), a delivery's outcome with its final status (`finish`), an answer
+given through a link with its record (`record_answer`), the withdrawal notices with the erasure
+(`erase`). The relay (`app.py`) publishes them once committed, holding the references' locks
+until Kafka acknowledged them; `offer` says why no order of a referral's publication and its
+erasure loses the withdrawal.
+
+`notifier_referrals` lists the referrals handed (or about to be handed) to an association's
+topic: whom a withdrawal must reach. `notifier_answers` keeps the answers given through the
+e-mail links. Rows name the association, so, for APESA, they tell that the person said they
+are in distress; an erasure (`erase`) therefore deletes every row of the reference, the unsent
+messages of the outbox included, and keeps only `notifier_tombstones`: the reference's SHA-256
+(`rebond_sql.erasure`) and when it was erased. Every input about a reference (a decision, a
+status, an invitation, an answer through a link) reads that tombstone in the transaction of its
+effect, under the reference's lock (`rebond_sql.erasure.lock_references`).
 
 Each method is one transaction, run as one plain function of a `Connection` by
 `rebond_sql.Database.run` (on SQLite: one hop to the database's own thread, whatever the
-function executes); `record_answer`, `publish_referrals` and `erase` keep a transaction open
-while they publish (on SQLite the store's other work waits for it meanwhile).
+function executes); none waits for Kafka. Every time is an aware UTC datetime
+(`rebond_sql.types.UTCDateTime`), from the store's clock unless the caller gives it.
 """
 
 import json
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import partial
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Column,
     Connection,
-    Float,
     Index,
     Integer,
     MetaData,
@@ -50,7 +56,6 @@ from sqlalchemy import (
     bindparam,
     delete,
     insert,
-    inspect,
     or_,
     select,
     tuple_,
@@ -60,16 +65,28 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from rebond_sql import Database
+from rebond_contracts.payloads import ReferralStatus
+from rebond_notifier import messages
+from rebond_sql import Database, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest
+from rebond_sql.migrations import upgrade
+from rebond_sql.outbox import Message, Outbox, Relay, Send, outbox_table
+from rebond_sql.types import UTCDateTime
 
-PENDING = "pending"
-SENT = "sent"
-FAILED = "failed"
-DEAD_LETTERED = "dead_lettered"
+#: The Alembic migrations that make and change these tables.
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
+FINAL = frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.DEAD_LETTERED})
 #: Namespace of `Delivery.delivery_id`; changing it would make old deliveries look new.
 DELIVERY_NAMESPACE = uuid.UUID("0b6f3f5e-2d0c-4f43-8a0e-5b7f0c2e9d41")
-FINAL = (SENT, FAILED, DEAD_LETTERED)
 
 metadata = MetaData()
 
@@ -84,19 +101,22 @@ deliveries = Table(
     Column("reference", String(32), nullable=False),
     Column("association_id", String(32), nullable=False),
     Column("correlation_id", String(64), nullable=False),
-    Column("status", String(16), nullable=False, default=PENDING),
+    Column("status", String(16), nullable=False, default=DeliveryStatus.PENDING.value),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("locked_until", Float, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("locked_until", UTCDateTime, nullable=True),
     Column("payload", Text, nullable=True),
     Column("last_error", String(200), nullable=True),
-    Column("outcome_published", Boolean, nullable=False, default=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("referral_id", "channel", "kind", name="uq_delivery_referral_channel_kind"),
-    # Every dispatch round asks for the due deliveries and the outcomes not yet published: few
-    # rows among all those ever sent, found through these instead of a scan of the table.
+    # Every dispatch round asks for the due deliveries: few rows among all those ever sent,
+    # found through this instead of a scan of the table.
     Index("ix_notifier_deliveries_due", "status", "next_attempt_at"),
-    Index("ix_notifier_deliveries_unpublished", "outcome_published", "status"),
+    # An id is never given twice (SQLite would give a deleted newest row's id again): a worker
+    # recording the outcome of a delivery an erasure deleted meanwhile must not record it on
+    # another delivery that took its id. SQLite's reflection does not see it: a migration that
+    # copies this table (`batch_alter_table`) passes `table_kwargs={"sqlite_autoincrement": True}`.
+    sqlite_autoincrement=True,
 )
 
 answers = Table(
@@ -106,7 +126,7 @@ answers = Table(
     Column("association_id", String(32), nullable=False),
     Column("answer", String(16), nullable=False),
     Column("reason", String(32), nullable=True),
-    Column("answered_at", Float, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=False),
 )
 
 
@@ -119,7 +139,7 @@ referral_states = Table(
     Column("referral_id", String(36), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("rank", Integer, nullable=False),
-    Column("at", Float, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )
 
 #: How far along its life each status puts a referral. A status never replaces one of higher
@@ -127,26 +147,28 @@ referral_states = Table(
 #: nothing. The router writes a referral's statuses in order on one partition (keyed by the
 #: reference), so equal ranks arrive in the order they happened.
 STATUS_RANKS = {
-    "offered": 0,
-    "reminded": 1,
-    "accepted": 2,
-    "declined": 2,
-    "expired": 2,
-    "reoriented": 3,
-    "unrouted": 3,
-    "closed": 3,
+    ReferralStatus.OFFERED: 0,
+    ReferralStatus.REMINDED: 1,
+    ReferralStatus.ACCEPTED: 2,
+    ReferralStatus.DECLINED: 2,
+    ReferralStatus.EXPIRED: 2,
+    ReferralStatus.REORIENTED: 3,
+    ReferralStatus.UNROUTED: 3,
+    ReferralStatus.CLOSED: 3,
 }
 
-#: Referrals handed (or being handed) to `referrals.<association_id>`: whom to withdraw them from.
+#: Referrals handed (or about to be handed) to `referrals.<association_id>`: whom to withdraw
+#: them from.
 offered = Table(
     "notifier_referrals",
     metadata,
     Column("referral_id", String(36), primary_key=True),
     Column("reference", String(32), nullable=False, index=True),
     Column("association_id", String(32), nullable=False),
-    Column("noted_at", Float, nullable=False),
-    #: Set once Kafka acknowledged it; until then it may or may not be on the topic.
-    Column("published_at", Float, nullable=True),
+    Column("noted_at", UTCDateTime, nullable=False),
+    #: When its referral was written to the outbox (before the outbox: when it was published);
+    #: NULL for a decision an older notifier could not publish: reading it again writes it.
+    Column("queued_at", UTCDateTime, nullable=True),
 )
 
 #: One row per erased reference, nothing else about it (see the module's docstring).
@@ -154,18 +176,20 @@ tombstones = Table(
     "notifier_tombstones",
     metadata,
     Column("reference_sha256", String(64), primary_key=True),
-    Column("erased_at", Float, nullable=False),
+    Column("erased_at", UTCDateTime, nullable=False),
 )
 
-#: How an older notifier remembered erasures (the reference itself); emptied into
-#: `notifier_tombstones` by `create_schema`, never created any more.
-_older = MetaData()
-old_erasures = Table(
-    "notifier_erasures",
-    _older,
-    Column("reference", String(32), primary_key=True),
-    Column("erased_at", Float, nullable=False),
-)
+#: What the notifier publishes, until Kafka acknowledged it (see the module's docstring).
+outbox = Outbox(outbox_table(metadata, "notifier_outbox"))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def migrate(database_url: str) -> None:
+    """Bring the delivery log at `database_url` to the latest migration (blocking)."""
+    upgrade(database_url, MIGRATIONS)
 
 
 @dataclass(frozen=True)
@@ -178,32 +202,33 @@ class Holder:
 
 @dataclass(frozen=True)
 class Offer:
-    """A referral to publish to its association's topic, and the deliveries it calls for once
-    Kafka has it (the association's e-mail and webhook, the person's confirmation)."""
+    """A referral for its association's topic (`message`), and the deliveries it calls for (the
+    association's e-mail and webhook, the person's confirmation)."""
 
     referral_id: str
     reference: str
     association_id: str
     deliveries: Sequence["NewDelivery"]
+    message: Message
 
 
 @dataclass(frozen=True)
 class Offered:
-    """What `publish_referrals` did: the offers published and the deliveries recorded, and the
-    offers left out because their person asked for erasure."""
+    """What `offer` did: the offers kept (to be published) and the deliveries recorded, and
+    the offers left out because their person asked for erasure."""
 
-    published: list[Offer]
+    kept: list[Offer]
     erased: list[Offer]
     deliveries: int
 
 
 @dataclass(frozen=True)
 class ReferralState:
-    """A referral's latest status (a `ReferralStatus` value) and when it took it (unix seconds)."""
+    """A referral's latest status and when it took it."""
 
     referral_id: str
-    status: str
-    at: float
+    status: ReferralStatus
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -226,7 +251,7 @@ class Delivery:
     reference: str
     association_id: str
     correlation_id: str
-    status: str
+    status: DeliveryStatus
     attempts: int
     payload: dict[str, Any] | None
     last_error: str | None
@@ -251,7 +276,7 @@ class Lease:
     writes another `until`, so `until` also tells whether the rows are still this claim's."""
 
     ids: tuple[int, ...]
-    until: float
+    until: datetime
 
     def after(self, delivery_id: int) -> "Lease":
         """The same lease over the deliveries that come after `delivery_id`."""
@@ -275,15 +300,15 @@ def _row(row: Any) -> Delivery:
         reference=row.reference,
         association_id=row.association_id,
         correlation_id=row.correlation_id,
-        status=row.status,
+        status=DeliveryStatus(row.status),
         attempts=row.attempts,
         payload=json.loads(row.payload) if row.payload else None,
         last_error=row.last_error,
     )
 
 
-# The two statements run once per delivery are built once: building one (and its cache key)
-# costs about a quarter of a SQLite transaction.
+# The statements run once per delivery are built once: building one (and its cache key) costs
+# about a quarter of a SQLite transaction.
 _FINISH = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("delivery_id"))
@@ -293,14 +318,14 @@ _FINISH = (
         locked_until=None,
         payload=None,
         last_error=bindparam("error"),
-        outcome_published=False,
     )
 )
 _HELD = select(deliveries.c.id).where(
     deliveries.c.id.in_(bindparam("ids", expanding=True)),
-    deliveries.c.status == PENDING,
+    deliveries.c.status == DeliveryStatus.PENDING.value,
     deliveries.c.locked_until == bindparam("until"),
 )
+_PUBLISH = insert(outbox.table)
 
 
 def _held(connection: Connection, lease: Lease) -> list[int]:
@@ -310,6 +335,12 @@ def _held(connection: Connection, lease: Lease) -> list[int]:
     return sorted(rows.scalars())
 
 
+def _publish(connection: Connection, items: Sequence[Message], at: datetime) -> None:
+    """Write `items` to the outbox, in the caller's transaction."""
+    if items:
+        connection.execute(_PUBLISH, outbox.rows(items, at))
+
+
 def _checked(connection: Connection, references: Collection[str]) -> set[str]:
     """Take the locks of `references` (shared: an effect), then those of them erased."""
     references = {reference for reference in references if reference}
@@ -317,11 +348,15 @@ def _checked(connection: Connection, references: Collection[str]) -> set[str]:
     return erased_among(connection, tombstones, references)
 
 
-def _rank(status: str) -> int:
+def _hold_references(connection: Connection, references: Sequence[str]) -> None:
+    lock_references(connection, references, erasing=False)
+
+
+def _rank(status: ReferralStatus) -> int:
     return STATUS_RANKS.get(status, 0)
 
 
-def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now: float) -> int:
+def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now: datetime) -> int:
     """One multi-row INSERT of `items`; those already known are left alone. How many are new."""
     if not items:
         return 0
@@ -333,11 +368,10 @@ def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now
             "reference": item.reference,
             "association_id": item.association_id,
             "correlation_id": item.correlation_id,
-            "status": PENDING,
+            "status": DeliveryStatus.PENDING.value,
             "attempts": 0,
             "next_attempt_at": now,
             "payload": json.dumps(item.payload),
-            "outcome_published": False,
             "created_at": now,
         }
         for item in items
@@ -353,29 +387,6 @@ def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now
 def _insert(connection: Connection, table: Table) -> Any:
     """INSERT … ON CONFLICT in the connection's dialect."""
     return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
-
-
-def _note_offers(offers: Sequence[Offer], now: float, connection: Connection) -> None:
-    """Note the offers of references not erased, before they are published (`publish_referrals`)."""
-    erased = _checked(connection, {offer.reference for offer in offers})
-    rows = [
-        {"referral_id": o.referral_id, "reference": o.reference,
-         "association_id": o.association_id, "noted_at": now}
-        for o in offers
-        if o.reference not in erased
-    ]  # fmt: skip
-    if rows:
-        connection.execute(_insert(connection, offered).on_conflict_do_nothing(), rows)
-
-
-def _published(offers: Sequence[Offer], now: float, connection: Connection) -> int:
-    """The offers are on Kafka: mark them so and record the deliveries they call for."""
-    connection.execute(
-        update(offered)
-        .where(offered.c.referral_id.in_([offer.referral_id for offer in offers]))
-        .values(published_at=now)
-    )
-    return _insert_deliveries(connection, [d for offer in offers for d in offer.deliveries], now)
 
 
 def _forget(connection: Connection, references: Collection[str]) -> list[Holder]:
@@ -404,68 +415,49 @@ def _forget(connection: Connection, references: Collection[str]) -> list[Holder]
     return sorted(holders, key=lambda h: (h.association_id, h.referral_id))
 
 
-def _tombstones_from_older_erasures(connection: Connection) -> None:
-    """An older notifier kept each erased reference itself, and its rows with the message
-    erased: make each a tombstone and forget its rows (their withdrawals were sent then)."""
-    if not inspect(connection).has_table(old_erasures.name):
-        return
-    for reference, at in connection.execute(select(old_erasures)).all():
-        connection.execute(
-            _insert(connection, tombstones)
-            .values(reference_sha256=reference_digest(reference), erased_at=at)
-            .on_conflict_do_nothing()
-        )
-        _forget(connection, [reference])
-        connection.execute(delete(old_erasures).where(old_erasures.c.reference == reference))
-
-
 class DeliveryStore:
-    """The notifier's tables on one `rebond_sql.Database`; `create_schema` starts it."""
+    """The notifier's tables on one `rebond_sql.Database` (migrated beforehand), and its clock."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
         self.database = database
+        self.clock = clock
+        self.outbox = outbox
 
     @classmethod
-    def from_url(cls, url: str) -> "DeliveryStore":
-        return cls(Database(url, name="notifier"))
-
-    async def create_schema(self) -> None:
-        """Start the database and make the tables, and the indexes added since (`create_all`
-        leaves an existing table as it is); an older notifier's erasures become tombstones."""
-
-        def create(connection: Connection) -> None:
-            metadata.create_all(connection)
-            for index in deliveries.indexes:
-                index.create(connection, checkfirst=True)
-            _tombstones_from_older_erasures(connection)
-
-        await self.database.start()
-        await self.database.run(create)
+    def from_url(cls, url: str, clock: Callable[[], datetime] = utc_now) -> "DeliveryStore":
+        return cls(Database(url, name="notifier"), clock)
 
     async def close(self) -> None:
         await self.database.close()
+
+    def relay(self, send: Send) -> Relay:
+        """The relay of this store's outbox through `send`: it holds the references' shared
+        locks until Kafka acknowledged what it publishes, so an erasure (the exclusive lock)
+        waits for a referral in flight (see `offer`)."""
+        return Relay(self.database, self.outbox, send, self.clock, lock=_hold_references)
 
     async def enqueue(
         self,
         items: list[NewDelivery],
         *,
         states: Sequence[ReferralState] = (),
-        now: float | None = None,
+        now: datetime | None = None,
     ) -> int:
         """Record pending deliveries; those already known, and those about an erased
         reference, are left alone. Returns how many are new. `states` (the referrals' statuses
         read with them) are recorded in the same transaction, each only where it does not go
         back on a later status (`STATUS_RANKS`)."""
-        now = time.time() if now is None else now
+        now = now or self.clock()
         latest: dict[str, ReferralState] = {}
         for state in states:  # one row per referral: an upsert may not touch a row twice
             known = latest.get(state.referral_id)
             if known is None or _rank(state.status) >= _rank(known.status):
                 latest[state.referral_id] = state
         state_rows = [
-            {"referral_id": s.referral_id, "status": s.status, "rank": _rank(s.status), "at": s.at}
+            {"referral_id": s.referral_id, "status": s.status.value, "rank": _rank(s.status),
+             "at": s.at}
             for s in latest.values()
-        ]
+        ]  # fmt: skip
         if not items and not state_rows:
             return 0
 
@@ -493,69 +485,86 @@ class DeliveryStore:
 
         def read(connection: Connection) -> ReferralState | None:
             row = connection.execute(query).first()
-            return None if row is None else ReferralState(row.referral_id, row.status, row.at)
+            if row is None:
+                return None
+            return ReferralState(row.referral_id, ReferralStatus(row.status), row.at)
 
         return await self.database.run(read)
 
-    async def publish_referrals(
-        self,
-        offers: Sequence[Offer],
-        publish: Callable[[list[Offer]], Awaitable[None]],
-        *,
-        now: float | None = None,
-    ) -> Offered:
-        """Publish the offers of references not erased (`publish` returns once Kafka has
-        acknowledged them all, or raises), then record the deliveries they call for.
+    async def offer(self, offers: Sequence[Offer], *, now: datetime | None = None) -> Offered:
+        """For the offers of references not erased: note each offer (`notifier_referrals`),
+        record the deliveries it calls for and write its referral to the outbox, in one
+        transaction under the references' (shared) locks; the others are left out. A referral
+        is written to the outbox once: a decision read again (after a failed flush, a crash or
+        a rebalance) finds its offer queued, and the outbox keeps its message until Kafka
+        acknowledged it, so the relay publishes it once, or again under the same event id only
+        after a crash between Kafka's acknowledgement and the message's deletion.
 
-        Two transactions, each under the references' (shared) locks. The first notes the
-        offers (`notifier_referrals`) and commits. The second reads the tombstones again,
-        publishes, records the deliveries and commits: it holds the locks while Kafka
-        acknowledges. An erasure takes the reference's lock exclusively, deletes every row of it
-        and withdraws every offer it finds noted, published or not; so whatever the order:
+        The relay publishes the outbox holding the references' shared locks until Kafka has
+        acknowledged what it read (`rebond_sql.outbox.Relay`, given `lock`). An erasure takes
+        the reference's lock exclusively and, in one transaction, keeps the tombstone, deletes
+        the reference's unsent messages and every row of it, and writes a withdrawal notice
+        for every offer it finds noted. So whatever the order:
 
-        - erased before the first: nothing is noted, nothing published;
-        - erased between the two: the erasure withdraws an offer never published (a notice
-          the association can ignore), and the second, seeing the tombstone, publishes nothing;
-        - erased while the second runs: the erasure waits for its commit, that is, for Kafka's
-          acknowledgement of the referral; it then finds the offer and publishes the withdrawal
+        - erased before this transaction: nothing is noted, recorded or written to publish;
+        - erased after it, before the relay took the referral: the erasure deletes the
+          referral from the outbox (it never goes) and withdraws the offer (a notice the
+          association can ignore), its deliveries are deleted unsent;
+        - erased while the relay publishes the referral: the erasure waits for Kafka's
+          acknowledgement and the relay's commit; its withdrawal is written, and so published,
           after the referral, on the same partition (both keyed by the reference): the
           association reads the offer, then the withdrawal;
-        - the second fails or the process dies within it (the referral may or may not have
-          reached Kafka): nothing is published as done, no delivery recorded, but the offer
-          stays noted, so a later erasure still withdraws it; the decision is read again.
+        - the relay fails, or the process dies while it publishes (the referral may be on
+          Kafka): the message stays and goes with the next flush under its event id, and the
+          offer stays noted, so a later erasure still withdraws it.
 
-        No interleaving publishes a referral after its erasure, or leaves one published
-        without a withdrawal following it."""
-        now = time.time() if now is None else now
+        No interleaving publishes a referral after its erasure's withdrawal, or leaves one
+        published without a withdrawal following it. (A SQLite store, which belongs to one
+        process, gets the same orders from the relay's flushes taking turns: see
+        `rebond_sql.outbox`.) The deliveries are recorded with the offer, so an e-mail may go
+        out before Kafka took the referral; an erasure stops them as it stops the referral."""
+        now = now or self.clock()
         if not offers:
             return Offered([], [], 0)
-        references = {offer.reference for offer in offers}
-        await self.database.run(partial(_note_offers, offers, now))
-        added, kept = 0, []
-        async with self.database.transaction() as transaction:
-            erased = await transaction.run(lambda connection: _checked(connection, references))
+
+        def note(connection: Connection) -> Offered:
+            erased = _checked(connection, {offer.reference for offer in offers})
             kept = [offer for offer in offers if offer.reference not in erased]
             if kept:
-                await publish(kept)
-                added = await transaction.run(partial(_published, kept, now))
-        left_out = [offer for offer in offers if offer.reference in erased]
-        return Offered(kept, left_out, added)
+                upsert = _insert(connection, offered)
+                queued = set(
+                    connection.execute(
+                        upsert.on_conflict_do_update(
+                            index_elements=["referral_id"],
+                            set_={"queued_at": upsert.excluded.queued_at},
+                            where=offered.c.queued_at.is_(None),
+                        ).returning(offered.c.referral_id),
+                        [{"referral_id": o.referral_id, "reference": o.reference,
+                          "association_id": o.association_id, "noted_at": now,
+                          "queued_at": now} for o in kept],
+                    ).scalars()
+                )  # fmt: skip
+                _publish(connection, [o.message for o in kept if o.referral_id in queued], now)
+            added = _insert_deliveries(connection, [d for o in kept for d in o.deliveries], now)
+            return Offered(kept, [o for o in offers if o.reference in erased], added)
+
+        return await self.database.run(note)
 
     async def due(
         self,
         *,
-        now: float | None = None,
+        now: datetime | None = None,
         limit: int = 500,
         except_lanes: Collection[tuple[str, str]] = (),
     ) -> list[Delivery]:
         """Pending deliveries whose time has come and that no worker holds, leaving out the
         lanes (channel, association) named in `except_lanes`: those a worker of this process is
         already draining; their rows would be read and decoded only to be dropped."""
-        now = time.time() if now is None else now
+        now = now or self.clock()
         query = (
             select(deliveries)
             .where(
-                deliveries.c.status == PENDING,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
                 deliveries.c.next_attempt_at <= now,
                 or_(deliveries.c.locked_until.is_(None), deliveries.c.locked_until < now),
             )
@@ -569,30 +578,23 @@ class DeliveryStore:
             lambda connection: [_row(row) for row in connection.execute(query)]
         )
 
-    async def next_due_at(self) -> float | None:
-        query = select(deliveries.c.next_attempt_at).where(deliveries.c.status == PENDING)
-        times = await self.database.run(
-            lambda connection: [row[0] for row in connection.execute(query)]
-        )
-        return min(times) if times else None
-
     async def claim_many(
-        self, delivery_ids: Sequence[int], lease_s: float, *, now: float | None = None
+        self, delivery_ids: Sequence[int], lease: timedelta, *, now: datetime | None = None
     ) -> Lease:
         """Take, in one statement, those of `delivery_ids` that are pending, due and held by no
-        worker, for `lease_s` seconds; the lease lists those taken. The conditions are `claim`'s,
-        plus being due: a row read a while ago may have been tried and put off by another
-        replica meanwhile. On PostgreSQL a row another transaction claims at the same time is
-        re-checked against these conditions once that one commits, so it is not taken twice."""
-        now = time.time() if now is None else now
-        until = now + lease_s
+        worker, for `lease`; the lease lists those taken. A row read a while ago may have been
+        tried and put off by another replica meanwhile, hence the conditions. On PostgreSQL a
+        row another transaction claims at the same time is re-checked against these conditions
+        once that one commits, so it is not taken twice."""
+        now = now or self.clock()
+        until = now + lease
         if not delivery_ids:
             return Lease((), until)
         statement = (
             update(deliveries)
             .where(
                 deliveries.c.id.in_(list(delivery_ids)),
-                deliveries.c.status == PENDING,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
                 deliveries.c.next_attempt_at <= now,
                 or_(deliveries.c.locked_until.is_(None), deliveries.c.locked_until < now),
             )
@@ -624,7 +626,7 @@ class DeliveryStore:
         self,
         delivery_id: int,
         attempts: int,
-        at: float,
+        at: datetime,
         error: str,
         *,
         then_check: Lease | None = None,
@@ -645,45 +647,29 @@ class DeliveryStore:
 
     async def finish(
         self,
-        delivery_id: int,
-        status: str,
+        delivery: Delivery,
+        status: DeliveryStatus,
         attempts: int,
         error: str | None = None,
         *,
         then_check: Lease | None = None,
+        now: datetime | None = None,
     ) -> list[int]:
-        """Final outcome; the rendered message is erased, the outcome awaits publication. With
-        `then_check`, returns `held(then_check)` read in the same transaction."""
+        """Final outcome: the rendered message is erased and the outcome (`DeliveryV1`) written
+        to the outbox, in one transaction; nothing when an erasure deleted the row meanwhile.
+        With `then_check`, returns `held(then_check)` read in the same transaction."""
         assert status in FINAL
-        row = {"delivery_id": delivery_id, "status": status, "attempts": attempts, "error": error}
+        now = now or self.clock()
+        row = {"delivery_id": delivery.id, "status": status.value, "attempts": attempts,
+               "error": error}  # fmt: skip
+        outcome = messages.outcome(delivery, status, attempts, now)
 
         def record(connection: Connection) -> list[int]:
-            connection.execute(_FINISH, row)
+            if connection.execute(_FINISH, row).rowcount and outcome is not None:
+                _publish(connection, [outcome], now)
             return [] if then_check is None else _held(connection, then_check)
 
         return await self.database.run(record)
-
-    async def unpublished_outcomes(self, limit: int = 500) -> list[Delivery]:
-        query = (
-            select(deliveries)
-            .where(deliveries.c.status.in_(FINAL), deliveries.c.outcome_published.is_(False))
-            .order_by(deliveries.c.id)
-            .limit(limit)
-        )
-        return await self.database.run(
-            lambda connection: [_row(row) for row in connection.execute(query)]
-        )
-
-    async def mark_published(self, delivery_ids: list[int]) -> None:
-        """Their outcomes are on Kafka."""
-        if not delivery_ids:
-            return
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(delivery_ids))
-            .values(outcome_published=True)
-        )
-        await self.database.run(lambda connection: connection.execute(statement))
 
     async def find(self, referral_id: str) -> list[Delivery]:
         query = (
@@ -709,30 +695,34 @@ class DeliveryStore:
         association_id: str,
         answer: str,
         reason: str | None,
-        publish: Callable[[], Awaitable[None]],
+        message: Message,
         *,
         reference: str,
+        now: datetime | None = None,
     ) -> None:
-        """Mark the referral answered and publish, atomically: a failed publish keeps the link
-        usable; a second answer raises `AlreadyAnswered`, one about an erased reference
-        `Withdrawn` (read under the reference's lock: an erasure under way is waited for). The
-        transaction stays open while `publish` runs (on SQLite the store's other work waits for
-        it meanwhile)."""
+        """Mark the referral answered and write the answer's `message` to the outbox, in one
+        transaction: the answer is published once committed (the relay, after the commit), or
+        not at all. A second answer raises `AlreadyAnswered`, one about an erased reference
+        `Withdrawn` (read under the reference's lock: an erasure under way is waited for)."""
+        now = now or self.clock()
         statement = insert(answers).values(
             referral_id=referral_id,
             association_id=association_id,
             answer=answer,
             reason=reason,
-            answered_at=time.time(),
+            answered_at=now,
         )
-        async with self.database.transaction() as transaction:
-            if await transaction.run(lambda connection: _checked(connection, [reference])):
+
+        def record(connection: Connection) -> None:
+            if _checked(connection, [reference]):
                 raise Withdrawn(reference)
             try:
-                await transaction.run(lambda connection: connection.execute(statement))
+                connection.execute(statement)
             except IntegrityError as error:
                 raise AlreadyAnswered(referral_id) from error
-            await publish()
+            _publish(connection, [message], now)
+
+        await self.database.run(record)
 
     # --- erasure and anonymisation ----------------------------------------------------------
 
@@ -745,48 +735,64 @@ class DeliveryStore:
     async def erase(
         self,
         reference: str,
-        withdraw: Callable[[list[Holder]], Awaitable[None]],
+        notices: Callable[[list[Holder]], Sequence[Message]],
         *,
-        now: float | None = None,
+        now: datetime | None = None,
     ) -> list[Holder]:
-        """Keep the tombstone of `reference`, delete every row of it, and call `withdraw` with
-        the associations its referrals were (or may have been) handed to; returns those (none
-        when it was erased before: they were told then).
+        """Keep the tombstone of `reference`, delete every row of it and its unsent messages,
+        and write the withdrawal `notices` of the associations its referrals were (or may have
+        been) handed to (`erasing`). Returns those associations."""
+        return await self.database.run(self.erasing(reference, notices, now or self.clock()))
 
-        One transaction holding the reference's lock exclusively, kept open while `withdraw`
-        publishes (see `publish_referrals`): if it fails, the transaction is rolled back, and the
-        erasure, read again, withdraws again (the notices' ids are derived from the referral, so
-        a repeat is recognisable)."""
-        now = time.time() if now is None else now
+    def erasing(
+        self, reference: str, notices: Callable[[list[Holder]], Sequence[Message]], now: datetime
+    ) -> Work[list[Holder]]:
+        """The erasure of `reference` as one piece of work, run in one transaction holding the
+        reference's lock exclusively (see `offer`). It returns the holders told; none when the
+        reference was erased before (they were told then: that erasure's notices are in the
+        outbox until Kafka has them, and nothing was recorded since)."""
 
-        def start(connection: Connection) -> list[Holder]:
+        def erase(connection: Connection) -> list[Holder]:
             lock_references(connection, [reference], erasing=True)
-            connection.execute(
+            first = connection.execute(
                 _insert(connection, tombstones)
                 .values(reference_sha256=reference_digest(reference), erased_at=now)
                 .on_conflict_do_nothing()
-            )
-            return _forget(connection, [reference])
+                .returning(tombstones.c.reference_sha256)
+            ).first()
+            if first is None:
+                return []
+            holders = _forget(connection, [reference])
+            self.outbox.forget_subject(connection, reference)
+            _publish(connection, notices(holders), now)
+            return holders
 
-        async with self.database.transaction() as transaction:
-            holders = await transaction.run(start)
-            await withdraw(holders)
-        return holders
+        return erase
 
-    async def anonymise(self, older_than_s: float, *, now: float | None = None) -> int:
-        """Rows recorded more than `older_than_s` ago lose their message and error text; one
-        still pending that long is given up (failed). Returns how many rows changed. Referral
-        states unchanged that long are forgotten: every answer link they could serve has
-        expired (a link lasts until its deadline, days away, never weeks)."""
-        now = time.time() if now is None else now
-        cutoff = now - older_than_s
+    async def anonymise(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Rows recorded more than `older_than` ago lose their message and error text; one
+        still pending that long is given up (failed, its outcome published). Returns how many
+        rows changed. Referral states unchanged that long are forgotten: every answer link
+        they could serve has expired (a link lasts until its deadline, days away, never
+        weeks)."""
+        now = now or self.clock()
+        cutoff = now - older_than
+        stale = (
+            deliveries.c.created_at < cutoff,
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+        )
 
         def anonymise(connection: Connection) -> int:
-            connection.execute(
-                update(deliveries)
-                .where(deliveries.c.created_at < cutoff, deliveries.c.status == PENDING)
-                .values(status=FAILED, locked_until=None, outcome_published=False)
-            )
+            given_up = [_row(row) for row in connection.execute(select(deliveries).where(*stale))]
+            if given_up:
+                failed = DeliveryStatus.FAILED
+                connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_([d.id for d in given_up]))
+                    .values(status=failed.value, locked_until=None)
+                )
+                outcomes = [messages.outcome(d, failed, d.attempts, now) for d in given_up]
+                _publish(connection, [m for m in outcomes if m is not None], now)
             result = connection.execute(
                 update(deliveries)
                 .where(
@@ -801,4 +807,4 @@ class DeliveryStore:
         return await self.database.run(anonymise)
 
 
-__all__ = ["DEAD_LETTERED", "FAILED", "PENDING", "SENT", "DeliveryStore", "Lease", "NewDelivery"]
+__all__ = ["DeliveryStatus", "DeliveryStore", "Lease", "NewDelivery"]

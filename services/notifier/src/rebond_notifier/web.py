@@ -1,6 +1,16 @@
 """The answer pages: `GET /reponse/{token}` shows the referral and a confirm button, the POST
-publishes the answer to `responses.<association_id>`. Every refusal is a French page (English
+records the answer for `responses.<association_id>`. Every refusal is a French page (English
 second) with a 4xx status: tampered (400), already answered (409), expired or moved on (410).
+
+The answer is recorded with its message in the outbox, in one transaction
+(`DeliveryStore.record_answer`), and the page says "enregistrée" once that committed; the
+relay publishes it afterwards (the page asks the dispatcher's next round, at once, to publish
+it: `Dispatcher.publish_soon`), and again after a failure until Kafka has it. No transaction waits for Kafka, and an
+answer given while Kafka is away is kept, not refused. Publishing it more than once (a crash
+between Kafka's acknowledgement and the outbox row's deletion) is safe: its event id is derived
+from the referral and the answer, and the router recognises an event id it handled. An erasure
+committed before the relay took the answer deletes it unsent, as it deletes everything about
+the person; the router would refuse it anyway (its own tombstone).
 
 The token is the last path segment, never a query string, and the pages send no referrer, so it
 does not leak to other sites or to access logs that keep query strings.
@@ -14,7 +24,7 @@ one window left: the router's consumer lag, well under its deadline check interv
 """
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -24,8 +34,9 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
-from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1
+from rebond_contracts.associations import ASSOCIATION_NAMES
+from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1, ReferralStatus
+from rebond_notifier import messages
 from rebond_notifier.signing import Action, AnswerClaims, TokenExpired, TokenInvalid, read_token
 from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Withdrawn
 from rebond_notifier.templates import moment_fr
@@ -40,12 +51,13 @@ REASONS_FR = {
     DeclineReason.OTHER: "Autre raison",
 }
 #: Statuses after which the association's answer is no longer awaited.
-MOVED_ON = {"expired", "reoriented", "unrouted", "closed"}
-ANSWERED = {"accepted": "acceptée", "declined": "déclinée"}
+MOVED_ON = {
+    ReferralStatus.EXPIRED, ReferralStatus.REORIENTED, ReferralStatus.UNROUTED,
+    ReferralStatus.CLOSED,
+}  # fmt: skip
+ANSWERED = {ReferralStatus.ACCEPTED: "acceptée", ReferralStatus.DECLINED: "déclinée"}
 #: The answer form holds one short field; a larger body is refused before it is read whole.
 MAX_FORM_BYTES = 4096
-
-ResponsePublisher = Callable[[AssociationId, ReferralResponseV1], Awaitable[None]]
 
 
 #: The pages' look, served as a file of its own: the Content-Security-Policy
@@ -127,9 +139,9 @@ def _withdrawn(claims: AnswerClaims) -> HTMLResponse:
     )
 
 
-def _moved_on(claims: AnswerClaims, status: str) -> HTMLResponse:
+def _moved_on(claims: AnswerClaims, status: ReferralStatus) -> HTMLResponse:
     reference = f"<strong>{escape(claims.reference)}</strong>"
-    if status == "expired":
+    if status == ReferralStatus.EXPIRED:
         return page(
             "Délai de réponse dépassé",
             f"<p>Le délai de réponse de votre association pour l'orientation {reference} est "
@@ -160,7 +172,7 @@ _PAGES: dict[int | str, dict[str, Any]] = {
     409: {"description": "Already answered", **_HTML},
     410: {"description": "Expired, or the referral moved on or was withdrawn", **_HTML},
     413: {"description": "Form too large", **_HTML},
-    503: {"description": "Kafka did not take the answer: try again", **_HTML},
+    503: {"description": "The answer could not be recorded: try again", **_HTML},
 }
 _FORM = {
     "requestBody": {
@@ -179,7 +191,14 @@ _FORM = {
 }
 
 
-def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -> APIRouter:
+def build_router(
+    store: DeliveryStore,
+    key: bytes,
+    publish_soon: Callable[[str], None],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    """The answer pages: links signed with `key`, answers recorded in `store` with their
+    message, which `publish_soon(reference)` then has published."""
     router = APIRouter(tags=["answer links"])
 
     @router.get("/reponse.css", include_in_schema=False)
@@ -287,12 +306,13 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
             reason = None  # an acceptance carries no reason, whatever the form held
         if (stands := await where_it_stands(claims)) is not None:
             return stands
+        now = clock()
         response = ReferralResponseV1(
             referral_id=claims.referral_id,
             reference=claims.reference,
             answer=Answer(claims.action.value),
             reason=reason,
-            answered_at=datetime.now(UTC),
+            answered_at=now,
         )
         started = time.monotonic()
         try:
@@ -301,15 +321,16 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 claims.association_id.value,
                 claims.action.value,
                 reason.value if reason else None,
-                lambda: publish(claims.association_id, response),
+                messages.answered(claims.association_id, response),
                 reference=claims.reference,
+                now=now,
             )
         except AlreadyAnswered:
             return _already(claims)
         except Withdrawn:
             return _withdrawn(claims)
-        except Exception:  # Kafka did not acknowledge: nothing recorded, the link still works
-            log.exception("answer_not_published", reference=claims.reference)
+        except Exception:  # the store did not take it: nothing recorded, the link still works
+            log.exception("answer_not_recorded", reference=claims.reference)
             return page(
                 "Réponse non enregistrée",
                 "<p>Votre réponse n'a pas pu être enregistrée pour le moment. "
@@ -318,8 +339,9 @@ def build_router(store: DeliveryStore, key: bytes, publish: ResponsePublisher) -
                 en="Your answer could not be recorded just now; please try again in a few "
                 "minutes with the same link.",
             )
+        publish_soon(claims.reference)
         log.info(
-            "answer_published",
+            "answer_recorded",
             reference=claims.reference,
             association=claims.association_id,
             answer=claims.action.value,
