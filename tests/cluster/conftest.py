@@ -18,7 +18,7 @@ import pytest
 
 from deploy.kafka.kafkactl import KafkaStartError, Layout, LocalKafka, Node
 from tests.conftest import RunningService, start_service, stop_service, wait_ready
-from tests.faults.rebond_faultkit import IN_CI, Smtp, associations_file
+from tests.faults.rebond_faultkit import Smtp, associations_file, cannot_start
 
 HERE = Path(__file__).resolve().parent
 WANTED = os.environ.get("REBOND_CLUSTER_TESTS", "").lower() in ("1", "true", "yes")
@@ -58,9 +58,7 @@ def kafka_cluster() -> Iterator[LocalKafka]:
         kafka.start(partitions=3)
     except KafkaStartError as error:
         kafka.stop(kill=True)
-        if IN_CI:
-            pytest.fail(f"could not start the three-node cluster: {error}", pytrace=False)
-        pytest.skip(f"could not start the three-node cluster: {error}")
+        cannot_start("the three-node cluster", error)
     try:
         yield kafka
     finally:
@@ -71,12 +69,8 @@ def kafka_cluster() -> Iterator[LocalKafka]:
 @pytest.fixture(scope="module")
 def mail() -> Iterator[Smtp]:
     """The associations' and people's mail server (each test empties its inbox first)."""
-    server = Smtp()
-    server.start()
-    try:
+    with Smtp() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

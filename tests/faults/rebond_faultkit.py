@@ -26,7 +26,7 @@ from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import httpx
 import pytest
@@ -106,15 +106,22 @@ class OwnBroker:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
+def cannot_start(what: str, error: BaseException) -> NoReturn:
+    """A part a fault test needs did not start: the test fails in CI, and elsewhere is skipped
+    saying why."""
+    message = f"could not start {what}: {error}"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
 def _own_broker(partitions: int) -> Iterator[OwnBroker]:
     broker = OwnBroker(partitions)
     try:
         broker.start()
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         broker.stop()
-        if IN_CI:
-            pytest.fail(f"could not start a broker for the fault test: {error}", pytrace=False)
-        pytest.skip(f"could not start a broker for the fault test: {error}")
+        cannot_start("a broker for the fault test", error)
     try:
         yield broker
     finally:
@@ -480,15 +487,18 @@ class Smtp:
             self._controller.stop()
             self._controller = None
 
+    def __enter__(self) -> "Smtp":
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
 
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
-    server = Smtp()
-    server.start()
-    try:
+    with Smtp() as server:
         yield server
-    finally:
-        server.stop()
 
 
 class HookCall(NamedTuple):
