@@ -26,7 +26,7 @@ test-e2e: setup-test
 test-faults: setup-test  ## the fault suite only (also part of `make test`)
 	$(UV) run pytest tests/faults tests/scaling -m faults
 
-test-cluster: setup-test  ## durability on a three-node Kafka cluster (issue 25; about 15 min, not in `make test`)
+test-cluster: setup-test  ## durability on a three-node Kafka cluster (issue 25; 9-15 min here, not in `make test`)
 	REBOND_CLUSTER_TESTS=1 $(UV) run pytest tests/cluster -v
 
 bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}; BENCH_ARGS="--quick" or "--only idle" (README)

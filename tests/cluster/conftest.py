@@ -1,7 +1,7 @@
 """A three-node Kafka cluster (`deploy/kafka/kafkactl.py`'s, secured as the single broker is) and
 the four services on it, each under its own principal, for the durability tests of issue #25.
 
-`make test-cluster` runs them (it sets REBOND_CLUSTER_TESTS=1). They take about 15 minutes on
+`make test-cluster` runs them (it sets REBOND_CLUSTER_TESTS=1). They take 9 to 15 minutes on
 the development machine, more than `make test` should carry (README, "Reliability"), so a plain
 `pytest` skips them and says why.
 """
