@@ -4,11 +4,22 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: setup setup-test run test test-faults test-cluster bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: sync setup setup-test run check test test-faults test-cluster bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
-setup:  ## install uv (from PyPI) if missing, the Python packages, and the Kafka jars
+#: What `make check` runs of the tests: those that need neither a broker nor a service process.
+#: Each test's tiers are set from the fixtures it uses (rebond_testing.plugin); nobody marks them.
+CHECK_TESTS := not kafka and not services and not faults
+#: They run on every core (pytest-xdist), a module's tests on one worker (its fixtures set up once);
+#: then, in this process, the modules xdist cannot spread (marked `serial`: schemathesis' tests).
+PARALLEL := -n auto --dist loadfile
+CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS) and not serial" $(PARALLEL) \
+	&& $(UV) run pytest -q -m "$(CHECK_TESTS) and serial"
+
+sync:  ## install uv (from PyPI) if missing, and the Python packages
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --locked
+
+setup: sync  ## plus the Kafka jars
 	$(UV) run python deploy/kafka/kafkactl.py fetch
 
 run: setup  ## Kafka and the four services; Ctrl-C stops them
@@ -17,8 +28,14 @@ run: setup  ## Kafka and the four services; Ctrl-C stops them
 setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when missing
 	bash deploy/local/ensure-test-packages.sh
 
+check: sync lint  ## the inner loop, under 2 minutes: lint, types, and the tests needing no broker nor service
+	$(CHECK_PYTEST)
+
 test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
-	$(UV) run pytest
+	@status=0; \
+	$(CHECK_PYTEST) || status=$$?; \
+	$(UV) run pytest -m "kafka or services or faults" || status=$$?; \
+	exit $$status
 
 test-e2e: setup-test
 	$(UV) run pytest tests

@@ -38,14 +38,9 @@ from rebond_notifier.store import DeliveryStore, NewDelivery, migrate
 from rebond_notifier.templates import Mail
 from rebond_observability.logging import configure_logging
 from rebond_sql.outbox import Message
+from rebond_testing import free_port
 
 BATCH = 20  # deliveries per consumer batch in --rate mode
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_mail_sink(port: int, directory: Path) -> subprocess.Popen[bytes]:

@@ -29,13 +29,13 @@ from bench.run import (
     HERE,
     RESULTS,
     Bench,
-    free_port,
     load_rows,
     loadgen_binary,
     local_kafka,
     percentile,
     questionnaires,
 )
+from rebond_testing import free_port
 
 RATES = (1, 20, 100, 200, 500)
 

@@ -42,7 +42,6 @@ from bench.run import (
     SERVICES,
     Bench,
     Proc,
-    free_port,
     preload,
     start_bare_pipeline,
     through,
@@ -52,6 +51,7 @@ from bench.soak import soak
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import DELIVERIES, QUESTIONNAIRES, referrals
 from rebond_kafka.testing import partitions_of
+from rebond_testing import free_port
 
 PARTS = ("real_load", "campaign", "idle", "memory")
 REFERRAL_TOPICS = tuple(referrals(a).name for a in AssociationId)

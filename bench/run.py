@@ -55,6 +55,7 @@ from rebond_contracts.topics import (
     referrals,
 )
 from rebond_kafka.testing import move_group_to_end, partitions_of
+from rebond_testing import free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -68,12 +69,6 @@ FLOOR_TOPIC = "bench.floor"
 
 #: The services whose memory is reported.
 SERVICES = ("intake", "router", "notifier", "events")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:

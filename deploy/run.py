@@ -1,16 +1,22 @@
-"""`make run`: start Kafka (secured), a mail sink and the four services; Ctrl-C stops them all.
+"""`make run`: start Kafka (secured), a mail sink and the five services; Ctrl-C stops them all.
 
 The broker runs with SASL/SCRAM and the registry's ACLs; each service connects as its own
 principal, in clear (SASL_PLAINTEXT) on 127.0.0.1 only, in the development environment: the
 services refuse that transport with <SERVICE>_ENVIRONMENT=production, which needs SASL_SSL.
 Logs go to .run/logs/<service>.log (JSON lines), Kafka's to .run/kafka/kafka.log, and every
 e-mail the notifier sends lands as a file in .run/mail/. KAFKA_NODES=3 starts a three-node cluster
-instead of one broker (its logs in .run/kafka/node-<id>/kafka.log), as production runs.
+instead of one broker (its logs in .run/kafka/node-<id>/kafka.log), as production runs. The staff
+console (coordination) listens on 127.0.0.1 only; the first `make run` makes it a development
+coordinator account and prints its password once (never stored: `python -m rebond_coordination
+add-user` makes others).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,8 +28,9 @@ from deploy.kafka import kafkactl
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / ".run"
-SERVICES = {"intake": 8000, "router": 8001, "notifier": 8002, "events": 8003}
+SERVICES = {"intake": 8000, "router": 8001, "notifier": 8002, "events": 8003, "coordination": 8004}
 MAIL_PORT = int(os.environ.get("REBOND_MAIL_PORT", "1025"))
+DEV_COORDINATOR = "coordination@rebond.localhost"
 
 
 def _ready(port: int) -> bool:
@@ -45,7 +52,27 @@ def _service_env(name: str, port: int, bootstrap: str, password: str) -> dict[st
         f"{prefix}_PORT": str(port),
         "NOTIFIER_SMTP_HOST": "127.0.0.1",
         "NOTIFIER_SMTP_PORT": str(MAIL_PORT),
+        "COORDINATION_SMTP_PORT": str(MAIL_PORT),
+        "COORDINATION_HOST": "127.0.0.1",  # staff only: never on another interface
     }
+
+
+def _dev_coordinator() -> str | None:
+    """The development coordinator's password, the first time (None once the account exists):
+    made with the console's own `add-user`, printed once by `main`, kept nowhere."""
+    marker = RUN / "coordination-dev-account"
+    if marker.exists():
+        return None
+    from rebond_coordination.__main__ import add_user
+    from rebond_coordination.settings import CoordinationSettings
+
+    password = secrets.token_urlsafe(15)
+    args = [DEV_COORDINATOR, "--name", "Coordination (développement)", "--role", "coordinator"]
+    settings = CoordinationSettings(environment="development")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        created = add_user(args, settings, read_password=lambda _prompt: password) == 0
+    marker.write_text(DEV_COORDINATOR + "\n")
+    return password if created else None
 
 
 def main() -> int:
@@ -58,6 +85,8 @@ def main() -> int:
     bootstrap = kafkactl.layout_of(data_dir).bootstrap
     logs = RUN / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    os.chdir(REPO)  # the console's default store, .run/coordination.sqlite3, as it will open it
+    coordinator_password = _dev_coordinator()
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -107,7 +136,13 @@ def main() -> int:
             f"  kafka     {bootstrap} (SASL/SCRAM; client configurations per principal in {clients})\n"
             "            in clear (SASL_PLAINTEXT) on the loopback interface only: a development\n"
             "            broker for this machine; in production the services require SASL_SSL\n"
-            "\nRebond runs. The portal and intake listen on http://127.0.0.1:8000 — try:\n"
+            f"  console   http://127.0.0.1:{SERVICES['coordination']}  sign in as {DEV_COORDINATOR}"
+            + (
+                f" with {coordinator_password} (shown once)\n"
+                if coordinator_password
+                else " (password shown at the first `make run`)\n"
+            )
+            + "\nRebond runs. The portal and intake listen on http://127.0.0.1:8000 — try:\n"
             "  curl -X POST http://127.0.0.1:8000/v1/submissions -H 'content-type: application/json' "
             "-d @contracts/examples/questionnaire.v1.json\n"
             "Ctrl-C stops everything.",

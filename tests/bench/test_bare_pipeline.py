@@ -6,7 +6,6 @@ Rebond against something that does less than it claims.
 
 import asyncio
 import itertools
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
+from rebond_testing import free_port
 
 pytestmark = pytest.mark.kafka
 
 NEEDS = [["listening"], ["mentoring", "coaching"], ["salaried_job"]]
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "bare_pipeline.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _answers(url: str) -> bool:
@@ -69,7 +63,7 @@ def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The front and two hops as `make bench` starts them; yields (front URL, last topic)."""
     topics = [f"bare-{name}-{uuid.uuid4().hex[:8]}" for name in ("in", "middle", "out")]
     asyncio.run(_create(kafka_bootstrap, topics))
-    port = _free_port()
+    port = free_port()
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def start(name: str, *args: str) -> subprocess.Popen[bytes]:

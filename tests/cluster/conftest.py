@@ -8,21 +8,19 @@ the development machine, more than `make test` should carry (README, "Reliabilit
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from deploy.kafka.kafkactl import KafkaStartError, Layout, LocalKafka, Node
-from tests.conftest import RunningService, start_service, stop_service, wait_ready
-from tests.faults.rebond_faultkit import Smtp, associations_file, cannot_start
+from rebond_testing import MailSink, free_ports, unavailable
+from tests.conftest import SERVICES, RunningService, start_service, stop_service, wait_ready
+from tests.faults.rebond_faultkit import associations_file
 
 HERE = Path(__file__).resolve().parent
 WANTED = os.environ.get("REBOND_CLUSTER_TESTS", "").lower() in ("1", "true", "yes")
-SERVICES = ("intake", "router", "notifier", "events")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -37,15 +35,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports (all bound at once, so none is handed out twice)."""
-    with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-
-
 @pytest.fixture(scope="module")
 def kafka_cluster() -> Iterator[LocalKafka]:
     """Three nodes, each controller and broker, SASL/SCRAM with the registry's ACLs (and a
@@ -58,7 +47,7 @@ def kafka_cluster() -> Iterator[LocalKafka]:
         kafka.start(partitions=3)
     except KafkaStartError as error:
         kafka.stop(kill=True)
-        cannot_start("the three-node cluster", error)
+        unavailable(f"could not start the three-node cluster: {error}")
     try:
         yield kafka
     finally:
@@ -67,14 +56,14 @@ def kafka_cluster() -> Iterator[LocalKafka]:
 
 
 @pytest.fixture(scope="module")
-def mail() -> Iterator[Smtp]:
+def mail() -> Iterator[MailSink]:
     """The associations' and people's mail server (each test empties its inbox first)."""
-    with Smtp() as server:
+    with MailSink() as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def pipeline(kafka_cluster: LocalKafka, mail: Smtp) -> Iterator[dict[str, RunningService]]:
+def pipeline(kafka_cluster: LocalKafka, mail: MailSink) -> Iterator[dict[str, RunningService]]:
     """intake, router, notifier and events, each a process connecting to the three nodes as its
     own principal, all ready."""
     folder = Path(tempfile.mkdtemp(prefix="rebond-cluster-services-"))

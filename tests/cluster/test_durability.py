@@ -28,11 +28,11 @@ from deploy.kafka.kafkactl import LocalKafka
 from rebond_contracts.topics import QUESTIONNAIRES
 from rebond_intake.submissions import IDEMPOTENCY_NAMESPACE
 from rebond_kafka.testing import records_to_end
+from rebond_testing import MailSink
 from tests.conftest import RunningService
 from tests.faults.rebond_faultkit import (
     Posted,
     Readiness,
-    Smtp,
     decided,
     latency_figures,
     outcome,
@@ -108,7 +108,7 @@ class Load:
         ids = {dict(r.headers).get("ce_id", b"").decode() for r in records}
         return len(refused & ids)
 
-    def verify(self, bootstrap: str, smtp: Smtp, within_s: float = 300.0) -> dict[str, Any]:
+    def verify(self, bootstrap: str, smtp: MailSink, within_s: float = 300.0) -> dict[str, Any]:
         """Every submission finally accepted: decided once, referred once when consenting (the
         referral record, the association's and the person's e-mail, each one delivery)."""
         began = time.monotonic()
@@ -190,12 +190,12 @@ def leaders_moved_off(kafka: LocalKafka, node_id: int, since: float, within_s: f
 
 
 def test_the_leader_sigkilled_under_2000_submissions_loses_and_doubles_nothing(
-    kafka_cluster: LocalKafka, pipeline: dict[str, RunningService], mail: Smtp
+    kafka_cluster: LocalKafka, pipeline: dict[str, RunningService], mail: MailSink
 ) -> None:
     """SIGKILL of the node leading most of questionnaires.completed's partitions while 2,000
     submissions are posted: every 202 (and every 503 posted again with its key) is decided and
     referred exactly once; the 503s stop within seconds, once the leaders moved."""
-    mail.inbox.messages.clear()
+    mail.clear()
     rate, count, kill_after_s = 25.0, 2000, 20.0
     leaders = kafka_cluster.leaders(QUESTIONNAIRES.name)
     victim = Counter(leaders.values()).most_common(1)[0][0]
@@ -247,12 +247,12 @@ def test_the_leader_sigkilled_under_2000_submissions_loses_and_doubles_nothing(
 
 
 def test_below_min_insync_replicas_intake_refuses_then_the_flow_resumes_whole(
-    kafka_cluster: LocalKafka, pipeline: dict[str, RunningService], mail: Smtp
+    kafka_cluster: LocalKafka, pipeline: dict[str, RunningService], mail: MailSink
 ) -> None:
     """One node SIGKILLed, then a second: with one left (below min.insync.replicas) every
     submission is answered 503 with Retry-After and none is accepted; both nodes back, the flow
     resumes, and every accepted or re-posted submission is decided and referred exactly once."""
-    mail.inbox.messages.clear()
+    mail.clear()
     rate, hold_s = 10.0, 20.0
     first, second = (n.node_id for n in kafka_cluster.layout.nodes[:2])
     load = Load(pipeline["intake"].url)
@@ -322,12 +322,12 @@ def test_below_min_insync_replicas_intake_refuses_then_the_flow_resumes_whole(
 
 
 def test_a_rolling_restart_under_20_per_second_loses_and_doubles_nothing(
-    kafka_cluster: LocalKafka, pipeline: dict[str, RunningService], mail: Smtp
+    kafka_cluster: LocalKafka, pipeline: dict[str, RunningService], mail: MailSink
 ) -> None:
     """Each node in turn stopped (SIGTERM: a controlled shutdown moves its leaderships first),
     started again and caught up, under a steady 20 submissions/s: nothing lost or doubled;
     the latency while a node is down beside the latency of the whole cluster."""
-    mail.inbox.messages.clear()
+    mail.clear()
     rate = 20.0
     load = Load(pipeline["intake"].url)
     restarts: list[dict[str, float]] = []

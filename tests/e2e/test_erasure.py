@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
+from rebond_testing import until
 
-from .conftest import PrivacyPipeline, association_records, until
+from .conftest import Pipeline, association_records, erased_everywhere
 
 pytestmark = pytest.mark.kafka
 
@@ -44,13 +45,13 @@ def _conference(events_url: str) -> None:
 
 def test_erasure_with_the_secret_reaches_every_service_and_the_association(
     kafka_secure,  # type: ignore[no-untyped-def]
-    privacy_pipeline: PrivacyPipeline,
+    running_services: Pipeline,
 ) -> None:
     """Submit, get the referral, erase with the secret: every store forgets, the association
     is told on its topic; a wrong secret is refused."""
-    run = privacy_pipeline
-    intake = run.services["intake"].url
-    _conference(run.services["events"].url)
+    run = running_services
+    intake = run["intake"].url
+    _conference(run["events"].url)
     # A fresh address: invitations are sent once per person and conference, and the session's
     # broker holds other tests' decisions for the example's address.
     answers = copy.deepcopy(EXAMPLE_QUESTIONNAIRE)
@@ -86,14 +87,7 @@ def test_erasure_with_the_secret_reaches_every_service_and_the_association(
 
     # Each store keeps the reference's SHA-256 and nothing else about it.
     digest = hashlib.sha256(reference.encode()).hexdigest()
-    tombstones = {
-        "router": "SELECT 1 FROM router_erasures WHERE reference_sha256 = ?",
-        "notifier": "SELECT 1 FROM notifier_tombstones WHERE reference_sha256 = ?",
-        "events": "SELECT 1 FROM erasures WHERE reference_sha256 = ?",
-        "intake": "SELECT 1 FROM intake_erasures WHERE reference_sha256 = ?",
-    }
-    for service, query in tombstones.items():
-        assert until(lambda s=service, q=query: run.rows(s, q, digest), 30), service
+    assert erased_everywhere(run, digest) == []
     assert run.rows("router", "SELECT 1 FROM router_referrals WHERE reference = ?", reference) == []
     assert run.rows("router", "SELECT 1 FROM router_offers WHERE reference = ?", reference) == []
     assert (

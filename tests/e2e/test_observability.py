@@ -1,42 +1,19 @@
 """Observability of the running processes: one trace across the pipeline, log context, /metrics."""
 
-import asyncio
+import contextlib
 import json
-import time
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.tracing import TraceParent
+from rebond_testing import TopicProbe, headers, until_async
 
 pytestmark = pytest.mark.kafka
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
-
-
-async def _consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
-    )
-    await consumer.start()
-    deadline = time.monotonic() + 10
-    while not consumer.assignment() and time.monotonic() < deadline:
-        await consumer.getmany(timeout_ms=100)
-    for partition in consumer.assignment():
-        await consumer.position(partition)
-    return consumer
-
-
-async def _find(consumer: AIOKafkaConsumer, key: bytes, within_s: float) -> list:
-    deadline = time.monotonic() + within_s
-    found: list = []
-    while time.monotonic() < deadline and not found:
-        batches = await consumer.getmany(timeout_ms=200)
-        found = [r for records in batches.values() for r in records if r.key == key]
-    return found
 
 
 def _log_lines(path, event: str) -> list[dict]:
@@ -58,8 +35,11 @@ async def test_traceparent_follows_a_questionnaire_to_its_referral(
     decision and the notifier's referral; the router's and notifier's log lines of it carry
     the reference, the event id and the trace id."""
     topics = ("questionnaires.completed", "routing.decisions", "referrals.60000-rebonds")
-    consumers = [await _consumer_at_end(kafka_bootstrap, topic) for topic in topics]
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        probes = [
+            await stack.enter_async_context(TopicProbe(kafka_bootstrap, [topic]))
+            for topic in topics
+        ]
         async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:
             reply = await client.post(
                 "/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers={"traceparent": PARENT}
@@ -68,25 +48,22 @@ async def test_traceparent_follows_a_questionnaire_to_its_referral(
         assert TraceParent.parse(reply.headers["traceparent"]).trace_id == TRACE  # type: ignore[union-attr]
         reference = reply.json()["reference"]
         spans = []
-        for topic, consumer in zip(topics, consumers, strict=True):
-            records = await _find(consumer, reference.encode(), within_s=15)
+        for topic, probe in zip(topics, probes, strict=True):
+            records = await probe.wait_for(reference, within_s=15)
             assert records, f"nothing for {reference} on {topic}"
-            parent = TraceParent.parse(dict(records[0].headers).get("traceparent"))
+            parent = TraceParent.parse(headers(records[0]).get("traceparent"))
             assert parent is not None and parent.trace_id == TRACE, topic
             spans.append(parent.span_id)
         assert len(set(spans)) == 3  # each service continued the trace with a span of its own
-    finally:
-        for consumer in consumers:
-            await consumer.stop()
 
     def logged(service: str, event: str) -> list[dict]:
         lines = _log_lines(running_services[service].log, event)
         return [line for line in lines if line.get("reference") == reference]
 
-    deadline = time.monotonic() + 10  # the notifier logs once the deliveries are recorded
-    while not (logged("router", "decided") and logged("notifier", "referral_published")):
-        assert time.monotonic() < deadline, "no log line of the decision or the referral"
-        await asyncio.sleep(0.2)
+    # the notifier logs once the deliveries are recorded
+    assert await until_async(
+        lambda: logged("router", "decided") and logged("notifier", "referral_published"), 10
+    ), "no log line of the decision or the referral"
     decided, published = logged("router", "decided"), logged("notifier", "referral_published")
     for line in (decided[0], published[0]):
         assert line["trace_id"] == TRACE and line["event_id"]
@@ -137,16 +114,16 @@ async def test_every_running_service_serves_its_metrics(running_services: dict) 
     async with httpx.AsyncClient(timeout=10) as client:
         await client.get(f"{running_services['events'].url}/healthz")
         texts: dict[str, str] = {}
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        async def complete() -> bool:
             for name, service in running_services.items():
                 reply = await client.get(f"{service.url}/metrics")
                 assert reply.status_code == 200
                 assert reply.headers["content-type"].startswith("text/plain")
                 texts[name] = reply.text
-            if all(all(s in texts[n] for s in wanted) for n, wanted in EXPECTED.items()):
-                break
-            await asyncio.sleep(0.5)
+            return all(all(s in texts[n] for s in wanted) for n, wanted in EXPECTED.items())
+
+        await until_async(complete, within_s=20, every_s=0.5)
     for name, wanted in EXPECTED.items():
         missing = [s for s in wanted if s not in texts[name]]
         assert not missing, f"{name} /metrics lacks {missing}"

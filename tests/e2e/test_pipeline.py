@@ -1,91 +1,66 @@
 """End to end on the real broker: intake -> router -> notifier -> the association's topic."""
 
-import asyncio
 import copy
 import json
-import time
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
+from rebond_testing import TopicProbe, headers, processed
+
+from .conftest import GROUPS, Pipeline
 
 pytestmark = pytest.mark.kafka
 
 
-async def _consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    """A plain aiokafka consumer (no project code), positioned after everything already there."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
-    )
-    await consumer.start()
-    deadline = time.monotonic() + 10
-    while not consumer.assignment() and time.monotonic() < deadline:
-        await consumer.getmany(timeout_ms=100)
-    assert consumer.assignment(), f"no partitions of {topic} assigned"
-    for partition in consumer.assignment():
-        await consumer.position(partition)  # pins "latest" before anything is posted
-    return consumer
-
-
-async def _find(consumer: AIOKafkaConsumer, key: bytes, within_s: float) -> list[object]:
-    deadline = time.monotonic() + within_s
-    found = []
-    while time.monotonic() < deadline and not found:
-        batches = await consumer.getmany(timeout_ms=200)
-        found = [r for records in batches.values() for r in records if r.key == key]
-    return found
-
-
 async def test_questionnaire_after_liquidation_reaches_60000_rebonds(
-    kafka_bootstrap: str, running_services: dict[str, object]
+    kafka_bootstrap: str, running_services: Pipeline
 ) -> None:
     """A person after a liquidation is referred to 60 000 rebonds within 10 s, headers included."""
-    consumer = await _consumer_at_end(kafka_bootstrap, "referrals.60000-rebonds")
-    try:
-        async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:  # type: ignore[attr-defined]
+    async with TopicProbe(kafka_bootstrap, ["referrals.60000-rebonds"]) as referrals:
+        async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:
             reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
         assert reply.status_code == 202, reply.text
         reference = reply.json()["reference"]
 
-        records = await _find(consumer, reference.encode(), within_s=10)
+        records = await referrals.wait_for(reference, within_s=10)
         assert len(records) == 1, f"no referral for {reference} on referrals.60000-rebonds"
         record = records[0]
         referral = json.loads(record.value)
-        headers = {k: v.decode() for k, v in record.headers}
+        ce = headers(record)
         assert referral["reference"] == reference
         assert referral["association_id"] == "60000-rebonds"
         assert referral["contact"]["first_name"] == "Claire"
-        assert headers["ce_subject"] == reference
-        assert headers["ce_type"] == "fr.rebond.referral.offered"
-        assert headers["ce_specversion"] == "1.0"
-        assert headers["ce_correlationid"] == reference
-        assert headers["content-type"] == "application/json"
-    finally:
-        await consumer.stop()
+        assert ce["ce_subject"] == reference
+        assert ce["ce_type"] == "fr.rebond.referral.offered"
+        assert ce["ce_specversion"] == "1.0"
+        assert ce["ce_correlationid"] == reference
+        assert ce["content-type"] == "application/json"
 
 
 async def test_without_consent_a_decision_is_made_but_nothing_is_referred(
-    kafka_bootstrap: str, running_services: dict[str, object]
+    kafka_bootstrap: str, running_services: Pipeline
 ) -> None:
-    """No consent to share: the router still decides, yet no association topic gets the person."""
+    """No consent to share: the router still decides, yet no association topic gets the person
+    (read once the notifier is past that decision, so a referral would be there)."""
     answers = copy.deepcopy(EXAMPLE_QUESTIONNAIRE)
     answers["consents"]["share_with_association"] = False  # type: ignore[index]
     del answers["contact"]
-    decisions = await _consumer_at_end(kafka_bootstrap, "routing.decisions")
-    referrals = await _consumer_at_end(kafka_bootstrap, "referrals.60000-rebonds")
-    try:
-        async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:  # type: ignore[attr-defined]
+    async with (
+        TopicProbe(kafka_bootstrap, ["routing.decisions"]) as decisions,
+        TopicProbe(kafka_bootstrap, ["referrals.60000-rebonds"]) as referrals,
+    ):
+        async with httpx.AsyncClient(base_url=running_services["intake"].url) as client:
             reply = await client.post("/v1/submissions", json=answers)
         assert reply.status_code == 202, reply.text
-        key = reply.json()["reference"].encode()
+        reference = reply.json()["reference"]
 
-        decided = await _find(decisions, key, within_s=10)
+        decided = await decisions.wait_for(reference, within_s=10)
         assert len(decided) == 1
         decision = json.loads(decided[0].value)
         assert decision["primary"] == "60000-rebonds"
         assert decision["referral"] is None
-        assert await _find(referrals, key, within_s=2) == []
-    finally:
-        await asyncio.gather(decisions.stop(), referrals.stop())
+        assert await processed(kafka_bootstrap, GROUPS["notifier"], decided, within_s=30)
+        await referrals.to_end()
+        assert referrals.about(reference) == []

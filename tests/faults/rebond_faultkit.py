@@ -8,10 +8,8 @@ through `tests/conftest.py`'s `launch` fixture.
 import asyncio
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,44 +20,31 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiosmtpd.controller import Controller
 
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
+from rebond_testing import (  # the fault tests import these from here too
+    IN_CI,
+    MailSink,
+    WebhookSink,
+    committed,
+    free_port_pair,
+    new_reference,
+    unavailable,
+    until,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKACTL = REPO / "deploy" / "kafka" / "kafkactl.py"
 RESULTS = Path(__file__).resolve().parent / "results"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_pair() -> int:
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as sock:  # bindable, not merely unanswered: a client may hold it
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port pair")
+__all__ = ["IN_CI", "committed", "new_reference", "until"]
 
 
 class OwnBroker:
@@ -106,22 +91,13 @@ class OwnBroker:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def cannot_start(what: str, error: BaseException) -> NoReturn:
-    """A part a fault test needs did not start: the test fails in CI, and elsewhere is skipped
-    saying why."""
-    message = f"could not start {what}: {error}"
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
 def _own_broker(partitions: int) -> Iterator[OwnBroker]:
     broker = OwnBroker(partitions)
     try:
         broker.start()
     except (RuntimeError, subprocess.TimeoutExpired) as error:
         broker.stop()
-        cannot_start("a broker for the fault test", error)
+        unavailable(f"could not start a broker for the fault test: {error}")
     try:
         yield broker
     finally:
@@ -146,11 +122,6 @@ def folder() -> Path:
 
 
 # --- the people's side: questionnaires ---------------------------------------------------------
-
-
-def new_reference(rng: random.Random = random.Random()) -> str:  # noqa: B008
-    chars = "".join(rng.choice(CROCKFORD) for _ in range(16))
-    return "RB-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
 def questionnaire(
@@ -191,23 +162,6 @@ async def produce(
         return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
-
-
-async def committed(bootstrap: str, groups: list[str]) -> dict[tuple[str, int], int]:
-    """The highest committed offset per (topic, partition) over `groups`."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    found: dict[tuple[str, int], int] = {}
-    try:
-        for group in groups:
-            for tp, meta in (await admin.list_consumer_group_offsets(group)).items():
-                key = (tp.topic, tp.partition)
-                found[key] = max(found.get(key, -1), meta.offset)
-        return found
-    finally:
-        await admin.close()
 
 
 @dataclass
@@ -263,15 +217,6 @@ async def read_topics(
         return seen
     finally:
         await consumer.stop()
-
-
-def until(check: Callable[[], Any], within_s: float, every_s: float = 0.2) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every_s)
-    return check()
 
 
 @dataclass(frozen=True)
@@ -456,106 +401,18 @@ def record_figures(name: str, figures: dict[str, Any]) -> None:
 # --- the associations' side: SMTP and webhooks -----------------------------------------------
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-    def to(self, address: str) -> list[Message]:
-        return [message for rcpts, message in self.messages if address in rcpts]
-
-
-class Smtp:
-    """A local SMTP server that can be stopped (connection refused) and started again."""
-
-    def __init__(self) -> None:
-        self.inbox = Inbox()
-        self.port = free_port()
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def __enter__(self) -> "Smtp":
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-
 @pytest.fixture
-def smtp() -> Iterator[Smtp]:
-    with Smtp() as server:
+def smtp() -> Iterator[MailSink]:
+    """The associations' and people's mail server, which a test may stop and start again."""
+    with MailSink() as server:
         yield server
 
 
-class HookCall(NamedTuple):
-    path: str
-    at: float
-    body: bytes
-    delivery_id: str
-
-
-class Hooks:
-    """A local webhook receiver: records each call; `mode` decides the answer per path."""
-
-    def __init__(self) -> None:
-        self.calls: list[HookCall] = []
-        self.modes: dict[str, str] = {}  # path -> "ok" | "500" | "hang"
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                body = self.rfile.read(length)
-                if len(body) < length:  # its sender was killed mid-request: nothing arrived
-                    return
-                delivery_id = self.headers.get("webhook-id", "")
-                hooks.calls.append(HookCall(self.path, time.monotonic(), body, delivery_id))
-                mode = hooks.modes.get(self.path, "ok")
-                if mode == "hang":
-                    time.sleep(5)
-                    return
-                self.send_response(500 if mode == "500" else 204)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        return Handler
-
-    def on(self, path: str) -> list["HookCall"]:
-        return [call for call in self.calls if call.path == path]
-
-    def close(self) -> None:
-        self._server.shutdown()
-
-
 @pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    receiver = Hooks()
-    try:
+def hooks() -> Iterator[WebhookSink]:
+    """The associations' webhook receiver; `hooks.modes[path]` decides its answers."""
+    with WebhookSink() as receiver:
         yield receiver
-    finally:
-        receiver.close()
 
 
 ASSOCIATIONS = ("sos-entrepreneur", "second-souffle", "60000-rebonds", "re-creer", "apesa")
@@ -641,8 +498,8 @@ def person_email(index: int) -> str:
 def outcome(
     bootstrap: str,
     references: list[str],
-    smtp: "Smtp",
-    hooks: "Hooks | None",
+    smtp: MailSink,
+    hooks: WebhookSink | None,
     within_s: float,
     addresses: dict[str, str] | None = None,
 ) -> Outcome:
@@ -659,24 +516,19 @@ def outcome(
 
     def count() -> Outcome:
         nonlocal read
-        arrived = smtp.inbox.messages[read:]
+        arrived = smtp.received()[read:]
         read += len(arrived)
-        for rcpts, message in arrived:
-            text = str(message["subject"] or "")
-            for part in message.walk():
-                body = part.get_payload(decode=True)
-                if isinstance(body, bytes):
-                    text += body.decode("utf-8", "replace")
-            found = set(REFERENCE_IN_TEXT.findall(text))
-            message_id = str(message["message-id"])
+        for mail in arrived:
+            found = set(REFERENCE_IN_TEXT.findall(mail.text))
+            message_id = str(mail.message["message-id"])
             for ref in found & index.keys():
-                if address[ref] in rcpts:
+                if address[ref] in mail.recipients:
                     person.setdefault(ref, Counter())[message_id] += 1
-                elif any(r.startswith("orientation@") for r in rcpts):
+                elif any(r.startswith("orientation@") for r in mail.recipients):
                     association.setdefault(ref, Counter())[message_id] += 1
         calls: Copies = {}
         if hooks is not None:
-            for call in list(hooks.calls):
+            for call in hooks.received():
                 if call.path.endswith("/ok"):
                     ref = json.loads(call.body).get("subject", "")
                     calls.setdefault(ref, Counter())[call.delivery_id] += 1
@@ -712,66 +564,3 @@ def outcome(
         [r for r in seen.on("referrals.") if (r[2].get("ce_subject") in index)]
     )
     return found
-
-
-class PgCluster:
-    """A throwaway PostgreSQL cluster of one test (as the root conftest's `postgres_server`),
-    which the test may stop (immediate) and start again on the same port."""
-
-    def __init__(self) -> None:
-        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
-        if not candidates:
-            if IN_CI:
-                pytest.fail("PostgreSQL is not installed", pytrace=False)
-            pytest.skip("PostgreSQL is not installed")
-        self.bindir = candidates[0].parent
-        self.data = Path(tempfile.mkdtemp(prefix="rebond-fault-pg-"))
-        self.run_as: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.data, "postgres", "postgres")
-            self.run_as = ["runuser", "-u", "postgres", "--"]
-        self.port = free_port()
-        self.cluster = self.data / "cluster"
-        subprocess.run(
-            [*self.run_as, str(self.bindir / "initdb"), "-D", str(self.cluster), "-U", "rebond",
-             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-
-    def start(self) -> None:
-        subprocess.run(
-            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.cluster),
-             "-l", str(self.data / "postgres.log"), "-w", "-t", "60", "start", "-o",
-             f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        subprocess.run(
-            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.cluster), "-m",
-             "immediate", "stop"],
-            capture_output=True,
-        )  # fmt: skip
-
-    def database(self, name: str) -> str:
-        import psycopg
-
-        with psycopg.connect(
-            f"postgresql://rebond@127.0.0.1:{self.port}/postgres", autocommit=True
-        ) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://rebond@127.0.0.1:{self.port}/{name}"
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-@pytest.fixture
-def pg_cluster() -> Iterator[PgCluster]:
-    cluster = PgCluster()
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.remove()

@@ -174,7 +174,8 @@ def test_broker_sigkill_under_load_loses_nothing_and_buries_no_operator(  # type
     record_figures("broker_kill", figures)
 
     assert during == Counter({503: int(REFUSED_S * RATE_PER_S)}), f"during the outage: {during}"
-    assert set(statuses) <= {202, 503}, f"statuses other than 202/503: {statuses}"
+    errors = Counter(f"{p.index}: {p.error} after {p.latency_s:.1f} s" for p in results if p.error)
+    assert set(statuses) <= {202, 503}, f"statuses other than 202/503: {statuses} ({errors})"
     assert not found.lost, f"{len(found.lost)} acknowledged submissions have no decision"
     assert not found.several, f"{len(found.several)} submissions with several decisions"
     assert not found.wrong_referrals, f"{len(found.wrong_referrals)} with a wrong referral count"

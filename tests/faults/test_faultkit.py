@@ -4,23 +4,22 @@ import asyncio
 import time
 import uuid
 from email.message import EmailMessage
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from rebond_testing import Mail, MailSink
 from tests.faults.rebond_faultkit import outcome
 
 pytestmark = pytest.mark.kafka
 
 
-def _mail(recipient: str, reference: str) -> tuple[list[str], EmailMessage]:
+def _mail(recipient: str, reference: str) -> Mail:
     message = EmailMessage()
     message["Subject"] = f"Orientation {reference}"
     message["Message-ID"] = f"<{uuid.uuid4().hex}@rebond.example>"
     message.set_content(f"Votre référence : {reference}")
-    return [recipient], message
+    return Mail((recipient,), message)
 
 
 async def _refer(bootstrap: str, reference: str) -> None:
@@ -40,11 +39,8 @@ def test_outcome_returns_once_every_referral_and_mail_is_there(kafka_bootstrap: 
     reference = f"RB-{suffix[:4]}-{suffix[4:8]}-{suffix[8:12]}-TEST"
     asyncio.run(_refer(kafka_bootstrap, reference))
     person = f"p-{suffix.lower()}@example.org"
-    inbox: Any = SimpleNamespace(
-        inbox=SimpleNamespace(
-            messages=[_mail("orientation@apesa.example", reference), _mail(person, reference)]
-        )
-    )
+    inbox = MailSink()  # not started: the two messages are put in as if they had arrived
+    inbox.mails += [_mail("orientation@apesa.example", reference), _mail(person, reference)]
 
     began = time.monotonic()
     found = outcome(kafka_bootstrap, [reference], inbox, None, 120, {reference: person})

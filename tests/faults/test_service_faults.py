@@ -61,10 +61,10 @@ def test_router_and_notifier_sigkilled_mid_stream_lose_and_double_nothing(  # ty
 
     references, records = _questionnaires(200)
     asyncio.run(produce(bootstrap, records))  # type: ignore[arg-type]
-    until(lambda: len(smtp.inbox.messages) >= 40, within_s=60)
+    until(lambda: len(smtp.received()) >= 40, within_s=60)
     router.process.kill()
     notifier.process.kill()
-    killed_with = len(smtp.inbox.messages)
+    killed_with = len(smtp.received())
     router.process.wait()
     notifier.process.wait()
     launch("router", bootstrap, folder, **router_env)
@@ -107,7 +107,7 @@ def test_smtp_down_for_a_while_then_every_mail_goes_out_once(  # type: ignore[no
     )  # fmt: skip
     assert set(references) <= referrals.ids_by_subject("referrals.").keys()
     time.sleep(6)  # several attempts fail while the server is down
-    assert smtp.inbox.messages == []
+    assert smtp.received() == []
     smtp.start()
 
     found = outcome(bootstrap, references, smtp, None, within_s=90)

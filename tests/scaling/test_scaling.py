@@ -14,9 +14,10 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
 
 from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_testing import MailSink
+from rebond_testing.postgres import new_database
 from tests.faults.rebond_faultkit import (
     OwnBroker,
-    Smtp,
     associations_file,
     new_reference,
     produce,
@@ -100,15 +101,8 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
     broker6, launch, postgres_server, folder: Path
 ) -> None:
     """5,000 questionnaires on 6 partitions, one of 3 routers SIGKILLed: one referral each."""
-    import psycopg
-
-    plain = postgres_server.replace("postgresql+psycopg://", "postgresql://")
-    names = {svc: f"scale_{svc}_{time.time_ns() % 10**9}" for svc in ("router", "notifier")}
-    with psycopg.connect(plain + "postgres", autocommit=True) as connection:
-        for name in names.values():
-            connection.execute(f'CREATE DATABASE "{name}"')
-    smtp = Smtp()
-    smtp.start()
+    databases = {svc: new_database(postgres_server) for svc in ("router", "notifier")}
+    smtp = MailSink().start()
     tag = str(time.time_ns())[-8:]
     router_group, notifier_group = f"rebond-router.scale-{tag}", f"rebond-notifier.scale-{tag}"
     common = {"log_level": "WARNING"}
@@ -118,7 +112,7 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
             broker6.bootstrap,
             folder,
             group_id=router_group,
-            database_url=postgres_server + names["router"],
+            database_url=databases["router"],
             **common,
         )
         for _ in range(3)
@@ -127,7 +121,7 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
     for _ in range(2):
         launch(
             "notifier", broker6.bootstrap, folder, group_id=notifier_group,
-            database_url=postgres_server + names["notifier"], smtp_port=str(smtp.port),
+            database_url=databases["notifier"], smtp_port=str(smtp.port),
             associations_file=str(assocs), **common,
         )  # fmt: skip
     try:

@@ -18,21 +18,15 @@ from rebond_events.__main__ import build_server as events_server
 from rebond_events.settings import EventsSettings
 from rebond_intake.__main__ import build_server as intake_server
 from rebond_intake.settings import IntakeSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from rebond_testing import free_port
 
 Serving = tuple[uvicorn.Server, list[socket.socket]]
 
 
 def _intake(tmp: Path, **edge: Any) -> tuple[Serving, str]:
     settings = IntakeSettings(
-        environment="test", port=_free_port(), data_dir=tmp,
-        kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}",  # nobody there: 503s, no matter
+        environment="test", port=free_port(), data_dir=tmp,
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",  # nobody there: 503s, no matter
         **edge,
     )  # fmt: skip
     return intake_server(settings), "/v1/submissions"
@@ -40,8 +34,8 @@ def _intake(tmp: Path, **edge: Any) -> tuple[Serving, str]:
 
 def _events(tmp: Path, **edge: Any) -> tuple[Serving, str]:
     settings = EventsSettings(
-        environment="test", port=_free_port(), database_url=f"sqlite:///{tmp / 'events.db'}",
-        kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}",
+        environment="test", port=free_port(), database_url=f"sqlite:///{tmp / 'events.db'}",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         **edge,
     )  # fmt: skip
     return events_server(settings), "/v1/events"
@@ -105,7 +99,7 @@ def test_behind_a_trusted_proxy_each_client_has_its_bucket(service: str, tmp_pat
 def test_metrics_answer_on_the_internal_port_only(service: str, tmp_path: Path) -> None:
     """With <PREFIX>_INTERNAL_PORT, /metrics and /openapi.json are served there and not on the
     public port; the public pages stay where they were."""
-    internal = _free_port()
+    internal = free_port()
     serving, _ = SERVICES[service](tmp_path, internal_port=internal)
     with served(serving) as base, httpx.Client() as client:
         assert client.get(f"{base}/metrics").status_code == 404

@@ -15,13 +15,19 @@ from pydantic import BaseModel
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import DataT, Envelope, EnvelopeError, envelope_class
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
     ConferenceV1,
     DeadLetterV1,
     DeliveryV1,
+    DirectoryAppliedV1,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
+    FollowUpAnsweredV1,
     InvitationV1,
     InviteeV1,
     QuestionnaireCompletedV1,
+    ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralStatusV1,
     ReferralV1,
@@ -40,6 +46,8 @@ class Service(StrEnum):
     ROUTER = "router"
     NOTIFIER = "notifier"
     EVENTS = "events"
+    #: The staff console (issues 21 and 22): the human queue and the associations' inbox.
+    COORDINATION = "coordination"
     ASSOCIATION = "association"
 
 
@@ -223,7 +231,9 @@ REFERRAL_STATUS = Topic(
     event_type="fr.rebond.referral.status",
     schema_version=1,
     writer=Service.ROUTER,
-    readers=(Service.INTAKE, Service.NOTIFIER),
+    #: Coordination: an answer given by e-mail link, an expiry or a re-orientation shows in the
+    #: associations' inbox and the human queue.
+    readers=(Service.INTAKE, Service.NOTIFIER, Service.COORDINATION),
     description="Each step of a referral's life: offered, accepted, declined, expired, unrouted.",
     #: No personal data beyond the reference; 30 days let a reader restored from a backup
     #: replay a referral's whole life (answer deadlines are at most 10 days, then re-orientation).
@@ -289,9 +299,66 @@ UNROUTED = Topic(
     event_type="fr.rebond.referral.unrouted",
     schema_version=1,
     writer=Service.ROUTER,
-    readers=(),
-    description="The human queue: consenting people whom no association holds (no contact details).",
-    #: Read by people, who may take days to get to it; no contact details.
+    #: The staff console's human queue, worked by the grouping's coordinators.
+    readers=(Service.COORDINATION,),
+    description="The human queue: people whom no association holds, with their contact only "
+    "when they consented to sharing.",
+    #: The console keeps the case in its store as soon as it reads it; the topic need not.
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
+)
+
+FOLLOW_UPS = Topic(
+    name="referrals.followups",
+    key="submission reference",
+    payload=FollowUpAnsweredV1,
+    event_type="fr.rebond.referral.follow_up_answered",
+    schema_version=1,
+    writer=Service.NOTIFIER,
+    #: The router puts a "not contacted" back in the human queue; the console counts them.
+    readers=(Service.ROUTER, Service.COORDINATION),
+    description="The person's answer to the 30-day follow-up: were they contacted?",
+    retention_ms=30 * DAY_MS,
+)
+
+ASSIGNMENTS = Topic(
+    name="coordination.assignments",
+    key="submission reference",
+    payload=CaseAssignedV1,
+    event_type="fr.rebond.case.assigned",
+    schema_version=1,
+    writer=Service.COORDINATION,
+    readers=(Service.ROUTER,),
+    description="A coordinator hands a case of the human queue to an association, or closes it.",
+    retention_ms=30 * DAY_MS,
+    also=(EventKind("fr.rebond.case.closed", CaseClosedV1),),
+)
+
+OVERRIDES = Topic(
+    name="directory.overrides",
+    key="association id",
+    payload=DirectoryOverrideV1,
+    event_type="fr.rebond.directory.override",
+    schema_version=1,
+    writer=Service.COORDINATION,
+    readers=(Service.ROUTER,),
+    description="Live values laid over directory.yaml (pause, weekly capacity, answer deadline).",
+    partitions=1,
+    #: The router reads the whole topic at start to rebuild the values in force: a year of
+    #: changes, a few a week, is little to read (a pause older than a year is set again).
+    retention_ms=365 * DAY_MS,
+)
+
+APPLIED = Topic(
+    name="directory.applied",
+    key="association id",
+    payload=DirectoryAppliedV1,
+    event_type="fr.rebond.directory.applied",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(Service.COORDINATION,),
+    description="An override in force, with the values the router now routes by.",
+    partitions=1,
     retention_ms=30 * DAY_MS,
 )
 
@@ -303,7 +370,8 @@ ERASURES = Topic(
     event_type="fr.rebond.privacy.erasure_requested",
     schema_version=1,
     writer=Service.INTAKE,
-    readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS),
+    #: Coordination deletes what the person shared from its inbox and queue.
+    readers=(Service.ROUTER, Service.NOTIFIER, Service.EVENTS, Service.COORDINATION),
     description="A person withdrew consent and asked for erasure (the reference only).",
     #: The reference only: a service restored from a backup can replay the erasures it missed.
     retention_ms=90 * DAY_MS,
@@ -319,7 +387,9 @@ def referrals(association: AssociationId) -> Topic:
         event_type="fr.rebond.referral.offered",
         schema_version=1,
         writer=Service.NOTIFIER,
-        readers=(Service.ASSOCIATION,),
+        #: The association's own client, and the console's inbox, where its members (only
+        #: theirs: `rebond_coordination.policy`) read the same referral.
+        readers=(Service.ASSOCIATION, Service.COORDINATION),
         description=f"Referrals for {association.value}, with only what the person agreed to share.",
         #: Until the longest answer deadline of the directory (10 days) has passed: an
         #: association reading its topic now and then still finds a referral it may answer;
@@ -341,9 +411,13 @@ def responses(association: AssociationId) -> Topic:
         writer=Service.ASSOCIATION,
         readers=(Service.ROUTER,),
         description=f"Accept or decline answers from {association.value}.",
-        delegates=(Service.NOTIFIER,),
+        #: The notifier's answer links and the console's inbox answer on the association's
+        #: behalf, with one event id per referral and answer (`rebond_contracts.answers`).
+        delegates=(Service.NOTIFIER, Service.COORDINATION),
         #: An answer and a decline reason, no personal data: as `referrals.status`.
         retention_ms=30 * DAY_MS,
+        #: What happened after an acceptance (contacted, accompaniment started, ...).
+        also=(EventKind("fr.rebond.referral.outcome", ReferralOutcomeV1),),
     )
 
 
@@ -448,6 +522,10 @@ def all_topics() -> list[Topic]:
         INVITEES,
         REFERRAL_STATUS,
         UNROUTED,
+        FOLLOW_UPS,
+        ASSIGNMENTS,
+        OVERRIDES,
+        APPLIED,
         DELIVERIES,
         CONFERENCES,
         REGISTRATIONS,
@@ -457,7 +535,13 @@ def all_topics() -> list[Topic]:
         *(responses(a) for a in AssociationId),
         *(
             dead_letters(s)
-            for s in (Service.ROUTER, Service.NOTIFIER, Service.INTAKE, Service.EVENTS)
+            for s in (
+                Service.ROUTER,
+                Service.NOTIFIER,
+                Service.INTAKE,
+                Service.EVENTS,
+                Service.COORDINATION,
+            )
         ),
     ]
 

@@ -17,7 +17,7 @@ from rebond_kafka.acl_plan import (
 def test_every_service_and_association_is_a_principal() -> None:
     """One principal per service and one per association, nothing else (no super user)."""
     assert principals() == [
-        "intake", "router", "notifier", "events",
+        "intake", "router", "notifier", "events", "coordination",
         *(f"association-{a.value}" for a in AssociationId),
     ]  # fmt: skip
 
@@ -54,10 +54,11 @@ def test_writers_write_and_readers_read_with_their_groups() -> None:
 
 
 def test_a_delegate_writes_on_the_owners_behalf() -> None:
-    """The notifier's answer page may write an association's responses, as the association may."""
+    """The notifier's answer page and the console's inbox may write an association's responses,
+    as the association may."""
     topic = responses(AssociationId.APESA)
     writers = {g.principal for g in acl_plan([topic]) if g.operation == "write"}
-    assert writers == {"association-apesa", "notifier"}
+    assert writers == {"association-apesa", "notifier", "coordination"}
 
 
 def test_a_topic_nobody_reads_gives_no_read_grant() -> None:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from rebond_kafka.testing import move_group_to_end, partitions_of, records_to_end
 
@@ -68,3 +69,12 @@ async def test_records_to_end_reads_every_partition_as_it_stands(
     assert sorted((r.partition, r.offset, r.value) for r in records) == [
         (0, 0, b"a"), (0, 1, b"b"), (0, 2, b"c"), (1, 0, b"d"),
     ]  # fmt: skip
+
+
+async def test_a_topic_the_broker_does_not_know_is_an_error_not_an_empty_read(
+    kafka_bootstrap: str,
+) -> None:
+    """partitions_of (and so records_to_end) raises for an unknown topic instead of reading
+    nothing from it, which would pass for a topic with no records."""
+    with pytest.raises(UnknownTopicOrPartitionError):
+        await records_to_end(kafka_bootstrap, [f"lib-kafka-missing-{uuid.uuid4().hex[:8]}"])

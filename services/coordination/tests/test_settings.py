@@ -15,9 +15,12 @@ KEYS = {"second-souffle": "k" * 40}
 def production(**values: object) -> CoordinationSettings:
     defaults: dict[str, object] = {
         "environment": "production", "public_url": "https://console.rebond.example",
-        "router_preview_token": TOKEN, "events_organiser_keys": KEYS,
+        "router_preview_token": TOKEN, "events_organiser_keys": KEYS, "smtp_starttls": True,
+        "kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "coordination",
+        "kafka_sasl_password": "p" * 24,
     }  # fmt: skip
-    return CoordinationSettings(**{**defaults, **values})  # type: ignore[arg-type]
+    given = {name: value for name, value in {**defaults, **values}.items() if value is not None}
+    return CoordinationSettings(**given)  # type: ignore[arg-type]
 
 
 def test_production_starts_with_real_secrets_on_https() -> None:
@@ -31,6 +34,8 @@ def test_production_starts_with_real_secrets_on_https() -> None:
         ({"public_url": "http://console.rebond.example"}, "must be https"),
         ({"router_preview_token": "dev-only-router-preview-token-change-me"}, "PREVIEW_TOKEN"),
         ({"router_preview_token": "short"}, "PREVIEW_TOKEN"),
+        ({"kafka_security_protocol": "SASL_PLAINTEXT"}, "COORDINATION_KAFKA_SECURITY_PROTOCOL"),
+        ({"smtp_starttls": False}, "COORDINATION_SMTP_STARTTLS"),
         (
             {"events_organiser_keys": {"apesa": "dev-key-apesa"}},
             r"COORDINATION_EVENTS_ORGANISER_KEYS .* holds development keys",
@@ -59,7 +64,13 @@ def test_secrets_and_the_database_url_can_come_from_files(
     monkeypatch.setenv("COORDINATION_DATABASE_URL_FILE", str(tmp_path / "url"))
     monkeypatch.setenv("COORDINATION_ROUTER_PREVIEW_TOKEN_FILE", str(tmp_path / "token"))
     monkeypatch.setenv("COORDINATION_EVENTS_ORGANISER_KEYS_FILE", str(tmp_path / "keys.json"))
-    settings = CoordinationSettings(environment="production", public_url="https://x.example")
+    (tmp_path / "kafka").write_text("k" * 24 + "\n")
+    monkeypatch.setenv("COORDINATION_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "kafka"))
+    settings = production(
+        router_preview_token=None, events_organiser_keys=None, kafka_sasl_password=None
+    )
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "k" * 24
     assert settings.database == "postgresql+psycopg://coord:s3cret@db/coordination"
     assert settings.router_preview_token.get_secret_value() == TOKEN
     assert "s3cret" not in repr(settings)

@@ -2,29 +2,23 @@
 (acknowledged) before the invitee's offset moves on; a redelivery publishes nothing new; the
 conference is announced. The handlers' other cases run on the test broker (`test_consumer.py`)."""
 
-import asyncio
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from rebond_contracts.payloads import InvitationContactV1, InviteeV1
 from rebond_contracts.topics import CONFERENCES, INVITATIONS, INVITEES
 from rebond_events.app import create_app
+from rebond_testing import TopicProbe, new_reference, until_async
 
 from .conftest import BASE, KEYS, in_days, settings_for
 
 pytestmark = pytest.mark.kafka
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 Records = list[ConsumerRecord[bytes, bytes]]
-
-
-def new_reference() -> str:
-    return "RB-" + "-".join("".join(secrets.choice(CROCKFORD) for _ in range(4)) for _ in range(4))
 
 
 @pytest.fixture
@@ -43,13 +37,15 @@ async def live(kafka_bootstrap: str, sqlite_url: str) -> AsyncIterator[Any]:
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
     ):
-        for _ in range(240):
-            if (await client.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.25)
-        else:
-            pytest.fail("events never connected to Kafka")
+        assert await until_async(lambda: ready_now(client), within_s=60, every_s=0.25), (
+            "events never connected to Kafka"
+        )
         yield client
+
+
+async def ready_now(client: Any) -> bool:
+    """Whether the app answers ready."""
+    return bool((await client.get("/readyz")).status_code == 200)
 
 
 async def publish(
@@ -68,23 +64,12 @@ async def publish(
 
 
 async def collect(
-    bootstrap: str, topic: str, key: bytes, done: Callable[[Records], bool], timeout_s: float = 60
+    bootstrap: str, topic: str, key: str, done: Callable[[Records], bool], timeout_s: float = 60
 ) -> Records:
     """Records of `topic` with `key`, read from the start until `done` says enough."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"test-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", enable_auto_commit=False,
-    )  # fmt: skip
-    await consumer.start()
-    found: Records = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not done(found) and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                found += [r for r in records if r.key == key]
-    finally:
-        await consumer.stop()
-    return found
+    async with TopicProbe(bootstrap, [topic], from_beginning=True) as probe:
+        await probe.until(lambda _: done(probe.about(key)), timeout_s)
+        return probe.about(key)
 
 
 def invitee(reference: str, email: str) -> tuple[bytes, bytes, dict[str, str]]:
@@ -128,7 +113,7 @@ async def test_a_consenting_person_is_invited_once_per_event(
         return [INVITATIONS.read(r.value, r.headers).data.email for r in records]
 
     found = await collect(
-        kafka_bootstrap, INVITATIONS.name, reference.encode(),
+        kafka_bootstrap, INVITATIONS.name, reference,
         lambda records: f"other-{reference}@example.org" in emails(records),
     )  # fmt: skip
     assert sorted(emails(found)) == sorted(
@@ -140,5 +125,5 @@ async def test_a_consenting_person_is_invited_once_per_event(
     assert invitation.data.match == "department"
     assert str(invitation.data.conference.event_id) == event_id
     assert invitation.data.conference.page_url == f"{BASE}/evenements/{event_id}"
-    announced = await collect(kafka_bootstrap, CONFERENCES.name, event_id.encode(), bool)
+    announced = await collect(kafka_bootstrap, CONFERENCES.name, event_id, bool)
     assert CONFERENCES.read(announced[0].value, announced[0].headers).data.change == "scheduled"

@@ -1,6 +1,5 @@
 """The events service's trace propagation and /metrics against the real broker."""
 
-import asyncio
 import uuid
 
 import httpx
@@ -9,9 +8,10 @@ import pytest
 from rebond_contracts.topics import INVITATIONS, INVITEES
 from rebond_contracts.tracing import TraceParent
 from rebond_events.app import create_app
+from rebond_testing import new_reference, until_async
 
 from .conftest import BASE, KEYS, in_days, settings_for
-from .test_kafka import collect, invitee, new_reference, publish
+from .test_kafka import collect, invitee, publish, ready_now
 
 pytestmark = pytest.mark.kafka
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -34,12 +34,9 @@ async def test_invitation_continues_the_trace_and_metrics_show_it(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
     ):
-        for _ in range(240):
-            if (await client.get("/readyz")).status_code == 200:
-                break
-            await asyncio.sleep(0.25)
-        else:
-            pytest.fail("events never connected to Kafka")
+        assert await until_async(lambda: ready_now(client), within_s=60, every_s=0.25), (
+            "events never connected to Kafka"
+        )
         created = await client.post(
             "/v1/events",
             json={
@@ -55,15 +52,17 @@ async def test_invitation_continues_the_trace_and_metrics_show_it(
         key, value, headers = invitee(reference, f"claire-{reference}@example.org")
         headers["traceparent"] = f"00-{TRACE}-00f067aa0ba902b7-01"
         await publish(kafka_bootstrap, [(key, value, headers), (key, b"not json", {})])
-        found = await collect(kafka_bootstrap, INVITATIONS.name, key, bool)
+        found = await collect(kafka_bootstrap, INVITATIONS.name, reference, bool)
         assert found, "no invitation"
         sent = TraceParent.parse(dict(found[0].headers)["traceparent"])
         assert sent is not None and sent.trace_id == TRACE
-        for _ in range(40):
+
+        async def metrics_once_dead_lettered() -> str:
             text = (await client.get("/metrics")).text
-            if "rebond_messages_dead_lettered_total{" in text:
-                break
-            await asyncio.sleep(0.25)
+            return text if "rebond_messages_dead_lettered_total{" in text else ""
+
+        text = await until_async(metrics_once_dead_lettered, within_s=10, every_s=0.25)
+        text = text or (await client.get("/metrics")).text
     assert 'rebond_http_requests_total{method="POST",route="/v1/events",status="201"} 1.0' in text
     assert f'handler="{INVITEES.name}"' in text
     assert f'destination="{INVITATIONS.name}",status="success"' in text

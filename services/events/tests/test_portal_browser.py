@@ -1,9 +1,7 @@
 """The portal in a real headless browser (Debian's Chromium) against a real uvicorn server."""
 
 import re
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from rebond_contracts.topics import REGISTRATIONS
 from rebond_events.app import build
+from rebond_testing import free_port, until
 
 from .conftest import KEYS, FakeSink, in_days, settings_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Portal:
@@ -33,12 +26,11 @@ class Portal:
     def mails_to(self, email: str, timeout_s: float = 10.0) -> list[dict[str, Any]]:
         """The registration events about `email`, once the server's background publish of the
         last request has put at least one in the sink."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [p for p in self.sink.payloads(REGISTRATIONS.name) if p["email"] == email]
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.05)
+
+        def found() -> list[dict[str, Any]]:
+            return [p for p in self.sink.payloads(REGISTRATIONS.name) if p["email"] == email]
+
+        return until(found, within_s=timeout_s, every_s=0.05)
 
 
 @pytest.fixture
@@ -55,10 +47,7 @@ def portal(tmp_path: Path) -> Iterator[Portal]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    assert until(lambda: server.started, within_s=30, every_s=0.05), "uvicorn did not start"
     try:
         yield Portal(url, sink)
     finally:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from rebond_contracts.associations import AssociationId
@@ -33,6 +33,7 @@ from rebond_intake.app import build, create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StoreUnavailable
 from rebond_kafka.testing import kafka_away, move_group_to_end
+from rebond_testing import TopicProbe, processed, until_async
 
 pytestmark = pytest.mark.kafka
 
@@ -43,37 +44,14 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-            deadline = time.monotonic() + 30
-            while (await client.get("/readyz")).status_code != 200:
-                assert time.monotonic() < deadline, "intake never connected to Kafka"
-                await asyncio.sleep(0.2)
+            ready = await until_async(lambda: answers(client, 200), within_s=30, every_s=0.2)
+            assert ready, "intake never connected to Kafka"
             yield client
 
 
-async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
-    )
-    await consumer.start()
-    deadline = time.monotonic() + 15
-    while not consumer.assignment() and time.monotonic() < deadline:
-        await consumer.getmany(timeout_ms=100)
-    for partition in consumer.assignment():
-        await consumer.position(partition)
-    return consumer
-
-
-async def records_with_key(consumer: AIOKafkaConsumer, key: bytes, within_s: float) -> list:
-    """Records with `key` seen within `within_s`; after the first, one more second for extras."""
-    found: list = []
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        batches = await consumer.getmany(timeout_ms=200)
-        fresh = [r for rs in batches.values() for r in rs if r.key == key]
-        if fresh and not found:
-            deadline = min(deadline, time.monotonic() + 1)
-        found += fresh
-    return found
+async def answers(client: httpx.AsyncClient, status: int) -> bool:
+    """Whether intake's /readyz answers `status` now."""
+    return (await client.get("/readyz")).status_code == status
 
 
 def settings(bootstrap: str, tmp_path) -> IntakeSettings:
@@ -88,8 +66,7 @@ def settings(bootstrap: str, tmp_path) -> IntakeSettings:
 async def test_submission_reaches_questionnaires_completed_once(kafka_bootstrap, tmp_path):
     """POST -> one CloudEvent on questionnaires.completed keyed by the reference; a keyed retry
     adds nothing."""
-    consumer = await consumer_at_end(kafka_bootstrap, QUESTIONNAIRES.name)
-    try:
+    async with TopicProbe(kafka_bootstrap, [QUESTIONNAIRES.name]) as questionnaires:
         async with running(create_app(settings(kafka_bootstrap, tmp_path))) as client:
             key = {"Idempotency-Key": f"kafka-{uuid.uuid4()}"}
             reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers=key)
@@ -97,13 +74,14 @@ async def test_submission_reaches_questionnaires_completed_once(kafka_bootstrap,
         assert reply.status_code == 202, reply.text
         reference = reply.json()["reference"]
         assert retry.json()["reference"] == reference
-        records = await records_with_key(consumer, reference.encode(), within_s=5)
+        # A 202 comes once Kafka acknowledged the record: whatever either post published is
+        # before the topic's present end.
+        await questionnaires.to_end()
+        records = questionnaires.about(reference)
         assert len(records) == 1
         event = QUESTIONNAIRES.read(records[0].value, records[0].headers)
         assert event.data.reference == reference and event.subject == reference
         assert event.data.questionnaire.contact.first_name == "Claire"
-    finally:
-        await consumer.stop()
 
 
 async def publish(producer: AIOKafkaProducer, topic, payload, reference: str, event_id: str):
@@ -119,11 +97,14 @@ async def publish(producer: AIOKafkaProducer, topic, payload, reference: str, ev
 async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> None:
     """A routing outcome and referral statuses (one duplicated, one out of order) show in GET status;
     an unreadable record goes to deadletter.intake."""
-    dead = await consumer_at_end(kafka_bootstrap, dead_letters(Service.INTAKE).name)
+    config = settings(kafka_bootstrap, tmp_path)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        async with running(create_app(settings(kafka_bootstrap, tmp_path))) as client:
+        async with (
+            TopicProbe(kafka_bootstrap, [dead_letters(Service.INTAKE).name]) as dead,
+            running(create_app(config)) as client,
+        ):
             reply = await client.post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
             reference = reply.json()["reference"]
             now = datetime.now(UTC)
@@ -141,28 +122,32 @@ async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> No
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
             await publish(producer, OUTCOMES, decision, reference, str(decision.decision_id))
-            await producer.send_and_wait(
+            unreadable = await producer.send_and_wait(
                 OUTCOMES.name, b"not json", key=reference.encode(), headers=[]
             )
-            deadline = time.monotonic() + 20
-            codes: list[str] = []
-            while time.monotonic() < deadline:
+            complete = ["received", "oriented", "accepted"]
+
+            async def timeline_complete() -> bool:
                 body = (await client.get(f"/v1/submissions/{reference}")).json()
-                codes = [step["code"] for step in body["timeline"]]
-                if codes == ["received", "oriented", "accepted"]:
-                    break
-                await asyncio.sleep(0.3)
-            assert codes == ["received", "oriented", "accepted"]
+                return [step["code"] for step in body["timeline"]] == complete
+
+            await until_async(timeline_complete, within_s=20, every_s=0.3)
+            body = (await client.get(f"/v1/submissions/{reference}")).json()
+            assert [step["code"] for step in body["timeline"]] == complete
             assert body["status"] == "accepted"
             assert body["timeline"][1]["reasons"] == ["Après une liquidation."]
             assert "Claire" not in str(body)
             english = (await client.get(f"/v1/submissions/{reference}?locale=en")).json()
             assert english["timeline"][2]["text"].startswith("60 000 rebonds accepted")
-        letters = await records_with_key(dead, reference.encode(), within_s=10)
+            # Intake commits a record once what it wrote for it is acknowledged: past the
+            # unreadable record, every dead letter it gave is on the topic.
+            done = await processed(kafka_bootstrap, config.group_id, [unreadable], within_s=10)
+            assert done, "intake never committed past the unreadable record"
+            await dead.to_end()
+            letters = dead.about(reference)
         assert len(letters) == 1 and b'"value":"not json"' in letters[0].value
     finally:
         await producer.stop()
-        await dead.stop()
 
 
 async def test_unknown_reference_is_404(kafka_bootstrap, tmp_path) -> None:
@@ -181,10 +166,12 @@ async def test_received_comes_from_the_event_read_back_from_kafka(kafka_bootstra
     assert reply.status_code == 202, reply.text
     reference = reply.json()["reference"]
     async with running(create_app(config)) as client:
-        deadline = time.monotonic() + 20
-        while (status := await client.get(f"/v1/submissions/{reference}")).status_code == 404:
-            assert time.monotonic() < deadline, "the submission was never read back"
-            await asyncio.sleep(0.2)
+
+        async def read_back() -> bool:
+            return (await client.get(f"/v1/submissions/{reference}")).status_code != 404
+
+        assert await until_async(read_back, within_s=20, every_s=0.2), "never read back"
+        status = await client.get(f"/v1/submissions/{reference}")
         assert status.status_code == 200, status.text
         assert [step["code"] for step in status.json()["timeline"]] == ["received"]
         erase = await client.post(
@@ -246,10 +233,8 @@ async def test_readiness_and_submissions_follow_kafka_away_and_back(kafka_bootst
     bootstrap = "localhost:" + kafka_bootstrap.rsplit(":", 1)[1]  # this test's own link
 
     async def until_ready(status: int, within_s: float) -> None:
-        deadline = time.monotonic() + within_s
-        while (await client.get("/readyz")).status_code != status:
-            assert time.monotonic() < deadline, f"/readyz not {status} within {within_s} s"
-            await asyncio.sleep(0.1)
+        ready = await until_async(lambda: answers(client, status), within_s, every_s=0.1)
+        assert ready, f"/readyz not {status} within {within_s} s"
 
     async with running(create_app(settings(bootstrap, tmp_path))) as client:
         with kafka_away(bootstrap):

@@ -1,14 +1,12 @@
 """Intake's traces, log context and /metrics: unit (no broker) and against the real broker."""
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,6 +21,7 @@ from rebond_intake.app import build, create_app
 from rebond_intake.consumer import CONSUMED
 from rebond_intake.settings import IntakeSettings
 from rebond_kafka.testing import move_group_to_end
+from rebond_testing import TopicProbe, until_async
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
@@ -81,19 +80,6 @@ def test_metrics_label_routes_not_references(publisher, store) -> None:
     assert "RB-7K3M" not in text
 
 
-async def consumer_at_end(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
-    )
-    await consumer.start()
-    deadline = time.monotonic() + 15
-    while not consumer.assignment() and time.monotonic() < deadline:
-        await consumer.getmany(timeout_ms=100)
-    for partition in consumer.assignment():
-        await consumer.position(partition)
-    return consumer
-
-
 @pytest.mark.kafka
 def _samples(text: str, name: str) -> dict[str, float]:
     """The values of the series `name` of intake's /metrics, by handler."""
@@ -119,31 +105,29 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
         kafka_bootstrap, group, [QUESTIONNAIRES.name, *(topic.name for topic in CONSUMED)]
     )
     app = create_app(settings)
-    questionnaires = await consumer_at_end(kafka_bootstrap, QUESTIONNAIRES.name)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        async with app.router.lifespan_context(app):
+        async with (
+            TopicProbe(kafka_bootstrap, [QUESTIONNAIRES.name]) as questionnaires,
+            app.router.lifespan_context(app),
+        ):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
-                deadline = time.monotonic() + 30
-                while (await client.get("/readyz")).status_code != 200:
-                    assert time.monotonic() < deadline, "intake never connected"
-                    await asyncio.sleep(0.2)
+
+                async def ready() -> bool:
+                    return bool((await client.get("/readyz")).status_code == 200)
+
+                assert await until_async(ready, within_s=30, every_s=0.2), "intake never connected"
                 reply = await client.post(
                     "/v1/submissions", json=EXAMPLE_QUESTIONNAIRE, headers={"traceparent": PARENT}
                 )
                 assert reply.status_code == 202, reply.text
                 reference = reply.json()["reference"]
 
-                record = None
-                deadline = time.monotonic() + 10
-                while record is None and time.monotonic() < deadline:
-                    batches = await questionnaires.getmany(timeout_ms=200)
-                    mine = [r for rs in batches.values() for r in rs if r.key == reference.encode()]
-                    record = mine[0] if mine else None
-                assert record is not None
-                sent = TraceParent.parse(dict(record.headers)["traceparent"])
+                mine = await questionnaires.wait_for(reference, within_s=10)
+                assert mine, "the questionnaire was never published"
+                sent = TraceParent.parse(dict(mine[0].headers)["traceparent"])
                 assert sent is not None and sent.trace_id == TRACE
 
                 decision = RoutingOutcomeV1(
@@ -164,14 +148,13 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
                     await producer.send_and_wait(
                         OUTCOMES.name, b"not json", key=reference.encode(), headers=[]
                     )
-                    deadline = time.monotonic() + 20
-                    stored: list = []
-                    while not stored and time.monotonic() < deadline:
-                        await asyncio.sleep(0.2)
-                        stored = [
+                    stored = await until_async(
+                        lambda: [
                             line for line in logs
                             if line["event"] == "status_stored" and line.get("event_id") == env.id
-                        ]  # fmt: skip
+                        ],
+                        within_s=20, every_s=0.2,
+                    )  # fmt: skip
                 assert stored, "the decision was never stored"
                 assert stored[0]["reference"] == reference
                 assert stored[0]["trace_id"] == other
@@ -179,7 +162,6 @@ async def test_trace_logs_and_metrics_on_the_real_broker(kafka_bootstrap, tmp_pa
                 text = (await client.get("/metrics")).text
     finally:
         await producer.stop()
-        await questionnaires.stop()
 
     assert 'route="/v1/submissions",status="202"' in text
     assert (

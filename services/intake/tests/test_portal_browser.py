@@ -1,31 +1,39 @@
-"""The portal page in Debian's headless Chromium, against a real uvicorn server."""
+"""The portal's pages in Debian's headless Chromium, with JavaScript on and off, against a real
+uvicorn server; each page is audited with axe-core and photographed for the README."""
 
+import asyncio
+import os
 import re
-import socket
 import threading
-import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import Reason, RoutingOutcomeV1
 from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from rebond_intake.store import SqlStatusStore
+from rebond_intake.timeline import record_of
+from rebond_testing import free_port, until
 
 
 @pytest.fixture(scope="module")
-def portal_url(tmp_path_factory, fake_publisher_class) -> Iterator[str]:
-    """Intake served by uvicorn on a free port, with a fake publisher and a SQLite store."""
-    settings = IntakeSettings(
+def settings(tmp_path_factory) -> IntakeSettings:
+    return IntakeSettings(
         data_dir=tmp_path_factory.mktemp("intake"), rate_limit_per_minute=0, status_refresh_s=5
     )
+
+
+@pytest.fixture(scope="module")
+def portal_url(settings, fake_publisher_class) -> Iterator[str]:
+    """Intake served by uvicorn on a free port, with a fake publisher and a SQLite store."""
     app = build(settings, publisher=fake_publisher_class()).web
     port = free_port()
     server = uvicorn.Server(
@@ -33,10 +41,7 @@ def portal_url(tmp_path_factory, fake_publisher_class) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
+    assert until(lambda: server.started, within_s=20, every_s=0.05), "uvicorn did not start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
@@ -50,9 +55,25 @@ def browser(chromium_launch_options):
         browser.close()
 
 
+#: Where the README's screenshots are written, only with REBOND_UPDATE_SCREENSHOTS=1 (each run
+#: has new references: writing them every time would leave every worktree changed).
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = os.environ.get("REBOND_UPDATE_SCREENSHOTS") == "1"
+
+
+@pytest.fixture(params=[True, False], ids=["js", "nojs"])
+def js(request) -> bool:
+    """Each page test runs with JavaScript on, then off."""
+    return bool(request.param)
+
+
 @pytest.fixture
-def page(browser, portal_url) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 360, "height": 740}, locale="fr-FR")
+def page(js, browser, portal_url) -> Iterator[Page]:
+    """A phone-sized page; CSP bypassed only so that the test can inject axe-core."""
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, locale="fr-FR",
+        java_script_enabled=js, bypass_csp=True,
+    )  # fmt: skip
     page = context.new_page()
     page.goto(portal_url + "/")
     expect(page.locator("#questionnaire")).to_be_visible()
@@ -60,77 +81,200 @@ def page(browser, portal_url) -> Iterator[Page]:
     context.close()
 
 
-def fill_valid(page: Page, email: str = "claire@example.org") -> None:
-    page.get_by_label("Non", exact=True).check()
-    page.get_by_label("Après une liquidation ou une cession").check()
+def audit(page: Page, axe_source: str, name: str, js: bool) -> None:
+    """No serious or critical axe-core violation on the page; axe needs JavaScript, so the
+    audit (and the README's screenshot) is of the JavaScript run."""
+    if not js:
+        return
+    if UPDATE_SCREENSHOTS:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.add_script_tag(content=axe_source)
+    result = page.evaluate("async () => await axe.run()")
+    bad = [
+        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == []
+
+
+def fill_valid(page: Page, email: str = "claire@example.org", distress: str = "Non") -> None:
+    page.get_by_label(distress, exact=True).check()
+    page.get_by_label("Votre entreprise a été liquidée ou cédée").check()
     page.get_by_label("1 à 9 salariés").check()
     page.get_by_label("Votre région *").select_option("75")
     page.get_by_label("Votre département (facultatif)").select_option("33")
-    page.get_by_label("Être parrainé").check()
+    page.get_by_label("Un parrain ou une marraine").check()
     page.get_by_label(re.compile("J'accepte que mes réponses et mes coordonnées")).check()
     page.get_by_label(re.compile("^Prénom")).fill("Claire")
     page.get_by_label("Par e-mail").check()
     page.get_by_label("Adresse e-mail (facultatif)").fill(email)
 
 
-def test_fill_and_submit_shows_the_reference_and_status_link(page: Page) -> None:
-    """A person fills the form with labelled fields, submits, sees a reference and its status."""
-    assert page.locator("html").get_attribute("lang") == "fr"
-    first = page.locator("#questions > *").first
-    assert first.get_attribute("id") == "q-distress"
-    fill_valid(page)
+def send(page: Page) -> None:
     page.get_by_role("button", name="Envoyer mes réponses").click()
+
+
+def test_questionnaire_page_is_whole_and_accessible(js: bool, page: Page, axe_source: str) -> None:
+    """The form, the departments by name, the 3114 footer and the privacy link are on the page."""
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert page.locator("#questions > *").first.get_attribute("id") == "q-distress"
+    expect(page.get_by_label("Votre département (facultatif)")).to_contain_text("33 - Gironde")
+    expect(page.get_by_label("Votre région *")).to_contain_text("Nouvelle-Aquitaine")
+    footer = page.locator("footer")
+    expect(footer).to_contain_text("3114")
+    expect(footer).to_contain_text("112")
+    expect(footer.get_by_role("link", name="Vos données et vos droits")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    audit(page, axe_source, "portail", js)
+
+
+def test_fill_and_submit_shows_the_reference_secret_and_status(
+    js: bool, page: Page, axe_source: str
+) -> None:
+    """A person submits, sees a reference and a secret to keep, then the pending status page."""
+    fill_valid(page)
+    send(page)
     reference = page.locator("#reference")
     expect(reference).to_have_text(re.compile(r"^RB-[0-9A-Z]{4}(-[0-9A-Z]{4}){3}$"))
+    expect(page.locator("#erasure-secret")).to_have_text(re.compile(r"^[A-Za-z0-9_-]{40,}$"))
+    expect(page.locator("main")).to_contain_text("Gardez les deux")
+    audit(page, axe_source, "confirmation", js)
     link = page.get_by_role("link", name="Suivre ma demande")
     assert link.get_attribute("href") == "/suivi/" + reference.inner_text()
     link.click()
     expect(page.locator("#timeline")).to_contain_text("Questionnaire reçu.")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    expect(page.get_by_role("link", name="Actualiser")).to_be_visible()
+    assert page.locator("noscript").count() == 1  # refreshes itself without JavaScript
+    audit(page, axe_source, "suivi", js)
 
 
-def test_after_submit_the_erasure_secret_is_shown_once_with_its_explanation(page: Page) -> None:
-    """The page shows the erasure secret and says it will not be shown again; a reload does not."""
-    fill_valid(page)
-    page.get_by_role("button", name="Envoyer mes réponses").click()
-    secret = page.locator("#erasure-secret")
-    expect(secret).to_have_text(re.compile(r"^[A-Za-z0-9_-]{40,}$"))
-    expect(page.locator("#erasure")).to_contain_text("ne sera plus jamais affiché")
-    page.reload()
-    expect(page.locator("#erasure")).to_be_hidden()
-
-
-def test_bad_email_shows_its_error_next_to_the_field(page: Page) -> None:
-    """The 422 for a bad e-mail is shown under the e-mail field, which is marked invalid."""
+def test_errors_are_summarised_at_the_top_with_links_to_each_field(
+    js: bool, page: Page, axe_source: str
+) -> None:
+    """A faulty form comes back with its values kept, a focused summary linking each field."""
     fill_valid(page, email="claire@")
-    page.get_by_role("button", name="Envoyer mes réponses").click()
-    error = page.locator("#q-contact-email-error")
-    expect(error).to_have_text("Cette adresse e-mail n'est pas valide.")
+    page.get_by_label("Un parrain ou une marraine").uncheck()
+    send(page)
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_focused()
+    links = summary.get_by_role("link")
+    expect(links).to_have_count(2)
+    expect(links.nth(0)).to_have_text(
+        "De quoi avez-vous besoin ? — Choisissez au moins une réponse."
+    )
+    expect(links.nth(1)).to_have_text("Adresse e-mail — Cette adresse e-mail n'est pas valide.")
     field = page.get_by_label("Adresse e-mail (facultatif)")
+    expect(field).to_have_value("claire@")
     assert field.get_attribute("aria-invalid") == "true"
-    assert "q-contact-email-error" in field.get_attribute("aria-describedby")
+    links.nth(1).click()
     expect(field).to_be_focused()
-    expect(page.locator("#reference")).to_be_hidden()
+    audit(page, axe_source, "erreurs", js)
 
 
-def test_distress_yes_shows_resources_at_once(page: Page) -> None:
-    """Answering yes to the distress question shows 3114, 15/112 and APESA before submitting."""
-    resources = page.locator("#resources")
-    expect(resources).to_be_hidden()
+def test_crisis_words_show_the_3114_first_on_the_confirmation(page: Page) -> None:
+    """A message speaking of suicide puts the 3114 and 15/112 at the top of the confirmation."""
+    fill_valid(page)
+    page.get_by_label(re.compile("^Un mot sur votre situation")).fill("Je pense au suicide.")
+    send(page)
+    crisis = page.locator("#crisis")
+    expect(crisis).to_be_visible()
+    expect(crisis).to_contain_text("3114")
+    expect(crisis).to_contain_text("112")
+    assert page.locator("main > *").first.get_attribute("id") == "crisis"
+
+
+def test_art9_box_shows_only_when_distress_is_yes_with_javascript(js: bool, page: Page) -> None:
+    """With JavaScript, the art. 9 box and the help panel appear only for "Oui"."""
+    box = page.get_by_label(re.compile("transmise à APESA, pour que ses psychologues"))
+    panel = page.locator("#resources")
+    if not js:
+        expect(box).to_be_visible()  # without JavaScript its label says when it counts
+        expect(page.locator("main")).to_contain_text("cette case est ignorée")
+        return
+    expect(box).to_be_hidden()
+    expect(panel).to_be_hidden()
     page.get_by_label("Oui", exact=True).check()
-    expect(resources).to_be_visible()
-    expect(resources).to_contain_text("3114")
-    expect(resources).to_contain_text("112")
-    expect(resources).to_contain_text("APESA")
+    expect(box).to_be_visible()
+    expect(panel).to_be_visible()
+    assert panel.get_attribute("role") == "status"
+    page.get_by_label("Non", exact=True).check()
+    expect(box).to_be_hidden()
 
 
-def test_form_is_usable_with_the_keyboard(page: Page) -> None:
-    """Tab reaches the first distress option and Space selects it."""
-    page.locator("body").focus()
-    for _ in range(6):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.name") == "distress":
-            break
-    assert page.evaluate("document.activeElement.name") == "distress"
-    page.keyboard.press("Space")
-    assert page.evaluate("document.activeElement.checked") is True
+def test_privacy_page(js: bool, page: Page, portal_url: str, axe_source: str) -> None:
+    """The privacy notice names the legal bases, the durations, the rights and the CNIL."""
+    page.get_by_role("link", name="Vos données et vos droits").click()
+    main = page.locator("main")
+    for words in ("art. 9.2.a", "30 jours", "11 jours", "CNIL", "rectifi"):
+        expect(main).to_contain_text(words)
+    audit(page, axe_source, "confidentialite", js)
+
+
+def test_erasure_with_the_secret_and_the_same_answer_for_unknown_or_wrong(
+    js: bool, page: Page, axe_source: str
+) -> None:
+    """Erasure works with the reference and secret; an unknown reference or a wrong secret get
+    the same error."""
+    fill_valid(page)
+    send(page)
+    reference = page.locator("#reference").inner_text()
+    secret = page.locator("#erasure-secret").inner_text()
+    answers = []
+    for ref, code in ((reference, "wrong-secret"), ("RB-AAAA-AAAA-AAAA-AAAA", "wrong-secret")):
+        page.locator("footer").get_by_role("link", name=re.compile("effacer mes données")).click()
+        page.get_by_label("Référence").fill(ref)
+        page.get_by_label("Code secret").fill(code)
+        page.get_by_role("button", name=re.compile("Retirer")).click()
+        answers.append(page.locator("#error-summary").inner_text())
+    assert answers[0] == answers[1] and "ne vont pas ensemble" in answers[0]
+    audit(page, axe_source, "effacer", js)
+    page.get_by_label("Référence").fill(reference)
+    page.get_by_label("Code secret").fill(secret)
+    page.get_by_role("button", name=re.compile("Retirer")).click()
+    expect(page.locator("#erased-title")).to_have_text("Votre consentement est retiré")
+    audit(page, axe_source, "efface", js)
+
+
+def decide(settings: IntakeSettings, reference: str) -> None:
+    """The router's outcome lands in intake's SQLite store, as its consumer would write it."""
+    outcome = RoutingOutcomeV1(
+        decision_id=uuid.uuid4(), reference=reference,
+        primary=AssociationId.SOIXANTE_MILLE_REBONDS,
+        reasons=[Reason(code="stage_after_liquidation", fr="Vous êtes après une liquidation.",
+                        en="You are after a liquidation.")],
+        decided_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    async def add() -> None:
+        store = SqlStatusStore(settings.store_url)
+        await store.start()
+        try:
+            await store.add(record_of(str(uuid.uuid4()), outcome))
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's loop
+        thread.submit(asyncio.run, add()).result()
+
+
+def test_the_orientation_appears_once_decided(
+    js: bool, page: Page, settings: IntakeSettings, axe_source: str
+) -> None:
+    """Once the router decided, the page shows the association, why and its contact, by itself:
+    polled with JavaScript on the confirmation, refreshed every 5 s without it on /suivi."""
+    fill_valid(page)
+    send(page)
+    reference = page.locator("#reference").inner_text()
+    if not js:
+        page.get_by_role("link", name="Suivre ma demande").click()
+    expect(page.locator("#orientation")).to_contain_text("Nous cherchons")
+    decide(settings, reference)
+    orientation = page.locator("#orientation")
+    expect(orientation).to_contain_text("60 000 rebonds", timeout=15_000)
+    expect(orientation).to_contain_text("Vous êtes après une liquidation.")
+    expect(orientation.get_by_role("link", name="https://60000rebonds.com/")).to_be_visible()
+    if js:
+        expect(page.locator("#erasure-secret")).to_be_visible()  # still there to note down
+    audit(page, axe_source, "confirmation-orientee", js)

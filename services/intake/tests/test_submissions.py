@@ -232,8 +232,10 @@ def test_bad_idempotency_key_gets_422(make_client) -> None:
 
 
 def test_distress_yes_gets_resources_and_flag_travels(make_client, publisher) -> None:
-    """`distress: yes` returns 3114, 15/112 and APESA with French texts; the event keeps it."""
-    reply = make_client().post("/v1/submissions", json=answers(distress="yes"))
+    """`distress: yes` returns 3114, 15/112 and APESA; with the art. 9 consent the event keeps it."""
+    reply = make_client().post(
+        "/v1/submissions", json=answers(distress="yes", consents__sensitive_data=True)
+    )
     calm = make_client().post("/v1/submissions", json=EXAMPLE_QUESTIONNAIRE)
     assert reply.status_code == 202
     resources = {r["id"]: r for r in reply.json()["resources"]}
@@ -242,6 +244,39 @@ def test_distress_yes_gets_resources_and_flag_travels(make_client, publisher) ->
     assert all(r["fr"] for r in resources.values())
     assert calm.json()["resources"] is None
     assert publisher.events[0].data.questionnaire.distress == "yes"
+    assert publisher.events[0].data.questionnaire.consents.sensitive_data is True
+
+
+@pytest.mark.parametrize(
+    ("distress", "consent", "message", "published", "crisis_words", "message_kept"),
+    [
+        ("yes", False, "Je pense au suicide.", "prefer_not_to_say", None, False),
+        ("yes", True, "Je pense au suicide.", "yes", True, True),
+        ("yes", True, "Je veux rebondir.", "yes", False, True),
+        ("no", True, "Je pense au suicide.", "prefer_not_to_say", None, False),
+        ("no", False, "Je veux rebondir.", "prefer_not_to_say", None, True),
+        ("prefer_not_to_say", True, "Je veux rebondir.", "prefer_not_to_say", None, True),
+    ],
+)
+def test_nothing_about_distress_leaves_intake_without_the_art9_consent(
+    make_client, publisher, distress, consent, message, published, crisis_words, message_kept
+) -> None:
+    """Only `distress: yes` with the art. 9 consent publishes the answer and `crisis_words`."""
+    body = answers(distress=distress, consents__sensitive_data=consent, message=message)
+    assert make_client().post("/v1/submissions", json=body).status_code == 202
+    event = publisher.events[0].data
+    assert event.questionnaire.distress == published
+    assert event.questionnaire.consents.sensitive_data is (published == "yes")
+    assert event.crisis_words is crisis_words
+    assert (event.questionnaire.message == message) is message_kept
+
+
+def test_crisis_words_show_the_resources_even_without_distress(make_client) -> None:
+    """A free text that speaks of suicide gets 3114 and 15/112 in the reply, whatever the answers."""
+    reply = make_client().post(
+        "/v1/submissions", json=answers(distress="no", message="J'ai envie d'en finir.")
+    )
+    assert {r["id"] for r in reply.json()["resources"]} >= {"3114", "emergency"}
 
 
 def test_unreachable_broker_gets_503_with_retry_after_and_no_reference(
@@ -455,13 +490,13 @@ def test_unreachable_store_gets_503_not_500(tmp_path) -> None:
 
 
 def test_portal_assets_are_shipped_without_external_cdn(make_client) -> None:
-    """The page and its script and style come from intake itself, with no inline script."""
+    """Every page's script and style come from intake itself, with no inline script."""
     client = make_client()
-    page = client.get("/").text
-    assert re.findall(r'<script[^>]*src="([^"]+)"', page) == ["/static/portal.js"]
-    assert re.findall(r'<link[^>]*href="([^"]+)"', page) == ["/static/portal.css"]
-    assert "<script>" not in page
+    for path in ("/", "/suivi/RB-0000-0000-0000-0000", "/confidentialite", "/effacer"):
+        page = client.get(path).text
+        assert re.findall(r'<script[^>]*src="([^"]+)"', page) == ["/static/portal.js"]
+        assert re.findall(r'<link[^>]*href="([^"]+)"', page) == ["/static/portal.css"]
+        assert "<script>" not in page
     for asset in ("/static/portal.js", "/static/portal.css"):
         reply = client.get(asset)
         assert reply.status_code == 200 and "//cdn" not in reply.text
-    assert client.get("/suivi/RB-0000-0000-0000-0000").text == page

@@ -22,7 +22,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import Service, Topic, all_topics
 
 #: The principals of the services, in the order they are listed to operators.
-SERVICES = ("intake", "router", "notifier", "events")
+SERVICES = ("intake", "router", "notifier", "events", "coordination")
 
 
 class Grant(NamedTuple):

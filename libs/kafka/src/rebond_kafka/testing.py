@@ -5,22 +5,29 @@ clients of this process only."""
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.conn import CloseReason
+from aiokafka.errors import for_code
 
 from rebond_kafka.reconnect import RECONNECT
 
 
-async def partitions_of(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of `topics`, as the broker describes them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def partitions_of(bootstrap: str, topics: list[str], **client: Any) -> list[TopicPartition]:
+    """Every partition of `topics`, as the broker describes them (`client`: the connection's
+    security, e.g. a principal's SASL settings). A topic the broker does not describe (unknown,
+    or not authorised) raises its error rather than counting as a topic without partitions."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
     await admin.start()
     try:
         described = await admin.describe_topics(topics)
     finally:
         await admin.close()
+    for topic in described:
+        if topic["error_code"]:
+            raise for_code(topic["error_code"])(f"cannot describe {topic['topic']}")
     return [
         TopicPartition(topic["topic"], partition["partition"])
         for topic in described
@@ -43,23 +50,40 @@ async def move_group_to_end(bootstrap: str, group: str, topics: list[str]) -> No
         await consumer.stop()
 
 
-async def records_to_end(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[bytes, bytes]]:
+async def records_to_end(
+    bootstrap: str, topics: list[str], **client: Any
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of `topics` as they stand: each partition read from its beginning up to the
     end it had when this was called, without a group (nothing committed, nothing waited for)."""
-    partitions = await partitions_of(bootstrap, topics)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = await partitions_of(bootstrap, topics, **client)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client)
     await consumer.start()
     try:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for tp, batch in (await consumer.getmany(timeout_ms=1000)).items():
-                records += [record for record in batch if record.offset < ends[tp]]
-        return records
+        records = await read_to_ends(consumer, partitions, ends)
+        return [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
     finally:
         await consumer.stop()
+
+
+async def read_to_ends(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    ends: dict[TopicPartition, int] | None = None,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of `partitions` (assigned to `consumer`) from its positions on, until each
+    position reaches its end in `ends` (by default the end it has when this is called): so the
+    read stops by itself once everything written before is in, instead of waiting for records
+    that may never come. Records fetched past those ends are returned too (the consumer's
+    position has moved past them: a later read would not see them again)."""
+    ends = ends if ends is not None else await consumer.end_offsets(partitions)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+        for batch in (await consumer.getmany(*partitions, timeout_ms=1000)).values():
+            records += batch
+    return records
 
 
 #: Settings keyword arguments that satisfy production's Kafka check (`kafka_production_problems`),

@@ -1,10 +1,13 @@
 """The coordination service's composition root.
 
 `build` makes everything from the settings, with production defaults for every port, and
-tests pass fakes; nothing connects at import time. Until Kafka and the other services' clients
-are plugged in (the next step), the production default of every port is `ports.Unconnected`:
-messages wait in the outbox, and pages say what is not reachable yet. Its lifespan and probes
-are the service host's (`rebond_service.host`): the parts below, and the store's readiness.
+tests pass fakes; nothing connects at import time. By default the console is plugged in: Kafka
+carries the inbox's answers out and the other services' facts in (`kafka.py`), the events
+service's API its conferences and SMTP its invitations (`clients.py`). The router's preview
+endpoint does not exist yet, so the preview stays `ports.Unconnected`, and the kinds of message
+nobody reads yet wait in the outbox (`kafka.UNPLUGGED`); the pages say so. A given `outbound`
+(a fake) leaves Kafka out unless a `broker` is given too. Its lifespan and probes are the
+service host's (`rebond_service.host`): the parts below, and the store's and Kafka's readiness.
 """
 
 import asyncio
@@ -12,13 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import httpx
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebond_contracts.topics import Service
 from rebond_coordination.auth import SessionRules
+from rebond_coordination.clients import HttpEvents, SmtpMailer
+from rebond_coordination.kafka import UNPLUGGED, KafkaOutbound, build_broker, subscribe_facts
 from rebond_coordination.observability import Observability
 from rebond_coordination.ports import (
     EventsClient,
@@ -45,9 +53,19 @@ from rebond_coordination.web import (
     to_sign_in,
 )
 from rebond_http.guard import SecurityHeaders, TokenBucketLimiter
-from rebond_service.host import Host, Part, answers
+from rebond_kafka.consume import DeadLetters
+from rebond_kafka.outage import Impact
+from rebond_kafka.reconnect import kafka_link
+from rebond_service.host import Check, Host, KafkaConnection, Part, answers
 
 log = structlog.get_logger(__name__)
+#: What a Kafka outage means here, in the outage log line (`rebond_kafka.outage`).
+KAFKA_OUTAGE = Impact(
+    fr="les réponses données dans la boîte attendent dans la console et partiront au retour de "
+    "Kafka ; les nouveaux dossiers arriveront à ce moment-là ; /readyz répond 503",
+    en="answers given in the inbox wait in the console and go out once Kafka is back; new "
+    "cases arrive then; /readyz answers 503",
+)
 
 
 def utc_now() -> datetime:
@@ -76,19 +94,41 @@ def build(
     preview: PreviewClient | None = None,
     events: EventsClient | None = None,
     clock: Clock | None = None,
+    broker: KafkaBroker | None = None,
 ) -> App:
-    """Everything the console runs on, not yet connected (the lifespan opens the store)."""
+    """Everything the console runs on, not yet connected (the lifespan opens the store, then
+    Kafka in the background)."""
     clock = clock or utc_now
-    unconnected = Unconnected()
     store = Store(settings.database)
     obs = Observability(settings)
+    parts: list[Part] = []
+    checks: list[Check] = []
+    unplugged: frozenset[str] = frozenset()
+    if broker is not None or outbound is None:
+        broker = obs.instrument(broker or build_broker(settings))
+        link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
+        obs.watch_kafka(link)
+        kafka = KafkaConnection(broker, link, log=log)
+        subscribe_facts(
+            broker, store, DeadLetters(broker, Service.COORDINATION), settings.group_id,
+            obs.record_scope,
+        )  # fmt: skip
+        parts.append(kafka.part())  # after the store: its start is awaited first
+        checks.append(kafka.check())
+        if outbound is None:
+            outbound = KafkaOutbound(broker, lambda: kafka.connected and not link.down)
+            unplugged = UNPLUGGED
+    if events is None:
+        http = httpx.AsyncClient(base_url=settings.events_url, timeout=settings.events_timeout_s)
+        parts.append(Part("events client", close=http.aclose))
+        events = HttpEvents(http, settings.events_organiser_keys)
     services = Services(
         settings=settings,
         store=store,
-        relay=Relay(store, outbound or unconnected, clock),
-        mailer=mailer or unconnected,
-        preview=preview or unconnected,
-        events=events or unconnected,
+        relay=Relay(store, outbound, clock, unplugged),
+        mailer=mailer or SmtpMailer(settings),
+        preview=preview or Unconnected(),
+        events=events,
         clock=clock,
         limiter=TokenBucketLimiter(settings.sign_in_per_minute, settings.sign_in_burst),
         sessions=SessionRules(
@@ -107,13 +147,14 @@ def build(
         [
             Part("telemetry", close=obs.close),
             Part("store", start=open_store, close=store.close),
+            *parts,
             Part("relay", run=partial(services.relay.run_forever, settings.relay_interval_s)),
             Part(
                 "queue metrics",
                 run=partial(_refresh_forever, services, settings.metrics_interval_s),
             ),
         ],
-        [answers("store", store.ping)],
+        [answers("store", store.ping), *checks],
     )
     web = FastAPI(
         title="Rebond coordination",

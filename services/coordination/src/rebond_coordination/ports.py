@@ -92,6 +92,12 @@ class OutboundUnavailable(Exception):
     """The message could not be handed over; it stays in the outbox and is sent again."""
 
 
+class NotPlugged(OutboundUnavailable):
+    """No service reads this kind of message yet: it waits in the outbox, unsent, until its
+    reader exists, rather than being published to a topic nobody reads. It holds back only
+    messages of its own kind (`Relay`), so an answer is not stuck behind an assignment."""
+
+
 class Outbound(Protocol):
     async def publish(self, message: OutboundMessage) -> None:
         """Hand `message` over for good (acknowledged), or raise `OutboundUnavailable`."""

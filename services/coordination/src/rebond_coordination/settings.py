@@ -6,13 +6,14 @@ production (`COORDINATION_ENVIRONMENT=production`) the development secrets are r
 public URL must be https, so session cookies are always `Secure` there.
 """
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
-from rebond_service.settings import DevelopmentValue, ServiceSettings
+from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Development-only secrets of the adapters the lead plugs in next (the router's preview
 #: endpoint, the events service's organiser keys): refused in production.
@@ -22,10 +23,10 @@ DEFAULT_ORGANISER_KEYS = {
 }
 
 
-class CoordinationSettings(ServiceSettings):
-    """The console's own settings; environment, host, port, logs, OpenTelemetry and secrets
-    from files come from the base (`rebond_service.settings`). No Kafka settings yet: the
-    console's Kafka side is behind ports until it is plugged in (then `KafkaServiceSettings`)."""
+class CoordinationSettings(KafkaServiceSettings):
+    """The console's own settings; environment, host, port, logs, OpenTelemetry, secrets from
+    files and the Kafka connection (`COORDINATION_KAFKA_*`, SASL_SSL in production) come from
+    the base (`rebond_service.settings`)."""
 
     model_config = SettingsConfigDict(env_prefix="COORDINATION_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -61,6 +62,27 @@ class CoordinationSettings(ServiceSettings):
     relay_interval_s: float = Field(default=5.0, gt=0)
     metrics_interval_s: float = Field(default=15.0, gt=0)
 
+    #: The consumer group of the projections (`rebond-coordination` or `rebond-coordination.<x>`:
+    #: the ACLs allow no other).
+    group_id: str = "rebond-coordination"
+
+    #: The events service's organiser API (conferences of the organisers' associations).
+    events_url: str = "http://127.0.0.1:8003"
+    events_timeout_s: float = Field(default=10.0, gt=0)
+
+    #: Where invitations are sent (`make run`'s mail sink by default), as the notifier sends.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    #: STARTTLS after connecting (port 587), or TLS from the start (port 465); one is required
+    #: in production, where an invitation's one-time link must not cross the network in clear.
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_ca_file: Path | None = None
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    mail_from: str = "Rebond — coordination <coordination@rebond.example>"
+
     #: Bearer token for the router's `POST /internal/preview` (used once it is plugged in).
     router_preview_token: SecretStr = SecretStr(DEFAULT_PREVIEW_TOKEN)
     #: Association -> the events service's organiser API key, as JSON (used once plugged in).
@@ -82,4 +104,9 @@ class CoordinationSettings(ServiceSettings):
             if self.secure_cookies
             else ["COORDINATION_PUBLIC_URL must be https (Secure cookies)"]
         )
-        return [*https, *super().production_problems()]
+        smtp = (
+            []
+            if self.smtp_starttls or self.smtp_tls
+            else ["COORDINATION_SMTP_STARTTLS or COORDINATION_SMTP_TLS must be true"]
+        )
+        return [*https, *smtp, *super().production_problems()]

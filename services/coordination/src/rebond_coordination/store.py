@@ -13,7 +13,7 @@ Every query reading cases, referrals, the audit log or accounts takes the person
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -882,11 +882,15 @@ class Store:
 
     # --- the outbox -----------------------------------------------------------------------
 
-    async def pending_messages(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+    async def pending_messages(
+        self, limit: int = 100, skip_kinds: Collection[str] = ()
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest unsent messages, in order, leaving out the kinds in `skip_kinds`."""
+
         def work(connection: Connection) -> list[tuple[int, dict[str, Any]]]:
             query = (
                 select(outbox.c.seq, outbox.c.payload)
-                .where(outbox.c.sent_at.is_(None))
+                .where(outbox.c.sent_at.is_(None), outbox.c.kind.not_in(list(skip_kinds)))
                 .order_by(outbox.c.seq)
                 .limit(limit)
             )

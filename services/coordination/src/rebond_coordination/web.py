@@ -199,6 +199,7 @@ def render(
     values = {
         "signed": signed, "scope": signed.scope if signed else None,
         "csrf": signed.session.csrf_token if signed else "", "now": deps.clock(),
+        "unplugged": deps.relay.unplugged,
         **(context or {}),
     }  # fmt: skip
     return templates.TemplateResponse(request, template, values, status_code=status_code)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -43,6 +43,19 @@ async def get_adapters(request: Request) -> Adapters:
 
 
 Intake = Annotated[Adapters, Depends(get_adapters)]
+
+
+async def json_only(request: Request) -> None:
+    """The API takes JSON only (415 otherwise): the edge lets forms through for the portal's
+    own pages (`pages.py`), not for the API."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "Envoyez les réponses en JSON. (Send the answers as JSON.)",
+        )
 
 
 class Accepted(BaseModel):
@@ -199,6 +212,7 @@ def _invalid(locale: str, errors: list[dict[str, Any]]) -> JSONResponse:
     response_model=Accepted,
     summary="Send the questionnaire",
     operation_id="submit",
+    dependencies=[Depends(json_only)],
     responses={
         202: {
             "content": {"application/json": {"example": _EXAMPLE_ACCEPTED}},

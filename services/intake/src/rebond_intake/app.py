@@ -13,13 +13,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_http.clients import ClientAddress
-from rebond_http.guard import SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_http.inputs import Loc
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
@@ -27,6 +27,7 @@ from rebond_intake.api import Adapters, router
 from rebond_intake.consumer import build_consumer
 from rebond_intake.errors import localise, request_locale
 from rebond_intake.observability import Observability
+from rebond_intake.pages import pages
 from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublisher, build_broker
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
@@ -160,6 +161,7 @@ def build(
     )
     app.state.intake = Adapters(submissions, settings, publisher)
     app.include_router(router)
+    app.include_router(pages)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -175,7 +177,7 @@ def build(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        codes = {404: "not_found", 405: "method_not_allowed"}
+        codes = {404: "not_found", 405: "method_not_allowed", 415: "unsupported_media_type"}
         headers = getattr(error, "headers", None)
         if error.status_code == 405:
             headers = {
@@ -188,14 +190,6 @@ def build(
             content={"error": codes.get(error.status_code, "error"), "message": str(error.detail)},
         )
 
-    @app.get("/", include_in_schema=False)
-    async def portal() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
-    @app.get("/suivi/{reference}", include_in_schema=False)
-    async def status_page(reference: str) -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
-
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(
@@ -203,6 +197,7 @@ def build(
         limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body_bytes=settings.max_body_bytes,
         clients=ClientAddress(settings.trusted_proxies),
+        media_types=(JSON, FORM),
         invalid=_invalid_text,
     )
     if settings.cors_origins:

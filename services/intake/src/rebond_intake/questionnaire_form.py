@@ -16,9 +16,14 @@ from rebond_contracts.questionnaire import (
     PreferredChannel,
     Stage,
 )
+from rebond_intake.departments import DEPARTMENT_NAMES
 from rebond_intake.resources import RESOURCES
 
 Label = dict[str, str]
+
+#: The distress answers for which the art. 9 consent is asked, and honoured
+#: (`submissions.sensitive_consent`). The contract has no "unsure" answer.
+SENSITIVE_WHEN = (Distress.YES.value,)
 
 
 def _l(fr: str, en: str) -> Label:
@@ -41,10 +46,51 @@ STAGE_LABELS: dict[str, Label] = {
         "Liquidation judiciaire en cours", "Judicial liquidation in progress"
     ),
     Stage.AFTER_LIQUIDATION: _l(
-        "Après une liquidation ou une cession", "After a liquidation or a court-ordered sale"
+        "Votre entreprise a été liquidée ou cédée",
+        "Your company was liquidated or sold by the court",
     ),
     Stage.PROFESSIONAL_RECOVERY: _l("Rétablissement professionnel", "Professional recovery"),
     Stage.UNSURE: _l("Je ne sais pas", "I don't know"),
+}
+#: One plain sentence per stage, so that a person who does not know the legal words can tell
+#: where they stand (shared/domain.md, "Stages of a company in difficulty").
+STAGE_HELP: dict[str, Label] = {
+    Stage.PRE_PROCEDURE: _l(
+        "Vous rencontrez des difficultés, mais aucun tribunal n'est saisi.",
+        "You are in difficulty, but no court is involved.",
+    ),
+    Stage.AMICABLE_PROCEDURE: _l(
+        "Une négociation confidentielle avec vos créanciers, menée avec l'aide d'un mandataire "
+        "ou d'un conciliateur nommé par le tribunal.",
+        "A confidential negotiation with your creditors, helped by someone the court appointed.",
+    ),
+    Stage.SAFEGUARD: _l(
+        "Le tribunal protège l'entreprise pendant qu'elle se réorganise ; elle paie encore ses "
+        "dettes exigibles.",
+        "The court protects the company while it reorganises; it still pays its due debts.",
+    ),
+    Stage.RECEIVERSHIP: _l(
+        "L'entreprise ne peut plus payer ses dettes exigibles, mais un redressement reste "
+        "possible.",
+        "The company can no longer pay its due debts, but recovery is still possible.",
+    ),
+    Stage.LIQUIDATION_IN_PROGRESS: _l(
+        "L'activité s'arrête et les biens de l'entreprise sont vendus.",
+        "The business stops and its assets are being sold.",
+    ),
+    Stage.AFTER_LIQUIDATION: _l(
+        "La procédure est terminée, ou le tribunal a fait céder l'entreprise.",
+        "The procedure is over, or the court had the business sold.",
+    ),
+    Stage.PROFESSIONAL_RECOVERY: _l(
+        "Entrepreneur individuel sans salarié et avec peu de biens : vos dettes sont effacées "
+        "en quelques mois.",
+        "Sole trader with no staff and few assets: your debts are wiped in a few months.",
+    ),
+    Stage.UNSURE: _l(
+        "Ce n'est pas grave : l'association vous aidera à y voir clair.",
+        "That's fine: the association will help you work it out.",
+    ),
 }
 SIZE_LABELS: dict[str, Label] = {
     CompanySize.NONE: _l("Aucun salarié", "No staff"),
@@ -54,12 +100,12 @@ SIZE_LABELS: dict[str, Label] = {
     CompanySize.LARGE: _l("250 salariés ou plus", "250 staff or more"),
 }
 NEED_LABELS: dict[str, Label] = {
-    Need.LISTENING: _l("Être écouté", "Someone to listen"),
+    Need.LISTENING: _l("Quelqu'un pour m'écouter", "Someone to listen"),
     Need.URGENT_FINANCIAL_LEGAL: _l(
         "Urgence de trésorerie ou juridique", "Urgent cash-flow or legal help"
     ),
     Need.PEER_SUPPORT: _l("Échanger avec d'autres entrepreneurs", "Talk with other entrepreneurs"),
-    Need.MENTORING: _l("Être parrainé", "A mentor"),
+    Need.MENTORING: _l("Un parrain ou une marraine", "A mentor"),
     Need.COACHING: _l("Un accompagnement (coaching)", "Coaching"),
     Need.SALARIED_JOB: _l("Retrouver un emploi salarié", "Find a salaried job"),
     Need.NEW_BUSINESS: _l("Créer une nouvelle activité", "Start a new business"),
@@ -95,8 +141,13 @@ SECTOR_LABELS: dict[str, Label] = {
 _REGION_EN = {"other": "Other (overseas collectivity, abroad)"}
 
 
-def _options(labels: dict[str, Label]) -> list[dict[str, Any]]:
-    return [{"value": str(value), "label": label} for value, label in labels.items()]
+def _options(
+    labels: dict[str, Label], help: dict[str, Label] | None = None
+) -> list[dict[str, Any]]:
+    return [
+        {"value": str(value), "label": label, **({"help": help[value]} if help else {})}
+        for value, label in labels.items()
+    ]
 
 
 def questionnaire_form() -> dict[str, Any]:
@@ -105,9 +156,10 @@ def questionnaire_form() -> dict[str, Any]:
         {"value": code, "label": _l(name, _REGION_EN.get(code, name))}
         for code, name in REGIONS.items()
     ]
-    departments = [
-        {"value": dep, "label": _l(dep, dep), "region": region}
+    departments = [  # "33 - Gironde": the code people know from postcodes, and the name
+        {"value": dep, "label": _l(name, name), "region": region}
         for dep, region in sorted(REGION_OF_DEPARTMENT.items())
+        for name in [f"{dep} - {DEPARTMENT_NAMES[dep]}"]
     ]
     return {
         "version": 1,
@@ -130,7 +182,7 @@ def questionnaire_form() -> dict[str, Any]:
                 "type": "single",
                 "required": True,
                 "label": _l("Où en est votre entreprise ?", "Where does your company stand?"),
-                "options": _options(STAGE_LABELS),
+                "options": _options(STAGE_LABELS, STAGE_HELP),
             },
             {
                 "id": "situation.company_size",
@@ -211,7 +263,9 @@ def questionnaire_form() -> dict[str, Any]:
                 "type": "single",
                 "required": True,
                 "show_if": "consents.share_with_association",
-                "label": _l("Comment préférez-vous être contacté ?", "How should we reach you?"),
+                "label": _l(
+                    "Comment préférez-vous que l'on vous contacte ?", "How should we reach you?"
+                ),
                 "options": _options(CHANNEL_LABELS),
             },
             {
@@ -233,11 +287,20 @@ def questionnaire_form() -> dict[str, Any]:
                 "id": "consents.sensitive_data",
                 "type": "boolean",
                 "required": True,
+                "show_if_value": {"distress": SENSITIVE_WHEN},
                 "label": _l(
-                    "J'accepte que ma réponse sur la détresse soit transmise à l'association "
-                    "(donnée de santé).",
-                    "I agree that my answer about distress is passed on to the association "
-                    "(health data).",
+                    "J'accepte que ma réponse sur la détresse soit transmise à APESA, pour que "
+                    "ses psychologues puissent m'appeler (donnée de santé).",
+                    "I agree that my answer about distress is passed on to APESA, so that its "
+                    "psychologists can call me (health data).",
+                ),
+                "help": _l(
+                    "Ne concerne que les personnes qui ont répondu « Oui » à la première "
+                    "question ; sinon, cette case est ignorée. Sans cet accord, rien de votre "
+                    "réponse sur la détresse ne quitte le portail.",
+                    'Only for people who answered "Yes" to the first question; otherwise this '
+                    "box is ignored. Without it, nothing of your answer about distress leaves "
+                    "the portal.",
                 ),
             },
             {
@@ -254,7 +317,7 @@ def questionnaire_form() -> dict[str, Any]:
                 "type": "boolean",
                 "required": True,
                 "label": _l(
-                    "Je souhaite être invité aux Conférences du rebond.",
+                    "Je souhaite recevoir les invitations aux Conférences du rebond.",
                     "I would like invitations to the Conférences du rebond.",
                 ),
             },

@@ -42,8 +42,10 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.questionnaire import Distress, QuestionnaireV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES, erasure_window_days
+from rebond_intake.crisis import mentions_crisis
 from rebond_intake.erasure import erasure_secret, matches, matches_stored
 from rebond_intake.publisher import BrokerUnavailable, SubmissionPublisher
+from rebond_intake.questionnaire_form import SENSITIVE_WHEN
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.store import StatusStore, StoreUnavailable, Submission
@@ -68,8 +70,12 @@ class Accepted:
     #: With the reference, it lets the person withdraw and see their full status; derived,
     #: never stored: a replay of the same key gets the same one.
     erasure_secret: str
-    #: Whom to call, right now, when the person said they are in distress; else None.
+    #: Whom to call, right now, when the person said they are in distress or their free text
+    #: speaks of suicide or self-harm; else None.
     resources: list[Resource] | None
+    #: The free text speaks of suicide or self-harm (`crisis.mentions_crisis`): the page shows
+    #: the 3114 and 15/112 first, whatever the consents.
+    crisis_words: bool = False
     #: The same key and answers came before and Kafka already had them: nothing was sent.
     replayed: bool = False
 
@@ -126,9 +132,40 @@ EraseOutcome = Erased | UnknownReference | WrongSecret | NotAccepted
 StatusOutcome = Timeline | UnknownReference | WrongSecret | NotAccepted
 
 
-def resources_for(questionnaire: QuestionnaireV1) -> list[Resource] | None:
-    """The crisis resources a person sees at once with their reference: for `distress: yes`."""
-    return RESOURCES if questionnaire.distress == Distress.YES else None
+def resources_for(
+    questionnaire: QuestionnaireV1, crisis_words: bool = False
+) -> list[Resource] | None:
+    """The crisis resources a person sees at once with their reference: for `distress: yes`,
+    or a free text that speaks of suicide or self-harm."""
+    return RESOURCES if questionnaire.distress == Distress.YES or crisis_words else None
+
+
+def sensitive_consent(questionnaire: QuestionnaireV1) -> bool:
+    """Whether the art. 9 consent counts: given, and asked (distress answered "yes"). A box
+    ticked with another answer (the page without JavaScript shows it to everyone) is ignored."""
+    return questionnaire.consents.sensitive_data and questionnaire.distress.value in SENSITIVE_WHEN
+
+
+def outbound(
+    questionnaire: QuestionnaireV1, crisis_words: bool
+) -> tuple[QuestionnaireV1, bool | None]:
+    """What leaves intake on `questionnaires.completed`: the answers and `crisis_words`.
+
+    Without the art. 9 consent nothing about distress leaves intake: the distress answer is
+    published as `prefer_not_to_say`, the consent as not given, `crisis_words` as None, and a
+    free text that speaks of suicide or self-harm (health data itself) stays here too. The
+    contract is unchanged: every value is one it already allows."""
+    if sensitive_consent(questionnaire):
+        return questionnaire, crisis_words
+    consents = questionnaire.consents.model_copy(update={"sensitive_data": False})
+    withheld = questionnaire.model_copy(
+        update={
+            "distress": Distress.PREFER_NOT_TO_SAY,
+            "consents": consents,
+            "message": None if crisis_words else questionnaire.message,
+        }
+    )
+    return withheld, None
 
 
 class Submissions:
@@ -184,10 +221,12 @@ class Submissions:
             claimed_before = claimed.reference != reference
             reference, event_id = claimed.reference, claimed.event_id
             received_at = claimed.received_at
+        crisis_words = bool(questionnaire.message) and mentions_crisis(questionnaire.message or "")
         accepted = Accepted(
             reference,
             erasure_secret(self._erasure_key, reference),
-            resources_for(questionnaire),
+            resources_for(questionnaire, crisis_words),
+            crisis_words,
         )
         with structlog.contextvars.bound_contextvars(reference=reference, event_id=event_id):
             try:
@@ -197,9 +236,13 @@ class Submissions:
             if replayed:
                 log.info("submission_replayed")
                 return replace(accepted, replayed=True)
+            shared, shared_crisis_words = outbound(questionnaire, crisis_words)
             event = QUESTIONNAIRES.envelope(
                 QuestionnaireCompletedV1(
-                    reference=reference, received_at=received_at, questionnaire=questionnaire
+                    reference=reference,
+                    received_at=received_at,
+                    questionnaire=shared,
+                    crisis_words=shared_crisis_words,
                 ),
                 subject=reference,
                 correlationid=reference,

@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from rebond_contracts.answers import answer_event
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import EnvelopeError
 from rebond_contracts.payloads import (
@@ -46,9 +47,6 @@ from rebond_kafka.security import aiokafka_options
 from rebond_kafka.settings import KafkaClientSettings
 from rebond_notifier.text import escape_controls
 from rebond_service.settings import FromEnvironment
-
-#: Same derivation as the notifier's answer links: one event id per referral and answer.
-ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 
 
 class ClientSettings(FromEnvironment, KafkaClientSettings):
@@ -263,12 +261,7 @@ async def answer(
         answered_at=datetime.now(UTC),
     )
     topic = responses(association)
-    event = topic.envelope(
-        response,
-        subject=reference,
-        correlationid=reference,
-        id=str(uuid.uuid5(ANSWER_NAMESPACE, f"{referral_id}:{decision.value}")),
-    )
+    event = answer_event(association, response)
     producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **settings.kafka())
     await producer.start()
     try:

@@ -14,6 +14,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
+from rebond_contracts.answers import answer_event
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
@@ -30,8 +31,6 @@ from rebond_contracts.tracing import TraceParent
 from rebond_observability import current_trace
 from rebond_sql.outbox import Message
 
-#: Event ids of answers given through a link: one per referral and answer.
-ANSWER_NAMESPACE = uuid.UUID("1d0b3c0e-58e2-4f8e-9a0e-6a4f3f2d9c21")
 #: Withdrawal notices' event ids: one per referral and association.
 WITHDRAWAL_NAMESPACE = uuid.UUID("0f8d6b1e-3c2a-4e7b-9d55-7a1c2e9b4f60")
 #: Event ids of outcomes are derived from the delivery, so a republished outcome is recognisable.
@@ -78,19 +77,10 @@ def withdrawn(
     return message(notice, topic.name, trace)
 
 
-def answer_event_id(referral_id: uuid.UUID, answer: str) -> str:
-    return str(uuid.uuid5(ANSWER_NAMESPACE, f"{referral_id}:{answer}"))
-
-
 def answered(association: AssociationId, response: ReferralResponseV1) -> Message:
     """An answer given through an e-mail link, on `responses.<association_id>` on the
-    association's behalf."""
-    topic = responses(association)
-    event = topic.envelope(
-        response, subject=response.reference, correlationid=response.reference,
-        id=answer_event_id(response.referral_id, response.answer.value),
-    )  # fmt: skip
-    return message(event, topic.name)
+    association's behalf (the event the console's inbox would give for the same answer)."""
+    return message(answer_event(association, response), responses(association).name)
 
 
 class Attempted(Protocol):

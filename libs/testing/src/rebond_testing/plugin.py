@@ -1,0 +1,163 @@
+"""The pytest plugin every layer shares (the root `conftest.py` loads it): the tier markers, the
+session's Kafka broker, the session's PostgreSQL cluster, and Chromium with axe-core.
+
+Each fixture here is session-scoped where starting the thing costs seconds (a broker, a
+cluster): started once, the first time a test asks for it, and never when no selected test
+does (so `make check` starts neither a broker nor a cluster). Tests keep out of each other's way
+by their own names, not by their own servers: a topic, group or database of their own.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rebond_testing.kafka import Broker, Kafkactl, SecureKafka, session_broker
+from rebond_testing.needs import unavailable
+from rebond_testing.postgres import PostgresCluster, new_database
+from rebond_testing.tiers import DESCRIPTIONS, serial_modules, tiers_of
+
+# --- tiers ----------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker, description in DESCRIPTIONS.items():
+        config.addinivalue_line("markers", f"{marker}: {description}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the tiers its fixtures and parameters put it in, and `serial` where
+    its module cannot be spread over pytest-xdist's workers."""
+    serial = serial_modules((str(item.path), item.nodeid) for item in items)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        parameters = callspec.params if callspec is not None else {}
+        for tier in tiers_of(getattr(item, "fixturenames", ()), parameters):
+            item.add_marker(tier)
+        if str(item.path) in serial:
+            item.add_marker("serial")
+
+
+# --- Kafka ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _kafka_broker(pytestconfig: pytest.Config) -> Iterator[Broker]:
+    """The session's one broker (`rebond_testing.kafka.session_broker`); tests that kill a
+    broker start their own (tests/faults)."""
+    kafkactl = Kafkactl(pytestconfig.rootpath / "deploy" / "kafka" / "kafkactl.py")
+    with session_broker(kafkactl, os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_kafka_broker: Broker) -> str:
+    """Bootstrap servers of a real broker whose registry topics exist (no credentials needed)."""
+    return _kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_secure(_kafka_broker: Broker) -> SecureKafka:
+    """The same broker's SASL listener, where ACLs decide what each principal may do."""
+    if _kafka_broker.secure is None:
+        unavailable(
+            "no Kafka broker: the broker given from outside has no SASL listener with Rebond's ACLs"
+        )
+    return _kafka_broker.secure
+
+
+# --- PostgreSQL: one throwaway cluster per session, a fresh database per test ----------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """`postgresql+psycopg://…/` of a real PostgreSQL server: POSTGRES_URL, or a throwaway
+    cluster for the session (`PostgresCluster`, never stopped under a test, so its commits need
+    not wait for their log: `crash_safe=False`)."""
+    if url := os.environ.get("POSTGRES_URL"):
+        yield url.rstrip("/") + "/"
+        return
+    cluster = PostgresCluster(crash_safe=False)
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A SQLAlchemy URL of a brand-new, empty database on the session's PostgreSQL server."""
+    return new_database(postgres_server)
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PostgresCluster]:
+    """A cluster of the test's own, started, which the test may stop (at once, as a crash) and
+    start again on the same port: crash-safe, so that what was committed survives that."""
+    cluster = PostgresCluster(crash_safe=True)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store URL on each database the services support: a SQLite file, then a brand-new
+    PostgreSQL database (a test taking it runs once on each)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+# --- Browser tests: Debian's Chromium driven by Playwright (no browser download) -------------
+
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def chromium_launch_options() -> dict[str, object]:
+    """Keyword arguments for Playwright's `chromium.launch(...)`: Debian's Chromium, headless."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        unavailable("Chromium is not installed (deploy/local/ensure-test-packages.sh)")
+    return {"executable_path": path, "args": CHROMIUM_ARGS, "headless": True}
+
+
+# --- Accessibility audits: axe-core from the npm registry, cached (no CDN at test time) ------
+
+AXE_VERSION = "4.10.3"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """The source of `axe.min.js` (axe-core AXE_VERSION), for `page.add_script_tag(content=…)`.
+
+    Installed once with npm into `$REBOND_CACHE/npm` (default `~/.cache/rebond/npm`) and read
+    from there afterwards; the browser never fetches it from elsewhere."""
+    cache = Path(os.environ.get("REBOND_CACHE", Path.home() / ".cache" / "rebond")) / "npm"
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    installed = cache / "node_modules" / "axe-core" / "package.json"
+    if not (script.exists() and json.loads(installed.read_text()).get("version") == AXE_VERSION):
+        npm = shutil.which("npm")
+        if npm is None:
+            unavailable(
+                "npm is not installed (deploy/local/ensure-test-packages.sh): no axe-core for "
+                "the accessibility audit"
+            )
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--no-save",
+             f"axe-core@{AXE_VERSION}"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    return script.read_text()

@@ -1,0 +1,130 @@
+"""Rebond's services as real processes (`python -m rebond_<name>`), configured by environment
+only, as an operator runs them: for the end-to-end, fault and scaling tests."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from rebond_testing.ports import LOOPBACK, free_port
+from rebond_testing.waiting import until
+
+SERVICES = ("intake", "router", "notifier", "events")
+
+#: Each service's own store, in the test's folder (never the checkout's .run/).
+STORES = {
+    "intake": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/intake.sqlite3"),
+    "router": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/router.sqlite3"),
+    "notifier": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/notifier.sqlite3"),
+    "events": ("DATABASE_URL", "sqlite:///{dir}/events.sqlite3"),
+}
+
+
+@dataclass
+class RunningService:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_service(
+    name: str,
+    bootstrap: str,
+    log_dir: Path,
+    sasl: Mapping[str, str] | None = None,
+    **env: str | None,
+) -> RunningService:
+    """Start `python -m rebond_<name>` on a free port; `env` gives its settings by name
+    (`group_id="…"` sets `<NAME>_GROUP_ID`), None leaving one at its default.
+
+    `sasl` (from `kafka_secure.sasl(principal)`) makes it connect through the SASL listener with
+    that principal, so the ACLs apply to it as in production.
+    """
+    port = free_port()
+    prefix = name.upper()
+    log = log_dir / f"{name}-{port}.log"
+    store_key, store_url = STORES[name]
+    connection = {f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+    if sasl is not None:
+        connection |= {
+            f"{prefix}_KAFKA_SECURITY_PROTOCOL": sasl["security_protocol"],
+            f"{prefix}_KAFKA_SASL_MECHANISM": sasl["sasl_mechanism"],
+            f"{prefix}_KAFKA_SASL_USERNAME": sasl["sasl_plain_username"],
+            f"{prefix}_KAFKA_SASL_PASSWORD": sasl["sasl_plain_password"],
+        }
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"rebond_{name}"],
+        env={
+            **os.environ,
+            **connection,
+            f"{prefix}_PORT": str(port),
+            f"{prefix}_ENVIRONMENT": "test",
+            f"{prefix}_{store_key}": store_url.format(dir=log_dir, port=port),
+            **{f"{prefix}_{key.upper()}": value for key, value in env.items() if value is not None},
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    return RunningService(name, f"http://{LOOPBACK}:{port}", process, log)
+
+
+def wait_ready(service: RunningService, timeout_s: float = 60.0) -> None:
+    """Return once `service` answers `/readyz` with 200; raise with its log's end if it exits
+    or is not ready within `timeout_s`."""
+
+    def ready() -> bool:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited: {service.log.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    if not until(ready, timeout_s):
+        raise TimeoutError(
+            f"{service.name} not ready in {timeout_s}s: {service.log.read_text()[-2000:]}"
+        )
+
+
+def stop_service(service: RunningService) -> None:
+    """SIGTERM (a graceful stop), SIGKILL after 20 s."""
+    service.process.terminate()
+    try:
+        service.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        service.process.wait()
+
+
+@contextmanager
+def running(
+    bootstrap: str,
+    folder: Path,
+    sasl: Mapping[str, Mapping[str, str]] | None = None,
+    settings: Mapping[str, Mapping[str, str]] | None = None,
+    names: tuple[str, ...] = SERVICES,
+) -> Iterator[dict[str, RunningService]]:
+    """`names` started together (each under its principal's `sasl[name]` when given, with
+    `settings[name]`), waited for in turn (they start meanwhile), stopped at the end."""
+    started: dict[str, RunningService] = {}
+    try:
+        for name in names:
+            started[name] = start_service(
+                name,
+                bootstrap,
+                folder,
+                sasl=sasl[name] if sasl is not None else None,
+                **(settings or {}).get(name, {}),
+            )
+        for service in started.values():
+            wait_ready(service)
+        yield started
+    finally:
+        for service in started.values():
+            stop_service(service)

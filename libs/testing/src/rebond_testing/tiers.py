@@ -1,0 +1,77 @@
+"""Test tiers from what a test uses: nobody has to remember to mark a test.
+
+A tier is a pytest marker set at collection from the fixtures in a test's closure (its own and
+those they request, transitively: pytest's `fixturenames`) and from its parameters. Because the
+closure is what pytest will actually set up, a test reaches a broker, a service process, a
+browser or PostgreSQL only through a fixture named here, and so carries that tier's marker;
+`make check` deselects by marker and cannot run a test that needs what it leaves out.
+
+A fixture that asks for PostgreSQL only for some parameters (`request.getfixturevalue(...)` is
+not in the closure) says so by its parameter: the value `"postgresql"` marks that instance.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+#: Each tier's marker and the fixtures that put a test in it.
+TIER_FIXTURES: Mapping[str, frozenset[str]] = {
+    # a real Kafka broker: the session's, or one a fault test owns (and may kill)
+    "kafka": frozenset(
+        {
+            "kafka_bootstrap",
+            "kafka_secure",
+            "_kafka_broker",
+            "own_broker",
+            "module_broker",
+            "broker6",
+        }
+    ),
+    # Rebond's services started as processes (`python -m rebond_<name>`)
+    "services": frozenset(
+        {
+            "launch",
+            "running_services",
+            "privacy_pipeline",
+            "association_pipeline",
+            "notifier_process",
+        }
+    ),
+    # Chromium driven by Playwright
+    "browser": frozenset({"chromium_launch_options", "axe_source"}),
+    # a PostgreSQL server (the session's cluster, or a fault test's own)
+    "postgres": frozenset({"postgres_server", "postgres_url", "pg_cluster"}),
+}
+
+#: The parameter value by which a test instance asks for PostgreSQL (`sql_url` and its kin).
+POSTGRES_PARAMETER = "postgresql"
+
+#: What each marker means, as `pytest --markers` shows it.
+DESCRIPTIONS: Mapping[str, str] = {
+    "kafka": "needs a real Kafka broker (set from its fixtures; fails in CI when none is reachable)",
+    "services": "starts Rebond's services as processes (set from its fixtures)",
+    "browser": "drives Chromium (set from its fixtures)",
+    "postgres": "needs a PostgreSQL server (set from its fixtures or a 'postgresql' parameter)",
+    "faults": "fault suite (kills brokers, services, sinks); `make test-faults`",
+    "serial": "in a module that must run in one process, in order (set at collection)",
+}
+
+
+def tiers_of(fixture_names: Iterable[str], parameters: Mapping[str, object]) -> set[str]:
+    """The tier markers of a test whose closure is `fixture_names`, with `parameters`."""
+    names = set(fixture_names)
+    found = {tier for tier, fixtures in TIER_FIXTURES.items() if names & fixtures}
+    if any(value == POSTGRES_PARAMETER for value in parameters.values()):
+        found.add("postgres")
+    return found
+
+
+def serial_modules(tests: Iterable[tuple[str, str]]) -> set[str]:
+    """The modules (of `(module, node id)` pairs) holding two tests with one node id.
+
+    pytest-xdist tells tests apart by node id, so of two with the same one (schemathesis'
+    `parametrize` gives one per operation, all named after the function) a worker runs only
+    one, and a later test of that module checking what the runs reached fails. Such a module
+    runs whole in one process, in order (`make check`'s second pass)."""
+    pairs = list(tests)  # read twice
+    ids = Counter(node_id for _, node_id in pairs)
+    return {module for module, node_id in pairs if ids[node_id] > 1}

@@ -1,0 +1,95 @@
+"""Tiers are set from the fixtures a test uses: a test reaching a broker, a service process, a
+browser or PostgreSQL through any chain of fixtures carries that marker, and `make check`'s
+selection leaves it out."""
+
+import pytest
+
+from rebond_testing.tiers import serial_modules, tiers_of
+
+
+@pytest.mark.parametrize(
+    ("fixtures", "parameters", "tiers"),
+    [
+        (["tmp_path"], {}, set()),
+        (["kafka_bootstrap"], {}, {"kafka"}),
+        (["kafka_secure", "tmp_path"], {}, {"kafka"}),
+        (["own_broker", "launch"], {}, {"kafka", "services"}),
+        (["running_services", "_kafka_broker"], {}, {"kafka", "services"}),
+        (["chromium_launch_options"], {}, {"browser"}),
+        (["postgres_url"], {}, {"postgres"}),
+        (["sql_url", "tmp_path"], {"sql_url": "sqlite"}, set()),
+        (["sql_url", "tmp_path"], {"sql_url": "postgresql"}, {"postgres"}),
+        (["any_store"], {"any_store": "postgresql"}, {"postgres"}),
+        (["any_store"], {"any_store": "fake"}, set()),
+    ],
+)
+def test_tiers_follow_fixtures_and_the_postgresql_parameter(
+    fixtures: list[str], parameters: dict[str, object], tiers: set[str]
+) -> None:
+    """Each fixture set (and parameter) gives exactly its tiers."""
+    assert tiers_of(fixtures, parameters) == tiers
+
+
+CONFTEST = """
+import pytest
+
+@pytest.fixture
+def kafka_bootstrap():
+    return "nowhere:9092"
+
+@pytest.fixture
+def launch(kafka_bootstrap):
+    return kafka_bootstrap
+
+@pytest.fixture
+def through_a_chain(launch):
+    return launch
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request):
+    return request.param
+"""
+
+TESTS = """
+def test_plain(tmp_path):
+    pass
+
+def test_broker_through_a_chain(through_a_chain):
+    pass
+
+def test_store(store):
+    pass
+"""
+
+
+def test_make_checks_selection_leaves_out_what_a_fixture_chain_reaches(
+    pytester: pytest.Pytester,
+) -> None:
+    """A test reaching the broker and a service process through another fixture is marked
+    `kafka` and `services` and deselected by `make check`'s expression; a store test runs there
+    on SQLite and is marked `postgres` on PostgreSQL."""
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_tiers_demo=TESTS)
+    selected = pytester.runpytest(
+        "-p", "rebond_testing.plugin", "-m", "not kafka and not services and not faults", "-v"
+    )
+    selected.assert_outcomes(passed=3, deselected=1)
+    selected.stdout.fnmatch_lines(["*test_plain PASSED*", "*test_store?sqlite? PASSED*"])
+    postgres = pytester.runpytest("-p", "rebond_testing.plugin", "-m", "postgres", "-v")
+    postgres.assert_outcomes(passed=1, deselected=3)
+    postgres.stdout.fnmatch_lines(["*test_store?postgresql? PASSED*"])
+    services = pytester.runpytest("-p", "rebond_testing.plugin", "-m", "services and kafka")
+    services.assert_outcomes(passed=1, deselected=3)
+
+
+def test_a_module_with_two_tests_of_one_node_id_runs_serially() -> None:
+    """Only the module where two tests share a node id (pytest-xdist would run one) is serial."""
+    tests = [
+        ("fuzz.py", "fuzz.py::test_every_operation"),
+        ("fuzz.py", "fuzz.py::test_every_operation"),
+        ("fuzz.py", "fuzz.py::test_the_runs_reached_everything"),
+        ("rules.py", "rules.py::test_a[1]"),
+        ("rules.py", "rules.py::test_a[2]"),
+    ]
+    assert serial_modules(iter(tests)) == {"fuzz.py"}  # as the plugin gives them: once through

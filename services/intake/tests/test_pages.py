@@ -1,0 +1,121 @@
+"""The server-rendered pages through a TestClient: same use case as the API, status with the
+orientation, self-refresh while pending, English, and failures with a way to retry."""
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.contacts import public_contact
+from rebond_contracts.payloads import Reason, RoutingOutcomeV1
+from rebond_intake.timeline import record_of
+
+FORM = {
+    "distress": "no",
+    "situation.stage": "after_liquidation",
+    "situation.company_size": "1-9",
+    "situation.region": "75",
+    "needs": ["mentoring"],
+}
+
+
+def reference_of(html: str) -> str:
+    found = re.search(r'id="reference"[^>]*>(RB-[0-9A-Z-]+)<', html)
+    assert found, "no reference on the page"
+    return found.group(1)
+
+
+def decide(store, reference: str, primary: AssociationId) -> None:
+    """The router's outcome, as intake's consumer would have stored it."""
+    outcome = RoutingOutcomeV1(
+        decision_id=uuid.uuid4(), reference=reference, primary=primary,
+        reasons=[Reason(code="stage_after_liquidation", fr="Vous êtes après une liquidation.",
+                        en="You are after a liquidation.")],
+        decided_at=datetime.now(UTC),
+    )  # fmt: skip
+    asyncio.run(store.add(record_of(str(uuid.uuid4()), outcome)))
+
+
+def test_the_form_goes_through_the_same_use_case_as_the_api(make_client, publisher) -> None:
+    """A posted form publishes one questionnaire; posting the same page twice sends it once."""
+    client = make_client()
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', client.get("/").text)
+    assert key
+    first = client.post("/", data={**FORM, "idempotency_key": key.group(1)})
+    again = client.post("/", data={**FORM, "idempotency_key": key.group(1)})
+    assert first.status_code == again.status_code == 200
+    assert reference_of(first.text) == reference_of(again.text)
+    assert len(publisher.events) == 1
+    assert publisher.events[0].data.questionnaire.situation.region == "75"
+
+
+def test_status_page_refreshes_only_while_pending_then_orients(make_client, store) -> None:
+    """Pending: a refresh link and a no-script meta refresh; decided: the association, why, and
+    "passez par le portail" when its public contact is unknown."""
+    client = make_client()
+    reference = reference_of(client.post("/", data=FORM).text)
+    pending = client.get(f"/suivi/{reference}")
+    assert 'http-equiv="refresh" content="5"' in pending.text and "Actualiser" in pending.text
+    decide(store, reference, AssociationId.SOS_ENTREPRENEUR)
+    decided = client.get(f"/suivi/{reference}").text
+    assert "http-equiv" not in decided and "Actualiser" not in decided
+    assert "<strong>SOS Entrepreneur</strong>" in decided
+    assert "Vous êtes après une liquidation." in decided
+    assert "passez par le portail" in decided
+
+
+def test_status_page_shows_a_public_contact_when_the_directory_has_one(make_client, store) -> None:
+    """An association whose website the directory sources has it shown as a link."""
+    client = make_client()
+    reference = reference_of(client.post("/", data=FORM).text)
+    decide(store, reference, AssociationId.SOIXANTE_MILLE_REBONDS)
+    website = public_contact(AssociationId.SOIXANTE_MILLE_REBONDS).website.value
+    assert website is not None
+    page = client.get(f"/suivi/{reference}").text
+    assert f'href="{website}"' in page and "passez par le portail" not in page
+
+
+def test_unknown_reference_gets_a_kind_404(make_client) -> None:
+    """An unknown reference gets a page saying so and how the reference looks."""
+    reply = make_client().get("/suivi/RB-AAAA-AAAA-AAAA-AAAA")
+    assert reply.status_code == 404
+    assert "Nous ne trouvons pas de demande" in reply.text
+
+
+def test_broker_down_keeps_the_answers_and_says_to_send_again(make_client, publisher) -> None:
+    """Kafka unreachable: 503, nothing accepted, the answers kept in the form to send again."""
+    publisher.down = True
+    reply = make_client().post("/", data={**FORM, "message": "Je veux rebondir."})
+    assert reply.status_code == 503
+    assert "renvoyer dans quelques instants" in reply.text
+    assert "Je veux rebondir.</textarea>" in reply.text
+
+
+def test_english_page_with_lang_en(make_client) -> None:
+    """`?lang=en` gives the page and its errors in English, posting back in English."""
+    client = make_client()
+    page = client.get("/?lang=en").text
+    assert '<html lang="en">' in page and 'action="/?lang=en"' in page
+    reply = client.post("/?lang=en", data={**FORM, "needs": []})
+    assert reply.status_code == 422
+    assert "What do you need? — Choose at least one answer." in reply.text
+
+
+def test_erasure_form_names_the_missing_field(make_client) -> None:
+    """An erasure form without its secret says which field is missing, and erases nothing."""
+    reply = make_client().post("/effacer", data={"reference": "RB-AAAA-AAAA-AAAA-AAAA"})
+    assert reply.status_code == 422
+    assert 'href="#secret">Code secret : ce champ est obligatoire.' in reply.text
+
+
+def test_an_older_page_sent_again_with_other_answers_is_explained(make_client, publisher) -> None:
+    """The same page key with other answers sends nothing and asks to check and send again."""
+    client = make_client()
+    client.post("/", data={**FORM, "idempotency_key": "page-key-0001"})
+    reply = client.post(
+        "/", data={**FORM, "needs": ["coaching"], "idempotency_key": "page-key-0001"}
+    )
+    assert reply.status_code == 422
+    assert "Cette page avait déjà été envoyée avec d&#39;autres réponses" in reply.text
+    assert len(publisher.events) == 1
