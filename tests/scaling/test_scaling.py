@@ -11,7 +11,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
-from rebond_faultkit import (  # type: ignore[import-not-found]
+
+from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_testing import MailSink
+from rebond_testing.postgres import new_database
+from tests.faults.rebond_faultkit import (
     OwnBroker,
     associations_file,
     new_reference,
@@ -20,10 +24,6 @@ from rebond_faultkit import (  # type: ignore[import-not-found]
     read_topics,
     record_figures,
 )
-
-from rebond_contracts.topics import QUESTIONNAIRES
-from rebond_testing import MailSink
-from rebond_testing.postgres import new_database
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 

@@ -55,6 +55,7 @@ from rebond_kafka.consume import (
     subscribe,
 )
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_notifier import messages, planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
@@ -68,7 +69,7 @@ log = structlog.get_logger(__name__)
 def build_broker(settings: NotifierSettings) -> KafkaBroker:
     """The notifier's broker (acks=all, idempotent producer), not connected."""
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,

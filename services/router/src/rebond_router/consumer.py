@@ -39,6 +39,7 @@ from rebond_contracts.topics import (
 )
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_router.lifecycle import ConcurrentChange, Router
 from rebond_router.referral import Rejected
 from rebond_router.settings import RouterSettings
@@ -64,7 +65,7 @@ JITTER = 0.2
 
 def new_broker(settings: RouterSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
