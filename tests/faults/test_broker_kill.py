@@ -37,6 +37,9 @@ RATE_PER_S = 25.0
 BEFORE_S = 8.0  # load before the kill
 REFUSED_S = 3.0  # load kept on into the outage: those submissions must get 503
 AFTER_S = 6.0  # load once every service is ready again
+#: How long a service may take to notice the broker is gone (its clients' next failed request)
+#: before `/readyz` must say 503: about 1 s on a quiet machine, up to 9 s seen at load average 15.
+NOTICED_WITHIN_S = 5.0
 OUTAGE_S = 15.0  # from the kill to the restart (the broker then takes a few seconds to answer)
 CPU_FROM_S = 4.0  # the outage's CPU is measured from the kill + this, to the restart, with no
 #                   load, against as long a window of the same services idle before the load
@@ -136,7 +139,7 @@ def test_broker_sigkill_under_load_loses_nothing_and_buries_no_operator(  # type
     per_service = {}
     for name, service in services.items():
         lines = json_lines(service.log, offsets[name])
-        down = readiness.between(name, times["killed"] + 2, times["restarting"])
+        down = readiness.between(name, times["killed"] + NOTICED_WITHIN_S, times["restarting"])
         per_service[name] = {
             "error_lines": sum(1 for line in lines if line.get("level") == "error"),
             "outage_said": [line["event"] for line in lines if line.get("logger") == "rebond_kafka.outage"],
