@@ -424,13 +424,13 @@ class Referral:
         return Transition(new)
 
     def follow_up(self, now: datetime) -> "Transition":
-        """Once, from `follow_up_at` on, while accepted and no contact was reported: the person
-        is to be asked whether they were contacted (the notifier sends the question)."""
+        """Once, from `follow_up_at` on, while accepted: the person is to be asked whether
+        they were contacted (the notifier sends the question). A reported contact left no
+        `follow_up_at` (`record_outcome`), so the deadline task never finds it."""
         due = (
             self.state is State.ACCEPTED
             and self.follow_up_at is not None
             and self.follow_up_at <= now
-            and self.outcome not in REACHED
         )
         if not due:
             raise Rejected(f"no follow-up is due for referral {self.referral_id} ({self.state})")
