@@ -24,6 +24,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager, null
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from uuid import UUID
 
 import structlog
 
@@ -379,7 +380,7 @@ def _answered(referrals: Sequence[Referral], response: ReferralResponseV1) -> Re
     return referrals[0]
 
 
-def _holding(referrals: Sequence[Referral], reference: str, referral_id: object) -> Referral:
+def _holding(referrals: Sequence[Referral], reference: str, referral_id: UUID) -> Referral:
     """The referral whose (accepted) offer is `referral_id`: an outcome or a follow-up answer
     is about one track's referral, and refused when it names none of them."""
     for referral in referrals:
