@@ -88,6 +88,8 @@ def least_work(record: Record, directory: Directory, now: datetime) -> list[Outp
     invitee) and the offer."""
     event = QUESTIONNAIRES.read(*record)
     decision = decide(event.id, event.data, now, directory, {}).decision
+    outcome = outcome_of(decision)
+    assert outcome is not None  # a main track's decision always has one
     reference = event.data.reference
     outputs: list[tuple[Topic, Envelope[Any]]] = [
         (DECISIONS, DECISIONS.envelope(
@@ -95,7 +97,7 @@ def least_work(record: Record, directory: Directory, now: datetime) -> list[Outp
             id=str(decision.decision_id),
         )),
         (OUTCOMES, OUTCOMES.envelope(
-            outcome_of(decision), subject=reference, correlationid=event.correlationid,
+            outcome, subject=reference, correlationid=event.correlationid,
             id=str(uuid5(decision.decision_id, "outcome")),
         )),
     ]  # fmt: skip
