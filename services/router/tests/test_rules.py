@@ -54,10 +54,10 @@ def test_no_consent_to_share_gives_a_decision_without_referral(directory: Direct
 @pytest.mark.parametrize(
     ("distress", "sensitive", "shares", "main_shared", "apesa"),
     [
-        ("yes", True, True, Distress.YES, True),
+        ("yes", True, True, None, True),
         ("yes", False, True, None, False),
         ("yes", True, False, None, False),
-        ("no", True, True, Distress.NO, False),
+        ("no", True, True, None, False),
     ],
     ids=["distress and consents", "no art. 9 consent", "no consent to share", "no distress"],
 )
@@ -70,8 +70,9 @@ def test_apesa_is_a_track_beside_the_main_one_only_with_both_consents(
     apesa: bool,
 ) -> None:
     """The main track always goes to the association for the situation (never APESA, with the
-    3114 when in distress); APESA gets a referral of its own, on the distress track, only for
-    distress "yes" with the consents to share and to share the distress answer."""
+    3114 when in distress) and never carries the distress answer; APESA gets a referral of its
+    own, with that answer, on the distress track, only for distress "yes" with the consents to
+    share and to share the distress answer."""
     changes = {"distress": distress, "consents__sensitive_data": sensitive}
     person = submitted(**changes) if shares else submitted(**anonymous(**changes))
     main = decide("event-1", person, NOW, directory, {})
@@ -93,6 +94,7 @@ def test_apesa_is_a_track_beside_the_main_one_only_with_both_consents(
         assert decision.primary is AssociationId.APESA and decision.alternates == []
         assert [c.association for c in beside.referral_candidates] == [AssociationId.APESA]
         assert decision.referral is not None and decision.referral.urgent
+        assert decision.referral.distress is Distress.YES
         assert decision.referral.distress is Distress.YES and decision.invitation is None
 
 

@@ -175,7 +175,13 @@ def _routing(
             needs=answers.needs,
             contact=answers.contact,
             message=answers.message,
-            distress=answers.distress if answers.consents.sensitive_data else None,
+            # The art. 9 consent lets APESA call the person: the distress answer goes to
+            # APESA's referral alone, never to the main track's association.
+            distress=(
+                answers.distress
+                if track is Track.DISTRESS and answers.consents.sensitive_data
+                else None
+            ),
             reasons=list(holder.reasons),
             referred_at=now,
             respond_by=now + directory.get(holder.association).response_deadline,
