@@ -285,7 +285,7 @@ async def test_a_member_accepts_then_records_contacted_and_both_are_published(
     assert done.status_code == 303
     answer, outcome = console.outbound.sent
     assert (answer.kind, answer.answer, answer.reference) == ("answer", "accept", reference)  # type: ignore[union-attr]
-    assert (outcome.kind, outcome.outcome, str(outcome.contacted_on)) == (
+    assert (outcome.kind, outcome.outcome, str(outcome.on)) == (
         "outcome",
         "contacted",
         "2026-12-07",
