@@ -23,7 +23,8 @@ from rebond_coordination.policy import Scope
 from rebond_coordination.ports import CaseAssigned, DirectoryOverride
 from rebond_coordination.store import NewUser, Refused, Store, new_id
 
-from .conftest import START, offer, queue_case, reference
+from .conftest import START, offer, queue_case
+from .conftest import reference as new_reference
 
 CLAIM = timedelta(minutes=30)
 
@@ -325,7 +326,7 @@ async def test_an_erasure_read_before_its_case_drops_the_case_and_referral_read_
     so the queue case, the referral and the follow-up of that person read afterwards are
     dropped, and another person's case still arrives."""
     alice = await coordinator(store, "alice@rebond.test")
-    erased = reference()
+    erased = new_reference()
     await projections.withdrawn(store, Withdrawn(reference=erased, at=START))
     await projections.withdrawn(store, Withdrawn(reference=erased, at=START))  # a repeat
     await queue_case(store, START + timedelta(minutes=1), ref=erased)
