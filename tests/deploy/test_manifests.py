@@ -98,6 +98,7 @@ COMPOSE_SERVICES = {
     "router": "ROUTER",
     "notifier": "NOTIFIER",
     "events": "EVENTS",
+    "coordination": "COORDINATION",
 }
 
 
