@@ -44,10 +44,11 @@ from rebond_contracts.topics import (
 from rebond_coordination.app import build
 from rebond_coordination.domain import CaseStatus, Role
 from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, FakePreview
+from rebond_coordination.store import UserRow
 from rebond_coordination.tables import cases, erasures
 from rebond_coordination.web import PARIS
 
-from .conftest import Clock, Console, reference, settings_for
+from .conftest import Browser, Clock, Console, reference, settings_for
 
 pytestmark = pytest.mark.kafka
 
@@ -150,6 +151,23 @@ def an_unrouted_case(at: datetime) -> UnroutedReferralV1:
     })  # fmt: skip
 
 
+async def a_queued_case(
+    console: Console, kafka_secure: Any
+) -> tuple[UserRow, Browser, UnroutedReferralV1]:
+    """A signed-in coordinator, and a case the router put on referrals.unrouted, once it shows
+    in their queue."""
+    row = await console.user("cora@rebond.test", name="Cora")
+    cora = await console.sign_in("cora@rebond.test")
+    case = an_unrouted_case(console.clock())
+    await publish(kafka_secure, "router", UNROUTED, case)
+
+    async def queued() -> bool:
+        return case.reference in (await cora.get("/file")).text
+
+    await eventually(queued)
+    return row, cora, case
+
+
 async def test_a_referral_reaches_its_associations_inbox_and_no_other(
     sqlite_url: str, kafka_secure: Any
 ) -> None:
@@ -229,15 +247,7 @@ async def test_an_assignment_reaches_the_routers_topic_under_a_staff_id(
     """A coordinator assigns a queued case: a CaseAssignedV1 keyed by the reference is read back
     from coordination.assignments, naming the coordinator by account id, never name or e-mail."""
     async with plugged(sqlite_url, kafka_secure) as console:
-        cora_row = await console.user("cora@rebond.test", name="Cora")
-        cora = await console.sign_in("cora@rebond.test")
-        case = an_unrouted_case(console.clock())
-        await publish(kafka_secure, "router", UNROUTED, case)
-
-        async def queued() -> bool:
-            return case.reference in (await cora.get("/file")).text
-
-        await eventually(queued)
+        cora_row, cora, case = await a_queued_case(console, kafka_secure)
         await cora.post(f"/file/{case.reference}/prendre")
         assigned = await cora.post(
             f"/file/{case.reference}/attribuer",
@@ -307,15 +317,7 @@ async def test_an_unrouted_case_waits_in_the_queue_until_the_person_erases_it(
     """A case on referrals.unrouted appears in the coordinator's queue; the person's erasure on
     privacy.erasures then withdraws it, with nothing of them left."""
     async with plugged(sqlite_url, kafka_secure) as console:
-        await console.user("cora@rebond.test", name="Cora")
-        cora = await console.sign_in("cora@rebond.test")
-        case = an_unrouted_case(console.clock())
-        await publish(kafka_secure, "router", UNROUTED, case)
-
-        async def queued() -> bool:
-            return case.reference in (await cora.get("/file")).text
-
-        await eventually(queued)
+        _, _, case = await a_queued_case(console, kafka_secure)
         erasure = ErasureRequestedV1(reference=case.reference, requested_at=console.clock())
         await publish(kafka_secure, "intake", ERASURES, erasure)
 
