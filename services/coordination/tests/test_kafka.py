@@ -377,10 +377,13 @@ async def test_an_erasure_read_before_its_case_keeps_the_case_out_of_the_queue(
 
 
 @pytest.mark.parametrize(
-    "topic", ["referrals.60000-rebonds", "referrals.unrouted", "routing.decisions"]
-)
+    "topic",
+    ["referrals.60000-rebonds", "referrals.unrouted", "routing.decisions", "directory.applied",
+     "referrals.followups"],
+)  # fmt: skip
 async def test_the_console_cannot_write_what_it_does_not_own(kafka_secure: Any, topic: str) -> None:
-    """As `coordination`, writing a referral, the human queue or a decision is refused."""
+    """As `coordination`, writing a referral, the human queue, a decision, the router's
+    acknowledgement of an override or a follow-up answer is refused."""
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_secure.bootstrap, acks="all", request_timeout_ms=10_000,
         **kafka_secure.sasl("coordination"),

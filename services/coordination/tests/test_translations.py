@@ -40,8 +40,8 @@ def test_a_closure_goes_to_the_assignments_topic_keyed_by_reference() -> None:
 
 
 def test_an_override_is_keyed_by_its_association_and_leaves_unset_values_unset() -> None:
-    """An override is keyed by association (the compacted topic keeps each one's latest), with
-    None for what the coordinator left unchanged."""
+    """An override is keyed by association (the router keeps the latest of each), with None
+    for what the coordinator left unchanged."""
     message = DirectoryOverride(
         message_id=str(uuid.uuid4()), at=AT, association_id="re-creer", weekly_capacity=0,
         set_by="staff-1",

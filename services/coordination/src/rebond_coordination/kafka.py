@@ -203,7 +203,7 @@ def outbound_event(message: OutboundMessage) -> tuple[Topic, Envelope[Any]]:
                 response_deadline_days=message.response_deadline_days, set_by=message.set_by,
                 set_at=message.at,
             )  # fmt: skip
-            # Keyed by association: the compacted topic keeps each association's latest.
+            # Keyed by association: the router keeps the latest it reads for each one.
             return OVERRIDES, _event(OVERRIDES, override, message.association_id, message)
 
 
