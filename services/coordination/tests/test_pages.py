@@ -401,6 +401,21 @@ async def test_an_answer_by_email_link_shows_in_the_inbox(console: Console, marc
     )
 
 
+async def test_who_will_call_given_by_e_mail_link_shows_in_the_inbox(
+    console: Console, marc: Browser
+) -> None:
+    """The router's "accepted" carries the caller and call time given through the e-mail link:
+    the inbox shows them as it shows its own."""
+    referral_id, reference = await offer(console.store)
+    await projections.status_changed(console.store, StatusChanged(
+        reference=reference, referral_id=referral_id, association_id="60000-rebonds",
+        status="accepted", caller="Bruno", call_by=datetime(2026, 12, 9, 14, 0, tzinfo=UTC),
+        at=START + timedelta(hours=1),
+    ))  # fmt: skip
+    page = (await marc.get(f"/boite/{referral_id}")).text
+    assert "Rappel prévu par <strong>Bruno</strong>" in page and "9 décembre 2026 à 15 h 00" in page
+
+
 async def test_a_withdrawn_referral_shows_retiree_without_personal_data(
     console: Console, marc: Browser
 ) -> None:
