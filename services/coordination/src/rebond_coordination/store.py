@@ -71,16 +71,16 @@ MIGRATIONS = __file__.rsplit("/", 1)[0] + "/migrations"
 COMMAND_LINE = "ligne de commande"
 
 
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the latest Alembic revision (a SQLite file's folder is
-    made first: on a fresh clone `.run/` does not exist yet)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to the latest Alembic revision, or to `revision` (a SQLite
+    file's folder is made first: on a fresh clone `.run/` does not exist yet)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 class _Row:
