@@ -23,6 +23,7 @@ __all__ = ["SERVICES", "RunningService", "start_service", "stop_service", "wait_
 @pytest.fixture(scope="session")
 def settings_classes() -> dict[str, type[Any]]:
     """Each service's settings class, by service name (what decides if it starts)."""
+    from rebond_coordination.settings import CoordinationSettings
     from rebond_events.settings import EventsSettings
     from rebond_intake.settings import IntakeSettings
     from rebond_notifier.settings import NotifierSettings
@@ -31,6 +32,7 @@ def settings_classes() -> dict[str, type[Any]]:
     return {
         "intake": IntakeSettings, "router": RouterSettings,
         "notifier": NotifierSettings, "events": EventsSettings,
+        "coordination": CoordinationSettings,
     }  # fmt: skip
 
 

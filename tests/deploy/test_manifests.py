@@ -109,6 +109,7 @@ COMPOSE_SERVICES = {
     "router": "ROUTER",
     "notifier": "NOTIFIER",
     "events": "EVENTS",
+    "coordination": "COORDINATION",
 }
 
 

@@ -20,6 +20,8 @@ from rebond_kafka.provision import settings_from
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "router", "notifier", "events")
+#: Every deployed service: the four above and the staff console (no KEDA, no dashboard).
+DEPLOYED = (*SERVICES, "coordination")
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +135,7 @@ def test_the_kafka_cluster_is_kraft_three_nodes_scram_over_tls_with_acls(
 
 def test_each_service_logs_in_to_kafka_as_its_own_user_over_tls(prod: dict[str, Any]) -> None:
     """A service's SASL user is its KafkaUser, its password that user's Secret."""
-    for service in SERVICES:
+    for service in DEPLOYED:
         env = _env(prod["Deployment"][f"rebond-{service}"])
         prefix = service.upper()
         assert env[f"{prefix}_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -176,10 +178,12 @@ OPERATOR_SECRETS = {
     "INTAKE_ERASURE_KEY": "k" * 40, "NOTIFIER_LINK_SECRET": "l" * 40,
     "EVENTS_SIGNING_SECRET": "s" * 40,
     "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
+    "COORDINATION_EVENTS_ORGANISER_KEYS": '{"apesa": "' + "o" * 40 + '"}',
+    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40,
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_each_service_starts_in_production_with_the_overlays_settings(
     service: str,
     prod: dict[str, Any],
@@ -190,7 +194,7 @@ def test_each_service_starts_in_production_with_the_overlays_settings(
     with the operator's own secrets) pass the service's production checks: Kafka SASL_SSL with
     SCRAM, and for the notifier SMTP over TLS."""
     for name in list(os.environ):
-        if name.split("_", 1)[0] in (*(s.upper() for s in SERVICES), "KAFKA"):
+        if name.split("_", 1)[0] in (*(s.upper() for s in DEPLOYED), "KAFKA"):
             monkeypatch.delenv(name)
     env = {
         name: value if isinstance(value, str) else "from-a-secret-" + "x" * 32
@@ -213,7 +217,7 @@ def test_each_service_uses_its_own_backed_up_postgresql_cluster(prod: dict[str, 
     """Every store is a CloudNativePG Cluster archiving to the overlay's object store with a
     nightly backup, and each service's URL names its own cluster, password and CA, over TLS."""
     stores = prod["ObjectStore"]
-    for store in (*SERVICES, "coordination"):
+    for store in DEPLOYED:
         cluster = prod["Cluster"][f"rebond-{store}-db"]["spec"]
         archiver = next(p for p in cluster["plugins"] if p.get("isWALArchiver"))
         assert archiver["parameters"]["barmanObjectName"] in stores
@@ -222,7 +226,7 @@ def test_each_service_uses_its_own_backed_up_postgresql_cluster(prod: dict[str, 
         )
     for store in stores.values():
         assert urlsplit(store["spec"]["configuration"]["destinationPath"]).scheme == "s3"
-    for service in SERVICES:
+    for service in DEPLOYED:
         env = _env(prod["Deployment"][f"rebond-{service}"])
         url = urlsplit(env[f"{service.upper()}_DATABASE_URL"])
         assert url.scheme == "postgresql+psycopg"
@@ -249,6 +253,15 @@ def _routes(ingress: dict[str, Any]) -> list[tuple[str, str, str]]:
         for rule in ingress["spec"]["rules"]
         for path in rule["http"]["paths"]
     ]
+
+
+def test_the_console_runs_one_outbox_relay_at_a_time(prod: dict[str, Any]) -> None:
+    """The console is one replica, stopped before its next version starts, and nothing scales
+    it: its outbox is relayed in order by one process (base/coordination.yaml)."""
+    spec = prod["Deployment"]["rebond-coordination"]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    scalers = {*prod["ScaledObject"], *prod.get("HorizontalPodAutoscaler", {})}
+    assert "rebond-coordination" not in scalers
 
 
 def test_every_host_has_tls_from_an_issuer_of_the_overlay(prod: dict[str, Any]) -> None:
@@ -379,7 +392,7 @@ def test_each_service_reaches_kafka_and_its_own_database_only(prod: dict[str, An
     """A service's egress names Kafka's brokers and its own CloudNativePG cluster, no other
     database; each database admits its own service alone."""
     clusters = set(prod["Cluster"])
-    for service in (*SERVICES, "coordination"):
+    for service in DEPLOYED:
         peers = _peers(prod["NetworkPolicy"][f"rebond-{service}"], "egress")
         selected = [p["podSelector"]["matchLabels"] for p in peers if "podSelector" in p]
         databases = {s["cnpg.io/cluster"] for s in selected if "cnpg.io/cluster" in s}
@@ -414,7 +427,7 @@ def test_kafka_listener_admits_the_services_and_keda_only(prod: dict[str, Any]) 
     )
     peers = listener["networkPolicyPeers"]
     names = peers[0]["podSelector"]["matchExpressions"][0]["values"]
-    assert {f"rebond-{s}" for s in SERVICES} <= set(names)
+    assert {f"rebond-{s}" for s in DEPLOYED} <= set(names)
     assert peers[1] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}
     }
