@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     DISTRESS_REASON_CODES,
+    DecisionRule,
     InvitationContactV1,
     InviteeV1,
     QuestionnaireCompletedV1,
@@ -60,6 +61,11 @@ class Routing:
     referral_candidates: tuple[Candidate, ...]
     #: True when the person consented to be contacted but no association can take them.
     unrouted: bool
+    #: Why an unrouted case is in the human queue: `no_capacity` when every suitable
+    #: association is full, else `no_candidate`.
+    cause: str = "no_candidate"
+    #: The copy of an unrouted case a coordinator may assign (see `queued_copy`).
+    queued: ReferralV1 | None = None
 
 
 def decide(
@@ -88,21 +94,9 @@ def decide(
     referral = None
     if referral_candidates and answers.contact is not None:
         holder = referral_candidates[0]
-        referral = ReferralV1(
-            referral_id=referral_id_for(decision_id, holder.association),
-            reference=submitted.reference,
-            association_id=holder.association,
-            urgent=in_distress and answers.consents.sensitive_data,
-            stage=answers.situation.stage,
-            region=answers.situation.region,
-            department=answers.situation.department,
-            needs=answers.needs,
-            contact=answers.contact,
-            message=answers.message,
-            distress=answers.distress if answers.consents.sensitive_data else None,
-            reasons=list(holder.reasons),
-            referred_at=now,
-            respond_by=now + directory.get(holder.association).response_deadline,
+        respond_by = now + directory.get(holder.association).response_deadline
+        referral = _referral_copy(
+            submitted, decision_id, holder.association, holder.reasons, now, respond_by
         )
     invitation = None
     contact = answers.contact
@@ -128,10 +122,49 @@ def decide(
         invitation=invitation,
         decided_at=now,
     )
+    unrouted = shares and not referral_candidates
+    queued = None
+    if unrouted:
+        queued = _referral_copy(submitted, decision_id, directory.associations[0].id, (), now)
     return Routing(
         decision=decision,
         referral_candidates=referral_candidates,
-        unrouted=shares and not referral_candidates,
+        unrouted=unrouted,
+        cause="no_capacity" if ranking.full else "no_candidate",
+        queued=queued,
+    )
+
+
+def _referral_copy(
+    submitted: QuestionnaireCompletedV1,
+    decision_id: UUID,
+    association: AssociationId,
+    reasons: Sequence[Reason],
+    now: datetime,
+    respond_by: datetime | None = None,
+) -> ReferralV1:
+    """What an association receives of a person who consented to sharing.
+
+    An unrouted case keeps such a copy too, the *queued copy*, so that a coordinator may assign
+    it (`Referral.assign`): it is never published as it is, and its association (the
+    directory's first) and ids are replaced by the assignment's."""
+    answers = submitted.questionnaire
+    assert answers.contact is not None  # a copy exists only for people who gave a contact
+    return ReferralV1(
+        referral_id=referral_id_for(decision_id, association),
+        reference=submitted.reference,
+        association_id=association,
+        urgent=answers.distress is Distress.YES and answers.consents.sensitive_data,
+        stage=answers.situation.stage,
+        region=answers.situation.region,
+        department=answers.situation.department,
+        needs=answers.needs,
+        contact=answers.contact,
+        message=answers.message,
+        distress=answers.distress if answers.consents.sensitive_data else None,
+        reasons=list(reasons),
+        referred_at=now,
+        respond_by=respond_by,
     )
 
 
@@ -155,8 +188,11 @@ def reorient(
     urgent: bool,
     now: datetime,
     directory: Directory,
+    rule: DecisionRule = "scoring",
+    note: str | None = None,
 ) -> RoutingDecisionV1:
-    """Decision number `attempt`: the referral moves to `remaining[0]`, the next alternate."""
+    """Decision number `attempt`: the referral moves to `remaining[0]`, the next alternate (or
+    the association a coordinator chose: `rule="manual"`, with their `note`)."""
     holder = remaining[0]
     decision_id = reorientation_id(first_decision_id, attempt)
     referral = template.model_copy(
@@ -181,6 +217,17 @@ def reorient(
         referral=referral,
         attempt=attempt,
         decided_at=now,
+        rule=rule,
+        note=note,
+    )
+
+
+def manual_reason(name: str) -> Reason:
+    """Why a coordinator's choice holds the referral (`rule="manual"`)."""
+    return Reason(
+        code="manual",
+        fr=f"l'équipe du groupement a choisi {name} pour vous accompagner",
+        en=f"the grouping's team chose {name} to support you",
     )
 
 
