@@ -23,11 +23,14 @@ from stamina.instrumentation import RetryDetails
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
     ErasureRequestedV1,
     QuestionnaireCompletedV1,
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
+    ASSIGNMENTS,
     DECISIONS,
     ERASURES,
     INVITEES,
@@ -179,6 +182,15 @@ class Handlers:
                 received, lambda: self.router.on_response(association, received.event)
             )
 
+    async def on_case(self, received: Received[CaseAssignedV1 | CaseClosedV1]) -> None:
+        """A coordinator's assignment or closure of a queued case; a case that is unknown,
+        erased or not queued is dead-lettered with the reason (`Rejected`)."""
+        data = received.data
+        if isinstance(data, CaseAssignedV1):
+            await self.handle(received, lambda: self.router.on_assignment(data))
+        else:
+            await self.handle(received, lambda: self.router.on_closure(data))
+
     async def on_erasure(self, received: Received[ErasureRequestedV1]) -> None:
         await self.handle(received, lambda: self.router.on_erasure(received.data.reference))
 
@@ -217,6 +229,10 @@ def subscribe_router(
         broker, [responses(a) for a in AssociationId], handlers.on_response,
         dead_letters=dead_letters, group_id=group, title="responses",
         description="Each association's accept or decline; the topic says who answered.",
+    )  # fmt: skip
+    subscribe(
+        broker, ASSIGNMENTS, handlers.on_case, dead_letters=dead_letters, group_id=group,
+        description="A coordinator assigns a queued case to an association, or closes it.",
     )  # fmt: skip
     subscribe(
         broker, ERASURES, handlers.on_erasure, dead_letters=dead_letters, group_id=group,

@@ -29,6 +29,8 @@ import structlog
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
     QuestionnaireCompletedV1,
     ReferralResponseV1,
     RoutingDecisionV1,
@@ -36,7 +38,15 @@ from rebond_contracts.payloads import (
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_observability import current_trace
 from rebond_router.directory import Directory
-from rebond_router.referral import Key, Offer, Referral, Rejected, Transition, week_start
+from rebond_router.referral import (
+    Key,
+    Offer,
+    Referral,
+    Rejected,
+    State,
+    Transition,
+    week_start,
+)
 from rebond_router.rules import decide
 from rebond_sql.outbox import Message
 
@@ -270,6 +280,49 @@ class Router:
             await tx.save(done.referral, done.offer, outbox_messages(done), now)
             self._tell_decided(tx, done)
         return done
+
+    # --- the human queue, worked by the grouping's coordinators ---------------------------
+
+    async def on_assignment(self, assigned: CaseAssignedV1) -> None:
+        """A coordinator assigns a queued case: a manual decision offers it to the association
+        they chose, with the effective deadline (`Referral.assign`)."""
+        await self._on_queued_case(
+            assigned.reference,
+            f"assignment/{assigned.assignment_id}",
+            lambda r, now: r.assign(assigned.association_id, assigned.note, now, self.directory),
+        )
+        log.info("assigned", association=assigned.association_id)
+
+    async def on_closure(self, closed: CaseClosedV1) -> None:
+        """A coordinator closes a queued case without an association (`Referral.close`)."""
+        await self._on_queued_case(
+            closed.reference, f"closure/{closed.closure_id}", lambda r, now: r.close(now)
+        )
+        log.info("case_closed")
+
+    async def _on_queued_case(
+        self, reference: str, once: str, command: Callable[[Referral, datetime], Transition]
+    ) -> None:
+        """Apply `command` to the queued referral of `reference`, once per `once` (the
+        assignment's or closure's id, kept with the answers' event ids: a redelivery changes
+        nothing). `Rejected`, for the caller to dead-letter with its reason: an erased reference
+        (the person withdrew), an unknown one, or one not in the human queue."""
+        now = self.clock()
+        async with self.referrals.transaction() as tx:
+            if await tx.erased(reference):
+                raise Rejected(f"case {reference} was erased: the person withdrew")
+            if await tx.handled(once):
+                log.info("case_already_handled")
+                return
+            referrals = await tx.referrals(reference, lock=True)
+            if not referrals:
+                raise Rejected(f"no case {reference} is known (or it is being handled)")
+            queued = [r for r in referrals if r.state is State.UNROUTED]
+            done = command(queued[0] if queued else referrals[0], now)
+            await tx.save(done.referral, done.offer, outbox_messages(done), now)
+            self._tell_decided(tx, done)
+            await tx.mark_handled(once, now)
+        await self.publisher.flush([reference])
 
     # --- erasure -------------------------------------------------------------------------
 

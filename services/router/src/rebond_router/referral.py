@@ -21,7 +21,6 @@ their situation): a referral is keyed by its reference and its `Track`. Today ev
 on the `ORIENTATION` track.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -44,7 +43,6 @@ from rebond_contracts.payloads import (
     TriedAssociation,
     UnroutedReferralV1,
 )
-from rebond_contracts.questionnaire import Need, Region, Stage
 from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
 from rebond_router import rules
 from rebond_router.directory import Directory
@@ -65,6 +63,8 @@ class State(StrEnum):
     UNROUTED = "unrouted"
     #: A decision without a referral: the person did not consent to be contacted.
     NOT_SHARED = "not_shared"
+    #: A coordinator closed the case from the human queue (`CaseClosedV1`): nothing follows.
+    CLOSED = "closed"
     #: The person withdrew and asked for erasure: nothing more happens (the store forgets it).
     WITHDRAWN = "withdrawn"
 
@@ -188,7 +188,7 @@ class Referral:
             ),
             scores=tuple(decision.scores),
             tried=(),
-            template=referral,
+            template=referral or routing.queued,
             updated_at=now,
         )
         events = list(decision_events(decision))
@@ -198,13 +198,7 @@ class Referral:
                 new, tuple(events), Offer(referral.referral_id, referral.association_id, now)
             )
         if routing.unrouted:
-            situation = submitted.questionnaire.situation
-            events.append(
-                new._unrouted(
-                    urgent=decision.urgent, stage=situation.stage, region=situation.region,
-                    needs=submitted.questionnaire.needs, cause="no_candidate", now=now,
-                )
-            )  # fmt: skip
+            events.append(new._unrouted(cause=routing.cause, now=now))
         return Transition(new, tuple(events))
 
     # --- the holder's answer ---------------------------------------------------------------
@@ -303,8 +297,25 @@ class Referral:
             now=now,
             directory=directory,
         )
+        assert decision.primary is not None  # a reorientation offers
+        reoriented = self._status(
+            ReferralStatus.REORIENTED, now, next_association_id=decision.primary
+        )
+        return self._offered(
+            decision, remaining, self._tried(outcome, reason), now, directory
+        ).after(reoriented)
+
+    def _offered(
+        self,
+        decision: RoutingDecisionV1,
+        candidates: tuple[StoredCandidate, ...],
+        tried: tuple[TriedAssociation, ...],
+        now: datetime,
+        directory: Directory,
+    ) -> "Transition":
+        """A new decision (attempt n + 1) offers the referral to its primary association."""
         referral = decision.referral
-        assert referral is not None and referral.respond_by is not None  # reorientation offers
+        assert referral is not None and referral.respond_by is not None  # the decision offers
         holder = referral.association_id
         new = replace(
             self,
@@ -315,16 +326,66 @@ class Referral:
             deadline=referral.respond_by,
             remind_at=_remind_at(referral, directory.get(holder).reminder_before),
             reminded=False,
-            candidates=remaining,
-            tried=self._tried(outcome, reason),
+            candidates=candidates,
+            tried=tried,
             updated_at=now,
         )
         events = (
-            self._status(ReferralStatus.REORIENTED, now, next_association_id=holder),
             *decision_events(decision),
             new._status(ReferralStatus.OFFERED, now, respond_by=referral.respond_by),
         )
         return Transition(new, events, Offer(referral.referral_id, holder, now))
+
+    # --- the grouping's coordinators -------------------------------------------------------
+
+    def assign(
+        self, association: AssociationId, note: str, now: datetime, directory: Directory
+    ) -> "Transition":
+        """A coordinator hands the queued case to `association` (`CaseAssignedV1`): a manual
+        decision (attempt n + 1, the coordinator's note), offered from the case's stored copy,
+        then the usual lifecycle; a decline or silence puts it back in the queue, as nobody
+        else is a candidate."""
+        self._check_queued()
+        if self.template is None:
+            raise Rejected(
+                f"case {self.reference} has no copy of what the person shared left to assign"
+            )
+        try:
+            name = directory.get(association).name
+        except KeyError:
+            raise Rejected(f"{association.value} is not in the directory") from None
+        chosen = StoredCandidate(
+            association, ScoreBreakdown(association_id=association), (rules.manual_reason(name),)
+        )
+        decision = rules.reorient(
+            first_decision_id=self.decision_id,
+            attempt=self.attempt + 1,
+            template=self.template,
+            remaining=(chosen,),
+            scores=self.scores,
+            rule_set_version=self.rule_set_version,
+            urgent=self.urgent,
+            now=now,
+            directory=directory,
+            rule="manual",
+            note=note,
+        )
+        return self._offered(decision, (chosen,), self.tried, now, directory)
+
+    def close(self, now: datetime) -> "Transition":
+        """A coordinator closes the queued case (`CaseClosedV1`): `closed` is said, and the
+        stored copy of what the person shared goes, as nothing more will be offered."""
+        self._check_queued()
+        new = replace(self, state=State.CLOSED, template=None, updated_at=now)
+        payload = ReferralStatusV1(
+            reference=self.reference,
+            referral_id=self.referral_id,
+            status=ReferralStatus.CLOSED,
+            at=now,
+        )
+        return Transition(
+            new, (Event(REFERRAL_STATUS, payload, uuid5(self.decision_id, "closed")),)
+        )
 
     def unroute(
         self, outcome: ReferralStatus, reason: DeclineReason | None, now: datetime
@@ -338,14 +399,10 @@ class Referral:
             self, state=State.UNROUTED, holder=None, candidates=(),
             tried=self._tried(outcome, reason), updated_at=now,
         )  # fmt: skip
-        template = self.template
         events = (
             self._status(ReferralStatus.UNROUTED, now),
-            new._unrouted(
-                urgent=template.urgent, stage=template.stage, region=template.region,
-                needs=template.needs, cause="all_declined_or_expired", now=now,
-            ),
-        )  # fmt: skip
+            new._unrouted(cause="all_declined_or_expired", now=now),
+        )
         return Transition(new, events)
 
     # --- the person's withdrawal -----------------------------------------------------------
@@ -364,6 +421,10 @@ class Referral:
             raise Rejected(
                 f"{association.value} does not hold referral {referral_id} of {self.reference}"
             )
+
+    def _check_queued(self) -> None:
+        if self.state is not State.UNROUTED:
+            raise Rejected(f"case {self.reference} is not in the human queue ({self.state})")
 
     def _check_open(self, referral_id: UUID | None) -> None:
         if self.state not in OPEN:
@@ -402,23 +463,21 @@ class Referral:
         )
         return Event(REFERRAL_STATUS, payload, uuid5(self.referral_id, status.value))
 
-    def _unrouted(
-        self,
-        *,
-        urgent: bool,
-        stage: Stage,
-        region: Region,
-        needs: Sequence[Need],
-        cause: str,
-        now: datetime,
-    ) -> Event:
-        """The human queue: a person who consented to be contacted and whom nobody holds."""
+    def _unrouted(self, *, cause: str, now: datetime) -> Event:
+        """The human queue: a person who consented to be contacted and whom nobody holds, with
+        the contact they shared (the stored copy exists only with their consent to sharing,
+        which names the grouping's team among its recipients). Its id is the attempt's: a case
+        assigned by a coordinator and declined again is queued again, a new event."""
+        template = self.template
+        assert template is not None  # a queued case keeps its copy (`rules.Routing.queued`)
         payload = UnroutedReferralV1(
-            reference=self.reference, urgent=urgent, stage=stage, region=region,
-            needs=list(needs), cause=cause, tried=list(self.tried),
-            rule_set_version=self.rule_set_version, at=now,
+            reference=self.reference, urgent=template.urgent, stage=template.stage,
+            region=template.region, needs=list(template.needs), cause=cause,
+            tried=list(self.tried), rule_set_version=self.rule_set_version, at=now,
+            contact=template.contact, department=template.department,
         )  # fmt: skip
-        return Event(UNROUTED, payload, uuid5(self.decision_id, "unrouted"))
+        suffix = "unrouted" if self.attempt == 1 else f"unrouted-{self.attempt}"
+        return Event(UNROUTED, payload, uuid5(self.decision_id, suffix))
 
 
 @dataclass(frozen=True)
