@@ -28,6 +28,7 @@ from rebond_router.consumer import KafkaOutputs, Retries, log_retry, new_broker,
 from rebond_router.directory import load_directory
 from rebond_router.lifecycle import Clock, Router
 from rebond_router.observability import Observability, count_decisions
+from rebond_router.overrides import Overrides
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Relay
@@ -77,8 +78,9 @@ def build(
     outputs = KafkaOutputs(broker)
     relay = store.relay(outputs.send, clock, settings.batch_max_records)
     router = Router(store, relay, directory, clock, decided=count_decisions(obs))
+    overrides = Overrides(directory, router, outputs.send_applied, clock)
     subscribe_router(
-        broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope
+        broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope, overrides
     )
     # Retries log through the router's hook, which names the error's type only (stamina's
     # default hooks would log its text; the setting is the process's, and the same each time).

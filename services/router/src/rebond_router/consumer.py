@@ -25,16 +25,20 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     CaseAssignedV1,
     CaseClosedV1,
+    DirectoryAppliedV1,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
     QuestionnaireCompletedV1,
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
+    APPLIED,
     ASSIGNMENTS,
     DECISIONS,
     ERASURES,
     INVITEES,
     OUTCOMES,
+    OVERRIDES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -43,6 +47,7 @@ from rebond_contracts.topics import (
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
 from rebond_kafka.security import kafka_security
 from rebond_router.lifecycle import ConcurrentChange, Router
+from rebond_router.overrides import Overrides
 from rebond_router.referral import Rejected
 from rebond_router.settings import RouterSettings
 from rebond_sql.outbox import Message
@@ -84,7 +89,7 @@ class KafkaOutputs:
             topic.name: broker.publisher(
                 topic.name, title=topic.name, description=topic.description, schema=topic.payload
             )
-            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED)
+            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED, APPLIED)
         }
 
     async def send(self, message: Message) -> Awaitable[object]:
@@ -96,6 +101,19 @@ class KafkaOutputs:
             headers=dict(message.headers),
             correlation_id=message.headers.get("ce_correlationid"),
             no_confirm=True,
+        )
+
+    async def send_applied(self, applied: DirectoryAppliedV1, event_id: str) -> None:
+        """An override in force, on `directory.applied` (keyed by association), published
+        directly, not through the outbox: it tells of memory, not of the store, and the next
+        start says it again (`rebond_router.overrides`). Returns on Kafka's acknowledgement."""
+        key = applied.association_id.value
+        envelope = APPLIED.envelope(applied, subject=key, correlationid=key, id=event_id)
+        await self.publishers[APPLIED.name].publish(
+            envelope.kafka_value(),
+            key=key.encode(),
+            headers=envelope.kafka_headers(),
+            correlation_id=key,
         )
 
 
@@ -154,6 +172,7 @@ class Handlers:
     router: Router
     dead_letters: DeadLetters
     retries: Retries
+    overrides: Overrides | None = None
 
     async def on_questionnaires(self, batch: Sequence[Received[QuestionnaireCompletedV1]]) -> None:
         """The batch in one go; if it fails for good, one record at a time, to find the one."""
@@ -191,6 +210,13 @@ class Handlers:
         else:
             await self.handle(received, lambda: self.router.on_closure(data))
 
+    async def on_override(self, received: Received[DirectoryOverrideV1]) -> None:
+        """A live override of the directory; one the router cannot apply is dead-lettered."""
+        assert self.overrides is not None  # subscribed only with them
+        overrides = self.overrides
+        with structlog.contextvars.bound_contextvars(association=received.data.association_id):
+            await self.handle(received, lambda: overrides.on_override(received.data))
+
     async def on_erasure(self, received: Received[ErasureRequestedV1]) -> None:
         await self.handle(received, lambda: self.router.on_erasure(received.data.reference))
 
@@ -213,12 +239,15 @@ def subscribe_router(
     dead_letters: DeadLetters,
     settings: RouterSettings,
     record_scope: RecordScope = no_scope,
+    overrides: Overrides | None = None,
 ) -> None:
-    """Declare the router's subscribers on `broker`. Questionnaires come in batches (one store
+    """Declare the router's subscribers on `broker` (with `overrides`, the reader of
+    `directory.overrides`: without a consumer group, from the beginning at every start, see
+    `rebond_router.overrides`). Questionnaires come in batches (one store
     transaction and one offset commit per batch, every output in flight together), each record
     of which enters its trace and log context (`record_scope`); single records get theirs from
     the observability middleware (`Observability.instrument`)."""
-    handlers = Handlers(router, dead_letters, Retries.of(settings))
+    handlers = Handlers(router, dead_letters, Retries.of(settings), overrides)
     group = settings.group_id
     subscribe(
         broker, QUESTIONNAIRES, handlers.on_questionnaires, dead_letters=dead_letters,
@@ -238,3 +267,8 @@ def subscribe_router(
         broker, ERASURES, handlers.on_erasure, dead_letters=dead_letters, group_id=group,
         description="Stop the referral of a person who withdrew and drop its contact copy.",
     )  # fmt: skip
+    if overrides is not None:
+        subscribe(
+            broker, OVERRIDES, handlers.on_override, dead_letters=dead_letters, group_id=None,
+            description="Live pause, weekly capacity and answer deadline over directory.yaml.",
+        )  # fmt: skip

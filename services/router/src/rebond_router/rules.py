@@ -64,7 +64,7 @@ class Routing:
     #: Why an unrouted case is in the human queue: `no_capacity` when every suitable
     #: association is full, else `no_candidate`.
     cause: str = "no_candidate"
-    #: The copy of an unrouted case a coordinator may assign (see `queued_copy`).
+    #: The copy of an unrouted case a coordinator may assign (see `_referral_copy`).
     queued: ReferralV1 | None = None
 
 
