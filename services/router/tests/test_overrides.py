@@ -1,5 +1,6 @@
 """Live directory overrides laid over directory.yaml (issue 21): pure, then applied to a router."""
 
+import asyncio
 from typing import Any
 from uuid import uuid4
 
@@ -107,3 +108,27 @@ async def test_an_override_the_directory_would_refuse_changes_nothing(directory:
     with pytest.raises(Rejected, match="60000-rebonds is not in the directory"):
         await live.on_override(override(paused=True))
     assert target.directory is trimmed and published.sent == []
+
+
+def bounded(directory: Directory, ends: dict[int, tuple[int, int]]) -> Overrides:
+    async def bounds() -> dict[int, tuple[int, int]]:
+        return ends
+
+    return Overrides(directory, Target(directory), Published(), lambda: NOW, bounds)
+
+
+async def test_questionnaires_wait_until_the_overrides_written_before_the_start_are_read(
+    directory: Directory,
+) -> None:
+    """`caught_up` returns only once every partition is read up to where it ended at the first
+    call; a topic with nothing kept (empty, or all of it past retention) is caught up at once."""
+    live = bounded(directory, {0: (0, 3), 1: (5, 5)})
+    waiting = asyncio.create_task(live.caught_up())
+    for offset in (0, 1):
+        live.read(0, offset)
+        await asyncio.sleep(0)  # let the waiter run: it must still be waiting
+        assert not waiting.done()
+    live.read(0, 2)
+    await asyncio.wait_for(waiting, 5)
+    await asyncio.wait_for(bounded(directory, {0: (7, 7)}).caught_up(), 5)
+    await asyncio.wait_for(overrides_on(directory)[0].caught_up(), 5)  # no bounds: nothing to wait

@@ -8,6 +8,7 @@ tries (`Retries`), goes to `deadletter.router` with the error and its original h
 partition keeps flowing.
 """
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import stamina
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -42,10 +44,11 @@ from rebond_contracts.topics import (
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
+    Topic,
     responses,
 )
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
-from rebond_kafka.security import kafka_security
+from rebond_kafka.security import aiokafka_options, kafka_security
 from rebond_router.lifecycle import ConcurrentChange, Router
 from rebond_router.overrides import Overrides
 from rebond_router.referral import Rejected
@@ -65,6 +68,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
     IntegrityError,
     ConcurrentChange,
 )
+#: How long a batch of questionnaires waits for the overrides to be read after a start, before
+#: it is given back to be read again (well within the consumer's poll interval).
+OVERRIDES_CATCH_UP_S = 30.0
 #: Each delay is lengthened by up to this share of the first delay, at random, so that the
 #: records of one batch, or two routers, do not retry in step.
 JITTER = 0.2
@@ -115,6 +121,28 @@ class KafkaOutputs:
             headers=envelope.kafka_headers(),
             correlation_id=key,
         )
+
+
+async def topic_bounds(settings: RouterSettings, topic: Topic) -> dict[int, tuple[int, int]]:
+    """Each partition of `topic`: its first offset still kept and its end, asked of the broker
+    with a bare consumer (no group) on the router's connection (`rebond_router.overrides`)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        client_id="rebond-router-bounds",
+        **aiokafka_options(settings),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata, with the topic's partitions
+        partitions = [
+            TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name) or ()
+        ]
+        begins = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: (begins[tp], ends[tp]) for tp in partitions}
 
 
 class GaveUp(RuntimeError):
@@ -175,7 +203,11 @@ class Handlers:
     overrides: Overrides | None = None
 
     async def on_questionnaires(self, batch: Sequence[Received[QuestionnaireCompletedV1]]) -> None:
-        """The batch in one go; if it fails for good, one record at a time, to find the one."""
+        """The batch in one go; if it fails for good, one record at a time, to find the one.
+        Not before the live overrides written before this start are read (else the batch is
+        read again): a paused association stays paused across a restart."""
+        if self.overrides is not None:
+            await asyncio.wait_for(self.overrides.caught_up(), OVERRIDES_CATCH_UP_S)
         events = [received.event for received in batch]
         try:
             await self.retries.run(
@@ -216,6 +248,7 @@ class Handlers:
         overrides = self.overrides
         with structlog.contextvars.bound_contextvars(association=received.data.association_id):
             await self.handle(received, lambda: overrides.on_override(received.data))
+        overrides.read(received.record.partition, received.record.offset)
 
     async def on_erasure(self, received: Received[ErasureRequestedV1]) -> None:
         await self.handle(received, lambda: self.router.on_erasure(received.data.reference))

@@ -8,10 +8,15 @@ reads it without a consumer group (each instance reads it all, from the start, a
 so every instance routes by the same values; `Overrides` keeps the latest per association and
 hands the router a new `Directory` at once, then says so on `directory.applied`.
 
+No questionnaire is decided on the file's values alone after a start: `caught_up` (awaited by the
+questionnaires' handler) returns only once every override written before it was first called
+has been read, so a paused association stays paused across a restart.
+
 `lay_over` is pure and table-tested; the values it makes pass the directory's own checks (an
 override cannot make an association the file would refuse).
 """
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +70,10 @@ class HasDirectory(Protocol):
     directory: Directory
 
 
+#: Each partition of `directory.overrides`: its first offset still kept and its end (the next
+#: offset to be written), as the broker tells them now.
+Bounds = Callable[[], Awaitable[Mapping[int, tuple[int, int]]]]
+
 #: Publishes a `DirectoryAppliedV1` (with its event id) and returns once Kafka acknowledged it.
 PublishApplied = Callable[[DirectoryAppliedV1, str], Awaitable[None]]
 
@@ -78,7 +87,34 @@ class Overrides:
     target: HasDirectory
     publish: PublishApplied
     clock: Callable[[], datetime]
+    #: Where the topic ends at this start; None: nothing to wait for (tests of one handler).
+    bounds: Bounds | None = None
     latest: dict[AssociationId, DirectoryOverrideV1] = field(default_factory=dict)
+    _ends: dict[int, int] | None = None
+    _read: dict[int, int] = field(default_factory=dict)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def caught_up(self) -> None:
+        """Return once the overrides written before the first call are read (at once without
+        `bounds`). A failure to learn the topic's end propagates (the caller's record is read
+        again)."""
+        if self.bounds is None:
+            return
+        if self._ends is None:
+            bounds = await self.bounds()
+            self._ends = {p: end for p, (begin, end) in bounds.items() if end > begin}
+            self._check()
+        await self._ready.wait()
+
+    def read(self, partition: int, offset: int) -> None:
+        """The record at `offset` of `partition` is handled (applied or dead-lettered)."""
+        self._read[partition] = max(self._read.get(partition, 0), offset + 1)
+        self._check()
+
+    def _check(self) -> None:
+        ends = self._ends
+        if ends is not None and all(self._read.get(p, 0) >= end for p, end in ends.items()):
+            self._ready.set()
 
     async def on_override(self, override: DirectoryOverrideV1) -> DirectoryAppliedV1:
         """Apply `override` and publish what is now in force. An association not in the file is
