@@ -2,8 +2,6 @@
 (`rebond_testing.services`, whose names are imported from here by the fault and cluster tests
 too), the services' settings classes, and the local Kafka's launcher."""
 
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,8 +18,6 @@ from rebond_testing.services import (
 )
 
 __all__ = ["SERVICES", "RunningService", "start_service", "stop_service", "wait_ready"]
-
-KAFKACTL = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafkactl.py"
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +36,10 @@ def settings_classes() -> dict[str, type[Any]]:
 
 @pytest.fixture(scope="session")
 def kafkactl() -> ModuleType:
-    """deploy/kafka/kafkactl.py, loaded as a module (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("kafkactl_under_test", KAFKACTL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """deploy/kafka/kafkactl.py, the local Kafka's launcher."""
+    from deploy.kafka import kafkactl
+
+    return kafkactl
 
 
 @pytest.fixture

@@ -2,34 +2,24 @@
 database, the public edge and the console's, the network paths, and dashboards on real series."""
 
 import copy
-import importlib.util
 import os
 import re
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import promql_parser
 import pytest
+import yaml
 
+from deploy import dashboards, validate
 from rebond_contracts.topics import all_topics
 from rebond_kafka.acl_plan import Grant, acl_plan, principals
+from rebond_kafka.provision import settings_from
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "router", "notifier", "events")
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "deploy" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-validate = _load("validate")
-dashboards = _load("dashboards")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +65,36 @@ def test_every_registry_topic_is_a_kafka_topic_as_registered(prod: dict[str, Any
         assert spec["config"].get("retention.ms") == topic.retention_ms
         assert spec["replicas"] == 3 and spec["config"]["min.insync.replicas"] == 2
         assert topics[topic.name]["metadata"]["labels"]["strimzi.io/cluster"] == "rebond"
+
+
+def test_compose_holds_the_topics_and_kafkas_own_as_the_prod_overlay_does(
+    prod: dict[str, Any],
+) -> None:
+    """The compose stack's provisioning gives every topic the prod overlay's replicas and
+    min.insync.replicas, on as many brokers, and its brokers replicate Kafka's own topics (and
+    default new ones) as the prod cluster does."""
+    compose = yaml.safe_load((REPO / "deploy" / "compose" / "compose.yaml").read_text())
+    brokers = [s for name, s in compose["services"].items() if name.startswith("kafka-")]
+    planned = settings_from(compose["services"]["topics"]["command"]).durability(len(brokers))
+    assert len(brokers) == sum(p["spec"]["replicas"] for p in prod["KafkaNodePool"].values())
+    for topic in prod["KafkaTopic"].values():
+        spec = topic["spec"]
+        assert (spec["replicas"], spec["config"]["min.insync.replicas"]) == (
+            planned.replicas,
+            planned.min_insync_replicas,
+        )
+    replication = {
+        key: str(value)
+        for key, value in prod["Kafka"]["rebond"]["spec"]["kafka"]["config"].items()
+        if "replication" in key or "min.i" in key
+    }
+    assert {"default.replication.factor", "min.insync.replicas"} <= set(replication)
+    for broker in brokers:
+        given = {
+            name.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+            for name, value in broker["environment"].items()
+        }
+        assert {key: given.get(key) for key in replication} == replication
 
 
 def test_every_principal_is_a_kafka_user_with_exactly_its_acl_plan(prod: dict[str, Any]) -> None:

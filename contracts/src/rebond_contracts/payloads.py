@@ -116,6 +116,8 @@ class ReferralV1(_Payload):
     reasons: list[Reason] = []
     referred_at: AwareDatetime
     respond_by: AwareDatetime | None = None
+    #: The language the person answered in (`fr`, `en`): the notifier writes to them in it.
+    locale: str = "fr"
 
 
 class InvitationContactV1(_Payload):

@@ -8,7 +8,7 @@ import yaml
 from rebond_contracts.associations import AssociationId as A
 from rebond_contracts.questionnaire import Need, QuestionnaireV1, Stage
 from rebond_router.directory import DEFAULT_PATH, Directory, DirectoryError, parse_directory
-from rebond_router.rules import decide
+from rebond_router.rules import decide, decide_distress
 from rebond_router.scoring import rank
 
 from .conftest import NOW, answers, submitted
@@ -236,3 +236,28 @@ def test_the_shipped_directory_writes_its_tie_break_down() -> None:
     document = yaml.safe_load(DEFAULT_PATH.read_text())
     assert document["tie_break"] == DEFAULT
     assert all(entry.get("capacity") in ("hard", "soft") for entry in document["associations"])
+
+
+def test_each_track_says_its_own_capacity_in_the_queue(directory: Directory) -> None:
+    """A person in distress (art. 9 consent) while APESA is full: the distress track is queued
+    for `no_capacity`, urgent, with the distress answer; the main track still offers; with APESA
+    paused instead, the distress track's cause is `no_candidate`, whatever the main track's
+    full associations."""
+    person = submitted(distress="yes", consents__sensitive_data=True)
+    main = decide("event-1", person, NOW, directory, {A.APESA: 50})
+    apesa = decide_distress(main.decision.decision_id, person, NOW, directory, {A.APESA: 50})
+    assert main.decision.referral is not None and not main.unrouted
+    assert apesa is not None and apesa.unrouted and apesa.cause == "no_capacity"
+    assert apesa.queued is not None and apesa.queued.urgent
+    assert apesa.queued.distress is not None and apesa.queued.distress.value == "yes"
+    paused = changed(directory, sixty={"weekly_capacity": 0})
+    paused = paused.model_copy(
+        update={
+            "associations": [
+                a.model_copy(update={"paused": True} if a.id is A.APESA else {})
+                for a in paused.associations
+            ]
+        }
+    )
+    alone = decide_distress(main.decision.decision_id, person, NOW, paused, {SIXTY: 1})
+    assert alone is not None and alone.unrouted and alone.cause == "no_candidate"

@@ -198,3 +198,85 @@ async def test_the_assignment_uses_the_deadline_in_force(
     await router.on_assignment(assigned(SIXTY))
     respond_by = outputs.on("routing.decisions")[-1]["referral"]["respond_by"]
     assert respond_by == (clock.now + timedelta(days=3)).isoformat().replace("+00:00", "Z")
+
+
+APESA = AssociationId.APESA
+IN_DISTRESS = {"distress": "yes", "consents__sensitive_data": True}
+
+
+def paused(directory: Directory, *ids: AssociationId) -> Directory:
+    """`directory` with `ids` paused (every association if none is named)."""
+    return directory.model_copy(
+        update={
+            "associations": [
+                a.model_copy(update={"paused": True} if not ids or a.id in ids else {})
+                for a in directory.associations
+            ]
+        }
+    )
+
+
+async def test_both_tracks_queued_are_two_cases_each_assigned_within_its_kind(
+    store: Store, outputs: FakeOutputs, directory: Directory, clock: Clock
+) -> None:
+    """A person in distress whom nobody could take: each track is queued (urgent, its own event
+    id); a non-distress association is assigned the main track, without the distress answer, and
+    APESA the distress track, with it."""
+    await router_on(store, paused(directory), outputs, clock).on_questionnaire(
+        questionnaire(**IN_DISTRESS)
+    )
+    queued = outputs.on("referrals.unrouted")
+    assert len(queued) == 2 and all(q["urgent"] for q in queued)
+    ids = [s.headers["ce_id"] for s in outputs.sent if s.topic == "referrals.unrouted"]
+    assert len(set(ids)) == 2
+    router = router_on(store, directory, outputs, clock)
+    await router.on_assignment(assigned(SIXTY))
+    await router.on_assignment(assigned(APESA))
+    main, distress = outputs.on("routing.decisions")[-2:]
+    assert (main["track"], main["rule"], main["primary"]) == ("main", "manual", SIXTY)
+    assert main["referral"]["distress"] is None and main["referral"]["urgent"]
+    assert (distress["track"], distress["rule"], distress["primary"]) == (
+        "distress", "manual", APESA,
+    )  # fmt: skip
+    assert distress["referral"]["distress"] == "yes" and distress["referral"]["urgent"]
+
+
+async def test_a_track_is_never_assigned_to_an_association_of_the_other_kind(
+    store: Store, outputs: FakeOutputs, directory: Directory, clock: Clock
+) -> None:
+    """APESA paused: the distress track is queued while the main one is offered; assigning it
+    to 60 000 rebonds is refused, as is assigning a main-track case to APESA; nothing is
+    published for either."""
+    router = router_on(store, paused(directory, APESA), outputs, clock)
+    await router.on_questionnaire(questionnaire(**IN_DISTRESS))
+    [queued] = outputs.on("referrals.unrouted")
+    assert queued["urgent"] and ("offered", SIXTY) in outputs.statuses()
+    published = len(outputs.sent)
+    with pytest.raises(Rejected, match="not a distress association: it cannot hold the distress"):
+        await router.on_assignment(assigned(SIXTY))
+    assert len(outputs.sent) == published
+
+
+async def test_a_main_track_case_is_not_assigned_to_apesa(
+    router: Router, outputs: FakeOutputs
+) -> None:
+    """APESA on the main track would tell intake the distress answer: refused, nothing sent."""
+    await queue_by_declines(router, outputs)
+    published = len(outputs.sent)
+    with pytest.raises(Rejected, match="is a distress association: it cannot hold the main"):
+        await router.on_assignment(assigned(APESA))
+    assert len(outputs.sent) == published
+
+
+async def test_a_closure_closes_every_queued_track_of_the_case(
+    store: Store, outputs: FakeOutputs, directory: Directory, clock: Clock
+) -> None:
+    """The closure names the case: both its queued tracks are closed, each said once."""
+    router = router_on(store, paused(directory), outputs, clock)
+    await router.on_questionnaire(questionnaire(**IN_DISTRESS))
+    await router.on_closure(closed())
+    closures = [s for s in outputs.sent if s.topic == "referrals.status"]
+    assert len({s.headers["ce_id"] for s in closures}) == 2
+    async with store.transaction() as tx:
+        states = {r.track.value: r.state.value for r in await tx.referrals(REFERENCE)}
+    assert states == {"main": "closed", "distress": "closed"}

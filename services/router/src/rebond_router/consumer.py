@@ -12,7 +12,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import stamina
 import structlog
@@ -24,13 +24,16 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from stamina.instrumentation import RetryDetails
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
     CaseAssignedV1,
     CaseClosedV1,
     DirectoryAppliedV1,
     DirectoryOverrideV1,
     ErasureRequestedV1,
+    FollowUpAnsweredV1,
     QuestionnaireCompletedV1,
+    ReferralOutcomeV1,
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
@@ -38,6 +41,7 @@ from rebond_contracts.topics import (
     ASSIGNMENTS,
     DECISIONS,
     ERASURES,
+    FOLLOW_UPS,
     INVITEES,
     OUTCOMES,
     OVERRIDES,
@@ -49,6 +53,7 @@ from rebond_contracts.topics import (
 )
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
 from rebond_kafka.security import aiokafka_options, kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_router.lifecycle import ConcurrentChange, Router
 from rebond_router.overrides import Overrides
 from rebond_router.referral import Rejected
@@ -78,7 +83,7 @@ JITTER = 0.2
 
 def new_broker(settings: RouterSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
@@ -127,7 +132,7 @@ async def topic_bounds(settings: RouterSettings, topic: Topic) -> dict[int, tupl
     """Each partition of `topic`: its first offset still kept and its end, asked of the broker
     with a bare consumer (no group) on the router's connection (`rebond_router.overrides`)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=bootstrap_servers(settings.kafka_bootstrap_servers),
         enable_auto_commit=False,
         client_id="rebond-router-bounds",
         **aiokafka_options(settings),
@@ -225,13 +230,23 @@ class Handlers:
                     work = functools.partial(self.router.on_questionnaire, received.event)
                     await self.handle(received, work)
 
-    async def on_response(self, received: Received[ReferralResponseV1]) -> None:
-        """The topic says which association answered."""
+    async def on_response(self, received: Received[ReferralResponseV1 | ReferralOutcomeV1]) -> None:
+        """The topic says which association answered; the event's type says whether it is an
+        accept or decline, or what happened after an acceptance (`ReferralOutcomeV1`)."""
         association = RESPONDERS[received.topic.name]
+        # An envelope's type is its payload's: the cast only tells mypy what isinstance found.
+        work: Callable[[], Awaitable[object]]
+        if isinstance(received.data, ReferralOutcomeV1):
+            outcome = cast(Envelope[ReferralOutcomeV1], received.event)
+            work = functools.partial(self.router.on_outcome, association, outcome)
+        else:
+            response = cast(Envelope[ReferralResponseV1], received.event)
+            work = functools.partial(self.router.on_response, association, response)
         with structlog.contextvars.bound_contextvars(association=association.value):
-            await self.handle(
-                received, lambda: self.router.on_response(association, received.event)
-            )
+            await self.handle(received, work)
+
+    async def on_follow_up(self, received: Received[FollowUpAnsweredV1]) -> None:
+        await self.handle(received, lambda: self.router.on_follow_up(received.event))
 
     async def on_case(self, received: Received[CaseAssignedV1 | CaseClosedV1]) -> None:
         """A coordinator's assignment or closure of a queued case; a case that is unknown,
@@ -290,7 +305,13 @@ def subscribe_router(
     subscribe(
         broker, [responses(a) for a in AssociationId], handlers.on_response,
         dead_letters=dead_letters, group_id=group, title="responses",
-        description="Each association's accept or decline; the topic says who answered.",
+        description="Each association's accept or decline, and what happened after it accepted; "
+        "the topic says who answered.",
+    )  # fmt: skip
+    subscribe(
+        broker, FOLLOW_UPS, handlers.on_follow_up, dead_letters=dead_letters, group_id=group,
+        description="The person's answer to the follow-up: a \"no\" puts the case in the human "
+        "queue.",
     )  # fmt: skip
     subscribe(
         broker, ASSIGNMENTS, handlers.on_case, dead_letters=dead_letters, group_id=group,

@@ -15,7 +15,7 @@
    equal one carries a reason naming the criterion that did it, so no tie is broken silently.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -117,6 +117,10 @@ class Ranking:
     def full(self) -> bool:
         """Whether an association otherwise suitable was left out only because it is full."""
         return "capacity" in self.excluded.values()
+
+    def full_among(self, associations: Iterable[AssociationId]) -> bool:
+        """Whether one of `associations` (a track's) was left out only because it is full."""
+        return any(self.excluded.get(a) == "capacity" for a in associations)
 
 
 def rank(
