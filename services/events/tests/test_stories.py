@@ -137,9 +137,13 @@ async def test_a_rejected_story_is_deleted_and_its_author_told(service: Running)
     """A rejection e-mails the author kindly and deletes the story; a second one is a 404."""
     story_id = await submit(service)
     key = service.headers["second-souffle"]
-    assert (await service.client.post(f"/v1/stories/{story_id}/reject", headers=key)).status_code == 204
+    assert (
+        await service.client.post(f"/v1/stories/{story_id}/reject", headers=key)
+    ).status_code == 204
     assert service.sink.payloads(COMMUNITY_MAIL.name)[-1]["kind"] == "story_moderated"
-    assert (await service.client.post(f"/v1/stories/{story_id}/reject", headers=key)).status_code == 404
+    assert (
+        await service.client.post(f"/v1/stories/{story_id}/reject", headers=key)
+    ).status_code == 404
     pending = await service.client.get("/v1/stories/moderation", headers=key)
     assert pending.json() == []
 

@@ -152,7 +152,7 @@ def build(
     )
     if broker is not None:
         dead_letters = DeadLetters(broker, Service.EVENTS)
-        subscribe_events(broker, conferences, dead_letters, settings.group_id)
+        subscribe_events(broker, conferences, community, dead_letters, settings.group_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

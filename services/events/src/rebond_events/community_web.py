@@ -4,7 +4,7 @@ French first, working without JavaScript). Routes only translate; `community.Com
 the use cases. Bodies are limited in rate, size and type by the app's `SubmissionGuard`.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
@@ -15,7 +15,15 @@ from rebond_contracts.geography import REGIONS
 from rebond_contracts.questionnaire import Region, Stage
 from rebond_events.api import Organiser
 from rebond_events.community import Community
-from rebond_events.errors import Forbidden
+from rebond_events.errors import Conflict, Forbidden, NotFound
+from rebond_events.peers import (
+    SIGNED_UP,
+    LinkRequest,
+    Received,
+    VolunteerForModerator,
+    VolunteerIn,
+    VolunteerStatus,
+)
 from rebond_events.portal import templates
 from rebond_events.stories import (
     RECEIVED,
@@ -269,4 +277,230 @@ async def withdraw(
         request, "Témoignage retiré",
         "Votre témoignage est effacé. Merci de l'avoir partagé. (Your story is deleted. Thank "
         "you for sharing it.)", 200, STORIES_BACK,
+    )  # fmt: skip
+
+
+# --- Peer volunteers and matches: JSON API ----------------------------------------------------
+
+PEERS_BACK = ("/pairs/devenir-pair", "Devenir pair")
+CHANNELS = {"email": "Par e-mail", "phone": "Par téléphone"}
+templates.env.globals.update(channels=CHANNELS)
+VOLUNTEER_MESSAGES = {
+    "pseudonym": "Indiquez un prénom ou un pseudonyme : des lettres, espaces, apostrophes et "
+    "traits d'union, 80 caractères au plus.",
+    "region": "Choisissez votre région.",
+    "stage": "Choisissez la situation que vous avez traversée.",
+    "sector": "Choisissez votre secteur d'activité.",
+    "contact_channel": "Choisissez comment les personnes peuvent vous joindre.",
+    "contact": "Indiquez une adresse e-mail (nom@exemple.fr) ou un numéro de téléphone "
+    "(06 12 34 56 78), selon le moyen choisi.",
+    "availability": "Indiquez vos disponibilités en une ligne, 200 caractères au plus.",
+    "monthly_limit": "Indiquez un nombre de mises en relation par mois, de 1 à 10.",
+    "email": "Indiquez une adresse e-mail valide, par exemple nom@exemple.fr.",
+    "consent": "Cochez la case : sans votre accord, nous ne pouvons présenter personne.",
+}
+Action = Literal["pause", "resume", "erase"]
+Side = Literal["person", "volunteer"]
+
+
+class DeclineRequest(LinkRequest):
+    side: Side
+
+
+@api.post("/peers/volunteers", status_code=status.HTTP_202_ACCEPTED, operation_id="sign_up_peer")
+async def sign_up_peer(data: VolunteerIn, community: Stories) -> Received:
+    """Volunteer as a peer: a confirmation link goes by e-mail; a moderator then approves."""
+    await community.sign_up(data)
+    return Received(message=SIGNED_UP[data.locale.value])
+
+
+@api.post("/peers/volunteers/{volunteer_id}/confirm", operation_id="confirm_peer")
+async def confirm_peer(volunteer_id: UUID, data: LinkRequest, community: Stories) -> dict[str, str]:
+    """Confirm a volunteer's address (token of the e-mailed link)."""
+    return {"status": await community.confirm_volunteer(str(volunteer_id), data.token)}
+
+
+@api.get("/peers/volunteers/moderation", operation_id="peers_to_moderate")
+async def peers_to_moderate(
+    _: Organiser, community: Stories, status: VolunteerStatus = VolunteerStatus.PENDING
+) -> list[VolunteerForModerator]:
+    """Volunteers waiting for moderation (or of another status), without their contact."""
+    return await community.volunteers_to_moderate(status)
+
+
+@api.post("/peers/volunteers/{volunteer_id}/{decision}", operation_id="moderate_peer")
+async def moderate_peer(
+    volunteer_id: UUID,
+    decision: Literal["approve", "reject"],
+    _: Organiser,
+    community: Stories,
+) -> dict[str, str | None]:
+    """Approve a confirmed volunteer, or decline them (they are told, and deleted)."""
+    done = await community.moderate_volunteer(str(volunteer_id), decision == "approve")
+    return {"status": done}
+
+
+@api.post("/peers/volunteers/{volunteer_id}/link/{action}", operation_id="manage_peer")
+async def manage_peer(
+    volunteer_id: UUID, action: Action, data: LinkRequest, community: Stories
+) -> dict[str, str | None]:
+    """The volunteer pauses, resumes or erases themself (token of their e-mailed link)."""
+    return {"status": await community.manage_volunteer(str(volunteer_id), data.token, action)}
+
+
+@api.post("/peers/matches/{match_id}/decline", operation_id="decline_match")
+async def decline_match(
+    match_id: UUID, data: DeclineRequest, community: Stories
+) -> dict[str, str | None]:
+    """Either side declines an introduction; the next volunteer, if any, is proposed."""
+    following = await community.decline_match(str(match_id), data.side, data.token)
+    return {"status": "declined", "next_match_id": following}
+
+
+# --- Peer volunteers and matches: pages -------------------------------------------------------
+
+
+@pages.get("/pairs/devenir-pair", response_class=HTMLResponse)
+async def volunteer_form(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "volunteer_form.html", {"errors": {}, "values": {}})
+
+
+@pages.post("/pairs/devenir-pair", response_class=HTMLResponse)
+async def sign_up_form(
+    request: Request,
+    community: Stories,
+    pseudonym: Annotated[str, Form()] = "",
+    region: Annotated[str, Form()] = "",
+    stage: Annotated[str, Form()] = "",
+    sector: Annotated[str, Form()] = "",
+    contact_channel: Annotated[str, Form()] = "",
+    contact: Annotated[str, Form()] = "",
+    availability: Annotated[str, Form()] = "",
+    monthly_limit: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    consent: Annotated[str | None, Form()] = None,
+) -> HTMLResponse:
+    values = {
+        "pseudonym": pseudonym, "region": region, "stage": stage, "sector": sector,
+        "contact_channel": contact_channel, "contact": contact, "availability": availability,
+        "monthly_limit": monthly_limit, "email": email,
+    }  # fmt: skip
+    data, errors = parse_form(
+        VolunteerIn, {**values, "consent": consent == "yes"}, VOLUNTEER_MESSAGES
+    )
+    if errors:
+        return templates.TemplateResponse(
+            request, "volunteer_form.html", {"errors": errors, "values": values}, status_code=422
+        )
+    await community.sign_up(data)
+    return message(
+        request, "Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"], 200,
+        PEERS_BACK,
+    )  # fmt: skip
+
+
+INVALID_LINK = (
+    "Lien invalide",
+    "Ce lien n'est pas valide : utilisez celui de l'e-mail reçu. (This link is not valid: use "
+    "the one in the e-mail you received.)",
+)
+
+
+@pages.get("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
+async def confirm_form(
+    request: Request, volunteer_id: UUID, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return confirm_page(
+        request, "Confirmer mon adresse",
+        "Un clic pour confirmer votre adresse ; l'équipe validera ensuite votre inscription. "
+        "(One click to confirm your address; the team will then approve your sign-up.)",
+        f"/pairs/{volunteer_id}/confirmer", token, "Confirmer mon adresse", PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
+async def confirm_done(
+    request: Request, volunteer_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
+) -> HTMLResponse:
+    try:
+        await community.confirm_volunteer(str(volunteer_id), token)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    return message(
+        request, "Adresse confirmée",
+        "Merci ! Une personne de l'équipe va valider votre inscription ; nous vous écrirons "
+        "alors. (Thank you! Someone from the team will approve your sign-up; we will write to "
+        "you then.)", 200, PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.get("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
+async def manage_form(
+    request: Request, volunteer_id: UUID, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, "manage.html", {"volunteer_id": volunteer_id, "token": token}
+    )
+
+
+MANAGED = {
+    "pause": "Vous êtes en pause : aucune mise en relation d'ici votre reprise. (You are on a "
+    "break: no introduction until you resume.)",
+    "resume": "C'est reparti : nous pourrons à nouveau vous présenter des personnes. (You are "
+    "back: we may introduce people to you again.)",
+    "erase": "Vos informations sont effacées. Merci pour votre engagement. (Your details are "
+    "deleted. Thank you for your commitment.)",
+}
+
+
+@pages.post("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
+async def manage_done(
+    request: Request,
+    volunteer_id: UUID,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+    action: Annotated[Action, Form()] = "pause",
+) -> HTMLResponse:
+    try:
+        await community.manage_volunteer(str(volunteer_id), token, action)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    except Conflict:
+        return message(
+            request, "Pas encore possible",
+            "Votre inscription n'est pas encore validée : la pause viendra ensuite. (Your "
+            "sign-up is not approved yet.)", 409, PEERS_BACK,
+        )  # fmt: skip
+    return message(request, "C'est noté", MANAGED[action], 200, PEERS_BACK)
+
+
+@pages.get("/pairs/mises-en-relation/{match_id}/{side}", response_class=HTMLResponse)
+async def decline_form(
+    request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return confirm_page(
+        request, "Décliner cette mise en relation",
+        "Nous proposerons une autre personne, si nous en avons une. (We will propose someone "
+        "else, if we have anyone.)",
+        f"/pairs/mises-en-relation/{match_id}/{side}", token, "Décliner", PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/pairs/mises-en-relation/{match_id}/{side}", response_class=HTMLResponse)
+async def decline_done(
+    request: Request,
+    match_id: UUID,
+    side: Side,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    try:
+        await community.decline_match(str(match_id), side, token)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    return message(
+        request, "C'est noté",
+        "Merci de nous l'avoir dit. Si une autre personne est disponible, nous vous la "
+        "présentons par e-mail. (Thank you for telling us. If someone else is available, we "
+        "introduce them by e-mail.)", 200, PEERS_BACK,
     )  # fmt: skip

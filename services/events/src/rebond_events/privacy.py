@@ -2,7 +2,7 @@
 a connection, each run as one transaction).
 
 * `erase(reference)`: a person who came through the questionnaire withdrew (`privacy.erasures`):
-  their invitations are deleted, with the unsent outbox messages that carried them (name and
+  their invitations, their peer request and its matches are deleted, with the unsent outbox messages that carried them (name and
   e-mail: an invitation's subject is the reference), and only the tombstone of the reference is
   kept (its SHA-256 and the time), which an invitation reads first (`Repository.erased`) so that
   a decision read later (a lagging consumer, a replayed dead letter) invites no one. Both take
@@ -23,7 +23,15 @@ import structlog
 from sqlalchemy import Connection, CursorResult, bindparam, delete, insert, select, update
 
 from rebond_events.domain import email_digest
-from rebond_events.tables import OUTBOX, conferences, erasures, invitations, registrations
+from rebond_events.tables import (
+    OUTBOX,
+    conferences,
+    erasures,
+    invitations,
+    peer_matches,
+    peer_requests,
+    registrations,
+)
 from rebond_sql.erasure import lock_references, reference_digest
 
 log = structlog.get_logger(__name__)
@@ -42,6 +50,9 @@ def erase(connection: Connection, reference: str, now: datetime) -> int:
     deleted = _rowcount(
         connection.execute(delete(invitations).where(invitations.c.reference == reference))
     )
+    # What the person shared to be introduced to a peer, and their matches (issue 24).
+    connection.execute(delete(peer_requests).where(peer_requests.c.reference == reference))
+    connection.execute(delete(peer_matches).where(peer_matches.c.reference == reference))
     OUTBOX.forget_subject(connection, reference)
     log.info("invitations_erased", invitations=deleted)
     return deleted
