@@ -143,7 +143,7 @@ async def test_a_volunteer_is_matched_only_once_confirmed_and_approved(service: 
         await service.client.post(f"/v1/peers/volunteers/{volunteer_id}/approve")
     ).status_code == 401
     pending = await service.client.get(
-        "/v1/peers/volunteers/moderation", headers=service.headers["second-souffle"]
+        "/v1/moderation/volunteers", headers=service.headers["second-souffle"]
     )
     [shown] = pending.json()
     assert shown["pseudonym"] == "Paul" and "contact" not in shown and "email" not in shown

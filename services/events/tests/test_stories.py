@@ -84,7 +84,7 @@ async def test_a_story_is_shown_only_once_approved_and_never_with_its_email(
     story_id = await submit(service)
     assert (await service.client.get("/v1/stories")).json() == []
     pending = await service.client.get(
-        "/v1/stories/moderation", headers=service.headers["second-souffle"]
+        "/v1/moderation/stories", headers=service.headers["second-souffle"]
     )
     assert [s["id"] for s in pending.json()] == [story_id]
 
@@ -144,7 +144,7 @@ async def test_a_rejected_story_is_deleted_and_its_author_told(service: Running)
     assert (
         await service.client.post(f"/v1/stories/{story_id}/reject", headers=key)
     ).status_code == 404
-    pending = await service.client.get("/v1/stories/moderation", headers=key)
+    pending = await service.client.get("/v1/moderation/stories", headers=key)
     assert pending.json() == []
 
 

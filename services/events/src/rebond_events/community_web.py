@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from rebond_contracts.geography import REGIONS
 from rebond_contracts.questionnaire import Region, Stage
-from rebond_events.api import Organiser
+from rebond_events.api import _GUARD, Organiser
 from rebond_events.community import Community
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.peers import (
@@ -82,6 +82,21 @@ STORY_MESSAGES = {
 STORIES_BACK = ("/temoignages", "Tous les témoignages")
 
 
+#: What each kind of operation may answer besides its success (the fuzz tests hold them to it).
+_KEY: dict[int | str, dict[str, Any]] = {401: {"description": "No known organiser API key"}}
+_MODERATE: dict[int | str, dict[str, Any]] = {
+    **_KEY, **_GUARD,
+    404: {"description": "No such story or volunteer"},
+    409: {"description": "Not waiting for moderation"},
+}  # fmt: skip
+_LINK: dict[int | str, dict[str, Any]] = {
+    **_GUARD,
+    403: {"description": "Invalid link"},
+    404: {"description": "Gone (withdrawn, erased, or never was)"},
+    409: {"description": "Not possible in this state"},
+}
+
+
 def get_community(request: Request) -> Community:
     community: Community = request.app.state.community
     return community
@@ -93,7 +108,10 @@ Stories = Annotated[Community, Depends(get_community)]
 # --- JSON API ---------------------------------------------------------------------------------
 
 
-@api.post("/stories", status_code=status.HTTP_202_ACCEPTED, operation_id="submit_story")
+@api.post(
+    "/stories", status_code=status.HTTP_202_ACCEPTED, operation_id="submit_story",
+    responses=_GUARD,
+)  # fmt: skip
 async def submit_story(data: StoryIn, community: Stories) -> StorySubmitted:
     """Submit a success story: kept for moderation; the withdrawal link goes by e-mail."""
     await community.submit_story(data)
@@ -108,7 +126,7 @@ async def list_stories(
     return await community.published_stories(region, stage.value if stage else None)
 
 
-@api.get("/stories/moderation", operation_id="stories_to_moderate")
+@api.get("/moderation/stories", operation_id="stories_to_moderate", responses=_KEY)
 async def stories_to_moderate(
     _: Organiser, community: Stories, status: StoryStatus = StoryStatus.PENDING
 ) -> list[StoryForModerator]:
@@ -116,7 +134,7 @@ async def stories_to_moderate(
     return await community.stories_to_moderate(status)
 
 
-@api.post("/stories/{story_id}/approve", operation_id="approve_story")
+@api.post("/stories/{story_id}/approve", operation_id="approve_story", responses=_MODERATE)
 async def approve_story(
     story_id: UUID, moderator: Organiser, community: Stories
 ) -> StoryForModerator:
@@ -126,7 +144,7 @@ async def approve_story(
 
 @api.post(
     "/stories/{story_id}/reject", status_code=status.HTTP_204_NO_CONTENT,
-    operation_id="reject_story",
+    operation_id="reject_story", responses=_MODERATE,
 )  # fmt: skip
 async def reject_story(story_id: UUID, moderator: Organiser, community: Stories) -> Response:
     """Decline a pending story: its author is told, the story deleted."""
@@ -134,7 +152,7 @@ async def reject_story(story_id: UUID, moderator: Organiser, community: Stories)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@api.patch("/stories/{story_id}", operation_id="edit_story")
+@api.patch("/stories/{story_id}", operation_id="edit_story", responses=_MODERATE)
 async def edit_story(
     story_id: UUID, data: StoryEdit, moderator: Organiser, community: Stories
 ) -> StoryForModerator:
@@ -144,7 +162,7 @@ async def edit_story(
 
 @api.post(
     "/stories/{story_id}/withdraw", status_code=status.HTTP_204_NO_CONTENT,
-    operation_id="withdraw_story",
+    operation_id="withdraw_story", responses=_LINK,
 )  # fmt: skip
 async def withdraw_story(story_id: UUID, data: WithdrawRequest, community: Stories) -> Response:
     """The author withdraws their story (token of the e-mailed link): deleted everywhere."""
@@ -307,20 +325,23 @@ class DeclineRequest(LinkRequest):
     side: Side
 
 
-@api.post("/peers/volunteers", status_code=status.HTTP_202_ACCEPTED, operation_id="sign_up_peer")
+@api.post(
+    "/peers/volunteers", status_code=status.HTTP_202_ACCEPTED, operation_id="sign_up_peer",
+    responses=_GUARD,
+)  # fmt: skip
 async def sign_up_peer(data: VolunteerIn, community: Stories) -> Received:
     """Volunteer as a peer: a confirmation link goes by e-mail; a moderator then approves."""
     await community.sign_up(data)
     return Received(message=SIGNED_UP[data.locale.value])
 
 
-@api.post("/peers/volunteers/{volunteer_id}/confirm", operation_id="confirm_peer")
+@api.post("/peers/volunteers/{volunteer_id}/confirm", operation_id="confirm_peer", responses=_LINK)
 async def confirm_peer(volunteer_id: UUID, data: LinkRequest, community: Stories) -> dict[str, str]:
     """Confirm a volunteer's address (token of the e-mailed link)."""
     return {"status": await community.confirm_volunteer(str(volunteer_id), data.token)}
 
 
-@api.get("/peers/volunteers/moderation", operation_id="peers_to_moderate")
+@api.get("/moderation/volunteers", operation_id="peers_to_moderate", responses=_KEY)
 async def peers_to_moderate(
     _: Organiser, community: Stories, status: VolunteerStatus = VolunteerStatus.PENDING
 ) -> list[VolunteerForModerator]:
@@ -328,7 +349,10 @@ async def peers_to_moderate(
     return await community.volunteers_to_moderate(status)
 
 
-@api.post("/peers/volunteers/{volunteer_id}/{decision}", operation_id="moderate_peer")
+@api.post(
+    "/peers/volunteers/{volunteer_id}/{decision}", operation_id="moderate_peer",
+    responses=_MODERATE,
+)  # fmt: skip
 async def moderate_peer(
     volunteer_id: UUID,
     decision: Literal["approve", "reject"],
@@ -340,7 +364,10 @@ async def moderate_peer(
     return {"status": done}
 
 
-@api.post("/peers/volunteers/{volunteer_id}/link/{action}", operation_id="manage_peer")
+@api.post(
+    "/peers/volunteers/{volunteer_id}/link/{action}", operation_id="manage_peer",
+    responses=_LINK,
+)  # fmt: skip
 async def manage_peer(
     volunteer_id: UUID, action: Action, data: LinkRequest, community: Stories
 ) -> dict[str, str | None]:
@@ -348,7 +375,7 @@ async def manage_peer(
     return {"status": await community.manage_volunteer(str(volunteer_id), data.token, action)}
 
 
-@api.post("/peers/matches/{match_id}/decline", operation_id="decline_match")
+@api.post("/peers/matches/{match_id}/decline", operation_id="decline_match", responses=_LINK)
 async def decline_match(
     match_id: UUID, data: DeclineRequest, community: Stories
 ) -> dict[str, str | None]:
