@@ -1,7 +1,6 @@
 """Success stories: submission, moderation, the public page and withdrawal (issue 24)."""
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -11,7 +10,8 @@ from rebond_contracts.topics import COMMUNITY_MAIL
 from rebond_events.letters import InvalidToken, SignedLinks
 from rebond_events.stories import contact_problem
 
-from .conftest import Running, running, settings_for
+from .conftest import Running
+from .test_edge import limited  # noqa: F401 (the fixture)
 
 TEXT = (
     "Après la liquidation de mon restaurant en 2019, j'ai cru que tout était fini. "
@@ -208,17 +208,9 @@ async def test_the_form_shows_an_error_summary_linking_each_field(service: Runni
     assert thanks.text.index("Merci pour votre témoignage") < thanks.text.index("Thank you")
 
 
-@pytest.fixture
-async def limited(sqlite_url: str) -> AsyncIterator[Running]:
-    """The app with a tight limit: 2 requests with a body, then one a minute, and 2 KiB."""
-    settings = settings_for(
-        sqlite_url, rate_limit_per_minute=1, rate_limit_burst=2, max_body_bytes=2048
-    )
-    async for value in running(settings):
-        yield value
-
-
-async def test_the_public_form_is_limited_in_rate_and_size(limited: Running) -> None:
+async def test_the_public_form_is_limited_in_rate_and_size(
+    limited: Running,  # noqa: F811
+) -> None:
     """A story over the body limit gets 413; past the burst, the form gets a French 429 page."""
     too_big = await limited.client.post("/v1/stories", json=story(text="x" * 4000))
     assert too_big.status_code == 413

@@ -16,9 +16,9 @@ from rebond_contracts.questionnaire import Region, Stage
 from rebond_events.api import _GUARD, Organiser
 from rebond_events.community import Community
 from rebond_events.errors import Conflict, Forbidden, NotFound
+from rebond_events.models import LinkRequest
 from rebond_events.peers import (
     SIGNED_UP,
-    LinkRequest,
     Received,
     VolunteerForModerator,
     VolunteerIn,
@@ -33,7 +33,6 @@ from rebond_events.stories import (
     StoryPublic,
     StoryStatus,
     StorySubmitted,
-    WithdrawRequest,
 )
 
 api = APIRouter(prefix="/v1")
@@ -164,7 +163,7 @@ async def edit_story(
     "/stories/{story_id}/withdraw", status_code=status.HTTP_204_NO_CONTENT,
     operation_id="withdraw_story", responses=_LINK,
 )  # fmt: skip
-async def withdraw_story(story_id: UUID, data: WithdrawRequest, community: Stories) -> Response:
+async def withdraw_story(story_id: UUID, data: LinkRequest, community: Stories) -> Response:
     """The author withdraws their story (token of the e-mailed link): deleted everywhere."""
     await community.withdraw_story(str(story_id), data.token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

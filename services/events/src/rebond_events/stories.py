@@ -148,14 +148,6 @@ class StorySubmitted(BaseModel):
     message: str
 
 
-class WithdrawRequest(BaseModel):
-    """The token of an e-mailed link, in the body (never in a URL that logs keep)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    token: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_.\-]+$")
-
-
 @dataclass(frozen=True)
 class Story:
     id: str
