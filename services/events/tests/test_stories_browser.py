@@ -78,3 +78,59 @@ def test_a_story_is_submitted_approved_shown_and_withdrawn(
         page.goto(f"{portal.url}/temoignages")
         expect(page.get_by_role("article")).to_have_count(0)
         browser.close()
+
+
+def test_a_volunteer_signs_up_and_manages_their_participation_on_accessible_pages(
+    portal: Portal,  # noqa: F811
+    chromium_launch_options: dict[str, Any],
+    axe_source: str,
+) -> None:
+    """The sign-up form's errors (each linked to its field), the thanks, the confirmation and
+    the pause pages, in French, each accessible."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium_launch_options)
+        page = browser.new_page(bypass_csp=True)  # axe is injected as an inline script
+        page.goto(f"{portal.url}/evenements")
+        page.get_by_role("navigation", name="Rubriques").get_by_role(
+            "link", name="Devenir pair"
+        ).click()
+        audit(page, axe_source)
+        page.get_by_label("Prénom ou pseudonyme").fill("Paul")
+        page.get_by_role("button", name="Je me propose").click()
+        summary = page.get_by_role("alert")
+        expect(summary).to_contain_text("Cochez la case")
+        audit(page, axe_source)
+        summary.get_by_role(
+            "link", name=re.compile(r"^Indiquez une adresse e-mail \(nom@exemple.fr\) ou un")
+        ).click()
+        expect(page.get_by_label("Adresse e-mail ou téléphone à transmettre")).to_be_focused()
+        page.get_by_label("Région", exact=True).select_option(label="Nouvelle-Aquitaine")
+        page.get_by_label("Situation que vous avez traversée").select_option("after_liquidation")
+        page.get_by_label("Secteur d'activité").select_option("I")
+        page.get_by_label("Comment les personnes peuvent vous joindre").select_option("phone")
+        page.get_by_label("Adresse e-mail ou téléphone à transmettre").fill("06 12 34 56 78")
+        page.get_by_label("Disponibilités", exact=True).fill("le soir en semaine")
+        page.get_by_label("Votre adresse e-mail").fill("paul@example.org")
+        page.get_by_label(re.compile("J'accepte que mon pseudonyme")).check()
+        page.get_by_role("button", name="Je me propose").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Merci de vous proposer")
+
+        mails = until(lambda: portal.sink.payloads(COMMUNITY_MAIL.name), within_s=10)
+        confirm = re.findall(r"http\S+/confirmer\?token=\S+", mails[-1]["text"])[0]
+        page.goto(confirm)
+        audit(page, axe_source)
+        page.get_by_role("button", name="Confirmer mon adresse").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Adresse confirmée")
+        volunteer_id = confirm.split("/")[4]
+        approved = httpx.post(
+            f"{portal.url}/v1/peers/volunteers/{volunteer_id}/approve",
+            headers={"X-API-Key": KEYS["second-souffle"]},
+        )
+        assert approved.status_code == 200
+        mails = until(lambda: portal.sink.payloads(COMMUNITY_MAIL.name)[1:], within_s=10)
+        manage = re.findall(r"http\S+/gerer\?token=\S+", mails[-1]["text"])[0]
+        page.goto(manage)
+        audit(page, axe_source)
+        page.get_by_role("button", name="Faire une pause").click()
+        expect(page.get_by_role("status")).to_contain_text("Vous êtes en pause")
+        browser.close()
