@@ -274,3 +274,32 @@ async def test_an_erased_person_is_not_matched_and_their_matches_go(service: Run
     )
     assert counted == 0
     assert await service.events.community.request_peer(peer_request()) is None
+
+
+async def test_peer_requests_and_unconfirmed_volunteers_go_after_the_retention(
+    service: Running,
+) -> None:
+    """`anonymise` deletes the contact a person shared for a peer, and volunteers who never
+    confirmed, once older than the retention; not before."""
+    from functools import partial
+
+    from rebond_events.privacy import anonymise
+
+    await approved_volunteer(service, "Paul")
+    await service.client.post("/v1/peers/volunteers", json=sign_up_body("Lina"))
+    assert await service.events.community.request_peer(peer_request()) is not None
+    retention = timedelta(days=30)
+
+    async def anonymised_in(days: int) -> tuple[int, int]:
+        now = datetime.now(UTC) + timedelta(days=days)
+        done = await service.events.store.database.run(
+            partial(anonymise, now=now, retention=retention)
+        )
+        return done.peer_requests, done.unconfirmed_volunteers
+
+    assert await anonymised_in(29) == (0, 0)
+    assert await anonymised_in(31) == (1, 1)
+    left = await service.client.get(
+        "/v1/moderation/volunteers?status=approved", headers=service.headers["second-souffle"]
+    )
+    assert [v["pseudonym"] for v in left.json()] == ["Paul"]

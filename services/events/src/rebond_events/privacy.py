@@ -10,7 +10,9 @@ a connection, each run as one transaction).
   invitation under way is waited for, and waits for an erasure under way; on SQLite the store's
   transactions take turns (`rebond_sql.Database`).
 * `anonymise(now, retention)`: registrations to conferences that ended more than `retention`
-  ago lose their name and e-mail, and those conferences' invitations are deleted
+  ago lose their name and e-mail, and those conferences' invitations are deleted; so are the
+  peer requests received more than `retention` ago (the contact a person shared with a peer;
+  their matches keep no contact) and the volunteers who never confirmed their address
   (`python -m rebond_events anonymise`). Counts per conference stay right. Published outbox
   messages need nothing: the relay deletes each once Kafka acknowledged it.
 """
@@ -23,6 +25,7 @@ import structlog
 from sqlalchemy import Connection, CursorResult, bindparam, delete, insert, select, update
 
 from rebond_events.domain import email_digest
+from rebond_events.peers import VolunteerStatus
 from rebond_events.tables import (
     OUTBOX,
     conferences,
@@ -30,6 +33,7 @@ from rebond_events.tables import (
     invitations,
     peer_matches,
     peer_requests,
+    peer_volunteers,
     registrations,
 )
 from rebond_sql.erasure import lock_references, reference_digest
@@ -62,6 +66,10 @@ def erase(connection: Connection, reference: str, now: datetime) -> int:
 class Anonymised:
     registrations: int
     invitations: int
+    #: People introduced to a peer more than the retention ago: what they shared is deleted.
+    peer_requests: int = 0
+    #: Volunteers who never confirmed their address within the retention: deleted.
+    unconfirmed_volunteers: int = 0
 
 
 def anonymise(connection: Connection, now: datetime, retention: timedelta) -> Anonymised:
@@ -92,8 +100,23 @@ def anonymise(connection: Connection, now: datetime, retention: timedelta) -> An
     deleted = _rowcount(
         connection.execute(delete(invitations).where(invitations.c.event_id.in_(ended)))
     )
-    done = Anonymised(len(ids), deleted)
-    log.info("anonymised", registrations=done.registrations, invitations=done.invitations)
+    before = now - retention
+    requests = _rowcount(
+        connection.execute(delete(peer_requests).where(peer_requests.c.requested_at < before))
+    )
+    unconfirmed = _rowcount(
+        connection.execute(
+            delete(peer_volunteers).where(
+                peer_volunteers.c.status == VolunteerStatus.UNCONFIRMED.value,
+                peer_volunteers.c.created_at < before,
+            )
+        )
+    )
+    done = Anonymised(len(ids), deleted, requests, unconfirmed)
+    log.info(
+        "anonymised", registrations=done.registrations, invitations=done.invitations,
+        peer_requests=done.peer_requests, unconfirmed_volunteers=done.unconfirmed_volunteers,
+    )  # fmt: skip
     return done
 
 
