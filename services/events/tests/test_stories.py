@@ -1,6 +1,7 @@
 """Success stories: submission, moderation, the public page and withdrawal (issue 24)."""
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -219,3 +220,29 @@ async def test_the_public_form_is_limited_in_rate_and_size(
         "/temoignages/proposer", data={"text": "a"}, headers={"accept": "text/html"}
     )
     assert page.status_code == 429 and "réessayer dans une minute" in page.text
+
+
+async def test_a_success_stories_evening_features_published_stories_of_its_region(
+    service: Running, event_body: Callable[..., dict[str, Any]]
+) -> None:
+    """A `success_stories` conference's page quotes approved stories of its region, not pending
+    ones nor other regions'; another kind of conference quotes none."""
+    shown = await submit(service)
+    await submit(service, text=TEXT + " (pas encore relu)")
+    await submit(service, text=TEXT + " (en Bretagne)", region="53")
+    key = service.headers["second-souffle"]
+    await service.client.post(f"/v1/stories/{shown}/approve", headers=key)
+    for region_story in (await service.client.get("/v1/moderation/stories", headers=key)).json():
+        if "Bretagne" in region_story["text"]:
+            await service.client.post(f"/v1/stories/{region_story['id']}/approve", headers=key)
+    evening = (await service.client.post("/v1/events", json=event_body(), headers=key)).json()
+    page = (await service.client.get(f"/evenements/{evening['id']}")).text
+    assert "Ils sont passés par là" in page and "une petite cantine." in page
+    assert "pas encore relu" not in page and "en Bretagne" not in page
+    other = (
+        await service.client.post("/v1/events", json=event_body(kind="conference"), headers=key)
+    ).json()
+    assert (
+        "Ils sont passés par là"
+        not in (await service.client.get(f"/evenements/{other['id']}")).text
+    )
