@@ -4,7 +4,7 @@ export UV_PYTHON_PREFERENCE := only-system
 export UV_PYTHON_DOWNLOADS := never
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: sync setup setup-test run check test test-faults bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: sync setup setup-test run check test test-faults test-cluster bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 #: What `make check` runs of the tests: those that need neither a broker nor a service process.
 #: Each test's tiers are set from the fixtures it uses (rebond_testing.plugin); nobody marks them.
@@ -43,6 +43,9 @@ test-e2e: setup-test
 test-faults: setup-test  ## the fault suite only (also part of `make test`)
 	$(UV) run pytest tests/faults tests/scaling -m faults
 
+test-cluster: setup-test  ## durability on a three-node Kafka cluster (issue 25; 9-15 min here, not in `make test`)
+	REBOND_CLUSTER_TESTS=1 $(UV) run pytest tests/cluster -v
+
 bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.json,report.md,latency.png}; BENCH_ARGS="--quick" or "--only idle" (README)
 	$(UV) run python bench/run.py $(BENCH_ARGS)
 
@@ -61,7 +64,7 @@ deploy-generate:  ## write the Strimzi KafkaTopics and KafkaUsers from the topic
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy libs/*/src contracts/src services/*/src
+	$(UV) run mypy libs/*/src contracts/src services/*/src deploy bench
 
 schemas:  ## regenerate the JSON Schema snapshots after a contract change
 	$(UV) run rebond-schemas --write

@@ -22,10 +22,10 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from baselines import forward_batch
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from bench.baselines import forward_batch
 from rebond_contracts.questionnaire import QuestionnaireV1
 
 READY = "ready"  # what a hop prints once it has its partitions (the front answers /readyz)

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import aiohttp
 import uvloop
-from arrivals import Arrivals, schedule
+
+from bench.arrivals import Arrivals, schedule
 
 #: Between building the schedule and its first request: the session and its first connection.
 LEAD_NS = 50_000_000

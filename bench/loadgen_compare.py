@@ -23,19 +23,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from arrivals import Arrivals, schedule
-from run import (
+from bench.arrivals import Arrivals, schedule
+from bench.run import (
     FLOOR_TOPIC,
     HERE,
     RESULTS,
     Bench,
-    free_port,
     load_rows,
     loadgen_binary,
     local_kafka,
     percentile,
     questionnaires,
 )
+from rebond_testing import free_port
 
 RATES = (1, 20, 100, 200, 500)
 
@@ -96,7 +96,7 @@ def main() -> int:
             "floor",
             [str(HERE / "bare_pipeline.py"), "front", "--bootstrap", bootstrap,
              "--topic", FLOOR_TOPIC, "--port", str(port)],
-            {"PYTHONPATH": str(HERE)}, port,
+            {}, port,
         )  # fmt: skip
         assert floor.url
         url = floor.url + "/v1/submissions"

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from procfs import memory
+from bench.procfs import memory
 
 #: In the order imported; one missing is skipped (a service need not use every one).
 LIBRARIES = (

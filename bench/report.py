@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import report_round2
+from bench import report_round2
 
 TARGETS = {
     "intake_rate": 1000,

@@ -33,25 +33,25 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from arrivals import Arrivals
-from memory import import_ladder
-from procfs import CpuMeter, idle_cpu, memory
-from run import (
+
+from bench.arrivals import Arrivals
+from bench.memory import import_ladder
+from bench.procfs import CpuMeter, idle_cpu, memory
+from bench.run import (
     BARE_TOPICS,
     SERVICES,
     Bench,
     Proc,
-    free_port,
     preload,
     start_bare_pipeline,
     through,
     wait_for_port,
 )
-from soak import soak
-
+from bench.soak import soak
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import DELIVERIES, QUESTIONNAIRES, referrals
 from rebond_kafka.testing import partitions_of
+from rebond_testing import free_port
 
 PARTS = ("real_load", "campaign", "idle", "memory")
 REFERRAL_TOPICS = tuple(referrals(a).name for a in AssociationId)

@@ -23,12 +23,21 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid5
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
-from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, QUESTIONNAIRES, REFERRAL_STATUS
+from rebond_contracts.topics import (
+    DECISIONS,
+    INVITEES,
+    OUTCOMES,
+    QUESTIONNAIRES,
+    REFERRAL_STATUS,
+    Topic,
+)
 from rebond_kafka.testing import partitions_of
 from rebond_observability.logging import configure_logging
 from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
@@ -79,14 +88,16 @@ def least_work(record: Record, directory: Directory, now: datetime) -> list[Outp
     invitee) and the offer."""
     event = QUESTIONNAIRES.read(*record)
     decision = decide(event.id, event.data, now, directory, {}).decision
+    outcome = outcome_of(decision)
+    assert outcome is not None  # a main track's decision always has one
     reference = event.data.reference
-    outputs = [
+    outputs: list[tuple[Topic, Envelope[Any]]] = [
         (DECISIONS, DECISIONS.envelope(
             decision, subject=reference, correlationid=event.correlationid,
             id=str(decision.decision_id),
         )),
         (OUTCOMES, OUTCOMES.envelope(
-            outcome_of(decision), subject=reference, correlationid=event.correlationid,
+            outcome, subject=reference, correlationid=event.correlationid,
             id=str(uuid5(decision.decision_id, "outcome")),
         )),
     ]  # fmt: skip

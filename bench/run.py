@@ -16,7 +16,6 @@ import asyncio
 import csv
 import datetime as dt
 import functools
-import importlib.util
 import itertools
 import json
 import os
@@ -40,9 +39,10 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from arrivals import Arrivals, schedule
-from baselines import b1, b2
 
+from bench.arrivals import Arrivals, schedule
+from bench.baselines import b1, b2
+from deploy.kafka import kafkactl
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1, Stage
@@ -65,16 +65,6 @@ P99_TARGET_MS = 25.0
 BARE_TOPICS = ("bench.bare.questionnaires", "bench.bare.decisions", "bench.bare.referrals")
 #: Where intake's floor (bare_pipeline.py's front on the intake ladder) publishes.
 FLOOR_TOPIC = "bench.floor"
-
-
-def _load_kafkactl() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "kafkactl", REPO / "deploy" / "kafka" / "kafkactl.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 #: The services whose memory is reported.
@@ -260,20 +250,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def intake_phase(bench: Bench, bodies: Path) -> dict[str, Any]:
     seconds = 4 if bench.quick else 10
-    steps = [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1500, 2000, 3000]
-    ladder = [100, 250, 500] if bench.quick else steps
+    rates = [50, 100, 200, 250, 300, 350, 400, 450, 500, 600, 750, 1000, 1500, 2000, 3000]
+    ladder = [100, 250, 500] if bench.quick else rates
     real = bench.service("intake", rate_limit_per_minute="0")
     port = free_port()
     bare = bench.start(
         "intake-nopublish", [str(HERE / "nopublish_intake.py")],
-        {"INTAKE_PORT": str(port), "INTAKE_RATE_LIMIT_PER_MINUTE": "0", "PYTHONPATH": str(HERE)}, port,
+        {"INTAKE_PORT": str(port), "INTAKE_RATE_LIMIT_PER_MINUTE": "0"}, port,
     )  # fmt: skip
     port = free_port()
     floor = bench.start(
         "intake-floor",
         [str(HERE / "bare_pipeline.py"), "front", "--bootstrap", bench.bootstrap,
          "--topic", FLOOR_TOPIC, "--port", str(port)],
-        {"PYTHONPATH": str(HERE)}, port,
+        {}, port,
     )  # fmt: skip
     result: dict[str, Any] = {}
     # API clients may send no key; the portal sends one with every submission (one store
@@ -489,7 +479,8 @@ def router_floor(bench: Bench, count: int) -> dict[str, Any]:
          "--count", str(count), "--database", database],
         cwd=HERE, capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
-    return json.loads(done.stdout.splitlines()[-1])
+    figures: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return figures
 
 
 class KeyWatch:
@@ -635,7 +626,7 @@ def bare_pipeline(bench: Bench, rate: int, seconds: int, bodies: Path) -> dict[s
 def start_bare_pipeline(bench: Bench) -> list[Proc]:
     """bare_pipeline.py's front and its two hops, started and ready: [front, hop 1, hop 2]."""
     script = str(HERE / "bare_pipeline.py")
-    env = {"PYTHONPATH": str(HERE)}
+    env: dict[str, str] = {}
     port = free_port()
     front = bench.start(
         "bare-front", [script, "front", "--bootstrap", bench.bootstrap, "--topic", BARE_TOPICS[0],
@@ -678,7 +669,6 @@ class Broker:
 @contextmanager
 def local_kafka() -> Iterator[Broker]:
     """A broker of its own on free ports, with the registry's topics and the bench's."""
-    kafkactl = _load_kafkactl()
     data_dir = Path(tempfile.mkdtemp(prefix="rebond-bench-kafka-"))
     port = free_port()
     kafkactl.start(port, free_port(), data_dir, 3)
@@ -707,7 +697,7 @@ ROUND1 = ("intake", "router", "end_to_end", "dispatcher")
 
 
 def main() -> int:
-    from round2 import PARTS
+    from bench.round2 import PARTS
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
@@ -749,7 +739,7 @@ def main() -> int:
     if phases & set(ROUND1):
         round1(results, phases, workdir, bodies, args.quick)
     if round2_parts := phases & set(PARTS):
-        from round2 import round2
+        from bench.round2 import round2
 
         print(f"round 2 ({', '.join(sorted(round2_parts))}) on a broker of its own")
         started = time.monotonic()
@@ -766,13 +756,13 @@ def main() -> int:
         results["durations_s"]["round2"] = round(time.monotonic() - started, 1)
     results["machine"]["load_average_at_end"] = os.getloadavg()
     if phases != everything:  # a partial run: its figures, round 2's section, no plot
-        from report import write_partial
+        from bench.report import write_partial
 
         partial = RESULTS / f"only-{'-'.join(sorted(phases))}.json"
         write_partial(results, partial)
         print(f"results: {partial}")
         return 0
-    from report import write_report
+    from bench.report import write_report
 
     write_report(results, RESULTS)
     print(f"results: {RESULTS / 'latest.json'}, {RESULTS / 'report.md'}, {RESULTS / 'latency.png'}")

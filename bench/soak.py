@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from procfs import memory
-from run import RESULTS, Bench, Proc, local_kafka, open_loop, questionnaires
 
+from bench.procfs import memory
+from bench.run import RESULTS, Bench, Proc, local_kafka, open_loop, questionnaires
 from rebond_contracts.topics import Service, dead_letters
 
 

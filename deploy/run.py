@@ -4,15 +4,16 @@ The broker runs with SASL/SCRAM and the registry's ACLs; each service connects a
 principal, in clear (SASL_PLAINTEXT) on 127.0.0.1 only, in the development environment: the
 services refuse that transport with <SERVICE>_ENVIRONMENT=production, which needs SASL_SSL.
 Logs go to .run/logs/<service>.log (JSON lines), Kafka's to .run/kafka/kafka.log, and every
-e-mail the notifier sends lands as a file in .run/mail/. The staff console (coordination) listens
-on 127.0.0.1 only; the first `make run` makes it a development coordinator account and prints its
-password once (never stored: `python -m rebond_coordination add-user` makes others).
+e-mail the notifier sends lands as a file in .run/mail/. KAFKA_NODES=3 starts a three-node cluster
+instead of one broker (its logs in .run/kafka/node-<id>/kafka.log), as production runs. The staff
+console (coordination) listens on 127.0.0.1 only; the first `make run` makes it a development
+coordinator account and prints its password once (never stored: `python -m rebond_coordination
+add-user` makes others).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import secrets
@@ -22,23 +23,14 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+
+from deploy.kafka import kafkactl
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / ".run"
 SERVICES = {"intake": 8000, "router": 8001, "notifier": 8002, "events": 8003, "coordination": 8004}
 MAIL_PORT = int(os.environ.get("REBOND_MAIL_PORT", "1025"))
 DEV_COORDINATOR = "coordination@rebond.localhost"
-
-
-def _load_kafkactl() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "kafkactl", REPO / "deploy" / "kafka" / "kafkactl.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ready(port: int) -> bool:
@@ -84,13 +76,13 @@ def _dev_coordinator() -> str | None:
 
 
 def main() -> int:
-    kafkactl = _load_kafkactl()
     port = int(os.environ.get("KAFKA_PORT", "9092"))
     data_dir = RUN / "kafka"
     partitions = int(os.environ.get("KAFKA_PARTITIONS", "3"))
-    started_kafka = kafkactl.start(port, port + 1, data_dir, partitions, secure=True)
+    nodes = int(os.environ.get("KAFKA_NODES", "1"))  # 3: a local cluster, as production runs
+    started_kafka = kafkactl.start(port, port + 1, data_dir, partitions, secure=True, nodes=nodes)
     passwords = kafkactl.credentials(data_dir)
-    bootstrap = f"127.0.0.1:{port}"
+    bootstrap = kafkactl.layout_of(data_dir).bootstrap
     logs = RUN / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     os.chdir(REPO)  # the console's default store, .run/coordination.sqlite3, as it will open it

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -34,13 +33,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
+from deploy import dashboards
 from rebond_kafka import strimzi
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,16 +92,6 @@ def _strimzi(make: Callable[[], list[dict[str, Any]]]) -> Callable[[], str]:
     return lambda: GENERATED_HEADER + yaml.safe_dump_all(make(), sort_keys=False, width=100)
 
 
-def _sibling(name: str) -> ModuleType:
-    """A module beside this script (it runs as a script and is loaded by path in the tests)."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dashboards = _sibling("dashboards")
 DASHBOARDS = K8S / "monitoring" / "dashboards"
 
 #: Every generated file, and what writes its text: committed, so `kubectl apply -k` needs no

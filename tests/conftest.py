@@ -2,8 +2,6 @@
 (`rebond_testing.services`, whose names are imported from here by the fault and cluster tests
 too), the services' settings classes, and the local Kafka's launcher."""
 
-import importlib.util
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,12 +19,11 @@ from rebond_testing.services import (
 
 __all__ = ["SERVICES", "RunningService", "start_service", "stop_service", "wait_ready"]
 
-KAFKACTL = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "kafkactl.py"
-
 
 @pytest.fixture(scope="session")
 def settings_classes() -> dict[str, type[Any]]:
     """Each service's settings class, by service name (what decides if it starts)."""
+    from rebond_coordination.settings import CoordinationSettings
     from rebond_events.settings import EventsSettings
     from rebond_intake.settings import IntakeSettings
     from rebond_notifier.settings import NotifierSettings
@@ -35,18 +32,16 @@ def settings_classes() -> dict[str, type[Any]]:
     return {
         "intake": IntakeSettings, "router": RouterSettings,
         "notifier": NotifierSettings, "events": EventsSettings,
+        "coordination": CoordinationSettings,
     }  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def kafkactl() -> ModuleType:
-    """deploy/kafka/kafkactl.py, loaded as a module (it is a script, not a package)."""
-    spec = importlib.util.spec_from_file_location("kafkactl_under_test", KAFKACTL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """deploy/kafka/kafkactl.py, the local Kafka's launcher."""
+    from deploy.kafka import kafkactl
+
+    return kafkactl
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """The answer event shared by the notifier's links and the console's inbox."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from rebond_contracts.answers import answer_event, answer_event_id
+from rebond_contracts.answers import answer_event, answer_event_id, outcome_event
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Answer, ReferralResponseV1
+from rebond_contracts.payloads import Answer, OutcomeKind, ReferralOutcomeV1, ReferralResponseV1
 from rebond_contracts.topics import responses
 
 
@@ -29,3 +29,22 @@ def test_an_answer_event_reads_back_from_its_topic() -> None:
     assert read.id == answer_event_id(response.referral_id, "accept")
     assert read.data == response
     assert read.subject == response.reference
+
+
+def test_an_outcome_event_reads_back_with_one_id_per_referral_and_outcome() -> None:
+    """An outcome is read back by `responses.<id>` as its second kind, keyed by reference, and
+    the same outcome of the same referral always has the same id (a retry is one event)."""
+    outcome = ReferralOutcomeV1(
+        referral_id=uuid.uuid4(), reference="RB-AAAA-BBBB-CCCC-DDDD",
+        outcome=OutcomeKind.CONTACTED, on=date(2026, 12, 7),
+        recorded_at=datetime(2026, 12, 7, 9, 0, tzinfo=UTC),
+    )  # fmt: skip
+    event = outcome_event(AssociationId.APESA, outcome)
+    headers = [(name, text.encode()) for name, text in event.kafka_headers().items()]
+    read = responses(AssociationId.APESA).read(event.kafka_value(), headers)
+    assert read.type == "fr.rebond.referral.outcome"
+    assert read.data == outcome and read.subject == outcome.reference
+    again = outcome_event(AssociationId.APESA, outcome.model_copy(update={"comment": "Rappel"}))
+    assert again.id == event.id
+    other = outcome.model_copy(update={"outcome": OutcomeKind.CLOSED})
+    assert outcome_event(AssociationId.APESA, other).id != event.id

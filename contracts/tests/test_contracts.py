@@ -258,7 +258,7 @@ def test_every_topic_has_a_retention_and_personal_topics_keep_little() -> None:
     assert all(topic.retention_ms for topic in all_topics())
     personal = {t.name for t in all_topics() if t.personal_data}
     assert {
-        "questionnaires.completed", "routing.decisions", "routing.invitees",
+        "questionnaires.completed", "routing.decisions", "routing.invitees", "referrals.unrouted",
         "conferences.registrations", "conferences.invitations", "community.mail",
         "peers.requests", *(f"referrals.{a}" for a in AssociationId),
     } == personal  # fmt: skip

@@ -3,3 +3,4 @@ CREATE DATABASE intake;
 CREATE DATABASE router;
 CREATE DATABASE notifier;
 CREATE DATABASE events;
+CREATE DATABASE coordination;

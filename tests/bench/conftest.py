@@ -1,17 +1,11 @@
-"""The bench's scripts import one another as top-level modules (`from run import Bench`), as
-they do when run as `python bench/run.py`; their tests import them the same way."""
+"""Fixtures of the bench's tests (which import the bench's modules by name, `bench.run`: the
+workspace root is a package)."""
 
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 from rebond_testing import unavailable
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
 
 
 @pytest.fixture

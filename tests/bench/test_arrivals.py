@@ -7,7 +7,8 @@ real portal's rates; one whose mean were off would load the pipeline at another 
 import statistics
 
 import pytest
-from arrivals import NS_PER_S, Arrivals, coefficient_of_variation, gaps_s, schedule
+
+from bench.arrivals import NS_PER_S, Arrivals, coefficient_of_variation, gaps_s, schedule
 
 
 def test_poisson_gaps_have_the_rate_s_mean_and_the_exponential_coefficient_of_variation() -> None:

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import uvloop
-from arrivals import Arrivals, schedule
-from loadgen import open_loop
-from run import load_rows, loadgen_binary
+
+from bench.arrivals import Arrivals, schedule
+from bench.loadgen import open_loop
+from bench.run import load_rows, loadgen_binary
 
 REPLY_S = 0.1
 RATE = 50  # a request every 20 ms, five times faster than the server answers

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memory import LIBRARIES
+from bench.memory import LIBRARIES
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "memory.py"
 

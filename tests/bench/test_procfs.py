@@ -12,7 +12,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from procfs import CpuMeter, cpu_seconds, memory
+
+from bench.procfs import CpuMeter, cpu_seconds, memory
 
 CHILD = r"""
 import sys, threading, time

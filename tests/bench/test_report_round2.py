@@ -7,7 +7,8 @@ the wrong limit, would call a miss a success.
 from typing import Any
 
 import pytest
-from report_round2 import section, target_rows
+
+from bench.report_round2 import section, target_rows
 
 SERVICES = ("intake", "router", "notifier", "events")
 

@@ -16,9 +16,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from arrivals import Arrivals, schedule
-from round2 import Load, campaign, consumer_lag, start_bare
-from run import BARE_TOPICS, Bench, questionnaires
+
+from bench.arrivals import Arrivals, schedule
+from bench.round2 import Load, campaign, consumer_lag, start_bare
+from bench.run import BARE_TOPICS, Bench, questionnaires
 
 pytestmark = pytest.mark.kafka
 

@@ -6,19 +6,18 @@ stand on.
 """
 
 import asyncio
-import importlib.util
 import json
 import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench import router_floor
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
 from rebond_contracts.topics import DECISIONS, OUTCOMES, QUESTIONNAIRES, REFERRAL_STATUS
@@ -28,14 +27,6 @@ SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "router_floor.py"
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 STAGES = ["pre_procedure", "receivership", "after_liquidation"]
 NEEDS = [["listening"], ["mentoring", "coaching"], ["salaried_job"], ["new_business"]]
-
-
-def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("router_floor", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _records(count: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
@@ -63,7 +54,7 @@ def _records(count: int) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
 
 
 def test_least_work_writes_what_the_router_writes_for_a_record(tmp_path: Path) -> None:
-    floor = _module()
+    floor = router_floor
     directory = load_directory(DEFAULT_PATH)
     for i, record in enumerate(_records(12)):
         # a store of its own each: the router's weekly loads start empty, as least_work's do
@@ -77,7 +68,7 @@ def test_least_work_writes_what_the_router_writes_for_a_record(tmp_path: Path) -
 
 
 def test_alone_decides_every_record_through_the_store(tmp_path: Path) -> None:
-    floor = _module()
+    floor = router_floor
     sink = floor.Acknowledged()
     count = 1200  # more than one of the router's batches
     rate = asyncio.run(
@@ -120,7 +111,7 @@ def test_the_script_times_the_first_records_of_the_topic(
     )  # fmt: skip
     rates = json.loads(done.stdout.splitlines()[-1])
     assert rates["records"] == 100
-    floor = _module()  # a topic holding fewer records than asked for: all of them, no wait
+    floor = router_floor  # a topic holding fewer records than asked for: all of them, no wait
 
     async def all_of_it() -> list:
         async with asyncio.timeout(30):

@@ -1,28 +1,19 @@
 """Deployment manifests: each kustomize overlay and the compose file validate offline."""
 
 import copy
-import importlib.util
 import os
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 from pydantic import ValidationError
 
+from deploy import validate
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _load_validate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("validate", REPO / "deploy" / "validate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-validate = _load_validate()
 OVERLAYS = sorted((REPO / "deploy" / "k8s" / "overlays").iterdir())
 
 
@@ -84,13 +75,33 @@ def test_compose_file_follows_the_compose_specification() -> None:
     """deploy/compose/compose.yaml is valid against the Compose Specification's schema."""
     document = yaml.safe_load((REPO / "deploy" / "compose" / "compose.yaml").read_text())
     assert validate.validate_compose(document) == []
-    assert {"kafka", "postgres", "topics", "intake", "router", "notifier", "events"} <= set(
+    brokers = {"kafka-1", "kafka-2", "kafka-3"}
+    assert {*brokers, "postgres", "topics", "intake", "router", "notifier", "events"} <= set(
         document["services"]
     )
-    assert document["services"]["kafka"]["image"].startswith("apache/kafka:")
+    assert all(document["services"][b]["image"].startswith("apache/kafka:") for b in brokers)
     broken = copy.deepcopy(document)
     broken["services"]["intake"]["restrat"] = "always"  # a typo the spec does not allow
     assert validate.validate_compose(broken) != []
+
+
+def test_the_dev_overlay_provisions_the_topics_with_a_job(rendered: list[dict[str, Any]]) -> None:
+    """The dev overlay (whose Kafka no operator manages) has a Job running the provisioning
+    image on the services' bootstrap servers; prod has none: Strimzi makes its topics."""
+    jobs = _by_kind(rendered).get("Job", {})
+    if rendered[0]["metadata"]["namespace"] != "rebond-dev":
+        assert "rebond-kafka-provision" not in jobs
+        return
+    container = jobs["rebond-kafka-provision"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].startswith("ghcr.io/rebond/kafka-provision:")
+    assert container["env"] == [
+        {
+            "name": "PROVISION_KAFKA_BOOTSTRAP_SERVERS",
+            "valueFrom": {
+                "configMapKeyRef": {"name": "rebond-config", "key": "KAFKA_BOOTSTRAP_SERVERS"}
+            },
+        }
+    ]
 
 
 COMPOSE_SERVICES = {
@@ -98,6 +109,7 @@ COMPOSE_SERVICES = {
     "router": "ROUTER",
     "notifier": "NOTIFIER",
     "events": "EVENTS",
+    "coordination": "COORDINATION",
 }
 
 

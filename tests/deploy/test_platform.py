@@ -2,34 +2,26 @@
 database, the public edge and the console's, the network paths, and dashboards on real series."""
 
 import copy
-import importlib.util
 import os
 import re
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import promql_parser
 import pytest
+import yaml
 
+from deploy import dashboards, validate
 from rebond_contracts.topics import all_topics
 from rebond_kafka.acl_plan import Grant, acl_plan, principals
+from rebond_kafka.provision import settings_from
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "router", "notifier", "events")
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "deploy" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-validate = _load("validate")
-dashboards = _load("dashboards")
+#: Every deployed service: the four above and the staff console (no KEDA, no dashboard).
+DEPLOYED = (*SERVICES, "coordination")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +69,36 @@ def test_every_registry_topic_is_a_kafka_topic_as_registered(prod: dict[str, Any
         assert topics[topic.name]["metadata"]["labels"]["strimzi.io/cluster"] == "rebond"
 
 
+def test_compose_holds_the_topics_and_kafkas_own_as_the_prod_overlay_does(
+    prod: dict[str, Any],
+) -> None:
+    """The compose stack's provisioning gives every topic the prod overlay's replicas and
+    min.insync.replicas, on as many brokers, and its brokers replicate Kafka's own topics (and
+    default new ones) as the prod cluster does."""
+    compose = yaml.safe_load((REPO / "deploy" / "compose" / "compose.yaml").read_text())
+    brokers = [s for name, s in compose["services"].items() if name.startswith("kafka-")]
+    planned = settings_from(compose["services"]["topics"]["command"]).durability(len(brokers))
+    assert len(brokers) == sum(p["spec"]["replicas"] for p in prod["KafkaNodePool"].values())
+    for topic in prod["KafkaTopic"].values():
+        spec = topic["spec"]
+        assert (spec["replicas"], spec["config"]["min.insync.replicas"]) == (
+            planned.replicas,
+            planned.min_insync_replicas,
+        )
+    replication = {
+        key: str(value)
+        for key, value in prod["Kafka"]["rebond"]["spec"]["kafka"]["config"].items()
+        if "replication" in key or "min.i" in key
+    }
+    assert {"default.replication.factor", "min.insync.replicas"} <= set(replication)
+    for broker in brokers:
+        given = {
+            name.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+            for name, value in broker["environment"].items()
+        }
+        assert {key: given.get(key) for key in replication} == replication
+
+
 def test_every_principal_is_a_kafka_user_with_exactly_its_acl_plan(prod: dict[str, Any]) -> None:
     """Each KafkaUser's ACLs, read back as grants, are exactly the registry's ACL plan for that
     principal: the cluster allows what the local broker allows, nothing more or less."""
@@ -113,7 +135,7 @@ def test_the_kafka_cluster_is_kraft_three_nodes_scram_over_tls_with_acls(
 
 def test_each_service_logs_in_to_kafka_as_its_own_user_over_tls(prod: dict[str, Any]) -> None:
     """A service's SASL user is its KafkaUser, its password that user's Secret."""
-    for service in SERVICES:
+    for service in DEPLOYED:
         env = _env(prod["Deployment"][f"rebond-{service}"])
         prefix = service.upper()
         assert env[f"{prefix}_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
@@ -156,10 +178,12 @@ OPERATOR_SECRETS = {
     "INTAKE_ERASURE_KEY": "k" * 40, "NOTIFIER_LINK_SECRET": "l" * 40,
     "EVENTS_SIGNING_SECRET": "s" * 40,
     "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
+    "COORDINATION_EVENTS_ORGANISER_KEYS": '{"apesa": "' + "o" * 40 + '"}',
+    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40,
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", DEPLOYED)
 def test_each_service_starts_in_production_with_the_overlays_settings(
     service: str,
     prod: dict[str, Any],
@@ -170,7 +194,7 @@ def test_each_service_starts_in_production_with_the_overlays_settings(
     with the operator's own secrets) pass the service's production checks: Kafka SASL_SSL with
     SCRAM, and for the notifier SMTP over TLS."""
     for name in list(os.environ):
-        if name.split("_", 1)[0] in (*(s.upper() for s in SERVICES), "KAFKA"):
+        if name.split("_", 1)[0] in (*(s.upper() for s in DEPLOYED), "KAFKA"):
             monkeypatch.delenv(name)
     env = {
         name: value if isinstance(value, str) else "from-a-secret-" + "x" * 32
@@ -193,7 +217,7 @@ def test_each_service_uses_its_own_backed_up_postgresql_cluster(prod: dict[str, 
     """Every store is a CloudNativePG Cluster archiving to the overlay's object store with a
     nightly backup, and each service's URL names its own cluster, password and CA, over TLS."""
     stores = prod["ObjectStore"]
-    for store in (*SERVICES, "coordination"):
+    for store in DEPLOYED:
         cluster = prod["Cluster"][f"rebond-{store}-db"]["spec"]
         archiver = next(p for p in cluster["plugins"] if p.get("isWALArchiver"))
         assert archiver["parameters"]["barmanObjectName"] in stores
@@ -202,7 +226,7 @@ def test_each_service_uses_its_own_backed_up_postgresql_cluster(prod: dict[str, 
         )
     for store in stores.values():
         assert urlsplit(store["spec"]["configuration"]["destinationPath"]).scheme == "s3"
-    for service in SERVICES:
+    for service in DEPLOYED:
         env = _env(prod["Deployment"][f"rebond-{service}"])
         url = urlsplit(env[f"{service.upper()}_DATABASE_URL"])
         assert url.scheme == "postgresql+psycopg"
@@ -229,6 +253,15 @@ def _routes(ingress: dict[str, Any]) -> list[tuple[str, str, str]]:
         for rule in ingress["spec"]["rules"]
         for path in rule["http"]["paths"]
     ]
+
+
+def test_the_console_runs_one_outbox_relay_at_a_time(prod: dict[str, Any]) -> None:
+    """The console is one replica, stopped before its next version starts, and nothing scales
+    it: its outbox is relayed in order by one process (base/coordination.yaml)."""
+    spec = prod["Deployment"]["rebond-coordination"]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    scalers = {*prod["ScaledObject"], *prod.get("HorizontalPodAutoscaler", {})}
+    assert "rebond-coordination" not in scalers
 
 
 def test_every_host_has_tls_from_an_issuer_of_the_overlay(prod: dict[str, Any]) -> None:
@@ -359,7 +392,7 @@ def test_each_service_reaches_kafka_and_its_own_database_only(prod: dict[str, An
     """A service's egress names Kafka's brokers and its own CloudNativePG cluster, no other
     database; each database admits its own service alone."""
     clusters = set(prod["Cluster"])
-    for service in (*SERVICES, "coordination"):
+    for service in DEPLOYED:
         peers = _peers(prod["NetworkPolicy"][f"rebond-{service}"], "egress")
         selected = [p["podSelector"]["matchLabels"] for p in peers if "podSelector" in p]
         databases = {s["cnpg.io/cluster"] for s in selected if "cnpg.io/cluster" in s}
@@ -394,7 +427,7 @@ def test_kafka_listener_admits_the_services_and_keda_only(prod: dict[str, Any]) 
     )
     peers = listener["networkPolicyPeers"]
     names = peers[0]["podSelector"]["matchExpressions"][0]["values"]
-    assert {f"rebond-{s}" for s in SERVICES} <= set(names)
+    assert {f"rebond-{s}" for s in DEPLOYED} <= set(names)
     assert peers[1] == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}
     }

@@ -1,7 +1,6 @@
 """Per-topic retention on the real broker comes from the registry (`Topic.retention_ms`)."""
 
 import time
-from types import ModuleType
 
 import pytest
 from confluent_kafka.admin import (
@@ -13,6 +12,7 @@ from confluent_kafka.admin import (
 )
 
 from rebond_contracts.topics import Service, all_topics, dead_letters
+from rebond_kafka.provision import Provisioner, topic_specs
 
 pytestmark = pytest.mark.kafka
 
@@ -51,10 +51,9 @@ def test_topics_with_personal_data_roll_their_segments_every_twelve_hours(
     assert _retention(admin, personal, "segment.ms") == {name: "43200000" for name in personal}
 
 
-def test_kafkactl_aligns_a_topic_whose_retention_drifted(
-    kafka_bootstrap: str, kafkactl: ModuleType
-) -> None:
-    """A retention changed by hand is set back to the registry's by kafkactl (topics/provision)."""
+def test_provisioning_aligns_a_topic_whose_retention_drifted(kafka_bootstrap: str) -> None:
+    """A retention changed by hand is set back to the registry's by the provisioning (what
+    kafkactl's topics/provision, compose's and Kubernetes' provisioning run)."""
     topic = dead_letters(Service.EVENTS)
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     drift = ConfigResource(
@@ -68,7 +67,7 @@ def test_kafkactl_aligns_a_topic_whose_retention_drifted(
         future.result()
     assert _settled_retention(admin, topic.name, "3600000") == "3600000"
 
-    changed = kafkactl.align_topic_configs(kafka_bootstrap)
+    changed, _ = Provisioner({"bootstrap.servers": kafka_bootstrap}).align_topics(topic_specs())
 
     assert topic.name in changed
     wanted = str(topic.retention_ms)

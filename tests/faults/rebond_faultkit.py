@@ -17,18 +17,19 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
-from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
 from rebond_testing import (  # the fault tests import these from here too
     IN_CI,
     MailSink,
@@ -218,6 +219,113 @@ async def read_topics(
         await consumer.stop()
 
 
+@dataclass(frozen=True)
+class Posted:
+    """One questionnaire posted to intake: its number, its `Idempotency-Key` (if any), when it
+    was sent (monotonic) and how long its answer took, the status (0: no answer, `error` says
+    why), the reference (a `202`) and the `Retry-After` header (a `503`)."""
+
+    index: int
+    key: str | None
+    at: float
+    latency_s: float
+    status: int
+    reference: str | None = None
+    retry_after: str | None = None
+    error: str | None = None
+
+
+async def post_submissions(
+    intake_url: str,
+    indices: Iterable[int],
+    rate_per_s: float,
+    body: Callable[[int], dict[str, Any]],
+    key: Callable[[int], str] | None = None,
+) -> list[Posted]:
+    """Post `body(index)` for each index, `rate_per_s` a second on a fixed schedule (an open
+    loop: a slow answer never delays the next post, as people do not wait for each other), with
+    `Idempotency-Key: key(index)` when `key` is given; every answer, in the order posted."""
+
+    async def one(client: httpx.AsyncClient, index: int) -> Posted:
+        headers = {"Idempotency-Key": key(index)} if key else {}
+        sent = time.monotonic()
+        try:
+            reply = await client.post(
+                f"{intake_url}/v1/submissions", json=body(index), headers=headers
+            )
+        except httpx.HTTPError as error:
+            return Posted(
+                index, headers.get("Idempotency-Key"), sent, time.monotonic() - sent, 0,
+                error=type(error).__name__,
+            )  # fmt: skip
+        return Posted(
+            index, headers.get("Idempotency-Key"), sent, time.monotonic() - sent,
+            reply.status_code,
+            reply.json().get("reference") if reply.status_code == 202 else None,
+            reply.headers.get("retry-after"),
+        )  # fmt: skip
+
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=50)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        start, tasks = time.monotonic(), []
+        for i, index in enumerate(indices):
+            await asyncio.sleep(max(0.0, start + i / rate_per_s - time.monotonic()))
+            tasks.append(asyncio.create_task(one(client, index)))
+        return list(await asyncio.gather(*tasks))
+
+
+def latency_figures(posted: Iterable[Posted]) -> dict[str, float | int]:
+    """How many answers, and their latency's median, 95th and 99th percentiles and maximum (ms)."""
+    latencies = sorted(p.latency_s * 1000 for p in posted)
+    if not latencies:
+        return {"count": 0}
+
+    def at(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))], 1)
+
+    return {"count": len(latencies), "p50_ms": at(0.5), "p95_ms": at(0.95),
+            "p99_ms": at(0.99), "max_ms": round(latencies[-1], 1)}  # fmt: skip
+
+
+@dataclass
+class Decided:
+    """What `routing.decisions` says of some accepted submissions."""
+
+    #: References with no decision, with several (distinct event ids), and with a wrong number
+    #: of referrals inside their decisions (one when the person consented to sharing, else none).
+    lost: list[str]
+    several: list[str]
+    wrong_referrals: list[str]
+    #: Records repeated with the same event id (at-least-once; readers take them once).
+    raw_duplicates: int
+
+
+def decided(bootstrap: str, consenting: dict[str, bool], within_s: float = 150.0) -> Decided:
+    """Read `routing.decisions` until each reference of `consenting` (reference: whether the
+    person consented to sharing) has a decision, or `within_s` passed, then a few seconds more
+    for duplicates to show, and count what went wrong."""
+    seen = asyncio.run(
+        read_topics(
+            bootstrap, r"routing\.decisions",
+            lambda s: consenting.keys() <= s.ids_by_subject(DECISIONS.name).keys(),
+            within_s=within_s, settle_s=3,
+        )
+    )  # fmt: skip
+    decisions = seen.ids_by_subject(DECISIONS.name)
+    referrals: dict[str, set[str]] = defaultdict(set)
+    for _, _, headers, value in seen.on(DECISIONS.name):
+        if (referral := json.loads(value).get("referral")) is not None:
+            referrals[headers["ce_subject"]].add(referral["referral_id"])
+    return Decided(
+        lost=[ref for ref in consenting if ref not in decisions],
+        several=[ref for ref in consenting if len(decisions.get(ref, ())) > 1],
+        wrong_referrals=[
+            ref for ref, shares in consenting.items() if len(referrals[ref]) != int(shares)
+        ],
+        raw_duplicates=len(seen.on(DECISIONS.name)) - sum(len(ids) for ids in decisions.values()),
+    )
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -253,8 +361,6 @@ class Readiness:
         ]
 
     def _poll(self, name: str, url: str) -> None:
-        import httpx
-
         with httpx.Client(timeout=5) as client:
             while not self._stop.is_set():
                 try:
@@ -395,19 +501,28 @@ def outcome(
     smtp: MailSink,
     hooks: WebhookSink | None,
     within_s: float,
+    addresses: dict[str, str] | None = None,
 ) -> Outcome:
     """Wait (up to `within_s`) until every reference has its referral, both e-mails and (with
-    `hooks`) its webhook, then give duplicates a few seconds to show and count everything."""
+    `hooks`) its webhook, then give duplicates a few seconds to show and count everything.
+    `addresses` gives each reference's person's e-mail address (by default the i-th
+    reference's is `person_email(i)`)."""
     index = {ref: i for i, ref in enumerate(references)}
+    address = addresses or {ref: person_email(i) for ref, i in index.items()}
+
+    association: Copies = {}
+    person: Copies = {}
+    read = 0  # the inbox's messages counted so far: each is parsed once, however long the wait
 
     def count() -> Outcome:
-        association: Copies = {}
-        person: Copies = {}
-        for mail in smtp.received():
+        nonlocal read
+        arrived = smtp.received()[read:]
+        read += len(arrived)
+        for mail in arrived:
             found = set(REFERENCE_IN_TEXT.findall(mail.text))
             message_id = str(mail.message["message-id"])
             for ref in found & index.keys():
-                if person_email(index[ref]) in mail.recipients:
+                if address[ref] in mail.recipients:
                     person.setdefault(ref, Counter())[message_id] += 1
                 elif any(r.startswith("orientation@") for r in mail.recipients):
                     association.setdefault(ref, Counter())[message_id] += 1
@@ -426,7 +541,14 @@ def outcome(
             within_s=within_s, settle_s=0,
         )
     )  # fmt: skip
-    until(lambda: not count().missing(references, webhooks=hooks is not None), within_s=within_s)
+    referred = seen.ids_by_subject("referrals.")
+
+    def pending() -> list[str]:
+        found = count()
+        found.referrals = referred  # count() reads deliveries only; the referrals were read above
+        return found.missing(references, webhooks=hooks is not None)
+
+    until(lambda: not pending(), within_s=within_s)
     time.sleep(3)  # a second e-mail or call, if any, would arrive now
     seen = asyncio.run(
         read_topics(

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from rebond_faultkit import (  # type: ignore[import-not-found]
+
+from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
+from tests.faults.rebond_faultkit import (
     new_reference,
     produce,
     questionnaire_record,
@@ -16,8 +18,6 @@ from rebond_faultkit import (  # type: ignore[import-not-found]
     record_figures,
     until,
 )
-
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 

@@ -11,15 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rebond_faultkit import (  # type: ignore[import-not-found]
-    associations_file,
-    committed,
-    new_reference,
-    produce,
-    read_topics,
-    record_figures,
-    until,
-)
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import (
@@ -34,6 +25,15 @@ from rebond_contracts.topics import (
     REGISTRATIONS,
     Topic,
     responses,
+)
+from tests.faults.rebond_faultkit import (
+    associations_file,
+    committed,
+    new_reference,
+    produce,
+    read_topics,
+    record_figures,
+    until,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]

@@ -9,7 +9,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from rebond_faultkit import (  # type: ignore[import-not-found]
+
+from rebond_contracts.topics import DELIVERIES, QUESTIONNAIRES
+from tests.faults.rebond_faultkit import (
     ASSOCIATIONS,
     associations_file,
     new_reference,
@@ -21,8 +23,6 @@ from rebond_faultkit import (  # type: ignore[import-not-found]
     record_figures,
     until,
 )
-
-from rebond_contracts.topics import DELIVERIES, QUESTIONNAIRES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 

@@ -3,7 +3,6 @@ SIGKILLed mid-run; every questionnaire still ends as exactly one referral, and t
 timed (from the kill until the partitions the dead router held are committed again)."""
 
 import asyncio
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.structs import TopicPartition
-from rebond_faultkit import (  # type: ignore[import-not-found]
+
+from rebond_contracts.topics import QUESTIONNAIRES
+from rebond_testing import MailSink
+from rebond_testing.postgres import new_database
+from tests.faults.rebond_faultkit import (
     OwnBroker,
     associations_file,
     new_reference,
@@ -21,10 +24,6 @@ from rebond_faultkit import (  # type: ignore[import-not-found]
     read_topics,
     record_figures,
 )
-
-from rebond_contracts.topics import QUESTIONNAIRES
-from rebond_testing import MailSink
-from rebond_testing.postgres import new_database
 
 pytestmark = [pytest.mark.kafka, pytest.mark.faults]
 
@@ -125,8 +124,7 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
             associations_file=str(assocs), **common,
         )  # fmt: skip
     try:
-        rng = random.Random(8)
-        references = [new_reference(rng) for _ in range(QUESTIONNAIRE_COUNT)]
+        references = [new_reference() for _ in range(QUESTIONNAIRE_COUNT)]
         records = [
             (QUESTIONNAIRES.name, *questionnaire_record(ref, email=f"p{i}@example.org"), ref)
             for i, ref in enumerate(references)

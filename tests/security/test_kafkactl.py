@@ -66,14 +66,13 @@ def test_scram_passwords_never_reach_a_command_line(
         return real_run(args, *rest, **kwargs)
 
     monkeypatch.setattr(kafkactl.subprocess, "run", recording_run)
+    layout = kafkactl.Layout.of(tmp_path, port=1)
     properties = tmp_path / "server.properties"
-    properties.write_text(
-        kafkactl.SERVER_PROPERTIES.format(port=1, controller_port=2, data_dir=tmp_path)
-    )
+    properties.write_text(kafkactl.LocalKafka(layout).properties(layout.nodes[0]))
     classpath = os.pathsep.join(str(jar) for jar in kafkactl.fetch())
     password = "pw-only-in-a-file-" + os.urandom(6).hex()
     kafkactl.format_storage(
-        kafkactl._java(), classpath, "MkU3OEVBNTcwNTJENDM2Qg", properties,
+        kafkactl.java(), classpath, "MkU3OEVBNTcwNTJENDM2Qg", properties,
         {"association-apesa": password},
     )  # fmt: skip
     assert seen and not any(password in arg for args in seen for arg in args)

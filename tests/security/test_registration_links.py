@@ -12,7 +12,7 @@ from rebond_contracts.topics import REGISTRATIONS
 from rebond_events.app import build
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_notifier import planning
-from rebond_notifier.store import DeliveryStore
+from rebond_notifier.store import DeliveryStore, migrate
 from rebond_sql.outbox import Message
 
 KEY = "an-organiser-key-for-this-test"
@@ -84,8 +84,9 @@ async def test_a_repeat_registration_becomes_a_second_email_to_the_first_address
             REGISTRATIONS.read(record.value, [(k, v.encode()) for k, v in record.headers.items()])
         )
     ]
-    store = DeliveryStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}")
-    await store.create_schema()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
+    await asyncio.to_thread(migrate, url)
+    store = DeliveryStore.from_url(url)
     try:
         assert await store.enqueue(deliveries) == 2
         assert await store.enqueue(deliveries) == 0  # a redelivered record sends nothing more

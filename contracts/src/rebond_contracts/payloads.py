@@ -6,7 +6,7 @@ an association receives (`ReferralV1`), which holds only what the person agreed 
 
 import base64
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
@@ -46,6 +46,20 @@ def new_reference() -> str:
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: A reference's referrals run on tracks: `main`, the association best suited to the situation,
+#: and, with the distress answer and the art. 9 consent, `distress` (APESA) beside it, each with
+#: its own referral and lifecycle.
+Track = Literal["main", "distress"]
+#: How a decision was made: the directory's scoring, or a coordinator's assignment of a case
+#: from the human queue (`CaseAssignedV1`).
+DecisionRule = Literal["scoring", "manual"]
+#: A first name, as an association gives who will call; no line breaks or control characters.
+CallerName = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: A short note written by staff (an assignment, a recorded outcome); no control characters but
+#: line breaks.
+StaffNote = Annotated[str, Field(max_length=500, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f]*$")]
 
 
 class QuestionnaireCompletedV1(_Payload):
@@ -102,6 +116,8 @@ class ReferralV1(_Payload):
     reasons: list[Reason] = []
     referred_at: AwareDatetime
     respond_by: AwareDatetime | None = None
+    #: The language the person answered in (`fr`, `en`): the notifier writes to them in it.
+    locale: str = "fr"
 
 
 class InvitationContactV1(_Payload):
@@ -135,6 +151,10 @@ class RoutingDecisionV1(_Payload):
     attempt: int = Field(default=1, ge=1)
     invitation: InvitationContactV1 | None = None
     decided_at: AwareDatetime
+    track: Track = "main"
+    rule: DecisionRule = "scoring"
+    #: The coordinator's note of a manual decision, for the association.
+    note: StaffNote | None = None
 
 
 #: Reason codes that reveal the distress answer (health data, GDPR art. 9): they reach the
@@ -147,6 +167,8 @@ class RoutingOutcomeV1(_Payload):
     status page. What `RoutingDecisionV1` says minus everything intake, an internet-facing
     service, must not hold: no contact details, message, scores, referral, distress answer or
     urgency, and no reason that reveals distress (`DISTRESS_REASON_CODES`, refused here).
+    Only the `main` track's decisions come here: APESA's (the `distress` track) would tell
+    whoever holds the reference that the person said they were in distress.
     """
 
     decision_id: UUID
@@ -156,6 +178,10 @@ class RoutingOutcomeV1(_Payload):
     attempt: int = Field(default=1, ge=1)
     reasons: list[Reason] = []
     decided_at: AwareDatetime
+    #: Another suitable association the person may turn to (at most one is shown); never APESA.
+    alternates: list[AssociationId] = []
+    #: When `primary` must have answered, after which the referral moves on by itself.
+    respond_by: AwareDatetime | None = None
 
     @field_validator("reasons")
     @classmethod
@@ -218,6 +244,10 @@ class ReferralResponseV1(_Payload):
     answer: Answer
     reason: DeclineReason | None = None
     answered_at: AwareDatetime
+    #: With an acceptance: when the association will call the person, and who (a first name).
+    #: The association's own data, not the person's; told to the person by e-mail.
+    call_by: AwareDatetime | None = None
+    caller: CallerName | None = None
 
 
 class ReferralStatus(StrEnum):
@@ -229,6 +259,9 @@ class ReferralStatus(StrEnum):
     REORIENTED = "reoriented"
     UNROUTED = "unrouted"
     CLOSED = "closed"
+    #: 30 days after an acceptance without a reported contact: the person is asked whether they
+    #: were contacted (`FollowUpAnsweredV1`).
+    FOLLOW_UP_DUE = "follow_up_due"
 
 
 class ReferralStatusV1(_Payload):
@@ -242,6 +275,10 @@ class ReferralStatusV1(_Payload):
     next_association_id: AssociationId | None = None
     respond_by: AwareDatetime | None = None
     at: AwareDatetime
+    track: Track = "main"
+    #: With `accepted`: the association's `ReferralResponseV1.call_by` and `caller`.
+    call_by: AwareDatetime | None = None
+    caller: CallerName | None = None
 
 
 class TriedAssociation(_Payload):
@@ -257,8 +294,9 @@ class UnroutedReferralV1(_Payload):
     """Router -> the grouping's human queue: a person who consented to be contacted and whom no
     association holds (every candidate declined or stayed silent, or none was eligible).
 
-    No contact details: the team looks the referral up by `reference`. Only what a human needs
-    to pick the case up and prioritise it.
+    Only what a human needs to pick the case up, prioritise it and call back: the contact only
+    when the person consented to sharing (the portal's consent names the grouping's team among
+    the recipients), else None ("aucun contact partagé").
     """
 
     reference: Reference
@@ -266,10 +304,96 @@ class UnroutedReferralV1(_Payload):
     stage: Stage
     region: Region
     needs: list[Need]
-    cause: str = Field(examples=["all_declined_or_expired", "no_candidate"])
+    cause: str = Field(
+        examples=["all_declined_or_expired", "no_candidate", "follow_up_not_contacted"]
+    )
     tried: list[TriedAssociation] = []
     rule_set_version: str
     at: AwareDatetime
+    contact: Contact | None = None
+    department: str | None = None
+
+
+class FollowUpAnsweredV1(_Payload):
+    """Notifier -> router and coordination, on `referrals.followups`: the person's answer to
+    "Avez-vous été contacté·e ?", given by a signed link 30 days after an acceptance. A "no"
+    puts the case back in the human queue. No personal data."""
+
+    reference: Reference
+    referral_id: UUID
+    association_id: AssociationId
+    contacted: bool
+    answered_at: AwareDatetime
+
+
+class OutcomeKind(StrEnum):
+    CONTACTED = "contacted"
+    ACCOMPANIMENT_STARTED = "accompaniment_started"
+    REDIRECTED = "redirected"
+    UNREACHABLE = "unreachable"
+    CLOSED = "closed"
+
+
+class ReferralOutcomeV1(_Payload):
+    """An association -> router, on `responses.<association_id>` (`fr.rebond.referral.outcome`):
+    what happened after it accepted. "contacted" spares the person the 30-day follow-up."""
+
+    referral_id: UUID
+    reference: Reference
+    outcome: OutcomeKind
+    on: date
+    comment: StaffNote | None = None
+    recorded_at: AwareDatetime
+
+
+class CaseAssignedV1(_Payload):
+    """Coordination -> router, on `coordination.assignments`: a coordinator hands a case of the
+    human queue to an association; the router decides it with `rule="manual"` and the note, and
+    the referral follows the usual lifecycle. `assigned_by` is a staff id, never a name."""
+
+    assignment_id: UUID
+    reference: Reference
+    association_id: AssociationId
+    note: StaffNote
+    assigned_by: str = Field(max_length=64)
+    assigned_at: AwareDatetime
+
+
+class CaseClosedV1(_Payload):
+    """Coordination -> router, on `coordination.assignments` (`fr.rebond.case.closed`): a
+    coordinator closes a case of the human queue without an association (`outcome` says why)."""
+
+    closure_id: UUID
+    reference: Reference
+    outcome: str = Field(max_length=64, examples=["reached_by_phone", "no_longer_needed"])
+    closed_by: str = Field(max_length=64)
+    closed_at: AwareDatetime
+
+
+class DirectoryOverrideV1(_Payload):
+    """Coordination -> router, on `directory.overrides` (keyed by association): live values laid
+    over `directory.yaml` for one association. None leaves the file's value."""
+
+    override_id: UUID
+    association_id: AssociationId
+    paused: bool | None = None
+    weekly_capacity: int | None = Field(default=None, ge=0)
+    response_deadline_days: float | None = Field(default=None, gt=0)
+    set_by: str = Field(max_length=64)
+    set_at: AwareDatetime
+
+
+class DirectoryAppliedV1(_Payload):
+    """Router -> coordination, on `directory.applied`: an override now in force, with the values
+    the router routes by (the console shows "en attente" until it reads this)."""
+
+    override_id: UUID
+    association_id: AssociationId
+    paused: bool
+    weekly_capacity: int
+    response_deadline_days: float
+    rule_set_version: str
+    applied_at: AwareDatetime
 
 
 class DeliveryChannel(StrEnum):

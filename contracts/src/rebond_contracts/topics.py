@@ -15,16 +15,22 @@ from pydantic import BaseModel
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import DataT, Envelope, EnvelopeError, envelope_class
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
     CommunityMailV1,
     ConferenceV1,
     DeadLetterV1,
     DeliveryV1,
+    DirectoryAppliedV1,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
+    FollowUpAnsweredV1,
     InvitationV1,
     InviteeV1,
     PeerMatchV1,
     PeerRequestV1,
     QuestionnaireCompletedV1,
+    ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralStatusV1,
     ReferralV1,
@@ -340,8 +346,64 @@ UNROUTED = Topic(
     writer=Service.ROUTER,
     #: The staff console's human queue, worked by the grouping's coordinators.
     readers=(Service.COORDINATION,),
-    description="The human queue: consenting people whom no association holds (no contact details).",
-    #: Read by people, who may take days to get to it; no contact details.
+    description="The human queue: people whom no association holds, with their contact only "
+    "when they consented to sharing.",
+    #: The console keeps the case in its store as soon as it reads it; the topic need not.
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
+)
+
+FOLLOW_UPS = Topic(
+    name="referrals.followups",
+    key="submission reference",
+    payload=FollowUpAnsweredV1,
+    event_type="fr.rebond.referral.follow_up_answered",
+    schema_version=1,
+    writer=Service.NOTIFIER,
+    #: The router puts a "not contacted" back in the human queue; the console counts them.
+    readers=(Service.ROUTER, Service.COORDINATION),
+    description="The person's answer to the 30-day follow-up: were they contacted?",
+    retention_ms=30 * DAY_MS,
+)
+
+ASSIGNMENTS = Topic(
+    name="coordination.assignments",
+    key="submission reference",
+    payload=CaseAssignedV1,
+    event_type="fr.rebond.case.assigned",
+    schema_version=1,
+    writer=Service.COORDINATION,
+    readers=(Service.ROUTER,),
+    description="A coordinator hands a case of the human queue to an association, or closes it.",
+    retention_ms=30 * DAY_MS,
+    also=(EventKind("fr.rebond.case.closed", CaseClosedV1),),
+)
+
+OVERRIDES = Topic(
+    name="directory.overrides",
+    key="association id",
+    payload=DirectoryOverrideV1,
+    event_type="fr.rebond.directory.override",
+    schema_version=1,
+    writer=Service.COORDINATION,
+    readers=(Service.ROUTER,),
+    description="Live values laid over directory.yaml (pause, weekly capacity, answer deadline).",
+    partitions=1,
+    #: The router reads the whole topic at start to rebuild the values in force: a year of
+    #: changes, a few a week, is little to read (a pause older than a year is set again).
+    retention_ms=365 * DAY_MS,
+)
+
+APPLIED = Topic(
+    name="directory.applied",
+    key="association id",
+    payload=DirectoryAppliedV1,
+    event_type="fr.rebond.directory.applied",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(Service.COORDINATION,),
+    description="An override in force, with the values the router now routes by.",
+    partitions=1,
     retention_ms=30 * DAY_MS,
 )
 
@@ -399,6 +461,8 @@ def responses(association: AssociationId) -> Topic:
         delegates=(Service.NOTIFIER, Service.COORDINATION),
         #: An answer and a decline reason, no personal data: as `referrals.status`.
         retention_ms=30 * DAY_MS,
+        #: What happened after an acceptance (contacted, accompaniment started, ...).
+        also=(EventKind("fr.rebond.referral.outcome", ReferralOutcomeV1),),
     )
 
 
@@ -503,6 +567,10 @@ def all_topics() -> list[Topic]:
         INVITEES,
         REFERRAL_STATUS,
         UNROUTED,
+        FOLLOW_UPS,
+        ASSIGNMENTS,
+        OVERRIDES,
+        APPLIED,
         DELIVERIES,
         CONFERENCES,
         REGISTRATIONS,

@@ -1,8 +1,9 @@
 """Free ports are free: a server can bind them at once."""
 
 import socket
+from contextlib import ExitStack
 
-from rebond_testing import free_port, free_port_pair
+from rebond_testing import free_port, free_port_pair, free_ports
 
 
 def _bind(port: int) -> socket.socket:
@@ -24,3 +25,12 @@ def test_a_free_pair_is_two_consecutive_bindable_ports() -> None:
     port = free_port_pair()
     with _bind(port), _bind(port + 1):
         pass
+
+
+def test_free_ports_are_distinct_and_all_bind_together() -> None:
+    """Nine ports for a three-node cluster: no two alike, and all bind at the same time."""
+    ports = free_ports(9)
+    assert len(set(ports)) == 9
+    with ExitStack() as stack:
+        for port in ports:
+            stack.enter_context(_bind(port))

@@ -15,22 +15,40 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from rebond_contracts.answers import answer_event_id
+from rebond_contracts.answers import answer_event_id, outcome_event_id
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
     Answer,
+    CaseAssignedV1,
+    DirectoryAppliedV1,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
+    OutcomeKind,
+    ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralV1,
     UnroutedReferralV1,
 )
-from rebond_contracts.topics import ERASURES, UNROUTED, Topic, referrals, responses
+from rebond_contracts.questionnaire import Contact
+from rebond_contracts.topics import (
+    APPLIED,
+    ASSIGNMENTS,
+    ERASURES,
+    OVERRIDES,
+    UNROUTED,
+    Topic,
+    referrals,
+    responses,
+)
 from rebond_coordination.app import build
 from rebond_coordination.domain import CaseStatus, Role
 from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, FakePreview
-from rebond_coordination.tables import cases
+from rebond_coordination.store import UserRow
+from rebond_coordination.tables import cases, erasures
+from rebond_coordination.web import PARIS
 
-from .conftest import Clock, Console, reference, settings_for
+from .conftest import Browser, Clock, Console, reference, settings_for
 
 pytestmark = pytest.mark.kafka
 
@@ -60,20 +78,49 @@ async def plugged(database_url: str, kafka_secure: Any) -> AsyncIterator[Console
                 await client.aclose()
 
 
-async def publish(kafka_secure: Any, principal: str, topic: Topic, data: BaseModel) -> None:
-    """Publish `data` on `topic` as its writer `principal` does, acknowledged by every replica."""
-    event = topic.envelope(data, subject=getattr(data, "reference"), correlationid="test")  # noqa: B009
+async def publish(
+    kafka_secure: Any, principal: str, topic: Topic, data: BaseModel, *, key: str | None = None,
+    partition: int | None = None,
+) -> None:  # fmt: skip
+    """Publish `data` on `topic` as its writer `principal` does, acknowledged by every replica
+    (keyed by its reference unless `key` is given; on `partition` when given)."""
+    subject = key or getattr(data, "reference")  # noqa: B009
+    event = topic.envelope(data, subject=subject, correlationid="test")
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_secure.bootstrap, acks="all", **kafka_secure.sasl(principal)
     )
     await producer.start()
     try:
         await producer.send_and_wait(
-            topic.name, event.kafka_value(), key=event.subject.encode(),
+            topic.name, event.kafka_value(), key=event.subject.encode(), partition=partition,
             headers=[(name, text.encode()) for name, text in event.kafka_headers().items()],
         )  # fmt: skip
     finally:
         await producer.stop()
+
+
+async def read_back(
+    kafka_secure: Any, topic: Topic, wanted: Callable[[Envelope[Any]], bool]
+) -> tuple[bytes | None, Envelope[Any]]:
+    """The first event on `topic` that `wanted` picks, read as the router reads it (principal
+    `router`, a group of its own, from the start), with its record's key."""
+    consumer = AIOKafkaConsumer(
+        topic.name, bootstrap_servers=kafka_secure.bootstrap,
+        group_id=f"rebond-router.test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+        **kafka_secure.sasl("router"),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    event = topic.read(record.value, record.headers)
+                    if wanted(event):
+                        return record.key, event
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"the event never reached {topic.name}")
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60.0) -> None:
@@ -104,6 +151,23 @@ def an_unrouted_case(at: datetime) -> UnroutedReferralV1:
     })  # fmt: skip
 
 
+async def a_queued_case(
+    console: Console, kafka_secure: Any
+) -> tuple[UserRow, Browser, UnroutedReferralV1]:
+    """A signed-in coordinator, and a case the router put on referrals.unrouted, once it shows
+    in their queue."""
+    row = await console.user("cora@rebond.test", name="Cora")
+    cora = await console.sign_in("cora@rebond.test")
+    case = an_unrouted_case(console.clock())
+    await publish(kafka_secure, "router", UNROUTED, case)
+
+    async def queued() -> bool:
+        return case.reference in (await cora.get("/file")).text
+
+    await eventually(queued)
+    return row, cora, case
+
+
 async def test_a_referral_reaches_its_associations_inbox_and_no_other(
     sqlite_url: str, kafka_secure: Any
 ) -> None:
@@ -126,11 +190,12 @@ async def test_a_referral_reaches_its_associations_inbox_and_no_other(
         assert (await sam.get(f"/boite/{referral.referral_id}")).status_code == 404
 
 
-async def test_an_answer_in_the_inbox_arrives_on_the_associations_responses(
+async def test_an_answer_and_an_outcome_in_the_inbox_arrive_on_the_associations_responses(
     sqlite_url: str, kafka_secure: Any
 ) -> None:
-    """A member's accept is published on responses.60000-rebonds as a valid ReferralResponseV1,
-    with the event id the e-mail links give, which the router reads as itself."""
+    """A member's accept, with who will call and when, is published on responses.60000-rebonds
+    as a ReferralResponseV1 with the event id the e-mail links give; the outcome recorded next
+    follows as a ReferralOutcomeV1 with its id derived from the referral and the outcome."""
     async with plugged(sqlite_url, kafka_secure) as console:
         await console.user("marc@60000.test", Role.MEMBER, association=SIXTY.value)
         marc = await console.sign_in("marc@60000.test")
@@ -141,31 +206,109 @@ async def test_an_answer_in_the_inbox_arrives_on_the_associations_responses(
             return (await marc.get(f"/boite/{referral.referral_id}")).status_code == 200
 
         await eventually(arrived)
-        answered = await marc.post(f"/boite/{referral.referral_id}/reponse", {"answer": "accept"})
+        call_by = (
+            (console.clock() + timedelta(days=2)).astimezone(PARIS).replace(second=0, microsecond=0)
+        )
+        answered = await marc.post(
+            f"/boite/{referral.referral_id}/reponse",
+            {"answer": "accept", "caller": "Amandine",
+             "call_by": call_by.replace(tzinfo=None).isoformat(timespec="minutes")},
+        )  # fmt: skip
         assert answered.status_code == 303
+        page = (await marc.get(f"/boite/{referral.referral_id}")).text
+        assert "Amandine" in page
 
         wanted = answer_event_id(referral.referral_id, "accept")
-        consumer = AIOKafkaConsumer(
-            responses(SIXTY).name, bootstrap_servers=kafka_secure.bootstrap,
-            group_id=f"rebond-router.test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-            **kafka_secure.sasl("router"),
-        )  # fmt: skip
-        await consumer.start()
-        try:
-            found: ReferralResponseV1 | None = None
-            deadline = asyncio.get_running_loop().time() + 60
-            while found is None and asyncio.get_running_loop().time() < deadline:
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for record in records:
-                        event = responses(SIXTY).read(record.value, record.headers)
-                        if event.id == wanted:
-                            assert event.source == "/rebond/association"
-                            assert record.key == referral.reference.encode()
-                            found = event.data
-        finally:
-            await consumer.stop()
-        assert found is not None, "the answer never reached responses.60000-rebonds"
+        key, event = await read_back(kafka_secure, responses(SIXTY), lambda e: e.id == wanted)
+        assert event.source == "/rebond/association" and key == referral.reference.encode()
+        found = event.data
+        assert isinstance(found, ReferralResponseV1)
         assert found.referral_id == referral.referral_id and found.answer is Answer.ACCEPT
+        assert (found.caller, found.call_by) == ("Amandine", call_by)
+
+        today = console.clock().astimezone(PARIS).date().isoformat()
+        recorded = await marc.post(
+            f"/boite/{referral.referral_id}/suite", {"outcome": "contacted", "contacted_on": today}
+        )
+        assert recorded.status_code == 303
+        wanted = outcome_event_id(referral.referral_id, "contacted")
+        key, event = await read_back(kafka_secure, responses(SIXTY), lambda e: e.id == wanted)
+        assert event.type == "fr.rebond.referral.outcome" and key == referral.reference.encode()
+        outcome = event.data
+        assert isinstance(outcome, ReferralOutcomeV1)
+        assert (outcome.referral_id, outcome.outcome, outcome.on.isoformat()) == (
+            referral.referral_id, OutcomeKind.CONTACTED, today,
+        )  # fmt: skip
+
+
+async def test_an_assignment_reaches_the_routers_topic_under_a_staff_id(
+    sqlite_url: str, kafka_secure: Any
+) -> None:
+    """A coordinator assigns a queued case: a CaseAssignedV1 keyed by the reference is read back
+    from coordination.assignments, naming the coordinator by account id, never name or e-mail."""
+    async with plugged(sqlite_url, kafka_secure) as console:
+        cora_row, cora, case = await a_queued_case(console, kafka_secure)
+        await cora.post(f"/file/{case.reference}/prendre")
+        assigned = await cora.post(
+            f"/file/{case.reference}/attribuer",
+            {"association": "second-souffle", "note": "Rappelée jeudi.\r\nPréfère le matin."},
+        )
+        assert assigned.status_code == 303
+
+        key, event = await read_back(
+            kafka_secure, ASSIGNMENTS, lambda e: e.subject == case.reference
+        )
+        assert key == case.reference.encode() and event.type == "fr.rebond.case.assigned"
+        data = event.data
+        assert isinstance(data, CaseAssignedV1)
+        assert data.association_id is AssociationId.SECOND_SOUFFLE
+        assert data.note == "Rappelée jeudi.\nPréfère le matin."
+        assert data.assigned_by == cora_row.id
+        assert "Cora" not in event.kafka_value().decode() and "cora@" not in data.assigned_by
+
+
+async def test_an_override_waits_until_the_router_says_it_applied_it(
+    sqlite_url: str, kafka_secure: Any
+) -> None:
+    """A pause set in the console is read back from directory.overrides keyed by association;
+    the page says "en attente" until a DirectoryAppliedV1 of that override arrives, then shows
+    the router's effective values."""
+    association = AssociationId.RE_CREER
+    async with plugged(sqlite_url, kafka_secure) as console:
+        cora_row = await console.user("cora@rebond.test", name="Cora")
+        cora = await console.sign_in("cora@rebond.test")
+        done = await cora.post(f"/annuaire/{association.value}", {"paused": "pause"})
+        assert done.status_code == 303
+        key, event = await read_back(
+            kafka_secure, OVERRIDES, lambda e: bool(e.data.set_by == cora_row.id)
+        )
+        override = event.data
+        assert isinstance(override, DirectoryOverrideV1) and key == association.value.encode()
+        assert (override.association_id, override.paused, override.weekly_capacity) == (
+            association, True, None,
+        )  # fmt: skip
+        page = (await cora.get("/annuaire")).text
+        assert "1 en attente" in page and "<strong>En attente</strong>" in page
+
+        applied = DirectoryAppliedV1(
+            override_id=override.override_id, association_id=association, paused=True,
+            weekly_capacity=20, response_deadline_days=5.0, rule_set_version="2026.12-1",
+            applied_at=console.clock(),
+        )  # fmt: skip
+        await publish(kafka_secure, "router", APPLIED, applied, key=association.value)
+
+        async def in_force() -> bool:
+            values, overrides = await console.store.directory()
+            return association.value in values and overrides[0].applied_at is not None
+
+        await eventually(in_force)
+        page = (await cora.get("/annuaire")).text
+        assert "1 en attente" not in page and "<strong>En attente</strong>" not in page
+        values, _ = await console.store.directory()
+        current = values[association.value]
+        assert (current.paused, current.weekly_capacity, current.rule_set_version) == (
+            True, 20, "2026.12-1",
+        )  # fmt: skip
 
 
 async def test_an_unrouted_case_waits_in_the_queue_until_the_person_erases_it(
@@ -174,15 +317,7 @@ async def test_an_unrouted_case_waits_in_the_queue_until_the_person_erases_it(
     """A case on referrals.unrouted appears in the coordinator's queue; the person's erasure on
     privacy.erasures then withdraws it, with nothing of them left."""
     async with plugged(sqlite_url, kafka_secure) as console:
-        await console.user("cora@rebond.test", name="Cora")
-        cora = await console.sign_in("cora@rebond.test")
-        case = an_unrouted_case(console.clock())
-        await publish(kafka_secure, "router", UNROUTED, case)
-
-        async def queued() -> bool:
-            return case.reference in (await cora.get("/file")).text
-
-        await eventually(queued)
+        _, _, case = await a_queued_case(console, kafka_secure)
         erasure = ErasureRequestedV1(reference=case.reference, requested_at=console.clock())
         await publish(kafka_secure, "intake", ERASURES, erasure)
 
@@ -199,11 +334,56 @@ async def test_an_unrouted_case_waits_in_the_queue_until_the_person_erases_it(
         await eventually(withdrawn)
 
 
+async def test_an_erasure_read_before_its_case_keeps_the_case_out_of_the_queue(
+    sqlite_url: str, kafka_secure: Any
+) -> None:
+    """The person's erasure is read first, then their case on referrals.unrouted: the case never
+    shows. A second case, behind it on the same partition, shows with its shared contact."""
+    async with plugged(sqlite_url, kafka_secure) as console:
+        await console.user("cora@rebond.test", name="Cora")
+        cora = await console.sign_in("cora@rebond.test")
+        erased = an_unrouted_case(console.clock())
+        erasure = ErasureRequestedV1(reference=erased.reference, requested_at=console.clock())
+        await publish(kafka_secure, "intake", ERASURES, erasure)
+
+        async def remembered() -> bool:
+            return await console.store.database.run(
+                lambda c: (
+                    c.execute(
+                        select(erasures.c.reference).where(erasures.c.reference == erased.reference)
+                    ).first()
+                    is not None
+                )
+            )
+
+        await eventually(remembered)
+        shared = an_unrouted_case(console.clock()).model_copy(
+            update={
+                "contact": Contact(
+                    first_name="Claire", phone="0612345678", preferred_channel="phone"
+                )
+            }
+        )
+        await publish(kafka_secure, "router", UNROUTED, erased, partition=0)
+        await publish(kafka_secure, "router", UNROUTED, shared, partition=0)  # the end marker
+
+        async def marker_read() -> bool:
+            return shared.reference in (await cora.get("/file")).text
+
+        await eventually(marker_read)
+        assert erased.reference not in (await cora.get("/file")).text
+        assert (await cora.get(f"/file/{erased.reference}")).status_code == 404
+        assert "0612345678" in (await cora.get(f"/file/{shared.reference}")).text
+
+
 @pytest.mark.parametrize(
-    "topic", ["referrals.60000-rebonds", "referrals.unrouted", "routing.decisions"]
-)
+    "topic",
+    ["referrals.60000-rebonds", "referrals.unrouted", "routing.decisions", "directory.applied",
+     "referrals.followups"],
+)  # fmt: skip
 async def test_the_console_cannot_write_what_it_does_not_own(kafka_secure: Any, topic: str) -> None:
-    """As `coordination`, writing a referral, the human queue or a decision is refused."""
+    """As `coordination`, writing a referral, the human queue, a decision, the router's
+    acknowledgement of an override or a follow-up answer is refused."""
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_secure.bootstrap, acks="all", request_timeout_ms=10_000,
         **kafka_secure.sasl("coordination"),

@@ -2,7 +2,7 @@
 conferences; what each sends through the outbound port; metrics and health."""
 
 import html
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,6 +11,7 @@ from rebond_coordination.domain import Cause, Role
 from rebond_coordination.facts import (
     DirectoryObserved,
     EffectiveValues,
+    FollowUpAnswered,
     OverrideApplied,
     StatisticsFact,
     StatusChanged,
@@ -285,7 +286,7 @@ async def test_a_member_accepts_then_records_contacted_and_both_are_published(
     assert done.status_code == 303
     answer, outcome = console.outbound.sent
     assert (answer.kind, answer.answer, answer.reference) == ("answer", "accept", reference)  # type: ignore[union-attr]
-    assert (outcome.kind, outcome.outcome, str(outcome.contacted_on)) == (
+    assert (outcome.kind, outcome.outcome, str(outcome.on)) == (
         "outcome",
         "contacted",
         "2026-12-07",
@@ -308,6 +309,71 @@ async def test_a_decline_needs_a_reason_and_carries_the_comment(
     assert (message.reason, message.comment) == ("no_capacity", "Complet")  # type: ignore[union-attr]
     outcome = await marc.post(f"/boite/{referral_id}/suite", {"outcome": "closed"})
     assert outcome.status_code == 422 and "après avoir accepté" in outcome.text
+
+
+async def test_who_will_call_and_when_are_checked_then_published_and_shown(
+    console: Console, marc: Browser
+) -> None:
+    """An accept's caller on two lines and a call in the past are refused naming each field,
+    with nothing published; valid ones go out with the answer and show on the referral."""
+    referral_id, _ = await offer(console.store)
+    bad = await marc.post(
+        f"/boite/{referral_id}/reponse",
+        {"answer": "accept", "caller": "Amandine\r\nDupont", "call_by": "2026-12-06T10:00"},
+    )
+    assert bad.status_code == 422
+    assert 'href="#caller"' in bad.text and 'href="#call_by"' in bad.text
+    assert console.outbound.sent == []
+    ok = await marc.post(
+        f"/boite/{referral_id}/reponse",
+        {"answer": "accept", "caller": "Amandine", "call_by": "2026-12-08T10:30"},
+    )
+    assert ok.status_code == 303
+    (message,) = console.outbound.sent
+    assert message.caller == "Amandine"  # type: ignore[union-attr]
+    assert message.call_by == datetime(2026, 12, 8, 9, 30, tzinfo=UTC)  # type: ignore[union-attr]
+    page = (await marc.get(f"/boite/{referral_id}")).text
+    assert (
+        "Rappel prévu par <strong>Amandine</strong>" in page and "8 décembre 2026 à 10 h 30" in page
+    )
+
+
+async def test_an_assignment_note_the_contract_would_refuse_is_refused_on_the_form(
+    console: Console, cora: Browser
+) -> None:
+    """A note over 500 characters, or with a control character, is refused naming the note
+    (it would otherwise sit in the outbox, refused by CaseAssignedV1); line breaks are kept."""
+    reference = await queue_case(console.store)
+    await cora.post(f"/file/{reference}/prendre")
+    for note in ("x" * 501, "Rappelée\x07"):
+        refused = await cora.post(
+            f"/file/{reference}/attribuer", {"association": "second-souffle", "note": note}
+        )
+        assert refused.status_code == 422 and 'href="#note"' in refused.text
+    assert console.outbound.sent == []
+    done = await cora.post(
+        f"/file/{reference}/attribuer", {"association": "second-souffle", "note": "Lundi.\r\nOK"}
+    )
+    assert done.status_code == 303
+    assert console.outbound.sent[0].note == "Lundi.\nOK"  # type: ignore[union-attr]
+
+
+async def test_a_follow_up_no_shows_on_the_case_and_on_the_referral(
+    console: Console, cora: Browser, marc: Browser
+) -> None:
+    """The person's "not contacted" shows on the queue case the router sends back and on the
+    accepted referral in the association's inbox."""
+    referral_id, reference = await offer(console.store)
+    await marc.post(f"/boite/{referral_id}/reponse", {"answer": "accept"})
+    await queue_case(console.store, START + timedelta(days=31), ref=reference,
+                     cause=Cause.NOT_CONTACTED)  # fmt: skip
+    await projections.follow_up_answered(console.store, FollowUpAnswered(
+        reference=reference, referral_id=referral_id, association_id="60000-rebonds",
+        contacted=False, at=START + timedelta(days=31),
+    ))  # fmt: skip
+    said = "dit ne pas avoir été contactée"
+    assert said in (await cora.get(f"/file/{reference}")).text
+    assert said in (await marc.get(f"/boite/{referral_id}")).text
 
 
 async def test_a_late_answer_says_the_case_has_moved_on(console: Console, marc: Browser) -> None:
@@ -333,6 +399,21 @@ async def test_an_answer_by_email_link_shows_in_the_inbox(console: Console, marc
         and "par le lien reçu par e-mail" in page
         and "Déjà suivie chez nous" in page
     )
+
+
+async def test_who_will_call_given_by_e_mail_link_shows_in_the_inbox(
+    console: Console, marc: Browser
+) -> None:
+    """The router's "accepted" carries the caller and call time given through the e-mail link:
+    the inbox shows them as it shows its own."""
+    referral_id, reference = await offer(console.store)
+    await projections.status_changed(console.store, StatusChanged(
+        reference=reference, referral_id=referral_id, association_id="60000-rebonds",
+        status="accepted", caller="Bruno", call_by=datetime(2026, 12, 9, 14, 0, tzinfo=UTC),
+        at=START + timedelta(hours=1),
+    ))  # fmt: skip
+    page = (await marc.get(f"/boite/{referral_id}")).text
+    assert "Rappel prévu par <strong>Bruno</strong>" in page and "9 décembre 2026 à 15 h 00" in page
 
 
 async def test_a_withdrawn_referral_shows_retiree_without_personal_data(

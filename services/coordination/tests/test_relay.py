@@ -1,29 +1,17 @@
-"""The relay and the pages with kinds of message no service reads yet (`ports.NotPlugged`)."""
+"""The relay hands every kind of message to the outbound port, in outbox order."""
 
 from rebond_coordination.domain import Role
-from rebond_coordination.kafka import UNPLUGGED
-from rebond_coordination.ports import NotPlugged, OutboundMessage
 from rebond_coordination.relay import Relay
 
 from .conftest import Console, offer, queue_case
 
 
-class OnlyAnswers:
-    """An outbound port that carries answers and refuses every other kind as not plugged."""
-
-    def __init__(self) -> None:
-        self.sent: list[OutboundMessage] = []
-
-    async def publish(self, message: OutboundMessage) -> None:
-        if message.kind != "answer":
-            raise NotPlugged(f"nobody reads {message.kind}")
-        self.sent.append(message)
-
-
-async def test_an_unplugged_kind_does_not_hold_back_the_answers(console: Console) -> None:
-    """An assignment nobody reads yet stays in the outbox, and the answer given after it
-    still goes out."""
-    console.outbound.down = True  # both wait in the outbox, in this order
+async def test_an_assignment_and_a_later_answer_leave_in_the_order_they_were_given(
+    console: Console,
+) -> None:
+    """Both wait in the outbox while the port is down; once it is back, the assignment goes
+    out first and the answer after it (no kind is held back any more)."""
+    console.outbound.down = True
     await console.user("cora@rebond.test")
     await console.user("marc@60000.test", Role.MEMBER, association="60000-rebonds")
     cora = await console.sign_in("cora@rebond.test")
@@ -35,24 +23,10 @@ async def test_an_unplugged_kind_does_not_hold_back_the_answers(console: Console
     )
     assert assigned.status_code == 303
     referral_id, _ = await offer(console.store)
-    assert (
-        await marc.post(f"/boite/{referral_id}/reponse", {"answer": "accept"})
-    ).status_code == 303
+    answered = await marc.post(f"/boite/{referral_id}/reponse", {"answer": "accept"})
+    assert answered.status_code == 303
 
-    port = OnlyAnswers()
-    assert await Relay(console.store, port, console.clock).flush() == 1
-    assert [m.kind for m in port.sent] == ["answer"]
-    pending = [payload["kind"] for _, payload in await console.store.pending_messages()]
-    assert pending == ["assign"]
-
-
-async def test_the_pages_say_what_is_not_plugged_yet(console: Console) -> None:
-    """With Kafka's adapter, the assignment and the directory forms say "pas encore branché"."""
-    await console.user("cora@rebond.test")
-    cora = await console.sign_in("cora@rebond.test")
-    reference = await queue_case(console.store)
-    await cora.post(f"/file/{reference}/prendre")
-    assert "Pas encore branché" not in (await cora.get(f"/file/{reference}")).text
-    console.app.services.relay.unplugged = UNPLUGGED
-    assert "Pas encore branché" in (await cora.get(f"/file/{reference}")).text
-    assert "Pas encore branché" in (await cora.get("/annuaire")).text
+    console.outbound.down = False
+    assert await Relay(console.store, console.outbound, console.clock).flush() == 2
+    assert [m.kind for m in console.outbound.sent] == ["assign", "answer"]
+    assert await console.store.pending_messages() == []

@@ -13,6 +13,7 @@ from rebond_coordination.domain import AnswerVerdict, CaseStatus, ClaimVerdict, 
 from rebond_coordination.facts import (
     DirectoryObserved,
     EffectiveValues,
+    FollowUpAnswered,
     OverrideApplied,
     StatisticsFact,
     StatusChanged,
@@ -23,6 +24,7 @@ from rebond_coordination.ports import CaseAssigned, DirectoryOverride
 from rebond_coordination.store import NewUser, Refused, Store, new_id
 
 from .conftest import START, offer, queue_case
+from .conftest import reference as new_reference
 
 CLAIM = timedelta(minutes=30)
 
@@ -263,7 +265,11 @@ async def test_an_override_stays_pending_until_the_router_applies_it(store: Stor
         values=EffectiveValues(paused=False, weekly_capacity=12, response_deadline_days=10),
     ))  # fmt: skip
     override = DirectoryOverride(
-        message_id=new_id(), at=START, association_id="60000-rebonds", paused=True
+        message_id=new_id(),
+        at=START,
+        association_id="60000-rebonds",
+        paused=True,
+        set_by=alice.user_id,
     )
     await store.request_override(alice, override, START)
     values, overrides = await store.directory()
@@ -311,3 +317,53 @@ async def test_a_totp_time_step_opens_one_session_only(store: Store) -> None:
     assert not await store.open_session(user, "token-2", "csrf", START, totp_counter=100)
     assert await store.session("token-2") is None
     assert await store.open_session(user, "token-3", "csrf", START, totp_counter=101)
+
+
+async def test_an_erasure_read_before_its_case_drops_the_case_and_referral_read_later(
+    store: Store,
+) -> None:
+    """Kafka gives no order between topics: an erasure read first is remembered by reference,
+    so the queue case, the referral and the follow-up of that person read afterwards are
+    dropped, and another person's case still arrives."""
+    alice = await coordinator(store, "alice@rebond.test")
+    erased = new_reference()
+    await projections.withdrawn(store, Withdrawn(reference=erased, at=START))
+    await projections.withdrawn(store, Withdrawn(reference=erased, at=START))  # a repeat
+    await queue_case(store, START + timedelta(minutes=1), ref=erased)
+    referral_id, _ = await offer(store, at=START + timedelta(minutes=1), ref=erased)
+    await projections.follow_up_answered(store, FollowUpAnswered(
+        reference=erased, referral_id=referral_id, association_id="60000-rebonds",
+        contacted=False, at=START + timedelta(minutes=2),
+    ))  # fmt: skip
+    assert await store.case(alice, erased) is None
+    assert await store.referral(alice, referral_id) is None
+    assert await store.follow_ups(alice, erased) == []
+    other = await queue_case(store, START + timedelta(minutes=1))
+    assert [case.reference for case in await store.queue(alice)] == [other]
+
+
+async def test_a_follow_up_is_kept_once_and_seen_only_by_its_association(store: Store) -> None:
+    """The person's "not contacted" is kept once however often it is read; the coordinator and
+    the referral's association see it, another association does not."""
+    alice = await coordinator(store, "alice@rebond.test")
+    marc_id = await store.create_user(
+        NewUser("marc@60000.test", "Marc", Role.MEMBER, "60000-rebonds"), "hash", None, START
+    )
+    sam_id = await store.create_user(
+        NewUser("sam@souffle.test", "Sam", Role.MEMBER, "second-souffle"), "hash", None, START
+    )
+    referral_id, ref = await offer(store)
+    answer = FollowUpAnswered(
+        reference=ref, referral_id=referral_id, association_id="60000-rebonds", contacted=False,
+        at=START + timedelta(days=30),
+    )  # fmt: skip
+    await projections.follow_up_answered(store, answer)
+    await projections.follow_up_answered(store, answer)
+    found = await store.follow_ups(alice, ref)
+    assert [(f.referral_id, f.contacted) for f in found] == [(referral_id, False)]
+    marc, sam = await store.user(marc_id), await store.user(sam_id)
+    assert marc is not None and sam is not None
+    assert len(await store.follow_ups(marc.scope, ref)) == 1
+    assert await store.follow_ups(sam.scope, ref) == []
+    audited = [e.action for e in await store.audit(alice)]
+    assert audited.count("follow_up_answered") == 1

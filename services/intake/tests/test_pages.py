@@ -26,13 +26,13 @@ def reference_of(html: str) -> str:
     return found.group(1)
 
 
-def decide(store, reference: str, primary: AssociationId) -> None:
+def decide(store, reference: str, primary: AssociationId, at: datetime | None = None) -> None:
     """The router's outcome, as intake's consumer would have stored it."""
     outcome = RoutingOutcomeV1(
         decision_id=uuid.uuid4(), reference=reference, primary=primary,
         reasons=[Reason(code="stage_after_liquidation", fr="Vous êtes après une liquidation.",
                         en="You are after a liquidation.")],
-        decided_at=datetime.now(UTC),
+        decided_at=at or datetime.now(UTC),
     )  # fmt: skip
     asyncio.run(store.add(record_of(str(uuid.uuid4()), outcome)))
 
@@ -74,6 +74,18 @@ def test_status_page_shows_a_public_contact_when_the_directory_has_one(make_clie
     assert website is not None
     page = client.get(f"/suivi/{reference}").text
     assert f'href="{website}"' in page and "passez par le portail" not in page
+
+
+def test_the_timeline_reads_in_france_s_own_time(make_client, store) -> None:
+    """A step decided at 09:30 UTC in winter reads 10:30, in summer 11:30: never "UTC"."""
+    client = make_client()
+    winter = reference_of(client.post("/", data=FORM).text)
+    decide(store, winter, AssociationId.SOS_ENTREPRENEUR, datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+    summer = reference_of(client.post("/", data={**FORM, "idempotency_key": ""}).text)
+    decide(store, summer, AssociationId.SOS_ENTREPRENEUR, datetime(2026, 7, 1, 9, 30, tzinfo=UTC))
+    assert "01/12/2026 10:30" in client.get(f"/suivi/{winter}").text
+    assert "01/07/2026 11:30" in client.get(f"/suivi/{summer}").text
+    assert " UTC<" not in client.get(f"/suivi/{winter}").text
 
 
 def test_unknown_reference_gets_a_kind_404(make_client) -> None:

@@ -225,20 +225,14 @@ def test_the_public_view_of_a_person_in_distress_names_no_association_and_no_rea
     """Someone holding only the reference learns the steps, never that the person said they
     are in distress: no reason, no association (APESA would say it), in either language."""
     steps = build_timeline(_distress_journey(), locale)
-    assert [s.code for s in steps] == [
-        "received", "oriented", "offered", "delivered", "declined", "reoriented", "reoriented",
-        "accepted",
-    ]  # fmt: skip
+    # APESA's statuses and deliveries stay out whole (`test_the_public_view_leaves_the_distress_
+    # track_out_whole`); the decisions and the other association's steps show, unnamed.
+    assert [s.code for s in steps] == ["received", "oriented", "reoriented", "accepted"]
     shown = " ".join(s.text + " ".join(s.reasons) for s in steps)
     for word in ("APESA", "Second Souffle", "détresse", "distress", "3114", "psycholog"):
         assert word.lower() not in shown.lower()
     assert all(s.association_id is None and s.association_name is None for s in steps)
     assert [s.reasons for s in steps if s.code == "oriented"] == [[]]
-    declined = next(s for s in steps if s.code == "declined")
-    assert declined.reasons == [  # why the association declined is not about the person
-        "Elle n'a plus de place pour le moment." if locale == "fr"
-        else "It has no capacity at the moment."
-    ]  # fmt: skip
     if locale == "fr":
         assert steps[1].text == "Orientation proposée : une association partenaire."
         assert steps[-1].text == (
@@ -270,10 +264,11 @@ def test_a_distress_reason_kept_from_before_the_outcomes_topic_still_hides_names
 def test_statuses_read_before_any_decision_name_no_association() -> None:
     """A status can be read before its decision (other topic, other partition): until a
     decision says the person is not in distress, the public view names no one."""
-    early = [RECEIVED, rec(status(2, ReferralStatus.OFFERED, association_id=APESA))]
-    assert "APESA" not in build_timeline(early, "fr")[1].text
+    early = [RECEIVED, rec(status(2, ReferralStatus.OFFERED, association_id=SOIX))]
+    assert "60 000" not in build_timeline(early, "fr")[1].text
+    assert build_timeline(early, "fr")[1].association_id is None
     later = [*early, rec(decision(1, SOIX))]
-    assert build_timeline(later, "fr")[-1].association_id == APESA  # not in distress: named
+    assert build_timeline(later, "fr")[-1].association_id == SOIX  # not in distress: named
 
 
 def test_once_erased_only_received_and_erased_remain() -> None:
@@ -287,3 +282,26 @@ def test_once_erased_only_received_and_erased_remain() -> None:
         steps = build_timeline(records, "fr", private=private)
         assert [(s.code, s.at) for s in steps] == [("received", T0), ("erased", at(50))]
         assert current_status(steps) == "erased"
+
+
+def test_the_public_view_leaves_the_distress_track_out_whole() -> None:
+    """APESA's referral beside the main one (its offer, acceptance and e-mail) shows only behind
+    the secret: the public view of the reference tells nothing of it, not even that it exists."""
+    main = AssociationId.SOIXANTE_MILLE_REBONDS
+    records = [
+        received("r", REF, at(0)),
+        rec(decision(1, main)),
+        rec(status(1, ReferralStatus.OFFERED, association_id=main)),
+        rec(
+            status(1, ReferralStatus.OFFERED, association_id=AssociationId.APESA, track="distress")
+        ),
+        rec(
+            status(5, ReferralStatus.ACCEPTED, association_id=AssociationId.APESA, track="distress")
+        ),
+    ]
+    public = build_timeline(records, "fr")
+    assert [s.code for s in public] == ["received", "oriented", "offered"]
+    assert all(s.association_id != AssociationId.APESA for s in public)
+    assert "APESA" not in " ".join(s.text for s in public)
+    private = build_timeline(records, "fr", private=True)
+    assert [s.code for s in private].count("accepted") == 1

@@ -19,6 +19,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ErasureRequestedV1
 from rebond_contracts.topics import DECISIONS, ERASURES, referrals
 from rebond_notifier.app import Notifier, build
+from rebond_notifier.planning import ERASURE_NAMESPACE
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 from rebond_notifier.store import DeliveryStore, migrate
@@ -51,7 +52,8 @@ async def test_a_referral_then_its_erasure_reach_the_associations_topic_in_that_
 ) -> None:
     """A decision read, then its person's erasure: APESA's topic gets the offer (published
     before the decision's handler returned), then the withdrawal of that very referral; the
-    offer's e-mails were recorded, and the erasure deleted them."""
+    offer's e-mails were recorded, and the erasure deleted them and recorded the withdrawal's
+    e-mail to APESA and the confirmation to the person."""
     decision = make_decision(AssociationId.APESA)
     assert decision.referral is not None
     reference, referral_id = decision.reference, str(decision.referral.referral_id)
@@ -77,7 +79,15 @@ async def test_a_referral_then_its_erasure_reach_the_associations_topic_in_that_
         ("fr.rebond.referral.offered", referral_id),
         ("fr.rebond.referral.withdrawn", referral_id),
     ]
-    assert await notifier.store.find(referral_id) == []
+    # The offer's deliveries are deleted; the withdrawal's e-mail is recorded, keeping no
+    # reference, and so is the person's confirmation, whose address is in no other row.
+    left = await notifier.store.find(referral_id)
+    assert [(d.channel, d.kind, d.reference) for d in left] == [
+        ("association_email", "withdrawal", "")
+    ]
+    confirmation = await notifier.store.find(str(uuid.uuid5(ERASURE_NAMESPACE, reference)))
+    assert [(d.kind, d.reference) for d in confirmation] == [("p_erased", "")]
+    assert await notifier.store.people([reference]) == {}
     assert await notifier.store.erased_among([reference]) == {reference}
 
 

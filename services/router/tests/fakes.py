@@ -88,6 +88,13 @@ class FakeTransaction:
         ]  # fmt: skip
         return [r.key for r in sorted(due, key=lambda r: r.remind_at or now)][:limit]
 
+    async def follow_ups_due(self, now: datetime, limit: int) -> list[Key]:
+        due = [
+            r for r in self.stored.referrals.values()
+            if r.state is State.ACCEPTED and r.follow_up_at is not None and r.follow_up_at <= now
+        ]  # fmt: skip
+        return [r.key for r in sorted(due, key=lambda r: r.follow_up_at or now)][:limit]
+
     async def erase(self, reference: str, at: datetime) -> bool:
         new = reference not in self.stored.tombstones
         self.stored.tombstones.add(reference)

@@ -23,11 +23,16 @@ from rebond_contracts.payloads import (
     Answer,
     DeclineReason,
     ErasureRequestedV1,
+    FollowUpAnsweredV1,
+    OutcomeKind,
+    ReferralOutcomeV1,
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
     DECISIONS,
     ERASURES,
+    FOLLOW_UPS,
+    OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -47,8 +52,14 @@ pytestmark = pytest.mark.kafka
 
 SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
-OUTPUTS = [DECISIONS.name, REFERRAL_STATUS.name, UNROUTED.name, dead_letters(Service.ROUTER).name]
-INPUTS = [QUESTIONNAIRES.name, ERASURES.name, *(responses(a).name for a in AssociationId)]
+OUTPUTS = [
+    DECISIONS.name, OUTCOMES.name, REFERRAL_STATUS.name, UNROUTED.name,
+    dead_letters(Service.ROUTER).name,
+]  # fmt: skip
+INPUTS = [
+    QUESTIONNAIRES.name, ERASURES.name, FOLLOW_UPS.name, *(responses(a).name for a in AssociationId)
+]  # fmt: skip
+APESA = AssociationId.APESA
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -158,10 +169,10 @@ async def send(producer: AIOKafkaProducer, topic: str, event: Any) -> Any:
 
 
 async def send_questionnaire(
-    producer: AIOKafkaProducer, reference: str, event_id: str | None = None
+    producer: AIOKafkaProducer, reference: str, event_id: str | None = None, **changes: Any
 ) -> Any:
     event = QUESTIONNAIRES.envelope(
-        submitted(reference), subject=reference, correlationid=reference, id=event_id
+        submitted(reference, **changes), subject=reference, correlationid=reference, id=event_id
     )
     return await send(producer, QUESTIONNAIRES.name, event)
 
@@ -387,3 +398,74 @@ async def test_a_questionnaire_read_after_its_erasure_is_not_routed(
         ).all()
     )
     assert rows == []
+
+
+async def test_distress_with_consent_offers_apesa_and_the_main_association_in_parallel(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """One questionnaire (distress "yes", art. 9 consent) -> two decisions and two offers, each
+    on its track, both urgent; `routing.outcomes` (for intake) tells the main track only, with
+    one alternative and the deadline."""
+    await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref, distress="yes", consents__sensitive_data=True)
+    await probe.until(
+        lambda _: len(statuses(probe, ref)) == 2 and len(probe.data(OUTCOMES.name, ref)) == 1
+    )
+    decisions = probe.data(DECISIONS.name, ref)
+    assert sorted((d["track"], d["primary"], d["urgent"]) for d in decisions) == [
+        ("distress", APESA, True), ("main", SIXTY, True),
+    ]  # fmt: skip
+    tracks = {(d["track"], d["status"], d["association_id"])
+              for d in probe.data(REFERRAL_STATUS.name, ref)}  # fmt: skip
+    assert tracks == {("main", "offered", SIXTY), ("distress", "offered", APESA)}
+    [outcome] = probe.data(OUTCOMES.name, ref)
+    assert outcome["primary"] == SIXTY and outcome["alternates"] == [SOUFFLE]
+    main = next(d for d in decisions if d["track"] == "main")
+    assert outcome["respond_by"] == main["referral"]["respond_by"]
+
+
+async def test_a_follow_up_due_then_answered_no_puts_the_case_in_the_human_queue(
+    router_factory: Any,
+    producer: AIOKafkaProducer,
+    probe: Probe,
+    clock: Clock,
+    kafka_bootstrap: str,
+    group: str,
+) -> None:
+    """Accepted, then an outcome that did not reach the person (read from `responses.<id>`):
+    30 days on, `follow_up_due` once; the person's "no" on `referrals.followups` ->
+    `referrals.unrouted` with cause `follow_up_not_contacted`."""
+    parts = await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref)
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
+    referral_id = probe.data(DECISIONS.name, ref)[0]["referral"]["referral_id"]
+    await send_answer(producer, SIXTY, ref, referral_id)
+    topic = responses(SIXTY)
+    report = ReferralOutcomeV1(
+        referral_id=uuid.UUID(referral_id), reference=ref, outcome=OutcomeKind.UNREACHABLE,
+        on=NOW.date(), recorded_at=NOW,
+    )  # fmt: skip
+    reported = await send(
+        producer, topic.name, topic.envelope(report, subject=ref, correlationid=ref)
+    )
+    await wait_committed(kafka_bootstrap, group, reported)
+    clock.advance(days=30)
+    assert await parts.router.check_deadlines() == 1
+    assert await parts.router.check_deadlines() == 0
+    await probe.until(lambda _: ("follow_up_due", SIXTY) in statuses(probe, ref))
+    answer = FollowUpAnsweredV1(
+        reference=ref, referral_id=uuid.UUID(referral_id), association_id=SIXTY,
+        contacted=False, answered_at=NOW,
+    )  # fmt: skip
+    await send(
+        producer, FOLLOW_UPS.name, FOLLOW_UPS.envelope(answer, subject=ref, correlationid=ref)
+    )
+    await probe.until(lambda _: len(probe.data(UNROUTED.name, ref)) == 1)
+    [queued] = probe.data(UNROUTED.name, ref)
+    assert queued["cause"] == "follow_up_not_contacted"
+    assert statuses(probe, ref) == [
+        ("offered", SIXTY), ("accepted", SIXTY), ("follow_up_due", SIXTY), ("unrouted", SIXTY),
+    ]  # fmt: skip
+    assert probe.data(dead_letters(Service.ROUTER).name, ref) == []

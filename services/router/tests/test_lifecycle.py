@@ -147,9 +147,11 @@ async def test_each_decision_tells_intake_its_outcome_and_events_its_invitee(
 ) -> None:
     """With the decision (for the notifier) go, in the same outbox and with ids derived from
     it, its outcome for intake (no contact, message or distress) and, as the person consented
-    to invitations, the invitee for events; a re-orientation tells intake again, not events."""
+    to invitations, the invitee for events; a re-orientation tells intake again, not events.
+    The distress track's decision (APESA) tells neither."""
     await router.on_questionnaire(questionnaire(distress="yes", consents__sensitive_data=True))
-    [decision] = outputs.on("routing.decisions")
+    [decision, apesa] = outputs.on("routing.decisions")
+    assert (decision["track"], apesa["track"], apesa["primary"]) == ("main", "distress", "apesa")
     [outcome] = outputs.on("routing.outcomes")
     [invitee] = outputs.on("routing.invitees")
     assert set(outcome) == {
@@ -159,6 +161,8 @@ async def test_each_decision_tells_intake_its_outcome_and_events_its_invitee(
         "attempt",
         "reasons",
         "decided_at",
+        "alternates",
+        "respond_by",
     }
     assert outcome["decision_id"] == decision["decision_id"] and outcome["attempt"] == 1
     assert {r["code"] for r in decision["reasons"]} & {"distress", "distress_resources"}
@@ -166,9 +170,8 @@ async def test_each_decision_tells_intake_its_outcome_and_events_its_invitee(
     assert invitee["contact"] == decision["invitation"]
     assert invitee["contact"]["email"] == "claire@example.org"
     holder = AssociationId(decision["referral"]["association_id"])
-    await router.on_response(
-        holder, answer(holder, current_referral(outputs), "r-1", DeclineReason.NO_CAPACITY)
-    )
+    held = decision["referral"]["referral_id"]
+    await router.on_response(holder, answer(holder, held, "r-1", DeclineReason.NO_CAPACITY))
     assert [o["attempt"] for o in outputs.on("routing.outcomes")] == [1, 2]
     assert len(outputs.on("routing.invitees")) == 1
     ids = {s.topic: s.headers["ce_id"] for s in outputs.sent if s.topic.startswith("routing.")}
@@ -249,7 +252,7 @@ async def test_when_nobody_is_left_the_person_goes_to_the_human_queue(
         (SIXTY, "declined", "not_eligible"),
         (SOUFFLE, "expired", None),
     ]
-    assert "contact" not in queued and "Claire" not in str(queued)
+    assert queued["contact"] is None and "Claire" not in str(queued)
     clock.advance(days=30)
     assert await router.check_deadlines() == 0
 
@@ -301,10 +304,11 @@ async def test_a_redelivered_answer_is_handled_once(router: Router, outputs: Fak
 async def test_accepting_stops_the_clock_and_erases_the_contact_details(
     router: Router, outputs: FakeOutputs, store: Store, clock: Clock
 ) -> None:
-    """Accepted: no reminder nor expiry afterwards, and the stored referral copy is erased."""
+    """Accepted: no reminder nor expiry afterwards (the follow-up comes only after 30 days), and
+    the stored referral copy is erased."""
     await router.on_questionnaire(questionnaire())
     await router.on_response(SIXTY, answer(SIXTY, current_referral(outputs), "r-1"))
-    clock.advance(days=30)
+    clock.advance(days=29)
     assert await router.check_deadlines() == 0
     async with store.transaction() as tx:
         [referral] = await tx.referrals(REFERENCE)

@@ -41,8 +41,8 @@ def outputs() -> FakeOutputs:
     return FakeOutputs()
 
 
-async def _row(store: Store) -> dict:
-    query = select(referrals).where(referrals.c.reference == REFERENCE)
+async def _row(store: Store, track: str = "main") -> dict:
+    query = select(referrals).where(referrals.c.reference == REFERENCE, referrals.c.track == track)
     return dict(await store.database.run(lambda c: c.execute(query).mappings().one()))
 
 
@@ -53,13 +53,13 @@ async def _tables(store: Store) -> dict[str, list[tuple]]:
 async def test_erasure_leaves_the_tombstone_only_and_stops_the_lifecycle(
     router: Router, outputs: FakeOutputs, store: Store, clock: Clock
 ) -> None:
-    """Erased (a person in distress, with consent: an urgent referral to APESA): nothing is
-    left of the referral (no urgent flag, scores, reasons, candidates or offers; the reference
+    """Erased (a person in distress, with consent: urgent referrals to APESA and to the main
+    track's association): nothing is left of either referral (no urgent flag, scores, reasons, candidates or offers; the reference
     nowhere), only its SHA-256; no reminder, expiry or re-orientation follows, and a late
     answer changes nothing."""
     await router.on_questionnaire(questionnaire(distress="yes", consents__sensitive_data=True))
     referral_id = current_referral(outputs)
-    assert (await _row(store))["urgent"] is True
+    assert (await _row(store))["urgent"] is (await _row(store, "distress"))["urgent"] is True
     sent_before = len(outputs.sent)
 
     assert await router.on_erasure(REFERENCE) is True

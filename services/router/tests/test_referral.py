@@ -11,10 +11,17 @@ from uuid import UUID
 import pytest
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import DeclineReason, ReferralStatus
+from rebond_contracts.payloads import (
+    DeclineReason,
+    FollowUpAnsweredV1,
+    OutcomeKind,
+    ReferralOutcomeV1,
+    ReferralStatus,
+)
+from rebond_contracts.topics import FOLLOW_UPS, responses
 from rebond_router.directory import Directory
 from rebond_router.lifecycle import Router
-from rebond_router.referral import Referral, Rejected, State, Transition
+from rebond_router.referral import Referral, Rejected, State, Track, Transition
 from rebond_router.rules import decide
 
 from .conftest import NOW, REFERENCE, FakeOutputs, anonymous, answer, questionnaire, submitted
@@ -36,6 +43,22 @@ def unrouted(holder: AssociationId) -> list[str]:
     return [f"status unrouted {holder}", "unrouted all_declined_or_expired"]
 
 
+def reported(referral: Referral, outcome: OutcomeKind = OutcomeKind.CONTACTED) -> ReferralOutcomeV1:
+    """The holder's report of what happened after it accepted `referral`."""
+    return ReferralOutcomeV1(
+        referral_id=referral.referral_id or NOBODY, reference=REFERENCE, outcome=outcome,
+        on=NOW.date(), recorded_at=NOW,
+    )  # fmt: skip
+
+
+def follow_up_answer(referral: Referral, contacted: bool) -> FollowUpAnsweredV1:
+    """The person's answer to the follow-up of `referral`."""
+    return FollowUpAnsweredV1(
+        reference=REFERENCE, referral_id=referral.referral_id or NOBODY,
+        association_id=referral.holder or SIXTY, contacted=contacted, answered_at=NOW,
+    )  # fmt: skip
+
+
 Command = Callable[[Referral, Directory], Transition]
 COMMANDS: dict[str, Command] = {
     "accept": lambda r, d: r.accept(r.holder or SIXTY, r.referral_id or NOBODY, NOW),
@@ -52,7 +75,19 @@ COMMANDS: dict[str, Command] = {
     "reorient": lambda r, d: r.reorient(ReferralStatus.DECLINED, DeclineReason.OTHER, NOW, d),
     "unroute": lambda r, d: r.unroute(ReferralStatus.EXPIRED, None, NOW),
     "withdraw": lambda r, d: r.withdraw(NOW),
+    "record an outcome": lambda r, d: r.record_outcome(r.holder or SIXTY, reported(r), NOW),
+    "follow up at its time": lambda r, d: r.follow_up(r.follow_up_at or NOW),
+    "follow up before its time": lambda r, d: r.follow_up(
+        (r.follow_up_at or NOW) - timedelta(hours=1)
+    ),
+    "answer the follow-up: yes": lambda r, d: r.answer_follow_up(follow_up_answer(r, True), NOW),
+    "answer the follow-up: no": lambda r, d: r.answer_follow_up(follow_up_answer(r, False), NOW),
 }
+
+STATES = [
+    "offered", "offered to the last candidate", "reminded", "accepted", "contact reported",
+    "follow-up due", "followed up", "unrouted", "not shared", "withdrawn",
+]  # fmt: skip
 
 #: The pairs allowed: the state left and the events published. Every other pair is refused.
 ALLOWED: dict[tuple[str, str], tuple[State, list[str]]] = {
@@ -88,24 +123,27 @@ ALLOWED: dict[tuple[str, str], tuple[State, list[str]]] = {
     ),
     ("reminded", "reorient"): (State.OFFERED, TO_SOUFFLE),
     ("reminded", "unroute"): (State.UNROUTED, unrouted(SIXTY)),
-    **{
-        (state, "withdraw"): (State.WITHDRAWN, [])
-        for state in (
-            "offered",
-            "offered to the last candidate",
-            "reminded",
-            "accepted",
-            "unrouted",
-            "not shared",
-            "withdrawn",
-        )
-    },
+    ("accepted", "record an outcome"): (State.ACCEPTED, []),
+    ("accepted", "follow up at its time"): (
+        State.FOLLOW_UP_DUE,
+        [f"status follow_up_due {SIXTY}"],
+    ),
+    ("contact reported", "record an outcome"): (State.ACCEPTED, []),
+    ("follow-up due", "record an outcome"): (State.FOLLOW_UP_DUE, []),
+    ("follow-up due", "answer the follow-up: yes"): (State.FOLLOWED_UP, []),
+    ("follow-up due", "answer the follow-up: no"): (
+        State.UNROUTED,
+        [f"status unrouted {SIXTY}", "unrouted follow_up_not_contacted"],
+    ),
+    ("followed up", "record an outcome"): (State.FOLLOWED_UP, []),
+    **{(state, "withdraw"): (State.WITHDRAWN, []) for state in STATES},
 }
 
 
 def states(directory: Directory) -> dict[str, Referral]:
     """A referral in each state, from the example questionnaire (60 000 rebonds first, Second
-    Souffle the alternate)."""
+    Souffle the alternate); accepted, then with a contact reported, asked the follow-up, and
+    answered it "yes"."""
     event = questionnaire()
     routing = decide(event.id, event.data, NOW, directory, {})
     offered = Referral.offer(routing, event.data, event.correlationid, NOW, directory).referral
@@ -117,11 +155,16 @@ def states(directory: Directory) -> dict[str, Referral]:
     not_shared = Referral.offer(
         decide("event-2", alone, NOW, directory, {}), alone, REFERENCE, NOW, directory
     ).referral
+    accepted = offered.accept(SIXTY, referral_id, NOW).referral
+    asked = accepted.follow_up(accepted.follow_up_at or NOW).referral
     return {
         "offered": offered,
         "offered to the last candidate": last,
         "reminded": offered.remind(offered.remind_at or NOW).referral,
-        "accepted": offered.accept(SIXTY, referral_id, NOW).referral,
+        "accepted": accepted,
+        "contact reported": accepted.record_outcome(SIXTY, reported(accepted), NOW).referral,
+        "follow-up due": asked,
+        "followed up": asked.answer_follow_up(follow_up_answer(asked, True), NOW).referral,
         "unrouted": last.expire(last.deadline or NOW, directory).referral,
         "not shared": not_shared,
         "withdrawn": offered.withdraw(NOW).referral,
@@ -146,12 +189,6 @@ def on_fakes(directory: Directory) -> tuple[Router, FakeReferrals, FakeOutputs]:
     referrals, outputs = FakeReferrals(), FakeOutputs()
     publisher = FakePublisher(referrals, outputs, lambda: NOW)
     return Router(referrals, publisher, directory, lambda: NOW), referrals, outputs
-
-
-STATES = [
-    "offered", "offered to the last candidate", "reminded", "accepted", "unrouted", "not shared",
-    "withdrawn",
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -307,3 +344,128 @@ async def test_deadlines_fire_through_the_repository_at_their_time(directory: Di
         now[0] = moment
         assert await router.check_deadlines() == fired
     assert summary(outputs) == [f"status reminded {SIXTY}", f"status expired {SIXTY}", *TO_SOUFFLE]
+
+
+# --- tracks, who calls, follow-up: the use cases on the fake repository ---------------------
+
+
+def tracked(outputs: FakeOutputs) -> list[tuple[str, str, str | None]]:
+    """The statuses published, with their track."""
+    return [(d["track"], d["status"], d["association_id"]) for d in outputs.on("referrals.status")]
+
+
+async def test_distress_with_consent_runs_two_referrals_each_on_its_own(
+    directory: Directory,
+) -> None:
+    """Distress "yes" with the art. 9 consent: APESA and the association for the situation are
+    offered in parallel, both urgent; intake hears of the main track only; APESA's silence ends
+    in the human queue (urgent), never with a non-distress association, while the main track's
+    decline moves it on as usual."""
+    router, referrals, outputs = on_fakes(directory)
+    distressed = questionnaire(distress="yes", consents__sensitive_data=True)
+    assert await router.on_questionnaire(distressed) is True
+    assert tracked(outputs) == [("main", "offered", SIXTY), ("distress", "offered", APESA)]
+    assert [d["track"] for d in outputs.on("routing.decisions")] == ["main", "distress"]
+    assert [d["urgent"] for d in outputs.on("routing.decisions")] == [True, True]
+    assert [o["primary"] for o in outputs.on("routing.outcomes")] == [SIXTY]
+    main, apesa = (referrals.stored.referrals[(REFERENCE, t)] for t in (Track.MAIN, Track.DISTRESS))
+    assert [c.association for c in apesa.candidates] == [APESA]
+    outputs.sent.clear()
+
+    await router.apply(apesa.key, lambda r: r.expire(r.deadline or NOW, directory))
+    await router.on_response(
+        SIXTY, answer(SIXTY, main.referral_id or NOBODY, "r-1", DeclineReason.NO_CAPACITY)
+    )
+    assert tracked(outputs) == [
+        ("distress", "expired", APESA), ("distress", "unrouted", APESA),
+        ("main", "declined", SIXTY), ("main", "reoriented", SIXTY), ("main", "offered", SOUFFLE),
+    ]  # fmt: skip
+    [queued] = outputs.on("referrals.unrouted")
+    assert queued["urgent"] is True and queued["cause"] == "all_declined_or_expired"
+    assert [o["attempt"] for o in outputs.on("routing.outcomes")] == [2]
+    assert await router.on_questionnaire(distressed) is False
+
+
+async def test_an_acceptance_tells_who_will_call_and_when(directory: Directory) -> None:
+    """The association's `call_by` and `caller` are copied into the `accepted` status."""
+    router, referrals, outputs = on_fakes(directory)
+    await router.on_questionnaire(questionnaire())
+    [referral] = referrals.stored.referrals.values()
+    accepting = answer(SIXTY, referral.referral_id or NOBODY, "r-1")
+    call_by = NOW + timedelta(days=2)
+    accepting = accepting.model_copy(
+        update={"data": accepting.data.model_copy(update={"call_by": call_by, "caller": "Léa"})}
+    )
+    await router.on_response(SIXTY, accepting)
+    accepted = outputs.on("referrals.status")[-1]
+    assert (accepted["status"], accepted["caller"]) == ("accepted", "Léa")
+    assert datetime.fromisoformat(accepted["call_by"]) == call_by
+
+
+@pytest.mark.parametrize(
+    ("outcome", "asked"),
+    [
+        (None, True),
+        (OutcomeKind.UNREACHABLE, True),
+        (OutcomeKind.CONTACTED, False),
+        (OutcomeKind.ACCOMPANIMENT_STARTED, False),
+    ],
+)
+async def test_the_follow_up_is_due_once_after_its_delay_unless_a_contact_was_reported(
+    directory: Directory, outcome: OutcomeKind | None, asked: bool
+) -> None:
+    """`follow_up_after` (7 days here) after the acceptance, `follow_up_due` once; an outcome
+    saying the association reached the person (recorded before) spares it."""
+    now = [NOW]
+    referrals, outputs = FakeReferrals(), FakeOutputs()
+    publisher = FakePublisher(referrals, outputs, lambda: now[0])
+    router = Router(
+        referrals, publisher, directory, lambda: now[0], follow_up_after=timedelta(days=7)
+    )
+    await router.on_questionnaire(questionnaire())
+    [referral] = referrals.stored.referrals.values()
+    await router.on_response(SIXTY, answer(SIXTY, referral.referral_id or NOBODY, "r-1"))
+    if outcome is not None:
+        report = responses(SIXTY).envelope(
+            reported(referral, outcome), subject=REFERENCE, correlationid=REFERENCE, id="o-1"
+        )
+        await router.on_outcome(SIXTY, report)
+        assert referrals.stored.referrals[referral.key].outcome is outcome
+    outputs.sent.clear()
+    for moment, fired in [(timedelta(days=7, seconds=-1), 0), (timedelta(days=7), int(asked))]:
+        now[0] = NOW + moment
+        assert await router.check_deadlines() == fired
+    assert await router.check_deadlines() == 0
+    assert outputs.statuses() == ([("follow_up_due", SIXTY)] if asked else [])
+
+
+async def test_a_follow_up_answered_no_puts_the_case_in_the_human_queue_once(
+    directory: Directory,
+) -> None:
+    """The person's "no" queues the case (the accepting association named among those tried),
+    once: a redelivery is handled once, another "no" about it is refused; an answer about no
+    referral of the reference is refused."""
+    router, referrals, outputs = on_fakes(directory)
+    await router.on_questionnaire(questionnaire())
+    [referral] = referrals.stored.referrals.values()
+    await router.on_response(SIXTY, answer(SIXTY, referral.referral_id or NOBODY, "r-1"))
+    await router.apply(referral.key, lambda r: r.follow_up(r.follow_up_at or NOW))
+    asked = referrals.stored.referrals[referral.key]
+
+    def said(contacted: bool, event_id: str, about: Referral = asked) -> Any:
+        return FOLLOW_UPS.envelope(
+            follow_up_answer(about, contacted), subject=REFERENCE, correlationid=REFERENCE,
+            id=event_id,
+        )  # fmt: skip
+
+    with pytest.raises(Rejected, match="no referral"):
+        await router.on_follow_up(said(False, "f-0", replace(asked, referral_id=NOBODY)))
+    await router.on_follow_up(said(False, "f-1"))
+    await router.on_follow_up(said(False, "f-1"))
+    with pytest.raises(Rejected, match="no follow-up is awaited"):
+        await router.on_follow_up(said(False, "f-2"))
+    [queued] = outputs.on("referrals.unrouted")
+    assert queued["cause"] == "follow_up_not_contacted" and queued["stage"] == "after_liquidation"
+    assert [(t["association_id"], t["outcome"]) for t in queued["tried"]] == [(SIXTY, "accepted")]
+    assert outputs.statuses()[-1] == ("unrouted", SIXTY)
+    assert referrals.stored.referrals[referral.key].state is State.UNROUTED

@@ -1,4 +1,5 @@
-"""Decisions: consent decides what is shared, distress makes it urgent, ids are derived."""
+"""Decisions: consent decides what is shared, distress makes it urgent and adds APESA's track,
+ids are derived."""
 
 from datetime import timedelta
 
@@ -7,7 +8,15 @@ import pytest
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.questionnaire import Distress
 from rebond_router.directory import Directory
-from rebond_router.rules import decide, reorientation_id
+from rebond_router.rules import (
+    Track,
+    decide,
+    decide_distress,
+    distress_track_id,
+    is_urgent,
+    outcome_of,
+    reorientation_id,
+)
 
 from .conftest import NOW, anonymous, submitted
 
@@ -43,38 +52,92 @@ def test_no_consent_to_share_gives_a_decision_without_referral(directory: Direct
 
 
 @pytest.mark.parametrize(
-    ("sensitive", "holder", "shared"),
+    ("distress", "sensitive", "shares", "main_shared", "apesa"),
     [
-        (True, AssociationId.APESA, Distress.YES),
-        (False, AssociationId.SOIXANTE_MILLE_REBONDS, None),
+        ("yes", True, True, None, True),
+        ("yes", False, True, None, False),
+        ("yes", True, False, None, False),
+        ("no", True, True, None, False),
+    ],
+    ids=["distress and consents", "no art. 9 consent", "no consent to share", "no distress"],
+)
+def test_apesa_is_a_track_beside_the_main_one_only_with_both_consents(
+    directory: Directory,
+    distress: str,
+    sensitive: bool,
+    shares: bool,
+    main_shared: Distress | None,
+    apesa: bool,
+) -> None:
+    """The main track always goes to the association for the situation (never APESA, with the
+    3114 when in distress) and never carries the distress answer; APESA gets a referral of its
+    own, with that answer, on the distress track, only for distress "yes" with the consents to
+    share and to share the distress answer."""
+    changes = {"distress": distress, "consents__sensitive_data": sensitive}
+    person = submitted(**changes) if shares else submitted(**anonymous(**changes))
+    main = decide("event-1", person, NOW, directory, {})
+    assert main.track is Track.MAIN and main.decision.track == "main"
+    assert main.decision.primary is AssociationId.SOIXANTE_MILLE_REBONDS
+    assert AssociationId.APESA not in [c.association for c in main.referral_candidates]
+    assert AssociationId.APESA not in main.decision.alternates
+    assert (main.decision.referral is not None) is shares
+    if main.decision.referral is not None:
+        assert main.decision.referral.distress == main_shared
+    codes = [r.code for r in main.decision.reasons]
+    assert ("distress_resources" in codes) is (distress == "yes")
+    beside = decide_distress(main.decision.decision_id, person, NOW, directory, {})
+    assert (beside is not None) is apesa
+    if beside is not None:
+        decision = beside.decision
+        assert beside.track is Track.DISTRESS and decision.track == "distress"
+        assert decision.decision_id == distress_track_id(main.decision.decision_id)
+        assert decision.primary is AssociationId.APESA and decision.alternates == []
+        assert [c.association for c in beside.referral_candidates] == [AssociationId.APESA]
+        assert decision.referral is not None and decision.referral.urgent
+        assert decision.referral.distress is Distress.YES
+        assert decision.referral.distress is Distress.YES and decision.invitation is None
+
+
+@pytest.mark.parametrize(
+    ("distress", "crisis_words", "sensitive", "urgent"),
+    [
+        ("yes", None, True, True),
+        ("no", True, True, True),
+        ("prefer_not_to_say", True, True, True),
+        ("no", False, True, False),
+        ("prefer_not_to_say", None, True, False),
+        ("yes", None, False, False),
+        ("prefer_not_to_say", True, False, False),
     ],
 )
-def test_distress_goes_to_apesa_only_with_explicit_consent(
-    directory: Directory, sensitive: bool, holder: AssociationId, shared: Distress | None
+def test_urgent_is_distress_or_crisis_words_with_the_art_9_consent(
+    directory: Directory, distress: str, crisis_words: bool | None, sensitive: bool, urgent: bool
 ) -> None:
-    """Distress makes the decision urgent; APESA and the answer itself need art. 9 consent."""
-    routing = decide(
-        "event-1", submitted(distress="yes", consents__sensitive_data=sensitive), NOW, directory, {}
-    )
-    decision = routing.decision
-    assert decision.urgent is True
-    assert decision.referral is not None
-    assert decision.referral.association_id is holder and decision.primary is holder
-    assert decision.referral.distress == shared
-    assert decision.referral.urgent is sensitive
-    assert "distress_resources" in [r.code for r in decision.reasons]
-    assert (
-        AssociationId.APESA in [c.association for c in routing.referral_candidates]
-    ) is sensitive
+    """Urgent (decision and referral) when distress is "yes" or the free text has crisis words,
+    and only with the art. 9 consent."""
+    person = submitted(distress=distress, consents__sensitive_data=sensitive)
+    person = person.model_copy(update={"crisis_words": crisis_words})
+    assert is_urgent(person) is urgent
+    decision = decide("event-1", person, NOW, directory, {}).decision
+    assert decision.urgent is urgent
+    assert decision.referral is not None and decision.referral.urgent is urgent
 
 
-def test_distress_without_sharing_still_shows_apesa_and_the_resources(
+def test_the_outcome_names_one_alternative_and_the_deadline_of_the_main_track_only(
     directory: Directory,
 ) -> None:
-    """A person in distress who shares nothing is shown APESA and the 3114, with no referral."""
-    decision = decide("e", submitted(**anonymous(distress="yes")), NOW, directory, {}).decision
-    assert decision.primary is AssociationId.APESA and decision.referral is None
-    assert "3114" in next(r.fr for r in decision.reasons if r.code == "distress_resources")
+    """Intake learns one other suitable association and when the chosen one must answer; of the
+    distress track it learns nothing (that APESA was chosen would reveal the distress)."""
+    person = submitted(distress="yes", consents__sensitive_data=True)
+    main = decide("event-1", person, NOW, directory, {}).decision
+    outcome = outcome_of(main)
+    assert outcome is not None and outcome.alternates == [AssociationId.SECOND_SOUFFLE]
+    assert outcome.respond_by == NOW + timedelta(days=10)
+    beside = decide_distress(main.decision_id, person, NOW, directory, {})
+    assert beside is not None and outcome_of(beside.decision) is None
+    alone = decide("event-2", submitted(**anonymous()), NOW, directory, {}).decision
+    unshared = outcome_of(alone)
+    assert unshared is not None and unshared.respond_by is None
 
 
 @pytest.mark.parametrize(

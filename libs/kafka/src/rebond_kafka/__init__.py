@@ -10,6 +10,10 @@
 - `rebond_kafka.records`: raw-bytes decoders and the arguments of a dead letter.
 - `rebond_kafka.acl_plan`: who may do what on Kafka, derived from the topic registry (the local
   broker's ACLs and the Strimzi `KafkaUser`s both come from it).
+- `rebond_kafka.provision`: the registry's topics (partitions, replicas, `min.insync.replicas`,
+  retention), SCRAM users and ACLs made on a cluster, idempotently (`python -m
+  rebond_kafka.provision`; the `provision` extra); `rebond_kafka.strimzi`: the same as Strimzi
+  resources.
 - `rebond_kafka.testing`: commit a consumer group at the current end of topics; a broker gone
   for this process's clients only (tests, bench).
 """

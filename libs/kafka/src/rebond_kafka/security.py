@@ -1,5 +1,6 @@
 """A process's Kafka connection, from its settings (`rebond_kafka.settings`), as FastStream's
-security object or as aiokafka's keyword arguments."""
+security object, as aiokafka's keyword arguments, or as librdkafka's settings (confluent-kafka's
+admin client, which provisioning uses: `rebond_kafka.provision`)."""
 
 import ssl
 from pathlib import Path
@@ -76,3 +77,26 @@ def aiokafka_options(settings: KafkaSecuritySettings) -> dict[str, Any]:
         "sasl_plain_password": password.get_secret_value() if password else "",
         "ssl_context": kafka_ssl_context(settings),
     }
+
+
+def librdkafka_options(settings: KafkaSecuritySettings) -> dict[str, str]:
+    """librdkafka's settings for the same connection (confluent-kafka's clients). librdkafka
+    verifies the brokers' certificates and host names by default; the CA file, when set,
+    replaces the system's trusted CAs, as it does for aiokafka."""
+    options = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return options
+    password = settings.kafka_sasl_password
+    options |= {
+        "sasl.mechanism": settings.kafka_sasl_mechanism,
+        "sasl.username": settings.kafka_sasl_username or "",
+        "sasl.password": password.get_secret_value() if password else "",
+    }
+    files = {
+        "ssl.ca.location": settings.kafka_ssl_cafile,
+        "ssl.certificate.location": settings.kafka_ssl_certfile,
+        "ssl.key.location": settings.kafka_ssl_keyfile,
+    }
+    if settings.kafka_security_protocol == "SASL_SSL":
+        options |= {name: str(path) for name, path in files.items() if path is not None}
+    return options

@@ -65,3 +65,12 @@ def kafka_production_problems(settings: KafkaClientSettings) -> list[str]:
             f"{prefix}KAFKA_SASL_PASSWORD (or {prefix}KAFKA_SASL_PASSWORD_FILE) must be set"
         )
     return problems
+
+
+def bootstrap_servers(servers: str) -> list[str]:
+    """`<PREFIX>_KAFKA_BOOTSTRAP_SERVERS` (`host:port[,host:port…]`) as a list of addresses,
+    which is how every service hands it to FastStream. FastStream's `KafkaBroker` takes one
+    string as *one* address (it wraps it in a list, which aiokafka then does not split), so a
+    cluster's `a:9092,b:9092,c:9092` given as a string names a host that does not exist and the
+    service never connects."""
+    return [server.strip() for server in servers.split(",") if server.strip()]

@@ -1,13 +1,15 @@
 """Strimzi's `KafkaTopic` and `KafkaUser` resources for every registry topic and principal.
 
 The Kubernetes deployment's topics, users and ACLs are these resources, made from the same two
-sources as the local broker's (`rebond_contracts.topics` for the topics and their retention,
-`rebond_kafka.acl_plan` for the grants), so the cluster cannot drift from the registry: the
+sources as the local broker's (`rebond_kafka.provision.topic_spec` for the topics: partitions,
+replicas, `min.insync.replicas`, retention; `rebond_kafka.acl_plan` for the grants), so the cluster
+cannot drift from the registry nor from what the local cluster is tested with: the
 resources are committed under `deploy/k8s/overlays/prod/kafka/`, and `make validate-deploy` and
 `tests/deploy` fail while they differ from what this module makes (`make deploy-generate`
 writes them again).
 
-Pure: plain dictionaries, no I/O.
+Pure: plain dictionaries, no I/O (it imports `rebond_kafka.provision` for the topics' plan, hence
+needs the `provision` extra, as every deploy tool has).
 """
 
 from collections.abc import Iterable
@@ -16,15 +18,12 @@ from typing import Any
 
 from rebond_contracts.topics import Topic, all_topics
 from rebond_kafka.acl_plan import Grant, acl_plan, principals
+from rebond_kafka.provision import CLUSTER as THREE_BROKERS
+from rebond_kafka.provision import topic_spec
 
 API_VERSION = "kafka.strimzi.io/v1"
 #: The `Kafka` resource's name: Strimzi's operators act on resources labelled with it.
 CLUSTER = "rebond"
-#: Each partition on three brokers; a write is acknowledged (acks=all) once two have it, so one
-#: broker may be down (a node drained, a rolling update) without refusing a write or losing one.
-REPLICAS = 3
-MIN_INSYNC_REPLICAS = 2
-
 _OPERATIONS = {"read": "Read", "write": "Write", "describe": "Describe"}
 _PATTERNS = {"literal": "literal", "prefixed": "prefix"}
 
@@ -37,20 +36,23 @@ def _metadata(name: str, cluster: str) -> dict[str, Any]:
 
 
 def kafka_topic(topic: Topic, cluster: str = CLUSTER) -> dict[str, Any]:
-    """The `KafkaTopic` of one registry topic: its partitions, three replicas, its retention
-    (and, for a topic with personal data, its segments' span: `Topic.segment_ms`)."""
-    config: dict[str, Any] = {"min.insync.replicas": MIN_INSYNC_REPLICAS}
-    if topic.retention_ms is not None:
-        config["retention.ms"] = topic.retention_ms
-    if topic.segment_ms is not None:
-        config["segment.ms"] = topic.segment_ms
+    """The `KafkaTopic` of one registry topic, as `topic_spec` plans it on a cluster: its
+    partitions, three replicas with `min.insync.replicas` 2 (a write is acknowledged, acks=all,
+    once two have it, so one broker may be down, drained or rolling, without a write refused or
+    lost), its retention and, for a topic with personal data, its segments' span."""
+    spec = topic_spec(topic, THREE_BROKERS)
     return {
         "apiVersion": API_VERSION,
         "kind": "KafkaTopic",
         # Registry names are lower case, digits, dots and dashes: valid resource names as they
         # are, so the resource's name is the topic's and no `spec.topicName` is needed.
         "metadata": _metadata(topic.name, cluster),
-        "spec": {"partitions": topic.partitions, "replicas": REPLICAS, "config": config},
+        "spec": {
+            "partitions": spec.partitions,
+            "replicas": spec.replication_factor,
+            # Kafka's settings are strings; every one the plan sets is a number, as YAML says it.
+            "config": {key: int(value) for key, value in spec.configs.items()},
+        },
     }
 
 

@@ -7,7 +7,7 @@ plugin the root `conftest.py` loads (tiers, the session's broker and PostgreSQL,
 from rebond_contracts.payloads import new_reference
 from rebond_testing.mail import Mail, MailSink
 from rebond_testing.needs import IN_CI, unavailable
-from rebond_testing.ports import free_port, free_port_pair
+from rebond_testing.ports import free_port, free_port_pair, free_ports
 from rebond_testing.probe import TopicProbe, committed, headers, processed, read_until
 from rebond_testing.waiting import until, until_async
 from rebond_testing.webhooks import HookCall, WebhookSink
@@ -22,6 +22,7 @@ __all__ = [
     "committed",
     "free_port",
     "free_port_pair",
+    "free_ports",
     "headers",
     "new_reference",
     "processed",

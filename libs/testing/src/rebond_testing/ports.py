@@ -1,6 +1,7 @@
 """Free loopback ports for servers a test starts (a service, a broker, a mail sink)."""
 
 import socket
+from contextlib import ExitStack
 
 LOOPBACK = "127.0.0.1"
 
@@ -12,6 +13,16 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """`count` distinct free ports (a cluster's nodes): all are bound at once before any is
+    closed, so the system cannot hand out one of them twice."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def free_port_pair(host: str = LOOPBACK, attempts: int = 50) -> int:

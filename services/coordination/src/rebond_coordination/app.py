@@ -4,8 +4,7 @@
 tests pass fakes; nothing connects at import time. By default the console is plugged in: Kafka
 carries the inbox's answers out and the other services' facts in (`kafka.py`), the events
 service's API its conferences and SMTP its invitations (`clients.py`). The router's preview
-endpoint does not exist yet, so the preview stays `ports.Unconnected`, and the kinds of message
-nobody reads yet wait in the outbox (`kafka.UNPLUGGED`); the pages say so. A given `outbound`
+endpoint does not exist yet, so the preview stays `ports.Unconnected`. A given `outbound`
 (a fake) leaves Kafka out unless a `broker` is given too. Its lifespan and probes are the
 service host's (`rebond_service.host`): the parts below, and the store's and Kafka's readiness.
 """
@@ -26,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rebond_contracts.topics import Service
 from rebond_coordination.auth import SessionRules
 from rebond_coordination.clients import HttpEvents, SmtpMailer
-from rebond_coordination.kafka import UNPLUGGED, KafkaOutbound, build_broker, subscribe_facts
+from rebond_coordination.kafka import KafkaOutbound, build_broker, subscribe_facts
 from rebond_coordination.observability import Observability
 from rebond_coordination.ports import (
     EventsClient,
@@ -70,10 +69,11 @@ from rebond_service.host import Check, Host, KafkaConnection, Part, answers
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the outage log line (`rebond_kafka.outage`).
 KAFKA_OUTAGE = Impact(
-    fr="les réponses données dans la boîte attendent dans la console et partiront au retour de "
-    "Kafka ; les nouveaux dossiers arriveront à ce moment-là ; /readyz répond 503",
-    en="answers given in the inbox wait in the console and go out once Kafka is back; new "
-    "cases arrive then; /readyz answers 503",
+    fr="les réponses, attributions, clôtures, suivis et ajustements d'annuaire attendent dans "
+    "la console et partiront au retour de Kafka ; les nouveaux dossiers arriveront à ce "
+    "moment-là ; /readyz répond 503",
+    en="answers, assignments, closures, outcomes and directory overrides wait in the console "
+    "and go out once Kafka is back; new cases arrive then; /readyz answers 503",
 )
 
 
@@ -112,7 +112,6 @@ def build(
     obs = Observability(settings)
     parts: list[Part] = []
     checks: list[Check] = []
-    unplugged: frozenset[str] = frozenset()
     if broker is not None or outbound is None:
         broker = obs.instrument(broker or build_broker(settings))
         link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
@@ -126,7 +125,6 @@ def build(
         checks.append(kafka.check())
         if outbound is None:
             outbound = KafkaOutbound(broker, lambda: kafka.connected and not link.down)
-            unplugged = UNPLUGGED
     if events is None:
         http = httpx.AsyncClient(base_url=settings.events_url, timeout=settings.events_timeout_s)
         parts.append(Part("events client", close=http.aclose))
@@ -134,7 +132,7 @@ def build(
     services = Services(
         settings=settings,
         store=store,
-        relay=Relay(store, outbound, clock, unplugged),
+        relay=Relay(store, outbound, clock),
         mailer=mailer or SmtpMailer(settings),
         preview=preview or Unconnected(),
         events=events,

@@ -1,8 +1,7 @@
 """The facts the console learns from the other services, as the projections take them.
 
-The Kafka adapter (next step) builds these from the contracts' events; until then the tests
-build them directly. Each carries an id or a natural key, so applying the
-same fact twice (at-least-once delivery) changes nothing the second time.
+The Kafka adapter (`kafka.py`) builds these from the contracts' events; tests also build them
+directly. Each carries an id or a natural key, so applying the same fact twice (at-least-once delivery) changes nothing the second time.
 """
 
 from typing import Literal
@@ -79,14 +78,19 @@ class StatusChanged(_Fact):
     referral_id: str | None = None
     association_id: AssociationId | None = None
     status: Literal[
-        "offered", "reminded", "accepted", "declined", "expired", "reoriented", "unrouted", "closed"
-    ]
+        "offered", "reminded", "accepted", "declined", "expired", "reoriented", "unrouted",
+        "closed", "follow_up_due",
+    ]  # fmt: skip
     reason: DeclineReason | None = None
+    #: With "accepted": when the association will call the person, and who (a first name).
+    call_by: AwareDatetime | None = None
+    caller: str | None = None
     at: AwareDatetime
 
 
 class Withdrawn(_Fact):
-    """The person erased their data: every copy of what they shared is deleted here."""
+    """The person erased their data: every copy of what they shared is deleted here, and the
+    reference is remembered so what is read of it later is dropped."""
 
     reference: Reference
     at: AwareDatetime
@@ -113,6 +117,18 @@ class OverrideApplied(_Fact):
     override_id: str
     association_id: AssociationId
     values: EffectiveValues
+    #: The rule set the router applied it on (None: keep the one known).
+    rule_set_version: str | None = None
+    at: AwareDatetime
+
+
+class FollowUpAnswered(_Fact):
+    """The person's answer, 30 days after an acceptance, to "were you contacted?"."""
+
+    reference: Reference
+    referral_id: str
+    association_id: AssociationId
+    contacted: bool
     at: AwareDatetime
 
 

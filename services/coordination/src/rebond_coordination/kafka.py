@@ -1,18 +1,20 @@
 """The console on Kafka: what it publishes (`KafkaOutbound`) and what it reads (`subscribe_facts`).
 
-Publishing: an association's answer given in the inbox goes to `responses.<association_id>`
-as the notifier's e-mail links publish it (`rebond_contracts.answers`: the same event, the same
-id), through an idempotent producer that waits for every in-sync replica (acks=all). A message
-the broker did not acknowledge raises `OutboundUnavailable`, so it stays in the outbox and the
-relay sends it again; the id lets the router drop a repeat. Assignments, closures, directory
-overrides and outcomes have no reader yet (the router does not consume them): they are refused
-with `NotPlugged` and wait in the outbox, unpublished, instead of going to a topic nobody reads.
+Publishing, through an idempotent producer that waits for every in-sync replica (acks=all):
+an answer given in the inbox goes to `responses.<association_id>` as the notifier's e-mail
+links publish it, and an outcome there too as its second kind (`rebond_contracts.answers`: the
+same event, the same id, whoever gives it); an assignment or a closure of a queue case goes to
+`coordination.assignments` (key: reference), an override of the directory to
+`directory.overrides` (key: association id). A message the broker did not acknowledge raises
+`OutboundUnavailable`, so it stays in the outbox and the relay sends it again; its stable event
+id (`outbound_event`) lets the router drop a repeat.
 
 Reading: one subscriber (group `rebond-coordination[.<name>]`) of the human queue, every
-association's referrals, the referrals' statuses and the erasures turns each event into a fact
-of `facts.py` and applies it with `projections.py`. Each projection is idempotent, and the
-offset is committed only after it returned (`rebond_kafka.consume.subscribe`), so at-least-once
-delivery leaves the store as one delivery would. A record the contract refuses is dead-lettered.
+association's referrals, the referrals' statuses, the follow-ups, the router's applied
+overrides and the erasures turns each event into a fact of `facts.py` and applies it with
+`projections.py`. Each projection is idempotent, and the offset is committed only after it
+returned (`rebond_kafka.consume.subscribe`), so at-least-once delivery leaves the store as one
+delivery would. A record the contract refuses is dead-lettered.
 """
 
 import uuid
@@ -25,22 +27,45 @@ from faststream.exceptions import FastStreamException
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from rebond_contracts.answers import answer_event
+from rebond_contracts.answers import answer_event, outcome_event
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
+    DirectoryAppliedV1,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
+    FollowUpAnsweredV1,
+    OutcomeKind,
+    ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralStatusV1,
     ReferralV1,
     ReferralWithdrawnV1,
     UnroutedReferralV1,
 )
-from rebond_contracts.topics import ERASURES, REFERRAL_STATUS, UNROUTED, referrals, responses
+from rebond_contracts.questionnaire import Contact
+from rebond_contracts.topics import (
+    APPLIED,
+    ASSIGNMENTS,
+    ERASURES,
+    FOLLOW_UPS,
+    OVERRIDES,
+    REFERRAL_STATUS,
+    UNROUTED,
+    Topic,
+    referrals,
+    responses,
+)
 from rebond_coordination import projections
-from rebond_coordination.domain import Cause
+from rebond_coordination.domain import Cause, Outcome
 from rebond_coordination.facts import (
     CallbackContact,
     CaseQueued,
+    EffectiveValues,
+    FollowUpAnswered,
+    OverrideApplied,
     ReferralOffered,
     StatusChanged,
     TriedAssociation,
@@ -48,9 +73,12 @@ from rebond_coordination.facts import (
 )
 from rebond_coordination.ports import (
     AnswerGiven,
-    NotPlugged,
+    CaseAssigned,
+    CaseClosed,
+    DirectoryOverride,
     OutboundMessage,
     OutboundUnavailable,
+    OutcomeRecorded,
 )
 from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import Store
@@ -59,8 +87,14 @@ from rebond_kafka.security import kafka_security
 
 log = structlog.get_logger(__name__)
 
-#: The outbound kinds no service consumes yet (the router's side of issue 21 is not built).
-UNPLUGGED = frozenset({"assign", "close", "override", "outcome"})
+#: The console's outcomes as the contract names them.
+_OUTCOMES = {
+    Outcome.CONTACTED: OutcomeKind.CONTACTED,
+    Outcome.ACCOMPANIMENT_STARTED: OutcomeKind.ACCOMPANIMENT_STARTED,
+    Outcome.REDIRECTED: OutcomeKind.REDIRECTED,
+    Outcome.UNREACHABLE: OutcomeKind.UNREACHABLE,
+    Outcome.CLOSED: OutcomeKind.CLOSED,
+}
 
 #: The router's causes of a queued case, as the console names them (a cause it does not know
 #: yet is shown as "no association matches", the widest).
@@ -92,37 +126,30 @@ class KafkaOutbound:
     """`ports.Outbound` on Kafka. `connected` says whether the broker is started and reachable:
     while it is not, a message is refused at once instead of waiting in the producer."""
 
-    unplugged = UNPLUGGED
-
     def __init__(self, broker: KafkaBroker, connected: Callable[[], bool]) -> None:
         self._connected = connected
-        self._responses = {
-            association: broker.publisher(
-                responses(association).name,
-                title=responses(association).name,
-                description="An answer given in the console's inbox, on the association's behalf.",
-                schema=ReferralResponseV1,
+        declared = [
+            (ASSIGNMENTS, CaseAssignedV1, "A coordinator assigns or closes a case of the queue."),
+            (OVERRIDES, DirectoryOverrideV1, "A coordinator's live change of the directory."),
+            *(
+                (responses(a), ReferralResponseV1, "An answer or an outcome given in the inbox, "
+                 "on the association's behalf.")
+                for a in AssociationId
+            ),
+        ]  # fmt: skip
+        self._publishers = {
+            topic.name: broker.publisher(
+                topic.name, title=topic.name, description=description, schema=schema
             )
-            for association in AssociationId
+            for topic, schema, description in declared
         }
 
     async def publish(self, message: OutboundMessage) -> None:
-        if not isinstance(message, AnswerGiven):
-            raise NotPlugged(
-                f"pas encore branché : aucun service ne lit encore les messages « {message.kind} »"
-            )
         if not self._connected():
             raise OutboundUnavailable("Kafka n'est pas joignable pour l'instant")
-        association = AssociationId(message.association_id)
-        event = answer_event(
-            association,
-            ReferralResponseV1(
-                referral_id=uuid.UUID(message.referral_id), reference=message.reference,
-                answer=message.answer, reason=message.reason, answered_at=message.at,
-            ),
-        )  # fmt: skip
+        topic, event = outbound_event(message)
         try:
-            await self._responses[association].publish(
+            await self._publishers[topic.name].publish(
                 event.kafka_value(), key=event.subject.encode(), headers=event.kafka_headers(),
                 correlation_id=event.correlationid,
             )  # fmt: skip
@@ -132,11 +159,64 @@ class KafkaOutbound:
             ) from error
 
 
+def outbound_event(message: OutboundMessage) -> tuple[Topic, Envelope[Any]]:
+    """The topic and event of an outbox message. Every event's id is stable across retries
+    (the message's id, or for answers and outcomes the id any delegate gives them), so a
+    message sent again after a crash is one event to the router. Staff appear by account id
+    only (`assigned_by`, `closed_by`, `set_by`): a pseudonym the router cannot turn into a
+    name or an e-mail."""
+    match message:
+        case AnswerGiven():
+            association = AssociationId(message.association_id)
+            response = ReferralResponseV1(
+                referral_id=uuid.UUID(message.referral_id), reference=message.reference,
+                answer=message.answer, reason=message.reason, answered_at=message.at,
+                call_by=message.call_by, caller=message.caller,
+            )  # fmt: skip
+            return responses(association), answer_event(association, response)
+        case OutcomeRecorded():
+            association = AssociationId(message.association_id)
+            outcome = ReferralOutcomeV1(
+                referral_id=uuid.UUID(message.referral_id), reference=message.reference,
+                outcome=_OUTCOMES[Outcome(message.outcome)], on=message.on,
+                recorded_at=message.at,
+            )  # fmt: skip
+            return responses(association), outcome_event(association, outcome)
+        case CaseAssigned():
+            assigned = CaseAssignedV1(
+                assignment_id=uuid.UUID(message.message_id), reference=message.reference,
+                association_id=AssociationId(message.association_id), note=message.note,
+                assigned_by=message.coordinator_id, assigned_at=message.at,
+            )  # fmt: skip
+            return ASSIGNMENTS, _event(ASSIGNMENTS, assigned, message.reference, message)
+        case CaseClosed():
+            closed = CaseClosedV1(
+                closure_id=uuid.UUID(message.message_id), reference=message.reference,
+                outcome=message.outcome, closed_by=message.coordinator_id, closed_at=message.at,
+            )  # fmt: skip
+            return ASSIGNMENTS, _event(ASSIGNMENTS, closed, message.reference, message)
+        case DirectoryOverride():
+            override = DirectoryOverrideV1(
+                override_id=uuid.UUID(message.message_id),
+                association_id=AssociationId(message.association_id), paused=message.paused,
+                weekly_capacity=message.weekly_capacity,
+                response_deadline_days=message.response_deadline_days, set_by=message.set_by,
+                set_at=message.at,
+            )  # fmt: skip
+            # Keyed by association: the router keeps the latest it reads for each one.
+            return OVERRIDES, _event(OVERRIDES, override, message.association_id, message)
+
+
+def _event(topic: Topic, data: BaseModel, key: str, message: OutboundMessage) -> Envelope[Any]:
+    return topic.envelope(data, subject=key, correlationid=key, id=message.message_id)
+
+
 def case_queued(event: UnroutedReferralV1) -> CaseQueued:
-    """The human queue's case; no contact (the router does not share one yet)."""
+    """The human queue's case, with the call-back contact only when the person shared it."""
     return CaseQueued(
         reference=event.reference, urgent=event.urgent, stage=event.stage, region=event.region,
-        needs=event.needs, cause=_CAUSES.get(event.cause, Cause.UNROUTED),
+        department=event.department, needs=event.needs,
+        cause=_CAUSES.get(event.cause, Cause.UNROUTED),
         tried=[
             TriedAssociation(
                 association_id=tried.association_id, outcome=tried.outcome.value,
@@ -144,22 +224,25 @@ def case_queued(event: UnroutedReferralV1) -> CaseQueued:
             )
             for tried in event.tried
         ],
-        at=event.at,
+        contact=callback_contact(event.contact) if event.contact else None, at=event.at,
+    )  # fmt: skip
+
+
+def callback_contact(contact: Contact) -> CallbackContact:
+    return CallbackContact(
+        first_name=contact.first_name, email=contact.email, phone=contact.phone,
+        preferred_channel=contact.preferred_channel,
     )  # fmt: skip
 
 
 def referral_offered(event: ReferralV1) -> ReferralOffered:
     """A referral as its association reads it on `referrals.<id>`: what the person shared."""
-    contact = event.contact
     return ReferralOffered(
         referral_id=str(event.referral_id), reference=event.reference,
         association_id=event.association_id, urgent=event.urgent, stage=event.stage,
         region=event.region, department=event.department, needs=event.needs,
-        contact=CallbackContact(
-            first_name=contact.first_name, email=contact.email, phone=contact.phone,
-            preferred_channel=contact.preferred_channel,
-        ),
-        message=event.message, distress=event.distress.value if event.distress else None,
+        contact=callback_contact(event.contact), message=event.message,
+        distress=event.distress.value if event.distress else None,
         reasons=event.reasons, offered_at=event.referred_at, respond_by=event.respond_by,
     )  # fmt: skip
 
@@ -169,7 +252,25 @@ def status_changed(event: ReferralStatusV1) -> StatusChanged:
         reference=event.reference,
         referral_id=str(event.referral_id) if event.referral_id else None,
         association_id=event.association_id, status=event.status.value, reason=event.reason,
-        at=event.at,
+        call_by=event.call_by, caller=event.caller, at=event.at,
+    )  # fmt: skip
+
+
+def override_applied(event: DirectoryAppliedV1) -> OverrideApplied:
+    return OverrideApplied(
+        override_id=str(event.override_id), association_id=event.association_id,
+        values=EffectiveValues(
+            paused=event.paused, weekly_capacity=event.weekly_capacity,
+            response_deadline_days=event.response_deadline_days,
+        ),
+        rule_set_version=event.rule_set_version, at=event.applied_at,
+    )  # fmt: skip
+
+
+def follow_up_answered(event: FollowUpAnsweredV1) -> FollowUpAnswered:
+    return FollowUpAnswered(
+        reference=event.reference, referral_id=str(event.referral_id),
+        association_id=event.association_id, contacted=event.contacted, at=event.answered_at,
     )  # fmt: skip
 
 
@@ -185,6 +286,10 @@ def _projection(data: BaseModel) -> tuple[Apply, BaseModel] | None:
             return projections.referral_offered, referral_offered(data)
         case ReferralStatusV1():
             return projections.status_changed, status_changed(data)
+        case DirectoryAppliedV1():
+            return projections.override_applied, override_applied(data)
+        case FollowUpAnsweredV1():
+            return projections.follow_up_answered, follow_up_answered(data)
         case ErasureRequestedV1():
             return projections.withdrawn, Withdrawn(reference=data.reference, at=data.requested_at)
         case ReferralWithdrawnV1():
@@ -209,10 +314,13 @@ def subscribe_facts(
         await apply(store, fact)
         log.info("fact_applied", topic=received.topic.name, kind=type(fact).__name__)
 
-    topics = [UNROUTED, REFERRAL_STATUS, ERASURES, *(referrals(a) for a in AssociationId)]
+    topics = [
+        UNROUTED, REFERRAL_STATUS, FOLLOW_UPS, APPLIED, ERASURES,
+        *(referrals(a) for a in AssociationId),
+    ]  # fmt: skip
     subscribe(
         broker, topics, handle, dead_letters=dead_letters, group_id=group_id,
-        description="The human queue, the associations' referrals, their statuses and the "
-        "erasures, applied to the console's store.",
+        description="The human queue, the associations' referrals, their statuses, the "
+        "follow-ups, the applied overrides and the erasures, applied to the console's store.",
         record_scope=record_scope, title="coordination facts",
     )  # fmt: skip

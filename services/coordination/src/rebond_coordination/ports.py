@@ -53,6 +53,8 @@ class DirectoryOverride(_Message):
 
     kind: Literal["override"] = "override"
     association_id: str
+    #: The staff account's id (a pseudonym: the router never learns a name or an e-mail).
+    set_by: str
     paused: bool | None = None
     weekly_capacity: int | None = None
     response_deadline_days: float | None = None
@@ -69,6 +71,9 @@ class AnswerGiven(_Message):
     answer: Answer
     reason: DeclineReason | None = None
     comment: str | None = None
+    #: With an acceptance: when the association will call the person, and who (a first name).
+    call_by: datetime | None = None
+    caller: str | None = None
 
 
 class OutcomeRecorded(_Message):
@@ -79,7 +84,8 @@ class OutcomeRecorded(_Message):
     reference: str
     association_id: str
     outcome: str
-    contacted_on: date | None = None
+    #: The day it happened: the contact's day for "contacted", else the day it was recorded.
+    on: date
 
 
 OutboundMessage = Annotated[
@@ -90,12 +96,6 @@ OutboundMessage = Annotated[
 
 class OutboundUnavailable(Exception):
     """The message could not be handed over; it stays in the outbox and is sent again."""
-
-
-class NotPlugged(OutboundUnavailable):
-    """No service reads this kind of message yet: it waits in the outbox, unsent, until its
-    reader exists, rather than being published to a topic nobody reads. It holds back only
-    messages of its own kind (`Relay`), so an answer is not stuck behind an assignment."""
 
 
 class Outbound(Protocol):

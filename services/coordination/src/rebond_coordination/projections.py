@@ -13,6 +13,7 @@ from rebond_coordination.domain import CaseStatus, ReferralState
 from rebond_coordination.facts import (
     CaseQueued,
     DirectoryObserved,
+    FollowUpAnswered,
     OverrideApplied,
     ReferralOffered,
     StatisticsFact,
@@ -20,7 +21,15 @@ from rebond_coordination.facts import (
     Withdrawn,
 )
 from rebond_coordination.store import Store, insert_once, upsert, write_audit
-from rebond_coordination.tables import cases, directory, overrides, referrals, stat_facts
+from rebond_coordination.tables import (
+    cases,
+    directory,
+    erasures,
+    follow_ups,
+    overrides,
+    referrals,
+    stat_facts,
+)
 
 #: The router's statuses that end an association's hold on a referral, and what the inbox
 #: shows for each.
@@ -39,6 +48,8 @@ async def case_queued(store: Store, fact: CaseQueued) -> None:
     one that was assigned or closed and comes back waits again, unclaimed."""
 
     def work(connection: Connection) -> None:
+        if _erased(connection, fact.reference):
+            return  # the person erased their data before the case reached us
         found = connection.execute(
             select(cases.c.status, cases.c.queued_at).where(cases.c.reference == fact.reference)
         ).first()
@@ -84,17 +95,21 @@ async def case_queued(store: Store, fact: CaseQueued) -> None:
     await store.database.run(work)
 
 
+def _erased(connection: Connection, reference: str) -> bool:
+    """Whether the person erased their data: Kafka gives no order between topics, so an erasure
+    may be read before the case or referral it concerns, which must then never be kept."""
+    found = connection.execute(
+        select(erasures.c.reference).where(erasures.c.reference == reference)
+    )
+    return found.first() is not None
+
+
 async def referral_offered(store: Store, fact: ReferralOffered) -> None:
-    """A referral reaches an association's inbox (once per referral id)."""
+    """A referral reaches an association's inbox (once per referral id), unless its person
+    erased their data before it was read."""
 
     def work(connection: Connection) -> None:
-        withdrawn = connection.execute(
-            select(referrals.c.referral_id).where(
-                referrals.c.reference == fact.reference,
-                referrals.c.status == ReferralState.WITHDRAWN.value,
-            )
-        ).first()
-        if withdrawn is not None:
+        if _erased(connection, fact.reference):
             return
         insert_once(
             connection,
@@ -130,6 +145,8 @@ async def status_changed(store: Store, fact: StatusChanged) -> None:
                 "decline_reason": fact.reason.value if fact.reason else None,
                 "answered_at": fact.at,
             }
+        if state is ReferralState.ACCEPTED:
+            values |= {"call_by": fact.call_by, "caller": fact.caller}
         connection.execute(
             update(referrals)
             .where(
@@ -153,9 +170,11 @@ def _may_become(state: ReferralState) -> list[str]:
 async def withdrawn(store: Store, fact: Withdrawn) -> None:
     """The person erased their data: every referral and queue case of the reference keeps only
     its ids and status "withdrawn"; contact, message, distress, needs and stage are deleted.
-    The department stays so an antenna still sees that its case was withdrawn."""
+    The department stays so an antenna still sees that its case was withdrawn. The reference
+    is remembered (`erasures`), so a case or referral read after this is dropped."""
 
     def work(connection: Connection) -> None:
+        insert_once(connection, erasures, {"reference": fact.reference, "erased_at": fact.at})
         connection.execute(
             update(referrals)
             .where(referrals.c.reference == fact.reference)
@@ -217,12 +236,35 @@ async def override_applied(store: Store, fact: OverrideApplied) -> None:
             )
         ).scalar()
         _set_values(
-            connection, fact.association_id.value, fact.values.model_dump(), version or "—", fact.at
-        )
+            connection, fact.association_id.value, fact.values.model_dump(),
+            fact.rule_set_version or version or "—", fact.at,
+        )  # fmt: skip
         write_audit(
             connection, fact.at, None, "override_applied",
             association_id=fact.association_id.value, subject=fact.override_id,
         )  # fmt: skip
+
+    await store.database.run(work)
+
+
+async def follow_up_answered(store: Store, fact: FollowUpAnswered) -> None:
+    """The person's follow-up answer, once per referral; a "no" shows on the referral and on
+    the queue case (the router puts the case back in the queue for it)."""
+
+    def work(connection: Connection) -> None:
+        if _erased(connection, fact.reference):
+            return
+        row = {
+            "referral_id": fact.referral_id, "reference": fact.reference,
+            "association_id": fact.association_id.value, "contacted": fact.contacted,
+            "answered_at": fact.at,
+        }  # fmt: skip
+        if insert_once(connection, follow_ups, row):
+            write_audit(
+                connection, fact.at, None, "follow_up_answered",
+                association_id=fact.association_id.value, reference=fact.reference,
+                subject=fact.referral_id, contacted=fact.contacted,
+            )  # fmt: skip
 
     await store.database.run(work)
 

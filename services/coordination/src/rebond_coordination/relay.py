@@ -15,7 +15,7 @@ from datetime import datetime
 import structlog
 from pydantic import TypeAdapter
 
-from rebond_coordination.ports import NotPlugged, Outbound, OutboundMessage, OutboundUnavailable
+from rebond_coordination.ports import Outbound, OutboundMessage, OutboundUnavailable
 from rebond_coordination.store import Store
 
 log = structlog.get_logger(__name__)
@@ -23,38 +23,20 @@ _messages: TypeAdapter[OutboundMessage] = TypeAdapter(OutboundMessage)
 
 
 class Relay:
-    def __init__(
-        self,
-        store: Store,
-        outbound: Outbound,
-        clock: Callable[[], datetime],
-        unplugged: frozenset[str] = frozenset(),
-    ) -> None:
+    def __init__(self, store: Store, outbound: Outbound, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.outbound = outbound
         self.clock = clock
-        #: Kinds no service reads yet: left in the outbox and not even read from it, so however
-        #: many pile up they never crowd the others out of a round.
-        self.unplugged = unplugged
         self._lock = asyncio.Lock()
 
     async def flush(self) -> int:
-        """Send what is pending; how many were sent. Stops at the first refusal, except that a
-        kind no service reads yet (`NotPlugged`) is passed over: every later message of that
-        kind waits too, so the order within a kind holds, and the other kinds still go."""
+        """Send what is pending; how many were sent. Stops at the first refusal."""
         sent = 0
-        unplugged = set(self.unplugged)
         async with self._lock:  # one round at a time: the order holds
-            for seq, payload in await self.store.pending_messages(skip_kinds=unplugged):
+            for seq, payload in await self.store.pending_messages():
                 message = _messages.validate_python(payload)
-                if message.kind in unplugged:
-                    continue
                 try:
                     await self.outbound.publish(message)
-                except NotPlugged as error:
-                    unplugged.add(message.kind)
-                    await self.store.message_failed(seq, str(error))
-                    continue
                 except OutboundUnavailable as error:
                     await self.store.message_failed(seq, str(error))
                     log.warning("outbound_unavailable", kind=message.kind, error=str(error))

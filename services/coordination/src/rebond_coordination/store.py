@@ -13,7 +13,7 @@ Every query reading cases, referrals, the audit log or accounts takes the person
 """
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -54,6 +54,7 @@ from rebond_coordination.tables import (
     audit,
     cases,
     directory,
+    follow_ups,
     invitations,
     metadata,
     outbox,
@@ -70,16 +71,16 @@ MIGRATIONS = __file__.rsplit("/", 1)[0] + "/migrations"
 COMMAND_LINE = "ligne de commande"
 
 
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the latest Alembic revision (a SQLite file's folder is
-    made first: on a fresh clone `.run/` does not exist yet)."""
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to the latest Alembic revision, or to `revision` (a SQLite
+    file's folder is made first: on a fresh clone `.run/` does not exist yet)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 class _Row:
@@ -192,10 +193,21 @@ class ReferralRow(_Row):
     outcome_at: datetime | None
     withdrawn_at: datetime | None
     updated_at: datetime
+    call_by: datetime | None = None
+    caller: str | None = None
 
     @property
     def state(self) -> ReferralState:
         return ReferralState(self.status)
+
+
+@dataclass(frozen=True)
+class FollowUpRow(_Row):
+    referral_id: str
+    reference: str
+    association_id: str
+    contacted: bool
+    answered_at: datetime
 
 
 @dataclass(frozen=True)
@@ -749,6 +761,7 @@ class Store:
     async def answer(
         self, scope: Scope, referral_id: str, now: datetime, *, accept: bool,
         reason: str | None, comment: str | None, message: _Message,
+        call_by: datetime | None = None, caller: str | None = None,
     ) -> tuple[ReferralRow, AnswerVerdict] | None:  # fmt: skip
         """Accept or decline. The verdict (`domain.answer_verdict`) is checked on the row read
         in this transaction, and the `UPDATE` repeats its condition (still offered, deadline
@@ -774,6 +787,7 @@ class Store:
                 .values(
                     status=state.value, decline_reason=reason, comment=comment,
                     answered_at=now, answered_by=scope.user_id, updated_at=now,
+                    call_by=call_by, caller=caller,
                 )
             ).rowcount  # fmt: skip
             if not done:
@@ -816,6 +830,20 @@ class Store:
             )  # fmt: skip
             enqueue(connection, message)
             return _referral(connection, scope, referral_id)
+
+        return await self.database.run(work)
+
+    async def follow_ups(self, scope: Scope, reference: str) -> list[FollowUpRow]:
+        """The person's follow-up answers about the referrals of `reference` in scope."""
+
+        def work(connection: Connection) -> list[FollowUpRow]:
+            query = select(follow_ups).where(follow_ups.c.reference == reference)
+            if not scope.coordinator:
+                query = query.join(
+                    referrals, referrals.c.referral_id == follow_ups.c.referral_id
+                ).where(scope.referrals(referrals))
+            query = query.order_by(follow_ups.c.answered_at)
+            return [FollowUpRow.of(row) for row in connection.execute(query).mappings()]
 
         return await self.database.run(work)
 
@@ -882,15 +910,13 @@ class Store:
 
     # --- the outbox -----------------------------------------------------------------------
 
-    async def pending_messages(
-        self, limit: int = 100, skip_kinds: Collection[str] = ()
-    ) -> list[tuple[int, dict[str, Any]]]:
-        """The oldest unsent messages, in order, leaving out the kinds in `skip_kinds`."""
+    async def pending_messages(self, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+        """The oldest unsent messages, in order."""
 
         def work(connection: Connection) -> list[tuple[int, dict[str, Any]]]:
             query = (
                 select(outbox.c.seq, outbox.c.payload)
-                .where(outbox.c.sent_at.is_(None), outbox.c.kind.not_in(list(skip_kinds)))
+                .where(outbox.c.sent_at.is_(None))
                 .order_by(outbox.c.seq)
                 .limit(limit)
             )

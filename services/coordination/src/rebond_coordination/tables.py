@@ -134,6 +134,9 @@ referrals = Table(
     Column("outcome_at", UTCDateTime),
     Column("withdrawn_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    #: With an acceptance: when the association will call the person, and who (a first name).
+    Column("call_by", UTCDateTime),
+    Column("caller", String(60)),
     Index("ix_referrals_inbox", "association_id", "department", "offered_at"),
 )
 
@@ -205,4 +208,24 @@ stat_facts = Table(
     Column("association_id", String(40)),
     Column("reason", String(20)),
     Column("seconds_to_answer", Float),
+)
+
+#: The person's answers to the 30-day follow-up, one per referral; no personal data.
+follow_ups = Table(
+    "follow_ups",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("reference", String(32), nullable=False, index=True),
+    Column("association_id", String(40), nullable=False),
+    Column("contacted", Boolean, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=False),
+)
+
+#: References whose person erased their data: what arrives of them later (a queue case or a
+#: referral read after the erasure) is dropped. The reference is a pseudonym; nothing else kept.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("reference", String(32), primary_key=True),
+    Column("erased_at", UTCDateTime, nullable=False),
 )

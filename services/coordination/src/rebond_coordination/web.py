@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
 from rebond_contracts.associations import ASSOCIATION_NAMES
@@ -191,6 +192,16 @@ def field(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def fits(adapter: TypeAdapter[Any], value: object) -> bool:
+    """Whether `value` is what a contract's field takes: checked on the form, so the outbox never
+    holds a message its contract would refuse (the relay would be stuck on it)."""
+    try:
+        adapter.validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 def render(
     request: Request, template: str, context: dict[str, Any] | None = None, *,
     signed: Signed | None = None, status_code: int = 200,
@@ -199,7 +210,6 @@ def render(
     values = {
         "signed": signed, "scope": signed.scope if signed else None,
         "csrf": signed.session.csrf_token if signed else "", "now": deps.clock(),
-        "unplugged": deps.relay.unplugged,
         **(context or {}),
     }  # fmt: skip
     return templates.TemplateResponse(request, template, values, status_code=status_code)

@@ -39,6 +39,7 @@ from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_kafka.startup import start_forever
 from rebond_sql.outbox import Send
 
@@ -68,7 +69,7 @@ GUARD_TEXTS = {
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,

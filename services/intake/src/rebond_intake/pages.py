@@ -12,9 +12,11 @@ Like the API's routes they only translate: a posted form becomes the contract's 
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -34,6 +36,16 @@ from rebond_intake.timeline import Step
 
 pages = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(str(files("rebond_intake") / "templates")))
+#: People read times in France's own time, summer or winter (the store keeps UTC).
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def _local_time(at: datetime) -> str:
+    """`at` as a person in France reads it: "06/12/2026 21:50" (Europe/Paris)."""
+    return at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M")
+
+
+templates.env.filters["local_time"] = _local_time
 
 #: Statuses after which the status page stops refreshing itself: the decision is known.
 PENDING = frozenset({"received"})

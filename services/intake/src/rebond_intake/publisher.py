@@ -12,6 +12,7 @@ from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
 from rebond_kafka.outage import KafkaLink
+from rebond_kafka.settings import bootstrap_servers as servers
 from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
@@ -37,7 +38,7 @@ def build_broker(
 ) -> KafkaBroker:
     """An idempotent producer that waits for every in-sync replica (acks=all)."""
     return KafkaBroker(
-        bootstrap_servers,
+        servers(bootstrap_servers),
         security=security,
         acks="all",
         enable_idempotence=True,

@@ -88,6 +88,7 @@ def record_of(event_id: str, payload: BaseModel) -> Record:
                 "next_association_id": (
                     payload.next_association_id.value if payload.next_association_id else None
                 ),
+                "track": payload.track,
             },
         )
     if isinstance(payload, DeliveryV1):
@@ -223,6 +224,18 @@ def _says_distress(record: Record) -> bool:
     )
 
 
+def _concerns_distress(record: Record) -> bool:
+    """Whether a status or delivery belongs to the distress track (APESA's referral, made
+    beside the main one): its mere presence tells that the person said they are in distress."""
+    distress = {a.value for a in DISTRESS_ASSOCIATIONS}
+    detail = record.detail
+    return (
+        detail.get("track") == "distress"
+        or detail.get("association_id") in distress
+        or detail.get("next_association_id") in distress
+    )
+
+
 def _step(record: Record, lang: str, *, named: bool) -> Step | None:
     """The step of one record; unless `named`, it names no association (its text says "a
     partner association") and a decision gives no reason."""
@@ -302,8 +315,9 @@ def build_timeline(records: list[Record], locale: str, *, private: bool = False)
     was erased. Otherwise, unless `private` (the person proved they hold the erasure secret),
     the public view: for a person who said they are in distress, or while no decision is known
     to say they did not, no association is named and no decision reason given (see the
-    module's docstring). A distress reason comes only with a decision that says so: the public
-    view never shows one."""
+    module's docstring), and nothing of the distress track (APESA's referral beside the main
+    one) shows. A distress reason comes only with a decision that says so: the public view
+    never shows one."""
     seen: dict[str, Record] = {}
     for record in records:
         seen.setdefault(record.event_id, record)
@@ -313,6 +327,10 @@ def build_timeline(records: list[Record], locale: str, *, private: bool = False)
     erasure = next((record for record in ordered if record.kind == "erasure"), None)
     if erasure is not None:
         ordered = [*[r for r in ordered if r.kind == "received"][:1], erasure]
+    if not private:  # APESA's track stays out of the public view, whole
+        ordered = [
+            r for r in ordered if r.kind not in ("status", "delivery") or not _concerns_distress(r)
+        ]
     decisions = [record for record in ordered if record.kind == "decision"]
     named = private or (bool(decisions) and not any(_says_distress(d) for d in decisions))
     lang = "en" if locale == "en" else "fr"

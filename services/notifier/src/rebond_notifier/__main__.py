@@ -4,7 +4,8 @@
 Kubernetes Job or init container; the service does it at start unless
 NOTIFIER_MIGRATE_ON_START=false).
 `python -m rebond_notifier anonymise` erases the message and error text of delivery rows older
-than NOTIFIER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
+than NOTIFIER_RETENTION_DAYS, and the people's addresses kept longer than
+NOTIFIER_PERSON_CONTACT_DAYS (run it daily: cron, a Kubernetes CronJob).
 `python -m rebond_notifier new-webhook-secret` prints a fresh webhook secret (`whsec_…`) to
 hand to an association and to put where its `webhook_secret` points.
 """
@@ -29,6 +30,8 @@ async def _anonymise(settings: NotifierSettings) -> None:
     try:
         changed = await store.anonymise(timedelta(days=settings.retention_days))
         print(f"rebond-notifier: {changed} delivery rows anonymised")
+        forgotten = await store.forget_people(timedelta(days=settings.person_contact_days))
+        print(f"rebond-notifier: {forgotten} people's addresses deleted")
     finally:
         await store.close()
 

@@ -154,7 +154,10 @@ def build(
     )
     store = DeliveryStore.from_url(settings.database_url, clock)
     link_key = settings.link_secret.get_secret_value().encode()
-    links = LinkMaker(link_key, settings.public_base_url, settings.link_valid_days, clock)
+    links = LinkMaker(
+        link_key, settings.public_base_url, settings.link_valid_days, clock,
+        portal_url=settings.portal_base_url, follow_up_days=settings.follow_up_link_days,
+    )  # fmt: skip
     obs = Observability(settings)
     broker = obs.instrument(build_broker(settings))
     relay = store.relay(outbox_sender(broker))
@@ -170,7 +173,10 @@ def build(
         poll_interval_s=settings.poll_interval_s, clock=clock,
         stale_after=timedelta(seconds=settings.outbox_stale_after_s),
     )  # fmt: skip
-    handlers = Handlers(store, relay, associations, links, dispatcher.wake)
+    handlers = Handlers(
+        store, relay, associations, links, dispatcher.wake,
+        callback_days=settings.callback_working_days,
+    )  # fmt: skip
     subscribe_all(broker, handlers, settings, obs.record_scope)
     link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
     obs.watch_kafka(link)

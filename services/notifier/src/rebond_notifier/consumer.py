@@ -27,6 +27,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     ErasureRequestedV1,
     InvitationV1,
+    ReferralStatus,
     ReferralStatusV1,
     RegistrationV1,
     RoutingDecisionV1,
@@ -35,6 +36,7 @@ from rebond_contracts.topics import (
     DECISIONS,
     DELIVERIES,
     ERASURES,
+    FOLLOW_UPS,
     INVITATIONS,
     REFERRAL_STATUS,
     REGISTRATIONS,
@@ -53,10 +55,11 @@ from rebond_kafka.consume import (
     subscribe,
 )
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_notifier import messages, planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore, Holder, Offer, ReferralState
+from rebond_notifier.store import DeliveryStore, Holder, NewDelivery, Offer, Person, ReferralState
 from rebond_observability import current_trace
 from rebond_sql.outbox import Message, Relay, Send
 
@@ -66,7 +69,7 @@ log = structlog.get_logger(__name__)
 def build_broker(settings: NotifierSettings) -> KafkaBroker:
     """The notifier's broker (acks=all, idempotent producer), not connected."""
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
@@ -84,6 +87,7 @@ def outbox_sender(broker: KafkaBroker) -> Send:
         *((responses(a), f"Answers given through the e-mail links on behalf of {a.value}.")
           for a in AssociationId),
         (DELIVERIES, DELIVERIES.description),
+        (FOLLOW_UPS, FOLLOW_UPS.description),
     ]  # fmt: skip
     publishers = {
         topic.name: broker.publisher(
@@ -114,12 +118,15 @@ class Handlers:
         associations: Mapping[AssociationId, AssociationChannels],
         links: planning.LinkMaker,
         wake: Callable[[], None],
+        *,
+        callback_days: int = 2,
     ) -> None:
         self.store = store
         self.relay = relay
         self.associations = associations
         self.links = links
         self.wake = wake
+        self.callback_days = callback_days
 
     async def decisions(self, batch: Sequence[Received[RoutingDecisionV1]]) -> None:
         """Offer each decision's referral (`DeliveryStore.offer`), then publish them all before
@@ -136,12 +143,19 @@ class Handlers:
                     referral, subject=received.event.subject,
                     correlationid=received.event.correlationid, id=str(referral.referral_id),
                 )  # fmt: skip
+                contact = referral.contact
+                person = None
+                if contact.email:  # kept for the e-mails of the request's next steps
+                    person = Person(
+                        decision.reference, contact.first_name, contact.email, referral.locale
+                    )
                 offers.append(
                     Offer(
                         str(referral.referral_id), decision.reference,
                         referral.association_id.value,
                         planning.for_decision(decision, event, self.associations, self.links),
                         messages.offered(event),  # in the record's scope: its trace goes on
+                        person,
                     )
                 )  # fmt: skip
                 sources[str(referral.referral_id)] = received
@@ -160,16 +174,35 @@ class Handlers:
             self.wake()
 
     async def statuses(self, batch: Sequence[Received[ReferralStatusV1]]) -> None:
-        """Reminders and expiries become e-mails to the association; every referral's latest
-        status is kept for the answer pages. Most statuses (offered, accepted, declined…) ask
-        for no e-mail: read together, they cost one consumer round and one transaction."""
+        """Reminders and expiries become e-mails (and webhooks) to the association; the steps
+        of a request whose person gave an address become e-mails to them (`planning.for_person`);
+        every referral's latest status is kept for the answer pages. Read together, statuses
+        cost one consumer round, one read of the people and one transaction."""
         planned = []
         states = []
+        about_person = {r.data.reference for r in batch if r.data.status in planning.PERSON_KINDS}
+        people = await self.store.people(about_person)
+        before: dict[str, ReferralStatus] = {}  # each referral's status before the one read
         for received in batch:
             with received.scope():
                 status = received.data
+                referral = str(status.referral_id) if status.referral_id else ""
                 if status.referral_id is not None:  # kept for the answer pages
-                    states.append(ReferralState(str(status.referral_id), status.status, status.at))
+                    states.append(ReferralState(referral, status.status, status.at))
+                person = people.get(status.reference)
+                if person is not None:
+                    cause = before.get(referral)
+                    if cause is None and status.status == ReferralStatus.REORIENTED:
+                        known = await self.store.referral_state(referral)
+                        cause = known.status if known else None
+                    planned.extend(
+                        planning.for_person(
+                            status, person, received.event.correlationid, self.links,
+                            cause=cause, callback_days=self.callback_days,
+                        )
+                    )  # fmt: skip
+                if referral:
+                    before[referral] = status.status
                 mails = planning.for_status(
                     status, received.event.correlationid, self.associations, self.links
                 )
@@ -218,9 +251,16 @@ class Handlers:
                 for holder in holders
             ]
 
-        holders = await self.store.erase(request.reference, notices)
+        def told(holders: list[Holder], person: Person | None) -> list[NewDelivery]:
+            return planning.for_erasure(
+                holders, person, request.reference, request.requested_at,
+                received.event.correlationid, self.associations,
+            )  # fmt: skip
+
+        holders = await self.store.erase(request.reference, notices, told=told)
         await self.relay.flush([request.reference])
         log.info("erased", associations_told=[holder.association_id for holder in holders])
+        self.wake()
 
 
 def subscribe_all(

@@ -21,11 +21,12 @@ from rebond_contracts.payloads import (
     DeliveryChannel,
     DeliveryOutcome,
     DeliveryV1,
+    FollowUpAnsweredV1,
     ReferralResponseV1,
     ReferralV1,
     ReferralWithdrawnV1,
 )
-from rebond_contracts.topics import DELIVERIES, referrals, responses
+from rebond_contracts.topics import DELIVERIES, FOLLOW_UPS, referrals, responses
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_contracts.tracing import TraceParent
 from rebond_observability import current_trace
@@ -33,6 +34,8 @@ from rebond_sql.outbox import Message
 
 #: Withdrawal notices' event ids: one per referral and association.
 WITHDRAWAL_NAMESPACE = uuid.UUID("0f8d6b1e-3c2a-4e7b-9d55-7a1c2e9b4f60")
+#: Follow-up answers' event ids: one per referral (the person answers once).
+FOLLOW_UP_NAMESPACE = uuid.UUID("c3a1e7d4-2b9f-4c61-8e05-71d4b2a9f6e8")
 #: Event ids of outcomes are derived from the delivery, so a republished outcome is recognisable.
 OUTCOME_NAMESPACE = uuid.UUID("6f1c1c52-4a57-4c56-9c43-1f0c1f4a3b10")
 
@@ -65,8 +68,16 @@ def withdrawn(
     """The notice that tells `association` a referral it was (or may have been) handed is
     withdrawn: the person asked for erasure. Written in the erasure's transaction, which may
     run in the store's own thread, without the handler's context: hence `trace`."""
-    topic = referrals(association)
-    notice = topic.envelope(
+    notice = withdrawal_event(reference, referral_id, association, at, correlation)
+    return message(notice, referrals(association).name, trace)
+
+
+def withdrawal_event(
+    reference: str, referral_id: str, association: AssociationId, at: datetime, correlation: str
+) -> Envelope[ReferralWithdrawnV1]:
+    """The withdrawal as an event of the association's topic; the webhook carries the same
+    event (same id), so a receiver reading both deduplicates them."""
+    return referrals(association).envelope(
         ReferralWithdrawnV1(
             reference=reference, referral_id=uuid.UUID(referral_id), association_id=association,
             withdrawn_at=at,
@@ -74,13 +85,22 @@ def withdrawn(
         subject=reference, correlationid=correlation,
         id=str(uuid.uuid5(WITHDRAWAL_NAMESPACE, f"{referral_id}:{association}")),
     )  # fmt: skip
-    return message(notice, topic.name, trace)
 
 
 def answered(association: AssociationId, response: ReferralResponseV1) -> Message:
     """An answer given through an e-mail link, on `responses.<association_id>` on the
     association's behalf (the event the console's inbox would give for the same answer)."""
     return message(answer_event(association, response), responses(association).name)
+
+
+def followed_up(answer: FollowUpAnsweredV1, correlation: str) -> Message:
+    """The person's answer to the follow-up, for `referrals.followups` (its event id: derived
+    from the referral, so a republished answer is recognisable)."""
+    event = FOLLOW_UPS.envelope(
+        answer, subject=answer.reference, correlationid=correlation,
+        id=str(uuid.uuid5(FOLLOW_UP_NAMESPACE, str(answer.referral_id))),
+    )  # fmt: skip
+    return message(event, FOLLOW_UPS.name)
 
 
 class Attempted(Protocol):

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.envelope import Envelope
+from rebond_contracts.envelope import Envelope, envelope_class
 from rebond_contracts.payloads import (
     ConferenceSummaryV1,
     DeliveryChannel,
@@ -20,12 +22,41 @@ from rebond_contracts.payloads import (
     RegistrationV1,
     RoutingDecisionV1,
 )
-from rebond_notifier import templates
+from rebond_contracts.topics import Service
+from rebond_notifier import journey, messages, templates
 from rebond_notifier.config import AssociationChannels
-from rebond_notifier.signing import Action, AnswerClaims, make_token
-from rebond_notifier.store import NewDelivery, utc_now
+from rebond_notifier.signing import (
+    Action,
+    AnswerClaims,
+    FollowUpClaims,
+    make_follow_up_token,
+    make_token,
+)
+from rebond_notifier.store import Holder, NewDelivery, Person, utc_now
 
 OFFER, REMINDER, EXPIRY, CONFIRMATION = "offer", "reminder", "expiry", "confirmation"
+WITHDRAWAL = "withdrawal"
+#: The person's e-mails at each step, by status (delivery-log kinds: at most 16 characters).
+PERSON_KINDS = {
+    ReferralStatus.ACCEPTED: "p_accepted",
+    ReferralStatus.REORIENTED: "p_reoriented",
+    ReferralStatus.UNROUTED: "p_unrouted",
+    ReferralStatus.CLOSED: "p_closed",
+    ReferralStatus.FOLLOW_UP_DUE: "p_follow_up",
+}
+ERASED = "p_erased"
+#: The webhook's `type` of each kind of delivery (the body is the CloudEvent, whose `type` the
+#: Standard Webhooks payload's `type` is): an offer keeps the type it always had.
+WEBHOOK_TYPES = {
+    OFFER: "fr.rebond.referral.offered",
+    WITHDRAWAL: "fr.rebond.referral.withdrawn",
+    REMINDER: "fr.rebond.referral.reminder",
+    EXPIRY: "fr.rebond.referral.expired",
+}
+#: Delivery-log keys of the erasure confirmations (no row keeps the erased reference itself).
+ERASURE_NAMESPACE = uuid.UUID("5d0c7a3e-8f21-4b6e-a9c4-3e7f1d2b6a90")
+#: Event ids of the reminders' and expiries' webhook bodies: one per referral and kind.
+STATUS_WEBHOOK_NAMESPACE = uuid.UUID("9e4b2c61-7d3a-4f58-b0e2-6c1a8d5f3b27")
 #: Kinds of the e-mails about the Conférences du rebond (at most 16 characters: the log's column).
 REGISTRATION_KINDS = {
     RegistrationChange.CONFIRMED: "conf_confirmed",
@@ -52,6 +83,35 @@ class LinkMaker:
     base_url: str
     valid_days: int = 8
     clock: Callable[[], datetime] = field(default=utc_now, compare=False)
+    #: The portal's public address (intake), where `/suivi/{reference}` shows a request.
+    portal_url: str = "http://127.0.0.1:8000"
+    #: How long the person's follow-up links last.
+    follow_up_days: int = 30
+
+    def status_page(self, reference: str) -> str:
+        return f"{self.portal_url.rstrip('/')}/suivi/{reference}"
+
+    def follow_up(self, status: ReferralStatusV1) -> journey.Links:
+        """The `/suivi` link, and for a follow-up its signed yes and no links."""
+        page = self.status_page(status.reference)
+        if status.referral_id is None or status.association_id is None:
+            return journey.Links(page)
+        expires = int((self.clock() + timedelta(days=self.follow_up_days)).timestamp())
+        url = {
+            contacted: f"{self.base_url.rstrip('/')}/contact/"
+            + make_follow_up_token(
+                self.key,
+                FollowUpClaims(
+                    referral_id=status.referral_id,
+                    reference=status.reference,
+                    association_id=status.association_id,
+                    contacted=contacted,
+                    expires_at=expires,
+                ),
+            )
+            for contacted in (True, False)
+        }
+        return journey.Links(page, url[True], url[False])
 
     def links(
         self,
@@ -142,13 +202,23 @@ def for_decision(
     return planned
 
 
+def webhook_body(kind: str, data: BaseModel, subject: str, correlation_id: str, id: str) -> str:
+    """A webhook's body: a CloudEvent in JSON (as the offers always were), typed by `kind`."""
+    event = envelope_class(type(data))(
+        id=id, source=f"/rebond/{Service.NOTIFIER.value}", type=WEBHOOK_TYPES[kind],
+        subject=subject, correlationid=correlation_id, schemaversion=1, data=data,
+    )  # fmt: skip
+    return event.model_dump_json()
+
+
 def for_status(
     status: ReferralStatusV1,
     correlation_id: str,
     associations: Mapping[AssociationId, AssociationChannels],
     links: LinkMaker,
 ) -> list[NewDelivery]:
-    """A reminder or an expiry e-mail to the association; nothing for other statuses."""
+    """A reminder or an expiry to the association, by e-mail and by its webhook when it has
+    one; nothing for other statuses."""
     if status.status not in (ReferralStatus.REMINDED, ReferralStatus.EXPIRED):
         return []
     if status.referral_id is None or status.association_id is None:
@@ -171,17 +241,106 @@ def for_status(
     else:
         kind = EXPIRY
         mail = templates.association_expiry(status.association_id, channels.email, status.reference)
+    common = {
+        "referral_id": str(status.referral_id), "kind": kind, "reference": status.reference,
+        "association_id": status.association_id.value, "correlation_id": correlation_id,
+    }  # fmt: skip
+    planned = [
+        NewDelivery(channel=DeliveryChannel.ASSOCIATION_EMAIL.value, payload=_mail(mail), **common)
+    ]
+    if channels.webhook_url:
+        event_id = str(uuid.uuid5(STATUS_WEBHOOK_NAMESPACE, f"{status.referral_id}:{kind}"))
+        body = webhook_body(kind, status, status.reference, correlation_id, event_id)
+        planned.append(
+            NewDelivery(channel=DeliveryChannel.WEBHOOK.value, payload={"body": body}, **common)
+        )
+    return planned
+
+
+def for_person(
+    status: ReferralStatusV1,
+    person: Person,
+    correlation_id: str,
+    links: LinkMaker,
+    *,
+    cause: ReferralStatus | None = None,
+    callback_days: int = 2,
+) -> list[NewDelivery]:
+    """The person's e-mail for one step of their request (`journey.step_mail`), once per
+    referral and step (the delivery log's key: the referral id and the step's kind)."""
+    kind = PERSON_KINDS.get(status.status)
+    if kind is None:
+        return []
+    mail = journey.step_mail(
+        status, person, links.follow_up(status), cause=cause, callback_days=callback_days
+    )
+    if mail is None:
+        return []
+    key = str(status.referral_id) if status.referral_id else event_key(
+        f"{status.reference}:{status.track}:{status.status.value}"
+    )  # fmt: skip
     return [
         NewDelivery(
-            referral_id=str(status.referral_id),
-            channel=DeliveryChannel.ASSOCIATION_EMAIL.value,
+            referral_id=key,
+            channel=DeliveryChannel.PERSON_EMAIL.value,
             kind=kind,
             reference=status.reference,
-            association_id=status.association_id.value,
-            correlation_id=correlation_id,
+            association_id=status.association_id.value if status.association_id else "",
+            correlation_id=correlation_id[:64],
             payload=_mail(mail),
         )
     ]
+
+
+def for_erasure(
+    holders: list[Holder],
+    person: Person | None,
+    reference: str,
+    at: datetime,
+    correlation_id: str,
+    associations: Mapping[AssociationId, AssociationChannels],
+) -> list[NewDelivery]:
+    """An erasure told by e-mail and webhook to each association that held the referral, and
+    confirmed to the person. Recorded with no reference (`DeliveryStore.erasing`); the
+    association's mail names the reference, which it holds already."""
+    planned: list[NewDelivery] = []
+    for holder in holders:
+        association = AssociationId(holder.association_id)
+        channels = associations[association]
+        common = {
+            "referral_id": holder.referral_id, "kind": WITHDRAWAL, "reference": "",
+            "association_id": association.value, "correlation_id": correlation_id[:64],
+        }  # fmt: skip
+        mail = templates.association_withdrawal(association, channels.email, reference)
+        planned.append(
+            NewDelivery(
+                channel=DeliveryChannel.ASSOCIATION_EMAIL.value, payload=_mail(mail), **common
+            )
+        )
+        if channels.webhook_url:
+            event = messages.withdrawal_event(
+                reference, holder.referral_id, association, at, correlation_id
+            )
+            planned.append(
+                NewDelivery(
+                    channel=DeliveryChannel.WEBHOOK.value,
+                    payload={"body": event.model_dump_json()},
+                    **common,
+                )
+            )
+    if person is not None:
+        planned.append(
+            NewDelivery(
+                referral_id=str(uuid.uuid5(ERASURE_NAMESPACE, reference)),
+                channel=DeliveryChannel.PERSON_EMAIL.value,
+                kind=ERASED,
+                reference="",
+                association_id="",
+                correlation_id=correlation_id[:64],
+                payload=_mail(journey.erased_mail(person)),
+            )
+        )
+    return planned
 
 
 # --- Conférences du rebond ------------------------------------------------------------------

@@ -65,6 +65,17 @@ class NotifierSettings(KafkaServiceSettings):
     public_base_url: str = "http://127.0.0.1:8002"
     #: HMAC key of the answer links (or NOTIFIER_LINK_SECRET_FILE: a file holding it).
     link_secret: SecretStr = SecretStr(DEFAULT_LINK_SECRET)
+    #: The portal's public address (intake's): the person's e-mails link to
+    #: `<it>/suivi/<reference>`, where they follow their request.
+    portal_base_url: str = "http://127.0.0.1:8000"
+    #: Working days within which the grouping's team calls back a person whom no association
+    #: holds (told in their e-mail when their request reaches the human queue).
+    callback_working_days: int = Field(default=2, ge=1)
+    #: How long the person's follow-up links ("Avez-vous été contacté·e ?") last.
+    follow_up_link_days: int = Field(default=30, ge=1)
+    #: How long the person's address is kept for their e-mails (the follow-up comes 30 days
+    #: after an acceptance); `python -m rebond_notifier anonymise` deletes it after that.
+    person_contact_days: int = Field(default=60, ge=1)
     #: Answer links last until the association's deadline (`respond_by`); only a referral
     #: without one gets links valid this many days.
     link_valid_days: int = Field(default=8, ge=1)

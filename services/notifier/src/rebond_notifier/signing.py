@@ -7,11 +7,13 @@ v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`. The id is signed with 
 receiver deduplicating on it cannot be fooled by a captured body replayed under a new id, and the
 timestamp bounds replays of a whole call. A secret `whsec_<base64>` is the key base64-decoded.
 
-Answer token: an itsdangerous `URLSafeSerializer` token (HMAC-SHA256, salted so that no other
+Answer token (and follow-up token): an itsdangerous `URLSafeSerializer` token (HMAC-SHA256, salted so that no other
 use of the same secret can mint one) of claims binding the referral, its reference, the
 association, the action and an absolute expiry: the association's deadline. The expiry is a
 signed claim rather than itsdangerous's age since signing because it is a date (the deadline)
 that no age fixed at signing time could express for both the first e-mail and the reminder.
+The person's follow-up links ("Avez-vous été contacté·e ?") are tokens of the same kind under
+their own salt, so neither kind of token is ever taken for the other.
 """
 
 import base64
@@ -43,6 +45,8 @@ WEBHOOK_KEY_MIN_BYTES = 24
 
 #: Changing it invalidates every answer link in flight (their page says how to answer anyway).
 _ANSWER_SALT = "rebond.answer-link.v2"
+#: The follow-up links' salt: a token of one kind never reads as the other.
+_FOLLOW_UP_SALT = "rebond.follow-up-link.v1"
 #: Longer than any real token (about 250 characters); the path segment is checked against this
 #: before anything decodes it, so a lone surrogate or a megabyte of text never reaches a codec.
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,1024}")
@@ -113,10 +117,66 @@ class TokenExpired(TokenError):
         self.claims = claims
 
 
-def _serializer(key: bytes) -> URLSafeSerializer:
-    return URLSafeSerializer(
-        key, salt=_ANSWER_SALT, signer_kwargs={"digest_method": hashlib.sha256}
+@dataclass(frozen=True)
+class FollowUpClaims:
+    """The person's answer to "were you contacted?" about one referral, until `expires_at`."""
+
+    referral_id: UUID
+    reference: str
+    association_id: AssociationId
+    contacted: bool
+    #: Unix seconds.
+    expires_at: int
+
+
+class FollowUpExpired(TokenError):
+    """An authentic follow-up link past its expiry."""
+
+
+def _serializer(key: bytes, salt: str = _ANSWER_SALT) -> URLSafeSerializer:
+    return URLSafeSerializer(key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
+
+
+def make_follow_up_token(key: bytes, claims: FollowUpClaims) -> str:
+    return _serializer(key, _FOLLOW_UP_SALT).dumps(
+        {
+            "r": str(claims.referral_id),
+            "ref": claims.reference,
+            "a": claims.association_id.value,
+            "c": claims.contacted,
+            "e": claims.expires_at,
+        }
     )
+
+
+def read_follow_up_token(key: bytes, token: str, *, now: float | None = None) -> FollowUpClaims:
+    """The claims of an authentic, unexpired follow-up token; `TokenInvalid` or
+    `FollowUpExpired` otherwise (an answer link's token is invalid here: another salt)."""
+    raw = _loads(key, token, _FOLLOW_UP_SALT)
+    try:
+        if not isinstance(raw["c"], bool):
+            raise TypeError("contacted is not a boolean")
+        claims = FollowUpClaims(
+            referral_id=UUID(raw["r"]),
+            reference=str(raw["ref"]),
+            association_id=AssociationId(raw["a"]),
+            contacted=raw["c"],
+            expires_at=int(raw["e"]),
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise TokenInvalid("bad claims") from error
+    if (time.time() if now is None else now) >= claims.expires_at:
+        raise FollowUpExpired("expired")
+    return claims
+
+
+def _loads(key: bytes, token: str, salt: str) -> Any:
+    if not _TOKEN.fullmatch(token):
+        raise TokenInvalid("not a token")
+    try:
+        return _serializer(key, salt).loads(token)
+    except BadData as error:
+        raise TokenInvalid("bad signature") from error
 
 
 def make_token(key: bytes, claims: AnswerClaims) -> str:
@@ -133,12 +193,7 @@ def make_token(key: bytes, claims: AnswerClaims) -> str:
 
 def read_token(key: bytes, token: str, *, now: float | None = None) -> AnswerClaims:
     """The claims of an authentic, unexpired token; `TokenInvalid` or `TokenExpired` otherwise."""
-    if not _TOKEN.fullmatch(token):
-        raise TokenInvalid("not a token")
-    try:
-        raw: Any = _serializer(key).loads(token)
-    except BadData as error:
-        raise TokenInvalid("bad signature") from error
+    raw = _loads(key, token, _ANSWER_SALT)
     try:
         claims = AnswerClaims(
             referral_id=UUID(raw["r"]),

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Index,
@@ -171,6 +172,30 @@ offered = Table(
     Column("queued_at", UTCDateTime, nullable=True),
 )
 
+#: The person's own address, first name and language, for the e-mails about their request's
+#: steps: kept only when their decision's referral carries an e-mail address (a referral exists
+#: only with their consent to be contacted through an association), only until their erasure
+#: deletes it (`_forget`) or `forget_people` drops it at the end of its retention.
+people = Table(
+    "notifier_people",
+    metadata,
+    Column("reference", String(32), primary_key=True),
+    Column("first_name", String(60), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("locale", String(8), nullable=False),
+    Column("noted_at", UTCDateTime, nullable=False),
+)
+
+#: The person's answer to the 30-day follow-up, once per referral. No personal data: a random
+#: referral id, yes or no, and when.
+followups = Table(
+    "notifier_followups",
+    metadata,
+    Column("referral_id", String(36), primary_key=True),
+    Column("contacted", Boolean, nullable=False),
+    Column("answered_at", UTCDateTime, nullable=False),
+)
+
 #: One row per erased reference, nothing else about it (see the module's docstring).
 tombstones = Table(
     "notifier_tombstones",
@@ -201,15 +226,27 @@ class Holder:
 
 
 @dataclass(frozen=True)
+class Person:
+    """Whom the e-mails about a request's steps go to (`people`)."""
+
+    reference: str
+    first_name: str
+    email: str
+    locale: str
+
+
+@dataclass(frozen=True)
 class Offer:
-    """A referral for its association's topic (`message`), and the deliveries it calls for (the
-    association's e-mail and webhook, the person's confirmation)."""
+    """A referral for its association's topic (`message`), the deliveries it calls for (the
+    association's e-mail and webhook, the person's confirmation), and the person to write to
+    at the request's next steps, when they gave an e-mail address."""
 
     referral_id: str
     reference: str
     association_id: str
     deliveries: Sequence["NewDelivery"]
     message: Message
+    person: Person | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +277,10 @@ class NewDelivery:
     association_id: str
     correlation_id: str
     payload: dict[str, Any]
+
+
+#: Plans the deliveries of an erasure from the associations told and the person (`erasing`).
+Telling = Callable[[list["Holder"], "Person | None"], Sequence[NewDelivery]]
 
 
 @dataclass(frozen=True)
@@ -285,6 +326,10 @@ class Lease:
 
 class AlreadyAnswered(Exception):
     """The referral was already answered through a link."""
+
+
+class AlreadyFollowedUp(Exception):
+    """The person already answered the follow-up of this referral."""
 
 
 class Withdrawn(Exception):
@@ -384,6 +429,42 @@ def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now
     return len(connection.execute(statement, rows).fetchall())
 
 
+def _keep_people(connection: Connection, found: Sequence[Person], now: datetime) -> None:
+    """Keep each person's address, the first decision's (a re-orientation copies it)."""
+    rows = {p.reference: {"reference": p.reference, "first_name": p.first_name,
+                          "email": p.email, "locale": p.locale, "noted_at": now}
+            for p in found}  # fmt: skip
+    if rows:
+        statement = _insert(connection, people).on_conflict_do_nothing(index_elements=["reference"])
+        connection.execute(statement, list(rows.values()))
+
+
+def _person(connection: Connection, reference: str) -> Person | None:
+    row = connection.execute(select(people).where(people.c.reference == reference)).first()
+    if row is None:
+        return None
+    return Person(row.reference, row.first_name, row.email, row.locale)
+
+
+def _record_once(
+    statement: Any, message: Message, reference: str, already: Exception, now: datetime
+) -> Work[None]:
+    """Insert a once-only record (`statement`, keyed by its referral) and write its `message`
+    to the outbox, in one transaction under the reference's lock: `Withdrawn` when the
+    reference is erased, `already` when the record exists (nothing published then)."""
+
+    def record(connection: Connection) -> None:
+        if _checked(connection, [reference]):
+            raise Withdrawn(reference)
+        try:
+            connection.execute(statement)
+        except IntegrityError as error:
+            raise already from error
+        _publish(connection, [message], now)
+
+    return record
+
+
 def _insert(connection: Connection, table: Table) -> Any:
     """INSERT … ON CONFLICT in the connection's dialect."""
     return (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(table)
@@ -410,6 +491,8 @@ def _forget(connection: Connection, references: Collection[str]) -> list[Holder]
     }
     referral_ids = [holder.referral_id for holder in holders]
     connection.execute(delete(answers).where(answers.c.referral_id.in_(referral_ids)))
+    connection.execute(delete(followups).where(followups.c.referral_id.in_(referral_ids)))
+    connection.execute(delete(people).where(people.c.reference.in_(references)))
     connection.execute(delete(deliveries).where(deliveries.c.reference.in_(references)))
     connection.execute(delete(offered).where(offered.c.reference.in_(references)))
     return sorted(holders, key=lambda h: (h.association_id, h.referral_id))
@@ -545,6 +628,7 @@ class DeliveryStore:
                     ).scalars()
                 )  # fmt: skip
                 _publish(connection, [o.message for o in kept if o.referral_id in queued], now)
+                _keep_people(connection, [o.person for o in kept if o.person is not None], now)
             added = _insert_deliveries(connection, [d for o in kept for d in o.deliveries], now)
             return Offered(kept, [o for o in offers if o.reference in erased], added)
 
@@ -713,16 +797,9 @@ class DeliveryStore:
             answered_at=now,
         )
 
-        def record(connection: Connection) -> None:
-            if _checked(connection, [reference]):
-                raise Withdrawn(reference)
-            try:
-                connection.execute(statement)
-            except IntegrityError as error:
-                raise AlreadyAnswered(referral_id) from error
-            _publish(connection, [message], now)
-
-        await self.database.run(record)
+        await self.database.run(
+            _record_once(statement, message, reference, AlreadyAnswered(referral_id), now)
+        )
 
     # --- erasure and anonymisation ----------------------------------------------------------
 
@@ -737,20 +814,35 @@ class DeliveryStore:
         reference: str,
         notices: Callable[[list[Holder]], Sequence[Message]],
         *,
+        told: Telling | None = None,
         now: datetime | None = None,
     ) -> list[Holder]:
         """Keep the tombstone of `reference`, delete every row of it and its unsent messages,
         and write the withdrawal `notices` of the associations its referrals were (or may have
-        been) handed to (`erasing`). Returns those associations."""
-        return await self.database.run(self.erasing(reference, notices, now or self.clock()))
+        been) handed to (`erasing`), and the deliveries `told` plans. Returns those
+        associations."""
+        work = self.erasing(reference, notices, now or self.clock(), told=told)
+        return await self.database.run(work)
 
     def erasing(
-        self, reference: str, notices: Callable[[list[Holder]], Sequence[Message]], now: datetime
+        self,
+        reference: str,
+        notices: Callable[[list[Holder]], Sequence[Message]],
+        now: datetime,
+        *,
+        told: Telling | None = None,
     ) -> Work[list[Holder]]:
         """The erasure of `reference` as one piece of work, run in one transaction holding the
         reference's lock exclusively (see `offer`). It returns the holders told; none when the
         reference was erased before (they were told then: that erasure's notices are in the
-        outbox until Kafka has them, and nothing was recorded since)."""
+        outbox until Kafka has them, and nothing was recorded since).
+
+        `told(holders, person)` plans the e-mails and webhooks of the erasure: the withdrawal to
+        each association, the confirmation to the person, whose address is read here, before
+        the erasure deletes it, and so is in no row once the confirmation is sent (the
+        dispatcher erases a sent message). They are recorded with no reference (as the
+        conference e-mails: no row keeps the erased reference) in this same transaction, so a
+        second erasure of the reference, which finds the tombstone, records none again."""
 
         def erase(connection: Connection) -> list[Holder]:
             lock_references(connection, [reference], erasing=True)
@@ -762,12 +854,64 @@ class DeliveryStore:
             ).first()
             if first is None:
                 return []
+            person = _person(connection, reference)
             holders = _forget(connection, [reference])
             self.outbox.forget_subject(connection, reference)
             _publish(connection, notices(holders), now)
+            if told is not None:
+                _insert_deliveries(connection, told(holders, person), now)
             return holders
 
         return erase
+
+    # --- the person's e-mails -------------------------------------------------------------
+
+    async def people(self, references: Collection[str]) -> dict[str, Person]:
+        """The people to write to among `references` (those who gave an address, not erased)."""
+        if not references:
+            return {}
+        query = select(people).where(people.c.reference.in_(list(references)))
+        return await self.database.run(
+            lambda connection: {
+                row.reference: Person(row.reference, row.first_name, row.email, row.locale)
+                for row in connection.execute(query)
+            }
+        )
+
+    async def record_follow_up(
+        self,
+        referral_id: str,
+        contacted: bool,
+        message: Message,
+        *,
+        reference: str,
+        now: datetime | None = None,
+    ) -> None:
+        """Record the person's follow-up answer and write its `message` to the outbox, in one
+        transaction (published once committed, as an answer through a link). A second answer
+        raises `AlreadyFollowedUp`, one about an erased reference `Withdrawn`."""
+        now = now or self.clock()
+        statement = insert(followups).values(
+            referral_id=referral_id, contacted=contacted, answered_at=now
+        )
+
+        await self.database.run(
+            _record_once(statement, message, reference, AlreadyFollowedUp(referral_id), now)
+        )
+
+    async def follow_up_given(self, referral_id: str) -> bool | None:
+        """The person's follow-up answer for the referral, None when not given yet."""
+        query = select(followups.c.contacted).where(followups.c.referral_id == referral_id)
+        return await self.database.run(lambda connection: connection.execute(query).scalar())
+
+    async def forget_people(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Delete the addresses kept longer than `older_than` (the request's steps are over:
+        the follow-up comes 30 days after an acceptance). Returns how many."""
+        cutoff = (now or self.clock()) - older_than
+        statement = delete(people).where(people.c.noted_at < cutoff)
+        return await self.database.run(
+            lambda connection: int(connection.execute(statement).rowcount or 0)
+        )
 
     async def anonymise(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Rows recorded more than `older_than` ago lose their message and error text; one

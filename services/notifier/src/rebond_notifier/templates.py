@@ -215,6 +215,21 @@ def association_expiry(association: AssociationId, to: str, reference: str) -> M
     return Mail(to=to, subject=f"Orientation {reference} expirée", text="\n".join(lines))
 
 
+def association_withdrawal(association: AssociationId, to: str, reference: str) -> Mail:
+    """The person withdrew their request and asked for erasure: delete what you hold."""
+    lines = [
+        f"Bonjour {_name(association)},",
+        "",
+        f"La personne orientée sous la référence {reference} a retiré sa demande et demandé "
+        "l'effacement de ses données.",
+        "Merci de ne pas la contacter à ce titre et de supprimer ce que vous détenez sur cette "
+        "orientation (e-mails, fiches, notes). Aucune réponse n'est attendue.",
+        "",
+        SIGNATURE,
+    ]
+    return Mail(to=to, subject=f"Demande {reference} retirée", text="\n".join(lines))
+
+
 # --- Conférences du rebond: to the person who registered or is invited ----------------------
 
 CONFERENCE_SIGNATURE = "L'équipe des Conférences du rebond"

@@ -35,10 +35,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import ASSOCIATION_NAMES
-from rebond_contracts.payloads import Answer, DeclineReason, ReferralResponseV1, ReferralStatus
+from rebond_contracts.payloads import (
+    Answer,
+    DeclineReason,
+    FollowUpAnsweredV1,
+    ReferralResponseV1,
+    ReferralStatus,
+)
 from rebond_notifier import messages
-from rebond_notifier.signing import Action, AnswerClaims, TokenExpired, TokenInvalid, read_token
-from rebond_notifier.store import AlreadyAnswered, DeliveryStore, Withdrawn
+from rebond_notifier.signing import (
+    Action,
+    AnswerClaims,
+    FollowUpClaims,
+    FollowUpExpired,
+    TokenExpired,
+    TokenInvalid,
+    read_follow_up_token,
+    read_token,
+)
+from rebond_notifier.store import AlreadyAnswered, AlreadyFollowedUp, DeliveryStore, Withdrawn
 from rebond_notifier.templates import moment_fr
 
 log = structlog.get_logger(__name__)
@@ -113,6 +128,18 @@ def _refused(error: Exception) -> HTMLResponse:
         en="This answer link is not valid (incomplete, modified, or from an e-mail sent before "
         "the links changed). Use the link of the latest e-mail, the rebond-association client, "
         "or write to the portal team quoting the reference.",
+    )
+
+
+def _not_recorded() -> HTMLResponse:
+    """The store did not take an answer: nothing is recorded, and the same link still works."""
+    return page(
+        "Réponse non enregistrée",
+        "<p>Votre réponse n'a pas pu être enregistrée pour le moment. "
+        "Merci de réessayer dans quelques minutes avec le même lien.</p>",
+        503,
+        en="Your answer could not be recorded just now; please try again in a few "
+        "minutes with the same link.",
     )
 
 
@@ -331,14 +358,7 @@ def build_router(
             return _withdrawn(claims)
         except Exception:  # the store did not take it: nothing recorded, the link still works
             log.exception("answer_not_recorded", reference=claims.reference)
-            return page(
-                "Réponse non enregistrée",
-                "<p>Votre réponse n'a pas pu être enregistrée pour le moment. "
-                "Merci de réessayer dans quelques minutes avec le même lien.</p>",
-                503,
-                en="Your answer could not be recorded just now; please try again in a few "
-                "minutes with the same link.",
-            )
+            return _not_recorded()
         publish_soon(claims.reference)
         log.info(
             "answer_recorded",
@@ -360,5 +380,135 @@ def build_router(
             en="Thank you, your answer is recorded."
             + (" Please contact the person soon." if claims.action == Action.ACCEPT else ""),
         )
+
+    router.include_router(_follow_up_router(store, key, publish_soon, clock))
+    return router
+
+
+def _follow_up_refused(error: TokenInvalid | FollowUpExpired) -> HTMLResponse:
+    if isinstance(error, FollowUpExpired):
+        return page(
+            "Lien expiré",
+            "<p>Ce lien n'est plus valable. Si vous n'avez pas été contacté·e, ou si vous avez "
+            "encore besoin d'aide, refaites une demande sur le portail : nous la prendrons "
+            "en charge.</p>",
+            410,
+            en="This link has expired. If you were not contacted or still need help, make a "
+            "new request on the portal.",
+        )
+    return page(
+        "Lien non valide",
+        "<p>Ce lien n'est pas valide : il est incomplet ou a été modifié. Utilisez le lien "
+        "exact de l'e-mail reçu (copiez-le en entier si besoin).</p>",
+        400,
+        en="This link is not valid (incomplete or modified). Use the exact link of the e-mail.",
+    )
+
+
+def _follow_up_thanks(contacted: bool, status: int = 200) -> HTMLResponse:
+    if contacted:
+        return page(
+            "Merci pour votre réponse",
+            "<p id='done'>C'est noté : vous avez été contacté·e. Nous vous souhaitons le "
+            "meilleur pour la suite.</p>",
+            status,
+            en="Thank you: we have noted that you were contacted.",
+        )
+    return page(
+        "Merci pour votre réponse",
+        "<p id='done'>C'est noté : vous n'avez pas été contacté·e. L'équipe du Portail du "
+        "rebond reprend votre demande et vous rappellera.</p>",
+        status,
+        en="Thank you: we have noted that you were not contacted. The portal team takes your "
+        "request over and will call you back.",
+    )
+
+
+def _follow_up_router(
+    store: DeliveryStore,
+    key: bytes,
+    publish_soon: Callable[[str], None],
+    clock: Callable[[], datetime],
+) -> APIRouter:
+    """The person's follow-up pages: `GET /contact/{token}` shows the answer the link carries
+    and a button; the POST records it once (`DeliveryStore.record_follow_up`, with its
+    `FollowUpAnsweredV1` in the outbox) and `publish_soon` has it published. The GET changes
+    nothing, so a mail client or a scanner that opens links answers nothing."""
+    router = APIRouter(tags=["follow-up links"])
+
+    def check(token: str) -> FollowUpClaims | HTMLResponse:
+        try:
+            return read_follow_up_token(key, token)
+        except (FollowUpExpired, TokenInvalid) as error:
+            return _follow_up_refused(error)
+
+    async def already(claims: FollowUpClaims) -> HTMLResponse | None:
+        if await store.erased_among([claims.reference]):
+            return page(
+                "Demande retirée",
+                "<p>Cette demande a été retirée et ses données effacées : aucune réponse "
+                "n'est attendue.</p>",
+                410,
+                en="This request was withdrawn and its data erased; no answer is expected.",
+            )
+        given = await store.follow_up_given(str(claims.referral_id))
+        return None if given is None else _follow_up_thanks(given)
+
+    @router.get(
+        "/contact/{token}",
+        response_class=HTMLResponse,
+        summary="The person's follow-up page: were they contacted?",
+        responses=_PAGES,
+    )
+    async def ask(token: str) -> HTMLResponse:
+        claims = check(token)
+        if isinstance(claims, HTMLResponse):
+            return claims
+        if (done := await already(claims)) is not None:
+            return done
+        answer = (
+            "Oui, j'ai été contacté·e" if claims.contacted else "Non, personne ne m'a contacté·e"
+        )
+        return page(
+            "Avez-vous été contacté·e ?",
+            f"<p>Votre demande <strong>{escape(claims.reference)}</strong> a été acceptée par "
+            f"{escape(ASSOCIATION_NAMES[claims.association_id])}. Votre réponse :</p>"
+            f"<form method='post'><button type='submit'>{escape(answer)}</button></form>",
+            en="Your request was accepted by an association. Confirm your answer with the "
+            "button: "
+            + ("yes, I was contacted." if claims.contacted else "no, nobody contacted me."),
+        )
+
+    @router.post(
+        "/contact/{token}",
+        response_class=HTMLResponse,
+        summary="Confirm the person's follow-up answer",
+        responses=_PAGES,
+    )
+    async def confirm(token: str) -> HTMLResponse:
+        claims = check(token)
+        if isinstance(claims, HTMLResponse):
+            return claims
+        if (done := await already(claims)) is not None:
+            return done
+        answer = FollowUpAnsweredV1(
+            reference=claims.reference, referral_id=claims.referral_id,
+            association_id=claims.association_id, contacted=claims.contacted,
+            answered_at=clock(),
+        )  # fmt: skip
+        try:
+            await store.record_follow_up(
+                str(claims.referral_id), claims.contacted,
+                messages.followed_up(answer, claims.reference), reference=claims.reference,
+                now=answer.answered_at,
+            )  # fmt: skip
+        except (AlreadyFollowedUp, Withdrawn):
+            return await already(claims) or _follow_up_thanks(claims.contacted)
+        except Exception:  # the store did not take it: nothing recorded, the link still works
+            log.exception("follow_up_not_recorded", reference=claims.reference)
+            return _not_recorded()
+        publish_soon(claims.reference)
+        log.info("follow_up_recorded", reference=claims.reference, contacted=claims.contacted)
+        return _follow_up_thanks(claims.contacted)
 
     return router

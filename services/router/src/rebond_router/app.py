@@ -76,7 +76,10 @@ def build(
     broker = obs.instrument(broker or new_broker(settings))
     outputs = KafkaOutputs(broker)
     relay = store.relay(outputs.send, clock, settings.batch_max_records)
-    router = Router(store, relay, directory, clock, decided=count_decisions(obs))
+    router = Router(
+        store, relay, directory, clock, decided=count_decisions(obs),
+        follow_up_after=timedelta(days=settings.follow_up_after_days),
+    )  # fmt: skip
     subscribe_router(
         broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope
     )
@@ -89,7 +92,8 @@ def build(
 async def watch_deadlines(
     parts: Components, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 ) -> None:
-    """Every `deadline_check_interval_s`: send reminders, expire overdue referrals, and publish
+    """Every `deadline_check_interval_s`: send reminders and follow-ups, expire overdue
+    referrals, and publish
     outputs a crashed instance left behind. Failures are logged and retried next round."""
     settings = parts.settings
     stale = timedelta(seconds=settings.outbox_stale_after_s)

@@ -11,7 +11,7 @@ partition keeps flowing.
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import stamina
 import structlog
@@ -22,14 +22,18 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from stamina.instrumentation import RetryDetails
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
     ErasureRequestedV1,
+    FollowUpAnsweredV1,
     QuestionnaireCompletedV1,
+    ReferralOutcomeV1,
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
     DECISIONS,
     ERASURES,
+    FOLLOW_UPS,
     INVITEES,
     OUTCOMES,
     QUESTIONNAIRES,
@@ -39,6 +43,7 @@ from rebond_contracts.topics import (
 )
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
 from rebond_kafka.security import kafka_security
+from rebond_kafka.settings import bootstrap_servers
 from rebond_router.lifecycle import ConcurrentChange, Router
 from rebond_router.referral import Rejected
 from rebond_router.settings import RouterSettings
@@ -64,7 +69,7 @@ JITTER = 0.2
 
 def new_broker(settings: RouterSettings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_servers(settings.kafka_bootstrap_servers),
         security=kafka_security(settings),
         acks="all",
         enable_idempotence=True,
@@ -171,13 +176,23 @@ class Handlers:
                     work = functools.partial(self.router.on_questionnaire, received.event)
                     await self.handle(received, work)
 
-    async def on_response(self, received: Received[ReferralResponseV1]) -> None:
-        """The topic says which association answered."""
+    async def on_response(self, received: Received[ReferralResponseV1 | ReferralOutcomeV1]) -> None:
+        """The topic says which association answered; the event's type says whether it is an
+        accept or decline, or what happened after an acceptance (`ReferralOutcomeV1`)."""
         association = RESPONDERS[received.topic.name]
+        # An envelope's type is its payload's: the cast only tells mypy what isinstance found.
+        work: Callable[[], Awaitable[object]]
+        if isinstance(received.data, ReferralOutcomeV1):
+            outcome = cast(Envelope[ReferralOutcomeV1], received.event)
+            work = functools.partial(self.router.on_outcome, association, outcome)
+        else:
+            response = cast(Envelope[ReferralResponseV1], received.event)
+            work = functools.partial(self.router.on_response, association, response)
         with structlog.contextvars.bound_contextvars(association=association.value):
-            await self.handle(
-                received, lambda: self.router.on_response(association, received.event)
-            )
+            await self.handle(received, work)
+
+    async def on_follow_up(self, received: Received[FollowUpAnsweredV1]) -> None:
+        await self.handle(received, lambda: self.router.on_follow_up(received.event))
 
     async def on_erasure(self, received: Received[ErasureRequestedV1]) -> None:
         await self.handle(received, lambda: self.router.on_erasure(received.data.reference))
@@ -216,7 +231,13 @@ def subscribe_router(
     subscribe(
         broker, [responses(a) for a in AssociationId], handlers.on_response,
         dead_letters=dead_letters, group_id=group, title="responses",
-        description="Each association's accept or decline; the topic says who answered.",
+        description="Each association's accept or decline, and what happened after it accepted; "
+        "the topic says who answered.",
+    )  # fmt: skip
+    subscribe(
+        broker, FOLLOW_UPS, handlers.on_follow_up, dead_letters=dead_letters, group_id=group,
+        description="The person's answer to the follow-up: a \"no\" puts the case in the human "
+        "queue.",
     )  # fmt: skip
     subscribe(
         broker, ERASURES, handlers.on_erasure, dead_letters=dead_letters, group_id=group,

@@ -9,8 +9,9 @@ offset only after that, so the router is at least once and idempotent:
 - a questionnaire whose reference is already known decides nothing again, nor one whose
   reference was erased, nor does an answer about it (the tombstone is read in the transaction
   of the effect, under the reference's lock: `rebond_router.store`);
-- an answer is handled once per event id; an answer the aggregate refuses is `Rejected`
-  (dead-lettered by the caller) and changes nothing;
+- an answer (an association's accept or decline, its outcome, the person's follow-up answer)
+  is handled once per event id; one the aggregate refuses is `Rejected` (dead-lettered by the
+  caller) and changes nothing;
 - a deadline fires once: the referral is read with a row lock that skips rows another instance
   holds (PostgreSQL) and saved only if its version is still the one read (every database).
 
@@ -23,21 +24,32 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager, null
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from uuid import UUID
 
 import structlog
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
+    FollowUpAnsweredV1,
     QuestionnaireCompletedV1,
+    ReferralOutcomeV1,
     ReferralResponseV1,
     RoutingDecisionV1,
 )
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_observability import current_trace
 from rebond_router.directory import Directory
-from rebond_router.referral import Key, Offer, Referral, Rejected, Transition, week_start
-from rebond_router.rules import decide
+from rebond_router.referral import (
+    FOLLOW_UP_AFTER,
+    Key,
+    Offer,
+    Referral,
+    Rejected,
+    Transition,
+    week_start,
+)
+from rebond_router.rules import decide, decide_distress
 from rebond_sql.outbox import Message
 
 log = structlog.get_logger(__name__)
@@ -102,6 +114,10 @@ class ReferralTransaction(Protocol):
 
     async def reminders_due(self, now: datetime, limit: int) -> list[Key]: ...
 
+    async def follow_ups_due(self, now: datetime, limit: int) -> list[Key]:
+        """Accepted referrals whose follow-up time has come (those locked elsewhere skipped)."""
+        ...
+
     async def erase(self, reference: str, at: datetime) -> bool:
         """Take `reference`'s exclusive lock (an effect on it under way is waited for, and any
         later one waits for this commit) and keep its tombstone; False if it was there before."""
@@ -137,6 +153,7 @@ class Router:
         directory: Directory,
         clock: Clock,
         decided: Callable[[RoutingDecisionV1], None] = lambda _decision: None,
+        follow_up_after: timedelta = FOLLOW_UP_AFTER,
     ) -> None:
         self.referrals = referrals
         self.publisher = publisher
@@ -144,6 +161,8 @@ class Router:
         self.clock = clock
         #: Told of each decision once it is committed (with its outbox): the decisions metric.
         self.decided = decided
+        #: How long after an acceptance the person is asked whether they were contacted.
+        self.follow_up_after = follow_up_after
 
     # --- questionnaires ------------------------------------------------------------------
 
@@ -158,7 +177,9 @@ class Router:
     ) -> int:
         """Decide a batch: one transaction for all its referrals and events, then all its
         events published together. Each reference is decided once (a reference seen again,
-        even within the batch, decides nothing); returns how many were decided now.
+        even within the batch, decides nothing), on the main track and, for a person in
+        distress who consented (`decide_distress`), on the distress track beside it, in the
+        same transaction; returns how many references were decided now.
 
         Weekly loads are read once per batch and kept up to date as offers are made, so the
         batch sees its own offers; another instance's concurrent offers are seen from its next
@@ -179,21 +200,29 @@ class Router:
                         log.info("not_routed", reason="erasure requested")
                         continue
                     routing = decide(event.id, submitted, now, self.directory, loads)
-                    done = Referral.offer(
-                        routing, submitted, event.correlationid, now, self.directory
+                    distress = decide_distress(
+                        routing.decision.decision_id, submitted, now, self.directory, loads
                     )
-                    await tx.add(done.referral, done.offer, outbox_messages(done), now)
-                    self._tell_decided(tx, done)
-                    if done.offer is not None:
-                        loads[done.offer.association] = loads.get(done.offer.association, 0) + 1
+                    for track in (routing, distress):
+                        if track is None:
+                            continue
+                        done = Referral.offer(
+                            track, submitted, event.correlationid, now, self.directory
+                        )
+                        await tx.add(done.referral, done.offer, outbox_messages(done), now)
+                        self._tell_decided(tx, done)
+                        if done.offer is not None:
+                            association = done.offer.association
+                            loads[association] = loads.get(association, 0) + 1
+                        log.info(
+                            "decided",
+                            association=track.decision.primary,
+                            referral=done.offer is not None,
+                            rule_set=track.decision.rule_set_version,
+                            status=done.referral.state,
+                            track=done.referral.track,
+                        )
                     decided += 1
-                    log.info(
-                        "decided",
-                        association=routing.decision.primary,
-                        referral=done.offer is not None,
-                        rule_set=routing.decision.rule_set_version,
-                        status=done.referral.state,
-                    )
         await self.publisher.flush(references)
         return decided
 
@@ -214,27 +243,73 @@ class Router:
                 log.info("response_already_handled")
             else:
                 referral = _answered(await tx.referrals(response.reference, lock=True), response)
-                done = referral.answer(association, response, now, self.directory)
+                done = referral.answer(
+                    association, response, now, self.directory, self.follow_up_after
+                )
                 await tx.save(done.referral, done.offer, outbox_messages(done), now)
                 self._tell_decided(tx, done)
                 await tx.mark_handled(event.id, now)
                 log.info("answered", association=association, answer=response.answer)
         await self.publisher.flush([response.reference])
 
+    async def on_outcome(
+        self, association: AssociationId, event: Envelope[ReferralOutcomeV1]
+    ) -> None:
+        """What happened after `association` accepted: recorded on the referral it names (a
+        contact reported spares the person the follow-up)."""
+        outcome = event.data
+        await self._once(
+            event, lambda r: r.record_outcome(association, outcome, self.clock()), "outcome"
+        )
+
+    async def on_follow_up(self, event: Envelope[FollowUpAnsweredV1]) -> None:
+        """The person's answer to the follow-up: "no" puts the case in the human queue."""
+        answer = event.data
+        await self._once(event, lambda r: r.answer_follow_up(answer, self.clock()), "follow_up")
+
+    async def _once(
+        self,
+        event: Envelope[ReferralOutcomeV1] | Envelope[FollowUpAnsweredV1],
+        command: Command,
+        what: str,
+    ) -> None:
+        """`command` on the referral `event` names, once per event id, unless the reference
+        was erased (then nothing happens, and that is no error), in one transaction."""
+        data = event.data
+        now = self.clock()
+        async with self.referrals.transaction() as tx:
+            if await tx.erased(data.reference):
+                log.info(f"{what}_ignored", reason="erasure requested")
+            elif await tx.handled(event.id):
+                log.info(f"{what}_already_handled")
+            else:
+                referrals = await tx.referrals(data.reference, lock=True)
+                referral = _holding(referrals, data.reference, data.referral_id)
+                done = command(referral)
+                await tx.save(done.referral, done.offer, outbox_messages(done), now)
+                await tx.mark_handled(event.id, now)
+                log.info(what, state=done.referral.state, track=done.referral.track)
+        await self.publisher.flush([data.reference])
+
     # --- deadlines -----------------------------------------------------------------------
 
     async def check_deadlines(self, limit: int = 100) -> int:
-        """Send due reminders and expire overdue referrals; returns how many fired here."""
+        """Send due reminders and follow-ups and expire overdue referrals; returns how many
+        fired here."""
         now = self.clock()
         async with self.referrals.transaction() as tx:
             due = await tx.due(now, limit)
             reminders = await tx.reminders_due(now, limit)
+            follow_ups = await tx.follow_ups_due(now, limit)
         fired: list[str] = []
         for key in due:
             if await self._fires(key, lambda r: r.expire(now, self.directory), "expired"):
                 fired.append(key.reference)
         for key in reminders:
             if await self._fires(key, lambda r: r.remind(now), "reminded"):
+                fired.append(key.reference)
+        for key in follow_ups:
+            if await self._fires(key, lambda r: r.follow_up(now), "follow_up_due"):
                 fired.append(key.reference)
         if fired:
             await self.publisher.flush(list(dict.fromkeys(fired)))
@@ -303,6 +378,15 @@ def _answered(referrals: Sequence[Referral], response: ReferralResponseV1) -> Re
     if not referrals:
         raise Rejected(f"no referral {response.reference} is known (or it is being handled)")
     return referrals[0]
+
+
+def _holding(referrals: Sequence[Referral], reference: str, referral_id: UUID) -> Referral:
+    """The referral whose (accepted) offer is `referral_id`: an outcome or a follow-up answer
+    is about one track's referral, and refused when it names none of them."""
+    for referral in referrals:
+        if referral.referral_id == referral_id:
+            return referral
+    raise Rejected(f"no referral {referral_id} of {reference} is known (or it is being handled)")
 
 
 def outbox_messages(done: Transition) -> list[Message]:

@@ -2,7 +2,8 @@
 association accepts it, the human queue takes it, or the person withdraws.
 
 A `Referral` is a value. Each command (`offer`, `answer` = `accept` or `decline`, `remind`,
-`expire`, `reorient`, `unroute`, `withdraw`) checks that it may happen now and returns a
+`expire`, `reorient`, `unroute`, `record_outcome`, `follow_up`, `answer_follow_up`,
+`withdraw`) checks that it may happen now and returns a
 `Transition`: the referral's new value, the events to publish (each with its registry topic and
 its id) and the offer to count against the association's weekly capacity, if one was made. A
 command that may not happen raises `Rejected` and changes nothing. There is no I/O and no clock
@@ -15,10 +16,17 @@ decision its decision id (itself derived from the questionnaire's event id, `rul
 replayed after a crash, or an outbox flushed twice, thus publishes the very same events, which
 readers recognise.
 
-**Tracks.** A reference may come to hold several referrals side by side (a person in distress
-who consented to share it is to be referred to APESA *and* to the association best suited to
-their situation): a referral is keyed by its reference and its `Track`. Today every referral is
-on the `ORIENTATION` track.
+**Tracks.** A reference may hold several referrals side by side (a person in distress who
+consented to share it is referred to APESA *and* to the association best suited to their
+situation): a referral is keyed by its reference and its `Track`, and each runs the lifecycle
+below on its own. The distress track's candidates are distress associations only, so it ends
+with APESA or the human queue (urgent), never re-oriented to a non-distress association.
+
+**Follow-up.** An accepted referral is followed up `follow_up_after` later (30 days by default):
+unless the holder reported that it reached the person (`record_outcome`: contacted or
+accompaniment started), `follow_up` publishes `follow_up_due` once (the state changes, so the
+deadline task finds it no more), and the person's "no" (`answer_follow_up`) puts the case in the
+human queue once (the state changes again).
 """
 
 from collections.abc import Sequence
@@ -34,7 +42,10 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     Answer,
     DeclineReason,
+    FollowUpAnsweredV1,
+    OutcomeKind,
     QuestionnaireCompletedV1,
+    ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralStatus,
     ReferralStatusV1,
@@ -48,7 +59,9 @@ from rebond_contracts.questionnaire import Need, Region, Stage
 from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
 from rebond_router import rules
 from rebond_router.directory import Directory
-from rebond_router.rules import Routing, StoredCandidate, invitee_of, outcome_of
+from rebond_router.rules import Routing, StoredCandidate, Track, invitee_of, outcome_of
+
+__all__ = ["Track"]  # re-exported: a referral's key is (reference, track)
 
 
 class State(StrEnum):
@@ -61,6 +74,10 @@ class State(StrEnum):
     #: Still held; the reminder went out.
     REMINDED = "reminded"
     ACCEPTED = "accepted"
+    #: Accepted, and the person was asked whether they were contacted (`follow_up_due`).
+    FOLLOW_UP_DUE = "follow_up_due"
+    #: The person said they were contacted: nothing more to follow.
+    FOLLOWED_UP = "followed_up"
     #: In the human queue: nobody could take it, or everyone declined or stayed silent.
     UNROUTED = "unrouted"
     #: A decision without a referral: the person did not consent to be contacted.
@@ -73,11 +90,23 @@ class State(StrEnum):
 OPEN = frozenset({State.OFFERED, State.REMINDED})
 
 
-class Track(StrEnum):
-    """A line of referral for one reference (see the module's docstring)."""
+#: The states in which the holder has accepted and may report what happened next.
+ACCEPTED_STATES = frozenset({State.ACCEPTED, State.FOLLOW_UP_DUE, State.FOLLOWED_UP})
+#: Outcomes that say the association reached the person: no follow-up is asked then.
+REACHED = frozenset({OutcomeKind.CONTACTED, OutcomeKind.ACCOMPANIMENT_STARTED})
+#: How long after an acceptance the person is asked whether they were contacted.
+FOLLOW_UP_AFTER = timedelta(days=30)
 
-    #: To the association best suited to the person's situation (APESA first in distress).
-    ORIENTATION = "orientation"
+
+@dataclass(frozen=True)
+class Case:
+    """What the human queue needs to pick a case up (no contact details): kept apart from the
+    referral's copy, which goes at acceptance, so that a follow-up "no" can still describe it."""
+
+    stage: Stage
+    region: Region
+    department: str | None
+    needs: tuple[Need, ...]
 
 
 class Key(NamedTuple):
@@ -141,6 +170,13 @@ class Referral:
     updated_at: datetime
     #: The stored version this value was read at (the repository's optimistic lock).
     version: int = 0
+    #: The person's situation, for the human queue (None in rows older than follow-ups).
+    case: Case | None = None
+    #: When the person is to be asked whether they were contacted (set at acceptance; None
+    #: once the holder reported it reached them, or once asked).
+    follow_up_at: datetime | None = None
+    #: The holder's latest report of what happened after it accepted.
+    outcome: OutcomeKind | None = None
 
     @property
     def key(self) -> Key:
@@ -156,7 +192,6 @@ class Referral:
         correlation_id: str,
         now: datetime,
         directory: Directory,
-        track: Track = Track.ORIENTATION,
     ) -> "Transition":
         """The first decision: offered to the best candidate; without one, straight to the
         human queue if the person consented to be contacted, else a decision only."""
@@ -168,9 +203,10 @@ class Referral:
         remind_at = None
         if referral is not None:
             remind_at = _remind_at(referral, directory.get(referral.association_id).reminder_before)
+        situation = submitted.questionnaire.situation
         new = cls(
             reference=decision.reference,
-            track=track,
+            track=routing.track,
             decision_id=decision.decision_id,
             correlation_id=correlation_id,
             rule_set_version=decision.rule_set_version,
@@ -190,7 +226,11 @@ class Referral:
             tried=(),
             template=referral,
             updated_at=now,
-        )
+            case=Case(
+                situation.stage, situation.region, situation.department,
+                tuple(submitted.questionnaire.needs),
+            ),
+        )  # fmt: skip
         events = list(decision_events(decision))
         if referral is not None:
             events.append(new._status(ReferralStatus.OFFERED, now, respond_by=referral.respond_by))
@@ -198,7 +238,6 @@ class Referral:
                 new, tuple(events), Offer(referral.referral_id, referral.association_id, now)
             )
         if routing.unrouted:
-            situation = submitted.questionnaire.situation
             events.append(
                 new._unrouted(
                     urgent=decision.urgent, stage=situation.stage, region=situation.region,
@@ -215,6 +254,7 @@ class Referral:
         response: ReferralResponseV1,
         now: datetime,
         directory: Directory,
+        follow_up_after: timedelta = FOLLOW_UP_AFTER,
     ) -> "Transition":
         """`association` (the topic it wrote to) accepts or declines: only the holder of this
         very referral, while it is open; an acceptance carries no decline reason."""
@@ -223,16 +263,34 @@ class Referral:
         if response.answer is Answer.ACCEPT:
             if response.reason is not None:
                 raise Rejected("an acceptance carries no decline reason")
-            return self.accept(association, response.referral_id, now)
+            return self.accept(
+                association, response.referral_id, now, follow_up_after,
+                call_by=response.call_by, caller=response.caller,
+            )  # fmt: skip
         reason = response.reason or DeclineReason.OTHER
         return self.decline(association, response.referral_id, reason, now, directory)
 
-    def accept(self, association: AssociationId, referral_id: UUID, now: datetime) -> "Transition":
-        """Accepted: the clock stops and the stored copy of the contact goes."""
+    def accept(
+        self,
+        association: AssociationId,
+        referral_id: UUID,
+        now: datetime,
+        follow_up_after: timedelta = FOLLOW_UP_AFTER,
+        *,
+        call_by: datetime | None = None,
+        caller: str | None = None,
+    ) -> "Transition":
+        """Accepted: the clock stops, the stored copy of the contact goes, and the follow-up is
+        set `follow_up_after` from now. The status says who will call and when, as the
+        association told it (its data, not the person's)."""
         self._check_holder(association, referral_id)
         self._check_open(referral_id)
-        new = replace(self, state=State.ACCEPTED, template=None, updated_at=now)
-        return Transition(new, (new._status(ReferralStatus.ACCEPTED, now),))
+        new = replace(
+            self, state=State.ACCEPTED, template=None, updated_at=now,
+            follow_up_at=now + follow_up_after,
+        )  # fmt: skip
+        accepted = new._status(ReferralStatus.ACCEPTED, now, call_by=call_by, caller=caller)
+        return Transition(new, (accepted,))
 
     def decline(
         self,
@@ -302,6 +360,7 @@ class Referral:
             urgent=self.urgent,
             now=now,
             directory=directory,
+            track=self.track,
         )
         referral = decision.referral
         assert referral is not None and referral.respond_by is not None  # reorientation offers
@@ -348,6 +407,64 @@ class Referral:
         )  # fmt: skip
         return Transition(new, events)
 
+    # --- after an acceptance ---------------------------------------------------------------
+
+    def record_outcome(
+        self, association: AssociationId, outcome: ReferralOutcomeV1, now: datetime
+    ) -> "Transition":
+        """The holder reports what happened after it accepted (the holder only, once it
+        accepted). An outcome saying it reached the person cancels a follow-up not yet asked;
+        nothing is published (the person is told nothing new)."""
+        self._check_holder(association, outcome.referral_id)
+        if self.state not in ACCEPTED_STATES:
+            raise Rejected(f"referral {outcome.referral_id} is {self.state}, not accepted")
+        reached = outcome.outcome in REACHED
+        follow_up_at = None if reached else self.follow_up_at
+        new = replace(self, outcome=outcome.outcome, follow_up_at=follow_up_at, updated_at=now)
+        return Transition(new)
+
+    def follow_up(self, now: datetime) -> "Transition":
+        """Once, from `follow_up_at` on, while accepted: the person is to be asked whether
+        they were contacted (the notifier sends the question). A reported contact left no
+        `follow_up_at` (`record_outcome`), so the deadline task never finds it."""
+        due = (
+            self.state is State.ACCEPTED
+            and self.follow_up_at is not None
+            and self.follow_up_at <= now
+        )
+        if not due:
+            raise Rejected(f"no follow-up is due for referral {self.referral_id} ({self.state})")
+        new = replace(self, state=State.FOLLOW_UP_DUE, follow_up_at=None, updated_at=now)
+        return Transition(new, (new._status(ReferralStatus.FOLLOW_UP_DUE, now),))
+
+    def answer_follow_up(self, answer: FollowUpAnsweredV1, now: datetime) -> "Transition":
+        """The person's answer to the follow-up, about this very referral and while asked:
+        "yes" ends the following; "no" puts the case in the human queue (urgent if the referral
+        was), the association that accepted named among those tried."""
+        if self.referral_id != answer.referral_id:
+            raise Rejected(f"the follow-up answer is not about referral {self.referral_id}")
+        if self.state is not State.FOLLOW_UP_DUE:
+            raise Rejected(f"no follow-up is awaited for referral {self.referral_id}")
+        if self.holder is not answer.association_id:
+            raise Rejected(
+                f"referral {self.referral_id} was not accepted by {answer.association_id}"
+            )
+        if answer.contacted:
+            return Transition(replace(self, state=State.FOLLOWED_UP, updated_at=now))
+        if self.case is None:
+            raise Rejected(f"referral {self.referral_id} has no case left to describe")
+        new = replace(
+            self, state=State.UNROUTED, holder=None, candidates=(),
+            tried=self._tried(ReferralStatus.ACCEPTED, None), updated_at=now,
+        )  # fmt: skip
+        case = self.case
+        queued = new._unrouted(
+            urgent=self.urgent, stage=case.stage, region=case.region, needs=case.needs,
+            cause="follow_up_not_contacted", now=now,
+            event_id=uuid5(self.referral_id, "follow_up_not_contacted"),
+        )  # fmt: skip
+        return Transition(new, (self._status(ReferralStatus.UNROUTED, now), queued))
+
     # --- the person's withdrawal -----------------------------------------------------------
 
     def withdraw(self, now: datetime) -> "Transition":
@@ -387,6 +504,8 @@ class Referral:
         reason: DeclineReason | None = None,
         next_association_id: AssociationId | None = None,
         respond_by: datetime | None = None,
+        call_by: datetime | None = None,
+        caller: str | None = None,
     ) -> Event:
         """A step of this referral (its current referral id and holder) on `referrals.status`."""
         assert self.referral_id is not None  # statuses are about an offer
@@ -399,6 +518,9 @@ class Referral:
             next_association_id=next_association_id,
             respond_by=respond_by,
             at=now,
+            track=self.track.value,
+            call_by=call_by,
+            caller=caller,
         )
         return Event(REFERRAL_STATUS, payload, uuid5(self.referral_id, status.value))
 
@@ -411,14 +533,17 @@ class Referral:
         needs: Sequence[Need],
         cause: str,
         now: datetime,
+        event_id: UUID | None = None,
     ) -> Event:
-        """The human queue: a person who consented to be contacted and whom nobody holds."""
+        """The human queue: a person who consented to be contacted and whom nobody holds. The
+        event id is one per decision, unless given (a follow-up's "no" comes after the
+        decision's referral was accepted, and is an event of its own)."""
         payload = UnroutedReferralV1(
             reference=self.reference, urgent=urgent, stage=stage, region=region,
             needs=list(needs), cause=cause, tried=list(self.tried),
             rule_set_version=self.rule_set_version, at=now,
         )  # fmt: skip
-        return Event(UNROUTED, payload, uuid5(self.decision_id, "unrouted"))
+        return Event(UNROUTED, payload, event_id or uuid5(self.decision_id, "unrouted"))
 
 
 @dataclass(frozen=True)
@@ -440,19 +565,20 @@ class Transition:
         return Transition(self.referral, (*first, *self.events), self.offer)
 
 
-#: The most events one first decision publishes: the decision, its outcome, its invitee, and
-#: the offer's status (or the human queue's event).
-EVENTS_PER_DECISION = 4
+#: The most events one questionnaire publishes: on the main track the decision, its outcome, its
+#: invitee and the offer's status (or the human queue's event); on the distress track the
+#: decision and the offer's status (or the human queue's event).
+EVENTS_PER_DECISION = 6
 
 
 def decision_events(decision: RoutingDecisionV1) -> tuple[Event, ...]:
     """A decision for the notifier, and what of it intake (the outcome) and events (the
     invitee, if the person consented to invitations) may know, on topics of their own, all
-    published together so that none goes out without the others."""
-    events = [
-        Event(DECISIONS, decision, decision.decision_id),
-        Event(OUTCOMES, outcome_of(decision), uuid5(decision.decision_id, "outcome")),
-    ]
+    published together so that none goes out without the others. The distress track has
+    neither outcome nor invitee (`outcome_of`)."""
+    events = [Event(DECISIONS, decision, decision.decision_id)]
+    if (outcome := outcome_of(decision)) is not None:
+        events.append(Event(OUTCOMES, outcome, uuid5(decision.decision_id, "outcome")))
     if (invitee := invitee_of(decision)) is not None:
         events.append(Event(INVITEES, invitee, uuid5(decision.decision_id, "invitee")))
     return tuple(events)

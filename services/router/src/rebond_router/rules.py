@@ -1,15 +1,20 @@
 """Orientation rules: pure functions from answers (and re-orientations) to routing decisions.
 
-`decide` turns a questionnaire into the first decision; `reorient` turns a declined or
-expired referral into the next decision for the same person. Ids are derived, never random:
+`decide` turns a questionnaire into the first decision of the `main` track (the association
+best suited to the situation, never a distress association), `decide_distress` into that of the
+`distress` track (APESA, beside the main one, only with the distress answer, the consent to be
+contacted and the art. 9 consent); `reorient` turns a declined or expired referral into the
+next decision of the same track. Ids are derived, never random:
 the decision id is uuid5 of the questionnaire event id (a redelivery is recognisable), a
 re-orientation's id is uuid5 of the first decision id and its attempt number, and a referral id
-is uuid5 of its decision id and the association.
+is uuid5 of its decision id and the association; the distress track's first decision id is
+uuid5 of the main one's and the track.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from rebond_contracts.associations import AssociationId
@@ -51,6 +56,16 @@ def referral_id_for(decision_id: UUID, association: AssociationId) -> UUID:
     return uuid5(decision_id, association.value)
 
 
+class Track(StrEnum):
+    """A line of referral for one reference (the contract's `Track`): each track is its own
+    referral with its own lifecycle."""
+
+    #: To the association best suited to the person's situation (never a distress association).
+    MAIN = "main"
+    #: To APESA, beside the main track: distress answered "yes" and the art. 9 consent.
+    DISTRESS = "distress"
+
+
 @dataclass(frozen=True)
 class Routing:
     """A first decision plus what the store needs to follow the referral."""
@@ -61,6 +76,25 @@ class Routing:
     #: True when the person consented to be contacted but no association can take them.
     unrouted: bool
 
+    @property
+    def track(self) -> Track:
+        return Track(self.decision.track)
+
+
+def is_urgent(submitted: QuestionnaireCompletedV1) -> bool:
+    """Urgent for the associations: distress answered "yes" or crisis words in the free text,
+    and the art. 9 consent. Intake sets `crisis_words` only with that consent (and publishes
+    the distress answer only with it), so the consent is checked here again rather than trusted:
+    without it nothing about distress may reach an association, not even as a flag."""
+    answers = submitted.questionnaire
+    alarm = answers.distress is Distress.YES or bool(submitted.crisis_words)
+    return alarm and answers.consents.sensitive_data
+
+
+def distress_track_id(decision_id: UUID) -> UUID:
+    """The first decision id of the distress track, from the main track's."""
+    return uuid5(decision_id, f"track-{Track.DISTRESS.value}")
+
 
 def decide(
     event_id: str,
@@ -69,21 +103,63 @@ def decide(
     directory: Directory,
     offered_this_week: Mapping[AssociationId, int],
 ) -> Routing:
+    """The main track's first decision: distress associations are left out (they have a track
+    of their own, `decide_distress`), so the person always gets an association for their
+    situation, and APESA is never shown to intake or re-offered on this track."""
+    ranking = rank(submitted.questionnaire, directory, offered_this_week)
+    suited = tuple(c for c in ranking.candidates if not c.distress_only)
+    return _routing(
+        decision_id_for(event_id), Track.MAIN, suited, ranking.candidates, submitted, now,
+        directory,
+    )  # fmt: skip
+
+
+def decide_distress(
+    main_decision_id: UUID,
+    submitted: QuestionnaireCompletedV1,
+    now: datetime,
+    directory: Directory,
+    offered_this_week: Mapping[AssociationId, int],
+) -> Routing | None:
+    """The distress track's first decision, or None: only for a person who answered distress
+    "yes", consented to be contacted and gave the art. 9 consent. Its candidates are distress
+    associations only, so that it ends with APESA or the human queue (urgent), never with an
+    association the main track may already hold."""
     answers = submitted.questionnaire
+    in_distress = answers.distress is Distress.YES and answers.consents.sensitive_data
+    if not (in_distress and _shares(submitted)):
+        return None
     ranking = rank(answers, directory, offered_this_week)
-    decision_id = decision_id_for(event_id)
-    in_distress = answers.distress is Distress.YES
-    shares = answers.consents.share_with_association and answers.contact is not None
-    referral_candidates: tuple[Candidate, ...] = ()
-    if shares:
-        # A distress association hears of the person only with explicit (art. 9) consent.
-        referral_candidates = tuple(
-            c for c in ranking.candidates if not c.distress_only or answers.consents.sensitive_data
-        )
-    shown = referral_candidates if referral_candidates else ranking.candidates
-    primary = shown[0] if shown else None
+    apesa = tuple(c for c in ranking.candidates if c.distress_only)
+    return _routing(
+        distress_track_id(main_decision_id), Track.DISTRESS, apesa, ranking.candidates,
+        submitted, now, directory,
+    )  # fmt: skip
+
+
+def _shares(submitted: QuestionnaireCompletedV1) -> bool:
+    answers = submitted.questionnaire
+    return answers.consents.share_with_association and answers.contact is not None
+
+
+def _routing(
+    decision_id: UUID,
+    track: Track,
+    candidates: tuple[Candidate, ...],
+    ranked: Sequence[Candidate],
+    submitted: QuestionnaireCompletedV1,
+    now: datetime,
+    directory: Directory,
+) -> Routing:
+    """A first decision among `candidates` (best first; `ranked` are every association's
+    scores): offered to the first if the person consented to be contacted."""
+    answers = submitted.questionnaire
+    urgent = is_urgent(submitted)
+    shares = _shares(submitted)
+    referral_candidates = candidates if shares else ()
+    primary = candidates[0] if candidates else None
     reasons = list(primary.reasons) if primary else []
-    if in_distress:
+    if answers.distress is Distress.YES or urgent:
         reasons.append(RESOURCES_REASON)
     referral = None
     if referral_candidates and answers.contact is not None:
@@ -92,21 +168,33 @@ def decide(
             referral_id=referral_id_for(decision_id, holder.association),
             reference=submitted.reference,
             association_id=holder.association,
-            urgent=in_distress and answers.consents.sensitive_data,
+            urgent=urgent,
             stage=answers.situation.stage,
             region=answers.situation.region,
             department=answers.situation.department,
             needs=answers.needs,
             contact=answers.contact,
             message=answers.message,
-            distress=answers.distress if answers.consents.sensitive_data else None,
+            # The art. 9 consent lets APESA call the person: the distress answer goes to
+            # APESA's referral alone, never to the main track's association.
+            distress=(
+                answers.distress
+                if track is Track.DISTRESS and answers.consents.sensitive_data
+                else None
+            ),
             reasons=list(holder.reasons),
             referred_at=now,
             respond_by=now + directory.get(holder.association).response_deadline,
+            locale=answers.locale.value,
         )
     invitation = None
     contact = answers.contact
-    if answers.consents.event_invitations and contact is not None and contact.email:
+    if (
+        track is Track.MAIN
+        and answers.consents.event_invitations
+        and contact is not None
+        and contact.email
+    ):
         invitation = InvitationContactV1(
             first_name=contact.first_name,
             email=contact.email,
@@ -119,14 +207,15 @@ def decide(
         reference=submitted.reference,
         rule_set_version=directory.version,
         primary=primary.association if primary else None,
-        alternates=[c.association for c in shown[1:]],
-        scores=[c.score for c in ranking.candidates],
+        alternates=[c.association for c in candidates[1:]],
+        scores=[c.score for c in ranked],
         reasons=reasons,
-        urgent=in_distress,
+        urgent=urgent,
         referral=referral,
         attempt=1,
         invitation=invitation,
         decided_at=now,
+        track=track.value,
     )
     return Routing(
         decision=decision,
@@ -155,6 +244,7 @@ def reorient(
     urgent: bool,
     now: datetime,
     directory: Directory,
+    track: Track = Track.MAIN,
 ) -> RoutingDecisionV1:
     """Decision number `attempt`: the referral moves to `remaining[0]`, the next alternate."""
     holder = remaining[0]
@@ -181,12 +271,18 @@ def reorient(
         referral=referral,
         attempt=attempt,
         decided_at=now,
+        track=track.value,
     )
 
 
-def outcome_of(decision: RoutingDecisionV1) -> RoutingOutcomeV1:
-    """What intake, which faces the internet, learns of a decision for the person's status
-    page: the association, the attempt and the reasons, minus those that reveal distress."""
+def outcome_of(decision: RoutingDecisionV1) -> RoutingOutcomeV1 | None:
+    """What intake, which faces the internet, learns of a main track's decision for the
+    person's status page: the association, the attempt, the reasons minus those that reveal
+    distress, one alternative and the association's deadline. None for the distress track: that
+    APESA was chosen would itself reveal the distress answer. The alternative is never a
+    distress association because the main track's candidates hold none (`decide`)."""
+    if decision.track != Track.MAIN.value:
+        return None
     return RoutingOutcomeV1(
         decision_id=decision.decision_id,
         reference=decision.reference,
@@ -194,12 +290,14 @@ def outcome_of(decision: RoutingDecisionV1) -> RoutingOutcomeV1:
         attempt=decision.attempt,
         reasons=[r for r in decision.reasons if r.code not in DISTRESS_REASON_CODES],
         decided_at=decision.decided_at,
+        alternates=decision.alternates[:1],
+        respond_by=decision.referral.respond_by if decision.referral else None,
     )
 
 
 def invitee_of(decision: RoutingDecisionV1) -> InviteeV1 | None:
     """What events learns of a decision: the invitation contact of a person who consented to
-    invitations (and gave an e-mail), nothing about anyone else."""
+    invitations (and gave an e-mail), nothing about anyone else (the main track's only)."""
     if decision.invitation is None:
         return None
     return InviteeV1(

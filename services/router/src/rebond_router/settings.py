@@ -24,7 +24,10 @@ class RouterSettings(KafkaServiceSettings):
     #: Apply the store's Alembic migrations at start (else `python -m rebond_router migrate`
     #: must have run: a Kubernetes Job or init container).
     migrate_on_start: bool = True
-    #: How often deadlines (reminders, expiries) are checked.
+    #: How long after an acceptance the person is asked whether they were contacted (unless the
+    #: association reported it reached them).
+    follow_up_after_days: float = Field(default=30.0, gt=0)
+    #: How often deadlines (reminders, expiries, follow-ups) are checked.
     deadline_check_interval_s: float = Field(default=30.0, gt=0)
     #: Outputs left unpublished this long (a crashed instance) are published by the next check.
     outbox_stale_after_s: float = Field(default=30.0, ge=0)

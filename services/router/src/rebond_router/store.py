@@ -9,7 +9,8 @@ published; so a crash between the two loses nothing: the outbox is flushed again
 Personal data kept: the referral to re-offer (`template`: contact, message) while the referral
 is still moving between associations; it is dropped once an association accepts. The rest of a
 referral's row (states, candidates and their reasons, scores, who was tried, whether it is
-urgent) is about the routing, kept for the statistics; but it also tells whether the person
+urgent, the situation the human queue needs: stage, region, department, needs; the follow-up's
+time and the association's reported outcome) is about the routing, kept for the statistics; but it also tells whether the person
 said they are in distress (the `urgent` flag, the distress points and reasons, APESA among the
 candidates).
 
@@ -50,11 +51,19 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Reason, ReferralV1, ScoreBreakdown, TriedAssociation
+from rebond_contracts.payloads import (
+    OutcomeKind,
+    Reason,
+    ReferralV1,
+    ScoreBreakdown,
+    TriedAssociation,
+)
+from rebond_contracts.questionnaire import Need, Stage
 from rebond_router.lifecycle import BatchStart, ConcurrentChange
 from rebond_router.referral import (
     EVENTS_PER_DECISION,
     OPEN,
+    Case,
     Key,
     Offer,
     Referral,
@@ -100,6 +109,12 @@ referrals = Table(
     Column("template", Text),
     Column("version", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    #: `rebond_router.referral.Case`: {stage, region, department, needs}, for the human queue.
+    Column("case_facts", JSON),
+    #: When the person is asked whether they were contacted (accepted referrals).
+    Column("follow_up_at", UTCDateTime, index=True),
+    #: `rebond_contracts.payloads.OutcomeKind`: the holder's latest report after accepting.
+    Column("outcome", String(30)),
 )
 
 offers = Table(
@@ -252,6 +267,16 @@ class Tx:
         )
         return await self.run(lambda c: [Key(r, Track(t)) for r, t in c.execute(query)])
 
+    async def follow_ups_due(self, now: datetime, limit: int) -> list[Key]:
+        query = (
+            select(referrals.c.reference, referrals.c.track)
+            .where(referrals.c.status == State.ACCEPTED.value, referrals.c.follow_up_at <= now)
+            .order_by(referrals.c.follow_up_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self.run(lambda c: [Key(r, Track(t)) for r, t in c.execute(query)])
+
     async def reminders_due(self, now: datetime, limit: int) -> list[Key]:
         query = (
             select(referrals.c.reference, referrals.c.track)
@@ -361,7 +386,26 @@ def _row(referral: Referral) -> dict[str, Any]:
         "tried": [t.model_dump(mode="json") for t in referral.tried],
         "template": referral.template.model_dump_json() if referral.template else None,
         "updated_at": referral.updated_at,
+        "case_facts": _case_facts(referral.case),
+        "follow_up_at": referral.follow_up_at,
+        "outcome": referral.outcome.value if referral.outcome else None,
     }
+
+
+def _case_facts(case: Case | None) -> dict[str, Any] | None:
+    if case is None:
+        return None
+    return {
+        "stage": case.stage.value, "region": case.region, "department": case.department,
+        "needs": [n.value for n in case.needs],
+    }  # fmt: skip
+
+
+def _case(facts: Mapping[str, Any] | None) -> Case | None:
+    if facts is None:
+        return None
+    needs = tuple(Need(n) for n in facts["needs"])
+    return Case(Stage(facts["stage"]), facts["region"], facts["department"], needs)
 
 
 def _referral(row: RowMapping) -> Referral:
@@ -392,6 +436,9 @@ def _referral(row: RowMapping) -> Referral:
         template=ReferralV1.model_validate_json(row["template"]) if row["template"] else None,
         updated_at=row["updated_at"],
         version=row["version"],
+        case=_case(row["case_facts"]),
+        follow_up_at=row["follow_up_at"],
+        outcome=OutcomeKind(row["outcome"]) if row["outcome"] else None,
     )
 
 

@@ -104,6 +104,7 @@ async def override(
     message = DirectoryOverride(
         message_id=new_id(), at=deps.clock(), association_id=association,
         paused=paused, weekly_capacity=capacity, response_deadline_days=deadline, note=note,
+        set_by=signed.user.id,
     )  # fmt: skip
     await deps.store.request_override(signed.scope, message, message.at)
     await deps.relay.flush_quietly()

@@ -1,14 +1,15 @@
 """The associations' inbox (#22 items 2 and 4): referrals held, accept or decline before the
 deadline, then what happened."""
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import TypeAdapter
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Answer, DeclineReason
+from rebond_contracts.payloads import Answer, CallerName, DeclineReason
 from rebond_coordination.domain import AnswerVerdict, Outcome, association_name, outcome_error
 from rebond_coordination.policy import Capability
 from rebond_coordination.ports import AnswerGiven, OutcomeRecorded
@@ -20,6 +21,7 @@ from rebond_coordination.web import (
     NotFound,
     Signed,
     field,
+    fits,
     render,
     require,
     see_other,
@@ -28,6 +30,8 @@ from rebond_coordination.web import (
 router = APIRouter(include_in_schema=False)
 Member = Annotated[Signed, Depends(require(Capability.INBOX))]
 COMMENT_MAX = 500
+#: Who will call, as the contract takes it (`ReferralResponseV1.caller`).
+CALLER: TypeAdapter[str] = TypeAdapter(CallerName)
 VERDICT_TEXTS = {
     AnswerVerdict.LATE: "Le délai de réponse est passé : ce dossier a été (ou va être) proposé à "
     "une autre association. Votre réponse n'a pas été enregistrée.",
@@ -63,6 +67,7 @@ async def _referral_page(
     return render(
         request, "referral.html",
         {"referral": referral, "errors": errors or [], "values": values or {},
+         "follow_ups": await deps.store.follow_ups(signed.scope, referral.reference),
          "today": deps.clock().astimezone(PARIS).date(), "unsent": await deps.store.unsent_ids()},
         signed=signed, status_code=status_code,
     )  # fmt: skip
@@ -80,7 +85,9 @@ async def answer(
     request: Request, referral_id: str, signed: Member, form: Form, deps: Deps
 ) -> Response:
     choice, reason, comment = field(form, "answer"), field(form, "reason"), field(form, "comment")
-    values = {"answer": choice, "reason": reason, "comment": comment}
+    caller, call_by_text = field(form, "caller"), field(form, "call_by")
+    values = {"answer": choice, "reason": reason, "comment": comment, "caller": caller,
+              "call_by": call_by_text}  # fmt: skip
     errors = []
     if choice not in ("accept", "decline"):
         errors.append(("answer", "Choisissez : accepter ou décliner."))
@@ -88,6 +95,13 @@ async def answer(
         errors.append(("reason", "Choisissez la raison du refus."))
     if len(comment) > COMMENT_MAX:
         errors.append(("comment", f"Le commentaire fait plus de {COMMENT_MAX} caractères."))
+    accept = choice == "accept"
+    now = deps.clock()
+    if accept and caller and not fits(CALLER, caller):
+        errors.append(("caller", "Indiquez un prénom de 60 caractères au plus, sur une ligne."))
+    call_by = _call_by(call_by_text) if accept and call_by_text else None
+    if accept and call_by_text and (call_by is None or call_by <= now):
+        errors.append(("call_by", "Indiquez une date et une heure à venir (JJ/MM/AAAA HH:MM)."))
     found = await deps.store.referral(signed.scope, referral_id)
     if found is None:
         raise NotFound()
@@ -95,16 +109,16 @@ async def answer(
         return await _referral_page(
             request, signed, deps, referral_id, errors=errors, values=values, status_code=422
         )
-    now = deps.clock()
-    accept = choice == "accept"
+    caller_given = (caller or None) if accept else None
     message = AnswerGiven(
         message_id=new_id(), at=now, referral_id=referral_id, reference=found.reference,
         association_id=found.association_id, answer=Answer.ACCEPT if accept else Answer.DECLINE,
         reason=None if accept else DeclineReason(reason), comment=comment or None,
+        call_by=call_by, caller=caller_given,
     )  # fmt: skip
     result = await deps.store.answer(
         signed.scope, referral_id, now, accept=accept, reason=None if accept else reason,
-        comment=comment or None, message=message,
+        comment=comment or None, message=message, call_by=call_by, caller=caller_given,
     )  # fmt: skip
     if result is None:
         raise NotFound()
@@ -116,6 +130,15 @@ async def answer(
         )  # fmt: skip
     await deps.relay.flush_quietly()
     return see_other(f"/boite/{referral_id}?fait={choice}")
+
+
+def _call_by(text: str) -> datetime | None:
+    """A `datetime-local` field ("2026-12-08T10:30"), in Paris time; None when not one."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.replace(tzinfo=PARIS) if value.tzinfo is None else None
 
 
 @router.post("/boite/{referral_id}/suite", response_class=HTMLResponse)
@@ -154,7 +177,7 @@ async def outcome(
     on = contacted_on if kind is Outcome.CONTACTED else None
     message = OutcomeRecorded(
         message_id=new_id(), at=now, referral_id=referral_id, reference=found.reference,
-        association_id=found.association_id, outcome=kind.value, contacted_on=on,
+        association_id=found.association_id, outcome=kind.value, on=on or today,
     )  # fmt: skip
     try:
         await deps.store.record_outcome(

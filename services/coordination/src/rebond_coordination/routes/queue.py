@@ -7,8 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import TypeAdapter
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import StaffNote
 from rebond_coordination.domain import CaseStatus, ClaimVerdict, CloseOutcome, association_name
 from rebond_coordination.policy import Capability
 from rebond_coordination.ports import CaseAssigned, CaseClosed
@@ -19,6 +21,7 @@ from rebond_coordination.web import (
     NotFound,
     Signed,
     field,
+    fits,
     render,
     require,
     see_other,
@@ -27,6 +30,9 @@ from rebond_coordination.web import (
 router = APIRouter(include_in_schema=False)
 Coordinator = Annotated[Signed, Depends(require(Capability.QUEUE))]
 NOTE_MAX = 1000
+#: The note goes to the association with the assignment (`CaseAssignedV1.note`): its limits.
+ASSIGN_NOTE_MAX = 500
+STAFF_NOTE: TypeAdapter[str] = TypeAdapter(StaffNote)
 
 
 @router.get("/file", response_class=HTMLResponse)
@@ -50,6 +56,7 @@ async def _case_page(
     return render(
         request, "case.html",
         {"case": case, "errors": errors or [], "notice": notice, "values": values or {},
+         "follow_ups": await deps.store.follow_ups(signed.scope, reference),
          "associations": _choices(directory), "held": _held(case, signed, deps),
          "claim_minutes": deps.settings.claim_minutes},
         signed=signed, status_code=status_code,
@@ -113,13 +120,16 @@ async def release(reference: str, signed: Coordinator, form: Form, deps: Deps) -
 async def assign(
     request: Request, reference: str, signed: Coordinator, form: Form, deps: Deps
 ) -> Response:
-    association, note = field(form, "association"), field(form, "note")
+    # A browser sends a textarea's line breaks as CRLF; the contract's note takes LF only.
+    association, note = field(form, "association"), field(form, "note").replace("\r\n", "\n")
     values = {"association": association, "note": note}
     errors = []
     if association not in {a.value for a in AssociationId}:
         errors.append(("association", "Choisissez l'association à qui confier ce dossier."))
-    if len(note) > NOTE_MAX:
-        errors.append(("note", f"La note fait plus de {NOTE_MAX} caractères."))
+    if len(note) > ASSIGN_NOTE_MAX:
+        errors.append(("note", f"La note fait plus de {ASSIGN_NOTE_MAX} caractères."))
+    elif not fits(STAFF_NOTE, note):
+        errors.append(("note", "La note contient un caractère de contrôle : retirez-le."))
     if errors:
         return await _case_page(
             request, signed, deps, reference, errors=errors, values=values, status_code=422

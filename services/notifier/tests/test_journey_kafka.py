@@ -1,0 +1,207 @@
+"""The person's side of the journey on the real broker, with a real SMTP server, a real webhook
+receiver and the notifier's pages served over HTTP: a step's e-mail sent once, the follow-up
+link's answer published on `referrals.followups`, a withdrawal's typed webhook."""
+
+import asyncio
+import json
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from html import unescape
+
+import httpx
+import pytest
+import uvicorn
+from standardwebhooks import Webhook
+
+from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, ReferralStatusV1
+from rebond_contracts.topics import DECISIONS, ERASURES, FOLLOW_UPS, REFERRAL_STATUS
+from rebond_notifier.app import Notifier, build
+from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.signing import new_webhook_secret
+
+from .conftest import (
+    MailBox,
+    TopicWatcher,
+    WebhookReceiver,
+    associations_file,
+    free_port,
+    make_decision,
+    poll_until,
+    publish,
+)
+
+pytestmark = pytest.mark.kafka
+SECRET_ENV = "NOTIFIER_TEST_JOURNEY_HOOK_SECRET"
+SECRET = new_webhook_secret()
+
+
+@pytest.fixture(scope="module")
+async def notifier(
+    kafka_bootstrap: str,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Notifier]:
+    """The notifier `build` makes, its pages served by uvicorn on a free port (whose lifespan
+    starts and stops the notifier), with its own group and store."""
+    folder = tmp_path_factory.mktemp("journey")
+    os.environ[SECRET_ENV] = SECRET
+    associations_file(folder / "associations.yaml", webhook_receiver.url, SECRET_ENV)
+    port = free_port()
+    settings = NotifierSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        environment="test",
+        group_id=f"test-journey-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
+        associations_file=folder / "associations.yaml",
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        public_base_url=f"http://127.0.0.1:{port}",
+        portal_base_url="https://portail.example",
+        callback_working_days=3,
+        poll_interval_s=0.2,
+    )
+    service = build(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(service.web, host="127.0.0.1", port=port, log_level="warning")
+    )
+    serving = asyncio.create_task(server.serve())
+    await poll_until(lambda: server.started, 30)
+    await service.wait_connected()
+    yield service
+    server.should_exit = True
+    await serving
+
+
+async def _send(
+    bootstrap: str, topic, payload, reference: str, event_id: str | None = None
+) -> None:  # type: ignore[no-untyped-def]
+    event = topic.envelope(payload, subject=reference, correlationid=reference, id=event_id)
+    await publish(bootstrap, topic.name, event, reference)
+
+
+def _status(decision, status: ReferralStatus, **fields) -> ReferralStatusV1:  # type: ignore[no-untyped-def]
+    referral = decision.referral
+    return ReferralStatusV1(
+        reference=decision.reference, referral_id=referral.referral_id,
+        association_id=referral.association_id, status=status, at=datetime.now(UTC), **fields,
+    )  # fmt: skip
+
+
+def _to_person(box: MailBox, reference: str) -> list[str]:
+    return [m.get_content() for m in box.about(reference) if str(m["To"]) == "claire@example.org"]
+
+
+async def test_an_acceptance_read_twice_gives_the_person_one_email(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """An `accepted` status read twice (same event id) sends the person one e-mail naming the
+    association, who calls and when, with the /suivi link, and never their message."""
+    decision = make_decision(AssociationId.SECOND_SOUFFLE)
+    await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
+    await poll_until(lambda: len(_to_person(smtp_server, decision.reference)) == 1, 15)
+    call_by = datetime(2027, 1, 14, 17, 30, tzinfo=UTC)
+    accepted = _status(decision, ReferralStatus.ACCEPTED, caller="Marc", call_by=call_by)
+    for _ in range(2):
+        await _send(kafka_bootstrap, REFERRAL_STATUS, accepted, decision.reference, "same-id")
+    # A later status on the same key is read after both copies: its end marks theirs.
+    closed = _status(decision, ReferralStatus.CLOSED)
+    await _send(kafka_bootstrap, REFERRAL_STATUS, closed, decision.reference)
+    await poll_until(lambda: len(_to_person(smtp_server, decision.reference)) >= 3, 15)
+    _confirmation, accepted_mail, closed_mail = _to_person(smtp_server, decision.reference)
+    assert "Second Souffle a accepté de vous accompagner" in accepted_mail
+    assert "Marc, de Second Souffle, vous contactera d'ici le 14/01/2027 à 18 h 30" in accepted_mail
+    assert f"https://portail.example/suivi/{decision.reference}" in accepted_mail
+    assert "Liquidation clôturée" not in accepted_mail  # never the free text
+    assert "est désormais close" in closed_mail
+    kinds = [d.kind for d in await notifier.store.find(str(decision.referral.referral_id))]
+    assert sorted(k for k in kinds if k.startswith("p_")) == ["p_accepted", "p_closed"]
+
+
+async def test_a_follow_up_answer_goes_to_referrals_followups_once(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """The follow-up e-mail's "Non" link, opened then confirmed (twice: the second gets the
+    same page), publishes `FollowUpAnsweredV1` with contacted=false on referrals.followups,
+    and the answer is recorded once."""
+    watcher = await TopicWatcher(kafka_bootstrap, FOLLOW_UPS.name).start()
+    try:
+        decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+        await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
+        due = _status(decision, ReferralStatus.FOLLOW_UP_DUE)
+        await _send(kafka_bootstrap, REFERRAL_STATUS, due, decision.reference)
+        await poll_until(
+            lambda: any("Avez-vous été contacté" in t
+                        for t in _to_person(smtp_server, decision.reference)), 15,
+        )  # fmt: skip
+        [text] = [t for t in _to_person(smtp_server, decision.reference) if "- Non : " in t]
+        no = re.search(r"- Non : (\S+)", text)
+        assert no is not None
+        async with httpx.AsyncClient() as client:
+            shown = await client.get(no.group(1))
+            assert shown.status_code == 200 and "Non, personne ne m'a contacté·e" in unescape(
+                shown.text
+            )
+            first = await client.post(no.group(1))
+            again = await client.post(no.group(1))
+        assert first.status_code == again.status_code == 200
+        assert "L'équipe du Portail du rebond reprend votre demande" in unescape(first.text)
+        [record] = await watcher.wait_for(decision.reference, 1)
+    finally:
+        await watcher.stop()
+    assert await notifier.store.follow_up_given(str(decision.referral.referral_id)) is False
+    answer = json.loads(record.value)
+    assert answer["contacted"] is False
+    assert answer["referral_id"] == str(decision.referral.referral_id)
+    assert dict(record.headers)["ce_type"] == b"fr.rebond.referral.follow_up_answered"
+
+
+async def test_an_erasure_is_told_by_typed_webhook_and_email_and_confirmed_to_the_person(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """After an erasure, the association gets a signed webhook typed
+    `fr.rebond.referral.withdrawn` and an e-mail; the person gets the confirmation."""
+    decision = make_decision(AssociationId.APESA)
+    await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
+    await webhook_receiver.wait_for(decision.reference, 1)
+    erasure = ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC))
+    await _send(kafka_bootstrap, ERASURES, erasure, decision.reference)
+    hooks = await webhook_receiver.wait_for(decision.reference, 2)
+    bodies = [json.loads(h.body) for h in hooks]
+    assert [b["type"] for b in bodies] == [
+        "fr.rebond.referral.offered",
+        "fr.rebond.referral.withdrawn",
+    ]
+    Webhook(SECRET).verify(hooks[1].body, hooks[1].headers)
+    assert bodies[1]["data"]["referral_id"] == str(decision.referral.referral_id)
+    await poll_until(
+        lambda: any("données ont été effacées" in str(m["Subject"])
+                    for m in smtp_server.about(decision.reference)), 15,
+    )  # fmt: skip
+    subjects = [str(m["Subject"]) for m in smtp_server.about(decision.reference)]
+    assert f"Demande {decision.reference} retirée" in subjects
+    assert await notifier.store.people([decision.reference]) == {}
+
+
+async def test_a_reminder_is_webhooked_with_its_type(
+    kafka_bootstrap: str, notifier: Notifier, webhook_receiver: WebhookReceiver
+) -> None:
+    """A reminder reaches the association's webhook as `fr.rebond.referral.reminder`."""
+    decision = make_decision(AssociationId.RE_CREER)
+    await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
+    reminded = _status(
+        decision, ReferralStatus.REMINDED, respond_by=datetime.now(UTC) + timedelta(days=1)
+    )
+    await _send(kafka_bootstrap, REFERRAL_STATUS, reminded, decision.reference)
+    hooks = await webhook_receiver.wait_for(decision.reference, 2)
+    assert sorted(json.loads(h.body)["type"] for h in hooks) == [
+        "fr.rebond.referral.offered",
+        "fr.rebond.referral.reminder",
+    ]
