@@ -259,8 +259,8 @@ def test_every_topic_has_a_retention_and_personal_topics_keep_little() -> None:
     personal = {t.name for t in all_topics() if t.personal_data}
     assert {
         "questionnaires.completed", "routing.decisions", "routing.invitees", "referrals.unrouted",
-        "conferences.registrations", "conferences.invitations",
-        *(f"referrals.{a}" for a in AssociationId),
+        "conferences.registrations", "conferences.invitations", "community.mail",
+        "peers.requests", *(f"referrals.{a}" for a in AssociationId),
     } == personal  # fmt: skip
     for topic in all_topics():
         if topic.personal_data:

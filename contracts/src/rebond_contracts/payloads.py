@@ -553,3 +553,87 @@ class ReferralWithdrawnV1(_Payload):
     association_id: AssociationId
     reason: Literal["erasure_requested"] = "erasure_requested"
     withdrawn_at: AwareDatetime
+
+
+# --- Peer exchange and success stories (issue 24) --------------------------------------------
+
+
+class CommunityMailKind(StrEnum):
+    """Why the events service writes to someone about peer exchange or a success story."""
+
+    #: A story was received: its withdrawal link.
+    STORY_RECEIVED = "story_received"
+    #: A story was published or declined by a moderator.
+    STORY_MODERATED = "story_moderated"
+    #: A volunteer signed up: the link confirming their address.
+    VOLUNTEER_CONFIRM = "volunteer_confirm"
+    #: A volunteer was approved or declined: their pause and erasure links.
+    VOLUNTEER_MODERATED = "volunteer_moderated"
+    #: A match: each side is introduced to the other.
+    PEER_INTRODUCTION = "peer_introduction"
+    #: No (further) volunteer could be proposed to a person.
+    PEER_NONE = "peer_none"
+
+
+class CommunityMailV1(_Payload):
+    """Events -> notifier: one e-mail, written by the events service (French first, English
+    second), for the notifier to send as it is.
+
+    Personal data, on purpose and no more: the recipient's address, and in the text only what
+    the people concerned agreed to share (an introduction names the peer and the contact they
+    gave for it). Keyed by what it is about (a story, a volunteer, a peer request's reference),
+    so an erasure drops its unsent mails by that key.
+    """
+
+    mail_id: UUID
+    kind: CommunityMailKind
+    to: str
+    locale: str = "fr"
+    subject: str
+    text: str
+    at: AwareDatetime
+
+
+class PeerContactV1(_Payload):
+    """What a person asking for a peer agreed to share with that peer."""
+
+    first_name: str
+    email: str | None = None
+    phone: str | None = None
+
+
+class PeerRequestV1(_Payload):
+    """Router -> events: a person asked for `peer_support` and consented to share their contact
+    with a peer volunteer. Only what matching and an introduction need: no answers, no
+    message, nothing about distress."""
+
+    reference: Reference
+    region: Region
+    stage: Stage
+    #: NAF section letter (`questionnaire.Sector`), when the person gave it.
+    sector: str | None = None
+    contact: PeerContactV1
+    locale: str = "fr"
+    requested_at: AwareDatetime
+
+
+class PeerMatchStatus(StrEnum):
+    #: A volunteer was proposed; both sides were introduced.
+    PROPOSED = "proposed"
+    #: One side declined; the next volunteer, if any, follows as its own `proposed`.
+    DECLINED = "declined"
+    #: No volunteer (left) for this person: region, stage, monthly limits.
+    UNMATCHED = "unmatched"
+
+
+class PeerMatchV1(_Payload):
+    """Events -> intake (the person's status timeline) and coordination (statistics): one step
+    of a peer match. No contact, no name: the reference, the match and its status."""
+
+    match_id: UUID | None = None
+    reference: Reference
+    status: PeerMatchStatus
+    region: Region
+    #: How many volunteers were proposed to this person so far.
+    attempt: int = Field(default=1, ge=0)
+    at: AwareDatetime

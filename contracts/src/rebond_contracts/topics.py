@@ -17,6 +17,7 @@ from rebond_contracts.envelope import DataT, Envelope, EnvelopeError, envelope_c
 from rebond_contracts.payloads import (
     CaseAssignedV1,
     CaseClosedV1,
+    CommunityMailV1,
     ConferenceV1,
     DeadLetterV1,
     DeliveryV1,
@@ -26,6 +27,8 @@ from rebond_contracts.payloads import (
     FollowUpAnsweredV1,
     InvitationV1,
     InviteeV1,
+    PeerMatchV1,
+    PeerRequestV1,
     QuestionnaireCompletedV1,
     ReferralOutcomeV1,
     ReferralResponseV1,
@@ -292,6 +295,48 @@ INVITATIONS = Topic(
     personal_data=True,
 )
 
+COMMUNITY_MAIL = Topic(
+    name="community.mail",
+    key="story id, volunteer id or submission reference",
+    payload=CommunityMailV1,
+    event_type="fr.rebond.community.mail",
+    schema_version=1,
+    writer=Service.EVENTS,
+    readers=(Service.NOTIFIER,),
+    description="E-mails about success stories and peer exchange, written by the events "
+    "service for the notifier to send as they are.",
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
+)
+
+PEER_REQUESTS = Topic(
+    name="peers.requests",
+    key="submission reference",
+    payload=PeerRequestV1,
+    event_type="fr.rebond.peer.requested",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(Service.EVENTS,),
+    description="People who asked for peer support and consented to share a contact with a "
+    "peer volunteer, with only what matching and an introduction need.",
+    retention_ms=PIPELINE_RETENTION_MS,
+    personal_data=True,
+)
+
+PEER_MATCHES = Topic(
+    name="peers.matches",
+    key="submission reference",
+    payload=PeerMatchV1,
+    event_type="fr.rebond.peer.match",
+    schema_version=1,
+    writer=Service.EVENTS,
+    #: The person's status timeline (intake) and the anonymous statistics (coordination).
+    readers=(Service.INTAKE, Service.COORDINATION),
+    description="Each step of a peer match: proposed, declined, unmatched (no contact, no name).",
+    #: No personal data beyond the reference: as `referrals.status`.
+    retention_ms=30 * DAY_MS,
+)
+
 UNROUTED = Topic(
     name="referrals.unrouted",
     key="submission reference",
@@ -530,6 +575,9 @@ def all_topics() -> list[Topic]:
         CONFERENCES,
         REGISTRATIONS,
         INVITATIONS,
+        COMMUNITY_MAIL,
+        PEER_REQUESTS,
+        PEER_MATCHES,
         ERASURES,
         *(referrals(a) for a in AssociationId),
         *(responses(a) for a in AssociationId),

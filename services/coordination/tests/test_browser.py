@@ -28,6 +28,25 @@ from rebond_coordination.store import NewUser, Store, migrate
 from .conftest import PASSWORD, offer, queue_case, settings_for
 
 
+def _pending_moderation() -> FakeEvents:
+    """The events API with a story and a volunteer waiting for moderation."""
+    from datetime import UTC, datetime
+
+    from rebond_coordination.ports import StoryToModerate, VolunteerToModerate
+
+    events = FakeEvents()
+    now = datetime.now(UTC)
+    events.stories["s1"] = StoryToModerate(
+        id="s1", text="Après la liquidation, un parrain m'a aidé.", region="75",
+        stage="after_liquidation", sector="I", failure_year=2019, submitted_at=now,
+    )  # fmt: skip
+    events.volunteers["v1"] = VolunteerToModerate(
+        id="v1", pseudonym="Paul", region="75", stage="receivership", sector="C",
+        availability="le soir", monthly_limit=2, created_at=now,
+    )  # fmt: skip
+    return events
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,7 +110,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     outbound = FakeOutbound()
     app = build(
         settings_for(url, public_url=base), outbound=outbound, mailer=FakeMailer(),
-        preview=FakePreview(), events=FakeEvents(),
+        preview=FakePreview(), events=_pending_moderation(),
     )  # fmt: skip
     server = uvicorn.Server(uvicorn.Config(app.web, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -179,6 +198,7 @@ def test_a_coordinator_signs_in_claims_a_case_and_assigns_it_on_accessible_pages
             ("conferences", "/conferences/second-souffle"),
             ("nouvelle-conference", "/conferences/second-souffle/nouvelle"),
             ("comptes", "/utilisateurs"), ("journal", "/journal"),
+            ("moderation", "/moderation"),
         ]:  # fmt: skip
             page.goto(served.url + path)
             expect(page.get_by_role("heading", level=1)).to_be_visible()

@@ -508,6 +508,45 @@ async def test_the_events_service_down_is_said_plainly(console: Console) -> None
     assert page.status_code == 503 and "ne répond pas" in page.text
 
 
+async def test_a_member_moderates_stories_and_volunteers_through_the_events_api(
+    console: Console, marc: Browser
+) -> None:
+    """The pending story and volunteer are listed (no contact); publishing and refusing go to
+    the events API with the member's association, are audited, and a second click says it is
+    already handled; the events service down is a plain 503."""
+    from rebond_coordination.ports import StoryToModerate, VolunteerToModerate
+
+    console.events.stories["s1"] = StoryToModerate(
+        id="s1", text="Après la liquidation, un parrain m'a aidé.", first_name="Karim",
+        region="75", stage="after_liquidation", sector="I", failure_year=2019,
+        submitted_at=START,
+    )  # fmt: skip
+    console.events.volunteers["v1"] = VolunteerToModerate(
+        id="v1", pseudonym="Paul", region="75", stage="receivership", sector="C",
+        availability="le soir", monthly_limit=2, created_at=START,
+    )  # fmt: skip
+    page = await marc.get("/moderation")
+    assert page.status_code == 200
+    assert "un parrain m&#39;a aidé" in page.text and "Paul" in page.text
+    assert "Karim, Nouvelle-Aquitaine" in page.text
+    published = await marc.post("/moderation/temoignages/s1/approuver")
+    assert (
+        published.status_code == 303
+        and published.headers["location"] == "/moderation?fait=approuver"
+    )
+    refused = await marc.post("/moderation/pairs/v1/refuser")
+    assert refused.headers["location"] == "/moderation?fait=refuser"
+    assert console.events.decisions == [
+        ("story", "s1", True, "60000-rebonds"), ("volunteer", "v1", False, "60000-rebonds"),
+    ]  # fmt: skip
+    again = await marc.post("/moderation/temoignages/s1/approuver")
+    assert again.headers["location"] == "/moderation?fait=deja"
+    journal = await marc.get("/journal")
+    assert "story_approved" in journal.text and "volunteer_rejected" in journal.text
+    console.events.down = True
+    assert (await marc.get("/moderation")).status_code == 503
+
+
 # --- health ----------------------------------------------------------------------------------
 
 

@@ -22,10 +22,10 @@ ORGANISER = Scope("o", "Olga", Role.ORGANISER, association="second-souffle")
     ("scope", "allowed"),
     [
         (COORDINATOR, set(Capability)),
-        (MEMBER, {Capability.INBOX, Capability.AUDIT}),
-        (ANTENNA, {Capability.INBOX, Capability.AUDIT}),
-        (ADMIN, {Capability.INBOX, Capability.AUDIT, Capability.USERS}),
-        (ORGANISER, {Capability.CONFERENCES, Capability.AUDIT}),
+        (MEMBER, {Capability.INBOX, Capability.MODERATION, Capability.AUDIT}),
+        (ANTENNA, {Capability.INBOX, Capability.MODERATION, Capability.AUDIT}),
+        (ADMIN, {Capability.INBOX, Capability.MODERATION, Capability.AUDIT, Capability.USERS}),
+        (ORGANISER, {Capability.CONFERENCES, Capability.MODERATION, Capability.AUDIT}),
     ],
 )
 def test_each_role_reaches_its_own_areas_only(scope: Scope, allowed: set[Capability]) -> None:

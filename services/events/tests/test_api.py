@@ -436,3 +436,16 @@ async def test_personal_data_stays_out_of_announcements_and_logs(
     [registration, _] = service.sink.payloads(REGISTRATIONS.name)
     assert registration["email"] == "claire.secret@example.org"
     assert registration["cancel_url"].startswith("http://events.test/inscriptions/")
+
+
+async def test_the_registration_page_reads_plainly_and_points_to_the_stories(
+    service: Running, event_body: Body
+) -> None:
+    """The thanks page's French is whole ("Rien reçu ?"), and it links to the success stories."""
+    event = await create(service, event_body())
+    page = await service.client.post(
+        f"/evenements/{event['id']}/inscription",
+        data={"name": "Zoé", "email": "zoe@example.org", "consent": "yes"},
+    )
+    assert "Rien reçu&nbsp;? Regardez" in page.text and "nbsp;?nbsp" not in page.text
+    assert 'href="/temoignages"' in page.text

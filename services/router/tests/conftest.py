@@ -3,7 +3,7 @@
 import asyncio
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import QUESTIONNAIRES, find, responses
 from rebond_router.directory import Directory, load_directory
 from rebond_router.lifecycle import Router
-from rebond_router.store import Store
+from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Message
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # a Thursday
@@ -140,3 +140,37 @@ def router_on(
 @pytest.fixture(scope="session")
 def directory() -> Directory:
     return load_directory()
+
+
+async def open_store(url: str) -> Store:
+    """A store at `url`, migrated and open."""
+    migrate(url)
+    store = Store.from_url(url)
+    await store.start()
+    return store
+
+
+@pytest.fixture
+async def store(sql_url: str) -> AsyncIterator[Store]:
+    store = await open_store(sql_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outputs() -> FakeOutputs:
+    return FakeOutputs()
+
+
+@pytest.fixture
+def router(store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock) -> Router:
+    return router_on(store, directory, outputs, clock)
+
+
+def current_referral(outputs: FakeOutputs) -> str:
+    return str(outputs.on("routing.decisions")[-1]["referral"]["referral_id"])

@@ -21,7 +21,9 @@ from sqlalchemy import select
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     Answer,
+    CaseAssignedV1,
     DeclineReason,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
     FollowUpAnsweredV1,
     OutcomeKind,
@@ -29,10 +31,13 @@ from rebond_contracts.payloads import (
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
+    APPLIED,
+    ASSIGNMENTS,
     DECISIONS,
     ERASURES,
     FOLLOW_UPS,
     OUTCOMES,
+    OVERRIDES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -53,11 +58,12 @@ pytestmark = pytest.mark.kafka
 SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
 OUTPUTS = [
-    DECISIONS.name, OUTCOMES.name, REFERRAL_STATUS.name, UNROUTED.name,
+    DECISIONS.name, OUTCOMES.name, REFERRAL_STATUS.name, UNROUTED.name, APPLIED.name,
     dead_letters(Service.ROUTER).name,
 ]  # fmt: skip
 INPUTS = [
-    QUESTIONNAIRES.name, ERASURES.name, FOLLOW_UPS.name, *(responses(a).name for a in AssociationId)
+    QUESTIONNAIRES.name, ERASURES.name, FOLLOW_UPS.name, ASSIGNMENTS.name,
+    *(responses(a).name for a in AssociationId),
 ]  # fmt: skip
 APESA = AssociationId.APESA
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -398,6 +404,80 @@ async def test_a_questionnaire_read_after_its_erasure_is_not_routed(
         ).all()
     )
     assert rows == []
+
+
+async def send_override(producer: AIOKafkaProducer, **values: Any) -> DirectoryOverrideV1:
+    """An override of 60 000 rebonds on `directory.overrides` (keyed by association)."""
+    override = DirectoryOverrideV1(
+        override_id=uuid.uuid4(), association_id=SIXTY, set_by="staff-test", set_at=NOW, **values
+    )
+    envelope = OVERRIDES.envelope(override, subject=SIXTY.value, correlationid=SIXTY.value)
+    await send(producer, OVERRIDES.name, envelope)
+    return override
+
+
+def applied(probe: Probe, override: DirectoryOverrideV1) -> list[dict[str, Any]]:
+    return [
+        d
+        for d in probe.data(APPLIED.name, SIXTY.value)
+        if d["override_id"] == str(override.override_id)
+    ]
+
+
+async def test_a_pause_published_live_is_applied_said_and_skips_the_association(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """An override pausing 60 000 rebonds: the router says it is in force on `directory.applied`,
+    and the next decision goes to Second Souffle; its withdrawal gives the file's values back.
+    (The topic is read from its beginning by every router: the test ends with the withdrawal so
+    that later routers rebuild the file's values.)"""
+    await send_override(producer)  # whatever an interrupted run left: the file's values
+    await router_factory()
+    try:
+        pause = await send_override(producer, paused=True)
+        await probe.until(lambda _: applied(probe, pause))
+        [said] = applied(probe, pause)
+        assert (said["paused"], said["weekly_capacity"]) == (True, 12)
+        ref = new_reference()
+        await send_questionnaire(producer, ref)
+        await probe.until(lambda _: probe.data(DECISIONS.name, ref))
+        [decision] = probe.data(DECISIONS.name, ref)
+        assert decision["primary"] == SOUFFLE and SIXTY not in decision["alternates"]
+    finally:
+        resume = await send_override(producer)
+    await probe.until(lambda _: applied(probe, resume))
+    again = new_reference()
+    await send_questionnaire(producer, again)
+    await probe.until(lambda _: probe.data(DECISIONS.name, again))
+    assert probe.data(DECISIONS.name, again)[0]["primary"] == SIXTY
+
+
+async def test_an_assigned_queued_case_gets_a_manual_decision_and_an_offer(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """Both candidates decline: the queue gets the case with the shared contact; a coordinator's
+    assignment to Re-créer gives a `manual` decision with the note and an `offered` status."""
+    await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref)
+    for attempt, holder in enumerate((SIXTY, SOUFFLE), start=1):
+        await probe.until(lambda _, n=attempt: len(probe.data(DECISIONS.name, ref)) == n)
+        referral = probe.data(DECISIONS.name, ref)[-1]["referral"]
+        await send_answer(producer, holder, ref, referral["referral_id"], DeclineReason.OTHER)
+    await probe.until(lambda _: probe.data(UNROUTED.name, ref))
+    assert probe.data(UNROUTED.name, ref)[0]["contact"]["first_name"] == "Claire"
+    assignment = CaseAssignedV1(
+        assignment_id=uuid.uuid4(), reference=ref, association_id=AssociationId.RE_CREER,
+        note="Joignable le matin.", assigned_by="staff-test", assigned_at=NOW,
+    )  # fmt: skip
+    await send(
+        producer, ASSIGNMENTS.name, ASSIGNMENTS.envelope(assignment, subject=ref, correlationid=ref)
+    )
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 3)
+    manual = probe.data(DECISIONS.name, ref)[-1]
+    assert (manual["rule"], manual["note"]) == ("manual", "Joignable le matin.")
+    assert manual["referral"]["association_id"] == AssociationId.RE_CREER
+    await probe.until(lambda _: statuses(probe, ref)[-1] == ("offered", AssociationId.RE_CREER))
 
 
 async def test_distress_with_consent_offers_apesa_and_the_main_association_in_parallel(

@@ -1,7 +1,6 @@
 """The referral lifecycle on a real store (SQLite file and PostgreSQL) with a controlled clock."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -17,7 +16,7 @@ from rebond_router.directory import Directory
 from rebond_router.lifecycle import Router
 from rebond_router.referral import Offer, Referral, Rejected, State, week_start
 from rebond_router.rules import decide, decision_id_for, reorientation_id
-from rebond_router.store import Store, Tx, migrate, referrals
+from rebond_router.store import Store, Tx, referrals
 from rebond_sql.outbox import Message, Pending
 
 from .conftest import (
@@ -26,6 +25,8 @@ from .conftest import (
     Clock,
     FakeOutputs,
     answer,
+    current_referral,
+    open_store,
     questionnaire,
     router_on,
     submitted,
@@ -35,43 +36,9 @@ SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
 
 
-async def open_store(url: str) -> Store:
-    """A store at `url`, migrated and open."""
-    migrate(url)
-    store = Store.from_url(url)
-    await store.start()
-    return store
-
-
-@pytest.fixture
-async def store(sql_url: str) -> AsyncIterator[Store]:
-    store = await open_store(sql_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def outputs() -> FakeOutputs:
-    return FakeOutputs()
-
-
-@pytest.fixture
-def router(store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock) -> Router:
-    return router_on(store, directory, outputs, clock)
-
-
 async def pending(store: Store) -> list[Pending]:
     """What the outbox still holds."""
     return await store.database.run(store.outbox.pending)
-
-
-def current_referral(outputs: FakeOutputs) -> str:
-    return str(outputs.on("routing.decisions")[-1]["referral"]["referral_id"])
 
 
 async def test_a_questionnaire_is_decided_once_and_offered_to_the_best_candidate(
@@ -238,7 +205,8 @@ async def test_silence_brings_a_reminder_then_expiry_and_the_next_alternate(
 async def test_when_nobody_is_left_the_person_goes_to_the_human_queue(
     router: Router, outputs: FakeOutputs, clock: Clock
 ) -> None:
-    """Every candidate declined or silent: an unrouted status and a human-queue event."""
+    """Every candidate declined or silent: an unrouted status and a human-queue event, with the
+    contact the person consented to share so that the grouping's team can call back."""
     await router.on_questionnaire(questionnaire())
     await router.on_response(
         SIXTY, answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NOT_ELIGIBLE)
@@ -252,7 +220,8 @@ async def test_when_nobody_is_left_the_person_goes_to_the_human_queue(
         (SIXTY, "declined", "not_eligible"),
         (SOUFFLE, "expired", None),
     ]
-    assert queued["contact"] is None and "Claire" not in str(queued)
+    assert queued["contact"]["first_name"] == "Claire"
+    assert queued["department"] == submitted().questionnaire.situation.department
     clock.advance(days=30)
     assert await router.check_deadlines() == 0
 

@@ -1,44 +1,27 @@
 """Erasure and anonymisation of the router's store (SQLite and PostgreSQL, controlled clock)."""
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from rebond_contracts.payloads import DeclineReason
-from rebond_router.directory import Directory
 from rebond_router.lifecycle import Router
 from rebond_router.privacy import anonymise, erased
 from rebond_router.store import Store, erasures, metadata, referrals
 from rebond_sql.erasure import lock_references, reference_digest
 from rebond_sql.testing import rows_of, waits_for
 
-from .conftest import NOW, REFERENCE, Clock, FakeOutputs, answer, questionnaire, router_on
-from .test_lifecycle import SIXTY, current_referral, open_store
-
-
-@pytest.fixture
-async def store(sql_url: str) -> AsyncIterator[Store]:
-    store = await open_store(sql_url)
-    yield store
-    await store.close()
-
-
-@pytest.fixture
-def router(store: Store, directory: Directory, outputs: FakeOutputs, clock: Clock) -> Router:
-    return router_on(store, directory, outputs, clock)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def outputs() -> FakeOutputs:
-    return FakeOutputs()
+from .conftest import (
+    NOW,
+    REFERENCE,
+    Clock,
+    FakeOutputs,
+    answer,
+    current_referral,
+    questionnaire,
+)
+from .test_lifecycle import SIXTY
 
 
 async def _row(store: Store, track: str = "main") -> dict:

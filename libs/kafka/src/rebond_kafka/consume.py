@@ -117,7 +117,7 @@ def subscribe(
     handler: SingleHandler[T],
     *,
     dead_letters: DeadLetters,
-    group_id: str,
+    group_id: str | None,
     description: str,
     batch: None = None,
     view: View | None = None,
@@ -134,7 +134,7 @@ def subscribe(
     handler: BatchHandler[T],
     *,
     dead_letters: DeadLetters,
-    group_id: str,
+    group_id: str | None,
     description: str,
     batch: Batch,
     view: View | None = None,
@@ -150,7 +150,7 @@ def subscribe(
     handler: Any,
     *,
     dead_letters: DeadLetters,
-    group_id: str,
+    group_id: str | None,
     description: str,
     batch: Batch | None = None,
     view: View | None = None,
@@ -161,7 +161,12 @@ def subscribe(
     """Declare a subscriber of `topics` (one group, `group_id`) that hands `handler` each record
     (or, with `batch`, each batch) read by its topic's contract. `view` reads only some fields of
     the topics' main payload (`Topic.read`); given by topic, it reads those topics so and the
-    others whole (a subscriber of several topics that needs two fields of one of them)."""
+    others whole (a subscriber of several topics that needs two fields of one of them).
+
+    `group_id=None` reads without a consumer group: every partition, from `auto_offset_reset`
+    at each start, nothing committed (a compacted topic whose whole content is state, read again
+    by every instance); the offset then advances once the handler is called, as there is no
+    commit to hold back."""
     by_name = {topic.name: topic for topic in ([topics] if isinstance(topics, Topic) else topics)}
     payload = next(iter(by_name.values())).payload
     views = view if isinstance(view, Mapping) else dict.fromkeys(by_name.values(), view)
@@ -214,7 +219,7 @@ def subscribe(
         *by_name,
         group_id=group_id,
         auto_offset_reset=auto_offset_reset,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        ack_policy=AckPolicy.NACK_ON_ERROR if group_id is not None else AckPolicy.ACK_FIRST,
         decoder=decoder,
         title=title or ", ".join(by_name),
         description=description,

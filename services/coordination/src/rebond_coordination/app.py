@@ -37,7 +37,16 @@ from rebond_coordination.ports import (
     Unconnected,
 )
 from rebond_coordination.relay import Relay
-from rebond_coordination.routes import admin, auth, conferences, directory, inbox, queue, statistics
+from rebond_coordination.routes import (
+    admin,
+    auth,
+    conferences,
+    directory,
+    inbox,
+    moderation,
+    queue,
+    statistics,
+)
 from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import Store, migrate
 from rebond_coordination.web import (
@@ -164,7 +173,7 @@ def build(
     web.state.services = services
     obs.install(web)
     web.add_middleware(SecurityHeaders)
-    for module in (auth, queue, directory, statistics, inbox, conferences, admin):
+    for module in (auth, queue, directory, statistics, inbox, conferences, moderation, admin):
         web.include_router(module.router)
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     _errors(web)

@@ -24,6 +24,8 @@ from rebond_coordination.ports import (
     FieldError,
     MailUnavailable,
     Registration,
+    StoryToModerate,
+    VolunteerToModerate,
 )
 from rebond_coordination.settings import CoordinationSettings
 
@@ -31,6 +33,10 @@ PARIS = ZoneInfo("Europe/Paris")
 _conferences: TypeAdapter[list[Conference]] = TypeAdapter(list[Conference])
 _registrations: TypeAdapter[list[Registration]] = TypeAdapter(list[Registration])
 _errors: TypeAdapter[list[FieldError]] = TypeAdapter(list[FieldError])
+_stories: TypeAdapter[list[StoryToModerate]] = TypeAdapter(list[StoryToModerate])
+_volunteers: TypeAdapter[list[VolunteerToModerate]] = TypeAdapter(list[VolunteerToModerate])
+#: Moderation decisions: a 409 (decided meanwhile by someone else) is as if it were gone.
+_MODERATED = ("/v1/stories/", "/v1/peers/volunteers/")
 #: The events API's largest page (`per_page`).
 _PER_PAGE = 100
 
@@ -59,8 +65,10 @@ class HttpEvents:
             raise EventsUnavailable(
                 f"events service unreachable ({type(error).__name__})"
             ) from error
-        if reply.status_code == 404:
-            raise EventsNotFound(path)
+        if reply.status_code == 404 or (
+            reply.status_code == 409 and method == "POST" and path.startswith(_MODERATED)
+        ):
+            raise EventsNotFound(path)  # a story or volunteer moderated meanwhile: gone too
         if reply.status_code == 422:
             try:
                 raise EventsInvalid(_errors.validate_python(reply.json()["detail"]))
@@ -68,7 +76,7 @@ class HttpEvents:
                 raise EventsUnavailable("events answered 422 without field errors") from error
         if reply.is_error:
             raise EventsUnavailable(f"events service answered {reply.status_code}")
-        return reply.json()
+        return reply.json() if reply.content else None
 
     async def list_events(self, association: str) -> list[Conference]:
         """The association's upcoming conferences: the public list, page by page, kept to
@@ -114,6 +122,26 @@ class HttpEvents:
         return _registrations.validate_python(
             await self._call(association, "GET", f"/v1/events/{event_id}/registrations")
         )
+
+    # --- moderation of the stories and the peer volunteers (issue 24) -----------------------
+
+    async def stories_to_moderate(self, association: str) -> list[StoryToModerate]:
+        return _stories.validate_python(
+            await self._call(association, "GET", "/v1/moderation/stories?status=pending")
+        )
+
+    async def moderate_story(self, association: str, story_id: str, approve: bool) -> None:
+        decision = "approve" if approve else "reject"
+        await self._call(association, "POST", f"/v1/stories/{story_id}/{decision}")
+
+    async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]:
+        return _volunteers.validate_python(
+            await self._call(association, "GET", "/v1/moderation/volunteers?status=pending")
+        )
+
+    async def moderate_volunteer(self, association: str, volunteer_id: str, approve: bool) -> None:
+        decision = "approve" if approve else "reject"
+        await self._call(association, "POST", f"/v1/peers/volunteers/{volunteer_id}/{decision}")
 
 
 def _json(data: dict[str, object]) -> dict[str, object]:

@@ -24,6 +24,8 @@ from rebond_coordination.ports import (
     PreviewRejected,
     PreviewResult,
     Registration,
+    StoryToModerate,
+    VolunteerToModerate,
 )
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -102,6 +104,10 @@ class FakeEvents:
     def __init__(self) -> None:
         self.events: dict[str, _Stored] = {}
         self.down = False
+        self.stories: dict[str, StoryToModerate] = {}
+        self.volunteers: dict[str, VolunteerToModerate] = {}
+        #: (kind, id, approved, by association) of each moderation decision.
+        self.decisions: list[tuple[str, str, bool, str]] = []
 
     def _check(self) -> None:
         if self.down:
@@ -147,6 +153,26 @@ class FakeEvents:
     async def registrations(self, association: str, event_id: str) -> list[Registration]:
         self._check()
         return list(self._stored(association, event_id).registrations)
+
+    async def stories_to_moderate(self, association: str) -> list[StoryToModerate]:
+        self._check()
+        return list(self.stories.values())
+
+    async def moderate_story(self, association: str, story_id: str, approve: bool) -> None:
+        self._check()
+        if self.stories.pop(story_id, None) is None:
+            raise EventsNotFound(story_id)
+        self.decisions.append(("story", story_id, approve, association))
+
+    async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]:
+        self._check()
+        return list(self.volunteers.values())
+
+    async def moderate_volunteer(self, association: str, volunteer_id: str, approve: bool) -> None:
+        self._check()
+        if self.volunteers.pop(volunteer_id, None) is None:
+            raise EventsNotFound(volunteer_id)
+        self.decisions.append(("volunteer", volunteer_id, approve, association))
 
 
 def _validated(values: dict[str, object]) -> Conference:

@@ -30,14 +30,16 @@ class Capability(StrEnum):
     STATISTICS = "statistics"
     INBOX = "inbox"
     CONFERENCES = "conferences"
+    #: Success stories and peer volunteers waiting for approval (issue 24).
+    MODERATION = "moderation"
     AUDIT = "audit"
     USERS = "users"
 
 
 _BY_ROLE: dict[Role, frozenset[Capability]] = {
     Role.COORDINATOR: frozenset(Capability),
-    Role.MEMBER: frozenset({Capability.INBOX, Capability.AUDIT}),
-    Role.ORGANISER: frozenset({Capability.CONFERENCES, Capability.AUDIT}),
+    Role.MEMBER: frozenset({Capability.INBOX, Capability.MODERATION, Capability.AUDIT}),
+    Role.ORGANISER: frozenset({Capability.CONFERENCES, Capability.MODERATION, Capability.AUDIT}),
 }
 
 

@@ -187,6 +187,33 @@ class Registration(BaseModel):
     registered_at: datetime
 
 
+class StoryToModerate(BaseModel):
+    """A success story waiting for moderation, as the events API shows it (no e-mail)."""
+
+    id: str
+    text: str
+    first_name: str | None = None
+    region: str
+    stage: str
+    sector: str
+    failure_year: int
+    helped: str | None = None
+    submitted_at: datetime
+
+
+class VolunteerToModerate(BaseModel):
+    """A peer volunteer who confirmed their address (no contact, no e-mail)."""
+
+    id: str
+    pseudonym: str
+    region: str
+    stage: str
+    sector: str
+    availability: str
+    monthly_limit: int
+    created_at: datetime
+
+
 class FieldError(BaseModel):
     """One entry of the events API's 422 `detail`: the field (dotted path) and its message."""
 
@@ -219,6 +246,12 @@ class EventsClient(Protocol):
     ) -> Conference: ...
     async def cancel_event(self, association: str, event_id: str) -> Conference: ...
     async def registrations(self, association: str, event_id: str) -> list[Registration]: ...
+    async def stories_to_moderate(self, association: str) -> list[StoryToModerate]: ...
+    async def moderate_story(self, association: str, story_id: str, approve: bool) -> None: ...
+    async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]: ...
+    async def moderate_volunteer(
+        self, association: str, volunteer_id: str, approve: bool
+    ) -> None: ...
 
 
 # --- What stands in until the real adapters are plugged -----------------------------------
@@ -259,4 +292,16 @@ class Unconnected:
         raise EventsUnavailable("the events service is not plugged in yet")
 
     async def registrations(self, association: str, event_id: str) -> list[Registration]:
+        raise EventsUnavailable("the events service is not plugged in yet")
+
+    async def stories_to_moderate(self, association: str) -> list[StoryToModerate]:
+        raise EventsUnavailable("the events service is not plugged in yet")
+
+    async def moderate_story(self, association: str, story_id: str, approve: bool) -> None:
+        raise EventsUnavailable("the events service is not plugged in yet")
+
+    async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]:
+        raise EventsUnavailable("the events service is not plugged in yet")
+
+    async def moderate_volunteer(self, association: str, volunteer_id: str, approve: bool) -> None:
         raise EventsUnavailable("the events service is not plugged in yet")

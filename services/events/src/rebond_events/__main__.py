@@ -55,7 +55,8 @@ def main() -> None:
         done = asyncio.run(_anonymise(settings))
         print(
             f"rebond-events: {done.registrations} registrations anonymised, "
-            f"{done.invitations} invitations deleted"
+            f"{done.invitations} invitations, {done.peer_requests} peer requests and "
+            f"{done.unconfirmed_volunteers} unconfirmed volunteers deleted"
         )
         return
     server, sockets = build_server(settings)

@@ -78,7 +78,9 @@ class Announcer:
             page_url=self.links.page(conference.id), ics_url=self.links.ics(conference.id),
             at=now,
         )  # fmt: skip
-        return _message(CONFERENCES, payload, subject=conference.id, correlation_id=conference.id)
+        return outbox_message(
+            CONFERENCES, payload, subject=conference.id, correlation_id=conference.id
+        )
 
     def registration(
         self,
@@ -99,7 +101,7 @@ class Announcer:
             cancel_url=self.links.cancel(registration) if registration.active else None,
             waitlist_position=position, conference=self.summary(conference), at=now,
         )  # fmt: skip
-        return _message(
+        return outbox_message(
             REGISTRATIONS, payload, subject=conference.id, correlation_id=registration.id
         )
 
@@ -118,7 +120,7 @@ class Announcer:
             first_name=contact.first_name, email=contact.email, locale=contact.locale,
             match=match, conference=self.summary(conference), invited_at=now,
         )  # fmt: skip
-        return _message(
+        return outbox_message(
             INVITATIONS, payload, subject=reference, correlation_id=correlation_id,
             event_id=invitation,
         )  # fmt: skip
@@ -135,7 +137,7 @@ class Announcer:
         )  # fmt: skip
 
 
-def _message(
+def outbox_message(
     topic: Topic,
     payload: BaseModel,
     *,

@@ -20,11 +20,13 @@ from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_contracts.topics import Service
-from rebond_events import api, portal
+from rebond_events import api, community_web, portal
 from rebond_events.announcements import Announcer, Links
+from rebond_events.community import Community
 from rebond_events.conferences import Conferences
 from rebond_events.consumer import subscribe_events
 from rebond_events.errors import Conflict, Expired, Forbidden, InvalidChange, NotFound
+from rebond_events.letters import CommunityLinks
 from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSend, Publisher
 from rebond_events.settings import EventsSettings
@@ -106,6 +108,7 @@ class Events:
     web: FastAPI
     settings: EventsSettings
     conferences: Conferences
+    community: Community
     publisher: Publisher
     store: Store
     #: None when a `send` stands in for Kafka.
@@ -142,9 +145,15 @@ def build(
     publisher = Publisher(store, send, clock, connected)
     links = Links(settings.public_base_url, settings.signing_secret.get_secret_value())
     conferences = Conferences(store, Announcer(links), publisher, clock)
+    community = Community(
+        store,
+        CommunityLinks(settings.public_base_url, settings.signing_secret.get_secret_value()),
+        publisher,
+        clock,
+    )
     if broker is not None:
         dead_letters = DeadLetters(broker, Service.EVENTS)
-        subscribe_events(broker, conferences, dead_letters, settings.group_id)
+        subscribe_events(broker, conferences, community, dead_letters, settings.group_id)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -178,9 +187,12 @@ def build(
     )
     app.state.settings = settings
     app.state.conferences = conferences
+    app.state.community = community
     app.state.observability = obs
     app.include_router(api.router)
     app.include_router(portal.router)
+    app.include_router(community_web.api)
+    app.include_router(community_web.pages)
     app.mount("/static", StaticFiles(directory=portal.STATIC), name="static")
 
     _errors(app)
@@ -213,7 +225,7 @@ def build(
         PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
     )
     obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
-    return Events(app, settings, conferences, publisher, store, broker)
+    return Events(app, settings, conferences, community, publisher, store, broker)
 
 
 def create_app(settings: EventsSettings | None = None) -> FastAPI:

@@ -194,12 +194,16 @@ class RegistrationReceived(BaseModel):
     message: str
 
 
-class CancelRequest(BaseModel):
-    """The token of a cancellation link, sent in the body (never in a URL that logs keep)."""
+class LinkRequest(BaseModel):
+    """The token of an e-mailed link, sent in the body (never in a URL that logs keep)."""
 
     model_config = ConfigDict(extra="forbid")
 
     token: str = Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class CancelRequest(LinkRequest):
+    """The token of a cancellation link, sent in the body (never in a URL that logs keep)."""
 
 
 class RegistrationForOrganiser(BaseModel):

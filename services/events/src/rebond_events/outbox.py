@@ -16,7 +16,14 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy.exc import SQLAlchemyError
 
-from rebond_contracts.topics import CONFERENCES, INVITATIONS, REGISTRATIONS, Topic
+from rebond_contracts.topics import (
+    COMMUNITY_MAIL,
+    CONFERENCES,
+    INVITATIONS,
+    PEER_MATCHES,
+    REGISTRATIONS,
+    Topic,
+)
 from rebond_events.store import Store
 from rebond_events.tables import OUTBOX
 from rebond_sql.outbox import Message, Relay, Send
@@ -24,7 +31,9 @@ from rebond_sql.outbox import Message, Relay, Send
 log = structlog.get_logger(__name__)
 
 #: The topics this service writes (writer = events in the registry).
-PUBLISHED: tuple[Topic, ...] = (CONFERENCES, REGISTRATIONS, INVITATIONS)
+PUBLISHED: tuple[Topic, ...] = (
+    CONFERENCES, REGISTRATIONS, INVITATIONS, COMMUNITY_MAIL, PEER_MATCHES,
+)  # fmt: skip
 
 
 class KafkaSend:

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from rebond_contracts.geography import REGIONS
+from rebond_contracts.payloads import ConferenceKind
 from rebond_events.calendar import KIND_LABELS
 from rebond_events.conferences import Conferences
 from rebond_events.errors import Conflict, Expired, Forbidden, NotFound
@@ -81,7 +82,12 @@ async def detail(request: Request, event_id: UUID) -> HTMLResponse:
         event = await _conferences(request).get_event(str(event_id))
     except NotFound:
         return _message(request, "Conférence introuvable", "Cette conférence n'existe pas.", 404)
-    return templates.TemplateResponse(request, "event.html", {"event": event, "errors": {}})
+    featured = []
+    if event.kind == ConferenceKind.SUCCESS_STORIES:  # a few published stories of its region
+        featured = (await request.app.state.community.published_stories(event.region))[:3]
+    return templates.TemplateResponse(
+        request, "event.html", {"event": event, "errors": {}, "stories": featured}
+    )
 
 
 @router.post("/evenements/{event_id}/inscription", response_class=HTMLResponse)

@@ -2,7 +2,7 @@
 a connection, each run as one transaction).
 
 * `erase(reference)`: a person who came through the questionnaire withdrew (`privacy.erasures`):
-  their invitations are deleted, with the unsent outbox messages that carried them (name and
+  their invitations, their peer request and its matches are deleted, with the unsent outbox messages that carried them (name and
   e-mail: an invitation's subject is the reference), and only the tombstone of the reference is
   kept (its SHA-256 and the time), which an invitation reads first (`Repository.erased`) so that
   a decision read later (a lagging consumer, a replayed dead letter) invites no one. Both take
@@ -10,7 +10,9 @@ a connection, each run as one transaction).
   invitation under way is waited for, and waits for an erasure under way; on SQLite the store's
   transactions take turns (`rebond_sql.Database`).
 * `anonymise(now, retention)`: registrations to conferences that ended more than `retention`
-  ago lose their name and e-mail, and those conferences' invitations are deleted
+  ago lose their name and e-mail, and those conferences' invitations are deleted; so are the
+  peer requests received more than `retention` ago (the contact a person shared with a peer;
+  their matches keep no contact) and the volunteers who never confirmed their address
   (`python -m rebond_events anonymise`). Counts per conference stay right. Published outbox
   messages need nothing: the relay deletes each once Kafka acknowledged it.
 """
@@ -23,7 +25,17 @@ import structlog
 from sqlalchemy import Connection, CursorResult, bindparam, delete, insert, select, update
 
 from rebond_events.domain import email_digest
-from rebond_events.tables import OUTBOX, conferences, erasures, invitations, registrations
+from rebond_events.peers import VolunteerStatus
+from rebond_events.tables import (
+    OUTBOX,
+    conferences,
+    erasures,
+    invitations,
+    peer_matches,
+    peer_requests,
+    peer_volunteers,
+    registrations,
+)
 from rebond_sql.erasure import lock_references, reference_digest
 
 log = structlog.get_logger(__name__)
@@ -42,6 +54,9 @@ def erase(connection: Connection, reference: str, now: datetime) -> int:
     deleted = _rowcount(
         connection.execute(delete(invitations).where(invitations.c.reference == reference))
     )
+    # What the person shared to be introduced to a peer, and their matches (issue 24).
+    connection.execute(delete(peer_requests).where(peer_requests.c.reference == reference))
+    connection.execute(delete(peer_matches).where(peer_matches.c.reference == reference))
     OUTBOX.forget_subject(connection, reference)
     log.info("invitations_erased", invitations=deleted)
     return deleted
@@ -51,6 +66,10 @@ def erase(connection: Connection, reference: str, now: datetime) -> int:
 class Anonymised:
     registrations: int
     invitations: int
+    #: People introduced to a peer more than the retention ago: what they shared is deleted.
+    peer_requests: int = 0
+    #: Volunteers who never confirmed their address within the retention: deleted.
+    unconfirmed_volunteers: int = 0
 
 
 def anonymise(connection: Connection, now: datetime, retention: timedelta) -> Anonymised:
@@ -81,8 +100,23 @@ def anonymise(connection: Connection, now: datetime, retention: timedelta) -> An
     deleted = _rowcount(
         connection.execute(delete(invitations).where(invitations.c.event_id.in_(ended)))
     )
-    done = Anonymised(len(ids), deleted)
-    log.info("anonymised", registrations=done.registrations, invitations=done.invitations)
+    before = now - retention
+    requests = _rowcount(
+        connection.execute(delete(peer_requests).where(peer_requests.c.requested_at < before))
+    )
+    unconfirmed = _rowcount(
+        connection.execute(
+            delete(peer_volunteers).where(
+                peer_volunteers.c.status == VolunteerStatus.UNCONFIRMED.value,
+                peer_volunteers.c.created_at < before,
+            )
+        )
+    )
+    done = Anonymised(len(ids), deleted, requests, unconfirmed)
+    log.info(
+        "anonymised", registrations=done.registrations, invitations=done.invitations,
+        peer_requests=done.peer_requests, unconfirmed_volunteers=done.unconfirmed_volunteers,
+    )  # fmt: skip
     return done
 
 

@@ -22,6 +22,7 @@ from rebond_sql import Database
 from rebond_sql.migrations import upgrade
 
 T = TypeVar("T")
+R = TypeVar("R")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -42,6 +43,17 @@ def apply(
 
 def _read(connection: Connection, query: Callable[[Repository], T]) -> T:
     return query(SqlRepository(connection))
+
+
+def _apply_on(
+    connection: Connection,
+    on: Callable[[Connection], R],
+    use_case: Callable[[R], Outcome[T]],
+    at: datetime,
+) -> Outcome[T]:
+    outcome = use_case(on(connection))
+    OUTBOX.add(connection, outcome.messages, at)
+    return outcome
 
 
 class Store:
@@ -70,6 +82,16 @@ class Store:
     async def apply(self, use_case: Callable[[Repository], Outcome[T]], at: datetime) -> Outcome[T]:
         """`use_case` and its messages in one transaction (see the module)."""
         return await self.database.run(partial(apply, use_case=use_case, at=at))
+
+    async def apply_on(
+        self,
+        on: Callable[[Connection], R],
+        use_case: Callable[[R], Outcome[T]],
+        at: datetime,
+    ) -> Outcome[T]:
+        """As `apply`, for a use case of another view of the store (`on`, made from the
+        transaction's connection): the peer exchange's and the stories' (`community`)."""
+        return await self.database.run(partial(_apply_on, on=on, use_case=use_case, at=at))
 
     async def read(self, query: Callable[[Repository], T]) -> T:
         """`query` in a transaction of its own (it changes nothing)."""

@@ -93,6 +93,82 @@ erasures = Table(
     Column("erased_at", UTCDateTime, nullable=False),
 )
 
+#: Success stories (issue 24). `email` is kept only until the moderation outcome is written to
+#: the outbox (the withdrawal link needs none: it is signed); it is never shown.
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(12), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("first_name", String(80), nullable=True),
+    Column("region", String(5), nullable=False),
+    Column("stage", String(30), nullable=False),
+    Column("sector", String(1), nullable=False),
+    Column("failure_year", Integer, nullable=False),
+    Column("helped", Text, nullable=True),
+    Column("locale", String(5), nullable=False),
+    Column("email", String(254), nullable=True),
+    #: Why a moderator edited the story, saying the author agreed.
+    Column("moderation_note", Text, nullable=True),
+    Column("moderated_by", String(60), nullable=True),
+    Column("submitted_at", UTCDateTime, nullable=False),
+    Column("moderated_at", UTCDateTime, nullable=True),
+    Index("ix_stories_status", "status", "region", "stage"),
+)
+
+#: Peer volunteers: people who bounced back and offer to talk with someone going through it.
+#: `contact` is what they agreed to share with a person they are introduced to; `email` is
+#: where the service writes to them. Neither is ever shown on a page.
+peer_volunteers = Table(
+    "peer_volunteers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(12), nullable=False),
+    Column("pseudonym", String(80), nullable=False),
+    Column("region", String(5), nullable=False),
+    Column("stage", String(30), nullable=False),
+    Column("sector", String(1), nullable=False),
+    Column("contact_channel", String(10), nullable=False),
+    Column("contact", String(254), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("availability", String(200), nullable=False),
+    Column("monthly_limit", Integer, nullable=False),
+    Column("locale", String(5), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_peer_volunteers_matching", "status", "region"),
+)
+
+#: People who asked for a peer (`peers.requests`), kept while they are being matched: what
+#: they agreed to share, to introduce them to the next volunteer after a decline.
+peer_requests = Table(
+    "peer_requests",
+    metadata,
+    Column("reference", String(30), primary_key=True),
+    Column("region", String(5), nullable=False),
+    Column("stage", String(30), nullable=False),
+    Column("sector", String(1), nullable=True),
+    Column("first_name", String(60), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("phone", String(30), nullable=True),
+    Column("locale", String(5), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+)
+
+#: Each volunteer proposed to a person; `declined_by` once either side declined.
+peer_matches = Table(
+    "peer_matches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("reference", String(30), nullable=False, index=True),
+    Column("volunteer_id", String(36), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("declined_by", String(10), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_peer_matches_volunteer", "volunteer_id", "created_at"),
+)
+
 #: What the events service publishes, written with the change it announces (`rebond_sql.outbox`).
 #: A message's subject is its record key: the conference id (conferences, registrations) or the
 #: submission reference (invitations, which an erasure drops by that subject).

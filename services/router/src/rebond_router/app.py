@@ -5,6 +5,7 @@ nothing; tests call it with their own (a clock, a store, a broker). `create_app`
 """
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -19,15 +20,23 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from rebond_contracts.topics import Service
+from rebond_contracts.topics import OVERRIDES, Service
 from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.startup import start_forever
-from rebond_router.consumer import KafkaOutputs, Retries, log_retry, new_broker, subscribe_router
+from rebond_router.consumer import (
+    KafkaOutputs,
+    Retries,
+    log_retry,
+    new_broker,
+    subscribe_router,
+    topic_bounds,
+)
 from rebond_router.directory import load_directory
 from rebond_router.lifecycle import Clock, Router
 from rebond_router.observability import Observability, count_decisions
+from rebond_router.overrides import Overrides
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Relay
@@ -80,8 +89,15 @@ def build(
         store, relay, directory, clock, decided=count_decisions(obs),
         follow_up_after=timedelta(days=settings.follow_up_after_days),
     )  # fmt: skip
+    overrides = Overrides(
+        directory,
+        router,
+        outputs.send_applied,
+        clock,
+        functools.partial(topic_bounds, settings, OVERRIDES),
+    )
     subscribe_router(
-        broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope
+        broker, router, DeadLetters(broker, Service.ROUTER), settings, obs.record_scope, overrides
     )
     # Retries log through the router's hook, which names the error's type only (stamina's
     # default hooks would log its text; the setting is the process's, and the same each time).

@@ -8,6 +8,7 @@ tries (`Retries`), goes to `deadletter.router` with the error and its original h
 partition keeps flowing.
 """
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import stamina
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher.usecase import DefaultPublisher
@@ -24,6 +26,10 @@ from stamina.instrumentation import RetryDetails
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
+    DirectoryAppliedV1,
+    DirectoryOverrideV1,
     ErasureRequestedV1,
     FollowUpAnsweredV1,
     QuestionnaireCompletedV1,
@@ -31,20 +37,25 @@ from rebond_contracts.payloads import (
     ReferralResponseV1,
 )
 from rebond_contracts.topics import (
+    APPLIED,
+    ASSIGNMENTS,
     DECISIONS,
     ERASURES,
     FOLLOW_UPS,
     INVITEES,
     OUTCOMES,
+    OVERRIDES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
+    Topic,
     responses,
 )
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
-from rebond_kafka.security import kafka_security
+from rebond_kafka.security import aiokafka_options, kafka_security
 from rebond_kafka.settings import bootstrap_servers
 from rebond_router.lifecycle import ConcurrentChange, Router
+from rebond_router.overrides import Overrides
 from rebond_router.referral import Rejected
 from rebond_router.settings import RouterSettings
 from rebond_sql.outbox import Message
@@ -62,6 +73,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
     IntegrityError,
     ConcurrentChange,
 )
+#: How long a batch of questionnaires waits for the overrides to be read after a start, before
+#: it is given back to be read again (well within the consumer's poll interval).
+OVERRIDES_CATCH_UP_S = 30.0
 #: Each delay is lengthened by up to this share of the first delay, at random, so that the
 #: records of one batch, or two routers, do not retry in step.
 JITTER = 0.2
@@ -86,7 +100,7 @@ class KafkaOutputs:
             topic.name: broker.publisher(
                 topic.name, title=topic.name, description=topic.description, schema=topic.payload
             )
-            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED)
+            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED, APPLIED)
         }
 
     async def send(self, message: Message) -> Awaitable[object]:
@@ -99,6 +113,41 @@ class KafkaOutputs:
             correlation_id=message.headers.get("ce_correlationid"),
             no_confirm=True,
         )
+
+    async def send_applied(self, applied: DirectoryAppliedV1, event_id: str) -> None:
+        """An override in force, on `directory.applied` (keyed by association), published
+        directly, not through the outbox: it tells of memory, not of the store, and the next
+        start says it again (`rebond_router.overrides`). Returns on Kafka's acknowledgement."""
+        key = applied.association_id.value
+        envelope = APPLIED.envelope(applied, subject=key, correlationid=key, id=event_id)
+        await self.publishers[APPLIED.name].publish(
+            envelope.kafka_value(),
+            key=key.encode(),
+            headers=envelope.kafka_headers(),
+            correlation_id=key,
+        )
+
+
+async def topic_bounds(settings: RouterSettings, topic: Topic) -> dict[int, tuple[int, int]]:
+    """Each partition of `topic`: its first offset still kept and its end, asked of the broker
+    with a bare consumer (no group) on the router's connection (`rebond_router.overrides`)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings.kafka_bootstrap_servers),
+        enable_auto_commit=False,
+        client_id="rebond-router-bounds",
+        **aiokafka_options(settings),
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata, with the topic's partitions
+        partitions = [
+            TopicPartition(topic.name, p) for p in consumer.partitions_for_topic(topic.name) or ()
+        ]
+        begins = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: (begins[tp], ends[tp]) for tp in partitions}
 
 
 class GaveUp(RuntimeError):
@@ -156,9 +205,14 @@ class Handlers:
     router: Router
     dead_letters: DeadLetters
     retries: Retries
+    overrides: Overrides | None = None
 
     async def on_questionnaires(self, batch: Sequence[Received[QuestionnaireCompletedV1]]) -> None:
-        """The batch in one go; if it fails for good, one record at a time, to find the one."""
+        """The batch in one go; if it fails for good, one record at a time, to find the one.
+        Not before the live overrides written before this start are read (else the batch is
+        read again): a paused association stays paused across a restart."""
+        if self.overrides is not None:
+            await asyncio.wait_for(self.overrides.caught_up(), OVERRIDES_CATCH_UP_S)
         events = [received.event for received in batch]
         try:
             await self.retries.run(
@@ -194,6 +248,23 @@ class Handlers:
     async def on_follow_up(self, received: Received[FollowUpAnsweredV1]) -> None:
         await self.handle(received, lambda: self.router.on_follow_up(received.event))
 
+    async def on_case(self, received: Received[CaseAssignedV1 | CaseClosedV1]) -> None:
+        """A coordinator's assignment or closure of a queued case; a case that is unknown,
+        erased or not queued is dead-lettered with the reason (`Rejected`)."""
+        data = received.data
+        if isinstance(data, CaseAssignedV1):
+            await self.handle(received, lambda: self.router.on_assignment(data))
+        else:
+            await self.handle(received, lambda: self.router.on_closure(data))
+
+    async def on_override(self, received: Received[DirectoryOverrideV1]) -> None:
+        """A live override of the directory; one the router cannot apply is dead-lettered."""
+        assert self.overrides is not None  # subscribed only with them
+        overrides = self.overrides
+        with structlog.contextvars.bound_contextvars(association=received.data.association_id):
+            await self.handle(received, lambda: overrides.on_override(received.data))
+        overrides.read(received.record.partition, received.record.offset)
+
     async def on_erasure(self, received: Received[ErasureRequestedV1]) -> None:
         await self.handle(received, lambda: self.router.on_erasure(received.data.reference))
 
@@ -216,12 +287,15 @@ def subscribe_router(
     dead_letters: DeadLetters,
     settings: RouterSettings,
     record_scope: RecordScope = no_scope,
+    overrides: Overrides | None = None,
 ) -> None:
-    """Declare the router's subscribers on `broker`. Questionnaires come in batches (one store
+    """Declare the router's subscribers on `broker` (with `overrides`, the reader of
+    `directory.overrides`: without a consumer group, from the beginning at every start, see
+    `rebond_router.overrides`). Questionnaires come in batches (one store
     transaction and one offset commit per batch, every output in flight together), each record
     of which enters its trace and log context (`record_scope`); single records get theirs from
     the observability middleware (`Observability.instrument`)."""
-    handlers = Handlers(router, dead_letters, Retries.of(settings))
+    handlers = Handlers(router, dead_letters, Retries.of(settings), overrides)
     group = settings.group_id
     subscribe(
         broker, QUESTIONNAIRES, handlers.on_questionnaires, dead_letters=dead_letters,
@@ -240,6 +314,15 @@ def subscribe_router(
         "queue.",
     )  # fmt: skip
     subscribe(
+        broker, ASSIGNMENTS, handlers.on_case, dead_letters=dead_letters, group_id=group,
+        description="A coordinator assigns a queued case to an association, or closes it.",
+    )  # fmt: skip
+    subscribe(
         broker, ERASURES, handlers.on_erasure, dead_letters=dead_letters, group_id=group,
         description="Stop the referral of a person who withdrew and drop its contact copy.",
     )  # fmt: skip
+    if overrides is not None:
+        subscribe(
+            broker, OVERRIDES, handlers.on_override, dead_letters=dead_letters, group_id=None,
+            description="Live pause, weekly capacity and answer deadline over directory.yaml.",
+        )  # fmt: skip

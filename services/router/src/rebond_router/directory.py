@@ -4,14 +4,27 @@
 the stages and needs it serves, where it has antennas, the company sizes it takes, its weekly
 capacity, whether it is paused and how long it has to answer, plus the scoring weights. Its
 `version` is the rule-set version every decision records.
+
+Capacity is a limit unless an association says `capacity: soft`, and equal scores are ordered
+by the directory's own `tie_break` list, which always ends with `directory_order`: a ranking is
+total, and every tie it breaks is broken by a criterion someone wrote down (`scoring`).
 """
 
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.geography import REGIONS
@@ -29,6 +42,27 @@ def _region_code(value: str) -> str:
 
 
 RegionCode = Annotated[str, AfterValidator(_region_code)]
+
+
+class TieBreak(StrEnum):
+    """What orders two associations of equal score, in the directory's `tie_break` order."""
+
+    #: Fewer stages served (all serve the person's own): the specialist of their situation.
+    SPECIALIST = "specialist"
+    #: An antenna in the person's region rather than national reach.
+    REGION_ANTENNA = "region_antenna"
+    #: More places left this week.
+    CAPACITY_LEFT = "capacity_left"
+    #: Earlier in `directory.yaml`: the last resort, so that every ranking is total.
+    DIRECTORY_ORDER = "directory_order"
+
+
+DEFAULT_TIE_BREAK = (
+    TieBreak.SPECIALIST,
+    TieBreak.REGION_ANTENNA,
+    TieBreak.CAPACITY_LEFT,
+    TieBreak.DIRECTORY_ORDER,
+)
 
 
 class DirectoryError(ValueError):
@@ -59,6 +93,8 @@ class Association(_Strict):
     national: bool = False
     company_sizes: list[CompanySize] = Field(min_length=1)
     weekly_capacity: int = Field(ge=0)
+    #: `hard`: at its weekly capacity it gets nothing new; `soft`: it only scores less.
+    capacity: Literal["hard", "soft"] = "hard"
     paused: bool = False
     distress_only: bool = False
     response_deadline_days: float = Field(gt=0)
@@ -93,6 +129,7 @@ class Directory(_Strict):
     version: str = Field(min_length=1)
     weights: Weights
     associations: list[Association] = Field(min_length=1)
+    tie_break: tuple[TieBreak, ...] = DEFAULT_TIE_BREAK
 
     @model_validator(mode="after")
     def _each_once(self) -> "Directory":
@@ -100,6 +137,15 @@ class Directory(_Strict):
         if duplicates := sorted({i.value for i in ids if ids.count(i) > 1}):
             raise ValueError(f"associations listed twice: {', '.join(duplicates)}")
         return self
+
+    @field_validator("tie_break")
+    @classmethod
+    def _total_tie_break(cls, rules: tuple[TieBreak, ...]) -> tuple[TieBreak, ...]:
+        if len(set(rules)) != len(rules):
+            raise ValueError("names a criterion twice")
+        if not rules or rules[-1] is not TieBreak.DIRECTORY_ORDER:
+            raise ValueError("must end with directory_order (so that every ranking is total)")
+        return rules
 
     def get(self, association: AssociationId) -> Association:
         for entry in self.associations:

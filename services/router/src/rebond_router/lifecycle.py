@@ -31,6 +31,8 @@ import structlog
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
+    CaseAssignedV1,
+    CaseClosedV1,
     FollowUpAnsweredV1,
     QuestionnaireCompletedV1,
     ReferralOutcomeV1,
@@ -46,10 +48,11 @@ from rebond_router.referral import (
     Offer,
     Referral,
     Rejected,
+    State,
     Transition,
     week_start,
 )
-from rebond_router.rules import decide, decide_distress
+from rebond_router.rules import Track, decide, decide_distress
 from rebond_sql.outbox import Message
 
 log = structlog.get_logger(__name__)
@@ -345,6 +348,65 @@ class Router:
             await tx.save(done.referral, done.offer, outbox_messages(done), now)
             self._tell_decided(tx, done)
         return done
+
+    # --- the human queue, worked by the grouping's coordinators ---------------------------
+
+    async def on_assignment(self, assigned: CaseAssignedV1) -> None:
+        """A coordinator assigns a queued case: a manual decision offers it to the association
+        they chose, with the effective deadline (`Referral.assign`), on the track of the
+        association's kind (a distress association takes the distress track, any other the
+        main track: the assignment names no track, and `Referral.assign` refuses the other)."""
+        try:
+            distress = self.directory.get(assigned.association_id).distress_only
+        except KeyError:
+            distress = False  # `Referral.assign` says it is not in the directory
+        await self._on_queued_case(
+            assigned.reference,
+            f"assignment/{assigned.assignment_id}",
+            lambda r, now: r.assign(assigned.association_id, assigned.note, now, self.directory),
+            Track.DISTRESS if distress else Track.MAIN,
+        )
+        log.info("assigned", association=assigned.association_id)
+
+    async def on_closure(self, closed: CaseClosedV1) -> None:
+        """A coordinator closes a queued case without an association (`Referral.close`): every
+        track of it in the human queue, as the closure names the case, not a track."""
+        await self._on_queued_case(
+            closed.reference, f"closure/{closed.closure_id}", lambda r, now: r.close(now)
+        )
+        log.info("case_closed")
+
+    async def _on_queued_case(
+        self,
+        reference: str,
+        once: str,
+        command: Callable[[Referral, datetime], Transition],
+        track: Track | None = None,
+    ) -> None:
+        """Apply `command` to the queued referral of `reference` on `track` (every queued one
+        if None), once per `once` (the assignment's or closure's id, kept with the answers'
+        event ids: a redelivery changes nothing). `Rejected`, for the caller to dead-letter
+        with its reason: an erased reference (the person withdrew), an unknown one, or one
+        with nothing in the human queue (on that track)."""
+        now = self.clock()
+        async with self.referrals.transaction() as tx:
+            if await tx.erased(reference):
+                raise Rejected(f"case {reference} was erased: the person withdrew")
+            if await tx.handled(once):
+                log.info("case_already_handled")
+                return
+            referrals = await tx.referrals(reference, lock=True)
+            if not referrals:
+                raise Rejected(f"no case {reference} is known (or it is being handled)")
+            queued = [r for r in referrals if r.state is State.UNROUTED]
+            on_track = [r for r in queued if track is None or r.track is track]
+            # Nothing fits: the command refuses another queued track, else any, saying why.
+            for referral in on_track or queued[:1] or referrals[:1]:
+                done = command(referral, now)
+                await tx.save(done.referral, done.offer, outbox_messages(done), now)
+                self._tell_decided(tx, done)
+            await tx.mark_handled(once, now)
+        await self.publisher.flush([reference])
 
     # --- erasure -------------------------------------------------------------------------
 

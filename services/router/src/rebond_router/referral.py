@@ -2,8 +2,8 @@
 association accepts it, the human queue takes it, or the person withdraws.
 
 A `Referral` is a value. Each command (`offer`, `answer` = `accept` or `decline`, `remind`,
-`expire`, `reorient`, `unroute`, `record_outcome`, `follow_up`, `answer_follow_up`,
-`withdraw`) checks that it may happen now and returns a
+`expire`, `reorient`, `unroute`, `assign`, `close`, `record_outcome`, `follow_up`,
+`answer_follow_up`, `withdraw`) checks that it may happen now and returns a
 `Transition`: the referral's new value, the events to publish (each with its registry topic and
 its id) and the offer to count against the association's weekly capacity, if one was made. A
 command that may not happen raises `Rejected` and changes nothing. There is no I/O and no clock
@@ -29,7 +29,6 @@ deadline task finds it no more), and the person's "no" (`answer_follow_up`) puts
 human queue once (the state changes again).
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -41,6 +40,7 @@ from pydantic import BaseModel
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     Answer,
+    DecisionRule,
     DeclineReason,
     FollowUpAnsweredV1,
     OutcomeKind,
@@ -82,6 +82,8 @@ class State(StrEnum):
     UNROUTED = "unrouted"
     #: A decision without a referral: the person did not consent to be contacted.
     NOT_SHARED = "not_shared"
+    #: A coordinator closed the case from the human queue (`CaseClosedV1`): nothing follows.
+    CLOSED = "closed"
     #: The person withdrew and asked for erasure: nothing more happens (the store forgets it).
     WITHDRAWN = "withdrawn"
 
@@ -224,7 +226,7 @@ class Referral:
             ),
             scores=tuple(decision.scores),
             tried=(),
-            template=referral,
+            template=referral or routing.queued,
             updated_at=now,
             case=Case(
                 situation.stage, situation.region, situation.department,
@@ -238,12 +240,7 @@ class Referral:
                 new, tuple(events), Offer(referral.referral_id, referral.association_id, now)
             )
         if routing.unrouted:
-            events.append(
-                new._unrouted(
-                    urgent=decision.urgent, stage=situation.stage, region=situation.region,
-                    needs=submitted.questionnaire.needs, cause="no_candidate", now=now,
-                )
-            )  # fmt: skip
+            events.append(new._unrouted(cause=routing.cause, now=now))
         return Transition(new, tuple(events))
 
     # --- the holder's answer ---------------------------------------------------------------
@@ -350,10 +347,30 @@ class Referral:
             return self.unroute(outcome, reason, now)
         if self.template is None:
             raise Rejected(f"referral {self.referral_id} has no copy left to offer again")
-        decision = rules.reorient(
+        decision = self._next_decision(self.template, remaining, now, directory)
+        assert decision.primary is not None  # a reorientation offers
+        reoriented = self._status(
+            ReferralStatus.REORIENTED, now, next_association_id=decision.primary
+        )
+        return self._offered(
+            decision, remaining, self._tried(outcome, reason), now, directory
+        ).after(reoriented)
+
+    def _next_decision(
+        self,
+        template: ReferralV1,
+        remaining: tuple[StoredCandidate, ...],
+        now: datetime,
+        directory: Directory,
+        rule: DecisionRule = "scoring",
+        note: str | None = None,
+    ) -> RoutingDecisionV1:
+        """Decision n + 1 of this referral's track, offering `template` to `remaining[0]`: the
+        track is passed on, so a distress track's next decision stays on it."""
+        return rules.reorient(
             first_decision_id=self.decision_id,
             attempt=self.attempt + 1,
-            template=self.template,
+            template=template,
             remaining=remaining,
             scores=self.scores,
             rule_set_version=self.rule_set_version,
@@ -361,9 +378,21 @@ class Referral:
             now=now,
             directory=directory,
             track=self.track,
+            rule=rule,
+            note=note,
         )
+
+    def _offered(
+        self,
+        decision: RoutingDecisionV1,
+        candidates: tuple[StoredCandidate, ...],
+        tried: tuple[TriedAssociation, ...],
+        now: datetime,
+        directory: Directory,
+    ) -> "Transition":
+        """A new decision (attempt n + 1) offers the referral to its primary association."""
         referral = decision.referral
-        assert referral is not None and referral.respond_by is not None  # reorientation offers
+        assert referral is not None and referral.respond_by is not None  # the decision offers
         holder = referral.association_id
         new = replace(
             self,
@@ -374,16 +403,65 @@ class Referral:
             deadline=referral.respond_by,
             remind_at=_remind_at(referral, directory.get(holder).reminder_before),
             reminded=False,
-            candidates=remaining,
-            tried=self._tried(outcome, reason),
+            candidates=candidates,
+            tried=tried,
             updated_at=now,
         )
         events = (
-            self._status(ReferralStatus.REORIENTED, now, next_association_id=holder),
             *decision_events(decision),
             new._status(ReferralStatus.OFFERED, now, respond_by=referral.respond_by),
         )
         return Transition(new, events, Offer(referral.referral_id, holder, now))
+
+    # --- the grouping's coordinators -------------------------------------------------------
+
+    def assign(
+        self, association: AssociationId, note: str, now: datetime, directory: Directory
+    ) -> "Transition":
+        """A coordinator hands the queued case to `association` (`CaseAssignedV1`): a manual
+        decision (attempt n + 1, the coordinator's note), offered from the case's stored copy,
+        then the usual lifecycle; a decline or silence puts it back in the queue, as nobody
+        else is a candidate."""
+        self._check_queued()
+        if self.template is None:
+            raise Rejected(
+                f"case {self.reference} has no copy of what the person shared left to assign"
+            )
+        try:
+            entry = directory.get(association)
+        except KeyError:
+            raise Rejected(f"{association.value} is not in the directory") from None
+        if entry.distress_only is not (self.track is Track.DISTRESS):
+            # The distress answer reaches APESA alone, and APESA's being chosen would tell it
+            # (`rules.outcome_of`): each track is assigned only to associations of its kind.
+            kind = "a distress" if entry.distress_only else "not a distress"
+            raise Rejected(
+                f"{association.value} is {kind} association: it cannot hold the {self.track} "
+                f"track of case {self.reference}"
+            )
+        name = entry.name
+        chosen = StoredCandidate(
+            association, ScoreBreakdown(association_id=association), (rules.manual_reason(name),)
+        )
+        decision = self._next_decision(
+            self.template, (chosen,), now, directory, rule="manual", note=note
+        )
+        return self._offered(decision, (chosen,), self.tried, now, directory)
+
+    def close(self, now: datetime) -> "Transition":
+        """A coordinator closes the queued case (`CaseClosedV1`): `closed` is said, and the
+        stored copy of what the person shared goes, as nothing more will be offered."""
+        self._check_queued()
+        new = replace(self, state=State.CLOSED, template=None, updated_at=now)
+        payload = ReferralStatusV1(
+            reference=self.reference,
+            referral_id=self.referral_id,
+            status=ReferralStatus.CLOSED,
+            at=now,
+        )
+        return Transition(
+            new, (Event(REFERRAL_STATUS, payload, uuid5(self.decision_id, "closed")),)
+        )
 
     def unroute(
         self, outcome: ReferralStatus, reason: DeclineReason | None, now: datetime
@@ -397,14 +475,10 @@ class Referral:
             self, state=State.UNROUTED, holder=None, candidates=(),
             tried=self._tried(outcome, reason), updated_at=now,
         )  # fmt: skip
-        template = self.template
         events = (
             self._status(ReferralStatus.UNROUTED, now),
-            new._unrouted(
-                urgent=template.urgent, stage=template.stage, region=template.region,
-                needs=template.needs, cause="all_declined_or_expired", now=now,
-            ),
-        )  # fmt: skip
+            new._unrouted(cause="all_declined_or_expired", now=now),
+        )
         return Transition(new, events)
 
     # --- after an acceptance ---------------------------------------------------------------
@@ -457,9 +531,7 @@ class Referral:
             self, state=State.UNROUTED, holder=None, candidates=(),
             tried=self._tried(ReferralStatus.ACCEPTED, None), updated_at=now,
         )  # fmt: skip
-        case = self.case
         queued = new._unrouted(
-            urgent=self.urgent, stage=case.stage, region=case.region, needs=case.needs,
             cause="follow_up_not_contacted", now=now,
             event_id=uuid5(self.referral_id, "follow_up_not_contacted"),
         )  # fmt: skip
@@ -481,6 +553,10 @@ class Referral:
             raise Rejected(
                 f"{association.value} does not hold referral {referral_id} of {self.reference}"
             )
+
+    def _check_queued(self) -> None:
+        if self.state is not State.UNROUTED:
+            raise Rejected(f"case {self.reference} is not in the human queue ({self.state})")
 
     def _check_open(self, referral_id: UUID | None) -> None:
         if self.state not in OPEN:
@@ -524,26 +600,30 @@ class Referral:
         )
         return Event(REFERRAL_STATUS, payload, uuid5(self.referral_id, status.value))
 
-    def _unrouted(
-        self,
-        *,
-        urgent: bool,
-        stage: Stage,
-        region: Region,
-        needs: Sequence[Need],
-        cause: str,
-        now: datetime,
-        event_id: UUID | None = None,
-    ) -> Event:
-        """The human queue: a person who consented to be contacted and whom nobody holds. The
-        event id is one per decision, unless given (a follow-up's "no" comes after the
-        decision's referral was accepted, and is an event of its own)."""
+    def _unrouted(self, *, cause: str, now: datetime, event_id: UUID | None = None) -> Event:
+        """The human queue: a person who consented to be contacted and whom nobody holds, with
+        the contact they shared while the stored copy is kept (it exists only with their
+        consent to sharing, which names the grouping's team among its recipients; it goes at an
+        acceptance, so a follow-up's "no" is described from the `case` alone, without contact).
+        Its id is the track's decision's and the attempt's (the distress track's decision id is
+        its own, `rules.distress_track_id`): a case assigned by a coordinator and declined again
+        is queued again, a new event. A follow-up's "no" gives its own `event_id`, as it comes
+        after the attempt's referral was accepted."""
+        template = self.template
+        if template is not None:
+            case = Case(template.stage, template.region, template.department, tuple(template.needs))
+        else:
+            assert self.case is not None  # callers check that the case can be described
+            case = self.case
         payload = UnroutedReferralV1(
-            reference=self.reference, urgent=urgent, stage=stage, region=region,
-            needs=list(needs), cause=cause, tried=list(self.tried),
+            reference=self.reference, urgent=self.urgent, stage=case.stage, region=case.region,
+            needs=list(case.needs), cause=cause, tried=list(self.tried),
             rule_set_version=self.rule_set_version, at=now,
+            contact=template.contact if template is not None else None,
+            department=case.department,
         )  # fmt: skip
-        return Event(UNROUTED, payload, event_id or uuid5(self.decision_id, "unrouted"))
+        suffix = "unrouted" if self.attempt == 1 else f"unrouted-{self.attempt}"
+        return Event(UNROUTED, payload, event_id or uuid5(self.decision_id, suffix))
 
 
 @dataclass(frozen=True)

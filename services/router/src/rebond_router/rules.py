@@ -20,6 +20,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     DISTRESS_REASON_CODES,
+    DecisionRule,
     InvitationContactV1,
     InviteeV1,
     QuestionnaireCompletedV1,
@@ -31,7 +32,7 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.questionnaire import Distress
 from rebond_router.directory import Directory
-from rebond_router.scoring import Candidate, rank
+from rebond_router.scoring import Candidate, Ranking, rank
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://rebond.example/decisions")
 
@@ -75,6 +76,11 @@ class Routing:
     referral_candidates: tuple[Candidate, ...]
     #: True when the person consented to be contacted but no association can take them.
     unrouted: bool
+    #: Why an unrouted case is in the human queue: `no_capacity` when every suitable
+    #: association is full, else `no_candidate`.
+    cause: str = "no_candidate"
+    #: The copy of an unrouted case a coordinator may assign (see `_referral_copy`).
+    queued: ReferralV1 | None = None
 
     @property
     def track(self) -> Track:
@@ -109,8 +115,7 @@ def decide(
     ranking = rank(submitted.questionnaire, directory, offered_this_week)
     suited = tuple(c for c in ranking.candidates if not c.distress_only)
     return _routing(
-        decision_id_for(event_id), Track.MAIN, suited, ranking.candidates, submitted, now,
-        directory,
+        decision_id_for(event_id), Track.MAIN, suited, ranking, submitted, now, directory,
     )  # fmt: skip
 
 
@@ -132,8 +137,8 @@ def decide_distress(
     ranking = rank(answers, directory, offered_this_week)
     apesa = tuple(c for c in ranking.candidates if c.distress_only)
     return _routing(
-        distress_track_id(main_decision_id), Track.DISTRESS, apesa, ranking.candidates,
-        submitted, now, directory,
+        distress_track_id(main_decision_id), Track.DISTRESS, apesa, ranking, submitted, now,
+        directory,
     )  # fmt: skip
 
 
@@ -146,16 +151,19 @@ def _routing(
     decision_id: UUID,
     track: Track,
     candidates: tuple[Candidate, ...],
-    ranked: Sequence[Candidate],
+    ranking: Ranking,
     submitted: QuestionnaireCompletedV1,
     now: datetime,
     directory: Directory,
 ) -> Routing:
-    """A first decision among `candidates` (best first; `ranked` are every association's
-    scores): offered to the first if the person consented to be contacted."""
+    """A first decision among `candidates` (the track's, best first; `ranking` holds every
+    association's scores and why the others were left out): offered to the first if the person
+    consented to be contacted."""
     answers = submitted.questionnaire
     urgent = is_urgent(submitted)
     shares = _shares(submitted)
+    # The track's associations (APESA's kind on the distress track, the others on the main).
+    own = [a.id for a in directory.associations if a.distress_only is (track is Track.DISTRESS)]
     referral_candidates = candidates if shares else ()
     primary = candidates[0] if candidates else None
     reasons = list(primary.reasons) if primary else []
@@ -164,28 +172,9 @@ def _routing(
     referral = None
     if referral_candidates and answers.contact is not None:
         holder = referral_candidates[0]
-        referral = ReferralV1(
-            referral_id=referral_id_for(decision_id, holder.association),
-            reference=submitted.reference,
-            association_id=holder.association,
-            urgent=urgent,
-            stage=answers.situation.stage,
-            region=answers.situation.region,
-            department=answers.situation.department,
-            needs=answers.needs,
-            contact=answers.contact,
-            message=answers.message,
-            # The art. 9 consent lets APESA call the person: the distress answer goes to
-            # APESA's referral alone, never to the main track's association.
-            distress=(
-                answers.distress
-                if track is Track.DISTRESS and answers.consents.sensitive_data
-                else None
-            ),
-            reasons=list(holder.reasons),
-            referred_at=now,
-            respond_by=now + directory.get(holder.association).response_deadline,
-            locale=answers.locale.value,
+        respond_by = now + directory.get(holder.association).response_deadline
+        referral = _referral_copy(
+            submitted, decision_id, track, holder.association, holder.reasons, now, respond_by
         )
     invitation = None
     contact = answers.contact
@@ -208,7 +197,7 @@ def _routing(
         rule_set_version=directory.version,
         primary=primary.association if primary else None,
         alternates=[c.association for c in candidates[1:]],
-        scores=[c.score for c in ranked],
+        scores=[c.score for c in ranking.candidates],
         reasons=reasons,
         urgent=urgent,
         referral=referral,
@@ -217,10 +206,61 @@ def _routing(
         decided_at=now,
         track=track.value,
     )
+    unrouted = shares and not referral_candidates
+    queued = None
+    if unrouted:
+        placeholder = own[0] if own else directory.associations[0].id
+        queued = _referral_copy(submitted, decision_id, track, placeholder, (), now)
+    full = ranking.full_among(own)
     return Routing(
         decision=decision,
         referral_candidates=referral_candidates,
-        unrouted=shares and not referral_candidates,
+        unrouted=unrouted,
+        cause="no_capacity" if full else "no_candidate",
+        queued=queued,
+    )
+
+
+def _referral_copy(
+    submitted: QuestionnaireCompletedV1,
+    decision_id: UUID,
+    track: Track,
+    association: AssociationId,
+    reasons: Sequence[Reason],
+    now: datetime,
+    respond_by: datetime | None = None,
+) -> ReferralV1:
+    """What an association of `track` receives of a person who consented to sharing.
+
+    An unrouted case keeps such a copy too, the *queued copy*, so that a coordinator may assign
+    it (`Referral.assign`): it is never published as it is, and its association (the track's
+    first in the directory) and ids are replaced by the assignment's. Being made here like any
+    referral, it is urgent and carries the distress answer exactly as the track's referral would
+    (so a queued distress-track case is urgent, and a main-track one never tells distress)."""
+    answers = submitted.questionnaire
+    assert answers.contact is not None  # a copy exists only for people who gave a contact
+    return ReferralV1(
+        referral_id=referral_id_for(decision_id, association),
+        reference=submitted.reference,
+        association_id=association,
+        urgent=is_urgent(submitted),
+        stage=answers.situation.stage,
+        region=answers.situation.region,
+        department=answers.situation.department,
+        needs=answers.needs,
+        contact=answers.contact,
+        message=answers.message,
+        # The art. 9 consent lets APESA call the person: the distress answer goes to
+        # APESA's referral alone, never to the main track's association.
+        distress=(
+            answers.distress
+            if track is Track.DISTRESS and answers.consents.sensitive_data
+            else None
+        ),
+        reasons=list(reasons),
+        referred_at=now,
+        respond_by=respond_by,
+        locale=answers.locale.value,
     )
 
 
@@ -245,8 +285,11 @@ def reorient(
     now: datetime,
     directory: Directory,
     track: Track = Track.MAIN,
+    rule: DecisionRule = "scoring",
+    note: str | None = None,
 ) -> RoutingDecisionV1:
-    """Decision number `attempt`: the referral moves to `remaining[0]`, the next alternate."""
+    """Decision number `attempt`: the referral moves to `remaining[0]`, the next alternate (or
+    the association a coordinator chose: `rule="manual"`, with their `note`)."""
     holder = remaining[0]
     decision_id = reorientation_id(first_decision_id, attempt)
     referral = template.model_copy(
@@ -272,6 +315,17 @@ def reorient(
         attempt=attempt,
         decided_at=now,
         track=track.value,
+        rule=rule,
+        note=note,
+    )
+
+
+def manual_reason(name: str) -> Reason:
+    """Why a coordinator's choice holds the referral (`rule="manual"`)."""
+    return Reason(
+        code="manual",
+        fr=f"l'équipe du groupement a choisi {name} pour vous accompagner",
+        en=f"the grouping's team chose {name} to support you",
     )
 
 

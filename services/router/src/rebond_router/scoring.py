@@ -1,24 +1,29 @@
 """Scoring: a pure function from a person's answers and the directory to ranked associations.
 
 1. Filter: an association is left out when it is paused, does not serve the person's stage,
-   has no antenna in their region and is not national, or serves only people in distress and
-   the person did not say they are.
+   has no antenna in their region and is not national, serves only people in distress and
+   the person did not say they are, or (`capacity: hard`, the default) has already been
+   offered its whole weekly capacity. So a full association gets nothing new while another
+   suitable one has room; when none has, nobody is left and the case goes to the human queue.
 2. Score what is left (weights come from the directory):
    needs served x `need`; an antenna in the region `antenna_in_region` (else `national` for a
    national association); company size taken best `size_fit`; share of this week's capacity
    still free x `capacity`; a distress association for a person in distress `distress`.
-3. Rank by total, then by the number of needs served, then by the directory's order
-   (deterministic: the same answers and loads always give the same ranking).
+3. Rank by total, then equal totals by the directory's `tie_break` criteria in its order
+   (`TieBreak`; it ends with the directory's order, so the ranking is total and deterministic:
+   the same answers and loads always give the same ranking). Each candidate placed ahead of an
+   equal one carries a reason naming the criterion that did it, so no tie is broken silently.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.geography import REGIONS
 from rebond_contracts.payloads import Reason, ScoreBreakdown
 from rebond_contracts.questionnaire import Distress, Need, QuestionnaireV1, Stage
-from rebond_router.directory import Association, Directory
+from rebond_router.directory import Association, Directory, TieBreak
 
 STAGE_TEXTS: dict[Stage, tuple[str, str]] = {
     Stage.PRE_PROCEDURE: (
@@ -94,13 +99,28 @@ class Candidate:
     reasons: tuple[Reason, ...]
     needs_served: int
     distress_only: bool
+    #: What the directory's `tie_break` criteria compare (see `_tie_key`).
+    stages_served: int = 0
+    antenna_in_region: bool = False
+    places_left: int = 0
+    order: int = 0
 
 
 @dataclass(frozen=True)
 class Ranking:
     candidates: tuple[Candidate, ...]
-    #: Why each association left out was left out (`paused`, `stage`, `region`, `distress`).
+    #: Why each association left out was left out (`paused`, `stage`, `region`, `distress`,
+    #: `capacity`).
     excluded: Mapping[AssociationId, str]
+
+    @property
+    def full(self) -> bool:
+        """Whether an association otherwise suitable was left out only because it is full."""
+        return "capacity" in self.excluded.values()
+
+    def full_among(self, associations: Iterable[AssociationId]) -> bool:
+        """Whether one of `associations` (a track's) was left out only because it is full."""
+        return any(self.excluded.get(a) == "capacity" for a in associations)
 
 
 def rank(
@@ -111,22 +131,21 @@ def rank(
     """The associations that may take this person, best first."""
     situation = answers.situation
     in_distress = answers.distress is Distress.YES
-    scored: list[tuple[tuple[float, int, int], Candidate]] = []
+    candidates: list[Candidate] = []
     excluded: dict[AssociationId, str] = {}
     for order, entry in enumerate(directory.associations):
-        why_not = _excluded_because(entry, answers)
+        offered = offered_this_week.get(entry.id, 0)
+        why_not = _excluded_because(entry, answers, offered)
         if why_not:
             excluded[entry.id] = why_not
             continue
         served = [need for need in answers.needs if need in entry.needs]
         weights = directory.weights
         needs = weights.need * len(served)
-        if situation.region in entry.regions:
-            region = weights.antenna_in_region
-        else:
-            region = weights.national
+        antenna = situation.region in entry.regions
+        region = weights.antenna_in_region if antenna else weights.national
         size = weights.size_fit if situation.company_size in entry.company_sizes else 0.0
-        capacity = weights.capacity * _share_left(entry, offered_this_week.get(entry.id, 0))
+        capacity = weights.capacity * _share_left(entry, offered)
         distress = weights.distress if entry.distress_only and in_distress else 0.0
         total = needs + region + size + capacity + distress
         breakdown = ScoreBreakdown(
@@ -138,19 +157,83 @@ def rank(
             distress=round(distress, 3),
             total=round(total, 3),
         )
-        candidate = Candidate(
-            association=entry.id,
-            score=breakdown,
-            reasons=_reasons(entry, answers, served, size > 0),
-            needs_served=len(served),
-            distress_only=entry.distress_only,
+        candidates.append(
+            Candidate(
+                association=entry.id,
+                score=breakdown,
+                reasons=_reasons(entry, answers, served, size > 0),
+                needs_served=len(served),
+                distress_only=entry.distress_only,
+                stages_served=len(entry.stages),
+                antenna_in_region=antenna,
+                places_left=max(0, entry.weekly_capacity - offered),
+                order=order,
+            )
         )
-        scored.append(((-breakdown.total, -len(served), order), candidate))
-    scored.sort(key=lambda pair: pair[0])
-    return Ranking(candidates=tuple(c for _, c in scored), excluded=excluded)
+    rules = directory.tie_break
+    candidates.sort(key=lambda c: (-c.score.total, *(_tie_key(c, rule) for rule in rules)))
+    return Ranking(candidates=_tie_reasons(candidates, directory), excluded=excluded)
 
 
-def _excluded_because(entry: Association, answers: QuestionnaireV1) -> str | None:
+def _tie_key(candidate: Candidate, rule: TieBreak) -> int:
+    """Smaller comes first."""
+    match rule:
+        case TieBreak.SPECIALIST:
+            return candidate.stages_served
+        case TieBreak.REGION_ANTENNA:
+            return 0 if candidate.antenna_in_region else 1
+        case TieBreak.CAPACITY_LEFT:
+            return -candidate.places_left
+        case TieBreak.DIRECTORY_ORDER:
+            return candidate.order
+
+
+#: Why one association comes before another of equal score, per criterion (French, English).
+TIE_TEXTS: dict[TieBreak, tuple[str, str]] = {
+    TieBreak.SPECIALIST: (
+        "à score égal, {first} passe avant {second} : elle se consacre à moins de situations, "
+        "dont la vôtre",
+        "at equal score, {first} comes before {second}: it specialises in fewer situations, "
+        "yours among them",
+    ),
+    TieBreak.REGION_ANTENNA: (
+        "à score égal, {first} passe avant {second} : elle a une antenne dans votre région",
+        "at equal score, {first} comes before {second}: it has an office in your region",
+    ),
+    TieBreak.CAPACITY_LEFT: (
+        "à score égal, {first} passe avant {second} : il lui reste plus de places cette semaine",
+        "at equal score, {first} comes before {second}: it has more places left this week",
+    ),
+    TieBreak.DIRECTORY_ORDER: (
+        "à score égal, {first} passe avant {second} : elle la précède dans l'annuaire du "
+        "groupement",
+        "at equal score, {first} comes before {second}: it is listed before it in the "
+        "grouping's directory",
+    ),
+}
+
+
+def _tie_reasons(ranked: list[Candidate], directory: Directory) -> tuple[Candidate, ...]:
+    """Each candidate of the same total as the next one gains the reason (`tie_break_<rule>`)
+    of the first criterion of the directory's `tie_break` that sets them apart."""
+    out = list(ranked)
+    for index, (first, second) in enumerate(pairwise(ranked)):
+        if first.score.total != second.score.total:
+            continue
+        rule = next(r for r in directory.tie_break if _tie_key(first, r) != _tie_key(second, r))
+        fr, en = TIE_TEXTS[rule]
+        names = {
+            "first": directory.get(first.association).name,
+            "second": directory.get(second.association).name,
+        }
+        reason = Reason(
+            code=f"tie_break_{rule.value}", fr=fr.format(**names), en=en.format(**names)
+        )
+        out[index] = replace(first, reasons=(*first.reasons, reason))
+    return tuple(out)
+
+
+def _excluded_because(entry: Association, answers: QuestionnaireV1, offered: int) -> str | None:
     if entry.paused:
         return "paused"
     if answers.situation.stage not in entry.stages:
@@ -159,6 +242,8 @@ def _excluded_because(entry: Association, answers: QuestionnaireV1) -> str | Non
         return "region"
     if entry.distress_only and answers.distress is not Distress.YES:
         return "distress"
+    if entry.capacity == "hard" and offered >= entry.weekly_capacity:
+        return "capacity"
     return None
 
 

@@ -1,0 +1,532 @@
+"""Entry points of the success stories and the peer exchange: the JSON API (`api`: public
+submission, moderation by an organiser's key) and the portal pages (`pages`: plain HTML forms,
+French first, working without JavaScript). Routes only translate; `community.Community` runs
+the use cases. Bodies are limited in rate, size and type by the app's `SubmissionGuard`.
+"""
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ValidationError
+
+from rebond_contracts.geography import REGIONS
+from rebond_contracts.questionnaire import Region, Stage
+from rebond_events.api import _GUARD, Organiser
+from rebond_events.community import Community
+from rebond_events.errors import Conflict, Forbidden, NotFound
+from rebond_events.models import LinkRequest
+from rebond_events.peers import (
+    SIGNED_UP,
+    Received,
+    VolunteerForModerator,
+    VolunteerIn,
+    VolunteerStatus,
+)
+from rebond_events.portal import templates
+from rebond_events.stories import (
+    RECEIVED,
+    StoryEdit,
+    StoryForModerator,
+    StoryIn,
+    StoryPublic,
+    StoryStatus,
+    StorySubmitted,
+)
+
+api = APIRouter(prefix="/v1")
+pages = APIRouter(include_in_schema=False)
+
+#: The stages a person went through, in the words of the portal (`shared/domain.md`).
+STAGES = {
+    "pre_procedure": "Difficultés sans procédure",
+    "amicable_procedure": "Mandat ad hoc ou conciliation",
+    "safeguard": "Sauvegarde",
+    "receivership": "Redressement judiciaire",
+    "liquidation_in_progress": "Liquidation judiciaire",
+    "after_liquidation": "Après une liquidation ou une cession",
+    "professional_recovery": "Rétablissement professionnel",
+    "unsure": "Situation incertaine",
+}
+#: NAF sections, shortly.
+SECTORS = {
+    "A": "Agriculture, pêche", "B": "Industries extractives", "C": "Industrie",
+    "D": "Énergie", "E": "Eau, déchets", "F": "Bâtiment, travaux publics",
+    "G": "Commerce, garages", "H": "Transport, logistique", "I": "Hôtellerie, restauration",
+    "J": "Numérique, édition, médias", "K": "Banque, assurance", "L": "Immobilier",
+    "M": "Conseil, études, professions libérales", "N": "Services aux entreprises",
+    "O": "Secteur public", "P": "Enseignement, formation", "Q": "Santé, social",
+    "R": "Culture, sport, loisirs", "S": "Services aux particuliers, artisanat de service",
+    "T": "Emploi à domicile", "U": "Organisations internationales",
+}  # fmt: skip
+templates.env.globals.update(stages=STAGES, sectors=SECTORS)
+
+#: What each field of the story form says when it is refused.
+STORY_MESSAGES = {
+    "text": "Racontez votre histoire en 40 à 4 000 caractères, sans adresse, téléphone ni lien "
+    "(le texte sera public).",
+    "first_name": "Indiquez un prénom (des lettres, espaces, apostrophes et traits d'union), "
+    "ou laissez vide.",
+    "region": "Choisissez votre région.",
+    "stage": "Choisissez la situation que vous avez traversée.",
+    "sector": "Choisissez votre secteur d'activité.",
+    "failure_year": "Indiquez l'année des difficultés, sur quatre chiffres (depuis 1950).",
+    "helped": "Décrivez ce qui vous a aidé en 1 000 caractères au plus, sans adresse, "
+    "téléphone ni lien.",
+    "email": "Indiquez une adresse e-mail valide, par exemple nom@exemple.fr.",
+    "consent_publish": "Cochez la case pour accepter la publication : sans elle, nous ne "
+    "pouvons pas publier votre témoignage.",
+}
+STORIES_BACK = ("/temoignages", "Tous les témoignages")
+
+
+#: What each kind of operation may answer besides its success (the fuzz tests hold them to it).
+_KEY: dict[int | str, dict[str, Any]] = {401: {"description": "No known organiser API key"}}
+_MODERATE: dict[int | str, dict[str, Any]] = {
+    **_KEY, **_GUARD,
+    404: {"description": "No such story or volunteer"},
+    409: {"description": "Not waiting for moderation"},
+}  # fmt: skip
+_LINK: dict[int | str, dict[str, Any]] = {
+    **_GUARD,
+    403: {"description": "Invalid link"},
+    404: {"description": "Gone (withdrawn, erased, or never was)"},
+    409: {"description": "Not possible in this state"},
+}
+
+
+def get_community(request: Request) -> Community:
+    community: Community = request.app.state.community
+    return community
+
+
+Stories = Annotated[Community, Depends(get_community)]
+
+
+# --- JSON API ---------------------------------------------------------------------------------
+
+
+@api.post(
+    "/stories", status_code=status.HTTP_202_ACCEPTED, operation_id="submit_story",
+    responses=_GUARD,
+)  # fmt: skip
+async def submit_story(data: StoryIn, community: Stories) -> StorySubmitted:
+    """Submit a success story: kept for moderation; the withdrawal link goes by e-mail."""
+    await community.submit_story(data)
+    return StorySubmitted(message=RECEIVED[data.locale.value])
+
+
+@api.get("/stories", operation_id="list_stories")
+async def list_stories(
+    community: Stories, region: Region | None = None, stage: Stage | None = None
+) -> list[StoryPublic]:
+    """Published stories, newest first (never their author's contact)."""
+    return await community.published_stories(region, stage.value if stage else None)
+
+
+@api.get("/moderation/stories", operation_id="stories_to_moderate", responses=_KEY)
+async def stories_to_moderate(
+    _: Organiser, community: Stories, status: StoryStatus = StoryStatus.PENDING
+) -> list[StoryForModerator]:
+    """Stories waiting for moderation (or those published), for organisers and moderators."""
+    return await community.stories_to_moderate(status)
+
+
+@api.post("/stories/{story_id}/approve", operation_id="approve_story", responses=_MODERATE)
+async def approve_story(
+    story_id: UUID, moderator: Organiser, community: Stories
+) -> StoryForModerator:
+    """Publish a pending story; its author is told."""
+    return await community.approve_story(moderator, str(story_id))
+
+
+@api.post(
+    "/stories/{story_id}/reject", status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="reject_story", responses=_MODERATE,
+)  # fmt: skip
+async def reject_story(story_id: UUID, moderator: Organiser, community: Stories) -> Response:
+    """Decline a pending story: its author is told, the story deleted."""
+    await community.reject_story(moderator, str(story_id))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@api.patch("/stories/{story_id}", operation_id="edit_story", responses=_MODERATE)
+async def edit_story(
+    story_id: UUID, data: StoryEdit, moderator: Organiser, community: Stories
+) -> StoryForModerator:
+    """Change a story's words, with its author's agreement (`author_agreed`, `note`)."""
+    return await community.edit_story(moderator, str(story_id), data)
+
+
+@api.post(
+    "/stories/{story_id}/withdraw", status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="withdraw_story", responses=_LINK,
+)  # fmt: skip
+async def withdraw_story(story_id: UUID, data: LinkRequest, community: Stories) -> Response:
+    """The author withdraws their story (token of the e-mailed link): deleted everywhere."""
+    await community.withdraw_story(str(story_id), data.token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# --- Portal pages -----------------------------------------------------------------------------
+
+
+def form_errors(error: ValidationError, messages: dict[str, str]) -> dict[str, str]:
+    """Each refused field with the sentence the form shows for it (the first error of each)."""
+    errors: dict[str, str] = {}
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        errors.setdefault(field, messages.get(field, str(item["msg"])))
+    return errors
+
+
+def parse_form(
+    model: type[BaseModel], values: dict[str, Any], messages: dict[str, str]
+) -> tuple[Any, dict[str, str]]:
+    """`values` (a form's fields, empty ones left out) as `model`, or the errors to show."""
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v != ""}), {}
+    except ValidationError as error:
+        return None, form_errors(error, messages)
+
+
+def message(
+    request: Request, title: str, text: str, status_code: int, back: tuple[str, str]
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, "message.html", {"title": title, "text": text, "back": back},
+        status_code=status_code,
+    )  # fmt: skip
+
+
+def confirm_page(
+    request: Request, title: str, text: str, action: str, token: str, button: str,
+    back: tuple[str, str],
+) -> HTMLResponse:  # fmt: skip
+    """A page with a button: e-mail scanners that open links must not act on them."""
+    return templates.TemplateResponse(
+        request, "confirm_link.html",
+        {"title": title, "text": text, "action": action, "token": token, "button": button,
+         "back": back},
+    )  # fmt: skip
+
+
+@pages.get("/temoignages", response_class=HTMLResponse)
+async def stories_page(
+    request: Request,
+    community: Stories,
+    region: Annotated[str | None, Query()] = None,
+    stage: Annotated[str | None, Query()] = None,
+) -> HTMLResponse:
+    """Published stories, filtered by region and stage (an unknown value shows them all)."""
+    chosen_region = region if region in REGIONS else None
+    chosen_stage = stage if stage in STAGES else None
+    shown = await community.published_stories(chosen_region, chosen_stage)
+    return templates.TemplateResponse(
+        request, "stories.html",
+        {"stories": shown, "chosen_region": chosen_region, "chosen_stage": chosen_stage},
+    )  # fmt: skip
+
+
+@pages.get("/temoignages/proposer", response_class=HTMLResponse)
+async def story_form(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "story_form.html", {"errors": {}, "values": {}})
+
+
+@pages.post("/temoignages/proposer", response_class=HTMLResponse)
+async def submit_story_form(
+    request: Request,
+    community: Stories,
+    text: Annotated[str, Form()] = "",
+    first_name: Annotated[str, Form()] = "",
+    region: Annotated[str, Form()] = "",
+    stage: Annotated[str, Form()] = "",
+    sector: Annotated[str, Form()] = "",
+    failure_year: Annotated[str, Form()] = "",
+    helped: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    consent_publish: Annotated[str | None, Form()] = None,
+) -> HTMLResponse:
+    values = {
+        "text": text, "first_name": first_name, "region": region, "stage": stage,
+        "sector": sector, "failure_year": failure_year, "helped": helped, "email": email,
+    }  # fmt: skip
+    data, errors = parse_form(
+        StoryIn, {**values, "consent_publish": consent_publish == "yes"}, STORY_MESSAGES
+    )
+    if errors:
+        return templates.TemplateResponse(
+            request, "story_form.html", {"errors": errors, "values": values}, status_code=422
+        )
+    await community.submit_story(data)
+    return message(
+        request, "Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"], 200,
+        STORIES_BACK,
+    )  # fmt: skip
+
+
+@pages.get("/temoignages/{story_id}/retirer", response_class=HTMLResponse)
+async def withdraw_form(
+    request: Request, story_id: UUID, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return confirm_page(
+        request, "Retirer mon témoignage",
+        "Votre témoignage sera effacé de ce site et de nos fichiers. (Your story will be "
+        "deleted from this site and from our records.)",
+        f"/temoignages/{story_id}/retirer", token, "Retirer mon témoignage", STORIES_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/temoignages/{story_id}/retirer", response_class=HTMLResponse)
+async def withdraw(
+    request: Request, story_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
+) -> HTMLResponse:
+    try:
+        await community.withdraw_story(str(story_id), token)
+    except Forbidden:
+        return message(
+            request, "Lien invalide",
+            "Ce lien n'est pas valide : utilisez celui de l'e-mail reçu. (This link is not "
+            "valid: use the one in the e-mail you received.)", 403, STORIES_BACK,
+        )  # fmt: skip
+    return message(
+        request, "Témoignage retiré",
+        "Votre témoignage est effacé. Merci de l'avoir partagé. (Your story is deleted. Thank "
+        "you for sharing it.)", 200, STORIES_BACK,
+    )  # fmt: skip
+
+
+# --- Peer volunteers and matches: JSON API ----------------------------------------------------
+
+PEERS_BACK = ("/pairs/devenir-pair", "Devenir pair")
+CHANNELS = {"email": "Par e-mail", "phone": "Par téléphone"}
+templates.env.globals.update(channels=CHANNELS)
+VOLUNTEER_MESSAGES = {
+    "pseudonym": "Indiquez un prénom ou un pseudonyme : des lettres, espaces, apostrophes et "
+    "traits d'union, 80 caractères au plus.",
+    "region": "Choisissez votre région.",
+    "stage": "Choisissez la situation que vous avez traversée.",
+    "sector": "Choisissez votre secteur d'activité.",
+    "contact_channel": "Choisissez comment les personnes peuvent vous joindre.",
+    "contact": "Indiquez une adresse e-mail (nom@exemple.fr) ou un numéro de téléphone "
+    "(06 12 34 56 78), selon le moyen choisi.",
+    "availability": "Indiquez vos disponibilités en une ligne, 200 caractères au plus.",
+    "monthly_limit": "Indiquez un nombre de mises en relation par mois, de 1 à 10.",
+    "email": "Indiquez une adresse e-mail valide, par exemple nom@exemple.fr.",
+    "consent": "Cochez la case : sans votre accord, nous ne pouvons présenter personne.",
+}
+Action = Literal["pause", "resume", "erase"]
+Side = Literal["person", "volunteer"]
+
+
+class DeclineRequest(LinkRequest):
+    side: Side
+
+
+@api.post(
+    "/peers/volunteers", status_code=status.HTTP_202_ACCEPTED, operation_id="sign_up_peer",
+    responses=_GUARD,
+)  # fmt: skip
+async def sign_up_peer(data: VolunteerIn, community: Stories) -> Received:
+    """Volunteer as a peer: a confirmation link goes by e-mail; a moderator then approves."""
+    await community.sign_up(data)
+    return Received(message=SIGNED_UP[data.locale.value])
+
+
+@api.post("/peers/volunteers/{volunteer_id}/confirm", operation_id="confirm_peer", responses=_LINK)
+async def confirm_peer(volunteer_id: UUID, data: LinkRequest, community: Stories) -> dict[str, str]:
+    """Confirm a volunteer's address (token of the e-mailed link)."""
+    return {"status": await community.confirm_volunteer(str(volunteer_id), data.token)}
+
+
+@api.get("/moderation/volunteers", operation_id="peers_to_moderate", responses=_KEY)
+async def peers_to_moderate(
+    _: Organiser, community: Stories, status: VolunteerStatus = VolunteerStatus.PENDING
+) -> list[VolunteerForModerator]:
+    """Volunteers waiting for moderation (or of another status), without their contact."""
+    return await community.volunteers_to_moderate(status)
+
+
+@api.post(
+    "/peers/volunteers/{volunteer_id}/{decision}", operation_id="moderate_peer",
+    responses=_MODERATE,
+)  # fmt: skip
+async def moderate_peer(
+    volunteer_id: UUID,
+    decision: Literal["approve", "reject"],
+    _: Organiser,
+    community: Stories,
+) -> dict[str, str | None]:
+    """Approve a confirmed volunteer, or decline them (they are told, and deleted)."""
+    done = await community.moderate_volunteer(str(volunteer_id), decision == "approve")
+    return {"status": done}
+
+
+@api.post(
+    "/peers/volunteers/{volunteer_id}/link/{action}", operation_id="manage_peer",
+    responses=_LINK,
+)  # fmt: skip
+async def manage_peer(
+    volunteer_id: UUID, action: Action, data: LinkRequest, community: Stories
+) -> dict[str, str | None]:
+    """The volunteer pauses, resumes or erases themself (token of their e-mailed link)."""
+    return {"status": await community.manage_volunteer(str(volunteer_id), data.token, action)}
+
+
+@api.post("/peers/matches/{match_id}/decline", operation_id="decline_match", responses=_LINK)
+async def decline_match(
+    match_id: UUID, data: DeclineRequest, community: Stories
+) -> dict[str, str | None]:
+    """Either side declines an introduction; the next volunteer, if any, is proposed."""
+    following = await community.decline_match(str(match_id), data.side, data.token)
+    return {"status": "declined", "next_match_id": following}
+
+
+# --- Peer volunteers and matches: pages -------------------------------------------------------
+
+
+@pages.get("/pairs/devenir-pair", response_class=HTMLResponse)
+async def volunteer_form(request: Request) -> HTMLResponse:
+    return templates.TemplateResponse(request, "volunteer_form.html", {"errors": {}, "values": {}})
+
+
+@pages.post("/pairs/devenir-pair", response_class=HTMLResponse)
+async def sign_up_form(
+    request: Request,
+    community: Stories,
+    pseudonym: Annotated[str, Form()] = "",
+    region: Annotated[str, Form()] = "",
+    stage: Annotated[str, Form()] = "",
+    sector: Annotated[str, Form()] = "",
+    contact_channel: Annotated[str, Form()] = "",
+    contact: Annotated[str, Form()] = "",
+    availability: Annotated[str, Form()] = "",
+    monthly_limit: Annotated[str, Form()] = "",
+    email: Annotated[str, Form()] = "",
+    consent: Annotated[str | None, Form()] = None,
+) -> HTMLResponse:
+    values = {
+        "pseudonym": pseudonym, "region": region, "stage": stage, "sector": sector,
+        "contact_channel": contact_channel, "contact": contact, "availability": availability,
+        "monthly_limit": monthly_limit, "email": email,
+    }  # fmt: skip
+    data, errors = parse_form(
+        VolunteerIn, {**values, "consent": consent == "yes"}, VOLUNTEER_MESSAGES
+    )
+    if errors:
+        return templates.TemplateResponse(
+            request, "volunteer_form.html", {"errors": errors, "values": values}, status_code=422
+        )
+    await community.sign_up(data)
+    return message(
+        request, "Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"], 200,
+        PEERS_BACK,
+    )  # fmt: skip
+
+
+INVALID_LINK = (
+    "Lien invalide",
+    "Ce lien n'est pas valide : utilisez celui de l'e-mail reçu. (This link is not valid: use "
+    "the one in the e-mail you received.)",
+)
+
+
+@pages.get("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
+async def confirm_form(
+    request: Request, volunteer_id: UUID, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return confirm_page(
+        request, "Confirmer mon adresse",
+        "Un clic pour confirmer votre adresse ; l'équipe validera ensuite votre inscription. "
+        "(One click to confirm your address; the team will then approve your sign-up.)",
+        f"/pairs/{volunteer_id}/confirmer", token, "Confirmer mon adresse", PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
+async def confirm_done(
+    request: Request, volunteer_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
+) -> HTMLResponse:
+    try:
+        await community.confirm_volunteer(str(volunteer_id), token)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    return message(
+        request, "Adresse confirmée",
+        "Merci ! Une personne de l'équipe va valider votre inscription ; nous vous écrirons "
+        "alors. (Thank you! Someone from the team will approve your sign-up; we will write to "
+        "you then.)", 200, PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.get("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
+async def manage_form(
+    request: Request, volunteer_id: UUID, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, "manage.html", {"volunteer_id": volunteer_id, "token": token}
+    )
+
+
+MANAGED = {
+    "pause": "Vous êtes en pause : aucune mise en relation d'ici votre reprise. (You are on a "
+    "break: no introduction until you resume.)",
+    "resume": "C'est reparti : nous pourrons à nouveau vous présenter des personnes. (You are "
+    "back: we may introduce people to you again.)",
+    "erase": "Vos informations sont effacées. Merci pour votre engagement. (Your details are "
+    "deleted. Thank you for your commitment.)",
+}
+
+
+@pages.post("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
+async def manage_done(
+    request: Request,
+    volunteer_id: UUID,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+    action: Annotated[Action, Form()] = "pause",
+) -> HTMLResponse:
+    try:
+        await community.manage_volunteer(str(volunteer_id), token, action)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    except Conflict:
+        return message(
+            request, "Pas encore possible",
+            "Votre inscription n'est pas encore validée : la pause viendra ensuite. (Your "
+            "sign-up is not approved yet.)", 409, PEERS_BACK,
+        )  # fmt: skip
+    return message(request, "C'est noté", MANAGED[action], 200, PEERS_BACK)
+
+
+@pages.get("/pairs/mises-en-relation/{match_id}/{side}", response_class=HTMLResponse)
+async def decline_form(
+    request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return confirm_page(
+        request, "Décliner cette mise en relation",
+        "Nous proposerons une autre personne, si nous en avons une. (We will propose someone "
+        "else, if we have anyone.)",
+        f"/pairs/mises-en-relation/{match_id}/{side}", token, "Décliner", PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/pairs/mises-en-relation/{match_id}/{side}", response_class=HTMLResponse)
+async def decline_done(
+    request: Request,
+    match_id: UUID,
+    side: Side,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    try:
+        await community.decline_match(str(match_id), side, token)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    return message(
+        request, "C'est noté",
+        "Merci de nous l'avoir dit. Si une autre personne est disponible, nous vous la "
+        "présentons par e-mail. (Thank you for telling us. If someone else is available, we "
+        "introduce them by e-mail.)", 200, PEERS_BACK,
+    )  # fmt: skip

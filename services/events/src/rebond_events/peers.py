@@ -1,0 +1,532 @@
+"""Peer exchange: entrepreneurs who bounced back volunteer to talk with someone going through it,
+and people who asked for a peer are introduced to one (issue 24).
+
+A volunteer signs up (explicit consent), confirms their address with the e-mailed link, and is
+matched only once a moderator approved them; their own signed link pauses, resumes or erases
+them. A person arrives from the router (`peers.requests`, only what matching and an
+introduction need). Matching (`choose_peer`, pure) takes an approved volunteer of the person's
+region, preferring a similar stage then the same sector, never one at their monthly limit nor
+one already proposed to that person; each side is e-mailed the other's details, only those
+each agreed to share, with a signed link to decline, which proposes the next volunteer.
+
+Use cases are plain functions of a `PeerRepository` (one transaction) and a clock, returning
+what they did and the messages announcing it (`ports.Outcome`).
+"""
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Protocol
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from rebond_contracts.payloads import (
+    CommunityMailKind,
+    PeerMatchStatus,
+    PeerRequestV1,
+)
+from rebond_contracts.questionnaire import PHONE_PATTERN, Locale, Region, Sector, Stage
+from rebond_events.errors import Conflict, Forbidden, NotFound
+from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message, match_message
+from rebond_events.models import Line, PersonName
+from rebond_events.ports import Clock, Outcome
+from rebond_events.stories import Consent
+
+#: A volunteer's monthly limit counts the introductions of this many days back.
+MONTH = timedelta(days=30)
+
+
+class VolunteerStatus(StrEnum):
+    #: Signed up, address not confirmed yet.
+    UNCONFIRMED = "unconfirmed"
+    #: Confirmed, waiting for a moderator.
+    PENDING = "pending"
+    APPROVED = "approved"
+    PAUSED = "paused"
+
+
+class VolunteerIn(BaseModel):
+    """What a volunteer sends. `contact` is what they agree to share with the people they are
+    introduced to (an e-mail or a phone number, as `contact_channel` says); `email` is where
+    the service writes to them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pseudonym: PersonName
+    region: Region
+    stage: Stage
+    sector: Sector
+    contact_channel: Literal["email", "phone"]
+    contact: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    email: EmailStr
+    availability: Annotated[Line, StringConstraints(max_length=200)]
+    monthly_limit: int = Field(ge=1, le=10)
+    consent: Consent
+    locale: Locale = Locale.FR
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_of_its_channel(cls, value: str, info: ValidationInfo) -> str:
+        """An e-mail address or a phone number, as `contact_channel` says."""
+        channel = info.data.get("contact_channel")
+        if channel == "phone" and not re.fullmatch(PHONE_PATTERN, value):
+            raise PydanticCustomError("contact_phone", "A phone number, e.g. 06 12 34 56 78")
+        if channel == "email" and not re.fullmatch(r"[^\s@]+@[^\s@]+\.[^\s@]+", value):
+            raise PydanticCustomError("contact_email", "An e-mail address, e.g. nom@exemple.fr")
+        return value
+
+
+class VolunteerForModerator(BaseModel):
+    """A volunteer as a moderator reviews them: not their contact, nor their address."""
+
+    id: str
+    status: VolunteerStatus
+    pseudonym: str
+    region: str
+    stage: str
+    sector: str
+    availability: str
+    monthly_limit: int
+    created_at: datetime
+
+
+class Received(BaseModel):
+    status: Literal["received"] = "received"
+    message: str
+
+
+@dataclass(frozen=True)
+class Volunteer:
+    id: str
+    status: VolunteerStatus
+    pseudonym: str
+    region: str
+    stage: str
+    sector: str
+    contact_channel: str
+    contact: str
+    email: str
+    availability: str
+    monthly_limit: int
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+
+    def for_moderator(self) -> VolunteerForModerator:
+        return VolunteerForModerator(
+            id=self.id, status=self.status, pseudonym=self.pseudonym, region=self.region,
+            stage=self.stage, sector=self.sector, availability=self.availability,
+            monthly_limit=self.monthly_limit, created_at=self.created_at,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PeerRequest:
+    reference: str
+    region: str
+    stage: str
+    sector: str | None
+    first_name: str
+    email: str | None
+    phone: str | None
+    locale: str
+    requested_at: datetime
+
+
+class MatchStatus(StrEnum):
+    PROPOSED = "proposed"
+    DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class Match:
+    id: str
+    reference: str
+    volunteer_id: str
+    status: MatchStatus
+    created_at: datetime
+    declined_by: str | None = None
+
+
+class PeerRepository(Protocol):
+    def volunteer(self, volunteer_id: str) -> Volunteer | None: ...
+
+    def add_volunteer(self, volunteer: Volunteer) -> None: ...
+
+    def save_volunteer(self, volunteer: Volunteer) -> None: ...
+
+    def delete_volunteer(self, volunteer_id: str) -> None:
+        """Delete the volunteer and the e-mails to them not sent yet."""
+        ...
+
+    def volunteers(self, status: VolunteerStatus, region: str | None = None) -> list[Volunteer]:
+        """Volunteers of `status` (of `region`, if given), oldest first."""
+        ...
+
+    def introductions_since(self, volunteer_ids: Sequence[str], since: datetime) -> dict[str, int]:
+        """How many matches proposed since `since` (not declined) each volunteer has."""
+        ...
+
+    def erased(self, reference: str) -> bool:
+        """Whether the person of `reference` asked for erasure (an erasure under way is
+        waited for: `ports.Repository.erased`)."""
+        ...
+
+    def peer_request(self, reference: str) -> PeerRequest | None: ...
+
+    def add_peer_request(self, request: PeerRequest) -> None: ...
+
+    def match(self, match_id: str) -> Match | None: ...
+
+    def matches_of(self, reference: str) -> list[Match]: ...
+
+    def add_match(self, match: Match) -> None: ...
+
+    def save_match(self, match: Match) -> None: ...
+
+
+# --- Matching (pure) --------------------------------------------------------------------------
+
+#: Stages close enough for two people to understand each other's road.
+_STAGE_GROUPS = (
+    {"pre_procedure", "amicable_procedure"},
+    {"safeguard", "receivership"},
+    {"liquidation_in_progress", "after_liquidation", "professional_recovery"},
+)
+
+
+def stage_closeness(asked: str, lived: str) -> int:
+    """2 for the same stage, 1 for a close one (`_STAGE_GROUPS`), 0 otherwise."""
+    if asked == lived:
+        return 2
+    return 1 if any(asked in group and lived in group for group in _STAGE_GROUPS) else 0
+
+
+def choose_peer(
+    request: PeerRequest,
+    candidates: Sequence[Volunteer],
+    tried: set[str],
+    introductions: dict[str, int],
+) -> Volunteer | None:
+    """The volunteer to propose to `request`: approved, of its region, not `tried`, under their
+    monthly limit (`introductions` this month); the closest stage first, then the same sector,
+    then the one with fewer introductions this month, then who signed up first."""
+    eligible = [
+        v for v in candidates
+        if v.status == VolunteerStatus.APPROVED and v.region == request.region
+        and v.id not in tried and introductions.get(v.id, 0) < v.monthly_limit
+    ]  # fmt: skip
+    if not eligible:
+        return None
+    return min(
+        eligible,
+        key=lambda v: (
+            -stage_closeness(request.stage, v.stage),
+            -(request.sector is not None and v.sector == request.sector),
+            introductions.get(v.id, 0),
+            v.created_at,
+            v.id,
+        ),
+    )
+
+
+# --- Volunteers' use cases --------------------------------------------------------------------
+
+SIGNED_UP = {
+    "fr": "Merci de vous proposer ! Nous vous écrivons à l'adresse indiquée : cliquez sur le lien "
+    "de l'e-mail pour la confirmer. Une personne de l'équipe validera ensuite votre inscription "
+    "avant toute mise en relation.",
+    "en": "Thank you for volunteering! We are writing to the address you gave: click the link "
+    "in the e-mail to confirm it. Someone from the team will then approve your sign-up before "
+    "any introduction.",
+}
+
+
+def sign_up(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    data: VolunteerIn,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Outcome[str]:
+    """Keep a new volunteer, unconfirmed, and e-mail them the link confirming their address."""
+    now = clock()
+    volunteer = Volunteer(
+        id=new_id(), status=VolunteerStatus.UNCONFIRMED, pseudonym=data.pseudonym,
+        region=data.region, stage=data.stage.value, sector=data.sector,
+        contact_channel=data.contact_channel, contact=data.contact, email=str(data.email),
+        availability=data.availability, monthly_limit=data.monthly_limit,
+        locale=data.locale.value, created_at=now, updated_at=now,
+    )  # fmt: skip
+    repository.add_volunteer(volunteer)
+    link = links.confirm_volunteer(volunteer.id)
+    mail = Mail(
+        CommunityMailKind.VOLUNTEER_CONFIRM, volunteer.email,
+        "Confirmez votre adresse", "Confirm your address",
+        f"Bonjour {volunteer.pseudonym},\n\nMerci de proposer votre expérience. Pour confirmer "
+        f"votre adresse, ouvrez ce lien :\n{link}\n\nSi vous n'êtes pas à l'origine de cette "
+        "demande, ignorez cet e-mail : rien ne se passera.",
+        f"Hello {volunteer.pseudonym},\n\nThank you for offering your experience. To confirm "
+        f"your address, open this link:\n{link}\n\nIf you did not ask for this, ignore this "
+        "e-mail: nothing will happen.",
+        volunteer.locale,
+    )  # fmt: skip
+    return Outcome(volunteer.id, [mail_message(mail, volunteer.id, now)])
+
+
+def _by_link(
+    repository: PeerRepository, links: CommunityLinks, purpose: str, volunteer_id: str, token: str
+) -> Volunteer:
+    try:
+        links.signed.check(purpose, volunteer_id, token)
+    except InvalidToken as error:
+        raise Forbidden("invalid link") from error
+    volunteer = repository.volunteer(volunteer_id)
+    if volunteer is None:
+        raise NotFound(volunteer_id)
+    return volunteer
+
+
+def confirm(
+    repository: PeerRepository, links: CommunityLinks, clock: Clock, volunteer_id: str, token: str
+) -> Outcome[VolunteerStatus]:
+    """The volunteer's address is confirmed: they wait for a moderator. Again: no change."""
+    volunteer = _by_link(repository, links, "confirm-volunteer", volunteer_id, token)
+    if volunteer.status == VolunteerStatus.UNCONFIRMED:
+        volunteer = replace(volunteer, status=VolunteerStatus.PENDING, updated_at=clock())
+        repository.save_volunteer(volunteer)
+    return Outcome(volunteer.status)
+
+
+def moderate(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    volunteer_id: str,
+    approved: bool,
+) -> Outcome[VolunteerStatus | None]:
+    """A moderator approves a confirmed volunteer (they are told, with their link to pause or
+    leave), or declines them (told kindly, and deleted)."""
+    volunteer = repository.volunteer(volunteer_id)
+    if volunteer is None:
+        raise NotFound(volunteer_id)
+    if volunteer.status != VolunteerStatus.PENDING:
+        raise Conflict("only a confirmed volunteer waiting for moderation can be moderated")
+    now = clock()
+    if approved:
+        volunteer = replace(volunteer, status=VolunteerStatus.APPROVED, updated_at=now)
+        repository.save_volunteer(volunteer)
+        manage = links.manage_volunteer(volunteer.id)
+        mail = Mail(
+            CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
+            "Votre inscription de pair est validée", "Your peer sign-up is approved",
+            f"Bonjour {volunteer.pseudonym},\n\nVotre inscription est validée : nous vous "
+            "présenterons, par e-mail, des personnes de votre région qui traversent ce que "
+            f"vous avez vécu. Pour faire une pause ou vous retirer :\n{manage}",
+            f"Hello {volunteer.pseudonym},\n\nYour sign-up is approved: we will introduce you, "
+            "by e-mail, to people of your region going through what you went through. To take "
+            f"a break or leave:\n{manage}",
+            volunteer.locale,
+        )  # fmt: skip
+        return Outcome(volunteer.status, [mail_message(mail, volunteer.id, now)])
+    repository.delete_volunteer(volunteer.id)
+    mail = Mail(
+        CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
+        "Votre inscription de pair", "Your peer sign-up",
+        f"Bonjour {volunteer.pseudonym},\n\nMerci de votre proposition. Nous ne pouvons pas "
+        "la retenir pour l'instant ; vos informations ont été effacées.",
+        f"Hello {volunteer.pseudonym},\n\nThank you for your offer. We cannot take it up for "
+        "now; your details were deleted.",
+        volunteer.locale,
+    )  # fmt: skip
+    return Outcome(None, [mail_message(mail, volunteer.id, now)])
+
+
+def manage(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    volunteer_id: str,
+    token: str,
+    action: Literal["pause", "resume", "erase"],
+) -> Outcome[VolunteerStatus | None]:
+    """The volunteer, with their link: pause (no introduction meanwhile), resume, or erase
+    (deleted, with the e-mails to them not sent yet; past matches keep no detail of them)."""
+    volunteer = _by_link(repository, links, "manage-volunteer", volunteer_id, token)
+    if action == "erase":
+        repository.delete_volunteer(volunteer.id)
+        return Outcome(None)
+    wanted = {"pause": VolunteerStatus.PAUSED, "resume": VolunteerStatus.APPROVED}[action]
+    if volunteer.status not in (VolunteerStatus.APPROVED, VolunteerStatus.PAUSED):
+        raise Conflict("only an approved volunteer can pause or resume")
+    volunteer = replace(volunteer, status=wanted, updated_at=clock())
+    repository.save_volunteer(volunteer)
+    return Outcome(volunteer.status)
+
+
+# --- Matching's use cases ---------------------------------------------------------------------
+
+
+def request_peer(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    data: PeerRequestV1,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Outcome[str | None]:
+    """A person asked for a peer: propose one (the id of the match, None when none is left).
+    A request read again (redelivered), or of a person who asked for erasure, proposes
+    nothing."""
+    if repository.erased(data.reference) or repository.peer_request(data.reference) is not None:
+        return Outcome(None)
+    request = PeerRequest(
+        reference=data.reference, region=data.region, stage=data.stage.value,
+        sector=data.sector, first_name=data.contact.first_name, email=data.contact.email,
+        phone=data.contact.phone, locale=data.locale, requested_at=clock(),
+    )  # fmt: skip
+    repository.add_peer_request(request)
+    return _propose(repository, links, clock(), request, new_id)
+
+
+def decline(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    match_id: str,
+    side: Literal["person", "volunteer"],
+    token: str,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Outcome[str | None]:
+    """Either side declines a proposed match with their link: the next volunteer is proposed
+    (the id of the new match, None when none is left). Declining again changes nothing."""
+    try:
+        links.signed.check(f"decline-{side}", match_id, token)
+    except InvalidToken as error:
+        raise Forbidden("invalid link") from error
+    match = repository.match(match_id)
+    if match is None:
+        raise NotFound(match_id)
+    if match.status == MatchStatus.DECLINED:
+        return Outcome(None)
+    now = clock()
+    repository.save_match(replace(match, status=MatchStatus.DECLINED, declined_by=side))
+    request = repository.peer_request(match.reference)
+    if request is None:  # the person was erased meanwhile
+        return Outcome(None)
+    tried = len(repository.matches_of(match.reference))
+    declined = match_message(
+        match.reference, PeerMatchStatus.DECLINED, request.region, tried, now, match.id
+    )
+    outcome = _propose(repository, links, now, request, new_id)
+    return Outcome(outcome.value, [declined, *outcome.messages])
+
+
+def _propose(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    now: datetime,
+    request: PeerRequest,
+    new_id: Callable[[], str],
+) -> Outcome[str | None]:
+    earlier = repository.matches_of(request.reference)
+    candidates = repository.volunteers(VolunteerStatus.APPROVED, request.region)
+    introductions = repository.introductions_since([v.id for v in candidates], now - MONTH)
+    chosen = choose_peer(request, candidates, {m.volunteer_id for m in earlier}, introductions)
+    attempt = len(earlier) + (chosen is not None)
+    if chosen is None:
+        messages = [
+            match_message(request.reference, PeerMatchStatus.UNMATCHED, request.region,
+                          attempt, now)
+        ]  # fmt: skip
+        if request.email:
+            messages.append(mail_message(_none_left(request), request.reference, now))
+        return Outcome(None, messages)
+    match = Match(new_id(), request.reference, chosen.id, MatchStatus.PROPOSED, now)
+    repository.add_match(match)
+    messages = [
+        match_message(request.reference, PeerMatchStatus.PROPOSED, request.region, attempt,
+                      now, match.id),
+        mail_message(_to_volunteer(links, chosen, request, match), request.reference, now),
+    ]  # fmt: skip
+    if request.email:
+        messages.append(
+            mail_message(_to_person(links, chosen, request, match), request.reference, now)
+        )
+    return Outcome(match.id, messages)
+
+
+def _to_person(
+    links: CommunityLinks, volunteer: Volunteer, request: PeerRequest, match: Match
+) -> Mail:
+    """The person meets the volunteer: pseudonym, road, availability, and the contact the
+    volunteer agreed to share; nothing else."""
+    assert request.email is not None
+    how = "par e-mail" if volunteer.contact_channel == "email" else "par téléphone"
+    how_en = "by e-mail" if volunteer.contact_channel == "email" else "by phone"
+    decline_link = links.decline_match(match.id, "person")
+    return Mail(
+        CommunityMailKind.PEER_INTRODUCTION, request.email,
+        f"Un pair pour échanger : {volunteer.pseudonym}", f"A peer to talk with: {volunteer.pseudonym}",
+        f"Bonjour {request.first_name},\n\nVous avez souhaité échanger avec un entrepreneur "
+        f"passé par là. {volunteer.pseudonym}, de votre région, a traversé une situation "
+        f"proche de la vôtre et accepte d'en parler avec vous.\n\nLe ou la joindre {how} : "
+        f"{volunteer.contact}\nDisponibilités : {volunteer.availability}\n\nCela ne vous "
+        f"convient pas ? Ce lien propose une autre personne :\n{decline_link}",
+        f"Hello {request.first_name},\n\nYou asked to talk with an entrepreneur who has been "
+        f"through it. {volunteer.pseudonym}, from your region, went through a situation close "
+        f"to yours and is happy to talk with you.\n\nReach them {how_en}: {volunteer.contact}\n"
+        f"Availability: {volunteer.availability}\n\nNot right for you? This link proposes "
+        f"someone else:\n{decline_link}",
+        request.locale,
+    )  # fmt: skip
+
+
+def _to_volunteer(
+    links: CommunityLinks, volunteer: Volunteer, request: PeerRequest, match: Match
+) -> Mail:
+    """The volunteer meets the person: first name and the contact the person agreed to share."""
+    contacts = [c for c in (request.email, request.phone) if c]
+    decline_link = links.decline_match(match.id, "volunteer")
+    manage = links.manage_volunteer(volunteer.id)
+    return Mail(
+        CommunityMailKind.PEER_INTRODUCTION, volunteer.email,
+        f"Une mise en relation : {request.first_name}", f"An introduction: {request.first_name}",
+        f"Bonjour {volunteer.pseudonym},\n\n{request.first_name}, de votre région, traverse "
+        "des difficultés proches de celles que vous avez connues et souhaite échanger avec un "
+        f"pair. Pour le ou la joindre : {', '.join(contacts)}\n\nVous ne pouvez pas ? Ce lien "
+        f"propose une autre personne à {request.first_name} :\n{decline_link}\n\nPause ou "
+        f"retrait : {manage}",
+        f"Hello {volunteer.pseudonym},\n\n{request.first_name}, from your region, is going "
+        "through difficulties close to those you knew and would like to talk with a peer. "
+        f"To reach them: {', '.join(contacts)}\n\nCannot do it? This link proposes someone "
+        f"else to {request.first_name}:\n{decline_link}\n\nPause or leave: {manage}",
+        volunteer.locale,
+    )  # fmt: skip
+
+
+def _none_left(request: PeerRequest) -> Mail:
+    assert request.email is not None
+    return Mail(
+        CommunityMailKind.PEER_NONE, request.email,
+        "Pas encore de pair disponible", "No peer available yet",
+        f"Bonjour {request.first_name},\n\nNous n'avons pas, pour l'instant, d'entrepreneur "
+        "bénévole disponible dans votre région. L'association vers laquelle vous avez été "
+        "orienté·e reste à vos côtés ; les Conférences du rebond sont aussi l'occasion de "
+        "rencontrer des personnes passées par là.",
+        f"Hello {request.first_name},\n\nWe have no volunteer entrepreneur available in your "
+        "region for now. The association you were referred to is still there for you; the "
+        "Conférences du rebond are also a chance to meet people who have been through it.",
+        request.locale,
+    )  # fmt: skip

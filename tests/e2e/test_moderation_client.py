@@ -1,0 +1,100 @@
+"""The console's events client (`HttpEvents`) against the real events app, over HTTP (in
+process, on a real SQLite store): the moderation of stories and peer volunteers (issue 24)."""
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from rebond_contracts.topics import COMMUNITY_MAIL
+from rebond_coordination.clients import HttpEvents
+from rebond_coordination.ports import EventsNotFound
+from rebond_events.app import build
+from rebond_events.settings import EventsSettings, hash_api_key
+from rebond_sql.outbox import Message
+from rebond_testing import until_async
+
+KEY = "key-second-souffle-moderation-test"
+BASE = "http://events.test"
+
+
+class Sent:
+    """Stands in for Kafka: keeps what the events service published, acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def send(self, message: Message) -> "asyncio.Future[None]":
+        self.messages.append(message)
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
+
+    def mails(self) -> list[dict[str, Any]]:
+        return [json.loads(m.value) for m in self.messages if m.topic == COMMUNITY_MAIL.name]
+
+
+@pytest.fixture
+async def events(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, HttpEvents, Sent]]:
+    """The events app on a fresh SQLite file, a client of it, and the console's `HttpEvents`."""
+    settings = EventsSettings(
+        environment="test", database_url=f"sqlite:///{tmp_path / 'events.db'}",
+        organiser_keys={"second-souffle": hash_api_key(KEY)}, public_base_url=BASE,
+        outbox_interval_s=3600, rate_limit_per_minute=0,
+    )  # fmt: skip
+    sent = Sent()
+    built = build(settings, send=sent.send)
+    app = built.web
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
+    ):
+        yield client, HttpEvents(client, {"second-souffle": SecretStr(KEY)}), sent
+        await built.publisher.settled()
+
+
+async def test_the_console_moderates_a_story_and_a_volunteer_through_the_events_api(
+    events: tuple[httpx.AsyncClient, HttpEvents, Sent],
+) -> None:
+    """Pending items come back parsed, without contact; an approval publishes the story, a
+    refusal deletes the volunteer; deciding again is `EventsNotFound` (409 or 404), not an
+    outage."""
+    client, http_events, sent = events
+    story = {
+        "text": "Après la liquidation de mon atelier, un parrain m'a aidé à retrouver un emploi.",
+        "region": "75", "stage": "after_liquidation", "sector": "C", "failure_year": 2018,
+        "email": "karim@example.org", "consent_publish": True,
+    }  # fmt: skip
+    assert (await client.post("/v1/stories", json=story)).status_code == 202
+    [pending] = await http_events.stories_to_moderate("second-souffle")
+    await http_events.moderate_story("second-souffle", pending.id, approve=True)
+    assert [s["id"] for s in (await client.get("/v1/stories")).json()] == [pending.id]
+    with pytest.raises(EventsNotFound):
+        await http_events.moderate_story("second-souffle", pending.id, approve=True)
+
+    volunteer = {
+        "pseudonym": "Paul", "region": "75", "stage": "receivership", "sector": "C",
+        "contact_channel": "phone", "contact": "0612345678", "email": "paul@example.org",
+        "availability": "le soir", "monthly_limit": 2, "consent": True,
+    }  # fmt: skip
+    assert (await client.post("/v1/peers/volunteers", json=volunteer)).status_code == 202
+
+    async def confirmation() -> list[tuple[str, str]]:  # published in the background
+        texts = " ".join(m["text"] for m in sent.mails())
+        return re.findall(r"/pairs/([0-9a-f-]+)/confirmer\?token=(\S+)", texts)
+
+    links: list[tuple[str, str]] = await until_async(confirmation, within_s=10)
+    volunteer_id, token = links[0]  # the link is there twice: in French, then in English
+    await client.post(f"/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token})
+    [waiting] = await http_events.volunteers_to_moderate("second-souffle")
+    assert waiting.pseudonym == "Paul" and "0612345678" not in waiting.model_dump_json()
+    await http_events.moderate_volunteer("second-souffle", volunteer_id, approve=False)
+    assert await http_events.volunteers_to_moderate("second-souffle") == []
+    with pytest.raises(EventsNotFound):
+        await http_events.moderate_volunteer("second-souffle", volunteer_id, approve=True)
