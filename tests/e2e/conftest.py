@@ -27,6 +27,8 @@ WEBHOOK_ASSOCIATION = "60000-rebonds"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"e2e-webhook-key-of-32-bytes-long").decode()
 #: Each service's consumer group, named as its default is, so /metrics shows the usual labels.
 GROUPS = {name: f"rebond-{name}" for name in SERVICES}
+#: How long after an acceptance the router asks the person whether they were contacted.
+FOLLOW_UP_AFTER_S = 3.0
 
 
 class Pipeline(dict[str, RunningService]):
@@ -74,6 +76,12 @@ def running_services(_kafka_broker: Any) -> Iterator[Pipeline]:
         )
         settings = {
             "intake": {"rate_limit_per_minute": "0"},
+            # The follow-up comes seconds after an acceptance (not 30 days), checked every
+            # half second, so the journey test sees it asked and answered.
+            "router": {
+                "follow_up_after_days": str(FOLLOW_UP_AFTER_S / 86_400),
+                "deadline_check_interval_s": "0.5",
+            },
             "notifier": {"smtp_port": str(mail.port), "associations_file": str(associations)},
         }
         with running(
