@@ -96,14 +96,18 @@ def test_a_referral_without_deadline_gets_links_valid_for_the_setting() -> None:
     assert links.expires_at == datetime.fromtimestamp(1_000 + 3 * 86_400, UTC)
 
 
-def test_urgent_referral_is_marked_in_subject_and_body() -> None:
-    """An urgent referral says so in the subject and the body of both e-mails."""
+STATUS_PAGE = "https://portail.example/suivi/RB-7K3M-Q9XA-2DFE-W8NB"
+
+
+def test_urgent_referral_is_marked_for_the_association_only() -> None:
+    """An urgent referral says so in the association's subject and body; the person's own
+    e-mail never reads "URGENT" (it is a word for the association), it says "en priorité"."""
     referral = make_decision(urgent=True).referral
     links = _links_for(referral)
     mail = templates.association_referral(referral, "a@example.org", links)
-    person = templates.person_confirmation(referral)
+    person = templates.person_confirmation(referral, STATUS_PAGE)
     assert mail.subject.startswith("[URGENT]") and "URGENT :" in mail.text
-    assert person.subject.startswith("[URGENT]")
+    assert "URGENT" not in person.subject + person.text and "en priorité" in person.text
 
 
 def test_distress_shown_only_when_shared() -> None:
@@ -116,12 +120,23 @@ def test_distress_shown_only_when_shared() -> None:
 def test_person_confirmation_in_french_with_resources() -> None:
     """The person's confirmation gives the reference, what happens next and 3114/15/112/APESA."""
     referral = make_decision().referral
-    mail = templates.person_confirmation(referral)
+    mail = templates.person_confirmation(referral, STATUS_PAGE)
     assert mail.to == "claire@example.org"
     assert referral.reference in mail.subject and referral.reference in mail.text
-    assert "60 000 rebonds vous contactera" in mail.text
+    assert "Une personne de 60 000 rebonds vous contactera" in mail.text
+    assert f"Suivre votre demande : {STATUS_PAGE}" in mail.text
     for resource in ("3114", "15 (SAMU)", "112", "APESA"):
         assert resource in mail.text
+
+
+def test_on_apesa_s_track_the_person_is_told_a_psychologist_will_call() -> None:
+    """APESA's referral, beside the main one, tells the person a psychologist (not a volunteer)
+    of APESA will call, in correct French ("d'APESA"), and says another message follows."""
+    referral = make_decision().referral.model_copy(update={"association_id": AssociationId.APESA})
+    mail = templates.person_confirmation(referral, STATUS_PAGE, distress_track=True)
+    assert "psychologue d'APESA" in mail.text and "bénévole" not in mail.text
+    assert "de APESA" not in mail.text and "APESA vous appellera" in mail.subject
+    assert f"Suivre votre demande : {STATUS_PAGE}" in mail.text
 
 
 def test_reminder_and_expiry_mails() -> None:

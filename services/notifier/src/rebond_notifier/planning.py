@@ -195,7 +195,13 @@ def for_decision(
             NewDelivery(
                 channel=DeliveryChannel.PERSON_EMAIL.value,
                 kind=CONFIRMATION,
-                payload=_mail(templates.person_confirmation(referral)),
+                payload=_mail(
+                    templates.person_confirmation(
+                        referral,
+                        links.status_page(referral.reference),
+                        distress_track=decision.track == "distress",
+                    )
+                ),
                 **common,
             )
         )

@@ -145,13 +145,38 @@ def association_referral(
     )
 
 
-def person_confirmation(referral: ReferralV1) -> Mail:
-    """To the person, in French: their reference, what happens next and the resources."""
+def person_confirmation(
+    referral: ReferralV1, status_page: str, *, distress_track: bool = False
+) -> Mail:
+    """The person's first e-mail: their reference, who has their request and what comes next,
+    with the link to follow it. Never marked urgent (that word is for the association), and on
+    APESA's track (beside the main one) it says a psychologist will call, nothing more."""
     if referral.contact.email is None:
         raise ValueError("the person gave no e-mail address")
     name = _name(referral.association_id)
     channel = "par e-mail" if referral.contact.preferred_channel == "email" else "par téléphone"
-    urgent = "[URGENT] " if referral.urgent else ""
+    if distress_track:
+        next_steps = [
+            "Comme vous l'avez accepté, nous avons aussi transmis votre demande à APESA.",
+            f"Un·e psychologue d'APESA vous contactera {channel}, gratuitement et en toute "
+            "confidentialité, dès que possible.",
+            "Cela s'ajoute à l'association qui vous accompagnera pour votre entreprise : vous "
+            "recevez un autre message à son sujet.",
+        ]
+    else:
+        next_steps = [
+            f"Nous avons transmis votre demande à {name}, avec uniquement ce que vous avez "
+            "accepté de partager.",
+            f"Une personne {_of(name)} vous contactera {channel}"
+            + (
+                " en priorité, dès que possible."
+                if referral.urgent
+                else " dans les prochains jours."
+            ),
+            "Si l'association ne peut pas vous accompagner, nous orienterons votre demande vers "
+            "une autre association du Portail du rebond, sans que vous ayez à tout raconter de "
+            "nouveau.",
+        ]
     lines = [
         f"Bonjour {referral.contact.first_name},",
         "",
@@ -160,22 +185,25 @@ def person_confirmation(referral: ReferralV1) -> Mail:
         "demande).",
         "",
         "Et maintenant ?",
-        f"Nous avons transmis votre demande à {name}, avec uniquement ce que vous avez accepté "
-        "de partager.",
-        f"Un ou une bénévole de {name} vous contactera {channel}"
-        + (" en priorité, dès que possible." if referral.urgent else " dans les prochains jours."),
-        "Si l'association ne peut pas vous accompagner, nous orienterons votre demande vers une "
-        "autre association du Portail du rebond, sans que vous ayez à tout raconter de nouveau.",
+        *next_steps,
+        "",
+        f"Suivre votre demande : {status_page}",
         "",
         RESOURCES_FR,
         "",
         SIGNATURE,
     ]
-    return Mail(
-        to=referral.contact.email,
-        subject=f"{urgent}Votre demande {referral.reference} a bien été transmise",
-        text="\n".join(lines),
+    subject = (
+        f"Votre demande {referral.reference} : APESA vous appellera"
+        if distress_track
+        else f"Votre demande {referral.reference} a bien été transmise"
     )
+    return Mail(to=referral.contact.email, subject=subject, text="\n".join(lines))
+
+
+def _of(name: str) -> str:
+    """ "de Second Souffle", "d'APESA": French elides "de" before a vowel sound."""
+    return f"d'{name}" if name[:1].upper() in "AEIOUYÉÈ" else f"de {name}"
 
 
 def association_reminder(
