@@ -1,5 +1,6 @@
-"""The notifier on the real broker with a real SMTP server: registrations and invitations
-published by the events service become one e-mail each to the person, never two."""
+"""The notifier on the real broker with a real SMTP server: registrations, invitations and
+community mails published by the events service become one e-mail each to the person, never
+two."""
 
 import asyncio
 import json
@@ -11,8 +12,15 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rebond_contracts.payloads import ErasureRequestedV1, RegistrationChange, RegistrationV1
+from rebond_contracts.payloads import (
+    CommunityMailKind,
+    CommunityMailV1,
+    ErasureRequestedV1,
+    RegistrationChange,
+    RegistrationV1,
+)
 from rebond_contracts.topics import (
+    COMMUNITY_MAIL,
     DELIVERIES,
     ERASURES,
     INVITATIONS,
@@ -166,8 +174,36 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
     assert b"claire" not in b"".join(r.value for r in outcomes)  # no personal data
 
 
+async def test_community_mail_read_twice_is_sent_once_as_written(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """A community mail published twice with the same id is one e-mail to its address, with
+    the subject and text the events service wrote; the log keeps neither once it is sent."""
+    volunteer = str(uuid.uuid4())
+    mail = CommunityMailV1(
+        mail_id=uuid.uuid4(), kind=CommunityMailKind.VOLUNTEER_CONFIRM,
+        to="benevole@example.org", subject=f"Confirmez votre adresse {volunteer}",
+        text="Bonjour Lina,\n\nMerci de proposer votre aide.\n\n---\n\nHello Lina,\n",
+        at=datetime.now(UTC),
+    )  # fmt: skip
+    event = COMMUNITY_MAIL.envelope(
+        mail, subject=volunteer, correlationid=volunteer, id=str(mail.mail_id)
+    )
+    await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, volunteer)
+    await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, volunteer)  # redelivery
+    marker = mail.model_copy(update={"mail_id": uuid.uuid4(), "subject": f"Fin {volunteer}"})
+    marker_event = COMMUNITY_MAIL.envelope(marker, subject=volunteer, correlationid=volunteer)
+    await publish(kafka_bootstrap, COMMUNITY_MAIL.name, marker_event, volunteer)  # read after
+    assert len(await smtp_server.wait_for(f"Fin {volunteer}", 1, within_s=30)) == 1
+    [sent] = smtp_server.about(f"Confirmez votre adresse {volunteer}")
+    assert (str(sent["To"]), str(sent["Subject"])) == ("benevole@example.org", mail.subject)
+    assert sent.get_content().replace("\r\n", "\n").strip() == mail.text.strip()
+    [row] = await _final_rows(notifier, str(mail.mail_id))
+    assert (row.status, row.kind, row.payload) == ("sent", "vol_confirm", None)
+
+
 @pytest.mark.parametrize(
-    "topic", [REGISTRATIONS, INVITATIONS, REFERRAL_STATUS], ids=lambda t: t.name
+    "topic", [REGISTRATIONS, INVITATIONS, REFERRAL_STATUS, COMMUNITY_MAIL], ids=lambda t: t.name
 )
 async def test_unreadable_record_goes_to_the_dead_letter_topic(
     kafka_bootstrap: str, notifier: Notifier, topic

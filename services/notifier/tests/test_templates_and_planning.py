@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1, ReferralV1
+from rebond_contracts.payloads import (
+    CommunityMailKind,
+    CommunityMailV1,
+    ReferralStatus,
+    ReferralStatusV1,
+    ReferralV1,
+)
 from rebond_contracts.questionnaire import Distress
-from rebond_contracts.topics import referrals
+from rebond_contracts.topics import COMMUNITY_MAIL, referrals
 from rebond_notifier import planning, templates
 from rebond_notifier.channels import SmtpMailer
 from rebond_notifier.config import load_associations
@@ -219,3 +225,26 @@ def test_a_mail_keeps_the_message_id_it_is_given() -> None:
     assert mailer.build(mail)["Message-ID"] == "<5f0c-d1@rebond.local>"
     fresh = Mail(to="a@example.org", subject="s", text="t")
     assert mailer.build(fresh)["Message-ID"] != mailer.build(fresh)["Message-ID"]
+
+
+@pytest.mark.parametrize("kind", list(CommunityMailKind))
+def test_a_community_mail_is_one_person_mail_keyed_by_its_id(kind: CommunityMailKind) -> None:
+    """Every kind of community mail is one person e-mail, as written, keyed by its mail id,
+    about no reference or association, under a kind that fits the log's 16 characters."""
+    mail = CommunityMailV1(
+        mail_id=uuid.uuid4(), kind=kind, to="lina@example.org", subject="Sujet",
+        text="Bonjour Lina", at=datetime(2027, 1, 5, tzinfo=UTC),
+    )  # fmt: skip
+    event = COMMUNITY_MAIL.envelope(mail, subject="story", correlationid="corr")
+    [delivery] = planning.for_community_mail(event)
+    assert (delivery.referral_id, delivery.channel, delivery.reference) == (
+        str(mail.mail_id), "person_email", "",
+    )  # fmt: skip
+    assert (delivery.association_id, delivery.correlation_id) == ("", "corr")
+    assert delivery.payload == {
+        "to": "lina@example.org",
+        "subject": "Sujet",
+        "text": "Bonjour Lina",
+    }
+    assert 0 < len(delivery.kind) <= 16
+    assert planning.for_community_mail(event) == [delivery]  # the same key on a redelivery

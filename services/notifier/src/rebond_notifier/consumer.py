@@ -1,5 +1,6 @@
-"""Kafka entry points: routing decisions, referral status changes and erasures, and the
-Conférences du rebond's registrations and invitations (each becomes one e-mail to the person,
+"""Kafka entry points: routing decisions, referral status changes and erasures, the
+Conférences du rebond's registrations and invitations, and the events service's e-mails about
+success stories and peer exchange (`community.mail`) (each becomes one e-mail to the person,
 recorded in the same delivery log, keyed by the event so that a redelivery sends nothing
 twice). Each is declared with `rebond_kafka.consume.subscribe`: a handler gets the records read
 by their topic's contract, and what the contract refuses goes to `deadletter.notifier`.
@@ -25,6 +26,7 @@ from faststream.kafka import KafkaBroker
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
+    CommunityMailV1,
     ErasureRequestedV1,
     InvitationV1,
     ReferralStatus,
@@ -33,6 +35,7 @@ from rebond_contracts.payloads import (
     RoutingDecisionV1,
 )
 from rebond_contracts.topics import (
+    COMMUNITY_MAIL,
     DECISIONS,
     DELIVERIES,
     ERASURES,
@@ -232,6 +235,14 @@ class Handlers:
         if added:
             self.wake()
 
+    async def community_mail(self, received: Received[CommunityMailV1]) -> None:
+        """One e-mail per community mail (keyed by its `mail_id`); neither the address nor the
+        text is logged."""
+        added = await self.store.enqueue(planning.for_community_mail(received.event))
+        log.info("community_mail_recorded", kind=received.data.kind, new=added)
+        if added:
+            self.wake()
+
     async def erasure(self, received: Received[ErasureRequestedV1]) -> None:
         """Erase every row of the reference, send nothing more, and tell each association
         that was (or may have been) handed its referral, on its topic, before the offset is
@@ -294,6 +305,9 @@ def subscribe_all(
          "promoted, cancelled, conference changed)."),
         (INVITATIONS, handlers.invitation, "invitations",
          "Record one invitation e-mail per invitation."),
+        (COMMUNITY_MAIL, handlers.community_mail, "community",
+         "Send each e-mail the events service wrote about success stories and peer exchange "
+         "once, keyed by its mail id."),
         (ERASURES, handlers.erasure, "erasures",
          "Erase the delivery rows of a person who withdrew, send nothing more, and tell each "
          "association holding the referral on its topic."),

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope, envelope_class
 from rebond_contracts.payloads import (
+    CommunityMailKind,
+    CommunityMailV1,
     ConferenceSummaryV1,
     DeliveryChannel,
     InvitationV1,
@@ -66,6 +68,16 @@ REGISTRATION_KINDS = {
     RegistrationChange.EVENT_UPDATED: "conf_updated",
 }
 INVITATION = "invitation"
+#: Kinds of the e-mails the events service writes about success stories and peer exchange
+#: (`CommunityMailV1`), shortened to the log's 16 characters.
+COMMUNITY_KINDS = {
+    CommunityMailKind.STORY_RECEIVED: "story_received",
+    CommunityMailKind.STORY_MODERATED: "story_moderated",
+    CommunityMailKind.VOLUNTEER_CONFIRM: "vol_confirm",
+    CommunityMailKind.VOLUNTEER_MODERATED: "vol_moderated",
+    CommunityMailKind.PEER_INTRODUCTION: "peer_intro",
+    CommunityMailKind.PEER_NONE: "peer_none",
+}
 #: Delivery-log keys of event ids that are not UUIDs (the log's key column holds 36 characters).
 EVENT_KEY_NAMESPACE = uuid.UUID("0b5f2d7e-3c1a-4e8b-9f6d-2a7c4e1b8d35")
 
@@ -383,6 +395,22 @@ def ics_link(conference: ConferenceSummaryV1, *other_urls: str | None) -> str | 
     return None
 
 
+def _event_mail(
+    correlation_id: str, key: str, kind: str, mail: templates.Mail, *, reference: str = ""
+) -> NewDelivery:
+    """A person's e-mail about an event read from Kafka, about no association: unique in the log
+    by (`key`, channel, `kind`), so the event read again records nothing new."""
+    return NewDelivery(
+        referral_id=key,
+        channel=DeliveryChannel.PERSON_EMAIL.value,
+        kind=kind,
+        reference=reference,
+        association_id="",
+        correlation_id=correlation_id[:64],
+        payload=_mail(mail),
+    )
+
+
 def for_registration(event: Envelope[RegistrationV1]) -> list[NewDelivery]:
     """One e-mail to the person, keyed by the event id: a redelivered event sends nothing."""
     registration = event.data
@@ -390,14 +418,8 @@ def for_registration(event: Envelope[RegistrationV1]) -> list[NewDelivery]:
         registration, ics_link(registration.conference, registration.cancel_url)
     )
     return [
-        NewDelivery(
-            referral_id=event_key(event.id),
-            channel=DeliveryChannel.PERSON_EMAIL.value,
-            kind=REGISTRATION_KINDS[registration.change],
-            reference="",
-            association_id="",
-            correlation_id=event.correlationid[:64],
-            payload=_mail(mail),
+        _event_mail(
+            event.correlationid, event_key(event.id), REGISTRATION_KINDS[registration.change], mail
         )
     ]
 
@@ -406,14 +428,18 @@ def for_invitation(event: Envelope[InvitationV1]) -> list[NewDelivery]:
     """One e-mail to the invited person, keyed by the invitation id (one per person and conference)."""
     invitation = event.data
     mail = templates.invitation_mail(invitation, ics_link(invitation.conference))
+    key = str(invitation.invitation_id)
+    return [_event_mail(event.correlationid, key, INVITATION, mail, reference=invitation.reference)]
+
+
+def for_community_mail(event: Envelope[CommunityMailV1]) -> list[NewDelivery]:
+    """The events service's e-mail, sent as it is, keyed by its `mail_id`: a redelivered record
+    finds its row and sends nothing more. Recorded with no reference (as a registration's
+    e-mail: the record is keyed by a story or a volunteer as often as by a submission), so no
+    `DeliveryV1` tells its outcome; the dispatcher erases the address and text once it is sent,
+    and `DeliveryStore.anonymise` those of a row left too long."""
+    mail = event.data
+    written = templates.Mail(mail.to, mail.subject, mail.text)
     return [
-        NewDelivery(
-            referral_id=str(invitation.invitation_id),
-            channel=DeliveryChannel.PERSON_EMAIL.value,
-            kind=INVITATION,
-            reference=invitation.reference,
-            association_id="",
-            correlation_id=event.correlationid[:64],
-            payload=_mail(mail),
-        )
+        _event_mail(event.correlationid, str(mail.mail_id), COMMUNITY_KINDS[mail.kind], written)
     ]
