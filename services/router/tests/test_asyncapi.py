@@ -18,6 +18,7 @@ def test_the_document_describes_every_topic_the_router_reads_and_writes() -> Non
         "routing.decisions",
         "routing.outcomes",
         "routing.invitees",
+        "peers.requests",
         "referrals.status",
         "referrals.unrouted",
         "deadletter.router",
@@ -25,6 +26,6 @@ def test_the_document_describes_every_topic_the_router_reads_and_writes() -> Non
         assert f"address: {channel}" in text
     for schema in (
         "QuestionnaireCompletedV1", "ReferralResponseV1", "UnroutedReferralV1",
-        "RoutingOutcomeV1", "InviteeV1",
+        "RoutingOutcomeV1", "InviteeV1", "PeerRequestV1",
     ):  # fmt: skip
         assert f"#/components/schemas/{schema}" in text

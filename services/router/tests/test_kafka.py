@@ -27,9 +27,12 @@ from rebond_contracts.payloads import (
     ErasureRequestedV1,
     FollowUpAnsweredV1,
     OutcomeKind,
+    PeerContactV1,
+    PeerRequestV1,
     ReferralOutcomeV1,
     ReferralResponseV1,
 )
+from rebond_contracts.questionnaire import Stage
 from rebond_contracts.topics import (
     APPLIED,
     ASSIGNMENTS,
@@ -38,6 +41,7 @@ from rebond_contracts.topics import (
     FOLLOW_UPS,
     OUTCOMES,
     OVERRIDES,
+    PEER_REQUESTS,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -59,7 +63,7 @@ SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
 SOUFFLE = AssociationId.SECOND_SOUFFLE
 OUTPUTS = [
     DECISIONS.name, OUTCOMES.name, REFERRAL_STATUS.name, UNROUTED.name, APPLIED.name,
-    dead_letters(Service.ROUTER).name,
+    PEER_REQUESTS.name, dead_letters(Service.ROUTER).name,
 ]  # fmt: skip
 INPUTS = [
     QUESTIONNAIRES.name, ERASURES.name, FOLLOW_UPS.name, ASSIGNMENTS.name,
@@ -503,6 +507,23 @@ async def test_distress_with_consent_offers_apesa_and_the_main_association_in_pa
     assert outcome["primary"] == SIXTY and outcome["alternates"] == [SOUFFLE]
     main = next(d for d in decisions if d["track"] == "main")
     assert outcome["respond_by"] == main["referral"]["respond_by"]
+
+
+async def test_a_questionnaire_asking_for_peer_support_puts_a_request_on_peers_requests(
+    router_factory: Any, producer: AIOKafkaProducer, probe: Probe
+) -> None:
+    """Peer support asked, with consent to share a contact -> one `PeerRequestV1` on
+    `peers.requests`, keyed by the reference, beside the decision (same outbox flush)."""
+    await router_factory()
+    ref = new_reference()
+    await send_questionnaire(producer, ref, needs=["peer_support", "mentoring"])
+    await probe.until(lambda _: len(probe.data(PEER_REQUESTS.name, ref)) == 1)
+    [request] = probe.data(PEER_REQUESTS.name, ref)
+    assert PeerRequestV1.model_validate(request) == PeerRequestV1(
+        reference=ref, region="75", stage=Stage.AFTER_LIQUIDATION, sector="G",
+        contact=PeerContactV1(first_name="Claire", email="claire@example.org"),
+        requested_at=NOW,
+    )  # fmt: skip
 
 
 async def test_a_follow_up_due_then_answered_no_puts_the_case_in_the_human_queue(

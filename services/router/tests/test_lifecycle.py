@@ -3,7 +3,7 @@
 import asyncio
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import pytest
 from sqlalchemy import select
@@ -152,6 +152,26 @@ async def test_no_invitee_without_consent_to_invitations(
     await router.on_questionnaire(questionnaire(consents__event_invitations=False))
     assert len(outputs.on("routing.outcomes")) == 1
     assert outputs.on("routing.invitees") == []
+
+
+async def test_a_peer_request_goes_out_once_with_the_first_decision_only(
+    router: Router, outputs: FakeOutputs
+) -> None:
+    """Peer support asked with consent to share: one request on `peers.requests`, keyed by the
+    reference, with an id derived from the decision's; a redelivery, a re-orientation and the
+    distress track add none."""
+    changes = {"needs": ["peer_support", "mentoring"], "distress": "yes",
+               "consents__sensitive_data": True}  # fmt: skip
+    assert await router.on_questionnaire(questionnaire(**changes)) is True
+    assert await router.on_questionnaire(questionnaire(**changes)) is False
+    [decision, _apesa] = outputs.on("routing.decisions")
+    holder = AssociationId(decision["referral"]["association_id"])
+    held = decision["referral"]["referral_id"]
+    await router.on_response(holder, answer(holder, held, "r-1", DeclineReason.NO_CAPACITY))
+    assert [d["attempt"] for d in outputs.on("routing.decisions")] == [1, 1, 2]
+    [sent] = [s for s in outputs.sent if s.topic == "peers.requests"]
+    assert sent.key == REFERENCE and sent.data["contact"]["first_name"] == "Claire"
+    assert sent.headers["ce_id"] == str(uuid5(UUID(decision["decision_id"]), "peer-request"))
 
 
 async def test_a_decline_moves_the_referral_to_the_next_alternate(

@@ -15,6 +15,7 @@ from rebond_router.rules import (
     distress_track_id,
     is_urgent,
     outcome_of,
+    peer_request_of,
     reorientation_id,
 )
 
@@ -156,6 +157,59 @@ def test_invitation_contact_only_with_consent_and_an_email(
         changes.update(contact__phone="0612345678", contact__preferred_channel="phone")
     decision = decide("e", submitted(**changes), NOW, directory, {}).decision
     assert (decision.invitation is not None) is invited
+
+
+PEER = {"needs": ["peer_support", "mentoring"]}
+BY_PHONE = {"contact__email": None, "contact__phone": "0612345678",
+            "contact__preferred_channel": "phone"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changes", "contact"),
+    [
+        (PEER, {"first_name": "Claire", "email": "claire@example.org", "phone": None}),
+        ({**PEER, **BY_PHONE}, {"first_name": "Claire", "email": None, "phone": "0612345678"}),
+        ({**PEER, "situation__sector": None, "distress": "yes", "consents__sensitive_data": True},
+         {"first_name": "Claire", "email": "claire@example.org", "phone": None}),
+        (anonymous(**PEER), None),
+        ({}, None),
+    ],
+    ids=["peer support, e-mail", "peer support, phone", "no sector, in distress",
+         "no consent to share", "no peer support"],
+)  # fmt: skip
+def test_a_peer_request_only_for_peer_support_with_consent_to_share_a_contact(
+    directory: Directory, changes: dict[str, object], contact: dict[str, object] | None
+) -> None:
+    """The main track's first decision carries a peer request exactly when the person asked for
+    peer support and consented to share a contact: region, stage, sector, the contact as given,
+    locale and the decision time; never the message, needs or anything about distress."""
+    person = submitted(**changes)
+    request = decide("event-1", person, NOW, directory, {}).peer_request
+    assert request == peer_request_of(person, NOW)
+    if contact is None:
+        assert request is None
+        return
+    assert request is not None
+    situation = person.questionnaire.situation
+    assert request.model_dump(mode="json") == {
+        "reference": person.reference,
+        "region": situation.region,
+        "stage": situation.stage.value,
+        "sector": situation.sector,
+        "contact": contact,
+        "locale": "fr",
+        "requested_at": NOW.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def test_never_a_peer_request_on_the_distress_track(directory: Directory) -> None:
+    """A person in distress who asked for peer support is requested once, by the main track;
+    APESA's track (which also has the person's consents) carries none."""
+    person = submitted(**PEER, distress="yes", consents__sensitive_data=True)
+    main = decide("event-1", person, NOW, directory, {})
+    beside = decide_distress(main.decision.decision_id, person, NOW, directory, {})
+    assert main.peer_request is not None
+    assert beside is not None and beside.peer_request is None
 
 
 def test_ids_derive_from_the_event_and_the_attempt(directory: Directory) -> None:

@@ -45,6 +45,7 @@ from rebond_contracts.topics import (
     INVITEES,
     OUTCOMES,
     OVERRIDES,
+    PEER_REQUESTS,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     UNROUTED,
@@ -100,7 +101,15 @@ class KafkaOutputs:
             topic.name: broker.publisher(
                 topic.name, title=topic.name, description=topic.description, schema=topic.payload
             )
-            for topic in (DECISIONS, OUTCOMES, INVITEES, REFERRAL_STATUS, UNROUTED, APPLIED)
+            for topic in (
+                DECISIONS,
+                OUTCOMES,
+                INVITEES,
+                PEER_REQUESTS,
+                REFERRAL_STATUS,
+                UNROUTED,
+                APPLIED,
+            )
         }
 
     async def send(self, message: Message) -> Awaitable[object]:

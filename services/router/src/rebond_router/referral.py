@@ -11,8 +11,9 @@ here: `now` and the directory are arguments, and `rebond_router.lifecycle` loads
 applies a command and saves the result with its events in one transaction (the outbox).
 
 **Why each event's id is derived, never random**: the id (`ce_id`) of a status is uuid5 of the
-referral id and the status, of a decision's outcome and invitee uuid5 of the decision id, of a
-decision its decision id (itself derived from the questionnaire's event id, `rules`). A command
+referral id and the status, of a decision's outcome, invitee and peer request uuid5 of the
+decision id, of a decision its decision id (itself derived from the questionnaire's event id,
+`rules`). A command
 replayed after a crash, or an outbox flushed twice, thus publishes the very same events, which
 readers recognise.
 
@@ -56,7 +57,15 @@ from rebond_contracts.payloads import (
     UnroutedReferralV1,
 )
 from rebond_contracts.questionnaire import Need, Region, Stage
-from rebond_contracts.topics import DECISIONS, INVITEES, OUTCOMES, REFERRAL_STATUS, UNROUTED, Topic
+from rebond_contracts.topics import (
+    DECISIONS,
+    INVITEES,
+    OUTCOMES,
+    PEER_REQUESTS,
+    REFERRAL_STATUS,
+    UNROUTED,
+    Topic,
+)
 from rebond_router import rules
 from rebond_router.directory import Directory
 from rebond_router.rules import Routing, StoredCandidate, Track, invitee_of, outcome_of
@@ -234,6 +243,11 @@ class Referral:
             ),
         )  # fmt: skip
         events = list(decision_events(decision))
+        if routing.peer_request is not None:
+            # Its id derives from the decision's, as the invitee's: a redelivered questionnaire
+            # or a replayed outbox publishes the very same request, which events recognises.
+            peer_id = uuid5(decision.decision_id, "peer-request")
+            events.append(Event(PEER_REQUESTS, routing.peer_request, peer_id))
         if referral is not None:
             events.append(new._status(ReferralStatus.OFFERED, now, respond_by=referral.respond_by))
             return Transition(
@@ -646,9 +660,9 @@ class Transition:
 
 
 #: The most events one questionnaire publishes: on the main track the decision, its outcome, its
-#: invitee and the offer's status (or the human queue's event); on the distress track the
-#: decision and the offer's status (or the human queue's event).
-EVENTS_PER_DECISION = 6
+#: invitee, its peer request and the offer's status (or the human queue's event); on the
+#: distress track the decision and the offer's status (or the human queue's event).
+EVENTS_PER_DECISION = 7
 
 
 def decision_events(decision: RoutingDecisionV1) -> tuple[Event, ...]:

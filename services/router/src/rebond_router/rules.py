@@ -23,6 +23,8 @@ from rebond_contracts.payloads import (
     DecisionRule,
     InvitationContactV1,
     InviteeV1,
+    PeerContactV1,
+    PeerRequestV1,
     QuestionnaireCompletedV1,
     Reason,
     ReferralV1,
@@ -30,7 +32,7 @@ from rebond_contracts.payloads import (
     RoutingOutcomeV1,
     ScoreBreakdown,
 )
-from rebond_contracts.questionnaire import Distress
+from rebond_contracts.questionnaire import Distress, Need
 from rebond_router.directory import Directory
 from rebond_router.scoring import Candidate, Ranking, rank
 
@@ -81,6 +83,8 @@ class Routing:
     cause: str = "no_candidate"
     #: The copy of an unrouted case a coordinator may assign (see `_referral_copy`).
     queued: ReferralV1 | None = None
+    #: What events needs to match the person with a peer volunteer (`peer_request_of`).
+    peer_request: PeerRequestV1 | None = None
 
     @property
     def track(self) -> Track:
@@ -218,6 +222,30 @@ def _routing(
         unrouted=unrouted,
         cause="no_capacity" if full else "no_candidate",
         queued=queued,
+        peer_request=peer_request_of(submitted, now) if track is Track.MAIN else None,
+    )
+
+
+def peer_request_of(submitted: QuestionnaireCompletedV1, now: datetime) -> PeerRequestV1 | None:
+    """What events learns of a person who asked for `peer_support` and consented to share
+    their contact (`_shares`, the consent a referral needs): where they are, their stage and
+    sector, and the contact as given; never their answers, message or anything about distress.
+    None for everyone else. Made on the main track's first decision only (`_routing`), so a
+    person is asked for once, whatever re-orientations or distress track follow."""
+    answers = submitted.questionnaire
+    contact = answers.contact
+    if Need.PEER_SUPPORT not in answers.needs or not _shares(submitted) or contact is None:
+        return None
+    return PeerRequestV1(
+        reference=submitted.reference,
+        region=answers.situation.region,
+        stage=answers.situation.stage,
+        sector=answers.situation.sector,
+        contact=PeerContactV1(
+            first_name=contact.first_name, email=contact.email, phone=contact.phone
+        ),
+        locale=answers.locale.value,
+        requested_at=now,
     )
 
 
