@@ -274,6 +274,22 @@ async def test_an_override_waits_until_the_router_says_it_applied_it(
     the page says "en attente" until a DirectoryAppliedV1 of that override arrives, then shows
     the router's effective values."""
     association = AssociationId.RE_CREER
+    try:
+        await _override_test(association, sqlite_url, kafka_secure)
+    finally:
+        # Every router reads directory.overrides from its beginning: leave the file's values in
+        # force for the routers of later tests on this broker (an override with no value).
+        await publish(
+            kafka_secure, "coordination", OVERRIDES,
+            DirectoryOverrideV1(
+                override_id=uuid.uuid4(), association_id=association, set_by="staff-test",
+                set_at=datetime.now(UTC),
+            ),
+            key=association.value,
+        )  # fmt: skip
+
+
+async def _override_test(association: AssociationId, sqlite_url: str, kafka_secure: Any) -> None:
     async with plugged(sqlite_url, kafka_secure) as console:
         cora_row = await console.user("cora@rebond.test", name="Cora")
         cora = await console.sign_in("cora@rebond.test")
