@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from rebond_router.directory import DEFAULT_PATH as DIRECTORY_PATH
 from rebond_testing import MailSink, WebhookSink, headers, read_until, until
 from rebond_testing.probe import Record
 from rebond_testing.services import SERVICES, RunningService, running
@@ -31,21 +29,6 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"e2e-webhook-key-of-32-bytes-long"
 GROUPS = {name: f"rebond-{name}" for name in SERVICES}
 #: How long after an acceptance the router asks the person whether they were contacted.
 FOLLOW_UP_AFTER_S = 3.0
-#: Each association's weekly capacity for these tests (hard, as in production). The router here
-#: reads `questionnaires.completed` from its beginning, so it also decides every questionnaire
-#: earlier tests left on the session's broker: production's capacities (12 a week for 60 000
-#: rebonds) would be full before the first test here submits, and every case would be queued.
-E2E_WEEKLY_CAPACITY = 100_000
-
-
-def e2e_directory(folder: Path) -> Path:
-    """The production directory with `E2E_WEEKLY_CAPACITY` for every association, as a file."""
-    directory = yaml.safe_load(DIRECTORY_PATH.read_text())
-    for association in directory["associations"]:
-        association["weekly_capacity"] = E2E_WEEKLY_CAPACITY
-    path = folder / "directory.yaml"
-    path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False))
-    return path
 
 
 class Pipeline(dict[str, RunningService]):
@@ -96,7 +79,6 @@ def running_services(_kafka_broker: Any) -> Iterator[Pipeline]:
             # The follow-up comes seconds after an acceptance (not 30 days), checked every
             # half second, so the journey test sees it asked and answered.
             "router": {
-                "directory_path": str(e2e_directory(folder)),
                 "follow_up_after_days": str(FOLLOW_UP_AFTER_S / 86_400),
                 "deadline_check_interval_s": "0.5",
             },

@@ -7,9 +7,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import httpx
+import yaml
 
 from rebond_testing.ports import LOOPBACK, free_port
 from rebond_testing.waiting import until
@@ -33,6 +35,25 @@ class RunningService:
     log: Path
 
 
+#: Each association's weekly capacity for the routers tests start (hard, as in production). A
+#: test router reads `questionnaires.completed` from its beginning, so it decides every
+#: questionnaire earlier tests left on the session's broker, and fault tests post thousands in
+#: minutes: production's capacities (12 a week for 60 000 rebonds) would be full at once and
+#: every case queued. Hard capacity itself is the router's own tests' business.
+TEST_WEEKLY_CAPACITY = 100_000
+
+
+def roomy_directory(folder: Path) -> Path:
+    """The router's production directory with `TEST_WEEKLY_CAPACITY` for every association,
+    written in `folder`."""
+    directory = yaml.safe_load((files("rebond_router") / "directory.yaml").read_text())
+    for association in directory["associations"]:
+        association["weekly_capacity"] = TEST_WEEKLY_CAPACITY
+    path = folder / "directory.yaml"
+    path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False))
+    return path
+
+
 def start_service(
     name: str,
     bootstrap: str,
@@ -41,13 +62,16 @@ def start_service(
     **env: str | None,
 ) -> RunningService:
     """Start `python -m rebond_<name>` on a free port; `env` gives its settings by name
-    (`group_id="…"` sets `<NAME>_GROUP_ID`), None leaving one at its default.
+    (`group_id="…"` sets `<NAME>_GROUP_ID`), None leaving one at its default. A router gets
+    `roomy_directory` unless `directory_path` is given.
 
     `sasl` (from `kafka_secure.sasl(principal)`) makes it connect through the SASL listener with
     that principal, so the ACLs apply to it as in production.
     """
     port = free_port()
     prefix = name.upper()
+    if name == "router" and "directory_path" not in env:
+        env = {**env, "directory_path": str(roomy_directory(log_dir))}
     log = log_dir / f"{name}-{port}.log"
     store_key, store_url = STORES[name]
     connection = {f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": bootstrap}
