@@ -30,6 +30,8 @@ from rebond_contracts.payloads import (
 #: Reason codes that say the person is in distress (the router's `distress` reason of a
 #: distress-only association, and the crisis numbers it adds for a person in distress).
 DISTRESS_REASONS = frozenset({"distress", "distress_resources"})
+#: The ids of the associations that serve only people in distress, as records hold them.
+_DISTRESS_IDS = frozenset(a.value for a in DISTRESS_ASSOCIATIONS)
 
 
 @dataclass(frozen=True)
@@ -219,20 +221,17 @@ def _says_distress(record: Record) -> bool:
     """Whether a decision record tells that the person said they are in distress."""
     reasons = record.detail.get("reasons", [])
     primary = record.detail.get("primary")
-    return primary in {a.value for a in DISTRESS_ASSOCIATIONS} or any(
-        r.get("code") in DISTRESS_REASONS for r in reasons
-    )
+    return primary in _DISTRESS_IDS or any(r.get("code") in DISTRESS_REASONS for r in reasons)
 
 
 def _concerns_distress(record: Record) -> bool:
     """Whether a status or delivery belongs to the distress track (APESA's referral, made
     beside the main one): its mere presence tells that the person said they are in distress."""
-    distress = {a.value for a in DISTRESS_ASSOCIATIONS}
     detail = record.detail
     return (
         detail.get("track") == "distress"
-        or detail.get("association_id") in distress
-        or detail.get("next_association_id") in distress
+        or detail.get("association_id") in _DISTRESS_IDS
+        or detail.get("next_association_id") in _DISTRESS_IDS
     )
 
 
