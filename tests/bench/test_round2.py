@@ -36,7 +36,11 @@ async def _create(bootstrap: str, topics: list[str], partitions: int) -> None:
 
 
 async def _commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    # Without auto-commit: on stop, an auto-committing consumer commits its own position, which
+    # it may already have read back from the group (2), undoing the commit of 5.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([tp])

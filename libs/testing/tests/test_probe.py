@@ -80,7 +80,9 @@ async def test_processed_once_the_group_commits_past_the_records(
     [sent] = await _send(kafka_bootstrap, topic, [(b"a", b"work")])
     group = f"lib-testing-{uuid.uuid4().hex[:8]}"
     assert not await processed(kafka_bootstrap, group, [sent], within_s=0.5)  # type: ignore[list-item]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         partition = TopicPartition(topic, sent.partition)  # type: ignore[attr-defined]
