@@ -437,8 +437,9 @@ def test_kafka_listener_admits_the_services_and_keda_only(prod: dict[str, Any]) 
 
 
 def exported_series() -> set[str]:
-    """Every series name the four services register on their /metrics (shared and their own),
+    """Every series name the services register on their /metrics (shared and their own),
     built by the services' own observability code."""
+    from rebond_coordination.observability import Observability as Coordination
     from rebond_events.observability import Observability as Events
     from rebond_intake.observability import Observability as Intake
     from rebond_notifier.observability import Observability as Notifier
@@ -457,7 +458,7 @@ def exported_series() -> set[str]:
     }
     return {
         family.name + suffix
-        for obs in (Intake(settings), router, notifier, Events(settings))
+        for obs in (Intake(settings), router, notifier, Events(settings), Coordination(settings))
         for family in obs.registry.collect()
         for suffix in suffixes[family.type]
     }
@@ -506,6 +507,19 @@ def test_every_dashboard_and_alert_query_names_a_series_the_services_export(
     unknown = {where: series_in(expr) - known for where, expr in queries(prod)}
     assert {where: names for where, names in unknown.items() if names} == {}
     assert len(queries(prod)) > 40
+
+
+def test_an_urgent_case_waiting_over_an_hour_alerts(prod: dict[str, Any]) -> None:
+    """Issue 21: an alert fires on the console's count of urgent cases waiting over an hour."""
+    rules = {
+        rule["alert"]: rule
+        for rule_file in prod["PrometheusRule"].values()
+        for group in rule_file["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    alert = rules["RebondUrgentCaseWaiting"]
+    assert series_in(alert["expr"]) == {"rebond_coordination_urgent_waiting_over_hour"}
+    assert alert["labels"]["severity"] == "critical"
 
 
 def test_an_invented_series_is_caught() -> None:
