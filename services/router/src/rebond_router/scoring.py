@@ -242,9 +242,22 @@ def _excluded_because(entry: Association, answers: QuestionnaireV1, offered: int
         return "region"
     if entry.distress_only and answers.distress is not Distress.YES:
         return "distress"
-    if entry.capacity == "hard" and offered >= entry.weekly_capacity:
+    if is_full(entry, offered):
         return "capacity"
     return None
+
+
+def is_full(entry: Association, offered: int) -> bool:
+    """Whether `entry`, offered `offered` referrals this week, takes no new one: its weekly
+    capacity is a hard limit (the default) and reached."""
+    return entry.capacity == "hard" and offered >= entry.weekly_capacity
+
+
+def full_now(
+    directory: Directory, week_offers: Mapping[AssociationId, int]
+) -> frozenset[AssociationId]:
+    """The associations of `directory` that take no new referral this week (`is_full`)."""
+    return frozenset(a.id for a in directory.associations if is_full(a, week_offers.get(a.id, 0)))
 
 
 def _share_left(entry: Association, offered: int) -> float:
