@@ -290,7 +290,10 @@ def test_public_hosts_serve_only_public_pages_and_the_console_has_its_own(
     proxy = prod["Deployment"]["rebond-console-proxy"]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in proxy["containers"][0]["env"]}
     assert env["OAUTH2_PROXY_UPSTREAMS"].startswith("http://rebond-coordination:8004")
-    assert env["OAUTH2_PROXY_ALLOWED_GROUPS"]
+    # Coordinators, and the associations' members and organisers (issue 22): all staff roles.
+    assert set(env["OAUTH2_PROXY_ALLOWED_GROUPS"].split(",")) == {
+        "rebond-coordinators", "rebond-association-members", "rebond-organisers",
+    }  # fmt: skip
 
 
 def test_links_in_e_mails_name_hosts_the_ingress_serves(prod: dict[str, Any]) -> None:
