@@ -93,6 +93,14 @@ class ScoreBreakdown(_Payload):
     #: Points for a distress association when the person says they are in distress.
     distress: float = 0.0
     total: float = 0.0
+    #: The values the router decided by, the coordinators' live override laid over
+    #: `directory.yaml` (issue 21): the association's weekly capacity, the referrals it was
+    #: offered this week before this decision, its answer deadline, and the override they come
+    #: from (None: the file's values). None in decisions made before they were recorded.
+    weekly_capacity: int | None = Field(default=None, ge=0)
+    offered_this_week: int | None = Field(default=None, ge=0)
+    response_deadline_days: float | None = Field(default=None, gt=0)
+    override_id: UUID | None = None
 
 
 class ReferralV1(_Payload):

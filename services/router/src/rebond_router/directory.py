@@ -14,6 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from uuid import UUID
 
 import yaml
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -31,6 +33,8 @@ from rebond_contracts.geography import REGIONS
 from rebond_contracts.questionnaire import CompanySize, Need, Stage
 
 DEFAULT_PATH = Path(__file__).with_name("directory.yaml")
+#: Validation context of a directory read from a file (`parse_directory`).
+FROM_FILE = "from_file"
 
 
 def _region_code(value: str) -> str:
@@ -99,6 +103,16 @@ class Association(_Strict):
     distress_only: bool = False
     response_deadline_days: float = Field(gt=0)
     reminder_days_before_deadline: float = Field(ge=0)
+    #: The coordinators' override these values come from (`rebond_router.overrides`), recorded
+    #: in each decision's scores; never written in `directory.yaml`.
+    override_id: UUID | None = None
+
+    @field_validator("override_id")
+    @classmethod
+    def _not_in_the_file(cls, value: UUID | None, info: ValidationInfo) -> UUID | None:
+        if value is not None and info.context and info.context.get(FROM_FILE):
+            raise ValueError("is set by the coordinators' overrides, never in directory.yaml")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> "Association":
@@ -163,7 +177,7 @@ def parse_directory(text: str, origin: str = "directory") -> Directory:
     if not isinstance(raw, dict):
         raise DirectoryError(f"{origin}: expected a mapping with version, weights, associations")
     try:
-        return Directory.model_validate(raw)
+        return Directory.model_validate(raw, context={FROM_FILE: True})
     except ValidationError as error:
         raise DirectoryError(
             f"{origin}: " + "; ".join(_explain(raw, e) for e in error.errors())

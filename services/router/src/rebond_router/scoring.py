@@ -156,6 +156,10 @@ def rank(
             capacity=round(capacity, 3),
             distress=round(distress, 3),
             total=round(total, 3),
+            weekly_capacity=entry.weekly_capacity,
+            offered_this_week=offered,
+            response_deadline_days=entry.response_deadline_days,
+            override_id=entry.override_id,
         )
         candidates.append(
             Candidate(
