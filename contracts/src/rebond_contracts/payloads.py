@@ -498,6 +498,8 @@ class RegistrationChange(StrEnum):
     CANCELLED = "cancelled"
     #: The conference changed (time, place...) and this registration still holds.
     EVENT_UPDATED = "event_updated"
+    #: The conference is in two days: a reminder, once, to each confirmed registrant.
+    REMINDER = "reminder"
 
 
 class RegistrationV1(_Payload):

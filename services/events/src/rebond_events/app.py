@@ -167,6 +167,7 @@ def build(
             started = asyncio.create_task(start_forever(broker, log=log, link=link))
             tasks.append(started)
         tasks.append(asyncio.create_task(publisher.run_forever(settings.outbox_interval_s)))
+        tasks.append(asyncio.create_task(conferences.remind_forever(settings.reminder_interval_s)))
         try:
             yield
         finally:

@@ -68,6 +68,8 @@ registrations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     #: When an e-mail carrying the cancellation link was last asked for.
     Column("link_sent_at", UTCDateTime, nullable=True),
+    #: When the reminder before the conference was asked for (once per registration).
+    Column("reminded_at", UTCDateTime, nullable=True),
     UniqueConstraint("event_id", "email_digest", name="uq_registrations_event_person"),
     Index("ix_registrations_event_status", "event_id", "status"),
 )

@@ -66,6 +66,7 @@ REGISTRATION_KINDS = {
     RegistrationChange.PROMOTED: "conf_promoted",
     RegistrationChange.CANCELLED: "conf_cancelled",
     RegistrationChange.EVENT_UPDATED: "conf_updated",
+    RegistrationChange.REMINDER: "conf_reminder",
 }
 INVITATION = "invitation"
 #: Kinds of the e-mails the events service writes about success stories and peer exchange
