@@ -179,7 +179,7 @@ OPERATOR_SECRETS = {
     "EVENTS_SIGNING_SECRET": "s" * 40,
     "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
     "COORDINATION_EVENTS_ORGANISER_KEYS": '{"apesa": "' + "o" * 40 + '"}',
-    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40,
+    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40, "ROUTER_PREVIEW_TOKEN": "p" * 40,
 }  # fmt: skip
 
 
