@@ -29,7 +29,7 @@ from rebond_router.preview import replay
 from rebond_router.referral import Track
 from rebond_router.scoring import Features
 from rebond_router.settings import RouterSettings
-from rebond_router.store import Replayable
+from rebond_router.store import Replayable, Store
 from rebond_testing.ports import free_port
 from rebond_testing.serving import served
 
@@ -237,3 +237,27 @@ def test_the_answer_holds_counts_and_nothing_about_anyone(router_url: str) -> No
         '"75"',
     ):
         assert secret not in text, secret
+
+
+# --- what the store keeps for the replay (SQLite and PostgreSQL) ---------------------------
+
+
+async def test_the_store_keeps_what_scoring_read_and_nothing_else(
+    store: Store, directory: Directory
+) -> None:
+    """Each first decision keeps its time, track and features; a person who shared no contact
+    is replayed without taking a place; decisions before the window are left out."""
+    router = router_on(store, directory, FakeOutputs(), Clock(NOW - timedelta(weeks=6)))
+    await router.on_questionnaire(event(OLD))
+    router.clock = Clock(NOW)
+    await router.on_questionnaire(event(PEOPLE["after"][0]))
+    await router.on_questionnaire(event(PEOPLE["after"][-1]))  # shares no contact
+    kept = await store.replayable(NOW - timedelta(weeks=4))
+    claire = Features(
+        Stage.AFTER_LIQUIDATION, "75", (Need.MENTORING, Need.NEW_BUSINESS), CompanySize.MICRO,
+        False,
+    )  # fmt: skip
+    assert kept == [
+        Replayable(Track.MAIN, NOW, claire, True),
+        Replayable(Track.MAIN, NOW, claire, False),
+    ]
