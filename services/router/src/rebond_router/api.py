@@ -40,8 +40,10 @@ _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _problem(status: int, problem: PreviewProblem, **headers: str) -> JSONResponse:
-    return JSONResponse(problem.model_dump(), status_code=status, headers=headers or None)
+def _problem(
+    status: int, problem: PreviewProblem, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(problem.model_dump(), status_code=status, headers=headers)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:
@@ -85,7 +87,7 @@ def preview_routes(previewer: Previewer, token: SecretStr) -> APIRouter:
             return _problem(
                 401,
                 PreviewProblem(message="a valid bearer token is required (ROUTER_PREVIEW_TOKEN)"),
-                **{"WWW-Authenticate": "Bearer"},
+                {"WWW-Authenticate": "Bearer"},
             )
         body = await _bounded_body(request, MAX_DIRECTORY_BYTES)
         if body is None:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from rebond_contracts.topics import OVERRIDES, Service
+from rebond_http.private import PrivateRoutes
 from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
@@ -153,6 +154,11 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
     )
     app = FastAPI(title="Rebond router", lifespan=host.lifespan)
     app.state.observability = obs
+    # `/metrics` and `/openapi.json` on the operators' port only, when there is one
+    # (ROUTER_INTERNAL_PORT): the public port is then the console's preview and the probes.
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
     obs.install(app)
     host.install(app, in_schema=True)
     previewer = Previewer(
