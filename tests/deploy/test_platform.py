@@ -179,7 +179,7 @@ OPERATOR_SECRETS = {
     "EVENTS_SIGNING_SECRET": "s" * 40,
     "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
     "COORDINATION_EVENTS_ORGANISER_KEYS": '{"apesa": "' + "o" * 40 + '"}',
-    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40,
+    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40, "ROUTER_PREVIEW_TOKEN": "p" * 40,
 }  # fmt: skip
 
 
@@ -352,13 +352,34 @@ def _peers(policy: dict[str, Any], direction: str) -> list[dict[str, Any]]:
 
 
 def test_the_router_is_reached_only_by_the_console_and_prometheus(prod: dict[str, Any]) -> None:
-    """The router's port (its internal preview endpoint) admits the coordination console's pods
-    and the monitoring namespace, and nothing else."""
-    allowed = _peers(prod["NetworkPolicy"]["rebond-router"], "ingress")
-    assert allowed == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-coordination"}}},
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    """The router's HTTP port (its internal preview endpoint) admits the coordination console's
+    pods only; its operators' port (`ROUTER_INTERNAL_PORT`, `/metrics`, the one the PodMonitor
+    scrapes) the monitoring namespace only."""
+    container = prod["Deployment"]["rebond-router"]["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ROUTER_INTERNAL_PORT"] == str(ports["internal"])
+    rules = [
+        (rule["from"], [p["port"] for p in rule["ports"]])
+        for rule in prod["NetworkPolicy"]["rebond-router"]["spec"]["ingress"]
     ]
+    assert rules == [
+        (
+            [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-coordination"}}}],
+            [ports["http"]],
+        ),
+        (
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            [ports["internal"]],
+        ),
+    ]
+    scraped = [
+        endpoint["port"]
+        for monitor in prod["PodMonitor"].values()
+        if "rebond-router" in str(monitor["spec"]["selector"])
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+    ]
+    assert scraped == ["internal"]
 
 
 @pytest.mark.parametrize("service", ["intake", "events", "notifier"])

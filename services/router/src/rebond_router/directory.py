@@ -10,6 +10,7 @@ by the directory's own `tie_break` list, which always ends with `directory_order
 total, and every tie it breaks is broken by a criterion someone wrote down (`scoring`).
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -69,8 +70,28 @@ DEFAULT_TIE_BREAK = (
 )
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One reason a directory is refused: the association (its id, or `#n` for the n-th entry
+    without one; None outside `associations`), the field (dotted path) and what is wrong."""
+
+    association: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.association is None:
+            return f"field {self.field!r}: {self.message}"
+        return f"association {self.association!r}, field {self.field!r}: {self.message}"
+
+
 class DirectoryError(ValueError):
-    """The directory cannot be used; the message names the association and the field."""
+    """The directory cannot be used; the message names the association and the field, and
+    `problems` holds each (empty when the text is not even a YAML mapping)."""
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class _Strict(BaseModel):
@@ -179,9 +200,8 @@ def parse_directory(text: str, origin: str = "directory") -> Directory:
     try:
         return Directory.model_validate(raw, context={FROM_FILE: True})
     except ValidationError as error:
-        raise DirectoryError(
-            f"{origin}: " + "; ".join(_explain(raw, e) for e in error.errors())
-        ) from error
+        problems = tuple(_explain(raw, e) for e in error.errors())
+        raise DirectoryError(f"{origin}: " + "; ".join(map(str, problems)), problems) from error
 
 
 def load_directory(path: Path = DEFAULT_PATH) -> Directory:
@@ -192,7 +212,7 @@ def load_directory(path: Path = DEFAULT_PATH) -> Directory:
     return parse_directory(text, str(path))
 
 
-def _explain(raw: dict[str, object], error: object) -> str:
+def _explain(raw: dict[str, object], error: object) -> Problem:
     """`association 're-creer', field 'weekly_capacity': Input should be ...`."""
     loc = list(error["loc"])  # type: ignore[index]
     msg = str(error["msg"])  # type: ignore[index]
@@ -204,7 +224,6 @@ def _explain(raw: dict[str, object], error: object) -> str:
             and loc[1] < len(entries)
             and isinstance(entries[loc[1]], dict)
         ):
-            name = repr(entries[loc[1]].get("id", name))
-        field = ".".join(str(part) for part in loc[2:]) or "<entry>"
-        return f"association {name}, field {field!r}: {msg}"
-    return f"field {'.'.join(str(part) for part in loc) or '<root>'!r}: {msg}"
+            name = str(entries[loc[1]].get("id", name))
+        return Problem(name, ".".join(str(part) for part in loc[2:]) or "<entry>", msg)
+    return Problem(None, ".".join(str(part) for part in loc) or "<root>", msg)

@@ -70,6 +70,7 @@ from rebond_contracts.topics import (
 from rebond_router import rules
 from rebond_router.directory import Directory
 from rebond_router.rules import Routing, StoredCandidate, Track, invitee_of, outcome_of
+from rebond_router.scoring import Features
 
 __all__ = ["Track"]  # re-exported: a referral's key is (reference, track)
 
@@ -189,6 +190,10 @@ class Referral:
     follow_up_at: datetime | None = None
     #: The holder's latest report of what happened after it accepted.
     outcome: OutcomeKind | None = None
+    #: When the first decision was made, and what scoring read of the person (no contact, no
+    #: free text): what the policy preview replays (None in rows older than it).
+    decided_at: datetime | None = None
+    features: Features | None = None
 
     @property
     def key(self) -> Key:
@@ -242,6 +247,7 @@ class Referral:
                 situation.stage, situation.region, situation.department,
                 tuple(submitted.questionnaire.needs),
             ),
+            decided_at=now, features=Features.of(submitted.questionnaire),
         )  # fmt: skip
         events = list(decision_events(decision))
         if routing.peer_request is not None:
