@@ -121,8 +121,14 @@ def projected(run: Pipeline, query: str, *args: object) -> Any:
     return first
 
 
+def data(record: Record) -> dict[str, Any]:
+    """A record's event data (the value; the envelope's attributes are its `ce_*` headers)."""
+    value: dict[str, Any] = json.loads(record.value or b"null")
+    return value
+
+
 def decision_of(records: list[Record]) -> dict[str, Any]:
-    return json.loads(records[-1].value)
+    return data(records[-1])
 
 
 async def test_a_coordinator_assigns_by_hand_a_case_every_association_declined(
@@ -131,8 +137,8 @@ async def test_a_coordinator_assigns_by_hand_a_case_every_association_declined(
 ) -> None:  # fmt: skip
     """Both candidates decline through their e-mail links; the case shows in the console's
     queue with each association's reason; the coordinator claims it and assigns it to Re-créer
-    with a note; Re-créer reads the referral on its own topic, and the router's decision says
-    rule "manual" with that note."""
+    with a note; Re-créer reads the referral, with the note, on its own topic, and the router's
+    decision says rule "manual"."""
     run = running_services
     questionnaire, _, _ = _person("console-declined")
     note = f"Rappelée ce matin ({uuid.uuid4().hex[:6]}) : d'accord pour Re-créer."
@@ -168,9 +174,7 @@ async def test_a_coordinator_assigns_by_hand_a_case_every_association_declined(
             await page.get_by_role("button", name="Attribuer le dossier").click()
             await expect(page.get_by_role("status").first).to_contain_text("est attribué")
 
-        manual = await decisions.wait_for(
-            reference, where=lambda r: json.loads(r.value)["rule"] == "manual"
-        )
+        manual = await decisions.wait_for(reference, where=lambda r: data(r)["rule"] == "manual")
         assert manual, "no manual decision"
         decision = decision_of(manual)
         assert (decision["primary"], decision["note"]) == ("re-creer", note)
@@ -180,9 +184,10 @@ async def test_a_coordinator_assigns_by_hand_a_case_every_association_declined(
         ) as referrals:  # fmt: skip
             offered = await referrals.wait_for(reference)
     assert [headers(r)["ce_type"] for r in offered] == ["fr.rebond.referral.offered"]
-    referral = json.loads(offered[0].value)
+    referral = data(offered[0])
     assert referral["association_id"] == "re-creer"
     assert [reason["code"] for reason in referral["reasons"]] == ["manual"]
+    assert referral["note"] == note
 
 
 async def _reset_override(kafka_secure: Any, kafka_bootstrap: str, association: str) -> None:
@@ -208,7 +213,7 @@ async def _reset_override(kafka_secure: Any, kafka_bootstrap: str, association: 
             await producer.stop()
         said = await applied.wait_for(
             association,
-            where=lambda r: json.loads(r.value)["override_id"] == str(reset.override_id),
+            where=lambda r: data(r)["override_id"] == str(reset.override_id),
         )
     assert said, f"the router did not apply the reset of {association}"
 
@@ -325,12 +330,10 @@ async def test_a_gironde_member_accepts_a_bordeaux_case_records_the_contact_and_
 
         accepted = await probe.wait_for(
             bordeaux,
-            where=lambda r: (
-                r.topic == REFERRAL_STATUS.name and json.loads(r.value)["status"] == "accepted"
-            ),
+            where=lambda r: r.topic == REFERRAL_STATUS.name and data(r)["status"] == "accepted",
         )
         assert accepted, "the router published no acceptance"
-        status = json.loads(accepted[0].value)
+        status = data(accepted[0])
         assert (status["association_id"], status["referral_id"]) == (SIXTY.value, ids[bordeaux])
 
         def router_outcome() -> Any:
@@ -362,7 +365,12 @@ async def _statuses(page: Page, console: str, referral_id: str, reference: str) 
     signed-in `page` gets them; forms posted with the session's own CSRF token, so that only
     access can refuse them."""
     csrf = await page.locator("input[name=csrf]").first.get_attribute("value")
-    form = {"answer": "accept", "outcome": "contacted", "association": "apesa", "csrf": csrf or ""}
+    form: dict[str, str | float | bool] = {
+        "answer": "accept",
+        "outcome": "contacted",
+        "association": "apesa",
+        "csrf": csrf or "",
+    }
     gets = [f"/boite/{referral_id}", f"/file/{reference}"]
     posts = [f"/boite/{referral_id}/reponse", f"/boite/{referral_id}/suite"] + [
         f"/file/{reference}/{action}" for action in ("prendre", "liberer", "attribuer", "clore")
