@@ -126,6 +126,9 @@ class ReferralV1(_Payload):
     respond_by: AwareDatetime | None = None
     #: The language the person answered in (`fr`, `en`): the notifier writes to them in it.
     locale: str = "fr"
+    #: A coordinator's note when they assigned the case by hand (`RoutingDecisionV1.rule`
+    #: "manual"), for the association that holds it; None otherwise.
+    note: StaffNote | None = None
 
 
 class InvitationContactV1(_Payload):

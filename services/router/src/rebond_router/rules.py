@@ -333,6 +333,7 @@ def reorient(
             "reasons": list(holder.reasons),
             "referred_at": now,
             "respond_by": now + directory.get(holder.association).response_deadline,
+            "note": note,  # the association reads the coordinator's note with the referral
         }
     )
     reasons = list(holder.reasons) + ([RESOURCES_REASON] if urgent else [])
