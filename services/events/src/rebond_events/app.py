@@ -2,14 +2,16 @@
 
 `build` makes everything from the settings with production defaults, and connects nothing (the
 lifespan migrates and opens the store, and starts Kafka); tests pass fakes: a `send` standing in
-for Kafka, a clock. `create_app` is `build(...).web`.
+for Kafka, a clock. `create_app` is `build(...).web`. Its lifespan and probes are the service
+host's (`rebond_service.host`): the store opened before it serves, Kafka connected and the outbox
+relayed in the background, and `/readyz` from Kafka's state.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from fastapi import FastAPI, Request
@@ -36,11 +38,11 @@ from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, Toke
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
 from rebond_kafka.consume import DeadLetters
-from rebond_kafka.outage import Impact, KafkaLink
+from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.settings import bootstrap_servers
-from rebond_kafka.startup import start_forever
+from rebond_service.host import Check, Host, KafkaConnection, Part
 from rebond_sql.outbox import Send
 
 log = structlog.get_logger(__name__)
@@ -113,6 +115,8 @@ class Events:
     store: Store
     #: None when a `send` stands in for Kafka.
     broker: KafkaBroker | None
+    #: Its lifespan and probes.
+    host: Host
 
 
 def build(
@@ -128,19 +132,17 @@ def build(
     is given without a broker: the outbox then goes to `send` and nothing is consumed."""
     store = store or Store(settings.database_url)
     obs = Observability(settings)
-    started: asyncio.Task[None] | None = None
-    link: KafkaLink | None = None
+    kafka: KafkaConnection | None = None
     if broker is not None or send is None:
         broker = obs.instrument(broker or build_broker(settings))
         send = send or KafkaSend(broker).send
         link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
         obs.watch_kafka(link)
+        kafka = KafkaConnection(broker, link, log=log)
 
     def connected() -> bool:
         """Started, and Kafka not down: the outbox waits meanwhile instead of timing out."""
-        if link is None:
-            return True
-        return started is not None and started.done() and not link.down
+        return kafka is None or (kafka.connected and not kafka.link.down)
 
     publisher = Publisher(store, send, clock, connected)
     links = Links(settings.public_base_url, settings.signing_secret.get_secret_value())
@@ -155,33 +157,26 @@ def build(
         dead_letters = DeadLetters(broker, Service.EVENTS)
         subscribe_events(broker, conferences, community, dead_letters, settings.group_id)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal started
+    async def open_store() -> None:
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate, settings.database_url)
         await store.start()
-        tasks: list[asyncio.Task[None]] = []
-        if link is not None:
-            assert broker is not None
-            started = asyncio.create_task(start_forever(broker, log=log, link=link))
-            tasks.append(started)
-        tasks.append(asyncio.create_task(publisher.run_forever(settings.outbox_interval_s)))
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-            await publisher.close()
-            if broker is not None:
-                await broker.stop()
-            await store.close()
 
+    host = Host(
+        [
+            Part("store", start=open_store, close=store.close),
+            *([kafka.part()] if kafka is not None else []),
+            Part(
+                "outbox",
+                run=partial(publisher.run_forever, settings.outbox_interval_s),
+                close=publisher.close,
+            ),
+        ],
+        [kafka.check() if kafka is not None else Check("kafka", _unused, ready="not used")],
+    )
     app = FastAPI(
         title="Rebond events — Conférences du rebond",
-        lifespan=lifespan,
+        lifespan=host.lifespan,
         docs_url=None,  # it would load its script from a CDN, which the CSP forbids
         redoc_url=None,
     )
@@ -197,20 +192,7 @@ def build(
 
     _errors(app)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        if broker is None or link is None:
-            return JSONResponse({"kafka": "not used"})
-        # `connected()` reads the link first: during an outage the answer is at once.
-        ready = connected() and await broker.ping(timeout=2.0)
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"kafka": "connected" if ready else "unreachable"},
-        )
+    host.install(app)
 
     app.add_middleware(
         SubmissionGuard,
@@ -225,7 +207,12 @@ def build(
         PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
     )
     obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
-    return Events(app, settings, conferences, community, publisher, store, broker)
+    return Events(app, settings, conferences, community, publisher, store, broker, host)
+
+
+async def _unused() -> bool:
+    """Kafka's line of `/readyz` when a `send` stands in for it: nothing to wait for."""
+    return True
 
 
 def create_app(settings: EventsSettings | None = None) -> FastAPI:
