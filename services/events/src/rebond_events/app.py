@@ -37,11 +37,11 @@ from rebond_http.clients import ClientAddress
 from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
-from rebond_kafka.settings import bootstrap_servers
 from rebond_service.host import Check, Host, KafkaConnection, Part
 from rebond_sql.outbox import Send
 
@@ -70,13 +70,8 @@ GUARD_TEXTS = {
 
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
-    return KafkaBroker(
-        bootstrap_servers(settings.kafka_bootstrap_servers),
-        security=kafka_security(settings),
-        acks="all",
-        enable_idempotence=True,
-        client_id="rebond-events",
-        logger=None,
+    return durable_broker(
+        settings.kafka_bootstrap_servers, "rebond-events", security=kafka_security(settings)
     )
 
 
