@@ -82,7 +82,7 @@ def invitee(reference: str, email: str) -> tuple[bytes, bytes, dict[str, str]]:
     return reference.encode(), event.kafka_value(), event.kafka_headers()
 
 
-async def _conference_in_bordeaux(live: Any) -> str:
+async def conference_in_bordeaux(live: Any) -> str:
     """A conference in the department of the decisions below; its id."""
     created = await live.post(
         "/v1/events",
@@ -102,7 +102,7 @@ async def test_a_consenting_person_is_invited_once_per_event(
     live: Any, kafka_bootstrap: str
 ) -> None:
     """An invitee gives one invitation event; its redelivery gives none."""
-    event_id = await _conference_in_bordeaux(live)
+    event_id = await conference_in_bordeaux(live)
     reference = new_reference()
     first = invitee(reference, f"claire-{reference}@example.org")
     sentinel = invitee(reference, f"other-{reference}@example.org")
