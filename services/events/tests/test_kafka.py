@@ -4,6 +4,7 @@ conference is announced. The handlers' other cases run on the test broker (`test
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from rebond_contracts.payloads import InvitationContactV1, InviteeV1
 from rebond_contracts.topics import CONFERENCES, INVITATIONS, INVITEES
 from rebond_events.app import create_app
+from rebond_events.settings import EventsSettings
 from rebond_testing import TopicProbe, new_reference, until_async
 
 from .conftest import BASE, KEYS, in_days, settings_for
@@ -24,14 +26,22 @@ Records = list[ConsumerRecord[bytes, bytes]]
 @pytest.fixture
 async def live(kafka_bootstrap: str, sqlite_url: str) -> AsyncIterator[Any]:
     """The events app connected to the real broker (its own consumer group), ready."""
-    import httpx
-
     settings = settings_for(
         sqlite_url,
         kafka_bootstrap_servers=kafka_bootstrap,
         group_id=f"test-events-{uuid.uuid4().hex[:8]}",
         outbox_interval_s=0.5,
     )
+    async with connected(settings) as client:
+        yield client
+
+
+@asynccontextmanager
+async def connected(settings: EventsSettings) -> AsyncIterator[Any]:
+    """A client of the events app `create_app` makes from `settings`, its lifespan run and
+    Kafka connected (`/readyz` 200), until the block ends."""
+    import httpx
+
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
