@@ -33,8 +33,7 @@ from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSend, Publisher
 from rebond_events.settings import EventsSettings
 from rebond_events.store import Store, migrate
-from rebond_http.clients import ClientAddress
-from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, edge_limits
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
 from rebond_kafka.brokers import durable_broker
@@ -190,12 +189,7 @@ def build(
     host.install(app)
 
     app.add_middleware(
-        SubmissionGuard,
-        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        max_body_bytes=settings.max_body_bytes,
-        clients=ClientAddress(settings.trusted_proxies),
-        media_types=(JSON, FORM),
-        texts=GUARD_TEXTS,
+        SubmissionGuard, **edge_limits(settings), media_types=(JSON, FORM), texts=GUARD_TEXTS
     )
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     app.add_middleware(

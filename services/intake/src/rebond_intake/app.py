@@ -20,8 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rebond_http.clients import ClientAddress
-from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, edge_limits
 from rebond_http.inputs import Loc
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
@@ -193,12 +192,7 @@ def build(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(
-        SubmissionGuard,
-        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        max_body_bytes=settings.max_body_bytes,
-        clients=ClientAddress(settings.trusted_proxies),
-        media_types=(JSON, FORM),
-        invalid=_invalid_text,
+        SubmissionGuard, **edge_limits(settings), media_types=(JSON, FORM), invalid=_invalid_text
     )
     if settings.cors_origins:
         app.add_middleware(
