@@ -29,11 +29,19 @@ from rebond_contracts.topics import (
     Service,
     dead_letters,
 )
-from rebond_notifier.app import Notifier, build
-from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.app import Notifier
 from rebond_notifier.store import FINAL, Delivery
 
-from .conftest import MailBox, TopicWatcher, make_invitation, make_registration, publish
+from .conftest import (
+    FAST_RETRIES,
+    MailBox,
+    TopicWatcher,
+    make_invitation,
+    make_registration,
+    notifier_settings,
+    publish,
+    running,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -44,23 +52,11 @@ async def notifier(
 ) -> AsyncIterator[Notifier]:
     """A notifier with its own consumer groups and delivery log."""
     folder: Path = tmp_path_factory.mktemp("notifier-conferences")
-    settings = NotifierSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        environment="test",
-        group_id=f"test-notifier-conf-{uuid.uuid4().hex[:8]}",
-        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
-        max_attempts=3,
-        retry_base_s=0.2,
-        retry_cap_s=1.0,
-        poll_interval_s=0.2,
+    settings = notifier_settings(
+        kafka_bootstrap, smtp_server, folder, "test-notifier-conf", **FAST_RETRIES
     )
-    service = build(settings)
-    await service.start()
-    await service.wait_connected()
-    yield service
-    await service.stop()
+    async with running(settings) as service:
+        yield service
 
 
 async def _send_registration(bootstrap: str, registration: RegistrationV1, event_id: str) -> None:

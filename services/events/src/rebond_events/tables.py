@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from rebond_sql.erasure import tombstone_table
 from rebond_sql.outbox import Outbox, outbox_table
 from rebond_sql.types import UTCDateTime
 
@@ -88,12 +89,7 @@ invitations = Table(
 
 #: A person who came through the questionnaire asked for erasure: the tombstone of their
 #: reference, its SHA-256 only (`rebond_sql.erasure`), read before inviting anyone.
-erasures = Table(
-    "erasures",
-    metadata,
-    Column("reference_sha256", String(64), primary_key=True),
-    Column("erased_at", UTCDateTime, nullable=False),
-)
+erasures = tombstone_table(metadata, "erasures")
 
 #: Success stories (issue 24). `email` is kept only until the moderation outcome is written to
 #: the outbox (the withdrawal link needs none: it is signed); it is never shown.

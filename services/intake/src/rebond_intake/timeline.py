@@ -63,49 +63,26 @@ def received(event_id: str, reference: str, at: datetime) -> Record:
     return Record(event_id=event_id, reference=reference, kind="received", at=at)
 
 
+#: What the timeline keeps of each payload it reads: the record's kind, the field that says
+#: when it happened, and the fields of its detail (no personal data is among them).
+_KEPT: dict[type[BaseModel], tuple[str, str, set[str]]] = {
+    RoutingOutcomeV1: ("decision", "decided_at", {"primary", "attempt", "reasons"}),
+    ReferralStatusV1: (
+        "status", "at", {"status", "association_id", "reason", "next_association_id", "track"},
+    ),
+    DeliveryV1: ("delivery", "at", {"channel", "outcome", "association_id"}),
+}  # fmt: skip
+
+
 def record_of(event_id: str, payload: BaseModel) -> Record:
     """Reduce a consumed payload to a `Record`; raises TypeError for another payload."""
-    if isinstance(payload, RoutingOutcomeV1):
-        return Record(
-            event_id=event_id,
-            reference=payload.reference,
-            kind="decision",
-            at=payload.decided_at,
-            detail={
-                "primary": payload.primary.value if payload.primary else None,
-                "attempt": payload.attempt,
-                "reasons": [r.model_dump() for r in payload.reasons],
-            },
-        )
-    if isinstance(payload, ReferralStatusV1):
-        return Record(
-            event_id=event_id,
-            reference=payload.reference,
-            kind="status",
-            at=payload.at,
-            detail={
-                "status": payload.status.value,
-                "association_id": payload.association_id.value if payload.association_id else None,
-                "reason": payload.reason.value if payload.reason else None,
-                "next_association_id": (
-                    payload.next_association_id.value if payload.next_association_id else None
-                ),
-                "track": payload.track,
-            },
-        )
-    if isinstance(payload, DeliveryV1):
-        return Record(
-            event_id=event_id,
-            reference=payload.reference,
-            kind="delivery",
-            at=payload.at,
-            detail={
-                "channel": payload.channel.value,
-                "outcome": payload.outcome.value,
-                "association_id": payload.association_id.value if payload.association_id else None,
-            },
-        )
-    raise TypeError(f"no timeline record for {type(payload).__name__}")
+    try:
+        kind, at, fields = _KEPT[type(payload)]
+    except KeyError:
+        raise TypeError(f"no timeline record for {type(payload).__name__}") from None
+    detail = payload.model_dump(mode="json", include={"reference", *fields})
+    reference = detail.pop("reference")
+    return Record(event_id, reference, kind, getattr(payload, at), detail)
 
 
 def _name(association_id: str | None) -> str | None:
