@@ -152,8 +152,9 @@ async def test_a_volunteer_is_matched_only_once_confirmed_and_approved(service: 
 async def test_a_person_is_introduced_and_a_decline_proposes_the_next_peer(
     service: Running,
 ) -> None:
-    """Both sides get an introduction with only what each shared; a decline by the person
-    proposes the next volunteer; none left: `unmatched`; the monthly limit holds."""
+    """Both sides get an introduction with only what each shared, under the person's
+    reference; a decline by the person proposes the next volunteer; none left: `unmatched`;
+    the monthly limit holds."""
     await approved_volunteer(service, "Paul")
     await approved_volunteer(service, "Lina", stage="receivership")
     match_id = await service.events.community.request_peer(peer_request())
@@ -164,6 +165,8 @@ async def test_a_person_is_introduced_and_a_decline_proposes_the_next_peer(
     assert "06 12 34 56 78" in to_person["text"] and "paul@example.org" not in to_person["text"]
     assert "claire@example.org" in to_paul["text"] and "Claire" in to_paul["subject"]
     assert "Lina" not in to_person["text"]
+    # Filed under the person's reference, so their erasure cancels them at the notifier too.
+    assert (to_person["reference"], to_paul["reference"]) == (REFERENCE, REFERENCE)
 
     path, token = link(to_person["text"], "/person")
     assert (await service.client.get(f"{path}?token={token}")).status_code == 200

@@ -68,11 +68,16 @@ class Mail:
     text_en: str
     locale: str = "fr"
 
+    #: The person's submission reference when the mail is about their peer request: the
+    #: notifier files it under it, so their erasure cancels it while unsent.
+    reference: str | None = None
+
     def payload(self, mail_id: uuid.UUID, now: datetime) -> CommunityMailV1:
         return CommunityMailV1(
             mail_id=mail_id, kind=self.kind, to=self.to, locale=self.locale,
             subject=f"{self.subject_fr} ({self.subject_en})",
             text=f"{self.text_fr}\n\n---\n\n{self.text_en}\n", at=now,
+            reference=self.reference,
         )  # fmt: skip
 
 

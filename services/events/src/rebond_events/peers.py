@@ -489,7 +489,7 @@ def _to_person(
         f"to yours and is happy to talk with you.\n\nReach them {how_en}: {volunteer.contact}\n"
         f"Availability: {volunteer.availability}\n\nNot right for you? This link proposes "
         f"someone else:\n{decline_link}",
-        request.locale,
+        request.locale, request.reference,
     )  # fmt: skip
 
 
@@ -512,7 +512,7 @@ def _to_volunteer(
         "through difficulties close to those you knew and would like to talk with a peer. "
         f"To reach them: {', '.join(contacts)}\n\nCannot do it? This link proposes someone "
         f"else to {request.first_name}:\n{decline_link}\n\nPause or leave: {manage}",
-        volunteer.locale,
+        volunteer.locale, request.reference,
     )  # fmt: skip
 
 
@@ -528,5 +528,5 @@ def _none_left(request: PeerRequest) -> Mail:
         f"Hello {request.first_name},\n\nWe have no volunteer entrepreneur available in your "
         "region for now. The association you were referred to is still there for you; the "
         "Conférences du rebond are also a chance to meet people who have been through it.",
-        request.locale,
+        request.locale, request.reference,
     )  # fmt: skip
