@@ -279,6 +279,7 @@ async def test_an_erasure_cancels_a_held_peer_introduction_and_tells_no_outcome(
     """A peer introduction about the person (to them and to the volunteer) waits unsent: the
     person's erasure deletes both; a mail about a volunteer alone stays; and a sent
     introduction publishes no `DeliveryV1` (it is not always the person's own e-mail)."""
+
     def mail(kind: CommunityMailKind, reference: str | None) -> NewDelivery:
         payload = CommunityMailV1(
             mail_id=uuid4(), kind=kind, to="pair@example.org", subject="Une mise en relation",
