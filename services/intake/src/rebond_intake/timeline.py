@@ -22,6 +22,8 @@ from rebond_contracts.payloads import (
     DeliveryChannel,
     DeliveryOutcome,
     DeliveryV1,
+    PeerMatchStatus,
+    PeerMatchV1,
     ReferralStatus,
     ReferralStatusV1,
     RoutingOutcomeV1,
@@ -40,7 +42,7 @@ class Record:
 
     event_id: str
     reference: str
-    kind: str  # "received", "decision", "status", "delivery" or "erasure"
+    kind: str  # "received", "decision", "status", "delivery", "peer" or "erasure"
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -104,6 +106,14 @@ def record_of(event_id: str, payload: BaseModel) -> Record:
                 "outcome": payload.outcome.value,
                 "association_id": payload.association_id.value if payload.association_id else None,
             },
+        )
+    if isinstance(payload, PeerMatchV1):  # the step alone: no volunteer, no region
+        return Record(
+            event_id=event_id,
+            reference=payload.reference,
+            kind="peer",
+            at=payload.at,
+            detail={"status": payload.status.value},
         )
     raise TypeError(f"no timeline record for {type(payload).__name__}")
 
@@ -189,6 +199,22 @@ _TEXTS: dict[str, dict[str, str]] = {
         "fr": "Un e-mail vous a été envoyé.",
         "en": "An e-mail was sent to you.",
     },
+    "peer_proposed": {
+        "fr": "Un pair vous a été proposé : un entrepreneur passé par là, prêt à échanger avec "
+        "vous.",
+        "en": "A peer was proposed to you: an entrepreneur who has been through it, happy to "
+        "talk with you.",
+    },
+    "peer_unmatched": {
+        "fr": "Pas encore de pair disponible dans votre région pour échanger.",
+        "en": "No peer available in your region to talk with yet.",
+    },
+}
+#: Steps of the peer exchange (`peers.matches`): beside the request, they never tell where it
+#: stands (`current_status`). A decline shows nothing: the next proposal, or none left, follows.
+_PEER_STEPS = {
+    PeerMatchStatus.PROPOSED.value: "peer_proposed",
+    PeerMatchStatus.UNMATCHED.value: "peer_unmatched",
 }
 
 #: How the public view names an association it must not name (`build_timeline`).
@@ -209,7 +235,7 @@ _DECLINE_REASONS: dict[str, dict[str, str]] = {
 }
 
 #: At equal times, the order in which things happen.
-_ORDER = {"decision": 0, "status": 1, "delivery": 2, "erasure": 3}
+_ORDER = {"decision": 0, "status": 1, "delivery": 2, "peer": 3, "erasure": 4}
 
 
 def text(code: str, locale: str, **values: str) -> str:
@@ -297,6 +323,9 @@ def _step(record: Record, lang: str, *, named: bool) -> Step | None:
                 association, name,
             )  # fmt: skip
         return None  # a failed attempt is retried; the person need not see it
+    if record.kind == "peer":
+        code = _PEER_STEPS.get(str(detail.get("status")))
+        return Step(code, record.at, text(code, lang)) if code else None
     if record.kind == "erasure":
         return Step("erased", record.at, text("erased", lang))
     return None
@@ -343,6 +372,6 @@ def current_status(steps: list[Step]) -> str:
     if any(step.code == "erased" for step in steps):
         return "erased"
     for step in reversed(steps):
-        if step.code not in ("delivered", "person_email_sent", "reminded"):
+        if step.code not in ("delivered", "person_email_sent", "reminded", *_PEER_STEPS.values()):
             return step.code
     return "received"
