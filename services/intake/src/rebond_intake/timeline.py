@@ -324,8 +324,8 @@ def _step(record: Record, lang: str, *, named: bool) -> Step | None:
             )  # fmt: skip
         return None  # a failed attempt is retried; the person need not see it
     if record.kind == "peer":
-        code = _PEER_STEPS.get(str(detail.get("status")))
-        return Step(code, record.at, text(code, lang)) if code else None
+        peer_step = _PEER_STEPS.get(str(detail.get("status")))
+        return Step(peer_step, record.at, text(peer_step, lang)) if peer_step else None
     if record.kind == "erasure":
         return Step("erased", record.at, text("erased", lang))
     return None
