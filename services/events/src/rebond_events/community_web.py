@@ -383,6 +383,16 @@ async def decline_match(
     return {"status": "declined", "next_match_id": following}
 
 
+@api.post("/peers/matches/{match_id}/report", operation_id="report_match", responses=_LINK)
+async def report_match(
+    match_id: UUID, data: DeclineRequest, community: Stories
+) -> dict[str, str | None]:
+    """Either side reports a problem with an introduction: the volunteer is introduced to
+    nobody until a moderator decides; a person who reported is proposed the next volunteer."""
+    following = await community.report_match(str(match_id), data.side, data.token)
+    return {"status": "reported", "next_match_id": following}
+
+
 # --- Peer volunteers and matches: pages -------------------------------------------------------
 
 
@@ -494,8 +504,9 @@ async def manage_done(
     except Conflict:
         return message(
             request, "Pas encore possible",
-            "Votre inscription n'est pas encore validée : la pause viendra ensuite. (Your "
-            "sign-up is not approved yet.)", 409, PEERS_BACK,
+            "Votre inscription attend la décision de l'équipe : la pause et la reprise "
+            "viendront ensuite. (Your sign-up is waiting for the team's decision.)", 409,
+            PEERS_BACK,
         )  # fmt: skip
     return message(request, "C'est noté", MANAGED[action], 200, PEERS_BACK)
 
@@ -529,4 +540,44 @@ async def decline_done(
         "Merci de nous l'avoir dit. Si une autre personne est disponible, nous vous la "
         "présentons par e-mail. (Thank you for telling us. If someone else is available, we "
         "introduce them by e-mail.)", 200, PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.get("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
+async def report_form(
+    request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    return confirm_page(
+        request, "Signaler un problème",
+        "L'équipe de coordination examinera cette mise en relation ; d'ici là, ce pair n'est "
+        "présenté à personne. Si vous êtes en danger, appelez le 17 ou le 112. (The "
+        "coordination team will look at this introduction; meanwhile this peer is introduced "
+        "to nobody. If you are in danger, call 17 or 112.)",
+        f"/pairs/mises-en-relation/{match_id}/{side}/signaler", token, "Signaler",
+        PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
+async def report_done(
+    request: Request,
+    match_id: UUID,
+    side: Side,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    try:
+        await community.report_match(str(match_id), side, token)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    after = (
+        " Si une autre personne est disponible, nous vous la présentons par e-mail. (If someone "
+        "else is available, we introduce them by e-mail.)"
+        if side == "person" else ""
+    )  # fmt: skip
+    return message(
+        request, "Signalement reçu",
+        "Merci de nous l'avoir dit. L'équipe de coordination examine cette mise en relation. "
+        f"(Thank you for telling us. The coordination team is looking at this introduction.){after}",
+        200, PEERS_BACK,
     )  # fmt: skip

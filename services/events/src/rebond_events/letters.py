@@ -3,7 +3,7 @@
 are) and the steps of a peer match on `peers.matches`. Pure: the caller gives the time.
 
 Every link in these e-mails is signed (`SignedLinks`): whoever holds one may withdraw that story,
-or pause, erase or decline as that volunteer or person, and nobody can make one for another.
+or pause, erase, decline or report as that volunteer or person, and nobody can make one for another.
 """
 
 import uuid
@@ -104,6 +104,11 @@ class CommunityLinks:
     def decline_match(self, match_id: str, side: str) -> str:
         return self._link(
             f"/pairs/mises-en-relation/{match_id}/{side}", f"decline-{side}", match_id
+        )
+
+    def report_match(self, match_id: str, side: str) -> str:
+        return self._link(
+            f"/pairs/mises-en-relation/{match_id}/{side}/signaler", f"report-{side}", match_id
         )
 
     def stories(self) -> str:
