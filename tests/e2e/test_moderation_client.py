@@ -64,6 +64,31 @@ async def events(
         await built.publisher.settled()
 
 
+async def _links(sent: Sent, path: str) -> list[tuple[str, str]]:
+    """(id, token) of each link to `…/<id><path>` in the mails, once there is one (they are
+    published in the background; each is there twice, in French then in English)."""
+
+    async def found() -> list[tuple[str, str]]:
+        texts = " ".join(m["text"] for m in sent.mails())
+        return re.findall(rf"/([0-9a-f-]+){path}\?token=(\S+)", texts)
+
+    links: list[tuple[str, str]] = await until_async(found, within_s=10)
+    return links
+
+
+async def _confirmed_volunteer(client: httpx.AsyncClient, sent: Sent) -> str:
+    """Paul signs up and confirms his address with the e-mailed link: his id."""
+    volunteer = {
+        "pseudonym": "Paul", "region": "75", "stage": "receivership", "sector": "C",
+        "contact_channel": "phone", "contact": "0612345678", "email": "paul@example.org",
+        "availability": "le soir", "monthly_limit": 5, "consent": True,
+    }  # fmt: skip
+    assert (await client.post("/v1/peers/volunteers", json=volunteer)).status_code == 202
+    volunteer_id, token = (await _links(sent, "/confirmer"))[0]
+    await client.post(f"/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token})
+    return volunteer_id
+
+
 async def test_the_console_moderates_a_story_and_a_volunteer_through_the_events_api(
     events: tuple[httpx.AsyncClient, HttpEvents, Sent, Events],
 ) -> None:
@@ -83,20 +108,7 @@ async def test_the_console_moderates_a_story_and_a_volunteer_through_the_events_
     with pytest.raises(EventsNotFound):
         await http_events.moderate_story("second-souffle", pending.id, approve=True)
 
-    volunteer = {
-        "pseudonym": "Paul", "region": "75", "stage": "receivership", "sector": "C",
-        "contact_channel": "phone", "contact": "0612345678", "email": "paul@example.org",
-        "availability": "le soir", "monthly_limit": 2, "consent": True,
-    }  # fmt: skip
-    assert (await client.post("/v1/peers/volunteers", json=volunteer)).status_code == 202
-
-    async def confirmation() -> list[tuple[str, str]]:  # published in the background
-        texts = " ".join(m["text"] for m in sent.mails())
-        return re.findall(r"/pairs/([0-9a-f-]+)/confirmer\?token=(\S+)", texts)
-
-    links: list[tuple[str, str]] = await until_async(confirmation, within_s=10)
-    volunteer_id, token = links[0]  # the link is there twice: in French, then in English
-    await client.post(f"/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token})
+    volunteer_id = await _confirmed_volunteer(client, sent)
     [waiting] = await http_events.volunteers_to_moderate("second-souffle")
     assert waiting.pseudonym == "Paul" and "0612345678" not in waiting.model_dump_json()
     await http_events.moderate_volunteer("second-souffle", volunteer_id, approve=False)
@@ -112,22 +124,7 @@ async def test_a_reported_volunteer_comes_to_the_console_and_goes_back_to_matchi
     volunteer as reported by the person (no contact); approving them makes them matchable
     again."""
     client, http_events, sent, built = events
-    volunteer = {
-        "pseudonym": "Paul", "region": "75", "stage": "receivership", "sector": "C",
-        "contact_channel": "phone", "contact": "0612345678", "email": "paul@example.org",
-        "availability": "le soir", "monthly_limit": 5, "consent": True,
-    }  # fmt: skip
-    assert (await client.post("/v1/peers/volunteers", json=volunteer)).status_code == 202
-
-    def link_in_mails(path: str) -> Any:
-        async def found() -> list[tuple[str, str]]:
-            texts = " ".join(m["text"] for m in sent.mails())
-            return re.findall(rf"/([0-9a-f-]+){path}\?token=(\S+)", texts)
-
-        return until_async(found, within_s=10)
-
-    volunteer_id, token = (await link_in_mails("/confirmer"))[0]
-    await client.post(f"/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token})
+    volunteer_id = await _confirmed_volunteer(client, sent)
     await http_events.moderate_volunteer("second-souffle", volunteer_id, approve=True)
 
     def request(reference: str) -> PeerRequestV1:
@@ -139,7 +136,7 @@ async def test_a_reported_volunteer_comes_to_the_console_and_goes_back_to_matchi
 
     match_id = await built.community.request_peer(request("RB-7K3M-Q9XA-2DFE-W8NB"))
     assert match_id is not None
-    reported_match, report_token = (await link_in_mails("/person/signaler"))[0]
+    reported_match, report_token = (await _links(sent, "/person/signaler"))[0]
     assert reported_match == match_id
     reported = await client.post(
         f"/v1/peers/matches/{match_id}/report", json={"token": report_token, "side": "person"}

@@ -4,6 +4,7 @@ French first, working without JavaScript). Routes only translate; `community.Com
 the use cases. Bodies are limited in rate, size and type by the app's `SubmissionGuard`.
 """
 
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -531,16 +532,27 @@ async def decline_done(
     community: Stories,
     token: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
+    return await _by_match_link(
+        request, community.decline_match(str(match_id), side, token), "C'est noté",
+        "Merci de nous l'avoir dit. (Thank you for telling us.)" + NEXT_PEER,
+    )  # fmt: skip
+
+
+NEXT_PEER = (
+    " Si une autre personne est disponible, nous vous la présentons par e-mail. (If someone "
+    "else is available, we introduce them by e-mail.)"
+)
+
+
+async def _by_match_link(
+    request: Request, action: Awaitable[object], title: str, done: str
+) -> HTMLResponse:
+    """The page after a match's link was used: `done`, or "invalid link" (403)."""
     try:
-        await community.decline_match(str(match_id), side, token)
+        await action
     except (Forbidden, NotFound):
         return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    return message(
-        request, "C'est noté",
-        "Merci de nous l'avoir dit. Si une autre personne est disponible, nous vous la "
-        "présentons par e-mail. (Thank you for telling us. If someone else is available, we "
-        "introduce them by e-mail.)", 200, PEERS_BACK,
-    )  # fmt: skip
+    return message(request, title, done, 200, PEERS_BACK)
 
 
 @pages.get("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
@@ -566,18 +578,9 @@ async def report_done(
     community: Stories,
     token: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    try:
-        await community.report_match(str(match_id), side, token)
-    except (Forbidden, NotFound):
-        return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    after = (
-        " Si une autre personne est disponible, nous vous la présentons par e-mail. (If someone "
-        "else is available, we introduce them by e-mail.)"
-        if side == "person" else ""
-    )  # fmt: skip
-    return message(
-        request, "Signalement reçu",
+    return await _by_match_link(
+        request, community.report_match(str(match_id), side, token), "Signalement reçu",
         "Merci de nous l'avoir dit. L'équipe de coordination examine cette mise en relation. "
-        f"(Thank you for telling us. The coordination team is looking at this introduction.){after}",
-        200, PEERS_BACK,
+        "(Thank you for telling us. The coordination team is looking at this introduction.)"
+        + (NEXT_PEER if side == "person" else ""),
     )  # fmt: skip

@@ -325,6 +325,65 @@ def confirm(
     return Outcome(volunteer.status)
 
 
+@dataclass(frozen=True)
+class _Moderated:
+    """What a moderator's decision tells the volunteer: `{pseudonym}` and, on approval, their
+    `{manage}` link in each text."""
+
+    approved: tuple[str, str, str, str]
+    declined: tuple[str, str, str, str]
+
+    def mail(self, volunteer: Volunteer, approved: bool, manage_link: str = "") -> Mail:
+        subject_fr, subject_en, text_fr, text_en = self.approved if approved else self.declined
+        values = {"pseudonym": volunteer.pseudonym, "manage": manage_link}
+        return Mail(
+            CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email, subject_fr, subject_en,
+            text_fr.format(**values), text_en.format(**values), volunteer.locale,
+        )  # fmt: skip
+
+
+#: A new volunteer's sign-up, approved or declined.
+_SIGN_UP = _Moderated(
+    (
+        "Votre inscription de pair est validée", "Your peer sign-up is approved",
+        "Bonjour {pseudonym},\n\nVotre inscription est validée : nous vous présenterons, par "
+        "e-mail, des personnes de votre région qui traversent ce que vous avez vécu. Pour faire "
+        "une pause ou vous retirer :\n{manage}",
+        "Hello {pseudonym},\n\nYour sign-up is approved: we will introduce you, by e-mail, to "
+        "people of your region going through what you went through. To take a break or "
+        "leave:\n{manage}",
+    ),
+    (
+        "Votre inscription de pair", "Your peer sign-up",
+        "Bonjour {pseudonym},\n\nMerci de votre proposition. Nous ne pouvons pas la retenir "
+        "pour l'instant ; vos informations ont été effacées.",
+        "Hello {pseudonym},\n\nThank you for your offer. We cannot take it up for now; your "
+        "details were deleted.",
+    ),
+)  # fmt: skip
+#: A reported volunteer, put back in relation or removed.
+_AFTER_REPORT = _Moderated(
+    (
+        "Vous pouvez de nouveau échanger", "You can talk with people again",
+        "Bonjour {pseudonym},\n\nL'équipe a examiné le signalement d'une mise en relation : "
+        "nous pourrons de nouveau vous présenter des personnes de votre région. Merci de votre "
+        "patience. Pour faire une pause ou vous retirer :\n{manage}",
+        "Hello {pseudonym},\n\nThe team looked at the report about an introduction: we may "
+        "introduce people of your region to you again. Thank you for your patience. To take a "
+        "break or leave:\n{manage}",
+    ),
+    (
+        "Votre participation aux échanges entre pairs", "Your part in the peer exchange",
+        "Bonjour {pseudonym},\n\nAprès examen du signalement d'une mise en relation, l'équipe "
+        "met fin à votre participation aux échanges entre pairs ; vos informations ont été "
+        "effacées. Merci pour le temps que vous avez donné.",
+        "Hello {pseudonym},\n\nAfter looking at the report about an introduction, the team "
+        "ends your part in the peer exchange; your details were deleted. Thank you for the "
+        "time you gave.",
+    ),
+)  # fmt: skip
+
+
 def moderate(
     repository: PeerRepository,
     links: CommunityLinks,
@@ -333,81 +392,22 @@ def moderate(
     approved: bool,
 ) -> Outcome[VolunteerStatus | None]:
     """A moderator approves a confirmed volunteer (they are told, with their link to pause or
-    leave), or declines them (told kindly, and deleted)."""
+    leave), or declines them (told kindly, and deleted). So too for a reported volunteer
+    (`report`): put back in relation, or removed."""
     volunteer = repository.volunteer(volunteer_id)
     if volunteer is None:
         raise NotFound(volunteer_id)
-    if volunteer.status == VolunteerStatus.REPORTED:
-        return _after_report(repository, links, clock(), volunteer, approved)
-    if volunteer.status != VolunteerStatus.PENDING:
+    if volunteer.status not in (VolunteerStatus.PENDING, VolunteerStatus.REPORTED):
         raise Conflict("only a confirmed volunteer waiting for moderation can be moderated")
+    letters = _AFTER_REPORT if volunteer.status == VolunteerStatus.REPORTED else _SIGN_UP
     now = clock()
     if approved:
         volunteer = replace(volunteer, status=VolunteerStatus.APPROVED, updated_at=now)
         repository.save_volunteer(volunteer)
-        manage = links.manage_volunteer(volunteer.id)
-        mail = Mail(
-            CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
-            "Votre inscription de pair est validée", "Your peer sign-up is approved",
-            f"Bonjour {volunteer.pseudonym},\n\nVotre inscription est validée : nous vous "
-            "présenterons, par e-mail, des personnes de votre région qui traversent ce que "
-            f"vous avez vécu. Pour faire une pause ou vous retirer :\n{manage}",
-            f"Hello {volunteer.pseudonym},\n\nYour sign-up is approved: we will introduce you, "
-            "by e-mail, to people of your region going through what you went through. To take "
-            f"a break or leave:\n{manage}",
-            volunteer.locale,
-        )  # fmt: skip
+        mail = letters.mail(volunteer, True, links.manage_volunteer(volunteer.id))
         return Outcome(volunteer.status, [mail_message(mail, volunteer.id, now)])
     repository.delete_volunteer(volunteer.id)
-    mail = Mail(
-        CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
-        "Votre inscription de pair", "Your peer sign-up",
-        f"Bonjour {volunteer.pseudonym},\n\nMerci de votre proposition. Nous ne pouvons pas "
-        "la retenir pour l'instant ; vos informations ont été effacées.",
-        f"Hello {volunteer.pseudonym},\n\nThank you for your offer. We cannot take it up for "
-        "now; your details were deleted.",
-        volunteer.locale,
-    )  # fmt: skip
-    return Outcome(None, [mail_message(mail, volunteer.id, now)])
-
-
-def _after_report(
-    repository: PeerRepository,
-    links: CommunityLinks,
-    now: datetime,
-    volunteer: Volunteer,
-    approved: bool,
-) -> Outcome[VolunteerStatus | None]:
-    """A moderator looked at a report: the volunteer may be introduced again (told, with their
-    link), or is removed (told, and deleted)."""
-    if approved:
-        volunteer = replace(volunteer, status=VolunteerStatus.APPROVED, updated_at=now)
-        repository.save_volunteer(volunteer)
-        manage_link = links.manage_volunteer(volunteer.id)
-        mail = Mail(
-            CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
-            "Vous pouvez de nouveau échanger", "You can talk with people again",
-            f"Bonjour {volunteer.pseudonym},\n\nL'équipe a examiné le signalement d'une mise en "
-            "relation : nous pourrons de nouveau vous présenter des personnes de votre région. "
-            f"Merci de votre patience. Pour faire une pause ou vous retirer :\n{manage_link}",
-            f"Hello {volunteer.pseudonym},\n\nThe team looked at the report about an "
-            "introduction: we may introduce people of your region to you again. Thank you for "
-            f"your patience. To take a break or leave:\n{manage_link}",
-            volunteer.locale,
-        )  # fmt: skip
-        return Outcome(volunteer.status, [mail_message(mail, volunteer.id, now)])
-    repository.delete_volunteer(volunteer.id)
-    mail = Mail(
-        CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
-        "Votre participation aux échanges entre pairs", "Your part in the peer exchange",
-        f"Bonjour {volunteer.pseudonym},\n\nAprès examen du signalement d'une mise en relation, "
-        "l'équipe met fin à votre participation aux échanges entre pairs ; vos informations "
-        "ont été effacées. Merci pour le temps que vous avez donné.",
-        f"Hello {volunteer.pseudonym},\n\nAfter looking at the report about an introduction, "
-        "the team ends your part in the peer exchange; your details were deleted. Thank you "
-        "for the time you gave.",
-        volunteer.locale,
-    )  # fmt: skip
+    mail = letters.mail(volunteer, False)
     return Outcome(None, [mail_message(mail, volunteer.id, now)])
 
 
