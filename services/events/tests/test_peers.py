@@ -249,7 +249,8 @@ async def test_a_report_holds_the_peer_until_a_moderator_decides(service: Runnin
     assert "Signalez-le" in to_person["text"]
     forged = await service.client.post(path, data={"token": token[:-2] + "xx"})
     assert forged.status_code == 403
-    assert (await service.client.get(f"{path}?token={token}")).status_code == 200
+    form = await service.client.get(f"{path}?token={token}")
+    assert form.status_code == 200 and "ce pair n&#39;est présenté à personne" in form.text
     done = await service.client.post(path, data={"token": token})
     assert done.status_code == 200 and "Signalement reçu" in done.text
     again = await service.client.post(
@@ -275,6 +276,8 @@ async def test_a_report_holds_the_peer_until_a_moderator_decides(service: Runnin
     # Lina reports Claire: the match ends, nobody else is proposed to Claire.
     [*_, lina_intro] = mails(service, "lina@example.org")
     lina_path, lina_token = link(lina_intro["text"], "/volunteer/signaler")
+    lina_form = await service.client.get(f"{lina_path}?token={lina_token}")
+    assert "nous ne vous présentons personne" in lina_form.text
     await service.client.post(lina_path, data={"token": lina_token})
     assert len([m for m in mails(service) if m["reference"] == REFERENCE]) == 4  # 2 matches
     held = await service.client.get("/v1/moderation/volunteers?status=reported", headers=moderators)

@@ -559,12 +559,15 @@ async def _by_match_link(
 async def report_form(
     request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
 ) -> HTMLResponse:
+    meanwhile = {
+        "person": ("ce pair n'est présenté à personne", "this peer is introduced to nobody"),
+        "volunteer": ("nous ne vous présentons personne", "we introduce nobody to you"),
+    }[side]
     return confirm_page(
         request, "Signaler un problème",
-        "L'équipe de coordination examinera cette mise en relation ; d'ici là, ce pair n'est "
-        "présenté à personne. Si vous êtes en danger, appelez le 17 ou le 112. (The "
-        "coordination team will look at this introduction; meanwhile this peer is introduced "
-        "to nobody. If you are in danger, call 17 or 112.)",
+        f"L'équipe de coordination examinera cette mise en relation ; d'ici là, {meanwhile[0]}. "
+        "Si vous êtes en danger, appelez le 17 ou le 112. (The coordination team will look at "
+        f"this introduction; meanwhile {meanwhile[1]}. If you are in danger, call 17 or 112.)",
         f"/pairs/mises-en-relation/{match_id}/{side}/signaler", token, "Signaler",
         PEERS_BACK,
     )  # fmt: skip
