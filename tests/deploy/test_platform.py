@@ -297,7 +297,8 @@ def test_public_hosts_serve_only_public_pages_and_the_console_has_its_own(
 
 
 def test_links_in_e_mails_name_hosts_the_ingress_serves(prod: dict[str, Any]) -> None:
-    """The notifier's answer links and the events links point at hosts served over TLS."""
+    """The notifier's answer links, the events links and intake's link to the stories point
+    at hosts served over TLS."""
     config = prod["ConfigMap"]["rebond-config"]["data"]
     served = {
         (host, backend)
@@ -307,6 +308,7 @@ def test_links_in_e_mails_name_hosts_the_ingress_serves(prod: dict[str, Any]) ->
     for setting, service in (
         ("NOTIFIER_PUBLIC_BASE_URL", "rebond-notifier"),
         ("EVENTS_PUBLIC_BASE_URL", "rebond-events"),
+        ("INTAKE_STORIES_URL", "rebond-events"),
     ):
         url = urlsplit(config[setting])
         assert url.scheme == "https" and (url.hostname, service) in served

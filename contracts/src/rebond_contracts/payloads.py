@@ -605,6 +605,10 @@ class CommunityMailV1(_Payload):
     subject: str
     text: str
     at: AwareDatetime
+    #: The submission reference of the person a peer mail is about (an introduction, to either
+    #: side, or "no peer left"), so that the person's erasure cancels it while it is unsent;
+    #: None for a mail about a story or a volunteer alone.
+    reference: Reference | None = None
 
 
 class PeerContactV1(_Payload):

@@ -249,3 +249,37 @@ async def test_an_invitation_read_after_its_erasure_sends_nothing(
     assert len(await smtp_server.wait_for(marker.conference.title, 1, within_s=30)) == 1
     assert smtp_server.about(invitation.conference.title) == []
     assert await store.find(str(invitation.invitation_id)) == []
+
+
+async def test_a_peer_introduction_read_after_its_persons_erasure_sends_nothing(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """The person's erasure is read first: an introduction filed under their reference (to the
+    volunteer, carrying the person's contact) is not sent; a mail about a volunteer alone,
+    behind it on the same partition, is."""
+    erased = make_invitation().reference
+    request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
+    await publish(
+        kafka_bootstrap, ERASURES.name,
+        ERASURES.envelope(request, subject=erased, correlationid=erased), erased,
+    )  # fmt: skip
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await notifier.store.erased_among([erased]):
+        assert asyncio.get_running_loop().time() < deadline, "the erasure was not read"
+        await asyncio.sleep(0.1)
+    introduction = CommunityMailV1(
+        mail_id=uuid.uuid4(), kind=CommunityMailKind.PEER_INTRODUCTION, to="pair@example.org",
+        subject=f"Une mise en relation {erased}", text="Claire : claire@example.org",
+        at=datetime.now(UTC), reference=erased,
+    )  # fmt: skip
+    marker = introduction.model_copy(
+        update={"mail_id": uuid.uuid4(), "kind": CommunityMailKind.VOLUNTEER_CONFIRM,
+                "subject": f"Fin {erased}", "reference": None}
+    )  # fmt: skip
+    for mail in (introduction, marker):
+        event = COMMUNITY_MAIL.envelope(mail, subject=erased, correlationid=erased,
+                                        id=str(mail.mail_id))  # fmt: skip
+        await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, erased)
+    assert len(await smtp_server.wait_for(f"Fin {erased}", 1, within_s=30)) == 1
+    assert smtp_server.about(f"Une mise en relation {erased}") == []
+    assert await notifier.store.find(str(introduction.mail_id)) == []

@@ -140,9 +140,14 @@ class HttpEvents:
         await self._call(association, "POST", f"/v1/stories/{story_id}/{decision}")
 
     async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]:
-        return _volunteers.validate_python(
-            await self._call(association, "GET", "/v1/moderation/volunteers?status=pending")
-        )
+        """The volunteers reported by a side of a match (first), then the new ones."""
+        return [
+            volunteer
+            for status in ("reported", "pending")
+            for volunteer in _volunteers.validate_python(
+                await self._call(association, "GET", f"/v1/moderation/volunteers?status={status}")
+            )
+        ]
 
     async def moderate_volunteer(self, association: str, volunteer_id: str, approve: bool) -> None:
         decision = "approve" if approve else "reject"

@@ -190,9 +190,12 @@ class StoryToModerate(BaseModel):
 
 
 class VolunteerToModerate(BaseModel):
-    """A peer volunteer who confirmed their address (no contact, no e-mail)."""
+    """A peer volunteer who confirmed their address, or one a side of a match reported (no
+    contact, no e-mail)."""
 
     id: str
+    #: `pending` (new) or `reported` (introduced to nobody until a moderator decides).
+    status: str = "pending"
     pseudonym: str
     region: str
     stage: str
@@ -200,6 +203,8 @@ class VolunteerToModerate(BaseModel):
     availability: str
     monthly_limit: int
     created_at: datetime
+    #: Who reported the volunteer's latest reported match: `person` or `volunteer`.
+    reported_by: str | None = None
 
 
 class FieldError(BaseModel):
