@@ -407,6 +407,38 @@ class DirectoryAppliedV1(_Payload):
     applied_at: AwareDatetime
 
 
+class CaseFactKind(StrEnum):
+    """A step of a referral the grouping's statistics count (issue 21)."""
+
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    #: The person's answer to the 30-day follow-up: contacted, or not.
+    FOLLOWUP_CONTACTED = "followup_contacted"
+    FOLLOWUP_NOT_CONTACTED = "followup_not_contacted"
+
+
+class CaseFactV1(_Payload):
+    """Router -> coordination, on `statistics.facts`: one step of a referral, for the
+    anonymous statistics, only of a person who consented to them (`consents.statistics`), and
+    only on the main track (counting the distress track would count who said they are in
+    distress). No reference, no contact, no free text: the dimensions the statistics cross
+    (region, stage, association, decline reason), the day (a fact is counted by week and
+    month) and, for an answer, how long the association took."""
+
+    fact_id: UUID
+    kind: CaseFactKind
+    region: Region
+    stage: Stage
+    association_id: AssociationId
+    reason: DeclineReason | None = None
+    #: For an answer (accepted, declined): seconds from the offer to it.
+    seconds_to_answer: float | None = Field(default=None, ge=0)
+    #: The day of the step (midnight UTC): a fact carries no time of day.
+    day: AwareDatetime
+
+
 class DeliveryChannel(StrEnum):
     ASSOCIATION_EMAIL = "association_email"
     PERSON_EMAIL = "person_email"

@@ -17,6 +17,7 @@ from rebond_contracts.envelope import DataT, Envelope, EnvelopeError, envelope_c
 from rebond_contracts.payloads import (
     CaseAssignedV1,
     CaseClosedV1,
+    CaseFactV1,
     CommunityMailV1,
     ConferenceV1,
     DeadLetterV1,
@@ -369,6 +370,19 @@ FOLLOW_UPS = Topic(
     retention_ms=30 * DAY_MS,
 )
 
+STATISTICS = Topic(
+    name="statistics.facts",
+    key="association id",
+    payload=CaseFactV1,
+    event_type="fr.rebond.statistics.case_fact",
+    schema_version=1,
+    writer=Service.ROUTER,
+    readers=(Service.COORDINATION,),
+    description="Anonymous steps of referrals of people who consented to statistics.",
+    #: The console keeps what it counts in its own store; a month lets it catch up.
+    retention_ms=30 * DAY_MS,
+)
+
 ASSIGNMENTS = Topic(
     name="coordination.assignments",
     key="submission reference",
@@ -572,6 +586,7 @@ def all_topics() -> list[Topic]:
         REFERRAL_STATUS,
         UNROUTED,
         FOLLOW_UPS,
+        STATISTICS,
         ASSIGNMENTS,
         OVERRIDES,
         APPLIED,

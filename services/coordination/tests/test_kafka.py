@@ -21,6 +21,9 @@ from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
     Answer,
     CaseAssignedV1,
+    CaseFactKind,
+    CaseFactV1,
+    DeclineReason,
     DirectoryAppliedV1,
     DirectoryOverrideV1,
     ErasureRequestedV1,
@@ -30,12 +33,13 @@ from rebond_contracts.payloads import (
     ReferralV1,
     UnroutedReferralV1,
 )
-from rebond_contracts.questionnaire import Contact
+from rebond_contracts.questionnaire import Contact, Stage
 from rebond_contracts.topics import (
     APPLIED,
     ASSIGNMENTS,
     ERASURES,
     OVERRIDES,
+    STATISTICS,
     UNROUTED,
     Topic,
     referrals,
@@ -45,7 +49,7 @@ from rebond_coordination.app import build
 from rebond_coordination.domain import CaseStatus, Role
 from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, FakePreview
 from rebond_coordination.store import UserRow
-from rebond_coordination.tables import cases, erasures
+from rebond_coordination.tables import cases, erasures, stat_facts
 from rebond_coordination.web import PARIS
 
 from .conftest import Browser, Clock, Console, reference, settings_for
@@ -348,6 +352,42 @@ async def test_an_unrouted_case_waits_in_the_queue_until_the_person_erases_it(
             return tuple(row) == (CaseStatus.WITHDRAWN.value, None, None)
 
         await eventually(withdrawn)
+
+
+async def test_the_routers_anonymous_facts_feed_the_statistics_once_each(
+    sqlite_url: str, kafka_secure: Any
+) -> None:
+    """Facts on `statistics.facts`, as the router writes them, reach the statistics: a fact
+    read twice counts once (its id), and what is kept names no person."""
+    day = datetime(2026, 11, 26, tzinfo=UTC)
+    facts = [
+        CaseFactV1(
+            fact_id=uuid.uuid4(),
+            kind=kind,
+            region="75",
+            stage=Stage.AFTER_LIQUIDATION,
+            association_id=SIXTY,
+            reason=reason,
+            seconds_to_answer=seconds,
+            day=day,
+        )
+        for kind, reason, seconds in [
+            (CaseFactKind.OFFERED, None, None),
+            (CaseFactKind.DECLINED, DeclineReason.OTHER, 60.0),
+        ]
+    ]
+    async with plugged(sqlite_url, kafka_secure) as console:
+        for fact in [*facts, facts[0]]:
+            await publish(kafka_secure, "router", STATISTICS, fact, key=SIXTY.value)
+
+        async def counted() -> bool:
+            return await console.store.count("stat_facts") == 2
+
+        await eventually(counted)
+        rows = await console.store.database.run(
+            lambda c: c.execute(select(stat_facts.c.kind, stat_facts.c.seconds_to_answer)).all()
+        )
+        assert sorted(map(tuple, rows)) == [("declined", 60.0), ("offered", None)]
 
 
 async def test_an_erasure_read_before_its_case_keeps_the_case_out_of_the_queue(

@@ -10,8 +10,8 @@ same event, the same id, whoever gives it); an assignment or a closure of a queu
 id (`outbound_event`) lets the router drop a repeat.
 
 Reading: one subscriber (group `rebond-coordination[.<name>]`) of the human queue, every
-association's referrals, the referrals' statuses, the follow-ups, the router's applied
-overrides and the erasures turns each event into a fact of `facts.py` and applies it with
+association's referrals, the referrals' statuses, the follow-ups, the router's anonymous
+statistics facts, the router's applied overrides and the erasures turns each event into a fact of `facts.py` and applies it with
 `projections.py`. Each projection is idempotent, and the offset is committed only after it
 returned (`rebond_kafka.consume.subscribe`), so at-least-once delivery leaves the store as one
 delivery would. A record the contract refuses is dead-lettered.
@@ -33,6 +33,7 @@ from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import (
     CaseAssignedV1,
     CaseClosedV1,
+    CaseFactV1,
     DirectoryAppliedV1,
     DirectoryOverrideV1,
     ErasureRequestedV1,
@@ -53,6 +54,7 @@ from rebond_contracts.topics import (
     FOLLOW_UPS,
     OVERRIDES,
     REFERRAL_STATUS,
+    STATISTICS,
     UNROUTED,
     Topic,
     referrals,
@@ -67,6 +69,7 @@ from rebond_coordination.facts import (
     FollowUpAnswered,
     OverrideApplied,
     ReferralOffered,
+    StatisticsFact,
     StatusChanged,
     TriedAssociation,
     Withdrawn,
@@ -291,11 +294,23 @@ def _projection(data: BaseModel) -> tuple[Apply, BaseModel] | None:
             return projections.override_applied, override_applied(data)
         case FollowUpAnsweredV1():
             return projections.follow_up_answered, follow_up_answered(data)
+        case CaseFactV1():
+            return projections.statistics_fact, statistics_fact(data)
         case ErasureRequestedV1():
             return projections.withdrawn, Withdrawn(reference=data.reference, at=data.requested_at)
         case ReferralWithdrawnV1():
             return projections.withdrawn, Withdrawn(reference=data.reference, at=data.withdrawn_at)
     return None
+
+
+def statistics_fact(event: CaseFactV1) -> StatisticsFact:
+    """The router's anonymous fact, as the statistics keep it: the router sends only those of
+    people who consented (`rebond_router.statistics`)."""
+    return StatisticsFact(
+        fact_id=str(event.fact_id), kind=event.kind.value, at=event.day, consented=True,
+        region=event.region, stage=event.stage, association_id=event.association_id,
+        reason=event.reason, seconds_to_answer=event.seconds_to_answer,
+    )  # fmt: skip
 
 
 def subscribe_facts(
@@ -316,12 +331,13 @@ def subscribe_facts(
         log.info("fact_applied", topic=received.topic.name, kind=type(fact).__name__)
 
     topics = [
-        UNROUTED, REFERRAL_STATUS, FOLLOW_UPS, APPLIED, ERASURES,
+        UNROUTED, REFERRAL_STATUS, FOLLOW_UPS, STATISTICS, APPLIED, ERASURES,
         *(referrals(a) for a in AssociationId),
     ]  # fmt: skip
     subscribe(
         broker, topics, handle, dead_letters=dead_letters, group_id=group_id,
         description="The human queue, the associations' referrals, their statuses, the "
-        "follow-ups, the applied overrides and the erasures, applied to the console's store.",
+        "follow-ups, the statistics' facts, the applied overrides and the erasures, applied to "
+        "the console's store.",
         record_scope=record_scope, title="coordination facts",
     )  # fmt: skip

@@ -48,6 +48,7 @@ from rebond_contracts.topics import (
     PEER_REQUESTS,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
+    STATISTICS,
     UNROUTED,
     Topic,
     responses,
@@ -108,6 +109,7 @@ class KafkaOutputs:
                 PEER_REQUESTS,
                 REFERRAL_STATUS,
                 UNROUTED,
+                STATISTICS,
                 APPLIED,
             )
         }

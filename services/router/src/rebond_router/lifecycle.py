@@ -41,6 +41,7 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_observability import current_trace
+from rebond_router import statistics
 from rebond_router.directory import Directory
 from rebond_router.referral import (
     FOLLOW_UP_AFTER,
@@ -256,7 +257,7 @@ class Router:
                     association, response, now, self.directory, self.follow_up_after,
                     full=full_now(self.directory, loads),
                 )  # fmt: skip
-                await tx.save(done.referral, done.offer, outbox_messages(done), now)
+                await tx.save(done.referral, done.offer, outbox_messages(done, referral), now)
                 self._tell_decided(tx, done)
                 await tx.mark_handled(event.id, now)
                 log.info("answered", association=association, answer=response.answer)
@@ -296,7 +297,7 @@ class Router:
                 referrals = await tx.referrals(data.reference, lock=True)
                 referral = _holding(referrals, data.reference, data.referral_id)
                 done = command(referral)
-                await tx.save(done.referral, done.offer, outbox_messages(done), now)
+                await tx.save(done.referral, done.offer, outbox_messages(done, referral), now)
                 await tx.mark_handled(event.id, now)
                 log.info(what, state=done.referral.state, track=done.referral.track)
         await self.publisher.flush([data.reference])
@@ -364,7 +365,7 @@ class Router:
             if referral is None:
                 raise Rejected(f"no referral {key.reference} is known (or it is being handled)")
             done = command(referral)
-            await tx.save(done.referral, done.offer, outbox_messages(done), now)
+            await tx.save(done.referral, done.offer, outbox_messages(done, referral), now)
             self._tell_decided(tx, done)
         return done
 
@@ -422,7 +423,7 @@ class Router:
             # Nothing fits: the command refuses another queued track, else any, saying why.
             for referral in on_track or queued[:1] or referrals[:1]:
                 done = command(referral, now)
-                await tx.save(done.referral, done.offer, outbox_messages(done), now)
+                await tx.save(done.referral, done.offer, outbox_messages(done, referral), now)
                 self._tell_decided(tx, done)
             await tx.mark_handled(once, now)
         await self.publisher.flush([reference])
@@ -470,19 +471,26 @@ def _holding(referrals: Sequence[Referral], reference: str, referral_id: UUID) -
     raise Rejected(f"no referral {referral_id} of {reference} is known (or it is being handled)")
 
 
-def outbox_messages(done: Transition) -> list[Message]:
+def outbox_messages(done: Transition, before: Referral | None = None) -> list[Message]:
     """The transition's events as outbox messages: enveloped (CloudEvents, the referral's
     correlation id), keyed by the reference, and carrying the trace of the record being handled
-    (kept in the outbox, so that a later flush continues it)."""
+    (kept in the outbox, so that a later flush continues it); then its anonymous statistics
+    facts (`statistics.facts`, from the referral `before` it), keyed by association and named by
+    their own id, never by the reference (only the outbox row knows it, to publish them with the
+    rest)."""
     referral = done.referral
     trace = current_trace()
     messages = []
-    for event in done.events:
+    # (event, its CloudEvents subject and correlation id, its Kafka key)
+    named = [
+        (e, referral.reference, referral.correlation_id, referral.reference) for e in done.events
+    ]
+    named += [
+        (fact, str(fact.id), str(fact.id), key) for fact, key in statistics.facts(before, done)
+    ]
+    for event, subject, correlation_id, key in named:
         envelope = event.topic.envelope(
-            event.payload,
-            subject=referral.reference,
-            correlationid=referral.correlation_id,
-            id=str(event.id),
+            event.payload, subject=subject, correlationid=correlation_id, id=str(event.id)
         )
         headers = envelope.kafka_headers()
         if trace is not None:
@@ -490,7 +498,7 @@ def outbox_messages(done: Transition) -> list[Message]:
         messages.append(
             Message(
                 topic=event.topic.name,
-                key=referral.reference,
+                key=key,
                 value=envelope.kafka_value(),
                 headers=headers,
                 subject=referral.reference,

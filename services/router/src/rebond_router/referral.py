@@ -120,6 +120,8 @@ class Case:
     region: Region
     department: str | None
     needs: tuple[Need, ...]
+    #: The person consented to the anonymous statistics (`rebond_router.statistics`).
+    statistics: bool = False
 
 
 class Key(NamedTuple):
@@ -245,7 +247,7 @@ class Referral:
             updated_at=now,
             case=Case(
                 situation.stage, situation.region, situation.department,
-                tuple(submitted.questionnaire.needs),
+                tuple(submitted.questionnaire.needs), submitted.questionnaire.consents.statistics,
             ),
             decided_at=now, features=Features.of(submitted.questionnaire),
         )  # fmt: skip
@@ -440,6 +442,9 @@ class Referral:
             reminded=False,
             candidates=candidates,
             tried=tried,
+            # The offer made now is the copy kept: a later offer copies it again (every field
+            # that differs is set anew), and its `referred_at` says when this offer was made.
+            template=referral,
             updated_at=now,
         )
         events = (
@@ -686,9 +691,9 @@ class Transition:
 
 
 #: The most events one questionnaire publishes: on the main track the decision, its outcome, its
-#: invitee, its peer request and the offer's status (or the human queue's event); on the
-#: distress track the decision and the offer's status (or the human queue's event).
-EVENTS_PER_DECISION = 7
+#: invitee, its peer request, the offer's status (or the human queue's event) and its statistics
+#: fact; on the distress track the decision and the offer's status (or the human queue's event).
+EVENTS_PER_DECISION = 8
 
 
 def decision_events(decision: RoutingDecisionV1) -> tuple[Event, ...]:

@@ -417,7 +417,7 @@ def _case_facts(case: Case | None) -> dict[str, Any] | None:
         return None
     return {
         "stage": case.stage.value, "region": case.region, "department": case.department,
-        "needs": [n.value for n in case.needs],
+        "needs": [n.value for n in case.needs], "statistics": case.statistics,
     }  # fmt: skip
 
 
@@ -444,7 +444,9 @@ def _case(facts: Mapping[str, Any] | None) -> Case | None:
     if facts is None:
         return None
     needs = tuple(Need(n) for n in facts["needs"])
-    return Case(Stage(facts["stage"]), facts["region"], facts["department"], needs)
+    # Rows older than the statistics' feed say nothing of the consent: counted as refused.
+    consented = bool(facts.get("statistics", False))
+    return Case(Stage(facts["stage"]), facts["region"], facts["department"], needs, consented)
 
 
 def _referral(row: RowMapping) -> Referral:
