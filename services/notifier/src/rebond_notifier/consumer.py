@@ -62,7 +62,15 @@ from rebond_kafka.settings import bootstrap_servers
 from rebond_notifier import messages, planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore, Holder, NewDelivery, Offer, Person, ReferralState
+from rebond_notifier.store import (
+    DeliveryStore,
+    Holder,
+    NewDelivery,
+    Offer,
+    Person,
+    ReferralState,
+    Told,
+)
 from rebond_observability import current_trace
 from rebond_sql.outbox import Message, Relay, Send
 
@@ -185,6 +193,9 @@ class Handlers:
         states = []
         about_person = {r.data.reference for r in batch if r.data.status in planning.PERSON_KINDS}
         people = await self.store.people(about_person)
+        # What each person was told already, and then in this batch: with two tracks, the
+        # second of two alike steps says what differs (`planning.earlier`).
+        told = await self.store.told(set(people))
         before: dict[str, ReferralStatus] = {}  # each referral's status before the one read
         for received in batch:
             with received.scope():
@@ -198,12 +209,15 @@ class Handlers:
                     if cause is None and status.status == ReferralStatus.REORIENTED:
                         known = await self.store.referral_state(referral)
                         cause = known.status if known else None
-                    planned.extend(
-                        planning.for_person(
-                            status, person, received.event.correlationid, self.links,
-                            cause=cause, callback_days=self.callback_days,
-                        )
+                    mails = planning.for_person(
+                        status, person, received.event.correlationid, self.links,
+                        cause=cause, callback_days=self.callback_days,
+                        told=told.get(status.reference, []),
                     )  # fmt: skip
+                    told.setdefault(status.reference, []).extend(
+                        Told(m.kind, m.association_id) for m in mails
+                    )
+                    planned.extend(mails)
                 if referral:
                     before[referral] = status.status
                 mails = planning.for_status(

@@ -47,6 +47,20 @@ class Links:
     contacted_no: str | None = None
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """What the person was already told about their request's other track (main or distress),
+    so that the second of two steps that would read alike says what differs instead of
+    repeating the first (`planning.earlier`)."""
+
+    #: The other track's association whose acceptance they were told, if any.
+    accepted_by: AssociationId | None = None
+    #: Whether they were told that the other track is in the grouping's team's hands.
+    unrouted: bool = False
+    #: Whether they were told that their request is closed (a closure closes every track).
+    closed: bool = False
+
+
 def _moment_en(moment: datetime) -> str:
     local = moment.astimezone(PARIS)
     return f"{local:%d %B %Y} at {local:%H:%M}"
@@ -63,9 +77,11 @@ def _texts(
     *,
     cause: ReferralStatus | None,
     callback_days: int,
+    earlier: Earlier,
 ) -> tuple[Text, Text] | None:
     """The French and English versions of the mail for `status`, or None when the step asks
-    for none."""
+    for none. With both tracks, the second of two alike steps says what differs from the
+    first (`earlier`); a second closure says nothing (the first told it whole)."""
     ref = status.reference
     name = _name(status.association_id)
     if status.status == ReferralStatus.ACCEPTED and status.track == "distress":
@@ -76,10 +92,12 @@ def _texts(
                 f"Un·e psychologue d'APESA va vous appeler{when_fr}, gratuitement et en toute "
                 "confidentialité.",
                 "Vous n'avez rien à préparer : c'est un temps d'écoute, pour vous.",
+                *_both_calls_fr(earlier.accepted_by, apesa_first=False),
             ]),
             Text(f"An APESA psychologist will call you ({ref})", [
                 f"An APESA psychologist will call you{when_en}, free of charge and in "
                 "confidence. There is nothing to prepare: this time is for you.",
+                *_both_calls_en(earlier.accepted_by, apesa_first=False),
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.ACCEPTED:
@@ -97,10 +115,12 @@ def _texts(
             Text(f"{name} a accepté votre demande {ref}", [
                 f"Bonne nouvelle : {name} a accepté de vous accompagner.",
                 f"{who_fr} vous contactera{when_fr} (heure de Paris).",
+                *_both_calls_fr(earlier.accepted_by, apesa_first=True),
             ]),
             Text(f"{name} has accepted your request {ref}", [
                 f"Good news: {name} has agreed to support you.",
                 f"{who_en} will contact you{when_en} (Paris time).",
+                *_both_calls_en(earlier.accepted_by, apesa_first=True),
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.REORIENTED and status.next_association_id:
@@ -128,19 +148,10 @@ def _texts(
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.UNROUTED:
-        return (
-            Text(f"L'équipe du portail reprend votre demande {ref}", [
-                "Les associations sollicitées n'ont pas pu prendre votre demande en charge.",
-                "L'équipe du Portail du rebond la reprend elle-même : quelqu'un de l'équipe vous "
-                f"rappellera d'ici {callback_days} jours ouvrés.",
-            ]),
-            Text(f"The portal team takes over your request {ref}", [
-                "The associations we asked could not take on your request.",
-                "The Portail du rebond team takes it over: someone from the team will call you "
-                f"back within {callback_days} working days.",
-            ]),
-        )  # fmt: skip
+        return _unrouted(status, callback_days, earlier)
     if status.status == ReferralStatus.CLOSED:
+        if earlier.closed:  # both tracks closed together: the first mail told it
+            return None
         return (
             Text(f"Votre demande {ref} est close", [
                 "Votre demande est désormais close. Merci de nous avoir fait confiance.",
@@ -154,7 +165,7 @@ def _texts(
         )  # fmt: skip
     if status.status == ReferralStatus.FOLLOW_UP_DUE and links.contacted_yes:
         return (
-            Text(f"Avez-vous été contacté·e ? ({ref})", [
+            Text(f"Avez-vous été contacté·e par {name} ? ({ref})", [
                 f"Il y a quelques semaines, {name} a accepté votre demande. "
                 "Avez-vous été contacté·e ?",
                 "",
@@ -162,13 +173,81 @@ def _texts(
                 f"- Non : {links.contacted_no}",
                 "Si ce n'est pas le cas, l'équipe du Portail du rebond reprendra votre demande.",
             ]),
-            Text(f"Have you been contacted? ({ref})", [
+            Text(f"Have you been contacted by {name}? ({ref})", [
                 f"A few weeks ago, {name} accepted your request. Have you been contacted? "
                 "Answer with the links above (Oui = yes, Non = no). If not, the portal team "
                 "will take your request over.",
             ]),
         )  # fmt: skip
     return None
+
+
+def _both_calls_fr(other: AssociationId | None, *, apesa_first: bool) -> list[str]:
+    """The line that tells a second acceptance from the first: two calls, each its own."""
+    if other is None:
+        return []
+    if apesa_first:
+        return [
+            "Cet appel s'ajoute à celui du ou de la psychologue d'APESA annoncé dans notre "
+            "précédent message : l'un est un temps d'écoute pour vous, l'autre porte sur votre "
+            "entreprise."
+        ]
+    return [
+        f"Cet appel s'ajoute à celui de {_name(other)} annoncé dans notre précédent message : "
+        "l'un porte sur votre entreprise, l'autre est un temps d'écoute pour vous."
+    ]
+
+
+def _both_calls_en(other: AssociationId | None, *, apesa_first: bool) -> list[str]:
+    if other is None:
+        return []
+    first = "the APESA psychologist's" if apesa_first else f"{_name(other)}'s"
+    return [
+        f"This call comes in addition to {first}, announced in our previous message: one is "
+        "about your business, the other is a time to listen to you."
+    ]
+
+
+def _unrouted(status: ReferralStatusV1, callback_days: int, earlier: Earlier) -> tuple[Text, Text]:
+    """The human queue takes a track over. Which track it is matters (the other may be in good
+    hands); when the other track is already with the team, this one says so: one call for
+    both."""
+    ref = status.reference
+    if status.track == "distress":
+        who_fr, who_en = (
+            "Les psychologues d'APESA n'ont pas pu donner suite",
+            ("APESA's psychologists could not follow up"),
+        )
+    else:
+        who_fr = "Les associations sollicitées n'ont pas pu prendre votre demande en charge"
+        who_en = "The associations we asked could not take on your request"
+    if earlier.unrouted:
+        return (
+            Text(f"Votre demande {ref} : un seul rappel de l'équipe du portail", [
+                f"{who_fr} non plus.",
+                "L'équipe du Portail du rebond, qui reprend déjà votre demande, s'occupe des "
+                "deux : une seule personne de l'équipe vous rappellera, d'ici "
+                f"{callback_days} jours ouvrés.",
+            ]),
+            Text(f"Your request {ref}: one call back from the portal team", [
+                f"{who_en} either.",
+                "The Portail du rebond team, which already has your request, takes care of "
+                f"both: one person from the team will call you back within {callback_days} "
+                "working days.",
+            ]),
+        )  # fmt: skip
+    return (
+        Text(f"L'équipe du portail reprend votre demande {ref}", [
+            f"{who_fr}.",
+            "L'équipe du Portail du rebond la reprend elle-même : quelqu'un de l'équipe vous "
+            f"rappellera d'ici {callback_days} jours ouvrés.",
+        ]),
+        Text(f"The portal team takes over your request {ref}", [
+            f"{who_en}.",
+            "The Portail du rebond team takes it over: someone from the team will call you "
+            f"back within {callback_days} working days.",
+        ]),
+    )  # fmt: skip
 
 
 def _body(first: Text, then: Text, person: Person, ref: str, link: str | None) -> str:
@@ -200,11 +279,12 @@ def step_mail(
     *,
     cause: ReferralStatus | None = None,
     callback_days: int = 2,
+    earlier: Earlier = Earlier(),
 ) -> Mail | None:
     """The person's e-mail for one step of their request, or None when the step asks for none
     (offered, reminded: the association's business; declined and expired: told with the
     re-orientation or the human queue that follows, in one mail)."""
-    texts = _texts(status, person, links, cause=cause, callback_days=callback_days)
+    texts = _texts(status, person, links, cause=cause, callback_days=callback_days, earlier=earlier)
     if texts is None:
         return None
     return _mail(texts, person, status.reference, links.status)

@@ -66,7 +66,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from rebond_contracts.payloads import ReferralStatus
+from rebond_contracts.payloads import DeliveryChannel, ReferralStatus
 from rebond_notifier import messages
 from rebond_sql import Database, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest
@@ -233,6 +233,15 @@ class Person:
     first_name: str
     email: str
     locale: str
+
+
+@dataclass(frozen=True)
+class Told:
+    """A step e-mail the person was sent, or is about to be, about their request: its kind
+    and the association it was about ("" when none)."""
+
+    kind: str
+    association_id: str
 
 
 @dataclass(frozen=True)
@@ -877,6 +886,28 @@ class DeliveryStore:
                 for row in connection.execute(query)
             }
         )
+
+    async def told(self, references: Collection[str]) -> dict[str, list[Told]]:
+        """The e-mails recorded for the person of each of `references`, oldest first (the
+        confirmation among them: only the steps' kinds mean anything to `planning.earlier`)."""
+        if not references:
+            return {}
+        query = (
+            select(deliveries.c.reference, deliveries.c.kind, deliveries.c.association_id)
+            .where(
+                deliveries.c.reference.in_(list(references)),
+                deliveries.c.channel == DeliveryChannel.PERSON_EMAIL.value,
+            )
+            .order_by(deliveries.c.id)
+        )
+
+        def read(connection: Connection) -> dict[str, list[Told]]:
+            found: dict[str, list[Told]] = {}
+            for row in connection.execute(query):
+                found.setdefault(row.reference, []).append(Told(row.kind, row.association_id))
+            return found
+
+        return await self.database.run(read)
 
     async def record_follow_up(
         self,
