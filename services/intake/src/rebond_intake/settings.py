@@ -50,6 +50,10 @@ class IntakeSettings(KafkaServiceSettings, EdgeSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: How often the status page refreshes, in seconds.
     status_refresh_s: int = Field(default=30, ge=5)
+    #: Working days within which the grouping's team calls back a person whose request reaches
+    #: it: the status page says it as the notifier's e-mail does (keep it equal to
+    #: `NOTIFIER_CALLBACK_WORKING_DAYS`).
+    callback_working_days: int = Field(default=2, ge=1)
 
     @model_validator(mode="before")
     @classmethod
