@@ -66,6 +66,8 @@ def _production(monkeypatch: pytest.MonkeyPatch, *prefixes: str) -> None:
         for name, value in PRODUCTION_KAFKA.items():
             monkeypatch.setenv(f"{prefix}_{name.upper()}", value)
     monkeypatch.setenv("NOTIFIER_SMTP_STARTTLS", "true")
+    for prefix in ("INTAKE", "NOTIFIER"):  # the grouping's own, not the development address
+        monkeypatch.setenv(f"{prefix}_PRIVACY_CONTACT", "donnees@portail-rebond.fr")
 
 
 @pytest.mark.parametrize("prefix", SETTINGS)

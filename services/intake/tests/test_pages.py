@@ -187,3 +187,10 @@ def test_the_status_page_says_what_each_step_e_mail_would(make_client, store) ->
     step(store, reference, ReferralStatus.CLOSED, association_id=None)
     closed = client.get(f"/suivi/{reference}").text
     assert "Votre demande est désormais close" in closed and "refaire une demande" in closed
+
+
+def test_the_privacy_page_gives_the_configured_data_protection_contact(make_client) -> None:
+    """/confidentialite names INTAKE_PRIVACY_CONTACT as a mailto link (art. 13's contact)."""
+    page = make_client(privacy_contact="donnees@portail-rebond.fr").get("/confidentialite").text
+    assert 'href="mailto:donnees@portail-rebond.fr"' in page
+    assert "rebond.example" not in page

@@ -11,15 +11,17 @@ from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_notifier.channels import Failed, Retry, classify_status, retry_delay
 from rebond_notifier.config import DEFAULT_WEBHOOK_SECRET, ConfigError, load_associations
 from rebond_notifier.settings import NotifierSettings
+from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
 
 STRONG = "x" * 40
 
 
 def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL and SMTP over STARTTLS, as
-    production requires, then `env`."""
+    """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL, SMTP over STARTTLS and the
+    grouping's privacy contact, as production requires, then `env`."""
     monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
-    for name, value in {**PRODUCTION_KAFKA, "smtp_starttls": "true", **env}.items():
+    required = {"smtp_starttls": "true", "privacy_contact": "donnees@portail-rebond.fr"}
+    for name, value in {**PRODUCTION_KAFKA, **required, **env}.items():
         monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
 
 
@@ -196,4 +198,13 @@ def test_a_sender_with_a_line_break_is_refused_naming_the_setting(
     """NOTIFIER_MAIL_FROM goes into every e-mail's headers: a line break in it stops the start."""
     monkeypatch.setenv("NOTIFIER_MAIL_FROM", "Rebond <a@rebond.example>\r\nBcc: x@example.org")
     with pytest.raises(ValidationError, match="NOTIFIER_MAIL_FROM"):
+        NotifierSettings()
+
+
+def test_production_refuses_the_development_privacy_contact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_PRIVACY_CONTACT left at the development address stops production, named."""
+    _production(monkeypatch, link_secret=STRONG, privacy_contact=DEVELOPMENT_PRIVACY_CONTACT)
+    with pytest.raises(ValidationError, match="NOTIFIER_PRIVACY_CONTACT must be the grouping"):
         NotifierSettings()

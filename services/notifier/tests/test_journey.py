@@ -241,3 +241,16 @@ def test_a_closure_of_both_tracks_is_told_once() -> None:
     assert (
         told_mail(ReferralStatus.CLOSED, [Told("p_closed", "")], referral_id=uuid.uuid4()) is None
     )
+
+
+def test_every_mail_to_the_person_names_the_privacy_contact() -> None:
+    """The steps, the first confirmation and the erasure's: each says where to write about
+    one's data (NOTIFIER_PRIVACY_CONTACT)."""
+    links = LinkMaker(KEY, "https://n.example", clock=lambda: NOW, privacy_contact="dpo@x.fr")
+    [step] = for_person(status(ReferralStatus.ACCEPTED), FR, "c", links)
+    [english] = for_person(status(ReferralStatus.ACCEPTED), EN, "c", links)
+    holder = Holder(AssociationId.APESA.value, str(REFERRAL))
+    erased = for_erasure([holder], FR, REFERENCE, NOW, "c", CHANNELS, "dpo@x.fr")[-1]
+    for payload in (step.payload, erased.payload):
+        assert "Une question sur vos données personnelles ? Écrivez à dpo@x.fr." in payload["text"]
+    assert "A question about your personal data? Write to dpo@x.fr." in english.payload["text"]

@@ -64,6 +64,7 @@ async def notifier(
         portal_base_url="https://portail.example",
         callback_working_days=3,
         poll_interval_s=0.2,
+        privacy_contact="donnees@portail-rebond.fr",
     )
     service = build(settings)
     server = uvicorn.Server(
@@ -252,11 +253,13 @@ async def test_both_tracks_in_the_human_queue_and_closed_read_as_two_different_m
     ]  # fmt: skip
     await _after(kafka_bootstrap, smtp_server, distress, closed)  # a marker not used yet
     await poll_until(lambda: len(_to_person(smtp_server, main.reference)) >= 5, 15)
-    _, _, first, second, closure = _to_person(smtp_server, main.reference)
+    confirmation, _, first, second, closure = _to_person(smtp_server, main.reference)
     assert "Les associations sollicitées n'ont pas pu prendre votre demande en charge." in first
     assert "Les psychologues d'APESA n'ont pas pu donner suite non plus." in second
     assert "une seule personne de l'équipe vous rappellera, d'ici 3 jours ouvrés" in second
     assert "est désormais close" in closure
+    for mail in (confirmation, first, second, closure):  # NOTIFIER_PRIVACY_CONTACT, in each
+        assert "Écrivez à donnees@portail-rebond.fr." in mail
     subjects = [str(m["Subject"]) for m in smtp_server.about(main.reference)
                 if str(m["To"]) == "claire@example.org"]  # fmt: skip
     assert len(set(subjects)) == len(subjects) == 5

@@ -189,12 +189,14 @@ async def status_page(request: Request, reference: str, intake: Intake) -> HTMLR
 
 @pages.get("/confidentialite", response_class=HTMLResponse)
 async def privacy(request: Request, intake: Intake) -> HTMLResponse:
-    """Art. 13 notice; the durations come from the settings and the topic registry."""
+    """Art. 13 notice; the durations and the contact come from the settings and the topic
+    registry."""
     return _render(
         request, "privacy.html",
         retention_days=intake.settings.retention_days,
         kafka_days=erasure_window_days(),
         national=national_resources(),
+        privacy_contact=intake.settings.privacy_contact,
     )  # fmt: skip
 
 

@@ -7,17 +7,19 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
+from rebond_service.privacy import PrivacyContactSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Refused when INTAKE_ENVIRONMENT=production.
 DEFAULT_ERASURE_KEY = "dev-only-erasure-key-change-me"
 
 
-class IntakeSettings(KafkaServiceSettings, EdgeSettings):
+class IntakeSettings(KafkaServiceSettings, EdgeSettings, PrivacyContactSettings):
     """Intake's own settings; environment, host, port and internal port, logs, OpenTelemetry,
     Kafka and secrets from files (`INTAKE_ERASURE_KEY_FILE`) come from the base
     (`rebond_service.settings`), the public edge's (body and rate limits, trusted proxies, HSTS)
-    from `EdgeSettings`, as `INTAKE_*` too."""
+    from `EdgeSettings`, the data-protection contact from `PrivacyContactSettings`, as `INTAKE_*`
+    too."""
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {

@@ -279,7 +279,7 @@ class Handlers:
         def told(holders: list[Holder], person: Person | None) -> list[NewDelivery]:
             return planning.for_erasure(
                 holders, person, request.reference, request.requested_at,
-                received.event.correlationid, self.associations,
+                received.event.correlationid, self.associations, self.links.privacy_contact,
             )  # fmt: skip
 
         holders = await self.store.erase(request.reference, notices, told=told)

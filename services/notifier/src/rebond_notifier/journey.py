@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_notifier.store import Person
-from rebond_notifier.templates import SIGNATURE, Mail, moment_fr
+from rebond_notifier.templates import SIGNATURE, Mail, moment_fr, privacy_line
 
 PARIS = ZoneInfo("Europe/Paris")
 SIGNATURE_EN = "The Portail du rebond des entrepreneurs team"
@@ -45,6 +45,8 @@ class Links:
     status: str
     contacted_yes: str | None = None
     contacted_no: str | None = None
+    #: The grouping's data-protection contact (`NOTIFIER_PRIVACY_CONTACT`).
+    privacy: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def _unrouted(status: ReferralStatusV1, callback_days: int, earlier: Earlier) ->
     )  # fmt: skip
 
 
-def _body(first: Text, then: Text, person: Person, ref: str, link: str | None) -> str:
+def _body(first: Text, then: Text, person: Person, ref: str, link: str | None, privacy: str) -> str:
     english = person.locale == "en"
     hello = f"Hello {person.first_name}," if english else f"Bonjour {person.first_name},"
     follow = (
@@ -259,17 +261,22 @@ def _body(first: Text, then: Text, person: Person, ref: str, link: str | None) -
         else []
     )
     reference = f"Reference: {ref}" if english else f"Votre référence : {ref}"
+    data = [privacy_line(privacy, english)] if privacy else []
     other = "Version française :" if english else "In English:"
     return "\n".join(
-        [hello, "", *first.lines, "", *follow, reference, "", HELP_EN if english else HELP_FR,
+        [hello, "", *first.lines, "", *follow, reference, *data, "",
+         HELP_EN if english else HELP_FR,
          "", SIGNATURE_EN if english else SIGNATURE, "", "---", other, *then.lines]
     )  # fmt: skip
 
 
-def _mail(texts: tuple[Text, Text], person: Person, ref: str, link: str | None) -> Mail:
+def _mail(
+    texts: tuple[Text, Text], person: Person, ref: str, link: str | None, privacy: str
+) -> Mail:
     fr, en = texts
     first, then = (en, fr) if person.locale == "en" else (fr, en)
-    return Mail(to=person.email, subject=first.subject, text=_body(first, then, person, ref, link))
+    body = _body(first, then, person, ref, link, privacy)
+    return Mail(to=person.email, subject=first.subject, text=body)
 
 
 def step_mail(
@@ -287,10 +294,10 @@ def step_mail(
     texts = _texts(status, person, links, cause=cause, callback_days=callback_days, earlier=earlier)
     if texts is None:
         return None
-    return _mail(texts, person, status.reference, links.status)
+    return _mail(texts, person, status.reference, links.status, links.privacy)
 
 
-def erased_mail(person: Person) -> Mail:
+def erased_mail(person: Person, privacy_contact: str = "") -> Mail:
     """The confirmation of an erasure: the last mail, with no link (nothing is left to follow)."""
     texts = (
         Text(f"Vos données ont été effacées ({person.reference})", [
@@ -306,4 +313,4 @@ def erased_mail(person: Person) -> Mail:
             "This is the last message you will get from us about it.",
         ]),
     )  # fmt: skip
-    return _mail(texts, person, person.reference, None)
+    return _mail(texts, person, person.reference, None, privacy_contact)

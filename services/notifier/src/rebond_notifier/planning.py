@@ -35,6 +35,7 @@ from rebond_notifier.signing import (
     make_token,
 )
 from rebond_notifier.store import Holder, NewDelivery, Person, Told, utc_now
+from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
 
 OFFER, REMINDER, EXPIRY, CONFIRMATION = "offer", "reminder", "expiry", "confirmation"
 WITHDRAWAL = "withdrawal"
@@ -99,6 +100,8 @@ class LinkMaker:
     portal_url: str = "http://127.0.0.1:8000"
     #: How long the person's follow-up links last.
     follow_up_days: int = 30
+    #: The grouping's data-protection contact, in every e-mail to the person.
+    privacy_contact: str = DEVELOPMENT_PRIVACY_CONTACT
 
     def status_page(self, reference: str) -> str:
         return f"{self.portal_url.rstrip('/')}/suivi/{reference}"
@@ -107,7 +110,7 @@ class LinkMaker:
         """The `/suivi` link, and for a follow-up its signed yes and no links."""
         page = self.status_page(status.reference)
         if status.referral_id is None or status.association_id is None:
-            return journey.Links(page)
+            return journey.Links(page, privacy=self.privacy_contact)
         expires = int((self.clock() + timedelta(days=self.follow_up_days)).timestamp())
         url = {
             contacted: f"{self.base_url.rstrip('/')}/contact/"
@@ -123,7 +126,7 @@ class LinkMaker:
             )
             for contacted in (True, False)
         }
-        return journey.Links(page, url[True], url[False])
+        return journey.Links(page, url[True], url[False], self.privacy_contact)
 
     def links(
         self,
@@ -212,6 +215,7 @@ def for_decision(
                         referral,
                         links.status_page(referral.reference),
                         distress_track=decision.track == "distress",
+                        privacy_contact=links.privacy_contact,
                     )
                 ),
                 **common,
@@ -342,6 +346,7 @@ def for_erasure(
     at: datetime,
     correlation_id: str,
     associations: Mapping[AssociationId, AssociationChannels],
+    privacy_contact: str = DEVELOPMENT_PRIVACY_CONTACT,
 ) -> list[NewDelivery]:
     """An erasure told by e-mail and webhook to each association that held the referral, and
     confirmed to the person. Recorded with no reference (`DeliveryStore.erasing`); the
@@ -380,7 +385,7 @@ def for_erasure(
                 reference="",
                 association_id="",
                 correlation_id=correlation_id[:64],
-                payload=_mail(journey.erased_mail(person)),
+                payload=_mail(journey.erased_mail(person, privacy_contact)),
             )
         )
     return planned

@@ -7,16 +7,18 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rebond_notifier.text import has_controls
+from rebond_service.privacy import PrivacyContactSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
 
 
-class NotifierSettings(KafkaServiceSettings):
+class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
     """The notifier's own settings; environment, host, port and internal port, logs,
     OpenTelemetry, Kafka and secrets from files (`NOTIFIER_LINK_SECRET_FILE`) come from the
-    base (`rebond_service.settings`)."""
+    base (`rebond_service.settings`), the data-protection contact (`NOTIFIER_PRIVACY_CONTACT`)
+    from `PrivacyContactSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
