@@ -50,6 +50,17 @@ async def test_the_queue_lists_urgent_then_oldest_with_reasons_and_contact(
     assert "Claire" in (await cora.get(f"/file/{urgent}")).text
 
 
+async def test_departments_read_by_name_on_the_case_the_inbox_and_the_referral(
+    console: Console, cora: Browser, marc: Browser
+) -> None:
+    """A department shows as "Gironde (33)" (`rebond_contracts.geography`), never a bare code."""
+    case = (await cora.get(f"/file/{await queue_case(console.store)}")).text
+    assert "Nouvelle-Aquitaine, Gironde (33)" in case
+    referral_id, _ = await offer(console.store)
+    assert "Gironde (33)" in (await marc.get("/boite")).text
+    assert "Nouvelle-Aquitaine, Gironde (33)" in (await marc.get(f"/boite/{referral_id}")).text
+
+
 async def test_a_coordinator_claims_and_assigns_a_case_and_the_assignment_is_published(
     console: Console, cora: Browser
 ) -> None:

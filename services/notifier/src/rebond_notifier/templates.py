@@ -5,6 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
+from rebond_contracts.geography import REGIONS, department_label
 from rebond_contracts.payloads import (
     ConferenceKind,
     ConferenceSummaryV1,
@@ -115,8 +116,12 @@ def association_referral(
         "",
         f"Référence : {referral.reference}",
         f"Situation : {STAGE_FR[referral.stage]}",
-        f"Région : {referral.region}"
-        + (f", département {referral.department}" if referral.department else ""),
+        f"Région : {REGIONS.get(referral.region, referral.region)}"
+        + (
+            f", département : {department_label(referral.department)}"
+            if referral.department
+            else ""
+        ),
         "Besoins : " + ", ".join(NEED_FR[n] for n in referral.needs),
         "",
         f"Prénom : {contact.first_name}",
