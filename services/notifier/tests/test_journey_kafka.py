@@ -128,10 +128,13 @@ async def test_a_follow_up_answer_goes_to_referrals_followups_once(
 ) -> None:
     """The follow-up e-mail's "Non" link, opened then confirmed (twice: the second gets the
     same page), publishes `FollowUpAnsweredV1` with contacted=false on referrals.followups,
-    and the answer is recorded once."""
+    and the answer is recorded once, saying the person's consent to statistics (from their
+    first decision, for the console's follow-up rate)."""
     watcher = await TopicWatcher(kafka_bootstrap, FOLLOW_UPS.name).start()
     try:
-        decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+        decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS).model_copy(
+            update={"statistics_consent": True}
+        )
         await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
         due = _status(decision, ReferralStatus.FOLLOW_UP_DUE)
         await _send(kafka_bootstrap, REFERRAL_STATUS, due, decision.reference)
@@ -156,7 +159,7 @@ async def test_a_follow_up_answer_goes_to_referrals_followups_once(
         await watcher.stop()
     assert await notifier.store.follow_up_given(str(decision.referral.referral_id)) is False
     answer = json.loads(record.value)
-    assert answer["contacted"] is False
+    assert answer["contacted"] is False and answer["statistics_consent"] is True
     assert answer["referral_id"] == str(decision.referral.referral_id)
     assert dict(record.headers)["ce_type"] == b"fr.rebond.referral.follow_up_answered"
 

@@ -158,7 +158,11 @@ class Handlers:
                 person = None
                 if contact.email:  # kept for the e-mails of the request's next steps
                     person = Person(
-                        decision.reference, contact.first_name, contact.email, referral.locale
+                        decision.reference,
+                        contact.first_name,
+                        contact.email,
+                        referral.locale,
+                        statistics=decision.statistics_consent,
                     )
                 offers.append(
                     Offer(
