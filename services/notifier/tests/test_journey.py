@@ -216,9 +216,9 @@ def test_the_same_track_queued_again_is_told_as_a_first_time() -> None:
     ("fields", "told", "says"),
     [
         ({}, APESA_TOLD[ReferralStatus.ACCEPTED],
-         "Cet appel s'ajoute à celui du ou de la psychologue d'APESA"),
+         "Cet appel, pour votre entreprise, s'ajoute à celui du ou de la psychologue d'APESA"),
         (APESA, MAIN_TOLD[ReferralStatus.ACCEPTED],
-         "Cet appel s'ajoute à celui de Second Souffle"),
+         "Cet appel, un temps d'écoute pour vous, s'ajoute à celui de Second Souffle"),
     ],
 )  # fmt: skip
 def test_the_second_acceptance_says_that_there_will_be_two_calls(

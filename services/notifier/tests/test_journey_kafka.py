@@ -288,4 +288,4 @@ async def test_both_tracks_accepted_the_second_mail_says_there_are_two_calls(
     _, _, apesa, second_souffle = _to_person(smtp_server, main.reference)
     assert "Un·e psychologue d'APESA va vous appeler" in apesa and "s'ajoute" not in apesa
     assert "Marc, de Second Souffle, vous contactera" in second_souffle
-    assert "Cet appel s'ajoute à celui du ou de la psychologue d'APESA" in second_souffle
+    assert "s'ajoute à celui du ou de la psychologue d'APESA" in second_souffle

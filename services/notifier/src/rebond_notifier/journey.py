@@ -108,20 +108,24 @@ def _texts(
         )
         who_en = f"{status.caller}, from {name}," if status.caller else f"A volunteer from {name}"
         when_fr = (
-            f" d'ici le {moment_fr(status.call_by)}"
+            f" d'ici le {moment_fr(status.call_by)} (heure de Paris)"
             if status.call_by
             else " dans les prochains jours"
         )
-        when_en = f" by {_moment_en(status.call_by)}" if status.call_by else " in the coming days"
+        when_en = (
+            f" by {_moment_en(status.call_by)} (Paris time)"
+            if status.call_by
+            else " in the coming days"
+        )
         return (
             Text(f"{name} a accepté votre demande {ref}", [
                 f"Bonne nouvelle : {name} a accepté de vous accompagner.",
-                f"{who_fr} vous contactera{when_fr} (heure de Paris).",
+                f"{who_fr} vous contactera{when_fr}.",
                 *_both_calls_fr(earlier.accepted_by, apesa_first=True),
             ]),
             Text(f"{name} has accepted your request {ref}", [
                 f"Good news: {name} has agreed to support you.",
-                f"{who_en} will contact you{when_en} (Paris time).",
+                f"{who_en} will contact you{when_en}.",
                 *_both_calls_en(earlier.accepted_by, apesa_first=True),
             ]),
         )  # fmt: skip
@@ -190,23 +194,26 @@ def _both_calls_fr(other: AssociationId | None, *, apesa_first: bool) -> list[st
         return []
     if apesa_first:
         return [
-            "Cet appel s'ajoute à celui du ou de la psychologue d'APESA annoncé dans notre "
-            "précédent message : l'un est un temps d'écoute pour vous, l'autre porte sur votre "
-            "entreprise."
+            "Cet appel, pour votre entreprise, s'ajoute à celui du ou de la psychologue d'APESA "
+            "annoncé dans notre précédent message, qui est un temps d'écoute pour vous."
         ]
     return [
-        f"Cet appel s'ajoute à celui de {_name(other)} annoncé dans notre précédent message : "
-        "l'un porte sur votre entreprise, l'autre est un temps d'écoute pour vous."
+        f"Cet appel, un temps d'écoute pour vous, s'ajoute à celui de {_name(other)} annoncé "
+        "dans notre précédent message, qui porte sur votre entreprise."
     ]
 
 
 def _both_calls_en(other: AssociationId | None, *, apesa_first: bool) -> list[str]:
     if other is None:
         return []
-    first = "the APESA psychologist's" if apesa_first else f"{_name(other)}'s"
+    if apesa_first:
+        return [
+            "This call, about your business, comes in addition to the APESA psychologist's "
+            "announced in our previous message, which is a time to listen to you."
+        ]
     return [
-        f"This call comes in addition to {first}, announced in our previous message: one is "
-        "about your business, the other is a time to listen to you."
+        f"This call, a time to listen to you, comes in addition to {_name(other)}'s announced "
+        "in our previous message, which is about your business."
     ]
 
 
