@@ -194,3 +194,19 @@ def test_the_privacy_page_gives_the_configured_data_protection_contact(make_clie
     page = make_client(privacy_contact="donnees@portail-rebond.fr").get("/confidentialite").text
     assert 'href="mailto:donnees@portail-rebond.fr"' in page
     assert "rebond.example" not in page
+
+
+def test_the_public_view_of_a_person_in_distress_says_where_the_request_stands(
+    make_client, store
+) -> None:
+    """A person in distress (public view: no association named) whose main track was accepted
+    reads that a partner association will call, not "aucune association ne correspond"."""
+    client = make_client()
+    reference = reference_of(client.post("/", data=PHONE_ONLY).text)
+    decide(store, reference, AssociationId.APESA)
+    call_by = datetime(2027, 1, 14, 17, 30, tzinfo=UTC)
+    step(store, reference, ReferralStatus.ACCEPTED, call_by=call_by)
+    page = client.get(f"/suivi/{reference}").text
+    assert "Aucune association ne correspond" not in page
+    assert "Une association partenaire a accepté votre demande" in page
+    assert "d&#39;ici le 14/01/2027 à 18 h 30" in page and "APESA" not in page

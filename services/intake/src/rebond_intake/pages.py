@@ -140,6 +140,9 @@ def _orientation(steps: list[Step], status: str) -> Orientation:
     in_charge = next(
         (s for s in reversed(steps) if s.code in _IN_CHARGE and s.association_id), None
     )
+    # The public view of a person in distress names no association: its steps still say
+    # where the request stands ("une association partenaire a accepté…").
+    latest = next((s for s in reversed(steps) if s.code in _IN_CHARGE), None)
     why = next((s for s in reversed(steps) if s.code in ("oriented", "reoriented")), None)
     contact = None
     if in_charge is not None and in_charge.association_id in set(AssociationId):
@@ -149,7 +152,7 @@ def _orientation(steps: list[Step], status: str) -> Orientation:
         in_charge.association_name if in_charge else None,
         list(why.reasons) if why else [],
         contact,
-        in_charge.text if in_charge else "",
+        latest.text if latest else "",
     )
 
 
