@@ -210,3 +210,26 @@ def test_the_public_view_of_a_person_in_distress_says_where_the_request_stands(
     assert "Aucune association ne correspond" not in page
     assert "Une association partenaire a accepté votre demande" in page
     assert "d&#39;ici le 14/01/2027 à 18 h 30" in page and "APESA" not in page
+
+
+def test_confirmation_links_the_stories_and_promises_a_peer_only_to_who_asked(make_client) -> None:
+    """ "D'autres sont passés par là": the confirmation and status pages link the events
+    service's stories page (`INTAKE_STORIES_URL`); only a person who asked for `peer_support`
+    and agreed to share a contact is told a peer will be proposed."""
+    client = make_client(stories_url="https://conferences.example/temoignages")
+    sharing = {
+        **FORM, "consents.share_with_association": "yes", "contact.first_name": "Claire",
+        "contact.email": "claire@example.org", "contact.preferred_channel": "email",
+    }  # fmt: skip
+    plain = client.post("/", data=FORM)
+    asked = client.post("/", data={**sharing, "needs": ["mentoring", "peer_support"]})
+    unshared = client.post("/", data={**FORM, "needs": ["peer_support"]})
+    for page in (plain, asked, unshared):
+        assert page.status_code == 200, page.text
+        assert "D&#39;autres sont passés par là" in page.text
+        assert 'href="https://conferences.example/temoignages"' in page.text
+    assert 'id="peer-note"' in asked.text and "entrepreneur bénévole" in asked.text
+    assert 'id="peer-note"' not in plain.text and 'id="peer-note"' not in unshared.text
+    status = client.get(f"/suivi/{reference_of(asked.text)}?lang=en")
+    assert "Others have been through it" in status.text
+    assert 'href="https://conferences.example/temoignages"' in status.text

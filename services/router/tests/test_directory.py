@@ -1,6 +1,7 @@
 """The association directory: the shipped file is valid; bad files are refused, explained."""
 
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 import yaml
@@ -51,6 +52,11 @@ def test_the_shipped_directory_lists_every_association_once() -> None:
             "association 'apesa', field 'paused'",
         ),
         (lambda d: d.pop("version"), "field 'version': Field required"),
+        (
+            lambda d: d["associations"][0].update(override_id=str(uuid4())),
+            "association 'sos-entrepreneur', field 'override_id': Value error, is set by the "
+            "coordinators' overrides",
+        ),
     ],
 )
 def test_a_bad_directory_is_refused_naming_the_association_and_field(change, message: str) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.contacts import PublicContact, national_resources, public_contact
-from rebond_contracts.questionnaire import QuestionnaireV1
+from rebond_contracts.questionnaire import Need, QuestionnaireV1
 from rebond_contracts.topics import erasure_window_days
 from rebond_intake import submissions
 from rebond_intake.api import IDEMPOTENCY_KEY_PATTERN, Intake
@@ -110,6 +110,7 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
                 request, "confirmation.html", accepted=accepted,
                 no_email=questionnaire.contact is None or questionnaire.contact.email is None,
                 status_url=str(request.url_for("status_page", reference=accepted.reference)),
+                peer=asks_for_a_peer(questionnaire), stories_url=str(intake.settings.stories_url),
                 **_status_context(
                     accepted.reference, status, intake.settings.callback_working_days
                 ),
@@ -122,6 +123,16 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
             problem = "unavailable"
     code = 503 if problem == "unavailable" else 422
     return _form(request, values, problem=problem, status_code=code)
+
+
+def asks_for_a_peer(questionnaire: QuestionnaireV1) -> bool:
+    """Whether the router will ask the events service for a peer for this person: they asked
+    for `peer_support` and agreed to share a contact (as the router's `peer_request_of`)."""
+    return (
+        Need.PEER_SUPPORT in questionnaire.needs
+        and questionnaire.consents.share_with_association
+        and questionnaire.contact is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -186,8 +197,10 @@ async def status_page(request: Request, reference: str, intake: Intake) -> HTMLR
             return _render(request, "status.html", 404, unknown=True, reference=reference)
         case submissions.NotAccepted():
             return _render(request, "status.html", 503, unavailable=True, reference=reference)
-    context = _status_context(reference, outcome, intake.settings.callback_working_days)
-    return _render(request, "status.html", **context)
+    return _render(
+        request, "status.html", stories_url=str(intake.settings.stories_url),
+        **_status_context(reference, outcome, intake.settings.callback_working_days),
+    )  # fmt: skip
 
 
 @pages.get("/confidentialite", response_class=HTMLResponse)

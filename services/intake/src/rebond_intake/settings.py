@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
@@ -56,6 +56,9 @@ class IntakeSettings(KafkaServiceSettings, EdgeSettings, PrivacyContactSettings)
     #: it: the status page says it as the notifier's e-mail does (keep it equal to
     #: `NOTIFIER_CALLBACK_WORKING_DAYS`).
     callback_working_days: int = Field(default=2, ge=1)
+    #: The events service's public page of success stories, linked from the confirmation and
+    #: status pages ("D'autres sont passés par là", issue 24).
+    stories_url: HttpUrl = HttpUrl("http://127.0.0.1:8003/temoignages")
 
     @model_validator(mode="before")
     @classmethod

@@ -117,9 +117,9 @@ def decide(
     of their own, `decide_distress`), so the person always gets an association for their
     situation, and APESA is never shown to intake or re-offered on this track."""
     ranking = rank(submitted.questionnaire, directory, offered_this_week)
-    suited = tuple(c for c in ranking.candidates if not c.distress_only)
     return _routing(
-        decision_id_for(event_id), Track.MAIN, suited, ranking, submitted, now, directory,
+        decision_id_for(event_id), Track.MAIN, of_track(ranking, Track.MAIN), ranking, submitted,
+        now, directory,
     )  # fmt: skip
 
 
@@ -139,11 +139,17 @@ def decide_distress(
     if not (in_distress and _shares(submitted)):
         return None
     ranking = rank(answers, directory, offered_this_week)
-    apesa = tuple(c for c in ranking.candidates if c.distress_only)
     return _routing(
-        distress_track_id(main_decision_id), Track.DISTRESS, apesa, ranking, submitted, now,
-        directory,
+        distress_track_id(main_decision_id), Track.DISTRESS, of_track(ranking, Track.DISTRESS),
+        ranking, submitted, now, directory,
     )  # fmt: skip
+
+
+def of_track(ranking: Ranking, track: Track) -> tuple[Candidate, ...]:
+    """The candidates `track` may offer to, best first: distress associations on the distress
+    track only, every other association on the main track only."""
+    distress = track is Track.DISTRESS
+    return tuple(c for c in ranking.candidates if c.distress_only is distress)
 
 
 def _shares(submitted: QuestionnaireCompletedV1) -> bool:
@@ -328,6 +334,7 @@ def reorient(
             "reasons": list(holder.reasons),
             "referred_at": now,
             "respond_by": now + directory.get(holder.association).response_deadline,
+            "note": note,  # the association reads the coordinator's note with the referral
         }
     )
     reasons = list(holder.reasons) + ([RESOURCES_REASON] if urgent else [])
