@@ -86,6 +86,7 @@ def _texts(
     first (`earlier`); a second closure says nothing (the first told it whole)."""
     ref = status.reference
     name = _name(status.association_id)
+    both_fr, both_en = _both_calls(earlier.accepted_by, apesa_first=status.track == "main")
     if status.status == ReferralStatus.ACCEPTED and status.track == "distress":
         when_fr = f" d'ici le {moment_fr(status.call_by)}" if status.call_by else " très vite"
         when_en = f" by {_moment_en(status.call_by)}" if status.call_by else " very soon"
@@ -94,12 +95,12 @@ def _texts(
                 f"Un·e psychologue d'APESA va vous appeler{when_fr}, gratuitement et en toute "
                 "confidentialité.",
                 "Vous n'avez rien à préparer : c'est un temps d'écoute, pour vous.",
-                *_both_calls_fr(earlier.accepted_by, apesa_first=False),
+                *both_fr,
             ]),
             Text(f"An APESA psychologist will call you ({ref})", [
                 f"An APESA psychologist will call you{when_en}, free of charge and in "
                 "confidence. There is nothing to prepare: this time is for you.",
-                *_both_calls_en(earlier.accepted_by, apesa_first=False),
+                *both_en,
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.ACCEPTED:
@@ -121,12 +122,12 @@ def _texts(
             Text(f"{name} a accepté votre demande {ref}", [
                 f"Bonne nouvelle : {name} a accepté de vous accompagner.",
                 f"{who_fr} vous contactera{when_fr}.",
-                *_both_calls_fr(earlier.accepted_by, apesa_first=True),
+                *both_fr,
             ]),
             Text(f"{name} has accepted your request {ref}", [
                 f"Good news: {name} has agreed to support you.",
                 f"{who_en} will contact you{when_en}.",
-                *_both_calls_en(earlier.accepted_by, apesa_first=True),
+                *both_en,
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.REORIENTED and status.next_association_id:
@@ -188,33 +189,24 @@ def _texts(
     return None
 
 
-def _both_calls_fr(other: AssociationId | None, *, apesa_first: bool) -> list[str]:
-    """The line that tells a second acceptance from the first: two calls, each its own."""
+def _both_calls(other: AssociationId | None, *, apesa_first: bool) -> tuple[list[str], list[str]]:
+    """The line, in French and English, that tells a second acceptance from the first: two
+    calls, each its own; none without a first (`other`)."""
     if other is None:
-        return []
+        return [], []
     if apesa_first:
-        return [
-            "Cet appel, pour votre entreprise, s'ajoute à celui du ou de la psychologue d'APESA "
-            "annoncé dans notre précédent message, qui est un temps d'écoute pour vous."
-        ]
-    return [
-        f"Cet appel, un temps d'écoute pour vous, s'ajoute à celui de {_name(other)} annoncé "
-        "dans notre précédent message, qui porte sur votre entreprise."
-    ]
-
-
-def _both_calls_en(other: AssociationId | None, *, apesa_first: bool) -> list[str]:
-    if other is None:
-        return []
-    if apesa_first:
-        return [
-            "This call, about your business, comes in addition to the APESA psychologist's "
-            "announced in our previous message, which is a time to listen to you."
-        ]
-    return [
-        f"This call, a time to listen to you, comes in addition to {_name(other)}'s announced "
-        "in our previous message, which is about your business."
-    ]
+        return (
+            ["Cet appel, pour votre entreprise, s'ajoute à celui du ou de la psychologue "
+             "d'APESA annoncé dans notre précédent message, qui est un temps d'écoute pour vous."],
+            ["This call, about your business, comes in addition to the APESA psychologist's "
+             "announced in our previous message, which is a time to listen to you."],
+        )  # fmt: skip
+    return (
+        [f"Cet appel, un temps d'écoute pour vous, s'ajoute à celui de {_name(other)} annoncé "
+         "dans notre précédent message, qui porte sur votre entreprise."],
+        [f"This call, a time to listen to you, comes in addition to {_name(other)}'s announced "
+         "in our previous message, which is about your business."],
+    )  # fmt: skip
 
 
 def _unrouted(status: ReferralStatusV1, callback_days: int, earlier: Earlier) -> tuple[Text, Text]:
