@@ -20,7 +20,10 @@ def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL, SMTP over STARTTLS and the
     grouping's privacy contact, as production requires, then `env`."""
     monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
-    required = {"smtp_starttls": "true", "privacy_contact": "donnees@portail-rebond.fr"}
+    required = {
+        "smtp_starttls": "true", "privacy_contact": "donnees@portail-rebond.fr",
+        "portal_base_url": "https://portail.example", "public_base_url": "https://n.example",
+    }  # fmt: skip
     for name, value in {**PRODUCTION_KAFKA, **required, **env}.items():
         monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
 
@@ -208,3 +211,15 @@ def test_production_refuses_the_development_privacy_contact(
     _production(monkeypatch, link_secret=STRONG, privacy_contact=DEVELOPMENT_PRIVACY_CONTACT)
     with pytest.raises(ValidationError, match="NOTIFIER_PRIVACY_CONTACT must be the grouping"):
         NotifierSettings()
+
+
+def test_production_refuses_links_to_development_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The person's /suivi link and the answer links must be https in production: the
+    development defaults (http://127.0.0.1) are named and refused."""
+    _production(monkeypatch, link_secret=STRONG)
+    monkeypatch.delenv("NOTIFIER_PORTAL_BASE_URL")
+    monkeypatch.delenv("NOTIFIER_PUBLIC_BASE_URL")
+    with pytest.raises(ValidationError) as refused:
+        NotifierSettings()
+    assert "NOTIFIER_PORTAL_BASE_URL must be the public https:// address" in str(refused.value)
+    assert "NOTIFIER_PUBLIC_BASE_URL must be the public https:// address" in str(refused.value)

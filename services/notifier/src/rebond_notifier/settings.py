@@ -103,6 +103,19 @@ class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
     #: (`python -m rebond_notifier anonymise`).
     retention_days: int = Field(default=30, ge=1)
 
+    def production_problems(self) -> list[str]:
+        """Besides the base's: the links in people's e-mails must reach the public pages over
+        HTTPS, not the development addresses (a person's `/suivi` link, the answer links)."""
+        links = [
+            f"NOTIFIER_{name} must be the public https:// address (not {value})"
+            for name, value in (
+                ("PORTAL_BASE_URL", self.portal_base_url),
+                ("PUBLIC_BASE_URL", self.public_base_url),
+            )
+            if not value.startswith("https://")
+        ]
+        return [*links, *super().production_problems()]
+
     @model_validator(mode="after")
     def _smtp_encrypted_in_production(self) -> "NotifierSettings":
         """E-mails carry the person's contact and message to the association: in production
