@@ -13,7 +13,11 @@ from pydantic import ValidationError
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.envelope import Envelope, EnvelopeError
-from rebond_contracts.geography import REGION_OF_DEPARTMENT
+from rebond_contracts.geography import (
+    DEPARTMENT_NAMES,
+    REGION_OF_DEPARTMENT,
+    department_label,
+)
 from rebond_contracts.payloads import (
     DISTRESS_REASON_CODES,
     REFERENCE_PATTERN,
@@ -115,6 +119,15 @@ def test_every_department_belongs_to_exactly_one_known_region() -> None:
     """101 departments (96 metropolitan, 5 overseas) plus Saint-Pierre-et-Miquelon map to regions."""
     assert len(REGION_OF_DEPARTMENT) == 102
     assert REGION_OF_DEPARTMENT["2A"] == "94" and REGION_OF_DEPARTMENT["974"] == "04"
+
+
+def test_every_department_of_the_contract_has_a_name() -> None:
+    """The names cover exactly the contract's departments, so none is shown as a bare code;
+    a label reads name first."""
+    assert set(DEPARTMENT_NAMES) == set(REGION_OF_DEPARTMENT)
+    assert (
+        department_label("33") == "Gironde (33)" and department_label("2A") == "Corse-du-Sud (2A)"
+    )
 
 
 def test_envelope_travels_as_cloudevents_binary_headers() -> None:

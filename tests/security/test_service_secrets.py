@@ -67,6 +67,10 @@ def _production(monkeypatch: pytest.MonkeyPatch, *prefixes: str) -> None:
         for name, value in PRODUCTION_KAFKA.items():
             monkeypatch.setenv(f"{prefix}_{name.upper()}", value)
     monkeypatch.setenv("NOTIFIER_SMTP_STARTTLS", "true")
+    for prefix in ("INTAKE", "NOTIFIER"):  # the grouping's own, not the development address
+        monkeypatch.setenv(f"{prefix}_PRIVACY_CONTACT", "donnees@portail-rebond.fr")
+    monkeypatch.setenv("NOTIFIER_PORTAL_BASE_URL", "https://portail.example")
+    monkeypatch.setenv("NOTIFIER_PUBLIC_BASE_URL", "https://reponses.example")
 
 
 @pytest.mark.parametrize("prefix", SETTINGS)

@@ -166,6 +166,9 @@ class RoutingDecisionV1(_Payload):
     rule: DecisionRule = "scoring"
     #: The coordinator's note of a manual decision, for the association.
     note: StaffNote | None = None
+    #: The person consented to anonymous statistics (`consents.statistics`); said on a first
+    #: decision (the notifier keeps it with their address, for their follow-up answer).
+    statistics_consent: bool = False
 
 
 #: Reason codes that reveal the distress answer (health data, GDPR art. 9): they reach the
@@ -335,6 +338,9 @@ class FollowUpAnsweredV1(_Payload):
     association_id: AssociationId
     contacted: bool
     answered_at: AwareDatetime
+    #: The person consented to anonymous statistics: only then is the answer counted (the
+    #: console's follow-up rate).
+    statistics_consent: bool = False
 
 
 class OutcomeKind(StrEnum):

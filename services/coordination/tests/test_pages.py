@@ -50,6 +50,17 @@ async def test_the_queue_lists_urgent_then_oldest_with_reasons_and_contact(
     assert "Claire" in (await cora.get(f"/file/{urgent}")).text
 
 
+async def test_departments_read_by_name_on_the_case_the_inbox_and_the_referral(
+    console: Console, cora: Browser, marc: Browser
+) -> None:
+    """A department shows as "Gironde (33)" (`rebond_contracts.geography`), never a bare code."""
+    case = (await cora.get(f"/file/{await queue_case(console.store)}")).text
+    assert "Nouvelle-Aquitaine, Gironde (33)" in case
+    referral_id, _ = await offer(console.store)
+    assert "Gironde (33)" in (await marc.get("/boite")).text
+    assert "Nouvelle-Aquitaine, Gironde (33)" in (await marc.get(f"/boite/{referral_id}")).text
+
+
 async def test_a_coordinator_claims_and_assigns_a_case_and_the_assignment_is_published(
     console: Console, cora: Browser
 ) -> None:
@@ -246,6 +257,38 @@ async def test_the_statistics_page_hides_small_cells_and_exports_them_hidden(
     assert lines[1] == "2026-12,11,secret,secret,20"
     bad = await cora.get("/statistiques?region=zz&du=hier")
     assert bad.status_code == 422 and 'href="#region"' in bad.text and 'href="#du"' in bad.text
+
+
+async def test_the_follow_up_contacted_rate_counts_only_consenting_people(
+    console: Console, cora: Browser
+) -> None:
+    """The follow-up answers read on `referrals.followups` feed the "taux de contact": only
+    those of people who consented to statistics, each once; under 5 people, "secret" (and
+    SOS Entrepreneur's cells too, else the totals would give APESA's back)."""
+    answers = (  # (association, contacted, consented to statistics)
+        [("60000-rebonds", True, True)] * 12 + [("60000-rebonds", False, True)] * 10
+        + [("60000-rebonds", False, False)] * 4 + [("60000-rebonds", True, False)] * 2
+        + [("sos-entrepreneur", True, True)] * 9 + [("sos-entrepreneur", False, True)] * 9
+        + [("apesa", True, True)] * 3 + [("apesa", False, True)] * 2
+    )  # fmt: skip
+    for association, contacted, consented in answers:
+        referral_id, reference = await offer(console.store, association)
+        answer = FollowUpAnswered(
+            reference=reference, referral_id=referral_id, association_id=association,
+            contacted=contacted, at=START + timedelta(days=1), statistics_consent=consented,
+        )  # fmt: skip
+        for _ in range(2):  # read twice (a redelivery): counted once
+            await projections.follow_up_answered(console.store, answer)
+    counted = [a for a in answers if a[0] == "60000-rebonds" and a[2]]
+    expected = round(100 * sum(1 for a in counted if a[1]) / len(counted))  # 12 / 22
+    page = html.unescape((await cora.get("/statistiques?grain=month")).text)
+    section = page[page.index("Suivi : personnes contactées") :]
+    row = section[
+        section.index("60 000 rebonds") : section.index("</tr>", section.index("60 000 rebonds"))
+    ]
+    assert "<td>12</td><td>10</td>" in row and f"<td>{expected} %</td>" in row
+    apesa = section[section.index("APESA") : section.index("</tr>", section.index("APESA"))]
+    assert apesa.count("secret") == 3
 
 
 @pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF")])

@@ -69,6 +69,7 @@ def test_metrics_and_openapi_are_not_public_in_production() -> None:
         "environment": "production",
         "erasure_key": PRODUCTION_KEY,
         "rate_limit_per_minute": 20,
+        "privacy_contact": "donnees@portail-rebond.fr",
     }
     with _client("http://intake.example:8000", **production) as public:
         assert public.get("/metrics").status_code == 404

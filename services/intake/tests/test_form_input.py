@@ -5,9 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from rebond_contracts.geography import REGION_OF_DEPARTMENT
 from rebond_contracts.questionnaire import QuestionnaireV1
-from rebond_intake.departments import DEPARTMENT_NAMES
 from rebond_intake.errors import localise
 from rebond_intake.form_input import FormError, form_errors, to_questionnaire
 
@@ -101,8 +99,3 @@ def test_errors_are_in_english_with_lang_en() -> None:
     """With the English page, the question and the message are in English."""
     (error,) = errors_of({**VALID, "needs": []}, "en")
     assert error.text == "What do you need? — Choose at least one answer."
-
-
-def test_every_department_of_the_contract_has_a_name() -> None:
-    """The names cover exactly the contract's departments, so none is shown as a bare code."""
-    assert set(DEPARTMENT_NAMES) == set(REGION_OF_DEPARTMENT)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.contacts import public_contact
-from rebond_contracts.payloads import Reason, RoutingOutcomeV1
+from rebond_contracts.payloads import Reason, ReferralStatus, ReferralStatusV1, RoutingOutcomeV1
 from rebond_intake.timeline import record_of
 
 FORM = {
@@ -131,6 +131,85 @@ def test_an_older_page_sent_again_with_other_answers_is_explained(make_client, p
     assert reply.status_code == 422
     assert "Cette page avait déjà été envoyée avec d&#39;autres réponses" in reply.text
     assert len(publisher.events) == 1
+
+
+PHONE_ONLY = {
+    **FORM,
+    "consents.share_with_association": "on",
+    "contact.first_name": "Claire",
+    "contact.phone": "06 12 34 56 78",
+    "contact.preferred_channel": "phone",
+}
+
+
+def step(store, reference: str, status: ReferralStatus, **fields: object) -> None:
+    """A referral status, as intake's consumer would have stored it."""
+    values: dict[str, object] = {
+        "reference": reference, "referral_id": uuid.uuid4(),
+        "association_id": AssociationId.SECOND_SOUFFLE, "status": status,
+        "at": datetime.now(UTC),
+    }  # fmt: skip
+    payload = ReferralStatusV1.model_validate(values | fields)
+    asyncio.run(store.add(record_of(str(uuid.uuid4()), payload)))
+
+
+def test_a_person_without_e_mail_is_told_to_keep_their_status_page(make_client) -> None:
+    """Phone only: the confirmation says no e-mail will come, that each step shows on the
+    status page, and gives its full address to bookmark; with an e-mail, no such warning."""
+    client = make_client()
+    page = client.post("/", data=PHONE_ONLY).text
+    reference = reference_of(page)
+    assert "nous ne pourrons pas vous écrire" in page
+    assert f"http://testserver/suivi/{reference}</span>" in page
+    with_email = {**PHONE_ONLY, "contact.email": "claire@example.org", "idempotency_key": ""}
+    other = client.post("/", data=with_email).text
+    assert "nous ne pourrons pas vous écrire" not in other and "favoris" in other
+
+
+def test_the_status_page_says_what_each_step_e_mail_would(make_client, store) -> None:
+    """Accepted (who calls and by when, Paris time), in the team's hands (call-back within the
+    configured working days, no association said to have it), follow-up (the question and
+    what to do without e-mail), closed (a new request): the e-mails' content, on the page."""
+    client = make_client(callback_working_days=3)
+    reference = reference_of(client.post("/", data=PHONE_ONLY).text)
+    decide(store, reference, AssociationId.SECOND_SOUFFLE)
+    call_by = datetime(2027, 1, 14, 17, 30, tzinfo=UTC)
+    step(store, reference, ReferralStatus.ACCEPTED, caller="Marc", call_by=call_by)
+    accepted = client.get(f"/suivi/{reference}").text
+    assert "Marc, de Second Souffle, vous contactera d&#39;ici le 14/01/2027 à 18 h 30" in accepted
+    step(store, reference, ReferralStatus.FOLLOW_UP_DUE)
+    follow_up = client.get(f"/suivi/{reference}").text
+    assert "Avez-vous été contacté·e ?" in follow_up and "Sans adresse e-mail" in follow_up
+    step(store, reference, ReferralStatus.UNROUTED)
+    queued = client.get(f"/suivi/{reference}").text
+    assert "vous rappellera d&#39;ici 3 jours ouvrés" in queued
+    assert "reçoit votre demande et vous contacte" not in queued
+    step(store, reference, ReferralStatus.CLOSED, association_id=None)
+    closed = client.get(f"/suivi/{reference}").text
+    assert "Votre demande est désormais close" in closed and "refaire une demande" in closed
+
+
+def test_the_privacy_page_gives_the_configured_data_protection_contact(make_client) -> None:
+    """/confidentialite names INTAKE_PRIVACY_CONTACT as a mailto link (art. 13's contact)."""
+    page = make_client(privacy_contact="donnees@portail-rebond.fr").get("/confidentialite").text
+    assert 'href="mailto:donnees@portail-rebond.fr"' in page
+    assert "rebond.example" not in page
+
+
+def test_the_public_view_of_a_person_in_distress_says_where_the_request_stands(
+    make_client, store
+) -> None:
+    """A person in distress (public view: no association named) whose main track was accepted
+    reads that a partner association will call, not "aucune association ne correspond"."""
+    client = make_client()
+    reference = reference_of(client.post("/", data=PHONE_ONLY).text)
+    decide(store, reference, AssociationId.APESA)
+    call_by = datetime(2027, 1, 14, 17, 30, tzinfo=UTC)
+    step(store, reference, ReferralStatus.ACCEPTED, call_by=call_by)
+    page = client.get(f"/suivi/{reference}").text
+    assert "Aucune association ne correspond" not in page
+    assert "Une association partenaire a accepté votre demande" in page
+    assert "d&#39;ici le 14/01/2027 à 18 h 30" in page and "APESA" not in page
 
 
 def test_confirmation_links_the_stories_and_promises_a_peer_only_to_who_asked(make_client) -> None:

@@ -8,15 +8,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
+from pydantic import BaseModel
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import Reason, RoutingOutcomeV1
+from rebond_contracts.payloads import Reason, ReferralStatus, ReferralStatusV1, RoutingOutcomeV1
 from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
@@ -231,8 +232,9 @@ def test_erasure_with_the_secret_and_the_same_answer_for_unknown_or_wrong(
     audit(page, axe_source, "efface", js)
 
 
-def decide(settings: IntakeSettings, reference: str) -> None:
-    """The router's outcome lands in intake's SQLite store, as its consumer would write it."""
+def decide(settings: IntakeSettings, reference: str, *more: BaseModel) -> None:
+    """The router's outcome (and `more` events after it) land in intake's SQLite store, as
+    its consumer would write them."""
     outcome = RoutingOutcomeV1(
         decision_id=uuid.uuid4(), reference=reference,
         primary=AssociationId.SOIXANTE_MILLE_REBONDS,
@@ -245,7 +247,8 @@ def decide(settings: IntakeSettings, reference: str) -> None:
         store = SqlStatusStore(settings.store_url)
         await store.start()
         try:
-            await store.add(record_of(str(uuid.uuid4()), outcome))
+            for event in (outcome, *more):
+                await store.add(record_of(str(uuid.uuid4()), event))
         finally:
             await store.close()
 
@@ -272,3 +275,31 @@ def test_the_orientation_appears_once_decided(
     if js:
         expect(page.locator("#erasure-secret")).to_be_visible()  # still there to note down
     audit(page, axe_source, "confirmation-orientee", js)
+
+
+def test_a_person_who_gave_only_a_phone_number_reads_every_step_on_the_pages(
+    js: bool, page: Page, settings: IntakeSettings, axe_source: str
+) -> None:
+    """Phone only: the confirmation says no e-mail will come and gives the status page's
+    address to bookmark; once accepted, the status page says who will call and by when (the
+    e-mail's words)."""
+    fill_valid(page, email="")
+    page.get_by_label("Par téléphone").check()
+    page.get_by_label(re.compile("^Téléphone")).fill("06 12 34 56 78")
+    send(page)
+    reference = page.locator("#reference").inner_text()
+    expect(page.locator("#no-email")).to_contain_text("nous ne pourrons pas vous écrire")
+    expect(page.locator("#bookmark")).to_contain_text(f"/suivi/{reference}")
+    audit(page, axe_source, "confirmation-telephone", js)
+    accepted = ReferralStatusV1(
+        reference=reference, referral_id=uuid.uuid4(),
+        association_id=AssociationId.SOIXANTE_MILLE_REBONDS, status=ReferralStatus.ACCEPTED,
+        at=datetime.now(UTC) + timedelta(seconds=1), caller="Marc",
+        call_by=datetime(2027, 1, 14, 17, 30, tzinfo=UTC),
+    )  # fmt: skip
+    decide(settings, reference, accepted)
+    page.goto(page.url.split("/", 3)[0] + "//" + page.url.split("/")[2] + f"/suivi/{reference}")
+    expect(page.locator("#call")).to_contain_text(
+        "Marc, de 60 000 rebonds, vous contactera d'ici le 14/01/2027 à 18 h 30"
+    )
+    audit(page, axe_source, "suivi-accepte", js)

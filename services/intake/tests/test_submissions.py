@@ -13,6 +13,7 @@ from rebond_intake.app import build, create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.timeline import received
 from rebond_kafka.testing import PRODUCTION_KAFKA
+from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
 
 from .conftest import FakePublisher
 
@@ -426,7 +427,10 @@ def test_cors_allows_only_configured_origins(make_client) -> None:
 def test_production_refuses_wildcard_cors_and_no_rate_limit() -> None:
     """Unsafe settings are refused when INTAKE_ENVIRONMENT=production."""
     key = "a-production-erasure-key-of-32-characters-or-more"
-    production: dict[str, Any] = {"environment": "production", **PRODUCTION_KAFKA}
+    production: dict[str, Any] = {
+        "environment": "production", "privacy_contact": "donnees@portail-rebond.fr",
+        **PRODUCTION_KAFKA,
+    }  # fmt: skip
     with pytest.raises(ValueError, match="CORS"):
         IntakeSettings(**production, cors_origins="*", erasure_key=key)
     with pytest.raises(ValueError, match="RATE_LIMIT"):
@@ -436,6 +440,8 @@ def test_production_refuses_wildcard_cors_and_no_rate_limit() -> None:
     with pytest.raises(ValueError, match="ERASURE_KEY"):
         IntakeSettings(**production, erasure_key="short")
     assert IntakeSettings(**production, erasure_key=key).environment == "production"
+    with pytest.raises(ValueError, match="INTAKE_PRIVACY_CONTACT must be the grouping's"):
+        IntakeSettings(**{**production, "privacy_contact": DEVELOPMENT_PRIVACY_CONTACT})
 
 
 def test_questionnaire_form_covers_every_contract_value(make_client) -> None:

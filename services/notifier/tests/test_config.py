@@ -11,15 +11,20 @@ from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_notifier.channels import Failed, Retry, classify_status, retry_delay
 from rebond_notifier.config import DEFAULT_WEBHOOK_SECRET, ConfigError, load_associations
 from rebond_notifier.settings import NotifierSettings
+from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
 
 STRONG = "x" * 40
 
 
 def _production(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
-    """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL and SMTP over STARTTLS, as
-    production requires, then `env`."""
+    """NOTIFIER_ENVIRONMENT=production with Kafka over SASL_SSL, SMTP over STARTTLS and the
+    grouping's privacy contact, as production requires, then `env`."""
     monkeypatch.setenv("NOTIFIER_ENVIRONMENT", "production")
-    for name, value in {**PRODUCTION_KAFKA, "smtp_starttls": "true", **env}.items():
+    required = {
+        "smtp_starttls": "true", "privacy_contact": "donnees@portail-rebond.fr",
+        "portal_base_url": "https://portail.example", "public_base_url": "https://n.example",
+    }  # fmt: skip
+    for name, value in {**PRODUCTION_KAFKA, **required, **env}.items():
         monkeypatch.setenv(f"NOTIFIER_{name.upper()}", value)
 
 
@@ -197,3 +202,24 @@ def test_a_sender_with_a_line_break_is_refused_naming_the_setting(
     monkeypatch.setenv("NOTIFIER_MAIL_FROM", "Rebond <a@rebond.example>\r\nBcc: x@example.org")
     with pytest.raises(ValidationError, match="NOTIFIER_MAIL_FROM"):
         NotifierSettings()
+
+
+def test_production_refuses_the_development_privacy_contact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_PRIVACY_CONTACT left at the development address stops production, named."""
+    _production(monkeypatch, link_secret=STRONG, privacy_contact=DEVELOPMENT_PRIVACY_CONTACT)
+    with pytest.raises(ValidationError, match="NOTIFIER_PRIVACY_CONTACT must be the grouping"):
+        NotifierSettings()
+
+
+def test_production_refuses_links_to_development_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The person's /suivi link and the answer links must be https in production: the
+    development defaults (http://127.0.0.1) are named and refused."""
+    _production(monkeypatch, link_secret=STRONG)
+    monkeypatch.delenv("NOTIFIER_PORTAL_BASE_URL")
+    monkeypatch.delenv("NOTIFIER_PUBLIC_BASE_URL")
+    with pytest.raises(ValidationError) as refused:
+        NotifierSettings()
+    assert "NOTIFIER_PORTAL_BASE_URL must be the public https:// address" in str(refused.value)
+    assert "NOTIFIER_PUBLIC_BASE_URL must be the public https:// address" in str(refused.value)

@@ -18,7 +18,7 @@ from rebond_notifier.signing import (
     read_follow_up_token,
     read_token,
 )
-from rebond_notifier.store import Holder, Person
+from rebond_notifier.store import Holder, Person, Told
 
 KEY = b"journey-test-key"
 NOW = datetime(2027, 1, 10, 9, 0, tzinfo=UTC)
@@ -60,7 +60,8 @@ def mail(kind: ReferralStatus, person: Person = FR, **fields: object) -> dict[st
         (ReferralStatus.UNROUTED, {}, "L'équipe du portail reprend votre demande",
          "vous rappellera d'ici 3 jours ouvrés"),
         (ReferralStatus.CLOSED, {}, "est close", "refaire une demande"),
-        (ReferralStatus.FOLLOW_UP_DUE, {}, "Avez-vous été contacté·e ?", "- Oui : https://"),
+        (ReferralStatus.FOLLOW_UP_DUE, {}, "Avez-vous été contacté·e par Second Souffle ?",
+         "- Oui : https://"),
     ],
 )  # fmt: skip
 def test_each_step_gives_the_person_one_french_mail_with_the_status_link(
@@ -160,3 +161,96 @@ def test_an_erasure_is_told_to_each_association_and_confirmed_to_the_person() ->
     assert [d.kind for d in for_erasure([holder], None, REFERENCE, NOW, "c", CHANNELS)] == [
         "withdrawal", "withdrawal",
     ]  # fmt: skip
+
+
+APESA = {"track": "distress", "association_id": AssociationId.APESA}
+MAIN_TOLD = {
+    kind: Told(f"p_{kind.value}", AssociationId.SECOND_SOUFFLE.value)
+    for kind in (ReferralStatus.ACCEPTED, ReferralStatus.UNROUTED)
+}
+APESA_TOLD = {
+    kind: Told(f"p_{kind.value}", AssociationId.APESA.value)
+    for kind in (ReferralStatus.ACCEPTED, ReferralStatus.UNROUTED)
+}
+
+
+def told_mail(kind: ReferralStatus, told: list[Told], **fields: object) -> dict[str, str] | None:
+    planned = for_person(status(kind, **fields), FR, "c", LINKS, callback_days=3, told=told)
+    return planned[0].payload if planned else None
+
+
+def test_the_second_track_in_the_human_queue_says_what_differs_not_the_same_again() -> None:
+    """Main and distress tracks both in the human queue: the second mail is not the first
+    again; it says that the other track failed too and that the team calls once for both."""
+    first = told_mail(ReferralStatus.UNROUTED, [])
+    second = told_mail(ReferralStatus.UNROUTED, [MAIN_TOLD[ReferralStatus.UNROUTED]], **APESA)
+    assert first is not None and second is not None
+    assert first["subject"] != second["subject"]
+    assert "un seul rappel" in second["subject"]
+    assert "Les psychologues d'APESA n'ont pas pu donner suite non plus." in second["text"]
+    assert "une seule personne de l'équipe vous rappellera, d'ici 3 jours ouvrés" in second["text"]
+    # And the other way round: APESA's track first, then the main one.
+    reverse = told_mail(ReferralStatus.UNROUTED, [APESA_TOLD[ReferralStatus.UNROUTED]])
+    assert reverse is not None and "un seul rappel" in reverse["subject"]
+    assert "Les associations sollicitées n'ont pas pu prendre votre demande en charge non plus" \
+        in reverse["text"]  # fmt: skip
+
+
+def test_a_distress_track_alone_in_the_queue_does_not_say_the_associations_failed() -> None:
+    """APESA's track in the queue while the main track goes on: the mail names APESA's
+    psychologists, not "the associations we asked" (one of which may have accepted)."""
+    payload = told_mail(ReferralStatus.UNROUTED, [MAIN_TOLD[ReferralStatus.ACCEPTED]], **APESA)
+    assert payload is not None
+    assert "Les psychologues d'APESA n'ont pas pu donner suite." in payload["text"]
+    assert "associations sollicitées" not in payload["text"]
+
+
+def test_the_same_track_queued_again_is_told_as_a_first_time() -> None:
+    """A track queued a second time (after a coordinator's assignment was declined) is not
+    "the other track too": only the other track's mails count."""
+    payload = told_mail(ReferralStatus.UNROUTED, [MAIN_TOLD[ReferralStatus.UNROUTED]])
+    assert payload is not None and "L'équipe du portail reprend" in payload["subject"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "told", "says"),
+    [
+        ({}, APESA_TOLD[ReferralStatus.ACCEPTED],
+         "Cet appel, pour votre entreprise, s'ajoute à celui du ou de la psychologue d'APESA"),
+        (APESA, MAIN_TOLD[ReferralStatus.ACCEPTED],
+         "Cet appel, un temps d'écoute pour vous, s'ajoute à celui de Second Souffle"),
+    ],
+)  # fmt: skip
+def test_the_second_acceptance_says_that_there_will_be_two_calls(
+    fields: dict[str, object], told: Told, says: str
+) -> None:
+    """Both tracks accepted: the second acceptance says its call comes besides the first
+    one's, and which is which; alone, an acceptance says nothing of another call."""
+    second = told_mail(ReferralStatus.ACCEPTED, [told], **fields)
+    alone = told_mail(ReferralStatus.ACCEPTED, [], **fields)
+    assert second is not None and alone is not None
+    assert says in second["text"]
+    assert "s'ajoute" not in alone["text"]
+
+
+def test_a_closure_of_both_tracks_is_told_once() -> None:
+    """A coordinator's closure closes each queued track (two `closed` statuses): the person
+    gets one "votre demande est close", not two."""
+    first = told_mail(ReferralStatus.CLOSED, [MAIN_TOLD[ReferralStatus.UNROUTED]])
+    assert first is not None and "est close" in first["subject"]
+    assert (
+        told_mail(ReferralStatus.CLOSED, [Told("p_closed", "")], referral_id=uuid.uuid4()) is None
+    )
+
+
+def test_every_mail_to_the_person_names_the_privacy_contact() -> None:
+    """The steps, the first confirmation and the erasure's: each says where to write about
+    one's data (NOTIFIER_PRIVACY_CONTACT)."""
+    links = LinkMaker(KEY, "https://n.example", clock=lambda: NOW, privacy_contact="dpo@x.fr")
+    [step] = for_person(status(ReferralStatus.ACCEPTED), FR, "c", links)
+    [english] = for_person(status(ReferralStatus.ACCEPTED), EN, "c", links)
+    holder = Holder(AssociationId.APESA.value, str(REFERRAL))
+    erased = for_erasure([holder], FR, REFERENCE, NOW, "c", CHANNELS, "dpo@x.fr")[-1]
+    for payload in (step.payload, erased.payload):
+        assert "Une question sur vos données personnelles ? Écrivez à dpo@x.fr." in payload["text"]
+    assert "A question about your personal data? Write to dpo@x.fr." in english.payload["text"]

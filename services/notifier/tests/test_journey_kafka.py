@@ -64,6 +64,7 @@ async def notifier(
         portal_base_url="https://portail.example",
         callback_working_days=3,
         poll_interval_s=0.2,
+        privacy_contact="donnees@portail-rebond.fr",
     )
     service = build(settings)
     server = uvicorn.Server(
@@ -127,10 +128,13 @@ async def test_a_follow_up_answer_goes_to_referrals_followups_once(
 ) -> None:
     """The follow-up e-mail's "Non" link, opened then confirmed (twice: the second gets the
     same page), publishes `FollowUpAnsweredV1` with contacted=false on referrals.followups,
-    and the answer is recorded once."""
+    and the answer is recorded once, saying the person's consent to statistics (from their
+    first decision, for the console's follow-up rate)."""
     watcher = await TopicWatcher(kafka_bootstrap, FOLLOW_UPS.name).start()
     try:
-        decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+        decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS).model_copy(
+            update={"statistics_consent": True}
+        )
         await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
         due = _status(decision, ReferralStatus.FOLLOW_UP_DUE)
         await _send(kafka_bootstrap, REFERRAL_STATUS, due, decision.reference)
@@ -155,7 +159,7 @@ async def test_a_follow_up_answer_goes_to_referrals_followups_once(
         await watcher.stop()
     assert await notifier.store.follow_up_given(str(decision.referral.referral_id)) is False
     answer = json.loads(record.value)
-    assert answer["contacted"] is False
+    assert answer["contacted"] is False and answer["statistics_consent"] is True
     assert answer["referral_id"] == str(decision.referral.referral_id)
     assert dict(record.headers)["ce_type"] == b"fr.rebond.referral.follow_up_answered"
 
@@ -205,3 +209,83 @@ async def test_a_reminder_is_webhooked_with_its_type(
         "fr.rebond.referral.offered",
         "fr.rebond.referral.reminder",
     ]
+
+
+def _both_tracks(reference: str | None = None):  # type: ignore[no-untyped-def]
+    """A main-track decision (Second Souffle) and a distress-track one (APESA) for one person."""
+    main = make_decision(AssociationId.SECOND_SOUFFLE, reference=reference)
+    distress = make_decision(AssociationId.APESA, reference=main.reference)
+    return main, distress.model_copy(update={"track": "distress"})
+
+
+async def _after(bootstrap: str, box: MailBox, decision, sent: list[ReferralStatusV1]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Publish `sent`, then a reminder of `decision`'s referral as the end marker (the
+    association's mail, on the same key, is read after them all; one reminder per referral,
+    so each call takes a referral not reminded yet): the person's mails then."""
+    for status in sent:
+        await _send(bootstrap, REFERRAL_STATUS, status, decision.reference)
+    reminded = _status(decision, ReferralStatus.REMINDED, respond_by=datetime.now(UTC))
+    await _send(bootstrap, REFERRAL_STATUS, reminded, decision.reference)
+    association = f"contact@{decision.referral.association_id.value}.example"
+    await poll_until(
+        lambda: any(str(m["To"]) == association and "Rappel" in str(m["Subject"])
+                    for m in box.about(decision.reference)), 20,
+    )  # fmt: skip
+    return _to_person(box, decision.reference)
+
+
+async def test_both_tracks_in_the_human_queue_and_closed_read_as_two_different_mails_then_one(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """Both tracks (main and APESA) in the human queue, then closed together: the second
+    "we'll call you" mail says what differs (one call for both), and the closure is one mail."""
+    main, distress = _both_tracks()
+    for decision in (main, distress):
+        await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
+    await poll_until(lambda: len(_to_person(smtp_server, main.reference)) == 2, 15)
+    unrouted = [
+        _status(main, ReferralStatus.UNROUTED),
+        _status(distress, ReferralStatus.UNROUTED, track="distress"),
+    ]
+    await _after(kafka_bootstrap, smtp_server, main, unrouted)
+    # The router's closure: one `closed` per queued track, without track or association.
+    closed = [
+        ReferralStatusV1(reference=d.reference, referral_id=d.referral.referral_id,
+                         status=ReferralStatus.CLOSED, at=datetime.now(UTC))
+        for d in (main, distress)
+    ]  # fmt: skip
+    await _after(kafka_bootstrap, smtp_server, distress, closed)  # a marker not used yet
+    await poll_until(lambda: len(_to_person(smtp_server, main.reference)) >= 5, 15)
+    confirmation, _, first, second, closure = _to_person(smtp_server, main.reference)
+    assert "Les associations sollicitées n'ont pas pu prendre votre demande en charge." in first
+    assert "Les psychologues d'APESA n'ont pas pu donner suite non plus." in second
+    assert "une seule personne de l'équipe vous rappellera, d'ici 3 jours ouvrés" in second
+    assert "est désormais close" in closure
+    for mail in (confirmation, first, second, closure):  # NOTIFIER_PRIVACY_CONTACT, in each
+        assert "Écrivez à donnees@portail-rebond.fr." in mail
+    subjects = [str(m["Subject"]) for m in smtp_server.about(main.reference)
+                if str(m["To"]) == "claire@example.org"]  # fmt: skip
+    assert len(set(subjects)) == len(subjects) == 5
+    told = await notifier.store.told([main.reference])
+    assert [t.kind for t in told[main.reference]].count("p_closed") == 1
+
+
+async def test_both_tracks_accepted_the_second_mail_says_there_are_two_calls(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """APESA accepts, then the main association: the second acceptance says that its call
+    comes besides the psychologist's, and which is which."""
+    main, distress = _both_tracks()
+    for decision in (main, distress):
+        await _send(kafka_bootstrap, DECISIONS, decision, decision.reference)
+    await poll_until(lambda: len(_to_person(smtp_server, main.reference)) == 2, 15)
+    accepted = [
+        _status(distress, ReferralStatus.ACCEPTED, track="distress"),
+        _status(main, ReferralStatus.ACCEPTED, caller="Marc"),
+    ]
+    await _after(kafka_bootstrap, smtp_server, distress, accepted)
+    await poll_until(lambda: len(_to_person(smtp_server, main.reference)) >= 4, 15)
+    _, _, apesa, second_souffle = _to_person(smtp_server, main.reference)
+    assert "Un·e psychologue d'APESA va vous appeler" in apesa and "s'ajoute" not in apesa
+    assert "Marc, de Second Souffle, vous contactera" in second_souffle
+    assert "s'ajoute à celui du ou de la psychologue d'APESA" in second_souffle

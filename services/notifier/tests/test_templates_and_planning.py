@@ -248,3 +248,11 @@ def test_a_community_mail_is_one_person_mail_keyed_by_its_id(kind: CommunityMail
     }
     assert 0 < len(delivery.kind) <= 16
     assert planning.for_community_mail(event) == [delivery]  # the same key on a redelivery
+
+
+def test_association_mail_names_the_region_and_department() -> None:
+    """ "Région : Nouvelle-Aquitaine, département : Gironde (33)", not bare codes."""
+    referral = make_decision().referral
+    assert referral is not None
+    mail = templates.association_referral(referral, "a@example.org", _links_for(referral))
+    assert "Région : Nouvelle-Aquitaine, département : Gironde (33)" in mail.text

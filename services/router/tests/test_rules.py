@@ -159,6 +159,16 @@ def test_invitation_contact_only_with_consent_and_an_email(
     assert (decision.invitation is not None) is invited
 
 
+@pytest.mark.parametrize("consented", [True, False])
+def test_a_first_decision_says_the_statistics_consent(
+    directory: Directory, consented: bool
+) -> None:
+    """The decision carries `consents.statistics` (the notifier tells it with the follow-up
+    answer, which the console counts only with it)."""
+    decision = decide("s", submitted(consents__statistics=consented), NOW, directory, {}).decision
+    assert decision.statistics_consent is consented
+
+
 PEER = {"needs": ["peer_support", "mentoring"]}
 BY_PHONE = {"contact__email": None, "contact__phone": "0612345678",
             "contact__preferred_channel": "phone"}  # fmt: skip

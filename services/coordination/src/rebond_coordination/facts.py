@@ -130,6 +130,8 @@ class FollowUpAnswered(_Fact):
     association_id: AssociationId
     contacted: bool
     at: AwareDatetime
+    #: The person consented to anonymous statistics: only then is the answer counted.
+    statistics_consent: bool = False
 
 
 StatisticsKind = Literal[

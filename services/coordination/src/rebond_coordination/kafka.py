@@ -275,6 +275,7 @@ def follow_up_answered(event: FollowUpAnsweredV1) -> FollowUpAnswered:
     return FollowUpAnswered(
         reference=event.reference, referral_id=str(event.referral_id),
         association_id=event.association_id, contacted=event.contacted, at=event.answered_at,
+        statistics_consent=event.statistics_consent,
     )  # fmt: skip
 
 

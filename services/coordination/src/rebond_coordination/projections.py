@@ -249,7 +249,9 @@ async def override_applied(store: Store, fact: OverrideApplied) -> None:
 
 async def follow_up_answered(store: Store, fact: FollowUpAnswered) -> None:
     """The person's follow-up answer, once per referral; a "no" shows on the referral and on
-    the queue case (the router puts the case back in the queue for it)."""
+    the queue case (the router puts the case back in the queue for it). With the person's
+    consent to statistics, and only then, it is also one anonymous fact (`_follow_up_fact`),
+    in the same transaction: counted once, as the answer is recorded once."""
 
     def work(connection: Connection) -> None:
         if _erased(connection, fact.reference):
@@ -265,8 +267,27 @@ async def follow_up_answered(store: Store, fact: FollowUpAnswered) -> None:
                 association_id=fact.association_id.value, reference=fact.reference,
                 subject=fact.referral_id, contacted=fact.contacted,
             )  # fmt: skip
+            if fact.statistics_consent:
+                insert_once(connection, stat_facts, _follow_up_fact(connection, fact))
 
     await store.database.run(work)
+
+
+def _follow_up_fact(connection: Connection, fact: FollowUpAnswered) -> dict[str, object]:
+    """The answer as a statistics fact: its association, and the region and stage of the
+    referral it answers (as offered; unknown if the console never saw it). No reference."""
+    offered = connection.execute(
+        select(referrals.c.region, referrals.c.stage).where(
+            referrals.c.referral_id == fact.referral_id
+        )
+    ).first()
+    return {
+        "fact_id": f"followup:{fact.referral_id}",
+        "kind": "followup_contacted" if fact.contacted else "followup_not_contacted",
+        "at": fact.at, "region": offered.region if offered else None,
+        "stage": offered.stage if offered else None,
+        "association_id": fact.association_id.value, "reason": None, "seconds_to_answer": None,
+    }  # fmt: skip
 
 
 def _set_values(

@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
 from rebond_contracts.associations import ASSOCIATION_NAMES
-from rebond_contracts.geography import REGIONS
+from rebond_contracts.geography import REGIONS, department_label
 from rebond_coordination import domain
 from rebond_coordination.auth import SessionRules, same, token_hash
 from rebond_coordination.observability import Observability
@@ -76,7 +76,9 @@ def waited(since: datetime, now: datetime) -> str:
 
 
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(when=when, association=domain.association_name)
+templates.env.filters.update(
+    when=when, association=domain.association_name, department=department_label
+)
 templates.env.globals.update(
     regions=REGIONS, stages=STAGE_LABELS, needs=NEED_LABELS, causes=domain.CAUSE_LABELS,
     declines=domain.DECLINE_LABELS, outcomes=domain.OUTCOME_LABELS, states=domain.STATE_LABELS,

@@ -16,7 +16,6 @@ from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -32,12 +31,10 @@ from rebond_intake.api import IDEMPOTENCY_KEY_PATTERN, Intake
 from rebond_intake.errors import localise
 from rebond_intake.form_input import FormError, form_errors, questions, to_questionnaire
 from rebond_intake.resources import RESOURCES
-from rebond_intake.timeline import Step
+from rebond_intake.timeline import PARIS, Step
 
 pages = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(str(files("rebond_intake") / "templates")))
-#: People read times in France's own time, summer or winter (the store keeps UTC).
-PARIS = ZoneInfo("Europe/Paris")
 
 
 def _local_time(at: datetime) -> str:
@@ -50,7 +47,7 @@ templates.env.filters["local_time"] = _local_time
 #: Statuses after which the status page stops refreshing itself: the decision is known.
 PENDING = frozenset({"received"})
 #: Steps that name the association currently in charge of the request.
-_IN_CHARGE = ("oriented", "reoriented", "offered", "delivered", "accepted")
+_IN_CHARGE = ("oriented", "reoriented", "offered", "delivered", "accepted", "follow_up_due")
 
 
 def _lang(request: Request) -> str:
@@ -111,8 +108,12 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
             status = await intake.submissions.status(accepted.reference, lang)
             return _render(
                 request, "confirmation.html", accepted=accepted,
+                no_email=questionnaire.contact is None or questionnaire.contact.email is None,
+                status_url=str(request.url_for("status_page", reference=accepted.reference)),
                 peer=asks_for_a_peer(questionnaire), stories_url=str(intake.settings.stories_url),
-                **_status_context(accepted.reference, status, lang),
+                **_status_context(
+                    accepted.reference, status, intake.settings.callback_working_days
+                ),
             )  # fmt: skip
         case submissions.KeyReused():  # an older page sent again with other answers
             problem = "resent"
@@ -142,12 +143,17 @@ class Orientation:
     association: str | None
     reasons: list[str]
     contact: PublicContact | None
+    #: What the step in charge says (an acceptance: who will call and by when).
+    said: str = ""
 
 
 def _orientation(steps: list[Step], status: str) -> Orientation:
     in_charge = next(
         (s for s in reversed(steps) if s.code in _IN_CHARGE and s.association_id), None
     )
+    # The public view of a person in distress names no association: its steps still say
+    # where the request stands ("une association partenaire a accepté…").
+    latest = next((s for s in reversed(steps) if s.code in _IN_CHARGE), None)
     why = next((s for s in reversed(steps) if s.code in ("oriented", "reoriented")), None)
     contact = None
     if in_charge is not None and in_charge.association_id in set(AssociationId):
@@ -157,20 +163,27 @@ def _orientation(steps: list[Step], status: str) -> Orientation:
         in_charge.association_name if in_charge else None,
         list(why.reasons) if why else [],
         contact,
+        latest.text if latest else "",
     )
 
 
 def _status_context(
-    reference: str, outcome: submissions.StatusOutcome, lang: str
+    reference: str, outcome: submissions.StatusOutcome, days: int
 ) -> dict[str, Any]:
+    """The orientation block's context; `days`: the working days within which the grouping's
+    team calls back a person whose request reaches it (as their e-mail says)."""
     if isinstance(outcome, submissions.Timeline):
         return {
             "reference": reference,
             "steps": outcome.steps,
             "orientation": _orientation(outcome.steps, outcome.status),
             "pending": outcome.status in PENDING,
+            "callback_days": days,
         }
-    return {"reference": reference, "steps": [], "orientation": None, "pending": True}
+    return {
+        "reference": reference, "steps": [], "orientation": None, "pending": True,
+        "callback_days": days,
+    }  # fmt: skip
 
 
 @pages.get("/suivi/{reference}", response_class=HTMLResponse)
@@ -186,18 +199,20 @@ async def status_page(request: Request, reference: str, intake: Intake) -> HTMLR
             return _render(request, "status.html", 503, unavailable=True, reference=reference)
     return _render(
         request, "status.html", stories_url=str(intake.settings.stories_url),
-        **_status_context(reference, outcome, lang),
+        **_status_context(reference, outcome, intake.settings.callback_working_days),
     )  # fmt: skip
 
 
 @pages.get("/confidentialite", response_class=HTMLResponse)
 async def privacy(request: Request, intake: Intake) -> HTMLResponse:
-    """Art. 13 notice; the durations come from the settings and the topic registry."""
+    """Art. 13 notice; the durations and the contact come from the settings and the topic
+    registry."""
     return _render(
         request, "privacy.html",
         retention_days=intake.settings.retention_days,
         kafka_days=erasure_window_days(),
         national=national_resources(),
+        privacy_contact=intake.settings.privacy_contact,
     )  # fmt: skip
 
 

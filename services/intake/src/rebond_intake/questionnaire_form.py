@@ -5,7 +5,7 @@ Values come from the contract's enumerations; only the labels live here.
 
 from typing import Any
 
-from rebond_contracts.geography import REGION_OF_DEPARTMENT, REGIONS
+from rebond_contracts.geography import DEPARTMENT_NAMES, REGION_OF_DEPARTMENT, REGIONS
 from rebond_contracts.questionnaire import (
     MESSAGE_MAX_LENGTH,
     NEEDS_MAX,
@@ -16,7 +16,6 @@ from rebond_contracts.questionnaire import (
     PreferredChannel,
     Stage,
 )
-from rebond_intake.departments import DEPARTMENT_NAMES
 from rebond_intake.resources import RESOURCES
 
 Label = dict[str, str]

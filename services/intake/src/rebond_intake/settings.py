@@ -7,17 +7,19 @@ from pydantic import Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
+from rebond_service.privacy import PrivacyContactSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Refused when INTAKE_ENVIRONMENT=production.
 DEFAULT_ERASURE_KEY = "dev-only-erasure-key-change-me"
 
 
-class IntakeSettings(KafkaServiceSettings, EdgeSettings):
+class IntakeSettings(KafkaServiceSettings, EdgeSettings, PrivacyContactSettings):
     """Intake's own settings; environment, host, port and internal port, logs, OpenTelemetry,
     Kafka and secrets from files (`INTAKE_ERASURE_KEY_FILE`) come from the base
     (`rebond_service.settings`), the public edge's (body and rate limits, trusted proxies, HSTS)
-    from `EdgeSettings`, as `INTAKE_*` too."""
+    from `EdgeSettings`, the data-protection contact from `PrivacyContactSettings`, as `INTAKE_*`
+    too."""
 
     model_config = SettingsConfigDict(env_prefix="INTAKE_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -50,6 +52,10 @@ class IntakeSettings(KafkaServiceSettings, EdgeSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: How often the status page refreshes, in seconds.
     status_refresh_s: int = Field(default=30, ge=5)
+    #: Working days within which the grouping's team calls back a person whose request reaches
+    #: it: the status page says it as the notifier's e-mail does (keep it equal to
+    #: `NOTIFIER_CALLBACK_WORKING_DAYS`).
+    callback_working_days: int = Field(default=2, ge=1)
     #: The events service's public page of success stories, linked from the confirmation and
     #: status pages ("D'autres sont passés par là", issue 24).
     stories_url: HttpUrl = HttpUrl("http://127.0.0.1:8003/temoignages")

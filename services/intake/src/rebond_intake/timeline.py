@@ -14,6 +14,7 @@ shows a distress reason. The full view is for whoever also holds the erasure sec
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -34,6 +35,8 @@ from rebond_contracts.payloads import (
 DISTRESS_REASONS = frozenset({"distress", "distress_resources"})
 #: The ids of the associations that serve only people in distress, as records hold them.
 _DISTRESS_IDS = frozenset(a.value for a in DISTRESS_ASSOCIATIONS)
+#: People read times in France's own time (the events carry UTC).
+PARIS = ZoneInfo("Europe/Paris")
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,13 @@ def received(event_id: str, reference: str, at: datetime) -> Record:
 #: when it happened, and the fields of its detail (no personal data is among them).
 _KEPT: dict[type[BaseModel], tuple[str, str, set[str]]] = {
     RoutingOutcomeV1: ("decision", "decided_at", {"primary", "attempt", "reasons"}),
+    # With an acceptance, who of the association will call and by when: its own data, not the
+    # person's; told on the status page as in the e-mail (a person who gave only a phone
+    # number gets no e-mail).
     ReferralStatusV1: (
-        "status", "at", {"status", "association_id", "reason", "next_association_id", "track"},
+        "status", "at",
+        {"status", "association_id", "reason", "next_association_id", "track", "call_by",
+         "caller"},
     ),
     DeliveryV1: ("delivery", "at", {"channel", "outcome", "association_id"}),
     # The step alone: no volunteer, no region.
@@ -152,6 +160,18 @@ _TEXTS: dict[str, dict[str, str]] = {
     "closed": {
         "fr": "Demande clôturée.",
         "en": "Request closed.",
+    },
+    "follow_up_due": {
+        "fr": "Nous vous demandons si {name} vous a bien contacté·e.",
+        "en": "We are asking whether {name} has contacted you.",
+    },
+    "call": {
+        "fr": "{who} vous contactera {when} (heure de Paris).",
+        "en": "{who} will contact you {when} (Paris time).",
+    },
+    "call_soon": {
+        "fr": "{who} vous contactera dans les prochains jours.",
+        "en": "{who} will contact you in the coming days.",
     },
     "delivered": {
         "fr": "{name} a bien reçu votre demande.",
@@ -273,9 +293,10 @@ def _step(record: Record, lang: str, *, named: bool) -> Step | None:
         why: list[str] = []  # a decline's reason is about the answer, not about the person
         if status == ReferralStatus.DECLINED.value and detail.get("reason") in _DECLINE_REASONS:
             why = [_DECLINE_REASONS[detail["reason"]][lang]]
-        return Step(
-            status, record.at, _sentence(text(status, lang, name=words)), association, name, why
-        )
+        said = _sentence(text(status, lang, name=words))
+        if status == ReferralStatus.ACCEPTED.value and (call := _call(detail, lang, name)):
+            said = f"{said} {call}"
+        return Step(status, record.at, said, association, name, why)
     if record.kind == "delivery":
         outcome, channel = detail.get("outcome"), detail.get("channel")
         if channel == DeliveryChannel.PERSON_EMAIL.value:
@@ -300,6 +321,23 @@ def _step(record: Record, lang: str, *, named: bool) -> Step | None:
     if record.kind == "erasure":
         return Step("erased", record.at, text("erased", lang))
     return None
+
+
+def _call(detail: dict[str, Any], lang: str, name: str | None) -> str:
+    """Who will call and by when, as the accepting association said (the e-mail's words), or
+    "" when it said neither: the caller's first name only where the association may be named
+    (`name`)."""
+    caller = detail.get("caller") if name else None
+    raw = detail.get("call_by")
+    if not caller and not raw:
+        return ""
+    who = f"{caller}, {'from' if lang == 'en' else 'de'} {name}," if caller else None
+    who = who or ("Someone" if lang == "en" else "Quelqu'un")
+    if raw:
+        local = datetime.fromisoformat(raw).astimezone(PARIS)
+        en, fr = f"by {local:%d/%m/%Y at %H:%M}", f"d'ici le {local:%d/%m/%Y à %H h %M}"
+        return text("call", lang, who=who, when=en if lang == "en" else fr)
+    return text("call_soon", lang, who=who)
 
 
 def _sentence(words: str) -> str:

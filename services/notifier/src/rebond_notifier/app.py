@@ -162,6 +162,7 @@ def build(
     links = LinkMaker(
         link_key, settings.public_base_url, settings.link_valid_days, clock,
         portal_url=settings.portal_base_url, follow_up_days=settings.follow_up_link_days,
+        privacy_contact=settings.privacy_contact,
     )  # fmt: skip
     obs = Observability(settings)
     broker = obs.instrument(build_broker(settings))

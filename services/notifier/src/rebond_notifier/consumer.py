@@ -62,7 +62,15 @@ from rebond_kafka.security import kafka_security
 from rebond_notifier import messages, planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore, Holder, NewDelivery, Offer, Person, ReferralState
+from rebond_notifier.store import (
+    DeliveryStore,
+    Holder,
+    NewDelivery,
+    Offer,
+    Person,
+    ReferralState,
+    Told,
+)
 from rebond_observability import current_trace
 from rebond_sql.outbox import Message, Relay, Send
 
@@ -145,7 +153,11 @@ class Handlers:
                 person = None
                 if contact.email:  # kept for the e-mails of the request's next steps
                     person = Person(
-                        decision.reference, contact.first_name, contact.email, referral.locale
+                        decision.reference,
+                        contact.first_name,
+                        contact.email,
+                        referral.locale,
+                        statistics=decision.statistics_consent,
                     )
                 offers.append(
                     Offer(
@@ -180,6 +192,9 @@ class Handlers:
         states = []
         about_person = {r.data.reference for r in batch if r.data.status in planning.PERSON_KINDS}
         people = await self.store.people(about_person)
+        # What each person was told already, and then in this batch: with two tracks, the
+        # second of two alike steps says what differs (`planning.earlier`).
+        told = await self.store.told(set(people))
         before: dict[str, ReferralStatus] = {}  # each referral's status before the one read
         for received in batch:
             with received.scope():
@@ -193,12 +208,15 @@ class Handlers:
                     if cause is None and status.status == ReferralStatus.REORIENTED:
                         known = await self.store.referral_state(referral)
                         cause = known.status if known else None
-                    planned.extend(
-                        planning.for_person(
-                            status, person, received.event.correlationid, self.links,
-                            cause=cause, callback_days=self.callback_days,
-                        )
+                    mails = planning.for_person(
+                        status, person, received.event.correlationid, self.links,
+                        cause=cause, callback_days=self.callback_days,
+                        told=told.get(status.reference, []),
                     )  # fmt: skip
+                    told.setdefault(status.reference, []).extend(
+                        Told(m.kind, m.association_id) for m in mails
+                    )
+                    planned.extend(mails)
                 if referral:
                     before[referral] = status.status
                 mails = planning.for_status(
@@ -260,7 +278,7 @@ class Handlers:
         def told(holders: list[Holder], person: Person | None) -> list[NewDelivery]:
             return planning.for_erasure(
                 holders, person, request.reference, request.requested_at,
-                received.event.correlationid, self.associations,
+                received.event.correlationid, self.associations, self.links.privacy_contact,
             )  # fmt: skip
 
         holders = await self.store.erase(request.reference, notices, told=told)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_notifier.store import Person
-from rebond_notifier.templates import SIGNATURE, Mail, moment_fr
+from rebond_notifier.templates import SIGNATURE, Mail, moment_fr, privacy_line
 
 PARIS = ZoneInfo("Europe/Paris")
 SIGNATURE_EN = "The Portail du rebond des entrepreneurs team"
@@ -45,6 +45,22 @@ class Links:
     status: str
     contacted_yes: str | None = None
     contacted_no: str | None = None
+    #: The grouping's data-protection contact (`NOTIFIER_PRIVACY_CONTACT`).
+    privacy: str = ""
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """What the person was already told about their request's other track (main or distress),
+    so that the second of two steps that would read alike says what differs instead of
+    repeating the first (`planning.earlier`)."""
+
+    #: The other track's association whose acceptance they were told, if any.
+    accepted_by: AssociationId | None = None
+    #: Whether they were told that the other track is in the grouping's team's hands.
+    unrouted: bool = False
+    #: Whether they were told that their request is closed (a closure closes every track).
+    closed: bool = False
 
 
 def _moment_en(moment: datetime) -> str:
@@ -63,11 +79,14 @@ def _texts(
     *,
     cause: ReferralStatus | None,
     callback_days: int,
+    earlier: Earlier,
 ) -> tuple[Text, Text] | None:
     """The French and English versions of the mail for `status`, or None when the step asks
-    for none."""
+    for none. With both tracks, the second of two alike steps says what differs from the
+    first (`earlier`); a second closure says nothing (the first told it whole)."""
     ref = status.reference
     name = _name(status.association_id)
+    both_fr, both_en = _both_calls(earlier.accepted_by, apesa_first=status.track == "main")
     if status.status == ReferralStatus.ACCEPTED and status.track == "distress":
         when_fr = f" d'ici le {moment_fr(status.call_by)}" if status.call_by else " très vite"
         when_en = f" by {_moment_en(status.call_by)}" if status.call_by else " very soon"
@@ -76,10 +95,12 @@ def _texts(
                 f"Un·e psychologue d'APESA va vous appeler{when_fr}, gratuitement et en toute "
                 "confidentialité.",
                 "Vous n'avez rien à préparer : c'est un temps d'écoute, pour vous.",
+                *both_fr,
             ]),
             Text(f"An APESA psychologist will call you ({ref})", [
                 f"An APESA psychologist will call you{when_en}, free of charge and in "
                 "confidence. There is nothing to prepare: this time is for you.",
+                *both_en,
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.ACCEPTED:
@@ -88,19 +109,25 @@ def _texts(
         )
         who_en = f"{status.caller}, from {name}," if status.caller else f"A volunteer from {name}"
         when_fr = (
-            f" d'ici le {moment_fr(status.call_by)}"
+            f" d'ici le {moment_fr(status.call_by)} (heure de Paris)"
             if status.call_by
             else " dans les prochains jours"
         )
-        when_en = f" by {_moment_en(status.call_by)}" if status.call_by else " in the coming days"
+        when_en = (
+            f" by {_moment_en(status.call_by)} (Paris time)"
+            if status.call_by
+            else " in the coming days"
+        )
         return (
             Text(f"{name} a accepté votre demande {ref}", [
                 f"Bonne nouvelle : {name} a accepté de vous accompagner.",
-                f"{who_fr} vous contactera{when_fr} (heure de Paris).",
+                f"{who_fr} vous contactera{when_fr}.",
+                *both_fr,
             ]),
             Text(f"{name} has accepted your request {ref}", [
                 f"Good news: {name} has agreed to support you.",
-                f"{who_en} will contact you{when_en} (Paris time).",
+                f"{who_en} will contact you{when_en}.",
+                *both_en,
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.REORIENTED and status.next_association_id:
@@ -128,19 +155,10 @@ def _texts(
             ]),
         )  # fmt: skip
     if status.status == ReferralStatus.UNROUTED:
-        return (
-            Text(f"L'équipe du portail reprend votre demande {ref}", [
-                "Les associations sollicitées n'ont pas pu prendre votre demande en charge.",
-                "L'équipe du Portail du rebond la reprend elle-même : quelqu'un de l'équipe vous "
-                f"rappellera d'ici {callback_days} jours ouvrés.",
-            ]),
-            Text(f"The portal team takes over your request {ref}", [
-                "The associations we asked could not take on your request.",
-                "The Portail du rebond team takes it over: someone from the team will call you "
-                f"back within {callback_days} working days.",
-            ]),
-        )  # fmt: skip
+        return _unrouted(status, callback_days, earlier)
     if status.status == ReferralStatus.CLOSED:
+        if earlier.closed:  # both tracks closed together: the first mail told it
+            return None
         return (
             Text(f"Votre demande {ref} est close", [
                 "Votre demande est désormais close. Merci de nous avoir fait confiance.",
@@ -154,7 +172,7 @@ def _texts(
         )  # fmt: skip
     if status.status == ReferralStatus.FOLLOW_UP_DUE and links.contacted_yes:
         return (
-            Text(f"Avez-vous été contacté·e ? ({ref})", [
+            Text(f"Avez-vous été contacté·e par {name} ? ({ref})", [
                 f"Il y a quelques semaines, {name} a accepté votre demande. "
                 "Avez-vous été contacté·e ?",
                 "",
@@ -162,7 +180,7 @@ def _texts(
                 f"- Non : {links.contacted_no}",
                 "Si ce n'est pas le cas, l'équipe du Portail du rebond reprendra votre demande.",
             ]),
-            Text(f"Have you been contacted? ({ref})", [
+            Text(f"Have you been contacted by {name}? ({ref})", [
                 f"A few weeks ago, {name} accepted your request. Have you been contacted? "
                 "Answer with the links above (Oui = yes, Non = no). If not, the portal team "
                 "will take your request over.",
@@ -171,7 +189,69 @@ def _texts(
     return None
 
 
-def _body(first: Text, then: Text, person: Person, ref: str, link: str | None) -> str:
+def _both_calls(other: AssociationId | None, *, apesa_first: bool) -> tuple[list[str], list[str]]:
+    """The line, in French and English, that tells a second acceptance from the first: two
+    calls, each its own; none without a first (`other`)."""
+    if other is None:
+        return [], []
+    if apesa_first:
+        return (
+            ["Cet appel, pour votre entreprise, s'ajoute à celui du ou de la psychologue "
+             "d'APESA annoncé dans notre précédent message, qui est un temps d'écoute pour vous."],
+            ["This call, about your business, comes in addition to the APESA psychologist's "
+             "announced in our previous message, which is a time to listen to you."],
+        )  # fmt: skip
+    return (
+        [f"Cet appel, un temps d'écoute pour vous, s'ajoute à celui de {_name(other)} annoncé "
+         "dans notre précédent message, qui porte sur votre entreprise."],
+        [f"This call, a time to listen to you, comes in addition to {_name(other)}'s announced "
+         "in our previous message, which is about your business."],
+    )  # fmt: skip
+
+
+def _unrouted(status: ReferralStatusV1, callback_days: int, earlier: Earlier) -> tuple[Text, Text]:
+    """The human queue takes a track over. Which track it is matters (the other may be in good
+    hands); when the other track is already with the team, this one says so: one call for
+    both."""
+    ref = status.reference
+    if status.track == "distress":
+        who_fr, who_en = (
+            "Les psychologues d'APESA n'ont pas pu donner suite",
+            ("APESA's psychologists could not follow up"),
+        )
+    else:
+        who_fr = "Les associations sollicitées n'ont pas pu prendre votre demande en charge"
+        who_en = "The associations we asked could not take on your request"
+    if earlier.unrouted:
+        return (
+            Text(f"Votre demande {ref} : un seul rappel de l'équipe du portail", [
+                f"{who_fr} non plus.",
+                "L'équipe du Portail du rebond, qui reprend déjà votre demande, s'occupe des "
+                "deux : une seule personne de l'équipe vous rappellera, d'ici "
+                f"{callback_days} jours ouvrés.",
+            ]),
+            Text(f"Your request {ref}: one call back from the portal team", [
+                f"{who_en} either.",
+                "The Portail du rebond team, which already has your request, takes care of "
+                f"both: one person from the team will call you back within {callback_days} "
+                "working days.",
+            ]),
+        )  # fmt: skip
+    return (
+        Text(f"L'équipe du portail reprend votre demande {ref}", [
+            f"{who_fr}.",
+            "L'équipe du Portail du rebond la reprend elle-même : quelqu'un de l'équipe vous "
+            f"rappellera d'ici {callback_days} jours ouvrés.",
+        ]),
+        Text(f"The portal team takes over your request {ref}", [
+            f"{who_en}.",
+            "The Portail du rebond team takes it over: someone from the team will call you "
+            f"back within {callback_days} working days.",
+        ]),
+    )  # fmt: skip
+
+
+def _body(first: Text, then: Text, person: Person, ref: str, link: str | None, privacy: str) -> str:
     english = person.locale == "en"
     hello = f"Hello {person.first_name}," if english else f"Bonjour {person.first_name},"
     follow = (
@@ -180,17 +260,22 @@ def _body(first: Text, then: Text, person: Person, ref: str, link: str | None) -
         else []
     )
     reference = f"Reference: {ref}" if english else f"Votre référence : {ref}"
+    data = [privacy_line(privacy, english)] if privacy else []
     other = "Version française :" if english else "In English:"
     return "\n".join(
-        [hello, "", *first.lines, "", *follow, reference, "", HELP_EN if english else HELP_FR,
+        [hello, "", *first.lines, "", *follow, reference, *data, "",
+         HELP_EN if english else HELP_FR,
          "", SIGNATURE_EN if english else SIGNATURE, "", "---", other, *then.lines]
     )  # fmt: skip
 
 
-def _mail(texts: tuple[Text, Text], person: Person, ref: str, link: str | None) -> Mail:
+def _mail(
+    texts: tuple[Text, Text], person: Person, ref: str, link: str | None, privacy: str
+) -> Mail:
     fr, en = texts
     first, then = (en, fr) if person.locale == "en" else (fr, en)
-    return Mail(to=person.email, subject=first.subject, text=_body(first, then, person, ref, link))
+    body = _body(first, then, person, ref, link, privacy)
+    return Mail(to=person.email, subject=first.subject, text=body)
 
 
 def step_mail(
@@ -200,17 +285,18 @@ def step_mail(
     *,
     cause: ReferralStatus | None = None,
     callback_days: int = 2,
+    earlier: Earlier = Earlier(),
 ) -> Mail | None:
     """The person's e-mail for one step of their request, or None when the step asks for none
     (offered, reminded: the association's business; declined and expired: told with the
     re-orientation or the human queue that follows, in one mail)."""
-    texts = _texts(status, person, links, cause=cause, callback_days=callback_days)
+    texts = _texts(status, person, links, cause=cause, callback_days=callback_days, earlier=earlier)
     if texts is None:
         return None
-    return _mail(texts, person, status.reference, links.status)
+    return _mail(texts, person, status.reference, links.status, links.privacy)
 
 
-def erased_mail(person: Person) -> Mail:
+def erased_mail(person: Person, privacy_contact: str = "") -> Mail:
     """The confirmation of an erasure: the last mail, with no link (nothing is left to follow)."""
     texts = (
         Text(f"Vos données ont été effacées ({person.reference})", [
@@ -226,4 +312,4 @@ def erased_mail(person: Person) -> Mail:
             "This is the last message you will get from us about it.",
         ]),
     )  # fmt: skip
-    return _mail(texts, person, person.reference, None)
+    return _mail(texts, person, person.reference, None, privacy_contact)

@@ -1,7 +1,7 @@
 """Pure: which side effects a decision or a status change calls for, fully rendered."""
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from rebond_contracts.associations import AssociationId
+from rebond_contracts.associations import DISTRESS_ASSOCIATIONS, AssociationId
 from rebond_contracts.envelope import Envelope, envelope_class
 from rebond_contracts.payloads import (
     CommunityMailKind,
@@ -34,7 +34,8 @@ from rebond_notifier.signing import (
     make_follow_up_token,
     make_token,
 )
-from rebond_notifier.store import Holder, NewDelivery, Person, utc_now
+from rebond_notifier.store import Holder, NewDelivery, Person, Told, utc_now
+from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
 
 OFFER, REMINDER, EXPIRY, CONFIRMATION = "offer", "reminder", "expiry", "confirmation"
 WITHDRAWAL = "withdrawal"
@@ -100,6 +101,8 @@ class LinkMaker:
     portal_url: str = "http://127.0.0.1:8000"
     #: How long the person's follow-up links last.
     follow_up_days: int = 30
+    #: The grouping's data-protection contact, in every e-mail to the person.
+    privacy_contact: str = DEVELOPMENT_PRIVACY_CONTACT
 
     def status_page(self, reference: str) -> str:
         return f"{self.portal_url.rstrip('/')}/suivi/{reference}"
@@ -108,7 +111,7 @@ class LinkMaker:
         """The `/suivi` link, and for a follow-up its signed yes and no links."""
         page = self.status_page(status.reference)
         if status.referral_id is None or status.association_id is None:
-            return journey.Links(page)
+            return journey.Links(page, privacy=self.privacy_contact)
         expires = int((self.clock() + timedelta(days=self.follow_up_days)).timestamp())
         url = {
             contacted: f"{self.base_url.rstrip('/')}/contact/"
@@ -124,7 +127,7 @@ class LinkMaker:
             )
             for contacted in (True, False)
         }
-        return journey.Links(page, url[True], url[False])
+        return journey.Links(page, url[True], url[False], self.privacy_contact)
 
     def links(
         self,
@@ -213,6 +216,7 @@ def for_decision(
                         referral,
                         links.status_page(referral.reference),
                         distress_track=decision.track == "distress",
+                        privacy_contact=links.privacy_contact,
                     )
                 ),
                 **common,
@@ -276,6 +280,26 @@ def for_status(
     return planned
 
 
+def _track(told: Told) -> str | None:
+    """The track a mail `told` was about, read from its association: a distress association
+    holds only the distress track (`DISTRESS_ASSOCIATIONS`, kept equal to the router's
+    directory); None when it named none (a closure)."""
+    if not told.association_id:
+        return None
+    return "distress" if AssociationId(told.association_id) in DISTRESS_ASSOCIATIONS else "main"
+
+
+def earlier(status: ReferralStatusV1, told: Collection[Told]) -> journey.Earlier:
+    """What the mails `told` said about the track `status` is not about (and any closure)."""
+    other = [t for t in told if _track(t) not in (None, status.track)]
+    accepted = [t for t in other if t.kind == PERSON_KINDS[ReferralStatus.ACCEPTED]]
+    return journey.Earlier(
+        accepted_by=AssociationId(accepted[-1].association_id) if accepted else None,
+        unrouted=any(t.kind == PERSON_KINDS[ReferralStatus.UNROUTED] for t in other),
+        closed=any(t.kind == PERSON_KINDS[ReferralStatus.CLOSED] for t in told),
+    )
+
+
 def for_person(
     status: ReferralStatusV1,
     person: Person,
@@ -284,15 +308,20 @@ def for_person(
     *,
     cause: ReferralStatus | None = None,
     callback_days: int = 2,
+    told: Collection[Told] = (),
 ) -> list[NewDelivery]:
     """The person's e-mail for one step of their request (`journey.step_mail`), once per
-    referral and step (the delivery log's key: the referral id and the step's kind)."""
+    referral and step (the delivery log's key: the referral id and the step's kind). `told`:
+    the step e-mails already recorded for the request, so that with two tracks (main and
+    distress) the second of two alike steps says what differs, or nothing when it would
+    repeat the first."""
     kind = PERSON_KINDS.get(status.status)
     if kind is None:
         return []
     mail = journey.step_mail(
-        status, person, links.follow_up(status), cause=cause, callback_days=callback_days
-    )
+        status, person, links.follow_up(status), cause=cause, callback_days=callback_days,
+        earlier=earlier(status, told),
+    )  # fmt: skip
     if mail is None:
         return []
     key = str(status.referral_id) if status.referral_id else event_key(
@@ -318,6 +347,7 @@ def for_erasure(
     at: datetime,
     correlation_id: str,
     associations: Mapping[AssociationId, AssociationChannels],
+    privacy_contact: str = DEVELOPMENT_PRIVACY_CONTACT,
 ) -> list[NewDelivery]:
     """An erasure told by e-mail and webhook to each association that held the referral, and
     confirmed to the person. Recorded with no reference (`DeliveryStore.erasing`); the
@@ -356,7 +386,7 @@ def for_erasure(
                 reference="",
                 association_id="",
                 correlation_id=correlation_id[:64],
-                payload=_mail(journey.erased_mail(person)),
+                payload=_mail(journey.erased_mail(person, privacy_contact)),
             )
         )
     return planned

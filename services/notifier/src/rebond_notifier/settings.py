@@ -7,16 +7,18 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rebond_notifier.text import has_controls
+from rebond_service.privacy import PrivacyContactSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
 
 
-class NotifierSettings(KafkaServiceSettings):
+class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
     """The notifier's own settings; environment, host, port and internal port, logs,
     OpenTelemetry, Kafka and secrets from files (`NOTIFIER_LINK_SECRET_FILE`) come from the
-    base (`rebond_service.settings`)."""
+    base (`rebond_service.settings`), the data-protection contact (`NOTIFIER_PRIVACY_CONTACT`)
+    from `PrivacyContactSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -100,6 +102,19 @@ class NotifierSettings(KafkaServiceSettings):
     #: Delivery rows older than this lose their message and error text
     #: (`python -m rebond_notifier anonymise`).
     retention_days: int = Field(default=30, ge=1)
+
+    def production_problems(self) -> list[str]:
+        """Besides the base's: the links in people's e-mails must reach the public pages over
+        HTTPS, not the development addresses (a person's `/suivi` link, the answer links)."""
+        links = [
+            f"NOTIFIER_{name} must be the public https:// address (not {value})"
+            for name, value in (
+                ("PORTAL_BASE_URL", self.portal_base_url),
+                ("PUBLIC_BASE_URL", self.public_base_url),
+            )
+            if not value.startswith("https://")
+        ]
+        return [*links, *super().production_problems()]
 
     @model_validator(mode="after")
     def _smtp_encrypted_in_production(self) -> "NotifierSettings":

@@ -56,6 +56,7 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     delete,
+    false,
     insert,
     or_,
     select,
@@ -66,7 +67,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from rebond_contracts.payloads import ReferralStatus
+from rebond_contracts.payloads import DeliveryChannel, ReferralStatus
 from rebond_notifier import messages
 from rebond_sql import Database, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest, tombstone_table
@@ -184,6 +185,8 @@ people = Table(
     Column("email", String(320), nullable=False),
     Column("locale", String(8), nullable=False),
     Column("noted_at", UTCDateTime, nullable=False),
+    #: Their consent to anonymous statistics, told with their follow-up answer (0005).
+    Column("statistics", Boolean, nullable=False, server_default=false()),
 )
 
 #: The person's answer to the 30-day follow-up, once per referral. No personal data: a random
@@ -228,6 +231,17 @@ class Person:
     first_name: str
     email: str
     locale: str
+    #: They consented to anonymous statistics (the first decision's `statistics_consent`).
+    statistics: bool = False
+
+
+@dataclass(frozen=True)
+class Told:
+    """A step e-mail the person was sent, or is about to be, about their request: its kind
+    and the association it was about ("" when none)."""
+
+    kind: str
+    association_id: str
 
 
 @dataclass(frozen=True)
@@ -425,9 +439,12 @@ def _insert_deliveries(connection: Connection, items: Sequence[NewDelivery], now
 
 
 def _keep_people(connection: Connection, found: Sequence[Person], now: datetime) -> None:
-    """Keep each person's address, the first decision's (a re-orientation copies it)."""
+    """Keep each person's address, the first decision's (a re-orientation copies it; only a
+    first decision says the statistics consent, so a person first offered by a coordinator's
+    assignment counts as not consenting: never counted without a consent)."""
     rows = {p.reference: {"reference": p.reference, "first_name": p.first_name,
-                          "email": p.email, "locale": p.locale, "noted_at": now}
+                          "email": p.email, "locale": p.locale, "noted_at": now,
+                          "statistics": p.statistics}
             for p in found}  # fmt: skip
     if rows:
         statement = _insert(connection, people).on_conflict_do_nothing(index_elements=["reference"])
@@ -438,7 +455,13 @@ def _person(connection: Connection, reference: str) -> Person | None:
     row = connection.execute(select(people).where(people.c.reference == reference)).first()
     if row is None:
         return None
-    return Person(row.reference, row.first_name, row.email, row.locale)
+    return _person_of(row)
+
+
+def _person_of(row: Any) -> Person:
+    return Person(
+        row.reference, row.first_name, row.email, row.locale, statistics=bool(row.statistics)
+    )
 
 
 def _record_once(
@@ -867,11 +890,30 @@ class DeliveryStore:
             return {}
         query = select(people).where(people.c.reference.in_(list(references)))
         return await self.database.run(
-            lambda connection: {
-                row.reference: Person(row.reference, row.first_name, row.email, row.locale)
-                for row in connection.execute(query)
-            }
+            lambda connection: {row.reference: _person_of(row) for row in connection.execute(query)}
         )
+
+    async def told(self, references: Collection[str]) -> dict[str, list[Told]]:
+        """The e-mails recorded for the person of each of `references`, oldest first (the
+        confirmation among them: only the steps' kinds mean anything to `planning.earlier`)."""
+        if not references:
+            return {}
+        query = (
+            select(deliveries.c.reference, deliveries.c.kind, deliveries.c.association_id)
+            .where(
+                deliveries.c.reference.in_(list(references)),
+                deliveries.c.channel == DeliveryChannel.PERSON_EMAIL.value,
+            )
+            .order_by(deliveries.c.id)
+        )
+
+        def read(connection: Connection) -> dict[str, list[Told]]:
+            found: dict[str, list[Told]] = {}
+            for row in connection.execute(query):
+                found.setdefault(row.reference, []).append(Told(row.kind, row.association_id))
+            return found
+
+        return await self.database.run(read)
 
     async def record_follow_up(
         self,

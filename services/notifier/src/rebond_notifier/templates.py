@@ -5,6 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
+from rebond_contracts.geography import REGIONS, department_label
 from rebond_contracts.payloads import (
     ConferenceKind,
     ConferenceSummaryV1,
@@ -115,8 +116,12 @@ def association_referral(
         "",
         f"Référence : {referral.reference}",
         f"Situation : {STAGE_FR[referral.stage]}",
-        f"Région : {referral.region}"
-        + (f", département {referral.department}" if referral.department else ""),
+        f"Région : {REGIONS.get(referral.region, referral.region)}"
+        + (
+            f", département : {department_label(referral.department)}"
+            if referral.department
+            else ""
+        ),
         "Besoins : " + ", ".join(NEED_FR[n] for n in referral.needs),
         "",
         f"Prénom : {contact.first_name}",
@@ -145,8 +150,19 @@ def association_referral(
     )
 
 
+def privacy_line(contact: str, english: bool) -> str:
+    """Where to write about one's data: every e-mail to the person says it (art. 13)."""
+    if english:
+        return f"A question about your personal data? Write to {contact}."
+    return f"Une question sur vos données personnelles ? Écrivez à {contact}."
+
+
 def person_confirmation(
-    referral: ReferralV1, status_page: str, *, distress_track: bool = False
+    referral: ReferralV1,
+    status_page: str,
+    *,
+    distress_track: bool = False,
+    privacy_contact: str = "",
 ) -> Mail:
     """The person's first e-mail: their reference, who has their request and what comes next,
     with the link to follow it. Never marked urgent (that word is for the association), and on
@@ -188,6 +204,7 @@ def person_confirmation(
         *next_steps,
         "",
         f"Suivre votre demande : {status_page}",
+        *([privacy_line(privacy_contact, english=False)] if privacy_contact else []),
         "",
         RESOURCES_FR,
         "",

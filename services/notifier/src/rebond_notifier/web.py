@@ -495,10 +495,17 @@ def _follow_up_router(
         claims = await _opened(check(token), already)
         if isinstance(claims, HTMLResponse):
             return claims
+        try:
+            # Counted in the statistics only with the person's consent, kept with their address
+            # (gone after an erasure: then nothing is recorded below either).
+            person = (await store.people([claims.reference])).get(claims.reference)
+        except Exception:  # the store did not answer: nothing recorded, the link still works
+            log.exception("follow_up_not_recorded", reference=claims.reference)
+            return _not_recorded()
         answer = FollowUpAnsweredV1(
             reference=claims.reference, referral_id=claims.referral_id,
             association_id=claims.association_id, contacted=claims.contacted,
-            answered_at=clock(),
+            answered_at=clock(), statistics_consent=person is not None and person.statistics,
         )  # fmt: skip
         try:
             await store.record_follow_up(

@@ -215,6 +215,7 @@ def _routing(
         invitation=invitation,
         decided_at=now,
         track=track.value,
+        statistics_consent=answers.consents.statistics,
     )
     unrouted = shares and not referral_candidates
     queued = None
