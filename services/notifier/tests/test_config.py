@@ -197,3 +197,46 @@ def test_a_sender_with_a_line_break_is_refused_naming_the_setting(
     monkeypatch.setenv("NOTIFIER_MAIL_FROM", "Rebond <a@rebond.example>\r\nBcc: x@example.org")
     with pytest.raises(ValidationError, match="NOTIFIER_MAIL_FROM"):
         NotifierSettings()
+
+
+@pytest.mark.parametrize(
+    ("extra", "production", "url", "refusal"),
+    [
+        ("", False, "http://127.0.0.1:1/antenna", None),
+        ("", True, "https://crm.example/antenna", "no webhook secret"),
+        (
+            "    webhook_secret: env:APESA_HOOK_SECRET",
+            True,
+            "http://crm.example/antenna",
+            "must be https://",
+        ),
+        ("    webhook_secret: env:APESA_HOOK_SECRET", True, "https://crm.example/antenna", None),
+    ],
+    ids=["development", "production without secret", "production in clear", "production"],
+)
+def test_an_antennas_channels_are_its_own_signed_with_the_associations_secret(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str,
+    production: bool,
+    url: str,
+    refusal: str | None,
+) -> None:
+    """`reaching(antenna)` gives the antenna's e-mail and webhook with the association's secret;
+    in production its webhook needs that secret and https (else the delivery is refused as
+    unbuildable, the e-mail still goes)."""
+    from rebond_contracts.payloads import AntennaV1
+
+    monkeypatch.setenv("APESA_HOOK_SECRET", STRONG)
+    association = load_associations(_write(tmp_path, extra), production=production)[
+        AssociationId.APESA
+    ]
+    antenna = AntennaV1(name="Antenne Gironde", email="gironde@apesa.example", webhook_url=url)
+    channels = association.reaching(antenna)
+    assert (channels.email, channels.webhook_url) == ("gironde@apesa.example", url)
+    assert association.reaching(None) is association
+    assert (
+        association.reaching(antenna.model_copy(update={"webhook_url": None})).webhook_url is None
+    )
+    found = channels.webhook_refusal(url)
+    assert (found is None) if refusal is None else (refusal in (found or ""))

@@ -159,6 +159,7 @@ class Handlers:
                         planning.for_decision(decision, event, self.associations, self.links),
                         messages.offered(event),  # in the record's scope: its trace goes on
                         person,
+                        referral.antenna.model_dump_json() if referral.antenna else None,
                     )
                 )  # fmt: skip
                 sources[str(referral.referral_id)] = received
@@ -185,6 +186,15 @@ class Handlers:
         states = []
         about_person = {r.data.reference for r in batch if r.data.status in planning.PERSON_KINDS}
         people = await self.store.people(about_person)
+        # The antenna each reminded or expired referral was offered to: they go there too.
+        antennas = await self.store.antennas(
+            {
+                str(r.data.referral_id)
+                for r in batch
+                if r.data.referral_id is not None
+                and r.data.status in (ReferralStatus.REMINDED, ReferralStatus.EXPIRED)
+            }
+        )
         before: dict[str, ReferralStatus] = {}  # each referral's status before the one read
         for received in batch:
             with received.scope():
@@ -207,8 +217,9 @@ class Handlers:
                 if referral:
                     before[referral] = status.status
                 mails = planning.for_status(
-                    status, received.event.correlationid, self.associations, self.links
-                )
+                    status, received.event.correlationid, self.associations, self.links,
+                    planning.antenna_of(antennas.get(referral)),
+                )  # fmt: skip
                 if mails:
                     log.info("status_mail_planned", status=status.status)
                 planned.extend(mails)
