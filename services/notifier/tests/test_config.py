@@ -1,6 +1,7 @@
 """Settings, the associations file and its secrets; retry classification (pure)."""
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -222,7 +223,8 @@ def test_an_antennas_channels_are_its_own_signed_with_the_associations_secret(
     url: str,
     refusal: str | None,
 ) -> None:
-    """`reaching(antenna)` gives the antenna's e-mail and webhook with the association's secret;
+    """`reaching(antenna)` gives the antenna's e-mail and webhook (else the association's
+    webhook) with the association's secret;
     in production its webhook needs that secret and https (else the delivery is refused as
     unbuildable, the e-mail still goes)."""
     from rebond_contracts.payloads import AntennaV1
@@ -235,8 +237,10 @@ def test_an_antennas_channels_are_its_own_signed_with_the_associations_secret(
     channels = association.reaching(antenna)
     assert (channels.email, channels.webhook_url) == ("gironde@apesa.example", url)
     assert association.reaching(None) is association
-    assert (
-        association.reaching(antenna.model_copy(update={"webhook_url": None})).webhook_url is None
-    )
+    # An antenna without a webhook of its own: the association's, when it has one.
+    without = antenna.model_copy(update={"webhook_url": None})
+    assert association.reaching(without).webhook_url is None
+    crm = replace(association, webhook_url="https://crm.example/hook")
+    assert crm.reaching(without).webhook_url == "https://crm.example/hook"
     found = channels.webhook_refusal(url)
     assert (found is None) if refusal is None else (refusal in (found or ""))

@@ -221,7 +221,8 @@ async def test_a_referral_for_an_antenna_and_its_next_steps_reach_the_antenna(
     """A referral naming 60 000 rebonds' Gironde antenna is e-mailed to the antenna's address
     and posted to the antenna's webhook (signed with the association's secret), and so are its
     reminder, its expiry and its withdrawal; nothing goes to the association's own address,
-    which a referral without an antenna still reaches."""
+    which a referral without an antenna still reaches. An antenna without a webhook of its own
+    gets the e-mail, and the association's webhook the post."""
     antenna = AntennaV1(
         name="Antenne Gironde", email="gironde@60000rebonds.example",
         webhook_url=f"{webhook_receiver.url}/hooks/gironde",
@@ -232,8 +233,17 @@ async def test_a_referral_for_an_antenna_and_its_next_steps_reach_the_antenna(
     decision = decision.model_copy(
         update={"referral": decision.referral.model_copy(update={"antenna": antenna})}
     )
-    for sent in (plain, decision):
+    hookless = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+    assert hookless.referral is not None
+    hookless = hookless.model_copy(
+        update={"referral": hookless.referral.model_copy(
+            update={"antenna": antenna.model_copy(update={"webhook_url": None})}
+        )}
+    )  # fmt: skip
+    for sent in (plain, hookless, decision):
         await _send(kafka_bootstrap, DECISIONS, sent, sent.reference)
+    # The offer first (days before its reminder, in life): its antenna is noted with it.
+    await webhook_receiver.wait_for(decision.reference, 1, within_s=30)
     soon = datetime.now(UTC) + timedelta(days=1)
     for status, fields in ((ReferralStatus.REMINDED, {"respond_by": soon}),
                            (ReferralStatus.EXPIRED, {})):  # fmt: skip
@@ -270,3 +280,9 @@ async def test_a_referral_for_an_antenna_and_its_next_steps_reach_the_antenna(
         str(m["To"]) for m in smtp_server.about(plain.reference)
     }
     assert not [h for h in webhook_receiver.about(plain.reference) if h.path == "/hooks/gironde"]
+    [hook] = await webhook_receiver.wait_for(hookless.reference, 1)
+    assert hook.path == "/hooks/60000-rebonds"
+    await poll_until(lambda: len(smtp_server.about(hookless.reference)) >= 2, 15)
+    assert "gironde@60000rebonds.example" in {
+        str(m["To"]) for m in smtp_server.about(hookless.reference)
+    }

@@ -63,11 +63,14 @@ class AssociationChannels:
 
     def reaching(self, antenna: AntennaV1 | None) -> "AssociationChannels":
         """Where a referral for `antenna` goes: the antenna's e-mail, and its webhook when it
-        has one (none else: the association's webhook is not the antenna's), signed with the
-        association's secret; without an antenna, the association's own channels."""
+        has one, signed with the association's secret, else the association's webhook (its
+        CRM still gets every referral no antenna's CRM takes); without an antenna, the
+        association's own channels."""
         if antenna is None:
             return self
-        return replace(self, email=antenna.email, webhook_url=antenna.webhook_url)
+        return replace(
+            self, email=antenna.email, webhook_url=antenna.webhook_url or self.webhook_url
+        )
 
     def webhook_refusal(self, url: str) -> str | None:
         """Why a webhook to `url` cannot be sent with these channels, or None."""

@@ -160,12 +160,13 @@ def _mail(mail: templates.Mail) -> dict[str, str]:
     return {"to": mail.to, "subject": mail.subject, "text": mail.text}
 
 
-def _webhook(body: str, channels: AssociationChannels, antenna: AntennaV1 | None) -> dict[str, str]:
-    """A webhook delivery's payload: the body, and an antenna's URL (which the associations
-    file does not hold: the dispatcher reads the association's own there)."""
-    if antenna is None or channels.webhook_url is None:
+def _webhook(body: str, antenna: AntennaV1 | None) -> dict[str, str]:
+    """A webhook delivery's payload: the body, and the antenna's own webhook URL when it has
+    one (the associations file does not hold it; without it, the dispatcher posts to the
+    association's webhook, as `AssociationChannels.reaching` says)."""
+    if antenna is None or antenna.webhook_url is None:
         return {"body": body}
-    return {"body": body, "url": channels.webhook_url}
+    return {"body": body, "url": antenna.webhook_url}
 
 
 def antenna_of(stored: str | None) -> AntennaV1 | None:
@@ -214,7 +215,7 @@ def for_decision(
             NewDelivery(
                 channel=DeliveryChannel.WEBHOOK.value,
                 kind=OFFER,
-                payload=_webhook(referral_event.model_dump_json(), channels, referral.antenna),
+                payload=_webhook(referral_event.model_dump_json(), referral.antenna),
                 **common,
             )
         )
@@ -290,7 +291,7 @@ def for_status(
         planned.append(
             NewDelivery(
                 channel=DeliveryChannel.WEBHOOK.value,
-                payload=_webhook(body, channels, antenna),
+                payload=_webhook(body, antenna),
                 **common,
             )
         )
@@ -365,7 +366,7 @@ def for_erasure(
             planned.append(
                 NewDelivery(
                     channel=DeliveryChannel.WEBHOOK.value,
-                    payload=_webhook(event.model_dump_json(), channels, antenna),
+                    payload=_webhook(event.model_dump_json(), antenna),
                     **common,
                 )
             )
