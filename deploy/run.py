@@ -54,6 +54,8 @@ def _service_env(name: str, port: int, bootstrap: str, password: str) -> dict[st
         "NOTIFIER_SMTP_PORT": str(MAIL_PORT),
         "COORDINATION_SMTP_PORT": str(MAIL_PORT),
         "COORDINATION_HOST": "127.0.0.1",  # staff only: never on another interface
+        # The policy preview asks the router (both sides use the development token).
+        "COORDINATION_ROUTER_URL": f"http://127.0.0.1:{SERVICES['router']}",
     }
 
 

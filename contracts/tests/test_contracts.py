@@ -30,6 +30,7 @@ from rebond_contracts.topics import (
     HOUR_MS,
     INVITEES,
     OUTCOMES,
+    OVERRIDES,
     QUESTIONNAIRES,
     Service,
     all_topics,
@@ -253,9 +254,12 @@ def test_a_referral_topic_carries_a_withdrawal_notice_with_its_own_type() -> Non
 
 
 def test_every_topic_has_a_retention_and_personal_topics_keep_little() -> None:
-    """Each topic declares retention.ms; those with personal data keep it at most as long as
-    an association has to answer (10 days), and roll their segments every 12 hours."""
-    assert all(topic.retention_ms for topic in all_topics())
+    """Each topic declares retention.ms or is compacted (the directory's overrides, no personal
+    data); those with personal data keep it at most as long as an association has to answer
+    (10 days), and roll their segments every 12 hours."""
+    assert all(bool(topic.retention_ms) != topic.compacted for topic in all_topics())
+    assert [t.name for t in all_topics() if t.compacted] == ["directory.overrides"]
+    assert not OVERRIDES.personal_data
     personal = {t.name for t in all_topics() if t.personal_data}
     assert {
         "questionnaires.completed", "routing.decisions", "routing.invitees", "referrals.unrouted",

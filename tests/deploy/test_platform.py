@@ -179,7 +179,7 @@ OPERATOR_SECRETS = {
     "EVENTS_SIGNING_SECRET": "s" * 40,
     "EVENTS_ORGANISER_KEYS": '{"apesa": "sha256:' + "0" * 64 + '"}',
     "COORDINATION_EVENTS_ORGANISER_KEYS": '{"apesa": "' + "o" * 40 + '"}',
-    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40,
+    "COORDINATION_ROUTER_PREVIEW_TOKEN": "p" * 40, "ROUTER_PREVIEW_TOKEN": "p" * 40,
 }  # fmt: skip
 
 
@@ -290,11 +290,15 @@ def test_public_hosts_serve_only_public_pages_and_the_console_has_its_own(
     proxy = prod["Deployment"]["rebond-console-proxy"]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in proxy["containers"][0]["env"]}
     assert env["OAUTH2_PROXY_UPSTREAMS"].startswith("http://rebond-coordination:8004")
-    assert env["OAUTH2_PROXY_ALLOWED_GROUPS"]
+    # Coordinators, and the associations' members and organisers (issue 22): all staff roles.
+    assert set(env["OAUTH2_PROXY_ALLOWED_GROUPS"].split(",")) == {
+        "rebond-coordinators", "rebond-association-members", "rebond-organisers",
+    }  # fmt: skip
 
 
 def test_links_in_e_mails_name_hosts_the_ingress_serves(prod: dict[str, Any]) -> None:
-    """The notifier's answer links and the events links point at hosts served over TLS."""
+    """The notifier's answer links, the events links and intake's link to the stories point
+    at hosts served over TLS."""
     config = prod["ConfigMap"]["rebond-config"]["data"]
     served = {
         (host, backend)
@@ -304,6 +308,7 @@ def test_links_in_e_mails_name_hosts_the_ingress_serves(prod: dict[str, Any]) ->
     for setting, service in (
         ("NOTIFIER_PUBLIC_BASE_URL", "rebond-notifier"),
         ("EVENTS_PUBLIC_BASE_URL", "rebond-events"),
+        ("INTAKE_STORIES_URL", "rebond-events"),
     ):
         url = urlsplit(config[setting])
         assert url.scheme == "https" and (url.hostname, service) in served
@@ -349,13 +354,34 @@ def _peers(policy: dict[str, Any], direction: str) -> list[dict[str, Any]]:
 
 
 def test_the_router_is_reached_only_by_the_console_and_prometheus(prod: dict[str, Any]) -> None:
-    """The router's port (its internal preview endpoint) admits the coordination console's pods
-    and the monitoring namespace, and nothing else."""
-    allowed = _peers(prod["NetworkPolicy"]["rebond-router"], "ingress")
-    assert allowed == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-coordination"}}},
-        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    """The router's HTTP port (its internal preview endpoint) admits the coordination console's
+    pods only; its operators' port (`ROUTER_INTERNAL_PORT`, `/metrics`, the one the PodMonitor
+    scrapes) the monitoring namespace only."""
+    container = prod["Deployment"]["rebond-router"]["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ROUTER_INTERNAL_PORT"] == str(ports["internal"])
+    rules = [
+        (rule["from"], [p["port"] for p in rule["ports"]])
+        for rule in prod["NetworkPolicy"]["rebond-router"]["spec"]["ingress"]
     ]
+    assert rules == [
+        (
+            [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-coordination"}}}],
+            [ports["http"]],
+        ),
+        (
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            [ports["internal"]],
+        ),
+    ]
+    scraped = [
+        endpoint["port"]
+        for monitor in prod["PodMonitor"].values()
+        if "rebond-router" in str(monitor["spec"]["selector"])
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+    ]
+    assert scraped == ["internal"]
 
 
 @pytest.mark.parametrize("service", ["intake", "events", "notifier"])
@@ -437,8 +463,9 @@ def test_kafka_listener_admits_the_services_and_keda_only(prod: dict[str, Any]) 
 
 
 def exported_series() -> set[str]:
-    """Every series name the four services register on their /metrics (shared and their own),
+    """Every series name the services register on their /metrics (shared and their own),
     built by the services' own observability code."""
+    from rebond_coordination.observability import Observability as Coordination
     from rebond_events.observability import Observability as Events
     from rebond_intake.observability import Observability as Intake
     from rebond_notifier.observability import Observability as Notifier
@@ -457,7 +484,7 @@ def exported_series() -> set[str]:
     }
     return {
         family.name + suffix
-        for obs in (Intake(settings), router, notifier, Events(settings))
+        for obs in (Intake(settings), router, notifier, Events(settings), Coordination(settings))
         for family in obs.registry.collect()
         for suffix in suffixes[family.type]
     }
@@ -506,6 +533,19 @@ def test_every_dashboard_and_alert_query_names_a_series_the_services_export(
     unknown = {where: series_in(expr) - known for where, expr in queries(prod)}
     assert {where: names for where, names in unknown.items() if names} == {}
     assert len(queries(prod)) > 40
+
+
+def test_an_urgent_case_waiting_over_an_hour_alerts(prod: dict[str, Any]) -> None:
+    """Issue 21: an alert fires on the console's count of urgent cases waiting over an hour."""
+    rules = {
+        rule["alert"]: rule
+        for rule_file in prod["PrometheusRule"].values()
+        for group in rule_file["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    alert = rules["RebondUrgentCaseWaiting"]
+    assert series_in(alert["expr"]) == {"rebond_coordination_urgent_waiting_over_hour"}
+    assert alert["labels"]["severity"] == "critical"
 
 
 def test_an_invented_series_is_caught() -> None:

@@ -52,6 +52,7 @@ def test_no_secret_setting_has_a_default_except_the_refused_development_ones(pre
         ("INTAKE", "erasure_key"),
         ("NOTIFIER", "link_secret"),
         ("EVENTS", "signing_secret"),
+        ("ROUTER", "preview_token"),
     }
     for name, field in SETTINGS[prefix].model_fields.items():
         if isinstance(field.default, SecretStr):
@@ -86,9 +87,11 @@ def test_production_refuses_kafka_in_clear(prefix: str, monkeypatch: pytest.Monk
 
 def test_production_refuses_the_development_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     """With `<SVC>_ENVIRONMENT=production`, the development secrets stop the service."""
-    _production(monkeypatch, "INTAKE", "NOTIFIER", "EVENTS")
+    _production(monkeypatch, "INTAKE", "NOTIFIER", "EVENTS", "ROUTER")
     with pytest.raises(ValidationError, match="ERASURE_KEY"):
         IntakeSettings()
+    with pytest.raises(ValidationError, match="ROUTER_PREVIEW_TOKEN"):
+        RouterSettings()
     with pytest.raises(ValidationError, match="LINK_SECRET"):
         NotifierSettings()
     with pytest.raises(ValidationError, match="SIGNING_SECRET"):
@@ -102,6 +105,7 @@ def test_production_starts_with_secrets_from_files(
     (tmp_path / "erasure").write_text(STRONG)
     (tmp_path / "link").write_text(STRONG)
     (tmp_path / "signing").write_text(STRONG)
+    (tmp_path / "preview").write_text(STRONG)
     (tmp_path / "keys.json").write_text('{"apesa": "sha256:' + "0" * 64 + '"}')
     _production(monkeypatch, "NOTIFIER", "EVENTS")
     monkeypatch.setenv("NOTIFIER_LINK_SECRET_FILE", str(tmp_path / "link"))
@@ -112,5 +116,6 @@ def test_production_starts_with_secrets_from_files(
     assert EventsSettings().signing_secret.get_secret_value() == STRONG
     _production(monkeypatch, "INTAKE", "ROUTER")
     monkeypatch.setenv("INTAKE_ERASURE_KEY_FILE", str(tmp_path / "erasure"))
+    monkeypatch.setenv("ROUTER_PREVIEW_TOKEN_FILE", str(tmp_path / "preview"))
     assert IntakeSettings().erasure_key.get_secret_value() == STRONG
-    assert RouterSettings().environment == "production"
+    assert RouterSettings().preview_token.get_secret_value() == STRONG

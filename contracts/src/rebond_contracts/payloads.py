@@ -93,6 +93,14 @@ class ScoreBreakdown(_Payload):
     #: Points for a distress association when the person says they are in distress.
     distress: float = 0.0
     total: float = 0.0
+    #: The values the router decided by, the coordinators' live override laid over
+    #: `directory.yaml` (issue 21): the association's weekly capacity, the referrals it was
+    #: offered this week before this decision, its answer deadline, and the override they come
+    #: from (None: the file's values). None in decisions made before they were recorded.
+    weekly_capacity: int | None = Field(default=None, ge=0)
+    offered_this_week: int | None = Field(default=None, ge=0)
+    response_deadline_days: float | None = Field(default=None, gt=0)
+    override_id: UUID | None = None
 
 
 class AntennaV1(_Payload):
@@ -132,6 +140,9 @@ class ReferralV1(_Payload):
     #: The association's antenna for `department`, when its directory entry has one: the
     #: referral is for that antenna (and the notifier writes to it); None: the association.
     antenna: AntennaV1 | None = None
+    #: A coordinator's note when they assigned the case by hand (`RoutingDecisionV1.rule`
+    #: "manual"), for the association that holds it; None otherwise.
+    note: StaffNote | None = None
 
 
 class InvitationContactV1(_Payload):
@@ -504,6 +515,8 @@ class RegistrationChange(StrEnum):
     CANCELLED = "cancelled"
     #: The conference changed (time, place...) and this registration still holds.
     EVENT_UPDATED = "event_updated"
+    #: The conference is in two days: a reminder, once, to each confirmed registrant.
+    REMINDER = "reminder"
 
 
 class RegistrationV1(_Payload):
@@ -606,6 +619,10 @@ class CommunityMailV1(_Payload):
     subject: str
     text: str
     at: AwareDatetime
+    #: The submission reference of the person a peer mail is about (an introduction, to either
+    #: side, or "no peer left"), so that the person's erasure cancels it while it is unsent;
+    #: None for a mail about a story or a volunteer alone.
+    reference: Reference | None = None
 
 
 class PeerContactV1(_Payload):

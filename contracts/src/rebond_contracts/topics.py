@@ -100,6 +100,9 @@ class Topic:
     delegates: tuple[Service, ...] = ()
     #: Kafka's `retention.ms` for the topic (None: the broker's default); kafkactl applies it.
     retention_ms: int | None = None
+    #: Whether Kafka keeps only the latest record per key, for ever (`cleanup.policy=compact`):
+    #: for a topic whose latest record per key is the whole truth, read from its beginning.
+    compacted: bool = False
     #: Whether records hold personal data (names, contact details, answers, free text): such a
     #: topic rolls its segments every `PERSONAL_SEGMENT_MS`, counts in `erasure_window_ms`, and
     #: its dead letters leave the original value out.
@@ -389,9 +392,10 @@ OVERRIDES = Topic(
     readers=(Service.ROUTER,),
     description="Live values laid over directory.yaml (pause, weekly capacity, answer deadline).",
     partitions=1,
-    #: The router reads the whole topic at start to rebuild the values in force: a year of
-    #: changes, a few a week, is little to read (a pause older than a year is set again).
-    retention_ms=365 * DAY_MS,
+    #: The router reads the whole topic at start to rebuild the values in force. Each record
+    #: holds every live value of its association (the console lays a change over the previous
+    #: one), so the latest per key is enough: compacted, a pause set years ago still holds.
+    compacted=True,
 )
 
 APPLIED = Topic(

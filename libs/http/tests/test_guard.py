@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from rebond_http.clients import ClientAddress
-from rebond_http.guard import FORM, JSON, SubmissionGuard, TokenBucketLimiter
+from rebond_http.guard import FORM, JSON, SubmissionGuard, TokenBucketLimiter, edge_limits
+from rebond_http.settings import EdgeSettings
 
 PROXY = "10.0.0.7"
 
@@ -191,3 +192,22 @@ async def test_a_browser_is_answered_with_a_page() -> None:
     assert replies[2].status_code == 429
     assert replies[2].headers["content-type"].startswith("text/html")
     assert "réessayez" in replies[2].text and replies[2].headers["retry-after"]
+
+
+def test_the_edge_limits_come_from_the_service_s_edge_settings() -> None:
+    """The guard counts per client at the configured rate and burst, caps the body, and
+    believes `X-Forwarded-For` only from the configured proxies."""
+
+    class Settings(EdgeSettings):
+        pass
+
+    limits = edge_limits(
+        Settings(
+            rate_limit_per_minute=30, rate_limit_burst=2, max_body_bytes=2048,
+            trusted_proxies="10.0.0.0/8",
+        )  # type: ignore[arg-type]
+    )  # fmt: skip
+    limiter, clients = limits["limiter"], limits["clients"]
+    assert (limiter.rate, limiter.burst, limits["max_body_bytes"]) == (0.5, 2, 2048)
+    forwarded = {"client": ("10.1.2.3", 0), "headers": [(b"x-forwarded-for", b"203.0.113.9")]}
+    assert str(clients.of(forwarded)) == "203.0.113.9"

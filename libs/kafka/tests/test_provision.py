@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from rebond_contracts.topics import DECISIONS, OUTCOMES, Service, dead_letters
+from rebond_contracts.topics import DECISIONS, OUTCOMES, OVERRIDES, Service, dead_letters
 from rebond_kafka.acl_plan import Grant
 from rebond_kafka.provision import (
     CLUSTER,
@@ -47,6 +47,16 @@ def test_a_topic_keeps_its_retention_and_personal_data_its_segment_span() -> Non
         "segment.ms": str(12 * 60 * 60 * 1000),
     }
     assert "segment.ms" not in topic_spec(OUTCOMES).configs
+
+
+def test_a_compacted_topic_keeps_the_latest_per_key_for_ever() -> None:
+    """The directory's overrides: cleanup.policy compact, no retention (a pause set long ago
+    still holds when the router reads the topic from its beginning)."""
+    assert topic_spec(OVERRIDES).configs == {
+        "min.insync.replicas": "1",
+        "cleanup.policy": "compact",
+    }
+    assert "cleanup.policy" not in topic_spec(DECISIONS).configs
 
 
 def test_partitions_are_raised_on_request_but_a_single_partition_topic_stays_single() -> None:

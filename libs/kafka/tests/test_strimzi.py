@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from rebond_contracts.topics import DECISIONS, Service, dead_letters
+from rebond_contracts.topics import DECISIONS, OVERRIDES, Service, dead_letters
 from rebond_kafka.acl_plan import acl_plan
 from rebond_kafka.strimzi import kafka_topic, kafka_user, kafka_users
 
@@ -25,6 +25,14 @@ def test_a_topic_without_retention_leaves_the_brokers_default() -> None:
     """No `retention.ms` is set for a topic the registry gives none."""
     spec = kafka_topic(replace(DECISIONS, retention_ms=None))["spec"]
     assert "retention.ms" not in spec["config"]
+
+
+def test_a_compacted_topic_says_so_as_a_string() -> None:
+    """`cleanup.policy: compact` (a word, not a number) for the directory's overrides."""
+    assert kafka_topic(OVERRIDES)["spec"]["config"] == {
+        "min.insync.replicas": 2,
+        "cleanup.policy": "compact",
+    }
 
 
 def test_a_user_gets_one_rule_per_resource_with_strimzis_names() -> None:

@@ -116,6 +116,7 @@ async def test_a_part_after_another_waits_until_its_run_has_finished() -> None:
         await asyncio.sleep(0.01)  # what must NOT happen gets a chance to happen
         assert journal == [] and not host.finished("kafka")
         connected.set()
+        await asyncio.wait_for(host.wait_finished("kafka"), timeout=5)
         await until(lambda: journal == ["connected", "dispatching"])
         assert host.finished("kafka")
 

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, select
 
 from rebond_sql import Database
+from rebond_sql.testing import tables_of
 
 metadata = MetaData()
 notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("text", String))
@@ -17,7 +18,5 @@ def texts(connection: Connection) -> list[str]:
 
 @pytest.fixture
 async def database(sql_url: str) -> AsyncIterator[Database]:
-    database = Database(sql_url, name="test")
-    await database.run(lambda connection: metadata.create_all(connection))
-    yield database
-    await database.close()
+    async with tables_of(sql_url, metadata, "test") as database:
+        yield database

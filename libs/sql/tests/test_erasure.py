@@ -3,12 +3,19 @@
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy import Column, MetaData, String
 
 from rebond_sql import Database
-from rebond_sql.erasure import erased_among, lock_references, reference_digest, tombstones_of
+from rebond_sql.erasure import (
+    erased_among,
+    lock_references,
+    reference_digest,
+    tombstone_table,
+    tombstones_of,
+)
 from rebond_sql.testing import waits_for
 
 from .conftest import notes, texts
@@ -25,12 +32,14 @@ def test_the_tombstone_key_is_the_plain_sha256_of_the_reference() -> None:
 
 async def test_tombstones_are_found_by_reference(database: Database) -> None:
     """A store's tombstones, keyed by digest, are looked up by the references themselves."""
-    tombstones = Table("tombstones", MetaData(), Column("reference_sha256", String(64),
-                                                        primary_key=True))  # fmt: skip
+    tombstones = tombstone_table(MetaData(), "tombstones", Column("note", String(8)))
     await database.run(lambda c: tombstones.create(c))
     await database.run(
-        lambda c: c.execute(tombstones.insert().values(reference_sha256=reference_digest(OTHER)))
-    )
+        lambda c: c.execute(tombstones.insert().values(
+            reference_sha256=reference_digest(OTHER), erased_at=datetime.now(UTC)
+        ))
+    )  # fmt: skip
+    assert list(tombstones.c.keys()) == ["reference_sha256", "note", "erased_at"]
     found = await database.run(lambda c: tombstones_of(c, tombstones, [REFERENCE, OTHER, ""]))
     assert list(found) == [OTHER]
     assert await database.run(lambda c: erased_among(c, tombstones, [REFERENCE])) == set()

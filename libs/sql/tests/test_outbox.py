@@ -12,6 +12,7 @@ from sqlalchemy import Connection, MetaData
 from rebond_sql import Database
 from rebond_sql.erasure import lock_references
 from rebond_sql.outbox import Message, Outbox, Relay, outbox_table
+from rebond_sql.testing import tables_of
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 metadata = MetaData()
@@ -20,10 +21,8 @@ OUTBOX = Outbox(outbox_table(metadata, "test_outbox"))
 
 @pytest.fixture
 async def database(sql_url: str) -> AsyncIterator[Database]:
-    database = Database(sql_url, name="outbox")
-    await database.run(lambda connection: metadata.create_all(connection))
-    yield database
-    await database.close()
+    async with tables_of(sql_url, metadata, "outbox") as database:
+        yield database
 
 
 def message(n: int, subject: str = "RB-A") -> Message:

@@ -9,6 +9,7 @@ from sqlalchemy import Column, Connection, Integer, MetaData, Table, select
 from sqlalchemy.exc import StatementError
 
 from rebond_sql import Database
+from rebond_sql.testing import tables_of
 from rebond_sql.types import UTCDateTime
 
 metadata = MetaData()
@@ -21,10 +22,8 @@ NEW_YORK = timezone(timedelta(hours=-5))
 
 @pytest.fixture
 async def database(sql_url: str) -> AsyncIterator[Database]:
-    database = Database(sql_url, name="types")
-    await database.run(lambda connection: metadata.create_all(connection))
-    yield database
-    await database.close()
+    async with tables_of(sql_url, metadata, "types") as database:
+        yield database
 
 
 def _insert(*values: datetime | None) -> object:

@@ -511,9 +511,10 @@ async def test_the_events_service_down_is_said_plainly(console: Console) -> None
 async def test_a_member_moderates_stories_and_volunteers_through_the_events_api(
     console: Console, marc: Browser
 ) -> None:
-    """The pending story and volunteer are listed (no contact); publishing and refusing go to
-    the events API with the member's association, are audited, and a second click says it is
-    already handled; the events service down is a plain 503."""
+    """The pending story and volunteers are listed (no contact; a reported one says who
+    reported it); publishing and refusing go to the events API with the member's association,
+    are audited, and a second click says it is already handled; the events service down is a
+    plain 503."""
     from rebond_coordination.ports import StoryToModerate, VolunteerToModerate
 
     console.events.stories["s1"] = StoryToModerate(
@@ -525,9 +526,15 @@ async def test_a_member_moderates_stories_and_volunteers_through_the_events_api(
         id="v1", pseudonym="Paul", region="75", stage="receivership", sector="C",
         availability="le soir", monthly_limit=2, created_at=START,
     )  # fmt: skip
+    console.events.volunteers["v2"] = VolunteerToModerate(
+        id="v2", status="reported", reported_by="person", pseudonym="Lina", region="75",
+        stage="receivership", sector="C", availability="le soir", monthly_limit=2,
+        created_at=START,
+    )  # fmt: skip
     page = await marc.get("/moderation")
     assert page.status_code == 200
     assert "un parrain m&#39;a aidé" in page.text and "Paul" in page.text
+    assert "Signalé par la personne présentée" in page.text and "Remettre en relation" in page.text
     assert "Karim, Nouvelle-Aquitaine" in page.text
     published = await marc.post("/moderation/temoignages/s1/approuver")
     assert (

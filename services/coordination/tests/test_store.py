@@ -291,6 +291,32 @@ async def test_an_override_stays_pending_until_the_router_applies_it(store: Stor
     ]
 
 
+async def test_an_override_carries_the_live_values_of_the_previous_one(store: Store) -> None:
+    """A capacity changed after a pause keeps the pause in what is sent (the router keeps only
+    the latest override per association); what the coordinator changed is what is audited."""
+    alice = await coordinator(store, "alice@rebond.test")
+
+    def override(**values: object) -> DirectoryOverride:
+        return DirectoryOverride.model_validate({
+            "message_id": new_id(), "at": START, "association_id": "60000-rebonds",
+            "set_by": alice.user_id, **values,
+        })  # fmt: skip
+
+    await store.request_override(alice, override(paused=True), START)
+    await store.request_override(alice, override(weekly_capacity=20), START + CLAIM)
+    await store.request_override(alice, override(paused=False), START + 2 * CLAIM)
+    sent = [payload for _, payload in await store.pending_messages()]
+    assert [(m["paused"], m["weekly_capacity"]) for m in sent] == [
+        (True, None), (True, 20), (False, 20),
+    ]  # fmt: skip
+    [latest, *_] = [e for e in await store.audit(alice) if e.action == "override_requested"]
+    assert latest.detail == {
+        "paused": False,
+        "weekly_capacity": None,
+        "response_deadline_days": None,
+    }
+
+
 async def test_an_invitation_link_works_once_and_not_after_it_expires(store: Store) -> None:
     """The first use sets the password and activates the account; a second use, or a use after
     expiry, finds nothing."""

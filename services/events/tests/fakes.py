@@ -68,6 +68,13 @@ class FakeRepository:
         ]  # fmt: skip
         return sorted(found, key=lambda c: c.details.starts_at)[:limit]
 
+    def starting_between(self, start: datetime, end: datetime) -> list[Conference]:
+        found = [
+            c for c in self.conferences.values()
+            if c.status == EventStatus.SCHEDULED and start < c.details.starts_at <= end
+        ]  # fmt: skip
+        return sorted(found, key=lambda c: c.details.starts_at)
+
     # --- registrations ------------------------------------------------------------------------
 
     def registration(self, registration_id: str) -> Registration | None:

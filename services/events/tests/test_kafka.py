@@ -4,6 +4,7 @@ conference is announced. The handlers' other cases run on the test broker (`test
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from rebond_contracts.payloads import InvitationContactV1, InviteeV1
 from rebond_contracts.topics import CONFERENCES, INVITATIONS, INVITEES
 from rebond_events.app import create_app
+from rebond_events.settings import EventsSettings
 from rebond_testing import TopicProbe, new_reference, until_async
 
 from .conftest import BASE, KEYS, in_days, settings_for
@@ -24,14 +26,22 @@ Records = list[ConsumerRecord[bytes, bytes]]
 @pytest.fixture
 async def live(kafka_bootstrap: str, sqlite_url: str) -> AsyncIterator[Any]:
     """The events app connected to the real broker (its own consumer group), ready."""
-    import httpx
-
     settings = settings_for(
         sqlite_url,
         kafka_bootstrap_servers=kafka_bootstrap,
         group_id=f"test-events-{uuid.uuid4().hex[:8]}",
         outbox_interval_s=0.5,
     )
+    async with connected(settings) as client:
+        yield client
+
+
+@asynccontextmanager
+async def connected(settings: EventsSettings) -> AsyncIterator[Any]:
+    """A client of the events app `create_app` makes from `settings`, its lifespan run and
+    Kafka connected (`/readyz` 200), until the block ends."""
+    import httpx
+
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -82,7 +92,7 @@ def invitee(reference: str, email: str) -> tuple[bytes, bytes, dict[str, str]]:
     return reference.encode(), event.kafka_value(), event.kafka_headers()
 
 
-async def _conference_in_bordeaux(live: Any) -> str:
+async def conference_in_bordeaux(live: Any) -> str:
     """A conference in the department of the decisions below; its id."""
     created = await live.post(
         "/v1/events",
@@ -102,7 +112,7 @@ async def test_a_consenting_person_is_invited_once_per_event(
     live: Any, kafka_bootstrap: str
 ) -> None:
     """An invitee gives one invitation event; its redelivery gives none."""
-    event_id = await _conference_in_bordeaux(live)
+    event_id = await conference_in_bordeaux(live)
     reference = new_reference()
     first = invitee(reference, f"claire-{reference}@example.org")
     sentinel = invitee(reference, f"other-{reference}@example.org")

@@ -2,16 +2,14 @@
 
 import uuid
 
-import httpx
 import pytest
 
 from rebond_contracts.topics import INVITATIONS, INVITEES
 from rebond_contracts.tracing import TraceParent
-from rebond_events.app import create_app
 from rebond_testing import new_reference, until_async
 
-from .conftest import BASE, KEYS, in_days, settings_for
-from .test_kafka import collect, invitee, publish, ready_now
+from .conftest import settings_for
+from .test_kafka import collect, conference_in_bordeaux, connected, invitee, publish
 
 pytestmark = pytest.mark.kafka
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -29,25 +27,8 @@ async def test_invitation_continues_the_trace_and_metrics_show_it(
         sqlite_url, kafka_bootstrap_servers=kafka_bootstrap, group_id=group,
         outbox_interval_s=120,
     )  # fmt: skip
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client,
-    ):
-        assert await until_async(lambda: ready_now(client), within_s=60, every_s=0.25), (
-            "events never connected to Kafka"
-        )
-        created = await client.post(
-            "/v1/events",
-            json={
-                "title": "Conférence du rebond à Bordeaux", "kind": "conference",
-                "starts_at": in_days(15).isoformat(), "ends_at": in_days(15, 20).isoformat(),
-                "venue_address": "12 place de la Bourse", "city": "Bordeaux",
-                "region": "75", "department": "33", "capacity": 50,
-            },
-            headers={"X-API-Key": KEYS["second-souffle"]},
-        )  # fmt: skip
-        assert created.status_code == 201, created.text
+    async with connected(settings) as client:
+        await conference_in_bordeaux(client)
         reference = new_reference()
         key, value, headers = invitee(reference, f"claire-{reference}@example.org")
         headers["traceparent"] = f"00-{TRACE}-00f067aa0ba902b7-01"

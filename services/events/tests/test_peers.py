@@ -152,8 +152,9 @@ async def test_a_volunteer_is_matched_only_once_confirmed_and_approved(service: 
 async def test_a_person_is_introduced_and_a_decline_proposes_the_next_peer(
     service: Running,
 ) -> None:
-    """Both sides get an introduction with only what each shared; a decline by the person
-    proposes the next volunteer; none left: `unmatched`; the monthly limit holds."""
+    """Both sides get an introduction with only what each shared, under the person's
+    reference; a decline by the person proposes the next volunteer; none left: `unmatched`;
+    the monthly limit holds."""
     await approved_volunteer(service, "Paul")
     await approved_volunteer(service, "Lina", stage="receivership")
     match_id = await service.events.community.request_peer(peer_request())
@@ -164,6 +165,8 @@ async def test_a_person_is_introduced_and_a_decline_proposes_the_next_peer(
     assert "06 12 34 56 78" in to_person["text"] and "paul@example.org" not in to_person["text"]
     assert "claire@example.org" in to_paul["text"] and "Claire" in to_paul["subject"]
     assert "Lina" not in to_person["text"]
+    # Filed under the person's reference, so their erasure cancels them at the notifier too.
+    assert (to_person["reference"], to_paul["reference"]) == (REFERENCE, REFERENCE)
 
     path, token = link(to_person["text"], "/person")
     assert (await service.client.get(f"{path}?token={token}")).status_code == 200
@@ -232,6 +235,64 @@ async def test_a_volunteer_pauses_resumes_and_erases_with_their_link(service: Ru
         f"/v1/peers/volunteers/{volunteer_id}/link/erase", json={"token": token}
     )
     assert again.status_code == 404
+
+
+async def test_a_report_holds_the_peer_until_a_moderator_decides(service: Running) -> None:
+    """Either side's signed link reports a problem: the volunteer is introduced to nobody and
+    cannot resume themself; moderators see who reported; a person who reported is proposed the
+    next peer, a person reported by the volunteer nobody; a moderator re-approves or removes."""
+    paul = await approved_volunteer(service, "Paul")
+    await approved_volunteer(service, "Lina", stage="receivership")
+    first = await service.events.community.request_peer(peer_request())
+    [to_person] = mails(service, "claire@example.org")
+    path, token = link(to_person["text"], "/person/signaler")
+    assert "Signalez-le" in to_person["text"]
+    forged = await service.client.post(path, data={"token": token[:-2] + "xx"})
+    assert forged.status_code == 403
+    form = await service.client.get(f"{path}?token={token}")
+    assert form.status_code == 200 and "ce pair n&#39;est présenté à personne" in form.text
+    done = await service.client.post(path, data={"token": token})
+    assert done.status_code == 200 and "Signalement reçu" in done.text
+    again = await service.client.post(
+        f"/v1/peers/matches/{first}/report", json={"token": token, "side": "person"}
+    )
+    assert again.json() == {"status": "reported", "next_match_id": None}
+    to_lina = [m for m in mails(service, "claire@example.org") if "Lina" in m["text"]]
+    assert len(to_lina) == 1  # the person who reported: the next peer
+    steps = [p["status"] for p in service.sink.payloads(PEER_MATCHES.name)]
+    assert steps == ["proposed", "declined", "proposed"]
+
+    moderators = service.headers["second-souffle"]
+    held = await service.client.get("/v1/moderation/volunteers?status=reported", headers=moderators)
+    assert [(v["pseudonym"], v["reported_by"]) for v in held.json()] == [("Paul", "person")]
+    _, manage_token = link(mails(service, "paul@example.org")[-2]["text"], "/gerer")
+    resumed = await service.client.post(
+        f"/v1/peers/volunteers/{paul}/link/resume", json={"token": manage_token}
+    )
+    assert resumed.status_code == 409
+    other = await service.events.community.request_peer(peer_request("RB-7K3M-Q9XA-2DFE-W8NC"))
+    assert other is None  # Paul held, Lina at her monthly limit
+
+    # Lina reports Claire: the match ends, nobody else is proposed to Claire.
+    [*_, lina_intro] = mails(service, "lina@example.org")
+    lina_path, lina_token = link(lina_intro["text"], "/volunteer/signaler")
+    lina_form = await service.client.get(f"{lina_path}?token={lina_token}")
+    assert "nous ne vous présentons personne" in lina_form.text
+    await service.client.post(lina_path, data={"token": lina_token})
+    assert len([m for m in mails(service) if m["reference"] == REFERENCE]) == 4  # 2 matches
+    held = await service.client.get("/v1/moderation/volunteers?status=reported", headers=moderators)
+    assert {(v["pseudonym"], v["reported_by"]) for v in held.json()} == {
+        ("Paul", "person"), ("Lina", "volunteer"),
+    }  # fmt: skip
+
+    approved = await service.client.post(f"/v1/peers/volunteers/{paul}/approve", headers=moderators)
+    assert approved.json() == {"status": "approved"}
+    assert "de nouveau" in mails(service, "paul@example.org")[-1]["subject"]
+    lina = next(v["id"] for v in held.json() if v["pseudonym"] == "Lina")
+    removed = await service.client.post(f"/v1/peers/volunteers/{lina}/reject", headers=moderators)
+    assert removed.json() == {"status": None}
+    assert "met fin" in mails(service, "lina@example.org")[-1]["text"]
+    assert await service.events.community.request_peer(peer_request("RB-7K3M-Q9XA-2DFE-W8ND"))
 
 
 @pytest.mark.parametrize(

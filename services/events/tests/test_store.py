@@ -135,6 +135,27 @@ def test_upcoming_conferences_of_a_region(repository: Repository) -> None:
     assert [c.id for c in repository.upcoming("32", NOW, 1)] == ["e2"]
 
 
+def test_conferences_starting_within_a_window(repository: Repository) -> None:
+    """Scheduled ones starting after the window's start and by its end, soonest first."""
+    for c in [
+        conference("e1", days=2), conference("e2", days=1), conference("e3", days=3),
+        conference("e4", days=1, status=EventStatus.CANCELLED), conference("e5", days=0),
+    ]:  # fmt: skip
+        repository.add_conference(c)
+    found = repository.starting_between(NOW, NOW + timedelta(days=2))
+    assert [c.id for c in found] == ["e2", "e1"]
+
+
+def test_a_reminder_is_kept(repository: Repository) -> None:
+    """`reminded_at` reads back as stored (the reminder goes once)."""
+    repository.add_conference(conference("e1"))
+    stored = repository.add_registration(registration("a"))
+    assert stored.reminded_at is None
+    repository.save_registration(stored.reminded(NOW + timedelta(days=8)))
+    found = repository.registration("a")
+    assert found is not None and found.reminded_at == NOW + timedelta(days=8)
+
+
 def test_registrations_keep_their_queue_order(repository: Repository) -> None:
     """The queue is by `queued_at`, ties by arrival; each waitlisted one knows its place; a
     registration is found by id or by person and conference, and its changes are kept."""

@@ -9,6 +9,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from rebond_contracts.topics import COMMUNITY_MAIL
 from rebond_testing import until
+from rebond_testing.browser import serious_violations
 
 from .conftest import KEYS
 from .test_portal_browser import Portal, portal  # noqa: F401 (the fixture)
@@ -16,14 +17,7 @@ from .test_stories import TEXT, withdrawal_link
 
 
 def audit(page: Page, axe_source: str) -> None:
-    page.add_script_tag(content=axe_source)
-    result = page.evaluate("async () => await axe.run()")
-    bad = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], page.url
+    assert serious_violations(page, axe_source) == [], page.url
 
 
 def test_a_story_is_submitted_approved_shown_and_withdrawn(

@@ -188,6 +188,36 @@ def test_cancelling_frees_the_seat_for_the_first_waitlisted() -> None:
     ]  # fmt: skip
 
 
+def test_confirmed_registrants_are_reminded_once_two_days_before() -> None:
+    """Nothing before the two days; then each confirmed registrant once, with a cancellation
+    link that works; never the waitlisted or the cancelled; a person promoted after the
+    reminders is reminded at the next run; a cancelled conference reminds nobody."""
+    world = World(capacity=2)
+    [mail_a] = world.register(A).messages
+    world.register(B)
+    world.register(C)  # waitlisted
+    assert world.run(registering.remind).messages == []  # ten days before
+    world.clock.now = NOW + timedelta(days=8, minutes=1)
+    reminded = world.run(registering.remind)
+    assert said(reminded.messages) == [
+        (REGISTRATIONS.name, "reminder", (A, None)), (REGISTRATIONS.name, "reminder", (B, None)),
+    ]  # fmt: skip
+    assert world.run(registering.remind).messages == []  # once
+    registration_id = json.loads(mail_a.value)["registration_id"]
+    cancel = world.run(
+        registering.cancel, registration_id=registration_id, token=token(reminded.messages[0])
+    )
+    assert said(cancel.messages)[1] == (REGISTRATIONS.name, "promoted", (C, None))
+    assert said(world.run(registering.remind).messages) == [
+        (REGISTRATIONS.name, "reminder", (C, None))
+    ]
+    other = World(capacity=2)
+    other.register(D)
+    other.clock.now = NOW + timedelta(days=8, minutes=1)
+    other.run(scheduling.cancel, organiser="second-souffle", event_id=other.event_id)
+    assert other.run(registering.remind).messages == []
+
+
 @pytest.mark.parametrize(
     ("how", "error"),
     [("tampered", Forbidden), ("other", Forbidden), ("ended", Expired), ("unknown", NotFound)],

@@ -15,6 +15,8 @@ from fastapi import FastAPI
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
+    PeerMatchStatus,
+    PeerMatchV1,
     Reason,
     ReferralStatus,
     ReferralStatusV1,
@@ -24,6 +26,7 @@ from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import (
     DELIVERIES,
     OUTCOMES,
+    PEER_MATCHES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
     Service,
@@ -95,8 +98,9 @@ async def publish(producer: AIOKafkaProducer, topic, payload, reference: str, ev
 
 
 async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> None:
-    """A routing outcome and referral statuses (one duplicated, one out of order) show in GET status;
-    an unreadable record goes to deadletter.intake."""
+    """A routing outcome, referral statuses (one duplicated, one out of order) and a peer
+    proposed (`peers.matches`) show in GET status; an unreadable record goes to
+    deadletter.intake."""
     config = settings(kafka_bootstrap, tmp_path)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
@@ -122,10 +126,15 @@ async def test_status_events_build_the_timeline(kafka_bootstrap, tmp_path) -> No
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
             await publish(producer, REFERRAL_STATUS, accepted, reference, accepted_id)
             await publish(producer, OUTCOMES, decision, reference, str(decision.decision_id))
+            peer = PeerMatchV1(
+                match_id=uuid.uuid4(), reference=reference, status=PeerMatchStatus.PROPOSED,
+                region="75", at=now + timedelta(seconds=3),
+            )  # fmt: skip
+            await publish(producer, PEER_MATCHES, peer, reference, str(uuid.uuid4()))
             unreadable = await producer.send_and_wait(
                 OUTCOMES.name, b"not json", key=reference.encode(), headers=[]
             )
-            complete = ["received", "oriented", "accepted"]
+            complete = ["received", "oriented", "accepted", "peer_proposed"]
 
             async def timeline_complete() -> bool:
                 body = (await client.get(f"/v1/submissions/{reference}")).json()

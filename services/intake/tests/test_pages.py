@@ -131,3 +131,26 @@ def test_an_older_page_sent_again_with_other_answers_is_explained(make_client, p
     assert reply.status_code == 422
     assert "Cette page avait déjà été envoyée avec d&#39;autres réponses" in reply.text
     assert len(publisher.events) == 1
+
+
+def test_confirmation_links_the_stories_and_promises_a_peer_only_to_who_asked(make_client) -> None:
+    """ "D'autres sont passés par là": the confirmation and status pages link the events
+    service's stories page (`INTAKE_STORIES_URL`); only a person who asked for `peer_support`
+    and agreed to share a contact is told a peer will be proposed."""
+    client = make_client(stories_url="https://conferences.example/temoignages")
+    sharing = {
+        **FORM, "consents.share_with_association": "yes", "contact.first_name": "Claire",
+        "contact.email": "claire@example.org", "contact.preferred_channel": "email",
+    }  # fmt: skip
+    plain = client.post("/", data=FORM)
+    asked = client.post("/", data={**sharing, "needs": ["mentoring", "peer_support"]})
+    unshared = client.post("/", data={**FORM, "needs": ["peer_support"]})
+    for page in (plain, asked, unshared):
+        assert page.status_code == 200, page.text
+        assert "D&#39;autres sont passés par là" in page.text
+        assert 'href="https://conferences.example/temoignages"' in page.text
+    assert 'id="peer-note"' in asked.text and "entrepreneur bénévole" in asked.text
+    assert 'id="peer-note"' not in plain.text and 'id="peer-note"' not in unshared.text
+    status = client.get(f"/suivi/{reference_of(asked.text)}?lang=en")
+    assert "Others have been through it" in status.text
+    assert 'href="https://conferences.example/temoignages"' in status.text

@@ -22,6 +22,7 @@ from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
 from rebond_intake.timeline import record_of
 from rebond_testing import free_port, until
+from rebond_testing.browser import serious_violations
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +90,7 @@ def audit(page: Page, axe_source: str, name: str, js: bool) -> None:
     if UPDATE_SCREENSHOTS:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-    page.add_script_tag(content=axe_source)
-    result = page.evaluate("async () => await axe.run()")
-    bad = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == []
+    assert serious_violations(page, axe_source) == []
 
 
 def fill_valid(page: Page, email: str = "claire@example.org", distress: str = "Non") -> None:

@@ -12,6 +12,8 @@ from rebond_contracts.payloads import (
     DeliveryChannel,
     DeliveryOutcome,
     DeliveryV1,
+    PeerMatchStatus,
+    PeerMatchV1,
     Reason,
     ReferralStatus,
     ReferralStatusV1,
@@ -305,3 +307,27 @@ def test_the_public_view_leaves_the_distress_track_out_whole() -> None:
     assert "APESA" not in " ".join(s.text for s in public)
     private = build_timeline(records, "fr", private=True)
     assert [s.code for s in private].count("accepted") == 1
+
+
+def peer(minutes: int, state: PeerMatchStatus) -> PeerMatchV1:
+    return PeerMatchV1(reference=REF, status=state, region="75", at=at(minutes))
+
+
+def test_peer_match_steps_show_without_the_peer_and_leave_the_status_alone() -> None:
+    """A peer proposed (then declined, then none left) shows as its own steps, naming no peer
+    nor region, in public and private views; the request's status stays its referral's."""
+    records = [
+        RECEIVED, rec(decision(1, SOIX)), rec(status(2, ReferralStatus.ACCEPTED)),
+        rec(peer(3, PeerMatchStatus.PROPOSED)), rec(peer(4, PeerMatchStatus.DECLINED)),
+        rec(peer(4, PeerMatchStatus.UNMATCHED)),
+    ]  # fmt: skip
+    for private in (False, True):
+        steps = build_timeline(records, "fr", private=private)
+        assert [s.code for s in steps][-2:] == ["peer_proposed", "peer_unmatched"]
+        assert steps[-2].text.startswith("Un pair vous a été proposé")
+        assert current_status(steps) == "accepted"
+    english = build_timeline(records, "en")
+    assert english[-2].text.startswith("A peer was proposed to you")
+    assert rec(peer(3, PeerMatchStatus.PROPOSED)).detail == {"status": "proposed"}
+    erased = [*records, Record("e", REF, "erasure", at(9))]
+    assert [s.code for s in build_timeline(erased, "fr")] == ["received", "erased"]

@@ -11,11 +11,13 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +36,9 @@ from rebond_contracts.payloads import (
     RoutingDecisionV1,
 )
 from rebond_contracts.questionnaire import Contact, Need, PreferredChannel, Stage
+from rebond_contracts.topics import DECISIONS
+from rebond_notifier.app import Notifier, build
+from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -441,6 +446,51 @@ async def publish(bootstrap: str, topic_name: str, envelope, key: str) -> None: 
         )
     finally:
         await producer.stop()
+
+
+async def send_decision(bootstrap: str, decision: RoutingDecisionV1) -> None:
+    """Publish `decision` as the router does: keyed and subject by its reference, its id the
+    decision's."""
+    event = DECISIONS.envelope(
+        decision, subject=decision.reference, correlationid=decision.reference,
+        id=str(decision.decision_id),
+    )  # fmt: skip
+    await publish(bootstrap, DECISIONS.name, event, decision.reference)
+
+
+#: Retries that a test sees through: 3 attempts, 0.2 s then up to 1 s apart.
+FAST_RETRIES: dict[str, Any] = {"max_attempts": 3, "retry_base_s": 0.2, "retry_cap_s": 1.0}
+
+
+def notifier_settings(
+    bootstrap: str, smtp: "MailBox", folder: Path, group: str, **changes: Any
+) -> NotifierSettings:
+    """A test notifier's settings: its own consumer group (`group` and a random suffix) and
+    SQLite delivery log in `folder`, mail to `smtp`, the outbox polled every 0.2 s; `changes`
+    on top."""
+    return NotifierSettings(
+        kafka_bootstrap_servers=bootstrap,
+        environment="test",
+        group_id=f"{group}-{uuid.uuid4().hex[:8]}",
+        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
+        smtp_host=smtp.host,
+        smtp_port=smtp.port,
+        poll_interval_s=0.2,
+        **changes,
+    )
+
+
+@asynccontextmanager
+async def running(settings: NotifierSettings) -> AsyncIterator[Notifier]:
+    """The notifier `build` makes from `settings`, its lifespan started and Kafka connected,
+    stopped when the block ends."""
+    service = build(settings)
+    await service.start()
+    try:
+        await service.wait_connected()
+        yield service
+    finally:
+        await service.stop()
 
 
 def associations_file(path, hook_url: str, secret_env: str, slow: str | None = None) -> None:  # type: ignore[no-untyped-def]

@@ -19,20 +19,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, ReferralStatusV1
-from rebond_contracts.topics import DECISIONS, ERASURES, REFERRAL_STATUS, responses
+from rebond_contracts.topics import ERASURES, REFERRAL_STATUS, responses
 from rebond_notifier import templates
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 
-from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, publish
+from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, publish, send_decision
 
 pytestmark = pytest.mark.kafka
-
-
-def _send_decision(bootstrap: str, decision) -> None:  # type: ignore[no-untyped-def]
-    event = DECISIONS.envelope(
-        decision, subject=decision.reference, correlationid=decision.reference
-    )
-    asyncio.run(publish(bootstrap, DECISIONS.name, event, decision.reference))
 
 
 def _wait_mail(box: MailBox, reference: str, to_part: str, within_s: float = 20) -> str:
@@ -100,7 +93,7 @@ def test_accept_link_in_a_browser_publishes_the_answer_once(
     from playwright.sync_api import sync_playwright
 
     decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
-    _send_decision(kafka_bootstrap, decision)
+    asyncio.run(send_decision(kafka_bootstrap, decision))
     links = _links(_wait_mail(smtp_server, decision.reference, "60000"))
     with sync_playwright() as p:
         browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
@@ -142,7 +135,7 @@ def test_decline_link_asks_the_reason_and_publishes_it(
     from playwright.sync_api import sync_playwright
 
     decision = make_decision(AssociationId.SECOND_SOUFFLE)
-    _send_decision(kafka_bootstrap, decision)
+    asyncio.run(send_decision(kafka_bootstrap, decision))
     links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
     with sync_playwright() as p:
         browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
@@ -264,7 +257,7 @@ def test_a_link_whose_referral_moved_on_says_so_instead_of_confirming(
     """Once `referrals.status` says the referral expired or was re-oriented, its still-valid
     link shows a French 410 page telling not to contact the person, and publishes nothing."""
     decision = make_decision(AssociationId.SECOND_SOUFFLE)
-    _send_decision(kafka_bootstrap, decision)
+    asyncio.run(send_decision(kafka_bootstrap, decision))
     links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
     assert httpx.get(links["accept"]).status_code == 200  # still awaited
     moved = ReferralStatusV1(
@@ -294,7 +287,7 @@ def test_a_link_expires_with_the_associations_deadline(
     respond_by = datetime.now(UTC) + timedelta(seconds=4)
     referral = decision.referral.model_copy(update={"respond_by": respond_by})
     decision = decision.model_copy(update={"referral": referral})
-    _send_decision(kafka_bootstrap, decision)
+    asyncio.run(send_decision(kafka_bootstrap, decision))
     text = _wait_mail(smtp_server, decision.reference, "apesa")
     assert "valables jusqu'au" in text and "8 jours" not in text
     links = _links(text)
@@ -311,7 +304,7 @@ def test_a_link_of_a_withdrawn_request_says_so(
 ) -> None:
     """After the person's erasure, the association's link says the request was withdrawn."""
     decision = make_decision(AssociationId.RE_CREER)
-    _send_decision(kafka_bootstrap, decision)
+    asyncio.run(send_decision(kafka_bootstrap, decision))
     links = _links(_wait_mail(smtp_server, decision.reference, "re-creer"))
     erasure = ERASURES.envelope(
         ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC)),
@@ -350,7 +343,7 @@ def test_association_cli_listens_accepts_and_declines(
     try:
         lines = _lines(listener)
         decision = make_decision(AssociationId.RE_CREER)
-        _send_decision(kafka_bootstrap, decision)
+        asyncio.run(send_decision(kafka_bootstrap, decision))
         deadline = time.monotonic() + 30
         printed = None
         while printed is None and time.monotonic() < deadline:

@@ -53,6 +53,11 @@ ICS = "/calendar.ics"
             ["liste d'attente"],
         ),
         (
+            RegistrationChange.REMINDER, {}, "Rappel",
+            ["a lieu dans deux jours", WHEN, ICS, CANCEL],
+            ["liste d'attente", "annulée"],
+        ),
+        (
             RegistrationChange.EVENT_UPDATED, {"waitlist_position": 2}, "Changement",
             ["toujours sur la liste d'attente, en position 2.", CANCEL],
             ["tient toujours"],

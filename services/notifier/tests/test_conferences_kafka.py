@@ -29,11 +29,19 @@ from rebond_contracts.topics import (
     Service,
     dead_letters,
 )
-from rebond_notifier.app import Notifier, build
-from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.app import Notifier
 from rebond_notifier.store import FINAL, Delivery
 
-from .conftest import MailBox, TopicWatcher, make_invitation, make_registration, publish
+from .conftest import (
+    FAST_RETRIES,
+    MailBox,
+    TopicWatcher,
+    make_invitation,
+    make_registration,
+    notifier_settings,
+    publish,
+    running,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -44,23 +52,11 @@ async def notifier(
 ) -> AsyncIterator[Notifier]:
     """A notifier with its own consumer groups and delivery log."""
     folder: Path = tmp_path_factory.mktemp("notifier-conferences")
-    settings = NotifierSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        environment="test",
-        group_id=f"test-notifier-conf-{uuid.uuid4().hex[:8]}",
-        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
-        max_attempts=3,
-        retry_base_s=0.2,
-        retry_cap_s=1.0,
-        poll_interval_s=0.2,
+    settings = notifier_settings(
+        kafka_bootstrap, smtp_server, folder, "test-notifier-conf", **FAST_RETRIES
     )
-    service = build(settings)
-    await service.start()
-    await service.wait_connected()
-    yield service
-    await service.stop()
+    async with running(settings) as service:
+        yield service
 
 
 async def _send_registration(bootstrap: str, registration: RegistrationV1, event_id: str) -> None:
@@ -253,3 +249,37 @@ async def test_an_invitation_read_after_its_erasure_sends_nothing(
     assert len(await smtp_server.wait_for(marker.conference.title, 1, within_s=30)) == 1
     assert smtp_server.about(invitation.conference.title) == []
     assert await store.find(str(invitation.invitation_id)) == []
+
+
+async def test_a_peer_introduction_read_after_its_persons_erasure_sends_nothing(
+    kafka_bootstrap: str, notifier: Notifier, smtp_server: MailBox
+) -> None:
+    """The person's erasure is read first: an introduction filed under their reference (to the
+    volunteer, carrying the person's contact) is not sent; a mail about a volunteer alone,
+    behind it on the same partition, is."""
+    erased = make_invitation().reference
+    request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
+    await publish(
+        kafka_bootstrap, ERASURES.name,
+        ERASURES.envelope(request, subject=erased, correlationid=erased), erased,
+    )  # fmt: skip
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await notifier.store.erased_among([erased]):
+        assert asyncio.get_running_loop().time() < deadline, "the erasure was not read"
+        await asyncio.sleep(0.1)
+    introduction = CommunityMailV1(
+        mail_id=uuid.uuid4(), kind=CommunityMailKind.PEER_INTRODUCTION, to="pair@example.org",
+        subject=f"Une mise en relation {erased}", text="Claire : claire@example.org",
+        at=datetime.now(UTC), reference=erased,
+    )  # fmt: skip
+    marker = introduction.model_copy(
+        update={"mail_id": uuid.uuid4(), "kind": CommunityMailKind.VOLUNTEER_CONFIRM,
+                "subject": f"Fin {erased}", "reference": None}
+    )  # fmt: skip
+    for mail in (introduction, marker):
+        event = COMMUNITY_MAIL.envelope(mail, subject=erased, correlationid=erased,
+                                        id=str(mail.mail_id))  # fmt: skip
+        await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, erased)
+    assert len(await smtp_server.wait_for(f"Fin {erased}", 1, within_s=30)) == 1
+    assert smtp_server.about(f"Une mise en relation {erased}") == []
+    assert await notifier.store.find(str(introduction.mail_id)) == []

@@ -13,19 +13,22 @@ from standardwebhooks import Webhook
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
-from rebond_contracts.topics import DECISIONS, DELIVERIES, REFERRAL_STATUS, referrals
-from rebond_notifier.app import Notifier, build
-from rebond_notifier.settings import NotifierSettings
+from rebond_contracts.topics import DELIVERIES, REFERRAL_STATUS, referrals
+from rebond_notifier.app import Notifier
 from rebond_notifier.signing import WEBHOOK_ID, new_webhook_secret
 from rebond_notifier.store import DELIVERY_NAMESPACE
 
 from .conftest import (
+    FAST_RETRIES,
     MailBox,
     TopicWatcher,
     WebhookReceiver,
     associations_file,
     make_decision,
+    notifier_settings,
     publish,
+    running,
+    send_decision,
 )
 
 pytestmark = pytest.mark.kafka
@@ -44,25 +47,12 @@ async def notifier(
     folder = tmp_path_factory.mktemp("notifier")
     os.environ[SECRET_ENV] = SECRET
     associations_file(folder / "associations.yaml", webhook_receiver.url, SECRET_ENV)
-    settings = NotifierSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        environment="test",
-        group_id=f"test-notifier-{uuid.uuid4().hex[:8]}",
-        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
-        associations_file=folder / "associations.yaml",
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
-        max_attempts=3,
-        retry_base_s=0.2,
-        retry_cap_s=1.0,
-        webhook_timeout_s=5.0,
-        poll_interval_s=0.2,
-    )
-    service = build(settings)
-    await service.start()
-    await service.wait_connected()
-    yield service
-    await service.stop()
+    settings = notifier_settings(
+        kafka_bootstrap, smtp_server, folder, "test-notifier",
+        associations_file=folder / "associations.yaml", webhook_timeout_s=5.0, **FAST_RETRIES,
+    )  # fmt: skip
+    async with running(settings) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +60,6 @@ async def deliveries(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
     watcher = await TopicWatcher(kafka_bootstrap, DELIVERIES.name).start()
     yield watcher
     await watcher.stop()
-
-
-async def _send_decision(bootstrap: str, decision) -> None:  # type: ignore[no-untyped-def]
-    event = DECISIONS.envelope(
-        decision, subject=decision.reference, correlationid=decision.reference,
-        id=str(decision.decision_id),
-    )  # fmt: skip
-    await publish(bootstrap, DECISIONS.name, event, decision.reference)
 
 
 def _outcomes(records) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
@@ -98,7 +80,7 @@ async def test_one_decision_gives_one_referral_two_mails_and_one_signed_webhook(
     watcher = await TopicWatcher(kafka_bootstrap, topic.name).start()
     try:
         decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
-        await _send_decision(kafka_bootstrap, decision)
+        await send_decision(kafka_bootstrap, decision)
         [record] = await watcher.wait_for(decision.reference, 1)
     finally:
         await watcher.stop()
@@ -137,12 +119,12 @@ async def test_redelivered_decision_sends_nothing_twice(
 ) -> None:
     """The same decision read again sends no second e-mail and no second webhook."""
     decision = make_decision(AssociationId.SECOND_SOUFFLE)
-    await _send_decision(kafka_bootstrap, decision)
+    await send_decision(kafka_bootstrap, decision)
     assert len(await deliveries.wait_for(decision.reference, 3)) == 3
-    await _send_decision(kafka_bootstrap, decision)
+    await send_decision(kafka_bootstrap, decision)
     # A later decision on the same lanes is processed after the redelivery (same key, same partition).
     marker = make_decision(AssociationId.SECOND_SOUFFLE, reference=decision.reference)
-    await _send_decision(kafka_bootstrap, marker)
+    await send_decision(kafka_bootstrap, marker)
     await webhook_receiver.wait_for(decision.reference, 2)
     assert len(await deliveries.wait_for(decision.reference, 6)) == 6
     hooks = [json.loads(h.body)["id"] for h in webhook_receiver.about(decision.reference)]
@@ -165,7 +147,7 @@ async def test_webhook_5xx_then_success_is_retried(
     attempts carry the same delivery id, the receiver's key to recognise a repeat."""
     decision = make_decision(AssociationId.APESA)
     webhook_receiver.script[decision.reference] = [503, 200]
-    await _send_decision(kafka_bootstrap, decision)
+    await send_decision(kafka_bootstrap, decision)
     [outcome] = await deliveries.wait_for(
         decision.reference, 1, where=lambda r: b'"webhook"' in r.value
     )
@@ -186,7 +168,7 @@ async def test_webhook_4xx_is_not_retried(
     """A 400 is a final failure after a single attempt."""
     decision = make_decision(AssociationId.APESA)
     webhook_receiver.script[decision.reference] = [400, 200]
-    await _send_decision(kafka_bootstrap, decision)
+    await send_decision(kafka_bootstrap, decision)
     [outcome] = await deliveries.wait_for(
         decision.reference, 1, where=lambda r: b'"webhook"' in r.value
     )
@@ -210,7 +192,7 @@ async def test_webhook_timeouts_beyond_the_cap_are_dead_lettered(
     """A webhook that never answers in time is tried 3 times, then logged and reported dead-lettered."""
     decision = make_decision(AssociationId.RE_CREER)  # 0.5 s timeout for re-creer
     webhook_receiver.script[decision.reference] = ["hang"]
-    await _send_decision(kafka_bootstrap, decision)
+    await send_decision(kafka_bootstrap, decision)
     [outcome] = await deliveries.wait_for(
         decision.reference, 1, within_s=20, where=lambda r: b'"webhook"' in r.value
     )
@@ -234,11 +216,11 @@ async def test_a_hanging_association_does_not_delay_another(
     """While APESA's webhook hangs, Second Souffle's decision is consumed and delivered."""
     slow = make_decision(AssociationId.APESA)
     webhook_receiver.script[slow.reference] = ["hang"]
-    await _send_decision(kafka_bootstrap, slow)
+    await send_decision(kafka_bootstrap, slow)
     assert await webhook_receiver.wait_for(slow.reference, 1)
     try:
         quick = make_decision(AssociationId.SECOND_SOUFFLE)
-        await _send_decision(kafka_bootstrap, quick)
+        await send_decision(kafka_bootstrap, quick)
         assert await webhook_receiver.wait_for(quick.reference, 1, within_s=10)
         assert slow.reference in webhook_receiver.open_requests  # still hanging meanwhile
         assert len(await smtp_server.wait_for(quick.reference, 2, within_s=10)) == 2

@@ -6,11 +6,14 @@ import hashlib
 import json
 from collections.abc import Awaitable
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
 from rebond_contracts.associations import AssociationId
-from rebond_notifier import messages
+from rebond_contracts.payloads import CommunityMailKind, CommunityMailV1
+from rebond_contracts.topics import COMMUNITY_MAIL
+from rebond_notifier import messages, planning
 from rebond_notifier.store import (
     DeliveryStatus,
     DeliveryStore,
@@ -268,3 +271,35 @@ async def test_anonymise_after_retention_only(store: DeliveryStore) -> None:
     assert await store.due(now=at(32 * DAY)) == []
     [outcome] = await store.database.run(store.outbox.pending)
     assert json.loads(outcome.value)["outcome"] == "failed"
+
+
+async def test_an_erasure_cancels_a_held_peer_introduction_and_tells_no_outcome(
+    store: DeliveryStore,
+) -> None:
+    """A peer introduction about the person (to them and to the volunteer) waits unsent: the
+    person's erasure deletes both; a mail about a volunteer alone stays; and a sent
+    introduction publishes no `DeliveryV1` (it is not always the person's own e-mail)."""
+
+    def mail(kind: CommunityMailKind, reference: str | None) -> NewDelivery:
+        payload = CommunityMailV1(
+            mail_id=uuid4(), kind=kind, to="pair@example.org", subject="Une mise en relation",
+            text="Claire, 06 12 34 56 78", at=at(0), reference=reference,
+        )  # fmt: skip
+        [item] = planning.for_community_mail(
+            COMMUNITY_MAIL.envelope(payload, subject=reference or "v", correlationid="c")
+        )
+        return item
+
+    to_person = mail(CommunityMailKind.PEER_INTRODUCTION, REFERENCE)
+    to_volunteer = mail(CommunityMailKind.PEER_INTRODUCTION, REFERENCE)
+    confirm = mail(CommunityMailKind.VOLUNTEER_CONFIRM, None)
+    assert await store.enqueue([to_person, to_volunteer, confirm], now=at(1)) == 3
+    [held] = await store.find(to_person.referral_id)
+    assert messages.outcome(held, DeliveryStatus.SENT.value, 1, at(2)) is None
+
+    await store.erase(REFERENCE, notices, now=at(2))
+
+    assert await store.find(to_person.referral_id) == []
+    assert await store.find(to_volunteer.referral_id) == []
+    assert [d.kind for d in await store.find(confirm.referral_id)] == ["vol_confirm"]
+    assert await store.enqueue([mail(CommunityMailKind.PEER_NONE, REFERENCE)]) == 0

@@ -39,8 +39,11 @@ class FakeTransaction:
         return BatchStart(
             known={k.reference for k in self.stored.referrals} & set(references),
             erased=self.stored.tombstones & set(references),
-            week_offers={a: n for (a, w), n in self.stored.week_offers.items() if w == week},
+            week_offers=await self.offered_in_week(week),
         )
+
+    async def offered_in_week(self, week: datetime) -> dict[AssociationId, int]:
+        return {a: n for (a, w), n in self.stored.week_offers.items() if w == week}
 
     async def erased(self, reference: str) -> bool:
         return reference in self.stored.tombstones

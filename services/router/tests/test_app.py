@@ -41,6 +41,21 @@ def test_alive_but_not_ready_while_kafka_is_unreachable(tmp_path: Path) -> None:
     assert (tmp_path / "router.sqlite3").is_file()  # the store was created at start-up
 
 
+def test_with_an_operators_port_metrics_leave_the_preview_port(tmp_path: Path) -> None:
+    """ROUTER_INTERNAL_PORT set: `/metrics` and `/openapi.json` answer 404 on the public port
+    (the console's preview port), the probes still answer there."""
+    settings = RouterSettings(
+        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}",
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3",
+        environment="test",
+        internal_port=closed_port(),
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics").status_code == 404
+        assert client.get("/openapi.json").status_code == 404
+        assert client.get("/healthz").status_code == 200
+
+
 def test_a_bad_directory_stops_the_router_before_it_starts(tmp_path: Path) -> None:
     """A typo in the directory is reported, naming the association, instead of routing wrongly."""
     bad = tmp_path / "directory.yaml"

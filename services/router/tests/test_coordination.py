@@ -77,6 +77,7 @@ async def test_an_assigned_case_gets_a_manual_decision_and_follows_the_usual_lif
     assert "Re-créer" in decision["reasons"][0]["fr"]
     referral = decision["referral"]
     assert referral["contact"]["first_name"] == "Claire"
+    assert referral["note"] == assignment.note  # the association reads it with the referral
     respond_by = clock.now + directory.get(RECREER).response_deadline
     assert referral["respond_by"] == respond_by.isoformat().replace("+00:00", "Z")
     assert outputs.statuses()[-1] == ("offered", RECREER)

@@ -1,6 +1,7 @@
 """The association directory: the shipped file is valid; bad files are refused, explained."""
 
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 import yaml
@@ -107,6 +108,11 @@ def test_the_gironde_antenna_serves_department_33_only() -> None:
         (
             lambda d: d["associations"][2]["antennas"][0].update(departments=["33", "33"]),
             "field 'antennas.0.departments': Value error, lists a department twice: 33",
+        ),
+        (
+            lambda d: d["associations"][0].update(override_id=str(uuid4())),
+            "association 'sos-entrepreneur', field 'override_id': Value error, is set by the "
+            "coordinators' overrides",
         ),
     ],
 )

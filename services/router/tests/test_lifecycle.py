@@ -246,6 +246,44 @@ async def test_when_nobody_is_left_the_person_goes_to_the_human_queue(
     assert await router.check_deadlines() == 0
 
 
+def with_capacity(directory: Directory, association: AssociationId, **values: Any) -> Directory:
+    """`directory` with `association`'s weekly capacity (and capacity kind) changed."""
+    return directory.model_copy(update={"associations": [
+        a.model_copy(update=values) if a.id == association else a for a in directory.associations
+    ]})  # fmt: skip
+
+
+@pytest.mark.parametrize("ended", ["declined", "expired"])
+async def test_moving_on_skips_an_association_full_since_the_decision(
+    router: Router, outputs: FakeOutputs, directory: Directory, clock: Clock, ended: str
+) -> None:
+    """Capacity is checked again when a referral moves on: Second Souffle, the alternate, has
+    reached its (hard) weekly capacity since the decision, so 60 000 rebonds' decline or
+    silence sends the case to the human queue, cause `no_capacity`; never to Second Souffle."""
+    await router.on_questionnaire(questionnaire())
+    router.directory = with_capacity(router.directory, SOUFFLE, weekly_capacity=0)
+    if ended == "declined":
+        decline = answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NO_CAPACITY)
+        await router.on_response(SIXTY, decline)
+    else:
+        clock.advance(days=10)
+        assert await router.check_deadlines() == 1
+    assert outputs.statuses()[-2:] == [(ended, SIXTY), ("unrouted", SIXTY)]
+    [queued] = outputs.on("referrals.unrouted")
+    assert queued["cause"] == "no_capacity"
+
+
+async def test_moving_on_to_a_soft_capacity_association_ignores_its_count(
+    router: Router, outputs: FakeOutputs, directory: Directory
+) -> None:
+    """An association marked `capacity: soft` still takes the case past its weekly capacity."""
+    await router.on_questionnaire(questionnaire())
+    router.directory = with_capacity(router.directory, SOUFFLE, weekly_capacity=0, capacity="soft")
+    decline = answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NO_CAPACITY)
+    await router.on_response(SIXTY, decline)
+    assert outputs.statuses()[-2:] == [("reoriented", SIXTY), ("offered", SOUFFLE)]
+
+
 async def test_no_eligible_association_with_consent_goes_straight_to_the_human_queue(
     router: Router, outputs: FakeOutputs, directory: Directory, store: Store, clock: Clock
 ) -> None:

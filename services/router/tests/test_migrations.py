@@ -104,7 +104,7 @@ def store_row(referral: Referral) -> dict[str, Any]:
     from rebond_router.store import _row
 
     row = {**_row(referral), "version": 1}
-    for newer in ("track", "case_facts", "follow_up_at", "outcome"):
+    for newer in ("track", "case_facts", "follow_up_at", "outcome", "decided_at", "features"):
         del row[newer]
     return row
 
@@ -132,7 +132,7 @@ async def test_a_store_made_before_migrations_is_taken_over_with_what_it_holds(
     outputs, clock = FakeOutputs(), Clock()
     try:
         async with store.transaction() as tx:
-            older = replace(first.referral, version=1, case=None)
+            older = replace(first.referral, version=1, case=None, decided_at=None, features=None)
             assert await tx.referrals(REFERENCE) == [older]
             assert older.track is Track.MAIN
             assert await tx.offered_in_week(week_start(NOW)) == {SIXTY: 3}

@@ -99,6 +99,22 @@ async def test_the_latest_override_is_in_force_at_once_and_said(directory: Direc
     assert decide("e-3", submitted(), NOW, target.directory, {}).decision.primary is SIXTY
 
 
+async def test_each_decision_records_the_values_it_was_made_by(directory: Directory) -> None:
+    """The scores say, per candidate, the weekly capacity, this week's offers and the answer
+    deadline in force, and the override they come from (None: the file's values)."""
+    live, target, _ = overrides_on(directory)
+    raised = override(weekly_capacity=30, response_deadline_days=5)
+    await live.on_override(raised)
+    routing = decide("e-1", submitted(), NOW, target.directory, {SIXTY: 4})
+    scores = {s.association_id: s for s in routing.decision.scores}
+    sixty, souffle = scores[SIXTY], scores[SOUFFLE]
+    assert (sixty.weekly_capacity, sixty.offered_this_week) == (30, 4)
+    assert (sixty.response_deadline_days, sixty.override_id) == (5, raised.override_id)
+    file_souffle = directory.get(SOUFFLE)
+    assert (souffle.weekly_capacity, souffle.offered_this_week) == (file_souffle.weekly_capacity, 0)
+    assert souffle.override_id is None
+
+
 async def test_an_override_the_directory_would_refuse_changes_nothing(directory: Directory) -> None:
     """An association missing from the file is refused by name; nothing changes or is said."""
     trimmed = directory.model_copy(

@@ -12,6 +12,7 @@ from typing import Any
 
 from rebond_http.clients import ClientAddress
 from rebond_http.inputs import Loc, json_errors, path_errors, urlencoded_errors
+from rebond_http.settings import EdgeSettings
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -257,6 +258,17 @@ class SubmissionGuard:
             [(b"connection", b"close")],
             html=html,
         )
+
+
+def edge_limits(settings: EdgeSettings) -> dict[str, Any]:
+    """`SubmissionGuard`'s limits from a service's edge settings, the same in every service
+    with public pages: the rate per client (`*_RATE_LIMIT_PER_MINUTE`, `*_RATE_LIMIT_BURST`),
+    the body size (`*_MAX_BODY_BYTES`) and who the client is (`*_TRUSTED_PROXIES`)."""
+    return {
+        "limiter": TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        "max_body_bytes": settings.max_body_bytes,
+        "clients": ClientAddress(settings.trusted_proxies),
+    }
 
 
 class SecurityHeaders:

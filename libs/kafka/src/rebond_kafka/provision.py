@@ -125,12 +125,14 @@ def topic_spec(
 ) -> TopicSpec:
     """`topic` as the cluster should hold it: its partitions (at least `partitions` unless the
     registry gives it a single one, whose order matters), the durability's copies and minimum
-    in sync, its retention and (personal data) its segments' span."""
+    in sync, its retention (or compaction) and (personal data) its segments' span."""
     configs = {"min.insync.replicas": str(durability.min_insync_replicas)}
     if topic.retention_ms is not None:
         configs["retention.ms"] = str(topic.retention_ms)
     if topic.segment_ms is not None:
         configs["segment.ms"] = str(topic.segment_ms)
+    if topic.compacted:
+        configs["cleanup.policy"] = "compact"
     count = max(topic.partitions, partitions or 0) if topic.partitions > 1 else 1
     return TopicSpec(topic.name, count, durability.replicas, configs)
 

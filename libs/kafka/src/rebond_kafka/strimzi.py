@@ -50,8 +50,10 @@ def kafka_topic(topic: Topic, cluster: str = CLUSTER) -> dict[str, Any]:
         "spec": {
             "partitions": spec.partitions,
             "replicas": spec.replication_factor,
-            # Kafka's settings are strings; every one the plan sets is a number, as YAML says it.
-            "config": {key: int(value) for key, value in spec.configs.items()},
+            # Kafka's settings are strings; the numbers among them as YAML says numbers.
+            "config": {
+                key: int(value) if value.isdigit() else value for key, value in spec.configs.items()
+            },
         },
     }
 

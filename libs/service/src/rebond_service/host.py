@@ -166,6 +166,10 @@ class Host:
         """Whether the part's `run` has returned."""
         return self._finished[name].is_set()
 
+    async def wait_finished(self, name: str) -> None:
+        """Until the part's `run` has returned (a test's "connected to Kafka")."""
+        await self._finished[name].wait()
+
     @asynccontextmanager
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
         """The service's lifespan (`FastAPI(lifespan=host.lifespan)`)."""

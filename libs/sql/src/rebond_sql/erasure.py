@@ -29,7 +29,22 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, select, text
+from sqlalchemy import Column, Connection, MetaData, Row, String, Table, select, text
+
+from rebond_sql.types import UTCDateTime
+
+
+def tombstone_table(metadata: MetaData, name: str, *columns: Column[Any]) -> Table:
+    """A store's tombstones, `name` on `metadata`: one row per erased reference, keyed by its
+    digest (`reference_digest`), with when it was erased; `columns` (none of them personal)
+    stand between the two."""
+    return Table(
+        name,
+        metadata,
+        Column("reference_sha256", String(64), primary_key=True),
+        *columns,
+        Column("erased_at", UTCDateTime, nullable=False),
+    )
 
 
 def reference_digest(reference: str) -> str:

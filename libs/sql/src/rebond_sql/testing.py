@@ -2,7 +2,8 @@
 its migrations make its tables."""
 
 import asyncio
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from alembic.autogenerate import compare_metadata
@@ -34,6 +35,18 @@ async def waits_for(
     finally:
         if task is not None and not task.done():
             task.cancel()
+
+
+@asynccontextmanager
+async def tables_of(url: str, metadata: MetaData, name: str) -> AsyncIterator[Database]:
+    """A `Database` at `url` with `metadata`'s tables made (without migrations: the tables of
+    a library's own tests), closed when the block ends."""
+    database = Database(url, name=name)
+    try:
+        await database.run(metadata.create_all)
+        yield database
+    finally:
+        await database.close()
 
 
 async def rows_of(database: Database, metadata: MetaData) -> dict[str, list[tuple[Any, ...]]]:

@@ -24,6 +24,7 @@ STORES = {
     "router": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/router.sqlite3"),
     "notifier": ("DATABASE_URL", "sqlite+aiosqlite:///{dir}/notifier.sqlite3"),
     "events": ("DATABASE_URL", "sqlite:///{dir}/events.sqlite3"),
+    "coordination": ("DATABASE_URL", "sqlite:///{dir}/coordination.sqlite3"),
 }
 
 

@@ -3,9 +3,10 @@
 `build` makes everything from the settings, with production defaults for every port, and
 tests pass fakes; nothing connects at import time. By default the console is plugged in: Kafka
 carries the inbox's answers out and the other services' facts in (`kafka.py`), the events
-service's API its conferences and SMTP its invitations (`clients.py`). The router's preview
-endpoint does not exist yet, so the preview stays `ports.Unconnected`. A given `outbound`
-(a fake) leaves Kafka out unless a `broker` is given too. Its lifespan and probes are the
+service's API its conferences, the router's `POST /internal/preview` the policy preview (once
+`COORDINATION_ROUTER_URL` says where the router is; else it stays `ports.Unconnected`) and
+SMTP its invitations (`clients.py`). A given `outbound` (a fake) leaves Kafka out unless a
+`broker` is given too. Its lifespan and probes are the
 service host's (`rebond_service.host`): the parts below, and the store's and Kafka's readiness.
 """
 
@@ -24,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rebond_contracts.topics import Service
 from rebond_coordination.auth import SessionRules
-from rebond_coordination.clients import HttpEvents, SmtpMailer
+from rebond_coordination.clients import HttpEvents, HttpPreview, SmtpMailer
 from rebond_coordination.kafka import KafkaOutbound, build_broker, subscribe_facts
 from rebond_coordination.observability import Observability
 from rebond_coordination.ports import (
@@ -129,6 +130,10 @@ def build(
         http = httpx.AsyncClient(base_url=settings.events_url, timeout=settings.events_timeout_s)
         parts.append(Part("events client", close=http.aclose))
         events = HttpEvents(http, settings.events_organiser_keys)
+    if preview is None and settings.router_url is not None:
+        router = httpx.AsyncClient(base_url=settings.router_url, timeout=settings.router_timeout_s)
+        parts.append(Part("router client", close=router.aclose))
+        preview = HttpPreview(router, settings.router_preview_token)
     services = Services(
         settings=settings,
         store=store,

@@ -1,4 +1,5 @@
-"""The console's clients of the other services: the events organiser API over HTTP, and SMTP.
+"""The console's clients of the other services: the events organiser API and the router's
+policy preview over HTTP, and SMTP.
 
 Each is one of the ports of `ports.py`, and every failure it cannot turn into an answer is that
 port's `…Unavailable` error, so a page says "try again" and nothing is half-done: a conference
@@ -16,6 +17,7 @@ import aiosmtplib
 import httpx
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
+from rebond_contracts.preview import PREVIEW_PATH, PreviewProblem
 from rebond_coordination.ports import (
     Conference,
     EventsInvalid,
@@ -23,6 +25,9 @@ from rebond_coordination.ports import (
     EventsUnavailable,
     FieldError,
     MailUnavailable,
+    PreviewRejected,
+    PreviewResult,
+    PreviewUnavailable,
     Registration,
     StoryToModerate,
     VolunteerToModerate,
@@ -135,13 +140,54 @@ class HttpEvents:
         await self._call(association, "POST", f"/v1/stories/{story_id}/{decision}")
 
     async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]:
-        return _volunteers.validate_python(
-            await self._call(association, "GET", "/v1/moderation/volunteers?status=pending")
-        )
+        """The volunteers reported by a side of a match (first), then the new ones."""
+        return [
+            volunteer
+            for status in ("reported", "pending")
+            for volunteer in _volunteers.validate_python(
+                await self._call(association, "GET", f"/v1/moderation/volunteers?status={status}")
+            )
+        ]
 
     async def moderate_volunteer(self, association: str, volunteer_id: str, approve: bool) -> None:
         decision = "approve" if approve else "reject"
         await self._call(association, "POST", f"/v1/peers/volunteers/{volunteer_id}/{decision}")
+
+
+class HttpPreview:
+    """`ports.PreviewClient` on the router's `POST /internal/preview` (`rebond_contracts.preview`),
+    with the bearer token. A 422 is `PreviewRejected` with the association and the field the
+    router names; anything else that is not a result (no answer within the client's timeout,
+    a 401 from a token that differs, a 5xx, a body that is not the contract's) is
+    `PreviewUnavailable`, which the page turns into "try again": nothing is applied either way."""
+
+    def __init__(self, client: httpx.AsyncClient, token: SecretStr) -> None:
+        self._client = client
+        self._token = token
+
+    async def preview(self, directory_yaml: str) -> PreviewResult:
+        try:
+            reply = await self._client.post(
+                PREVIEW_PATH,
+                content=directory_yaml.encode(),
+                headers={
+                    "Authorization": f"Bearer {self._token.get_secret_value()}",
+                    "Content-Type": "application/yaml; charset=utf-8",
+                },
+            )
+        except httpx.HTTPError as error:
+            raise PreviewUnavailable(f"router unreachable ({type(error).__name__})") from error
+        try:
+            if reply.status_code == 422:
+                problem = PreviewProblem.model_validate_json(reply.content)
+                raise PreviewRejected(problem.message, problem.association, problem.field)
+            if reply.status_code == 200:
+                return PreviewResult.model_validate_json(reply.content)
+        except ValidationError as error:
+            raise PreviewUnavailable(
+                f"router answered {reply.status_code} outside the contract"
+            ) from error
+        raise PreviewUnavailable(f"router answered {reply.status_code}")
 
 
 def _json(data: dict[str, object]) -> dict[str, object]:

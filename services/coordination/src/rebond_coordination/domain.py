@@ -39,6 +39,8 @@ class Cause(StrEnum):
     """Why a case waits for a person of the grouping."""
 
     UNROUTED = "no_candidate"
+    #: Associations fit, but every one has reached its weekly capacity (a hard limit).
+    NO_CAPACITY = "no_capacity"
     ALL_DECLINED = "all_declined_or_expired"
     EXPIRED = "expired"
     NOT_CONTACTED = "not_contacted"
@@ -46,6 +48,7 @@ class Cause(StrEnum):
 
 CAUSE_LABELS = {
     Cause.UNROUTED: "Aucune association ne correspond",
+    Cause.NO_CAPACITY: "Les associations adaptées sont complètes cette semaine",
     Cause.ALL_DECLINED: "Toutes les associations ont décliné ou n'ont pas répondu",
     Cause.EXPIRED: "Délai de réponse dépassé",
     Cause.NOT_CONTACTED: "Suivi : la personne dit ne pas avoir été contactée",

@@ -100,6 +100,7 @@ _OUTCOMES = {
 #: yet is shown as "no association matches", the widest).
 _CAUSES = {
     "no_candidate": Cause.UNROUTED,
+    "no_capacity": Cause.NO_CAPACITY,
     "all_declined_or_expired": Cause.ALL_DECLINED,
     "expired": Cause.EXPIRED,
     "follow_up_not_contacted": Cause.NOT_CONTACTED,

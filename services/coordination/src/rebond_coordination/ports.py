@@ -17,6 +17,9 @@ from typing import Annotated, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from rebond_contracts.payloads import Answer, DeclineReason
+from rebond_contracts.preview import Move, PreviewResult
+
+__all__ = ["Move", "PreviewResult"]  # re-exported: the console's pages and fakes use them here
 
 # --- Outbound: what the console publishes -------------------------------------------------
 
@@ -117,22 +120,7 @@ class Mailer(Protocol):
 
 
 # --- Policy preview (the router's `POST /internal/preview`) ------------------------------
-
-
-class Move(BaseModel):
-    """How many people of the replayed weeks went to `before` and would go to `after`
-    (None: the human queue)."""
-
-    before: str | None
-    after: str | None
-    count: int = Field(ge=0)
-
-
-class PreviewResult(BaseModel):
-    before_version: str
-    after_version: str
-    weeks: int
-    moves: list[Move]
+# `Move` and `PreviewResult` are the router's answer as `rebond_contracts.preview` defines it.
 
 
 class PreviewRejected(Exception):
@@ -202,9 +190,12 @@ class StoryToModerate(BaseModel):
 
 
 class VolunteerToModerate(BaseModel):
-    """A peer volunteer who confirmed their address (no contact, no e-mail)."""
+    """A peer volunteer who confirmed their address, or one a side of a match reported (no
+    contact, no e-mail)."""
 
     id: str
+    #: `pending` (new) or `reported` (introduced to nobody until a moderator decides).
+    status: str = "pending"
     pseudonym: str
     region: str
     stage: str
@@ -212,6 +203,8 @@ class VolunteerToModerate(BaseModel):
     availability: str
     monthly_limit: int
     created_at: datetime
+    #: Who reported the volunteer's latest reported match: `person` or `volunteer`.
+    reported_by: str | None = None
 
 
 class FieldError(BaseModel):

@@ -13,11 +13,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.preview import DEVELOPMENT_PREVIEW_TOKEN
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
-#: Development-only secrets of the adapters the lead plugs in next (the router's preview
-#: endpoint, the events service's organiser keys): refused in production.
-DEFAULT_PREVIEW_TOKEN = "dev-only-router-preview-token-change-me"  # noqa: S105
+#: Development-only secrets (the router's preview token, the same on both sides, and the events
+#: service's organiser keys): refused in production.
+DEFAULT_PREVIEW_TOKEN = DEVELOPMENT_PREVIEW_TOKEN
 DEFAULT_ORGANISER_KEYS = {
     association.value: f"dev-key-{association.value}" for association in AssociationId
 }
@@ -83,7 +84,12 @@ class CoordinationSettings(KafkaServiceSettings):
     smtp_timeout_s: float = Field(default=10.0, gt=0)
     mail_from: str = "Rebond — coordination <coordination@rebond.example>"
 
-    #: Bearer token for the router's `POST /internal/preview` (used once it is plugged in).
+    #: The router's HTTP address (`http://rebond-router:8001`), where the policy preview asks
+    #: `POST /internal/preview`; unset, the preview page says the router is not plugged in.
+    router_url: str | None = None
+    #: How long a preview may take (it replays weeks of decisions twice).
+    router_timeout_s: float = Field(default=30.0, gt=0)
+    #: Bearer token for the router's preview: the router's ROUTER_PREVIEW_TOKEN.
     router_preview_token: SecretStr = SecretStr(DEFAULT_PREVIEW_TOKEN)
     #: Association -> the events service's organiser API key, as JSON (used once plugged in).
     events_organiser_keys: dict[str, SecretStr] = Field(

@@ -49,7 +49,7 @@ from rebond_coordination.domain import (
     claim_verdict,
 )
 from rebond_coordination.policy import Scope
-from rebond_coordination.ports import _Message
+from rebond_coordination.ports import DirectoryOverride, _Message
 from rebond_coordination.tables import (
     audit,
     cases,
@@ -65,6 +65,9 @@ from rebond_coordination.tables import (
     users,
 )
 from rebond_sql import Database
+
+#: The directory values an override sets (None: the file's value).
+_LIVE_VALUES = ("paused", "weekly_capacity", "response_deadline_days")
 
 MIGRATIONS = __file__.rsplit("/", 1)[0] + "/migrations"
 #: Who acts when nobody signed in did: the command line, or another service's fact.
@@ -867,26 +870,47 @@ class Store:
 
         return await self.database.run(work)
 
-    async def request_override(self, scope: Scope, message: _Message, now: datetime) -> None:
-        """Record an override (pending until the router applies it), audited and queued."""
-        values = message.model_dump()
+    async def request_override(
+        self, scope: Scope, message: DirectoryOverride, now: datetime
+    ) -> None:
+        """Record an override (pending until the router applies it), audited and queued.
+
+        What is queued holds every live value of the association: a field the coordinator left
+        empty keeps the value of the association's previous override. The router keeps only the
+        latest record per association (`directory.overrides` is compacted), so a capacity
+        changed after a pause must carry the pause along, or it would lift it."""
 
         def work(connection: Connection) -> None:
+            previous = (
+                connection.execute(
+                    select(overrides)
+                    .where(overrides.c.association_id == message.association_id)
+                    .order_by(overrides.c.requested_at.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            changed = {name: getattr(message, name) for name in _LIVE_VALUES}
+            kept = {
+                name: previous[name]
+                for name, value in changed.items()
+                if value is None and previous is not None
+            }
+            whole = message.model_copy(update=kept)
             connection.execute(
                 insert(overrides).values(
-                    id=message.message_id, association_id=values["association_id"],
-                    paused=values["paused"], weekly_capacity=values["weekly_capacity"],
-                    response_deadline_days=values["response_deadline_days"],
-                    note=values["note"], requested_by=scope.user_id, requested_at=now,
+                    id=whole.message_id, association_id=whole.association_id,
+                    paused=whole.paused, weekly_capacity=whole.weekly_capacity,
+                    response_deadline_days=whole.response_deadline_days,
+                    note=whole.note, requested_by=scope.user_id, requested_at=now,
                 )
             )  # fmt: skip
             write_audit(
                 connection, now, scope, "override_requested",
-                association_id=values["association_id"], subject=message.message_id,
-                paused=values["paused"], weekly_capacity=values["weekly_capacity"],
-                response_deadline_days=values["response_deadline_days"],
+                association_id=whole.association_id, subject=whole.message_id, **changed,
             )  # fmt: skip
-            enqueue(connection, message)
+            enqueue(connection, whole)
 
         await self.database.run(work)
 

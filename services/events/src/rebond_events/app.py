@@ -2,14 +2,16 @@
 
 `build` makes everything from the settings with production defaults, and connects nothing (the
 lifespan migrates and opens the store, and starts Kafka); tests pass fakes: a `send` standing in
-for Kafka, a clock. `create_app` is `build(...).web`.
+for Kafka, a clock. `create_app` is `build(...).web`. Its lifespan and probes are the service
+host's (`rebond_service.host`): the store opened before it serves, Kafka connected and the outbox
+relayed in the background, and `/readyz` from Kafka's state.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from fastapi import FastAPI, Request
@@ -31,16 +33,15 @@ from rebond_events.observability import Observability
 from rebond_events.outbox import KafkaSend, Publisher
 from rebond_events.settings import EventsSettings
 from rebond_events.store import Store, migrate
-from rebond_http.clients import ClientAddress
-from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, edge_limits
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.consume import DeadLetters
-from rebond_kafka.outage import Impact, KafkaLink
+from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
-from rebond_kafka.settings import bootstrap_servers
-from rebond_kafka.startup import start_forever
+from rebond_service.host import Check, Host, KafkaConnection, Part
 from rebond_sql.outbox import Send
 
 log = structlog.get_logger(__name__)
@@ -68,13 +69,8 @@ GUARD_TEXTS = {
 
 
 def build_broker(settings: EventsSettings) -> KafkaBroker:
-    return KafkaBroker(
-        bootstrap_servers(settings.kafka_bootstrap_servers),
-        security=kafka_security(settings),
-        acks="all",
-        enable_idempotence=True,
-        client_id="rebond-events",
-        logger=None,
+    return durable_broker(
+        settings.kafka_bootstrap_servers, "rebond-events", security=kafka_security(settings)
     )
 
 
@@ -113,6 +109,8 @@ class Events:
     store: Store
     #: None when a `send` stands in for Kafka.
     broker: KafkaBroker | None
+    #: Its lifespan and probes.
+    host: Host
 
 
 def build(
@@ -128,19 +126,17 @@ def build(
     is given without a broker: the outbox then goes to `send` and nothing is consumed."""
     store = store or Store(settings.database_url)
     obs = Observability(settings)
-    started: asyncio.Task[None] | None = None
-    link: KafkaLink | None = None
+    kafka: KafkaConnection | None = None
     if broker is not None or send is None:
         broker = obs.instrument(broker or build_broker(settings))
         send = send or KafkaSend(broker).send
         link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
         obs.watch_kafka(link)
+        kafka = KafkaConnection(broker, link, log=log)
 
     def connected() -> bool:
         """Started, and Kafka not down: the outbox waits meanwhile instead of timing out."""
-        if link is None:
-            return True
-        return started is not None and started.done() and not link.down
+        return kafka is None or (kafka.connected and not kafka.link.down)
 
     publisher = Publisher(store, send, clock, connected)
     links = Links(settings.public_base_url, settings.signing_secret.get_secret_value())
@@ -155,33 +151,30 @@ def build(
         dead_letters = DeadLetters(broker, Service.EVENTS)
         subscribe_events(broker, conferences, community, dead_letters, settings.group_id)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal started
+    async def open_store() -> None:
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate, settings.database_url)
         await store.start()
-        tasks: list[asyncio.Task[None]] = []
-        if link is not None:
-            assert broker is not None
-            started = asyncio.create_task(start_forever(broker, log=log, link=link))
-            tasks.append(started)
-        tasks.append(asyncio.create_task(publisher.run_forever(settings.outbox_interval_s)))
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-            await publisher.close()
-            if broker is not None:
-                await broker.stop()
-            await store.close()
 
+    host = Host(
+        [
+            Part("store", start=open_store, close=store.close),
+            *([kafka.part()] if kafka is not None else []),
+            Part(
+                "outbox",
+                run=partial(publisher.run_forever, settings.outbox_interval_s),
+                close=publisher.close,
+            ),
+            Part(
+                "reminders",
+                run=partial(conferences.remind_forever, settings.reminder_interval_s),
+            ),
+        ],
+        [kafka.check() if kafka is not None else Check("kafka", _unused, ready="not used")],
+    )
     app = FastAPI(
         title="Rebond events — Conférences du rebond",
-        lifespan=lifespan,
+        lifespan=host.lifespan,
         docs_url=None,  # it would load its script from a CDN, which the CSP forbids
         redoc_url=None,
     )
@@ -197,35 +190,22 @@ def build(
 
     _errors(app)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        if broker is None or link is None:
-            return JSONResponse({"kafka": "not used"})
-        # `connected()` reads the link first: during an outage the answer is at once.
-        ready = connected() and await broker.ping(timeout=2.0)
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"kafka": "connected" if ready else "unreachable"},
-        )
+    host.install(app)
 
     app.add_middleware(
-        SubmissionGuard,
-        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        max_body_bytes=settings.max_body_bytes,
-        clients=ClientAddress(settings.trusted_proxies),
-        media_types=(JSON, FORM),
-        texts=GUARD_TEXTS,
+        SubmissionGuard, **edge_limits(settings), media_types=(JSON, FORM), texts=GUARD_TEXTS
     )
     app.add_middleware(SecurityHeaders, hsts_max_age_s=settings.hsts_max_age_s)
     app.add_middleware(
         PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
     )
     obs.install(app)  # last: its middleware is the outermost (it sees the guard's answers too)
-    return Events(app, settings, conferences, community, publisher, store, broker)
+    return Events(app, settings, conferences, community, publisher, store, broker, host)
+
+
+async def _unused() -> bool:
+    """Kafka's line of `/readyz` when a `send` stands in for it: nothing to wait for."""
+    return True
 
 
 def create_app(settings: EventsSettings | None = None) -> FastAPI:

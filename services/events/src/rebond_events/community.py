@@ -92,8 +92,14 @@ class Community:
         )  # fmt: skip
 
     async def volunteers_to_moderate(self, status: VolunteerStatus) -> list[VolunteerForModerator]:
-        found = await self._read(lambda r: r.volunteers(status))
-        return [volunteer.for_moderator() for volunteer in found]
+        """Volunteers of `status`, each with who reported their latest reported match."""
+
+        def query(repository: SqlCommunity) -> list[VolunteerForModerator]:
+            found = repository.volunteers(status)
+            sides = repository.reporters([volunteer.id for volunteer in found])
+            return [volunteer.for_moderator(sides.get(volunteer.id)) for volunteer in found]
+
+        return await self._read(query)
 
     async def moderate_volunteer(self, volunteer_id: str, approved: bool) -> VolunteerStatus | None:
         return await self._publish_now(
@@ -127,6 +133,16 @@ class Community:
         """One side declines; the next volunteer, if any, is proposed (its match id)."""
         return await self._publish_now(
             partial(peers.decline, links=self.links, clock=self.clock, match_id=match_id,
+                    side=side, token=token)
+        )  # fmt: skip
+
+    async def report_match(
+        self, match_id: str, side: Literal["person", "volunteer"], token: str
+    ) -> str | None:
+        """One side reports a problem: the volunteer waits for a moderator; a person who
+        reported is proposed the next volunteer, if any (its match id)."""
+        return await self._publish_now(
+            partial(peers.report, links=self.links, clock=self.clock, match_id=match_id,
                     side=side, token=token)
         )  # fmt: skip
 

@@ -147,6 +147,19 @@ class SqlCommunity:
             update(peer_matches).where(peer_matches.c.id == match.id).values(_match_row(match))
         )
 
+    def reporters(self, volunteer_ids: Sequence[str]) -> dict[str, str]:
+        if not volunteer_ids:
+            return {}
+        rows = self.connection.execute(
+            select(peer_matches.c.volunteer_id, peer_matches.c.declined_by)
+            .where(
+                peer_matches.c.volunteer_id.in_(list(volunteer_ids)),
+                peer_matches.c.status == MatchStatus.REPORTED.value,
+            )
+            .order_by(peer_matches.c.created_at)
+        )
+        return {volunteer_id: side for volunteer_id, side in rows}  # the latest wins
+
 
 def _volunteer(row: dict[str, Any]) -> Volunteer:
     return Volunteer(**{**row, "status": VolunteerStatus(row["status"])})

@@ -4,6 +4,7 @@ French first, working without JavaScript). Routes only translate; `community.Com
 the use cases. Bodies are limited in rate, size and type by the app's `SubmissionGuard`.
 """
 
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -383,6 +384,16 @@ async def decline_match(
     return {"status": "declined", "next_match_id": following}
 
 
+@api.post("/peers/matches/{match_id}/report", operation_id="report_match", responses=_LINK)
+async def report_match(
+    match_id: UUID, data: DeclineRequest, community: Stories
+) -> dict[str, str | None]:
+    """Either side reports a problem with an introduction: the volunteer is introduced to
+    nobody until a moderator decides; a person who reported is proposed the next volunteer."""
+    following = await community.report_match(str(match_id), data.side, data.token)
+    return {"status": "reported", "next_match_id": following}
+
+
 # --- Peer volunteers and matches: pages -------------------------------------------------------
 
 
@@ -494,8 +505,9 @@ async def manage_done(
     except Conflict:
         return message(
             request, "Pas encore possible",
-            "Votre inscription n'est pas encore validée : la pause viendra ensuite. (Your "
-            "sign-up is not approved yet.)", 409, PEERS_BACK,
+            "Votre inscription attend la décision de l'équipe : la pause et la reprise "
+            "viendront ensuite. (Your sign-up is waiting for the team's decision.)", 409,
+            PEERS_BACK,
         )  # fmt: skip
     return message(request, "C'est noté", MANAGED[action], 200, PEERS_BACK)
 
@@ -520,13 +532,58 @@ async def decline_done(
     community: Stories,
     token: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
+    return await _by_match_link(
+        request, community.decline_match(str(match_id), side, token), "C'est noté",
+        "Merci de nous l'avoir dit. (Thank you for telling us.)" + NEXT_PEER,
+    )  # fmt: skip
+
+
+NEXT_PEER = (
+    " Si une autre personne est disponible, nous vous la présentons par e-mail. (If someone "
+    "else is available, we introduce them by e-mail.)"
+)
+
+
+async def _by_match_link(
+    request: Request, action: Awaitable[object], title: str, done: str
+) -> HTMLResponse:
+    """The page after a match's link was used: `done`, or "invalid link" (403)."""
     try:
-        await community.decline_match(str(match_id), side, token)
+        await action
     except (Forbidden, NotFound):
         return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    return message(
-        request, "C'est noté",
-        "Merci de nous l'avoir dit. Si une autre personne est disponible, nous vous la "
-        "présentons par e-mail. (Thank you for telling us. If someone else is available, we "
-        "introduce them by e-mail.)", 200, PEERS_BACK,
+    return message(request, title, done, 200, PEERS_BACK)
+
+
+@pages.get("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
+async def report_form(
+    request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    meanwhile = {
+        "person": ("ce pair n'est présenté à personne", "this peer is introduced to nobody"),
+        "volunteer": ("nous ne vous présentons personne", "we introduce nobody to you"),
+    }[side]
+    return confirm_page(
+        request, "Signaler un problème",
+        f"L'équipe de coordination examinera cette mise en relation ; d'ici là, {meanwhile[0]}. "
+        "Si vous êtes en danger, appelez le 17 ou le 112. (The coordination team will look at "
+        f"this introduction; meanwhile {meanwhile[1]}. If you are in danger, call 17 or 112.)",
+        f"/pairs/mises-en-relation/{match_id}/{side}/signaler", token, "Signaler",
+        PEERS_BACK,
+    )  # fmt: skip
+
+
+@pages.post("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
+async def report_done(
+    request: Request,
+    match_id: UUID,
+    side: Side,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    return await _by_match_link(
+        request, community.report_match(str(match_id), side, token), "Signalement reçu",
+        "Merci de nous l'avoir dit. L'équipe de coordination examine cette mise en relation. "
+        "(Thank you for telling us. The coordination team is looking at this introduction.)"
+        + (NEXT_PEER if side == "person" else ""),
     )  # fmt: skip

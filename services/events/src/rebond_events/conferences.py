@@ -9,12 +9,14 @@
   invitee is read again.
 """
 
+import asyncio
 from collections.abc import Callable
 from datetime import date
 from functools import partial
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+import structlog
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from rebond_contracts.payloads import ConferenceKind, InvitationContactV1
 from rebond_events import inviting, privacy, registering, scheduling
@@ -35,6 +37,7 @@ from rebond_events.registering import Registered
 from rebond_events.store import Store
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 class Conferences:
@@ -100,6 +103,26 @@ class Conferences:
         return await self._publish_now(
             partial(registering.cancel, registration_id=registration_id, token=token)
         )
+
+    # --- reminders before a conference --------------------------------------------------------
+
+    async def remind(self) -> int:
+        """`registering.remind`, published at once (quietly: during a Kafka outage the
+        reminders wait in the outbox)."""
+        return await self._publish_now(registering.remind)
+
+    async def remind_forever(self, interval_s: float) -> None:
+        """`remind` every `interval_s`; a failure (the database down) is said and retried at
+        the next run, the reminders not yet asked for being still due."""
+        while True:
+            try:
+                sent = await self.remind()
+            except SQLAlchemyError as error:
+                log.warning("reminders_failed", error=type(error).__name__)
+            else:
+                if sent:
+                    log.info("reminders_asked", count=sent)
+            await asyncio.sleep(interval_s)
 
     # --- the router's invitees and erasures ---------------------------------------------------
 

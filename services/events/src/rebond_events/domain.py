@@ -113,6 +113,8 @@ class Registration:
     updated_at: datetime
     #: When an e-mail with the cancellation link was last asked for.
     link_sent_at: datetime | None = None
+    #: When the reminder before the conference was asked for (it carries the link too).
+    reminded_at: datetime | None = None
     #: The store's insertion order (None until stored): breaks ties of `queued_at`.
     seq: int | None = None
 
@@ -130,6 +132,10 @@ class Registration:
     def mailed(self, now: datetime) -> "Registration":
         """An e-mail carrying the cancellation link was asked for now."""
         return replace(self, link_sent_at=now)
+
+    def reminded(self, now: datetime) -> "Registration":
+        """The reminder before the conference (with the cancellation link) was asked for now."""
+        return replace(self, link_sent_at=now, reminded_at=now)
 
     def requeued(
         self, name: str, email: str, consent: bool, locale: str,

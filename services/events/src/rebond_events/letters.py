@@ -3,7 +3,7 @@
 are) and the steps of a peer match on `peers.matches`. Pure: the caller gives the time.
 
 Every link in these e-mails is signed (`SignedLinks`): whoever holds one may withdraw that story,
-or pause, erase or decline as that volunteer or person, and nobody can make one for another.
+or pause, erase, decline or report as that volunteer or person, and nobody can make one for another.
 """
 
 import uuid
@@ -68,11 +68,16 @@ class Mail:
     text_en: str
     locale: str = "fr"
 
+    #: The person's submission reference when the mail is about their peer request: the
+    #: notifier files it under it, so their erasure cancels it while unsent.
+    reference: str | None = None
+
     def payload(self, mail_id: uuid.UUID, now: datetime) -> CommunityMailV1:
         return CommunityMailV1(
             mail_id=mail_id, kind=self.kind, to=self.to, locale=self.locale,
             subject=f"{self.subject_fr} ({self.subject_en})",
             text=f"{self.text_fr}\n\n---\n\n{self.text_en}\n", at=now,
+            reference=self.reference,
         )  # fmt: skip
 
 
@@ -99,6 +104,11 @@ class CommunityLinks:
     def decline_match(self, match_id: str, side: str) -> str:
         return self._link(
             f"/pairs/mises-en-relation/{match_id}/{side}", f"decline-{side}", match_id
+        )
+
+    def report_match(self, match_id: str, side: str) -> str:
+        return self._link(
+            f"/pairs/mises-en-relation/{match_id}/{side}/signaler", f"report-{side}", match_id
         )
 
     def stories(self) -> str:

@@ -7,7 +7,9 @@ them. A person arrives from the router (`peers.requests`, only what matching and
 introduction need). Matching (`choose_peer`, pure) takes an approved volunteer of the person's
 region, preferring a similar stage then the same sector, never one at their monthly limit nor
 one already proposed to that person; each side is e-mailed the other's details, only those
-each agreed to share, with a signed link to decline, which proposes the next volunteer.
+each agreed to share, with a signed link to decline, which proposes the next volunteer, and one
+to report a problem (`report`): the match ends and the volunteer is introduced to nobody until
+a moderator, on the console's moderation page, approves them again or removes them.
 
 Use cases are plain functions of a `PeerRepository` (one transaction) and a clock, returning
 what they did and the messages announcing it (`ports.Outcome`).
@@ -55,6 +57,9 @@ class VolunteerStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     PAUSED = "paused"
+    #: A side of one of their matches reported a problem: introduced to nobody until a
+    #: moderator approves them again (or declines them: deleted).
+    REPORTED = "reported"
 
 
 class VolunteerIn(BaseModel):
@@ -100,6 +105,8 @@ class VolunteerForModerator(BaseModel):
     availability: str
     monthly_limit: int
     created_at: datetime
+    #: Who reported a problem with their latest reported match (`person` or `volunteer`).
+    reported_by: str | None = None
 
 
 class Received(BaseModel):
@@ -124,11 +131,12 @@ class Volunteer:
     created_at: datetime
     updated_at: datetime
 
-    def for_moderator(self) -> VolunteerForModerator:
+    def for_moderator(self, reported_by: str | None = None) -> VolunteerForModerator:
         return VolunteerForModerator(
             id=self.id, status=self.status, pseudonym=self.pseudonym, region=self.region,
             stage=self.stage, sector=self.sector, availability=self.availability,
             monthly_limit=self.monthly_limit, created_at=self.created_at,
+            reported_by=reported_by,
         )  # fmt: skip
 
 
@@ -148,6 +156,8 @@ class PeerRequest:
 class MatchStatus(StrEnum):
     PROPOSED = "proposed"
     DECLINED = "declined"
+    #: A side reported a problem (`declined_by` says which).
+    REPORTED = "reported"
 
 
 @dataclass(frozen=True)
@@ -195,6 +205,11 @@ class PeerRepository(Protocol):
     def add_match(self, match: Match) -> None: ...
 
     def save_match(self, match: Match) -> None: ...
+
+    def reporters(self, volunteer_ids: Sequence[str]) -> dict[str, str]:
+        """Who (`person` or `volunteer`) reported the latest reported match of each volunteer
+        that has one."""
+        ...
 
 
 # --- Matching (pure) --------------------------------------------------------------------------
@@ -310,6 +325,65 @@ def confirm(
     return Outcome(volunteer.status)
 
 
+@dataclass(frozen=True)
+class _Moderated:
+    """What a moderator's decision tells the volunteer: `{pseudonym}` and, on approval, their
+    `{manage}` link in each text."""
+
+    approved: tuple[str, str, str, str]
+    declined: tuple[str, str, str, str]
+
+    def mail(self, volunteer: Volunteer, approved: bool, manage_link: str = "") -> Mail:
+        subject_fr, subject_en, text_fr, text_en = self.approved if approved else self.declined
+        values = {"pseudonym": volunteer.pseudonym, "manage": manage_link}
+        return Mail(
+            CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email, subject_fr, subject_en,
+            text_fr.format(**values), text_en.format(**values), volunteer.locale,
+        )  # fmt: skip
+
+
+#: A new volunteer's sign-up, approved or declined.
+_SIGN_UP = _Moderated(
+    (
+        "Votre inscription de pair est validée", "Your peer sign-up is approved",
+        "Bonjour {pseudonym},\n\nVotre inscription est validée : nous vous présenterons, par "
+        "e-mail, des personnes de votre région qui traversent ce que vous avez vécu. Pour faire "
+        "une pause ou vous retirer :\n{manage}",
+        "Hello {pseudonym},\n\nYour sign-up is approved: we will introduce you, by e-mail, to "
+        "people of your region going through what you went through. To take a break or "
+        "leave:\n{manage}",
+    ),
+    (
+        "Votre inscription de pair", "Your peer sign-up",
+        "Bonjour {pseudonym},\n\nMerci de votre proposition. Nous ne pouvons pas la retenir "
+        "pour l'instant ; vos informations ont été effacées.",
+        "Hello {pseudonym},\n\nThank you for your offer. We cannot take it up for now; your "
+        "details were deleted.",
+    ),
+)  # fmt: skip
+#: A reported volunteer, put back in relation or removed.
+_AFTER_REPORT = _Moderated(
+    (
+        "Vous pouvez de nouveau échanger", "You can talk with people again",
+        "Bonjour {pseudonym},\n\nL'équipe a examiné le signalement d'une mise en relation : "
+        "nous pourrons de nouveau vous présenter des personnes de votre région. Merci de votre "
+        "patience. Pour faire une pause ou vous retirer :\n{manage}",
+        "Hello {pseudonym},\n\nThe team looked at the report about an introduction: we may "
+        "introduce people of your region to you again. Thank you for your patience. To take a "
+        "break or leave:\n{manage}",
+    ),
+    (
+        "Votre participation aux échanges entre pairs", "Your part in the peer exchange",
+        "Bonjour {pseudonym},\n\nAprès examen du signalement d'une mise en relation, l'équipe "
+        "met fin à votre participation aux échanges entre pairs ; vos informations ont été "
+        "effacées. Merci pour le temps que vous avez donné.",
+        "Hello {pseudonym},\n\nAfter looking at the report about an introduction, the team "
+        "ends your part in the peer exchange; your details were deleted. Thank you for the "
+        "time you gave.",
+    ),
+)  # fmt: skip
+
+
 def moderate(
     repository: PeerRepository,
     links: CommunityLinks,
@@ -318,39 +392,22 @@ def moderate(
     approved: bool,
 ) -> Outcome[VolunteerStatus | None]:
     """A moderator approves a confirmed volunteer (they are told, with their link to pause or
-    leave), or declines them (told kindly, and deleted)."""
+    leave), or declines them (told kindly, and deleted). So too for a reported volunteer
+    (`report`): put back in relation, or removed."""
     volunteer = repository.volunteer(volunteer_id)
     if volunteer is None:
         raise NotFound(volunteer_id)
-    if volunteer.status != VolunteerStatus.PENDING:
+    if volunteer.status not in (VolunteerStatus.PENDING, VolunteerStatus.REPORTED):
         raise Conflict("only a confirmed volunteer waiting for moderation can be moderated")
+    letters = _AFTER_REPORT if volunteer.status == VolunteerStatus.REPORTED else _SIGN_UP
     now = clock()
     if approved:
         volunteer = replace(volunteer, status=VolunteerStatus.APPROVED, updated_at=now)
         repository.save_volunteer(volunteer)
-        manage = links.manage_volunteer(volunteer.id)
-        mail = Mail(
-            CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
-            "Votre inscription de pair est validée", "Your peer sign-up is approved",
-            f"Bonjour {volunteer.pseudonym},\n\nVotre inscription est validée : nous vous "
-            "présenterons, par e-mail, des personnes de votre région qui traversent ce que "
-            f"vous avez vécu. Pour faire une pause ou vous retirer :\n{manage}",
-            f"Hello {volunteer.pseudonym},\n\nYour sign-up is approved: we will introduce you, "
-            "by e-mail, to people of your region going through what you went through. To take "
-            f"a break or leave:\n{manage}",
-            volunteer.locale,
-        )  # fmt: skip
+        mail = letters.mail(volunteer, True, links.manage_volunteer(volunteer.id))
         return Outcome(volunteer.status, [mail_message(mail, volunteer.id, now)])
     repository.delete_volunteer(volunteer.id)
-    mail = Mail(
-        CommunityMailKind.VOLUNTEER_MODERATED, volunteer.email,
-        "Votre inscription de pair", "Your peer sign-up",
-        f"Bonjour {volunteer.pseudonym},\n\nMerci de votre proposition. Nous ne pouvons pas "
-        "la retenir pour l'instant ; vos informations ont été effacées.",
-        f"Hello {volunteer.pseudonym},\n\nThank you for your offer. We cannot take it up for "
-        "now; your details were deleted.",
-        volunteer.locale,
-    )  # fmt: skip
+    mail = letters.mail(volunteer, False)
     return Outcome(None, [mail_message(mail, volunteer.id, now)])
 
 
@@ -411,17 +468,71 @@ def decline(
 ) -> Outcome[str | None]:
     """Either side declines a proposed match with their link: the next volunteer is proposed
     (the id of the new match, None when none is left). Declining again changes nothing."""
+    match = _match_by_link(repository, links, f"decline-{side}", match_id, token)
+    if match.status != MatchStatus.PROPOSED:
+        return Outcome(None)
+    return _end(repository, links, clock(), match, MatchStatus.DECLINED, side, new_id)
+
+
+def report(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    match_id: str,
+    side: Literal["person", "volunteer"],
+    token: str,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Outcome[str | None]:
+    """Either side reports a problem with a match with their link. The match ends (a
+    `declined` step on `peers.matches`: the statistics and the timeline need no more) and the
+    volunteer is introduced to nobody (`REPORTED`) until a moderator decides (`moderate`).
+    The person who reported is proposed the next volunteer (the id of that match): a peer's
+    problem is not theirs to bear; a person reported by the volunteer is proposed nobody
+    until then. Reporting again changes nothing."""
+    match = _match_by_link(repository, links, f"report-{side}", match_id, token)
+    if match.status == MatchStatus.REPORTED:
+        return Outcome(None)
+    now = clock()
+    volunteer = repository.volunteer(match.volunteer_id)
+    if volunteer is not None and volunteer.status in (
+        VolunteerStatus.APPROVED, VolunteerStatus.PAUSED
+    ):  # fmt: skip
+        repository.save_volunteer(replace(volunteer, status=VolunteerStatus.REPORTED,
+                                          updated_at=now))  # fmt: skip
+    if match.status != MatchStatus.PROPOSED:  # declined before: the report is all that changes
+        repository.save_match(replace(match, status=MatchStatus.REPORTED, declined_by=side))
+        return Outcome(None)
+    return _end(repository, links, now, match, MatchStatus.REPORTED, side, new_id,
+                propose=side == "person")  # fmt: skip
+
+
+def _match_by_link(
+    repository: PeerRepository, links: CommunityLinks, purpose: str, match_id: str, token: str
+) -> Match:
     try:
-        links.signed.check(f"decline-{side}", match_id, token)
+        links.signed.check(purpose, match_id, token)
     except InvalidToken as error:
         raise Forbidden("invalid link") from error
     match = repository.match(match_id)
     if match is None:
         raise NotFound(match_id)
-    if match.status == MatchStatus.DECLINED:
-        return Outcome(None)
-    now = clock()
-    repository.save_match(replace(match, status=MatchStatus.DECLINED, declined_by=side))
+    return match
+
+
+def _end(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    now: datetime,
+    match: Match,
+    status: MatchStatus,
+    side: str,
+    new_id: Callable[[], str],
+    *,
+    propose: bool = True,
+) -> Outcome[str | None]:
+    """End a proposed match by `side` (`declined` on `peers.matches`), then, if `propose`,
+    propose the next volunteer."""
+    repository.save_match(replace(match, status=status, declined_by=side))
     request = repository.peer_request(match.reference)
     if request is None:  # the person was erased meanwhile
         return Outcome(None)
@@ -429,6 +540,8 @@ def decline(
     declined = match_message(
         match.reference, PeerMatchStatus.DECLINED, request.region, tried, now, match.id
     )
+    if not propose:
+        return Outcome(None, [declined])
     outcome = _propose(repository, links, now, request, new_id)
     return Outcome(outcome.value, [declined, *outcome.messages])
 
@@ -476,6 +589,7 @@ def _to_person(
     how = "par e-mail" if volunteer.contact_channel == "email" else "par téléphone"
     how_en = "by e-mail" if volunteer.contact_channel == "email" else "by phone"
     decline_link = links.decline_match(match.id, "person")
+    report_link = links.report_match(match.id, "person")
     return Mail(
         CommunityMailKind.PEER_INTRODUCTION, request.email,
         f"Un pair pour échanger : {volunteer.pseudonym}", f"A peer to talk with: {volunteer.pseudonym}",
@@ -483,13 +597,15 @@ def _to_person(
         f"passé par là. {volunteer.pseudonym}, de votre région, a traversé une situation "
         f"proche de la vôtre et accepte d'en parler avec vous.\n\nLe ou la joindre {how} : "
         f"{volunteer.contact}\nDisponibilités : {volunteer.availability}\n\nCela ne vous "
-        f"convient pas ? Ce lien propose une autre personne :\n{decline_link}",
+        f"convient pas ? Ce lien propose une autre personne :\n{decline_link}\n\nUn problème "
+        f"avec cet échange ? Signalez-le à l'équipe :\n{report_link}",
         f"Hello {request.first_name},\n\nYou asked to talk with an entrepreneur who has been "
         f"through it. {volunteer.pseudonym}, from your region, went through a situation close "
         f"to yours and is happy to talk with you.\n\nReach them {how_en}: {volunteer.contact}\n"
         f"Availability: {volunteer.availability}\n\nNot right for you? This link proposes "
-        f"someone else:\n{decline_link}",
-        request.locale,
+        f"someone else:\n{decline_link}\n\nA problem with this exchange? Report it to the "
+        f"team:\n{report_link}",
+        request.locale, request.reference,
     )  # fmt: skip
 
 
@@ -499,6 +615,7 @@ def _to_volunteer(
     """The volunteer meets the person: first name and the contact the person agreed to share."""
     contacts = [c for c in (request.email, request.phone) if c]
     decline_link = links.decline_match(match.id, "volunteer")
+    report_link = links.report_match(match.id, "volunteer")
     manage = links.manage_volunteer(volunteer.id)
     return Mail(
         CommunityMailKind.PEER_INTRODUCTION, volunteer.email,
@@ -506,13 +623,15 @@ def _to_volunteer(
         f"Bonjour {volunteer.pseudonym},\n\n{request.first_name}, de votre région, traverse "
         "des difficultés proches de celles que vous avez connues et souhaite échanger avec un "
         f"pair. Pour le ou la joindre : {', '.join(contacts)}\n\nVous ne pouvez pas ? Ce lien "
-        f"propose une autre personne à {request.first_name} :\n{decline_link}\n\nPause ou "
+        f"propose une autre personne à {request.first_name} :\n{decline_link}\n\nUn "
+        f"problème avec cet échange ? Signalez-le à l'équipe :\n{report_link}\n\nPause ou "
         f"retrait : {manage}",
         f"Hello {volunteer.pseudonym},\n\n{request.first_name}, from your region, is going "
         "through difficulties close to those you knew and would like to talk with a peer. "
         f"To reach them: {', '.join(contacts)}\n\nCannot do it? This link proposes someone "
-        f"else to {request.first_name}:\n{decline_link}\n\nPause or leave: {manage}",
-        volunteer.locale,
+        f"else to {request.first_name}:\n{decline_link}\n\nA problem with this exchange? "
+        f"Report it to the team:\n{report_link}\n\nPause or leave: {manage}",
+        volunteer.locale, request.reference,
     )  # fmt: skip
 
 
@@ -528,5 +647,5 @@ def _none_left(request: PeerRequest) -> Mail:
         f"Hello {request.first_name},\n\nWe have no volunteer entrepreneur available in your "
         "region for now. The association you were referred to is still there for you; the "
         "Conférences du rebond are also a chance to meet people who have been through it.",
-        request.locale,
+        request.locale, request.reference,
     )  # fmt: skip

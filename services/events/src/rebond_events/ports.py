@@ -86,6 +86,10 @@ class Repository(Protocol):
         """Scheduled conferences of `region` starting after `after`, soonest first."""
         ...
 
+    def starting_between(self, start: datetime, end: datetime) -> list[Conference]:
+        """Scheduled conferences starting after `start` and by `end`, soonest first."""
+        ...
+
     # --- registrations ------------------------------------------------------------------------
 
     def registration(self, registration_id: str) -> Registration | None: ...

@@ -9,7 +9,7 @@ is read only then, so the queue's order (`queued_at`) is the order in which they
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rebond_contracts.payloads import RegistrationChange
 from rebond_events.announcements import Announcer
@@ -171,3 +171,33 @@ def _told(
         conference, registration, told(registration.status), now,
         position=repository.waitlist_position(registration) if waiting else None,
     )  # fmt: skip
+
+
+#: How long before a conference its confirmed registrants are reminded of it.
+REMINDER_LEAD = timedelta(days=2)
+
+
+def remind(
+    repository: Repository, announce: Announcer, clock: Clock, lead: timedelta = REMINDER_LEAD
+) -> Outcome[int]:
+    """Remind each confirmed registrant of a conference starting within `lead`, once (the
+    registration keeps `reminded_at`): the e-mail carries the cancellation link, so a person
+    who cannot come frees their seat for the waitlist. Each conference is taken with
+    `lock=True`, as every change of its registrations is, so a cancellation or a promotion
+    meanwhile is seen. Someone promoted from the waitlist after the reminders went out is
+    reminded at the next run. Returns how many reminders were asked for."""
+    now = clock()
+    messages: list[Message] = []
+    for found in repository.starting_between(now, now + lead):
+        conference = repository.conference(found.id, lock=True)
+        if conference is None or conference.cancelled:
+            continue
+        for registration in repository.queue(conference.id, [RegistrationStatus.CONFIRMED]):
+            if registration.reminded_at is not None:
+                continue
+            registration = registration.reminded(now)
+            repository.save_registration(registration)
+            messages.append(
+                announce.registration(conference, registration, RegistrationChange.REMINDER, now)
+            )
+    return Outcome(len(messages), messages)

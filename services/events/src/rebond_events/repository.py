@@ -114,6 +114,18 @@ class SqlRepository:
         )
         return [_conference(row) for row in rows]
 
+    def starting_between(self, start: datetime, end: datetime) -> list[Conference]:
+        rows = self.connection.execute(
+            select(conferences)
+            .where(
+                conferences.c.status == EventStatus.SCHEDULED,
+                conferences.c.starts_at > start,
+                conferences.c.starts_at <= end,
+            )
+            .order_by(conferences.c.starts_at)
+        )
+        return [_conference(row) for row in rows]
+
     # --- registrations ------------------------------------------------------------------------
 
     def registration(self, registration_id: str) -> Registration | None:
@@ -230,7 +242,7 @@ def _registration(row: Row[Any]) -> Registration:
         email_digest=row.email_digest, consent=row.consent, locale=row.locale,
         status=RegistrationStatus(row.status), queued_at=row.queued_at,
         created_at=row.created_at, updated_at=row.updated_at, link_sent_at=row.link_sent_at,
-        seq=row.seq,
+        reminded_at=row.reminded_at, seq=row.seq,
     )  # fmt: skip
 
 
@@ -241,5 +253,5 @@ def _registration_row(registration: Registration) -> dict[str, Any]:
         "consent": registration.consent, "locale": registration.locale,
         "status": registration.status.value, "queued_at": registration.queued_at,
         "created_at": registration.created_at, "updated_at": registration.updated_at,
-        "link_sent_at": registration.link_sent_at,
+        "link_sent_at": registration.link_sent_at, "reminded_at": registration.reminded_at,
     }  # fmt: skip

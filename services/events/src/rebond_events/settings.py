@@ -52,6 +52,9 @@ class EventsSettings(KafkaServiceSettings, EdgeSettings):
     public_base_url: str = "http://127.0.0.1:8003"
     #: How often unsent events of the outbox are retried.
     outbox_interval_s: float = Field(default=2.0, gt=0)
+    #: How often the conferences starting within two days are looked at, to remind their
+    #: confirmed registrants (each once).
+    reminder_interval_s: float = Field(default=300.0, gt=0)
     #: Largest accepted request body (an organiser's conference, its description included).
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     #: Registrations lose name and e-mail this long after their conference ended; invitations

@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from rebond_sql.erasure import tombstone_table
 from rebond_sql.outbox import Outbox, outbox_table
 from rebond_sql.types import UTCDateTime
 
@@ -68,6 +69,8 @@ registrations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     #: When an e-mail carrying the cancellation link was last asked for.
     Column("link_sent_at", UTCDateTime, nullable=True),
+    #: When the reminder before the conference was asked for (once per registration).
+    Column("reminded_at", UTCDateTime, nullable=True),
     UniqueConstraint("event_id", "email_digest", name="uq_registrations_event_person"),
     Index("ix_registrations_event_status", "event_id", "status"),
 )
@@ -86,12 +89,7 @@ invitations = Table(
 
 #: A person who came through the questionnaire asked for erasure: the tombstone of their
 #: reference, its SHA-256 only (`rebond_sql.erasure`), read before inviting anyone.
-erasures = Table(
-    "erasures",
-    metadata,
-    Column("reference_sha256", String(64), primary_key=True),
-    Column("erased_at", UTCDateTime, nullable=False),
-)
+erasures = tombstone_table(metadata, "erasures")
 
 #: Success stories (issue 24). `email` is kept only until the moderation outcome is written to
 #: the outbox (the withdrawal link needs none: it is signed); it is never shown.

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
 from rebond_intake import submissions
 from rebond_intake.errors import localise, request_locale
-from rebond_intake.publisher import SubmissionPublisher
 from rebond_intake.questionnaire_form import questionnaire_form
 from rebond_intake.resources import Resource
 from rebond_intake.settings import IntakeSettings
@@ -30,8 +29,6 @@ class Adapters:
 
     submissions: Submissions
     settings: IntakeSettings
-    #: Asked by /readyz only.
-    publisher: SubmissionPublisher
 
 
 # One dependency rather than one per adapter: FastAPI solves each dependency on every request
@@ -431,21 +428,3 @@ async def get_status(
             return _wrong_secret()
         case submissions.NotAccepted():
             return _unavailable(intake.settings)
-
-
-@router.get("/healthz", include_in_schema=False)
-async def healthz() -> dict[str, str]:
-    return {"status": "alive"}
-
-
-@router.get("/readyz", include_in_schema=False)
-async def readyz(intake: Intake, request: Request) -> JSONResponse:
-    kafka = intake.publisher.ready()
-    store = bool(getattr(request.app.state, "store_ready", False))
-    return JSONResponse(
-        status_code=200 if kafka and store else 503,
-        content={
-            "kafka": "connected" if kafka else "unreachable",
-            "store": "ready" if store else "unreachable",
-        },
-    )

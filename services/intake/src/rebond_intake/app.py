@@ -1,10 +1,12 @@
 """Intake's composition root: `build` makes the app, its use cases and adapters with production
-defaults, connecting nothing; tests call it with fakes."""
+defaults, connecting nothing; tests call it with fakes. Its lifespan and probes are the service
+host's (`rebond_service.host`): the store opened, Kafka's producer and consumer connected, all
+in the background (intake serves at once, answering 503 until they are), and `/readyz` from the
+producer's state and the store's opening."""
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rebond_http.clients import ClientAddress
-from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, TokenBucketLimiter
+from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, edge_limits
 from rebond_http.inputs import Loc
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
@@ -37,6 +38,7 @@ from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
+from rebond_service.host import Check, Host, Part
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -52,21 +54,21 @@ KAFKA_OUTAGE = Impact(
 )
 
 
-async def _start_store_forever(app: FastAPI, store: SqlStatusStore, migrate: bool) -> None:
+def _store_opener(store: SqlStatusStore, migrate: bool) -> Callable[[], Awaitable[None]]:
     """Migrate (when `migrate`) and open the store, retrying with a growing, jittered delay
-    while the database is unreachable; meanwhile submissions and status requests answer 503."""
+    while the database is unreachable; meanwhile submissions and status requests answer 503. A
+    failure that is not an outage (a migration that fails) ends the task: the host says it and
+    tries again later (`rebond_service.host`)."""
 
     async def start() -> None:
         if migrate:
             await store.migrate()
         await store.start()
 
-    try:
+    async def open_store() -> None:
         await patiently(start, event="store_unreachable")
-    except Exception:  # not an outage (a migration that fails): said now, not at shutdown
-        log.exception("store_start_failed")
-        raise
-    app.state.store_ready = True
+
+    return open_store
 
 
 def _invalid_text(headers: Mapping[str, str], locations: list[Loc]) -> dict[str, Any]:
@@ -124,44 +126,41 @@ def build(
         recent=RecentlyReceived(),
     )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks: list[asyncio.Task[None]] = []
-        app.state.store_ready = own_store is None
-        if own_store is not None:
-            tasks.append(asyncio.create_task(
-                _start_store_forever(app, own_store, settings.migrate_on_start)
-            ))  # fmt: skip
-        if kafka is not None:
-            tasks.append(asyncio.create_task(kafka.connect_forever()))
-        if consumer is not None:
-            tasks.append(asyncio.create_task(start_forever(consumer, log=log, link=link)))
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-            if consumer is not None:
-                await consumer.stop()
-            if kafka is not None:
-                await kafka.close()
-            if own_store is not None:
-                await own_store.close()
+    parts: list[Part] = []
+    if own_store is not None:
+        parts.append(Part(
+            "store", run=_store_opener(own_store, settings.migrate_on_start), close=own_store.close
+        ))  # fmt: skip
+    if kafka is not None:
+        parts.append(Part("kafka", run=kafka.connect_forever, close=kafka.close))
+    if consumer is not None:
+        parts.append(Part("consumer", run=partial(start_forever, consumer, log=log, link=link),
+                          close=consumer.stop))  # fmt: skip
+
+    async def kafka_ready() -> bool:
+        return publisher.ready()
+
+    async def store_ready() -> bool:
+        # A given store is the caller's to open; the own one is ready once opened.
+        return own_store is None or host.finished("store")
+
+    host = Host(
+        parts, [Check("kafka", kafka_ready, ready="connected"), Check("store", store_ready)]
+    )
 
     app = FastAPI(
         title="Rebond intake",
         version="1.0.0",
         description="Le questionnaire du Portail du rebond des entrepreneurs : envoi des "
         "réponses, formulaire, et suivi d'une demande par sa référence.",
-        lifespan=lifespan,
+        lifespan=host.lifespan,
         docs_url=None,
         redoc_url=None,
     )
-    app.state.intake = Adapters(submissions, settings, publisher)
+    app.state.intake = Adapters(submissions, settings)
     app.include_router(router)
     app.include_router(pages)
+    host.install(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -193,12 +192,7 @@ def build(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     app.add_middleware(
-        SubmissionGuard,
-        limiter=TokenBucketLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
-        max_body_bytes=settings.max_body_bytes,
-        clients=ClientAddress(settings.trusted_proxies),
-        media_types=(JSON, FORM),
-        invalid=_invalid_text,
+        SubmissionGuard, **edge_limits(settings), media_types=(JSON, FORM), invalid=_invalid_text
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -1,8 +1,8 @@
-"""Kafka entry point: keep each reference's submission, routing outcomes, referral statuses and
-deliveries (none of these topics carries contact details, a message or the distress answer:
+"""Kafka entry point: keep each reference's submission, routing outcomes, referral statuses,
+deliveries and peer-match steps (none of these topics carries contact details, a message or the distress answer:
 intake faces the internet, and the decisions themselves are the notifier's alone).
 
-One subscriber (`rebond_kafka.consume.subscribe`) reads the four topics in batches: each record
+One subscriber (`rebond_kafka.consume.subscribe`) reads the five topics in batches: each record
 read by its topic's contract, an unreadable one sent to `deadletter.intake` (the partition flows
 on). At-least-once: the batch's offsets are committed only once its records are stored, in one
 store transaction (duplicates are dropped by event id); while the store is down the partition
@@ -18,9 +18,17 @@ from faststream.security import BaseSecurity
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rebond_contracts.payloads import REFERENCE_PATTERN
-from rebond_contracts.topics import DELIVERIES, OUTCOMES, QUESTIONNAIRES, REFERRAL_STATUS, Service
+from rebond_contracts.topics import (
+    DELIVERIES,
+    OUTCOMES,
+    PEER_MATCHES,
+    QUESTIONNAIRES,
+    REFERRAL_STATUS,
+    Service,
+)
 from rebond_intake.store import StatusStore, patiently
 from rebond_intake.timeline import Record, received, record_of
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.consume import (
     Batch,
     BatchHandler,
@@ -30,10 +38,9 @@ from rebond_kafka.consume import (
     no_scope,
     subscribe,
 )
-from rebond_kafka.settings import bootstrap_servers as servers
 
 log = structlog.get_logger(__name__)
-CONSUMED = (OUTCOMES, REFERRAL_STATUS, DELIVERIES)
+CONSUMED = (OUTCOMES, REFERRAL_STATUS, DELIVERIES, PEER_MATCHES)
 
 #: The broker answers a fetch once it has 64 KiB or after 100 ms: a status is stored up to
 #: 100 ms after it is published (this replica shows its own submissions at once,
@@ -63,19 +70,12 @@ def build_consumer(
     batch: Batch = STATUS_BATCH,
     record_scope: RecordScope = no_scope,
 ) -> KafkaBroker:
-    """A broker (not connected) whose one subscriber stores every status event of the four
+    """A broker (not connected) whose one subscriber stores every status event of the five
     topics, a batch at a time; `record_scope` gives each record its trace and log context.
 
-    One consumer for the four topics, not one each: one group member, one fetch and one commit
+    One consumer for the five topics, not one each: one group member, one fetch and one commit
     serve them all (at 20 submissions/s intake's CPU went from 29 to 24 %)."""
-    broker = KafkaBroker(
-        servers(bootstrap_servers),
-        security=security,
-        acks="all",
-        enable_idempotence=True,
-        client_id="rebond-intake-status",
-        logger=None,
-    )
+    broker = durable_broker(bootstrap_servers, "rebond-intake-status", security=security)
     subscribe(
         broker,
         (QUESTIONNAIRES, *CONSUMED),
@@ -94,7 +94,7 @@ def build_consumer(
 
 def status_of(received_: Received[BaseModel]) -> Record:
     """The status record of one event read: a submission's reception, or what `record_of`
-    keeps of a routing outcome, referral status or delivery."""
+    keeps of a routing outcome, referral status, delivery or peer-match step."""
     data = received_.data
     if isinstance(data, ReceivedView):
         return received(received_.event.id, data.reference, data.received_at)

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.contacts import PublicContact, national_resources, public_contact
-from rebond_contracts.questionnaire import QuestionnaireV1
+from rebond_contracts.questionnaire import Need, QuestionnaireV1
 from rebond_contracts.topics import erasure_window_days
 from rebond_intake import submissions
 from rebond_intake.api import IDEMPOTENCY_KEY_PATTERN, Intake
@@ -111,6 +111,7 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
             status = await intake.submissions.status(accepted.reference, lang)
             return _render(
                 request, "confirmation.html", accepted=accepted,
+                peer=asks_for_a_peer(questionnaire), stories_url=str(intake.settings.stories_url),
                 **_status_context(accepted.reference, status, lang),
             )  # fmt: skip
         case submissions.KeyReused():  # an older page sent again with other answers
@@ -121,6 +122,16 @@ async def submit_form(request: Request, intake: Intake) -> HTMLResponse:
             problem = "unavailable"
     code = 503 if problem == "unavailable" else 422
     return _form(request, values, problem=problem, status_code=code)
+
+
+def asks_for_a_peer(questionnaire: QuestionnaireV1) -> bool:
+    """Whether the router will ask the events service for a peer for this person: they asked
+    for `peer_support` and agreed to share a contact (as the router's `peer_request_of`)."""
+    return (
+        Need.PEER_SUPPORT in questionnaire.needs
+        and questionnaire.consents.share_with_association
+        and questionnaire.contact is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,10 @@ async def status_page(request: Request, reference: str, intake: Intake) -> HTMLR
             return _render(request, "status.html", 404, unknown=True, reference=reference)
         case submissions.NotAccepted():
             return _render(request, "status.html", 503, unavailable=True, reference=reference)
-    return _render(request, "status.html", **_status_context(reference, outcome, lang))
+    return _render(
+        request, "status.html", stories_url=str(intake.settings.stories_url),
+        **_status_context(reference, outcome, lang),
+    )  # fmt: skip
 
 
 @pages.get("/confidentialite", response_class=HTMLResponse)

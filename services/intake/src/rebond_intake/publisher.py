@@ -11,8 +11,8 @@ from faststream.security import BaseSecurity
 from rebond_contracts.envelope import Envelope
 from rebond_contracts.payloads import ErasureRequestedV1, QuestionnaireCompletedV1
 from rebond_contracts.topics import ERASURES, QUESTIONNAIRES
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.outage import KafkaLink
-from rebond_kafka.settings import bootstrap_servers as servers
 from rebond_kafka.startup import start_forever
 
 log = structlog.get_logger(__name__)
@@ -37,14 +37,8 @@ def build_broker(
     bootstrap_servers: str, *, security: BaseSecurity | None = None, request_timeout_ms: int = 5000
 ) -> KafkaBroker:
     """An idempotent producer that waits for every in-sync replica (acks=all)."""
-    return KafkaBroker(
-        servers(bootstrap_servers),
-        security=security,
-        acks="all",
-        enable_idempotence=True,
-        request_timeout_ms=request_timeout_ms,
-        client_id="rebond-intake",
-        logger=None,
+    return durable_broker(
+        bootstrap_servers, "rebond-intake", security=security, request_timeout_ms=request_timeout_ms
     )
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
@@ -50,6 +50,9 @@ class IntakeSettings(KafkaServiceSettings, EdgeSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: How often the status page refreshes, in seconds.
     status_refresh_s: int = Field(default=30, ge=5)
+    #: The events service's public page of success stories, linked from the confirmation and
+    #: status pages ("D'autres sont passés par là", issue 24).
+    stories_url: HttpUrl = HttpUrl("http://127.0.0.1:8003/temoignages")
 
     @model_validator(mode="before")
     @classmethod

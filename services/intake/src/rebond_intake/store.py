@@ -50,7 +50,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from rebond_intake.timeline import Record, received
 from rebond_kafka.backoff import Backoff
 from rebond_sql import Database
-from rebond_sql.erasure import lock_references, reference_digest, tombstones_of
+from rebond_sql.erasure import lock_references, reference_digest, tombstone_table, tombstones_of
 from rebond_sql.migrations import upgrade
 from rebond_sql.types import UTCDateTime
 
@@ -131,12 +131,8 @@ status_events = Table(
 
 
 #: One row per erased reference, nothing else about it (see the module's docstring).
-erasures = Table(
-    "intake_erasures",
-    metadata,
-    Column("reference_sha256", String(64), primary_key=True),
-    Column("received_at", UTCDateTime, nullable=True),
-    Column("erased_at", UTCDateTime, nullable=False),
+erasures = tombstone_table(
+    metadata, "intake_erasures", Column("received_at", UTCDateTime, nullable=True)
 )
 
 #: Hashes of the random erasure secrets given before they were derived; read, no longer written.

@@ -22,6 +22,8 @@ from rebond_contracts.payloads import (
     DeliveryChannel,
     DeliveryOutcome,
     DeliveryV1,
+    PeerMatchStatus,
+    PeerMatchV1,
     ReferralStatus,
     ReferralStatusV1,
     RoutingOutcomeV1,
@@ -40,7 +42,7 @@ class Record:
 
     event_id: str
     reference: str
-    kind: str  # "received", "decision", "status", "delivery" or "erasure"
+    kind: str  # "received", "decision", "status", "delivery", "peer" or "erasure"
     at: datetime
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -63,49 +65,28 @@ def received(event_id: str, reference: str, at: datetime) -> Record:
     return Record(event_id=event_id, reference=reference, kind="received", at=at)
 
 
+#: What the timeline keeps of each payload it reads: the record's kind, the field that says
+#: when it happened, and the fields of its detail (no personal data is among them).
+_KEPT: dict[type[BaseModel], tuple[str, str, set[str]]] = {
+    RoutingOutcomeV1: ("decision", "decided_at", {"primary", "attempt", "reasons"}),
+    ReferralStatusV1: (
+        "status", "at", {"status", "association_id", "reason", "next_association_id", "track"},
+    ),
+    DeliveryV1: ("delivery", "at", {"channel", "outcome", "association_id"}),
+    # The step alone: no volunteer, no region.
+    PeerMatchV1: ("peer", "at", {"status"}),
+}  # fmt: skip
+
+
 def record_of(event_id: str, payload: BaseModel) -> Record:
     """Reduce a consumed payload to a `Record`; raises TypeError for another payload."""
-    if isinstance(payload, RoutingOutcomeV1):
-        return Record(
-            event_id=event_id,
-            reference=payload.reference,
-            kind="decision",
-            at=payload.decided_at,
-            detail={
-                "primary": payload.primary.value if payload.primary else None,
-                "attempt": payload.attempt,
-                "reasons": [r.model_dump() for r in payload.reasons],
-            },
-        )
-    if isinstance(payload, ReferralStatusV1):
-        return Record(
-            event_id=event_id,
-            reference=payload.reference,
-            kind="status",
-            at=payload.at,
-            detail={
-                "status": payload.status.value,
-                "association_id": payload.association_id.value if payload.association_id else None,
-                "reason": payload.reason.value if payload.reason else None,
-                "next_association_id": (
-                    payload.next_association_id.value if payload.next_association_id else None
-                ),
-                "track": payload.track,
-            },
-        )
-    if isinstance(payload, DeliveryV1):
-        return Record(
-            event_id=event_id,
-            reference=payload.reference,
-            kind="delivery",
-            at=payload.at,
-            detail={
-                "channel": payload.channel.value,
-                "outcome": payload.outcome.value,
-                "association_id": payload.association_id.value if payload.association_id else None,
-            },
-        )
-    raise TypeError(f"no timeline record for {type(payload).__name__}")
+    try:
+        kind, at, fields = _KEPT[type(payload)]
+    except KeyError:
+        raise TypeError(f"no timeline record for {type(payload).__name__}") from None
+    detail = payload.model_dump(mode="json", include={"reference", *fields})
+    reference = detail.pop("reference")
+    return Record(event_id, reference, kind, getattr(payload, at), detail)
 
 
 def _name(association_id: str | None) -> str | None:
@@ -189,6 +170,22 @@ _TEXTS: dict[str, dict[str, str]] = {
         "fr": "Un e-mail vous a été envoyé.",
         "en": "An e-mail was sent to you.",
     },
+    "peer_proposed": {
+        "fr": "Un pair vous a été proposé : un entrepreneur passé par là, prêt à échanger avec "
+        "vous.",
+        "en": "A peer was proposed to you: an entrepreneur who has been through it, happy to "
+        "talk with you.",
+    },
+    "peer_unmatched": {
+        "fr": "Pas encore de pair disponible dans votre région pour échanger.",
+        "en": "No peer available in your region to talk with yet.",
+    },
+}
+#: Steps of the peer exchange (`peers.matches`): beside the request, they never tell where it
+#: stands (`current_status`). A decline shows nothing: the next proposal, or none left, follows.
+_PEER_STEPS = {
+    PeerMatchStatus.PROPOSED.value: "peer_proposed",
+    PeerMatchStatus.UNMATCHED.value: "peer_unmatched",
 }
 
 #: How the public view names an association it must not name (`build_timeline`).
@@ -209,7 +206,7 @@ _DECLINE_REASONS: dict[str, dict[str, str]] = {
 }
 
 #: At equal times, the order in which things happen.
-_ORDER = {"decision": 0, "status": 1, "delivery": 2, "erasure": 3}
+_ORDER = {"decision": 0, "status": 1, "delivery": 2, "peer": 3, "erasure": 4}
 
 
 def text(code: str, locale: str, **values: str) -> str:
@@ -297,6 +294,9 @@ def _step(record: Record, lang: str, *, named: bool) -> Step | None:
                 association, name,
             )  # fmt: skip
         return None  # a failed attempt is retried; the person need not see it
+    if record.kind == "peer":
+        peer_step = _PEER_STEPS.get(str(detail.get("status")))
+        return Step(peer_step, record.at, text(peer_step, lang)) if peer_step else None
     if record.kind == "erasure":
         return Step("erased", record.at, text("erased", lang))
     return None
@@ -343,6 +343,6 @@ def current_status(steps: list[Step]) -> str:
     if any(step.code == "erased" for step in steps):
         return "erased"
     for step in reversed(steps):
-        if step.code not in ("delivered", "person_email_sent", "reminded"):
+        if step.code not in ("delivered", "person_email_sent", "reminded", *_PEER_STEPS.values()):
             return step.code
     return "received"

@@ -1,22 +1,20 @@
 """The notifier's composition root: `build` makes the Kafka consumers, the outbox relay, the
 delivery dispatcher, the store and the HTTP app with production adapters (SMTP, httpx, the
 system clock); tests call it with their own mailer, webhook poster or clock. Nothing connects
-anywhere before `Notifier.start()` (the app's lifespan calls it).
+anywhere before the lifespan, the service host's (`rebond_service.host`), starts.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
@@ -24,7 +22,6 @@ from rebond_http.guard import SecurityHeaders
 from rebond_http.private import PrivateRoutes
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import kafka_link
-from rebond_kafka.startup import start_forever
 from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, WebhookPoster
 from rebond_notifier.config import load_associations
 from rebond_notifier.consumer import Handlers, build_broker, outbox_sender, subscribe_all
@@ -34,6 +31,7 @@ from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate, utc_now
 from rebond_notifier.web import build_router
+from rebond_service.host import Host, KafkaConnection, Part
 from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
@@ -62,13 +60,10 @@ def allowed_methods(request: Request, named: str) -> str:
     return ", ".join(sorted(methods))
 
 
-class Readiness(BaseModel):
-    kafka: Literal["connected", "unreachable"]
-
-
 @dataclass
 class Notifier:
-    """The built service: its parts and its web app; `start` and `stop` are its lifespan."""
+    """The built service: its parts, its web app, and its host (lifespan and probes). `start`
+    and `stop` run the host's lifespan without a web server (tests)."""
 
     settings: NotifierSettings
     store: DeliveryStore
@@ -78,51 +73,61 @@ class Notifier:
     link: KafkaLink
     mailer: Mailer
     webhooks: WebhookPoster
+    host: Host
     web: FastAPI = field(init=False)
-    _task: asyncio.Task[None] | None = field(default=None, init=False)
-    _started: bool = field(default=False, init=False)
-
-    @property
-    def connected(self) -> bool:
-        """Kafka answered once and the dispatcher runs."""
-        return self._started and self._task is not None and not self._task.done()
-
-    async def _run(self) -> None:
-        if self.settings.migrate_on_start:
-            await asyncio.to_thread(migrate, self.settings.database_url)
-        await self.store.database.start()
-        await start_forever(self.broker, log=log, link=self.link)
-        self._started = True
-        await self.dispatcher.run()
+    _running: AsyncExitStack = field(default_factory=AsyncExitStack, init=False)
 
     async def start(self) -> None:
         """Migrate the store, then connect and dispatch in the background."""
-        self._task = asyncio.create_task(self._run(), name="notifier")
+        await self._running.enter_async_context(self.host.lifespan())
 
     async def wait_connected(self, timeout_s: float = 60.0) -> None:
         async with asyncio.timeout(timeout_s):
-            while not self._started:
-                if self._task is not None and self._task.done():
-                    self._task.result()
-                await asyncio.sleep(0.05)
+            await self.host.wait_finished("kafka")
 
     async def stop(self) -> None:
-        """Stop reading Kafka first (no new work, and no batch written beside what follows),
-        then let the dispatcher end the deliveries in flight and hand back the rest, then close
-        Kafka and the store."""
-        for subscriber in self.broker.subscribers:
+        await self._running.aclose()
+
+
+def _host(
+    settings: NotifierSettings,
+    store: DeliveryStore,
+    broker: KafkaBroker,
+    link: KafkaLink,
+    dispatcher: Dispatcher,
+    mailer: Mailer,
+    webhooks: WebhookPoster,
+) -> Host:
+    """The notifier's lifespan: the store migrated and opened, then Kafka connected, then the
+    dispatcher run, all in the background (the answer pages serve at once). At stop, in the
+    reverse order: reading Kafka stops first (no new work, and no batch written beside what
+    follows), then the dispatcher ends the deliveries in flight and hands back the rest, then
+    Kafka, the channels this service made and the store are closed."""
+
+    async def open_store() -> None:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(migrate, settings.database_url)
+        await store.database.start()
+
+    async def stop_dispatching() -> None:
+        for subscriber in broker.subscribers:
             await subscriber.stop()
-        await self.dispatcher.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-        await self.broker.stop()
-        if isinstance(self.webhooks, HttpWebhookPoster):
-            await self.webhooks.close()
-        if isinstance(self.mailer, SmtpMailer):
-            await self.mailer.close()
-        await self.store.close()
+        await dispatcher.stop()
+
+    kafka = KafkaConnection(broker, link, log=log)
+    return Host(
+        [
+            Part("store", run=open_store, close=store.close),
+            Part("mailer", close=mailer.close if isinstance(mailer, SmtpMailer) else None),
+            Part(
+                "webhooks",
+                close=webhooks.close if isinstance(webhooks, HttpWebhookPoster) else None,
+            ),
+            kafka.part(after=("store",)),
+            Part("dispatcher", run=dispatcher.run, stop=stop_dispatching, after=("kafka",)),
+        ],
+        [kafka.check()],
+    )
 
 
 def _smtp(settings: NotifierSettings) -> SmtpMailer:
@@ -181,7 +186,8 @@ def build(
     link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
     obs.watch_kafka(link)
     count_referrals_and_deliveries(obs)
-    notifier = Notifier(settings, store, relay, broker, dispatcher, link, mailer, webhooks)
+    host = _host(settings, store, broker, link, dispatcher, mailer, webhooks)
+    notifier = Notifier(settings, store, relay, broker, dispatcher, link, mailer, webhooks, host)
     answers = build_router(store, link_key, dispatcher.publish_soon, clock)
     notifier.web = _web(notifier, obs, answers)
     return notifier
@@ -198,22 +204,15 @@ def create_app(
 
 
 def _web(notifier: Notifier, obs: Observability, answers: APIRouter) -> FastAPI:
-    """The HTTP side: the answer pages, health and readiness, behind the security headers."""
+    """The HTTP side: the answer pages, health and readiness (the host's), behind the security
+    headers."""
     settings = notifier.settings
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await notifier.start()
-        try:
-            yield
-        finally:
-            await notifier.stop()
 
     app = FastAPI(
         title="Rebond notifier",
         description="Les pages de réponse des liens envoyés aux associations, et la santé du "
         "service.",
-        lifespan=lifespan,
+        lifespan=notifier.host.lifespan,
         docs_url=None,  # its page loads scripts from elsewhere, which the CSP forbids
         redoc_url=None,
     )
@@ -228,26 +227,7 @@ def _web(notifier: Notifier, obs: Observability, answers: APIRouter) -> FastAPI:
             error.headers = {**(error.headers or {}), "Allow": allowed_methods(request, named)}
         return await http_exception_handler(request, error)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get(
-        "/readyz",
-        response_model=Readiness,
-        responses={503: {"model": Readiness, "description": "Kafka does not answer"}},
-    )
-    async def readyz() -> JSONResponse:
-        # The link first: during an outage the answer is at once, with no request to Kafka.
-        ready = (
-            notifier.connected
-            and not notifier.link.down
-            and await notifier.broker.ping(timeout=2.0)
-        )
-        return JSONResponse(
-            status_code=200 if ready else 503,
-            content={"kafka": "connected" if ready else "unreachable"},
-        )
+    notifier.host.install(app, in_schema=True)
 
     app.add_middleware(
         PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public

@@ -48,6 +48,7 @@ from rebond_contracts.topics import (
     referrals,
     responses,
 )
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.consume import (
     Batch,
     DeadLetters,
@@ -58,7 +59,6 @@ from rebond_kafka.consume import (
     subscribe,
 )
 from rebond_kafka.security import kafka_security
-from rebond_kafka.settings import bootstrap_servers
 from rebond_notifier import messages, planning
 from rebond_notifier.config import AssociationChannels
 from rebond_notifier.settings import NotifierSettings
@@ -71,13 +71,8 @@ log = structlog.get_logger(__name__)
 
 def build_broker(settings: NotifierSettings) -> KafkaBroker:
     """The notifier's broker (acks=all, idempotent producer), not connected."""
-    return KafkaBroker(
-        bootstrap_servers(settings.kafka_bootstrap_servers),
-        security=kafka_security(settings),
-        acks="all",
-        enable_idempotence=True,
-        client_id="rebond-notifier",
-        logger=None,
+    return durable_broker(
+        settings.kafka_bootstrap_servers, "rebond-notifier", security=kafka_security(settings)
     )
 
 

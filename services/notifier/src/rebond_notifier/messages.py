@@ -120,11 +120,20 @@ class Attempted(Protocol):
     def correlation_id(self) -> str: ...
 
 
+#: Kinds of the events service's peer e-mails (`planning.COMMUNITY_KINDS`): filed under the
+#: person's reference only so that the person's erasure cancels them while unsent. They tell
+#: no outcome: an introduction goes to the volunteer as well as to the person, and the
+#: person's status would read "an e-mail was sent to you" for a mail that was not theirs.
+PEER_INTRO = "peer_intro"
+PEER_NONE = "peer_none"
+UNTOLD_KINDS = frozenset({PEER_INTRO, PEER_NONE})
+
+
 def outcome(delivery: Attempted, result: str, attempts: int, at: datetime) -> Message | None:
     """A delivery's final outcome (no personal data), or None for a delivery about no
     submission reference (the e-mails about conference registrations: `DeliveryV1` is keyed
-    by a reference)."""
-    if not delivery.reference:
+    by a reference) or of an `UNTOLD_KINDS` kind."""
+    if not delivery.reference or delivery.kind in UNTOLD_KINDS:
         return None
     about_referral = bool(delivery.association_id)  # conference e-mails belong to no association
     event = DeliveryV1(

@@ -67,6 +67,7 @@ REGISTRATION_KINDS = {
     RegistrationChange.PROMOTED: "conf_promoted",
     RegistrationChange.CANCELLED: "conf_cancelled",
     RegistrationChange.EVENT_UPDATED: "conf_updated",
+    RegistrationChange.REMINDER: "conf_reminder",
 }
 INVITATION = "invitation"
 #: Kinds of the e-mails the events service writes about success stories and peer exchange
@@ -76,8 +77,8 @@ COMMUNITY_KINDS = {
     CommunityMailKind.STORY_MODERATED: "story_moderated",
     CommunityMailKind.VOLUNTEER_CONFIRM: "vol_confirm",
     CommunityMailKind.VOLUNTEER_MODERATED: "vol_moderated",
-    CommunityMailKind.PEER_INTRODUCTION: "peer_intro",
-    CommunityMailKind.PEER_NONE: "peer_none",
+    CommunityMailKind.PEER_INTRODUCTION: messages.PEER_INTRO,
+    CommunityMailKind.PEER_NONE: messages.PEER_NONE,
 }
 #: Delivery-log keys of event ids that are not UUIDs (the log's key column holds 36 characters).
 EVENT_KEY_NAMESPACE = uuid.UUID("0b5f2d7e-3c1a-4e8b-9f6d-2a7c4e1b8d35")
@@ -458,12 +459,17 @@ def for_invitation(event: Envelope[InvitationV1]) -> list[NewDelivery]:
 
 def for_community_mail(event: Envelope[CommunityMailV1]) -> list[NewDelivery]:
     """The events service's e-mail, sent as it is, keyed by its `mail_id`: a redelivered record
-    finds its row and sends nothing more. Recorded with no reference (as a registration's
-    e-mail: the record is keyed by a story or a volunteer as often as by a submission), so no
-    `DeliveryV1` tells its outcome; the dispatcher erases the address and text once it is sent,
-    and `DeliveryStore.anonymise` those of a row left too long."""
+    finds its row and sends nothing more. A peer mail is filed under the person's reference
+    (`CommunityMailV1.reference`): the person's erasure deletes it while unsent, and one read
+    after the erasure is not recorded (`DeliveryStore.enqueue`); no `DeliveryV1` tells its
+    outcome (`messages.UNTOLD_KINDS`). The others are filed under none. The dispatcher erases
+    the address and text once it is sent, and `DeliveryStore.anonymise` those of a row left
+    too long."""
     mail = event.data
     written = templates.Mail(mail.to, mail.subject, mail.text)
     return [
-        _event_mail(event.correlationid, str(mail.mail_id), COMMUNITY_KINDS[mail.kind], written)
-    ]
+        _event_mail(
+            event.correlationid, str(mail.mail_id), COMMUNITY_KINDS[mail.kind], written,
+            reference=mail.reference or "",
+        )
+    ]  # fmt: skip

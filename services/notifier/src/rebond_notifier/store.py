@@ -69,7 +69,7 @@ from sqlalchemy.exc import IntegrityError
 from rebond_contracts.payloads import ReferralStatus
 from rebond_notifier import messages
 from rebond_sql import Database, Work
-from rebond_sql.erasure import erased_among, lock_references, reference_digest
+from rebond_sql.erasure import erased_among, lock_references, reference_digest, tombstone_table
 from rebond_sql.migrations import upgrade
 from rebond_sql.outbox import Message, Outbox, Relay, Send, outbox_table
 from rebond_sql.types import UTCDateTime
@@ -200,12 +200,7 @@ followups = Table(
 )
 
 #: One row per erased reference, nothing else about it (see the module's docstring).
-tombstones = Table(
-    "notifier_tombstones",
-    metadata,
-    Column("reference_sha256", String(64), primary_key=True),
-    Column("erased_at", UTCDateTime, nullable=False),
-)
+tombstones = tombstone_table(metadata, "notifier_tombstones")
 
 #: What the notifier publishes, until Kafka acknowledged it (see the module's docstring).
 outbox = Outbox(outbox_table(metadata, "notifier_outbox"))

@@ -320,8 +320,8 @@ def _cancel_line(cancel_url: str | None) -> list[str]:
 
 
 def registration_mail(registration: RegistrationV1, ics_url: str | None) -> Mail:
-    """One step of a registration (confirmed, waitlisted, promoted, cancelled, conference
-    changed), told simply and kindly to the person, with what they need and nothing more."""
+    """One step of a registration (confirmed, waitlisted, promoted, reminded two days before,
+    cancelled, conference changed), told simply and kindly to the person, with what they need and nothing more."""
     conference = registration.conference
     change = registration.change
     title = conference.title
@@ -362,6 +362,16 @@ def registration_mail(registration: RegistrationV1, ics_url: str | None) -> Mail
             *_cancel_line(registration.cancel_url),
             "",
             "Nous serons heureux de vous accueillir.",
+        ]
+    elif change == RegistrationChange.REMINDER:
+        subject = f"Rappel : {title}, dans deux jours"
+        lines = [
+            *hello,
+            "Petit rappel : la conférence à laquelle vous êtes inscrit·e a lieu dans deux "
+            "jours. Nous avons hâte de vous y accueillir.",
+            "",
+            *details,
+            *_cancel_line(registration.cancel_url),
         ]
     elif change == RegistrationChange.CANCELLED and registration.cancelled_by == "organiser":
         subject = f"Conférence annulée : {title}"

@@ -24,15 +24,16 @@ one window left: the router's consumer lag, well under its deadline check interv
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.types import DecoratedCallable
 
 from rebond_contracts.associations import ASSOCIATION_NAMES
 from rebond_contracts.payloads import (
@@ -57,6 +58,7 @@ from rebond_notifier.store import AlreadyAnswered, AlreadyFollowedUp, DeliverySt
 from rebond_notifier.templates import moment_fr
 
 log = structlog.get_logger(__name__)
+C = TypeVar("C", AnswerClaims, FollowUpClaims)
 
 REASONS_FR = {
     DeclineReason.UNREACHABLE: "Personne injoignable",
@@ -218,6 +220,28 @@ _FORM = {
 }
 
 
+async def _opened(
+    claims: C | HTMLResponse, stands: Callable[[C], Awaitable[HTMLResponse | None]]
+) -> C | HTMLResponse:
+    """A link's `claims` while its answer is still awaited; else the page that says why not:
+    the link refused (a page already, expired or altered), or `stands` (the answer given, the
+    request withdrawn, the referral moved on)."""
+    if isinstance(claims, HTMLResponse):
+        return claims
+    page = await stands(claims)
+    return claims if page is None else page
+
+
+def _page_route(
+    router: APIRouter, method: str, path: str, summary: str, **extra: Any
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """`router`'s decorator of an HTML page of a link, with the refusals it may answer."""
+    return router.api_route(
+        path, methods=[method], response_class=HTMLResponse, summary=summary, responses=_PAGES,
+        **extra,
+    )  # fmt: skip
+
+
 def build_router(
     store: DeliveryStore,
     key: bytes,
@@ -256,18 +280,13 @@ def build_router(
             return _moved_on(claims, state.status)
         return None
 
-    @router.get(
-        "/reponse/{token}",
-        response_class=HTMLResponse,
-        summary="The answer page of an e-mail link (accept or decline)",
-        responses=_PAGES,
+    @_page_route(
+        router, "GET", "/reponse/{token}", "The answer page of an e-mail link (accept or decline)"
     )
     async def show(token: str) -> HTMLResponse:
-        claims = check(token)
+        claims = await _opened(check(token), where_it_stands)
         if isinstance(claims, HTMLResponse):
             return claims
-        if (stands := await where_it_stands(claims)) is not None:
-            return stands
         name = escape(ASSOCIATION_NAMES[claims.association_id])
         reference = escape(claims.reference)
         if claims.action == Action.ACCEPT:
@@ -292,13 +311,10 @@ def build_router(
             en="Choose a reason and confirm to decline; the referral goes to another association.",
         )
 
-    @router.post(
-        "/reponse/{token}",
-        response_class=HTMLResponse,
-        summary="Confirm the answer of an e-mail link",
-        responses=_PAGES,
+    @_page_route(
+        router, "POST", "/reponse/{token}", "Confirm the answer of an e-mail link",
         openapi_extra=_FORM,
-    )
+    )  # fmt: skip
     async def answer(token: str, request: Request) -> HTMLResponse:
         # The form first: a reason that is none of those offered (no browser sends one) is
         # refused naming the field, whatever the link.
@@ -454,18 +470,13 @@ def _follow_up_router(
         given = await store.follow_up_given(str(claims.referral_id))
         return None if given is None else _follow_up_thanks(given)
 
-    @router.get(
-        "/contact/{token}",
-        response_class=HTMLResponse,
-        summary="The person's follow-up page: were they contacted?",
-        responses=_PAGES,
+    @_page_route(
+        router, "GET", "/contact/{token}", "The person's follow-up page: were they contacted?"
     )
     async def ask(token: str) -> HTMLResponse:
-        claims = check(token)
+        claims = await _opened(check(token), already)
         if isinstance(claims, HTMLResponse):
             return claims
-        if (done := await already(claims)) is not None:
-            return done
         answer = (
             "Oui, j'ai été contacté·e" if claims.contacted else "Non, personne ne m'a contacté·e"
         )
@@ -479,18 +490,11 @@ def _follow_up_router(
             + ("yes, I was contacted." if claims.contacted else "no, nobody contacted me."),
         )
 
-    @router.post(
-        "/contact/{token}",
-        response_class=HTMLResponse,
-        summary="Confirm the person's follow-up answer",
-        responses=_PAGES,
-    )
+    @_page_route(router, "POST", "/contact/{token}", "Confirm the person's follow-up answer")
     async def confirm(token: str) -> HTMLResponse:
-        claims = check(token)
+        claims = await _opened(check(token), already)
         if isinstance(claims, HTMLResponse):
             return claims
-        if (done := await already(claims)) is not None:
-            return done
         answer = FollowUpAnsweredV1(
             reference=claims.reference, referral_id=claims.referral_id,
             association_id=claims.association_id, contacted=claims.contacted,

@@ -12,8 +12,7 @@ import gc
 import sys
 from datetime import UTC, datetime, timedelta
 
-import uvicorn
-
+from rebond_http import private
 from rebond_observability.logging import configure_logging
 from rebond_router.app import create_app
 from rebond_router.directory import DirectoryError
@@ -48,7 +47,9 @@ def main() -> None:
     except DirectoryError as error:
         sys.exit(f"rebond-router: the association directory is not valid: {error}")
     gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    # ROUTER_HOST:ROUTER_PORT, and ROUTER_INTERNAL_PORT (`/metrics`) when set.
+    server, sockets = private.server_for(app, settings)
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The router's composition root: directory, store, Kafka handlers, deadline task, health HTTP.
+"""The router's composition root: directory, store, Kafka handlers, deadline task, and its HTTP
+server (probes, `/metrics`, the console's policy preview) on the service host.
 
 Nothing connects at import time. `build` makes every part with production defaults, connecting
 nothing; tests call it with their own (a clock, a store, a broker). `create_app` serves it.
@@ -6,25 +7,21 @@ nothing; tests call it with their own (a clock, a store, a broker). `create_app`
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import stamina
 import structlog
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from rebond_contracts.topics import OVERRIDES, Service
+from rebond_http.private import PrivateRoutes
 from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
-from rebond_kafka.startup import start_forever
+from rebond_router.api import preview_routes
 from rebond_router.consumer import (
     KafkaOutputs,
     Retries,
@@ -37,8 +34,10 @@ from rebond_router.directory import load_directory
 from rebond_router.lifecycle import Clock, Router
 from rebond_router.observability import Observability, count_decisions
 from rebond_router.overrides import Overrides
+from rebond_router.preview import Previewer
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
+from rebond_service.host import Host, KafkaConnection, Part, answers
 from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
@@ -66,6 +65,8 @@ class Components:
     relay: Relay
     router: Router
     retries: Retries
+    #: The coordinators' live overrides, laid over the directory.
+    overrides: Overrides
 
 
 def build(
@@ -102,7 +103,9 @@ def build(
     # Retries log through the router's hook, which names the error's type only (stamina's
     # default hooks would log its text; the setting is the process's, and the same each time).
     stamina.instrumentation.set_on_retry_hooks([log_retry])
-    return Components(settings, obs, broker, outputs, store, relay, router, Retries.of(settings))
+    return Components(
+        settings, obs, broker, outputs, store, relay, router, Retries.of(settings), overrides
+    )
 
 
 async def watch_deadlines(
@@ -122,80 +125,48 @@ async def watch_deadlines(
         await sleep(settings.deadline_check_interval_s)
 
 
-class Readiness(BaseModel):
-    """What `/readyz` says of each dependency."""
-
-    kafka: str
-    store: str
-
-
 def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -> FastAPI:
+    """The router served: its lifespan and probes are the service host's
+    (`rebond_service.host`): the store opens (migrated first) before it serves, Kafka connects
+    in the background, the deadline loop runs once Kafka is connected; `/readyz` names the
+    store and Kafka. Beside the probes and `/metrics` it answers the console's policy preview
+    (`POST /internal/preview`, `rebond_router.api`)."""
     settings = settings or RouterSettings()
     parts = build(settings, clock=clock)
     obs = parts.obs
     link = kafka_link(settings.kafka_bootstrap_servers, KAFKA_OUTAGE)
     obs.watch_kafka(link)
-    started: asyncio.Task[None] | None = None
-    connected = asyncio.Event()
+    kafka = KafkaConnection(parts.broker, link, log=log)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal started
+    async def open_store() -> None:
         if settings.migrate_on_start:
             await asyncio.to_thread(migrate, settings.database_url)
         await parts.store.start()
 
-        async def run() -> None:
-            await start_forever(parts.broker, log=log, link=link)
-            connected.set()
-            await watch_deadlines(parts)
-
-        started = asyncio.create_task(run())
-        try:
-            yield
-        finally:
-            started.cancel()
-            with suppress(asyncio.CancelledError):
-                await started
-            await parts.broker.stop()
-            await parts.store.close()
-
-    app = FastAPI(title="Rebond router", lifespan=lifespan)
-    app.state.observability = obs
-    obs.install(app)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    async def store_answers() -> bool:
-        """The store takes a query within 2 s (a stopped database makes the router unready)."""
-        try:
-            async with asyncio.timeout(2.0):
-                await parts.store.database.run(
-                    lambda connection: connection.execute(text("SELECT 1"))
-                )
-        except (SQLAlchemyError, OSError, TimeoutError):
-            return False
-        return True
-
-    @app.get(
-        "/readyz",
-        responses={
-            200: {"model": Readiness, "description": "Connected to Kafka, the store answers"},
-            503: {"model": Readiness, "description": "Kafka or the store unreachable"},
-        },
+    host = Host(
+        [
+            Part("telemetry", close=obs.close),
+            Part("store", start=open_store, close=parts.store.close),
+            kafka.part(),
+            Part("deadlines", run=functools.partial(watch_deadlines, parts), after=(kafka.name,)),
+        ],
+        [kafka.check(), answers("store", parts.store.ping)],
     )
-    async def readyz() -> JSONResponse:
-        # The link first: during an outage the answer is at once, with no request to Kafka.
-        kafka = connected.is_set() and not link.down and await parts.broker.ping(timeout=2.0)
-        store = await store_answers()
-        return JSONResponse(
-            status_code=200 if kafka and store else 503,
-            content={
-                "kafka": "connected" if kafka else "unreachable",
-                "store": "ready" if store else "unreachable",
-            },
-        )
-
+    app = FastAPI(title="Rebond router", lifespan=host.lifespan)
+    app.state.observability = obs
+    # `/metrics` and `/openapi.json` on the operators' port only, when there is one
+    # (ROUTER_INTERNAL_PORT): the public port is then the console's preview and the probes.
+    app.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
+    obs.install(app)
+    host.install(app, in_schema=True)
+    previewer = Previewer(
+        parts.store,
+        lambda: parts.router.directory,
+        lambda: parts.overrides.latest,
+        clock,
+        settings.preview_weeks,
+    )
+    app.include_router(preview_routes(previewer, settings.preview_token))
     return app

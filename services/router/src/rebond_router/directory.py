@@ -15,10 +15,12 @@ by the directory's own `tie_break` list, which always ends with `directory_order
 total, and every tie it breaks is broken by a criterion someone wrote down (`scoring`).
 """
 
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from uuid import UUID
 
 import yaml
 from pydantic import (
@@ -27,6 +29,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -37,6 +40,8 @@ from rebond_contracts.payloads import AntennaV1
 from rebond_contracts.questionnaire import CompanySize, Need, Stage
 
 DEFAULT_PATH = Path(__file__).with_name("directory.yaml")
+#: Validation context of a directory read from a file (`parse_directory`).
+FROM_FILE = "from_file"
 
 
 def _region_code(value: str) -> str:
@@ -80,8 +85,28 @@ DEFAULT_TIE_BREAK = (
 )
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One reason a directory is refused: the association (its id, or `#n` for the n-th entry
+    without one; None outside `associations`), the field (dotted path) and what is wrong."""
+
+    association: str | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.association is None:
+            return f"field {self.field!r}: {self.message}"
+        return f"association {self.association!r}, field {self.field!r}: {self.message}"
+
+
 class DirectoryError(ValueError):
-    """The directory cannot be used; the message names the association and the field."""
+    """The directory cannot be used; the message names the association and the field, and
+    `problems` holds each (empty when the text is not even a YAML mapping)."""
+
+    def __init__(self, message: str, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class _Strict(BaseModel):
@@ -134,6 +159,16 @@ class Association(_Strict):
     reminder_days_before_deadline: float = Field(ge=0)
     #: Where its referrals go by the person's department; none: the association's own address.
     antennas: list[Antenna] = []
+    #: The coordinators' override these values come from (`rebond_router.overrides`), recorded
+    #: in each decision's scores; never written in `directory.yaml`.
+    override_id: UUID | None = None
+
+    @field_validator("override_id")
+    @classmethod
+    def _not_in_the_file(cls, value: UUID | None, info: ValidationInfo) -> UUID | None:
+        if value is not None and info.context and info.context.get(FROM_FILE):
+            raise ValueError("is set by the coordinators' overrides, never in directory.yaml")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> "Association":
@@ -223,11 +258,10 @@ def parse_directory(text: str, origin: str = "directory") -> Directory:
     if not isinstance(raw, dict):
         raise DirectoryError(f"{origin}: expected a mapping with version, weights, associations")
     try:
-        return Directory.model_validate(raw)
+        return Directory.model_validate(raw, context={FROM_FILE: True})
     except ValidationError as error:
-        raise DirectoryError(
-            f"{origin}: " + "; ".join(_explain(raw, e) for e in error.errors())
-        ) from error
+        problems = tuple(_explain(raw, e) for e in error.errors())
+        raise DirectoryError(f"{origin}: " + "; ".join(map(str, problems)), problems) from error
 
 
 def load_directory(path: Path = DEFAULT_PATH) -> Directory:
@@ -238,7 +272,7 @@ def load_directory(path: Path = DEFAULT_PATH) -> Directory:
     return parse_directory(text, str(path))
 
 
-def _explain(raw: dict[str, object], error: object) -> str:
+def _explain(raw: dict[str, object], error: object) -> Problem:
     """`association 're-creer', field 'weekly_capacity': Input should be ...`."""
     loc = list(error["loc"])  # type: ignore[index]
     msg = str(error["msg"])  # type: ignore[index]
@@ -250,7 +284,6 @@ def _explain(raw: dict[str, object], error: object) -> str:
             and loc[1] < len(entries)
             and isinstance(entries[loc[1]], dict)
         ):
-            name = repr(entries[loc[1]].get("id", name))
-        field = ".".join(str(part) for part in loc[2:]) or "<entry>"
-        return f"association {name}, field {field!r}: {msg}"
-    return f"field {'.'.join(str(part) for part in loc) or '<root>'!r}: {msg}"
+            name = str(entries[loc[1]].get("id", name))
+        return Problem(name, ".".join(str(part) for part in loc[2:]) or "<entry>", msg)
+    return Problem(None, ".".join(str(part) for part in loc) or "<root>", msg)

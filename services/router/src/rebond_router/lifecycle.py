@@ -53,6 +53,7 @@ from rebond_router.referral import (
     week_start,
 )
 from rebond_router.rules import Track, decide, decide_distress
+from rebond_router.scoring import full_now
 from rebond_sql.outbox import Message
 
 log = structlog.get_logger(__name__)
@@ -82,6 +83,10 @@ class ReferralTransaction(Protocol):
     """One transaction on the referrals: what it reads sees what it wrote."""
 
     async def start_batch(self, references: Sequence[str], week: datetime) -> BatchStart: ...
+
+    async def offered_in_week(self, week: datetime) -> dict[AssociationId, int]:
+        """Offers made to each association in the week starting at `week` (`week_start`)."""
+        ...
 
     async def erased(self, reference: str) -> bool:
         """Whether `reference` was erased, read once this transaction holds its lock."""
@@ -246,9 +251,11 @@ class Router:
                 log.info("response_already_handled")
             else:
                 referral = _answered(await tx.referrals(response.reference, lock=True), response)
+                loads = await tx.offered_in_week(week_start(now))
                 done = referral.answer(
-                    association, response, now, self.directory, self.follow_up_after
-                )
+                    association, response, now, self.directory, self.follow_up_after,
+                    full=full_now(self.directory, loads),
+                )  # fmt: skip
                 await tx.save(done.referral, done.offer, outbox_messages(done), now)
                 self._tell_decided(tx, done)
                 await tx.mark_handled(event.id, now)
@@ -304,29 +311,41 @@ class Router:
             due = await tx.due(now, limit)
             reminders = await tx.reminders_due(now, limit)
             follow_ups = await tx.follow_ups_due(now, limit)
+            # This week's offers, kept up to date as expiries move referrals on: an expired
+            # referral goes to an association with room (another instance's offers meanwhile
+            # are seen from the next sweep on, as in a batch of questionnaires).
+            loads = await tx.offered_in_week(week_start(now))
         fired: list[str] = []
         for key in due:
-            if await self._fires(key, lambda r: r.expire(now, self.directory), "expired"):
+            done = await self._fires(key, self._expire(now, loads), "expired")
+            if done is not None:
                 fired.append(key.reference)
+                if done.offer is not None:
+                    loads[done.offer.association] = loads.get(done.offer.association, 0) + 1
         for key in reminders:
-            if await self._fires(key, lambda r: r.remind(now), "reminded"):
+            if await self._fires(key, lambda r: r.remind(now), "reminded") is not None:
                 fired.append(key.reference)
         for key in follow_ups:
-            if await self._fires(key, lambda r: r.follow_up(now), "follow_up_due"):
+            if await self._fires(key, lambda r: r.follow_up(now), "follow_up_due") is not None:
                 fired.append(key.reference)
         if fired:
             await self.publisher.flush(list(dict.fromkeys(fired)))
         return len(fired)
 
-    async def _fires(self, key: Key, command: Command, what: str) -> bool:
-        """False when another instance claimed the referral first (locked, or saved meanwhile:
+    def _expire(self, now: datetime, loads: dict[AssociationId, int]) -> Command:
+        """Expire, moving on to an association with room as `loads` stand now."""
+        full = full_now(self.directory, loads)
+        return lambda referral: referral.expire(now, self.directory, full=full)
+
+    async def _fires(self, key: Key, command: Command, what: str) -> Transition | None:
+        """None when another instance claimed the referral first (locked, or saved meanwhile:
         this transaction rolls back) or the holder answered since it was found due."""
         try:
             done = await self._apply(key, command)
         except (Rejected, ConcurrentChange):
-            return False
+            return None
         log.info(what, association=done.referral.holder, reference=key.reference)
-        return True
+        return done
 
     # --- any command on one referral -------------------------------------------------------
 

@@ -40,7 +40,7 @@ def effective(entry: Association, override: DirectoryOverrideV1 | None) -> Assoc
     reminder still comes before the deadline."""
     if override is None:
         return entry
-    changes: dict[str, object] = {}
+    changes: dict[str, object] = {"override_id": override.override_id}
     if override.paused is not None:
         changes["paused"] = override.paused
     if override.weekly_capacity is not None:

@@ -30,6 +30,7 @@ deadline task finds it no more), and the person's "no" (`answer_follow_up`) puts
 human queue once (the state changes again).
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -69,6 +70,7 @@ from rebond_contracts.topics import (
 from rebond_router import rules
 from rebond_router.directory import Directory
 from rebond_router.rules import Routing, StoredCandidate, Track, invitee_of, outcome_of
+from rebond_router.scoring import Features
 
 __all__ = ["Track"]  # re-exported: a referral's key is (reference, track)
 
@@ -188,6 +190,10 @@ class Referral:
     follow_up_at: datetime | None = None
     #: The holder's latest report of what happened after it accepted.
     outcome: OutcomeKind | None = None
+    #: When the first decision was made, and what scoring read of the person (no contact, no
+    #: free text): what the policy preview replays (None in rows older than it).
+    decided_at: datetime | None = None
+    features: Features | None = None
 
     @property
     def key(self) -> Key:
@@ -241,6 +247,7 @@ class Referral:
                 situation.stage, situation.region, situation.department,
                 tuple(submitted.questionnaire.needs),
             ),
+            decided_at=now, features=Features.of(submitted.questionnaire),
         )  # fmt: skip
         events = list(decision_events(decision))
         if routing.peer_request is not None:
@@ -266,9 +273,12 @@ class Referral:
         now: datetime,
         directory: Directory,
         follow_up_after: timedelta = FOLLOW_UP_AFTER,
+        *,
+        full: Collection[AssociationId] = (),
     ) -> "Transition":
         """`association` (the topic it wrote to) accepts or declines: only the holder of this
-        very referral, while it is open; an acceptance carries no decline reason."""
+        very referral, while it is open; an acceptance carries no decline reason. A decline
+        moves on to a candidate not in `full` (`reorient`)."""
         self._check_holder(association, response.referral_id)
         self._check_open(response.referral_id)
         if response.answer is Answer.ACCEPT:
@@ -279,7 +289,7 @@ class Referral:
                 call_by=response.call_by, caller=response.caller,
             )  # fmt: skip
         reason = response.reason or DeclineReason.OTHER
-        return self.decline(association, response.referral_id, reason, now, directory)
+        return self.decline(association, response.referral_id, reason, now, directory, full=full)
 
     def accept(
         self,
@@ -310,12 +320,15 @@ class Referral:
         reason: DeclineReason,
         now: datetime,
         directory: Directory,
+        *,
+        full: Collection[AssociationId] = (),
     ) -> "Transition":
         """Declined: said so, then moved on (`reorient`)."""
         self._check_holder(association, referral_id)
         self._check_open(referral_id)
         declined = self._status(ReferralStatus.DECLINED, now, reason=reason)
-        return self.reorient(ReferralStatus.DECLINED, reason, now, directory).after(declined)
+        moved = self.reorient(ReferralStatus.DECLINED, reason, now, directory, full=full)
+        return moved.after(declined)
 
     # --- deadlines -------------------------------------------------------------------------
 
@@ -335,13 +348,16 @@ class Referral:
             new, (new._status(ReferralStatus.REMINDED, now, respond_by=self.deadline),)
         )
 
-    def expire(self, now: datetime, directory: Directory) -> "Transition":
+    def expire(
+        self, now: datetime, directory: Directory, *, full: Collection[AssociationId] = ()
+    ) -> "Transition":
         """No answer by the deadline: said so, then moved on (`reorient`)."""
         self._check_open(self.referral_id)
         if self.deadline is None or self.deadline > now:
             raise Rejected(f"referral {self.referral_id} is not overdue")
         expired = self._status(ReferralStatus.EXPIRED, now)
-        return self.reorient(ReferralStatus.EXPIRED, None, now, directory).after(expired)
+        moved = self.reorient(ReferralStatus.EXPIRED, None, now, directory, full=full)
+        return moved.after(expired)
 
     # --- moving on -------------------------------------------------------------------------
 
@@ -351,14 +367,19 @@ class Referral:
         reason: DeclineReason | None,
         now: datetime,
         directory: Directory,
+        *,
+        full: Collection[AssociationId] = (),
     ) -> "Transition":
         """The holder's offer ended (`outcome`: declined or expired): the referral goes to the
-        next candidate not paused in `directory` (a new decision, attempt n + 1, with the same
-        copy of the referral), else to the human queue (`unroute`)."""
+        next candidate not paused in `directory` and not `full` this week (a new decision,
+        attempt n + 1, with the same copy of the referral), else to the human queue
+        (`unroute`; cause `no_capacity` when only full associations were left)."""
         self._check_open(self.referral_id)
-        remaining = tuple(c for c in self.candidates[1:] if _still_open(directory, c.association))
+        open_ = [c for c in self.candidates[1:] if _still_open(directory, c.association)]
+        remaining = tuple(c for c in open_ if c.association not in full)
         if not remaining:
-            return self.unroute(outcome, reason, now)
+            cause = "no_capacity" if open_ else "all_declined_or_expired"
+            return self.unroute(outcome, reason, now, cause=cause)
         if self.template is None:
             raise Rejected(f"referral {self.referral_id} has no copy left to offer again")
         decision = self._next_decision(self.template, remaining, now, directory)
@@ -478,7 +499,12 @@ class Referral:
         )
 
     def unroute(
-        self, outcome: ReferralStatus, reason: DeclineReason | None, now: datetime
+        self,
+        outcome: ReferralStatus,
+        reason: DeclineReason | None,
+        now: datetime,
+        *,
+        cause: str = "all_declined_or_expired",
     ) -> "Transition":
         """The holder's offer ended (`outcome`) and nobody is left: the human queue takes the
         case (who was tried and how it ended; no contact details)."""
@@ -491,7 +517,7 @@ class Referral:
         )  # fmt: skip
         events = (
             self._status(ReferralStatus.UNROUTED, now),
-            new._unrouted(cause="all_declined_or_expired", now=now),
+            new._unrouted(cause=cause, now=now),
         )
         return Transition(new, events)
 

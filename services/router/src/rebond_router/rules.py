@@ -118,9 +118,9 @@ def decide(
     of their own, `decide_distress`), so the person always gets an association for their
     situation, and APESA is never shown to intake or re-offered on this track."""
     ranking = rank(submitted.questionnaire, directory, offered_this_week)
-    suited = tuple(c for c in ranking.candidates if not c.distress_only)
     return _routing(
-        decision_id_for(event_id), Track.MAIN, suited, ranking, submitted, now, directory,
+        decision_id_for(event_id), Track.MAIN, of_track(ranking, Track.MAIN), ranking, submitted,
+        now, directory,
     )  # fmt: skip
 
 
@@ -140,11 +140,17 @@ def decide_distress(
     if not (in_distress and _shares(submitted)):
         return None
     ranking = rank(answers, directory, offered_this_week)
-    apesa = tuple(c for c in ranking.candidates if c.distress_only)
     return _routing(
-        distress_track_id(main_decision_id), Track.DISTRESS, apesa, ranking, submitted, now,
-        directory,
+        distress_track_id(main_decision_id), Track.DISTRESS, of_track(ranking, Track.DISTRESS),
+        ranking, submitted, now, directory,
     )  # fmt: skip
+
+
+def of_track(ranking: Ranking, track: Track) -> tuple[Candidate, ...]:
+    """The candidates `track` may offer to, best first: distress associations on the distress
+    track only, every other association on the main track only."""
+    distress = track is Track.DISTRESS
+    return tuple(c for c in ranking.candidates if c.distress_only is distress)
 
 
 def _shares(submitted: QuestionnaireCompletedV1) -> bool:
@@ -343,6 +349,7 @@ def reorient(
             "respond_by": now + directory.get(holder.association).response_deadline,
             # The new holder's antenna, from the directory in force: not the previous one's.
             "antenna": antenna_of(directory, holder.association, template.department),
+            "note": note,  # the association reads the coordinator's note with the referral
         }
     )
     reasons = list(holder.reasons) + ([RESOURCES_REASON] if urgent else [])

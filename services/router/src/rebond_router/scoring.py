@@ -22,7 +22,14 @@ from itertools import pairwise
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.geography import REGIONS
 from rebond_contracts.payloads import Reason, ScoreBreakdown
-from rebond_contracts.questionnaire import Distress, Need, QuestionnaireV1, Stage
+from rebond_contracts.questionnaire import (
+    CompanySize,
+    Distress,
+    Need,
+    QuestionnaireV1,
+    Region,
+    Stage,
+)
 from rebond_router.directory import Association, Directory, TieBreak
 
 STAGE_TEXTS: dict[Stage, tuple[str, str]] = {
@@ -91,6 +98,27 @@ DISTRESS_REASON = Reason(
 
 
 @dataclass(frozen=True)
+class Features:
+    """All that scoring reads of a person: their stage, region, needs, company size and whether
+    they said they are in distress. Nothing else of the questionnaire changes a ranking, so a
+    decision replayed from these (the policy preview) ranks as it was ranked."""
+
+    stage: Stage
+    region: Region
+    needs: tuple[Need, ...]
+    company_size: CompanySize
+    distress: bool
+
+    @classmethod
+    def of(cls, answers: QuestionnaireV1) -> "Features":
+        situation = answers.situation
+        return cls(
+            situation.stage, situation.region, tuple(answers.needs), situation.company_size,
+            answers.distress is Distress.YES,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Candidate:
     """One association that passed the filter, with its score and the reasons to show."""
 
@@ -124,27 +152,27 @@ class Ranking:
 
 
 def rank(
-    answers: QuestionnaireV1,
+    answers: QuestionnaireV1 | Features,
     directory: Directory,
     offered_this_week: Mapping[AssociationId, int],
 ) -> Ranking:
     """The associations that may take this person, best first."""
-    situation = answers.situation
-    in_distress = answers.distress is Distress.YES
+    person = answers if isinstance(answers, Features) else Features.of(answers)
+    in_distress = person.distress
     candidates: list[Candidate] = []
     excluded: dict[AssociationId, str] = {}
     for order, entry in enumerate(directory.associations):
         offered = offered_this_week.get(entry.id, 0)
-        why_not = _excluded_because(entry, answers, offered)
+        why_not = _excluded_because(entry, person, offered)
         if why_not:
             excluded[entry.id] = why_not
             continue
-        served = [need for need in answers.needs if need in entry.needs]
+        served = [need for need in person.needs if need in entry.needs]
         weights = directory.weights
         needs = weights.need * len(served)
-        antenna = situation.region in entry.regions
+        antenna = person.region in entry.regions
         region = weights.antenna_in_region if antenna else weights.national
-        size = weights.size_fit if situation.company_size in entry.company_sizes else 0.0
+        size = weights.size_fit if person.company_size in entry.company_sizes else 0.0
         capacity = weights.capacity * _share_left(entry, offered)
         distress = weights.distress if entry.distress_only and in_distress else 0.0
         total = needs + region + size + capacity + distress
@@ -156,12 +184,16 @@ def rank(
             capacity=round(capacity, 3),
             distress=round(distress, 3),
             total=round(total, 3),
+            weekly_capacity=entry.weekly_capacity,
+            offered_this_week=offered,
+            response_deadline_days=entry.response_deadline_days,
+            override_id=entry.override_id,
         )
         candidates.append(
             Candidate(
                 association=entry.id,
                 score=breakdown,
-                reasons=_reasons(entry, answers, served, size > 0),
+                reasons=_reasons(entry, person, served, size > 0),
                 needs_served=len(served),
                 distress_only=entry.distress_only,
                 stages_served=len(entry.stages),
@@ -233,18 +265,31 @@ def _tie_reasons(ranked: list[Candidate], directory: Directory) -> tuple[Candida
     return tuple(out)
 
 
-def _excluded_because(entry: Association, answers: QuestionnaireV1, offered: int) -> str | None:
+def _excluded_because(entry: Association, person: Features, offered: int) -> str | None:
     if entry.paused:
         return "paused"
-    if answers.situation.stage not in entry.stages:
+    if person.stage not in entry.stages:
         return "stage"
-    if not entry.serves_region(answers.situation.region):
+    if not entry.serves_region(person.region):
         return "region"
-    if entry.distress_only and answers.distress is not Distress.YES:
+    if entry.distress_only and not person.distress:
         return "distress"
-    if entry.capacity == "hard" and offered >= entry.weekly_capacity:
+    if is_full(entry, offered):
         return "capacity"
     return None
+
+
+def is_full(entry: Association, offered: int) -> bool:
+    """Whether `entry`, offered `offered` referrals this week, takes no new one: its weekly
+    capacity is a hard limit (the default) and reached."""
+    return entry.capacity == "hard" and offered >= entry.weekly_capacity
+
+
+def full_now(
+    directory: Directory, week_offers: Mapping[AssociationId, int]
+) -> frozenset[AssociationId]:
+    """The associations of `directory` that take no new referral this week (`is_full`)."""
+    return frozenset(a.id for a in directory.associations if is_full(a, week_offers.get(a.id, 0)))
 
 
 def _share_left(entry: Association, offered: int) -> float:
@@ -254,17 +299,17 @@ def _share_left(entry: Association, offered: int) -> float:
 
 
 def _reasons(
-    entry: Association, answers: QuestionnaireV1, served: list[Need], size_fits: bool
+    entry: Association, person: Features, served: list[Need], size_fits: bool
 ) -> tuple[Reason, ...]:
-    stage = answers.situation.stage
+    stage = person.stage
     fr, en = STAGE_TEXTS[stage]
     reasons = [Reason(code=f"stage_{stage.value}", fr=fr, en=en)]
-    if entry.distress_only and answers.distress is Distress.YES:
+    if entry.distress_only and person.distress:
         reasons.append(DISTRESS_REASON)
     for need in served:
         fr, en = NEED_TEXTS[need]
         reasons.append(Reason(code=f"need_{need.value}", fr=fr, en=en))
-    region = answers.situation.region
+    region = person.region
     if region in entry.regions:
         reasons.append(
             Reason(

@@ -1,12 +1,14 @@
 """Router settings, read from `ROUTER_*` environment variables."""
 
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from rebond_contracts.preview import DEVELOPMENT_PREVIEW_TOKEN
 from rebond_router.directory import DEFAULT_PATH
-from rebond_service.settings import KafkaServiceSettings
+from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 
 class RouterSettings(KafkaServiceSettings):
@@ -14,6 +16,9 @@ class RouterSettings(KafkaServiceSettings):
     secrets from files come from the base (`rebond_service.settings`)."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="ignore")
+    development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
+        "preview_token": DEVELOPMENT_PREVIEW_TOKEN
+    }
 
     group_id: str = "rebond-router"
     port: int = 8001
@@ -44,3 +49,9 @@ class RouterSettings(KafkaServiceSettings):
     retry_backoff_max_s: float = Field(default=5.0, gt=0)
     #: Referrals unchanged this long lose their contact copy (`python -m rebond_router anonymise`).
     retention_days: int = Field(default=30, ge=1)
+    #: The bearer token the console presents to `POST /internal/preview` (the same value as
+    #: its `COORDINATION_ROUTER_PREVIEW_TOKEN`); ROUTER_PREVIEW_TOKEN_FILE may name a file.
+    #: Production refuses the development value and anything under 32 characters.
+    preview_token: SecretStr = SecretStr(DEVELOPMENT_PREVIEW_TOKEN)
+    #: How many weeks of decisions the preview replays.
+    preview_weeks: int = Field(default=4, ge=1, le=104)

@@ -26,6 +26,7 @@ cannot stand for one.
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -58,7 +60,7 @@ from rebond_contracts.payloads import (
     ScoreBreakdown,
     TriedAssociation,
 )
-from rebond_contracts.questionnaire import Need, Stage
+from rebond_contracts.questionnaire import CompanySize, Need, Stage
 from rebond_router.lifecycle import BatchStart, ConcurrentChange
 from rebond_router.referral import (
     EVENTS_PER_DECISION,
@@ -72,6 +74,7 @@ from rebond_router.referral import (
     week_start,
 )
 from rebond_router.rules import StoredCandidate
+from rebond_router.scoring import Features
 from rebond_sql import Database, Transaction, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest
 from rebond_sql.migrations import upgrade
@@ -115,6 +118,10 @@ referrals = Table(
     Column("follow_up_at", UTCDateTime, index=True),
     #: `rebond_contracts.payloads.OutcomeKind`: the holder's latest report after accepting.
     Column("outcome", String(30)),
+    #: When the first decision was made, and `rebond_router.scoring.Features` ({stage, region,
+    #: needs, company_size, distress}): what the policy preview replays (`Store.replayable`).
+    Column("decided_at", UTCDateTime, index=True),
+    Column("features", JSON),
 )
 
 offers = Table(
@@ -155,6 +162,17 @@ erasures = Table(
 OUTBOX = Outbox(outbox_table(metadata, "router_outbox"))
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Replayable:
+    """A stored first decision as the policy preview replays it (`Store.replayable`)."""
+
+    track: Track
+    decided_at: datetime
+    features: Features
+    #: The person consented to be contacted: a referral was (or would be) offered.
+    shared: bool
 
 
 def migrate(database_url: str) -> None:
@@ -389,6 +407,8 @@ def _row(referral: Referral) -> dict[str, Any]:
         "case_facts": _case_facts(referral.case),
         "follow_up_at": referral.follow_up_at,
         "outcome": referral.outcome.value if referral.outcome else None,
+        "decided_at": referral.decided_at,
+        "features": _features(referral.features),
     }
 
 
@@ -399,6 +419,25 @@ def _case_facts(case: Case | None) -> dict[str, Any] | None:
         "stage": case.stage.value, "region": case.region, "department": case.department,
         "needs": [n.value for n in case.needs],
     }  # fmt: skip
+
+
+def _features(features: Features | None) -> dict[str, Any] | None:
+    if features is None:
+        return None
+    return {
+        "stage": features.stage.value, "region": features.region,
+        "needs": [n.value for n in features.needs], "company_size": features.company_size.value,
+        "distress": features.distress,
+    }  # fmt: skip
+
+
+def _features_of(stored: Mapping[str, Any] | None) -> Features | None:
+    if stored is None:
+        return None
+    return Features(
+        Stage(stored["stage"]), stored["region"], tuple(Need(n) for n in stored["needs"]),
+        CompanySize(stored["company_size"]), bool(stored["distress"]),
+    )  # fmt: skip
 
 
 def _case(facts: Mapping[str, Any] | None) -> Case | None:
@@ -439,6 +478,8 @@ def _referral(row: RowMapping) -> Referral:
         case=_case(row["case_facts"]),
         follow_up_at=row["follow_up_at"],
         outcome=OutcomeKind(row["outcome"]) if row["outcome"] else None,
+        decided_at=row["decided_at"],
+        features=_features_of(row["features"]),
     )
 
 
@@ -488,6 +529,10 @@ class Store:
     async def close(self) -> None:
         await self.database.close()
 
+    async def ping(self) -> None:
+        """A `SELECT 1` (the readiness check: a stopped database makes the router unready)."""
+        await self.database.run(lambda connection: connection.execute(text("SELECT 1")))
+
     def relay(
         self, send: Send, clock: Callable[[], datetime], batch_max_records: int = 500
     ) -> Relay:
@@ -498,6 +543,28 @@ class Store:
         acknowledgements."""
         per_round = max(1000, EVENTS_PER_DECISION * batch_max_records)
         return Relay(self.database, self.outbox, send, clock, batch=per_round)
+
+    async def replayable(self, since: datetime) -> list[Replayable]:
+        """The first decisions made since `since`, oldest first, as the policy preview replays
+        them: when, on which track, what scoring read of the person, and whether the person
+        consented to be contacted (only then does a decision take a place of an association's
+        weekly capacity). Rows of erased people are gone (`Tx.forget`), and rows older than
+        the `features` column have none and are left out."""
+        query = (
+            select(referrals.c.track, referrals.c.decided_at, referrals.c.features,
+                   referrals.c.status)
+            .where(referrals.c.decided_at >= since, referrals.c.features.is_not(None))
+            .order_by(referrals.c.decided_at, referrals.c.reference, referrals.c.track)
+        )  # fmt: skip
+
+        def read(connection: Connection) -> list[Replayable]:
+            return [
+                Replayable(Track(track), at, features, status != State.NOT_SHARED.value)
+                for track, at, stored, status in connection.execute(query)
+                if (features := _features_of(stored)) is not None
+            ]
+
+        return await self.database.run(read)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
