@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.questionnaire import (
@@ -103,6 +103,17 @@ class ScoreBreakdown(_Payload):
     override_id: UUID | None = None
 
 
+class AntennaV1(_Payload):
+    """An association's antenna, as the router's directory describes it: the referral of a
+    person of one of its departments is e-mailed (and webhooked, when it has a webhook) to it
+    rather than to the association's own address, and so are the referral's reminder, expiry
+    and withdrawal. The association's own contact, not the person's."""
+
+    name: str = Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
+    email: EmailStr
+    webhook_url: Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$")] | None = None
+
+
 class ReferralV1(_Payload):
     """What an association receives on `referrals.<association_id>`.
 
@@ -126,6 +137,9 @@ class ReferralV1(_Payload):
     respond_by: AwareDatetime | None = None
     #: The language the person answered in (`fr`, `en`): the notifier writes to them in it.
     locale: str = "fr"
+    #: The association's antenna for `department`, when its directory entry has one: the
+    #: referral is for that antenna (and the notifier writes to it); None: the association.
+    antenna: AntennaV1 | None = None
     #: A coordinator's note when they assigned the case by hand (`RoutingDecisionV1.rule`
     #: "manual"), for the association that holds it; None otherwise.
     note: StaffNote | None = None

@@ -1,6 +1,7 @@
 """Settings, the associations file and its secrets; retry classification (pure)."""
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,49 @@ def test_production_refuses_links_to_development_addresses(monkeypatch: pytest.M
         NotifierSettings()
     assert "NOTIFIER_PORTAL_BASE_URL must be the public https:// address" in str(refused.value)
     assert "NOTIFIER_PUBLIC_BASE_URL must be the public https:// address" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "production", "url", "refusal"),
+    [
+        ("", False, "http://127.0.0.1:1/antenna", None),
+        ("", True, "https://crm.example/antenna", "no webhook secret"),
+        (
+            "    webhook_secret: env:APESA_HOOK_SECRET",
+            True,
+            "http://crm.example/antenna",
+            "must be https://",
+        ),
+        ("    webhook_secret: env:APESA_HOOK_SECRET", True, "https://crm.example/antenna", None),
+    ],
+    ids=["development", "production without secret", "production in clear", "production"],
+)
+def test_an_antennas_channels_are_its_own_signed_with_the_associations_secret(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str,
+    production: bool,
+    url: str,
+    refusal: str | None,
+) -> None:
+    """`reaching(antenna)` gives the antenna's e-mail and webhook (else the association's
+    webhook) with the association's secret;
+    in production its webhook needs that secret and https (else the delivery is refused as
+    unbuildable, the e-mail still goes)."""
+    from rebond_contracts.payloads import AntennaV1
+
+    monkeypatch.setenv("APESA_HOOK_SECRET", STRONG)
+    association = load_associations(_write(tmp_path, extra), production=production)[
+        AssociationId.APESA
+    ]
+    antenna = AntennaV1(name="Antenne Gironde", email="gironde@apesa.example", webhook_url=url)
+    channels = association.reaching(antenna)
+    assert (channels.email, channels.webhook_url) == ("gironde@apesa.example", url)
+    assert association.reaching(None) is association
+    # An antenna without a webhook of its own: the association's, when it has one.
+    without = antenna.model_copy(update={"webhook_url": None})
+    assert association.reaching(without).webhook_url is None
+    crm = replace(association, webhook_url="https://crm.example/hook")
+    assert crm.reaching(without).webhook_url == "https://crm.example/hook"
+    found = channels.webhook_refusal(url)
+    assert (found is None) if refusal is None else (refusal in (found or ""))

@@ -409,3 +409,53 @@ async def test_a_round_publishes_its_own_messages_at_once_and_others_once_they_w
         dispatcher.wake()
         await poll_until(lambda: len(published) == 2, 5)
     assert published == [ours, theirs] and not outcomes.event_ids
+
+
+class Posts:
+    """A webhook client that keeps the URL of each post."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    async def post(
+        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
+    ) -> None:
+        self.urls.append(url)
+
+
+async def test_an_antennas_webhook_goes_to_its_url_and_in_clear_is_refused_in_production(
+    tmp_path: Path,
+) -> None:
+    """An antenna's webhook is posted to the URL its delivery carries, not the association's;
+    with production's channels (https only), one in clear is dead-lettered at its first
+    attempt and never posted."""
+    store = await _store(tmp_path)
+
+    def hook(url: str) -> NewDelivery:
+        reference = new_reference()
+        return NewDelivery(
+            referral_id=str(uuid.uuid4()), channel="webhook", kind="offer", reference=reference,
+            association_id="apesa", correlation_id=reference,
+            payload={"body": "{}", "url": url},
+        )  # fmt: skip
+
+    safe, clear = hook("https://gironde.example/hook"), hook("http://gironde.example/hook")
+    await store.enqueue([safe, clear])
+    associations = {
+        a: replace(c, https_only=True, webhook_secret=b"k" * 24)
+        for a, c in load_associations().items()
+    }
+    posts, outcomes = Posts(), Outcomes()
+    dispatcher = Dispatcher(
+        store, FakeMailer(), posts, associations, _relay(store, outcomes),
+        RetryPolicy(max_attempts=6, lease_s=120), poll_interval_s=30,
+    )  # fmt: skip
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 2, 10)
+        [refused] = await store.find(clear.referral_id)
+        [sent] = await store.find(safe.referral_id)
+    assert posts.urls == ["https://gironde.example/hook"]
+    assert (sent.status, refused.status, refused.attempts) == (
+        DeliveryStatus.SENT, DeliveryStatus.DEAD_LETTERED, 1,
+    )  # fmt: skip
+    assert refused.last_error is not None and "https" in refused.last_error

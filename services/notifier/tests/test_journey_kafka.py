@@ -17,7 +17,12 @@ import uvicorn
 from standardwebhooks import Webhook
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, ReferralStatusV1
+from rebond_contracts.payloads import (
+    AntennaV1,
+    ErasureRequestedV1,
+    ReferralStatus,
+    ReferralStatusV1,
+)
 from rebond_contracts.topics import DECISIONS, ERASURES, FOLLOW_UPS, REFERRAL_STATUS
 from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
@@ -289,3 +294,79 @@ async def test_both_tracks_accepted_the_second_mail_says_there_are_two_calls(
     assert "Un·e psychologue d'APESA va vous appeler" in apesa and "s'ajoute" not in apesa
     assert "Marc, de Second Souffle, vous contactera" in second_souffle
     assert "s'ajoute à celui du ou de la psychologue d'APESA" in second_souffle
+
+
+async def test_a_referral_for_an_antenna_and_its_next_steps_reach_the_antenna(
+    kafka_bootstrap: str,
+    notifier: Notifier,
+    smtp_server: MailBox,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    """A referral naming 60 000 rebonds' Gironde antenna is e-mailed to the antenna's address
+    and posted to the antenna's webhook (signed with the association's secret), and so are its
+    reminder, its expiry and its withdrawal; nothing goes to the association's own address,
+    which a referral without an antenna still reaches. An antenna without a webhook of its own
+    gets the e-mail, and the association's webhook the post."""
+    antenna = AntennaV1(
+        name="Antenne Gironde", email="gironde@60000rebonds.example",
+        webhook_url=f"{webhook_receiver.url}/hooks/gironde",
+    )  # fmt: skip
+    plain = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+    decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+    assert decision.referral is not None
+    decision = decision.model_copy(
+        update={"referral": decision.referral.model_copy(update={"antenna": antenna})}
+    )
+    hookless = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
+    assert hookless.referral is not None
+    hookless = hookless.model_copy(
+        update={"referral": hookless.referral.model_copy(
+            update={"antenna": antenna.model_copy(update={"webhook_url": None})}
+        )}
+    )  # fmt: skip
+    for sent in (plain, hookless, decision):
+        await _send(kafka_bootstrap, DECISIONS, sent, sent.reference)
+    # The offer first (days before its reminder, in life): its antenna is noted with it.
+    await webhook_receiver.wait_for(decision.reference, 1, within_s=30)
+    soon = datetime.now(UTC) + timedelta(days=1)
+    for status, fields in ((ReferralStatus.REMINDED, {"respond_by": soon}),
+                           (ReferralStatus.EXPIRED, {})):  # fmt: skip
+        await _send(
+            kafka_bootstrap, REFERRAL_STATUS, _status(decision, status, **fields),
+            decision.reference,
+        )  # fmt: skip
+    await webhook_receiver.wait_for(decision.reference, 3)
+    erasure = ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC))
+    await _send(kafka_bootstrap, ERASURES, erasure, decision.reference)
+    hooks = await webhook_receiver.wait_for(decision.reference, 4)
+    assert {h.path for h in hooks} == {"/hooks/gironde"}
+    assert sorted(json.loads(h.body)["type"] for h in hooks) == [
+        "fr.rebond.referral.expired", "fr.rebond.referral.offered",
+        "fr.rebond.referral.reminder", "fr.rebond.referral.withdrawn",
+    ]  # fmt: skip
+    for hook in hooks:
+        Webhook(SECRET).verify(hook.body, hook.headers)
+
+    def to_association() -> list[tuple[str, str]]:
+        return [
+            (str(m["To"]), str(m["Subject"]))
+            for m in smtp_server.about(decision.reference)
+            if str(m["To"]) != "claire@example.org"
+        ]
+
+    await poll_until(lambda: len(to_association()) >= 4, 15)
+    assert {to for to, _ in to_association()} == {"gironde@60000rebonds.example"}
+    assert any("retirée" in subject for _, subject in to_association())
+    [offer] = [m for m in smtp_server.about(decision.reference) if "Nouvelle" in str(m["Subject"])]
+    assert "Bonjour 60 000 rebonds (Antenne Gironde)," in offer.get_content()
+    await poll_until(lambda: len(smtp_server.about(plain.reference)) >= 2, 15)
+    assert "contact@60000-rebonds.example" in {
+        str(m["To"]) for m in smtp_server.about(plain.reference)
+    }
+    assert not [h for h in webhook_receiver.about(plain.reference) if h.path == "/hooks/gironde"]
+    [hook] = await webhook_receiver.wait_for(hookless.reference, 1)
+    assert hook.path == "/hooks/60000-rebonds"
+    await poll_until(lambda: len(smtp_server.about(hookless.reference)) >= 2, 15)
+    assert "gironde@60000rebonds.example" in {
+        str(m["To"]) for m in smtp_server.about(hookless.reference)
+    }

@@ -23,6 +23,16 @@ def test_the_shipped_directory_lists_every_association_once() -> None:
     assert directory.get(AssociationId.SOIXANTE_MILLE_REBONDS).stages == ["after_liquidation"]
 
 
+def test_the_gironde_antenna_serves_department_33_only() -> None:
+    """60 000 rebonds' example antenna takes the Gironde (33); other departments, and a person
+    without one, go to the association itself."""
+    sixty = load_directory().get(AssociationId.SOIXANTE_MILLE_REBONDS)
+    gironde = sixty.antenna_for("33")
+    assert gironde is not None and gironde.name == "Antenne Gironde"
+    assert gironde.email.endswith(".example")  # a reserved domain: nobody receives it
+    assert sixty.antenna_for("69") is None and sixty.antenna_for(None) is None
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -52,6 +62,53 @@ def test_the_shipped_directory_lists_every_association_once() -> None:
             "association 'apesa', field 'paused'",
         ),
         (lambda d: d.pop("version"), "field 'version': Field required"),
+        (
+            lambda d: d["associations"][2]["antennas"][0].update(departments=["33", "99"]),
+            "association '60000-rebonds', field 'antennas.0.departments.1': Value error, '99' "
+            "is not a French department code",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"][0].update(email="gironde-at-example"),
+            "association '60000-rebonds', field 'antennas.0.email': value is not a valid email",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"][0].update(webhook_url="ftp://x.example/"),
+            "association '60000-rebonds', field 'antennas.0.webhook_url'",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"][0].pop("name"),
+            "association '60000-rebonds', field 'antennas.0.name': Field required",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"][0].update(departments=[]),
+            "association '60000-rebonds', field 'antennas.0.departments'",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"].append(
+                {
+                    "name": "Antenne Aquitaine",
+                    "departments": ["24", "33"],
+                    "email": "aquitaine@60000rebonds.example",
+                }
+            ),
+            "association '60000-rebonds', field 'antennas': Value error, department 33 is in two "
+            "antennas ('Antenne Gironde' and 'Antenne Aquitaine')",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"].append(
+                {
+                    "name": "Antenne Gironde",
+                    "departments": ["24"],
+                    "email": "dordogne@60000rebonds.example",
+                }
+            ),
+            "association '60000-rebonds', field 'antennas': Value error, antenna names listed "
+            "twice: Antenne Gironde",
+        ),
+        (
+            lambda d: d["associations"][2]["antennas"][0].update(departments=["33", "33"]),
+            "field 'antennas.0.departments': Value error, lists a department twice: 33",
+        ),
         (
             lambda d: d["associations"][0].update(override_id=str(uuid4())),
             "association 'sos-entrepreneur', field 'override_id': Value error, is set by the "

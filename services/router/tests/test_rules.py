@@ -241,3 +241,47 @@ def test_the_directorys_distress_associations_are_those_public_pages_never_name(
 
     directory = load_directory()
     assert {a.id for a in directory.associations if a.distress_only} == DISTRESS_ASSOCIATIONS
+
+
+@pytest.mark.parametrize(
+    ("region", "department", "antenna"),
+    [("75", "33", "Antenne Gironde"), ("84", "69", None), ("75", None, None)],
+    ids=["Bordeaux", "Lyon", "no department"],
+)
+def test_the_referral_names_the_antenna_of_the_persons_department(
+    directory: Directory, region: str, department: str | None, antenna: str | None
+) -> None:
+    """60 000 rebonds' referral of a person in Gironde (33) is for its Gironde antenna, with
+    the antenna's address; one from the Rhône (69), or without a department, is for the
+    association itself."""
+    person = submitted(situation__region=region, situation__department=department)
+    referral = decide("event-1", person, NOW, directory, {}).decision.referral
+    assert referral is not None
+    assert referral.association_id is AssociationId.SOIXANTE_MILLE_REBONDS
+    assert (referral.antenna.name if referral.antenna else None) == antenna
+    if referral.antenna is not None:
+        assert referral.antenna.email == "gironde@60000rebonds.example"
+
+
+def test_a_reoriented_referral_takes_the_new_holders_antenna_not_the_previous_one(
+    directory: Directory,
+) -> None:
+    """The Gironde antenna is 60 000 rebonds': when the referral moves on to Second Souffle
+    (which has no antenna there), it is for Second Souffle itself."""
+    from rebond_router.rules import StoredCandidate, reorient
+
+    first = decide("event-1", submitted(), NOW, directory, {})
+    template = first.decision.referral
+    assert template is not None and template.antenna is not None
+    souffle = next(
+        c for c in first.referral_candidates if c.association is AssociationId.SECOND_SOUFFLE
+    )
+    second = reorient(
+        first_decision_id=first.decision.decision_id, attempt=2, template=template,
+        remaining=[StoredCandidate(souffle.association, souffle.score, souffle.reasons)],
+        scores=first.decision.scores, rule_set_version=directory.version, urgent=False,
+        now=NOW, directory=directory,
+    )  # fmt: skip
+    assert second.referral is not None
+    assert second.referral.association_id is AssociationId.SECOND_SOUFFLE
+    assert second.referral.antenna is None

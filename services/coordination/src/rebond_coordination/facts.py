@@ -68,6 +68,8 @@ class ReferralOffered(_Fact):
     reasons: list[Reason] = []
     offered_at: AwareDatetime
     respond_by: AwareDatetime | None = None
+    #: The name of the association's antenna the referral is for (the router's directory).
+    antenna: str | None = None
 
 
 class StatusChanged(_Fact):

@@ -248,6 +248,7 @@ def referral_offered(event: ReferralV1) -> ReferralOffered:
         contact=callback_contact(event.contact), message=event.message,
         distress=event.distress.value if event.distress else None,
         reasons=event.reasons, offered_at=event.referred_at, respond_by=event.respond_by,
+        antenna=event.antenna.name if event.antenna else None,
     )  # fmt: skip
 
 

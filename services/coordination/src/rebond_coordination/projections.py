@@ -124,6 +124,7 @@ async def referral_offered(store: Store, fact: ReferralOffered) -> None:
                 "reasons": [reason.model_dump(mode="json") for reason in fact.reasons],
                 "offered_at": fact.offered_at, "respond_by": fact.respond_by,
                 "status": ReferralState.OFFERED.value, "updated_at": fact.offered_at,
+                "antenna": fact.antenna,
             },
         )  # fmt: skip
 

@@ -198,6 +198,7 @@ class ReferralRow(_Row):
     updated_at: datetime
     call_by: datetime | None = None
     caller: str | None = None
+    antenna: str | None = None
 
     @property
     def state(self) -> ReferralState:

@@ -137,6 +137,9 @@ referrals = Table(
     #: With an acceptance: when the association will call the person, and who (a first name).
     Column("call_by", UTCDateTime),
     Column("caller", String(60)),
+    #: The antenna the referral is for (`ReferralV1.antenna`'s name); None: the association.
+    #: Not personal data: it stays after a withdrawal, as the department does.
+    Column("antenna", String(120)),
     Index("ix_referrals_inbox", "association_id", "department", "offered_at"),
 )
 

@@ -2,10 +2,15 @@
 
 Secrets never live in the YAML file: `webhook_secret` names where to read each one from,
 `env:VARIABLE` or `file:/path`.
+
+An association's antennas are not listed here: the router's directory describes them (name,
+departments, e-mail, webhook) and each referral names its antenna (`ReferralV1.antenna`);
+`AssociationChannels.reaching` turns the association's channels into the antenna's, signed
+with the association's own secret, so an address is written in one place only.
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.payloads import AntennaV1
 from rebond_notifier.signing import (
     WEBHOOK_KEY_MIN_BYTES,
     WEBHOOK_SECRET_PREFIX,
@@ -51,6 +57,28 @@ class AssociationChannels:
     webhook_url: str | None = None
     webhook_secret: bytes | None = None
     webhook_timeout_s: float | None = None
+    #: Whether webhooks must be `https://` (production): an antenna's URL, which this file
+    #: does not list, is checked when its webhook is sent (`webhook_refusal`).
+    https_only: bool = False
+
+    def reaching(self, antenna: AntennaV1 | None) -> "AssociationChannels":
+        """Where a referral for `antenna` goes: the antenna's e-mail, and its webhook when it
+        has one, signed with the association's secret, else the association's webhook (its
+        CRM still gets every referral no antenna's CRM takes); without an antenna, the
+        association's own channels."""
+        if antenna is None:
+            return self
+        return replace(
+            self, email=antenna.email, webhook_url=antenna.webhook_url or self.webhook_url
+        )
+
+    def webhook_refusal(self, url: str) -> str | None:
+        """Why a webhook to `url` cannot be sent with these channels, or None."""
+        if self.webhook_secret is None:
+            return "no webhook secret for this association (webhook_secret)"
+        if self.https_only and urlsplit(url).scheme != "https":
+            return "webhook_url must be https:// in production"
+        return None
 
 
 def default_path() -> Path:
@@ -124,12 +152,14 @@ def load_associations(
             association_id=association,
             email=entry.email,
             webhook_url=entry.webhook_url,
+            # Also without a webhook of its own: its antennas' webhooks are signed with it.
             webhook_secret=(
                 _resolve_secret(entry.webhook_secret, production=production)
-                if entry.webhook_url
+                if entry.webhook_url or entry.webhook_secret or not production
                 else None
             ),
             webhook_timeout_s=entry.webhook_timeout_s,
+            https_only=production,
         )
         for association, entry in parsed.associations.items()
     }

@@ -166,6 +166,7 @@ class Handlers:
                         planning.for_decision(decision, event, self.associations, self.links),
                         messages.offered(event),  # in the record's scope: its trace goes on
                         person,
+                        referral.antenna.model_dump_json() if referral.antenna else None,
                     )
                 )  # fmt: skip
                 sources[str(referral.referral_id)] = received
@@ -195,6 +196,15 @@ class Handlers:
         # What each person was told already, and then in this batch: with two tracks, the
         # second of two alike steps says what differs (`planning.earlier`).
         told = await self.store.told(set(people))
+        # The antenna each reminded or expired referral was offered to: they go there too.
+        antennas = await self.store.antennas(
+            {
+                str(r.data.referral_id)
+                for r in batch
+                if r.data.referral_id is not None
+                and r.data.status in (ReferralStatus.REMINDED, ReferralStatus.EXPIRED)
+            }
+        )
         before: dict[str, ReferralStatus] = {}  # each referral's status before the one read
         for received in batch:
             with received.scope():
@@ -220,8 +230,9 @@ class Handlers:
                 if referral:
                     before[referral] = status.status
                 mails = planning.for_status(
-                    status, received.event.correlationid, self.associations, self.links
-                )
+                    status, received.event.correlationid, self.associations, self.links,
+                    planning.antenna_of(antennas.get(referral)),
+                )  # fmt: skip
                 if mails:
                     log.info("status_mail_planned", status=status.status)
                 planned.extend(mails)

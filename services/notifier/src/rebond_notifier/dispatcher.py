@@ -326,11 +326,17 @@ class Dispatcher:
     async def _send(self, delivery: Delivery, payload: dict[str, Any]) -> None:
         if delivery.channel == DeliveryChannel.WEBHOOK:
             channels = self.associations[AssociationId(delivery.association_id)]
-            if channels.webhook_url is None or channels.webhook_secret is None:
+            # An antenna's webhook carries its URL (`planning._webhook`); it is signed with the
+            # association's secret, and refused in clear in production like any webhook.
+            url = payload.get("url") or channels.webhook_url
+            if url is None:
                 raise Failed("no webhook configured any more")
+            if refusal := channels.webhook_refusal(url):
+                raise Unbuildable(refusal)
+            assert channels.webhook_secret is not None  # `webhook_refusal` said so
             timeout = channels.webhook_timeout_s or self.policy.webhook_timeout_s
             await self.webhooks.post(
-                channels.webhook_url,
+                url,
                 channels.webhook_secret,
                 payload["body"].encode(),
                 timeout,

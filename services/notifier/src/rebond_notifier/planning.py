@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from rebond_contracts.associations import DISTRESS_ASSOCIATIONS, AssociationId
 from rebond_contracts.envelope import Envelope, envelope_class
 from rebond_contracts.payloads import (
+    AntennaV1,
     CommunityMailKind,
     CommunityMailV1,
     ConferenceSummaryV1,
@@ -163,6 +164,20 @@ def _mail(mail: templates.Mail) -> dict[str, str]:
     return {"to": mail.to, "subject": mail.subject, "text": mail.text}
 
 
+def _webhook(body: str, antenna: AntennaV1 | None) -> dict[str, str]:
+    """A webhook delivery's payload: the body, and the antenna's own webhook URL when it has
+    one (the associations file does not hold it; without it, the dispatcher posts to the
+    association's webhook, as `AssociationChannels.reaching` says)."""
+    if antenna is None or antenna.webhook_url is None:
+        return {"body": body}
+    return {"body": body, "url": antenna.webhook_url}
+
+
+def antenna_of(stored: str | None) -> AntennaV1 | None:
+    """The antenna a referral was for, as the delivery log keeps it (`Offer.antenna`)."""
+    return AntennaV1.model_validate_json(stored) if stored else None
+
+
 def for_decision(
     decision: RoutingDecisionV1,
     referral_event: Envelope[ReferralV1],
@@ -174,7 +189,9 @@ def for_decision(
     referral = decision.referral
     if referral is None:
         return []
-    channels = associations[referral.association_id]
+    # The antenna of the person's department when the referral names one (the router's
+    # directory), else the association's own address.
+    channels = associations[referral.association_id].reaching(referral.antenna)
     common = {
         "referral_id": str(referral.referral_id),
         "reference": referral.reference,
@@ -202,7 +219,7 @@ def for_decision(
             NewDelivery(
                 channel=DeliveryChannel.WEBHOOK.value,
                 kind=OFFER,
-                payload={"body": referral_event.model_dump_json()},
+                payload=_webhook(referral_event.model_dump_json(), referral.antenna),
                 **common,
             )
         )
@@ -239,14 +256,16 @@ def for_status(
     correlation_id: str,
     associations: Mapping[AssociationId, AssociationChannels],
     links: LinkMaker,
+    antenna: AntennaV1 | None = None,
 ) -> list[NewDelivery]:
     """A reminder or an expiry to the association, by e-mail and by its webhook when it has
-    one; nothing for other statuses."""
+    one, or to `antenna` when the referral was for one (its offer went there); nothing for
+    other statuses."""
     if status.status not in (ReferralStatus.REMINDED, ReferralStatus.EXPIRED):
         return []
     if status.referral_id is None or status.association_id is None:
         return []
-    channels = associations[status.association_id]
+    channels = associations[status.association_id].reaching(antenna)
     if status.status == ReferralStatus.REMINDED:
         kind = REMINDER
         mail = templates.association_reminder(
@@ -275,7 +294,11 @@ def for_status(
         event_id = str(uuid.uuid5(STATUS_WEBHOOK_NAMESPACE, f"{status.referral_id}:{kind}"))
         body = webhook_body(kind, status, status.reference, correlation_id, event_id)
         planned.append(
-            NewDelivery(channel=DeliveryChannel.WEBHOOK.value, payload={"body": body}, **common)
+            NewDelivery(
+                channel=DeliveryChannel.WEBHOOK.value,
+                payload=_webhook(body, antenna),
+                **common,
+            )
         )
     return planned
 
@@ -349,13 +372,14 @@ def for_erasure(
     associations: Mapping[AssociationId, AssociationChannels],
     privacy_contact: str = DEVELOPMENT_PRIVACY_CONTACT,
 ) -> list[NewDelivery]:
-    """An erasure told by e-mail and webhook to each association that held the referral, and
-    confirmed to the person. Recorded with no reference (`DeliveryStore.erasing`); the
+    """An erasure told by e-mail and webhook to each association that held the referral (to
+    its antenna when the referral was for one), and confirmed to the person. Recorded with no reference (`DeliveryStore.erasing`); the
     association's mail names the reference, which it holds already."""
     planned: list[NewDelivery] = []
     for holder in holders:
         association = AssociationId(holder.association_id)
-        channels = associations[association]
+        antenna = antenna_of(holder.antenna)
+        channels = associations[association].reaching(antenna)
         common = {
             "referral_id": holder.referral_id, "kind": WITHDRAWAL, "reference": "",
             "association_id": association.value, "correlation_id": correlation_id[:64],
@@ -373,7 +397,7 @@ def for_erasure(
             planned.append(
                 NewDelivery(
                     channel=DeliveryChannel.WEBHOOK.value,
-                    payload={"body": event.model_dump_json()},
+                    payload=_webhook(event.model_dump_json(), antenna),
                     **common,
                 )
             )

@@ -171,6 +171,9 @@ offered = Table(
     #: When its referral was written to the outbox (before the outbox: when it was published);
     #: NULL for a decision an older notifier could not publish: reading it again writes it.
     Column("queued_at", UTCDateTime, nullable=True),
+    #: The antenna the referral was for (`ReferralV1.antenna` as JSON), NULL for the
+    #: association itself: its reminder, expiry and withdrawal go where its offer went.
+    Column("antenna", Text, nullable=True),
 )
 
 #: The person's own address, first name and language, for the e-mails about their request's
@@ -217,10 +220,12 @@ def migrate(database_url: str) -> None:
 
 @dataclass(frozen=True)
 class Holder:
-    """An association that was handed a referral (its topic gets the withdrawal notice)."""
+    """An association that was handed a referral (its topic gets the withdrawal notice), and
+    the antenna the referral was for (`ReferralV1.antenna` as JSON; None: the association)."""
 
     association_id: str
     referral_id: str
+    antenna: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,8 @@ class Offer:
     deliveries: Sequence["NewDelivery"]
     message: Message
     person: Person | None = None
+    #: The antenna the referral is for, as JSON (`ReferralV1.antenna`); None: the association.
+    antenna: str | None = None
 
 
 @dataclass(frozen=True)
@@ -492,21 +499,21 @@ def _forget(connection: Connection, references: Collection[str]) -> list[Holder]
     """Delete every row of `references` (deliveries, offers, answers to their referrals);
     returns the associations each referral was, or may have been, handed to."""
     references = list(references)
-    holders = {
-        Holder(a, r)
-        for a, r in connection.execute(
-            select(offered.c.association_id, offered.c.referral_id).where(
+    antennas = {
+        (a, r): antenna
+        for a, r, antenna in connection.execute(
+            select(offered.c.association_id, offered.c.referral_id, offered.c.antenna).where(
                 offered.c.reference.in_(references)
             )
         )
-    } | {
-        Holder(a, r)
-        for a, r in connection.execute(
-            select(deliveries.c.association_id, deliveries.c.referral_id).where(
-                deliveries.c.reference.in_(references), deliveries.c.association_id != ""
-            )
-        )
     }
+    for a, r in connection.execute(
+        select(deliveries.c.association_id, deliveries.c.referral_id).where(
+            deliveries.c.reference.in_(references), deliveries.c.association_id != ""
+        )
+    ):
+        antennas.setdefault((a, r), None)
+    holders = {Holder(a, r, antenna) for (a, r), antenna in antennas.items()}
     referral_ids = [holder.referral_id for holder in holders]
     connection.execute(delete(answers).where(answers.c.referral_id.in_(referral_ids)))
     connection.execute(delete(followups).where(followups.c.referral_id.in_(referral_ids)))
@@ -580,6 +587,17 @@ class DeliveryStore:
 
         return await self.database.run(insert_new)
 
+    async def antennas(self, referral_ids: Collection[str]) -> dict[str, str]:
+        """The antenna (JSON) each of `referral_ids` was offered to, for those offered to one."""
+        if not referral_ids:
+            return {}
+        query = select(offered.c.referral_id, offered.c.antenna).where(
+            offered.c.referral_id.in_(list(referral_ids)), offered.c.antenna.is_not(None)
+        )
+        return await self.database.run(
+            lambda connection: {r: a for r, a in connection.execute(query)}
+        )
+
     async def referral_state(self, referral_id: str) -> ReferralState | None:
         """The referral's latest status, or None when none was read yet."""
         query = select(referral_states).where(referral_states.c.referral_id == referral_id)
@@ -642,7 +660,7 @@ class DeliveryStore:
                         ).returning(offered.c.referral_id),
                         [{"referral_id": o.referral_id, "reference": o.reference,
                           "association_id": o.association_id, "noted_at": now,
-                          "queued_at": now} for o in kept],
+                          "queued_at": now, "antenna": o.antenna} for o in kept],
                     ).scalars()
                 )  # fmt: skip
                 _publish(connection, [o.message for o in kept if o.referral_id in queued], now)

@@ -99,8 +99,12 @@ def association_referral(
     """The new referral, with only what the person agreed to share, and the answer links."""
     urgent = "[URGENT] " if referral.urgent else ""
     contact = referral.contact
+    # An antenna's referral names it: its volunteers see at once that the case is theirs.
+    whom = _name(referral.association_id) + (
+        f" ({referral.antenna.name})" if referral.antenna else ""
+    )
     lines = [
-        f"Bonjour {_name(referral.association_id)},",
+        f"Bonjour {whom},",
         "",
         "Une personne vous est orientée par le Portail du rebond des entrepreneurs.",
     ]

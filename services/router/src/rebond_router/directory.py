@@ -5,6 +5,11 @@ the stages and needs it serves, where it has antennas, the company sizes it take
 capacity, whether it is paused and how long it has to answer, plus the scoring weights. Its
 `version` is the rule-set version every decision records.
 
+An association may list `antennas` (name, departments, e-mail, optional webhook): a referral of
+a person whose department one of them covers is for that antenna (`ReferralV1.antenna`), which
+the notifier writes to instead of the association's address. A department belongs to at most
+one antenna of an association, so that a referral has one recipient, never a guess.
+
 Capacity is a limit unless an association says `capacity: soft`, and equal scores are ordered
 by the directory's own `tie_break` list, which always ends with `directory_order`: a ranking is
 total, and every tie it breaks is broken by a criterion someone wrote down (`scoring`).
@@ -30,7 +35,8 @@ from pydantic import (
 )
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.geography import REGIONS
+from rebond_contracts.geography import REGION_OF_DEPARTMENT, REGIONS
+from rebond_contracts.payloads import AntennaV1
 from rebond_contracts.questionnaire import CompanySize, Need, Stage
 
 DEFAULT_PATH = Path(__file__).with_name("directory.yaml")
@@ -47,6 +53,15 @@ def _region_code(value: str) -> str:
 
 
 RegionCode = Annotated[str, AfterValidator(_region_code)]
+
+
+def _department_code(value: str) -> str:
+    if value not in REGION_OF_DEPARTMENT:
+        raise ValueError(f"{value!r} is not a French department code (01…95, 2A, 2B, 971…976)")
+    return value
+
+
+DepartmentCode = Annotated[str, AfterValidator(_department_code)]
 
 
 class TieBreak(StrEnum):
@@ -109,6 +124,24 @@ class Weights(_Strict):
     distress: float = Field(ge=0)
 
 
+class Antenna(AntennaV1):
+    """An antenna as the directory lists it: what referrals carry (`AntennaV1`: name, e-mail,
+    webhook) and the departments it serves, which decide who gets a referral."""
+
+    departments: list[DepartmentCode] = Field(min_length=1)
+
+    @field_validator("departments")
+    @classmethod
+    def _each_department_once(cls, departments: list[str]) -> list[str]:
+        if repeated := sorted({d for d in departments if departments.count(d) > 1}):
+            raise ValueError(f"lists a department twice: {', '.join(repeated)}")
+        return departments
+
+    def contact(self) -> AntennaV1:
+        """What a referral carries of it (the departments stay in the directory)."""
+        return AntennaV1.model_validate(self.model_dump(exclude={"departments"}))
+
+
 class Association(_Strict):
     id: AssociationId
     name: str = Field(min_length=1)
@@ -124,6 +157,8 @@ class Association(_Strict):
     distress_only: bool = False
     response_deadline_days: float = Field(gt=0)
     reminder_days_before_deadline: float = Field(ge=0)
+    #: Where its referrals go by the person's department; none: the association's own address.
+    antennas: list[Antenna] = []
     #: The coordinators' override these values come from (`rebond_router.overrides`), recorded
     #: in each decision's scores; never written in `directory.yaml`.
     override_id: UUID | None = None
@@ -144,6 +179,31 @@ class Association(_Strict):
                 "reminder_days_before_deadline must be smaller than response_deadline_days"
             )
         return self
+
+    @field_validator("antennas")
+    @classmethod
+    def _one_antenna_per_department(cls, antennas: list[Antenna]) -> list[Antenna]:
+        """One recipient per department: a department in two antennas would leave the router
+        to guess whose referral it is, and a name twice would make an antenna ambiguous."""
+        names = [a.name for a in antennas]
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"antenna names listed twice: {', '.join(repeated)}")
+        owner: dict[str, str] = {}
+        for antenna in antennas:
+            for department in antenna.departments:
+                if department in owner:
+                    raise ValueError(
+                        f"department {department} is in two antennas "
+                        f"({owner[department]!r} and {antenna.name!r})"
+                    )
+                owner[department] = antenna.name
+        return antennas
+
+    def antenna_for(self, department: str | None) -> Antenna | None:
+        """The antenna serving `department`, or None (no department, or none serves it)."""
+        if department is None:
+            return None
+        return next((a for a in self.antennas if department in a.departments), None)
 
     @property
     def response_deadline(self) -> timedelta:

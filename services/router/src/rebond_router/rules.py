@@ -20,6 +20,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     DISTRESS_REASON_CODES,
+    AntennaV1,
     DecisionRule,
     InvitationContactV1,
     InviteeV1,
@@ -184,8 +185,9 @@ def _routing(
         holder = referral_candidates[0]
         respond_by = now + directory.get(holder.association).response_deadline
         referral = _referral_copy(
-            submitted, decision_id, track, holder.association, holder.reasons, now, respond_by
-        )
+            submitted, decision_id, track, holder.association, holder.reasons, now, respond_by,
+            antenna=antenna_of(directory, holder.association, answers.situation.department),
+        )  # fmt: skip
     invitation = None
     contact = answers.contact
     if (
@@ -264,6 +266,8 @@ def _referral_copy(
     reasons: Sequence[Reason],
     now: datetime,
     respond_by: datetime | None = None,
+    *,
+    antenna: AntennaV1 | None = None,
 ) -> ReferralV1:
     """What an association of `track` receives of a person who consented to sharing.
 
@@ -296,7 +300,17 @@ def _referral_copy(
         referred_at=now,
         respond_by=respond_by,
         locale=answers.locale.value,
+        antenna=antenna,
     )
+
+
+def antenna_of(
+    directory: Directory, association: AssociationId, department: str | None
+) -> AntennaV1 | None:
+    """The antenna of `association` serving the person's `department` (the questionnaire's,
+    which the referral carries), as the referral names it; None: the association itself."""
+    antenna = directory.get(association).antenna_for(department)
+    return antenna.contact() if antenna is not None else None
 
 
 @dataclass(frozen=True)
@@ -334,6 +348,8 @@ def reorient(
             "reasons": list(holder.reasons),
             "referred_at": now,
             "respond_by": now + directory.get(holder.association).response_deadline,
+            # The new holder's antenna, from the directory in force: not the previous one's.
+            "antenna": antenna_of(directory, holder.association, template.department),
             "note": note,  # the association reads the coordinator's note with the referral
         }
     )
