@@ -29,13 +29,14 @@ from uuid import uuid5
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.envelope import Envelope
-from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
+from rebond_contracts.payloads import CaseFactKind, ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import (
     DECISIONS,
     INVITEES,
     OUTCOMES,
     QUESTIONNAIRES,
     REFERRAL_STATUS,
+    STATISTICS,
     Topic,
 )
 from rebond_kafka.testing import partitions_of
@@ -43,6 +44,7 @@ from rebond_observability.logging import configure_logging
 from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
 from rebond_router.lifecycle import Clock, Router
 from rebond_router.rules import decide, invitee_of, outcome_of
+from rebond_router.statistics import case_fact
 from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Message
 
@@ -100,7 +102,7 @@ async def alone(
 
 def least_work(record: Record, directory: Directory, now: datetime) -> list[Output]:
     """One record's unavoidable work: read it, decide, serialise the decision, its outcome (and
-    invitee) and the offer."""
+    invitee), the offer and (with the person's consent) its statistics fact."""
     event = QUESTIONNAIRES.read(*record)
     decision = decide(event.id, event.data, now, directory, {}).decision
     outcome = outcome_of(decision)
@@ -121,6 +123,7 @@ def least_work(record: Record, directory: Directory, now: datetime) -> list[Outp
             invitee, subject=reference, correlationid=event.correlationid,
             id=str(uuid5(decision.decision_id, "invitee")),
         )))  # fmt: skip
+    keyed: list[tuple[Topic, Envelope[Any], str]] = []
     if (referral := decision.referral) is not None:
         offered = ReferralStatusV1(
             reference=reference,
@@ -130,14 +133,24 @@ def least_work(record: Record, directory: Directory, now: datetime) -> list[Outp
             respond_by=referral.respond_by,
             at=now,
         )
+        status_id = uuid5(referral.referral_id, ReferralStatus.OFFERED.value)
         outputs.append((REFERRAL_STATUS, REFERRAL_STATUS.envelope(
-            offered, subject=reference, correlationid=event.correlationid,
-            id=str(uuid5(referral.referral_id, ReferralStatus.OFFERED.value)),
+            offered, subject=reference, correlationid=event.correlationid, id=str(status_id),
         )))  # fmt: skip
+        if event.data.questionnaire.consents.statistics:  # the offer's anonymous fact
+            situation = event.data.questionnaire.situation
+            fact = case_fact(
+                status_id, CaseFactKind.OFFERED, situation.region, situation.stage,
+                referral.association_id, now,
+            )  # fmt: skip
+            envelope = STATISTICS.envelope(
+                fact.payload, subject=str(fact.id), correlationid=str(fact.id), id=str(fact.id)
+            )
+            keyed.append((STATISTICS, envelope, referral.association_id.value))
     written = []
-    for topic, envelope in outputs:
+    for topic, envelope, key in [(t, e, reference) for t, e in outputs] + keyed:
         envelope.kafka_headers()  # the router writes them too
-        written.append((topic.name, reference, envelope.kafka_value()))
+        written.append((topic.name, key, envelope.kafka_value()))
     return written
 
 

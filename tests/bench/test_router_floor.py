@@ -63,7 +63,7 @@ def test_least_work_writes_what_the_router_writes_for_a_record(tmp_path: Path) -
         asyncio.run(floor.alone([record], database, sink, lambda: NOW))
         least = floor.least_work(record, directory, NOW)
         assert [topic for topic, _, _ in least][:2] == [DECISIONS.name, OUTCOMES.name]
-        assert [topic for topic, _, _ in least][-1] == REFERRAL_STATUS.name
+        assert REFERRAL_STATUS.name in [topic for topic, _, _ in least]
         assert sorted(least) == sorted(sink.sent)
 
 

@@ -437,6 +437,12 @@ class CaseFactKind(StrEnum):
     #: The person's answer to the 30-day follow-up: contacted, or not.
     FOLLOWUP_CONTACTED = "followup_contacted"
     FOLLOWUP_NOT_CONTACTED = "followup_not_contacted"
+    #: What the association that accepted reported happened next (`ReferralOutcomeV1`).
+    OUTCOME_CONTACTED = "outcome_contacted"
+    OUTCOME_ACCOMPANIMENT_STARTED = "outcome_accompaniment_started"
+    OUTCOME_REDIRECTED = "outcome_redirected"
+    OUTCOME_UNREACHABLE = "outcome_unreachable"
+    OUTCOME_CLOSED = "outcome_closed"
 
 
 class CaseFactV1(_Payload):

@@ -170,6 +170,22 @@ def test_the_report_matches_counts_computed_independently() -> None:
     assert report.registrations.cell("11", "registrations").shown == registrations["11"]
 
 
+def test_the_outcomes_the_associations_report_are_counted_small_ones_hidden() -> None:
+    """Per association and outcome, a plain count where it is 5 or more; a smaller cell is
+    hidden, and so is one more of its line, so that the row's total does not give it back."""
+    kinds = ["contacted"] * 12 + ["accompaniment_started"] * 7 + ["unreachable"] * 2
+    facts = [
+        Fact(f"outcome_{kind}", T0, "75", "after_liquidation", "60000-rebonds") for kind in kinds
+    ]
+    facts += [Fact("outcome_contacted", T0, "84", "receivership", "second-souffle")] * 6
+    outcomes = build_report(facts).outcomes
+    assert outcomes.cell("second-souffle", "contacted").shown == 6
+    sixty = {c: outcomes.cell("60000-rebonds", c) for c in ("contacted", "unreachable")}
+    assert sixty["unreachable"].suppressed and sixty["contacted"].shown in (12, None)
+    assert_no_line_reveals_a_hidden_cell(outcomes)
+    assert outcomes.cell("60000-rebonds", TOTAL).shown == len(kinds)
+
+
 def test_filters_keep_only_the_facts_asked_for() -> None:
     """A region filter counts that region's offers only."""
     facts = [Fact("offered", T0, "75", "unsure", "apesa")] * 6 + [

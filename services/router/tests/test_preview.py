@@ -24,7 +24,7 @@ from rebond_contracts.preview import (
 from rebond_contracts.questionnaire import CompanySize, Need, Stage
 from rebond_contracts.topics import QUESTIONNAIRES
 from rebond_router.app import create_app
-from rebond_router.directory import DEFAULT_PATH, Directory, parse_directory
+from rebond_router.directory import DEFAULT_PATH, Directory, load_directory, parse_directory
 from rebond_router.preview import replay
 from rebond_router.referral import Track
 from rebond_router.scoring import Features
@@ -200,7 +200,7 @@ def test_pausing_an_association_shows_where_its_people_would_go(router_url: str)
     assert answer.status_code == 200
     result = PreviewResult.model_validate(answer.json())
     assert (result.before_version, result.after_version, result.weeks) == (
-        "2026.12-1", "candidate-1", 4,
+        load_directory(DEFAULT_PATH).version, "candidate-1", 4,
     )  # fmt: skip
     assert result.moves == [
         Move(before=SIXTY, after=SECOND, count=6),

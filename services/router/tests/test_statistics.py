@@ -5,8 +5,12 @@ from typing import Any
 from uuid import UUID
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import DeclineReason, FollowUpAnsweredV1
-from rebond_contracts.topics import FOLLOW_UPS, QUESTIONNAIRES
+from rebond_contracts.payloads import (
+    DeclineReason,
+    OutcomeKind,
+    ReferralOutcomeV1,
+)
+from rebond_contracts.topics import QUESTIONNAIRES, responses
 from rebond_router.lifecycle import Router
 
 from .conftest import (
@@ -35,9 +39,10 @@ def facts(outputs: FakeOutputs) -> list[tuple[Any, ...]]:
 async def test_each_step_of_a_consenting_persons_referral_is_counted_once(
     router: Router, outputs: FakeOutputs, clock: Clock
 ) -> None:
-    """Offered, declined (with its reason and how long it took), offered to the next, accepted:
-    one fact each (the follow-up's answer is not counted here: the console counts it), by day, keyed by association, with no
-    reference, contact or time of day anywhere in the record."""
+    """Offered, declined (with its reason and how long it took), offered to the next, accepted,
+    then the outcome the association reports: one fact each (the follow-up's answer is not
+    counted here: the console counts it from `referrals.followups`), by day, keyed by
+    association, with no reference, contact or time of day anywhere in the record."""
     await router.on_questionnaire(questionnaire())
     clock.advance(hours=2)
     decline = answer(SIXTY, current_referral(outputs), "r-1", DeclineReason.NOT_ELIGIBLE)
@@ -46,24 +51,29 @@ async def test_each_step_of_a_consenting_persons_referral_is_counted_once(
     clock.advance(days=1, hours=1)
     await router.on_response(SOUFFLE, answer(SOUFFLE, current_referral(outputs), "r-2"))
     referral_id = UUID(current_referral(outputs))
-    clock.advance(days=30)
-    assert await router.check_deadlines() == 1  # the follow-up is asked
-    said = FollowUpAnsweredV1(
-        reference=REFERENCE, referral_id=referral_id, association_id=SOUFFLE, contacted=True,
-        answered_at=clock.now,
+    report = ReferralOutcomeV1(
+        referral_id=referral_id, reference=REFERENCE, outcome=OutcomeKind.CONTACTED,
+        on=clock.now.date(), recorded_at=clock.now,
     )  # fmt: skip
-    await router.on_follow_up(
-        FOLLOW_UPS.envelope(said, subject=REFERENCE, correlationid=REFERENCE, id="f-1")
-    )
+    for _ in range(2):  # redelivered: counted once
+        await router.on_outcome(
+            SOUFFLE,
+            responses(SOUFFLE).envelope(
+                report, subject=REFERENCE, correlationid=REFERENCE, id="o-1"
+            ),
+        )
+    clock.advance(days=30)
+    assert await router.check_deadlines() == 0  # a reported contact: no follow-up
     today, tomorrow = "2026-11-26T00:00:00Z", "2026-11-27T00:00:00Z"
     assert facts(outputs) == [
         ("offered", SIXTY, None, None, today),
         ("declined", SIXTY, "not_eligible", 7200.0, today),
         ("offered", SOUFFLE, None, None, today),
         ("accepted", SOUFFLE, None, 90000.0, tomorrow),
+        ("outcome_contacted", SOUFFLE, None, None, tomorrow),
     ]
     sent = [s for s in outputs.sent if s.topic == "statistics.facts"]
-    assert [s.key for s in sent] == [SIXTY, SIXTY, SOUFFLE, SOUFFLE]
+    assert [s.key for s in sent] == [SIXTY, SIXTY, SOUFFLE, SOUFFLE, SOUFFLE]
     for record in sent:
         assert REFERENCE not in str(record) and "Claire" not in str(record)
         assert (record.data["region"], record.data["stage"]) == ("75", "after_liquidation")

@@ -138,7 +138,9 @@ class FollowUpAnswered(_Fact):
 
 StatisticsKind = Literal[
     "offered", "accepted", "declined", "expired", "followup_contacted",
-    "followup_not_contacted", "registration",
+    "followup_not_contacted", "registration", "outcome_contacted",
+    "outcome_accompaniment_started", "outcome_redirected", "outcome_unreachable",
+    "outcome_closed",
 ]  # fmt: skip
 
 

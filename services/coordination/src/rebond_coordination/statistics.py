@@ -171,6 +171,14 @@ ANSWER_COLUMNS = [
 ]  # fmt: skip
 
 
+#: What the associations that accepted reported happened next, as the statistics count it.
+OUTCOME_COLUMNS = ["contacted", "accompaniment_started", "redirected", "unreachable", "closed"]
+OUTCOME_COLUMN_LABELS = {
+    "contacted": "Personne contactée", "accompaniment_started": "Accompagnement commencé",
+    "redirected": "Orientée ailleurs", "unreachable": "Injoignable", "closed": "Dossier clos",
+}  # fmt: skip
+
+
 def answer_column(fact: Fact) -> str:
     return f"declined:{fact.reason or 'other'}" if fact.kind == "declined" else fact.kind
 
@@ -206,6 +214,8 @@ class Report:
     capacity_used: dict[tuple[str, str], float | None]
     followup: Table
     registrations: Table
+    #: Per association, the outcomes it reported after accepting (`OUTCOME_COLUMNS`).
+    outcomes: Table
 
 
 def build_report(
@@ -256,10 +266,18 @@ def build_report(
     ]  # fmt: skip
     counts, regions, _ = crosstab(registration_facts, "region", _registrations_column)
     registrations = protect(counts, regions, ["registrations"], threshold=threshold)
+    counts, associations, _ = crosstab(
+        of(*(f"outcome_{column}" for column in OUTCOME_COLUMNS)), "association", _outcome_column
+    )
+    outcomes = protect(counts, associations, OUTCOME_COLUMNS, threshold=threshold)
     return Report(
         grain, row_dimension, columns, offered, answers, answer_times, capacity,
-        capacity_used, followup, registrations,
+        capacity_used, followup, registrations, outcomes,
     )  # fmt: skip
+
+
+def _outcome_column(fact: Fact) -> str:
+    return fact.kind.removeprefix("outcome_")
 
 
 def _followup_column(fact: Fact) -> str:

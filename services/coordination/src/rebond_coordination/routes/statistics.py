@@ -17,6 +17,8 @@ from rebond_coordination.domain import association_name
 from rebond_coordination.policy import Capability
 from rebond_coordination.statistics import (
     DIMENSIONS,
+    OUTCOME_COLUMN_LABELS,
+    OUTCOME_COLUMNS,
     TOTAL,
     Dimension,
     Fact,
@@ -151,6 +153,7 @@ async def statistics(request: Request, signed: Reader, deps: Deps) -> HTMLRespon
         request, "statistics.html",
         {"query": query, "report": report, "chart": chart, "registrations_chart": registrations_chart,
          "label_of": label_of, "dimension_labels": DIMENSION_LABELS,
+         "outcome_columns": OUTCOME_COLUMNS, "outcome_labels": OUTCOME_COLUMN_LABELS,
          "associations": [(a.value, association_name(a.value)) for a in AssociationId],
          "errors": query.errors, "export": "&".join(f"{k}={v}" for k, v in query.params.items())},
         signed=signed, status_code=422 if query.errors else 200,
