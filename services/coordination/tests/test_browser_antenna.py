@@ -110,7 +110,7 @@ async def test_a_gironde_member_sees_the_bordeaux_case_not_the_lyon_one_accepts_
 
                 await page.goto(f"{base}/boite")
                 row = page.get_by_role("row").filter(has_text=bordeaux.reference)
-                await expect(row).to_contain_text("33 (Antenne Gironde)")
+                await expect(row).to_contain_text("Gironde (33) · Antenne Gironde")
                 await expect(page.get_by_text(lyon.reference)).to_have_count(0)
                 await shot("boite-gironde")
                 refused = await page.goto(f"{base}/boite/{lyon.referral_id}")
