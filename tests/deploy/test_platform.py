@@ -583,3 +583,24 @@ def test_strimzi_and_cloudnativepg_typos_are_refused(prod: dict[str, Any]) -> No
     problems = validate.validate_resources([kafka, cluster])
     assert len(problems) == 2, problems
     assert "tlss" in " ".join(problems) and "instancess" in " ".join(problems)
+
+
+def test_the_operations_guide_lists_every_topic_with_its_writer() -> None:
+    """docs/operations.md's topic table has a row per registry topic (an association's or a
+    service's topics as one row), naming its writer: a new topic cannot be left out."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2].strip()
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
+    for topic in all_topics():
+        name = re.sub(
+            r"^(referrals|responses)\.(?!status$|unrouted$|followups$).+$",
+            r"\1.<association>",
+            topic.name,
+        )
+        name = re.sub(r"^deadletter\..+$", "deadletter.<service>", name)
+        assert name in rows, f"{topic.name} has no row in docs/operations.md"
+        if not name.startswith("deadletter."):
+            assert rows[name].startswith(topic.writer.value), (name, rows[name])
