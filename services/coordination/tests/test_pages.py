@@ -291,6 +291,37 @@ async def test_the_follow_up_contacted_rate_counts_only_consenting_people(
     assert apesa.count("secret") == 3
 
 
+async def test_conference_registrations_per_region_come_from_the_events_service(
+    console: Console, cora: Browser
+) -> None:
+    """Confirmed registrations of the conferences the events service lists are counted by
+    region, whichever association organises them: 7 in Nouvelle-Aquitaine (4 + 3) are shown,
+    2 in Île-de-France are "secret" (and Auvergne-Rhône-Alpes' 5 with them, else the total
+    gives them back); the events service down, the page still answers."""
+    base = {
+        "title": "Rebondir", "kind": "conference", "venue_address": "1 rue Nationale",
+        "capacity": 40, "starts_at": START + timedelta(days=10),
+        "ends_at": START + timedelta(days=10, hours=2),
+    }  # fmt: skip
+    for association, city, department, region, confirmed in [
+        ("60000-rebonds", "Bordeaux", "33", "75", 4), ("second-souffle", "Pau", "64", "75", 3),
+        ("sos-entrepreneur", "Paris", "75", "11", 2), ("re-creer", "Lyon", "69", "84", 5),
+    ]:  # fmt: skip
+        event = await console.events.create_event(
+            association, {**base, "city": city, "department": department, "region": region}
+        )
+        stored = console.events.events[event.id]
+        stored.event = stored.event.model_copy(update={"confirmed": confirmed})
+    page = html.unescape((await cora.get("/statistiques?grain=month")).text)
+    section = page[page.index("<caption>Inscriptions confirmées") :]
+    row = section[section.index("Nouvelle-Aquitaine") :]
+    assert row[: row.index("</tr>")].endswith("<td>7</td>")
+    idf = section[section.index("Île-de-France") :]
+    assert "secret" in idf[: idf.index("</tr>")]
+    console.events.down = True
+    assert (await cora.get("/statistiques?grain=month")).status_code == 200
+
+
 @pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF")])
 async def test_the_one_page_report_is_a_png_or_a_pdf(
     console: Console, cora: Browser, fmt: str, magic: bytes

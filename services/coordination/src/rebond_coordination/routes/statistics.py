@@ -15,6 +15,7 @@ from rebond_coordination import report as one_page
 from rebond_coordination.charts import bar_chart
 from rebond_coordination.domain import association_name
 from rebond_coordination.policy import Capability
+from rebond_coordination.ports import EventsUnavailable
 from rebond_coordination.statistics import (
     DIMENSIONS,
     OUTCOME_COLUMN_LABELS,
@@ -113,12 +114,35 @@ async def _report(query: Query, deps: Deps) -> Report:
         )
         for r in rows
     ]
+    facts += await _registrations(deps, since, until)
     effective, _ = await deps.store.directory()
     capacities = {a: v.weekly_capacity for a, v in effective.items()}
     return build_report(
         facts, filters=query.filters, grain=query.grain, rows=query.rows, columns=query.columns,
         capacities=capacities,
     )  # fmt: skip
+
+
+async def _registrations(deps: Deps, since: datetime | None, until: datetime | None) -> list[Fact]:
+    """A fact per confirmed registration of the conferences the events service lists (those to
+    come), dated by the conference and placed in its region: the events service holds the
+    registrations, and is asked with each association's organiser key. An association without
+    a key, or the service unreachable, adds nothing (the table then counts fewer)."""
+    found: list[Fact] = []
+    for association in AssociationId:
+        try:
+            conferences = await deps.events.list_events(association.value)
+        except EventsUnavailable:
+            continue
+        for conference in conferences:
+            if (since and conference.starts_at < since) or (
+                until and conference.starts_at >= until
+            ):
+                continue
+            found += [
+                Fact("registration", conference.starts_at, conference.region)
+            ] * conference.confirmed
+    return found
 
 
 def label_of(dimension: str, key: str) -> str:
