@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -48,6 +48,8 @@ from rebond_events.stories import Consent
 
 #: A volunteer's monthly limit counts the introductions of this many days back.
 MONTH = timedelta(days=30)
+
+T = TypeVar("T")
 
 
 class VolunteerStatus(StrEnum):
@@ -302,23 +304,25 @@ def sign_up(
 
 
 def _by_link(
-    repository: PeerRepository, links: CommunityLinks, purpose: str, volunteer_id: str, token: str
-) -> Volunteer:
+    links: CommunityLinks, purpose: str, id: str, token: str, find: Callable[[str], T | None]
+) -> T:
+    """What `id` names (`find`: a volunteer, a match), once `token` is `purpose`'s signature of
+    it: `Forbidden` for a bad link, `NotFound` for an id that names nothing (any more)."""
     try:
-        links.signed.check(purpose, volunteer_id, token)
+        links.signed.check(purpose, id, token)
     except InvalidToken as error:
         raise Forbidden("invalid link") from error
-    volunteer = repository.volunteer(volunteer_id)
-    if volunteer is None:
-        raise NotFound(volunteer_id)
-    return volunteer
+    found = find(id)
+    if found is None:
+        raise NotFound(id)
+    return found
 
 
 def confirm(
     repository: PeerRepository, links: CommunityLinks, clock: Clock, volunteer_id: str, token: str
 ) -> Outcome[VolunteerStatus]:
     """The volunteer's address is confirmed: they wait for a moderator. Again: no change."""
-    volunteer = _by_link(repository, links, "confirm-volunteer", volunteer_id, token)
+    volunteer = _by_link(links, "confirm-volunteer", volunteer_id, token, repository.volunteer)
     if volunteer.status == VolunteerStatus.UNCONFIRMED:
         volunteer = replace(volunteer, status=VolunteerStatus.PENDING, updated_at=clock())
         repository.save_volunteer(volunteer)
@@ -421,7 +425,7 @@ def manage(
 ) -> Outcome[VolunteerStatus | None]:
     """The volunteer, with their link: pause (no introduction meanwhile), resume, or erase
     (deleted, with the e-mails to them not sent yet; past matches keep no detail of them)."""
-    volunteer = _by_link(repository, links, "manage-volunteer", volunteer_id, token)
+    volunteer = _by_link(links, "manage-volunteer", volunteer_id, token, repository.volunteer)
     if action == "erase":
         repository.delete_volunteer(volunteer.id)
         return Outcome(None)
@@ -468,7 +472,7 @@ def decline(
 ) -> Outcome[str | None]:
     """Either side declines a proposed match with their link: the next volunteer is proposed
     (the id of the new match, None when none is left). Declining again changes nothing."""
-    match = _match_by_link(repository, links, f"decline-{side}", match_id, token)
+    match = _by_link(links, f"decline-{side}", match_id, token, repository.match)
     if match.status != MatchStatus.PROPOSED:
         return Outcome(None)
     return _end(repository, links, clock(), match, MatchStatus.DECLINED, side, new_id)
@@ -489,7 +493,7 @@ def report(
     The person who reported is proposed the next volunteer (the id of that match): a peer's
     problem is not theirs to bear; a person reported by the volunteer is proposed nobody
     until then. Reporting again changes nothing."""
-    match = _match_by_link(repository, links, f"report-{side}", match_id, token)
+    match = _by_link(links, f"report-{side}", match_id, token, repository.match)
     if match.status == MatchStatus.REPORTED:
         return Outcome(None)
     now = clock()
@@ -504,19 +508,6 @@ def report(
         return Outcome(None)
     return _end(repository, links, now, match, MatchStatus.REPORTED, side, new_id,
                 propose=side == "person")  # fmt: skip
-
-
-def _match_by_link(
-    repository: PeerRepository, links: CommunityLinks, purpose: str, match_id: str, token: str
-) -> Match:
-    try:
-        links.signed.check(purpose, match_id, token)
-    except InvalidToken as error:
-        raise Forbidden("invalid link") from error
-    match = repository.match(match_id)
-    if match is None:
-        raise NotFound(match_id)
-    return match
 
 
 def _end(
