@@ -314,8 +314,9 @@ class Router:
             follow_ups = await tx.follow_ups_due(now, limit)
             # This week's offers, kept up to date as expiries move referrals on: an expired
             # referral goes to an association with room (another instance's offers meanwhile
-            # are seen from the next sweep on, as in a batch of questionnaires).
-            loads = await tx.offered_in_week(week_start(now))
+            # are seen from the next sweep on, as in a batch of questionnaires). Read only when
+            # something expires: most sweeps find nothing due.
+            loads = await tx.offered_in_week(week_start(now)) if due else {}
         fired: list[str] = []
         for key in due:
             done = await self._fires(key, self._expire(now, loads), "expired")
