@@ -12,12 +12,24 @@ from rebond_testing import until
 from rebond_testing.browser import serious_violations
 
 from .conftest import KEYS
-from .test_portal_browser import Portal, portal  # noqa: F401 (the fixture)
+from .test_peers import link, sign_up_body
+from .test_portal_browser import Portal, portal, schedule  # noqa: F401 (the fixture)
 from .test_stories import TEXT, withdrawal_link
 
 
 def audit(page: Page, axe_source: str) -> None:
     assert serious_violations(page, axe_source) == [], page.url
+
+
+def approve(server: Portal, volunteer_id: str) -> str:
+    """A moderator approves the volunteer: the management link e-mailed to them."""
+    approved = httpx.post(
+        f"{server.url}/v1/peers/volunteers/{volunteer_id}/approve",
+        headers={"X-API-Key": KEYS["second-souffle"]},
+    )
+    assert approved.status_code == 200
+    mails = until(lambda: server.sink.payloads(COMMUNITY_MAIL.name)[1:], within_s=10)
+    return str(re.findall(r"http\S+/gerer\?token=\S+", mails[-1]["text"])[0])
 
 
 def test_a_story_is_submitted_approved_shown_and_withdrawn(
@@ -116,15 +128,56 @@ def test_a_volunteer_signs_up_and_manages_their_participation_on_accessible_page
         page.get_by_role("button", name="Confirmer mon adresse").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Adresse confirmée")
         volunteer_id = confirm.split("/")[4]
-        approved = httpx.post(
-            f"{portal.url}/v1/peers/volunteers/{volunteer_id}/approve",
-            headers={"X-API-Key": KEYS["second-souffle"]},
-        )
-        assert approved.status_code == 200
-        mails = until(lambda: portal.sink.payloads(COMMUNITY_MAIL.name)[1:], within_s=10)
-        manage = re.findall(r"http\S+/gerer\?token=\S+", mails[-1]["text"])[0]
+        manage = approve(portal, volunteer_id)
         page.goto(manage)
         audit(page, axe_source)
         page.get_by_role("button", name="Faire une pause").click()
         expect(page.get_by_role("status")).to_contain_text("Vous êtes en pause")
+        browser.close()
+
+
+def test_a_volunteer_is_listed_on_a_peer_exchange_page_and_withdraws(
+    portal: Portal,  # noqa: F811
+    chromium_launch_options: dict[str, Any],
+    axe_source: str,
+) -> None:
+    """From their signed-link page an approved volunteer ticks their consent and attends a peer
+    exchange session; its public page lists them by pseudonym, region and stage (no contact);
+    they withdraw and the page lists nobody. Each page accessible."""
+    session = schedule(portal, kind="peer_exchange", title="Échanges entre pairs")
+    signed = httpx.post(f"{portal.url}/v1/peers/volunteers", json=sign_up_body("Paul"))
+    assert signed.status_code == 202, signed.text
+    mails = until(lambda: portal.sink.payloads(COMMUNITY_MAIL.name), within_s=10)
+    path, token = link(mails[-1]["text"], "/confirmer")
+    volunteer_id = path.split("/")[2]
+    confirmed = httpx.post(
+        f"{portal.url}/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token}
+    )
+    assert confirmed.status_code == 200
+    manage = approve(portal, volunteer_id)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**chromium_launch_options)
+        page = browser.new_page(bypass_csp=True)  # axe is injected as an inline script
+        page.goto(manage)
+        audit(page, axe_source)
+        sessions = page.get_by_role("region", name="Les rencontres entre pairs")
+        form = sessions.get_by_role("form", name="Échanges entre pairs")
+        form.get_by_label(re.compile("J'y serai")).check()
+        form.get_by_role("button", name="Je participerai").click()
+        expect(page.get_by_role("status")).to_contain_text("jamais vos coordonnées")
+
+        page.goto(f"{portal.url}/evenements/{session['id']}")
+        peers = page.get_by_role("region", name="Des pairs seront là")
+        expect(peers.get_by_role("listitem")).to_have_text(
+            ["Paul, Nouvelle-Aquitaine : Après une liquidation ou une cession"]
+        )
+        expect(page.get_by_text("06 12 34 56 78")).to_have_count(0)
+        expect(page.get_by_text("paul@example.org")).to_have_count(0)
+        audit(page, axe_source)
+
+        page.goto(manage)
+        page.get_by_role("button", name="Me retirer de la liste").click()
+        expect(page.get_by_role("status")).to_contain_text("Vous ne figurez plus")
+        page.goto(f"{portal.url}/evenements/{session['id']}")
+        expect(page.get_by_role("region", name="Des pairs seront là")).to_have_count(0)
         browser.close()

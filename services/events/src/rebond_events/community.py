@@ -12,7 +12,13 @@ from rebond_events import peers, stories
 from rebond_events.community_sql import SqlCommunity
 from rebond_events.letters import CommunityLinks
 from rebond_events.outbox import Publisher
-from rebond_events.peers import VolunteerForModerator, VolunteerIn, VolunteerStatus
+from rebond_events.peers import (
+    PeerAttending,
+    SessionForVolunteer,
+    VolunteerForModerator,
+    VolunteerIn,
+    VolunteerStatus,
+)
 from rebond_events.ports import Clock, Outcome
 from rebond_events.store import Store
 from rebond_events.stories import StoryEdit, StoryForModerator, StoryIn, StoryPublic, StoryStatus
@@ -114,6 +120,35 @@ class Community:
             partial(peers.manage, links=self.links, clock=self.clock,
                     volunteer_id=volunteer_id, token=token, action=action)
         )  # fmt: skip
+
+    # --- peer exchange sessions ---------------------------------------------------------------
+
+    async def sessions(
+        self, volunteer_id: str, token: str
+    ) -> tuple[peers.Volunteer, list[SessionForVolunteer]]:
+        """The volunteer (by their link) and the upcoming `peer_exchange` conferences."""
+        outcome = await self._apply(
+            partial(peers.sessions, links=self.links, clock=self.clock,
+                    volunteer_id=volunteer_id, token=token)
+        )  # fmt: skip
+        return outcome.value
+
+    async def attend(self, volunteer_id: str, token: str, event_id: str) -> bool:
+        outcome = await self._apply(
+            partial(peers.attend, links=self.links, clock=self.clock, volunteer_id=volunteer_id,
+                    token=token, event_id=event_id)
+        )  # fmt: skip
+        return outcome.value
+
+    async def leave_session(self, volunteer_id: str, token: str, event_id: str) -> bool:
+        outcome = await self._apply(
+            partial(peers.leave_session, links=self.links, volunteer_id=volunteer_id,
+                    token=token, event_id=event_id)
+        )  # fmt: skip
+        return outcome.value
+
+    async def attendees(self, event_id: str) -> list[PeerAttending]:
+        return await self._read(partial(peers.attendees, event_id=event_id))
 
     # --- matching -----------------------------------------------------------------------------
 

@@ -14,10 +14,13 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from rebond_contracts.payloads import ConferenceKind
+from rebond_events.domain import EventStatus
 from rebond_events.peers import (
     Match,
     MatchStatus,
     PeerRequest,
+    PeerSession,
     Volunteer,
     VolunteerStatus,
 )
@@ -25,6 +28,8 @@ from rebond_events.repository import SqlRepository
 from rebond_events.stories import Story, StoryStatus
 from rebond_events.tables import (
     OUTBOX,
+    conferences,
+    peer_attendances,
     peer_matches,
     peer_requests,
     peer_volunteers,
@@ -86,6 +91,7 @@ class SqlCommunity:
         )
 
     def delete_volunteer(self, volunteer_id: str) -> None:
+        self.stop_attending(volunteer_id)
         self.connection.execute(delete(peer_volunteers).where(peer_volunteers.c.id == volunteer_id))
         OUTBOX.forget_subject(self.connection, volunteer_id)
 
@@ -159,6 +165,58 @@ class SqlCommunity:
             .order_by(peer_matches.c.created_at)
         )
         return {volunteer_id: side for volunteer_id, side in rows}  # the latest wins
+
+    # --- peer exchange sessions ---------------------------------------------------------------
+
+    def peer_sessions(self, since: datetime, event_id: str | None = None) -> list[PeerSession]:
+        query = select(
+            conferences.c.id, conferences.c.title, conferences.c.starts_at, conferences.c.city,
+            conferences.c.region,
+        ).where(
+            conferences.c.kind == ConferenceKind.PEER_EXCHANGE.value,
+            conferences.c.status == EventStatus.SCHEDULED.value,
+            conferences.c.starts_at > since,
+        )  # fmt: skip
+        if event_id is not None:
+            query = query.where(conferences.c.id == event_id)
+        rows = self.connection.execute(query.order_by(conferences.c.starts_at).limit(100))
+        return [PeerSession(**row._asdict()) for row in rows]
+
+    def attending(self, volunteer_id: str) -> set[str]:
+        return set(
+            self.connection.scalars(
+                select(peer_attendances.c.event_id).where(
+                    peer_attendances.c.volunteer_id == volunteer_id
+                )
+            )
+        )
+
+    def attend(self, volunteer_id: str, event_id: str, now: datetime) -> None:
+        if event_id not in self.attending(volunteer_id):
+            self.connection.execute(
+                insert(peer_attendances).values(
+                    volunteer_id=volunteer_id, event_id=event_id, created_at=now
+                )
+            )
+
+    def stop_attending(self, volunteer_id: str, event_id: str | None = None) -> None:
+        query = delete(peer_attendances).where(peer_attendances.c.volunteer_id == volunteer_id)
+        if event_id is not None:
+            query = query.where(peer_attendances.c.event_id == event_id)
+        self.connection.execute(query)
+
+    def attendees(self, event_id: str) -> list[Volunteer]:
+        rows = self.connection.execute(
+            select(peer_volunteers)
+            .join(peer_attendances, peer_attendances.c.volunteer_id == peer_volunteers.c.id)
+            .where(
+                peer_attendances.c.event_id == event_id,
+                peer_volunteers.c.status == VolunteerStatus.APPROVED.value,
+            )
+            .order_by(peer_attendances.c.created_at)
+            .limit(200)
+        )
+        return [_volunteer(row._asdict()) for row in rows]
 
 
 def _volunteer(row: dict[str, Any]) -> Volunteer:

@@ -4,7 +4,7 @@ French first, working without JavaScript). Routes only translate; `community.Com
 the use cases. Bodies are limited in rate, size and type by the app's `SubmissionGuard`.
 """
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -20,6 +20,8 @@ from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.models import LinkRequest
 from rebond_events.peers import (
     SIGNED_UP,
+    AttendRequest,
+    PeerAttending,
     Received,
     VolunteerForModerator,
     VolunteerIn,
@@ -192,6 +194,26 @@ def parse_form(
         return None, form_errors(error, messages)
 
 
+async def form_posted(
+    request: Request,
+    template: str,
+    parsed: tuple[Any, dict[str, str]],
+    values: dict[str, str],
+    submit: Callable[[Any], Awaitable[object]],
+    done: tuple[str, str],
+    back: tuple[str, str],
+) -> HTMLResponse:
+    """A public form posted (`parsed` by `parse_form`): its page again with each refused
+    field's sentence (422), or what `submit` does with it and the `done` page."""
+    data, errors = parsed
+    if errors:
+        return templates.TemplateResponse(
+            request, template, {"errors": errors, "values": values}, status_code=422
+        )
+    await submit(data)
+    return message(request, *done, 200, back)
+
+
 def message(
     request: Request, title: str, text: str, status_code: int, back: tuple[str, str]
 ) -> HTMLResponse:
@@ -253,17 +275,12 @@ async def submit_story_form(
         "text": text, "first_name": first_name, "region": region, "stage": stage,
         "sector": sector, "failure_year": failure_year, "helped": helped, "email": email,
     }  # fmt: skip
-    data, errors = parse_form(
-        StoryIn, {**values, "consent_publish": consent_publish == "yes"}, STORY_MESSAGES
-    )
-    if errors:
-        return templates.TemplateResponse(
-            request, "story_form.html", {"errors": errors, "values": values}, status_code=422
-        )
-    await community.submit_story(data)
-    return message(
-        request, "Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"], 200,
-        STORIES_BACK,
+    return await form_posted(
+        request, "story_form.html",
+        parse_form(StoryIn, {**values, "consent_publish": consent_publish == "yes"},
+                   STORY_MESSAGES),
+        values, community.submit_story,
+        ("Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"]), STORIES_BACK,
     )  # fmt: skip
 
 
@@ -394,6 +411,38 @@ async def report_match(
     return {"status": "reported", "next_match_id": following}
 
 
+@api.post(
+    "/peers/volunteers/{volunteer_id}/conferences/{event_id}/attend",
+    operation_id="attend_peer_session", responses=_LINK,
+)  # fmt: skip
+async def attend_peer_session(
+    volunteer_id: UUID, event_id: UUID, data: AttendRequest, community: Stories
+) -> dict[str, bool]:
+    """An approved volunteer will attend an upcoming `peer_exchange` conference and agrees
+    (`listed`) to be listed on its public page by pseudonym, region and stage."""
+    return {"attending": await community.attend(str(volunteer_id), data.token, str(event_id))}
+
+
+@api.post(
+    "/peers/volunteers/{volunteer_id}/conferences/{event_id}/leave",
+    operation_id="leave_peer_session", responses=_LINK,
+)  # fmt: skip
+async def leave_peer_session(
+    volunteer_id: UUID, event_id: UUID, data: LinkRequest, community: Stories
+) -> dict[str, bool]:
+    """The volunteer is no longer listed on the conference."""
+    return {
+        "attending": await community.leave_session(str(volunteer_id), data.token, str(event_id))
+    }
+
+
+@api.get("/events/{event_id}/peers", operation_id="peers_attending")
+async def peers_attending(event_id: UUID, community: Stories) -> list[PeerAttending]:
+    """The volunteers listed on a `peer_exchange` conference, with their consent: pseudonym,
+    region and stage, never a contact (none for another conference, or an unknown one)."""
+    return await community.attendees(str(event_id))
+
+
 # --- Peer volunteers and matches: pages -------------------------------------------------------
 
 
@@ -422,17 +471,11 @@ async def sign_up_form(
         "contact_channel": contact_channel, "contact": contact, "availability": availability,
         "monthly_limit": monthly_limit, "email": email,
     }  # fmt: skip
-    data, errors = parse_form(
-        VolunteerIn, {**values, "consent": consent == "yes"}, VOLUNTEER_MESSAGES
-    )
-    if errors:
-        return templates.TemplateResponse(
-            request, "volunteer_form.html", {"errors": errors, "values": values}, status_code=422
-        )
-    await community.sign_up(data)
-    return message(
-        request, "Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"], 200,
-        PEERS_BACK,
+    return await form_posted(
+        request, "volunteer_form.html",
+        parse_form(VolunteerIn, {**values, "consent": consent == "yes"}, VOLUNTEER_MESSAGES),
+        values, community.sign_up,
+        ("Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"]), PEERS_BACK,
     )  # fmt: skip
 
 
@@ -473,11 +516,68 @@ async def confirm_done(
 
 @pages.get("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
 async def manage_form(
-    request: Request, volunteer_id: UUID, token: Annotated[str, Query()] = ""
+    request: Request,
+    volunteer_id: UUID,
+    community: Stories,
+    token: Annotated[str, Query()] = "",
 ) -> HTMLResponse:
+    """The volunteer's page: pause, resume or leave, and the upcoming peer exchange sessions
+    they can say they attend (listed on the session's public page) or withdraw from."""
+    try:
+        volunteer, sessions = await community.sessions(str(volunteer_id), token)
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
     return templates.TemplateResponse(
-        request, "manage.html", {"volunteer_id": volunteer_id, "token": token}
-    )
+        request, "manage.html",
+        {"volunteer_id": volunteer_id, "token": token, "sessions": sessions,
+         "approved": volunteer.status == VolunteerStatus.APPROVED},
+    )  # fmt: skip
+
+
+@pages.post("/pairs/{volunteer_id}/rencontres/{event_id}", response_class=HTMLResponse)
+async def session_done(
+    request: Request,
+    volunteer_id: UUID,
+    event_id: UUID,
+    community: Stories,
+    token: Annotated[str, Form()] = "",
+    action: Annotated[Literal["attend", "leave"], Form()] = "attend",
+    listed: Annotated[str | None, Form()] = None,
+) -> HTMLResponse:
+    """The volunteer says they attend a session (their consent to be listed ticked) or no
+    longer; back to their page."""
+    back = (f"/pairs/{volunteer_id}/gerer?token={token}", "Ma participation comme pair")
+    if action == "attend" and listed != "yes":
+        return message(
+            request, "Votre accord est nécessaire",
+            "Cochez la case pour accepter d'être listé·e sur la page de la rencontre : sans "
+            "votre accord, nous n'affichons rien. (Tick the box to agree to be listed on the "
+            "session's page: without your consent, nothing is shown.)", 422, back,
+        )  # fmt: skip
+    try:
+        if action == "attend":
+            await community.attend(str(volunteer_id), token, str(event_id))
+        else:
+            await community.leave_session(str(volunteer_id), token, str(event_id))
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    except Conflict:
+        return message(
+            request, "Pas possible pour l'instant",
+            "Cette rencontre n'est plus proposée, ou votre inscription est en pause ou attend "
+            "la décision de l'équipe. (This session is no longer offered, or your sign-up is "
+            "paused or waiting for the team's decision.)", 409, back,
+        )  # fmt: skip
+    return message(request, "C'est noté", SESSION_DONE[action], 200, back)
+
+
+SESSION_DONE = {
+    "attend": "Vous figurez sur la page publique de la rencontre, par votre pseudonyme, votre "
+    "région et la situation traversée, jamais vos coordonnées. Merci ! (You are listed on the "
+    "session's public page by pseudonym, region and stage, never your contact details.)",
+    "leave": "Vous ne figurez plus sur la page de la rencontre. (You are no longer listed on "
+    "the session's page.)",
+}
 
 
 MANAGED = {

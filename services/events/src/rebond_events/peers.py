@@ -18,7 +18,7 @@ what they did and the messages announcing it (`ports.Outcome`).
 import re
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Protocol, TypeVar
@@ -42,7 +42,7 @@ from rebond_contracts.payloads import (
 from rebond_contracts.questionnaire import PHONE_PATTERN, Locale, Region, Sector, Stage
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message, match_message
-from rebond_events.models import Line, PersonName
+from rebond_events.models import Line, LinkRequest, PersonName
 from rebond_events.ports import Clock, Outcome
 from rebond_events.stories import Consent
 
@@ -172,6 +172,44 @@ class Match:
     declined_by: str | None = None
 
 
+@dataclass(frozen=True)
+class PeerSession:
+    """An upcoming `peer_exchange` conference, as a volunteer's page offers it."""
+
+    id: str
+    title: str
+    starts_at: datetime
+    city: str
+    region: str
+
+
+class SessionForVolunteer(BaseModel):
+    """An upcoming `peer_exchange` conference, and whether the volunteer is listed on it."""
+
+    id: str
+    title: str
+    starts_at: datetime
+    city: str
+    region: str
+    attending: bool
+
+
+class PeerAttending(BaseModel):
+    """A volunteer as a `peer_exchange` conference's public page lists them: what they gave
+    to be seen, never a contact nor an address."""
+
+    pseudonym: str
+    region: str
+    stage: str
+
+
+class AttendRequest(LinkRequest):
+    """A volunteer says they will attend a conference; `listed` is their consent to appear on
+    its public page (by pseudonym, region and stage), required."""
+
+    listed: Consent
+
+
 class PeerRepository(Protocol):
     def volunteer(self, volunteer_id: str) -> Volunteer | None: ...
 
@@ -211,6 +249,27 @@ class PeerRepository(Protocol):
     def reporters(self, volunteer_ids: Sequence[str]) -> dict[str, str]:
         """Who (`person` or `volunteer`) reported the latest reported match of each volunteer
         that has one."""
+        ...
+
+    def peer_sessions(self, since: datetime, event_id: str | None = None) -> list[PeerSession]:
+        """Scheduled `peer_exchange` conferences starting after `since` (only `event_id`, if
+        given), soonest first."""
+        ...
+
+    def attending(self, volunteer_id: str) -> set[str]:
+        """The conferences the volunteer said they attend."""
+        ...
+
+    def attend(self, volunteer_id: str, event_id: str, now: datetime) -> None:
+        """Keep that the volunteer attends the conference, listed (again: no change)."""
+        ...
+
+    def stop_attending(self, volunteer_id: str, event_id: str | None = None) -> None:
+        """The volunteer is no longer listed on the conference (on any, without `event_id`)."""
+        ...
+
+    def attendees(self, event_id: str) -> list[Volunteer]:
+        """The approved volunteers listed on the conference, in the order they said so."""
         ...
 
 
@@ -434,7 +493,69 @@ def manage(
         raise Conflict("only an approved volunteer can pause or resume")
     volunteer = replace(volunteer, status=wanted, updated_at=clock())
     repository.save_volunteer(volunteer)
+    if wanted == VolunteerStatus.PAUSED:  # a break is not a promise to come: off every list
+        repository.stop_attending(volunteer.id)
     return Outcome(volunteer.status)
+
+
+# --- Peer exchange sessions (conferences of kind `peer_exchange`) -------------------------------
+
+
+def sessions(
+    repository: PeerRepository, links: CommunityLinks, clock: Clock, volunteer_id: str, token: str
+) -> Outcome[tuple[Volunteer, list[SessionForVolunteer]]]:
+    """The volunteer (by their link) and the upcoming `peer_exchange` conferences, each saying
+    whether they are listed on it."""
+    volunteer = _by_link(links, "manage-volunteer", volunteer_id, token, repository.volunteer)
+    listed = repository.attending(volunteer.id)
+    shown = [
+        SessionForVolunteer(**asdict(session), attending=session.id in listed)
+        for session in repository.peer_sessions(clock())
+    ]
+    return Outcome((volunteer, shown))
+
+
+def attend(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    clock: Clock,
+    volunteer_id: str,
+    token: str,
+    event_id: str,
+) -> Outcome[bool]:
+    """The volunteer, with their link, will attend an upcoming `peer_exchange` conference and
+    is listed on its public page; the routes ask their consent first (`AttendRequest`, the
+    page's box). Only an approved volunteer: one who waits for a moderator, is paused or
+    reported is listed nowhere."""
+    volunteer = _by_link(links, "manage-volunteer", volunteer_id, token, repository.volunteer)
+    if volunteer.status != VolunteerStatus.APPROVED:
+        raise Conflict("only an approved volunteer can be listed on a conference")
+    if not repository.peer_sessions(clock(), event_id):
+        raise Conflict("not an upcoming peer exchange session")
+    repository.attend(volunteer.id, event_id, clock())
+    return Outcome(True)
+
+
+def leave_session(
+    repository: PeerRepository,
+    links: CommunityLinks,
+    volunteer_id: str,
+    token: str,
+    event_id: str,
+) -> Outcome[bool]:
+    """The volunteer, with their link, is no longer listed on the conference (again: no
+    change)."""
+    volunteer = _by_link(links, "manage-volunteer", volunteer_id, token, repository.volunteer)
+    repository.stop_attending(volunteer.id, event_id)
+    return Outcome(False)
+
+
+def attendees(repository: PeerRepository, event_id: str) -> list[PeerAttending]:
+    """Who a `peer_exchange` conference's page lists: approved volunteers who said they come."""
+    return [
+        PeerAttending(pseudonym=v.pseudonym, region=v.region, stage=v.stage)
+        for v in repository.attendees(event_id)
+    ]
 
 
 # --- Matching's use cases ---------------------------------------------------------------------
@@ -503,6 +624,7 @@ def report(
     ):  # fmt: skip
         repository.save_volunteer(replace(volunteer, status=VolunteerStatus.REPORTED,
                                           updated_at=now))  # fmt: skip
+        repository.stop_attending(volunteer.id)  # listed nowhere until a moderator decides
     if match.status != MatchStatus.PROPOSED:  # declined before: the report is all that changes
         repository.save_match(replace(match, status=MatchStatus.REPORTED, declined_by=side))
         return Outcome(None)

@@ -4,6 +4,7 @@ Plain HTML forms (works without JavaScript), French, assets shipped in the packa
 """
 
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
@@ -17,6 +18,7 @@ from rebond_contracts.geography import REGIONS
 from rebond_contracts.payloads import ConferenceKind
 from rebond_events.calendar import KIND_LABELS
 from rebond_events.conferences import Conferences
+from rebond_events.domain import to_paris
 from rebond_events.errors import Conflict, Expired, Forbidden, NotFound
 from rebond_events.models import EventPublic, RegistrationIn
 
@@ -40,17 +42,28 @@ MONTHS = (
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 
+def day(moment: datetime) -> str:
+    """'jeudi 14 janvier 2027', in Paris time."""
+    moment = to_paris(moment)
+    return f"{DAYS[moment.weekday()]} {moment.day} {MONTHS[moment.month - 1]} {moment.year}"
+
+
+def hour(moment: datetime) -> str:
+    """'18 h 30', in Paris time."""
+    moment = to_paris(moment)
+    return f"{moment.hour} h {moment.minute:02d}"
+
+
 def when(event: EventPublic) -> str:
     """'jeudi 14 janvier 2027, de 18 h 30 à 20 h 30', in Paris time."""
     start, end = event.starts_at, event.ends_at
-    text = f"{DAYS[start.weekday()]} {start.day} {MONTHS[start.month - 1]} {start.year}, "
-    text += f"de {start.hour} h {start.minute:02d} à "
-    if end.date() != start.date():
-        text += f"{DAYS[end.weekday()]} {end.day} {MONTHS[end.month - 1]} {end.year}, "
-    return text + f"{end.hour} h {end.minute:02d}"
+    text = f"{day(start)}, de {hour(start)} à "
+    if to_paris(end).date() != to_paris(start).date():
+        text += f"{day(end)}, "
+    return text + hour(end)
 
 
-templates.env.filters["when"] = when
+templates.env.filters.update(when=when, day=day, hour=hour)
 
 
 def _conferences(request: Request) -> Conferences:
@@ -82,12 +95,16 @@ async def detail(request: Request, event_id: UUID) -> HTMLResponse:
         event = await _conferences(request).get_event(str(event_id))
     except NotFound:
         return _message(request, "Conférence introuvable", "Cette conférence n'existe pas.", 404)
-    featured = []
+    community = request.app.state.community
+    featured, attending = [], []
     if event.kind == ConferenceKind.SUCCESS_STORIES:  # a few published stories of its region
-        featured = (await request.app.state.community.published_stories(event.region))[:3]
+        featured = (await community.published_stories(event.region))[:3]
+    if event.kind == ConferenceKind.PEER_EXCHANGE and event.status != "cancelled":
+        attending = await community.attendees(event.id)  # listed with their consent
     return templates.TemplateResponse(
-        request, "event.html", {"event": event, "errors": {}, "stories": featured}
-    )
+        request, "event.html",
+        {"event": event, "errors": {}, "stories": featured, "peers": attending},
+    )  # fmt: skip
 
 
 @router.post("/evenements/{event_id}/inscription", response_class=HTMLResponse)

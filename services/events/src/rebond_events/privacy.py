@@ -31,6 +31,7 @@ from rebond_events.tables import (
     conferences,
     erasures,
     invitations,
+    peer_attendances,
     peer_matches,
     peer_requests,
     peer_volunteers,
@@ -100,6 +101,7 @@ def anonymise(connection: Connection, now: datetime, retention: timedelta) -> An
     deleted = _rowcount(
         connection.execute(delete(invitations).where(invitations.c.event_id.in_(ended)))
     )
+    connection.execute(delete(peer_attendances).where(peer_attendances.c.event_id.in_(ended)))
     before = now - retention
     requests = _rowcount(
         connection.execute(delete(peer_requests).where(peer_requests.c.requested_at < before))

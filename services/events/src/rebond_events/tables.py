@@ -167,6 +167,19 @@ peer_matches = Table(
     Index("ix_peer_matches_volunteer", "volunteer_id", "created_at"),
 )
 
+#: The approved volunteers who said they will attend a `peer_exchange` conference and agreed to
+#: be listed on its public page (by pseudonym, region and stage only). A pause, a report or an
+#: erasure deletes their rows (`community_sql.SqlCommunity`); so does the retention, once the
+#: conference is over (`privacy.anonymise`).
+peer_attendances = Table(
+    "peer_attendances",
+    metadata,
+    Column("volunteer_id", String(36), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_peer_attendances_event", "event_id"),
+)
+
 #: What the events service publishes, written with the change it announces (`rebond_sql.outbox`).
 #: A message's subject is its record key: the conference id (conferences, registrations) or the
 #: submission reference (invitations, which an erasure drops by that subject).
