@@ -690,6 +690,9 @@ class PeerRequestV1(_Payload):
     contact: PeerContactV1
     locale: str = "fr"
     requested_at: AwareDatetime
+    #: The person consented to anonymous statistics (`consents.statistics`): events says it
+    #: again on each step of their match (`PeerMatchV1.statistics_consent`).
+    statistics_consent: bool = False
 
 
 class PeerMatchStatus(StrEnum):
@@ -712,3 +715,6 @@ class PeerMatchV1(_Payload):
     #: How many volunteers were proposed to this person so far.
     attempt: int = Field(default=1, ge=0)
     at: AwareDatetime
+    #: The person consented to anonymous statistics: only then does the console count the
+    #: match (a `proposed` step, by region).
+    statistics_consent: bool = False

@@ -364,3 +364,28 @@ async def test_peer_requests_and_unconfirmed_volunteers_go_after_the_retention(
         "/v1/moderation/volunteers?status=approved", headers=service.headers["second-souffle"]
     )
     assert [v["pseudonym"] for v in left.json()] == ["Paul"]
+
+
+async def test_each_step_of_a_match_repeats_the_persons_statistics_consent(
+    service: Running,
+) -> None:
+    """`peers.matches` says, on every step, whether the person consented to statistics (the
+    console counts only those matches): as the request said, kept through a decline."""
+    await approved_volunteer(service, "Paul")
+    consenting = peer_request().model_copy(update={"statistics_consent": True})
+    assert await service.events.community.request_peer(consenting) is not None
+    other = peer_request("RB-7K3M-Q9XA-2DFE-W8NC")  # without consent
+    assert await service.events.community.request_peer(other) is None  # Paul's month is used
+    [to_person] = mails(service, "claire@example.org")[:1]
+    path, token = link(to_person["text"], "/person")
+    await service.client.post(path, data={"token": token})
+    steps = [
+        (p["reference"][-1], p["status"], p["statistics_consent"])
+        for p in service.sink.payloads(PEER_MATCHES.name)
+    ]
+    assert steps == [
+        ("B", "proposed", True),
+        ("C", "unmatched", False),
+        ("B", "declined", True),
+        ("B", "unmatched", True),
+    ]

@@ -209,7 +209,17 @@ def test_a_peer_request_only_for_peer_support_with_consent_to_share_a_contact(
         "contact": contact,
         "locale": "fr",
         "requested_at": NOW.isoformat().replace("+00:00", "Z"),
+        "statistics_consent": person.questionnaire.consents.statistics,
     }
+
+
+@pytest.mark.parametrize("consented", [True, False])
+def test_a_peer_request_says_the_statistics_consent(directory: Directory, consented: bool) -> None:
+    """The peer request carries `consents.statistics` (events repeats it on each step of the
+    match, which the console counts only with it)."""
+    person = submitted(**PEER, consents__statistics=consented)
+    request = decide("s", person, NOW, directory, {}).peer_request
+    assert request is not None and request.statistics_consent is consented
 
 
 def test_never_a_peer_request_on_the_distress_track(directory: Directory) -> None:

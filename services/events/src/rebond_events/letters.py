@@ -131,10 +131,13 @@ def match_message(
     attempt: int,
     now: datetime,
     match_id: str | None = None,
+    statistics_consent: bool = False,
 ) -> Message:
-    """A step of a person's peer match on `peers.matches` (no name, no contact)."""
+    """A step of a person's peer match on `peers.matches` (no name, no contact), saying
+    whether the person consented to statistics (the console counts it only then)."""
     payload = PeerMatchV1(
         match_id=uuid.UUID(match_id) if match_id else None, reference=reference,
         status=status, region=region, attempt=attempt, at=now,
+        statistics_consent=statistics_consent,
     )  # fmt: skip
     return outbox_message(PEER_MATCHES, payload, subject=reference, correlation_id=reference)

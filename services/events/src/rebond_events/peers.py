@@ -45,6 +45,7 @@ from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_messa
 from rebond_events.models import Line, LinkRequest, PersonName
 from rebond_events.ports import Clock, Outcome
 from rebond_events.stories import Consent
+from rebond_sql.outbox import Message
 
 #: A volunteer's monthly limit counts the introductions of this many days back.
 MONTH = timedelta(days=30)
@@ -153,6 +154,8 @@ class PeerRequest:
     phone: str | None
     locale: str
     requested_at: datetime
+    #: The person consented to anonymous statistics (`PeerRequestV1.statistics_consent`).
+    statistics_consent: bool = False
 
 
 class MatchStatus(StrEnum):
@@ -577,6 +580,7 @@ def request_peer(
         reference=data.reference, region=data.region, stage=data.stage.value,
         sector=data.sector, first_name=data.contact.first_name, email=data.contact.email,
         phone=data.contact.phone, locale=data.locale, requested_at=clock(),
+        statistics_consent=data.statistics_consent,
     )  # fmt: skip
     repository.add_peer_request(request)
     return _propose(repository, links, clock(), request, new_id)
@@ -650,9 +654,7 @@ def _end(
     if request is None:  # the person was erased meanwhile
         return Outcome(None)
     tried = len(repository.matches_of(match.reference))
-    declined = match_message(
-        match.reference, PeerMatchStatus.DECLINED, request.region, tried, now, match.id
-    )
+    declined = _step(request, PeerMatchStatus.DECLINED, tried, now, match.id)
     if not propose:
         return Outcome(None, [declined])
     outcome = _propose(repository, links, now, request, new_id)
@@ -672,18 +674,14 @@ def _propose(
     chosen = choose_peer(request, candidates, {m.volunteer_id for m in earlier}, introductions)
     attempt = len(earlier) + (chosen is not None)
     if chosen is None:
-        messages = [
-            match_message(request.reference, PeerMatchStatus.UNMATCHED, request.region,
-                          attempt, now)
-        ]  # fmt: skip
+        messages = [_step(request, PeerMatchStatus.UNMATCHED, attempt, now)]
         if request.email:
             messages.append(mail_message(_none_left(request), request.reference, now))
         return Outcome(None, messages)
     match = Match(new_id(), request.reference, chosen.id, MatchStatus.PROPOSED, now)
     repository.add_match(match)
     messages = [
-        match_message(request.reference, PeerMatchStatus.PROPOSED, request.region, attempt,
-                      now, match.id),
+        _step(request, PeerMatchStatus.PROPOSED, attempt, now, match.id),
         mail_message(_to_volunteer(links, chosen, request, match), request.reference, now),
     ]  # fmt: skip
     if request.email:
@@ -691,6 +689,20 @@ def _propose(
             mail_message(_to_person(links, chosen, request, match), request.reference, now)
         )
     return Outcome(match.id, messages)
+
+
+def _step(
+    request: PeerRequest,
+    status: PeerMatchStatus,
+    attempt: int,
+    now: datetime,
+    match_id: str | None = None,
+) -> Message:
+    """A step of `request`'s match on `peers.matches`, with the person's statistics consent."""
+    return match_message(
+        request.reference, status, request.region, attempt, now, match_id,
+        request.statistics_consent,
+    )  # fmt: skip
 
 
 def _to_person(

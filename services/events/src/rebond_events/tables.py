@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from rebond_sql.erasure import tombstone_table
@@ -152,6 +153,8 @@ peer_requests = Table(
     Column("phone", String(30), nullable=True),
     Column("locale", String(5), nullable=False),
     Column("requested_at", UTCDateTime, nullable=False),
+    #: Whether each step of their match may be counted in the anonymous statistics.
+    Column("statistics_consent", Boolean, nullable=False, server_default=false()),
 )
 
 #: Each volunteer proposed to a person; `declined_by` once either side declined.

@@ -255,6 +255,7 @@ def peer_request_of(submitted: QuestionnaireCompletedV1, now: datetime) -> PeerR
         ),
         locale=answers.locale.value,
         requested_at=now,
+        statistics_consent=answers.consents.statistics,
     )
 
 
