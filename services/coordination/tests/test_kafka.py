@@ -28,6 +28,8 @@ from rebond_contracts.payloads import (
     DirectoryOverrideV1,
     ErasureRequestedV1,
     OutcomeKind,
+    PeerMatchStatus,
+    PeerMatchV1,
     ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralV1,
@@ -39,6 +41,7 @@ from rebond_contracts.topics import (
     ASSIGNMENTS,
     ERASURES,
     OVERRIDES,
+    PEER_MATCHES,
     STATISTICS,
     UNROUTED,
     Topic,
@@ -388,6 +391,50 @@ async def test_the_routers_anonymous_facts_feed_the_statistics_once_each(
             lambda c: c.execute(select(stat_facts.c.kind, stat_facts.c.seconds_to_answer)).all()
         )
         assert sorted(map(tuple, rows)) == [("declined", 60.0), ("offered", None)]
+
+
+async def test_events_peer_matches_are_counted_only_with_the_persons_consent(
+    sqlite_url: str, kafka_secure: Any
+) -> None:
+    """On `peers.matches`, as events writes it: a consenting person's `proposed` step is one
+    anonymous fact (read twice, counted once); a non-consenting person's, and a `declined`
+    step, are not counted. The last, consenting, match is the end marker."""
+    at = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
+
+    def step(status: PeerMatchStatus, consented: bool) -> PeerMatchV1:
+        return PeerMatchV1(
+            match_id=uuid.uuid4(), reference=reference(), status=status,
+            region="75", at=at, statistics_consent=consented,
+        )  # fmt: skip
+
+    counted = step(PeerMatchStatus.PROPOSED, True)
+    steps = [
+        counted, counted, step(PeerMatchStatus.PROPOSED, False),
+        step(PeerMatchStatus.DECLINED, True), step(PeerMatchStatus.PROPOSED, True),
+    ]  # fmt: skip
+    async with plugged(sqlite_url, kafka_secure) as console:
+        for data in steps:
+            await publish(kafka_secure, "events", PEER_MATCHES, data, partition=0)
+
+        async def marker_counted() -> bool:
+            found = await console.store.database.run(
+                lambda c: c.execute(select(stat_facts.c.fact_id)).scalars().all()
+            )
+            return f"peer-match:{steps[-1].match_id}" in found
+
+        await eventually(marker_counted)
+        rows = await console.store.database.run(
+            lambda c: c.execute(
+                select(stat_facts.c.fact_id, stat_facts.c.kind, stat_facts.c.region,
+                       stat_facts.c.at, stat_facts.c.association_id)
+            ).all()
+        )  # fmt: skip
+    midnight = datetime(2026, 11, 26, tzinfo=UTC)
+    mine = {f"peer-match:{s.match_id}" for s in steps}  # the broker may hold others' facts
+    assert sorted(tuple(row) for row in rows if row[0] in mine) == sorted(
+        (f"peer-match:{s.match_id}", "peer_match", "75", midnight, None)
+        for s in (counted, steps[-1])
+    )
 
 
 async def test_an_erasure_read_before_its_case_keeps_the_case_out_of_the_queue(

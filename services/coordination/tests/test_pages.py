@@ -2,10 +2,13 @@
 conferences; what each sends through the outbound port; metrics and health."""
 
 import html
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rebond_contracts.payloads import PeerMatchStatus, PeerMatchV1
 from rebond_coordination import projections
 from rebond_coordination.domain import Cause, Role
 from rebond_coordination.facts import (
@@ -17,6 +20,8 @@ from rebond_coordination.facts import (
     StatusChanged,
     Withdrawn,
 )
+from rebond_coordination.kafka import _projection
+from rebond_testing import new_reference
 
 from .conftest import START, Browser, Console, offer, queue_case
 
@@ -320,6 +325,44 @@ async def test_conference_registrations_per_region_come_from_the_events_service(
     assert "secret" in idf[: idf.index("</tr>")]
     console.events.down = True
     assert (await cora.get("/statistiques?grain=month")).status_code == 200
+
+
+async def test_peer_matches_per_region_count_only_consenting_people_once_each(
+    console: Console, cora: Browser
+) -> None:
+    """The `proposed` steps of `peers.matches` are counted per region, each match once, only
+    for people who consented to statistics; other steps are not matches; under 5, "secret"
+    (and Île-de-France's 6 with it, the smallest other, else the total gives it back)."""
+    steps = (  # (region, status, consented to statistics)
+        [("75", PeerMatchStatus.PROPOSED, True)] * 7 + [("75", PeerMatchStatus.PROPOSED, False)] * 4
+        + [("75", PeerMatchStatus.DECLINED, True)] * 3 + [("75", PeerMatchStatus.UNMATCHED, True)]
+        + [("84", PeerMatchStatus.PROPOSED, True)] * 2 + [("84", PeerMatchStatus.PROPOSED, False)]
+        + [("11", PeerMatchStatus.PROPOSED, True)] * 6
+    )  # fmt: skip
+    for index, (region, status, consented) in enumerate(steps):
+        step = PeerMatchV1(
+            match_id=uuid.uuid4() if status != PeerMatchStatus.UNMATCHED else None,
+            reference=new_reference(), status=status, region=region,  # type: ignore[arg-type]
+            at=START + timedelta(days=index % 3), statistics_consent=consented,
+        )  # fmt: skip
+        found = _projection(step)
+        if status != PeerMatchStatus.PROPOSED:
+            assert found is None
+            continue
+        assert found is not None
+        apply, fact = found
+        for _ in range(2):  # read twice (a redelivery): counted once
+            await apply(console.store, fact)
+    counted = Counter(r for r, status, ok in steps if status == PeerMatchStatus.PROPOSED and ok)
+    page = html.unescape((await cora.get("/statistiques?grain=month")).text)
+    section = page[page.index("Mises en relation entre pairs") :]
+    row = section[section.index("Nouvelle-Aquitaine") :]
+    assert row[: row.index("</tr>")].endswith(f"<td>{counted['75']}</td>")  # 7
+    for region in ("Auvergne-Rhône-Alpes", "Île-de-France"):
+        row = section[section.index(region) :]
+        assert "secret" in row[: row.index("</tr>")]
+    row = section[section.index("Total") :]
+    assert row[: row.index("</tr>")].endswith(f"<td>{counted.total()}</td>")  # 15
 
 
 @pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF")])

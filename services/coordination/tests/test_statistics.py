@@ -170,6 +170,27 @@ def test_the_report_matches_counts_computed_independently() -> None:
     assert report.registrations.cell("11", "registrations").shown == registrations["11"]
 
 
+def test_peer_matches_are_counted_per_region_against_a_plain_count() -> None:
+    """Matches per region equal a plain count of the same facts where 5 or more, a smaller
+    region is hidden with one more cell of its column; only the region filter applies."""
+    rng = random.Random(24)
+    facts = [
+        Fact("peer_match", T0 + timedelta(days=rng.randint(0, 40)), rng.choice(["75", "84"]))
+        for _ in range(40)
+    ]
+    facts += [Fact("peer_match", T0, "11")] * 3 + [Fact("offered", T0, "11", "unsure", "apesa")]
+    matches = build_report(facts, filters=Filters(stage="safeguard")).peer_matches
+    expected = Counter(f.region for f in facts if f.kind == "peer_match")
+    assert matches.rows == sorted(expected)
+    for region, count in expected.items():
+        assert matches.cell(region, "matches").shown in (count, None)
+    assert matches.cell("11", "matches").suppressed
+    assert_no_line_reveals_a_hidden_cell(matches)
+    assert matches.total().shown == sum(expected.values())
+    only = build_report(facts, filters=Filters(region="84")).peer_matches
+    assert only.rows == ["84"] and only.total().shown == expected["84"]
+
+
 def test_the_outcomes_the_associations_report_are_counted_small_ones_hidden() -> None:
     """Per association and outcome, a plain count where it is 5 or more; a smaller cell is
     hidden, and so is one more of its line, so that the row's total does not give it back."""

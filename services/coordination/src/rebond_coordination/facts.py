@@ -140,7 +140,7 @@ StatisticsKind = Literal[
     "offered", "accepted", "declined", "expired", "followup_contacted",
     "followup_not_contacted", "registration", "outcome_contacted",
     "outcome_accompaniment_started", "outcome_redirected", "outcome_unreachable",
-    "outcome_closed",
+    "outcome_closed", "peer_match",
 ]  # fmt: skip
 
 

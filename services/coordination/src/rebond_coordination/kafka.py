@@ -11,14 +11,16 @@ id (`outbound_event`) lets the router drop a repeat.
 
 Reading: one subscriber (group `rebond-coordination[.<name>]`) of the human queue, every
 association's referrals, the referrals' statuses, the follow-ups, the router's anonymous
-statistics facts, the router's applied overrides and the erasures turns each event into a fact of `facts.py` and applies it with
-`projections.py`. Each projection is idempotent, and the offset is committed only after it
-returned (`rebond_kafka.consume.subscribe`), so at-least-once delivery leaves the store as one
+statistics facts, events' peer matches (`proposed` steps, counted with the person's consent),
+the router's applied overrides and the erasures turns each event into a fact of `facts.py` and
+applies it with `projections.py`. Each projection is idempotent, and the offset is committed
+only after it returned (`rebond_kafka.consume.subscribe`), so at-least-once delivery leaves the store as one
 delivery would. A record the contract refuses is dead-lettered.
 """
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC
 from typing import Any
 
 import structlog
@@ -39,6 +41,8 @@ from rebond_contracts.payloads import (
     ErasureRequestedV1,
     FollowUpAnsweredV1,
     OutcomeKind,
+    PeerMatchStatus,
+    PeerMatchV1,
     ReferralOutcomeV1,
     ReferralResponseV1,
     ReferralStatusV1,
@@ -53,6 +57,7 @@ from rebond_contracts.topics import (
     ERASURES,
     FOLLOW_UPS,
     OVERRIDES,
+    PEER_MATCHES,
     REFERRAL_STATUS,
     STATISTICS,
     UNROUTED,
@@ -298,6 +303,8 @@ def _projection(data: BaseModel) -> tuple[Apply, BaseModel] | None:
             return projections.follow_up_answered, follow_up_answered(data)
         case CaseFactV1():
             return projections.statistics_fact, statistics_fact(data)
+        case PeerMatchV1(status=PeerMatchStatus.PROPOSED, match_id=uuid.UUID()):
+            return projections.statistics_fact, peer_match_fact(data)
         case ErasureRequestedV1():
             return projections.withdrawn, Withdrawn(reference=data.reference, at=data.requested_at)
         case ReferralWithdrawnV1():
@@ -312,6 +319,17 @@ def statistics_fact(event: CaseFactV1) -> StatisticsFact:
         fact_id=str(event.fact_id), kind=event.kind.value, at=event.day, consented=True,
         region=event.region, stage=event.stage, association_id=event.association_id,
         reason=event.reason, seconds_to_answer=event.seconds_to_answer,
+    )  # fmt: skip
+
+
+def peer_match_fact(event: PeerMatchV1) -> StatisticsFact:
+    """A volunteer proposed to a person (events' `proposed` step), as the statistics count it:
+    once per match (its id), by region and day (midnight UTC, no time, no reference); kept only
+    if the person consented to statistics (`projections.statistics_fact` drops the others)."""
+    return StatisticsFact(
+        fact_id=f"peer-match:{event.match_id}", kind="peer_match",
+        at=event.at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0),
+        consented=event.statistics_consent, region=event.region,
     )  # fmt: skip
 
 
@@ -333,13 +351,13 @@ def subscribe_facts(
         log.info("fact_applied", topic=received.topic.name, kind=type(fact).__name__)
 
     topics = [
-        UNROUTED, REFERRAL_STATUS, FOLLOW_UPS, STATISTICS, APPLIED, ERASURES,
+        UNROUTED, REFERRAL_STATUS, FOLLOW_UPS, STATISTICS, PEER_MATCHES, APPLIED, ERASURES,
         *(referrals(a) for a in AssociationId),
     ]  # fmt: skip
     subscribe(
         broker, topics, handle, dead_letters=dead_letters, group_id=group_id,
         description="The human queue, the associations' referrals, their statuses, the "
-        "follow-ups, the statistics' facts, the applied overrides and the erasures, applied to "
-        "the console's store.",
+        "follow-ups, the statistics' facts, the peer matches, the applied overrides and the "
+        "erasures, applied to the console's store.",
         record_scope=record_scope, title="coordination facts",
     )  # fmt: skip

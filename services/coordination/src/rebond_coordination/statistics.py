@@ -216,6 +216,8 @@ class Report:
     registrations: Table
     #: Per association, the outcomes it reported after accepting (`OUTCOME_COLUMNS`).
     outcomes: Table
+    #: Per region, the peers proposed to people who asked for one (issue 24).
+    peer_matches: Table
 
 
 def build_report(
@@ -228,8 +230,8 @@ def build_report(
     capacities: dict[str, int] | None = None,
     threshold: int = THRESHOLD,
 ) -> Report:
-    """The statistics page's tables. Registrations ignore the stage and association filters
-    (a conference registration has neither)."""
+    """The statistics page's tables. Registrations and peer matches ignore the stage and
+    association filters (neither carries them)."""
     row_dimension: Dimension = rows or grain
     kept = [fact for fact in facts if filters.keep(fact)]
 
@@ -260,20 +262,29 @@ def build_report(
         _followup_column,
     )  # fmt: skip
     followup = protect(counts, associations, ["contacted", "not_contacted"], threshold=threshold)
-    registration_facts = [
-        f for f in facts
-        if f.kind == "registration" and (filters.region is None or f.region == filters.region)
-    ]  # fmt: skip
-    counts, regions, _ = crosstab(registration_facts, "region", _registrations_column)
-    registrations = protect(counts, regions, ["registrations"], threshold=threshold)
+    registrations = per_region(facts, "registration", "registrations", filters, threshold)
+    peer_matches = per_region(facts, "peer_match", "matches", filters, threshold)
     counts, associations, _ = crosstab(
         of(*(f"outcome_{column}" for column in OUTCOME_COLUMNS)), "association", _outcome_column
     )
     outcomes = protect(counts, associations, OUTCOME_COLUMNS, threshold=threshold)
     return Report(
         grain, row_dimension, columns, offered, answers, answer_times, capacity,
-        capacity_used, followup, registrations, outcomes,
+        capacity_used, followup, registrations, outcomes, peer_matches,
     )  # fmt: skip
+
+
+def per_region(
+    facts: Iterable[Fact], kind: str, column: str, filters: Filters, threshold: int
+) -> Table:
+    """The facts of `kind` counted by region in one `column`, protected; only the region
+    filter applies (these facts have no stage nor association)."""
+    kept = [
+        f for f in facts
+        if f.kind == kind and (filters.region is None or f.region == filters.region)
+    ]  # fmt: skip
+    counts, regions, _ = crosstab(kept, "region", lambda _: column)
+    return protect(counts, regions, [column], threshold=threshold)
 
 
 def _outcome_column(fact: Fact) -> str:
@@ -282,7 +293,3 @@ def _outcome_column(fact: Fact) -> str:
 
 def _followup_column(fact: Fact) -> str:
     return "contacted" if fact.kind == "followup_contacted" else "not_contacted"
-
-
-def _registrations_column(_: Fact) -> str:
-    return "registrations"
