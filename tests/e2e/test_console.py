@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -68,11 +68,19 @@ class Console:
 
 @pytest.fixture(scope="module")
 def console(running_services: Pipeline, _kafka_broker: Any) -> Iterator[Console]:
+    """The console (`running_console`) with this module's accounts."""
+    with running_console(running_services, _kafka_broker, ACCOUNTS) as running:
+        yield running
+
+
+@contextmanager
+def running_console(
+    run: Pipeline, broker: Any, accounts: dict[str, list[str]]
+) -> Iterator[Console]:
     """`python -m rebond_coordination` as the `coordination` principal, reading the folder's
     pipeline and calling its events service with the development organiser keys both share;
-    its accounts made by `add-user` on its store (the password given as the terminal would)."""
-    run = running_services
-    secure = _kafka_broker.secure
+    `accounts` made by `add-user` on its store (the password given as the terminal would)."""
+    secure = broker.secure
     if secure is None:
         pytest.skip("the console's end-to-end tests need the secured broker (its principals)")
     service = start_service(
@@ -85,7 +93,7 @@ def console(running_services: Pipeline, _kafka_broker: Any) -> Iterator[Console]
         settings = CoordinationSettings(
             environment="test", database_url=f"sqlite:///{run.folder / 'coordination.sqlite3'}"
         )
-        for email, arguments in ACCOUNTS.items():
+        for email, arguments in accounts.items():
             assert add_user([email, *arguments], settings, lambda _: PASSWORD) == 0, email
         yield Console(service.url, service)
     finally:
