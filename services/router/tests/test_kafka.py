@@ -522,7 +522,7 @@ async def test_a_questionnaire_asking_for_peer_support_puts_a_request_on_peers_r
     assert PeerRequestV1.model_validate(request) == PeerRequestV1(
         reference=ref, region="75", stage=Stage.AFTER_LIQUIDATION, sector="G",
         contact=PeerContactV1(first_name="Claire", email="claire@example.org"),
-        requested_at=NOW,
+        requested_at=NOW, statistics_consent=True,
     )  # fmt: skip
 
 
