@@ -40,6 +40,7 @@ from rebond_contracts.topics import DECISIONS
 from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate
+from rebond_testing.events import publish_event
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: The tests' zero hour: `at(seconds)` is that many seconds after it.
@@ -431,23 +432,6 @@ class TopicWatcher:
         await self.consumer.stop()
 
 
-async def publish(bootstrap: str, topic_name: str, envelope, key: str) -> None:  # type: ignore[no-untyped-def]
-    """Publish one event as the router would: binary mode, acks=all."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic_name,
-            envelope.kafka_value(),
-            key=key.encode(),
-            headers=[(k, v.encode()) for k, v in envelope.kafka_headers().items()],
-        )
-    finally:
-        await producer.stop()
-
-
 async def send_decision(bootstrap: str, decision: RoutingDecisionV1) -> None:
     """Publish `decision` as the router does: keyed and subject by its reference, its id the
     decision's."""
@@ -455,7 +439,7 @@ async def send_decision(bootstrap: str, decision: RoutingDecisionV1) -> None:
         decision, subject=decision.reference, correlationid=decision.reference,
         id=str(decision.decision_id),
     )  # fmt: skip
-    await publish(bootstrap, DECISIONS.name, event, decision.reference)
+    await publish_event(bootstrap, DECISIONS.name, event, decision.reference)
 
 
 #: Retries that a test sees through: 3 attempts, 0.2 s then up to 1 s apart.
