@@ -4,8 +4,6 @@ decisions built from the contracts."""
 import asyncio
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -40,9 +38,9 @@ from rebond_contracts.topics import DECISIONS
 from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate
+from rebond_testing import free_port, new_reference
 from rebond_testing.events import publish_event
 
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: The tests' zero hour: `at(seconds)` is that many seconds after it.
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -65,16 +63,6 @@ async def sqlite_store(folder: Path) -> DeliveryStore:
     url = f"sqlite+aiosqlite:///{folder}/log.sqlite3"
     migrate(url)
     return DeliveryStore.from_url(url)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def new_reference() -> str:
-    return "RB-" + "-".join("".join(random.choice(CROCKFORD) for _ in range(4)) for _ in range(4))
 
 
 def make_decision(
