@@ -3,7 +3,6 @@
 give it), the first of them down."""
 
 import asyncio
-import socket
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +16,7 @@ from rebond_notifier.consumer import build_broker as notifier_broker
 from rebond_notifier.settings import NotifierSettings
 from rebond_router.consumer import new_broker as router_broker
 from rebond_router.settings import RouterSettings
+from rebond_testing import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -31,19 +31,13 @@ BUILDERS: dict[str, Callable[[str], KafkaBroker]] = {
 }
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("service", BUILDERS)
 async def test_a_service_connects_through_a_list_of_bootstrap_servers(
     service: str, kafka_bootstrap: str
 ) -> None:
     """Given `<a closed port>,<the broker>`, the service's broker connects (FastStream took the
     whole string for one host name, which does not resolve, and never connected)."""
-    broker = BUILDERS[service](f"127.0.0.1:{_closed_port()},{kafka_bootstrap}")
+    broker = BUILDERS[service](f"127.0.0.1:{free_port()},{kafka_bootstrap}")
     try:
         await asyncio.wait_for(broker.connect(), 30)
         assert await broker.ping(timeout=10)

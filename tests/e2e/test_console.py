@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from playwright.async_api import Page, async_playwright, expect
 
 from rebond_contracts.associations import AssociationId
@@ -34,6 +33,7 @@ from rebond_contracts.topics import APPLIED, DECISIONS, OVERRIDES, REFERRAL_STAT
 from rebond_coordination.__main__ import add_user
 from rebond_coordination.settings import CoordinationSettings
 from rebond_testing import TopicProbe, headers, until_async
+from rebond_testing.events import publish_event
 from rebond_testing.probe import Record
 from rebond_testing.services import RunningService, start_service, stop_service, wait_ready
 
@@ -208,17 +208,10 @@ async def _reset_override(kafka_secure: Any, kafka_bootstrap: str, association: 
     )  # fmt: skip
     event = OVERRIDES.envelope(reset, subject=association, correlationid=association)
     async with TopicProbe(kafka_bootstrap, [APPLIED.name]) as applied:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=kafka_secure.bootstrap, **kafka_secure.sasl("coordination")
-        )
-        await producer.start()
-        try:
-            await producer.send_and_wait(
-                OVERRIDES.name, event.kafka_value(), key=association.encode(),
-                headers=[(k, v.encode()) for k, v in event.kafka_headers().items()],
-            )  # fmt: skip
-        finally:
-            await producer.stop()
+        await publish_event(
+            kafka_secure.bootstrap, OVERRIDES.name, event, association,
+            **kafka_secure.sasl("coordination"),
+        )  # fmt: skip
         said = await applied.wait_for(
             association,
             where=lambda r: data(r)["override_id"] == str(reset.override_id),

@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import Answer, ReferralResponseV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import responses
 from rebond_testing import until
+from rebond_testing.events import publish_event
 
 from .conftest import Pipeline, association_records, erased_everywhere
 
@@ -52,21 +52,10 @@ async def _answer(kafka_secure, reference: str, referral_id: str) -> None:  # ty
         subject=reference,
         correlationid=reference,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_secure.bootstrap,
-        acks="all",
+    await publish_event(
+        kafka_secure.bootstrap, topic.name, event, reference,
         **kafka_secure.sasl("association-60000-rebonds"),
-    )
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic.name,
-            event.kafka_value(),
-            key=reference.encode(),
-            headers=[(k, v.encode()) for k, v in event.kafka_headers().items()],
-        )
-    finally:
-        await producer.stop()
+    )  # fmt: skip
 
 
 def test_a_full_flow_logs_no_name_email_phone_or_message(

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralV1, new_reference
 from rebond_contracts.topics import referrals, responses
 from rebond_kafka.acl_plan import groups_of
 from rebond_kafka.testing import records_to_end
+from rebond_testing.events import publish_event
 
 pytestmark = pytest.mark.kafka
 
@@ -192,18 +192,10 @@ async def publish_as_notifier(kafka_secure, referral: ReferralV1) -> None:  # ty
         referral, subject=referral.reference, correlationid=referral.reference,
         id=str(referral.referral_id),
     )  # fmt: skip
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_secure.bootstrap, acks="all", enable_idempotence=True,
+    await publish_event(
+        kafka_secure.bootstrap, topic.name, event, referral.reference,
         **kafka_secure.sasl("notifier"),
     )  # fmt: skip
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic.name, event.kafka_value(), key=referral.reference.encode(),
-            headers=[(k, v.encode()) for k, v in event.kafka_headers().items()],
-        )  # fmt: skip
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,23 @@ def place(raw: object, loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "<root>"
 
 
-def load_yaml_model(text: str, model: type[M], origin: str, error: type[ValueError]) -> M:
-    """Parse `text` as a mapping and validate it as `model`; raise `error` naming each problem."""
+def yaml_mapping(
+    text: str, origin: str, error: type[ValueError], expected: str
+) -> dict[str, object]:
+    """`text` parsed as YAML, which must be a mapping (of `expected`, named in the error);
+    else `error`, naming `origin`."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as problem:
         raise error(f"{origin}: not valid YAML: {problem}") from problem
     if not isinstance(raw, dict):
-        raise error(f"{origin}: expected a mapping with {', '.join(model.model_fields)}")
+        raise error(f"{origin}: expected a mapping with {expected}")
+    return raw
+
+
+def load_yaml_model(text: str, model: type[M], origin: str, error: type[ValueError]) -> M:
+    """Parse `text` as a mapping and validate it as `model`; raise `error` naming each problem."""
+    raw = yaml_mapping(text, origin, error, ", ".join(model.model_fields))
     try:
         return model.model_validate(raw)
     except ValidationError as invalid:

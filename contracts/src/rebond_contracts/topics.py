@@ -267,7 +267,9 @@ CONFERENCES = Topic(
     event_type="fr.rebond.conference.changed",
     schema_version=1,
     writer=Service.EVENTS,
-    readers=(Service.NOTIFIER,),
+    #: Nobody reads it yet: registrants hear of a change on `conferences.registrations`, and a
+    #: reader declared here is granted the ACL and must dead-letter a poison (tests/faults).
+    readers=(),
     description="A Conférence du rebond scheduled, updated or cancelled (no personal data).",
     #: Public conference data: a season of conferences, for a reader that starts afresh.
     retention_ms=90 * DAY_MS,

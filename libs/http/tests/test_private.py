@@ -2,7 +2,6 @@
 uvicorn server listening on two real sockets."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,12 +13,7 @@ from starlette.routing import Route
 
 from rebond_http.guard import SecurityHeaders
 from rebond_http.private import PrivateRoutes, server
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from rebond_testing import free_port
 
 
 def _app(*, internal_port: int | None, public: bool, hsts_max_age_s: int = 0) -> Starlette:
@@ -37,7 +31,7 @@ async def serving(
     *, internal: bool, public: bool = False, hsts_max_age_s: int = 0
 ) -> AsyncIterator[tuple[str, str | None]]:
     """The app on a public port (and an internal one): their base URLs."""
-    port, internal_port = _free_port(), (_free_port() if internal else None)
+    port, internal_port = free_port(), (free_port() if internal else None)
     app = _app(internal_port=internal_port, public=public, hsts_max_age_s=hsts_max_age_s)
     uvicorn_server, sockets = server(
         app, host="127.0.0.1", port=port, internal_port=internal_port, log_config=None,

@@ -2,7 +2,6 @@
 production), fakes behind every port, a clock the test moves, and signed-in clients."""
 
 import re
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from rebond_contracts.payloads import new_reference
 from rebond_coordination import auth
 from rebond_coordination.app import App, build
 from rebond_coordination.domain import Cause, Role
@@ -26,7 +26,6 @@ from rebond_coordination.store import NewUser, Store, UserRow, migrate
 
 BASE = "http://console.test"
 PASSWORD = "un mot de passe assez long"
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 START = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday
 
 
@@ -41,10 +40,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-def reference() -> str:
-    return "RB-" + "-".join("".join(secrets.choice(CROCKFORD) for _ in range(4)) for _ in range(4))
 
 
 def settings_for(database_url: str, **overrides: Any) -> CoordinationSettings:
@@ -192,7 +187,7 @@ async def queue_case(
     store: Store, at: datetime = START, *, urgent: bool = False, contact: bool = True,
     ref: str | None = None, cause: Cause = Cause.ALL_DECLINED,
 ) -> str:  # fmt: skip
-    ref = ref or reference()
+    ref = ref or new_reference()
     await case_queued(
         store,
         CaseQueued(
@@ -217,7 +212,7 @@ async def offer(
     first_name: str = "Claire", ref: str | None = None, referral_id: str | None = None,
 ) -> tuple[str, str]:  # fmt: skip
     """A referral in `association`'s inbox; (referral_id, reference)."""
-    ref = ref or reference()
+    ref = ref or new_reference()
     referral_id = referral_id or str(uuid.uuid4())
     region = {"33": "75", "69": "84", "75": "11"}.get(department or "", "75")
     await referral_offered(

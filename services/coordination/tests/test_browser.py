@@ -5,7 +5,6 @@ folder."""
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from rebond_coordination.domain import Role
 from rebond_coordination.facts import DirectoryObserved, EffectiveValues, StatisticsFact
 from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, FakePreview
 from rebond_coordination.store import NewUser, Store, migrate
+from rebond_testing import free_port
 
 from .conftest import PASSWORD, offer, queue_case, settings_for
 
@@ -45,12 +45,6 @@ def _pending_moderation() -> FakeEvents:
         availability="le soir", monthly_limit=2, created_at=now,
     )  # fmt: skip
     return events
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

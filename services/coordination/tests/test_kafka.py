@@ -34,6 +34,7 @@ from rebond_contracts.payloads import (
     ReferralResponseV1,
     ReferralV1,
     UnroutedReferralV1,
+    new_reference,
 )
 from rebond_contracts.questionnaire import Contact, Stage
 from rebond_contracts.topics import (
@@ -55,7 +56,7 @@ from rebond_coordination.store import UserRow
 from rebond_coordination.tables import cases, erasures, stat_facts
 from rebond_coordination.web import PARIS
 
-from .conftest import Browser, Clock, Console, reference, settings_for
+from .conftest import Browser, Clock, Console, settings_for
 
 pytestmark = pytest.mark.kafka
 
@@ -140,7 +141,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 60
 
 def a_referral(at: datetime, association: AssociationId = SIXTY) -> ReferralV1:
     return ReferralV1.model_validate({
-        "referral_id": str(uuid.uuid4()), "reference": reference(),
+        "referral_id": str(uuid.uuid4()), "reference": new_reference(),
         "association_id": association.value, "stage": "after_liquidation", "region": "75",
         "department": "33", "needs": ["mentoring"],
         "contact": {"first_name": "Élodie", "email": "elodie@example.org",
@@ -152,7 +153,7 @@ def a_referral(at: datetime, association: AssociationId = SIXTY) -> ReferralV1:
 
 def an_unrouted_case(at: datetime) -> UnroutedReferralV1:
     return UnroutedReferralV1.model_validate({
-        "reference": reference(), "urgent": True, "stage": "after_liquidation", "region": "75",
+        "reference": new_reference(), "urgent": True, "stage": "after_liquidation", "region": "75",
         "needs": ["mentoring"], "cause": "no_candidate", "rule_set_version": "test",
         "at": at.isoformat(),
     })  # fmt: skip

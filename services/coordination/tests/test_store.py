@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from rebond_contracts.payloads import new_reference
 from rebond_coordination import projections
 from rebond_coordination.domain import AnswerVerdict, CaseStatus, ClaimVerdict, Role
 from rebond_coordination.facts import (
@@ -24,7 +25,6 @@ from rebond_coordination.ports import CaseAssigned, DirectoryOverride
 from rebond_coordination.store import NewUser, Refused, Store, new_id
 
 from .conftest import START, offer, queue_case
-from .conftest import reference as new_reference
 
 CLAIM = timedelta(minutes=30)
 

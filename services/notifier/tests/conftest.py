@@ -4,8 +4,6 @@ decisions built from the contracts."""
 import asyncio
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -40,8 +38,9 @@ from rebond_contracts.topics import DECISIONS
 from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate
+from rebond_testing import free_port, new_reference
+from rebond_testing.events import publish_event
 
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #: The tests' zero hour: `at(seconds)` is that many seconds after it.
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 
@@ -64,16 +63,6 @@ async def sqlite_store(folder: Path) -> DeliveryStore:
     url = f"sqlite+aiosqlite:///{folder}/log.sqlite3"
     migrate(url)
     return DeliveryStore.from_url(url)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def new_reference() -> str:
-    return "RB-" + "-".join("".join(random.choice(CROCKFORD) for _ in range(4)) for _ in range(4))
 
 
 def make_decision(
@@ -431,23 +420,6 @@ class TopicWatcher:
         await self.consumer.stop()
 
 
-async def publish(bootstrap: str, topic_name: str, envelope, key: str) -> None:  # type: ignore[no-untyped-def]
-    """Publish one event as the router would: binary mode, acks=all."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic_name,
-            envelope.kafka_value(),
-            key=key.encode(),
-            headers=[(k, v.encode()) for k, v in envelope.kafka_headers().items()],
-        )
-    finally:
-        await producer.stop()
-
-
 async def send_decision(bootstrap: str, decision: RoutingDecisionV1) -> None:
     """Publish `decision` as the router does: keyed and subject by its reference, its id the
     decision's."""
@@ -455,7 +427,7 @@ async def send_decision(bootstrap: str, decision: RoutingDecisionV1) -> None:
         decision, subject=decision.reference, correlationid=decision.reference,
         id=str(decision.decision_id),
     )  # fmt: skip
-    await publish(bootstrap, DECISIONS.name, event, decision.reference)
+    await publish_event(bootstrap, DECISIONS.name, event, decision.reference)
 
 
 #: Retries that a test sees through: 3 attempts, 0.2 s then up to 1 s apart.

@@ -22,8 +22,9 @@ from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, Referr
 from rebond_contracts.topics import ERASURES, REFERRAL_STATUS, responses
 from rebond_notifier import templates
 from rebond_notifier.signing import Action, AnswerClaims, make_token
+from rebond_testing.events import publish_event
 
-from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, publish, send_decision
+from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, send_decision
 
 pytestmark = pytest.mark.kafka
 
@@ -268,7 +269,7 @@ def test_a_link_whose_referral_moved_on_says_so_instead_of_confirming(
     event = REFERRAL_STATUS.envelope(
         moved, subject=decision.reference, correlationid=decision.reference
     )
-    asyncio.run(publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference))
+    asyncio.run(publish_event(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference))
 
     reply = _page_until(links["accept"], 410)
     assert reply.status_code == 410 and title in reply.text
@@ -310,7 +311,7 @@ def test_a_link_of_a_withdrawn_request_says_so(
         ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC)),
         subject=decision.reference, correlationid=decision.reference,
     )  # fmt: skip
-    asyncio.run(publish(kafka_bootstrap, ERASURES.name, erasure, decision.reference))
+    asyncio.run(publish_event(kafka_bootstrap, ERASURES.name, erasure, decision.reference))
     reply = _page_until(links["accept"], 410)
     assert reply.status_code == 410 and "Demande retirée" in reply.text
 

@@ -26,8 +26,9 @@ from rebond_notifier.association_cli import (
     table_row,
 )
 from rebond_notifier.text import escape_controls, has_controls, one_line
+from rebond_testing.events import publish_event
 
-from .conftest import make_decision, poll_until, publish
+from .conftest import make_decision, poll_until
 
 #: A first name as an attacker would write it: set the terminal's title (OSC), colour red (CSI,
 #: in its C1 form too), a bidi override, a line break and a bell.
@@ -93,7 +94,7 @@ async def test_listen_escapes_a_hostile_first_name_read_from_kafka(kafka_bootstr
         referral, subject=referral.reference, correlationid=referral.reference,
         id=str(referral.referral_id),
     )  # fmt: skip
-    await publish(kafka_bootstrap, topic.name, event, referral.reference)
+    await publish_event(kafka_bootstrap, topic.name, event, referral.reference)
     out = io.StringIO()
     settings = ClientSettings(REBOND_KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
     task = asyncio.create_task(

@@ -31,6 +31,7 @@ from rebond_contracts.topics import (
 )
 from rebond_notifier.app import Notifier
 from rebond_notifier.store import FINAL, Delivery
+from rebond_testing.events import publish_event
 
 from .conftest import (
     FAST_RETRIES,
@@ -39,7 +40,6 @@ from .conftest import (
     make_invitation,
     make_registration,
     notifier_settings,
-    publish,
     running,
 )
 
@@ -65,7 +65,7 @@ async def _send_registration(bootstrap: str, registration: RegistrationV1, event
         registration, subject=str(registration.event_id),
         correlationid=str(registration.registration_id), id=event_id,
     )  # fmt: skip
-    await publish(bootstrap, REGISTRATIONS.name, event, str(registration.event_id))
+    await publish_event(bootstrap, REGISTRATIONS.name, event, str(registration.event_id))
 
 
 @pytest.mark.parametrize(
@@ -147,14 +147,14 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
             invitation, subject=invitation.reference, correlationid=invitation.reference,
             id=str(invitation.invitation_id),
         )  # fmt: skip
-        await publish(kafka_bootstrap, INVITATIONS.name, event, invitation.reference)
-        await publish(kafka_bootstrap, INVITATIONS.name, event, invitation.reference)
+        await publish_event(kafka_bootstrap, INVITATIONS.name, event, invitation.reference)
+        await publish_event(kafka_bootstrap, INVITATIONS.name, event, invitation.reference)
         marker = make_invitation()  # same key, read after the redelivery
         marker = marker.model_copy(update={"reference": invitation.reference})
         marker_event = INVITATIONS.envelope(
             marker, subject=marker.reference, correlationid=marker.reference
         )
-        await publish(kafka_bootstrap, INVITATIONS.name, marker_event, marker.reference)
+        await publish_event(kafka_bootstrap, INVITATIONS.name, marker_event, marker.reference)
         assert len(await smtp_server.wait_for(marker.conference.title, 1, within_s=30)) == 1
         [mail] = smtp_server.about(conference.title)
         assert str(mail["Subject"]) == f"Invitation : {conference.title}"
@@ -185,11 +185,11 @@ async def test_community_mail_read_twice_is_sent_once_as_written(
     event = COMMUNITY_MAIL.envelope(
         mail, subject=volunteer, correlationid=volunteer, id=str(mail.mail_id)
     )
-    await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, volunteer)
-    await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, volunteer)  # redelivery
+    await publish_event(kafka_bootstrap, COMMUNITY_MAIL.name, event, volunteer)
+    await publish_event(kafka_bootstrap, COMMUNITY_MAIL.name, event, volunteer)  # redelivery
     marker = mail.model_copy(update={"mail_id": uuid.uuid4(), "subject": f"Fin {volunteer}"})
     marker_event = COMMUNITY_MAIL.envelope(marker, subject=volunteer, correlationid=volunteer)
-    await publish(kafka_bootstrap, COMMUNITY_MAIL.name, marker_event, volunteer)  # read after
+    await publish_event(kafka_bootstrap, COMMUNITY_MAIL.name, marker_event, volunteer)  # read after
     assert len(await smtp_server.wait_for(f"Fin {volunteer}", 1, within_s=30)) == 1
     [sent] = smtp_server.about(f"Confirmez votre adresse {volunteer}")
     assert (str(sent["To"]), str(sent["Subject"])) == ("benevole@example.org", mail.subject)
@@ -231,7 +231,7 @@ async def test_an_invitation_read_after_its_erasure_sends_nothing(
     invitation, marker = make_invitation(), make_invitation()
     erased = invitation.reference
     request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
-    await publish(
+    await publish_event(
         kafka_bootstrap, ERASURES.name,
         ERASURES.envelope(request, subject=erased, correlationid=erased), erased,
     )  # fmt: skip
@@ -245,7 +245,7 @@ async def test_an_invitation_read_after_its_erasure_sends_nothing(
             late, subject=late.reference, correlationid=late.reference,
             id=str(late.invitation_id),
         )  # fmt: skip
-        await publish(kafka_bootstrap, INVITATIONS.name, event, erased)
+        await publish_event(kafka_bootstrap, INVITATIONS.name, event, erased)
     assert len(await smtp_server.wait_for(marker.conference.title, 1, within_s=30)) == 1
     assert smtp_server.about(invitation.conference.title) == []
     assert await store.find(str(invitation.invitation_id)) == []
@@ -259,7 +259,7 @@ async def test_a_peer_introduction_read_after_its_persons_erasure_sends_nothing(
     behind it on the same partition, is."""
     erased = make_invitation().reference
     request = ErasureRequestedV1(reference=erased, requested_at=datetime.now(UTC))
-    await publish(
+    await publish_event(
         kafka_bootstrap, ERASURES.name,
         ERASURES.envelope(request, subject=erased, correlationid=erased), erased,
     )  # fmt: skip
@@ -279,7 +279,7 @@ async def test_a_peer_introduction_read_after_its_persons_erasure_sends_nothing(
     for mail in (introduction, marker):
         event = COMMUNITY_MAIL.envelope(mail, subject=erased, correlationid=erased,
                                         id=str(mail.mail_id))  # fmt: skip
-        await publish(kafka_bootstrap, COMMUNITY_MAIL.name, event, erased)
+        await publish_event(kafka_bootstrap, COMMUNITY_MAIL.name, event, erased)
     assert len(await smtp_server.wait_for(f"Fin {erased}", 1, within_s=30)) == 1
     assert smtp_server.about(f"Une mise en relation {erased}") == []
     assert await notifier.store.find(str(introduction.mail_id)) == []

@@ -17,6 +17,7 @@ from rebond_contracts.topics import DELIVERIES, REFERRAL_STATUS, referrals
 from rebond_notifier.app import Notifier
 from rebond_notifier.signing import WEBHOOK_ID, new_webhook_secret
 from rebond_notifier.store import DELIVERY_NAMESPACE
+from rebond_testing.events import publish_event
 
 from .conftest import (
     FAST_RETRIES,
@@ -26,7 +27,6 @@ from .conftest import (
     associations_file,
     make_decision,
     notifier_settings,
-    publish,
     running,
     send_decision,
 )
@@ -252,8 +252,10 @@ async def test_reminder_and_expiry_become_mails_to_the_association(
         subject=decision.reference,
         correlationid=decision.reference,
     )
-    await publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference)
-    await publish(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference)  # redelivery
+    await publish_event(kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference)
+    await publish_event(
+        kafka_bootstrap, REFERRAL_STATUS.name, event, decision.reference
+    )  # redelivery
     # Then the other status: same key and partition, same mail lane, so it comes after.
     other = ReferralStatus.EXPIRED if status == ReferralStatus.REMINDED else ReferralStatus.REMINDED
     marker = REFERRAL_STATUS.envelope(
@@ -261,7 +263,7 @@ async def test_reminder_and_expiry_become_mails_to_the_association(
         subject=decision.reference,
         correlationid=decision.reference,
     )
-    await publish(kafka_bootstrap, REFERRAL_STATUS.name, marker, decision.reference)
+    await publish_event(kafka_bootstrap, REFERRAL_STATUS.name, marker, decision.reference)
     mails = await smtp_server.wait_for(decision.reference, 2)
     assert len(mails) == 2
     [mail] = [m for m in mails if subject in str(m["Subject"])]

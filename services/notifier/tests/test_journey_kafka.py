@@ -27,6 +27,7 @@ from rebond_contracts.topics import DECISIONS, ERASURES, FOLLOW_UPS, REFERRAL_ST
 from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import new_webhook_secret
+from rebond_testing.events import publish_event
 
 from .conftest import (
     MailBox,
@@ -36,7 +37,6 @@ from .conftest import (
     free_port,
     make_decision,
     poll_until,
-    publish,
 )
 
 pytestmark = pytest.mark.kafka
@@ -87,7 +87,7 @@ async def _send(
     bootstrap: str, topic, payload, reference: str, event_id: str | None = None
 ) -> None:  # type: ignore[no-untyped-def]
     event = topic.envelope(payload, subject=reference, correlationid=reference, id=event_id)
-    await publish(bootstrap, topic.name, event, reference)
+    await publish_event(bootstrap, topic.name, event, reference)
 
 
 def _status(decision, status: ReferralStatus, **fields) -> ReferralStatusV1:  # type: ignore[no-untyped-def]

@@ -15,6 +15,7 @@ from rebond_contracts.tracing import TraceParent
 from rebond_kafka.testing import move_group_to_end
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
+from rebond_testing.serving import ready_within
 
 from .conftest import MailBox, TopicWatcher, make_decision
 
@@ -52,10 +53,7 @@ async def test_referral_continues_the_trace_and_metrics_show_it(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
-                deadline = time.monotonic() + 30
-                while (await client.get("/readyz")).status_code != 200:
-                    assert time.monotonic() < deadline, "the notifier never connected"
-                    await asyncio.sleep(0.2)
+                assert await ready_within(client), "the notifier never connected"
                 await producer.send_and_wait(
                     DECISIONS.name, event.kafka_value(), key=reference.encode(), headers=headers
                 )

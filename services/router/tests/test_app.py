@@ -1,35 +1,32 @@
 """The composition root: health endpoints, and a bad directory stops the router at start-up."""
 
 import asyncio
-import socket
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from fastapi.testclient import TestClient
 
 from rebond_router.app import build, create_app, watch_deadlines
+from rebond_router.consumer import new_broker
 from rebond_router.directory import Directory, DirectoryError
 from rebond_router.lifecycle import outbox_messages
 from rebond_router.referral import Referral
 from rebond_router.rules import decide
 from rebond_router.settings import RouterSettings
 from rebond_router.store import OUTBOX, migrate
+from rebond_testing import free_port
+from rebond_testing.leaks import unclosed_clients
 
 from .conftest import NOW, REFERENCE, Clock, FakeOutputs, questionnaire
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_alive_but_not_ready_while_kafka_is_unreachable(tmp_path: Path) -> None:
     """With no broker the router stays up and retrying: /healthz 200, /readyz 503."""
     settings = RouterSettings(
-        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3",
         environment="test",
     )
@@ -41,14 +38,30 @@ def test_alive_but_not_ready_while_kafka_is_unreachable(tmp_path: Path) -> None:
     assert (tmp_path / "router.sqlite3").is_file()  # the store was created at start-up
 
 
+async def test_the_broker_is_durable_and_a_failed_start_leaves_no_producer_open() -> None:
+    """The router's producer is acks=all and idempotent to each bootstrap server, and a start
+    against an unreachable Kafka (retried by the host while it is away) leaves no unclosed
+    producer behind."""
+    servers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    broker = new_broker(RouterSettings(kafka_bootstrap_servers=",".join(servers)))
+    kwargs = broker._connection_kwargs
+    assert (kwargs["acks"], kwargs["enable_idempotence"]) == ("all", True)
+    assert (kwargs["bootstrap_servers"], kwargs["client_id"]) == (servers, "rebond-router")
+    with unclosed_clients() as unclosed:
+        with pytest.raises(KafkaConnectionError):
+            await broker.start()
+        await broker.stop()
+    assert unclosed == []
+
+
 def test_with_an_operators_port_metrics_leave_the_preview_port(tmp_path: Path) -> None:
     """ROUTER_INTERNAL_PORT set: `/metrics` and `/openapi.json` answer 404 on the public port
     (the console's preview port), the probes still answer there."""
     settings = RouterSettings(
-        kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         database_url=f"sqlite+aiosqlite:///{tmp_path}/router.sqlite3",
         environment="test",
-        internal_port=closed_port(),
+        internal_port=free_port(),
     )
     with TestClient(create_app(settings)) as client:
         assert client.get("/metrics").status_code == 404

@@ -2,7 +2,6 @@
 and every answer as its OpenAPI document describes it, while Kafka is unreachable and when the
 store answers."""
 
-import socket
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -18,15 +17,10 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from rebond_router.app import create_app
 from rebond_router.settings import RouterSettings
+from rebond_testing import free_port
 
 _FOLDER = tempfile.TemporaryDirectory(prefix="rebond-router-fuzz-")
 SEEN: Counter[tuple[str, int]] = Counter()
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _app() -> Any:
@@ -34,7 +28,7 @@ def _app() -> Any:
     SQLite store."""
     settings = RouterSettings(
         environment="test",
-        kafka_bootstrap_servers=f"127.0.0.1:{_closed_port()}",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
         database_url=f"sqlite+aiosqlite:///{Path(_FOLDER.name) / 'router.sqlite3'}",
     )
     return create_app(settings)

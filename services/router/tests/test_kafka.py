@@ -31,6 +31,7 @@ from rebond_contracts.payloads import (
     PeerRequestV1,
     ReferralOutcomeV1,
     ReferralResponseV1,
+    new_reference,
 )
 from rebond_contracts.questionnaire import Stage
 from rebond_contracts.topics import (
@@ -70,13 +71,6 @@ INPUTS = [
     *(responses(a).name for a in AssociationId),
 ]  # fmt: skip
 APESA = AssociationId.APESA
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def new_reference() -> str:
-    n = uuid.uuid4().int
-    chars = "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in range(16))
-    return "RB-" + "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
 class Probe:

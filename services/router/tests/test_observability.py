@@ -14,6 +14,7 @@ from rebond_contracts.tracing import TraceParent
 from rebond_kafka.testing import move_group_to_end
 from rebond_router.app import create_app
 from rebond_router.settings import RouterSettings
+from rebond_testing.serving import ready_within
 
 from .conftest import submitted
 from .test_kafka import INPUTS, new_reference
@@ -55,10 +56,7 @@ async def test_decision_continues_the_trace_and_metrics_show_it(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
-                deadline = time.monotonic() + 30
-                while (await client.get("/readyz")).status_code != 200:
-                    assert time.monotonic() < deadline, "the router never connected"
-                    await asyncio.sleep(0.2)
+                assert await ready_within(client), "the router never connected"
                 await producer.send_and_wait(
                     QUESTIONNAIRES.name, event.kafka_value(), key=reference.encode(),
                     headers=headers,

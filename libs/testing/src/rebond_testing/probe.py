@@ -177,6 +177,21 @@ async def committed(
         await admin.close()
 
 
+async def consumer_groups(bootstrap: str, prefix: str, **client: Any) -> list[str]:
+    """The consumer groups the broker knows whose id starts with `prefix`: every group of a
+    service run with that group id (its own and its suffixed ones, `<id>.status`, ...), so a
+    test need not know which suffixes the service uses."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client)
+    await admin.start()
+    try:
+        return sorted(
+            group for group, _protocol in await admin.list_consumer_groups()
+            if group.startswith(prefix)
+        )  # fmt: skip
+    finally:
+        await admin.close()
+
+
 async def processed(
     bootstrap: str, group: str, records: Iterable[Written], within_s: float = 30, **client: Any
 ) -> bool:

@@ -1,4 +1,5 @@
-"""An ASGI app served over real HTTP for a test: uvicorn on a free loopback port, in a thread."""
+"""An ASGI app served over real HTTP for a test: uvicorn on a free loopback port, in a thread;
+and waiting until a service in the test's own process is ready."""
 
 import threading
 import time
@@ -6,9 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 from rebond_testing.ports import LOOPBACK, free_port
+from rebond_testing.waiting import until_async
 
 
 @contextmanager
@@ -33,3 +36,14 @@ def served(app: Any, timeout_s: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=timeout_s)
+
+
+async def ready_within(client: httpx.AsyncClient, within_s: float = 30.0) -> bool:
+    """Whether the service `client` talks to (an app in this process, through
+    `httpx.ASGITransport`) answers `/readyz` with 200 within `within_s`: it has connected
+    what it needs (Kafka, its store). The caller asserts, naming the service."""
+
+    async def ready() -> bool:
+        return (await client.get("/readyz")).status_code == 200
+
+    return await until_async(ready, within_s, every_s=0.2)

@@ -90,6 +90,7 @@ from rebond_coordination.ports import (
 )
 from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import Store
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.consume import DeadLetters, Received, RecordScope, no_scope, subscribe
 from rebond_kafka.security import kafka_security
 
@@ -117,17 +118,13 @@ _CAUSES = {
 
 
 def build_broker(settings: CoordinationSettings) -> KafkaBroker:
-    """One client for both directions: an idempotent producer waiting for every in-sync
-    replica (acks=all), so an acknowledged answer is on Kafka for good and a retried one is
-    written once."""
-    return KafkaBroker(
+    """One client for both directions, durable (`durable_broker`: acks=all and idempotent),
+    so an acknowledged answer is on Kafka for good and a retried one is written once."""
+    return durable_broker(
         settings.kafka_bootstrap_servers,
+        "rebond-coordination",
         security=kafka_security(settings),
-        acks="all",
-        enable_idempotence=True,
         request_timeout_ms=10_000,
-        client_id="rebond-coordination",
-        logger=None,
     )
 
 

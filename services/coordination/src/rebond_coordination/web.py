@@ -177,6 +177,18 @@ def require(capability: Capability) -> Callable[[Signed], Awaitable[Signed]]:
     return check
 
 
+#: Who may open each area's pages: a route takes the one of its area (a 403 for anyone else).
+Coordinator = Annotated[Signed, Depends(require(Capability.QUEUE))]
+Member = Annotated[Signed, Depends(require(Capability.INBOX))]
+Editor = Annotated[Signed, Depends(require(Capability.DIRECTORY))]
+Previewer = Annotated[Signed, Depends(require(Capability.PREVIEW))]
+Reader = Annotated[Signed, Depends(require(Capability.STATISTICS))]
+Organiser = Annotated[Signed, Depends(require(Capability.CONFERENCES))]
+Moderator = Annotated[Signed, Depends(require(Capability.MODERATION))]
+Auditor = Annotated[Signed, Depends(require(Capability.AUDIT))]
+Manager = Annotated[Signed, Depends(require(Capability.USERS))]
+
+
 async def checked_form(request: Request, signed: Person) -> FormData:
     """The submitted form, once its CSRF token matched the session's (else `CsrfRefused`)."""
     form = await request.form()

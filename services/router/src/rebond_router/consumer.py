@@ -53,6 +53,7 @@ from rebond_contracts.topics import (
     Topic,
     responses,
 )
+from rebond_kafka.brokers import durable_broker
 from rebond_kafka.consume import Batch, DeadLetters, Received, RecordScope, no_scope, subscribe
 from rebond_kafka.security import aiokafka_options, kafka_security
 from rebond_kafka.settings import bootstrap_servers
@@ -84,13 +85,10 @@ JITTER = 0.2
 
 
 def new_broker(settings: RouterSettings) -> KafkaBroker:
-    return KafkaBroker(
-        bootstrap_servers(settings.kafka_bootstrap_servers),
-        security=kafka_security(settings),
-        acks="all",
-        enable_idempotence=True,
-        client_id="rebond-router",
-        logger=None,
+    """The router's broker: acks=all and idempotent (`durable_broker`), which the
+    at-least-once above relies on."""
+    return durable_broker(
+        settings.kafka_bootstrap_servers, "rebond-router", security=kafka_security(settings)
     )
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 from uuid import UUID
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,6 +34,7 @@ from pydantic import (
 )
 
 from rebond_contracts.associations import AssociationId
+from rebond_contracts.datafile import yaml_mapping
 from rebond_contracts.geography import REGION_OF_DEPARTMENT, REGIONS
 from rebond_contracts.payloads import AntennaV1
 from rebond_contracts.questionnaire import CompanySize, Need, Stage
@@ -251,12 +251,7 @@ class Directory(_Strict):
 
 def parse_directory(text: str, origin: str = "directory") -> Directory:
     """Validate a directory document; `DirectoryError` lists every problem in plain words."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise DirectoryError(f"{origin}: not valid YAML: {error}") from error
-    if not isinstance(raw, dict):
-        raise DirectoryError(f"{origin}: expected a mapping with version, weights, associations")
+    raw = yaml_mapping(text, origin, DirectoryError, "version, weights, associations")
     try:
         return Directory.model_validate(raw, context={FROM_FILE: True})
     except ValidationError as error:

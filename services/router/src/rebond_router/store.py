@@ -76,7 +76,7 @@ from rebond_router.referral import (
 from rebond_router.rules import StoredCandidate
 from rebond_router.scoring import Features
 from rebond_sql import Database, Transaction, Work
-from rebond_sql.erasure import erased_among, lock_references, reference_digest
+from rebond_sql.erasure import erased_among, lock_references, reference_digest, tombstone_table
 from rebond_sql.migrations import upgrade
 from rebond_sql.outbox import Message, Outbox, Relay, Send, outbox_table
 from rebond_sql.types import UTCDateTime
@@ -151,12 +151,7 @@ handled = Table(
 )
 
 #: One row per erased reference, nothing else about it (see the module's docstring).
-erasures = Table(
-    "router_erasures",
-    metadata,
-    Column("reference_sha256", String(64), primary_key=True),
-    Column("erased_at", UTCDateTime, nullable=False),
-)
+erasures = tombstone_table(metadata, "router_erasures")
 
 #: What the router publishes, written with the state change that causes it.
 OUTBOX = Outbox(outbox_table(metadata, "router_outbox"))

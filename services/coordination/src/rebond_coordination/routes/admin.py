@@ -1,33 +1,30 @@
 """The audit log and the users page (invite, re-invite, deactivate)."""
 
 from datetime import timedelta
-from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.geography import REGION_OF_DEPARTMENT
 from rebond_coordination import auth
 from rebond_coordination.domain import Role, association_name
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import MailUnavailable
 from rebond_coordination.store import EmailTaken, NewUser, UserRow
 from rebond_coordination.web import (
+    Auditor,
     Deps,
     Form,
+    Manager,
     NotFound,
     Signed,
     field,
     render,
-    require,
     see_other,
 )
 
 router = APIRouter(include_in_schema=False)
-Auditor = Annotated[Signed, Depends(require(Capability.AUDIT))]
-Manager = Annotated[Signed, Depends(require(Capability.USERS))]
 ACTIONS = {
     "user_created": "Compte créé", "user_invited": "Invitation envoyée",
     "user_reinvited": "Invitation renvoyée", "invitation_accepted": "Invitation acceptée",

@@ -6,29 +6,26 @@ is a 404 page, the API down a 503 page: both handled once, in `app.py`."""
 import csv
 import io
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import AssociationId
 from rebond_coordination.domain import association_name
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import Conference, EventsInvalid
 from rebond_coordination.web import (
     PARIS,
     Deps,
     Form,
     NotFound,
+    Organiser,
     Signed,
     field,
     render,
-    require,
     see_other,
 )
 
 router = APIRouter(include_in_schema=False)
-Organiser = Annotated[Signed, Depends(require(Capability.CONFERENCES))]
 KINDS = {
     "conference": "Conférence", "peer_exchange": "Échanges entre pairs",
     "success_stories": "Témoignages de rebond",

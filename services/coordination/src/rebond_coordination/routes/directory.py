@@ -1,15 +1,13 @@
 """The live directory (#21 item 4) and the policy preview (#21)."""
 
 from collections import Counter
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from rebond_contracts.associations import AssociationId
 from rebond_coordination.domain import association_name
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import (
     DirectoryOverride,
     PreviewRejected,
@@ -19,18 +17,17 @@ from rebond_coordination.ports import (
 from rebond_coordination.store import new_id
 from rebond_coordination.web import (
     Deps,
+    Editor,
     Form,
     NotFound,
+    Previewer,
     Signed,
     field,
     render,
-    require,
     see_other,
 )
 
 router = APIRouter(include_in_schema=False)
-Editor = Annotated[Signed, Depends(require(Capability.DIRECTORY))]
-Previewer = Annotated[Signed, Depends(require(Capability.PREVIEW))]
 MAX_DIRECTORY_BYTES = 256 * 1024
 
 

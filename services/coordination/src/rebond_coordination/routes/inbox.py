@@ -2,33 +2,30 @@
 deadline, then what happened."""
 
 from datetime import date, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import TypeAdapter
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import Answer, CallerName, DeclineReason
 from rebond_coordination.domain import AnswerVerdict, Outcome, association_name, outcome_error
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import AnswerGiven, OutcomeRecorded
 from rebond_coordination.store import Refused, new_id
 from rebond_coordination.web import (
     PARIS,
     Deps,
     Form,
+    Member,
     NotFound,
     Signed,
     field,
     fits,
     render,
-    require,
     see_other,
 )
 
 router = APIRouter(include_in_schema=False)
-Member = Annotated[Signed, Depends(require(Capability.INBOX))]
 COMMENT_MAX = 500
 #: Who will call, as the contract takes it (`ReferralResponseV1.caller`).
 CALLER: TypeAdapter[str] = TypeAdapter(CallerName)

@@ -5,18 +5,16 @@ moderate; the events API is called with their association's key (a coordinator's
 association's with a key), and each decision is written to the audit log. A story or volunteer
 decided meanwhile by someone else is "already handled", the events service down a 503 page."""
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import AssociationId
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import EventsNotFound
-from rebond_coordination.web import Deps, Form, Signed, render, require, see_other
+from rebond_coordination.web import Deps, Form, Moderator, Signed, render, see_other
 
 router = APIRouter(include_in_schema=False)
-Moderator = Annotated[Signed, Depends(require(Capability.MODERATION))]
 Kind = Literal["temoignages", "pairs"]
 
 

@@ -3,19 +3,18 @@ assigned to an association or closed with an outcome."""
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import TypeAdapter
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import StaffNote
 from rebond_coordination.domain import CaseStatus, ClaimVerdict, CloseOutcome, association_name
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import CaseAssigned, CaseClosed
 from rebond_coordination.store import AssociationValues, CaseRow, Refused, new_id
 from rebond_coordination.web import (
+    Coordinator,
     Deps,
     Form,
     NotFound,
@@ -23,12 +22,10 @@ from rebond_coordination.web import (
     field,
     fits,
     render,
-    require,
     see_other,
 )
 
 router = APIRouter(include_in_schema=False)
-Coordinator = Annotated[Signed, Depends(require(Capability.QUEUE))]
 NOTE_MAX = 1000
 #: The note goes to the association with the assignment (`CaseAssignedV1.note`): its limits.
 ASSIGN_NOTE_MAX = 500

@@ -3,9 +3,9 @@
 import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -14,7 +14,6 @@ from rebond_contracts.geography import REGIONS
 from rebond_coordination import report as one_page
 from rebond_coordination.charts import bar_chart
 from rebond_coordination.domain import association_name
-from rebond_coordination.policy import Capability
 from rebond_coordination.ports import EventsUnavailable
 from rebond_coordination.statistics import (
     DIMENSIONS,
@@ -27,10 +26,9 @@ from rebond_coordination.statistics import (
     Report,
     build_report,
 )
-from rebond_coordination.web import STAGE_LABELS, Deps, NotFound, Signed, render, require
+from rebond_coordination.web import STAGE_LABELS, Deps, NotFound, Reader, render
 
 router = APIRouter(include_in_schema=False)
-Reader = Annotated[Signed, Depends(require(Capability.STATISTICS))]
 DIMENSION_LABELS = {
     "week": "Semaine", "month": "Mois", "region": "Région", "stage": "Situation",
     "association": "Association",
