@@ -404,7 +404,7 @@ async def test_events_peer_matches_are_counted_only_with_the_persons_consent(
 
     def step(status: PeerMatchStatus, consented: bool) -> PeerMatchV1:
         return PeerMatchV1(
-            match_id=uuid.uuid4(), reference=reference(), status=status,
+            match_id=uuid.uuid4(), reference=new_reference(), status=status,
             region="75", at=at, statistics_consent=consented,
         )  # fmt: skip
 
