@@ -2,18 +2,28 @@
 an approved volunteer says so from their signed-link page, is listed by pseudonym, region and
 stage (never a contact), can withdraw; a pause, a report or an erasure removes them."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import pytest
+
 from rebond_events.privacy import anonymise
 
-from .conftest import Running
+from .conftest import Running, running, settings_for
 from .test_api import create
 from .test_peers import approved_volunteer, link, mails, peer_request, sign_up_body
 
 EventBody = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+async def service(sql_url: str) -> AsyncIterator[Running]:
+    """The app on each store the service supports (a SQLite file, then PostgreSQL): the lists
+    are a join and deletions of their own."""
+    async for value in running(settings_for(sql_url)):
+        yield value
 
 
 async def manage_link(service: Running, name: str) -> tuple[str, str, str]:
