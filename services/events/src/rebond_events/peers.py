@@ -11,6 +11,11 @@ each agreed to share, with a signed link to decline, which proposes the next vol
 to report a problem (`report`): the match ends and the volunteer is introduced to nobody until
 a moderator, on the console's moderation page, approves them again or removes them.
 
+An approved volunteer's link also says they will attend an upcoming `peer_exchange` conference
+(`attend`), with their consent to be listed on its page by pseudonym, region and stage
+(`attendees`); only approved volunteers are listed, and a pause, a report or an erasure deletes
+their attendances in the same transaction, so the page never lists someone who stepped back.
+
 Use cases are plain functions of a `PeerRepository` (one transaction) and a clock, returning
 what they did and the messages announcing it (`ports.Outcome`).
 """
