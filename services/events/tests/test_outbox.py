@@ -2,33 +2,17 @@
 nothing; a message a publication left behind still goes out once it is due."""
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import Engine, event
 
 from rebond_events.outbox import Publisher
 from rebond_events.store import Store, migrate
 from rebond_events.tables import OUTBOX
 from rebond_sql.outbox import Message
+from rebond_sql.testing import statements
 
 from .conftest import FakeSink
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement any engine sends meanwhile (SQLAlchemy's `before_cursor_execute`)."""
-    sent: list[str] = []
-
-    def keep(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", keep)
-    try:
-        yield sent
-    finally:
-        event.remove(Engine, "before_cursor_execute", keep)
 
 
 @asynccontextmanager

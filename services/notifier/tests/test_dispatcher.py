@@ -4,13 +4,13 @@ claimed in one go, what an erasure or a closing lease stops, and how soon new wo
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from rebond_notifier.channels import Retry, SmtpMailer
@@ -27,6 +27,7 @@ from rebond_notifier.store import (
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 from rebond_sql.outbox import Message, Relay
+from rebond_sql.testing import statements
 
 from .conftest import MailBox, new_reference, poll_until
 
@@ -461,21 +462,6 @@ async def test_an_antennas_webhook_goes_to_its_url_and_in_clear_is_refused_in_pr
     assert refused.last_error is not None and "https" in refused.last_error
 
 
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """Every SQL statement any engine sends meanwhile (SQLAlchemy's `before_cursor_execute`)."""
-    sent: list[str] = []
-
-    def keep(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        sent.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", keep)
-    try:
-        yield sent
-    finally:
-        event.remove(Engine, "before_cursor_execute", keep)
-
-
 async def test_an_idle_dispatcher_reads_nothing_until_something_falls_due(
     tmp_path: Path,
 ) -> None:
@@ -512,9 +498,7 @@ async def test_a_delivery_put_off_before_a_restart_goes_out_at_its_time(tmp_path
     store = await _store(tmp_path)
     mail = _mail()
     await store.enqueue([mail])
-    row = await store.database.run(
-        lambda c: c.execute(select(deliveries.c.id)).scalar_one()
-    )
+    row = await store.database.run(lambda c: c.execute(select(deliveries.c.id)).scalar_one())
     due = datetime.now(UTC) + timedelta(seconds=1.5)
     await store.retry_later(row, 1, due, "unreachable")
     mailer = FakeMailer()
