@@ -33,10 +33,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -65,6 +67,8 @@ P99_TARGET_MS = 25.0
 BARE_TOPICS = ("bench.bare.questionnaires", "bench.bare.decisions", "bench.bare.referrals")
 #: Where intake's floor (bare_pipeline.py's front on the intake ladder) publishes.
 FLOOR_TOPIC = "bench.floor"
+#: The router's shipped association directory (`soft_directory` makes the bench's from it).
+DIRECTORY_PATH = Path(str(files("rebond_router") / "directory.yaml"))
 
 
 #: The services whose memory is reported.
@@ -128,6 +132,8 @@ class Bench:
     def service(self, name: str, **extra: str) -> Proc:
         port = free_port()
         prefix = name.upper()
+        if name == "router" and "directory_path" not in extra:
+            extra["directory_path"] = str(soft_directory(self.workdir))
         env = {
             f"{prefix}_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             f"{prefix}_PORT": str(port),
@@ -155,6 +161,20 @@ class Bench:
                 proc.process.wait(20)
             except subprocess.TimeoutExpired:
                 proc.process.kill()
+
+
+def soft_directory(folder: Path) -> Path:
+    """The router's shipped directory with every capacity soft, written in `folder`, as round 1
+    measured it (`bench.router_floor.bench_directory`): under hard capacity, the default since
+    issue 21, a bench's first few dozen questionnaires of the week fill each association and
+    the rest go to the human queue, whose referrals never reach an association's topic (the
+    round-2 drain waited for them in vain)."""
+    directory = yaml.safe_load(DIRECTORY_PATH.read_text())
+    for association in directory["associations"]:
+        association["capacity"] = "soft"
+    path = folder / "directory.yaml"
+    path.write_text(yaml.safe_dump(directory, allow_unicode=True, sort_keys=False))
+    return path
 
 
 def wait_for_port(port: int, proc: Proc, timeout_s: float = 30) -> None:

@@ -2,12 +2,16 @@
 back, the result is the tables the code declares, replicas starting together both succeed."""
 
 import asyncio
+import importlib
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
 from sqlalchemy import (
     Column,
     Connection,
@@ -22,7 +26,13 @@ from sqlalchemy import (
 )
 
 from rebond_sql import Database
-from rebond_sql.migrations import downgrade, upgrade
+from rebond_sql.migrations import (
+    DatabaseUnreachable,
+    MigrationFailed,
+    downgrade,
+    upgrade,
+    upgrade_apart,
+)
 from rebond_sql.testing import schema_differences
 from rebond_sql.types import UTCDateTime
 
@@ -130,3 +140,63 @@ def test_a_sqlite_files_folder_is_made_first(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'not' / 'yet' / 'there.sqlite3'}"
     upgrade(url, SAMPLE)
     assert schema_differences(url, metadata) == []
+
+
+SAMPLE_STORE = """
+from pathlib import Path
+from rebond_sql.migrations import upgrade
+
+
+def migrate(url: str) -> None:
+    upgrade(url, Path({sample!r}))
+
+
+def broken(url: str) -> None:
+    raise ValueError("revision 0003 is wrong")
+"""
+
+
+@pytest.fixture
+def sample_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A module with a store's `migrate` (and a `broken` one), importable here and by a child
+    (its folder on `sys.path` and in `PYTHONPATH`)."""
+    folder = tmp_path / "modules"
+    folder.mkdir()
+    (folder / "sample_store.py").write_text(SAMPLE_STORE.format(sample=str(SAMPLE)))
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    return importlib.import_module("sample_store")
+
+
+async def test_a_migration_run_apart_makes_the_schema(
+    tmp_path: Path, sample_store: ModuleType
+) -> None:
+    """`upgrade_apart` runs a store's `migrate` in a child interpreter: the schema is made."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'apart.sqlite3'}"
+    await upgrade_apart(sample_store.migrate, url)
+    assert schema_differences(url, metadata) == []
+
+
+async def test_a_migration_apart_says_why_it_failed(sample_store: ModuleType) -> None:
+    """A database that cannot be opened is `DatabaseUnreachable` (to try again); a migration
+    that fails is `MigrationFailed`, naming its error."""
+    with pytest.raises(DatabaseUnreachable):
+        await upgrade_apart(sample_store.migrate, "sqlite:////proc/no/such/folder/x.sqlite3")
+    with pytest.raises(MigrationFailed, match="revision 0003 is wrong"):
+        await upgrade_apart(sample_store.broken, "sqlite:///unused.sqlite3")
+
+
+@pytest.mark.parametrize("service", ["intake", "router", "notifier", "events", "coordination"])
+def test_a_service_on_sqlite_loads_neither_alembic_nor_the_orm(service: str) -> None:
+    """What `python -m rebond_<service>` imports leaves out Alembic and Mako (the service
+    migrates in a child: `upgrade_apart`) and SQLAlchemy's ORM and asyncio extension (only
+    PostgreSQL's engine needs them): about 20 MB a service would keep for nothing."""
+    check = (
+        f"import sys, rebond_{service}.__main__; "
+        "print(sorted(set(sys.modules) & {'alembic', 'mako', 'sqlalchemy.orm', "
+        "'sqlalchemy.ext.asyncio'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"

@@ -27,6 +27,7 @@ from rebond_notifier.store import (
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 from rebond_sql.outbox import Message, Relay
+from rebond_sql.testing import statements
 
 from .conftest import MailBox, new_reference, poll_until
 
@@ -459,3 +460,79 @@ async def test_an_antennas_webhook_goes_to_its_url_and_in_clear_is_refused_in_pr
         DeliveryStatus.SENT, DeliveryStatus.DEAD_LETTERED, 1,
     )  # fmt: skip
     assert refused.last_error is not None and "https" in refused.last_error
+
+
+async def test_an_idle_dispatcher_reads_nothing_until_something_falls_due(
+    tmp_path: Path,
+) -> None:
+    """With the defaults, after sending a history of e-mails and with one retry put off for an
+    hour, an idle dispatcher sends no SQL at all for three seconds (it used to poll every
+    second: three statements a round)."""
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(30)])
+    later = _mail()
+    await store.enqueue([later])
+    row = await store.database.run(
+        lambda c: c.execute(select(deliveries.c.id).where(
+            deliveries.c.referral_id == later.referral_id)).scalar_one()
+    )  # fmt: skip
+    await store.retry_later(row, 1, datetime.now(UTC) + timedelta(hours=1), "unreachable")
+    outcomes = Outcomes()
+    dispatcher = Dispatcher(
+        store, FakeMailer(), NoWebhooks(), load_associations(), _relay(store, outcomes),
+        RetryPolicy(),
+    )  # fmt: skip
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) == 30, 10)
+        await poll_until(lambda: not dispatcher._lanes, 5)
+        await asyncio.sleep(0.3)  # the round the lanes' end woke
+        with statements() as sent:
+            await asyncio.sleep(3)
+    assert len(outcomes.event_ids) == 30
+    assert sent == []
+
+
+async def test_a_delivery_put_off_before_a_restart_goes_out_at_its_time(tmp_path: Path) -> None:
+    """A retry recorded by an earlier run (no timer of this process knows it), due in 1.5 s,
+    goes out then, although nothing wakes the dispatcher and its fallback is 30 s away."""
+    store = await _store(tmp_path)
+    mail = _mail()
+    await store.enqueue([mail])
+    row = await store.database.run(lambda c: c.execute(select(deliveries.c.id)).scalar_one())
+    due = datetime.now(UTC) + timedelta(seconds=1.5)
+    await store.retry_later(row, 1, due, "unreachable")
+    mailer = FakeMailer()
+    dispatcher = _dispatcher(store, mailer, Outcomes(), RetryPolicy())
+    async with running(dispatcher):
+        await poll_until(lambda: bool(mailer.sent), 5)
+        sent_at = datetime.now(UTC)
+    assert [m.subject for m in mailer.sent] == [mail.referral_id]
+    assert due <= sent_at < due + timedelta(seconds=1)
+
+
+async def test_another_instances_message_is_published_once_stale_without_polling(
+    tmp_path: Path,
+) -> None:
+    """An outbox message another instance wrote (and did not publish) is published by an idle
+    dispatcher once it has waited `stale_after` (1 s here), its fallback poll 30 s away."""
+    store = await _store(tmp_path)
+    published: list[str] = []
+
+    async def send(message: Message) -> Awaitable[object]:
+        published.append(message.subject)
+        return asyncio.sleep(0)
+
+    dispatcher = Dispatcher(
+        store, FakeMailer(), NoWebhooks(), load_associations(),
+        Relay(store.database, store.outbox, send), RetryPolicy(),
+        poll_interval_s=30, stale_after=timedelta(seconds=1),
+    )  # fmt: skip
+    theirs = new_reference()
+    message = Message(topic="responses.apesa", key=theirs, value=b"{}", subject=theirs)
+    written = datetime.now(UTC)
+    await store.database.run(lambda c: store.outbox.add(c, [message], written))
+    async with running(dispatcher):
+        await poll_until(lambda: bool(published), 5)
+        published_at = datetime.now(UTC)
+    assert published == [theirs]
+    assert written + timedelta(seconds=1) <= published_at < written + timedelta(seconds=2)

@@ -210,11 +210,31 @@ async def test_each_round_finds_its_due_rows_through_an_index(tmp_path: Path) ->
     event.listen(engine, "before_cursor_execute", keep)
     try:
         await store.due(except_lanes=[("webhook", "apesa")])
-        [plan] = await store.database.run(explain)
+        await store.next_due()  # what an idle dispatcher asks before sleeping
+        plans = await store.database.run(explain)
     finally:
         event.remove(engine, "before_cursor_execute", keep)
         await store.close()
-    assert "ix_notifier_deliveries_due" in plan, plan
+    assert len(plans) == 2
+    assert all("ix_notifier_deliveries_due" in plan for plan in plans), plans
+
+
+async def test_the_next_due_time_is_the_earliest_attempt_or_end_of_a_lease(
+    store: DeliveryStore,
+) -> None:
+    """What an idle dispatcher sleeps until: the earliest next attempt of a free pending
+    delivery or end of a lease holding one, outside the lanes it drains; None once all are
+    final."""
+    free, other, later, done = await _four(store)
+    await store.finish(done, DeliveryStatus.SENT, 1)
+    await store.retry_later(later.id, 1, at(2000), "smtp 451")
+    assert await store.next_due(now=at(1001)) == at(1000)
+    await store.claim_many([free.id, other.id], MINUTE, now=at(1001))
+    assert await store.next_due(now=at(1002)) == at(1061)
+    assert await store.next_due(now=at(1002), except_lanes=[("webhook", "apesa")]) is None
+    for delivery in (free, other, later):
+        await store.finish(delivery, DeliveryStatus.SENT, 1)
+    assert await store.next_due(now=at(1002)) is None
 
 
 REFERRAL = "da6e70fb-f7ab-5902-904a-60821a89176b"

@@ -15,7 +15,8 @@ back when it raises.
   once handed to the thread runs to its end: cancelling the caller does not stop it (a `run`
   cancelled midway may still commit; a `transaction` cancelled midway is rolled back).
 - **PostgreSQL** (`postgresql+psycopg://`): the async engine, its pool, each step through
-  `AsyncConnection.run_sync`; transactions run side by side.
+  `AsyncConnection.run_sync`; transactions run side by side. SQLAlchemy's asyncio extension
+  (which brings its ORM, about 6 MB) is imported only then: a service on SQLite never loads it.
 
 WAL with synchronous=NORMAL: a commit does not wait for an fsync (a power cut may lose the last
 transactions, never corrupt the file), and readers do not block the writer.
@@ -31,10 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 Work = Callable[[Connection], T]
@@ -75,6 +78,9 @@ class Database:
             if self._engine is not None or self._sync_engine is not None:
                 return
             if self.dialect != "sqlite":
+                # imported here: see the module (PostgreSQL only)
+                from sqlalchemy.ext.asyncio import create_async_engine
+
                 self._engine = create_async_engine(
                     self.url, pool_pre_ping=True, hide_parameters=True
                 )
@@ -128,7 +134,7 @@ class Database:
                 raise
             await self._in_thread(_end, opened, True)
 
-    def _async_engine(self) -> AsyncEngine:
+    def _async_engine(self) -> "AsyncEngine":
         if self._engine is None:
             raise RuntimeError(f"database {self._name} is closed")
         return self._engine

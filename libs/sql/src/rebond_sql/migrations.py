@@ -20,19 +20,24 @@ schema is a revision, and so is turning what an older version kept into today's 
   `epochs_to_utc` and `utc_to_epochs` change a column's type that way, values converted.
 """
 
+import asyncio
+import importlib
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command, context, op
-from alembic.config import Config
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeEngine
 
 from rebond_sql.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 #: The advisory lock every upgrade takes on PostgreSQL ("rebond migrations" as a 64-bit key).
 MIGRATION_LOCK = 0x7265626F6E646D67
@@ -46,7 +51,9 @@ def sync_url(url: str | URL) -> URL:
     return parsed
 
 
-def _config(database_url: str, migrations: Path) -> Config:
+def _config(database_url: str, migrations: Path) -> "Config":
+    from alembic.config import Config  # imported here: see `upgrade_apart`
+
     url = sync_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -58,11 +65,15 @@ def _config(database_url: str, migrations: Path) -> Config:
 
 def upgrade(database_url: str, migrations: Path, revision: str = "head") -> None:
     """Bring the database at `database_url` to `revision` of the migrations in `migrations`."""
+    from alembic import command  # imported here: see `upgrade_apart`
+
     command.upgrade(_config(database_url, migrations), revision)
 
 
 def downgrade(database_url: str, migrations: Path, revision: str) -> None:
     """Take the database at `database_url` back to `revision`."""
+    from alembic import command  # imported here: see `upgrade_apart`
+
     command.downgrade(_config(database_url, migrations), revision)
 
 
@@ -71,6 +82,8 @@ def run(metadata: sa.MetaData) -> None:
     `upgrade` gave, `metadata` being the store's tables (for `alembic revision
     --autogenerate`). Every migration runs in one transaction that first takes the database's
     migration lock (see the module), and that reads the current version only once it has it."""
+    from alembic import context  # imported here: see `upgrade_apart`
+
     url = context.config.attributes.get("url") or make_url(
         context.config.get_main_option("sqlalchemy.url", "")
     )
@@ -118,6 +131,8 @@ def _retype(
     """Give `columns` of `table` (name: nullable) the type `types[1]` instead of `types[0]`,
     each value converted: a column of the new type is added and filled row by row (found by
     `key`), then takes the old one's place."""
+    from alembic import op  # imported here: see `upgrade_apart`
+
     old_type, new_type = types
     temporary = {name: f"{name}__retyped" for name in columns}
     for name in temporary.values():
@@ -175,3 +190,60 @@ def epochs_to_utc(
 def utc_to_epochs(table: str, key: Sequence[str], columns: Mapping[str, bool]) -> None:
     """The way back from `epochs_to_utc` (a downgrade)."""
     _retype(table, key, columns, (UTCDateTime(), sa.Float()), _to_epoch, {})
+
+
+class DatabaseUnreachable(OSError):
+    """The migration's database could not be reached or opened (worth trying again later)."""
+
+
+class MigrationFailed(RuntimeError):
+    """A migration failed on a database that answered (a bug, which waiting would not mend)."""
+
+
+#: The child's exit status when its database could not be reached (`DatabaseUnreachable`).
+_UNREACHABLE = 3
+
+
+async def upgrade_apart(migrate: Callable[[str], None], database_url: str) -> None:
+    """Run `migrate(database_url)` (a service's `store.migrate`, a module-level function) in a
+    child interpreter, as a service does at start. Why: Alembic brings Mako and Pygments with
+    it, about 14 MB that a service would keep for its whole life after using them once; the
+    child takes them and gives them back when it exits. The URL (which may hold a password)
+    goes through the child's standard input, never its command line. The child's failure is
+    raised here: `DatabaseUnreachable` when the database did not answer, else
+    `MigrationFailed` with the end of what the child wrote on its standard error."""
+    target = f"{migrate.__module__}:{migrate.__qualname__}"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rebond_sql.migrations", target,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _, err = await child.communicate(database_url.encode())
+    except BaseException:  # cancelled (a stop during start): the child goes with it
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        raise
+    if child.returncode == 0:
+        return
+    said = err.decode(errors="replace").strip().splitlines()[-1:] or ["(nothing said)"]
+    if child.returncode == _UNREACHABLE:
+        raise DatabaseUnreachable(said[0])
+    raise MigrationFailed(f"migration {target} exited {child.returncode}: {said[0]}")
+
+
+def _main(target: str) -> int:
+    """The child of `upgrade_apart`: the URL on standard input, `target` as `module:function`."""
+    module, _, name = target.partition(":")
+    migrate: Callable[[str], None] = getattr(importlib.import_module(module), name)
+    try:
+        migrate(sys.stdin.read())
+    except (OperationalError, OSError) as error:
+        print(f"database unreachable: {type(error).__name__}", file=sys.stderr)
+        return _UNREACHABLE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))

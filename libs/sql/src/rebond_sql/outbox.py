@@ -44,6 +44,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    func,
     insert,
     select,
 )
@@ -132,6 +133,14 @@ class Outbox:
             for row in connection.execute(query)
         ]  # fmt: skip
 
+    def oldest(self, connection: Connection) -> datetime | None:
+        """When the oldest message still waiting was written (through the `created_at` index:
+        one step however many were ever sent), or None when the outbox is empty."""
+        found: datetime | None = connection.execute(
+            select(func.min(self.table.c.created_at))
+        ).scalar()
+        return found
+
     def forget(self, connection: Connection, ids: Sequence[int]) -> None:
         """Drop acknowledged messages."""
         if ids:
@@ -208,6 +217,15 @@ class Relay:
                     raise failure
                 if len(pending) < self.batch:
                     return published
+
+    async def stale_at(self, older_than: timedelta) -> datetime | None:
+        """When `flush(older_than=...)` will next have something to publish: the oldest
+        waiting message's time plus `older_than` (in the past if one is stale already), None
+        when nothing waits. A periodic flush sleeps until then instead of reading the outbox
+        at a fixed pace; what is written later is published by its writer at once, or wakes
+        it."""
+        oldest = await self.database.run(self.outbox.oldest)
+        return None if oldest is None else oldest + older_than
 
     def _pending(
         self,

@@ -1,14 +1,14 @@
-"""For tests: an effect that must wait for another transaction, a store's rows, and whether
-its migrations make its tables."""
+"""For tests: an effect that must wait for another transaction, a store's rows, whether its
+migrations make its tables, and the SQL statements sent meanwhile."""
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, MetaData, create_engine, select
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, select
 from sqlalchemy.pool import NullPool
 
 from rebond_sql import Database, Work
@@ -70,3 +70,19 @@ def schema_differences(database_url: str, metadata: MetaData) -> list[Any]:
             return list(compare_metadata(MigrationContext.configure(connection), metadata))
     finally:
         engine.dispose()
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """Every SQL statement any engine sends meanwhile (SQLAlchemy's `before_cursor_execute`):
+    what an idle loop must not send."""
+    sent: list[str] = []
+
+    def keep(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        sent.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", keep)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", keep)

@@ -66,6 +66,7 @@ from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_service.host import Check, Host, KafkaConnection, Part, answers
+from rebond_sql.migrations import upgrade_apart
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the outage log line (`rebond_kafka.outage`).
@@ -152,7 +153,7 @@ def build(
 
     async def open_store() -> None:
         if settings.migrate_on_start:
-            await asyncio.to_thread(migrate, settings.database)
+            await upgrade_apart(migrate, settings.database)
         await store.start()
 
     host = Host(

@@ -7,7 +7,6 @@ host's (`rebond_service.host`): the store opened before it serves, Kafka connect
 relayed in the background, and `/readyz` from Kafka's state.
 """
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_service.host import Check, Host, KafkaConnection, Part
+from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Send
 
 log = structlog.get_logger(__name__)
@@ -153,7 +153,7 @@ def build(
 
     async def open_store() -> None:
         if settings.migrate_on_start:
-            await asyncio.to_thread(migrate, settings.database_url)
+            await upgrade_apart(migrate, settings.database_url)
         await store.start()
 
     host = Host(

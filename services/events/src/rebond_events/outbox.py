@@ -1,6 +1,10 @@
 """Publishing the events outbox (`rebond_sql.outbox`) to Kafka: right after the change that
-wrote it, and every `EVENTS_OUTBOX_INTERVAL_S` for what is left (Kafka was down, an instance
-stopped between its commit and its publication).
+wrote it, and once it has waited `EVENTS_OUTBOX_INTERVAL_S` for what is left (Kafka was down,
+an instance stopped between its commit and its publication).
+
+The periodic task does not read the outbox at that pace when nothing waits: it sleeps until
+the oldest waiting message is due (`Relay.stale_at`), and a publication of this process that
+could not go out wakes it; only another instance's leftovers wait for `IDLE_CHECK_S`.
 
 A message is deleted only once Kafka acknowledged it (acks=all, idempotent producer); one that
 is published twice keeps its `ce_id`, which readers deduplicate by.
@@ -8,6 +12,7 @@ is published twice keeps its `ce_id`, which readers deduplicate by.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta
 
 import structlog
@@ -29,6 +34,10 @@ from rebond_events.tables import OUTBOX
 from rebond_sql.outbox import Message, Relay, Send
 
 log = structlog.get_logger(__name__)
+
+#: The longest the periodic task sleeps when no message waits: how late a message another
+#: instance wrote and then could not publish (it stopped) may be found.
+IDLE_CHECK_S = 60.0
 
 #: The topics this service writes (writer = events in the registry).
 PUBLISHED: tuple[Topic, ...] = (
@@ -86,6 +95,8 @@ class Publisher:
         self._connected = connected
         self._relay: Relay | None = None
         self._soon: set[asyncio.Task[None]] = set()
+        #: Set when a publication of this process left messages behind (`run_forever`).
+        self._left = asyncio.Event()
 
     @property
     def relay(self) -> Relay:
@@ -97,12 +108,19 @@ class Publisher:
     async def flush(self, subjects: Sequence[str] | None = None) -> int:
         """Publish what is pending (of `subjects`, or all), in order; raise if Kafka does not
         acknowledge it all (a consumer's record is then read again)."""
-        return await self.relay.flush(subjects)
+        try:
+            return await self.relay.flush(subjects)
+        except BaseException:
+            self._left.set()  # what did not go out: `run_forever` looks once it is due
+            raise
 
     async def flush_quietly(self, subjects: Sequence[str] | None = None) -> None:
         """After a request: publish now if Kafka answers; else the periodic task will (a
         request during an outage does not wait for a timeout)."""
-        if not self._connected() or (subjects is not None and not subjects):
+        if subjects is not None and not subjects:
+            return
+        if not self._connected():
+            self._left.set()
             return
         try:
             await self.flush(subjects)
@@ -131,14 +149,28 @@ class Publisher:
             task.cancel()
         await asyncio.gather(*self._soon, return_exceptions=True)
 
-    async def run_forever(self, interval_s: float) -> None:
-        """Every `interval_s`, publish what has waited at least that long: what a request's own
-        publication could not send, or an instance stopped before sending."""
+    async def run_forever(self, interval_s: float, idle_s: float = IDLE_CHECK_S) -> None:
+        """Publish what has waited at least `interval_s` (what a request's own publication
+        could not send, or an instance stopped before sending), when it is due: the round after
+        sleeps until the oldest message left reaches that age, or until a publication of this
+        process leaves one behind, at most `idle_s`. While Kafka or the store is away, every
+        `interval_s`."""
+        older_than = timedelta(seconds=interval_s)
         while True:
-            await asyncio.sleep(interval_s)
-            if not self._connected():
-                continue
-            try:
-                await self.relay.flush(older_than=timedelta(seconds=interval_s))
-            except (KafkaError, TimeoutError, OSError, SQLAlchemyError) as error:
-                log.warning("outbox_pending", error=type(error).__name__)
+            self._left.clear()
+            wait_s = interval_s
+            if self._connected():
+                try:
+                    await self.relay.flush(older_than=older_than)
+                    wait_s = await self._until_due(older_than, idle_s)
+                except (KafkaError, TimeoutError, OSError, SQLAlchemyError) as error:
+                    log.warning("outbox_pending", error=type(error).__name__)
+            with suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await self._left.wait()
+
+    async def _until_due(self, older_than: timedelta, idle_s: float) -> float:
+        due = await self.relay.stale_at(older_than)
+        if due is None:
+            return idle_s
+        return min(idle_s, max(0.0, (due - self.clock()).total_seconds()))

@@ -50,7 +50,7 @@ class EventsSettings(KafkaServiceSettings, EdgeSettings):
     signing_secret: SecretStr = SecretStr(DEFAULT_SIGNING_SECRET)
     #: Where people reach this service: used in links (cancellation, .ics, event pages).
     public_base_url: str = "http://127.0.0.1:8003"
-    #: How often unsent events of the outbox are retried.
+    #: How long an unsent event of the outbox waits before the periodic task publishes it.
     outbox_interval_s: float = Field(default=2.0, gt=0)
     #: How often the conferences starting within two days are looked at, to remind their
     #: confirmed registrants (each once).

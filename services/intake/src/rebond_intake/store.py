@@ -51,7 +51,7 @@ from rebond_intake.timeline import Record, received
 from rebond_kafka.backoff import Backoff
 from rebond_sql import Database
 from rebond_sql.erasure import lock_references, reference_digest, tombstone_table, tombstones_of
-from rebond_sql.migrations import upgrade
+from rebond_sql.migrations import upgrade, upgrade_apart
 from rebond_sql.types import UTCDateTime
 
 T = TypeVar("T")
@@ -288,7 +288,7 @@ class SqlStatusStore:
         StoreUnavailable, to be tried again; a migration that fails on a database that answers
         is raised as it is (a bug, which waiting would not mend)."""
         try:
-            await asyncio.to_thread(migrate, self.url)
+            await upgrade_apart(migrate, self.url)
         except (OperationalError, OSError) as error:
             raise StoreUnavailable(type(error).__name__) from error
 

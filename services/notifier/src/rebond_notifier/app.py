@@ -32,6 +32,7 @@ from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate, utc_now
 from rebond_notifier.web import build_router
 from rebond_service.host import Host, KafkaConnection, Part
+from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,7 @@ def _host(
 
     async def open_store() -> None:
         if settings.migrate_on_start:
-            await asyncio.to_thread(migrate, settings.database_url)
+            await upgrade_apart(migrate, settings.database_url)
         await store.database.start()
 
     async def stop_dispatching() -> None:

@@ -83,7 +83,7 @@ class Dispatcher:
         associations: Mapping[AssociationId, AssociationChannels],
         relay: Relay,
         policy: RetryPolicy,
-        poll_interval_s: float = 1.0,
+        poll_interval_s: float = 30.0,
         gather_s: float = 0.01,
         clock: Callable[[], datetime] = utc_now,
         stale_after: timedelta = timedelta(seconds=10),
@@ -134,16 +134,17 @@ class Dispatcher:
 
     async def run(self) -> None:
         # A failed round (the store or Kafka down) is tried again after a growing, jittered
-        # delay, up to 30 s, not every poll: one traceback a second for as long as an outage
-        # lasts said nothing more than the first.
-        failures = Backoff(first_s=self.poll_interval_s, cap_s=max(30.0, self.poll_interval_s))
+        # delay, up to 30 s, not at every wake: one traceback a second for as long as an
+        # outage lasts said nothing more than the first.
+        failures = Backoff(first_s=min(1.0, self.poll_interval_s),
+                           cap_s=max(30.0, self.poll_interval_s))  # fmt: skip
         try:
             while not self._stopping:
                 self._wake.clear()
-                wait_s = self.poll_interval_s
                 try:
                     await self._flush()
                     await self._start_lanes()
+                    wait_s = await self._until_due()
                     failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
                     wait_s = failures.next_delay()
@@ -164,6 +165,26 @@ class Dispatcher:
                     with suppress(asyncio.CancelledError):
                         await task
 
+    async def _until_due(self) -> float:
+        """How long the next round may wait for a wake: until the earliest time something this
+        process knows of falls due (a delivery's next attempt or the end of another worker's
+        lease, an outbox message becoming stale), at most `poll_interval_s`. Idle, the
+        dispatcher thus reads nothing until then, however long its history: what this process
+        records wakes it (`wake`, `publish_soon`, a retry's timer), and lanes at work wake a
+        round at each chunk's end, so while any runs it only waits for them. Only what another
+        replica recorded, and then could not send, waits for the `poll_interval_s` fallback."""
+        if self._lanes or self._stopping:
+            return self.poll_interval_s
+        now = self.clock()
+        times = [
+            await self.store.next_due(now=now),
+            await self.relay.stale_at(self.stale_after),
+        ]
+        due = min((t for t in times if t is not None), default=None)
+        if due is None:
+            return self.poll_interval_s
+        return min(self.poll_interval_s, max(0.0, (due - now).total_seconds()))
+
     async def _flush(self) -> None:
         """Publish what this process wrote, then whatever waited longer than `stale_after`
         (see the module). Subjects whose flush failed are tried again next round."""
@@ -180,7 +201,7 @@ class Dispatcher:
         if self._stopping:
             return
         by_lane: dict[tuple[str, str], list[Delivery]] = {}
-        for delivery in await self.store.due(except_lanes=list(self._lanes)):
+        for delivery in await self.store.due(now=self.clock(), except_lanes=list(self._lanes)):
             by_lane.setdefault(delivery.lane, []).append(delivery)
         for lane, items in by_lane.items():
             if lane in self._lanes:

@@ -94,8 +94,10 @@ class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
     retry_cap_s: float = 300.0
     #: How long a worker owns a claimed delivery before another may take it over.
     lease_s: float = 120.0
-    #: How often the dispatcher looks for due deliveries when nothing woke it up.
-    poll_interval_s: float = 1.0
+    #: The longest the dispatcher sleeps when nothing it knows of falls due sooner: it wakes on
+    #: the work this process records and at the next due time it read, so this only bounds
+    #: how late it finds work another replica recorded and then could not send.
+    poll_interval_s: float = Field(default=30.0, gt=0)
     #: Outbox messages left this long (a crashed instance's, or one whose publication failed)
     #: are published by any instance's next round; each instance publishes its own at once.
     outbox_stale_after_s: float = Field(default=10.0, gt=0)

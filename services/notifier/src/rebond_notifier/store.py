@@ -55,12 +55,15 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    case,
     delete,
     false,
+    func,
     insert,
     or_,
     select,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -697,6 +700,30 @@ class DeliveryStore:
         return await self.database.run(
             lambda connection: [_row(row) for row in connection.execute(query)]
         )
+
+    async def next_due(
+        self, *, now: datetime | None = None, except_lanes: Collection[tuple[str, str]] = ()
+    ) -> datetime | None:
+        """The earliest time a pending delivery outside `except_lanes` may be claimable: its
+        `next_attempt_at`, or the end of the lease that holds it (a lower bound: waking then
+        finds it sent, or due). None when nothing is pending. Only pending rows are read, found
+        through `ix_notifier_deliveries_due`: the cost follows what waits, not the history."""
+        now = now or self.clock()
+        held = deliveries.c.locked_until >= now
+        query = select(
+            type_coerce(
+                func.min(case((held, deliveries.c.locked_until),
+                              else_=deliveries.c.next_attempt_at)),
+                UTCDateTime,
+            )
+        ).where(deliveries.c.status == DeliveryStatus.PENDING.value)  # fmt: skip
+        if except_lanes:
+            lane = tuple_(deliveries.c.channel, deliveries.c.association_id)
+            query = query.where(lane.not_in(list(except_lanes)))
+        found: datetime | None = await self.database.run(
+            lambda connection: connection.execute(query).scalar()
+        )
+        return found
 
     async def claim_many(
         self, delivery_ids: Sequence[int], lease: timedelta, *, now: datetime | None = None

@@ -38,6 +38,7 @@ from rebond_router.preview import Previewer
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
 from rebond_service.host import Host, KafkaConnection, Part, answers
+from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Relay
 
 log = structlog.get_logger(__name__)
@@ -140,7 +141,7 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
 
     async def open_store() -> None:
         if settings.migrate_on_start:
-            await asyncio.to_thread(migrate, settings.database_url)
+            await upgrade_apart(migrate, settings.database_url)
         await parts.store.start()
 
     host = Host(
