@@ -1,6 +1,7 @@
 """The notifier's trace propagation, log context and /metrics against the real broker."""
 
 import asyncio
+import re
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +19,11 @@ from rebond_notifier.settings import NotifierSettings
 from rebond_testing.serving import ready_within
 
 from .conftest import MailBox, TopicWatcher, make_decision
+
+PUBLISHED = re.compile(
+    r'^rebond_notifier_referrals_published_total\{association="60000-rebonds"\} (\S+)$', re.M
+)
+SENT = 'rebond_notifier_deliveries_total{channel="association_email",outcome="sent"}'
 
 pytestmark = pytest.mark.kafka
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -61,17 +67,21 @@ async def test_referral_continues_the_trace_and_metrics_show_it(
                 sent = TraceParent.parse(dict(record.headers)["traceparent"])
                 assert sent is not None and sent.trace_id == TRACE
                 await smtp_server.wait_for(reference, 2)
+                # Until both counters show what was published and sent: the deliveries'
+                # outcomes are published after the e-mails go out, not with them.
                 deadline = time.monotonic() + 10
                 while True:
                     text = (await client.get("/metrics")).text
-                    if 'outcome="sent"' in text or time.monotonic() > deadline:
+                    if PUBLISHED.search(text) and SENT in text or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.2)
     finally:
         await producer.stop()
         await watcher.stop()
-    assert 'rebond_notifier_referrals_published_total{association="60000-rebonds"} 1.0' in text
-    assert 'rebond_notifier_deliveries_total{channel="association_email",outcome="sent"}' in text
+    # At least once: a rebalance on a loaded machine may hand the decision over again.
+    published = PUBLISHED.search(text)
+    assert published is not None and float(published[1]) >= 1, text
+    assert SENT in text
     assert f'handler="{DECISIONS.name}"' in text
     assert 'destination="referrals.60000-rebonds",status="success"' in text
     assert f'rebond_consumer_lag{{group="{group}",partition="0",topic="{DECISIONS.name}"}}' in text

@@ -46,6 +46,12 @@ T = TypeVar("T", bound=BaseModel)
 Record = ConsumerRecord[bytes, bytes]
 #: Enters a consumed record's trace and log context (a service's observability provides it).
 RecordScope = Callable[[Record], AbstractContextManager[object]]
+#: How often a subscriber's consumer tells its group it is alive (aiokafka's default is 3 s).
+#: A service runs one consumer per subscriber in the same group (the router five), and each
+#: member that joins starts a rebalance the others only notice at their next heartbeat: at 3 s,
+#: a router's start or restart waited out about five of them (14 s) before it read anything.
+#: At 1 s that wait is a third, for one small request a second per consumer.
+HEARTBEAT_INTERVAL_MS = 1000
 
 
 def no_scope(_record: Record) -> AbstractContextManager[object]:
@@ -220,6 +226,7 @@ def subscribe(
         group_id=group_id,
         auto_offset_reset=auto_offset_reset,
         ack_policy=AckPolicy.NACK_ON_ERROR if group_id is not None else AckPolicy.ACK_FIRST,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         decoder=decoder,
         title=title or ", ".join(by_name),
         description=description,
