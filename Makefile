@@ -14,6 +14,17 @@ CHECK_TESTS := not kafka and not services and not faults
 PARALLEL := -n auto --dist loadfile
 CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS) and not serial" $(PARALLEL) \
 	&& $(UV) run pytest -q -m "$(CHECK_TESTS) and serial"
+#: What needs a broker or service processes: mostly waiting on them, so more workers than cores.
+#: Each worker is its own pytest session, with its own broker and PostgreSQL cluster (the
+#: session fixtures), so no two workers share a topic's history; the fault suite's modules,
+#: the longest, are handed out first (rebond_testing.plugin orders them so).
+BROKER_TESTS := kafka or services or faults
+BROKER_WORKERS ?= 3
+BROKER_PYTEST := status=0; \
+	$(UV) run pytest -q -m "($(BROKER_TESTS)) and not serial" -n $(BROKER_WORKERS) --dist loadfile \
+		|| status=$$?; \
+	$(UV) run pytest -q -m "($(BROKER_TESTS)) and serial" || status=$$?; \
+	exit $$status
 
 sync:  ## install uv (from PyPI) if missing, and the Python packages
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,7 +45,7 @@ check: sync lint  ## the inner loop, under 2 minutes: lint, types, and the tests
 test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
 	@status=0; \
 	$(CHECK_PYTEST) || status=$$?; \
-	$(UV) run pytest -m "kafka or services or faults" || status=$$?; \
+	( $(BROKER_PYTEST) ) || status=$$?; \
 	exit $$status
 
 test-e2e: setup-test

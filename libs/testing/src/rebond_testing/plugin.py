@@ -40,6 +40,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(tier)
         if str(item.path) in serial:
             item.add_marker("serial")
+    items.sort(key=_weight)
+
+
+def _weight(item: pytest.Item) -> int:
+    """Heaviest first: the fault suite, then what starts service processes, then the rest (the
+    sort is stable, so each module keeps its order). pytest-xdist hands out modules in this
+    order, so the longest start first instead of making the last worker's tail."""
+    if item.get_closest_marker("faults"):
+        return 0
+    return 1 if item.get_closest_marker("services") else 2
 
 
 # --- Kafka ----------------------------------------------------------------------------------
