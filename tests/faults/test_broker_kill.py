@@ -38,8 +38,9 @@ BEFORE_S = 8.0  # load before the kill
 REFUSED_S = 3.0  # load kept on into the outage: those submissions must get 503
 AFTER_S = 6.0  # load once every service is ready again
 #: How long a service may take to notice the broker is gone (its clients' next failed request)
-#: before `/readyz` must say 503: about 1 s on a quiet machine, up to 9 s seen at load average 15.
-NOTICED_WITHIN_S = 5.0
+#: before `/readyz` must say 503: about 1 s on a quiet machine, 5 to 9 s when `make test`'s other
+#: worker runs a fault test of its own beside this one (load average 8 to 15).
+NOTICED_WITHIN_S = 8.0
 OUTAGE_S = 15.0  # from the kill to the restart (the broker then takes a few seconds to answer)
 CPU_FROM_S = 4.0  # the outage's CPU is measured from the kill + this, to the restart, with no
 #                   load, against as long a window of the same services idle before the load
