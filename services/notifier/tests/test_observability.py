@@ -72,7 +72,7 @@ async def test_referral_continues_the_trace_and_metrics_show_it(
                 deadline = time.monotonic() + 10
                 while True:
                     text = (await client.get("/metrics")).text
-                    if PUBLISHED.search(text) and SENT in text or time.monotonic() > deadline:
+                    if (PUBLISHED.search(text) and SENT in text) or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.2)
     finally:

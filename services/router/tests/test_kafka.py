@@ -489,9 +489,11 @@ async def test_distress_with_consent_offers_apesa_and_the_main_association_in_pa
     await send_questionnaire(producer, ref, distress="yes", consents__sensitive_data=True)
     # Each topic's records come in their own fetches: wait for all three, not the first two.
     await probe.until(
-        lambda _: len(statuses(probe, ref)) == 2
-        and len(probe.data(OUTCOMES.name, ref)) == 1
-        and len(probe.data(DECISIONS.name, ref)) >= 2
+        lambda _: (
+            len(statuses(probe, ref)) == 2
+            and len(probe.data(OUTCOMES.name, ref)) == 1
+            and len(probe.data(DECISIONS.name, ref)) >= 2
+        )
     )
     decisions = probe.data(DECISIONS.name, ref)
     assert sorted((d["track"], d["primary"], d["urgent"]) for d in decisions) == [
