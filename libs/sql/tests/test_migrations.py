@@ -173,17 +173,36 @@ async def test_a_migration_run_apart_makes_the_schema(
 ) -> None:
     """`upgrade_apart` runs a store's `migrate` in a child interpreter: the schema is made."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'apart.sqlite3'}"
-    await upgrade_apart(sample_store.migrate, url)
+    await upgrade_apart(sample_store.migrate, url, apart=True)
     assert schema_differences(url, metadata) == []
 
 
-async def test_a_migration_apart_says_why_it_failed(sample_store: ModuleType) -> None:
+@pytest.mark.parametrize("apart", [True, False], ids=["in a child", "here"])
+async def test_a_migration_apart_says_why_it_failed(sample_store: ModuleType, apart: bool) -> None:
     """A database that cannot be opened is `DatabaseUnreachable` (to try again); a migration
-    that fails is `MigrationFailed`, naming its error."""
+    that fails is `MigrationFailed`, naming its error; in a child or here alike."""
     with pytest.raises(DatabaseUnreachable):
-        await upgrade_apart(sample_store.migrate, "sqlite:////proc/no/such/folder/x.sqlite3")
+        await upgrade_apart(
+            sample_store.migrate, "sqlite:////proc/no/such/folder/x.sqlite3", apart=apart
+        )
     with pytest.raises(MigrationFailed, match="revision 0003 is wrong"):
-        await upgrade_apart(sample_store.broken, "sqlite:///unused.sqlite3")
+        await upgrade_apart(sample_store.broken, "sqlite:///unused.sqlite3", apart=apart)
+
+
+async def test_with_alembic_loaded_the_migration_runs_here(
+    tmp_path: Path, sample_store: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that has Alembic loaded already (a test session) migrates in itself: no child
+    interpreter is started, and the schema is made."""
+    import alembic  # noqa: F401  (loaded, as in any test session that migrated a store)
+
+    async def no_child(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a child interpreter was started")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", no_child)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'here.sqlite3'}"
+    await upgrade_apart(sample_store.migrate, url)
+    assert schema_differences(url, metadata) == []
 
 
 @pytest.mark.parametrize("service", ["intake", "router", "notifier", "events", "coordination"])

@@ -7,6 +7,7 @@ does (so `make check` starts neither a broker nor a cluster). Tests keep out of 
 by their own names, not by their own servers: a topic, group or database of their own.
 """
 
+import importlib
 import json
 import os
 import shutil
@@ -27,6 +28,11 @@ from rebond_testing.tiers import DESCRIPTIONS, serial_modules, tiers_of
 def pytest_configure(config: pytest.Config) -> None:
     for marker, description in DESCRIPTIONS.items():
         config.addinivalue_line("markers", f"{marker}: {description}")
+    # Alembic loaded in every test process, so that a service started in a test migrates in
+    # that process, not in a child interpreter (`rebond_sql.migrations.upgrade_apart`), which
+    # would cost each start a second. The child is tested on its own, and runs in every
+    # service process of the services tier.
+    importlib.import_module("alembic")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
