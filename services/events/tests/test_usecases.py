@@ -188,10 +188,24 @@ def test_cancelling_frees_the_seat_for_the_first_waitlisted() -> None:
     ]  # fmt: skip
 
 
+def test_who_registers_within_the_two_days_gets_the_confirmation_and_no_reminder() -> None:
+    """A person registering the day before has just been sent the conference and its
+    cancellation link: no reminder follows; someone registered earlier still gets theirs."""
+    world = World(capacity=5)
+    world.register(A)
+    world.clock.now = NOW + timedelta(days=9)  # the day before
+    world.register(B)
+    assert said(world.run(registering.remind).messages) == [
+        (REGISTRATIONS.name, "reminder", (A, None))
+    ]
+    assert world.run(registering.remind).messages == []
+
+
 def test_confirmed_registrants_are_reminded_once_two_days_before() -> None:
     """Nothing before the two days; then each confirmed registrant once, with a cancellation
-    link that works; never the waitlisted or the cancelled; a person promoted after the
-    reminders is reminded at the next run; a cancelled conference reminds nobody."""
+    link that works; never the waitlisted or the cancelled; a person promoted within the two
+    days, whose promotion e-mail just gave the conference and its link, is not reminded on
+    top of it; a cancelled conference reminds nobody."""
     world = World(capacity=2)
     [mail_a] = world.register(A).messages
     world.register(B)
@@ -208,9 +222,7 @@ def test_confirmed_registrants_are_reminded_once_two_days_before() -> None:
         registering.cancel, registration_id=registration_id, token=token(reminded.messages[0])
     )
     assert said(cancel.messages)[1] == (REGISTRATIONS.name, "promoted", (C, None))
-    assert said(world.run(registering.remind).messages) == [
-        (REGISTRATIONS.name, "reminder", (C, None))
-    ]
+    assert world.run(registering.remind).messages == []
     other = World(capacity=2)
     other.register(D)
     other.clock.now = NOW + timedelta(days=8, minutes=1)

@@ -54,7 +54,7 @@ ICS = "/calendar.ics"
         ),
         (
             RegistrationChange.REMINDER, {}, "Rappel",
-            ["a lieu dans deux jours", WHEN, ICS, CANCEL],
+            ["inscrit·e approche", WHEN, ICS, CANCEL],
             ["liste d'attente", "annulée"],
         ),
         (

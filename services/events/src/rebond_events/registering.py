@@ -184,16 +184,21 @@ def remind(
     registration keeps `reminded_at`): the e-mail carries the cancellation link, so a person
     who cannot come frees their seat for the waitlist. Each conference is taken with
     `lock=True`, as every change of its registrations is, so a cancellation or a promotion
-    meanwhile is seen. Someone promoted from the waitlist after the reminders went out is
-    reminded at the next run. Returns how many reminders were asked for."""
+    meanwhile is seen. Nobody is reminded who was sent the conference and its link within
+    `lead` of its start already (registered or promoted from the waitlist in those days): a
+    reminder right after their confirmation would tell them nothing new. Returns how many
+    reminders were asked for."""
     now = clock()
     messages: list[Message] = []
     for found in repository.starting_between(now, now + lead):
         conference = repository.conference(found.id, lock=True)
         if conference is None or conference.cancelled:
             continue
+        window_opened = conference.details.starts_at - lead
         for registration in repository.queue(conference.id, [RegistrationStatus.CONFIRMED]):
             if registration.reminded_at is not None:
+                continue
+            if registration.link_sent_at is not None and registration.link_sent_at >= window_opened:
                 continue
             registration = registration.reminded(now)
             repository.save_registration(registration)

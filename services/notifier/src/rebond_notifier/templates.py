@@ -337,7 +337,7 @@ def _cancel_line(cancel_url: str | None) -> list[str]:
 
 
 def registration_mail(registration: RegistrationV1, ics_url: str | None) -> Mail:
-    """One step of a registration (confirmed, waitlisted, promoted, reminded two days before,
+    """One step of a registration (confirmed, waitlisted, promoted, reminded before it,
     cancelled, conference changed), told simply and kindly to the person, with what they need and nothing more."""
     conference = registration.conference
     change = registration.change
@@ -381,11 +381,13 @@ def registration_mail(registration: RegistrationV1, ics_url: str | None) -> Mail
             "Nous serons heureux de vous accueillir.",
         ]
     elif change == RegistrationChange.REMINDER:
-        subject = f"Rappel : {title}, dans deux jours"
+        # The date below says when: the reminder goes two days before, or later when the
+        # events service was away then, so "dans deux jours" would not always hold.
+        subject = f"Rappel : {title} approche"
         lines = [
             *hello,
-            "Petit rappel : la conférence à laquelle vous êtes inscrit·e a lieu dans deux "
-            "jours. Nous avons hâte de vous y accueillir.",
+            "Petit rappel : la conférence à laquelle vous êtes inscrit·e approche. Nous avons "
+            "hâte de vous y accueillir.",
             "",
             *details,
             *_cancel_line(registration.cancel_url),
