@@ -604,3 +604,23 @@ def test_the_operations_guide_lists_every_topic_with_its_writer() -> None:
         assert name in rows, f"{topic.name} has no row in docs/operations.md"
         if not name.startswith("deadletter."):
             assert rows[name].startswith(topic.writer.value), (name, rows[name])
+
+
+def test_the_readme_names_each_topics_writer_and_readers_as_the_registry_does() -> None:
+    """The README's topic table says who writes and who reads each service topic as the
+    registry does (whose readers the ACLs are made from): a reader added to the registry and
+    not to the table, or the other way, fails here."""
+    rows = {
+        cells[1].strip().strip("`"): (cells[4].strip(), cells[5].strip())
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("| `") and len(cells := line.split("|")) >= 7
+    }
+    checked = 0
+    for topic in all_topics():
+        if topic.name not in rows or not topic.readers:
+            continue  # an association's, a dead-letter topic, or one nobody reads (said in prose)
+        writer, readers = rows[topic.name]
+        assert writer == topic.writer.value, (topic.name, writer)
+        assert set(readers.split(", ")) == {r.value for r in topic.readers}, (topic.name, readers)
+        checked += 1
+    assert checked >= 20
