@@ -623,4 +623,4 @@ def test_the_readme_names_each_topics_writer_and_readers_as_the_registry_does() 
         assert writer == topic.writer.value, (topic.name, writer)
         assert set(readers.split(", ")) == {r.value for r in topic.readers}, (topic.name, readers)
         checked += 1
-    assert checked >= 20
+    assert checked >= 18  # every service topic read by someone, at the time of writing
