@@ -3,6 +3,7 @@ is dead-lettered; each record runs in its scope; batches hand over only readable
 
 import asyncio
 import json
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ErasureRequestedV1, ReferralResponseV1
 from rebond_contracts.topics import ERASURES, Service, dead_letters, responses
 from rebond_kafka.consume import Batch, DeadLetters, Received, subscribe
+from rebond_kafka.testing import move_group_to_end
+from rebond_testing.waiting import until_async
 
 REFERENCE = "RB-0HCK-9645-C57J-B5Q9"
 DEAD = dead_letters(Service.ROUTER)
@@ -189,10 +192,6 @@ def test_the_asyncapi_document_describes_the_topics_payload() -> None:
 async def test_a_handler_that_raises_has_its_record_read_again(kafka_bootstrap: str) -> None:
     """At least once, on the real broker: a record whose handler raised is handed over again,
     and the group's offset moves past it only after the handler returned."""
-    import uuid
-
-    from rebond_kafka.testing import move_group_to_end
-
     group = f"test-consume-{uuid.uuid4().hex[:8]}"
     await move_group_to_end(kafka_bootstrap, group, [ERASURES.name])
     attempts: list[str] = []
@@ -247,3 +246,48 @@ async def test_an_empty_batch_poll_is_made_again_without_sleeping(monkeypatch) -
     consumer = Consumer()
     assert await subscriber.get_msg(consumer) == ()
     assert consumer.polls == [(100, 7)] and slept == []
+
+
+async def test_an_idle_batch_subscriber_rarely_wakes_yet_takes_a_record_at_once(
+    kafka_bootstrap: str, monkeypatch
+) -> None:
+    """Idle, a batch subscriber with the default poll wait wakes about once per 5 s (not ten
+    times a second), and a record published during that wait reaches its handler at once."""
+    from aiokafka import AIOKafkaConsumer
+
+    polls: list[float] = []
+    getmany = AIOKafkaConsumer.getmany
+
+    async def counted(self: AIOKafkaConsumer, *partitions: Any, **options: Any) -> Any:
+        polls.append(asyncio.get_running_loop().time())
+        return await getmany(self, *partitions, **options)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "getmany", counted)
+    group = f"test-idle-{uuid.uuid4().hex[:8]}"
+    await move_group_to_end(kafka_bootstrap, group, [ERASURES.name])
+    handled: asyncio.Queue[float] = asyncio.Queue()
+
+    async def handler(batch: Sequence[Received[ErasureRequestedV1]]) -> None:
+        for _ in batch:
+            handled.put_nowait(asyncio.get_running_loop().time())
+
+    broker = KafkaBroker(kafka_bootstrap, logger=None)
+    subscribe(
+        broker, ERASURES, handler, dead_letters=DeadLetters(broker, Service.ROUTER),
+        group_id=group, description="test", batch=Batch(max_records=10),
+    )  # fmt: skip
+    (subscriber,) = broker.subscribers[:1]
+    async with broker:
+        await broker.start()
+        assert await until_async(
+            lambda: subscriber.consumer and subscriber.consumer.assignment(), 30
+        )
+        start = asyncio.get_running_loop().time()
+        await asyncio.sleep(3)
+        idle_polls = [t for t in polls if t > start]
+        assert len(idle_polls) <= 1, f"{len(idle_polls)} polls in 3 s of idleness"
+        value, headers = erasure()
+        sent = asyncio.get_running_loop().time()
+        await broker.publish(value, ERASURES.name, key=REFERENCE.encode(), headers=headers)
+        took = await asyncio.wait_for(handled.get(), 10) - sent
+    assert took < 1.5, f"a record waited {took:.1f} s for an idle poll to end"

@@ -6,6 +6,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from rebond_kafka.consume import IDLE_POLL_MS
 from rebond_notifier.text import has_controls
 from rebond_service.privacy import PrivacyContactSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
@@ -85,8 +86,10 @@ class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
     #: Decisions are read in batches of at most this many records: their referrals all in
     #: flight together, their deliveries recorded in one transaction, one offset commit.
     batch_max_records: int = Field(default=500, ge=1)
-    #: How long to wait for a first record when none is waiting (a batch never waits to fill).
-    batch_timeout_ms: int = Field(default=100, ge=1)
+    #: How long an empty poll waits for a first record before polling again: a record fetched
+    #: meanwhile is handed over at once (a batch never waits to fill), so this only sets how
+    #: often an idle service wakes up (`rebond_kafka.consume.IDLE_POLL_MS`).
+    batch_timeout_ms: int = Field(default=IDLE_POLL_MS, ge=1)
     webhook_timeout_s: float = 10.0
     #: Attempts per delivery (first try included) before it is dead-lettered.
     max_attempts: int = Field(default=6, ge=1)

@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.preview import DEVELOPMENT_PREVIEW_TOKEN
+from rebond_kafka.consume import IDLE_POLL_MS
 from rebond_router.directory import DEFAULT_PATH
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
@@ -39,8 +40,10 @@ class RouterSettings(KafkaServiceSettings):
     #: Questionnaires are read in batches of at most this many records: one transaction and one
     #: offset commit per batch, all outputs in flight together.
     batch_max_records: int = Field(default=500, ge=1)
-    #: How long to wait for a first record when none is waiting (a batch never waits to fill).
-    batch_timeout_ms: int = Field(default=100, ge=1)
+    #: How long an empty poll waits for a first record before polling again: a record fetched
+    #: meanwhile is handed over at once (a batch never waits to fill), so this only sets how
+    #: often an idle service wakes up (`rebond_kafka.consume.IDLE_POLL_MS`).
+    batch_timeout_ms: int = Field(default=IDLE_POLL_MS, ge=1)
     #: Transient failures (database, Kafka) are tried this many times, then dead-lettered,
     #: after a delay from `retry_backoff_s` doubling up to `retry_backoff_max_s` (each plus up
     #: to 20 % of `retry_backoff_s`, at random; not 0: that would retry in a hot loop).
