@@ -164,6 +164,7 @@ def section(results: Mapping[str, Any]) -> list[str]:
                 f"| ×{ratio(ours['p99_ms'], base['p99_ms']):.2f} |"
             )
         lines.append("")
+        lines += _stage_table(runs, bare)
     if "idle_fresh" in rebond:
         lines += _idle_table(rebond, bare, r2["plan"]["idle_s"])
     if "campaign" in rebond and "cpu_s" in rebond["campaign"]:
@@ -172,6 +173,33 @@ def section(results: Mapping[str, Any]) -> list[str]:
         lines += _memory_table(r2)
     durations = {**results["durations_s"], **r2["durations_s"]}
     return [*lines, "Durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()), ""]
+
+
+def _stage_table(runs: Mapping[str, Any], bare: Mapping[str, Any]) -> list[str]:
+    """Where POST → referral's time goes: per process, from the previous topic's arrival (the
+    scheduled send time for the first) to its own topic's, p50 / p99."""
+    lines = [
+        "### Where the time goes: from one topic to the next (p50 / p99, ms)",
+        "",
+        "Each topic a reference passes through is watched by a consumer of its own; a process's"
+        " share is from the previous arrival (the scheduled send for the first: the POST, the"
+        " intake's publish and the watcher's fetch) to the arrival on the topic it writes.",
+        "",
+        "| arrivals | Rebond: intake / router / notifier | bare: front / hop 1 / hop 2 |",
+        "|---|---|---|",
+    ]
+    for key, ours in runs.items():
+        base = bare["real_load"].get(key) if key != "campaign" else bare["campaign"]
+        if base is None or not ours.get("stages") or not base.get("stages"):
+            continue
+        lines.append(f"| {_load_title(ours)} | {_stages(ours)} | {_stages(base)} |")
+    return [*lines, ""] if len(lines) > 6 else []
+
+
+def _stages(run: Mapping[str, Any]) -> str:
+    return " · ".join(
+        f"{stage['p50_ms']:.1f} / {stage['p99_ms']:.1f}" for stage in run["stages"].values()
+    )
 
 
 def _four(run: Mapping[str, Any]) -> str:

@@ -49,7 +49,7 @@ from bench.run import (
 )
 from bench.soak import soak
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.topics import DELIVERIES, QUESTIONNAIRES, referrals
+from rebond_contracts.topics import DECISIONS, DELIVERIES, QUESTIONNAIRES, referrals
 from rebond_kafka.testing import partitions_of
 from rebond_testing import free_port
 
@@ -196,6 +196,10 @@ class Pipeline:
     broker_pid: int | None  # measured beside the processes when known
     #: Whose lag says the pipeline is drained; None: every group on the (bench's own) broker.
     groups: list[str] | None = None
+    #: The topics a reference goes through before `topics`, each named for the process that
+    #: writes it, and the name of the one that writes `topics` (`through`'s stage latencies).
+    stages: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    last_stage: str = "last"
 
     def pids(self) -> dict[str, int]:
         return {name: proc.process.pid for name, proc in self.procs.items()}
@@ -231,6 +235,8 @@ def start_rebond(bench: Bench, broker_pid: int) -> Pipeline:
     return Pipeline(
         "Rebond", procs, procs["intake"].url, list(REFERRAL_TOPICS),
         EMAILS_PER_QUESTIONNAIRE, broker_pid,
+        stages=(("intake", (QUESTIONNAIRES.name,)), ("router", (DECISIONS.name,))),
+        last_stage="notifier",
     )  # fmt: skip
 
 
@@ -239,7 +245,11 @@ def start_bare(bench: Bench, broker_pid: int | None) -> Pipeline:
     assert front.url
     procs = {proc.name: proc for proc in (front, *hops)}
     groups = [hop.group for hop in hops if hop.group]
-    return Pipeline("bare pipeline", procs, front.url, [BARE_TOPICS[-1]], 0, broker_pid, groups)
+    return Pipeline(
+        "bare pipeline", procs, front.url, [BARE_TOPICS[-1]], 0, broker_pid, groups,
+        stages=(("bare-front", (BARE_TOPICS[0],)), ("bare-hop-1", (BARE_TOPICS[1],))),
+        last_stage="bare-hop-2",
+    )  # fmt: skip
 
 
 def idle(pipeline: Pipeline, seconds: float) -> dict[str, dict[str, float]]:
@@ -261,7 +271,8 @@ def real_load(
 def measure(bench: Bench, pipeline: Pipeline, load: Load, bodies: Path) -> dict[str, Any]:
     result = through(
         bench, pipeline.url, pipeline.topics, load.rate, load.seconds, bodies,
-        arrivals=load.arrivals, seed=load.seed,
+        arrivals=load.arrivals, seed=load.seed, stages=pipeline.stages,
+        last_stage=pipeline.last_stage,
     )  # fmt: skip
     print(
         f"  {pipeline.name}: {load.arrivals} {load.rate:g}/s for {load.seconds:g} s: "

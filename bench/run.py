@@ -30,8 +30,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -569,18 +569,36 @@ def through(
     *,
     arrivals: Arrivals = Arrivals.EVEN,
     seed: int = 1,
+    stages: Sequence[tuple[str, Sequence[str]]] = (),
+    last_stage: str = "last",
 ) -> dict[str, Any]:
     """Open-loop POSTs to `url`; each accepted reference's latency from its *scheduled* send
-    time until its key is on `topics`; and the POSTs' own latencies (`post_*`)."""
-    with KeyWatch(bench.bootstrap, topics) as watch:
+    time until its key is on `topics`; and the POSTs' own latencies (`post_*`).
+
+    `stages` names the topics a reference goes through before `topics`, in order (`(label,
+    topics)`: the process that writes them): each is watched by a consumer of its own, and
+    `stages` in the result gives, per stage and for the last one (`topics`, `last_stage`), the
+    p50 and p99
+    of the time from the previous arrival (the scheduled send time for the first). All arrivals
+    are seen the same way, so a watcher's own fetch delay is in every stage alike and cancels
+    out of the differences, not out of the first."""
+    with ExitStack() as watching:
+        watches = [
+            (label, watching.enter_context(KeyWatch(bench.bootstrap, list(names))))
+            for label, names in stages
+        ]
+        watch = watching.enter_context(KeyWatch(bench.bootstrap, topics))
         rows = open_loop(bench, url, rate, seconds, bodies, arrivals=arrivals, seed=seed)
         accepted = [r for r in rows if r["status"] == 202]
-        seen = watch.wait_for({r["reference"] for r in accepted}, timeout_s=30)
+        keys = {r["reference"] for r in accepted}
+        seen = watch.wait_for(keys, timeout_s=30)
+        arrivals_at = [(label, stage.wait_for(keys, timeout_s=5)) for label, stage in watches]
     latencies = [
         (seen[r["reference"]] - r["scheduled_ns"]) / 1e6 for r in accepted if r["reference"] in seen
     ]
     post = summarise(rows)
     return {
+        "stages": stage_latencies(accepted, [*arrivals_at, (last_stage, seen)]),
         "arrivals": str(arrivals),
         "rate": rate,
         "seconds": seconds,
@@ -594,6 +612,27 @@ def through(
         "max_ms": max(latencies) if latencies else float("nan"),
         "latencies_ms": latencies,
     }
+
+
+def stage_latencies(
+    accepted: list[dict[str, Any]], arrivals: list[tuple[str, dict[str, int]]]
+) -> dict[str, dict[str, float]]:
+    """Per stage, p50 and p99 (ms) of the time from the previous stage's arrival (from the
+    scheduled send time for the first), over the references seen at every stage."""
+    gaps: dict[str, list[float]] = {label: [] for label, _ in arrivals}
+    for row in accepted:
+        reference = row["reference"]
+        if not all(reference in seen for _, seen in arrivals):
+            continue
+        before = row["scheduled_ns"]
+        for label, seen in arrivals:
+            gaps[label].append((seen[reference] - before) / 1e6)
+            before = seen[reference]
+    return {
+        label: {"p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99),
+                "count": len(values)}
+        for label, values in gaps.items()
+    }  # fmt: skip
 
 
 def e2e_phase(bench: Bench, bodies: Path, router_group: str) -> dict[str, Any]:

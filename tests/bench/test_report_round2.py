@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench.report_round2 import section, target_rows
+from bench.run import stage_latencies
 
 SERVICES = ("intake", "router", "notifier", "events")
 
@@ -109,3 +110,39 @@ def test_the_section_renders_every_part(results: dict[str, Any]) -> None:
     for heading in ("| target |", "### POST → referral", "### Idle", "### CPU per", "### Memory"):
         assert heading in text
     assert "| notifier | 0.90 % | 11.40 % |" in text
+
+
+def test_stage_latencies_are_gaps_between_consecutive_arrivals() -> None:
+    """Each stage counts from the previous arrival (the scheduled send first); a reference
+    missing at any stage is left out of every stage, so the stages add up per reference."""
+    ms = 1_000_000
+    accepted = [
+        {"reference": "a", "scheduled_ns": 0},
+        {"reference": "b", "scheduled_ns": 100 * ms},
+        {"reference": "lost", "scheduled_ns": 0},
+    ]
+    arrivals = [
+        ("intake", {"a": 5 * ms, "b": 107 * ms, "lost": 4 * ms}),
+        ("router", {"a": 15 * ms, "b": 110 * ms}),
+        ("notifier", {"a": 35 * ms, "b": 111 * ms}),
+    ]
+    stages = stage_latencies(accepted, arrivals)
+    assert list(stages) == ["intake", "router", "notifier"]
+    assert stages["intake"] == {"p50_ms": 5.0, "p99_ms": 7.0, "count": 2}
+    assert stages["router"] == {"p50_ms": 3.0, "p99_ms": 10.0, "count": 2}
+    assert stages["notifier"] == {"p50_ms": 1.0, "p99_ms": 20.0, "count": 2}
+
+
+def test_the_section_shows_where_the_time_goes_when_stages_were_watched(
+    results: dict[str, Any],
+) -> None:
+    """With stage latencies in both pipelines' runs, a table gives each process's share."""
+    assert "### Where the time goes" not in "\n".join(section(results))
+    stage = {"p50_ms": 2.0, "p99_ms": 4.5, "count": 180}
+    for pipeline, names in (("rebond", ("intake", "router", "notifier")),
+                            ("bare", ("bare-front", "bare-hop-1", "bare-hop-2"))):  # fmt: skip
+        run = results["round2"][pipeline]["real_load"]["poisson_1_per_s"]
+        run["stages"] = dict.fromkeys(names, stage)
+    text = "\n".join(section(results))
+    assert "### Where the time goes" in text
+    assert "| random (Poisson), 1/s for 180 s | 2.0 / 4.5 · 2.0 / 4.5 · 2.0 / 4.5 |" in text

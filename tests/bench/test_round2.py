@@ -93,3 +93,7 @@ def test_the_campaign_step_sees_every_questionnaire_and_charges_each_process(
     assert set(per_questionnaire) == {"bare-front", "bare-hop-1", "bare-hop-2"}
     assert all(value > 0 for value in per_questionnaire.values())
     assert result["cpu_ms_per_questionnaire_all"] == pytest.approx(sum(per_questionnaire.values()))
+    # Each process's share of the latency, every reference seen at every topic on its way.
+    assert list(result["stages"]) == ["bare-front", "bare-hop-1", "bare-hop-2"]
+    assert all(stage["count"] == sent for stage in result["stages"].values())
+    assert all(stage["p50_ms"] >= 0 for stage in result["stages"].values())
