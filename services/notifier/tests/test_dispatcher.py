@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from structlog.testing import capture_logs
@@ -17,6 +18,7 @@ from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
 from rebond_notifier.store import (
+    Delivery,
     DeliveryStatus,
     DeliveryStore,
     Lease,
@@ -40,6 +42,11 @@ class CountingStore(DeliveryStore):
     def __init__(self, url: str) -> None:
         super().__init__(Database(url))
         self.chunks: list[int] = []  # how many deliveries each `claim_many` asked for
+        self.due_reads = 0  # how many times what is due was read
+
+    async def due(self, **kwargs: Any) -> list[Delivery]:
+        self.due_reads += 1
+        return await super().due(**kwargs)
 
     async def claim_many(
         self, delivery_ids: Sequence[int], lease: timedelta, *, now: datetime | None = None
@@ -159,6 +166,26 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     assert len(set(outcomes.event_ids)) == len(outcomes.event_ids) == 13
     assert isinstance(dispatcher.relay, CountingRelay)
     assert dispatcher.relay.rounds <= 5  # the first, one per chunk, the lane's end: not per e-mail
+
+
+async def test_a_chunks_end_flushes_the_outcomes_without_reading_the_due_deliveries_again(
+    tmp_path: Path,
+) -> None:
+    """30 e-mails of one lane (chunks of 6) go out with what is due read twice (the first
+    round, the lane's end), not at each chunk's end; each outcome still published at once."""
+    store = await _store(tmp_path)
+    await store.enqueue([_mail() for _ in range(30)])
+    mailer = FakeMailer(lambda _mail: asyncio.sleep(0.01))  # a round runs between two chunks
+    outcomes = Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(lease_s=120, smtp_timeout_s=10))
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 6, 10)
+        assert len(mailer.sent) < 30  # the first chunk's outcomes went out while the lane ran
+        await poll_until(lambda: len(outcomes.event_ids) >= 30, 10)
+        await asyncio.sleep(0.1)
+    assert store.chunks == [6, 6, 6, 6, 6]
+    assert len(set(outcomes.event_ids)) == 30
+    assert store.due_reads <= 3
 
 
 async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_deliveries(

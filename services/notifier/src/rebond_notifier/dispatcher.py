@@ -15,7 +15,11 @@ the same moment would send it twice (recognisable by its event id, but for nothi
 The store is asked as little as the guarantees allow: a lane claims its deliveries a chunk at a
 time (one statement), records each outcome as soon as it is known (one transaction, which also
 says whether the next one is still to be sent), and a round (flush the outbox, look for due
-work) follows a chunk or a wake, not every delivery.
+work) follows a chunk or a wake, not every delivery. A chunk's end only has the outbox flushed:
+what is due is read again only when there may be something new to start (work recorded, a lane
+ended, a retry's or the poll's time came). Read at each chunk's end, the due deliveries of a
+backlog were scanned again and again past those of the lanes at work, which left them out one
+row at a time: a backlog's drain cost grew with its length.
 """
 
 import asyncio
@@ -101,18 +105,21 @@ class Dispatcher:
         #: Subjects this process wrote outbox messages about since the last round.
         self._to_publish: set[str] = set()
         self._wake = asyncio.Event()
+        #: Whether the next round reads what is due: not after a chunk's end (see the module).
+        self._look = True
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._stopping = False
 
     def wake(self) -> None:
         """New work was recorded: look at once instead of at the next poll."""
+        self._look = True
         self._wake.set()
 
     def publish_soon(self, subject: str) -> None:
         """A message about `subject` was committed to the outbox: publish it at once (the next
         round, woken now)."""
         self._to_publish.add(subject)
-        self._wake.set()
+        self.wake()
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Start nothing more: each lane ends the delivery in flight (for at most `grace_s`,
@@ -141,19 +148,24 @@ class Dispatcher:
         try:
             while not self._stopping:
                 self._wake.clear()
+                look, self._look = self._look, False
                 try:
-                    await self._flush()
-                    await self._start_lanes()
+                    await self._flush(stale_too=look)
+                    if look:
+                        await self._start_lanes()
                     wait_s = await self._until_due()
                     failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
+                    self._look = True
                     wait_s = failures.next_delay()
                     log.exception("dispatch_round_failed", retry_in_s=round(wait_s, 2))
                 # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancel that arrives as
                 # the wake does, and `run` would then go on after its task was cancelled.
-                with suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(wait_s):
                         await self._wake.wait()
+                except TimeoutError:  # something fell due, or the fallback poll
+                    self._look = True
                 # Wakes come in bursts (lanes ending chunks, decisions recorded one after
                 # another): a moment's wait lets one round serve them all.
                 await asyncio.sleep(self.gather_s)
@@ -185,9 +197,10 @@ class Dispatcher:
             return self.poll_interval_s
         return min(self.poll_interval_s, max(0.0, (due - now).total_seconds()))
 
-    async def _flush(self) -> None:
-        """Publish what this process wrote, then whatever waited longer than `stale_after`
-        (see the module). Subjects whose flush failed are tried again next round."""
+    async def _flush(self, *, stale_too: bool = True) -> None:
+        """Publish what this process wrote, then (`stale_too`: not at a chunk's end, where
+        only this process's outcomes are new) whatever waited longer than `stale_after` (see
+        the module). Subjects whose flush failed are tried again next round."""
         subjects, self._to_publish = self._to_publish, set()
         try:
             if subjects:
@@ -195,7 +208,8 @@ class Dispatcher:
         except BaseException:
             self._to_publish |= subjects
             raise
-        await self.relay.flush(older_than=self.stale_after)
+        if stale_too:
+            await self.relay.flush(older_than=self.stale_after)
 
     async def _start_lanes(self) -> None:
         if self._stopping:
@@ -215,12 +229,14 @@ class Dispatcher:
             task.add_done_callback(done)
 
     def _lane_done(self, lane: tuple[str, str]) -> None:
+        """The lane may have left work behind (more than it was given, or failed): look."""
         self._lanes.pop(lane, None)
-        self._wake.set()
+        self.wake()
 
     async def _run_lane(self, items: list[Delivery]) -> None:
         """Claim the lane's deliveries a chunk at a time, send each one after the other; each
-        chunk's end wakes a round, which flushes the outbox (the outcomes)."""
+        chunk's end wakes a round, which flushes the outbox (the outcomes) and reads nothing
+        else: the lane's end is what has the due deliveries read again."""
         waiting = sorted(items, key=lambda d: d.id)
         size = chunk_size(self.policy.lease_s, self._timeout_s(waiting[0]))
         try:
@@ -336,7 +352,7 @@ class Dispatcher:
         return held
 
     def _schedule_wake(self, delay_s: float) -> None:
-        asyncio.get_running_loop().call_later(delay_s, self._wake.set)
+        asyncio.get_running_loop().call_later(delay_s, self.wake)
 
     async def _perform(self, delivery: Delivery) -> None:
         try:
