@@ -106,13 +106,14 @@ class Outcomes:
         return acknowledged
 
 
-def _mail(reference: str | None = None) -> NewDelivery:
-    """An e-mail to APESA (one lane for all of them); its subject is its referral id."""
+def _mail(reference: str | None = None, association: str = "apesa") -> NewDelivery:
+    """An e-mail to APESA (one lane for all of them) or `association`; its subject is its
+    referral id."""
     referral = str(uuid.uuid4())
     reference = reference or new_reference()
     return NewDelivery(
         referral_id=referral, channel="association_email", kind="offer", reference=reference,
-        association_id="apesa", correlation_id=reference,
+        association_id=association, correlation_id=reference,
         payload={"to": "contact@apesa.example", "subject": referral, "text": reference},
     )  # fmt: skip
 
@@ -186,6 +187,24 @@ async def test_a_chunks_end_flushes_the_outcomes_without_reading_the_due_deliver
     assert store.chunks == [6, 6, 6, 6, 6]
     assert len(set(outcomes.event_ids)) == 30
     assert store.due_reads <= 3
+
+
+async def test_lanes_started_in_one_round_claim_their_first_chunks_in_one_statement(
+    tmp_path: Path,
+) -> None:
+    """E-mails to three associations (three lanes, 2 + 2 + 8 e-mails, chunks of 6) found in
+    one round take one claim for the three lanes' first chunks, then one for the rest."""
+    store = await _store(tmp_path)
+    await store.enqueue(
+        [_mail(association=a) for a in ("apesa", "apesa", "second-souffle", "second-souffle")]
+        + [_mail(association="re-creer") for _ in range(8)]
+    )
+    mailer, outcomes = FakeMailer(), Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(lease_s=120, smtp_timeout_s=10))
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 12, 10)
+    assert store.chunks == [10, 2]
+    assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 12
 
 
 async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_deliveries(

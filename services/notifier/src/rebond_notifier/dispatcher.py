@@ -212,15 +212,31 @@ class Dispatcher:
             await self.relay.flush(older_than=self.stale_after)
 
     async def _start_lanes(self) -> None:
+        """Start a lane for each (channel, association) with due work and none at it. The
+        lanes' first chunks are claimed together, in one statement: a trickle of decisions
+        wakes rounds that each start a lane or two per association, which otherwise cost a
+        claim each, for a delivery or two."""
         if self._stopping:
             return
         by_lane: dict[tuple[str, str], list[Delivery]] = {}
         for delivery in await self.store.due(now=self.clock(), except_lanes=list(self._lanes)):
             by_lane.setdefault(delivery.lane, []).append(delivery)
+        if not by_lane:
+            return
+        for items in by_lane.values():
+            items.sort(key=lambda d: d.id)
+        sizes = {lane: chunk_size(self.policy.lease_s, self._timeout_s(items[0]))
+                 for lane, items in by_lane.items()}  # fmt: skip
+        first = [d.id for lane, items in by_lane.items() for d in items[: sizes[lane]]]
+        lease = await self.store.claim_many(
+            first, timedelta(seconds=self.policy.lease_s), now=self.clock()
+        )
         for lane, items in by_lane.items():
-            if lane in self._lanes:
-                continue
-            task = asyncio.create_task(self._run_lane(items), name=f"lane:{lane[0]}:{lane[1]}")
+            ids = {d.id for d in items[: sizes[lane]]}
+            claimed = Lease(tuple(i for i in lease.ids if i in ids), lease.until)
+            task = asyncio.create_task(
+                self._run_lane(items, claimed), name=f"lane:{lane[0]}:{lane[1]}"
+            )
             self._lanes[lane] = task
 
             def done(_t: "asyncio.Task[None]", lane: tuple[str, str] = lane) -> None:
@@ -233,29 +249,35 @@ class Dispatcher:
         self._lanes.pop(lane, None)
         self.wake()
 
-    async def _run_lane(self, items: list[Delivery]) -> None:
+    async def _run_lane(self, items: list[Delivery], claimed: Lease) -> None:
         """Claim the lane's deliveries a chunk at a time, send each one after the other; each
         chunk's end wakes a round, which flushes the outbox (the outcomes) and reads nothing
-        else: the lane's end is what has the due deliveries read again."""
+        else: the lane's end is what has the due deliveries read again. The first chunk was
+        claimed already (`claimed`, by `_start_lanes`)."""
         waiting = sorted(items, key=lambda d: d.id)
         size = chunk_size(self.policy.lease_s, self._timeout_s(waiting[0]))
+        lease: Lease | None = claimed
         try:
             while waiting and not self._stopping:
                 chunk, waiting = waiting[:size], waiting[size:]
-                waiting = await self._run_chunk(chunk) + waiting
+                waiting = await self._run_chunk(chunk, lease) + waiting
+                lease = None
                 self._wake.set()
+            if lease is not None and lease.ids:  # stopped before its first chunk: hand it back
+                await self.store.release(lease)
         except asyncio.CancelledError:
             raise
         except Exception:  # the store is down: what is left stays due, for a later round
             log.exception("delivery_lane_stopped", lane=items[0].lane)
 
-    async def _run_chunk(self, chunk: list[Delivery]) -> list[Delivery]:
-        """Claim `chunk` in one statement and deliver what was taken; returns what was handed
-        back unsent. Before each delivery after the first, the store has said (in the previous
-        delivery's own transaction) that it is still pending: an erasure recorded meanwhile
-        stops it, as it stopped an unclaimed one."""
+    async def _run_chunk(self, chunk: list[Delivery], lease: Lease | None) -> list[Delivery]:
+        """Claim `chunk` in one statement (unless `lease` already holds it) and deliver what
+        was taken; returns what was handed back unsent. Before each delivery after the first,
+        the store has said (in the previous delivery's own transaction) that it is still
+        pending: an erasure recorded meanwhile stops it, as it stopped an unclaimed one."""
         lease_for = timedelta(seconds=self.policy.lease_s)
-        lease = await self.store.claim_many([d.id for d in chunk], lease_for, now=self.clock())
+        if lease is None:
+            lease = await self.store.claim_many([d.id for d in chunk], lease_for, now=self.clock())
         held = set(lease.ids)
         for delivery in chunk:
             if delivery.id not in held:
