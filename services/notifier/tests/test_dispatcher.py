@@ -154,7 +154,8 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     tmp_path: Path,
 ) -> None:
     """13 e-mails of one lane (120 s lease, 10 s timeout: chunks of 6) take three claims, none
-    one by one; each is sent once, each outcome published once, a round per chunk at most."""
+    one by one; each is sent once, each outcome published once, a round per chunk at most; what
+    is due is read at the first round and at the lane's end, not at each chunk's end."""
     store = await _store(tmp_path)
     await store.enqueue([_mail() for _ in range(13)])
     mailer = FakeMailer(lambda _mail: asyncio.sleep(0.02))  # a round could run between two
@@ -168,26 +169,7 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     assert len(set(outcomes.event_ids)) == len(outcomes.event_ids) == 13
     assert isinstance(dispatcher.relay, CountingRelay)
     assert dispatcher.relay.rounds <= 5  # the first, one per chunk, the lane's end: not per e-mail
-
-
-async def test_a_chunks_end_flushes_the_outcomes_without_reading_the_due_deliveries_again(
-    tmp_path: Path,
-) -> None:
-    """30 e-mails of one lane (chunks of 6) go out with what is due read twice (the first
-    round, the lane's end), not at each chunk's end; each outcome still published at once."""
-    store = await _store(tmp_path)
-    await store.enqueue([_mail() for _ in range(30)])
-    mailer = FakeMailer(lambda _mail: asyncio.sleep(0.01))  # a round runs between two chunks
-    outcomes = Outcomes()
-    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(lease_s=120, smtp_timeout_s=10))
-    async with running(dispatcher):
-        await poll_until(lambda: len(outcomes.event_ids) >= 6, 10)
-        assert len(mailer.sent) < 30  # the first chunk's outcomes went out while the lane ran
-        await poll_until(lambda: len(outcomes.event_ids) >= 30, 10)
-        await asyncio.sleep(0.1)
-    assert store.chunks == [6, 6, 6, 6, 6]
-    assert len(set(outcomes.event_ids)) == 30
-    assert store.due_reads <= 3
+    assert store.due_reads == 2
 
 
 async def test_freed_memory_is_handed_back_once_idle_after_a_burst_not_per_e_mail(
