@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from structlog.testing import capture_logs
@@ -16,7 +17,9 @@ from structlog.testing import capture_logs
 from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
+from rebond_notifier.memory import trimmer
 from rebond_notifier.store import (
+    Delivery,
     DeliveryStatus,
     DeliveryStore,
     Lease,
@@ -40,6 +43,11 @@ class CountingStore(DeliveryStore):
     def __init__(self, url: str) -> None:
         super().__init__(Database(url))
         self.chunks: list[int] = []  # how many deliveries each `claim_many` asked for
+        self.due_reads = 0  # how many times what is due was read
+
+    async def due(self, **kwargs: Any) -> list[Delivery]:
+        self.due_reads += 1
+        return await super().due(**kwargs)
 
     async def claim_many(
         self, delivery_ids: Sequence[int], lease: timedelta, *, now: datetime | None = None
@@ -99,13 +107,14 @@ class Outcomes:
         return acknowledged
 
 
-def _mail(reference: str | None = None) -> NewDelivery:
-    """An e-mail to APESA (one lane for all of them); its subject is its referral id."""
+def _mail(reference: str | None = None, association: str = "apesa") -> NewDelivery:
+    """An e-mail to APESA (one lane for all of them) or `association`; its subject is its
+    referral id."""
     referral = str(uuid.uuid4())
     reference = reference or new_reference()
     return NewDelivery(
         referral_id=referral, channel="association_email", kind="offer", reference=reference,
-        association_id="apesa", correlation_id=reference,
+        association_id=association, correlation_id=reference,
         payload={"to": "contact@apesa.example", "subject": referral, "text": reference},
     )  # fmt: skip
 
@@ -145,7 +154,8 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     tmp_path: Path,
 ) -> None:
     """13 e-mails of one lane (120 s lease, 10 s timeout: chunks of 6) take three claims, none
-    one by one; each is sent once, each outcome published once, a round per chunk at most."""
+    one by one; each is sent once, each outcome published once, a round per chunk at most; what
+    is due is read at the first round and at the lane's end, not at each chunk's end."""
     store = await _store(tmp_path)
     await store.enqueue([_mail() for _ in range(13)])
     mailer = FakeMailer(lambda _mail: asyncio.sleep(0.02))  # a round could run between two
@@ -159,6 +169,59 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     assert len(set(outcomes.event_ids)) == len(outcomes.event_ids) == 13
     assert isinstance(dispatcher.relay, CountingRelay)
     assert dispatcher.relay.rounds <= 5  # the first, one per chunk, the lane's end: not per e-mail
+    assert store.due_reads == 2
+
+
+async def test_freed_memory_is_handed_back_once_idle_after_a_burst_not_per_e_mail(
+    tmp_path: Path,
+) -> None:
+    """With `give_back_after=10`: 4 e-mails hand nothing back; 25 more, once the lanes are
+    idle, once or twice (at a lull between chunks), never per e-mail."""
+    store = await _store(tmp_path)
+    calls: list[float] = []
+    outcomes = Outcomes()
+    dispatcher = Dispatcher(
+        store, FakeMailer(), NoWebhooks(), load_associations(), _relay(store, outcomes),
+        RetryPolicy(), poll_interval_s=30, give_back=lambda: calls.append(time.monotonic()),
+        give_back_after=10,
+    )  # fmt: skip
+    async with running(dispatcher):
+        await store.enqueue([_mail() for _ in range(4)])
+        dispatcher.wake()
+        await poll_until(lambda: len(outcomes.event_ids) >= 4, 10)
+        await asyncio.sleep(0.1)
+        assert calls == []
+        await store.enqueue([_mail() for _ in range(25)])
+        dispatcher.wake()
+        await poll_until(lambda: len(outcomes.event_ids) >= 29, 10)
+        await poll_until(lambda: bool(calls), 5)
+    assert 1 <= len(calls) <= 2
+
+
+def test_the_allocator_trim_is_found_on_glibc() -> None:
+    """On this (glibc) system the notifier can hand freed memory back: `trimmer` finds
+    `malloc_trim`, and calling it answers whether anything was returned."""
+    give_back = trimmer()
+    assert give_back is not None
+    assert give_back() in (True, False)
+
+
+async def test_lanes_started_in_one_round_claim_their_first_chunks_in_one_statement(
+    tmp_path: Path,
+) -> None:
+    """E-mails to three associations (three lanes, 2 + 2 + 8 e-mails, chunks of 6) found in
+    one round take one claim for the three lanes' first chunks, then one for the rest."""
+    store = await _store(tmp_path)
+    await store.enqueue(
+        [_mail(association=a) for a in ("apesa", "apesa", "second-souffle", "second-souffle")]
+        + [_mail(association="re-creer") for _ in range(8)]
+    )
+    mailer, outcomes = FakeMailer(), Outcomes()
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(lease_s=120, smtp_timeout_s=10))
+    async with running(dispatcher):
+        await poll_until(lambda: len(outcomes.event_ids) >= 12, 10)
+    assert store.chunks == [10, 2]
+    assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 12
 
 
 async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_deliveries(

@@ -15,7 +15,11 @@ the same moment would send it twice (recognisable by its event id, but for nothi
 The store is asked as little as the guarantees allow: a lane claims its deliveries a chunk at a
 time (one statement), records each outcome as soon as it is known (one transaction, which also
 says whether the next one is still to be sent), and a round (flush the outbox, look for due
-work) follows a chunk or a wake, not every delivery.
+work) follows a chunk or a wake, not every delivery. A chunk's end only has the outbox flushed:
+what is due is read again only when there may be something new to start (work recorded, a lane
+ended, a retry's or the poll's time came). Read at each chunk's end, the due deliveries of a
+backlog were scanned again and again past those of the lanes at work, which left them out one
+row at a time: a backlog's drain cost grew with its length.
 """
 
 import asyncio
@@ -87,6 +91,8 @@ class Dispatcher:
         gather_s: float = 0.01,
         clock: Callable[[], datetime] = utc_now,
         stale_after: timedelta = timedelta(seconds=10),
+        give_back: Callable[[], object] | None = None,
+        give_back_after: int = 1000,
     ) -> None:
         self.store = store
         self.mailer = mailer
@@ -98,21 +104,28 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.gather_s = gather_s
         self.stale_after = stale_after
+        #: Hands freed memory back to the system (`memory.trimmer`): called in a thread once
+        #: the dispatcher falls idle after at least `give_back_after` attempts.
+        self.give_back, self.give_back_after = give_back, give_back_after
+        self._attempts_since_give_back = 0
         #: Subjects this process wrote outbox messages about since the last round.
         self._to_publish: set[str] = set()
         self._wake = asyncio.Event()
+        #: Whether the next round reads what is due: not after a chunk's end (see the module).
+        self._look = True
         self._lanes: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._stopping = False
 
     def wake(self) -> None:
         """New work was recorded: look at once instead of at the next poll."""
+        self._look = True
         self._wake.set()
 
     def publish_soon(self, subject: str) -> None:
         """A message about `subject` was committed to the outbox: publish it at once (the next
         round, woken now)."""
         self._to_publish.add(subject)
-        self._wake.set()
+        self.wake()
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Start nothing more: each lane ends the delivery in flight (for at most `grace_s`,
@@ -141,19 +154,25 @@ class Dispatcher:
         try:
             while not self._stopping:
                 self._wake.clear()
+                look, self._look = self._look, False
                 try:
-                    await self._flush()
-                    await self._start_lanes()
+                    await self._flush(stale_too=look)
+                    if look:
+                        await self._start_lanes()
                     wait_s = await self._until_due()
+                    await self._give_back_if_idle()
                     failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
+                    self._look = True
                     wait_s = failures.next_delay()
                     log.exception("dispatch_round_failed", retry_in_s=round(wait_s, 2))
                 # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancel that arrives as
                 # the wake does, and `run` would then go on after its task was cancelled.
-                with suppress(TimeoutError):
+                try:
                     async with asyncio.timeout(wait_s):
                         await self._wake.wait()
+                except TimeoutError:  # something fell due, or the fallback poll
+                    self._look = True
                 # Wakes come in bursts (lanes ending chunks, decisions recorded one after
                 # another): a moment's wait lets one round serve them all.
                 await asyncio.sleep(self.gather_s)
@@ -185,9 +204,22 @@ class Dispatcher:
             return self.poll_interval_s
         return min(self.poll_interval_s, max(0.0, (due - now).total_seconds()))
 
-    async def _flush(self) -> None:
-        """Publish what this process wrote, then whatever waited longer than `stale_after`
-        (see the module). Subjects whose flush failed are tried again next round."""
+    async def _give_back_if_idle(self) -> None:
+        """After a burst (`give_back_after` attempts) and with no lane at work, hand the memory
+        it freed back to the system (see `memory`). In a thread: it walks the allocator's free
+        lists for milliseconds, which the event loop (the consumer, the answer pages) need not
+        wait for."""
+        if self.give_back is None or self._lanes:
+            return
+        if self._attempts_since_give_back < self.give_back_after:
+            return
+        self._attempts_since_give_back = 0
+        await asyncio.to_thread(self.give_back)
+
+    async def _flush(self, *, stale_too: bool = True) -> None:
+        """Publish what this process wrote, then (`stale_too`: not at a chunk's end, where
+        only this process's outcomes are new) whatever waited longer than `stale_after` (see
+        the module). Subjects whose flush failed are tried again next round."""
         subjects, self._to_publish = self._to_publish, set()
         try:
             if subjects:
@@ -195,18 +227,35 @@ class Dispatcher:
         except BaseException:
             self._to_publish |= subjects
             raise
-        await self.relay.flush(older_than=self.stale_after)
+        if stale_too:
+            await self.relay.flush(older_than=self.stale_after)
 
     async def _start_lanes(self) -> None:
+        """Start a lane for each (channel, association) with due work and none at it. The
+        lanes' first chunks are claimed together, in one statement: a trickle of decisions
+        wakes rounds that each start a lane or two per association, which otherwise cost a
+        claim each, for a delivery or two."""
         if self._stopping:
             return
         by_lane: dict[tuple[str, str], list[Delivery]] = {}
         for delivery in await self.store.due(now=self.clock(), except_lanes=list(self._lanes)):
             by_lane.setdefault(delivery.lane, []).append(delivery)
+        if not by_lane:
+            return
+        for items in by_lane.values():
+            items.sort(key=lambda d: d.id)
+        sizes = {lane: chunk_size(self.policy.lease_s, self._timeout_s(items[0]))
+                 for lane, items in by_lane.items()}  # fmt: skip
+        first = [d.id for lane, items in by_lane.items() for d in items[: sizes[lane]]]
+        lease = await self.store.claim_many(
+            first, timedelta(seconds=self.policy.lease_s), now=self.clock()
+        )
         for lane, items in by_lane.items():
-            if lane in self._lanes:
-                continue
-            task = asyncio.create_task(self._run_lane(items), name=f"lane:{lane[0]}:{lane[1]}")
+            ids = {d.id for d in items[: sizes[lane]]}
+            claimed = Lease(tuple(i for i in lease.ids if i in ids), lease.until)
+            task = asyncio.create_task(
+                self._run_lane(items, claimed), name=f"lane:{lane[0]}:{lane[1]}"
+            )
             self._lanes[lane] = task
 
             def done(_t: "asyncio.Task[None]", lane: tuple[str, str] = lane) -> None:
@@ -215,31 +264,39 @@ class Dispatcher:
             task.add_done_callback(done)
 
     def _lane_done(self, lane: tuple[str, str]) -> None:
+        """The lane may have left work behind (more than it was given, or failed): look."""
         self._lanes.pop(lane, None)
-        self._wake.set()
+        self.wake()
 
-    async def _run_lane(self, items: list[Delivery]) -> None:
+    async def _run_lane(self, items: list[Delivery], claimed: Lease) -> None:
         """Claim the lane's deliveries a chunk at a time, send each one after the other; each
-        chunk's end wakes a round, which flushes the outbox (the outcomes)."""
+        chunk's end wakes a round, which flushes the outbox (the outcomes) and reads nothing
+        else: the lane's end is what has the due deliveries read again. The first chunk was
+        claimed already (`claimed`, by `_start_lanes`)."""
         waiting = sorted(items, key=lambda d: d.id)
         size = chunk_size(self.policy.lease_s, self._timeout_s(waiting[0]))
+        lease: Lease | None = claimed
         try:
             while waiting and not self._stopping:
                 chunk, waiting = waiting[:size], waiting[size:]
-                waiting = await self._run_chunk(chunk) + waiting
+                waiting = await self._run_chunk(chunk, lease) + waiting
+                lease = None
                 self._wake.set()
+            if lease is not None and lease.ids:  # stopped before its first chunk: hand it back
+                await self.store.release(lease)
         except asyncio.CancelledError:
             raise
         except Exception:  # the store is down: what is left stays due, for a later round
             log.exception("delivery_lane_stopped", lane=items[0].lane)
 
-    async def _run_chunk(self, chunk: list[Delivery]) -> list[Delivery]:
-        """Claim `chunk` in one statement and deliver what was taken; returns what was handed
-        back unsent. Before each delivery after the first, the store has said (in the previous
-        delivery's own transaction) that it is still pending: an erasure recorded meanwhile
-        stops it, as it stopped an unclaimed one."""
+    async def _run_chunk(self, chunk: list[Delivery], lease: Lease | None) -> list[Delivery]:
+        """Claim `chunk` in one statement (unless `lease` already holds it) and deliver what
+        was taken; returns what was handed back unsent. Before each delivery after the first,
+        the store has said (in the previous delivery's own transaction) that it is still
+        pending: an erasure recorded meanwhile stops it, as it stopped an unclaimed one."""
         lease_for = timedelta(seconds=self.policy.lease_s)
-        lease = await self.store.claim_many([d.id for d in chunk], lease_for, now=self.clock())
+        if lease is None:
+            lease = await self.store.claim_many([d.id for d in chunk], lease_for, now=self.clock())
         held = set(lease.ids)
         for delivery in chunk:
             if delivery.id not in held:
@@ -288,6 +345,7 @@ class Dispatcher:
         """Attempt and record the outcome; the record's transaction also returns which of
         `rest` are still held and pending."""
         attempt = delivery.attempts + 1
+        self._attempts_since_give_back += 1
         context = {
             "reference": delivery.reference,
             "channel": delivery.channel,
@@ -336,7 +394,7 @@ class Dispatcher:
         return held
 
     def _schedule_wake(self, delay_s: float) -> None:
-        asyncio.get_running_loop().call_later(delay_s, self._wake.set)
+        asyncio.get_running_loop().call_later(delay_s, self.wake)
 
     async def _perform(self, delivery: Delivery) -> None:
         try:
