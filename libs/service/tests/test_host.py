@@ -1,5 +1,6 @@
 """The service host, with fakes: parts started in order and stopped in reverse, a task that dies
-told, restarted and keeping the service unready until it has settled, `after`, and the probes."""
+told, restarted and keeping the service unready until it has settled, `after`, the probes, and
+freed memory handed back while it serves."""
 
 import asyncio
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from structlog.testing import capture_logs
 
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_service.host import Check, Host, KafkaConnection, Part, answers
+from rebond_service.memory import trimmer
 
 
 class Clock:
@@ -324,3 +326,23 @@ async def test_kafka_is_connected_once_started_while_the_link_is_up_and_the_brok
     assert connected == (True, {"kafka": "connected"})
     assert during == (False, {"kafka": "unreachable"}) and broker.pings == pings
     assert broker.started and broker.stopped
+
+
+async def test_freed_memory_is_handed_back_at_each_interval_while_serving_and_not_after() -> None:
+    """While the lifespan runs, the host calls `give_back` every `give_back_every_s` (in a
+    thread, the loop going on); once the service stopped, never again."""
+    calls: list[float] = []
+    host = Host([Part("store")], give_back=lambda: calls.append(1.0), give_back_every_s=0.01)
+    async with host.lifespan():
+        await until(lambda: len(calls) >= 3)
+    after_stop = len(calls)
+    await asyncio.sleep(0.05)
+    assert len(calls) == after_stop
+
+
+def test_the_allocator_trim_is_found_on_glibc() -> None:
+    """On this (glibc) system a service can hand freed memory back: `trimmer` finds
+    `malloc_trim`, and calling it answers whether anything was returned."""
+    give_back = trimmer()
+    assert give_back is not None
+    assert give_back() in (True, False)

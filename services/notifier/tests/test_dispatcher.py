@@ -17,7 +17,6 @@ from structlog.testing import capture_logs
 from rebond_notifier.channels import Retry, SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
-from rebond_notifier.memory import trimmer
 from rebond_notifier.store import (
     Delivery,
     DeliveryStatus,
@@ -170,40 +169,6 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     assert isinstance(dispatcher.relay, CountingRelay)
     assert dispatcher.relay.rounds <= 5  # the first, one per chunk, the lane's end: not per e-mail
     assert store.due_reads == 2
-
-
-async def test_freed_memory_is_handed_back_once_idle_after_a_burst_not_per_e_mail(
-    tmp_path: Path,
-) -> None:
-    """With `give_back_after=10`: 4 e-mails hand nothing back; 25 more, once the lanes are
-    idle, once or twice (at a lull between chunks), never per e-mail."""
-    store = await _store(tmp_path)
-    calls: list[float] = []
-    outcomes = Outcomes()
-    dispatcher = Dispatcher(
-        store, FakeMailer(), NoWebhooks(), load_associations(), _relay(store, outcomes),
-        RetryPolicy(), poll_interval_s=30, give_back=lambda: calls.append(time.monotonic()),
-        give_back_after=10,
-    )  # fmt: skip
-    async with running(dispatcher):
-        await store.enqueue([_mail() for _ in range(4)])
-        dispatcher.wake()
-        await poll_until(lambda: len(outcomes.event_ids) >= 4, 10)
-        await asyncio.sleep(0.1)
-        assert calls == []
-        await store.enqueue([_mail() for _ in range(25)])
-        dispatcher.wake()
-        await poll_until(lambda: len(outcomes.event_ids) >= 29, 10)
-        await poll_until(lambda: bool(calls), 5)
-    assert 1 <= len(calls) <= 2
-
-
-def test_the_allocator_trim_is_found_on_glibc() -> None:
-    """On this (glibc) system the notifier can hand freed memory back: `trimmer` finds
-    `malloc_trim`, and calling it answers whether anything was returned."""
-    give_back = trimmer()
-    assert give_back is not None
-    assert give_back() in (True, False)
 
 
 async def test_lanes_started_in_one_round_claim_their_first_chunks_in_one_statement(

@@ -23,6 +23,8 @@ does the rest, the same way in every service:
   the deliveries in flight), then its task cancelled, then its `close` (the broker's
   connections, the store). A `stop` or `close` that fails is logged, and the next part still
   stops: the store is closed even when the broker would not stop cleanly.
+- **memory**: while the service serves, every 30 s, what its allocator freed goes back to the
+  system (`rebond_service.memory`), so a burst's memory does not stay with the process.
 - **probes**: `GET /healthz` answers `{"status": "alive"}` while the process serves; `GET
   /readyz` runs every check at once, each within its `timeout_s`, and answers a body naming
   each (`{"kafka": "connected", "store": "ready"}`), 200 when all are ready, else 503; a part
@@ -44,9 +46,12 @@ from fastapi.responses import JSONResponse
 from rebond_kafka.backoff import Backoff
 from rebond_kafka.outage import KafkaLink
 from rebond_kafka.startup import start_forever
+from rebond_service.memory import GIVE_BACK_EVERY_S, give_back_every, trimmer
 
 _log = structlog.get_logger(__name__)
 Step = Callable[[], Awaitable[object]]
+#: glibc's `malloc_trim(0)`, or None elsewhere (`rebond_service.memory`).
+GLIBC_TRIM = trimmer()
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,8 @@ class Host:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         log: Any = _log,
+        give_back: Callable[[], object] | None = GLIBC_TRIM,
+        give_back_every_s: float = GIVE_BACK_EVERY_S,
     ) -> None:
         seen: set[str] = set()
         for part in parts:
@@ -161,6 +168,7 @@ class Host:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: Part -> until when it counts as failed (inf while it is dead).
         self._failed_until: dict[str, float] = {}
+        self._give_back = (give_back, give_back_every_s)
 
     def finished(self, name: str) -> bool:
         """Whether the part's `run` has returned."""
@@ -174,6 +182,8 @@ class Host:
     async def lifespan(self, _app: object = None) -> AsyncIterator[None]:
         """The service's lifespan (`FastAPI(lifespan=host.lifespan)`)."""
         started: list[Part] = []
+        give_back, every_s = self._give_back
+        memory: asyncio.Task[None] | None = None
         try:
             for part in self.parts:
                 if part.start is not None:
@@ -183,8 +193,16 @@ class Host:
                     self._tasks[part.name] = asyncio.create_task(
                         self._supervise(part), name=f"rebond:{part.name}"
                     )
+            if give_back is not None:
+                memory = asyncio.create_task(
+                    give_back_every(every_s, give_back), name="rebond:memory"
+                )
             yield
         finally:
+            if memory is not None:
+                memory.cancel()
+                with suppress(asyncio.CancelledError):
+                    await memory
             await self._stop(started)
 
     async def _supervise(self, part: Part) -> None:

@@ -26,7 +26,6 @@ from rebond_notifier.channels import HttpWebhookPoster, Mailer, SmtpMailer, Webh
 from rebond_notifier.config import load_associations
 from rebond_notifier.consumer import Handlers, build_broker, outbox_sender, subscribe_all
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
-from rebond_notifier.memory import trimmer
 from rebond_notifier.observability import Observability, count_referrals_and_deliveries
 from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
@@ -179,7 +178,7 @@ def build(
             webhook_timeout_s=settings.webhook_timeout_s, smtp_timeout_s=settings.smtp_timeout_s,
         ),
         poll_interval_s=settings.poll_interval_s, clock=clock,
-        stale_after=timedelta(seconds=settings.outbox_stale_after_s), give_back=trimmer(),
+        stale_after=timedelta(seconds=settings.outbox_stale_after_s),
     )  # fmt: skip
     handlers = Handlers(
         store, relay, associations, links, dispatcher.wake,

@@ -91,8 +91,6 @@ class Dispatcher:
         gather_s: float = 0.01,
         clock: Callable[[], datetime] = utc_now,
         stale_after: timedelta = timedelta(seconds=10),
-        give_back: Callable[[], object] | None = None,
-        give_back_after: int = 1000,
     ) -> None:
         self.store = store
         self.mailer = mailer
@@ -104,10 +102,6 @@ class Dispatcher:
         self.poll_interval_s = poll_interval_s
         self.gather_s = gather_s
         self.stale_after = stale_after
-        #: Hands freed memory back to the system (`memory.trimmer`): called in a thread once
-        #: the dispatcher falls idle after at least `give_back_after` attempts.
-        self.give_back, self.give_back_after = give_back, give_back_after
-        self._attempts_since_give_back = 0
         #: Subjects this process wrote outbox messages about since the last round.
         self._to_publish: set[str] = set()
         self._wake = asyncio.Event()
@@ -160,7 +154,6 @@ class Dispatcher:
                     if look:
                         await self._start_lanes()
                     wait_s = await self._until_due()
-                    await self._give_back_if_idle()
                     failures.reset()
                 except Exception:  # the store or Kafka is down: log, wait, look again
                     self._look = True
@@ -203,18 +196,6 @@ class Dispatcher:
         if due is None:
             return self.poll_interval_s
         return min(self.poll_interval_s, max(0.0, (due - now).total_seconds()))
-
-    async def _give_back_if_idle(self) -> None:
-        """After a burst (`give_back_after` attempts) and with no lane at work, hand the memory
-        it freed back to the system (see `memory`). In a thread: it walks the allocator's free
-        lists for milliseconds, which the event loop (the consumer, the answer pages) need not
-        wait for."""
-        if self.give_back is None or self._lanes:
-            return
-        if self._attempts_since_give_back < self.give_back_after:
-            return
-        self._attempts_since_give_back = 0
-        await asyncio.to_thread(self.give_back)
 
     async def _flush(self, *, stale_too: bool = True) -> None:
         """Publish what this process wrote, then (`stale_too`: not at a chunk's end, where
@@ -345,7 +326,6 @@ class Dispatcher:
         """Attempt and record the outcome; the record's transaction also returns which of
         `rest` are still held and pending."""
         attempt = delivery.attempts + 1
-        self._attempts_since_give_back += 1
         context = {
             "reference": delivery.reference,
             "channel": delivery.channel,
