@@ -1,5 +1,6 @@
 """Retries: transient failures are retried with capped backoff, then given up; others are not;
-a retry's log line names the error's type, never its text."""
+a retry's log line names the error's type, never its text; work that succeeds at once costs no
+retry context."""
 
 from collections.abc import Iterator
 
@@ -98,3 +99,18 @@ async def test_a_retry_is_logged_without_the_error_s_text() -> None:
         ("transient_failure", "OperationalError", 1)
     ]
     assert "claire@example.org" not in repr(logs)
+
+
+async def test_work_that_succeeds_at_once_enters_no_retry_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first try is a plain call (stamina's context costs a few hundred microseconds on the
+    path of every record); only a failure enters it."""
+
+    def no_context(**_options: object) -> None:
+        raise AssertionError("a retry context for work that did not fail")
+
+    monkeypatch.setattr(stamina, "retry_context", no_context)
+    work = Flaky(0, OSError())
+    await Retries(attempts=3, first_s=0.001, cap_s=0.01).run(work, "test")
+    assert work.calls == 1

@@ -1,10 +1,12 @@
 """What the subscriptions do with the records they read (`consumer.Handlers`), without Kafka:
 a batch that fails for good is retried one record at a time to find the one that fails, a
-batch whose store stays down is dead-lettered whole, and a refused answer is dead-lettered."""
+batch whose store stays down is dead-lettered whole, and a refused answer is dead-lettered;
+once the overrides are caught up, a batch waits for nothing."""
 
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 import stamina
 import structlog
 from aiokafka import ConsumerRecord
@@ -16,6 +18,7 @@ from rebond_kafka.consume import Received
 from rebond_router.consumer import Handlers, Retries
 from rebond_router.directory import Directory
 from rebond_router.lifecycle import Router
+from rebond_router.overrides import Overrides
 
 from .conftest import NOW, REFERENCE, FakeOutputs, answer, questionnaire, submitted
 from .fakes import FakePublisher, FakeReferrals
@@ -126,3 +129,28 @@ async def test_an_answer_from_an_association_not_holding_the_referral_is_dead_le
     assert len(outputs.sent) == sent
     await parts.on_response(received(responses(SIXTY), answer(SIXTY, referral_id, "r-2"), 8))
     assert outputs.statuses()[-1] == ("accepted", SIXTY)
+
+
+async def test_a_batch_after_the_overrides_caught_up_waits_for_no_task(
+    directory: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Overrides read: a batch goes straight to its decisions, without `asyncio.wait_for` (a
+    task and a timer per batch, an event-loop turn on the path of every lone record)."""
+    parts, outputs, _ = handlers(directory, set(), ValueError())
+
+    async def empty_topic() -> dict[int, tuple[int, int]]:
+        return {0: (0, 0)}
+
+    async def publish(*_args: object) -> None:
+        return None
+
+    overrides = Overrides(directory, parts.router, publish, lambda: NOW, empty_topic)
+    await overrides.caught_up()  # nothing written before this start: caught up at once
+
+    def no_wait(*_args: object) -> None:
+        raise AssertionError("waited for the overrides")
+
+    monkeypatch.setattr("rebond_router.consumer.asyncio.wait_for", no_wait)
+    ready = Handlers(parts.router, parts.dead_letters, parts.retries, overrides)
+    await ready.on_questionnaires(batch())
+    assert len(outputs.on("routing.decisions")) == 3

@@ -36,7 +36,7 @@ from rebond_http.guard import FORM, JSON, SecurityHeaders, SubmissionGuard, edge
 from rebond_http.methods import allowed_methods
 from rebond_http.private import PrivateRoutes
 from rebond_kafka.brokers import durable_broker
-from rebond_kafka.consume import DeadLetters
+from rebond_kafka.consume import Batch, DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
@@ -149,7 +149,11 @@ def build(
     )
     if broker is not None:
         dead_letters = DeadLetters(broker, Service.EVENTS)
-        subscribe_events(broker, conferences, community, dead_letters, settings.group_id)
+        batch = Batch(settings.batch_max_records, settings.batch_timeout_ms)
+        subscribe_events(
+            broker, conferences, community, dead_letters, settings.group_id, batch,
+            obs.record_scope,
+        )  # fmt: skip
 
     async def open_store() -> None:
         if settings.migrate_on_start:

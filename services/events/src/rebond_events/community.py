@@ -3,7 +3,7 @@ each use case in its transaction (`store.Store.apply_on`, on `community_sql.SqlC
 then its messages published (quietly: during a Kafka outage they wait in the outbox and the
 reply does not; a Kafka handler's are published before its offset moves on)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal, TypeVar
 
@@ -19,7 +19,7 @@ from rebond_events.peers import (
     VolunteerIn,
     VolunteerStatus,
 )
-from rebond_events.ports import Clock, Outcome
+from rebond_events.ports import Clock, Outcome, each
 from rebond_events.store import Store
 from rebond_events.stories import StoryEdit, StoryForModerator, StoryIn, StoryPublic, StoryStatus
 
@@ -160,6 +160,25 @@ class Community:
             partial(peers.request_peer, links=self.links, clock=self.clock, data=data)
         )
         await self.publisher.flush([data.reference])
+        return outcome.value
+
+    async def request_peers(
+        self, requests: Sequence[tuple[PeerRequestV1, str | None]]
+    ) -> list[str | None]:
+        """A batch of requests (each with the `traceparent` its messages carry), each as
+        `request_peer` and in order, in one transaction (each sees the matches of those before
+        it: a volunteer's monthly limit counts them), then one publication for all their
+        references; raises if either fails, and the whole batch is read again (each request
+        then finds itself stored and proposes nothing new)."""
+
+        def each_request(repository: SqlCommunity) -> Outcome[list[str | None]]:
+            return each([
+                peers.request_peer(repository, self.links, self.clock, data).traced(trace)
+                for data, trace in requests
+            ])  # fmt: skip
+
+        outcome = await self._apply(each_request)
+        await self.publisher.flush([data.reference for data, _ in requests])
         return outcome.value
 
     async def decline_match(

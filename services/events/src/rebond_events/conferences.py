@@ -10,7 +10,7 @@
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from functools import partial
 from typing import TypeVar
@@ -141,6 +141,15 @@ class Conferences:
         # Whatever this reading decided: an invitation stored by an earlier reading of the same
         # invitee, whose publication failed, goes out before the offset moves on.
         await self.publisher.flush([reference])
+        return outcome.value
+
+    async def invite_all(self, invitees: Sequence[inviting.Invitee]) -> list[bool]:
+        """A batch of invitees (`inviting.invite_all`): one transaction, then one publication
+        of the invitations of all their references (those an earlier reading stored and could
+        not publish included); raises if either fails, and the whole batch is read again (each
+        invitee finds its invitation stored, as alone)."""
+        outcome = await self._apply(partial(inviting.invite_all, invitees=invitees))
+        await self.publisher.flush([invitee.reference for invitee in invitees])
         return outcome.value
 
     async def erase(self, reference: str) -> int:

@@ -2,13 +2,26 @@
 conference in their department, else their region; at most once per person and conference;
 never a person who asked for erasure."""
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 from rebond_contracts.payloads import InvitationContactV1
 from rebond_events.announcements import Announcer, invitation_id
 from rebond_events.domain import Candidate, choose_invitation, email_digest
-from rebond_events.ports import Clock, Invitation, Outcome, Repository
+from rebond_events.ports import Clock, Invitation, Outcome, Repository, each
 
 #: How many upcoming conferences of the region an invitation chooses from.
 CANDIDATES = 200
+
+
+class Invitee(NamedTuple):
+    """One record of the router's invitees, as `invite` takes it, and the `traceparent` its
+    invitation carries (`Outcome.traced`)."""
+
+    reference: str
+    correlation_id: str
+    contact: InvitationContactV1
+    trace: str | None = None
 
 
 def invite(
@@ -45,3 +58,15 @@ def invite(
         upcoming[candidate.event_id], invitation.id, reference, correlation_id, contact, match, now
     )
     return Outcome(True, [message])
+
+
+def invite_all(
+    repository: Repository, announce: Announcer, clock: Clock, invitees: Sequence[Invitee]
+) -> Outcome[list[bool]]:
+    """`invite` for each invitee in order, in one transaction: each sees what those before it
+    wrote (an address invited by an earlier record of the batch is `known`, a reference erased
+    is `erased`), so a batch invites exactly whom one record per transaction would."""
+    return each([
+        invite(repository, announce, clock, i.reference, i.correlation_id, i.contact).traced(i.trace)
+        for i in invitees
+    ])  # fmt: skip

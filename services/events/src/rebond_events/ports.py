@@ -8,15 +8,17 @@ transaction (`store.Store.apply`). Tests run the same functions on a fake reposi
 """
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from rebond_contracts.payloads import ConferenceKind
+from rebond_contracts.tracing import HEADER as TRACE_HEADER
 from rebond_events.domain import Conference, Counts, Registration, RegistrationStatus
 from rebond_sql.outbox import Message
 
 T = TypeVar("T", covariant=True)
+V = TypeVar("V")
 #: The time of day (aware); tests give their own.
 Clock = Callable[[], datetime]
 
@@ -32,6 +34,21 @@ class Outcome(Generic[T]):
     def subjects(self) -> list[str]:
         """The subjects to publish once the transaction committed (each once, in order)."""
         return list(dict.fromkeys(message.subject for message in self.messages))
+
+    def traced(self, trace: str | None) -> "Outcome[T]":
+        """Its messages carrying `trace` (a `traceparent`), when given: those of a record of a
+        batch, published after the batch's transaction outside that record's span, stay in its
+        trace, as a record handled alone publishes in its own."""
+        if trace is None:
+            return self
+        messages = [replace(m, headers={**m.headers, TRACE_HEADER: trace}) for m in self.messages]
+        return Outcome(self.value, messages)
+
+
+def each(outcomes: Sequence[Outcome[V]]) -> Outcome[list[V]]:
+    """The outcomes of a batch's use cases, run one after the other in one transaction: their
+    values in order, and all their messages (for one outbox write)."""
+    return Outcome([o.value for o in outcomes], [m for o in outcomes for m in o.messages])
 
 
 @dataclass(frozen=True)

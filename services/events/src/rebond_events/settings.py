@@ -52,6 +52,11 @@ class EventsSettings(KafkaServiceSettings, EdgeSettings):
     public_base_url: str = "http://127.0.0.1:8003"
     #: How long an unsent event of the outbox waits before the periodic task publishes it.
     outbox_interval_s: float = Field(default=2.0, gt=0)
+    #: Invitees and peer requests are read in batches of at most this many records: one store
+    #: transaction, one outbox publication and one offset commit per batch.
+    batch_max_records: int = Field(default=500, ge=1)
+    #: How long to wait for a first record when none is waiting (a batch never waits to fill).
+    batch_timeout_ms: int = Field(default=100, ge=1)
     #: How often the conferences starting within two days are looked at, to remind their
     #: confirmed registrants (each once).
     reminder_interval_s: float = Field(default=300.0, gt=0)

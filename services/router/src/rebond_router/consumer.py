@@ -190,7 +190,18 @@ class Retries:
         return cls(settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s)
 
     async def run(self, work: Callable[[], Awaitable[object]], what: str) -> None:
-        """Run `work`; `GaveUp` after `attempts` transient failures."""
+        """Run `work`; `GaveUp` after `attempts` transient failures.
+
+        The first try is a plain call: stamina's retry context (and the log context naming
+        `what`) cost a few hundred microseconds a call, on the path of every record and batch,
+        and only a failure needs them. That failure is then stamina's first attempt, raised
+        again inside it, so that the retries, their delays and their log lines are those of a
+        context entered from the start."""
+        try:
+            await work()
+            return
+        except TRANSIENT as error:
+            failed: BaseException | None = error
         first = min(self.first_s, self.cap_s)
         with structlog.contextvars.bound_contextvars(what=what):
             try:
@@ -199,11 +210,14 @@ class Retries:
                     wait_max=self.cap_s, wait_jitter=JITTER * first, wait_exp_base=2,
                 ):  # fmt: skip
                     with attempt:
+                        if failed is not None:
+                            first_failure, failed = failed, None
+                            raise first_failure
                         await work()
-            except TRANSIENT as error:
+            except TRANSIENT as last:
                 raise GaveUp(
-                    f"{type(error).__name__} after {self.attempts} attempts: {error}"
-                ) from error
+                    f"{type(last).__name__} after {self.attempts} attempts: {last}"
+                ) from last
 
 
 @dataclass(frozen=True)
@@ -220,7 +234,7 @@ class Handlers:
         """The batch in one go; if it fails for good, one record at a time, to find the one.
         Not before the live overrides written before this start are read (else the batch is
         read again): a paused association stays paused across a restart."""
-        if self.overrides is not None:
+        if self.overrides is not None and not self.overrides.ready:
             await asyncio.wait_for(self.overrides.caught_up(), OVERRIDES_CATCH_UP_S)
         events = [received.event for received in batch]
         try:

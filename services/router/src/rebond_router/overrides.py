@@ -94,6 +94,11 @@ class Overrides:
     _read: dict[int, int] = field(default_factory=dict)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def ready(self) -> bool:
+        """Whether `caught_up` would return at once: a batch then waits for no task of it."""
+        return self.bounds is None or self._ready.is_set()
+
     async def caught_up(self) -> None:
         """Return once the overrides written before the first call are read (at once without
         `bounds`). A failure to learn the topic's end propagates (the caller's record is read
