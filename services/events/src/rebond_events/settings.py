@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from rebond_http.settings import EdgeSettings
+from rebond_kafka.consume import IDLE_POLL_MS
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 
 #: Development-only secrets: refused when EVENTS_ENVIRONMENT=production.
@@ -55,8 +56,10 @@ class EventsSettings(KafkaServiceSettings, EdgeSettings):
     #: Invitees and peer requests are read in batches of at most this many records: one store
     #: transaction, one outbox publication and one offset commit per batch.
     batch_max_records: int = Field(default=500, ge=1)
-    #: How long to wait for a first record when none is waiting (a batch never waits to fill).
-    batch_timeout_ms: int = Field(default=100, ge=1)
+    #: How long an empty poll waits for a first record before polling again: a record fetched
+    #: meanwhile is handed over at once (a batch never waits to fill), so this only sets how
+    #: often an idle service wakes up (`rebond_kafka.consume.IDLE_POLL_MS`).
+    batch_timeout_ms: int = Field(default=IDLE_POLL_MS, ge=1)
     #: How often the conferences starting within two days are looked at, to remind their
     #: confirmed registrants (each once).
     reminder_interval_s: float = Field(default=300.0, gt=0)
