@@ -3,6 +3,7 @@ ratio, and whether it is met; then the figures behind them."""
 
 import itertools
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -245,7 +246,24 @@ def _cost_table(ours: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
         f"bare pipeline over {base['window_s']:.0f} s for {base['accepted']:,}; the broker is "
         "shown, not counted in the ratio."
     )
+    cores = os.cpu_count() or 1
+    ceilings = ", ".join(
+        f"{label} {ceiling(run, cores):,.0f}/s"
+        for run, label in ((ours, "Rebond"), (base, "the bare pipeline"))
+    )
+    lines.append(
+        f"\nAt these costs, broker included, the {cores} cores of this machine (which also run"
+        f" the load generator) hold at most: {ceilings}. A rate near or above its ceiling"
+        " measures a queue, not a path."
+    )
     return [*lines, ""]
+
+
+def ceiling(run: Mapping[str, Any], cores: int) -> float:
+    """Questionnaires a second `cores` whole cores could serve at `run`'s CPU per questionnaire,
+    every process and the broker together."""
+    per_ms = sum(run["cpu_ms_per_questionnaire"].values())
+    return 1000 * cores / per_ms if per_ms else math.inf
 
 
 def _memory_table(r2: Mapping[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.report_round2 import section, target_rows
+from bench.report_round2 import ceiling, section, target_rows
 from bench.run import stage_latencies
 
 SERVICES = ("intake", "router", "notifier", "events")
@@ -146,3 +146,9 @@ def test_the_section_shows_where_the_time_goes_when_stages_were_watched(
     text = "\n".join(section(results))
     assert "### Where the time goes" in text
     assert "| random (Poisson), 1/s for 180 s | 2.0 / 4.5 · 2.0 / 4.5 · 2.0 / 4.5 |" in text
+
+
+def test_the_ceiling_is_what_the_cores_hold_at_the_measured_cost() -> None:
+    """At 8 ms of CPU per questionnaire (broker included), two cores hold 250 a second."""
+    run = {"cpu_ms_per_questionnaire": {"intake": 3.0, "router": 2.0, "kafka": 3.0}}
+    assert ceiling(run, 2) == 250
