@@ -55,6 +55,12 @@ def trace_of(received: Received[M]) -> str | None:
     return trace.header() if trace is not None else None
 
 
+def said_of(received: Received[M]) -> dict[str, str]:
+    """What a record's log line after its batch names it by (the context a record handled
+    alone has bound): its reference and event id, nothing personal."""
+    return {"reference": received.event.subject, "event_id": received.event.id}
+
+
 async def in_batch(
     batch: Sequence[Received[M]],
     together: Callable[[], Awaitable[object]],
@@ -103,7 +109,8 @@ def subscribe_events(
                         trace_of(one))
                 for one in received
             ])  # fmt: skip
-            log.info("invitations_considered", records=len(received), invited=sum(invited))
+            for one, done in zip(received, invited, strict=True):
+                log.info("invitation_considered", invited=done, **said_of(one))
 
         async def alone(one: Received[InviteeV1]) -> None:
             data = one.data
@@ -117,10 +124,8 @@ def subscribe_events(
     async def on_peer_requests(received: Sequence[Received[PeerRequestV1]]) -> None:
         async def together() -> None:
             matched = await community.request_peers([(one.data, trace_of(one)) for one in received])
-            log.info(
-                "peer_requests_considered", records=len(received),
-                matched=sum(match_id is not None for match_id in matched),
-            )  # fmt: skip
+            for one, match_id in zip(received, matched, strict=True):
+                log.info("peer_request_considered", matched=match_id is not None, **said_of(one))
 
         async def alone(one: Received[PeerRequestV1]) -> None:
             match_id = await community.request_peer(one.data)
