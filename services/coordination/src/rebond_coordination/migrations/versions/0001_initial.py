@@ -1,20 +1,12 @@
 """Accounts, sessions, invitations, the human queue, the inbox, the directory, overrides, the
 audit log, the outbox and the statistics facts.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-12-06
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0001"
+down_revision = None
 
 When = sa.DateTime(timezone=True)  # what rebond_sql.types.UTCDateTime stores
 

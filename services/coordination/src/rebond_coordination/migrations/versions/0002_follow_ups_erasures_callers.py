@@ -1,20 +1,12 @@
 """The follow-up answers, the erasures remembered by reference, and who will call and when; the
 unsent overrides and outcomes of the outbox in the shape their events now need.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-06
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002"
+down_revision = "0001"
 
 When = sa.DateTime(timezone=True)  # what rebond_sql.types.UTCDateTime stores
 

@@ -4,24 +4,17 @@ normalised form (case, `+tag`, Gmail dots); when the cancellation link was last 
 Existing rows get the digest of their address. Two rows of one conference that the new rule
 counts as one person (`claire@…` and `claire+x@…`, registered before it) both stay: the later
 one gets the digest of its address as it was stored instead, so nobody loses a seat.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-06
 """
 
 import hashlib
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from rebond_events.domain import email_digest
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade() -> None:

@@ -8,14 +8,9 @@ disk: a naive UTC time and a `UTCDateTime` are the same text there.
 Outbox: the messages not yet sent move to `events_outbox` in their order, each keyed and
 subjected by its record key (a conference id, or an invitation's reference); those already sent
 are not kept (the shared relay deletes a message once Kafka acknowledged it).
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-07
 """
 
 import json
-from collections.abc import Sequence
 from datetime import UTC
 
 import sqlalchemy as sa
@@ -23,10 +18,8 @@ from alembic import op
 
 from rebond_sql.types import UTCDateTime
 
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004"
+down_revision = "0003"
 
 #: Every instant of the store, by table: (column, nullable).
 INSTANTS = {

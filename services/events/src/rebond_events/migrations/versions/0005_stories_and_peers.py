@@ -1,21 +1,12 @@
-"""Success stories, peer volunteers, the people asking for a peer and their matches (issue 24).
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-06
-"""
-
-from collections.abc import Sequence
+"""Success stories, peer volunteers, the people asking for a peer and their matches (issue 24)."""
 
 import sqlalchemy as sa
 from alembic import op
 
 from rebond_sql.types import UTCDateTime
 
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005"
+down_revision = "0004"
 
 
 def upgrade() -> None:

@@ -1,22 +1,14 @@
 """Volunteers listed, with their consent, on the `peer_exchange` conferences they attend
 (issue 24).
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-07
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from rebond_sql.types import UTCDateTime
 
-revision: str = "0007"
-down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0007"
+down_revision = "0006"
 
 
 def upgrade() -> None:

@@ -2,21 +2,13 @@
 (`peer_requests.statistics_consent`), repeated on each step of their match so that the console
 counts only consenting people's matches. Requests kept before it count as not consenting (never
 counted without a consent).
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-07
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0008"
+down_revision = "0007"
 
 
 def upgrade() -> None:

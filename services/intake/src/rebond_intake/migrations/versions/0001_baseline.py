@@ -8,21 +8,13 @@ store from before, which has no Alembic version, has some of these tables as the
 here and lacks the later ones: this revision makes only the tables missing (what `create_all`
 did at each start) and leaves the others, and their rows, as they are. On an empty database it
 makes them all.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-12-06
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0001"
+down_revision = None
 
 #: The column type of every instant (`rebond_sql.types.UTCDateTime` stores it as this).
 INSTANT = sa.DateTime(timezone=True)

@@ -8,8 +8,6 @@ added later (`create_all` leaves an existing table as it is). An older notifier 
 erased reference in clear (`notifier_erasures`) beside its rows: each becomes a tombstone (the
 reference's SHA-256) and its rows go (its withdrawals were sent then); the table goes too.
 Instants are still float seconds since the epoch here (0002 converts them).
-
-Revision ID: 0001
 """
 
 import sqlalchemy as sa

@@ -5,8 +5,6 @@ The index of the dispatch rounds' query (status, next_attempt_at) is made again 
 column. On SQLite `notifier_deliveries` is copied (as every retyped table is) with
 AUTOINCREMENT: without it SQLite gives a deleted newest row's id again, and a worker recording
 the outcome of a delivery an erasure deleted meanwhile would record it on the new row.
-
-Revision ID: 0002
 """
 
 from alembic import op

@@ -8,8 +8,6 @@ event ids they would have had), then the column goes. A referral's `published_at
 `queued_at`, when its referral was written to the outbox: a referral an older notifier noted
 but could not publish (NULL) belongs to a decision not yet committed on Kafka, which is read
 again and writes it to the outbox then.
-
-Revision ID: 0003
 """
 
 from datetime import UTC, datetime

@@ -2,8 +2,6 @@
 locale of a person who consented to be contacted, from their decision's referral, until their
 erasure or the end of its retention; `notifier_followups` records the answer to the 30-day
 "Avez-vous été contacté·e ?" once per referral (no personal data).
-
-Revision ID: 0004
 """
 
 import sqlalchemy as sa

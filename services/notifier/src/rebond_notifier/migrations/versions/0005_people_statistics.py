@@ -1,8 +1,6 @@
 """The person's consent to anonymous statistics (`notifier_people.statistics`), from their first
 decision, told with their follow-up answer so that the console counts only consenting people.
 People noted before it count as not consenting (never counted without a consent).
-
-Revision ID: 0005
 """
 
 import sqlalchemy as sa

@@ -2,8 +2,6 @@
 referral's `AntennaV1` (the association's antenna: its name, e-mail and webhook, no personal
 data) as JSON, so that the referral's reminder, expiry and withdrawal reach the antenna its
 offer reached. NULL: the association itself (and every referral noted before this version).
-
-Revision ID: 0006 (after 0005, the people's statistics consent)
 """
 
 import sqlalchemy as sa

@@ -3,21 +3,13 @@
 Each table and index is made only if missing: a store made by an older router (its tables came
 from `create_all` at start, the newer of them missing in older stores) is taken over as it is,
 a new store is made whole. What older stores need beyond their tables is `0002`.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-12-07
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0001"
-down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0001"
+down_revision = None
 
 When = sa.DateTime(timezone=True)  # what rebond_sql.types.UTCDateTime stores
 

@@ -11,15 +11,10 @@ before it had migrations): weekly offer counts, and tombstones instead of erasur
   answer's id like any other.
 
 Both are idempotent and do nothing on a new store.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-07
 """
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -29,10 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rebond_sql.types import UTCDateTime
 
-revision: str = "0002"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002"
+down_revision = "0001"
 
 MARKER = "erasure:"
 

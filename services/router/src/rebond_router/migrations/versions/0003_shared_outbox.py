@@ -5,24 +5,17 @@ indexed for the check of stale rows.
 Rows still waiting are kept, in their order: they are outputs Kafka has not acknowledged yet,
 and dropping them would lose a decision. They are copied into a new table (ids given anew in
 the same order), which then takes the old one's name.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-07
 """
 
 import json
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from rebond_sql.types import UTCDateTime
 
-revision: str = "0003"
-down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0003"
+down_revision = "0002"
 
 When = sa.DateTime(timezone=True)  # what rebond_sql.types.UTCDateTime stores
 NEXT = "router_outbox_next"

@@ -1,22 +1,15 @@
 """A referral is keyed by its reference and its track (`rebond_router.referral.Track`): a
 reference may come to hold several referrals side by side. Every referral so far is on the
 `orientation` track.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-07
 """
 
 import warnings
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0004"
+down_revision = "0003"
 
 PRIMARY_KEY = "router_referrals_pkey"  # PostgreSQL's name for it (SQLite's has none)
 

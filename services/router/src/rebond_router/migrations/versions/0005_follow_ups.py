@@ -2,21 +2,13 @@
 `main`), and a referral keeps what the follow-up needs: the situation the human queue is told
 (`case_facts`), when the person is asked whether they were contacted (`follow_up_at`), and the
 association's reported outcome (`outcome`).
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-07
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005"
+down_revision = "0004"
 
 When = sa.DateTime(timezone=True)  # what rebond_sql.types.UTCDateTime stores
 

@@ -1,21 +1,13 @@
 """A referral keeps when its first decision was made and what scoring read of the person
 (stage, region, needs, company size, distress answer; no contact, no free text): the policy
 preview replays them (`rebond_router.preview`). Older rows have neither and are not replayed.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-07
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0006"
+down_revision = "0005"
 
 When = sa.DateTime(timezone=True)  # what rebond_sql.types.UTCDateTime stores
 
