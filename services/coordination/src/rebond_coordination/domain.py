@@ -4,22 +4,42 @@ deadline, outcomes. No database, no web: table-tested in `tests/test_domain.py`.
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Self, TypeVar
 
 from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.payloads import DeclineReason
 
 
-class Role(StrEnum):
-    COORDINATOR = "coordinator"
-    MEMBER = "member"
-    ORGANISER = "organiser"
+class Labelled(StrEnum):
+    """A choice shown to staff: each member is written once, as `NAME = "value", "label"`; the
+    value is what is stored and sent, the label (French) what the pages show."""
+
+    _value_: str
+    label: str
+
+    # `label`'s default only types a lookup by value, `Role("member")`, which makes no member.
+    def __new__(cls, value: str, label: str = "") -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
 
 
-ROLE_LABELS = {
-    Role.COORDINATOR: "Coordination du groupement",
-    Role.MEMBER: "Membre d'association",
-    Role.ORGANISER: "Organisateur de conférences",
-}
+L = TypeVar("L", bound=Labelled)
+
+
+def labels(choices: type[L]) -> dict[L, str]:
+    """Each member's label, in the enum's order (what the templates look labels up in)."""
+    return {choice: choice.label for choice in choices}
+
+
+class Role(Labelled):
+    COORDINATOR = "coordinator", "Coordination du groupement"
+    MEMBER = "member", "Membre d'association"
+    ORGANISER = "organiser", "Organisateur de conférences"
+
+
+ROLE_LABELS = labels(Role)
 
 
 def association_name(association_id: str | None) -> str:
@@ -35,24 +55,21 @@ def association_name(association_id: str | None) -> str:
 # --- The human queue ----------------------------------------------------------------------
 
 
-class Cause(StrEnum):
+class Cause(Labelled):
     """Why a case waits for a person of the grouping."""
 
-    UNROUTED = "no_candidate"
+    UNROUTED = "no_candidate", "Aucune association ne correspond"
     #: Associations fit, but every one has reached its weekly capacity (a hard limit).
-    NO_CAPACITY = "no_capacity"
-    ALL_DECLINED = "all_declined_or_expired"
-    EXPIRED = "expired"
-    NOT_CONTACTED = "not_contacted"
+    NO_CAPACITY = "no_capacity", "Les associations adaptées sont complètes cette semaine"
+    ALL_DECLINED = (
+        "all_declined_or_expired",
+        "Toutes les associations ont décliné ou n'ont pas répondu",
+    )
+    EXPIRED = "expired", "Délai de réponse dépassé"
+    NOT_CONTACTED = "not_contacted", "Suivi : la personne dit ne pas avoir été contactée"
 
 
-CAUSE_LABELS = {
-    Cause.UNROUTED: "Aucune association ne correspond",
-    Cause.NO_CAPACITY: "Les associations adaptées sont complètes cette semaine",
-    Cause.ALL_DECLINED: "Toutes les associations ont décliné ou n'ont pas répondu",
-    Cause.EXPIRED: "Délai de réponse dépassé",
-    Cause.NOT_CONTACTED: "Suivi : la personne dit ne pas avoir été contactée",
-}
+CAUSE_LABELS = labels(Cause)
 
 
 class CaseStatus(StrEnum):
@@ -62,21 +79,16 @@ class CaseStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
-class CloseOutcome(StrEnum):
+class CloseOutcome(Labelled):
     """How a coordinator closes a queue case without assigning it."""
 
-    CALLED_BACK = "called_back"
-    REDIRECTED = "redirected_elsewhere"
-    UNREACHABLE = "unreachable"
-    NO_LONGER_NEEDED = "no_longer_needed"
+    CALLED_BACK = "called_back", "Rappelée et accompagnée par l'équipe du groupement"
+    REDIRECTED = "redirected_elsewhere", "Orientée vers une autre structure (CIP, tribunal, …)"
+    UNREACHABLE = "unreachable", "Injoignable"
+    NO_LONGER_NEEDED = "no_longer_needed", "N'a plus besoin d'aide"
 
 
-CLOSE_LABELS = {
-    CloseOutcome.CALLED_BACK: "Rappelée et accompagnée par l'équipe du groupement",
-    CloseOutcome.REDIRECTED: "Orientée vers une autre structure (CIP, tribunal, …)",
-    CloseOutcome.UNREACHABLE: "Injoignable",
-    CloseOutcome.NO_LONGER_NEEDED: "N'a plus besoin d'aide",
-}
+CLOSE_LABELS = labels(CloseOutcome)
 
 DECLINE_LABELS = {
     DeclineReason.UNREACHABLE: "Personne injoignable",
@@ -132,25 +144,19 @@ def claim_verdict(
 # --- The associations' inbox --------------------------------------------------------------
 
 
-class ReferralState(StrEnum):
-    OFFERED = "offered"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    EXPIRED = "expired"
-    MOVED_ON = "moved_on"  # re-oriented elsewhere after a decline or the deadline
-    WITHDRAWN = "withdrawn"  # the person erased their data: nothing of them is left here
-    CLOSED = "closed"
+class ReferralState(Labelled):
+    OFFERED = "offered", "À traiter"
+    ACCEPTED = "accepted", "Acceptée"
+    DECLINED = "declined", "Déclinée"
+    EXPIRED = "expired", "Délai dépassé"
+    #: Re-oriented elsewhere after a decline or the deadline.
+    MOVED_ON = "moved_on", "Proposée ailleurs"
+    #: The person erased their data: nothing of them is left here.
+    WITHDRAWN = "withdrawn", "Retirée"
+    CLOSED = "closed", "Close"
 
 
-STATE_LABELS = {
-    ReferralState.OFFERED: "À traiter",
-    ReferralState.ACCEPTED: "Acceptée",
-    ReferralState.DECLINED: "Déclinée",
-    ReferralState.EXPIRED: "Délai dépassé",
-    ReferralState.MOVED_ON: "Proposée ailleurs",
-    ReferralState.WITHDRAWN: "Retirée",
-    ReferralState.CLOSED: "Close",
-}
+STATE_LABELS = labels(ReferralState)
 
 
 class AnswerVerdict(StrEnum):
@@ -174,23 +180,17 @@ def answer_verdict(
     return AnswerVerdict.OK
 
 
-class Outcome(StrEnum):
+class Outcome(Labelled):
     """What happened after an association accepted (#22 item 4)."""
 
-    CONTACTED = "contacted"
-    ACCOMPANIMENT_STARTED = "accompaniment_started"
-    REDIRECTED = "redirected_elsewhere"
-    UNREACHABLE = "unreachable"
-    CLOSED = "closed"
+    CONTACTED = "contacted", "Personne contactée le…"
+    ACCOMPANIMENT_STARTED = "accompaniment_started", "Accompagnement commencé"
+    REDIRECTED = "redirected_elsewhere", "Orientée ailleurs"
+    UNREACHABLE = "unreachable", "Personne injoignable"
+    CLOSED = "closed", "Dossier clos"
 
 
-OUTCOME_LABELS = {
-    Outcome.CONTACTED: "Personne contactée le…",
-    Outcome.ACCOMPANIMENT_STARTED: "Accompagnement commencé",
-    Outcome.REDIRECTED: "Orientée ailleurs",
-    Outcome.UNREACHABLE: "Personne injoignable",
-    Outcome.CLOSED: "Dossier clos",
-}
+OUTCOME_LABELS = labels(Outcome)
 
 
 def outcome_error(
