@@ -202,6 +202,46 @@ async def _refresh_forever(services: Services, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """A refusal's page in French: its title, text and status, with the signed-in person's
+    menu only where `keeps_menu`."""
+
+    title: str
+    text: str
+    status_code: int
+    keeps_menu: bool = False
+
+    async def __call__(self, request: Request, _: Exception) -> Response:
+        signed = getattr(request.state, "signed", None) if self.keeps_menu else None
+        return message(request, self.title, self.text, self.status_code, signed)
+
+
+_NOT_FOUND = _Refusal(
+    "Page introuvable",
+    "Cette page n'existe pas, ou elle ne fait pas partie de ce que votre compte peut voir.", 404,
+)  # fmt: skip
+_REFUSALS: dict[type[Exception], _Refusal] = {
+    Forbidden: _Refusal(
+        "Accès réservé",
+        "Cette partie de la console n'est pas ouverte à votre rôle. Si vous pensez en avoir "
+        "besoin, demandez-le à la coordination du groupement.", 403, keeps_menu=True,
+    ),
+    NotFound: _NOT_FOUND,
+    EventsNotFound: _NOT_FOUND,
+    EventsUnavailable: _Refusal(
+        "Service des conférences indisponible",
+        "Le service des conférences ne répond pas pour l'instant. Rien n'a été modifié : "
+        "réessayez dans quelques minutes.", 503,
+    ),
+    CsrfRefused: _Refusal(
+        "Formulaire expiré",
+        "Ce formulaire n'est plus valable (page ouverte depuis longtemps, ou envoyée d'ailleurs). "
+        "Rechargez la page et recommencez : rien n'a été modifié.", 403,
+    ),
+}  # fmt: skip
+
+
 def _errors(web: FastAPI) -> None:
     """Every refusal is a page in French, never a stack trace."""
 
@@ -209,48 +249,11 @@ def _errors(web: FastAPI) -> None:
     async def not_signed_in(request: Request, error: NotSignedIn) -> Response:
         return to_sign_in(error.next_path)
 
-    @web.exception_handler(Forbidden)
-    async def forbidden(request: Request, _: Forbidden) -> Response:
-        return message(
-            request, "Accès réservé",
-            "Cette partie de la console n'est pas ouverte à votre rôle. Si vous pensez en avoir "
-            "besoin, demandez-le à la coordination du groupement.", 403,
-            getattr(request.state, "signed", None),
-        )  # fmt: skip
-
-    @web.exception_handler(NotFound)
-    async def not_found(request: Request, _: NotFound) -> Response:
-        return _not_found(request)
-
-    @web.exception_handler(EventsNotFound)
-    async def no_such_conference(request: Request, _: EventsNotFound) -> Response:
-        return _not_found(request)
-
-    @web.exception_handler(EventsUnavailable)
-    async def events_down(request: Request, _: EventsUnavailable) -> Response:
-        return message(
-            request, "Service des conférences indisponible",
-            "Le service des conférences ne répond pas pour l'instant. Rien n'a été modifié : "
-            "réessayez dans quelques minutes.", 503,
-        )  # fmt: skip
-
-    @web.exception_handler(CsrfRefused)
-    async def csrf(request: Request, _: CsrfRefused) -> Response:
-        return message(
-            request, "Formulaire expiré",
-            "Ce formulaire n'est plus valable (page ouverte depuis longtemps, ou envoyée d'ailleurs). "
-            "Rechargez la page et recommencez : rien n'a été modifié.", 403,
-        )  # fmt: skip
+    for error, page in _REFUSALS.items():
+        web.add_exception_handler(error, page)
 
     @web.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
-            return _not_found(request)
+            return await _NOT_FOUND(request, error)
         return message(request, "Requête refusée", str(error.detail), error.status_code)
-
-
-def _not_found(request: Request) -> Response:
-    return message(
-        request, "Page introuvable",
-        "Cette page n'existe pas, ou elle ne fait pas partie de ce que votre compte peut voir.", 404,
-    )  # fmt: skip
