@@ -34,8 +34,9 @@ class TriedAssociation(_Fact):
     comment: str | None = None
 
 
-class CaseQueued(_Fact):
-    """A case entering the human queue (unrouted, all declined, expired, not contacted)."""
+class _Situation(_Fact):
+    """A person's request as the router passes it on: to the grouping's queue or to an
+    association."""
 
     reference: Reference
     urgent: bool = False
@@ -43,6 +44,11 @@ class CaseQueued(_Fact):
     region: Region
     department: str | None = None
     needs: list[Need]
+
+
+class CaseQueued(_Situation):
+    """A case entering the human queue (unrouted, all declined, expired, not contacted)."""
+
     cause: Cause
     tried: list[TriedAssociation] = []
     #: Only when the person consented to be called back by the grouping; else None.
@@ -50,17 +56,11 @@ class CaseQueued(_Fact):
     at: AwareDatetime
 
 
-class ReferralOffered(_Fact):
+class ReferralOffered(_Situation):
     """A referral handed to an association: what the person shared, and why it was chosen."""
 
     referral_id: str
-    reference: Reference
     association_id: AssociationId
-    urgent: bool = False
-    stage: Stage
-    region: Region
-    department: str | None = None
-    needs: list[Need]
     contact: CallbackContact
     message: str | None = None
     #: Set only when the person consented to pass the distress answer on.

@@ -8,6 +8,7 @@ answers its 422 shape (`FieldError`s naming each field).
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rebond_contracts.geography import REGION_OF_DEPARTMENT, REGIONS
@@ -159,20 +160,24 @@ class FakeEvents:
         return list(self.stories.values())
 
     async def moderate_story(self, association: str, story_id: str, approve: bool) -> None:
-        self._check()
-        if self.stories.pop(story_id, None) is None:
-            raise EventsNotFound(story_id)
-        self.decisions.append(("story", story_id, approve, association))
+        self._decide("story", self.stories, story_id, approve, association)
 
     async def volunteers_to_moderate(self, association: str) -> list[VolunteerToModerate]:
         self._check()
         return list(self.volunteers.values())
 
     async def moderate_volunteer(self, association: str, volunteer_id: str, approve: bool) -> None:
+        self._decide("volunteer", self.volunteers, volunteer_id, approve, association)
+
+    def _decide(
+        self, kind: str, pending: dict[str, Any], item_id: str, approve: bool, association: str
+    ) -> None:
+        """A moderation decision on one of `pending` (a story or a volunteer): it leaves the
+        list and is kept in `decisions`; an unknown id is the API's 404."""
         self._check()
-        if self.volunteers.pop(volunteer_id, None) is None:
-            raise EventsNotFound(volunteer_id)
-        self.decisions.append(("volunteer", volunteer_id, approve, association))
+        if pending.pop(item_id, None) is None:
+            raise EventsNotFound(item_id)
+        self.decisions.append((kind, item_id, approve, association))
 
 
 def _validated(values: dict[str, object]) -> Conference:

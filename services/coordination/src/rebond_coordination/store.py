@@ -370,12 +370,10 @@ class Store:
         """An account (active when it has a password); `EmailTaken` if the address is used."""
 
         def work(connection: Connection) -> str:
-            user_id = _insert_user(connection, new, password_hash, totp_secret, now)
-            write_audit(
-                connection, now, actor, "user_created", association_id=new.association_id,
-                subject=user_id, role=new.role.value, admin=new.admin,
+            return _insert_user(
+                connection, new, now, actor, "user_created", password_hash=password_hash,
+                totp_secret=totp_secret,
             )  # fmt: skip
-            return user_id
 
         return await self.database.run(work)
 
@@ -548,12 +546,8 @@ class Store:
         has an account already."""
 
         def work(connection: Connection) -> str:
-            user_id = _insert_user(connection, new, None, None, now, active=False)
+            user_id = _insert_user(connection, new, now, scope, "user_invited", active=False)
             _new_invitation(connection, user_id, scope, token_hash, now, valid_for)
-            write_audit(
-                connection, now, scope, "user_invited", association_id=new.association_id,
-                subject=user_id, role=new.role.value, admin=new.admin,
-            )  # fmt: skip
             return user_id
 
         return await self.database.run(work)
@@ -1016,9 +1010,10 @@ def normalise_email(email: str) -> str:
 
 
 def _insert_user(
-    connection: Connection, new: NewUser, password_hash: str | None, totp_secret: str | None,
-    now: datetime, *, active: bool | None = None,
+    connection: Connection, new: NewUser, now: datetime, actor: Scope | None, action: str, *,
+    password_hash: str | None = None, totp_secret: str | None = None, active: bool | None = None,
 ) -> str:  # fmt: skip
+    """A new account's row and its audit line (`action`, by `actor`); its id."""
     email = normalise_email(new.email)
     if connection.execute(select(users.c.id).where(users.c.email == email)).first() is not None:
         raise EmailTaken(email)
@@ -1031,6 +1026,10 @@ def _insert_user(
             active=password_hash is not None if active is None else active,
             failed_sign_ins=0, created_at=now,
         )
+    )  # fmt: skip
+    write_audit(
+        connection, now, actor, action, association_id=new.association_id, subject=user_id,
+        role=new.role.value, admin=new.admin,
     )  # fmt: skip
     return user_id
 
