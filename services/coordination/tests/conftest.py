@@ -65,6 +65,16 @@ class Console:
     def store(self) -> Store:
         return self.app.store
 
+    @asynccontextmanager
+    async def served(self) -> AsyncIterator["Console"]:
+        """The app through its lifespan; the clients the test opened are closed after."""
+        async with self.app.web.router.lifespan_context(self.app.web):
+            try:
+                yield self
+            finally:
+                for client in self.clients:
+                    await client.aclose()
+
     async def user(
         self, email: str, role: Role = Role.COORDINATOR, *, association: str | None = None,
         departments: list[str] | None = None, admin: bool = False, totp: str | None = None,
@@ -143,13 +153,8 @@ async def running(database_url: str, **overrides: Any) -> AsyncIterator[Console]
         settings_for(database_url, **overrides), outbound=outbound, mailer=mailer,
         preview=preview, events=events, clock=clock,
     )  # fmt: skip
-    console = Console(app, clock, outbound, mailer, preview, events)
-    async with app.web.router.lifespan_context(app.web):
-        try:
-            yield console
-        finally:
-            for client in console.clients:
-                await client.aclose()
+    async with Console(app, clock, outbound, mailer, preview, events).served() as console:
+        yield console
 
 
 @pytest.fixture(autouse=True)

@@ -77,13 +77,8 @@ async def plugged(database_url: str, kafka_secure: Any) -> AsyncIterator[Console
         group_id=f"rebond-coordination.test-{uuid.uuid4().hex[:8]}", relay_interval_s=0.2,
     )  # fmt: skip
     app = build(settings, mailer=mailer, preview=preview, events=events, clock=clock)
-    console = Console(app, clock, FakeOutbound(), mailer, preview, events)
-    async with app.web.router.lifespan_context(app.web):
-        try:
-            yield console
-        finally:
-            for client in console.clients:
-                await client.aclose()
+    async with Console(app, clock, FakeOutbound(), mailer, preview, events).served() as console:
+        yield console
 
 
 async def publish(

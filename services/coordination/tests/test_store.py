@@ -3,7 +3,7 @@ deadline, one-time invitations, and every action written with its audit entry an
 one transaction."""
 
 import asyncio
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -22,7 +22,7 @@ from rebond_coordination.facts import (
 )
 from rebond_coordination.policy import Scope
 from rebond_coordination.ports import CaseAssigned, DirectoryOverride
-from rebond_coordination.store import NewUser, Refused, Store, new_id
+from rebond_coordination.store import NewUser, ReferralRow, Refused, Store, new_id
 
 from .conftest import START, offer, queue_case
 
@@ -171,35 +171,23 @@ async def test_an_answer_after_the_deadline_or_after_the_email_link_is_refused(
     late, _ = await offer(store, respond_by=START + timedelta(hours=1))
     by_link, ref3 = await offer(store, respond_by=START + timedelta(days=1))
 
-    def message(referral_id: str, reference: str) -> CaseAssigned:
-        return assign(scope, reference)
+    async def accept(
+        referral_id: str, reference: str, at: datetime = START
+    ) -> tuple[ReferralRow, AnswerVerdict] | None:
+        return await store.answer(
+            scope, referral_id, at, accept=True, reason=None, comment=None,
+            message=assign(scope, reference),
+        )  # fmt: skip
 
-    done = await store.answer(
-        scope,
-        on_time,
-        START,
-        accept=True,
-        reason=None,
-        comment=None,
-        message=message(on_time, ref1),
-    )
+    done = await accept(on_time, ref1)
     assert done is not None and done[1] is AnswerVerdict.OK and done[0].status == "accepted"
-    result = await store.answer(scope, late, START + timedelta(hours=1), accept=True, reason=None, comment=None,
-                                message=message(late, ref1))  # fmt: skip
+    result = await accept(late, ref1, START + timedelta(hours=1))
     assert result is not None and result[1] is AnswerVerdict.LATE
     await projections.status_changed(
         store, StatusChanged(reference=ref3, referral_id=by_link, association_id="60000-rebonds",
                              status="declined", reason="no_capacity", at=START)
     )  # fmt: skip
-    again = await store.answer(
-        scope,
-        by_link,
-        START,
-        accept=True,
-        reason=None,
-        comment=None,
-        message=message(by_link, ref3),
-    )
+    again = await accept(by_link, ref3)
     assert again is not None and again[1] is AnswerVerdict.ANSWERED
     assert again[0].status == "declined" and again[0].answered_by is None  # the link's answer
     assert len(await store.pending_messages()) == 1
