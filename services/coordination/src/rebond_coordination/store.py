@@ -13,7 +13,7 @@ Every query reading cases, referrals, the audit log or accounts takes the person
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -408,16 +408,28 @@ class Store:
     async def deactivate(self, scope: Scope, user_id: str, now: datetime) -> UserRow | None:
         """Deactivate an account in the person's scope and end its sessions; None if not in it."""
 
+        def work(connection: Connection) -> None:
+            connection.execute(update(users).where(users.c.id == user_id).values(active=False))
+            _revoke_all(connection, user_id, now)
+
+        return await self._change_user(scope, user_id, now, "user_deactivated", work)
+
+    async def _change_user(
+        self, scope: Scope, user_id: str, now: datetime, action: str,
+        change: Callable[[Connection], None], *where: ColumnElement[bool],
+    ) -> UserRow | None:  # fmt: skip
+        """`change` an account in the person's scope (and matching `where`) and audit it as
+        `action`, in one transaction; the account as it was, or None if not in scope."""
+
         def work(connection: Connection) -> UserRow | None:
-            query = select(users).where(users.c.id == user_id, scope.users(users))
+            query = select(users).where(users.c.id == user_id, scope.users(users), *where)
             found = connection.execute(query).mappings().first()
             if found is None:
                 return None
-            connection.execute(update(users).where(users.c.id == user_id).values(active=False))
-            _revoke_all(connection, user_id, now)
+            change(connection)
             write_audit(
-                connection, now, scope, "user_deactivated",
-                association_id=found["association_id"], subject=user_id,
+                connection, now, scope, action, association_id=found["association_id"],
+                subject=user_id,
             )  # fmt: skip
             return UserRow.of(found)
 
@@ -557,26 +569,17 @@ class Store:
     ) -> UserRow | None:
         """A new link for an invited account in scope (earlier links stop working)."""
 
-        def work(connection: Connection) -> UserRow | None:
-            query = select(users).where(
-                users.c.id == user_id, scope.users(users), users.c.password_hash.is_(None)
-            )
-            found = connection.execute(query).mappings().first()
-            if found is None:
-                return None
+        def work(connection: Connection) -> None:
             connection.execute(
                 update(invitations)
                 .where(invitations.c.user_id == user_id, invitations.c.used_at.is_(None))
                 .values(used_at=now)
             )
             _new_invitation(connection, user_id, scope, token_hash, now, valid_for)
-            write_audit(
-                connection, now, scope, "user_reinvited",
-                association_id=found["association_id"], subject=user_id,
-            )  # fmt: skip
-            return UserRow.of(found)
 
-        return await self.database.run(work)
+        return await self._change_user(
+            scope, user_id, now, "user_reinvited", work, users.c.password_hash.is_(None)
+        )
 
     async def invitation(self, token_hash: str, now: datetime) -> UserRow | None:
         """The invited account, while its link is unused and unexpired."""
