@@ -6,8 +6,9 @@ is a 404 page, the API down a 503 page: both handled once, in `app.py`."""
 import csv
 import io
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import AssociationId
@@ -50,13 +51,28 @@ FIELD_TEXTS = {
 }
 
 
-def _association(signed: Signed, association: str) -> str:
-    """The association whose conferences these are; 404 when not this person's to manage."""
+def _managed(association: str, signed: Organiser) -> str:
+    """The path's association, whose conferences these are; 404 when not this person's to
+    manage."""
     if association not in {a.value for a in AssociationId} or not signed.scope.conferences_of(
         association
     ):
         raise NotFound()
     return association
+
+
+#: The association of a conferences page, checked as `_managed` does.
+Managed = Annotated[str, Depends(_managed)]
+
+
+async def _log(
+    deps: Deps, signed: Signed, action: str, association: str, event_id: str, **detail: object
+) -> None:
+    """The audit entry of an organiser's action on one of `association`'s conferences."""
+    await deps.store.log(
+        signed.scope, action, deps.clock(), association_id=association, subject=event_id,
+        **detail,
+    )  # fmt: skip
 
 
 @router.get("/conferences")
@@ -68,9 +84,8 @@ async def conferences_home(signed: Organiser) -> Response:
 
 @router.get("/conferences/{association}", response_class=HTMLResponse)
 async def conferences(
-    request: Request, association: str, signed: Organiser, deps: Deps
+    request: Request, association: Managed, signed: Organiser, deps: Deps
 ) -> HTMLResponse:
-    association = _association(signed, association)
     events = await deps.events.list_events(association)
     return render(
         request, "conferences.html",
@@ -129,8 +144,7 @@ def _api_errors(invalid: EventsInvalid) -> list[tuple[str, str]]:
 
 
 @router.get("/conferences/{association}/nouvelle", response_class=HTMLResponse)
-async def new_form(request: Request, association: str, signed: Organiser) -> HTMLResponse:
-    association = _association(signed, association)
+async def new_form(request: Request, association: Managed, signed: Organiser) -> HTMLResponse:
     return _form_page(
         request, signed, association, event=None, values={"kind": "conference"}, errors=[]
     )
@@ -138,9 +152,8 @@ async def new_form(request: Request, association: str, signed: Organiser) -> HTM
 
 @router.post("/conferences/{association}/nouvelle", response_class=HTMLResponse)
 async def create(
-    request: Request, association: str, signed: Organiser, form: Form, deps: Deps
+    request: Request, association: Managed, signed: Organiser, form: Form, deps: Deps
 ) -> Response:
-    association = _association(signed, association)
     values, data = _data(form)
     try:
         event = await deps.events.create_event(association, data)
@@ -149,18 +162,14 @@ async def create(
             request, signed, association, event=None, values=values,
             errors=_api_errors(invalid), status_code=422,
         )  # fmt: skip
-    await deps.store.log(
-        signed.scope, "conference_created", deps.clock(), association_id=association,
-        subject=event.id,
-    )  # fmt: skip
+    await _log(deps, signed, "conference_created", association, event.id)
     return see_other(f"/conferences/{association}?fait=creee")
 
 
 @router.get("/conferences/{association}/{event_id}/modifier", response_class=HTMLResponse)
 async def edit_form(
-    request: Request, association: str, event_id: str, signed: Organiser, deps: Deps
+    request: Request, association: Managed, event_id: str, signed: Organiser, deps: Deps
 ) -> HTMLResponse:
-    association = _association(signed, association)
     event = await deps.events.get_event(association, event_id)
     return _form_page(
         request, signed, association, event=event, values=_values_of(event), errors=[]
@@ -169,9 +178,8 @@ async def edit_form(
 
 @router.post("/conferences/{association}/{event_id}/modifier", response_class=HTMLResponse)
 async def edit(
-    request: Request, association: str, event_id: str, signed: Organiser, form: Form, deps: Deps
+    request: Request, association: Managed, event_id: str, signed: Organiser, form: Form, deps: Deps
 ) -> Response:
-    association = _association(signed, association)
     values, data = _data(form)
     event = await deps.events.get_event(association, event_id)
     current = _values_of(event)
@@ -183,31 +191,23 @@ async def edit(
             request, signed, association, event=event, values=values,
             errors=_api_errors(invalid), status_code=422,
         )  # fmt: skip
-    await deps.store.log(
-        signed.scope, "conference_updated", deps.clock(), association_id=association,
-        subject=event_id, fields=sorted(changes),
-    )  # fmt: skip
+    await _log(deps, signed, "conference_updated", association, event_id, fields=sorted(changes))
     return see_other(f"/conferences/{association}?fait=modifiee")
 
 
 @router.post("/conferences/{association}/{event_id}/annuler")
 async def cancel(
-    request: Request, association: str, event_id: str, signed: Organiser, form: Form, deps: Deps
+    request: Request, association: Managed, event_id: str, signed: Organiser, form: Form, deps: Deps
 ) -> Response:
-    association = _association(signed, association)
     await deps.events.cancel_event(association, event_id)
-    await deps.store.log(
-        signed.scope, "conference_cancelled", deps.clock(), association_id=association,
-        subject=event_id,
-    )  # fmt: skip
+    await _log(deps, signed, "conference_cancelled", association, event_id)
     return see_other(f"/conferences/{association}?fait=annulee")
 
 
 @router.get("/conferences/{association}/{event_id}/inscriptions", response_class=HTMLResponse)
 async def registrations(
-    request: Request, association: str, event_id: str, signed: Organiser, deps: Deps
+    request: Request, association: Managed, event_id: str, signed: Organiser, deps: Deps
 ) -> HTMLResponse:
-    association = _association(signed, association)
     event = await deps.events.get_event(association, event_id)
     people = await deps.events.registrations(association, event_id)
     return render(
@@ -219,9 +219,8 @@ async def registrations(
 
 @router.get("/conferences/{association}/{event_id}/inscriptions.csv")
 async def registrations_csv(
-    request: Request, association: str, event_id: str, signed: Organiser, deps: Deps
+    request: Request, association: Managed, event_id: str, signed: Organiser, deps: Deps
 ) -> Response:
-    association = _association(signed, association)
     people = await deps.events.registrations(association, event_id)
     out = io.StringIO()
     writer = csv.writer(out)
@@ -231,13 +230,7 @@ async def registrations_csv(
             _cell(person.name), _cell(person.email), person.status, person.waitlist_position or "",
             person.registered_at.astimezone(PARIS).strftime("%Y-%m-%d %H:%M"),
         ])  # fmt: skip
-    await deps.store.log(
-        signed.scope,
-        "registrations_exported",
-        deps.clock(),
-        association_id=association,
-        subject=event_id,
-    )
+    await _log(deps, signed, "registrations_exported", association, event_id)
     return Response(
         "\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="inscriptions-{event_id}.csv"'},
