@@ -22,6 +22,7 @@ from typing import Any, Self
 from sqlalchemy import (
     Connection,
     RowMapping,
+    Update,
     and_,
     func,
     insert,
@@ -660,18 +661,16 @@ class Store:
         def work(connection: Connection) -> ClaimResult | None:
             lapsed = now - claim_for
             won = connection.execute(
-                update(cases)
-                .where(
-                    cases.c.reference == reference,
-                    scope.cases(cases),
+                _update_case(
+                    scope,
+                    reference,
                     cases.c.status == CaseStatus.WAITING.value,
                     or_(
                         cases.c.claimed_by.is_(None),
                         cases.c.claimed_by == scope.user_id,
                         cases.c.claimed_at <= lapsed,
                     ),
-                )
-                .values(claimed_by=scope.user_id, claimed_at=now)
+                ).values(claimed_by=scope.user_id, claimed_at=now)
             ).rowcount
             found = _case(connection, scope, reference)
             if found is None:
@@ -688,13 +687,9 @@ class Store:
     async def release(self, scope: Scope, reference: str, now: datetime) -> CaseRow | None:
         def work(connection: Connection) -> CaseRow | None:
             done = connection.execute(
-                update(cases)
-                .where(
-                    cases.c.reference == reference,
-                    scope.cases(cases),
-                    cases.c.claimed_by == scope.user_id,
+                _update_case(scope, reference, cases.c.claimed_by == scope.user_id).values(
+                    claimed_by=None, claimed_at=None
                 )
-                .values(claimed_by=None, claimed_at=None)
             ).rowcount
             if done:
                 write_audit(connection, now, scope, "case_released", reference=reference)
@@ -713,14 +708,10 @@ class Store:
 
         def work(connection: Connection) -> CaseRow | None:
             done = connection.execute(
-                update(cases)
-                .where(
-                    cases.c.reference == reference,
-                    scope.cases(cases),
-                    cases.c.status == CaseStatus.WAITING.value,
+                _update_case(
+                    scope, reference, cases.c.status == CaseStatus.WAITING.value,
                     cases.c.claimed_by == scope.user_id,
-                )
-                .values(
+                ).values(
                     status=status.value, assigned_to=association_id, note=note or None,
                     outcome=outcome, resolved_by=scope.user_id, resolved_at=now,
                     claimed_by=None, claimed_at=None,
@@ -1067,6 +1058,11 @@ def _case(connection: Connection, scope: Scope, reference: str) -> CaseRow | Non
     query = _cases_with_holder().where(cases.c.reference == reference, scope.cases(cases))
     found = connection.execute(query).mappings().first()
     return CaseRow.of(found) if found else None
+
+
+def _update_case(scope: Scope, reference: str, *where: ColumnElement[bool]) -> Update:
+    """An `UPDATE` of the case `reference` if it is in the person's scope and matches `where`."""
+    return update(cases).where(cases.c.reference == reference, scope.cases(cases), *where)
 
 
 def _referral(connection: Connection, scope: Scope, referral_id: str) -> ReferralRow | None:
