@@ -5,8 +5,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from rebond_coordination.domain import (
+    CAUSE_LABELS,
     AnswerVerdict,
     CaseStatus,
+    Cause,
     ClaimVerdict,
     Outcome,
     QueueEntry,
@@ -93,3 +95,16 @@ def test_an_outcome_follows_an_acceptance_and_a_contact_has_a_past_date(
 ) -> None:
     """Outcomes only after accepting; "contacted" needs its date, not in the future."""
     assert (outcome_error(state, outcome, on, date(2026, 12, 7)) is not None) is refused
+
+
+def test_a_labelled_choice_is_its_value_and_carries_its_label() -> None:
+    """Stored, sent and looked up by its value alone; the pages show its label."""
+    assert Cause("all_declined_or_expired") is Cause.ALL_DECLINED
+    assert Cause.ALL_DECLINED.value == "all_declined_or_expired" == Cause.ALL_DECLINED
+    assert Cause.ALL_DECLINED.label == "Toutes les associations ont décliné ou n'ont pas répondu"
+    assert (
+        list(CAUSE_LABELS) == list(Cause)
+        and CAUSE_LABELS[Cause.EXPIRED] == "Délai de réponse dépassé"
+    )
+    with pytest.raises(ValueError):
+        Cause("Délai de réponse dépassé")
