@@ -9,11 +9,9 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 #: What `make check` runs of the tests: those that need neither a broker nor a service process.
 #: Each test's tiers are set from the fixtures it uses (rebond_testing.plugin); nobody marks them.
 CHECK_TESTS := not kafka and not services and not faults
-#: They run on every core (pytest-xdist), a module's tests on one worker (its fixtures set up once);
-#: then, in this process, the modules xdist cannot spread (marked `serial`: schemathesis' tests).
-PARALLEL := -n auto --dist loadfile
-CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS) and not serial" $(PARALLEL) \
-	&& $(UV) run pytest -q -m "$(CHECK_TESTS) and serial"
+#: They run on every core (pytest-xdist), a module's tests on one worker, in order (its fixtures
+#: set up once, schemathesis' checks of what its runs reached after them).
+CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS)" -n auto --dist loadfile
 #: What needs a broker or service processes, on two pytest-xdist workers (measured on 2 cores:
 #: 534 s against 835 s in one process; three workers left services unready after 60 s). Each
 #: worker is its own pytest session, with its own broker and PostgreSQL cluster (the session
@@ -21,11 +19,7 @@ CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS) and not serial" $(PARALLE
 #: longest, are handed out first (rebond_testing.plugin orders them so).
 BROKER_TESTS := kafka or services or faults
 BROKER_WORKERS ?= 2
-BROKER_PYTEST := status=0; \
-	$(UV) run pytest -q -m "($(BROKER_TESTS)) and not serial" -n $(BROKER_WORKERS) --dist loadfile \
-		|| status=$$?; \
-	$(UV) run pytest -q -m "($(BROKER_TESTS)) and serial" || status=$$?; \
-	exit $$status
+BROKER_PYTEST := $(UV) run pytest -q -m "$(BROKER_TESTS)" -n $(BROKER_WORKERS) --dist loadfile
 
 sync:  ## install uv (from PyPI) if missing, and the Python packages
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -43,10 +37,17 @@ setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when 
 check: sync lint  ## the inner loop, under 2 minutes: lint, types, and the tests needing no broker nor service
 	$(CHECK_PYTEST)
 
+#: `make test` runs both at once: the broker tiers mostly wait (on brokers, service processes,
+#: the fault suite's outages and loads: 0.7 of a core on average here), so `make check`'s tests
+#: run beside them at a lower priority (nice), on what the broker tiers leave; their output is
+#: kept in .run/check-tests.log and shown when both have ended. Fails if either fails.
 test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
-	@status=0; \
-	$(CHECK_PYTEST) || status=$$?; \
-	( $(BROKER_PYTEST) ) || status=$$?; \
+	@mkdir -p .run; status=0; \
+	nice -n 10 $(CHECK_PYTEST) > .run/check-tests.log 2>&1 & check=$$!; \
+	$(BROKER_PYTEST) || status=$$?; \
+	wait $$check || status=$$?; \
+	echo "--- make check's tests, run beside the broker tiers (.run/check-tests.log):"; \
+	cat .run/check-tests.log; \
 	exit $$status
 
 test-e2e: setup-test

@@ -4,7 +4,7 @@ selection leaves it out."""
 
 import pytest
 
-from rebond_testing.tiers import serial_modules, tiers_of
+from rebond_testing.tiers import distinct_node_ids, tiers_of
 
 
 @pytest.mark.parametrize(
@@ -83,13 +83,22 @@ def test_make_checks_selection_leaves_out_what_a_fixture_chain_reaches(
     services.assert_outcomes(passed=1, deselected=3)
 
 
-def test_a_module_with_two_tests_of_one_node_id_runs_serially() -> None:
-    """Only the module where two tests share a node id (pytest-xdist would run one) is serial."""
+def test_tests_sharing_a_node_id_each_get_their_own_from_their_name() -> None:
+    """schemathesis' tests share their function's node id: each gets its name instead; the
+    others keep theirs, and two alike even by name are refused."""
     tests = [
-        ("fuzz.py", "fuzz.py::test_every_operation"),
-        ("fuzz.py", "fuzz.py::test_every_operation"),
-        ("fuzz.py", "fuzz.py::test_the_runs_reached_everything"),
-        ("rules.py", "rules.py::test_a[1]"),
-        ("rules.py", "rules.py::test_a[2]"),
+        ("fuzz.py::test_every_operation", "test_every_operation[GET /a]"),
+        ("fuzz.py::test_every_operation", "test_every_operation[POST /a]"),
+        ("fuzz.py::test_the_runs_reached_everything", "test_the_runs_reached_everything"),
+        ("rules.py::test_a[1]", "test_a[1]"),
+        ("rules.py::C::test_b", "test_b"),
     ]
-    assert serial_modules(iter(tests)) == {"fuzz.py"}  # as the plugin gives them: once through
+    assert distinct_node_ids(tests) == [
+        "fuzz.py::test_every_operation[GET /a]",
+        "fuzz.py::test_every_operation[POST /a]",
+        "fuzz.py::test_the_runs_reached_everything",
+        "rules.py::test_a[1]",
+        "rules.py::C::test_b",
+    ]
+    with pytest.raises(ValueError, match=r"fuzz.py::test_x\[GET /a\]"):
+        distinct_node_ids([("fuzz.py::test_x", "test_x[GET /a]")] * 2)

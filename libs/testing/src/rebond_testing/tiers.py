@@ -11,7 +11,7 @@ not in the closure) says so by its parameter: the value `"postgresql"` marks tha
 """
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 #: Each tier's marker and the fixtures that put a test in it.
 TIER_FIXTURES: Mapping[str, frozenset[str]] = {
@@ -52,7 +52,6 @@ DESCRIPTIONS: Mapping[str, str] = {
     "browser": "drives Chromium (set from its fixtures)",
     "postgres": "needs a PostgreSQL server (set from its fixtures or a 'postgresql' parameter)",
     "faults": "fault suite (kills brokers, services, sinks); `make test-faults`",
-    "serial": "in a module that must run in one process, in order (set at collection)",
 }
 
 
@@ -65,13 +64,19 @@ def tiers_of(fixture_names: Iterable[str], parameters: Mapping[str, object]) -> 
     return found
 
 
-def serial_modules(tests: Iterable[tuple[str, str]]) -> set[str]:
-    """The modules (of `(module, node id)` pairs) holding two tests with one node id.
+def distinct_node_ids(tests: Sequence[tuple[str, str]]) -> list[str]:
+    """A node id for each of `tests` (`(node id, name)` pairs) that no other test has.
 
-    pytest-xdist tells tests apart by node id, so of two with the same one (schemathesis'
-    `parametrize` gives one per operation, all named after the function) a worker runs only
-    one, and a later test of that module checking what the runs reached fails. Such a module
-    runs whole in one process, in order (`make check`'s second pass)."""
-    pairs = list(tests)  # read twice
-    ids = Counter(node_id for _, node_id in pairs)
-    return {module for module, node_id in pairs if ids[node_id] > 1}
+    pytest-xdist tells tests apart by node id, and of two with the same one a worker runs only
+    one. schemathesis' `parametrize` gives one test per operation, each named after it
+    (`test_api[GET /v1/events]`) but all with the function's node id; such a test gets its
+    name in place of the function's, so their modules run on xdist like any other (whole, on
+    one worker, with `--dist loadfile`). Two tests still alike after that are an error."""
+    counts = Counter(node_id for node_id, _ in tests)
+    ids = [
+        f"{node_id.rpartition('::')[0]}::{name}" if counts[node_id] > 1 else node_id
+        for node_id, name in tests
+    ]
+    if alike := sorted(node_id for node_id, n in Counter(ids).items() if n > 1):
+        raise ValueError(f"tests with one node id, which pytest-xdist cannot tell apart: {alike}")
+    return ids
