@@ -8,6 +8,8 @@ Both forward the value unchanged with acks=all and an idempotent producer, like 
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -29,23 +31,37 @@ async def _clients(
     return consumer, producer
 
 
-async def b1(bootstrap: str, source: str, sink: str, group: str, total: int) -> float:
-    """Messages per second, one round trip and one commit per message."""
+async def _rate(
+    bootstrap: str,
+    source: str,
+    group: str,
+    total: int,
+    step: Callable[[AIOKafkaConsumer, AIOKafkaProducer], Awaitable[int]],
+) -> float:
+    """Messages per second forwarded by repeating `step` (which says how many it forwarded)
+    until `total` have been."""
     consumer, producer = await _clients(bootstrap, source, group)
     done = 0
     try:
         started = time.perf_counter()
         while done < total:
-            record = await consumer.getone()
-            await producer.send_and_wait(sink, record.value, key=record.key)
-            await consumer.commit(
-                {TopicPartition(record.topic, record.partition): record.offset + 1}
-            )
-            done += 1
-        return total / (time.perf_counter() - started)
+            done += await step(consumer, producer)
+        return done / (time.perf_counter() - started)
     finally:
         await consumer.stop()
         await producer.stop()
+
+
+async def b1(bootstrap: str, source: str, sink: str, group: str, total: int) -> float:
+    """Messages per second, one round trip and one commit per message."""
+
+    async def forward_one(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> int:
+        record = await consumer.getone()
+        await producer.send_and_wait(sink, record.value, key=record.key)
+        await consumer.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+        return 1
+
+    return await _rate(bootstrap, source, group, total, forward_one)
 
 
 async def forward_batch(
@@ -69,13 +85,5 @@ async def forward_batch(
 
 async def b2(bootstrap: str, source: str, sink: str, group: str, total: int) -> float:
     """Messages per second, sends of a batch in flight together, one commit per batch."""
-    consumer, producer = await _clients(bootstrap, source, group)
-    done = 0
-    try:
-        started = time.perf_counter()
-        while done < total:
-            done += await forward_batch(consumer, producer, sink, timeout_ms=500, max_records=2000)
-        return done / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-        await producer.stop()
+    step = partial(forward_batch, sink=sink, timeout_ms=500, max_records=2000)
+    return await _rate(bootstrap, source, group, total, step)

@@ -38,6 +38,7 @@ from rebond_notifier.store import DeliveryStore, NewDelivery, migrate
 from rebond_notifier.templates import Mail
 from rebond_observability.logging import configure_logging
 from rebond_sql.outbox import Message
+from rebond_sql.testing import acknowledged
 from rebond_testing import free_port
 
 BATCH = 20  # deliveries per consumer batch in --rate mode
@@ -104,9 +105,7 @@ class Outcomes:
         self.event_ids.append(message.headers["ce_id"])
         if len(self.event_ids) >= self.expected:
             self.all_published.set()
-        acknowledged = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
+        return acknowledged()
 
 
 async def feed(

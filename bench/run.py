@@ -56,7 +56,7 @@ from rebond_contracts.topics import (
     REFERRAL_STATUS,
     referrals,
 )
-from rebond_kafka.testing import move_group_to_end, partitions_of
+from rebond_kafka.testing import create_topics, move_group_to_end, partitions_of
 from rebond_testing import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -731,25 +731,13 @@ def local_kafka() -> Iterator[Broker]:
     data_dir = Path(tempfile.mkdtemp(prefix="rebond-bench-kafka-"))
     port = free_port()
     kafkactl.start(port, free_port(), data_dir, 3)
-    asyncio.run(_create_sink(f"127.0.0.1:{port}"))
+    topics = ("bench.sink", FLOOR_TOPIC, *BARE_TOPICS)
+    asyncio.run(create_topics(f"127.0.0.1:{port}", topics, 3))
     try:
         yield Broker(f"127.0.0.1:{port}", int((data_dir / "kafka.pid").read_text()))
     finally:
         kafkactl.stop(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-async def _create_sink(bootstrap: str) -> None:
-    from aiokafka.admin import NewTopic
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(t, 3, 1) for t in ("bench.sink", FLOOR_TOPIC, *BARE_TOPICS)]
-        )
-    finally:
-        await admin.close()
 
 
 ROUND1 = ("intake", "router", "end_to_end", "dispatcher")

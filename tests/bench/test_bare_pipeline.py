@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
+from rebond_kafka.testing import create_topics
 from rebond_testing import free_port
 
 pytestmark = pytest.mark.kafka
@@ -32,15 +32,6 @@ def _answers(url: str) -> bool:
         return httpx.get(url + "/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-async def _create(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, 3, 1) for t in topics])
-    finally:
-        await admin.close()
 
 
 async def _read(bootstrap: str, topic: str, count: int) -> dict[str, bytes]:
@@ -62,7 +53,7 @@ async def _read(bootstrap: str, topic: str, count: int) -> dict[str, bytes]:
 def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The front and two hops as `make bench` starts them; yields (front URL, last topic)."""
     topics = [f"bare-{name}-{uuid.uuid4().hex[:8]}" for name in ("in", "middle", "out")]
-    asyncio.run(_create(kafka_bootstrap, topics))
+    asyncio.run(create_topics(kafka_bootstrap, topics, 3))
     port = free_port()
     started: list[tuple[subprocess.Popen[bytes], Path]] = []
 

@@ -7,32 +7,19 @@ charge each process its own CPU.
 """
 
 import asyncio
-import contextlib
 import json
 import uuid
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 from bench.arrivals import Arrivals, schedule
 from bench.round2 import Load, campaign, consumer_lag, start_bare
 from bench.run import BARE_TOPICS, Bench, questionnaires
+from rebond_kafka.testing import create_topics
 
 pytestmark = pytest.mark.kafka
-
-
-async def _create(bootstrap: str, topics: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        for topic in topics:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
 
 
 async def _commit(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> None:
@@ -54,7 +41,7 @@ def test_consumer_lag_counts_what_a_group_has_not_committed(kafka_bootstrap: str
     topic, group = f"lag-{uuid.uuid4().hex[:8]}", f"lag-{uuid.uuid4().hex[:8]}"
 
     async def scenario() -> tuple[int, int]:
-        await _create(kafka_bootstrap, [topic], 1)
+        await create_topics(kafka_bootstrap, [topic], 1)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         try:
@@ -75,7 +62,7 @@ def test_the_campaign_step_sees_every_questionnaire_and_charges_each_process(
     kafka_bootstrap: str, tmp_path: Path, go_toolchain: None
 ) -> None:
     """Every accepted POST's record is seen at the end; each process has CPU per questionnaire."""
-    asyncio.run(_create(kafka_bootstrap, list(BARE_TOPICS), 3))
+    asyncio.run(create_topics(kafka_bootstrap, BARE_TOPICS, 3))
     bodies = tmp_path / "bodies.json"
     bodies.write_text(json.dumps(questionnaires(20)))
     bench = Bench(kafka_bootstrap, tmp_path, quick=True)

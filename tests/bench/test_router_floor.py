@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import router_floor
 from rebond_contracts.payloads import QuestionnaireCompletedV1
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE, QuestionnaireV1
 from rebond_contracts.topics import DECISIONS, OUTCOMES, QUESTIONNAIRES, REFERRAL_STATUS
+from rebond_kafka.testing import create_topics
 from rebond_router.directory import DEFAULT_PATH, load_directory
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "router_floor.py"
@@ -82,12 +82,7 @@ def test_alone_decides_every_record_through_the_store(tmp_path: Path) -> None:
 
 
 async def _publish(bootstrap: str, topic: str, records: list[tuple[bytes, list]]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 3, 1)])
-    finally:
-        await admin.close()
+    await create_topics(bootstrap, [topic], 3)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

@@ -1,7 +1,6 @@
 """The console's events client (`HttpEvents`) against the real events app, over HTTP (in
 process, on a real SQLite store): the moderation of stories and peer volunteers (issue 24)."""
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -19,27 +18,18 @@ from rebond_coordination.clients import HttpEvents
 from rebond_coordination.ports import EventsNotFound
 from rebond_events.app import Events, build
 from rebond_events.settings import EventsSettings, hash_api_key
-from rebond_sql.outbox import Message
+from rebond_sql.testing import Acknowledging
 from rebond_testing import until_async
 
 KEY = "key-second-souffle-moderation-test"
 BASE = "http://events.test"
 
 
-class Sent:
+class Sent(Acknowledging):
     """Stands in for Kafka: keeps what the events service published, acknowledged at once."""
 
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def send(self, message: Message) -> "asyncio.Future[None]":
-        self.messages.append(message)
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ack.set_result(None)
-        return ack
-
     def mails(self) -> list[dict[str, Any]]:
-        return [json.loads(m.value) for m in self.messages if m.topic == COMMUNITY_MAIL.name]
+        return [json.loads(m.value) for m in self.sent if m.topic == COMMUNITY_MAIL.name]
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from rebond_router.lifecycle import Router
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Message
+from rebond_sql.testing import acknowledged
 from rebond_testing.ports import free_port
 from rebond_testing.serving import served
 
@@ -43,9 +44,7 @@ PASSWORD = "un mot de passe assez long pour le test"
 
 async def _acknowledged(_message: Message) -> "asyncio.Future[None]":
     """Kafka stand-in for the router's outbox: every output acknowledged at once."""
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    done.set_result(None)
-    return done
+    return acknowledged()
 
 
 async def seed(url: str) -> None:

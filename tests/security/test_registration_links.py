@@ -13,22 +13,9 @@ from rebond_events.app import build
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_notifier import planning
 from rebond_notifier.store import DeliveryStore, migrate
-from rebond_sql.outbox import Message
+from rebond_sql.testing import Acknowledging
 
 KEY = "an-organiser-key-for-this-test"
-
-
-class Sink:
-    """Kafka for the events service's outbox: keeps each message, acknowledged at once."""
-
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-
-    async def send(self, message: Message) -> "asyncio.Future[None]":
-        self.sent.append(message)
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ack.set_result(None)
-        return ack
 
 
 class Clock:
@@ -49,7 +36,7 @@ async def test_a_repeat_registration_becomes_a_second_email_to_the_first_address
         organiser_keys={"second-souffle": hash_api_key(KEY)}, outbox_interval_s=3600,
         public_base_url="https://conferences.example",
     )  # fmt: skip
-    sink, clock = Sink(), Clock()
+    sink, clock = Acknowledging(), Clock()
     events = build(settings, send=sink.send, clock=clock)
     app = events.web
     day = (clock.now + timedelta(days=20)).date().isoformat()

@@ -1,4 +1,4 @@
-"""move_group_to_end and records_to_end, on the real broker: the group's committed offsets are the
+"""create_topics, move_group_to_end and records_to_end, on the real broker: the group's committed offsets are the
 topics' ends; the records read are those written before, all of them."""
 
 import uuid
@@ -6,10 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownTopicOrPartitionError
 
-from rebond_kafka.testing import move_group_to_end, partitions_of, records_to_end
+from rebond_kafka.testing import (
+    create_topics,
+    move_group_to_end,
+    partitions_of,
+    records_to_end,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -19,10 +24,10 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[tuple[str, str]]:
     """Two new topics of two partitions: one holding a, b, c on partition 0 and d on 1, one
     empty; deleted afterwards."""
     full, empty = f"lib-kafka-{uuid.uuid4().hex[:8]}", f"lib-kafka-{uuid.uuid4().hex[:8]}"
+    await create_topics(kafka_bootstrap, [full, empty], 2)
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, 2, 1) for t in (full, empty)])
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         try:
@@ -78,3 +83,21 @@ async def test_a_topic_the_broker_does_not_know_is_an_error_not_an_empty_read(
     nothing from it, which would pass for a topic with no records."""
     with pytest.raises(UnknownTopicOrPartitionError):
         await records_to_end(kafka_bootstrap, [f"lib-kafka-missing-{uuid.uuid4().hex[:8]}"])
+
+
+async def test_topics_created_again_are_left_as_they_are_beside_new_ones(
+    kafka_bootstrap: str, topics: tuple[str, str]
+) -> None:
+    """Created again (with one partition), an existing topic keeps its two; a new topic named
+    beside it is created."""
+    full, _ = topics
+    new = f"lib-kafka-{uuid.uuid4().hex[:8]}"
+    await create_topics(kafka_bootstrap, [full, new], 1)
+    assert len(await partitions_of(kafka_bootstrap, [full])) == 2
+    assert await partitions_of(kafka_bootstrap, [new]) == [TopicPartition(new, 0)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([new])
+    finally:
+        await admin.close()

@@ -12,7 +12,6 @@ import httpx
 import pytest
 import structlog
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -21,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from structlog.testing import capture_logs
 
 from rebond_contracts.tracing import TraceParent
+from rebond_kafka.testing import create_topics
 from rebond_observability import Observability, current_trace
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -32,15 +32,6 @@ log = structlog.get_logger("test")
 class Settings:
     otel_enabled: bool
     otel_endpoint: str = "http://127.0.0.1:9/v1/traces"  # never reached: an exporter is given
-
-
-async def new_topics(bootstrap: str, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, 1, 1) for name in names])
-    finally:
-        await admin.close()
 
 
 async def first_record(bootstrap: str, topic: str) -> Any:
@@ -69,7 +60,7 @@ async def test_one_trace_from_a_request_through_kafka_and_an_outbox(
     is exported; on, the spans of every hop are, in that trace."""
     run = uuid.uuid4().hex[:8]
     a, b, c = (f"test.tracing.{name}.{run}" for name in "abc")
-    await new_topics(kafka_bootstrap, a, b, c)
+    await create_topics(kafka_bootstrap, [a, b, c], 1)
     exporter = InMemorySpanExporter()
     obs = Observability("test", Settings(otel_enabled=export), exporter)
     broker = obs.instrument(KafkaBroker(kafka_bootstrap, logger=None))

@@ -11,20 +11,31 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rebond_contracts.associations import AssociationId
-from rebond_contracts.payloads import ErasureRequestedV1, ReferralStatus, ReferralStatusV1
+from rebond_contracts.payloads import (
+    ErasureRequestedV1,
+    ReferralStatus,
+    ReferralStatusV1,
+    RoutingDecisionV1,
+)
 from rebond_contracts.topics import ERASURES, REFERRAL_STATUS, responses
 from rebond_notifier import templates
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 from rebond_testing.events import publish_event
 
 from .conftest import LINK_SECRET, MailBox, NotifierUrl, make_decision, send_decision
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.kafka
 
@@ -44,6 +55,29 @@ def _links(text: str) -> dict[str, str]:
         "accept": re.search(r"Accepter : (\S+)", text).group(1),  # type: ignore[union-attr]
         "decline": re.search(r"Décliner : (\S+)", text).group(1),  # type: ignore[union-attr]
     }
+
+
+def _offered(
+    bootstrap: str, box: MailBox, association: AssociationId, to_part: str
+) -> tuple[RoutingDecisionV1, dict[str, str]]:
+    """A decision for `association`, sent to the notifier; the answer links of its e-mail to
+    the association (the address holding `to_part`)."""
+    decision = make_decision(association)
+    asyncio.run(send_decision(bootstrap, decision))
+    return decision, _links(_wait_mail(box, decision.reference, to_part))
+
+
+@contextmanager
+def _browser_page(launch_options: dict[str, object]) -> "Iterator[Page]":
+    """A page of a fresh Chromium, closed on the way out."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(**launch_options)  # type: ignore[arg-type]
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
 
 
 async def _read_key(bootstrap: str, topic: str, key: str) -> list[dict]:  # type: ignore[type-arg]
@@ -91,33 +125,26 @@ def test_accept_link_in_a_browser_publishes_the_answer_once(
     chromium_launch_options: dict[str, object],
 ) -> None:
     """Accepter opens a French page; confirming publishes an accept; the used link then says so."""
-    from playwright.sync_api import sync_playwright
+    decision, links = _offered(
+        kafka_bootstrap, smtp_server, AssociationId.SOIXANTE_MILLE_REBONDS, "60000"
+    )
+    with _browser_page(chromium_launch_options) as page:
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        page.goto(links["accept"])
+        assert page.locator("#reference").inner_text() == decision.reference
+        # The stylesheet applies under the Content-Security-Policy, which nothing breaks.
+        assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"
+        assert not [line for line in console if "Content Security Policy" in line]
+        page.get_by_role("button", name="Confirmer : j'accepte").click()
+        page.wait_for_selector("#done")
+        assert "acceptée" in page.locator("#done").inner_text()
 
-    decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
-    asyncio.run(send_decision(kafka_bootstrap, decision))
-    links = _links(_wait_mail(smtp_server, decision.reference, "60000"))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
-        try:
-            page = browser.new_page()
-            console: list[str] = []
-            page.on("console", lambda message: console.append(message.text))
-            page.goto(links["accept"])
-            assert page.locator("#reference").inner_text() == decision.reference
-            # The stylesheet applies under the Content-Security-Policy, which nothing breaks.
-            assert page.evaluate("getComputedStyle(document.body).maxWidth") == "576px"
-            assert not [line for line in console if "Content Security Policy" in line]
-            page.get_by_role("button", name="Confirmer : j'accepte").click()
-            page.wait_for_selector("#done")
-            assert "acceptée" in page.locator("#done").inner_text()
-
-            reply = page.goto(links["accept"])
-            assert reply is not None and reply.status == 409
-            assert "déjà été donnée" in page.content()
-            reply = page.goto(links["decline"])  # the other link of the same referral
-            assert reply is not None and reply.status == 409
-        finally:
-            browser.close()
+        reply = page.goto(links["accept"])
+        assert reply is not None and reply.status == 409
+        assert "déjà été donnée" in page.content()
+        reply = page.goto(links["decline"])  # the other link of the same referral
+        assert reply is not None and reply.status == 409
     [answer] = _responses(
         kafka_bootstrap, AssociationId.SOIXANTE_MILLE_REBONDS, decision.reference, 1
     )
@@ -133,22 +160,15 @@ def test_decline_link_asks_the_reason_and_publishes_it(
     chromium_launch_options: dict[str, object],
 ) -> None:
     """Décliner asks for a reason among the five; the decline is published with it."""
-    from playwright.sync_api import sync_playwright
-
-    decision = make_decision(AssociationId.SECOND_SOUFFLE)
-    asyncio.run(send_decision(kafka_bootstrap, decision))
-    links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(**chromium_launch_options)  # type: ignore[arg-type]
-        try:
-            page = browser.new_page()
-            page.goto(links["decline"])
-            assert page.locator("input[name=reason]").count() == 5
-            page.get_by_label("Plus de place pour l'accompagner").check()
-            page.get_by_role("button", name="Confirmer : je décline").click()
-            page.wait_for_selector("#done")
-        finally:
-            browser.close()
+    decision, links = _offered(
+        kafka_bootstrap, smtp_server, AssociationId.SECOND_SOUFFLE, "second-souffle"
+    )
+    with _browser_page(chromium_launch_options) as page:
+        page.goto(links["decline"])
+        assert page.locator("input[name=reason]").count() == 5
+        page.get_by_label("Plus de place pour l'accompagner").check()
+        page.get_by_role("button", name="Confirmer : je décline").click()
+        page.wait_for_selector("#done")
     [answer] = _responses(kafka_bootstrap, AssociationId.SECOND_SOUFFLE, decision.reference, 1)
     assert (answer["value"]["answer"], answer["value"]["reason"]) == ("decline", "no_capacity")
 
@@ -257,9 +277,9 @@ def test_a_link_whose_referral_moved_on_says_so_instead_of_confirming(
 ) -> None:
     """Once `referrals.status` says the referral expired or was re-oriented, its still-valid
     link shows a French 410 page telling not to contact the person, and publishes nothing."""
-    decision = make_decision(AssociationId.SECOND_SOUFFLE)
-    asyncio.run(send_decision(kafka_bootstrap, decision))
-    links = _links(_wait_mail(smtp_server, decision.reference, "second-souffle"))
+    decision, links = _offered(
+        kafka_bootstrap, smtp_server, AssociationId.SECOND_SOUFFLE, "second-souffle"
+    )
     assert httpx.get(links["accept"]).status_code == 200  # still awaited
     moved = ReferralStatusV1(
         reference=decision.reference, referral_id=decision.referral.referral_id,
@@ -304,9 +324,7 @@ def test_a_link_of_a_withdrawn_request_says_so(
     kafka_bootstrap: str, notifier_process: str, smtp_server: MailBox
 ) -> None:
     """After the person's erasure, the association's link says the request was withdrawn."""
-    decision = make_decision(AssociationId.RE_CREER)
-    asyncio.run(send_decision(kafka_bootstrap, decision))
-    links = _links(_wait_mail(smtp_server, decision.reference, "re-creer"))
+    decision, links = _offered(kafka_bootstrap, smtp_server, AssociationId.RE_CREER, "re-creer")
     erasure = ERASURES.envelope(
         ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC)),
         subject=decision.reference, correlationid=decision.reference,

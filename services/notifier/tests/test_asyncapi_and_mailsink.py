@@ -17,6 +17,7 @@ from rebond_notifier.mailsink import serve
 from rebond_notifier.store import NewDelivery
 from rebond_notifier.templates import Mail
 from rebond_sql.outbox import Message, Send
+from rebond_sql.testing import acknowledged
 
 from .conftest import free_port, poll_until, sqlite_store
 
@@ -115,9 +116,7 @@ async def test_an_outcome_kafka_refused_is_published_later(tmp_path: Path) -> No
         if refusals:
             raise refusals.pop()
         published.append(message)
-        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
+        return acknowledged()
 
     mailer = await _dispatching(tmp_path, send, [_mail(uuid.uuid4())], lambda: bool(published))
     assert len(mailer.sent) == 1

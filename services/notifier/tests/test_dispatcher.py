@@ -29,7 +29,7 @@ from rebond_notifier.store import (
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 from rebond_sql.outbox import Message, Relay
-from rebond_sql.testing import statements
+from rebond_sql.testing import acknowledged, statements
 
 from .conftest import MailBox, new_reference, poll_until
 
@@ -101,9 +101,7 @@ class Outcomes:
     async def send(self, message: Message) -> Awaitable[object]:
         assert message.topic == "notifications.deliveries"
         self.event_ids.append(message.headers["ce_id"])
-        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
-        return acknowledged
+        return acknowledged()
 
 
 def _mail(reference: str | None = None, association: str = "apesa") -> NewDelivery:

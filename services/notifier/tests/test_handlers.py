@@ -1,7 +1,6 @@
 """The notifier's entry points in process, without a broker: its Kafka handlers as `build` wires
 them (FastStream's in-memory broker, a real SQLite delivery log) and the answer page (ASGI)."""
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable
@@ -26,6 +25,7 @@ from rebond_notifier.store import DeliveryStore, migrate
 from rebond_notifier.templates import Mail
 from rebond_notifier.web import build_router
 from rebond_sql.outbox import Message
+from rebond_sql.testing import acknowledged
 
 from .conftest import make_decision, sqlite_store
 
@@ -102,9 +102,7 @@ class Kafka:
         if not self.back:
             raise ConnectionError("kafka is away")
         self.published.append(message)
-        ack: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        ack.set_result(None)
-        return ack
+        return acknowledged()
 
 
 async def test_an_answer_given_while_kafka_is_away_is_recorded_then_published(

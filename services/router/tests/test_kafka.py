@@ -222,15 +222,20 @@ def statuses(probe: Probe, reference: str) -> list[tuple[str, str]]:
     return [(d["status"], d["association_id"]) for d in probe.data(REFERRAL_STATUS.name, reference)]
 
 
+async def decided(producer: AIOKafkaProducer, probe: Probe) -> tuple[str, dict[str, Any]]:
+    """A new person's questionnaire, sent and decided: their reference and the decision."""
+    ref = new_reference()
+    await send_questionnaire(producer, ref)
+    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
+    return ref, probe.data(DECISIONS.name, ref)[0]
+
+
 async def test_a_decline_sends_the_referral_to_the_next_alternate(
     router_factory: Any, producer: AIOKafkaProducer, probe: Probe
 ) -> None:
     """Questionnaire -> decision to 60 000 rebonds; its decline -> a new decision to Second Souffle."""
     await router_factory()
-    ref = new_reference()
-    await send_questionnaire(producer, ref)
-    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
-    [first] = probe.data(DECISIONS.name, ref)
+    ref, first = await decided(producer, probe)
     assert first["referral"]["association_id"] == SIXTY
     await send_answer(
         producer, SIXTY, ref, first["referral"]["referral_id"], DeclineReason.NO_CAPACITY
@@ -252,9 +257,7 @@ async def test_silence_expires_the_referral_then_the_human_queue_takes_it(
 ) -> None:
     """No answer by each deadline: next alternate, then, with none left, `referrals.unrouted`."""
     parts = await router_factory()
-    ref = new_reference()
-    await send_questionnaire(producer, ref)
-    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
+    ref, _ = await decided(producer, probe)
     clock.advance(days=10)
     await parts.router.check_deadlines()
     await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 2)
@@ -280,10 +283,8 @@ async def test_an_answer_for_a_referral_not_held_is_dead_lettered_and_changes_no
 ) -> None:
     """Second Souffle answering 60 000 rebonds' referral is refused; the holder's answer counts."""
     await router_factory()
-    ref = new_reference()
-    await send_questionnaire(producer, ref)
-    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
-    referral_id = probe.data(DECISIONS.name, ref)[0]["referral"]["referral_id"]
+    ref, decision = await decided(producer, probe)
+    referral_id = decision["referral"]["referral_id"]
     await send_answer(producer, SOUFFLE, ref, referral_id)
     await send_answer(producer, SIXTY, ref, referral_id)
     dead = dead_letters(Service.ROUTER).name
@@ -537,10 +538,8 @@ async def test_a_follow_up_due_then_answered_no_puts_the_case_in_the_human_queue
     30 days on, `follow_up_due` once; the person's "no" on `referrals.followups` ->
     `referrals.unrouted` with cause `follow_up_not_contacted`."""
     parts = await router_factory()
-    ref = new_reference()
-    await send_questionnaire(producer, ref)
-    await probe.until(lambda _: len(probe.data(DECISIONS.name, ref)) == 1)
-    referral_id = probe.data(DECISIONS.name, ref)[0]["referral"]["referral_id"]
+    ref, decision = await decided(producer, probe)
+    referral_id = decision["referral"]["referral_id"]
     await send_answer(producer, SIXTY, ref, referral_id)
     topic = responses(SIXTY)
     report = ReferralOutcomeV1(

@@ -1,19 +1,31 @@
-"""For tests and the bench: commit a consumer group at the current end of topics; read topics as
+"""For tests and the bench: create topics; commit a consumer group at the current end of topics; read topics as
 they stand; settings that satisfy production's Kafka check; make a broker go away for the
 clients of this process only."""
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import CloseReason
 from aiokafka.errors import for_code
 
 from rebond_kafka.reconnect import RECONNECT
+
+
+async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
+    """Create `topics`, each with `partitions` partitions and one replica (the test broker's
+    one node). A topic that exists already is left as it is: the broker answers each topic on
+    its own, and its answer is not read (as aiokafka's `create_topics` does not raise)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+    finally:
+        await admin.close()
 
 
 async def partitions_of(bootstrap: str, topics: list[str], **client: Any) -> list[TopicPartition]:

@@ -1,5 +1,6 @@
 """For tests: an effect that must wait for another transaction, a store's rows, whether its
-migrations make its tables, and the SQL statements sent meanwhile."""
+migrations make its tables, the SQL statements sent meanwhile, and Kafka acknowledging an
+outbox's messages at once."""
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
@@ -13,6 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from rebond_sql import Database, Work
 from rebond_sql.migrations import sync_url
+from rebond_sql.outbox import Message
 
 T = TypeVar("T")
 
@@ -86,3 +88,23 @@ def statements() -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(Engine, "before_cursor_execute", keep)
+
+
+def acknowledged() -> "asyncio.Future[None]":
+    """Kafka's acknowledgement, already given: what a fake producer behind a relay
+    (`rebond_sql.outbox.Send`) hands back for a message it takes at once."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    done.set_result(None)
+    return done
+
+
+class Acknowledging:
+    """Kafka behind an outbox's relay (`send` is a `rebond_sql.outbox.Send`): keeps each message
+    it is handed, in order, and acknowledges it at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    async def send(self, message: Message) -> "asyncio.Future[None]":
+        self.sent.append(message)
+        return acknowledged()

@@ -9,10 +9,10 @@ expire (intake's store holds no personal data: references, hashes, statuses and 
 """
 
 import asyncio
-import gc
 import socket
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import uvicorn
 
@@ -21,6 +21,7 @@ from rebond_intake.app import create_app
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, migrate
 from rebond_observability.logging import configure_logging
+from rebond_service import command
 
 
 async def _anonymise(settings: IntakeSettings) -> None:
@@ -47,19 +48,19 @@ def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.
     )
 
 
+def _migrate(settings: IntakeSettings) -> None:
+    migrate(settings.store_url)
+    print("rebond-intake: store migrated")
+
+
 def main() -> None:
     settings = IntakeSettings()
     configure_logging(settings.log_level)
-    if sys.argv[1:] == ["migrate"]:
-        migrate(settings.store_url)
-        print("rebond-intake: store migrated")
-        return
-    if sys.argv[1:] == ["anonymise"]:
-        asyncio.run(_anonymise(settings))
-        return
-    server, sockets = build_server(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    server.run(sockets=sockets)
+    commands: dict[str, Callable[[], object]] = {
+        "migrate": partial(_migrate, settings),
+        "anonymise": lambda: asyncio.run(_anonymise(settings)),
+    }
+    command.run(commands, partial(build_server, settings))
 
 
 if __name__ == "__main__":

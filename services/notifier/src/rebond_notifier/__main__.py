@@ -11,9 +11,13 @@ hand to an association and to put where its `webhook_secret` points.
 """
 
 import asyncio
-import gc
+import socket
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
+
+import uvicorn
 
 from rebond_http import private
 from rebond_notifier.app import create_app
@@ -21,6 +25,7 @@ from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.signing import new_webhook_secret
 from rebond_notifier.store import DeliveryStore, migrate
 from rebond_observability.logging import configure_logging
+from rebond_service import command
 
 
 async def _anonymise(settings: NotifierSettings) -> None:
@@ -36,20 +41,13 @@ async def _anonymise(settings: NotifierSettings) -> None:
         await store.close()
 
 
-def main() -> None:
-    if sys.argv[1:] == ["new-webhook-secret"]:
-        print(new_webhook_secret())
-        return
-    settings = NotifierSettings()
-    configure_logging(settings.log_level)
-    if sys.argv[1:] == ["anonymise"]:
-        asyncio.run(_anonymise(settings))
-        return
-    if sys.argv[1:] == ["migrate"]:
-        migrate(settings.database_url)
-        print("rebond-notifier: delivery log migrated")
-        return
-    server, sockets = private.server(
+def _migrate(settings: NotifierSettings) -> None:
+    migrate(settings.database_url)
+    print("rebond-notifier: delivery log migrated")
+
+
+def _server(settings: NotifierSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    return private.server(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -59,8 +57,19 @@ def main() -> None:
         access_log=False,  # the answer links' tokens are in the path
         server_header=False,
     )
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    server.run(sockets=sockets)
+
+
+def main() -> None:
+    if sys.argv[1:] == ["new-webhook-secret"]:
+        print(new_webhook_secret())
+        return
+    settings = NotifierSettings()
+    configure_logging(settings.log_level)
+    commands: dict[str, Callable[[], object]] = {
+        "anonymise": lambda: asyncio.run(_anonymise(settings)),
+        "migrate": partial(_migrate, settings),
+    }
+    command.run(commands, partial(_server, settings))
 
 
 if __name__ == "__main__":

@@ -8,9 +8,12 @@ ROUTER_RETENTION_DAYS (run it daily: cron, a Kubernetes CronJob).
 """
 
 import asyncio
-import gc
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import uvicorn
 
 from rebond_http import private
 from rebond_observability.logging import configure_logging
@@ -19,6 +22,7 @@ from rebond_router.directory import DirectoryError
 from rebond_router.privacy import anonymise
 from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
+from rebond_service import command
 
 
 async def _anonymise(settings: RouterSettings) -> None:
@@ -30,26 +34,34 @@ async def _anonymise(settings: RouterSettings) -> None:
         await store.close()
 
 
-def main() -> None:
-    settings = RouterSettings()
-    configure_logging(settings.log_level)
-    if sys.argv[1:] == ["migrate"]:
+def _migrate(settings: RouterSettings) -> None:
+    migrate(settings.database_url)
+    print("rebond-router: the store is at the newest migration")
+
+
+def _anonymise_now(settings: RouterSettings) -> None:
+    if settings.migrate_on_start:
         migrate(settings.database_url)
-        print("rebond-router: the store is at the newest migration")
-        return
-    if sys.argv[1:] == ["anonymise"]:
-        if settings.migrate_on_start:
-            migrate(settings.database_url)
-        asyncio.run(_anonymise(settings))
-        return
+    asyncio.run(_anonymise(settings))
+
+
+def _server(settings: RouterSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """ROUTER_HOST:ROUTER_PORT, and ROUTER_INTERNAL_PORT (`/metrics`) when set."""
     try:
         app = create_app(settings)
     except DirectoryError as error:
         sys.exit(f"rebond-router: the association directory is not valid: {error}")
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    # ROUTER_HOST:ROUTER_PORT, and ROUTER_INTERNAL_PORT (`/metrics`) when set.
-    server, sockets = private.server_for(app, settings)
-    server.run(sockets=sockets)
+    return private.server_for(app, settings)
+
+
+def main() -> None:
+    settings = RouterSettings()
+    configure_logging(settings.log_level)
+    commands = {
+        "migrate": partial(_migrate, settings),
+        "anonymise": partial(_anonymise_now, settings),
+    }
+    command.run(commands, partial(_server, settings))
 
 
 if __name__ == "__main__":

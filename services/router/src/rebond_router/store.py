@@ -36,6 +36,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    ColumnElement,
     Connection,
     Integer,
     MetaData,
@@ -271,35 +272,40 @@ class Tx:
         return await self.run(lambda connection: connection.execute(query).first() is not None)
 
     async def due(self, now: datetime, limit: int) -> list[Key]:
-        query = (
-            select(referrals.c.reference, referrals.c.track)
-            .where(referrals.c.status.in_([s.value for s in OPEN]), referrals.c.deadline <= now)
-            .order_by(referrals.c.deadline)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        return await self._keys_due(
+            referrals.c.deadline,
+            limit,
+            referrals.c.status.in_([s.value for s in OPEN]),
+            referrals.c.deadline <= now,
         )
-        return await self.run(lambda c: [Key(r, Track(t)) for r, t in c.execute(query)])
 
     async def follow_ups_due(self, now: datetime, limit: int) -> list[Key]:
-        query = (
-            select(referrals.c.reference, referrals.c.track)
-            .where(referrals.c.status == State.ACCEPTED.value, referrals.c.follow_up_at <= now)
-            .order_by(referrals.c.follow_up_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        return await self._keys_due(
+            referrals.c.follow_up_at,
+            limit,
+            referrals.c.status == State.ACCEPTED.value,
+            referrals.c.follow_up_at <= now,
         )
-        return await self.run(lambda c: [Key(r, Track(t)) for r, t in c.execute(query)])
 
     async def reminders_due(self, now: datetime, limit: int) -> list[Key]:
+        return await self._keys_due(
+            referrals.c.remind_at,
+            limit,
+            referrals.c.status == State.OFFERED.value,
+            referrals.c.reminded.is_(False),
+            referrals.c.remind_at <= now,
+            referrals.c.deadline > now,
+        )
+
+    async def _keys_due(
+        self, by: ColumnElement[Any], limit: int, *where: ColumnElement[bool]
+    ) -> list[Key]:
+        """The first `limit` referrals matching `where`, earliest `by` first, locked for this
+        transaction (`SKIP LOCKED`: another instance's sweep takes the others)."""
         query = (
             select(referrals.c.reference, referrals.c.track)
-            .where(
-                referrals.c.status == State.OFFERED.value,
-                referrals.c.reminded.is_(False),
-                referrals.c.remind_at <= now,
-                referrals.c.deadline > now,
-            )
-            .order_by(referrals.c.remind_at)
+            .where(*where)
+            .order_by(by)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
