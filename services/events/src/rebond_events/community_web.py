@@ -17,12 +17,11 @@ from rebond_contracts.questionnaire import Region, Stage
 from rebond_events.api import _GUARD, Organiser
 from rebond_events.community import Community
 from rebond_events.errors import Conflict, Forbidden, NotFound
-from rebond_events.models import LinkRequest
+from rebond_events.models import LinkRequest, Received
 from rebond_events.peers import (
     SIGNED_UP,
     AttendRequest,
     PeerAttending,
-    Received,
     VolunteerForModerator,
     VolunteerIn,
     VolunteerStatus,
