@@ -198,32 +198,40 @@ def parse_form(
         return None, form_errors(error, messages)
 
 
-async def form_posted(
-    request: Request,
+def public_form(
+    path: str,
     template: str,
     model: type[BaseModel],
     messages: dict[str, str],
     consent: str,
-    submit: Callable[[Any], Awaitable[object]],
+    submit: Callable[[Community, Any], Awaitable[object]],
     done: tuple[str, str],
     back: tuple[str, str],
-) -> HTMLResponse:
-    """A public form posted: its fields are those `messages` has a sentence for, text but for
-    the `consent` checkbox (given when "yes"). Its page again with each refused field's
-    sentence (422), or what `submit` does with it as `model` and the `done` page."""
-    form = await request.form()
-    values = {
-        name: value if isinstance(value := form.get(name, ""), str) else ""
-        for name in messages
-        if name != consent
-    }
-    data, errors = parse_form(model, {**values, consent: form.get(consent) == "yes"}, messages)
-    if errors:
-        return templates.TemplateResponse(
-            request, template, {"errors": errors, "values": values}, status_code=422
-        )
-    await submit(data)
-    return message(request, *done, 200, back)
+) -> None:
+    """A public form's pages at `path`: GET shows it empty; POST reads its fields (those
+    `messages` has a sentence for, text but for the `consent` checkbox, given when "yes") and
+    shows it again with each refused field's sentence (422), or `submit`s it as `model` and
+    shows the `done` page."""
+
+    @pages.get(path, response_class=HTMLResponse)
+    async def empty_form(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, {"errors": {}, "values": {}})
+
+    @pages.post(path, response_class=HTMLResponse)
+    async def posted_form(request: Request, community: Stories) -> HTMLResponse:
+        form = await request.form()
+        values = {
+            name: value if isinstance(value := form.get(name, ""), str) else ""
+            for name in messages
+            if name != consent
+        }
+        data, errors = parse_form(model, {**values, consent: form.get(consent) == "yes"}, messages)
+        if errors:
+            return templates.TemplateResponse(
+                request, template, {"errors": errors, "values": values}, status_code=422
+            )
+        await submit(community, data)
+        return message(request, *done, 200, back)
 
 
 def message(
@@ -275,18 +283,11 @@ async def stories_page(
     )  # fmt: skip
 
 
-@pages.get("/temoignages/proposer", response_class=HTMLResponse)
-async def story_form(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "story_form.html", {"errors": {}, "values": {}})
-
-
-@pages.post("/temoignages/proposer", response_class=HTMLResponse)
-async def submit_story_form(request: Request, community: Stories) -> HTMLResponse:
-    return await form_posted(
-        request, "story_form.html", StoryIn, STORY_MESSAGES, "consent_publish",
-        community.submit_story,
-        ("Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"]), STORIES_BACK,
-    )  # fmt: skip
+public_form(
+    "/temoignages/proposer", "story_form.html", StoryIn, STORY_MESSAGES, "consent_publish",
+    Community.submit_story,
+    ("Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"]), STORIES_BACK,
+)  # fmt: skip
 
 
 @pages.get("/temoignages/{story_id}/retirer", response_class=HTMLResponse)
@@ -444,18 +445,11 @@ async def peers_attending(event_id: UUID, community: Stories) -> list[PeerAttend
 # --- Peer volunteers and matches: pages -------------------------------------------------------
 
 
-@pages.get("/pairs/devenir-pair", response_class=HTMLResponse)
-async def volunteer_form(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "volunteer_form.html", {"errors": {}, "values": {}})
-
-
-@pages.post("/pairs/devenir-pair", response_class=HTMLResponse)
-async def sign_up_form(request: Request, community: Stories) -> HTMLResponse:
-    return await form_posted(
-        request, "volunteer_form.html", VolunteerIn, VOLUNTEER_MESSAGES, "consent",
-        community.sign_up,
-        ("Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"]), PEERS_BACK,
-    )  # fmt: skip
+public_form(
+    "/pairs/devenir-pair", "volunteer_form.html", VolunteerIn, VOLUNTEER_MESSAGES, "consent",
+    Community.sign_up,
+    ("Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"]), PEERS_BACK,
+)  # fmt: skip
 
 
 @pages.get("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
