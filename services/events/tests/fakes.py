@@ -1,5 +1,6 @@
 """A fake of the events store's port, in memory: `ports.Repository` as `test_store.py` checks
-it against SQLite and PostgreSQL, for the use cases' table tests."""
+it against SQLite and PostgreSQL, for the use cases' table tests; and a clock that stands
+still."""
 
 from collections.abc import Collection, Sequence
 from dataclasses import replace
@@ -7,6 +8,16 @@ from datetime import datetime
 
 from rebond_events.domain import Conference, Counts, EventStatus, Registration, RegistrationStatus
 from rebond_events.ports import Invitation, Listing
+
+
+class FrozenClock:
+    """The time the use cases read (`ports.Clock`): `now`, until a test sets it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 class Duplicate(Exception):

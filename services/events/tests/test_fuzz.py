@@ -2,6 +2,7 @@
 stateful sequences through its links); no 5xx, every answer as the document describes it."""
 
 import tempfile
+import uuid
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -54,8 +55,10 @@ def _app() -> Any:
 
 
 def _seed(conferences: Conferences) -> None:
-    """An empty store but for three upcoming conferences (their ids in SEEDED), written by the
-    scheduling use case on a connection of its own (this runs outside the app's event loop)."""
+    """An empty store but for three upcoming conferences (their ids in SEEDED, the same in
+    every scenario and run: the listing's order and the links' values with them), written by
+    the scheduling use case on a connection of its own (this runs outside the app's event
+    loop)."""
     engine = create_engine(conferences.store.database.url)
     try:
         with engine.begin() as connection:
@@ -67,6 +70,7 @@ def _seed(conferences: Conferences) -> None:
                 schedule = partial(
                     scheduling.schedule, announce=conferences.announce, clock=utc_now,
                     organiser="second-souffle", data=event,
+                    new_id=partial(str, uuid.uuid5(uuid.NAMESPACE_URL, f"fuzz:{city}")),
                 )  # fmt: skip
                 SEEDED.append(apply(connection, schedule, utc_now()).value.id)
     finally:
@@ -98,18 +102,24 @@ def after_call(context: Any, case: Any, response: Any) -> None:
 
 @schema.hook
 def map_case(context: Any, case: Any) -> Any:
-    """Half the schema-valid conferences and registrations made realistic (a conference in the
-    future, a department of its region; a name and consent, to a conference that exists), so
-    that the runs create real resources and the sequences follow links to them; the other
-    half, and every invalid case, stay as generated."""
+    """Half the schema-valid listings, conferences, changes and registrations made realistic
+    (a listing without filters, which shows the seeded conferences; a conference in the future,
+    a department of its region; a change to one such; a name and consent, to a conference that
+    exists), so that the runs create and change real resources and the sequences follow links
+    to them; the other half, and every invalid case, stay as generated. A change keeps the
+    conference the link led to: only its body is made real."""
     meta = case.meta
-    body = case.body
-    if meta is None or not meta.generation.mode.is_positive or not isinstance(body, dict):
-        return case
-    if zlib.crc32(repr(sorted(body.items())).encode()) % 2:
+    if meta is None or not meta.generation.mode.is_positive:
         return case
     label = case.operation.label
-    if label == "POST /v1/events":
+    if label == "GET /v1/events":
+        if case.query and not zlib.crc32(repr(sorted(case.query.items())).encode()) % 2:
+            case.query = {}
+        return case
+    body = case.body
+    if not isinstance(body, dict) or zlib.crc32(repr(sorted(body.items())).encode()) % 2:
+        return case
+    if label in ("POST /v1/events", "PATCH /v1/events/{event_id}"):
         case.body = {
             **body, **_REAL_EVENT, "city": "Lille", "department": "59",
             "starts_at": IN_A_MONTH.isoformat(), "ends_at": _REAL_EVENT["ends_at"].isoformat(),
@@ -157,9 +167,10 @@ class Sequences(CONFERENCE_OPERATIONS.as_state_machine()):  # type: ignore[misc]
 class TestStateful(Sequences.TestCase):  # type: ignore[misc,valid-type]
     def runTest(self) -> None:
         """The sequences, run again in a fresh session when Hypothesis finds that a scenario it
-        replays drew differently: each conference gets a new id, so a link followed again draws
-        another value. That is the store's doing, not a finding about the service (schemathesis's
-        own engine starts a fresh session then too); any other error fails the test."""
+        replays drew differently: each registration gets a new id, so a link followed again
+        draws another value. That is the store's doing, not a finding about the service
+        (schemathesis's own engine starts a fresh session then too); any other error fails the
+        test."""
         for attempt in range(3):
             try:
                 super().runTest()
@@ -171,9 +182,14 @@ class TestStateful(Sequences.TestCase):  # type: ignore[misc,valid-type]
 
 #: Generation only, as schemathesis runs its own stateful phase: a scenario replayed to shrink
 #: it meets the store as the previous scenarios left it, so it would not replay the same.
+#: Derandomized: the same scenarios in every run (from the same seeded store), so whether they
+#: reach each operation's success, which `test_the_runs_reached_real_resources` checks, is
+#: settled by the code and not by a draw. Drawn afresh, how often a sequence reaches a change
+#: varies from run to run: `PATCH` answered 200 from 2 to 15 times in the runs measured, and in
+#: one of four runs (issue 19's session 6) not at all.
 TestStateful.settings = hypothesis.settings(
     max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-    phases=[hypothesis.Phase.generate],
+    phases=[hypothesis.Phase.generate], derandomize=True,
     stateful_step_count=8,
 )  # fmt: skip
 

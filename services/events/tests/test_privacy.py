@@ -23,6 +23,7 @@ from rebond_sql.erasure import lock_references, reference_digest
 from rebond_sql.testing import rows_of, waits_for
 
 from .conftest import FakeSink, settings_for
+from .fakes import FrozenClock
 
 REFERENCE = "RB-7K3M-Q9XA-2DFE-W8NB"
 CONTACT = InvitationContactV1(
@@ -30,17 +31,9 @@ CONTACT = InvitationContactV1(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC))
 
 
 @pytest.fixture
@@ -49,7 +42,9 @@ def sink() -> FakeSink:
 
 
 @pytest.fixture
-async def conferences(sql_url: str, clock: Clock, sink: FakeSink) -> AsyncIterator[Conferences]:
+async def conferences(
+    sql_url: str, clock: FrozenClock, sink: FakeSink
+) -> AsyncIterator[Conferences]:
     """The service's use cases on a migrated store (each database), Kafka a fake that keeps
     what is published, so the outbox only holds what could not go."""
     migrate(sql_url)
@@ -106,7 +101,7 @@ async def test_a_decision_read_after_the_erasure_invites_no_one(
 
 
 async def test_an_invitation_during_an_erasure_waits_for_it_and_invites_no_one(
-    conferences: Conferences, event_body: Callable[..., dict[str, Any]], clock: Clock
+    conferences: Conferences, event_body: Callable[..., dict[str, Any]], clock: FrozenClock
 ) -> None:
     """A decision read while the person's erasure is being committed waits for the commit,
     then sees the tombstone: no invitation."""

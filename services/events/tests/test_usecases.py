@@ -20,7 +20,7 @@ from rebond_events.models import EventIn, EventPatch, RegistrationIn
 from rebond_events.ports import Outcome
 from rebond_sql.outbox import Message
 
-from .fakes import FakeRepository
+from .fakes import FakeRepository, FrozenClock
 
 NOW = datetime(2027, 1, 1, 12, tzinfo=UTC)
 #: The reference of the person invited, and of an earlier questionnaire of theirs.
@@ -31,20 +31,12 @@ CONFIRMED, WAITLISTED, CANCELLED = (
 )  # fmt: skip
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 class World:
     """A fake store with one conference of `second-souffle`, and the clock the use cases read."""
 
     def __init__(self, capacity: int = 2) -> None:
         self.repository = FakeRepository()
-        self.clock = Clock()
+        self.clock = FrozenClock(NOW)
         data = EventIn(
             title="Rebondir", kind="conference", starts_at=NOW + timedelta(days=10),
             ends_at=NOW + timedelta(days=10, hours=2), venue_address="1 rue Nationale",

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select
 
 from rebond_contracts.payloads import ConferenceKind
 from rebond_events.domain import EventStatus
@@ -24,7 +24,7 @@ from rebond_events.peers import (
     Volunteer,
     VolunteerStatus,
 )
-from rebond_events.repository import SqlRepository
+from rebond_events.repository import SqlRepository, one_row, replace_row
 from rebond_events.stories import Story, StoryStatus
 from rebond_events.tables import (
     OUTBOX,
@@ -46,16 +46,14 @@ class SqlCommunity:
     # --- stories ------------------------------------------------------------------------------
 
     def story(self, story_id: str) -> Story | None:
-        row = self.connection.execute(select(stories).where(stories.c.id == story_id)).one_or_none()
+        row = one_row(self.connection, stories, stories.c.id == story_id)
         return None if row is None else _story(row._asdict())
 
     def add_story(self, story: Story) -> None:
         self.connection.execute(insert(stories).values(_story_row(story)))
 
     def save_story(self, story: Story) -> None:
-        self.connection.execute(
-            update(stories).where(stories.c.id == story.id).values(_story_row(story))
-        )
+        replace_row(self.connection, stories, _story_row(story))
 
     def delete_story(self, story_id: str) -> None:
         self.connection.execute(delete(stories).where(stories.c.id == story_id))
@@ -75,20 +73,14 @@ class SqlCommunity:
     # --- volunteers ---------------------------------------------------------------------------
 
     def volunteer(self, volunteer_id: str) -> Volunteer | None:
-        row = self.connection.execute(
-            select(peer_volunteers).where(peer_volunteers.c.id == volunteer_id)
-        ).one_or_none()
+        row = one_row(self.connection, peer_volunteers, peer_volunteers.c.id == volunteer_id)
         return None if row is None else _volunteer(row._asdict())
 
     def add_volunteer(self, volunteer: Volunteer) -> None:
         self.connection.execute(insert(peer_volunteers).values(_volunteer_row(volunteer)))
 
     def save_volunteer(self, volunteer: Volunteer) -> None:
-        self.connection.execute(
-            update(peer_volunteers)
-            .where(peer_volunteers.c.id == volunteer.id)
-            .values(_volunteer_row(volunteer))
-        )
+        replace_row(self.connection, peer_volunteers, _volunteer_row(volunteer))
 
     def delete_volunteer(self, volunteer_id: str) -> None:
         self.stop_attending(volunteer_id)
@@ -123,18 +115,14 @@ class SqlCommunity:
         return SqlRepository(self.connection).erased(reference)
 
     def peer_request(self, reference: str) -> PeerRequest | None:
-        row = self.connection.execute(
-            select(peer_requests).where(peer_requests.c.reference == reference)
-        ).one_or_none()
+        row = one_row(self.connection, peer_requests, peer_requests.c.reference == reference)
         return None if row is None else PeerRequest(**row._asdict())
 
     def add_peer_request(self, request: PeerRequest) -> None:
         self.connection.execute(insert(peer_requests).values(asdict(request)))
 
     def match(self, match_id: str) -> Match | None:
-        row = self.connection.execute(
-            select(peer_matches).where(peer_matches.c.id == match_id)
-        ).one_or_none()
+        row = one_row(self.connection, peer_matches, peer_matches.c.id == match_id)
         return None if row is None else _match(row._asdict())
 
     def matches_of(self, reference: str) -> list[Match]:
@@ -149,9 +137,7 @@ class SqlCommunity:
         self.connection.execute(insert(peer_matches).values(_match_row(match)))
 
     def save_match(self, match: Match) -> None:
-        self.connection.execute(
-            update(peer_matches).where(peer_matches.c.id == match.id).values(_match_row(match))
-        )
+        replace_row(self.connection, peer_matches, _match_row(match))
 
     def reporters(self, volunteer_ids: Sequence[str]) -> dict[str, str]:
         if not volunteer_ids:

@@ -17,12 +17,11 @@ from rebond_contracts.questionnaire import Region, Stage
 from rebond_events.api import _GUARD, Organiser
 from rebond_events.community import Community
 from rebond_events.errors import Conflict, Forbidden, NotFound
-from rebond_events.models import LinkRequest
+from rebond_events.models import LinkRequest, Received
 from rebond_events.peers import (
     SIGNED_UP,
     AttendRequest,
     PeerAttending,
-    Received,
     VolunteerForModerator,
     VolunteerIn,
     VolunteerStatus,
@@ -65,7 +64,7 @@ SECTORS = {
 }  # fmt: skip
 templates.env.globals.update(stages=STAGES, sectors=SECTORS)
 
-#: What each field of the story form says when it is refused.
+#: What each field of the story form says when it is refused (every field of the form).
 STORY_MESSAGES = {
     "text": "Racontez votre histoire en 40 à 4 000 caractères, sans adresse, téléphone ni lien "
     "(le texte sera public).",
@@ -82,6 +81,11 @@ STORY_MESSAGES = {
     "pouvons pas publier votre témoignage.",
 }
 STORIES_BACK = ("/temoignages", "Tous les témoignages")
+INVALID_LINK = (
+    "Lien invalide",
+    "Ce lien n'est pas valide : utilisez celui de l'e-mail reçu. (This link is not valid: use "
+    "the one in the e-mail you received.)",
+)
 
 
 #: What each kind of operation may answer besides its success (the fuzz tests hold them to it).
@@ -194,24 +198,40 @@ def parse_form(
         return None, form_errors(error, messages)
 
 
-async def form_posted(
-    request: Request,
+def public_form(
+    path: str,
     template: str,
-    parsed: tuple[Any, dict[str, str]],
-    values: dict[str, str],
-    submit: Callable[[Any], Awaitable[object]],
+    model: type[BaseModel],
+    messages: dict[str, str],
+    consent: str,
+    submit: Callable[[Community, Any], Awaitable[object]],
     done: tuple[str, str],
     back: tuple[str, str],
-) -> HTMLResponse:
-    """A public form posted (`parsed` by `parse_form`): its page again with each refused
-    field's sentence (422), or what `submit` does with it and the `done` page."""
-    data, errors = parsed
-    if errors:
-        return templates.TemplateResponse(
-            request, template, {"errors": errors, "values": values}, status_code=422
-        )
-    await submit(data)
-    return message(request, *done, 200, back)
+) -> None:
+    """A public form's pages at `path`: GET shows it empty; POST reads its fields (those
+    `messages` has a sentence for, text but for the `consent` checkbox, given when "yes") and
+    shows it again with each refused field's sentence (422), or `submit`s it as `model` and
+    shows the `done` page."""
+
+    @pages.get(path, response_class=HTMLResponse)
+    async def empty_form(request: Request) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, {"errors": {}, "values": {}})
+
+    @pages.post(path, response_class=HTMLResponse)
+    async def posted_form(request: Request, community: Stories) -> HTMLResponse:
+        form = await request.form()
+        values = {
+            name: value if isinstance(value := form.get(name, ""), str) else ""
+            for name in messages
+            if name != consent
+        }
+        data, errors = parse_form(model, {**values, consent: form.get(consent) == "yes"}, messages)
+        if errors:
+            return templates.TemplateResponse(
+                request, template, {"errors": errors, "values": values}, status_code=422
+            )
+        await submit(community, data)
+        return message(request, *done, 200, back)
 
 
 def message(
@@ -221,6 +241,17 @@ def message(
         request, "message.html", {"title": title, "text": text, "back": back},
         status_code=status_code,
     )  # fmt: skip
+
+
+async def by_link(
+    request: Request, action: Awaitable[object], title: str, done: str, back: tuple[str, str]
+) -> HTMLResponse:
+    """The page after an e-mailed link was used: `done`, or "invalid link" (403)."""
+    try:
+        await action
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, back)
+    return message(request, title, done, 200, back)
 
 
 def confirm_page(
@@ -252,36 +283,11 @@ async def stories_page(
     )  # fmt: skip
 
 
-@pages.get("/temoignages/proposer", response_class=HTMLResponse)
-async def story_form(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "story_form.html", {"errors": {}, "values": {}})
-
-
-@pages.post("/temoignages/proposer", response_class=HTMLResponse)
-async def submit_story_form(
-    request: Request,
-    community: Stories,
-    text: Annotated[str, Form()] = "",
-    first_name: Annotated[str, Form()] = "",
-    region: Annotated[str, Form()] = "",
-    stage: Annotated[str, Form()] = "",
-    sector: Annotated[str, Form()] = "",
-    failure_year: Annotated[str, Form()] = "",
-    helped: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    consent_publish: Annotated[str | None, Form()] = None,
-) -> HTMLResponse:
-    values = {
-        "text": text, "first_name": first_name, "region": region, "stage": stage,
-        "sector": sector, "failure_year": failure_year, "helped": helped, "email": email,
-    }  # fmt: skip
-    return await form_posted(
-        request, "story_form.html",
-        parse_form(StoryIn, {**values, "consent_publish": consent_publish == "yes"},
-                   STORY_MESSAGES),
-        values, community.submit_story,
-        ("Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"]), STORIES_BACK,
-    )  # fmt: skip
+public_form(
+    "/temoignages/proposer", "story_form.html", StoryIn, STORY_MESSAGES, "consent_publish",
+    Community.submit_story,
+    ("Merci pour votre témoignage", RECEIVED["fr"] + " " + RECEIVED["en"]), STORIES_BACK,
+)  # fmt: skip
 
 
 @pages.get("/temoignages/{story_id}/retirer", response_class=HTMLResponse)
@@ -300,18 +306,10 @@ async def withdraw_form(
 async def withdraw(
     request: Request, story_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
-    try:
-        await community.withdraw_story(str(story_id), token)
-    except Forbidden:
-        return message(
-            request, "Lien invalide",
-            "Ce lien n'est pas valide : utilisez celui de l'e-mail reçu. (This link is not "
-            "valid: use the one in the e-mail you received.)", 403, STORIES_BACK,
-        )  # fmt: skip
-    return message(
-        request, "Témoignage retiré",
+    return await by_link(
+        request, community.withdraw_story(str(story_id), token), "Témoignage retiré",
         "Votre témoignage est effacé. Merci de l'avoir partagé. (Your story is deleted. Thank "
-        "you for sharing it.)", 200, STORIES_BACK,
+        "you for sharing it.)", STORIES_BACK,
     )  # fmt: skip
 
 
@@ -320,6 +318,7 @@ async def withdraw(
 PEERS_BACK = ("/pairs/devenir-pair", "Devenir pair")
 CHANNELS = {"email": "Par e-mail", "phone": "Par téléphone"}
 templates.env.globals.update(channels=CHANNELS)
+#: What each field of the volunteer form says when it is refused (every field of the form).
 VOLUNTEER_MESSAGES = {
     "pseudonym": "Indiquez un prénom ou un pseudonyme : des lettres, espaces, apostrophes et "
     "traits d'union, 80 caractères au plus.",
@@ -446,44 +445,11 @@ async def peers_attending(event_id: UUID, community: Stories) -> list[PeerAttend
 # --- Peer volunteers and matches: pages -------------------------------------------------------
 
 
-@pages.get("/pairs/devenir-pair", response_class=HTMLResponse)
-async def volunteer_form(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "volunteer_form.html", {"errors": {}, "values": {}})
-
-
-@pages.post("/pairs/devenir-pair", response_class=HTMLResponse)
-async def sign_up_form(
-    request: Request,
-    community: Stories,
-    pseudonym: Annotated[str, Form()] = "",
-    region: Annotated[str, Form()] = "",
-    stage: Annotated[str, Form()] = "",
-    sector: Annotated[str, Form()] = "",
-    contact_channel: Annotated[str, Form()] = "",
-    contact: Annotated[str, Form()] = "",
-    availability: Annotated[str, Form()] = "",
-    monthly_limit: Annotated[str, Form()] = "",
-    email: Annotated[str, Form()] = "",
-    consent: Annotated[str | None, Form()] = None,
-) -> HTMLResponse:
-    values = {
-        "pseudonym": pseudonym, "region": region, "stage": stage, "sector": sector,
-        "contact_channel": contact_channel, "contact": contact, "availability": availability,
-        "monthly_limit": monthly_limit, "email": email,
-    }  # fmt: skip
-    return await form_posted(
-        request, "volunteer_form.html",
-        parse_form(VolunteerIn, {**values, "consent": consent == "yes"}, VOLUNTEER_MESSAGES),
-        values, community.sign_up,
-        ("Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"]), PEERS_BACK,
-    )  # fmt: skip
-
-
-INVALID_LINK = (
-    "Lien invalide",
-    "Ce lien n'est pas valide : utilisez celui de l'e-mail reçu. (This link is not valid: use "
-    "the one in the e-mail you received.)",
-)
+public_form(
+    "/pairs/devenir-pair", "volunteer_form.html", VolunteerIn, VOLUNTEER_MESSAGES, "consent",
+    Community.sign_up,
+    ("Merci de vous proposer", SIGNED_UP["fr"] + " " + SIGNED_UP["en"]), PEERS_BACK,
+)  # fmt: skip
 
 
 @pages.get("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
@@ -502,15 +468,11 @@ async def confirm_form(
 async def confirm_done(
     request: Request, volunteer_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
 ) -> HTMLResponse:
-    try:
-        await community.confirm_volunteer(str(volunteer_id), token)
-    except (Forbidden, NotFound):
-        return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    return message(
-        request, "Adresse confirmée",
+    return await by_link(
+        request, community.confirm_volunteer(str(volunteer_id), token), "Adresse confirmée",
         "Merci ! Une personne de l'équipe va valider votre inscription ; nous vous écrirons "
         "alors. (Thank you! Someone from the team will approve your sign-up; we will write to "
-        "you then.)", 200, PEERS_BACK,
+        "you then.)", PEERS_BACK,
     )  # fmt: skip
 
 
@@ -632,9 +594,9 @@ async def decline_done(
     community: Stories,
     token: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    return await _by_match_link(
+    return await by_link(
         request, community.decline_match(str(match_id), side, token), "C'est noté",
-        "Merci de nous l'avoir dit. (Thank you for telling us.)" + NEXT_PEER,
+        "Merci de nous l'avoir dit. (Thank you for telling us.)" + NEXT_PEER, PEERS_BACK,
     )  # fmt: skip
 
 
@@ -642,17 +604,6 @@ NEXT_PEER = (
     " Si une autre personne est disponible, nous vous la présentons par e-mail. (If someone "
     "else is available, we introduce them by e-mail.)"
 )
-
-
-async def _by_match_link(
-    request: Request, action: Awaitable[object], title: str, done: str
-) -> HTMLResponse:
-    """The page after a match's link was used: `done`, or "invalid link" (403)."""
-    try:
-        await action
-    except (Forbidden, NotFound):
-        return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    return message(request, title, done, 200, PEERS_BACK)
 
 
 @pages.get("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
@@ -681,9 +632,9 @@ async def report_done(
     community: Stories,
     token: Annotated[str, Form()] = "",
 ) -> HTMLResponse:
-    return await _by_match_link(
+    return await by_link(
         request, community.report_match(str(match_id), side, token), "Signalement reçu",
         "Merci de nous l'avoir dit. L'équipe de coordination examine cette mise en relation. "
         "(Thank you for telling us. The coordination team is looking at this introduction.)"
-        + (NEXT_PEER if side == "person" else ""),
+        + (NEXT_PEER if side == "person" else ""), PEERS_BACK,
     )  # fmt: skip

@@ -184,6 +184,13 @@ class RegistrationIn(BaseModel):
         return value
 
 
+#: The answer to a public submission (a story, a volunteer's sign-up): kept, and what comes next
+#: goes by e-mail.
+class Received(BaseModel):
+    status: Literal["received"] = "received"
+    message: str
+
+
 class RegistrationReceived(BaseModel):
     """The answer to a registration, the same whether the address was new or already
     registered: what comes next (a seat or the waitlist, and the cancellation link) goes by

@@ -117,11 +117,6 @@ class VolunteerForModerator(BaseModel):
     reported_by: str | None = None
 
 
-class Received(BaseModel):
-    status: Literal["received"] = "received"
-    message: str
-
-
 @dataclass(frozen=True)
 class Volunteer:
     id: str

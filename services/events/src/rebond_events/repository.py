@@ -19,7 +19,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Table,
+    and_,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from rebond_contracts.payloads import ConferenceKind
 from rebond_events.domain import (
@@ -54,11 +66,7 @@ class SqlRepository:
         self.connection.execute(insert(conferences).values(_conference_row(conference)))
 
     def save_conference(self, conference: Conference) -> None:
-        self.connection.execute(
-            update(conferences)
-            .where(conferences.c.id == conference.id)
-            .values(_conference_row(conference))
-        )
+        replace_row(self.connection, conferences, _conference_row(conference))
 
     def counts(self, event_ids: Sequence[str]) -> dict[str, Counts]:
         if not event_ids:
@@ -170,11 +178,7 @@ class SqlRepository:
         return replace(registration, seq=seq)
 
     def save_registration(self, registration: Registration) -> None:
-        self.connection.execute(
-            update(registrations)
-            .where(registrations.c.id == registration.id)
-            .values(_registration_row(registration))
-        )
+        replace_row(self.connection, registrations, _registration_row(registration))
 
     # --- invitations --------------------------------------------------------------------------
 
@@ -203,9 +207,19 @@ class SqlRepository:
             )
         )  # fmt: skip
 
-    def _one(self, *where: Any) -> Registration | None:
-        row = self.connection.execute(select(registrations).where(*where)).one_or_none()
+    def _one(self, *where: ColumnElement[bool]) -> Registration | None:
+        row = one_row(self.connection, registrations, *where)
         return None if row is None else _registration(row)
+
+
+def one_row(connection: Connection, table: Table, *where: ColumnElement[bool]) -> Row[Any] | None:
+    """The row of `table` that matches `where`, if any (at most one does)."""
+    return connection.execute(select(table).where(*where)).one_or_none()
+
+
+def replace_row(connection: Connection, table: Table, row: dict[str, Any]) -> None:
+    """Write `row` (every column) over the row of `table` that has its `id`."""
+    connection.execute(update(table).where(table.c.id == row["id"]).values(row))
 
 
 def _conference(row: Row[Any]) -> Conference:

@@ -36,9 +36,7 @@ def apply(
 ) -> Outcome[T]:
     """Run `use_case` on `connection`'s transaction and write its messages to the outbox there
     (`at`: when they were written)."""
-    outcome = use_case(SqlRepository(connection))
-    OUTBOX.add(connection, outcome.messages, at)
-    return outcome
+    return _apply_on(connection, SqlRepository, use_case, at)
 
 
 def _read(connection: Connection, query: Callable[[Repository], T]) -> T:

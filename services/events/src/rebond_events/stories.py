@@ -26,7 +26,7 @@ from rebond_contracts.payloads import CommunityMailKind
 from rebond_contracts.questionnaire import Locale, Region, Sector, Stage
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message
-from rebond_events.models import PersonName
+from rebond_events.models import PersonName, Received
 from rebond_events.ports import Clock, Outcome
 
 # --- What may be published ------------------------------------------------------------------
@@ -143,9 +143,9 @@ class StoryForModerator(StoryPublic):
     moderation_note: str | None
 
 
-class StorySubmitted(BaseModel):
-    status: Literal["received"] = "received"
-    message: str
+#: The answer to a submitted story (its own name in the API's document).
+class StorySubmitted(Received):
+    pass
 
 
 @dataclass(frozen=True)
