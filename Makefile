@@ -43,7 +43,7 @@ check: sync lint  ## the inner loop, under 2 minutes: lint, types, and the tests
 #: kept in .run/check-tests.log and shown when both have ended. Fails if either fails.
 test: setup-test  ## the whole suite, on a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a local one)
 	@mkdir -p .run; status=0; \
-	nice -n 10 $(CHECK_PYTEST) > .run/check-tests.log 2>&1 & check=$$!; \
+	nice -n 19 $(CHECK_PYTEST) > .run/check-tests.log 2>&1 & check=$$!; \
 	$(BROKER_PYTEST) || status=$$?; \
 	wait $$check || status=$$?; \
 	echo "--- make check's tests, run beside the broker tiers (.run/check-tests.log):"; \

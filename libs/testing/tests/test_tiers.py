@@ -4,7 +4,7 @@ selection leaves it out."""
 
 import pytest
 
-from rebond_testing.tiers import distinct_node_ids, tiers_of
+from rebond_testing.tiers import distinct_node_ids, tiers_of, work_unit
 
 
 @pytest.mark.parametrize(
@@ -102,3 +102,13 @@ def test_tests_sharing_a_node_id_each_get_their_own_from_their_name() -> None:
     ]
     with pytest.raises(ValueError, match=r"fuzz.py::test_x\[GET /a\]"):
         distinct_node_ids([("fuzz.py::test_x", "test_x[GET /a]")] * 2)
+
+
+def test_a_worker_gets_a_module_whole_or_a_folder_sharing_processes_whole() -> None:
+    """tests/e2e's modules share the folder's service processes: one unit; others by module."""
+    assert work_unit("tests/e2e/test_pipeline.py::test_a") == "tests/e2e/"
+    assert work_unit("tests/e2e/test_console.py::C::test_b[x]") == "tests/e2e/"
+    assert work_unit("tests/faults/test_poison.py::test_c") == "tests/faults/test_poison.py"
+    assert work_unit("services/router/tests/test_kafka.py::test_d") == (
+        "services/router/tests/test_kafka.py"
+    )

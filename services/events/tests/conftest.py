@@ -17,26 +17,24 @@ from rebond_events.app import Events, build
 from rebond_events.domain import PARIS
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_sql.outbox import Message
+from rebond_sql.testing import Acknowledging
 
 KEYS = {"second-souffle": "key-second-souffle-test", "60000-rebonds": "key-60000-rebonds-test"}
 BASE = "http://events.test"
 
 
-class FakeSink:
+class FakeSink(Acknowledging):
     """Stands in for Kafka (`rebond_sql.outbox.Send`): keeps what was published, acknowledged
     at once; `down` makes it refuse like a dead broker."""
 
     def __init__(self) -> None:
-        self.sent: list[Message] = []
+        super().__init__()
         self.down = False
 
     async def send(self, message: Message) -> "asyncio.Future[None]":
         if self.down:
             raise KafkaConnectionError("broker down (fake)")
-        self.sent.append(message)
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ack.set_result(None)
-        return ack
+        return await super().send(message)
 
     def payloads(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(m.value) for m in self.sent if m.topic == topic]

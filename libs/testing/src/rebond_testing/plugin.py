@@ -14,13 +14,14 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rebond_testing.kafka import Broker, Kafkactl, SecureKafka, session_broker
 from rebond_testing.needs import unavailable
 from rebond_testing.postgres import PostgresCluster, new_database
-from rebond_testing.tiers import DESCRIPTIONS, distinct_node_ids, tiers_of
+from rebond_testing.tiers import DESCRIPTIONS, distinct_node_ids, tiers_of, work_unit
 
 # --- tiers ----------------------------------------------------------------------------------
 
@@ -62,6 +63,21 @@ def _weight(item: pytest.Item) -> int:
     if item.get_closest_marker("faults"):
         return 0
     return 1 if item.get_closest_marker("services") else 2
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, but by `work_unit`: a module, or a folder whose modules share
+    processes (tests/e2e), whole on one worker."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
+
+    class ByWorkUnit(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
 
 
 # --- Kafka ----------------------------------------------------------------------------------

@@ -80,3 +80,17 @@ def distinct_node_ids(tests: Sequence[tuple[str, str]]) -> list[str]:
     if alike := sorted(node_id for node_id, n in Counter(ids).items() if n > 1):
         raise ValueError(f"tests with one node id, which pytest-xdist cannot tell apart: {alike}")
     return ids
+
+
+#: Folders whose modules share processes started once for the folder (a package-scoped fixture:
+#: tests/e2e's four services). pytest tears such a fixture down whenever the next test is
+#: outside the folder, so the folder goes to one pytest-xdist worker as one unit, its modules
+#: one after the other, instead of module by module between other modules' tests.
+SHARED_FOLDERS = ("tests/e2e/",)
+
+
+def work_unit(node_id: str) -> str:
+    """The unit of work pytest-xdist hands one worker whole (`--dist loadfile`): the test's
+    module, or the folder of `SHARED_FOLDERS` it is in."""
+    module = node_id.split("::", 1)[0]
+    return next((folder for folder in SHARED_FOLDERS if module.startswith(folder)), module)

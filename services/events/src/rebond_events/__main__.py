@@ -12,7 +12,6 @@ EVENTS_RETENTION_DAYS ago and deletes older invitations (run it daily: cron, a C
 """
 
 import asyncio
-import gc
 import json
 import secrets
 import socket
@@ -28,6 +27,7 @@ from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import Store, migrate
 from rebond_http import private
 from rebond_observability.logging import configure_logging
+from rebond_service import command
 
 
 def build_server(settings: EventsSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
@@ -45,23 +45,27 @@ def main() -> None:
         return
     settings = EventsSettings()
     configure_logging(settings.log_level)
-    if sys.argv[1:] == ["migrate"]:
+    commands = {
+        "migrate": partial(_migrate, settings),
+        "anonymise": partial(_anonymise_now, settings),
+    }
+    command.run(commands, partial(build_server, settings))
+
+
+def _migrate(settings: EventsSettings) -> None:
+    migrate(settings.database_url)
+    print("rebond-events: the store is at the latest revision")
+
+
+def _anonymise_now(settings: EventsSettings) -> None:
+    if settings.migrate_on_start:
         migrate(settings.database_url)
-        print("rebond-events: the store is at the latest revision")
-        return
-    if sys.argv[1:] == ["anonymise"]:
-        if settings.migrate_on_start:
-            migrate(settings.database_url)
-        done = asyncio.run(_anonymise(settings))
-        print(
-            f"rebond-events: {done.registrations} registrations anonymised, "
-            f"{done.invitations} invitations, {done.peer_requests} peer requests and "
-            f"{done.unconfirmed_volunteers} unconfirmed volunteers deleted"
-        )
-        return
-    server, sockets = build_server(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    server.run(sockets=sockets)
+    done = asyncio.run(_anonymise(settings))
+    print(
+        f"rebond-events: {done.registrations} registrations anonymised, "
+        f"{done.invitations} invitations, {done.peer_requests} peer requests and "
+        f"{done.unconfirmed_volunteers} unconfirmed volunteers deleted"
+    )
 
 
 async def _anonymise(settings: EventsSettings) -> Anonymised:
