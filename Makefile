@@ -16,11 +16,9 @@ export PYTHONPYCACHEPREFIX := $(CURDIR)/.run/pycache
 #: What `make check` runs of the tests: those that need neither a broker nor a service process.
 #: Each test's tiers are set from the fixtures it uses (rebond_testing.plugin); nobody marks them.
 CHECK_TESTS := not kafka and not services and not faults
-#: They run on three pytest-xdist workers, a module's tests on one worker, in order (its fixtures
-#: set up once, schemathesis' checks of what its runs reached after them). Three on two cores:
-#: some tests wait (timeouts, idle periods, Chromium), and a third worker fills those waits
-#: (measured: 139 s with two, 125 s with three, 138 s with four).
-CHECK_WORKERS ?= 3
+#: They run on every core (pytest-xdist), a module's tests on one worker, in order (its fixtures
+#: set up once, schemathesis' checks of what its runs reached after them).
+CHECK_WORKERS ?= auto
 CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS)" -n $(CHECK_WORKERS) --dist loadfile
 #: What needs a broker or service processes, on two pytest-xdist workers (measured on 2 cores:
 #: 534 s against 835 s in one process; three workers left services unready after 60 s). Each

@@ -2,8 +2,10 @@
 
 import socket
 from contextlib import ExitStack
+from pathlib import Path
 
 from rebond_testing import free_port, free_port_pair, free_ports
+from rebond_testing.ports import ports_for_servers
 
 
 def _bind(port: int) -> socket.socket:
@@ -34,3 +36,12 @@ def test_free_ports_are_distinct_and_all_bind_together() -> None:
     with ExitStack() as stack:
         for port in ports:
             stack.enter_context(_bind(port))
+
+
+def test_servers_get_ports_outside_the_range_of_outgoing_connections() -> None:
+    """Every port handed out is below the system's ephemeral range, where no outgoing
+    connection can take it before the server binds it."""
+    first_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)] + free_ports(9) + [free_port_pair()]
+    assert all(port in ports_for_servers() for port in ports)
+    assert all(port < first_ephemeral for port in ports), ports

@@ -260,8 +260,10 @@ async def test_work_recorded_and_announced_starts_at_once_even_on_a_busy_lane(
         dispatcher.wake()
         await poll_until(lambda: len(mailer.sent) >= 3, 5)
         all_after = time.monotonic() - started
-    assert first_after < 0.5
-    assert all_after < 1.0
+    # at once: far under the 30 s poll, with room for a loaded machine (make test runs this
+    # beside the broker tiers, at a lower priority)
+    assert first_after < 3.0
+    assert all_after < 4.0
 
 
 async def _stuck_on_the_first_of_three(
