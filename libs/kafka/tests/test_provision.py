@@ -23,6 +23,7 @@ from rebond_kafka.provision import (
     topic_spec,
     topic_specs,
 )
+from rebond_testing import until
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -151,6 +152,10 @@ def test_a_topic_with_fewer_copies_than_planned_keeps_a_writable_minimum(
     name = f"test.provision.{uuid.uuid4().hex[:8]}"
     provisioner = Provisioner({"bootstrap.servers": kafka_bootstrap})
     assert provisioner.create_topics([TopicSpec(name, 1, 1, {"min.insync.replicas": "1"})])
+    # created means the controller has it; the broker lists it a moment later (once, beside
+    # make check's tests, not yet when aligned)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    until(lambda: name in admin.list_topics(timeout=5).topics, within_s=10)
     planned = TopicSpec(name, 1, 3, {"min.insync.replicas": "2", "retention.ms": "3600000"})
 
     aligned, drift = provisioner.align_topics([planned])
