@@ -62,9 +62,9 @@ async def _mails_to(
 
 
 async def _post(client: httpx.AsyncClient, path: str, **kwargs: Any) -> httpx.Response:
-    """POST as a polite client: the events service limits each client's rate (20 a minute,
-    10 at once, and every test of the folder is the same client), so a 429 is waited out as
-    its `Retry-After` says, a minute at most, then sent again."""
+    """POST as a polite client: a 429 (the events service limits each client's rate, 20 a
+    minute, 10 at once; the folder's runs without the limit) is waited out as its
+    `Retry-After` says, a minute at most, then sent again."""
     deadline = time.monotonic() + 60
     while True:
         response = await client.post(path, **kwargs)
