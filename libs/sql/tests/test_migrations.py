@@ -36,6 +36,8 @@ from rebond_sql.migrations import (
 from rebond_sql.testing import schema_differences
 from rebond_sql.types import UTCDateTime
 
+pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
+
 SAMPLE = Path(__file__).parent / "sample_migrations"
 metadata = MetaData()
 notes = Table(

@@ -4,6 +4,7 @@ PostgreSQL, and running them again changes nothing."""
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import TypeAdapter
@@ -14,6 +15,8 @@ from rebond_coordination.store import migrate
 from rebond_coordination.tables import metadata, outbox, overrides
 
 from .conftest import running
+
+pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
 
 MESSAGES: TypeAdapter[OutboundMessage] = TypeAdapter(OutboundMessage)
 

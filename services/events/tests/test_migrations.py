@@ -1,11 +1,14 @@
 """The Alembic migrations build exactly the store's tables, on both databases."""
 
+import pytest
 from sqlalchemy import create_engine, inspect
 
 from rebond_events.store import migrate
 from rebond_events.tables import metadata
 from rebond_sql.migrations import sync_url
 from rebond_sql.testing import schema_differences
+
+pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
 
 
 def test_migrations_match_the_tables(sql_url: str) -> None:

@@ -3,12 +3,15 @@ adopt a store that intake made before it had migrations, rows included."""
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from rebond_intake.store import SqlStatusStore, metadata, migrate
 from rebond_sql.migrations import sync_url
 from rebond_sql.testing import schema_differences
+
+pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

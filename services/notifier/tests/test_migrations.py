@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from rebond_notifier.messages import OUTCOME_NAMESPACE
@@ -15,6 +16,8 @@ from rebond_sql import Database
 from rebond_sql.migrations import upgrade
 from rebond_sql.outbox import Message
 from rebond_sql.testing import schema_differences
+
+pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
 
 KEPT, ERASED = "RB-7K3M-Q9XA-2DFE-W8NB", "RB-0000-0000-0000-0001"
 AT = 1_796_550_000.5  # 2026-12-06 09:40:00.5 UTC

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from rebond_router.directory import Directory
@@ -25,6 +26,8 @@ from rebond_sql.types import UTCDateTime
 
 from .conftest import NOW, REFERENCE, Clock, FakeOutputs, answer, questionnaire, router_on
 from .test_lifecycle import SIXTY
+
+pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
 
 ERASED = "RB-0000-0000-0000-0ERA"
 LAST_WEEK = week_start(NOW) - timedelta(days=7)

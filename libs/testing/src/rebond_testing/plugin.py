@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from rebond_testing.kafka import Broker, Kafkactl, SecureKafka, session_broker
+from rebond_testing.migrated import MigratedOnce
 from rebond_testing.needs import unavailable
 from rebond_testing.postgres import PostgresCluster, new_database
 from rebond_testing.tiers import DESCRIPTIONS, distinct_node_ids, tiers_of, work_unit
@@ -34,6 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # would cost each start a second. The child is tested on its own, and runs in every
     # service process of the services tier.
     importlib.import_module("alembic")
+    config.addinivalue_line(
+        "markers",
+        "real_migrations: runs Alembic for every store it makes, instead of copying what the "
+        "session's first run of the same migrations made (rebond_testing.migrated)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -78,6 +84,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return work_unit(nodeid)
 
     return ByWorkUnit(config, log)
+
+
+# --- Stores: each folder of migrations run once a session, then copied -------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedOnce]:
+    """Alembic's `command.upgrade`, for the session, as `rebond_testing.migrated.MigratedOnce`."""
+    from alembic import command
+
+    once = MigratedOnce(command.upgrade, tmp_path_factory.mktemp("migrated"))
+    command.upgrade = once
+    try:
+        yield once
+    finally:
+        command.upgrade = once.real
+
+
+@pytest.fixture(autouse=True)
+def _real_migrations(request: pytest.FixtureRequest, _migrated_once: MigratedOnce) -> None:
+    """Alembic as it is for the tests marked `real_migrations` (the migrations' own tests)."""
+    _migrated_once.enabled = request.node.get_closest_marker("real_migrations") is None
 
 
 # --- Kafka ----------------------------------------------------------------------------------

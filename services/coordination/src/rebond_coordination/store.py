@@ -26,7 +26,6 @@ from sqlalchemy import (
     and_,
     func,
     insert,
-    make_url,
     or_,
     select,
     text,
@@ -64,28 +63,21 @@ from rebond_coordination.tables import (
     users,
 )
 from rebond_sql import Database
+from rebond_sql.migrations import upgrade
 
 #: The directory values an override sets (None: the file's value).
 _LIVE_VALUES = ("paused", "weekly_capacity", "response_deadline_days")
 
-MIGRATIONS = __file__.rsplit("/", 1)[0] + "/migrations"
+MIGRATIONS = Path(__file__).parent / "migrations"
 #: Who acts when nobody signed in did: the command line, or another service's fact.
 COMMAND_LINE = "ligne de commande"
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to the latest Alembic revision, or to `revision` (a SQLite
-    file's folder is made first: on a fresh clone `.run/` does not exist yet)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    from alembic import command  # imported here: see `rebond_sql.migrations.upgrade_apart`
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", MIGRATIONS)
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, revision)
+    """Bring the database at `url` to the latest Alembic revision, or to `revision`, the one way
+    every store does (`rebond_sql.migrations.upgrade`: replicas starting together wait for the
+    first one's migration)."""
+    upgrade(url, MIGRATIONS, revision)
 
 
 class _Row:
