@@ -37,6 +37,7 @@ from rebond_contracts.questionnaire import Contact, Need, PreferredChannel, Stag
 from rebond_contracts.topics import DECISIONS
 from rebond_notifier.app import Notifier, build
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.signing import new_webhook_secret
 from rebond_notifier.store import DeliveryStore, migrate
 from rebond_testing import free_port, new_reference
 from rebond_testing.events import publish_event
@@ -302,6 +303,25 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
             event.set()
         server.should_exit = True
         await task
+
+
+#: The webhooks' secret in the notifier's tests on the broker (`hooked_associations`), which
+#: the notifier reads from the variable HOOK_SECRET_ENV.
+HOOK_SECRET = new_webhook_secret()
+HOOK_SECRET_ENV = "NOTIFIER_TEST_HOOK_SECRET"
+
+
+@pytest.fixture(scope="module")
+def hooked_associations(
+    webhook_receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A module's associations file (`associations_file`), in a folder of its own where its
+    notifier keeps its store too: the webhooks go to `webhook_receiver`, signed with
+    HOOK_SECRET."""
+    path = tmp_path_factory.mktemp("notifier") / "associations.yaml"
+    os.environ[HOOK_SECRET_ENV] = HOOK_SECRET
+    associations_file(path, webhook_receiver.url, HOOK_SECRET_ENV)
+    return path
 
 
 # --- The notifier as a process ----------------------------------------------------------------
