@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from rebond_coordination.settings import CoordinationSettings
 from rebond_events.settings import EventsSettings
 from rebond_intake.settings import IntakeSettings
 from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_notifier.settings import NotifierSettings
 from rebond_router.settings import RouterSettings
+from rebond_service.smtp import SmtpSettings
 
 SETTINGS = {
     "INTAKE": IntakeSettings,
@@ -123,3 +125,17 @@ def test_production_starts_with_secrets_from_files(
     monkeypatch.setenv("ROUTER_PREVIEW_TOKEN_FILE", str(tmp_path / "preview"))
     assert IntakeSettings().erasure_key.get_secret_value() == STRONG
     assert RouterSettings().preview_token.get_secret_value() == STRONG
+
+
+@pytest.mark.parametrize("settings", [NotifierSettings, CoordinationSettings])
+def test_every_service_sending_e_mail_refuses_smtp_in_clear_in_production(
+    settings: type[SmtpSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notifier (a person's contact and message) and the console (an invitation's one-time
+    link) send e-mail in production only over STARTTLS or implicit TLS (`SmtpSettings`)."""
+    prefix = str(settings.model_config["env_prefix"])
+    monkeypatch.setenv(f"{prefix}ENVIRONMENT", "production")
+    monkeypatch.setenv(f"{prefix}SMTP_STARTTLS", "false")
+    monkeypatch.setenv(f"{prefix}SMTP_TLS", "false")
+    with pytest.raises(ValidationError, match=rf"{prefix}SMTP_STARTTLS=true .* {prefix}SMTP_TLS"):
+        settings()

@@ -1,6 +1,6 @@
 """The settings base: variables under each service's prefix, any of them from a file named by
 `<NAME>_FILE`, the shared bootstrap servers, and production's refusals (Kafka in clear,
-development secrets), all listed at once."""
+development secrets, SMTP in clear), all listed at once."""
 
 import json
 from pathlib import Path
@@ -16,6 +16,7 @@ from rebond_service.settings import (
     KafkaServiceSettings,
     ServiceSettings,
 )
+from rebond_service.smtp import SmtpSettings
 
 DEV_SECRET = "dev-only-secret-change-me"
 DEV_KEYS = {"apesa": "dev-key-apesa", "second-souffle": "dev-key-second-souffle"}
@@ -45,12 +46,18 @@ class ConsoleLike(ServiceSettings):
     port: int = 8004
 
 
+class MailerLike(KafkaServiceSettings, SmtpSettings):
+    """A service that sends e-mail, declared as the notifier and the console declare theirs."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILER_", extra="ignore")
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in list(os.environ):
-        if name.startswith(("ROUTER_", "CONSOLE_")) or name == "KAFKA_BOOTSTRAP_SERVERS":
+        if name.startswith(("ROUTER_", "CONSOLE_", "MAILER_")) or name == "KAFKA_BOOTSTRAP_SERVERS":
             monkeypatch.delenv(name)
 
 
@@ -205,3 +212,50 @@ def test_production_lists_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as error:
         ConsoleLike(environment="production")
     assert "CONSOLE_TOKEN" in str(error.value) and "CONSOLE_KEYS" in str(error.value)
+
+
+# --- SMTP (`rebond_service.smtp`) ------------------------------------------------------------
+
+
+def test_the_smtp_variables_carry_the_services_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset: the local mail sink, in clear; `MAILER_SMTP_*` set each setting."""
+    mailer = MailerLike()
+    assert (mailer.smtp_host, mailer.smtp_port, mailer.smtp_starttls) == ("127.0.0.1", 1025, False)
+    monkeypatch.setenv("MAILER_SMTP_HOST", "smtp.example")
+    monkeypatch.setenv("MAILER_SMTP_PORT", "587")
+    monkeypatch.setenv("MAILER_SMTP_STARTTLS", "true")
+    mailer = MailerLike()
+    assert (mailer.smtp_host, mailer.smtp_port, mailer.smtp_starttls) == ("smtp.example", 587, True)
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_starttls_and_implicit_tls_are_not_both_set(environment: str) -> None:
+    """STARTTLS upgrades a plain session, implicit TLS starts encrypted: one or the other, in
+    any environment."""
+    with pytest.raises(ValidationError, match="set MAILER_SMTP_STARTTLS or MAILER_SMTP_TLS"):
+        MailerLike(environment=environment, smtp_starttls=True, smtp_tls=True, **PRODUCTION_KAFKA)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("tls", "starts"),
+    [({}, False), ({"smtp_starttls": True}, True), ({"smtp_tls": True}, True)],
+)
+def test_production_sends_e_mail_only_encrypted(tls: dict[str, bool], starts: bool) -> None:
+    """In production the session is encrypted, by mandatory STARTTLS or implicit TLS, else the
+    service stops naming both variables; outside production a local sink in clear serves."""
+    assert MailerLike(environment="test")
+    if starts:
+        assert MailerLike(environment="production", **PRODUCTION_KAFKA, **tls).environment  # type: ignore[arg-type]
+    else:
+        with pytest.raises(
+            ValidationError, match=r"MAILER_SMTP_STARTTLS=true \(port 587\) or MAILER_SMTP_TLS"
+        ):
+            MailerLike(environment="production", **PRODUCTION_KAFKA)  # type: ignore[arg-type]
+
+
+def test_production_names_smtp_in_clear_among_the_other_problems() -> None:
+    """The SMTP refusal joins the base's (Kafka in clear here): one error names them all."""
+    with pytest.raises(ValidationError) as error:
+        MailerLike(environment="production")
+    message = str(error.value)
+    assert "MAILER_SMTP_STARTTLS" in message and "MAILER_KAFKA_SECURITY_PROTOCOL" in message

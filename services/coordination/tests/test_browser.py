@@ -5,8 +5,6 @@ folder."""
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from rebond_coordination import auth, projections
@@ -24,6 +21,7 @@ from rebond_coordination.facts import DirectoryObserved, EffectiveValues, Statis
 from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, FakePreview
 from rebond_coordination.store import NewUser, Store, migrate
 from rebond_testing import free_port
+from rebond_testing.serving import served as serving
 
 from .conftest import PASSWORD, offer, queue_case, settings_for
 
@@ -106,20 +104,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
         settings_for(url, public_url=base), outbound=outbound, mailer=FakeMailer(),
         preview=FakePreview(), events=_pending_moderation(),
     )  # fmt: skip
-    server = uvicorn.Server(uvicorn.Config(app.web, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    try:
+    with serving(app.web, port=port):
         yield Served(base, outbound, case, referral, shots)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def audit(page: Page, axe: str, name: str) -> list[dict[str, Any]]:

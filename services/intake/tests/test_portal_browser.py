@@ -4,7 +4,6 @@ uvicorn server; each page is audited with axe-core and photographed for the READ
 import asyncio
 import os
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 from pydantic import BaseModel
 
@@ -22,8 +20,8 @@ from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
 from rebond_intake.timeline import record_of
-from rebond_testing import free_port, until
 from rebond_testing.browser import serious_violations
+from rebond_testing.serving import served
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +34,8 @@ def settings(tmp_path_factory) -> IntakeSettings:
 @pytest.fixture(scope="module")
 def portal_url(settings, fake_publisher_class) -> Iterator[str]:
     """Intake served by uvicorn on a free port, with a fake publisher and a SQLite store."""
-    app = build(settings, publisher=fake_publisher_class()).web
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert until(lambda: server.started, within_s=20, every_s=0.05), "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(build(settings, publisher=fake_publisher_class()).web) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

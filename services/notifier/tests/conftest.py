@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -36,8 +36,11 @@ from rebond_contracts.payloads import (
 from rebond_contracts.questionnaire import Contact, Need, PreferredChannel, Stage
 from rebond_contracts.topics import DECISIONS
 from rebond_notifier.app import Notifier, build
+from rebond_notifier.channels import Retry
 from rebond_notifier.settings import NotifierSettings
+from rebond_notifier.signing import new_webhook_secret
 from rebond_notifier.store import DeliveryStore, migrate
+from rebond_notifier.templates import Mail
 from rebond_testing import free_port, new_reference
 from rebond_testing.events import publish_event
 
@@ -176,6 +179,31 @@ async def poll_until(done: Callable[[], bool], within_s: float) -> None:
         await asyncio.sleep(0.03)
 
 
+# --- The dispatcher's ports, faked ------------------------------------------------------------
+
+
+class FakeMailer:
+    """Keeps each mail; `before_send` runs first (a slow server, an erasure meanwhile…)."""
+
+    def __init__(self, before_send: Callable[[Mail], Awaitable[None]] | None = None) -> None:
+        self.sent: list[Mail] = []
+        self.before_send = before_send
+
+    async def send(self, mail: Mail) -> None:
+        if self.before_send is not None:
+            await self.before_send(mail)
+        self.sent.append(mail)
+
+
+class NoWebhooks:
+    """For deliveries that are all e-mails: a webhook would be retried, never sent."""
+
+    async def post(
+        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
+    ) -> None:
+        raise Retry("unused")
+
+
 # --- SMTP -------------------------------------------------------------------------------------
 
 
@@ -302,6 +330,25 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
             event.set()
         server.should_exit = True
         await task
+
+
+#: The webhooks' secret in the notifier's tests on the broker (`hooked_associations`), which
+#: the notifier reads from the variable HOOK_SECRET_ENV.
+HOOK_SECRET = new_webhook_secret()
+HOOK_SECRET_ENV = "NOTIFIER_TEST_HOOK_SECRET"
+
+
+@pytest.fixture(scope="module")
+def hooked_associations(
+    webhook_receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A module's associations file (`associations_file`), in a folder of its own where its
+    notifier keeps its store too: the webhooks go to `webhook_receiver`, signed with
+    HOOK_SECRET."""
+    path = tmp_path_factory.mktemp("notifier") / "associations.yaml"
+    os.environ[HOOK_SECRET_ENV] = HOOK_SECRET
+    associations_file(path, webhook_receiver.url, HOOK_SECRET_ENV)
+    return path
 
 
 # --- The notifier as a process ----------------------------------------------------------------

@@ -10,16 +10,14 @@ import aiosmtplib
 import yaml
 
 from rebond_notifier.asyncapi import COMMITTED, document
-from rebond_notifier.channels import Retry
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
 from rebond_notifier.mailsink import serve
 from rebond_notifier.store import NewDelivery
-from rebond_notifier.templates import Mail
 from rebond_sql.outbox import Message, Send
 from rebond_sql.testing import acknowledged
 
-from .conftest import free_port, poll_until, sqlite_store
+from .conftest import FakeMailer, NoWebhooks, free_port, poll_until, sqlite_store
 
 
 def test_committed_asyncapi_document_is_up_to_date() -> None:
@@ -61,21 +59,6 @@ async def test_mail_sink_keeps_each_message_as_a_file(tmp_path: Path) -> None:
         server.cancel()
 
 
-class _Mailer:
-    def __init__(self) -> None:
-        self.sent: list[Mail] = []
-
-    async def send(self, mail: Mail) -> None:
-        self.sent.append(mail)
-
-
-class _NoWebhooks:
-    async def post(
-        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
-    ) -> None:
-        raise Retry("unused")
-
-
 def _mail(referral: uuid.UUID) -> NewDelivery:
     return NewDelivery(
         referral_id=str(referral), channel="association_email", kind="offer",
@@ -87,12 +70,12 @@ def _mail(referral: uuid.UUID) -> NewDelivery:
 
 async def _dispatching(
     tmp_path: Path, send: Send, items: list[NewDelivery], done: Callable[[], bool]
-) -> _Mailer:
+) -> FakeMailer:
     """Run a dispatcher (its relay publishing through `send`) over `items` until `done()`."""
     store = await sqlite_store(tmp_path)
-    mailer = _Mailer()
+    mailer = FakeMailer()
     dispatcher = Dispatcher(
-        store, mailer, _NoWebhooks(), load_associations(), store.relay(send), RetryPolicy(),
+        store, mailer, NoWebhooks(), load_associations(), store.relay(send), RetryPolicy(),
         poll_interval_s=0.05,
     )  # fmt: skip
     await store.enqueue(items)

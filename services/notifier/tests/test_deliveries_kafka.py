@@ -3,10 +3,10 @@ receiver: referrals, e-mails, signed webhooks, retries, dead letters, isolation,
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
@@ -15,16 +15,16 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import ReferralStatus, ReferralStatusV1
 from rebond_contracts.topics import DELIVERIES, REFERRAL_STATUS, referrals
 from rebond_notifier.app import Notifier
-from rebond_notifier.signing import WEBHOOK_ID, new_webhook_secret
+from rebond_notifier.signing import WEBHOOK_ID
 from rebond_notifier.store import DELIVERY_NAMESPACE
 from rebond_testing.events import publish_event
 
 from .conftest import (
     FAST_RETRIES,
+    HOOK_SECRET,
     MailBox,
     TopicWatcher,
     WebhookReceiver,
-    associations_file,
     make_decision,
     notifier_settings,
     running,
@@ -32,24 +32,16 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.kafka
-SECRET_ENV = "NOTIFIER_TEST_HOOK_SECRET"
-SECRET = new_webhook_secret()
 
 
 @pytest.fixture(scope="module")
 async def notifier(
-    kafka_bootstrap: str,
-    smtp_server: MailBox,
-    webhook_receiver: WebhookReceiver,
-    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str, smtp_server: MailBox, hooked_associations: Path
 ) -> AsyncIterator[Notifier]:
     """A notifier with fast retries (3 attempts, 0.2 s base) and its own group and store."""
-    folder = tmp_path_factory.mktemp("notifier")
-    os.environ[SECRET_ENV] = SECRET
-    associations_file(folder / "associations.yaml", webhook_receiver.url, SECRET_ENV)
     settings = notifier_settings(
-        kafka_bootstrap, smtp_server, folder, "test-notifier",
-        associations_file=folder / "associations.yaml", webhook_timeout_s=5.0, **FAST_RETRIES,
+        kafka_bootstrap, smtp_server, hooked_associations.parent, "test-notifier",
+        associations_file=hooked_associations, webhook_timeout_s=5.0, **FAST_RETRIES,
     )  # fmt: skip
     async with running(settings) as service:
         yield service
@@ -66,6 +58,17 @@ def _outcomes(records) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped
     return sorted(
         (d["channel"], d["outcome"], d["attempts"]) for d in (json.loads(r.value) for r in records)
     )
+
+
+async def _webhook_outcome(
+    deliveries: TopicWatcher, reference: str, within_s: float = 15
+) -> tuple[str, int]:
+    """The one webhook outcome reported for `reference`, and after how many attempts."""
+    [record] = await deliveries.wait_for(
+        reference, 1, within_s=within_s, where=lambda r: b'"webhook"' in r.value
+    )
+    outcome = json.loads(record.value)
+    return outcome["outcome"], outcome["attempts"]
 
 
 async def test_one_decision_gives_one_referral_two_mails_and_one_signed_webhook(
@@ -97,7 +100,7 @@ async def test_one_decision_gives_one_referral_two_mails_and_one_signed_webhook(
     ]
     [hook] = await webhook_receiver.wait_for(decision.reference, 1)
     assert hook.path == "/hooks/60000-rebonds"
-    Webhook(SECRET).verify(hook.body, hook.headers)  # a ready-made Standard Webhooks verifier
+    Webhook(HOOK_SECRET).verify(hook.body, hook.headers)  # a ready-made Standard Webhooks verifier
     assert hook.headers[WEBHOOK_ID] == str(
         uuid.uuid5(DELIVERY_NAMESPACE, f"{decision.referral.referral_id}:webhook:offer")
     )
@@ -148,11 +151,7 @@ async def test_webhook_5xx_then_success_is_retried(
     decision = make_decision(AssociationId.APESA)
     webhook_receiver.script[decision.reference] = [503, 200]
     await send_decision(kafka_bootstrap, decision)
-    [outcome] = await deliveries.wait_for(
-        decision.reference, 1, where=lambda r: b'"webhook"' in r.value
-    )
-    assert json.loads(outcome.value)["outcome"] == "sent"
-    assert json.loads(outcome.value)["attempts"] == 2
+    assert await _webhook_outcome(deliveries, decision.reference) == ("sent", 2)
     attempts = webhook_receiver.about(decision.reference)
     assert [h.status for h in attempts] == [503, 200]
     first, second = (h.headers[WEBHOOK_ID] for h in attempts)
@@ -169,13 +168,7 @@ async def test_webhook_4xx_is_not_retried(
     decision = make_decision(AssociationId.APESA)
     webhook_receiver.script[decision.reference] = [400, 200]
     await send_decision(kafka_bootstrap, decision)
-    [outcome] = await deliveries.wait_for(
-        decision.reference, 1, where=lambda r: b'"webhook"' in r.value
-    )
-    assert (json.loads(outcome.value)["outcome"], json.loads(outcome.value)["attempts"]) == (
-        "failed",
-        1,
-    )
+    assert await _webhook_outcome(deliveries, decision.reference) == ("failed", 1)
     rows = await notifier.store.find(str(decision.referral.referral_id))
     assert [(r.channel, r.status) for r in rows if r.channel == "webhook"] == [
         ("webhook", "failed")
@@ -193,11 +186,7 @@ async def test_webhook_timeouts_beyond_the_cap_are_dead_lettered(
     decision = make_decision(AssociationId.RE_CREER)  # 0.5 s timeout for re-creer
     webhook_receiver.script[decision.reference] = ["hang"]
     await send_decision(kafka_bootstrap, decision)
-    [outcome] = await deliveries.wait_for(
-        decision.reference, 1, within_s=20, where=lambda r: b'"webhook"' in r.value
-    )
-    assert json.loads(outcome.value)["outcome"] == "dead_lettered"
-    assert json.loads(outcome.value)["attempts"] == 3
+    assert await _webhook_outcome(deliveries, decision.reference, 20) == ("dead_lettered", 3)
     assert len(webhook_receiver.about(decision.reference)) == 3
     [row] = [
         r for r in await notifier.store.find(str(decision.referral.referral_id))

@@ -4,7 +4,7 @@ claimed in one go, what an erasure or a closing lease stops, and how soon new wo
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from rebond_notifier.channels import Retry, SmtpMailer
+from rebond_notifier.channels import SmtpMailer
 from rebond_notifier.config import load_associations
 from rebond_notifier.dispatcher import Dispatcher, RetryPolicy, chunk_size
 from rebond_notifier.store import (
@@ -31,7 +31,7 @@ from rebond_sql import Database
 from rebond_sql.outbox import Message, Relay
 from rebond_sql.testing import acknowledged, statements
 
-from .conftest import MailBox, new_reference, poll_until
+from .conftest import FakeMailer, MailBox, NoWebhooks, new_reference, poll_until
 
 MINUTE = timedelta(seconds=60)
 
@@ -67,29 +67,9 @@ class CountingRelay(Relay):
         return await super().flush(subjects, older_than)
 
 
-class FakeMailer:
-    """Keeps each mail; `before_send` runs first (a slow server, an erasure meanwhile…)."""
-
-    def __init__(self, before_send: Callable[[Mail], Awaitable[None]] | None = None) -> None:
-        self.sent: list[Mail] = []
-        self.before_send = before_send
-
-    async def send(self, mail: Mail) -> None:
-        if self.before_send is not None:
-            await self.before_send(mail)
-        self.sent.append(mail)
-
-
 def _no_one_to_tell(_holders: object) -> list[Message]:
     """No referral was published for these: an erasure has no association to tell."""
     return []
-
-
-class NoWebhooks:
-    async def post(
-        self, url: str, secret: bytes, body: bytes, timeout_s: float, delivery_id: str
-    ) -> None:
-        raise Retry("unused")
 
 
 class Outcomes:

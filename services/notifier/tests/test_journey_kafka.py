@@ -4,12 +4,11 @@ link's answer published on `referrals.followups`, a withdrawal's typed webhook."
 
 import asyncio
 import json
-import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,52 +24,35 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.topics import DECISIONS, ERASURES, FOLLOW_UPS, REFERRAL_STATUS
 from rebond_notifier.app import Notifier, build
-from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.signing import new_webhook_secret
 from rebond_testing.events import publish_event
 
 from .conftest import (
+    HOOK_SECRET,
     MailBox,
     TopicWatcher,
     WebhookReceiver,
-    associations_file,
     free_port,
     make_decision,
+    notifier_settings,
     poll_until,
 )
 
 pytestmark = pytest.mark.kafka
-SECRET_ENV = "NOTIFIER_TEST_JOURNEY_HOOK_SECRET"
-SECRET = new_webhook_secret()
 
 
 @pytest.fixture(scope="module")
 async def notifier(
-    kafka_bootstrap: str,
-    smtp_server: MailBox,
-    webhook_receiver: WebhookReceiver,
-    tmp_path_factory: pytest.TempPathFactory,
+    kafka_bootstrap: str, smtp_server: MailBox, hooked_associations: Path
 ) -> AsyncIterator[Notifier]:
     """The notifier `build` makes, its pages served by uvicorn on a free port (whose lifespan
     starts and stops the notifier), with its own group and store."""
-    folder = tmp_path_factory.mktemp("journey")
-    os.environ[SECRET_ENV] = SECRET
-    associations_file(folder / "associations.yaml", webhook_receiver.url, SECRET_ENV)
     port = free_port()
-    settings = NotifierSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        environment="test",
-        group_id=f"test-journey-{uuid.uuid4().hex[:8]}",
-        database_url=f"sqlite+aiosqlite:///{folder / 'log.sqlite3'}",
-        associations_file=folder / "associations.yaml",
-        smtp_host=smtp_server.host,
-        smtp_port=smtp_server.port,
-        public_base_url=f"http://127.0.0.1:{port}",
-        portal_base_url="https://portail.example",
-        callback_working_days=3,
-        poll_interval_s=0.2,
+    settings = notifier_settings(
+        kafka_bootstrap, smtp_server, hooked_associations.parent, "test-journey",
+        associations_file=hooked_associations, public_base_url=f"http://127.0.0.1:{port}",
+        portal_base_url="https://portail.example", callback_working_days=3,
         privacy_contact="donnees@portail-rebond.fr",
-    )
+    )  # fmt: skip
     service = build(settings)
     server = uvicorn.Server(
         uvicorn.Config(service.web, host="127.0.0.1", port=port, log_level="warning")
@@ -188,7 +170,7 @@ async def test_an_erasure_is_told_by_typed_webhook_and_email_and_confirmed_to_th
         "fr.rebond.referral.offered",
         "fr.rebond.referral.withdrawn",
     ]
-    Webhook(SECRET).verify(hooks[1].body, hooks[1].headers)
+    Webhook(HOOK_SECRET).verify(hooks[1].body, hooks[1].headers)
     assert bodies[1]["data"]["referral_id"] == str(decision.referral.referral_id)
     await poll_until(
         lambda: any("données ont été effacées" in str(m["Subject"])
@@ -345,7 +327,7 @@ async def test_a_referral_for_an_antenna_and_its_next_steps_reach_the_antenna(
         "fr.rebond.referral.reminder", "fr.rebond.referral.withdrawn",
     ]  # fmt: skip
     for hook in hooks:
-        Webhook(SECRET).verify(hook.body, hook.headers)
+        Webhook(HOOK_SECRET).verify(hook.body, hook.headers)
 
     def to_association() -> list[tuple[str, str]]:
         return [

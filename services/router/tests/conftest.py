@@ -28,6 +28,10 @@ from rebond_sql.outbox import Message
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)  # a Thursday
 REFERENCE = "RB-7K3M-Q9XA-2DFE-W8NB"
+#: The associations the tests name most.
+SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
+SOUFFLE = AssociationId.SECOND_SOUFFLE
+APESA = AssociationId.APESA
 
 
 def answers(**changes: Any) -> dict[str, Any]:

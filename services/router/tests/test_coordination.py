@@ -15,8 +15,11 @@ from rebond_router.referral import Rejected
 from rebond_router.store import Store
 
 from .conftest import (
+    APESA,
     NOW,
     REFERENCE,
+    SIXTY,
+    SOUFFLE,
     Clock,
     FakeOutputs,
     anonymous,
@@ -26,8 +29,6 @@ from .conftest import (
     router_on,
 )
 
-SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
-SOUFFLE = AssociationId.SECOND_SOUFFLE
 RECREER = AssociationId.RE_CREER
 
 
@@ -201,7 +202,6 @@ async def test_the_assignment_uses_the_deadline_in_force(
     assert respond_by == (clock.now + timedelta(days=3)).isoformat().replace("+00:00", "Z")
 
 
-APESA = AssociationId.APESA
 IN_DISTRESS = {"distress": "yes", "consents__sensitive_data": True}
 
 

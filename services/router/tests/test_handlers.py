@@ -20,9 +20,8 @@ from rebond_router.directory import Directory
 from rebond_router.lifecycle import Router
 from rebond_router.overrides import Overrides
 
-from .conftest import NOW, REFERENCE, FakeOutputs, answer, questionnaire, submitted
+from .conftest import NOW, REFERENCE, SIXTY, SOUFFLE, FakeOutputs, answer, questionnaire, submitted
 from .fakes import FakePublisher, FakeReferrals
-from .test_referral import SIXTY, SOUFFLE
 
 REFERENCES = [f"RB-0000-0000-0000-000{n}" for n in range(3)]
 

@@ -56,12 +56,10 @@ from rebond_router.privacy import erased
 from rebond_router.settings import RouterSettings
 from rebond_router.store import migrate, referrals
 
-from .conftest import NOW, Clock, submitted
+from .conftest import APESA, NOW, SIXTY, SOUFFLE, Clock, submitted
 
 pytestmark = pytest.mark.kafka
 
-SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
-SOUFFLE = AssociationId.SECOND_SOUFFLE
 OUTPUTS = [
     DECISIONS.name, OUTCOMES.name, REFERRAL_STATUS.name, UNROUTED.name, APPLIED.name,
     PEER_REQUESTS.name, dead_letters(Service.ROUTER).name,
@@ -70,7 +68,6 @@ INPUTS = [
     QUESTIONNAIRES.name, ERASURES.name, FOLLOW_UPS.name, ASSIGNMENTS.name,
     *(responses(a).name for a in AssociationId),
 ]  # fmt: skip
-APESA = AssociationId.APESA
 
 
 class Probe:

@@ -22,6 +22,8 @@ from rebond_sql.outbox import Message, Pending
 from .conftest import (
     NOW,
     REFERENCE,
+    SIXTY,
+    SOUFFLE,
     Clock,
     FakeOutputs,
     answer,
@@ -31,9 +33,6 @@ from .conftest import (
     router_on,
     submitted,
 )
-
-SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
-SOUFFLE = AssociationId.SECOND_SOUFFLE
 
 
 async def pending(store: Store) -> list[Pending]:

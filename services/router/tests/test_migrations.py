@@ -24,8 +24,7 @@ from rebond_sql.outbox import Message
 from rebond_sql.testing import rows_of, schema_differences
 from rebond_sql.types import UTCDateTime
 
-from .conftest import NOW, REFERENCE, Clock, FakeOutputs, answer, questionnaire, router_on
-from .test_lifecycle import SIXTY
+from .conftest import NOW, REFERENCE, SIXTY, Clock, FakeOutputs, answer, questionnaire, router_on
 
 pytestmark = pytest.mark.real_migrations  # what they test is the migrations themselves
 

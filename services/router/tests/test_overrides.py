@@ -13,10 +13,7 @@ from rebond_router.overrides import Overrides, lay_over
 from rebond_router.referral import Rejected
 from rebond_router.rules import decide
 
-from .conftest import NOW, submitted
-
-SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
-SOUFFLE = AssociationId.SECOND_SOUFFLE
+from .conftest import NOW, SIXTY, SOUFFLE, submitted
 
 
 def override(association: AssociationId = SIXTY, **values: Any) -> DirectoryOverrideV1:

@@ -15,13 +15,13 @@ from rebond_sql.testing import rows_of, waits_for
 from .conftest import (
     NOW,
     REFERENCE,
+    SIXTY,
     Clock,
     FakeOutputs,
     answer,
     current_referral,
     questionnaire,
 )
-from .test_lifecycle import SIXTY
 
 
 async def _row(store: Store, track: str = "main") -> dict:

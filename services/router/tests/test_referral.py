@@ -24,12 +24,20 @@ from rebond_router.lifecycle import Router
 from rebond_router.referral import Referral, Rejected, State, Track, Transition
 from rebond_router.rules import decide
 
-from .conftest import NOW, REFERENCE, FakeOutputs, anonymous, answer, questionnaire, submitted
+from .conftest import (
+    APESA,
+    NOW,
+    REFERENCE,
+    SIXTY,
+    SOUFFLE,
+    FakeOutputs,
+    anonymous,
+    answer,
+    questionnaire,
+    submitted,
+)
 from .fakes import FakePublisher, FakeReferrals
 
-SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
-SOUFFLE = AssociationId.SECOND_SOUFFLE
-APESA = AssociationId.APESA
 NOBODY = UUID(int=0)
 
 #: 60 000 rebonds' offer, reoriented to Second Souffle (attempt 2).

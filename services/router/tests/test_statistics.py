@@ -4,7 +4,6 @@ the referral's transitions on a real store: what is counted, for whom, and what 
 from typing import Any
 from uuid import UUID
 
-from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import (
     DeclineReason,
     OutcomeKind,
@@ -16,6 +15,8 @@ from rebond_router.lifecycle import Router
 from .conftest import (
     NOW,
     REFERENCE,
+    SIXTY,
+    SOUFFLE,
     Clock,
     FakeOutputs,
     answer,
@@ -23,9 +24,6 @@ from .conftest import (
     questionnaire,
     submitted,
 )
-
-SIXTY = AssociationId.SOIXANTE_MILLE_REBONDS
-SOUFFLE = AssociationId.SECOND_SOUFFLE
 
 
 def facts(outputs: FakeOutputs) -> list[tuple[Any, ...]]:

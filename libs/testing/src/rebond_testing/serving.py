@@ -15,10 +15,12 @@ from rebond_testing.waiting import until_async
 
 
 @contextmanager
-def served(app: Any, timeout_s: float = 30.0) -> Iterator[str]:
-    """`app` listening on a free port until the block ends; yields its base URL. Its lifespan
-    runs as a real server runs it (started before the first request, ended at exit)."""
-    port = free_port()
+def served(app: Any, timeout_s: float = 30.0, port: int | None = None) -> Iterator[str]:
+    """`app` listening on `port` (a free one when None) until the block ends; yields its base
+    URL. Its lifespan runs as a real server runs it (started before the first request, ended at
+    exit). An app that must know its own address before it is built (a public URL in its
+    settings) is given the port it was built for."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host=LOOPBACK, port=port, log_config=None, access_log=False)
     )

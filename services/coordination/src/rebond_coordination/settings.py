@@ -2,11 +2,11 @@
 
 Any setting may come from a file instead (a mounted Kubernetes or Docker secret): the file that
 `COORDINATION_<NAME>_FILE` names wins over `COORDINATION_<NAME>` (`rebond_service.settings`). In
-production (`COORDINATION_ENVIRONMENT=production`) the development secrets are refused and the
-public URL must be https, so session cookies are always `Secure` there.
+production (`COORDINATION_ENVIRONMENT=production`) the development secrets are refused, the
+public URL must be https, so session cookies are always `Secure` there, and invitations are sent
+over an encrypted SMTP session.
 """
 
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.preview import DEVELOPMENT_PREVIEW_TOKEN
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
+from rebond_service.smtp import SmtpSettings
 
 #: Development-only secrets (the router's preview token, the same on both sides, and the events
 #: service's organiser keys): refused in production.
@@ -24,10 +25,11 @@ DEFAULT_ORGANISER_KEYS = {
 }
 
 
-class CoordinationSettings(KafkaServiceSettings):
+class CoordinationSettings(KafkaServiceSettings, SmtpSettings):
     """The console's own settings; environment, host, port, logs, OpenTelemetry, secrets from
     files and the Kafka connection (`COORDINATION_KAFKA_*`, SASL_SSL in production) come from
-    the base (`rebond_service.settings`)."""
+    the base (`rebond_service.settings`), the SMTP connection where invitations are sent
+    (`COORDINATION_SMTP_*`, encrypted in production) from `SmtpSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="COORDINATION_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -71,17 +73,7 @@ class CoordinationSettings(KafkaServiceSettings):
     events_url: str = "http://127.0.0.1:8003"
     events_timeout_s: float = Field(default=10.0, gt=0)
 
-    #: Where invitations are sent (`make run`'s mail sink by default), as the notifier sends.
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    #: STARTTLS after connecting (port 587), or TLS from the start (port 465); one is required
-    #: in production, where an invitation's one-time link must not cross the network in clear.
-    smtp_starttls: bool = False
-    smtp_tls: bool = False
-    smtp_ca_file: Path | None = None
-    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    #: The sender of invitations.
     mail_from: str = "Rebond — coordination <coordination@rebond.example>"
 
     #: The router's HTTP address (`http://rebond-router:8001`), where the policy preview asks
@@ -110,9 +102,4 @@ class CoordinationSettings(KafkaServiceSettings):
             if self.secure_cookies
             else ["COORDINATION_PUBLIC_URL must be https (Secure cookies)"]
         )
-        smtp = (
-            []
-            if self.smtp_starttls or self.smtp_tls
-            else ["COORDINATION_SMTP_STARTTLS or COORDINATION_SMTP_TLS must be true"]
-        )
-        return [*https, *smtp, *super().production_problems()]
+        return [*https, *super().production_problems()]

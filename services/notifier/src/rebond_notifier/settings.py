@@ -3,23 +3,25 @@
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from rebond_kafka.consume import IDLE_POLL_MS
 from rebond_notifier.text import has_controls
 from rebond_service.privacy import PrivacyContactSettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
+from rebond_service.smtp import SmtpSettings
 
 #: Refused when NOTIFIER_ENVIRONMENT=production.
 DEFAULT_LINK_SECRET = "dev-only-answer-link-secret-change-me"  # noqa: S105
 
 
-class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
+class NotifierSettings(KafkaServiceSettings, SmtpSettings, PrivacyContactSettings):
     """The notifier's own settings; environment, host, port and internal port, logs,
     OpenTelemetry, Kafka and secrets from files (`NOTIFIER_LINK_SECRET_FILE`) come from the
-    base (`rebond_service.settings`), the data-protection contact (`NOTIFIER_PRIVACY_CONTACT`)
-    from `PrivacyContactSettings`."""
+    base (`rebond_service.settings`), the SMTP connection (`NOTIFIER_SMTP_*`, encrypted in
+    production: e-mails carry personal data) from `SmtpSettings`, the data-protection contact
+    (`NOTIFIER_PRIVACY_CONTACT`) from `PrivacyContactSettings`."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -40,19 +42,6 @@ class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
     #: The associations' contact e-mail and webhooks; the packaged file when unset.
     associations_file: Path | None = None
 
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    #: STARTTLS required on the submission port (587); without it the session is upgraded
-    #: only when the server offers it.
-    smtp_starttls: bool = False
-    #: Implicit TLS from the first byte (SMTPS, port 465), instead of STARTTLS.
-    smtp_tls: bool = False
-    #: The CA certificate(s) that signed the SMTP server's certificate (PEM); the system's when
-    #: unset. The certificate and host name are checked either way.
-    smtp_ca_file: Path | None = None
-    smtp_timeout_s: float = 10.0
     #: The name the notifier gives in SMTP's EHLO; empty: this host's name, looked up once.
     smtp_local_hostname: str | None = None
     mail_from: str = "Rebond <ne-pas-repondre@rebond.example>"
@@ -120,16 +109,3 @@ class NotifierSettings(KafkaServiceSettings, PrivacyContactSettings):
             if not value.startswith("https://")
         ]
         return [*links, *super().production_problems()]
-
-    @model_validator(mode="after")
-    def _smtp_encrypted_in_production(self) -> "NotifierSettings":
-        """E-mails carry the person's contact and message to the association: in production
-        the SMTP session must be encrypted, by STARTTLS made mandatory or by implicit TLS."""
-        if self.smtp_starttls and self.smtp_tls:
-            raise ValueError("set NOTIFIER_SMTP_STARTTLS or NOTIFIER_SMTP_TLS, not both")
-        if self.environment == "production" and not (self.smtp_starttls or self.smtp_tls):
-            raise ValueError(
-                "NOTIFIER_SMTP_STARTTLS=true (port 587) or NOTIFIER_SMTP_TLS=true (port 465) "
-                "is required in production: e-mails carry personal data"
-            )
-        return self
