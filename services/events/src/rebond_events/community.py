@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal, TypeVar
 
+from rebond_contracts.moderation import VolunteerForModerator, VolunteerStatus
 from rebond_contracts.payloads import PeerRequestV1
 from rebond_events import peers, stories
 from rebond_events.community_sql import SqlCommunity
@@ -15,9 +16,7 @@ from rebond_events.outbox import Publisher
 from rebond_events.peers import (
     PeerAttending,
     SessionForVolunteer,
-    VolunteerForModerator,
     VolunteerIn,
-    VolunteerStatus,
 )
 from rebond_events.ports import Clock, Outcome, each
 from rebond_events.store import Store

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 
 from rebond_contracts.geography import REGIONS
+from rebond_contracts.moderation import VolunteerForModerator, VolunteerStatus
 from rebond_contracts.questionnaire import Region, Stage
 from rebond_events.api import _GUARD, Organiser
 from rebond_events.community import Community
@@ -23,9 +24,7 @@ from rebond_events.peers import (
     SIGNED_UP,
     AttendRequest,
     PeerAttending,
-    VolunteerForModerator,
     VolunteerIn,
-    VolunteerStatus,
 )
 from rebond_events.portal import templates
 from rebond_events.stories import (

@@ -39,6 +39,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from rebond_contracts.moderation import VolunteerForModerator, VolunteerStatus
 from rebond_contracts.payloads import (
     CommunityMailKind,
     PeerMatchStatus,
@@ -56,18 +57,6 @@ from rebond_sql.outbox import Message
 MONTH = timedelta(days=30)
 
 T = TypeVar("T")
-
-
-class VolunteerStatus(StrEnum):
-    #: Signed up, address not confirmed yet.
-    UNCONFIRMED = "unconfirmed"
-    #: Confirmed, waiting for a moderator.
-    PENDING = "pending"
-    APPROVED = "approved"
-    PAUSED = "paused"
-    #: A side of one of their matches reported a problem: introduced to nobody until a
-    #: moderator approves them again (or declines them: deleted).
-    REPORTED = "reported"
 
 
 class VolunteerIn(BaseModel):
@@ -99,22 +88,6 @@ class VolunteerIn(BaseModel):
         if channel == "email" and not re.fullmatch(r"[^\s@]+@[^\s@]+\.[^\s@]+", value):
             raise PydanticCustomError("contact_email", "An e-mail address, e.g. nom@exemple.fr")
         return value
-
-
-class VolunteerForModerator(BaseModel):
-    """A volunteer as a moderator reviews them: not their contact, nor their address."""
-
-    id: str
-    status: VolunteerStatus
-    pseudonym: str
-    region: str
-    stage: str
-    sector: str
-    availability: str
-    monthly_limit: int
-    created_at: datetime
-    #: Who reported a problem with their latest reported match (`person` or `volunteer`).
-    reported_by: str | None = None
 
 
 @dataclass(frozen=True)
