@@ -108,12 +108,8 @@ class Volunteer:
     updated_at: datetime
 
     def for_moderator(self, reported_by: str | None = None) -> VolunteerForModerator:
-        return VolunteerForModerator(
-            id=self.id, status=self.status, pseudonym=self.pseudonym, region=self.region,
-            stage=self.stage, sector=self.sector, availability=self.availability,
-            monthly_limit=self.monthly_limit, created_at=self.created_at,
-            reported_by=reported_by,
-        )  # fmt: skip
+        """The fields `VolunteerForModerator` names (never a contact nor the address)."""
+        return VolunteerForModerator.model_validate({**asdict(self), "reported_by": reported_by})
 
 
 @dataclass(frozen=True)
@@ -159,14 +155,10 @@ class PeerSession:
     region: str
 
 
-class SessionForVolunteer(BaseModel):
+@dataclass(frozen=True)
+class SessionForVolunteer(PeerSession):
     """An upcoming `peer_exchange` conference, and whether the volunteer is listed on it."""
 
-    id: str
-    title: str
-    starts_at: datetime
-    city: str
-    region: str
     attending: bool
 
 

@@ -167,17 +167,11 @@ class Story:
     moderated_at: datetime | None = None
 
     def public(self) -> StoryPublic:
-        return StoryPublic(
-            id=self.id, text=self.text, first_name=self.first_name, region=self.region,
-            stage=self.stage, sector=self.sector, failure_year=self.failure_year,
-            helped=self.helped,
-        )  # fmt: skip
+        """The fields `StoryPublic` names (never the e-mail)."""
+        return StoryPublic.model_validate(self, from_attributes=True)
 
     def for_moderator(self) -> StoryForModerator:
-        return StoryForModerator(
-            **self.public().model_dump(), status=self.status, submitted_at=self.submitted_at,
-            moderation_note=self.moderation_note,
-        )  # fmt: skip
+        return StoryForModerator.model_validate(self, from_attributes=True)
 
 
 class StoryRepository(Protocol):
