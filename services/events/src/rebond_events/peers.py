@@ -21,7 +21,6 @@ what they did and the messages announcing it (`ports.Outcome`).
 """
 
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -49,7 +48,7 @@ from rebond_contracts.questionnaire import PHONE_PATTERN, Locale, Region, Sector
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message, match_message
 from rebond_events.models import Line, LinkRequest, PersonName
-from rebond_events.ports import Clock, Outcome
+from rebond_events.ports import Clock, Outcome, random_id
 from rebond_events.stories import Consent
 from rebond_sql.outbox import Message
 
@@ -303,7 +302,7 @@ def sign_up(
     links: CommunityLinks,
     clock: Clock,
     data: VolunteerIn,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str]:
     """Keep a new volunteer, unconfirmed, and e-mail them the link confirming their address."""
     now = clock()
@@ -534,7 +533,7 @@ def request_peer(
     links: CommunityLinks,
     clock: Clock,
     data: PeerRequestV1,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
     """A person asked for a peer: propose one (the id of the match, None when none is left).
     A request read again (redelivered), or of a person who asked for erasure, proposes
@@ -558,7 +557,7 @@ def decline(
     match_id: str,
     side: Literal["person", "volunteer"],
     token: str,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
     """Either side declines a proposed match with their link: the next volunteer is proposed
     (the id of the new match, None when none is left). Declining again changes nothing."""
@@ -575,7 +574,7 @@ def report(
     match_id: str,
     side: Literal["person", "volunteer"],
     token: str,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
     """Either side reports a problem with a match with their link. The match ends (a
     `declined` step on `peers.matches`: the statistics and the timeline need no more) and the

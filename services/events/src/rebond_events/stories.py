@@ -12,7 +12,6 @@ what they did and the messages announcing it (`ports.Outcome`).
 """
 
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,7 +26,7 @@ from rebond_contracts.questionnaire import Locale, Region, Sector, Stage
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message
 from rebond_events.models import PersonName, Received
-from rebond_events.ports import Clock, Outcome
+from rebond_events.ports import Clock, Outcome, random_id
 
 # --- What may be published ------------------------------------------------------------------
 
@@ -209,7 +208,7 @@ def submit(
     links: CommunityLinks,
     clock: Clock,
     data: StoryIn,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str]:
     """Keep a story for moderation, and e-mail its author the withdrawal link."""
     now = clock()
