@@ -39,8 +39,8 @@ def _pending_moderation() -> FakeEvents:
         stage="after_liquidation", sector="I", failure_year=2019, submitted_at=now,
     )  # fmt: skip
     events.volunteers["v1"] = VolunteerToModerate(
-        id="v1", pseudonym="Paul", region="75", stage="receivership", sector="C",
-        availability="le soir", monthly_limit=2, created_at=now,
+        id="v1", status="pending", pseudonym="Paul", region="75", stage="receivership",
+        sector="C", availability="le soir", monthly_limit=2, created_at=now,
     )  # fmt: skip
     return events
 

@@ -640,8 +640,8 @@ async def test_a_member_moderates_stories_and_volunteers_through_the_events_api(
         submitted_at=START,
     )  # fmt: skip
     console.events.volunteers["v1"] = VolunteerToModerate(
-        id="v1", pseudonym="Paul", region="75", stage="receivership", sector="C",
-        availability="le soir", monthly_limit=2, created_at=START,
+        id="v1", status="pending", pseudonym="Paul", region="75", stage="receivership",
+        sector="C", availability="le soir", monthly_limit=2, created_at=START,
     )  # fmt: skip
     console.events.volunteers["v2"] = VolunteerToModerate(
         id="v2", status="reported", reported_by="person", pseudonym="Lina", region="75",

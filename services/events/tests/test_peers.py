@@ -8,12 +8,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from rebond_contracts.moderation import VolunteerStatus
 from rebond_contracts.payloads import PeerContactV1, PeerRequestV1
 from rebond_contracts.topics import COMMUNITY_MAIL, PEER_MATCHES
 from rebond_events.peers import (
     PeerRequest,
     Volunteer,
-    VolunteerStatus,
     choose_peer,
     stage_closeness,
 )

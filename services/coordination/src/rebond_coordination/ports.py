@@ -16,10 +16,12 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rebond_contracts.moderation import VolunteerForModerator as VolunteerToModerate
 from rebond_contracts.payloads import Answer, DeclineReason
 from rebond_contracts.preview import Move, PreviewResult
 
-__all__ = ["Move", "PreviewResult"]  # re-exported: the console's pages and fakes use them here
+# Re-exported: the console's pages, clients and fakes use them here.
+__all__ = ["Move", "PreviewResult", "VolunteerToModerate"]
 
 # --- Outbound: what the console publishes -------------------------------------------------
 
@@ -187,24 +189,6 @@ class StoryToModerate(BaseModel):
     failure_year: int
     helped: str | None = None
     submitted_at: datetime
-
-
-class VolunteerToModerate(BaseModel):
-    """A peer volunteer who confirmed their address, or one a side of a match reported (no
-    contact, no e-mail)."""
-
-    id: str
-    #: `pending` (new) or `reported` (introduced to nobody until a moderator decides).
-    status: str = "pending"
-    pseudonym: str
-    region: str
-    stage: str
-    sector: str
-    availability: str
-    monthly_limit: int
-    created_at: datetime
-    #: Who reported the volunteer's latest reported match: `person` or `volunteer`.
-    reported_by: str | None = None
 
 
 class FieldError(BaseModel):

@@ -66,17 +66,12 @@ class Announcer:
     def conference(
         self, conference: Conference, change: ConferenceChange, now: datetime
     ) -> Message:
+        """A change of `conference`: what its summary says, and what only organisers change."""
         details = conference.details
         payload = ConferenceV1(
-            event_id=uuid.UUID(conference.id), change=change, version=conference.version,
-            organiser=conference.organiser, title=details.title,
-            description=details.description, kind=details.kind,
-            starts_at=to_paris(details.starts_at), ends_at=to_paris(details.ends_at),
-            venue_address=details.venue_address, city=details.city,
-            department=details.department, region=details.region,
-            online_url=details.online_url, capacity=details.capacity,
-            page_url=self.links.page(conference.id), ics_url=self.links.ics(conference.id),
-            at=now,
+            **self.summary(conference).model_dump(exclude={"cancelled"}), change=change,
+            version=conference.version, organiser=conference.organiser,
+            description=details.description, capacity=details.capacity, at=now,
         )  # fmt: skip
         return outbox_message(
             CONFERENCES, payload, subject=conference.id, correlation_id=conference.id

@@ -7,17 +7,16 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Literal, TypeVar
 
+from rebond_contracts.moderation import VolunteerForModerator, VolunteerStatus
 from rebond_contracts.payloads import PeerRequestV1
 from rebond_events import peers, stories
 from rebond_events.community_sql import SqlCommunity
 from rebond_events.letters import CommunityLinks
-from rebond_events.outbox import Publisher
+from rebond_events.outbox import Publisher, UseCases
 from rebond_events.peers import (
     PeerAttending,
     SessionForVolunteer,
-    VolunteerForModerator,
     VolunteerIn,
-    VolunteerStatus,
 )
 from rebond_events.ports import Clock, Outcome, each
 from rebond_events.store import Store
@@ -26,26 +25,22 @@ from rebond_events.stories import StoryEdit, StoryForModerator, StoryIn, StoryPu
 T = TypeVar("T")
 
 
-class Community:
+class Community(UseCases[SqlCommunity]):
     """Success stories and peer exchange, as the API, the portal and the handlers use them."""
 
     def __init__(
         self, store: Store, links: CommunityLinks, publisher: Publisher, clock: Clock
     ) -> None:
-        self.store = store
+        super().__init__(store, publisher, clock)
         self.links = links
-        self.publisher = publisher
-        self.clock = clock
 
     # --- stories ------------------------------------------------------------------------------
 
     async def submit_story(self, data: StoryIn) -> str:
         """Keep a story for moderation; its e-mail goes after the reply (`flush_soon`)."""
-        outcome = await self._apply(
+        return await self._publish_soon(
             partial(stories.submit, links=self.links, clock=self.clock, data=data)
         )
-        self.publisher.flush_soon(outcome.subjects)
-        return outcome.value
 
     async def published_stories(
         self, region: str | None = None, stage: str | None = None
@@ -85,11 +80,9 @@ class Community:
 
     async def sign_up(self, data: VolunteerIn) -> str:
         """Keep a volunteer, unconfirmed; the confirmation e-mail goes after the reply."""
-        outcome = await self._apply(
+        return await self._publish_soon(
             partial(peers.sign_up, links=self.links, clock=self.clock, data=data)
         )
-        self.publisher.flush_soon(outcome.subjects)
-        return outcome.value
 
     async def confirm_volunteer(self, volunteer_id: str, token: str) -> VolunteerStatus:
         return await self._publish_now(
@@ -207,9 +200,4 @@ class Community:
 
     async def _read(self, query: Callable[[SqlCommunity], T]) -> T:
         outcome = await self._apply(lambda r: Outcome(query(r)))
-        return outcome.value
-
-    async def _publish_now(self, use_case: Callable[[SqlCommunity], Outcome[T]]) -> T:
-        outcome = await self._apply(use_case)
-        await self.publisher.flush_quietly(outcome.subjects)
         return outcome.value

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from rebond_contracts.moderation import VolunteerStatus
 from rebond_contracts.payloads import ConferenceKind
 from rebond_events.domain import EventStatus
 from rebond_events.peers import (
@@ -22,7 +23,6 @@ from rebond_events.peers import (
     PeerRequest,
     PeerSession,
     Volunteer,
-    VolunteerStatus,
 )
 from rebond_events.repository import SqlRepository, one_row, replace_row
 from rebond_events.stories import Story, StoryStatus

@@ -5,7 +5,8 @@ the use cases. Bodies are limited in rate, size and type by the app's `Submissio
 """
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 
 from rebond_contracts.geography import REGIONS
+from rebond_contracts.moderation import VolunteerForModerator, VolunteerStatus
 from rebond_contracts.questionnaire import Region, Stage
 from rebond_events.api import _GUARD, Organiser
 from rebond_events.community import Community
@@ -22,9 +24,7 @@ from rebond_events.peers import (
     SIGNED_UP,
     AttendRequest,
     PeerAttending,
-    VolunteerForModerator,
     VolunteerIn,
-    VolunteerStatus,
 )
 from rebond_events.portal import templates
 from rebond_events.stories import (
@@ -39,6 +39,8 @@ from rebond_events.stories import (
 
 api = APIRouter(prefix="/v1")
 pages = APIRouter(include_in_schema=False)
+#: The path parameters of an e-mailed link (`link_pages`).
+L = TypeVar("L", bound="StoryLink | VolunteerLink | MatchLink")
 
 #: The stages a person went through, in the words of the portal (`shared/domain.md`).
 STAGES = {
@@ -243,27 +245,46 @@ def message(
     )  # fmt: skip
 
 
-async def by_link(
-    request: Request, action: Awaitable[object], title: str, done: str, back: tuple[str, str]
-) -> HTMLResponse:
-    """The page after an e-mailed link was used: `done`, or "invalid link" (403)."""
-    try:
-        await action
-    except (Forbidden, NotFound):
-        return message(request, *INVALID_LINK, 403, back)
-    return message(request, title, done, 200, back)
-
-
-def confirm_page(
-    request: Request, title: str, text: str, action: str, token: str, button: str,
+def link_pages(
+    path: str,
+    link: type[L],
+    title: str,
+    text: str | Callable[[L], str],
+    button: str,
+    act: Callable[..., Awaitable[object]],
+    done: tuple[str, str | Callable[[L], str]],
     back: tuple[str, str],
-) -> HTMLResponse:  # fmt: skip
-    """A page with a button: e-mail scanners that open links must not act on them."""
-    return templates.TemplateResponse(
-        request, "confirm_link.html",
-        {"title": title, "text": text, "action": action, "token": token, "button": button,
-         "back": back},
-    )  # fmt: skip
+) -> None:
+    """An e-mailed link's pages at `path`, whose parameters FastAPI reads as `link`: GET shows
+    `text` and a `button` posting the link's token back (e-mail scanners that open links must
+    not act on them); POST `act`s (with the community, the path's values as text, then the
+    token) and shows the `done` page, or "invalid link" (403). A text may depend on the link."""
+
+    def said(words: str | Callable[[L], str], at: L) -> str:
+        return words if isinstance(words, str) else words(at)
+
+    @pages.get(path, response_class=HTMLResponse)
+    async def link_page(
+        request: Request, at: Annotated[L, Depends(link)], token: Annotated[str, Query()] = ""
+    ) -> HTMLResponse:
+        return templates.TemplateResponse(
+            request, "confirm_link.html",
+            {"title": title, "text": said(text, at), "action": path.format(**asdict(at)),
+             "token": token, "button": button, "back": back},
+        )  # fmt: skip
+
+    @pages.post(path, response_class=HTMLResponse)
+    async def link_used(
+        request: Request,
+        at: Annotated[L, Depends(link)],
+        community: Stories,
+        token: Annotated[str, Form()] = "",
+    ) -> HTMLResponse:
+        try:
+            await act(community, *(str(value) for value in asdict(at).values()), token)
+        except (Forbidden, NotFound):
+            return message(request, *INVALID_LINK, 403, back)
+        return message(request, done[0], said(done[1], at), 200, back)
 
 
 @pages.get("/temoignages", response_class=HTMLResponse)
@@ -290,27 +311,23 @@ public_form(
 )  # fmt: skip
 
 
-@pages.get("/temoignages/{story_id}/retirer", response_class=HTMLResponse)
-async def withdraw_form(
-    request: Request, story_id: UUID, token: Annotated[str, Query()] = ""
-) -> HTMLResponse:
-    return confirm_page(
-        request, "Retirer mon témoignage",
-        "Votre témoignage sera effacé de ce site et de nos fichiers. (Your story will be "
-        "deleted from this site and from our records.)",
-        f"/temoignages/{story_id}/retirer", token, "Retirer mon témoignage", STORIES_BACK,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class StoryLink:
+    """The path of a story's withdrawal link."""
+
+    story_id: UUID
 
 
-@pages.post("/temoignages/{story_id}/retirer", response_class=HTMLResponse)
-async def withdraw(
-    request: Request, story_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
-) -> HTMLResponse:
-    return await by_link(
-        request, community.withdraw_story(str(story_id), token), "Témoignage retiré",
-        "Votre témoignage est effacé. Merci de l'avoir partagé. (Your story is deleted. Thank "
-        "you for sharing it.)", STORIES_BACK,
-    )  # fmt: skip
+link_pages(
+    "/temoignages/{story_id}/retirer", StoryLink, "Retirer mon témoignage",
+    "Votre témoignage sera effacé de ce site et de nos fichiers. (Your story will be "
+    "deleted from this site and from our records.)",
+    "Retirer mon témoignage", Community.withdraw_story,
+    ("Témoignage retiré",
+     "Votre témoignage est effacé. Merci de l'avoir partagé. (Your story is deleted. Thank "
+     "you for sharing it.)"),
+    STORIES_BACK,
+)  # fmt: skip
 
 
 # --- Peer volunteers and matches: JSON API ----------------------------------------------------
@@ -452,28 +469,24 @@ public_form(
 )  # fmt: skip
 
 
-@pages.get("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
-async def confirm_form(
-    request: Request, volunteer_id: UUID, token: Annotated[str, Query()] = ""
-) -> HTMLResponse:
-    return confirm_page(
-        request, "Confirmer mon adresse",
-        "Un clic pour confirmer votre adresse ; l'équipe validera ensuite votre inscription. "
-        "(One click to confirm your address; the team will then approve your sign-up.)",
-        f"/pairs/{volunteer_id}/confirmer", token, "Confirmer mon adresse", PEERS_BACK,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class VolunteerLink:
+    """The path of a volunteer's confirmation link."""
+
+    volunteer_id: UUID
 
 
-@pages.post("/pairs/{volunteer_id}/confirmer", response_class=HTMLResponse)
-async def confirm_done(
-    request: Request, volunteer_id: UUID, community: Stories, token: Annotated[str, Form()] = ""
-) -> HTMLResponse:
-    return await by_link(
-        request, community.confirm_volunteer(str(volunteer_id), token), "Adresse confirmée",
-        "Merci ! Une personne de l'équipe va valider votre inscription ; nous vous écrirons "
-        "alors. (Thank you! Someone from the team will approve your sign-up; we will write to "
-        "you then.)", PEERS_BACK,
-    )  # fmt: skip
+link_pages(
+    "/pairs/{volunteer_id}/confirmer", VolunteerLink, "Confirmer mon adresse",
+    "Un clic pour confirmer votre adresse ; l'équipe validera ensuite votre inscription. "
+    "(One click to confirm your address; the team will then approve your sign-up.)",
+    "Confirmer mon adresse", Community.confirm_volunteer,
+    ("Adresse confirmée",
+     "Merci ! Une personne de l'équipe va valider votre inscription ; nous vous écrirons "
+     "alors. (Thank you! Someone from the team will approve your sign-up; we will write to "
+     "you then.)"),
+    PEERS_BACK,
+)  # fmt: skip
 
 
 @pages.get("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
@@ -574,30 +587,12 @@ async def manage_done(
     return message(request, "C'est noté", MANAGED[action], 200, PEERS_BACK)
 
 
-@pages.get("/pairs/mises-en-relation/{match_id}/{side}", response_class=HTMLResponse)
-async def decline_form(
-    request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
-) -> HTMLResponse:
-    return confirm_page(
-        request, "Décliner cette mise en relation",
-        "Nous proposerons une autre personne, si nous en avons une. (We will propose someone "
-        "else, if we have anyone.)",
-        f"/pairs/mises-en-relation/{match_id}/{side}", token, "Décliner", PEERS_BACK,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class MatchLink:
+    """The path of a side's links to decline or report an introduction."""
 
-
-@pages.post("/pairs/mises-en-relation/{match_id}/{side}", response_class=HTMLResponse)
-async def decline_done(
-    request: Request,
-    match_id: UUID,
-    side: Side,
-    community: Stories,
-    token: Annotated[str, Form()] = "",
-) -> HTMLResponse:
-    return await by_link(
-        request, community.decline_match(str(match_id), side, token), "C'est noté",
-        "Merci de nous l'avoir dit. (Thank you for telling us.)" + NEXT_PEER, PEERS_BACK,
-    )  # fmt: skip
+    match_id: UUID
+    side: Side
 
 
 NEXT_PEER = (
@@ -606,35 +601,39 @@ NEXT_PEER = (
 )
 
 
-@pages.get("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
-async def report_form(
-    request: Request, match_id: UUID, side: Side, token: Annotated[str, Query()] = ""
-) -> HTMLResponse:
+link_pages(
+    "/pairs/mises-en-relation/{match_id}/{side}", MatchLink, "Décliner cette mise en relation",
+    "Nous proposerons une autre personne, si nous en avons une. (We will propose someone "
+    "else, if we have anyone.)",
+    "Décliner", Community.decline_match,
+    ("C'est noté", "Merci de nous l'avoir dit. (Thank you for telling us.)" + NEXT_PEER),
+    PEERS_BACK,
+)  # fmt: skip
+
+
+def report_text(at: MatchLink) -> str:
+    """What a report changes until the team decides, as the side who reports reads it."""
     meanwhile = {
         "person": ("ce pair n'est présenté à personne", "this peer is introduced to nobody"),
         "volunteer": ("nous ne vous présentons personne", "we introduce nobody to you"),
-    }[side]
-    return confirm_page(
-        request, "Signaler un problème",
+    }[at.side]
+    return (
         f"L'équipe de coordination examinera cette mise en relation ; d'ici là, {meanwhile[0]}. "
         "Si vous êtes en danger, appelez le 17 ou le 112. (The coordination team will look at "
-        f"this introduction; meanwhile {meanwhile[1]}. If you are in danger, call 17 or 112.)",
-        f"/pairs/mises-en-relation/{match_id}/{side}/signaler", token, "Signaler",
-        PEERS_BACK,
-    )  # fmt: skip
+        f"this introduction; meanwhile {meanwhile[1]}. If you are in danger, call 17 or 112.)"
+    )
 
 
-@pages.post("/pairs/mises-en-relation/{match_id}/{side}/signaler", response_class=HTMLResponse)
-async def report_done(
-    request: Request,
-    match_id: UUID,
-    side: Side,
-    community: Stories,
-    token: Annotated[str, Form()] = "",
-) -> HTMLResponse:
-    return await by_link(
-        request, community.report_match(str(match_id), side, token), "Signalement reçu",
+def reported(at: MatchLink) -> str:
+    """The page after a report: the person who reported is proposed the next volunteer."""
+    return (
         "Merci de nous l'avoir dit. L'équipe de coordination examine cette mise en relation. "
         "(Thank you for telling us. The coordination team is looking at this introduction.)"
-        + (NEXT_PEER if side == "person" else ""), PEERS_BACK,
-    )  # fmt: skip
+        + (NEXT_PEER if at.side == "person" else "")
+    )
+
+
+link_pages(
+    "/pairs/mises-en-relation/{match_id}/{side}/signaler", MatchLink, "Signaler un problème",
+    report_text, "Signaler", Community.report_match, ("Signalement reçu", reported), PEERS_BACK,
+)  # fmt: skip

@@ -10,7 +10,7 @@
 """
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from typing import TypeVar
@@ -31,7 +31,7 @@ from rebond_events.models import (
     RegistrationForOrganiser,
     RegistrationIn,
 )
-from rebond_events.outbox import Publisher
+from rebond_events.outbox import Publisher, UseCase, UseCases
 from rebond_events.ports import Clock, Listing, Outcome, Repository
 from rebond_events.registering import Registered
 from rebond_events.store import Store
@@ -40,17 +40,15 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
-class Conferences:
+class Conferences(UseCases[Repository]):
     """The Conférences du rebond, as the HTTP API, the portal and the handlers use them."""
 
     def __init__(
         self, store: Store, announce: Announcer, publisher: Publisher, clock: Clock
     ) -> None:
-        self.store = store
+        super().__init__(store, publisher, clock)
         self.announce = announce
         self.links = announce.links
-        self.publisher = publisher
-        self.clock = clock
 
     # --- organisers ---------------------------------------------------------------------------
 
@@ -95,9 +93,7 @@ class Conferences:
         return await self.store.read(partial(scheduling.listing, links=self.links, query=query))
 
     async def register(self, event_id: str, data: RegistrationIn) -> Registered:
-        outcome = await self._apply(partial(registering.register, event_id=event_id, data=data))
-        self.publisher.flush_soon(outcome.subjects)
-        return outcome.value
+        return await self._publish_soon(partial(registering.register, event_id=event_id, data=data))
 
     async def cancel_registration(self, registration_id: str, token: str) -> CancelResult:
         return await self._publish_now(
@@ -160,13 +156,8 @@ class Conferences:
 
     # --- running a use case -------------------------------------------------------------------
 
-    async def _apply(self, use_case: Callable[..., Outcome[T]]) -> Outcome[T]:
+    async def _apply(self, use_case: UseCase[Repository, T]) -> Outcome[T]:
         def bound(repository: Repository) -> Outcome[T]:
             return use_case(repository, announce=self.announce, clock=self.clock)
 
         return await self.store.apply(bound, self.clock())
-
-    async def _publish_now(self, use_case: Callable[..., Outcome[T]]) -> T:
-        outcome = await self._apply(use_case)
-        await self.publisher.flush_quietly(outcome.subjects)
-        return outcome.value

@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
+from typing import Concatenate, Generic, TypeAlias, TypeVar
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -29,11 +30,16 @@ from rebond_contracts.topics import (
     REGISTRATIONS,
     Topic,
 )
+from rebond_events.ports import Clock, Outcome
 from rebond_events.store import Store
 from rebond_events.tables import OUTBOX
 from rebond_sql.outbox import Message, Relay, Send
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+#: A use case of `R` (a view of the store): its other arguments are bound, or given by `_apply`.
+UseCase: TypeAlias = Callable[Concatenate[R, ...], Outcome[T]]
 
 #: The longest the periodic task sleeps when no message waits: how late a message another
 #: instance wrote and then could not publish (it stopped) may be found.
@@ -174,3 +180,28 @@ class Publisher:
         if due is None:
             return idle_s
         return min(idle_s, max(0.0, (due - self.clock()).total_seconds()))
+
+
+class UseCases(Generic[R]):
+    """Runs use cases of `R`, a view of the store, each in its transaction (`_apply`), then
+    publishes their messages when the caller needs them: before the reply (`_publish_now`,
+    quietly: during a Kafka outage they wait in the outbox and the reply does not), or after
+    it (`_publish_soon`). What `conferences.Conferences` and `community.Community` share."""
+
+    def __init__(self, store: Store, publisher: Publisher, clock: Clock) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+
+    async def _apply(self, use_case: UseCase[R, T]) -> Outcome[T]:
+        raise NotImplementedError
+
+    async def _publish_now(self, use_case: UseCase[R, T]) -> T:
+        outcome = await self._apply(use_case)
+        await self.publisher.flush_quietly(outcome.subjects)
+        return outcome.value
+
+    async def _publish_soon(self, use_case: UseCase[R, T]) -> T:
+        outcome = await self._apply(use_case)
+        self.publisher.flush_soon(outcome.subjects)
+        return outcome.value

@@ -21,7 +21,6 @@ what they did and the messages announcing it (`ports.Outcome`).
 """
 
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -39,6 +38,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from rebond_contracts.moderation import VolunteerForModerator, VolunteerStatus
 from rebond_contracts.payloads import (
     CommunityMailKind,
     PeerMatchStatus,
@@ -48,7 +48,7 @@ from rebond_contracts.questionnaire import PHONE_PATTERN, Locale, Region, Sector
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message, match_message
 from rebond_events.models import Line, LinkRequest, PersonName
-from rebond_events.ports import Clock, Outcome
+from rebond_events.ports import Clock, Outcome, random_id
 from rebond_events.stories import Consent
 from rebond_sql.outbox import Message
 
@@ -56,18 +56,6 @@ from rebond_sql.outbox import Message
 MONTH = timedelta(days=30)
 
 T = TypeVar("T")
-
-
-class VolunteerStatus(StrEnum):
-    #: Signed up, address not confirmed yet.
-    UNCONFIRMED = "unconfirmed"
-    #: Confirmed, waiting for a moderator.
-    PENDING = "pending"
-    APPROVED = "approved"
-    PAUSED = "paused"
-    #: A side of one of their matches reported a problem: introduced to nobody until a
-    #: moderator approves them again (or declines them: deleted).
-    REPORTED = "reported"
 
 
 class VolunteerIn(BaseModel):
@@ -101,22 +89,6 @@ class VolunteerIn(BaseModel):
         return value
 
 
-class VolunteerForModerator(BaseModel):
-    """A volunteer as a moderator reviews them: not their contact, nor their address."""
-
-    id: str
-    status: VolunteerStatus
-    pseudonym: str
-    region: str
-    stage: str
-    sector: str
-    availability: str
-    monthly_limit: int
-    created_at: datetime
-    #: Who reported a problem with their latest reported match (`person` or `volunteer`).
-    reported_by: str | None = None
-
-
 @dataclass(frozen=True)
 class Volunteer:
     id: str
@@ -135,12 +107,8 @@ class Volunteer:
     updated_at: datetime
 
     def for_moderator(self, reported_by: str | None = None) -> VolunteerForModerator:
-        return VolunteerForModerator(
-            id=self.id, status=self.status, pseudonym=self.pseudonym, region=self.region,
-            stage=self.stage, sector=self.sector, availability=self.availability,
-            monthly_limit=self.monthly_limit, created_at=self.created_at,
-            reported_by=reported_by,
-        )  # fmt: skip
+        """The fields `VolunteerForModerator` names (never a contact nor the address)."""
+        return VolunteerForModerator.model_validate({**asdict(self), "reported_by": reported_by})
 
 
 @dataclass(frozen=True)
@@ -186,14 +154,10 @@ class PeerSession:
     region: str
 
 
-class SessionForVolunteer(BaseModel):
+@dataclass(frozen=True)
+class SessionForVolunteer(PeerSession):
     """An upcoming `peer_exchange` conference, and whether the volunteer is listed on it."""
 
-    id: str
-    title: str
-    starts_at: datetime
-    city: str
-    region: str
     attending: bool
 
 
@@ -338,7 +302,7 @@ def sign_up(
     links: CommunityLinks,
     clock: Clock,
     data: VolunteerIn,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str]:
     """Keep a new volunteer, unconfirmed, and e-mail them the link confirming their address."""
     now = clock()
@@ -569,7 +533,7 @@ def request_peer(
     links: CommunityLinks,
     clock: Clock,
     data: PeerRequestV1,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
     """A person asked for a peer: propose one (the id of the match, None when none is left).
     A request read again (redelivered), or of a person who asked for erasure, proposes
@@ -593,7 +557,7 @@ def decline(
     match_id: str,
     side: Literal["person", "volunteer"],
     token: str,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
     """Either side declines a proposed match with their link: the next volunteer is proposed
     (the id of the new match, None when none is left). Declining again changes nothing."""
@@ -610,7 +574,7 @@ def report(
     match_id: str,
     side: Literal["person", "volunteer"],
     token: str,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
     """Either side reports a problem with a match with their link. The match ends (a
     `declined` step on `peers.matches`: the statistics and the timeline need no more) and the

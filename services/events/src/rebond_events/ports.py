@@ -7,6 +7,7 @@ it did included; whoever runs it writes those to the outbox in the same
 transaction (`store.Store.apply`). Tests run the same functions on a fake repository.
 """
 
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,6 +22,12 @@ T = TypeVar("T", covariant=True)
 V = TypeVar("V")
 #: The time of day (aware); tests give their own.
 Clock = Callable[[], datetime]
+
+
+def random_id() -> str:
+    """A new conference's, registration's, story's, volunteer's or match's id (a random UUID);
+    tests give their own `new_id`."""
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True)

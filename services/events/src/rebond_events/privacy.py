@@ -24,8 +24,8 @@ from typing import Any, cast
 import structlog
 from sqlalchemy import Connection, CursorResult, bindparam, delete, insert, select, update
 
+from rebond_contracts.moderation import VolunteerStatus
 from rebond_events.domain import email_digest
-from rebond_events.peers import VolunteerStatus
 from rebond_events.tables import (
     OUTBOX,
     conferences,

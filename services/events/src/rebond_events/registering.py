@@ -6,7 +6,6 @@ conference never both count the same free seat (`repository.SqlRepository` says 
 is read only then, so the queue's order (`queued_at`) is the order in which they took it.
 """
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from rebond_events.domain import (
 )
 from rebond_events.errors import Conflict, Expired, Forbidden, NotFound
 from rebond_events.models import CancelResult, RegistrationIn
-from rebond_events.ports import Clock, Outcome, Repository
+from rebond_events.ports import Clock, Outcome, Repository, random_id
 from rebond_sql.outbox import Message
 
 
@@ -52,7 +51,7 @@ def register(
     clock: Clock,
     event_id: str,
     data: RegistrationIn,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[Registered]:
     """Register: a seat while one is free, else the waitlist; a person already registered
     (their address or a variant of it, `domain.email_digest`) is e-mailed their link again at

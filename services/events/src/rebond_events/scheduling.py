@@ -4,7 +4,6 @@ conference, the organiser's list of registrations, a conference and the listing 
 Each is a plain function of a `Repository` and of a clock (`ports` says how they run).
 """
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +29,7 @@ from rebond_events.models import (
     EventPublic,
     RegistrationForOrganiser,
 )
-from rebond_events.ports import Clock, Listing, Outcome, Repository
+from rebond_events.ports import Clock, Listing, Outcome, Repository, random_id
 from rebond_events.registering import promote
 
 
@@ -40,7 +39,7 @@ def schedule(
     clock: Clock,
     organiser: str,
     data: EventIn,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[EventPublic]:
     """A new conference of `organiser`, announced (`scheduled`)."""
     now = clock()

@@ -12,7 +12,6 @@ what they did and the messages announcing it (`ports.Outcome`).
 """
 
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -27,7 +26,7 @@ from rebond_contracts.questionnaire import Locale, Region, Sector, Stage
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message
 from rebond_events.models import PersonName, Received
-from rebond_events.ports import Clock, Outcome
+from rebond_events.ports import Clock, Outcome, random_id
 
 # --- What may be published ------------------------------------------------------------------
 
@@ -167,17 +166,11 @@ class Story:
     moderated_at: datetime | None = None
 
     def public(self) -> StoryPublic:
-        return StoryPublic(
-            id=self.id, text=self.text, first_name=self.first_name, region=self.region,
-            stage=self.stage, sector=self.sector, failure_year=self.failure_year,
-            helped=self.helped,
-        )  # fmt: skip
+        """The fields `StoryPublic` names (never the e-mail)."""
+        return StoryPublic.model_validate(self, from_attributes=True)
 
     def for_moderator(self) -> StoryForModerator:
-        return StoryForModerator(
-            **self.public().model_dump(), status=self.status, submitted_at=self.submitted_at,
-            moderation_note=self.moderation_note,
-        )  # fmt: skip
+        return StoryForModerator.model_validate(self, from_attributes=True)
 
 
 class StoryRepository(Protocol):
@@ -215,7 +208,7 @@ def submit(
     links: CommunityLinks,
     clock: Clock,
     data: StoryIn,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = random_id,
 ) -> Outcome[str]:
     """Keep a story for moderation, and e-mail its author the withdrawal link."""
     now = clock()
