@@ -74,12 +74,9 @@ def _weight(item: pytest.Item) -> int:
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile`, but by `work_unit`: a module, or a folder whose modules share
-    processes (tests/e2e), whole on one worker; handed out in the collection's order, which
-    `_weight` sorted (xdist's `--loadscope-reorder`, on by default, would sort the units by
-    their number of tests instead, putting the fault suite's few long tests last)."""
+    processes (tests/e2e), whole on one worker."""
     if config.getoption("dist") != "loadfile":
         return None
-    config.option.loadscopereorder = False
     from xdist.scheduler import LoadFileScheduling  # type: ignore[import-untyped]
 
     class ByWorkUnit(LoadFileScheduling):  # type: ignore[misc]
