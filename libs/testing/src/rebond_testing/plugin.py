@@ -64,8 +64,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _weight(item: pytest.Item) -> int:
     """Heaviest first: the fault suite, then what starts service processes, then the rest (the
-    sort is stable, so each module keeps its order). pytest-xdist hands out modules in this
-    order, so the longest start first instead of making the last worker's tail."""
+    sort is stable, so each module keeps its order). Under `--dist loadfile`, pytest-xdist
+    then hands out the units with the most tests first (its `--loadscope-reorder`), so this
+    order only decides between units of the same size: handing out the fault suite first was
+    slower (README, "Tests", session 7)."""
     if item.get_closest_marker("faults"):
         return 0
     return 1 if item.get_closest_marker("services") else 2
