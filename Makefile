@@ -42,7 +42,7 @@ run: setup  ## Kafka and the four services; Ctrl-C stops them
 setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when missing
 	bash deploy/local/ensure-test-packages.sh
 
-check: sync lint  ## the inner loop (2 min 20 s to 2 min 45 s here): lint, types, and the tests needing no broker nor service
+check: sync lint  ## the inner loop (2 min 10 s to 2 min 45 s here): lint, types, and the tests needing no broker nor service
 	$(CHECK_PYTEST)
 
 #: `make test` runs both at once: the broker tiers mostly wait (on brokers, service processes,
