@@ -10,7 +10,8 @@ from rebond_events.outbox import Publisher
 from rebond_events.store import Store, migrate
 from rebond_events.tables import OUTBOX
 from rebond_sql.outbox import Message
-from rebond_sql.testing import statements
+from rebond_sql.testing import quiet, statements
+from rebond_testing import until_async
 
 from .conftest import FakeSink
 
@@ -34,7 +35,9 @@ async def test_the_periodic_task_reads_nothing_while_no_message_waits(sqlite_url
     """With an empty outbox and a 0.5 s interval, three seconds pass without one SQL statement
     (it used to read the outbox at every interval)."""
     async with periodic(sqlite_url, 0.5):
-        await asyncio.sleep(0.3)  # its first round
+        with statements() as first:
+            assert await until_async(lambda: bool(first), within_s=10), "no first round"
+        await quiet()  # its first round is over
         with statements() as sent:
             await asyncio.sleep(3)
     assert sent == []

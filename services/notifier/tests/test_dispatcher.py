@@ -29,7 +29,7 @@ from rebond_notifier.store import (
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 from rebond_sql.outbox import Message, Relay
-from rebond_sql.testing import acknowledged, statements
+from rebond_sql.testing import acknowledged, quiet, statements
 
 from .conftest import FakeMailer, MailBox, NoWebhooks, new_reference, poll_until
 
@@ -470,21 +470,6 @@ async def test_an_antennas_webhook_goes_to_its_url_and_in_clear_is_refused_in_pr
     assert refused.last_error is not None and "https" in refused.last_error
 
 
-async def _settled(quiet_s: float = 1.0, within_s: float = 10.0) -> None:
-    """Until no SQL at all is sent for `quiet_s`: the rounds that finished work woke are over.
-    (A fixed 0.3 s was too short for them on a loaded machine; a dispatcher that polled every
-    second would never settle.)"""
-    deadline = time.monotonic() + within_s
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        with statements() as sent:
-            await asyncio.sleep(quiet_s)
-        if not sent:
-            return
-        seen = sent
-    raise AssertionError(f"still sending SQL after {within_s} s: {seen[-3:]}")
-
-
 async def test_an_idle_dispatcher_reads_nothing_until_something_falls_due(
     tmp_path: Path,
 ) -> None:
@@ -508,7 +493,7 @@ async def test_an_idle_dispatcher_reads_nothing_until_something_falls_due(
     async with running(dispatcher):
         await poll_until(lambda: len(outcomes.event_ids) == 30, 10)
         await poll_until(lambda: not dispatcher._lanes, 5)
-        await _settled()  # the rounds the lanes' end woke
+        await quiet()  # the rounds the lanes' end woke are over
         with statements() as sent:
             await asyncio.sleep(3)
     assert len(outcomes.event_ids) == 30
