@@ -19,11 +19,19 @@ from rebond_kafka.reconnect import RECONNECT
 async def create_topics(bootstrap: str, topics: Iterable[str], partitions: int) -> None:
     """Create `topics`, each with `partitions` partitions and one replica (the test broker's
     one node). A topic that exists already is left as it is: the broker answers each topic on
-    its own, and its answer is not read (as aiokafka's `create_topics` does not raise)."""
+    its own, and its answer is not read (as aiokafka's `create_topics` does not raise). Returns
+    once the broker describes them all (or after 10 s): "created" only means the controller
+    has a topic, and the broker that answers lists it a moment later."""
+    names = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in names])
+        deadline = asyncio.get_running_loop().time() + 10
+        while any(t["error_code"] for t in await admin.describe_topics(names)):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.1)
     finally:
         await admin.close()
 
