@@ -1,6 +1,6 @@
 """For tests: an effect that must wait for another transaction, a store's rows, whether its
-migrations make its tables, the SQL statements sent meanwhile (and waiting until none is), and Kafka acknowledging an
-outbox's messages at once."""
+migrations make its tables, the SQL statements sent meanwhile (and waiting until none is), and
+Kafka acknowledging an outbox's messages at once."""
 
 import asyncio
 import time

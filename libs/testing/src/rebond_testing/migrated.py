@@ -68,7 +68,6 @@ def _pointed_at(config: Any, path: Path) -> Any:
 
     other = Config()
     other.set_main_option("script_location", str(config.get_main_option("script_location")))
-    url = make_url(f"sqlite:///{path}")
-    other.attributes["url"] = url
-    other.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False))
+    # what `rebond_sql.migrations.run`, every store's env.py, reads
+    other.attributes["url"] = make_url(f"sqlite:///{path}")
     return other
