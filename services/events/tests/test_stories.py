@@ -10,6 +10,7 @@ import pytest
 from rebond_contracts.topics import COMMUNITY_MAIL
 from rebond_events.letters import InvalidToken, SignedLinks
 from rebond_events.stories import contact_problem
+from rebond_testing.tokens import forged
 
 from .conftest import Running
 from .test_edge import limited  # noqa: F401 (the fixture)
@@ -158,10 +159,10 @@ async def test_the_author_withdraws_a_published_story_with_the_signed_link(
     await service.client.post(
         f"/v1/stories/{story_id}/approve", headers=service.headers["second-souffle"]
     )
-    forged = await service.client.post(
-        f"/v1/stories/{story_id}/withdraw", json={"token": token[:-2] + "xx"}
+    refused = await service.client.post(
+        f"/v1/stories/{story_id}/withdraw", json={"token": forged(token)}
     )
-    assert forged.status_code == 403
+    assert refused.status_code == 403
     assert len((await service.client.get("/v1/stories")).json()) == 1
 
     form = await service.client.get(f"/temoignages/{story_id}/retirer?token={token}")

@@ -19,6 +19,7 @@ from rebond_events.errors import Conflict, Expired, Forbidden, InvalidChange, No
 from rebond_events.models import EventIn, EventPatch, RegistrationIn
 from rebond_events.ports import Outcome
 from rebond_sql.outbox import Message
+from rebond_testing.tokens import forged
 
 from .fakes import FakeRepository, FrozenClock
 
@@ -233,7 +234,7 @@ def test_a_link_that_cannot_cancel(how: str, error: type[Exception]) -> None:
     [mail] = world.register("a@example.org").messages
     [other] = world.register("b@example.org").messages
     registration_id = json.loads(mail.value)["registration_id"]
-    used = {"tampered": token(mail) + "x", "other": token(other)}.get(how, token(mail))
+    used = {"tampered": forged(token(mail)), "other": token(other)}.get(how, token(mail))
     if how == "ended":
         world.clock.now = NOW + timedelta(days=10, hours=2)
     if how == "unknown":  # a token rightly signed, for a registration that does not exist

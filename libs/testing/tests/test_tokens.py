@@ -1,0 +1,25 @@
+"""`forged` gives a token that its signer refuses, whatever the signature it was given."""
+
+import pytest
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from rebond_testing.tokens import forged
+
+
+@pytest.mark.parametrize("payload", range(300))
+def test_a_forged_token_is_refused_by_its_signer(payload: int) -> None:
+    signer = URLSafeSerializer("secret", salt="test")
+    token = signer.dumps({"id": payload})
+    assert forged(token) != token
+    with pytest.raises(BadSignature):
+        signer.loads(forged(token))
+
+
+def test_a_signature_starting_with_the_replacement_gets_another() -> None:
+    assert forged("payload.Axyz") == "payload.Bxyz"
+    assert forged("payload.Bxyz") == "payload.Axyz"
+
+
+def test_what_is_not_signed_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a signed token"):
+        forged("payload.")
