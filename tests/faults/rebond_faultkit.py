@@ -265,7 +265,11 @@ async def post_submissions(
             reply.headers.get("retry-after"),
         )  # fmt: skip
 
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=50)
+    # An idle connection is dropped by the client well before uvicorn closes it (its
+    # `timeout_keep_alive` is 5 s, as httpx's default expiry is): with both at 5 s, a post could
+    # go out on a connection the server was closing at that instant and get `ReadError` with
+    # no answer (status 0), which says nothing about intake.
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=50, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         start, tasks = time.monotonic(), []
         for i, index in enumerate(indices):
