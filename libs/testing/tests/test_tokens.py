@@ -6,13 +6,15 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from rebond_testing.tokens import forged
 
 
-@pytest.mark.parametrize("payload", range(300))
-def test_a_forged_token_is_refused_by_its_signer(payload: int) -> None:
+def test_a_forged_token_is_refused_by_its_signer() -> None:
+    """Whatever the signature: 3,000 of them, where changing the last two characters left
+    two of them genuine."""
     signer = URLSafeSerializer("secret", salt="test")
-    token = signer.dumps({"id": payload})
-    assert forged(token) != token
-    with pytest.raises(BadSignature):
-        signer.loads(forged(token))
+    for payload in range(3000):
+        token = signer.dumps({"id": payload})
+        assert forged(token) != token
+        with pytest.raises(BadSignature):
+            signer.loads(forged(token))
 
 
 def test_a_signature_starting_with_the_replacement_gets_another() -> None:
