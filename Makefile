@@ -42,8 +42,10 @@ run: setup  ## Kafka and the four services; Ctrl-C stops them
 setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when missing
 	bash deploy/local/ensure-test-packages.sh
 
-check: sync lint  ## the inner loop (2 min 10 s to 2 min 45 s here): lint, types, and the tests needing no broker nor service
-	$(CHECK_PYTEST)
+#: The inner loop draws a quarter of the API fuzzing's examples (rebond_testing.fuzzing);
+#: `make test`, which CI runs, draws them all.
+check: sync lint  ## the inner loop: lint, types, and the tests needing no broker nor service
+	REBOND_FUZZ=quick $(CHECK_PYTEST)
 
 #: `make test` runs both at once: the broker tiers mostly wait (on brokers, service processes,
 #: the fault suite's outages and loads: 0.7 of a core on average here), so `make check`'s tests

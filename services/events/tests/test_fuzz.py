@@ -27,6 +27,7 @@ from rebond_events.models import EventIn
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import apply, migrate
 from rebond_events.tables import metadata
+from rebond_testing.fuzzing import examples
 
 from .conftest import FakeSink
 
@@ -140,8 +141,9 @@ def _stop_the_app() -> Iterator[None]:
 
 @schema.parametrize()
 @hypothesis.settings(
-    max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
-)
+    max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck),
+    database=None,
+)  # fmt: skip
 def test_every_operation_answers_as_documented(case: Any) -> None:
     """Whatever is sent to any operation: never a 5xx, and the answer conforms to the document."""
     case.call_and_validate()

@@ -1,0 +1,19 @@
+"""How many examples the API fuzzing draws for each operation: all of them in `make test`
+(what CI runs), a quarter in `make check`, the inner loop, which sets `REBOND_FUZZ=quick`.
+
+The same properties run in both, on the same operations; the inner loop draws fewer cases of
+each. Events' and intake's schemathesis modules were the largest share of `make check`'s CPU
+(about 40 s of its tests' 100 s in-process, measured on 2026-12-07). The stateful sequences
+keep their full count in both: they must reach real resources, which a shorter run may not.
+"""
+
+import os
+
+#: `REBOND_FUZZ=quick`: the inner loop's share of the examples.
+QUICK = os.environ.get("REBOND_FUZZ", "").lower() == "quick"
+QUICK_SHARE = 4
+
+
+def examples(full: int) -> int:
+    """`full` examples, or a quarter of them (at least one) when `REBOND_FUZZ=quick`."""
+    return max(1, full // QUICK_SHARE) if QUICK else full

@@ -1,0 +1,22 @@
+"""`examples`: the full count unless `REBOND_FUZZ=quick`, then a quarter of it."""
+
+import importlib
+
+import pytest
+
+from rebond_testing import fuzzing
+
+
+@pytest.mark.parametrize(
+    ("value", "full", "expected"),
+    [("", 60, 60), ("full", 250, 250), ("quick", 60, 15), ("QUICK", 250, 62), ("quick", 2, 1)],
+)
+def test_the_count_follows_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, full: int, expected: int
+) -> None:
+    monkeypatch.setenv("REBOND_FUZZ", value)
+    try:
+        assert importlib.reload(fuzzing).examples(full) == expected
+    finally:
+        monkeypatch.undo()
+        importlib.reload(fuzzing)
