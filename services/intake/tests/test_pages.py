@@ -51,12 +51,13 @@ def test_the_form_goes_through_the_same_use_case_as_the_api(make_client, publish
 
 
 def test_status_page_refreshes_only_while_pending_then_orients(make_client, store) -> None:
-    """Pending: a refresh link and a no-script meta refresh; decided: the association, why, and
-    "passez par le portail" when its public contact is unknown."""
-    client = make_client()
+    """Pending: a refresh link and a no-script meta refresh every `status_refresh_s`; decided:
+    the association, why, and "passez par le portail" when its public contact is unknown."""
+    client = make_client(status_refresh_s=7)
     reference = reference_of(client.post("/", data=FORM).text)
     pending = client.get(f"/suivi/{reference}")
-    assert 'http-equiv="refresh" content="5"' in pending.text and "Actualiser" in pending.text
+    assert 'http-equiv="refresh" content="7"' in pending.text and "Actualiser" in pending.text
+    assert client.get(f"/v1/submissions/{reference}").json()["refresh_after_s"] == 7
     decide(store, reference, AssociationId.SOS_ENTREPRENEUR)
     decided = client.get(f"/suivi/{reference}").text
     assert "http-equiv" not in decided and "Actualiser" not in decided

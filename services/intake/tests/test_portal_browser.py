@@ -27,7 +27,7 @@ from rebond_testing.serving import served
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> IntakeSettings:
     return IntakeSettings(
-        data_dir=tmp_path_factory.mktemp("intake"), rate_limit_per_minute=0, status_refresh_s=5
+        data_dir=tmp_path_factory.mktemp("intake"), rate_limit_per_minute=0, status_refresh_s=1
     )
 
 
@@ -249,7 +249,8 @@ def test_the_orientation_appears_once_decided(
     js: bool, page: Page, settings: IntakeSettings, axe_source: str
 ) -> None:
     """Once the router decided, the page shows the association, why and its contact, by itself:
-    polled with JavaScript on the confirmation, refreshed every 5 s without it on /suivi."""
+    polled with JavaScript on the confirmation, refreshed every `status_refresh_s` (here 1 s)
+    without it on /suivi."""
     fill_valid(page)
     send(page)
     reference = page.locator("#reference").inner_text()

@@ -199,6 +199,7 @@ async def status_page(request: Request, reference: str, intake: Intake) -> HTMLR
             return _render(request, "status.html", 503, unavailable=True, reference=reference)
     return _render(
         request, "status.html", stories_url=str(intake.settings.stories_url),
+        refresh_s=intake.settings.status_refresh_s,
         **_status_context(reference, outcome, intake.settings.callback_working_days),
     )  # fmt: skip
 

@@ -50,8 +50,9 @@ class IntakeSettings(KafkaServiceSettings, EdgeSettings, PrivacyContactSettings)
     migrate_on_start: bool = True
     #: Browser origins allowed to call the API (comma-separated), e.g. the portal's own site.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    #: How often the status page refreshes, in seconds.
-    status_refresh_s: int = Field(default=30, ge=5)
+    #: How often, in seconds, the status page refreshes itself without JavaScript while no
+    #: decision is known, and the `refresh_after_s` the status API gives its callers.
+    status_refresh_s: int = Field(default=5, ge=1)
     #: Working days within which the grouping's team calls back a person whose request reaches
     #: it: the status page says it as the notifier's e-mail does (keep it equal to
     #: `NOTIFIER_CALLBACK_WORKING_DAYS`).
