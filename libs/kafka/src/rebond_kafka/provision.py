@@ -206,10 +206,11 @@ class Provisioner:
                 raise ProvisioningError(f"{what} within {within_s:.0f} s")
             self._sleep(backoff.next_delay())
 
-    def brokers(self) -> int:
-        """How many brokers the cluster has registered (0 when none answers)."""
+    def brokers(self, timeout_s: float = 5.0) -> int:
+        """How many brokers the cluster has registered (0 when none answers within
+        `timeout_s`)."""
         try:
-            return len(self._admin.list_topics(timeout=5).brokers)
+            return len(self._admin.list_topics(timeout=timeout_s).brokers)
         except KafkaException:
             return 0
 
@@ -217,9 +218,13 @@ class Provisioner:
         """Wait until `count` brokers are registered (a topic with three replicas cannot be
         created while fewer are up, and compose and Kubernetes start them together); returns
         how many are."""
+        # Each probe waits no longer than the whole wait: `--wait-s 1` gives up after about
+        # a second, not after a probe's 5 s.
+        probe_s = min(5.0, within_s)
         self._until(
-            lambda: self.brokers() >= count, within_s, f"{count} Kafka broker(s) did not answer"
-        )
+            lambda: self.brokers(probe_s) >= count, within_s,
+            f"{count} Kafka broker(s) did not answer",
+        )  # fmt: skip
         return self.brokers()
 
     def create_topics(self, specs: Sequence[TopicSpec]) -> list[str]:
