@@ -43,9 +43,17 @@ setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when 
 	bash deploy/local/ensure-test-packages.sh
 
 #: The inner loop draws a quarter of the API fuzzing's examples (rebond_testing.fuzzing);
-#: `make test`, which CI runs, draws them all.
-check: sync lint  ## the inner loop: lint, types, and the tests needing no broker nor service
-	REBOND_FUZZ=quick $(CHECK_PYTEST)
+#: `make test`, which CI runs, draws them all. Lint and types run beside the tests (the tests
+#: leave a third of the two cores idle, waiting on Chromium, subprocesses and timers; mypy
+#: takes 18 s of CPU without its cache); their output is shown once they end, and either
+#: failing fails the target.
+check: sync  ## the inner loop: lint, types, and the tests needing no broker nor service
+	@mkdir -p .run; status=0; \
+	$(MAKE) --no-print-directory lint > .run/lint.log 2>&1 & lint=$$!; \
+	REBOND_FUZZ=quick $(CHECK_PYTEST) || status=$$?; \
+	wait $$lint || { status=$$?; echo "--- lint or types failed (.run/lint.log):"; }; \
+	cat .run/lint.log; \
+	exit $$status
 
 #: `make test` runs both at once: the broker tiers mostly wait (on brokers, service processes,
 #: the fault suite's outages and loads: 0.7 of a core on average here), so `make check`'s tests
