@@ -190,7 +190,8 @@ class TestStateful(Sequences.TestCase):  # type: ignore[misc,valid-type]
 #: varies from run to run: `PATCH` answered 200 from 2 to 15 times in the runs measured, and in
 #: one of four runs (issue 19's session 6) not at all.
 TestStateful.settings = hypothesis.settings(
-    max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+    max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck),
+    database=None,
     phases=[hypothesis.Phase.generate], derandomize=True,
     stateful_step_count=8,
 )  # fmt: skip

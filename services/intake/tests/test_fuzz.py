@@ -66,7 +66,8 @@ TestStateful = schema.as_state_machine().TestCase
 #: Generation only, as schemathesis runs its own stateful phase: a scenario replayed to shrink
 #: it meets the store as the previous scenarios left it, so it would not replay the same.
 TestStateful.settings = hypothesis.settings(
-    max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+    max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck),
+    database=None,
     phases=[hypothesis.Phase.generate],
     stateful_step_count=6,
 )  # fmt: skip
