@@ -65,9 +65,10 @@ def test_every_operation_answers_as_documented(case: Any) -> None:
 TestStateful = schema.as_state_machine().TestCase
 #: Generation only, as schemathesis runs its own stateful phase: a scenario replayed to shrink
 #: it meets the store as the previous scenarios left it, so it would not replay the same.
+#: Drawn afresh in every run, so all 60 in `make check` too: a quarter of them did not always
+#: reach a submission's status.
 TestStateful.settings = hypothesis.settings(
-    max_examples=examples(60), deadline=None, suppress_health_check=list(HealthCheck),
-    database=None,
+    max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None,
     phases=[hypothesis.Phase.generate],
     stateful_step_count=6,
 )  # fmt: skip
