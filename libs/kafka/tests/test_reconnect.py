@@ -55,12 +55,19 @@ def attempts() -> Iterator[Attempts]:
         library.removeHandler(handler)
 
 
+#: The longest delay `paced` gives, and how long the client may take after it to be connected
+#: again: its connection's own set-up, on a loaded machine (`make test` runs this beside
+#: `make check`'s tests). 0.1 s was once 0.8 ms short.
+LONGEST_DELAY_S = 0.4
+BACK_WITHIN_S = LONGEST_DELAY_S + 0.3
+
+
 @pytest.fixture
 def paced() -> Iterator[None]:
     """Short, exact delays: 0.1 s, 0.2 s, then 0.4 s."""
     kafka_link("127.0.0.1:1", IMPACT)  # installs the patch
     default = RECONNECT.backoff
-    RECONNECT.backoff = lambda: Backoff(first_s=0.1, cap_s=0.4, jitter=0)
+    RECONNECT.backoff = lambda: Backoff(first_s=0.1, cap_s=LONGEST_DELAY_S, jitter=0)
     try:
         yield
     finally:
@@ -113,7 +120,7 @@ async def test_a_client_whose_broker_went_away_tries_once_per_delay(
         await client.close()
     assert 5 <= tried <= 8, f"{tried} connection attempts in 2 s"  # at 0, .1, .3, .7, 1.1, 1.5, 1.9
     assert down and link.outages == outages + 1
-    assert back_after <= 0.5
+    assert back_after <= BACK_WITHIN_S
 
 
 async def test_an_idle_client_notices_the_broker_back_within_one_delay(
@@ -131,7 +138,7 @@ async def test_an_idle_client_notices_the_broker_back_within_one_delay(
         back_after = await until(lambda: not link.down, within_s=2.0)
     finally:
         await client.close()
-    assert back_after <= 0.5
+    assert back_after <= BACK_WITHIN_S
 
 
 async def test_another_client_still_reaching_the_cluster_means_no_outage(

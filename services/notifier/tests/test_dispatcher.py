@@ -206,10 +206,11 @@ async def test_a_delivery_never_starts_with_less_than_half_of_its_lease_left(
     lease_left: list[float] = []
 
     async def slow_server(mail: Mail) -> None:
+        started = datetime.now(UTC)  # before the query, whose thread hop a loaded machine delays
         query = select(deliveries.c.locked_until).where(deliveries.c.referral_id == mail.subject)
         until = await store.database.run(lambda connection: connection.scalar(query))
         assert until is not None
-        lease_left.append((until - datetime.now(UTC)).total_seconds())
+        lease_left.append((until - started).total_seconds())
         await asyncio.sleep(0.3)
 
     mailer, outcomes = FakeMailer(slow_server), Outcomes()
@@ -217,7 +218,10 @@ async def test_a_delivery_never_starts_with_less_than_half_of_its_lease_left(
     async with running(_dispatcher(store, mailer, outcomes, policy)):
         await poll_until(lambda: len(outcomes.event_ids) >= 6, 10)
     assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 6
-    assert min(lease_left) >= lease_s / 2 - 0.05
+    # Between the dispatcher's check and the call, a loaded machine (`make test` runs this at
+    # nice 19 beside the broker tiers) may pause it: 0.05 s was once too little. Without the
+    # check, the fourth e-mail of a chunk would start with 0.1 s left.
+    assert min(lease_left) >= lease_s / 2 - 0.15
     assert len(store.chunks) > -(-6 // chunk_size(lease_s, 0.1))  # some were handed back
 
 
