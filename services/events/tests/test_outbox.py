@@ -54,10 +54,9 @@ async def test_a_message_a_failed_publication_left_goes_out_once_due(sqlite_url:
         sink.down = True
         await publisher.flush_quietly(["r1"])
         sink.down = False
-        for _ in range(100):
-            if sink.sent:
-                break
-            await asyncio.sleep(0.03)
+        await until_async(lambda: bool(sink.sent), within_s=10)
         published_at = datetime.now(UTC)
     assert [m.subject for m in sink.sent] == ["r1"]
-    assert written + timedelta(seconds=1) <= published_at < written + timedelta(seconds=2)
+    # Not before its interval; and long before the minute's idle check, with room for a loaded
+    # machine (`make test` runs this at nice 19 beside the broker tiers).
+    assert written + timedelta(seconds=1) <= published_at < written + timedelta(seconds=5)
