@@ -44,8 +44,8 @@ setup-test: setup  ## plus PostgreSQL and Chromium from Debian's packages, when 
 
 #: The inner loop draws a quarter of the API fuzzing's examples (rebond_testing.fuzzing);
 #: `make test`, which CI runs, draws them all. Lint and types run beside the tests (the tests
-#: leave a third of the two cores idle, waiting on Chromium, subprocesses and timers; mypy
-#: takes 18 s of CPU without its cache); their output is shown once they end, and either
+#: leave about 40 % of the two cores idle, waiting on Chromium, child interpreters and timers;
+#: mypy takes 18 s of CPU without its cache); their output is shown once they end, and either
 #: failing fails the target.
 check: sync  ## the inner loop: lint, types, and the tests needing no broker nor service
 	@mkdir -p .run; status=0; \

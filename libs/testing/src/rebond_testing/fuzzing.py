@@ -3,11 +3,11 @@ sequences: all of them in `make test` (what CI runs), a quarter in `make check`,
 loop, which sets `REBOND_FUZZ=quick`.
 
 The same properties run in both, on the same operations; the inner loop draws fewer cases of
-each. Events' and intake's schemathesis modules were the largest share of `make check`'s CPU
-(about 40 s of its tests' 100 s in-process, measured on 2026-12-07). Events' check that its
-sequences reached real resources holds with a quarter: they are derandomized, the same in
-every run. Intake's are drawn afresh, and a quarter of them once missed a submission's
-status: they keep their count.
+each. Events' and intake's schemathesis modules were the largest share of `make check`'s CPU:
+36 s of the 96 s its tests took in their own processes (measured on 2026-12-07). Events'
+check that its sequences reached real resources holds with a quarter: they are derandomized,
+the same in every run. Intake's are drawn afresh, and a quarter of them once missed a
+submission's status: they keep their count.
 """
 
 import os
