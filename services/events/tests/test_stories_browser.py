@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from rebond_contracts.topics import COMMUNITY_MAIL
 from rebond_testing import until
@@ -19,13 +19,21 @@ from .test_portal_browser import Portal, portal, schedule  # noqa: F401 (the fix
 from .test_stories import TEXT, withdrawal_link
 
 
-@pytest.fixture
-def page(chromium_launch_options: dict[str, Any]) -> Iterator[Page]:
-    """A page of a headless Chromium that lets axe be injected (an inline script)."""
+@pytest.fixture(scope="module")
+def browser(chromium_launch_options: dict[str, Any]) -> Iterator[Browser]:
+    """One headless Chromium for the module (a launch takes about 1.3 s here)."""
     with sync_playwright() as p:
         browser = p.chromium.launch(**chromium_launch_options)
-        yield browser.new_page(bypass_csp=True)
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page in a context of its own that lets axe be injected (an inline script)."""
+    context = browser.new_context(bypass_csp=True)
+    yield context.new_page()
+    context.close()
 
 
 def audit(page: Page, axe_source: str) -> None:
