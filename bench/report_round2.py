@@ -207,8 +207,17 @@ def _four(run: Mapping[str, Any]) -> str:
     return " / ".join(f"{run[k]:.1f}" for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")) + " ms"
 
 
+def _idle(value: Mapping[str, Any]) -> str:
+    """A process's idle CPU: the median window's, with the range when there were several."""
+    windows = value.get("windows", [])
+    spread = f" ({min(windows):.2f} to {max(windows):.2f})" if len(windows) > 1 else ""
+    return f"{value['percent']:.2f} %{spread}"
+
+
 def _idle_table(rebond: Mapping[str, Any], bare: Mapping[str, Any], seconds: float) -> list[str]:
-    lines = [f"### Idle: % of a core over {seconds:g} s with no traffic (/proc)", ""]
+    windows = len(next(iter(rebond["idle_fresh"].values())).get("windows", [None]))
+    over = f"the median of {windows} windows of {seconds:g} s" if windows > 1 else f"{seconds:g} s"
+    lines = [f"### Idle: % of a core over {over} with no traffic (/proc)", ""]
     history = rebond.get("history", {})
     lines += [
         f"| process | fresh stores | after {history.get('referrals', 0):,} referrals |",
@@ -216,11 +225,11 @@ def _idle_table(rebond: Mapping[str, Any], bare: Mapping[str, Any], seconds: flo
     ]
     after = rebond.get("idle_after_history", {})
     for name, value in rebond["idle_fresh"].items():
-        later = f"{after[name]['percent']:.2f} %" if name in after else ""
-        lines.append(f"| {name} | {value['percent']:.2f} % | {later} |")
+        later = _idle(after[name]) if name in after else ""
+        lines.append(f"| {name} | {_idle(value)} | {later} |")
     for name, value in bare.get("idle_fresh", {}).items():
         if name != "kafka":
-            lines.append(f"| bare pipeline: {name} | {value['percent']:.2f} % | |")
+            lines.append(f"| bare pipeline: {name} | {_idle(value)} | |")
     if history:
         lines += [
             "",

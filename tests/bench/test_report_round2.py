@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench.report_round2 import ceiling, section, target_rows
+from bench.round2 import median_window
 from bench.run import stage_latencies
 
 SERVICES = ("intake", "router", "notifier", "events")
@@ -110,6 +111,33 @@ def test_the_section_renders_every_part(results: dict[str, Any]) -> None:
     for heading in ("| target |", "### POST → referral", "### Idle", "### CPU per", "### Memory"):
         assert heading in text
     assert "| notifier | 0.90 % | 11.40 % |" in text
+
+
+def test_several_idle_windows_report_the_median_and_the_range(results: dict[str, Any]) -> None:
+    """Three windows: the table says so, gives each process its median window and the range;
+    the target's verdict reads the median (1.1 % misses 1 %, whatever the lowest window)."""
+    rebond = results["round2"]["rebond"]
+    rebond["idle_fresh"] = median_window([rebond["idle_fresh"]] * 3)
+    rebond["idle_after_history"] = median_window(
+        [_cpu(intake=0.5, router=0.5, notifier=n, events=0.2, kafka=3.0) for n in (0.9, 1.4, 1.1)]
+    )
+    text = "\n".join(section(results))
+    assert "the median of 3 windows of 60 s" in text
+    assert "| notifier | 0.90 % (0.90 to 0.90) | 1.10 % (0.90 to 1.40) |" in text
+    assert _row(results, "3. idle 60 s, after the history")[4].endswith("**not met**")
+
+
+def test_the_median_window_is_one_that_happened() -> None:
+    """Odd count: the middle window, its CPU seconds with its percent; even count: the lower of
+    the two middle ones; every window's percent kept in the order taken."""
+    taken = [_cpu(router=3.0), _cpu(router=1.0), _cpu(router=2.0)]
+    assert median_window(taken)["router"] == {
+        "cpu_s": 1.2,
+        "percent": 2.0,
+        "windows": [3.0, 1.0, 2.0],
+    }
+    assert median_window(taken[:2])["router"]["percent"] == 1.0
+    assert median_window(taken[:1])["router"]["windows"] == [3.0]
 
 
 def test_stage_latencies_are_gaps_between_consecutive_arrivals() -> None:
