@@ -1,10 +1,8 @@
 """`examples`: the full count unless `REBOND_FUZZ=quick`, then a quarter of it."""
 
-import importlib
-
 import pytest
 
-from rebond_testing import fuzzing
+from rebond_testing.fuzzing import examples
 
 
 @pytest.mark.parametrize(
@@ -15,8 +13,4 @@ def test_the_count_follows_the_variable(
     monkeypatch: pytest.MonkeyPatch, value: str, full: int, expected: int
 ) -> None:
     monkeypatch.setenv("REBOND_FUZZ", value)
-    try:
-        assert importlib.reload(fuzzing).examples(full) == expected
-    finally:
-        monkeypatch.undo()
-        importlib.reload(fuzzing)
+    assert examples(full) == expected
