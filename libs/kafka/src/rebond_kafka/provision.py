@@ -69,6 +69,8 @@ AdminConfig = Mapping[str, str | int | float | bool]
 _Futures = dict[str, Future[object]]
 #: confluent-kafka annotates a filter's strings as `str`; None is its documented "any value".
 _ANY = cast(str, None)
+#: How long one probe for the brokers waits for an answer (at most: `wait_for_brokers`).
+PROBE_S = 5.0
 
 
 class ProvisioningError(RuntimeError):
@@ -206,7 +208,7 @@ class Provisioner:
                 raise ProvisioningError(f"{what} within {within_s:.0f} s")
             self._sleep(backoff.next_delay())
 
-    def brokers(self, timeout_s: float = 5.0) -> int:
+    def brokers(self, timeout_s: float = PROBE_S) -> int:
         """How many brokers the cluster has registered (0 when none answers within
         `timeout_s`)."""
         try:
@@ -220,7 +222,7 @@ class Provisioner:
         how many are."""
         # Each probe waits no longer than the whole wait: `--wait-s 1` gives up after about
         # a second, not after a probe's 5 s.
-        probe_s = min(5.0, within_s)
+        probe_s = min(PROBE_S, within_s)
         self._until(
             lambda: self.brokers(probe_s) >= count, within_s,
             f"{count} Kafka broker(s) did not answer",
