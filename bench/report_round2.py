@@ -167,7 +167,7 @@ def section(results: Mapping[str, Any]) -> list[str]:
         lines.append("")
         lines += _stage_table(runs, bare)
     if "idle_fresh" in rebond:
-        lines += _idle_table(rebond, bare, r2["plan"]["idle_s"])
+        lines += _idle_table(rebond, bare, r2["plan"])
     if "campaign" in rebond and "cpu_s" in rebond["campaign"]:
         lines += _cost_table(rebond["campaign"], bare["campaign"])
     if "imports" in rebond:
@@ -214,8 +214,10 @@ def _idle(value: Mapping[str, Any]) -> str:
     return f"{value['percent']:.2f} %{spread}"
 
 
-def _idle_table(rebond: Mapping[str, Any], bare: Mapping[str, Any], seconds: float) -> list[str]:
-    windows = len(next(iter(rebond["idle_fresh"].values())).get("windows", [None]))
+def _idle_table(
+    rebond: Mapping[str, Any], bare: Mapping[str, Any], plan: Mapping[str, Any]
+) -> list[str]:
+    seconds, windows = plan["idle_s"], plan.get("idle_windows", 1)  # one before 2026-12-07
     over = f"the median of {windows} windows of {seconds:g} s" if windows > 1 else f"{seconds:g} s"
     lines = [f"### Idle: % of a core over {over} with no traffic (/proc)", ""]
     history = rebond.get("history", {})

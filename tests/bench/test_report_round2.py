@@ -116,6 +116,7 @@ def test_the_section_renders_every_part(results: dict[str, Any]) -> None:
 def test_several_idle_windows_report_the_median_and_the_range(results: dict[str, Any]) -> None:
     """Three windows: the table says so, gives each process its median window and the range;
     the target's verdict reads the median (1.1 % misses 1 %, whatever the lowest window)."""
+    results["round2"]["plan"]["idle_windows"] = 3
     rebond = results["round2"]["rebond"]
     rebond["idle_fresh"] = median_window([rebond["idle_fresh"]] * 3)
     rebond["idle_after_history"] = median_window(
