@@ -11,7 +11,7 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 unexport PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX := $(CURDIR)/.run/pycache
 
-.PHONY: sync setup setup-test run check test test-faults test-cluster bench bench-loadgen soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
+.PHONY: sync setup setup-test run check test test-faults test-cluster bench bench-loadgen bench-sweep soak validate-deploy deploy-generate test-e2e lint schemas kafka-start kafka-stop kafka-status clean
 
 #: What `make check` runs of the tests: those that need neither a broker nor a service process.
 #: Each test's tiers are set from the fixtures it uses (rebond_testing.plugin); nobody marks them.
@@ -82,6 +82,9 @@ bench: setup  ## benchmarks with same-run baselines -> bench/results/{latest.jso
 
 bench-loadgen: setup  ## the Go and the Python load generators on the same target -> bench/results/loadgen_compare.json
 	$(UV) run python bench/loadgen_compare.py
+
+bench-sweep: sync  ## the router's idle deadline sweep at 1,000 to 100,000 open referrals, before and after its indexes -> bench/results/sweep.json
+	$(UV) run python bench/sweep.py
 
 soak: setup  ## 10 minutes at 100 submissions/s -> memory growth per service, errors
 	$(UV) run python bench/soak.py

@@ -1,0 +1,111 @@
+"""The router's deadline sweep with many referrals open, before and after its indexes.
+
+    python bench/sweep.py [--open 1000 10000 100000] [--rounds 20]
+
+Every `deadline_check_interval_s` (30 s), an idle router runs one sweep: three queries for the
+referrals whose deadline, reminder or follow-up has come (`Router.check_deadlines`). For each
+count of open referrals (offered, none due: the bench's history, where no association
+answers), a SQLite store is migrated to 0006 (one index on status, one on each time: the
+baseline), filled, and timed; then migrated to the newest revision (an index on status and
+each query's time) and timed again, the same rows. Writes bench/results/sweep.json: the
+median sweep in milliseconds, both ways, and their ratio.
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, insert
+
+from rebond_router.referral import State, Track
+from rebond_router.store import MIGRATIONS, Store, referrals
+from rebond_sql.migrations import sync_url, upgrade
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BASELINE = "0006"
+
+
+def _rows(count: int, now: datetime) -> list[dict[str, Any]]:
+    """`count` offered referrals, due in two days, their reminder in one (none due now)."""
+    offered = {
+        "track": Track.MAIN.value, "rule_set_version": "bench", "urgent": False,
+        "status": State.OFFERED.value, "attempt": 1, "holder": "second-souffle",
+        "deadline": now + timedelta(days=2), "remind_at": now + timedelta(days=1),
+        "reminded": False, "candidates": [], "scores": {}, "tried": [], "version": 1,
+        "updated_at": now,
+    }  # fmt: skip
+    return [
+        {
+            **offered,
+            "reference": f"RB-BENCH-{index:012d}",
+            "decision_id": f"decision-{index}",
+            "correlation_id": f"RB-BENCH-{index:012d}",
+            "referral_id": f"referral-{index}",
+        }
+        for index in range(count)
+    ]
+
+
+async def _sweep_ms(url: str, now: datetime, rounds: int) -> float:
+    """The median time of `rounds` sweeps' reads (what a round finds nothing due costs)."""
+    store = Store.from_url(url)
+    await store.start()
+    times = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            async with store.transaction() as tx:
+                assert await tx.due(now, 100) == []
+                assert await tx.reminders_due(now, 100) == []
+                assert await tx.follow_ups_due(now, 100) == []
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        await store.close()
+    return statistics.median(times)
+
+
+def measure(count: int, rounds: int, folder: Path) -> dict[str, float]:
+    url = f"sqlite+aiosqlite:///{folder / f'router-{count}.db'}"
+    now = datetime.now(UTC)
+    upgrade(url, MIGRATIONS, BASELINE)
+    engine = create_engine(sync_url(url))
+    with engine.begin() as connection:
+        connection.execute(insert(referrals), _rows(count, now))
+    engine.dispose()
+    before = asyncio.run(_sweep_ms(url, now, rounds))
+    upgrade(url, MIGRATIONS)
+    after = asyncio.run(_sweep_ms(url, now, rounds))
+    return {
+        "open": count, "before_ms": round(before, 3), "after_ms": round(after, 3),
+        "before_over_after": round(before / after, 1),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--open", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "baseline_revision": BASELINE,
+        "rounds": args.rounds,
+        "sweeps": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="rebond-sweep-") as folder:
+        for count in args.open:
+            result = measure(count, args.rounds, Path(folder))
+            print(json.dumps(result), flush=True)
+            results["sweeps"].append(result)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
