@@ -9,10 +9,11 @@ There is no default account, in production or elsewhere.
 
 import argparse
 import asyncio
-import gc
 import getpass
+import socket
 import sys
 from datetime import UTC, datetime
+from functools import partial
 
 import uvicorn
 
@@ -22,7 +23,9 @@ from rebond_coordination.app import create_app
 from rebond_coordination.domain import Role
 from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import EmailTaken, NewUser, Store, migrate
+from rebond_http import private
 from rebond_observability.logging import configure_logging
+from rebond_service import command
 
 
 def _add_user_parser() -> argparse.ArgumentParser:
@@ -84,14 +87,22 @@ def add_user(
     return 0
 
 
+def _server(settings: CoordinationSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """uvicorn's own defaults, as `uvicorn.run` had them (the sign-in limit reads the client
+    address uvicorn gives), on a socket bound now: a port in use fails at once."""
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        access_log=False,
+    )  # fmt: skip
+    return uvicorn.Server(config), [private.bind(settings.host, settings.port)]
+
+
 def main() -> None:
     settings = CoordinationSettings()
     configure_logging(settings.log_level)
     if sys.argv[1:2] == ["add-user"]:
         raise SystemExit(add_user(sys.argv[2:], settings))
-    app = create_app(settings)
-    gc.freeze()  # startup's objects, kept for good, out of the GC's full collections (README)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    command.run({}, partial(_server, settings), program="rebond-coordination", usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def main() -> None:
         "migrate": partial(_migrate, settings),
         "anonymise": partial(_anonymise_now, settings),
     }
-    command.run(commands, partial(build_server, settings))
+    command.run(commands, partial(build_server, settings), program="rebond-events", usage=__doc__)
 
 
 def _migrate(settings: EventsSettings) -> None:

@@ -60,7 +60,7 @@ def main() -> None:
         "migrate": partial(_migrate, settings),
         "anonymise": lambda: asyncio.run(_anonymise(settings)),
     }
-    command.run(commands, partial(build_server, settings))
+    command.run(commands, partial(build_server, settings), program="rebond-intake", usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def main() -> None:
         "anonymise": lambda: asyncio.run(_anonymise(settings)),
         "migrate": partial(_migrate, settings),
     }
-    command.run(commands, partial(_server, settings))
+    command.run(commands, partial(_server, settings), program="rebond-notifier", usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def main() -> None:
         "migrate": partial(_migrate, settings),
         "anonymise": partial(_anonymise_now, settings),
     }
-    command.run(commands, partial(_server, settings))
+    command.run(commands, partial(_server, settings), program="rebond-router", usage=__doc__)
 
 
 if __name__ == "__main__":
