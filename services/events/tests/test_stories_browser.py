@@ -5,7 +5,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -42,8 +41,8 @@ def audit(page: Page, axe_source: str) -> None:
 
 def approve(server: Portal, volunteer_id: str) -> str:
     """A moderator approves the volunteer: the management link e-mailed to them."""
-    approved = httpx.post(
-        f"{server.url}/v1/peers/volunteers/{volunteer_id}/approve",
+    approved = server.post(
+        f"/v1/peers/volunteers/{volunteer_id}/approve",
         headers={"X-API-Key": KEYS["second-souffle"]},
     )
     assert approved.status_code == 200
@@ -81,9 +80,8 @@ def test_a_story_is_submitted_approved_shown_and_withdrawn(
 
     mails = until(lambda: portal.sink.payloads(COMMUNITY_MAIL.name), within_s=10)
     story_id, token = withdrawal_link(mails[-1]["text"])
-    approved = httpx.post(
-        f"{portal.url}/v1/stories/{story_id}/approve",
-        headers={"X-API-Key": KEYS["second-souffle"]},
+    approved = portal.post(
+        f"/v1/stories/{story_id}/approve", headers={"X-API-Key": KEYS["second-souffle"]}
     )
     assert approved.status_code == 200
     page.goto(f"{portal.url}/temoignages")
@@ -156,14 +154,12 @@ def test_a_volunteer_is_listed_on_a_peer_exchange_page_and_withdraws(
     exchange session; its public page lists them by pseudonym, region and stage (no contact);
     they withdraw and the page lists nobody. Each page accessible."""
     session = schedule(portal, kind="peer_exchange", title="Échanges entre pairs")
-    signed = httpx.post(f"{portal.url}/v1/peers/volunteers", json=sign_up_body("Paul"))
+    signed = portal.post("/v1/peers/volunteers", json=sign_up_body("Paul"))
     assert signed.status_code == 202, signed.text
     mails = until(lambda: portal.sink.payloads(COMMUNITY_MAIL.name), within_s=10)
     path, token = link(mails[-1]["text"], "/confirmer")
     volunteer_id = path.split("/")[2]
-    confirmed = httpx.post(
-        f"{portal.url}/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token}
-    )
+    confirmed = portal.post(f"/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token})
     assert confirmed.status_code == 200
     manage = approve(portal, volunteer_id)
     page.goto(manage)
