@@ -21,7 +21,7 @@ from rebond_contracts.topics import QUESTIONNAIRES
 from rebond_kafka.backoff import Backoff
 from rebond_kafka.outage import Impact, KafkaLink
 from rebond_kafka.reconnect import _STATE, RECONNECT, kafka_link
-from rebond_kafka.testing import BrokerAway
+from rebond_kafka.testing import BrokerAway, kafka_away
 
 pytestmark = pytest.mark.kafka
 
@@ -188,3 +188,25 @@ async def test_a_consumer_stopped_during_an_outage_is_not_held_by_its_delays(
         RECONNECT.backoff = default
         await consumer.stop()
     assert stopped_in < 1.5, f"stop took {stopped_in:.1f} s"
+
+
+async def test_a_client_asking_for_a_broker_first_while_away_finds_it_gone(
+    kafka_bootstrap: str, paced: None
+) -> None:
+    """A client that had bootstrapped but asked for no broker yet when Kafka went away (a
+    consumer just started: not paced yet, so not among those `kafka_away` found) finds it gone
+    from its first request on, and reaches it once it is back."""
+    first, _, node = await connected_client(kafka_bootstrap)
+    late = AIOKafkaClient(bootstrap_servers=localhost(kafka_bootstrap))
+    await late.bootstrap()  # metadata through its own connection; not paced yet
+    try:
+        with kafka_away(localhost(kafka_bootstrap)):
+            reached_while_away = await late.ready(node)
+        deadline = time.monotonic() + 5
+        while not await late.ready(node):
+            assert time.monotonic() < deadline, "not back within 5 s"
+            await asyncio.sleep(0.05)
+    finally:
+        await late.close()
+        await first.close()
+    assert not reached_while_away

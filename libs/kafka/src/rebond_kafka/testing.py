@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import CloseReason
 from aiokafka.errors import for_code
 
+from rebond_kafka.outage import bootstrap_key
 from rebond_kafka.reconnect import RECONNECT
 
 
@@ -163,14 +164,33 @@ class BrokerAway:
 def kafka_away(bootstrap_servers: str) -> Iterator[None]:
     """Within the block, Kafka is gone for every client of this process that bootstraps from
     `bootstrap_servers` (and was paced by `rebond_kafka.reconnect`, as every client that made a
-    connection since `install()` was); after it, it is back."""
+    connection since `install()` was); after it, it is back.
+
+    A client paced for the first time within the block (one that had bootstrapped but not yet
+    asked for a broker when the block began: a consumer just started) finds Kafka gone too, from
+    its first request on. Without that, such a client reached the broker and the process never
+    saw Kafka gone (intake's readiness test: "reachable again after 0.0 s", a fresh-clone run
+    of 2026-12-07 18:48)."""
     away = [BrokerAway(client) for client in RECONNECT.clients(bootstrap_servers)]
     if not away:
         raise RuntimeError(f"no client of {bootstrap_servers} in this process")
+    key = bootstrap_key(bootstrap_servers)
+    track = RECONNECT._track
+
+    def track_away(client: AIOKafkaClient) -> Any:
+        state = track(client)
+        if state.key == key:
+            late = BrokerAway(client)
+            late.go()
+            away.append(late)
+        return state
+
     for one in away:
         one.go()
+    RECONNECT._track = track_away  # type: ignore[method-assign]
     try:
         yield
     finally:
+        del RECONNECT._track  # the class's own again
         for one in away:
             one.back()
