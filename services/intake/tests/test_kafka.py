@@ -226,7 +226,11 @@ async def test_a_store_outage_makes_the_consumer_back_off(kafka_bootstrap, tmp_p
             while not attempts():  # the consumer met the outage
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
-            down_until = attempts()[0] + 4
+            # Long enough for the fourth attempt whatever the jitter: the delays are 0.5, 1 and
+            # 2 s, each +-20 %, so it comes up to 4.2 s after the first (a 4 s outage once left
+            # it out: gaps of 0.56 and 1.12 s, the last under 1.5); the fifth, at least 6.2 s
+            # after the first, comes once the store is back.
+            down_until = attempts()[0] + 6
             while not await store.records(reference):
                 assert time.monotonic() < deadline, "the record was never stored"
                 await asyncio.sleep(0.1)
