@@ -23,9 +23,12 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert
 
+from rebond_router.directory import load_directory
+from rebond_router.lifecycle import Router
 from rebond_router.referral import State, Track
 from rebond_router.store import MIGRATIONS, Store, referrals
 from rebond_sql.migrations import sync_url, upgrade
+from rebond_sql.outbox import Message
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "0006"
@@ -69,21 +72,25 @@ def _rows(count: int, now: datetime) -> list[dict[str, Any]]:
 
 
 async def _sweep_ms(url: str, now: datetime, rounds: int) -> float:
-    """The median time of `rounds` sweeps' reads (what a round finds nothing due costs)."""
+    """The median time of `rounds` sweeps (`Router.check_deadlines`) that find nothing due."""
     store = Store.from_url(url)
     await store.start()
+    router = Router(
+        store, store.relay(_nothing_to_send, lambda: now), load_directory(), lambda: now
+    )
     times = []
     try:
         for _ in range(rounds):
             started = time.perf_counter()
-            async with store.transaction() as tx:
-                assert await tx.due(now, 100) == []
-                assert await tx.reminders_due(now, 100) == []
-                assert await tx.follow_ups_due(now, 100) == []
+            assert await router.check_deadlines() == 0
             times.append((time.perf_counter() - started) * 1000)
     finally:
         await store.close()
     return statistics.median(times)
+
+
+async def _nothing_to_send(message: Message) -> "asyncio.Future[None]":
+    raise AssertionError(f"a sweep that finds nothing due published {message.subject}")
 
 
 def measure(count: int, rounds: int, folder: Path) -> dict[str, float]:
