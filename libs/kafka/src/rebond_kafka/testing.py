@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
+from unittest.mock import patch
 
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -187,10 +188,9 @@ def kafka_away(bootstrap_servers: str) -> Iterator[None]:
 
     for one in away:
         one.go()
-    RECONNECT._track = track_away  # type: ignore[method-assign]
     try:
-        yield
+        with patch.object(RECONNECT, "_track", track_away):
+            yield
     finally:
-        del RECONNECT._track  # the class's own again
         for one in away:
             one.back()
