@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs and PyPI cannot give: a PostgreSQL server (throwaway
-# clusters for the store tests), Chromium (browser tests, driven by Playwright), npm (axe-core,
+# clusters for the store tests), Chromium's headless build (browser tests, driven by Playwright), npm (axe-core,
 # the accessibility audit, installed once into the cache), and kcat with python3-venv (the
 # associations' clients as the guide sets them up: tests/security/test_association_clients.py).
 # Installs only what is missing; needs root (or sudo) the first time.
@@ -8,7 +8,7 @@ set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromium-headless-shell >/dev/null 2>&1 || missing+=(chromium-headless-shell)
 command -v npm >/dev/null 2>&1 || missing+=(npm)  # axe-core for the accessibility audits
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)  # python3 -m venv

@@ -1,7 +1,7 @@
 """The console in a real headless browser (Debian's Chromium through Playwright) against a real
 uvicorn server: a coordinator signs in, claims a queue case and assigns it; every page passes an
-axe-core audit with no serious or critical violation. Screenshots are saved in the test's tmp
-folder."""
+axe-core audit with no serious or critical violation. Each page is photographed as
+`console-<name>.png` when REBOND_SCREENSHOTS names a folder (`rebond_testing.browser`)."""
 
 import asyncio
 import json
@@ -21,6 +21,7 @@ from rebond_coordination.facts import DirectoryObserved, EffectiveValues, Statis
 from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, FakePreview
 from rebond_coordination.store import NewUser, Store, migrate
 from rebond_testing import free_port
+from rebond_testing.browser import screenshot_path
 from rebond_testing.serving import served as serving
 
 from .conftest import PASSWORD, offer, queue_case, settings_for
@@ -51,7 +52,6 @@ class Served:
     outbound: FakeOutbound
     case: str
     referral: str
-    shots: Path
 
 
 async def seed(url: str) -> tuple[str, str]:
@@ -104,10 +104,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
         settings_for(url, public_url=base), outbound=outbound, mailer=FakeMailer(),
         preview=FakePreview(), events=_pending_moderation(),
     )  # fmt: skip
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
     with serving(app.web, port=port):
-        yield Served(base, outbound, case, referral, shots)
+        yield Served(base, outbound, case, referral)
 
 
 def audit(page: Page, axe: str, name: str) -> list[dict[str, Any]]:
@@ -137,7 +135,8 @@ def test_a_coordinator_signs_in_claims_a_case_and_assigns_it_on_accessible_pages
 
         def shot(name: str) -> None:
             violations.extend(audit(page, axe_source, name))
-            page.screenshot(path=str(served.shots / f"{name}.png"), full_page=True)
+            if path := screenshot_path(f"console-{name}"):
+                page.screenshot(path=path, full_page=True)
 
         page.goto(f"{served.url}/file")
         expect(page).to_have_url(f"{served.url}/connexion?suite=%2Ffile")

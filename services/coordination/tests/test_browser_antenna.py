@@ -2,14 +2,13 @@
 console plugged into the real, secured broker as the `coordination` principal: a member of
 60 000 rebonds limited to the Gironde antenna sees the Bordeaux referral (the one the router
 made for the antenna) and not the Lyon one, accepts it and records "contacted"; both reach
-`responses.60000-rebonds` as the router reads them. Pages pass axe-core; screenshots are saved
-in the test's tmp folder.
+`responses.60000-rebonds` as the router reads them. Pages pass axe-core; each is photographed
+as `console-<name>.png` when REBOND_SCREENSHOTS names a folder (`rebond_testing.browser`).
 
 That the router names the antenna, and that the notifier e-mails it, are the router's and the
 notifier's own tests (`test_rules.py`, `test_journey_kafka.py`)."""
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from rebond_contracts.payloads import (
 from rebond_contracts.topics import referrals, responses
 from rebond_coordination.domain import Role
 from rebond_testing import until_async
+from rebond_testing.browser import screenshot_path
 from rebond_testing.ports import free_port
 
 from .conftest import PASSWORD
@@ -55,7 +55,6 @@ async def test_a_gironde_member_sees_the_bordeaux_case_not_the_lyon_one_accepts_
     kafka_secure: Any,
     chromium_launch_options: dict[str, Any],
     axe_source: str,
-    tmp_path: Path,
 ) -> None:
     """Nina, member of 60 000 rebonds limited to the Gironde antenna (department 33), sees in
     Chromium the Bordeaux referral made for that antenna, named in the inbox and on its page,
@@ -100,7 +99,8 @@ async def test_a_gironde_member_sees_the_bordeaux_case_not_the_lyon_one_accepts_
 
                 async def shot(name: str) -> None:
                     violations.extend(await audit(page, axe_source, name))
-                    await page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+                    if path := screenshot_path(f"console-{name}"):
+                        await page.screenshot(path=path, full_page=True)
 
                 await page.goto(f"{base}/connexion")
                 await page.get_by_label("Adresse e-mail").fill("nina@60000.test")

@@ -1,14 +1,12 @@
 """The portal's pages in Debian's headless Chromium, with JavaScript on and off, against a real
-uvicorn server; each page is audited with axe-core and photographed for the README."""
+uvicorn server; each page is audited with axe-core (and photographed for the README: `rebond_testing.browser.screenshot_path`)."""
 
 import asyncio
-import os
 import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
@@ -20,7 +18,7 @@ from rebond_intake.app import build
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore
 from rebond_intake.timeline import record_of
-from rebond_testing.browser import serious_violations
+from rebond_testing.browser import screenshot_path, serious_violations
 from rebond_testing.serving import served
 
 
@@ -44,12 +42,6 @@ def browser(chromium_launch_options):
         browser = p.chromium.launch(**chromium_launch_options)
         yield browser
         browser.close()
-
-
-#: Where the README's screenshots are written, only with REBOND_UPDATE_SCREENSHOTS=1 (each run
-#: has new references: writing them every time would leave every worktree changed).
-SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-UPDATE_SCREENSHOTS = os.environ.get("REBOND_UPDATE_SCREENSHOTS") == "1"
 
 
 @pytest.fixture(params=[True, False], ids=["js", "nojs"])
@@ -77,9 +69,8 @@ def audit(page: Page, axe_source: str, name: str, js: bool) -> None:
     audit (and the README's screenshot) is of the JavaScript run."""
     if not js:
         return
-    if UPDATE_SCREENSHOTS:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    if path := screenshot_path(name):
+        page.screenshot(path=path, full_page=True)
     assert serious_violations(page, axe_source) == []
 
 
