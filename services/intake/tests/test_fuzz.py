@@ -65,11 +65,13 @@ def test_every_operation_answers_as_documented(case: Any) -> None:
 TestStateful = schema.as_state_machine().TestCase
 #: Generation only, as schemathesis runs its own stateful phase: a scenario replayed to shrink
 #: it meets the store as the previous scenarios left it, so it would not replay the same.
-#: Drawn afresh in every run, so all 60 in `make check` too: a quarter of them did not always
-#: reach a submission's status.
+#: Derandomized, the same 60 sequences in every run: drawn afresh, one serial run of `make
+#: check`'s tests reached no accepted erasure in 60 (2026-12-07). These reach 21 statuses and
+#: 9 erasures. All 60 in `make check` too: a quarter of them reach a single erasure, a margin
+#: any change to the document could take away.
 TestStateful.settings = hypothesis.settings(
     max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-    phases=[hypothesis.Phase.generate],
+    phases=[hypothesis.Phase.generate], derandomize=True,
     stateful_step_count=6,
 )  # fmt: skip
 
