@@ -19,7 +19,12 @@ CHECK_TESTS := not kafka and not services and not faults
 #: They run on every core (pytest-xdist), a module's tests on one worker, in order (its fixtures
 #: set up once, schemathesis' checks of what its runs reached after them).
 CHECK_WORKERS ?= auto
-CHECK_PYTEST := $(UV) run pytest -q -m "$(CHECK_TESTS)" -n $(CHECK_WORKERS) --dist loadfile
+#: Their temporary files (pytest's tmp_path, the SQLite stores, the session's PostgreSQL cluster)
+#: go to memory, /dev/shm, when it has 4 GiB free (each worker's cluster grows to about 700 MB
+#: of databases): measured on 2 cores, the tests took 109 s instead of 117 to 126 s, and
+#: removing a worker's cluster at its end 0.3 s instead of 2.4 to 3.5 s (38,000 files on disk).
+CHECK_TMPDIR := $(shell [ -w /dev/shm ] && [ "$$(df --output=avail -k /dev/shm 2>/dev/null | tail -1)" -ge 4194304 ] 2>/dev/null && echo /dev/shm)
+CHECK_PYTEST := env $(if $(CHECK_TMPDIR),TMPDIR=$(CHECK_TMPDIR)) $(UV) run pytest -q -m "$(CHECK_TESTS)" -n $(CHECK_WORKERS) --dist loadfile
 #: What needs a broker or service processes, on two pytest-xdist workers (measured on 2 cores:
 #: 534 s against 835 s in one process; three workers left services unready after 60 s). Each
 #: worker is its own pytest session, with its own broker and PostgreSQL cluster (the session
