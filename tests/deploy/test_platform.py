@@ -384,6 +384,40 @@ def test_the_router_is_reached_only_by_the_console_and_prometheus(prod: dict[str
     assert scraped == ["internal"]
 
 
+def test_the_console_is_reached_only_by_its_proxy_and_prometheus(prod: dict[str, Any]) -> None:
+    """The console's HTTP port admits its authenticating proxy's pods only, whose forwarded
+    address its sign-in limit believes (`COORDINATION_TRUSTED_PROXIES`); its operators' port
+    (`COORDINATION_INTERNAL_PORT`, `/metrics`, the one the PodMonitor scrapes) the monitoring
+    namespace only."""
+    deployment = prod["Deployment"]["rebond-coordination"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["COORDINATION_INTERNAL_PORT"] == str(ports["internal"])
+    assert prod["ConfigMap"]["rebond-config"]["data"]["COORDINATION_TRUSTED_PROXIES"]
+    rules = [
+        (rule["from"], [p["port"] for p in rule["ports"]])
+        for rule in prod["NetworkPolicy"]["rebond-coordination"]["spec"]["ingress"]
+    ]
+    assert rules == [
+        (
+            [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-console-proxy"}}}],
+            [ports["http"]],
+        ),
+        (
+            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            [ports["internal"]],
+        ),
+    ]
+    scraped = [
+        endpoint["port"]
+        for monitor in prod["PodMonitor"].values()
+        if "rebond-coordination" in str(monitor["spec"]["selector"])
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+    ]
+    assert scraped == ["internal"]
+
+
 @pytest.mark.parametrize("service", ["intake", "events", "notifier"])
 def test_public_pages_come_from_the_ingress_and_metrics_from_prometheus_only(
     prod: dict[str, Any], service: str

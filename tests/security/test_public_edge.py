@@ -1,10 +1,9 @@
 """Intake and events as their `python -m` entry points serve them (real uvicorn, real sockets):
 the client is decided by <PREFIX>_TRUSTED_PROXIES alone, whatever FORWARDED_ALLOW_IPS says, and
-the operators' paths answer on the internal port only."""
+the operators' paths answer on the internal port only. The console, staff-facing, the same."""
 
+import re
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +13,14 @@ import httpx
 import pytest
 import uvicorn
 
+from rebond_coordination.__main__ import build_server as console_server
+from rebond_coordination.settings import CoordinationSettings
 from rebond_events.__main__ import build_server as events_server
 from rebond_events.settings import EventsSettings
 from rebond_intake.__main__ import build_server as intake_server
 from rebond_intake.settings import IntakeSettings
 from rebond_testing import free_port
+from rebond_testing.serving import running
 
 Serving = tuple[uvicorn.Server, list[socket.socket]]
 
@@ -48,17 +50,8 @@ SERVICES: dict[str, Callable[..., tuple[Serving, str]]] = {"intake": _intake, "e
 def served(serving: Serving) -> Iterator[str]:
     """The server running in a thread; its public base URL."""
     server, sockets = serving
-    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with running(server, sockets):
         yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def _posts(url: str, forwarded: list[str]) -> list[int]:
@@ -108,3 +101,35 @@ def test_metrics_answer_on_the_internal_port_only(service: str, tmp_path: Path) 
         assert client.get(f"http://127.0.0.1:{internal}/metrics").status_code == 200
         assert client.get(f"http://127.0.0.1:{internal}/openapi.json").status_code == 200
         assert "server" not in client.get(f"{base}/healthz").headers
+
+
+def test_the_consoles_metrics_answer_on_its_internal_port_and_uvicorn_believes_no_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console as `python -m rebond_coordination` serves it: `/metrics` on
+    COORDINATION_INTERNAL_PORT only (not to whoever its authenticating proxy lets in), and with
+    FORWARDED_ALLOW_IPS=* and no trusted proxy, made-up X-Forwarded-For addresses from one
+    connection share one sign-in bucket: the second attempt is refused."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    internal = free_port()
+    settings = CoordinationSettings(
+        environment="test", port=free_port(), internal_port=internal,
+        database_url=f"sqlite:///{tmp_path / 'console.db'}",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", sign_in_per_minute=1,
+        sign_in_burst=1,
+    )  # fmt: skip
+    with served(console_server(settings)) as base, httpx.Client() as client:
+        assert client.get(f"{base}/metrics").status_code == 404
+        assert client.get(f"http://127.0.0.1:{internal}/metrics").status_code == 200
+        assert client.get(f"{base}/healthz").status_code == 200
+        statuses = []
+        for hop in ["198.51.100.1", "198.51.100.2"]:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(f"{base}/connexion").text)
+            assert csrf is not None
+            reply = client.post(
+                f"{base}/connexion",
+                data={"email": "x@rebond.test", "password": "p", "csrf": csrf.group(1)},
+                headers={"x-forwarded-for": hop},
+            )
+            statuses.append(reply.status_code)
+    assert statuses == [401, 429], statuses

@@ -91,9 +91,11 @@ class Console:
         assert found is not None
         return found
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, peer: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A client of the console, its requests coming from `peer` (the TCP peer's address)."""
         base = self.app.services.settings.public_url
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app.web), base_url=base)
+        transport = httpx.ASGITransport(app=self.app.web, client=(peer, 50000))
+        client = httpx.AsyncClient(transport=transport, base_url=base)
         self.clients.append(client)
         return client
 

@@ -4,6 +4,7 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pyotp
 import pytest
 from argon2 import PasswordHasher
@@ -110,6 +111,36 @@ async def test_sign_in_attempts_are_rate_limited_per_client(tmp_path: Path) -> N
             statuses.append(response.status_code)
         assert statuses == [401, 401, 401, 429]
         assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_behind_its_proxy_each_person_has_their_own_sign_in_limit(tmp_path: Path) -> None:
+    """Behind the authenticating proxy (a peer in COORDINATION_TRUSTED_PROXIES) the limit
+    counts the address the proxy forwards: one person's failed attempts do not refuse another
+    person's. From any other peer `X-Forwarded-For` is not believed: changing it gives no fresh
+    attempts."""
+
+    async def attempts(client: httpx.AsyncClient, forwarded_for: str, count: int) -> list[int]:
+        statuses = []
+        for _ in range(count):
+            csrf = form_csrf((await client.get("/connexion")).text)
+            response = await client.post(
+                "/connexion",
+                data={"email": "x@rebond.test", "password": "p", "csrf": csrf},
+                headers={"X-Forwarded-For": forwarded_for},
+            )
+            statuses.append(response.status_code)
+        return statuses
+
+    async with running(
+        f"sqlite:///{tmp_path / 'c.db'}", sign_in_per_minute=1, sign_in_burst=2,
+        trusted_proxies="10.0.0.0/8",
+    ) as console:  # fmt: skip
+        proxy = console.client(peer="10.1.2.3")
+        assert await attempts(proxy, "203.0.113.7", 3) == [401, 401, 429]
+        assert await attempts(proxy, "203.0.113.8", 2) == [401, 401]
+        stranger = console.client(peer="198.51.100.1")
+        assert await attempts(stranger, "203.0.113.9", 2) == [401, 401]
+        assert await attempts(stranger, "203.0.113.10", 1) == [429]
 
 
 async def test_a_sign_in_form_posted_without_its_cookie_is_refused(console: Console) -> None:

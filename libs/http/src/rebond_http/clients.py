@@ -16,7 +16,7 @@ IPv6 clients are counted per /64: one subscriber line usually holds a whole /64,
 addresses inside it must not give fresh buckets.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
@@ -59,7 +59,7 @@ class ClientAddress:
     def _is_trusted(self, address: Address) -> bool:
         return any(address.version == n.version and address in n for n in self.trusted)
 
-    def of(self, scope: dict[str, Any]) -> Address | None:
+    def of(self, scope: Mapping[str, Any]) -> Address | None:
         """The right-most untrusted hop: the TCP peer, unless the peer is a trusted proxy, in
         which case `X-Forwarded-For` is walked from the right past every trusted hop. An entry
         that is not an address stops the walk at the last trusted hop (a proxy would never
@@ -82,7 +82,7 @@ class ClientAddress:
                 break
         return current
 
-    def key(self, scope: dict[str, Any]) -> str:
+    def key(self, scope: Mapping[str, Any]) -> str:
         """The rate-limit bucket: the IPv4 address, or the /64 of an IPv6 one."""
         address = self.of(scope)
         if address is None:

@@ -1,6 +1,8 @@
-"""An ASGI app served over real HTTP for a test: uvicorn on a free loopback port, in a thread;
-and waiting until a service in the test's own process is ready."""
+"""An ASGI app served over real HTTP for a test: uvicorn on a free loopback port, in a thread
+(or a service's own server, as its entry point builds it); and waiting until a service in the
+test's own process is ready."""
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +26,17 @@ def served(app: Any, timeout_s: float = 30.0, port: int | None = None) -> Iterat
     server = uvicorn.Server(
         uvicorn.Config(app, host=LOOPBACK, port=port, log_config=None, access_log=False)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    with running(server, timeout_s=timeout_s):
+        yield f"http://{LOOPBACK}:{port}"
+
+
+@contextmanager
+def running(
+    server: uvicorn.Server, sockets: list[socket.socket] | None = None, timeout_s: float = 30.0
+) -> Iterator[None]:
+    """`server` serving (on `sockets`, those a service's `build_server` bound, when given) in a
+    thread, from when it has started until the block ends."""
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout_s
     try:
@@ -34,7 +46,7 @@ def served(app: Any, timeout_s: float = 30.0, port: int | None = None) -> Iterat
             if time.monotonic() > deadline:
                 raise TimeoutError(f"uvicorn did not start within {timeout_s} s")
             time.sleep(0.05)
-        yield f"http://{LOOPBACK}:{port}"
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=timeout_s)

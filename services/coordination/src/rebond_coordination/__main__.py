@@ -87,14 +87,10 @@ def add_user(
     return 0
 
 
-def _server(settings: CoordinationSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
-    """uvicorn's own defaults, as `uvicorn.run` had them (the sign-in limit reads the client
-    address uvicorn gives), on a socket bound now: a port in use fails at once."""
-    config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        access_log=False,
-    )  # fmt: skip
-    return uvicorn.Server(config), [private.bind(settings.host, settings.port)]
+def build_server(settings: CoordinationSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    """COORDINATION_HOST:COORDINATION_PORT, and COORDINATION_INTERNAL_PORT (`/metrics`) when
+    set; the sign-in limit's client is `rebond_http.clients`' (COORDINATION_TRUSTED_PROXIES)."""
+    return private.server_for(create_app(settings), settings)
 
 
 def main() -> None:
@@ -102,7 +98,7 @@ def main() -> None:
     configure_logging(settings.log_level)
     if sys.argv[1:2] == ["add-user"]:
         raise SystemExit(add_user(sys.argv[2:], settings))
-    command.run({}, partial(_server, settings), program="rebond-coordination", usage=__doc__)
+    command.run({}, partial(build_server, settings), program="rebond-coordination", usage=__doc__)
 
 
 if __name__ == "__main__":

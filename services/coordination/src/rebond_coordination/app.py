@@ -61,7 +61,9 @@ from rebond_coordination.web import (
     message,
     to_sign_in,
 )
+from rebond_http.clients import ClientAddress
 from rebond_http.guard import SecurityHeaders, TokenBucketLimiter
+from rebond_http.private import PrivateRoutes
 from rebond_kafka.consume import DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
@@ -144,6 +146,7 @@ def build(
         events=events,
         clock=clock,
         limiter=TokenBucketLimiter(settings.sign_in_per_minute, settings.sign_in_burst),
+        clients=ClientAddress(settings.trusted_proxies),
         sessions=SessionRules(
             idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_absolute_hours),
@@ -177,6 +180,11 @@ def build(
         openapi_url=None,
     )
     web.state.services = services
+    # `/metrics` on the operators' port only, when there is one (COORDINATION_INTERNAL_PORT),
+    # as every service: not for whoever the authenticating proxy lets in.
+    web.add_middleware(
+        PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
+    )
     obs.install(web)
     web.add_middleware(SecurityHeaders)
     for module in (auth, queue, directory, statistics, inbox, conferences, moderation, admin):

@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.preview import DEVELOPMENT_PREVIEW_TOKEN
+from rebond_http.settings import ProxySettings
 from rebond_service.settings import DevelopmentValue, KafkaServiceSettings
 from rebond_service.smtp import SmtpSettings
 
@@ -25,11 +26,13 @@ DEFAULT_ORGANISER_KEYS = {
 }
 
 
-class CoordinationSettings(KafkaServiceSettings, SmtpSettings):
+class CoordinationSettings(KafkaServiceSettings, SmtpSettings, ProxySettings):
     """The console's own settings; environment, host, port, logs, OpenTelemetry, secrets from
     files and the Kafka connection (`COORDINATION_KAFKA_*`, SASL_SSL in production) come from
     the base (`rebond_service.settings`), the SMTP connection where invitations are sent
-    (`COORDINATION_SMTP_*`, encrypted in production) from `SmtpSettings`."""
+    (`COORDINATION_SMTP_*`, encrypted in production) from `SmtpSettings`, and the proxies whose
+    `X-Forwarded-For` the sign-in limit believes (`COORDINATION_TRUSTED_PROXIES`: the
+    authenticating proxy's pods) from `ProxySettings`."""
 
     model_config = SettingsConfigDict(env_prefix="COORDINATION_", extra="ignore")
     development_defaults: ClassVar[dict[str, DevelopmentValue]] = {
@@ -53,7 +56,9 @@ class CoordinationSettings(KafkaServiceSettings, SmtpSettings):
     #: Failed sign-ins in a row that lock an account, and for how long.
     lockout_threshold: int = Field(default=5, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
-    #: Sign-in attempts per client address (token bucket: per minute, burst).
+    #: Sign-in attempts per client address (token bucket: per minute, burst); behind the
+    #: authenticating proxy, the address it forwards (`trusted_proxies`), else every person
+    #: would share the proxy's one bucket.
     sign_in_per_minute: float = Field(default=10, ge=0)
     sign_in_burst: int = Field(default=5, ge=1)
     #: How long an invitation's one-time link stays valid.

@@ -30,6 +30,7 @@ from rebond_coordination.ports import EventsClient, Mailer, PreviewClient
 from rebond_coordination.relay import Relay
 from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import SessionRow, Store, UserRow
+from rebond_http.clients import ClientAddress
 from rebond_http.guard import TokenBucketLimiter
 
 HERE = Path(__file__).resolve().parent
@@ -99,6 +100,8 @@ class Services:
     events: EventsClient
     clock: Clock
     limiter: TokenBucketLimiter
+    #: Who sent a request, for the sign-in limit (`rebond_http.clients`).
+    clients: ClientAddress
     sessions: SessionRules
     observability: Observability
 

@@ -69,7 +69,7 @@ async def sign_in(request: Request, deps: Deps) -> Response:
     the TOTP code, then open a session. Every refusal says the same thing, whether the account
     exists or not."""
     settings = deps.settings
-    wait = deps.limiter.take(request.client.host if request.client else "unknown")
+    wait = deps.limiter.take(deps.clients.key(request.scope))
     if wait > 0:
         response = message(
             request, "Trop de tentatives",
