@@ -314,10 +314,12 @@ def test_links_in_e_mails_name_hosts_the_ingress_serves(prod: dict[str, Any]) ->
         assert url.scheme == "https" and (url.hostname, service) in served
 
 
-def test_intake_and_events_trust_the_ingress_controller_as_proxy(prod: dict[str, Any]) -> None:
-    """Both services behind the Ingress are told which peers may set X-Forwarded-For."""
+def test_intake_events_and_the_console_trust_their_proxy(prod: dict[str, Any]) -> None:
+    """Both services behind the Ingress, and the console behind its authenticating proxy (its
+    sign-in limit), are told which peers may set X-Forwarded-For."""
     config = prod["ConfigMap"]["rebond-config"]["data"]
     assert config["INTAKE_TRUSTED_PROXIES"] and config["EVENTS_TRUSTED_PROXIES"]
+    assert config["COORDINATION_TRUSTED_PROXIES"]
 
 
 # --- NetworkPolicies --------------------------------------------------------------------------
@@ -353,57 +355,27 @@ def _peers(policy: dict[str, Any], direction: str) -> list[dict[str, Any]]:
     return [peer for rule in policy["spec"].get(direction, []) for peer in rule.get(key, [])]
 
 
-def test_the_router_is_reached_only_by_the_console_and_prometheus(prod: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("service", "peer"),
+    [("router", "rebond-coordination"), ("coordination", "rebond-console-proxy")],
+)
+def test_a_staff_side_service_is_reached_only_by_its_peer_and_prometheus(
+    prod: dict[str, Any], service: str, peer: str
+) -> None:
     """The router's HTTP port (its internal preview endpoint) admits the coordination console's
-    pods only; its operators' port (`ROUTER_INTERNAL_PORT`, `/metrics`, the one the PodMonitor
-    scrapes) the monitoring namespace only."""
-    container = prod["Deployment"]["rebond-router"]["spec"]["template"]["spec"]["containers"][0]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["ROUTER_INTERNAL_PORT"] == str(ports["internal"])
-    rules = [
-        (rule["from"], [p["port"] for p in rule["ports"]])
-        for rule in prod["NetworkPolicy"]["rebond-router"]["spec"]["ingress"]
-    ]
-    assert rules == [
-        (
-            [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-coordination"}}}],
-            [ports["http"]],
-        ),
-        (
-            [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
-            [ports["internal"]],
-        ),
-    ]
-    scraped = [
-        endpoint["port"]
-        for monitor in prod["PodMonitor"].values()
-        if "rebond-router" in str(monitor["spec"]["selector"])
-        for endpoint in monitor["spec"]["podMetricsEndpoints"]
-    ]
-    assert scraped == ["internal"]
-
-
-def test_the_console_is_reached_only_by_its_proxy_and_prometheus(prod: dict[str, Any]) -> None:
-    """The console's HTTP port admits its authenticating proxy's pods only, whose forwarded
-    address its sign-in limit believes (`COORDINATION_TRUSTED_PROXIES`); its operators' port
-    (`COORDINATION_INTERNAL_PORT`, `/metrics`, the one the PodMonitor scrapes) the monitoring
+    pods only, the console's its authenticating proxy's pods only; the operators' port of each
+    (`<PREFIX>_INTERNAL_PORT`, `/metrics`, the one the PodMonitor scrapes) the monitoring
     namespace only."""
-    deployment = prod["Deployment"]["rebond-coordination"]
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container = prod["Deployment"][f"rebond-{service}"]["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["COORDINATION_INTERNAL_PORT"] == str(ports["internal"])
-    assert prod["ConfigMap"]["rebond-config"]["data"]["COORDINATION_TRUSTED_PROXIES"]
+    assert env[f"{service.upper()}_INTERNAL_PORT"] == str(ports["internal"])
     rules = [
         (rule["from"], [p["port"] for p in rule["ports"]])
-        for rule in prod["NetworkPolicy"]["rebond-coordination"]["spec"]["ingress"]
+        for rule in prod["NetworkPolicy"][f"rebond-{service}"]["spec"]["ingress"]
     ]
     assert rules == [
-        (
-            [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "rebond-console-proxy"}}}],
-            [ports["http"]],
-        ),
+        ([{"podSelector": {"matchLabels": {"app.kubernetes.io/name": peer}}}], [ports["http"]]),
         (
             [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
             [ports["internal"]],
@@ -412,7 +384,7 @@ def test_the_console_is_reached_only_by_its_proxy_and_prometheus(prod: dict[str,
     scraped = [
         endpoint["port"]
         for monitor in prod["PodMonitor"].values()
-        if "rebond-coordination" in str(monitor["spec"]["selector"])
+        if f"rebond-{service}" in str(monitor["spec"]["selector"])
         for endpoint in monitor["spec"]["podMetricsEndpoints"]
     ]
     assert scraped == ["internal"]
