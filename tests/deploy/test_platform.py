@@ -355,6 +355,16 @@ def _peers(policy: dict[str, Any], direction: str) -> list[dict[str, Any]]:
     return [peer for rule in policy["spec"].get(direction, []) for peer in rule.get(key, [])]
 
 
+def _scraped(prod: dict[str, Any], app: str) -> list[str]:
+    """The container ports the PodMonitors scrape on the pods named `app`."""
+    return [
+        endpoint["port"]
+        for monitor in prod["PodMonitor"].values()
+        if app in str(monitor["spec"]["selector"])
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]
+    ]
+
+
 @pytest.mark.parametrize(
     ("service", "peer"),
     [("router", "rebond-coordination"), ("coordination", "rebond-console-proxy")],
@@ -381,13 +391,7 @@ def test_a_staff_side_service_is_reached_only_by_its_peer_and_prometheus(
             [ports["internal"]],
         ),
     ]
-    scraped = [
-        endpoint["port"]
-        for monitor in prod["PodMonitor"].values()
-        if f"rebond-{service}" in str(monitor["spec"]["selector"])
-        for endpoint in monitor["spec"]["podMetricsEndpoints"]
-    ]
-    assert scraped == ["internal"]
+    assert _scraped(prod, f"rebond-{service}") == ["internal"]
 
 
 @pytest.mark.parametrize("service", ["intake", "events", "notifier"])
@@ -411,13 +415,7 @@ def test_public_pages_come_from_the_ingress_and_metrics_from_prometheus_only(
         if "namespaceSelector" in peer
     }
     assert rules == {"traefik": [ports["http"]], "monitoring": [ports["internal"]]}
-    scraped = [
-        endpoint["port"]
-        for monitor in prod["PodMonitor"].values()
-        if f"rebond-{service}" in str(monitor["spec"]["selector"])
-        for endpoint in monitor["spec"]["podMetricsEndpoints"]
-    ]
-    assert scraped == ["internal"]
+    assert _scraped(prod, f"rebond-{service}") == ["internal"]
 
 
 def test_each_service_reaches_kafka_and_its_own_database_only(prod: dict[str, Any]) -> None:
