@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs and PyPI cannot give: a PostgreSQL server (throwaway
-# clusters for the store tests), Chromium's headless build (browser tests, driven by Playwright), npm (axe-core,
-# the accessibility audit, installed once into the cache), and kcat with python3-venv (the
-# associations' clients as the guide sets them up: tests/security/test_association_clients.py).
+# clusters for the store tests), Chromium's headless build (browser tests, driven by
+# Playwright), npm (axe-core, the accessibility audit, installed once into the cache), and kcat
+# with python3-venv (the associations' clients as the guide sets them up:
+# tests/security/test_association_clients.py).
 # Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
 

@@ -1,8 +1,9 @@
 """The public edge's settings, the same in every service that has one, under its own prefix
 (`INTAKE_TRUSTED_PROXIES`, `EVENTS_TRUSTED_PROXIES`, …): a service's settings class derives
 from `EdgeSettings` and sets its `env_prefix`. The console, behind its authenticating proxy,
-has the trusted proxies alone (`ProxySettings`, `COORDINATION_TRUSTED_PROXIES`). The internal port for operators, which every
-service has, is the settings base's (`rebond_service.settings.ServiceSettings`)."""
+has the trusted proxies alone (`ProxySettings`, `COORDINATION_TRUSTED_PROXIES`). The internal
+port for operators, which every service has, is the settings base's
+(`rebond_service.settings.ServiceSettings`)."""
 
 from typing import Annotated, Any, Self
 
