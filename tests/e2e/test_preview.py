@@ -4,7 +4,6 @@ console's preview page (itself served) showing the router's answer as a table an
 Kafka plays no part in a preview, so neither process is given a broker."""
 
 import asyncio
-import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from rebond_router.settings import RouterSettings
 from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Message
 from rebond_sql.testing import acknowledged
+from rebond_testing.pages import form_csrf
 from rebond_testing.ports import free_port
 from rebond_testing.serving import served
 
@@ -143,22 +143,16 @@ def console(router: str, tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
 def test_the_preview_page_shows_the_routers_shifts(console: str) -> None:
     """Signed in, a coordinator pastes the candidate: the page shows "5 personnes iraient à
     Second Souffle au lieu de 60 000 rebonds" and the matrix; an invalid one names the field."""
     with httpx.Client(base_url=console, timeout=60) as browser:
         form = browser.get("/connexion").text
         signed = browser.post(
-            "/connexion", data={"email": COORDINATOR, "password": PASSWORD, "csrf": csrf(form)}
+            "/connexion", data={"email": COORDINATOR, "password": PASSWORD, "csrf": form_csrf(form)}
         )
         assert signed.status_code == 303
-        token = csrf(browser.get("/apercu").text)
+        token = form_csrf(browser.get("/apercu").text)
         page = browser.post("/apercu", data={"csrf": token, "directory": paused_sixty()})
         assert page.status_code == 200
         assert (

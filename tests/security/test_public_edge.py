@@ -2,7 +2,6 @@
 the client is decided by <PREFIX>_TRUSTED_PROXIES alone, whatever FORWARDED_ALLOW_IPS says, and
 the operators' paths answer on the internal port only. The console, staff-facing, the same."""
 
-import re
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from rebond_events.settings import EventsSettings
 from rebond_intake.__main__ import build_server as intake_server
 from rebond_intake.settings import IntakeSettings
 from rebond_testing import free_port
+from rebond_testing.pages import form_csrf
 from rebond_testing.serving import running
 
 Serving = tuple[uvicorn.Server, list[socket.socket]]
@@ -124,11 +124,10 @@ def test_the_consoles_metrics_answer_on_its_internal_port_and_uvicorn_believes_n
         assert client.get(f"{base}/healthz").status_code == 200
         statuses = []
         for hop in ["198.51.100.1", "198.51.100.2"]:
-            csrf = re.search(r'name="csrf" value="([^"]+)"', client.get(f"{base}/connexion").text)
-            assert csrf is not None
+            csrf = form_csrf(client.get(f"{base}/connexion").text)
             reply = client.post(
                 f"{base}/connexion",
-                data={"email": "x@rebond.test", "password": "p", "csrf": csrf.group(1)},
+                data={"email": "x@rebond.test", "password": "p", "csrf": csrf},
                 headers={"x-forwarded-for": hop},
             )
             statuses.append(reply.status_code)

@@ -1,7 +1,6 @@
 """Fixtures of the coordination service's tests: the app on a real database (migrated as in
 production), fakes behind every port, a clock the test moves, and signed-in clients."""
 
-import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from rebond_coordination.fakes import FakeEvents, FakeMailer, FakeOutbound, Fake
 from rebond_coordination.projections import case_queued, referral_offered
 from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import NewUser, Store, UserRow, migrate
+from rebond_testing.pages import form_csrf
 
 BASE = "http://console.test"
 PASSWORD = "un mot de passe assez long"
@@ -113,12 +113,6 @@ class Console:
             data={"email": email, "password": password, "code": code, "csrf": form_csrf(page.text)},
         )
         return Browser(client, response)
-
-
-def form_csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
 
 
 @dataclass

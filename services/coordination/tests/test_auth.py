@@ -11,8 +11,9 @@ from argon2 import PasswordHasher
 
 from rebond_coordination import auth
 from rebond_coordination.domain import Role
+from rebond_testing.pages import form_csrf
 
-from .conftest import PASSWORD, Console, form_csrf, running
+from .conftest import PASSWORD, Console, running
 
 
 async def test_a_coordinator_signs_in_and_gets_a_strict_http_only_session_cookie(

@@ -1,5 +1,6 @@
 """The portal's pages in Debian's headless Chromium, with JavaScript on and off, against a real
-uvicorn server; each page is audited with axe-core (and photographed for the README: `rebond_testing.browser.screenshot_path`)."""
+uvicorn server; each page is audited with axe-core (and photographed for the README:
+`rebond_testing.browser.screenshot_path`)."""
 
 import asyncio
 import re
