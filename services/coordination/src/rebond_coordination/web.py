@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import FormData
 
-from rebond_contracts.associations import ASSOCIATION_NAMES
+from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.geography import REGIONS, department_label
 from rebond_coordination import domain
 from rebond_coordination.auth import SessionRules, same, token_hash
@@ -239,6 +239,21 @@ def message(
         request, "message.html", {"title": title, "text": text},
         signed=signed, status_code=status_code,
     )  # fmt: skip
+
+
+def association_choices() -> list[tuple[str, str]]:
+    """Every association of the grouping as (id, name), for a page's association picker. A new
+    list each time: the templates prepend their "all" entry to it (`[("", …)] + associations`)."""
+    return [(a.value, domain.association_name(a.value)) for a in AssociationId]
+
+
+def chosen_association(request: Request, signed: Signed) -> str | None:
+    """The association a coordinator narrowed a list to (`?association=`); None for anyone
+    else, and for an id that is not an association's."""
+    wanted = request.query_params.get("association")
+    return (
+        wanted if signed.scope.coordinator and wanted in {a.value for a in AssociationId} else None
+    )
 
 
 def see_other(path: str) -> RedirectResponse:

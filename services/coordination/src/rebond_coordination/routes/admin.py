@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.geography import REGION_OF_DEPARTMENT
 from rebond_coordination import auth
-from rebond_coordination.domain import Role, association_name
+from rebond_coordination.domain import Role
 from rebond_coordination.ports import MailUnavailable
 from rebond_coordination.store import EmailTaken, NewUser, UserRow
 from rebond_coordination.web import (
@@ -19,6 +19,8 @@ from rebond_coordination.web import (
     Manager,
     NotFound,
     Signed,
+    association_choices,
+    chosen_association,
     field,
     render,
     see_other,
@@ -44,15 +46,12 @@ ACTIONS = {
 
 @router.get("/journal", response_class=HTMLResponse)
 async def audit_log(request: Request, signed: Auditor, deps: Deps) -> HTMLResponse:
-    wanted = request.query_params.get("association")
-    association = (
-        wanted if signed.scope.coordinator and wanted in {a.value for a in AssociationId} else None
-    )
+    association = chosen_association(request, signed)
     entries = await deps.store.audit(signed.scope, association=association)
     return render(
         request, "audit.html",
         {"entries": entries, "actions": ACTIONS, "association": association,
-         "associations": [(a.value, association_name(a.value)) for a in AssociationId]},
+         "associations": association_choices()},
         signed=signed,
     )  # fmt: skip
 
@@ -65,7 +64,7 @@ async def _users_page(
     return render(
         request, "users.html",
         {"people": people, "errors": errors or [], "values": values or {}, "notice": notice,
-         "associations": [(a.value, association_name(a.value)) for a in AssociationId],
+         "associations": association_choices(),
          "invitable_roles": [r for r in Role if signed.scope.coordinator or r is not Role.COORDINATOR]},
         signed=signed, status_code=status_code,
     )  # fmt: skip

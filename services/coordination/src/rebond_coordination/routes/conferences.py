@@ -12,7 +12,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from rebond_contracts.associations import AssociationId
-from rebond_coordination.domain import association_name
 from rebond_coordination.ports import Conference, EventsInvalid
 from rebond_coordination.web import (
     PARIS,
@@ -21,6 +20,7 @@ from rebond_coordination.web import (
     NotFound,
     Organiser,
     Signed,
+    association_choices,
     field,
     render,
     see_other,
@@ -90,7 +90,7 @@ async def conferences(
     return render(
         request, "conferences.html",
         {"association": association, "events": sorted(events, key=lambda e: e.starts_at),
-         "kinds": KINDS, "associations": [(a.value, association_name(a.value)) for a in AssociationId]},
+         "kinds": KINDS, "associations": association_choices()},
         signed=signed,
     )  # fmt: skip
 

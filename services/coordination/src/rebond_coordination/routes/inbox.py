@@ -7,9 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import TypeAdapter
 
-from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import Answer, CallerName, DeclineReason
-from rebond_coordination.domain import AnswerVerdict, Outcome, association_name, outcome_error
+from rebond_coordination.domain import AnswerVerdict, Outcome, outcome_error
 from rebond_coordination.ports import AnswerGiven, OutcomeRecorded
 from rebond_coordination.store import Refused, new_id
 from rebond_coordination.web import (
@@ -19,6 +18,8 @@ from rebond_coordination.web import (
     Member,
     NotFound,
     Signed,
+    association_choices,
+    chosen_association,
     field,
     fits,
     render,
@@ -40,15 +41,12 @@ VERDICT_TEXTS = {
 
 @router.get("/boite", response_class=HTMLResponse)
 async def inbox(request: Request, signed: Member, deps: Deps) -> HTMLResponse:
-    wanted = request.query_params.get("association")
-    association = (
-        wanted if signed.scope.coordinator and wanted in {a.value for a in AssociationId} else None
-    )
+    association = chosen_association(request, signed)
     rows = await deps.store.inbox(signed.scope, association)
     return render(
         request, "inbox.html",
         {"referrals": rows, "association": association,
-         "associations": [(a.value, association_name(a.value)) for a in AssociationId]},
+         "associations": association_choices()},
         signed=signed,
     )  # fmt: skip
 

@@ -26,7 +26,14 @@ from rebond_coordination.statistics import (
     Report,
     build_report,
 )
-from rebond_coordination.web import STAGE_LABELS, Deps, NotFound, Reader, render
+from rebond_coordination.web import (
+    STAGE_LABELS,
+    Deps,
+    NotFound,
+    Reader,
+    association_choices,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 DIMENSION_LABELS = {
@@ -176,7 +183,7 @@ async def statistics(request: Request, signed: Reader, deps: Deps) -> HTMLRespon
         {"query": query, "report": report, "chart": chart, "registrations_chart": registrations_chart,
          "label_of": label_of, "dimension_labels": DIMENSION_LABELS,
          "outcome_columns": OUTCOME_COLUMNS, "outcome_labels": OUTCOME_COLUMN_LABELS,
-         "associations": [(a.value, association_name(a.value)) for a in AssociationId],
+         "associations": association_choices(),
          "errors": query.errors, "export": "&".join(f"{k}={v}" for k, v in query.params.items())},
         signed=signed, status_code=422 if query.errors else 200,
     )  # fmt: skip
