@@ -122,6 +122,28 @@ async def test_an_antenna_member_sees_their_departments_and_gets_404_for_another
     assert "Bernadette" in listing.text and "Louis" in listing.text
 
 
+async def test_the_association_filter_narrows_a_coordinators_inbox_and_never_widens_a_members(
+    world: World,
+) -> None:
+    """`?association=` is the coordinators' filter: Cora sees all inboxes, or one; an unknown id
+    filters nothing. Sam (Second Souffle) naming 60 000 rebonds still sees only his own."""
+    await offer(world.console.store, "second-souffle", "75", first_name="Yvette")
+    cora, sam = world.browsers["cora"], world.browsers["sam"]
+
+    def names(page: str) -> set[str]:
+        return {n for n in ("Bernadette", "Louis", "Yvette") if n in page}
+
+    assert names((await cora.get("/boite")).text) == {"Bernadette", "Louis", "Yvette"}
+    assert names((await cora.get("/boite?association=second-souffle")).text) == {"Yvette"}
+    assert names((await cora.get("/boite?association=60000-rebonds")).text) == {
+        "Bernadette", "Louis",
+    }  # fmt: skip
+    assert names((await cora.get("/boite?association=nobody")).text) == {
+        "Bernadette", "Louis", "Yvette",
+    }  # fmt: skip
+    assert names((await sam.get("/boite?association=60000-rebonds")).text) == {"Yvette"}
+
+
 @pytest.mark.parametrize("who", ["anne", "marc", "sam", "dana", "olga", "otto"])
 async def test_only_coordinators_reach_the_human_queue(world: World, who: str) -> None:
     """Every queue URL answers 403 to members and organisers."""
