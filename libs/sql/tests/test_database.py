@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from rebond_sql import Database
+from rebond_testing import free_port
 
 from .conftest import notes, texts
 
@@ -109,6 +110,19 @@ async def test_a_closed_database_refuses_work(database: Database) -> None:
     await database.close()
     with pytest.raises(RuntimeError, match="closed"):
         await database.run(texts)
+
+
+async def test_a_ping_answers_while_the_database_does(database: Database) -> None:
+    """What readiness checks await: it returns on a live database, raises on a closed one and
+    on a server nobody listens on."""
+    await database.ping()
+    await database.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await database.ping()
+    nowhere = Database(f"postgresql+psycopg://rebond:secret@127.0.0.1:{free_port()}/rebond")
+    with pytest.raises(OperationalError):
+        await nowhere.ping()
+    await nowhere.close()
 
 
 async def test_a_failing_statement_s_error_does_not_quote_its_values(database: Database) -> None:

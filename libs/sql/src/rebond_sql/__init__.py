@@ -34,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -108,6 +108,11 @@ class Database:
                 return await self._in_thread(_whole, self._sync_engine, work)
         async with self._async_engine().begin() as connection:
             return await connection.run_sync(work)
+
+    async def ping(self) -> None:
+        """A `SELECT 1`: what a service's readiness check awaits (`rebond_service.host.answers`),
+        raising while the database cannot answer."""
+        await self.run(lambda connection: connection.execute(text("SELECT 1")))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

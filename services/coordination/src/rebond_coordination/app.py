@@ -170,7 +170,7 @@ def build(
                 run=partial(_refresh_forever, services, settings.metrics_interval_s),
             ),
         ],
-        [answers("store", store.ping), *checks],
+        [answers("store", store.database.ping), *checks],
     )
     web = FastAPI(
         title="Rebond coordination",

@@ -28,7 +28,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -346,9 +345,6 @@ class Store:
 
     async def close(self) -> None:
         await self.database.close()
-
-    async def ping(self) -> None:
-        await self.database.run(lambda c: c.execute(text("SELECT 1")))
 
     async def create_schema(self) -> None:
         """Tables straight from the metadata (tests of one module); services use `migrate`."""

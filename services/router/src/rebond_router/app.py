@@ -151,7 +151,7 @@ def create_app(settings: RouterSettings | None = None, clock: Clock = utc_now) -
             kafka.part(),
             Part("deadlines", run=functools.partial(watch_deadlines, parts), after=(kafka.name,)),
         ],
-        [kafka.check(), answers("store", parts.store.ping)],
+        [kafka.check(), answers("store", parts.store.database.ping)],
     )
     app = FastAPI(title="Rebond router", lifespan=host.lifespan)
     app.state.observability = obs

@@ -48,7 +48,6 @@ from sqlalchemy import (
     delete,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -539,10 +538,6 @@ class Store:
 
     async def close(self) -> None:
         await self.database.close()
-
-    async def ping(self) -> None:
-        """A `SELECT 1` (the readiness check: a stopped database makes the router unready)."""
-        await self.database.run(lambda connection: connection.execute(text("SELECT 1")))
 
     def relay(
         self, send: Send, clock: Callable[[], datetime], batch_max_records: int = 500
