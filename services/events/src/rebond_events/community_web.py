@@ -489,6 +489,25 @@ link_pages(
 )  # fmt: skip
 
 
+async def volunteer_acted(
+    request: Request,
+    act: Awaitable[object],
+    done: str,
+    refused: tuple[str, str],
+    back: tuple[str, str],
+) -> HTMLResponse:
+    """The page after a form of a volunteer's own page `act`ed with their link: "C'est noté"
+    and `done`; "invalid link" (403, back to signing up) for a bad or stale link; or, when
+    their status does not allow it, the `refused` title and text (409)."""
+    try:
+        await act
+    except (Forbidden, NotFound):
+        return message(request, *INVALID_LINK, 403, PEERS_BACK)
+    except Conflict:
+        return message(request, *refused, 409, back)
+    return message(request, "C'est noté", done, 200, back)
+
+
 @pages.get("/pairs/{volunteer_id}/gerer", response_class=HTMLResponse)
 async def manage_form(
     request: Request,
@@ -529,21 +548,15 @@ async def session_done(
             "votre accord, nous n'affichons rien. (Tick the box to agree to be listed on the "
             "session's page: without your consent, nothing is shown.)", 422, back,
         )  # fmt: skip
-    try:
-        if action == "attend":
-            await community.attend(str(volunteer_id), token, str(event_id))
-        else:
-            await community.leave_session(str(volunteer_id), token, str(event_id))
-    except (Forbidden, NotFound):
-        return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    except Conflict:
-        return message(
-            request, "Pas possible pour l'instant",
-            "Cette rencontre n'est plus proposée, ou votre inscription est en pause ou attend "
-            "la décision de l'équipe. (This session is no longer offered, or your sign-up is "
-            "paused or waiting for the team's decision.)", 409, back,
-        )  # fmt: skip
-    return message(request, "C'est noté", SESSION_DONE[action], 200, back)
+    act = community.attend if action == "attend" else community.leave_session
+    return await volunteer_acted(
+        request, act(str(volunteer_id), token, str(event_id)), SESSION_DONE[action],
+        ("Pas possible pour l'instant",
+         "Cette rencontre n'est plus proposée, ou votre inscription est en pause ou attend "
+         "la décision de l'équipe. (This session is no longer offered, or your sign-up is "
+         "paused or waiting for the team's decision.)"),
+        back,
+    )  # fmt: skip
 
 
 SESSION_DONE = {
@@ -573,18 +586,13 @@ async def manage_done(
     token: Annotated[str, Form()] = "",
     action: Annotated[Action, Form()] = "pause",
 ) -> HTMLResponse:
-    try:
-        await community.manage_volunteer(str(volunteer_id), token, action)
-    except (Forbidden, NotFound):
-        return message(request, *INVALID_LINK, 403, PEERS_BACK)
-    except Conflict:
-        return message(
-            request, "Pas encore possible",
-            "Votre inscription attend la décision de l'équipe : la pause et la reprise "
-            "viendront ensuite. (Your sign-up is waiting for the team's decision.)", 409,
-            PEERS_BACK,
-        )  # fmt: skip
-    return message(request, "C'est noté", MANAGED[action], 200, PEERS_BACK)
+    return await volunteer_acted(
+        request, community.manage_volunteer(str(volunteer_id), token, action), MANAGED[action],
+        ("Pas encore possible",
+         "Votre inscription attend la décision de l'équipe : la pause et la reprise "
+         "viendront ensuite. (Your sign-up is waiting for the team's decision.)"),
+        PEERS_BACK,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
