@@ -16,6 +16,7 @@ from rebond_events.outbox import Publisher, UseCases
 from rebond_events.peers import (
     PeerAttending,
     SessionForVolunteer,
+    Side,
     VolunteerIn,
 )
 from rebond_events.ports import Clock, Outcome, each
@@ -174,18 +175,14 @@ class Community(UseCases[SqlCommunity]):
         await self.publisher.flush([data.reference for data, _ in requests])
         return outcome.value
 
-    async def decline_match(
-        self, match_id: str, side: Literal["person", "volunteer"], token: str
-    ) -> str | None:
+    async def decline_match(self, match_id: str, side: Side, token: str) -> str | None:
         """One side declines; the next volunteer, if any, is proposed (its match id)."""
         return await self._publish_now(
             partial(peers.decline, links=self.links, clock=self.clock, match_id=match_id,
                     side=side, token=token)
         )  # fmt: skip
 
-    async def report_match(
-        self, match_id: str, side: Literal["person", "volunteer"], token: str
-    ) -> str | None:
+    async def report_match(self, match_id: str, side: Side, token: str) -> str | None:
         """One side reports a problem: the volunteer waits for a moderator; a person who
         reported is proposed the next volunteer, if any (its match id)."""
         return await self._publish_now(

@@ -24,6 +24,7 @@ from rebond_events.peers import (
     SIGNED_UP,
     AttendRequest,
     PeerAttending,
+    Side,
     VolunteerIn,
 )
 from rebond_events.portal import templates
@@ -351,7 +352,6 @@ VOLUNTEER_MESSAGES = {
     "consent": "Cochez la case : sans votre accord, nous ne pouvons présenter personne.",
 }
 Action = Literal["pause", "resume", "erase"]
-Side = Literal["person", "volunteer"]
 
 
 class DeclineRequest(LinkRequest):

@@ -56,6 +56,8 @@ from rebond_sql.outbox import Message
 MONTH = timedelta(days=30)
 
 T = TypeVar("T")
+#: The two sides of a match, each with its own signed links (to decline, to report).
+Side = Literal["person", "volunteer"]
 
 
 class VolunteerIn(BaseModel):
@@ -555,7 +557,7 @@ def decline(
     links: CommunityLinks,
     clock: Clock,
     match_id: str,
-    side: Literal["person", "volunteer"],
+    side: Side,
     token: str,
     new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
@@ -572,7 +574,7 @@ def report(
     links: CommunityLinks,
     clock: Clock,
     match_id: str,
-    side: Literal["person", "volunteer"],
+    side: Side,
     token: str,
     new_id: Callable[[], str] = random_id,
 ) -> Outcome[str | None]:
