@@ -200,3 +200,28 @@ async def test_attendances_go_with_the_retention_once_the_conference_is_over(
 
     assert await left_after(50) == 1  # the conference (in 30 days) ended 20 days before
     assert await left_after(70) == 0
+
+
+async def test_the_volunteer_pages_forms_refuse_a_bad_link_and_what_their_status_forbids(
+    service: Running, event_body: EventBody
+) -> None:
+    """A forged link: "Lien invalide" (403) on both forms of the page; paused, the session form
+    says it is not possible now (409); reported by a person, resuming waits for the team (409)."""
+    session = await create(service, event_body(kind="peer_exchange"))
+    volunteer_id, path, token = await manage_link(service, "Paul")
+    action = f"/pairs/{volunteer_id}/rencontres/{session['id']}"
+    attend_form = {"action": "attend", "listed": "yes"}
+    for url, form in ((action, attend_form), (path, {"action": "pause"})):
+        bad = await service.client.post(url, data={"token": forged(token), **form})
+        assert bad.status_code == 403 and "Lien invalide" in bad.text, url
+    await service.client.post(path, data={"token": token, "action": "pause"})
+    paused = await service.client.post(action, data={"token": token, **attend_form})
+    assert paused.status_code == 409 and "Pas possible pour l&#39;instant" in paused.text
+    assert await listed(service, session["id"]) == []
+
+    await service.client.post(path, data={"token": token, "action": "resume"})
+    assert await service.events.community.request_peer(peer_request()) is not None
+    report, report_token = link(mails(service, "claire@example.org")[-1]["text"], "/signaler")
+    await service.client.post(report, data={"token": report_token})
+    held = await service.client.post(path, data={"token": token, "action": "resume"})
+    assert held.status_code == 409 and "Pas encore possible" in held.text
