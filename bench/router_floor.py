@@ -42,11 +42,12 @@ from rebond_contracts.topics import (
 from rebond_kafka.testing import partitions_of
 from rebond_observability.logging import configure_logging
 from rebond_router.directory import DEFAULT_PATH, Directory, load_directory
-from rebond_router.lifecycle import Clock, Router
+from rebond_router.lifecycle import Router
 from rebond_router.rules import decide, invitee_of, outcome_of
 from rebond_router.statistics import case_fact
 from rebond_router.store import Store, migrate
 from rebond_sql.outbox import Message
+from rebond_sql.types import Clock
 
 Record = tuple[bytes, list[tuple[str, bytes]]]  # a Kafka record's value and headers
 Output = tuple[str, str, bytes]  # topic, key, value

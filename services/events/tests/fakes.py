@@ -11,7 +11,7 @@ from rebond_events.ports import Invitation, Listing
 
 
 class FrozenClock:
-    """The time the use cases read (`ports.Clock`): `now`, until a test sets it."""
+    """The time the use cases read (`rebond_sql.types.Clock`): `now`, until a test sets it."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now

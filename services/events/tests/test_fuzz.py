@@ -21,12 +21,13 @@ from schemathesis.python.asgi import shutdown_lifespans
 from sqlalchemy import create_engine
 
 from rebond_events import scheduling
-from rebond_events.app import build, utc_now
+from rebond_events.app import build
 from rebond_events.conferences import Conferences
 from rebond_events.models import EventIn
 from rebond_events.settings import EventsSettings, hash_api_key
 from rebond_events.store import apply, migrate
 from rebond_events.tables import metadata
+from rebond_sql.types import utc_now
 from rebond_testing.fuzzing import examples
 
 from .conftest import FakeSink

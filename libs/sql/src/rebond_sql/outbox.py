@@ -29,7 +29,7 @@ its acknowledgements.
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -50,7 +50,7 @@ from sqlalchemy import (
 )
 
 from rebond_sql import Database
-from rebond_sql.types import UTCDateTime
+from rebond_sql.types import Clock, UTCDateTime, utc_now
 
 
 @dataclass(frozen=True)
@@ -160,10 +160,6 @@ Send = Callable[[Message], Awaitable[Awaitable[object]]]
 SubjectLock = Callable[[Connection, Sequence[str]], None]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Relay:
     """Publishes an outbox: in order, all in flight together, each deleted once acknowledged."""
 
@@ -172,7 +168,7 @@ class Relay:
         database: Database,
         outbox: Outbox,
         send: Send,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
         batch: int = 1000,
         lock: SubjectLock | None = None,
     ) -> None:

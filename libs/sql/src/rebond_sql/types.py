@@ -15,6 +15,7 @@ A naive datetime is refused when bound (`ValueError`): which zone it meant canno
 guessing is how stores end up with four time representations.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
@@ -44,3 +45,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:  # SQLite: stored as UTC without zone (see the module)
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+#: What a store or a use case asks the time of (tests hand it a fixed or stepping clock).
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """Now, aware and in UTC: every service's clock in production."""
+    return datetime.now(UTC)

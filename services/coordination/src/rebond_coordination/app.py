@@ -12,7 +12,7 @@ service host's (`rebond_service.host`): the parts below, and the store's and Kaf
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 
 import httpx
@@ -52,7 +52,6 @@ from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import Store, migrate
 from rebond_coordination.web import (
     STATIC,
-    Clock,
     CsrfRefused,
     Forbidden,
     NotFound,
@@ -69,6 +68,7 @@ from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_service.host import Check, Host, KafkaConnection, Part, answers
 from rebond_sql.migrations import upgrade_apart
+from rebond_sql.types import Clock, utc_now
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the outage log line (`rebond_kafka.outage`).
@@ -79,10 +79,6 @@ KAFKA_OUTAGE = Impact(
     en="answers, assignments, closures, outcomes and directory overrides wait in the console "
     "and go out once Kafka is back; new cases arrive then; /readyz answers 503",
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

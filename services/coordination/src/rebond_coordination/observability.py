@@ -1,14 +1,12 @@
 """Coordination's observability: the shared plumbing (`/metrics`, trace and log context) and
 the human queue's own series, for the alert "an urgent case waits more than an hour"."""
 
-from collections.abc import Callable
-from datetime import datetime
-
 from prometheus_client import Gauge
 
 from rebond_coordination.store import Store
 from rebond_observability import Observability as SharedObservability
 from rebond_observability import OtelSettings
+from rebond_sql.types import Clock
 
 URGENT_LIMIT_S = 3600.0
 
@@ -27,7 +25,7 @@ class Observability(SharedObservability):
             registry=self.registry,
         )
 
-    async def refresh_queue(self, store: Store, clock: Callable[[], datetime]) -> None:
+    async def refresh_queue(self, store: Store, clock: Clock) -> None:
         now = clock()
         waits = [(now - since).total_seconds() for since in await store.urgent_waiting_since()]
         self.oldest_urgent.set(max(waits, default=0.0))

@@ -9,21 +9,20 @@ its `message_id`.
 """
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
 
 import structlog
 from pydantic import TypeAdapter
 
 from rebond_coordination.ports import Outbound, OutboundMessage, OutboundUnavailable
 from rebond_coordination.store import Store
+from rebond_sql.types import Clock
 
 log = structlog.get_logger(__name__)
 _messages: TypeAdapter[OutboundMessage] = TypeAdapter(OutboundMessage)
 
 
 class Relay:
-    def __init__(self, store: Store, outbound: Outbound, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Store, outbound: Outbound, clock: Clock) -> None:
         self.store = store
         self.outbound = outbound
         self.clock = clock

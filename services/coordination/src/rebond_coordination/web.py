@@ -32,11 +32,11 @@ from rebond_coordination.settings import CoordinationSettings
 from rebond_coordination.store import SessionRow, Store, UserRow
 from rebond_http.clients import ClientAddress
 from rebond_http.guard import TokenBucketLimiter
+from rebond_sql.types import Clock
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 PARIS = ZoneInfo("Europe/Paris")
-Clock = Callable[[], datetime]
 
 MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",

@@ -7,9 +7,7 @@ host's (`rebond_service.host`): the store opened before it serves, Kafka connect
 relayed in the background, and `/readyz` from Kafka's state.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 
 import structlog
@@ -43,6 +41,7 @@ from rebond_kafka.security import kafka_security
 from rebond_service.host import Check, Host, KafkaConnection, Part
 from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Send
+from rebond_sql.types import Clock, utc_now
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the events service's outage log line (`rebond_kafka.outage`).
@@ -93,10 +92,6 @@ def _fields(
     return out
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class Events:
     """The built service: its web app and what it runs on."""
@@ -116,7 +111,7 @@ class Events:
 def build(
     settings: EventsSettings,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     send: Send | None = None,
     broker: KafkaBroker | None = None,
     store: Store | None = None,

@@ -19,9 +19,10 @@ from rebond_events.peers import (
     Side,
     VolunteerIn,
 )
-from rebond_events.ports import Clock, Outcome, each
+from rebond_events.ports import Outcome, each
 from rebond_events.store import Store
 from rebond_events.stories import StoryEdit, StoryForModerator, StoryIn, StoryPublic, StoryStatus
+from rebond_sql.types import Clock
 
 T = TypeVar("T")
 

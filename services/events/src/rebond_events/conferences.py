@@ -32,9 +32,10 @@ from rebond_events.models import (
     RegistrationIn,
 )
 from rebond_events.outbox import Publisher, UseCase, UseCases
-from rebond_events.ports import Clock, Listing, Outcome, Repository
+from rebond_events.ports import Listing, Outcome, Repository
 from rebond_events.registering import Registered
 from rebond_events.store import Store
+from rebond_sql.types import Clock
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)

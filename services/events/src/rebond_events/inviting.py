@@ -8,7 +8,8 @@ from typing import NamedTuple
 from rebond_contracts.payloads import InvitationContactV1
 from rebond_events.announcements import Announcer, invitation_id
 from rebond_events.domain import Candidate, choose_invitation, email_digest
-from rebond_events.ports import Clock, Invitation, Outcome, Repository, each
+from rebond_events.ports import Invitation, Outcome, Repository, each
+from rebond_sql.types import Clock
 
 #: How many upcoming conferences of the region an invitation chooses from.
 CANDIDATES = 200

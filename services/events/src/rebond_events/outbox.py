@@ -13,7 +13,7 @@ is published twice keeps its `ce_id`, which readers deduplicate by.
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Concatenate, Generic, TypeAlias, TypeVar
 
 import structlog
@@ -30,10 +30,11 @@ from rebond_contracts.topics import (
     REGISTRATIONS,
     Topic,
 )
-from rebond_events.ports import Clock, Outcome
+from rebond_events.ports import Outcome
 from rebond_events.store import Store
 from rebond_events.tables import OUTBOX
 from rebond_sql.outbox import Message, Relay, Send
+from rebond_sql.types import Clock
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -92,7 +93,7 @@ class Publisher:
         self,
         store: Store,
         send: Send,
-        clock: Callable[[], datetime],
+        clock: Clock,
         connected: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store

@@ -48,9 +48,10 @@ from rebond_contracts.questionnaire import PHONE_PATTERN, Locale, Region, Sector
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message, match_message
 from rebond_events.models import Line, LinkRequest, PersonName
-from rebond_events.ports import Clock, Outcome, random_id
+from rebond_events.ports import Outcome, random_id
 from rebond_events.stories import Consent
 from rebond_sql.outbox import Message
+from rebond_sql.types import Clock
 
 #: A volunteer's monthly limit counts the introductions of this many days back.
 MONTH = timedelta(days=30)

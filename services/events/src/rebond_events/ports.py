@@ -8,7 +8,7 @@ transaction (`store.Store.apply`). Tests run the same functions on a fake reposi
 """
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
@@ -20,8 +20,6 @@ from rebond_sql.outbox import Message
 
 T = TypeVar("T", covariant=True)
 V = TypeVar("V")
-#: The time of day (aware); tests give their own.
-Clock = Callable[[], datetime]
 
 
 def random_id() -> str:

@@ -27,8 +27,9 @@ from rebond_events.domain import (
 )
 from rebond_events.errors import Conflict, Expired, Forbidden, NotFound
 from rebond_events.models import CancelResult, RegistrationIn
-from rebond_events.ports import Clock, Outcome, Repository, random_id
+from rebond_events.ports import Outcome, Repository, random_id
 from rebond_sql.outbox import Message
+from rebond_sql.types import Clock
 
 
 @dataclass(frozen=True)

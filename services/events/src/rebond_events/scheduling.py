@@ -29,8 +29,9 @@ from rebond_events.models import (
     EventPublic,
     RegistrationForOrganiser,
 )
-from rebond_events.ports import Clock, Listing, Outcome, Repository, random_id
+from rebond_events.ports import Listing, Outcome, Repository, random_id
 from rebond_events.registering import promote
+from rebond_sql.types import Clock
 
 
 def schedule(

@@ -26,7 +26,8 @@ from rebond_contracts.questionnaire import Locale, Region, Sector, Stage
 from rebond_events.errors import Conflict, Forbidden, NotFound
 from rebond_events.letters import CommunityLinks, InvalidToken, Mail, mail_message
 from rebond_events.models import PersonName, Received
-from rebond_events.ports import Clock, Outcome, random_id
+from rebond_events.ports import Outcome, random_id
+from rebond_sql.types import Clock
 
 # --- What may be published ------------------------------------------------------------------
 

@@ -33,12 +33,13 @@ from rebond_intake.publisher import KafkaSubmissionPublisher, SubmissionPublishe
 from rebond_intake.recent import RecentlyReceived
 from rebond_intake.settings import IntakeSettings
 from rebond_intake.store import SqlStatusStore, StatusStore, patiently
-from rebond_intake.submissions import Clock, Submissions, utc_now
+from rebond_intake.submissions import Submissions
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
 from rebond_service.host import Check, Host, Part
+from rebond_sql.types import Clock, utc_now
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter

@@ -27,8 +27,6 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import structlog
@@ -50,6 +48,7 @@ from rebond_intake.recent import RecentlyReceived
 from rebond_intake.resources import RESOURCES, Resource
 from rebond_intake.store import StatusStore, StoreUnavailable, Submission
 from rebond_intake.timeline import Step, build_timeline, current_status, received
+from rebond_sql.types import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -57,9 +56,6 @@ log = structlog.get_logger(__name__)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("9b0f3c55-2b43-4a55-9f0e-3f4f4a2b6c11")
 #: Erasure event ids derive from the reference: asking twice publishes the same event.
 ERASURE_NAMESPACE = uuid.UUID("5a4f2e0c-7d7b-4c55-9c1e-2b6f0f8f3e71")
-Clock = Callable[[], datetime]
-#: The production clock: aware UTC.
-utc_now: Clock = partial(datetime.now, UTC)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ anywhere before the lifespan, the service host's (`rebond_service.host`), starts
 """
 
 import asyncio
-from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -29,11 +28,12 @@ from rebond_notifier.dispatcher import Dispatcher, RetryPolicy
 from rebond_notifier.observability import Observability, count_referrals_and_deliveries
 from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.store import DeliveryStore, migrate, utc_now
+from rebond_notifier.store import DeliveryStore, migrate
 from rebond_notifier.web import build_router
 from rebond_service.host import Host, KafkaConnection, Part
 from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Relay
+from rebond_sql.types import Clock, utc_now
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the notifier's outage log line (`rebond_kafka.outage`).
@@ -149,7 +149,7 @@ def _smtp(settings: NotifierSettings) -> SmtpMailer:
 def build(
     settings: NotifierSettings,
     *,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = utc_now,
     mailer: Mailer | None = None,
     webhooks: WebhookPoster | None = None,
 ) -> Notifier:

@@ -23,10 +23,10 @@ row at a time: a backlog's drain cost grew with its length.
 """
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -43,9 +43,10 @@ from rebond_notifier.channels import (
     retry_delay,
 )
 from rebond_notifier.config import AssociationChannels
-from rebond_notifier.store import Delivery, DeliveryStatus, DeliveryStore, Lease, utc_now
+from rebond_notifier.store import Delivery, DeliveryStatus, DeliveryStore, Lease
 from rebond_notifier.templates import Mail
 from rebond_sql.outbox import Relay
+from rebond_sql.types import Clock, utc_now
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +90,7 @@ class Dispatcher:
         policy: RetryPolicy,
         poll_interval_s: float = 30.0,
         gather_s: float = 0.01,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
         stale_after: timedelta = timedelta(seconds=10),
     ) -> None:
         self.store = store

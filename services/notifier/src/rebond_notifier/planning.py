@@ -1,7 +1,7 @@
 """Pure: which side effects a decision or a status change calls for, fully rendered."""
 
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -35,8 +35,9 @@ from rebond_notifier.signing import (
     make_follow_up_token,
     make_token,
 )
-from rebond_notifier.store import Holder, NewDelivery, Person, Told, utc_now
+from rebond_notifier.store import Holder, NewDelivery, Person, Told
 from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
+from rebond_sql.types import Clock, utc_now
 
 OFFER, REMINDER, EXPIRY, CONFIRMATION = "offer", "reminder", "expiry", "confirmation"
 WITHDRAWAL = "withdrawal"
@@ -97,7 +98,7 @@ class LinkMaker:
     key: bytes
     base_url: str
     valid_days: int = 8
-    clock: Callable[[], datetime] = field(default=utc_now, compare=False)
+    clock: Clock = field(default=utc_now, compare=False)
     #: The portal's public address (intake), where `/suivi/{reference}` shows a request.
     portal_url: str = "http://127.0.0.1:8000"
     #: How long the person's follow-up links last.

@@ -38,7 +38,7 @@ import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,7 @@ from rebond_sql import Database, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest, tombstone_table
 from rebond_sql.migrations import upgrade
 from rebond_sql.outbox import Message, Outbox, Relay, Send, outbox_table
-from rebond_sql.types import UTCDateTime
+from rebond_sql.types import Clock, UTCDateTime, utc_now
 
 #: The Alembic migrations that make and change these tables.
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -210,10 +210,6 @@ tombstones = tombstone_table(metadata, "notifier_tombstones")
 
 #: What the notifier publishes, until Kafka acknowledged it (see the module's docstring).
 outbox = Outbox(outbox_table(metadata, "notifier_outbox"))
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def migrate(database_url: str) -> None:
@@ -529,13 +525,13 @@ def _forget(connection: Connection, references: Collection[str]) -> list[Holder]
 class DeliveryStore:
     """The notifier's tables on one `rebond_sql.Database` (migrated beforehand), and its clock."""
 
-    def __init__(self, database: Database, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, database: Database, clock: Clock = utc_now) -> None:
         self.database = database
         self.clock = clock
         self.outbox = outbox
 
     @classmethod
-    def from_url(cls, url: str, clock: Callable[[], datetime] = utc_now) -> "DeliveryStore":
+    def from_url(cls, url: str, clock: Clock = utc_now) -> "DeliveryStore":
         return cls(Database(url, name="notifier"), clock)
 
     async def close(self) -> None:

@@ -56,6 +56,7 @@ from rebond_notifier.signing import (
 )
 from rebond_notifier.store import AlreadyAnswered, AlreadyFollowedUp, DeliveryStore, Withdrawn
 from rebond_notifier.templates import moment_fr
+from rebond_sql.types import Clock
 
 log = structlog.get_logger(__name__)
 C = TypeVar("C", AnswerClaims, FollowUpClaims)
@@ -246,7 +247,7 @@ def build_router(
     store: DeliveryStore,
     key: bytes,
     publish_soon: Callable[[str], None],
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> APIRouter:
     """The answer pages: links signed with `key`, answers recorded in `store` with their
     message, which `publish_soon(reference)` then has published."""
@@ -444,7 +445,7 @@ def _follow_up_router(
     store: DeliveryStore,
     key: bytes,
     publish_soon: Callable[[str], None],
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> APIRouter:
     """The person's follow-up pages: `GET /contact/{token}` shows the answer the link carries
     and a button; the POST records it once (`DeliveryStore.record_follow_up`, with its

@@ -9,7 +9,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import stamina
 import structlog
@@ -31,7 +31,7 @@ from rebond_router.consumer import (
     topic_bounds,
 )
 from rebond_router.directory import load_directory
-from rebond_router.lifecycle import Clock, Router
+from rebond_router.lifecycle import Router
 from rebond_router.observability import Observability, count_decisions
 from rebond_router.overrides import Overrides
 from rebond_router.preview import Previewer
@@ -40,6 +40,7 @@ from rebond_router.store import Store, migrate
 from rebond_service.host import Host, KafkaConnection, Part, answers
 from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Relay
+from rebond_sql.types import Clock, utc_now
 
 log = structlog.get_logger(__name__)
 #: What a Kafka outage means here, in the router's outage log line (`rebond_kafka.outage`).
@@ -49,10 +50,6 @@ KAFKA_OUTAGE = Impact(
     en="questionnaires wait in Kafka and will be routed once it is back, nothing is lost; "
     "/readyz answers 503",
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -56,10 +56,10 @@ from rebond_router.referral import (
 from rebond_router.rules import Track, decide, decide_distress
 from rebond_router.scoring import full_now
 from rebond_sql.outbox import Message
+from rebond_sql.types import Clock
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
 #: Enters the log and trace context of the i-th event of a batch (the consumer's per record).
 EventScope = Callable[[int], AbstractContextManager[object]]
 #: A command of the aggregate, its arguments given: `lambda r: r.remind(now)`.

@@ -19,7 +19,6 @@ override cannot make an association the file would refuse).
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Protocol
 from uuid import uuid5
 
@@ -30,6 +29,7 @@ from rebond_contracts.associations import AssociationId
 from rebond_contracts.payloads import DirectoryAppliedV1, DirectoryOverrideV1
 from rebond_router.directory import Association, Directory
 from rebond_router.referral import Rejected
+from rebond_sql.types import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +86,7 @@ class Overrides:
     base: Directory
     target: HasDirectory
     publish: PublishApplied
-    clock: Callable[[], datetime]
+    clock: Clock
     #: Where the topic ends at this start; None: nothing to wait for (tests of one handler).
     bounds: Bounds | None = None
     latest: dict[AssociationId, DirectoryOverrideV1] = field(default_factory=dict)

@@ -38,6 +38,7 @@ from rebond_router.referral import week_start
 from rebond_router.rules import of_track
 from rebond_router.scoring import rank
 from rebond_router.store import Replayable, Store
+from rebond_sql.types import Clock
 
 
 def orient(decisions: Sequence[Replayable], directory: Directory) -> list[AssociationId | None]:
@@ -82,7 +83,7 @@ class Previewer:
     store: Store
     current: Callable[[], Directory]
     overrides: Callable[[], Mapping[AssociationId, DirectoryOverrideV1]]
-    clock: Callable[[], datetime]
+    clock: Clock
     weeks: int
 
     async def __call__(self, candidate_yaml: str) -> PreviewResult:

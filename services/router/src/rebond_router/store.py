@@ -80,7 +80,7 @@ from rebond_sql import Database, Transaction, Work
 from rebond_sql.erasure import erased_among, lock_references, reference_digest, tombstone_table
 from rebond_sql.migrations import upgrade
 from rebond_sql.outbox import Message, Outbox, Relay, Send, outbox_table
-from rebond_sql.types import UTCDateTime
+from rebond_sql.types import Clock, UTCDateTime
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -539,9 +539,7 @@ class Store:
     async def close(self) -> None:
         await self.database.close()
 
-    def relay(
-        self, send: Send, clock: Callable[[], datetime], batch_max_records: int = 500
-    ) -> Relay:
+    def relay(self, send: Send, clock: Clock, batch_max_records: int = 500) -> Relay:
         """What publishes this store's outbox through `send` (the lifecycle's `Publisher`).
         A batch of `batch_max_records` questionnaires is read back and put in flight in one
         round (each first decision writes at most `EVENTS_PER_DECISION` events), as the router
