@@ -25,6 +25,22 @@ async def create(
     return response.json()  # type: ignore[no-any-return]
 
 
+async def update(
+    service: Running, event: dict[str, Any], changes: dict[str, Any], org: str = "second-souffle"
+) -> Any:
+    """PATCH `changes` onto `event` as organiser `org`: the response, whatever its status."""
+    return await service.client.patch(
+        f"/v1/events/{event['id']}", json=changes, headers=service.headers[org]
+    )
+
+
+async def cancel(service: Running, event: dict[str, Any], org: str = "second-souffle") -> Any:
+    """Cancel `event` as organiser `org`: the response, whatever its status."""
+    return await service.client.post(
+        f"/v1/events/{event['id']}/cancel", headers=service.headers[org]
+    )
+
+
 async def register(service: Running, event_id: str, email: str, name: str = "Claire") -> Any:
     """Register through the API; returns once what it announced is published."""
     response = await service.client.post(
@@ -85,11 +101,12 @@ async def test_organiser_routes_need_a_known_api_key(
 async def test_another_organisers_event_is_forbidden(service: Running, event_body: Body) -> None:
     """An organiser cannot change, cancel or see the registrations of another's event (403)."""
     event = await create(service, event_body(), org="second-souffle")
-    other = service.headers["60000-rebonds"]
+    other = "60000-rebonds"
     url = f"/v1/events/{event['id']}"
-    assert (await service.client.patch(url, json={"city": "Pau"}, headers=other)).status_code == 403
-    assert (await service.client.post(f"{url}/cancel", headers=other)).status_code == 403
-    assert (await service.client.get(f"{url}/registrations", headers=other)).status_code == 403
+    assert (await update(service, event, {"city": "Pau"}, org=other)).status_code == 403
+    assert (await cancel(service, event, org=other)).status_code == 403
+    registrations = await service.client.get(f"{url}/registrations", headers=service.headers[other])
+    assert registrations.status_code == 403
     assert (await service.client.get(url)).json()["city"] == "Bordeaux"
 
 
@@ -125,17 +142,9 @@ async def test_an_update_that_breaks_a_rule_is_422_naming_the_field(
 ) -> None:
     """A partial update is checked against the whole event: an end before the start is refused."""
     event = await create(service, event_body())
-    response = await service.client.patch(
-        f"/v1/events/{event['id']}",
-        json={"ends_at": in_days(29).isoformat()},
-        headers=service.headers["second-souffle"],
-    )
+    response = await update(service, event, {"ends_at": in_days(29).isoformat()})
     assert response.status_code == 422 and fields(response) == {"ends_at"}
-    response = await service.client.patch(
-        f"/v1/events/{event['id']}",
-        json={"region": "11"},
-        headers=service.headers["second-souffle"],
-    )
+    response = await update(service, event, {"region": "11"})
     assert response.status_code == 422 and fields(response) == {"department"}
 
 
@@ -145,10 +154,8 @@ async def test_an_update_is_announced_to_the_event_and_its_registrants(
     """Changing the venue bumps the version and tells each registrant of the change."""
     event = await create(service, event_body())
     await register(service, event["id"], "claire@example.org")
-    response = await service.client.patch(
-        f"/v1/events/{event['id']}",
-        json={"city": "Mérignac", "venue_address": "1 avenue de l'Yser"},
-        headers=service.headers["second-souffle"],
+    response = await update(
+        service, event, {"city": "Mérignac", "venue_address": "1 avenue de l'Yser"}
     )
     assert response.status_code == 200
     assert response.json()["city"] == "Mérignac" and response.json()["version"] == 2
@@ -165,9 +172,7 @@ async def test_a_larger_room_promotes_the_waitlist(service: Running, event_body:
     event = await create(service, event_body(capacity=1))
     for n in range(3):
         await register(service, event["id"], f"p{n}@example.org")
-    response = await service.client.patch(
-        f"/v1/events/{event['id']}", json={"capacity": 2}, headers=service.headers["second-souffle"]
-    )
+    response = await update(service, event, {"capacity": 2})
     assert response.json()["confirmed"] == 2 and response.json()["waitlisted"] == 1
     promoted = [p for p in service.sink.payloads(REGISTRATIONS.name) if p["change"] == "promoted"]
     assert [p["email"] for p in promoted] == ["p1@example.org"]
@@ -179,9 +184,7 @@ async def test_cancelling_an_event_cancels_its_registrations(
     """A cancelled event leaves the listing, refuses registrations and tells each registrant."""
     event = await create(service, event_body())
     await register(service, event["id"], "claire@example.org")
-    response = await service.client.post(
-        f"/v1/events/{event['id']}/cancel", headers=service.headers["second-souffle"]
-    )
+    response = await cancel(service, event)
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert service.sink.payloads(CONFERENCES.name)[-1]["change"] == "cancelled"
     told = service.sink.payloads(REGISTRATIONS.name)[-1]
@@ -395,9 +398,7 @@ async def test_ics_file_of_an_event(service: Running, event_body: Body) -> None:
     assert "https://visio.example.org/rebond" in str(vevent["DESCRIPTION"])
     assert str(vevent["STATUS"]) == "CONFIRMED"
     assert b"\r\n" in response.content  # RFC 5545 line endings
-    await service.client.post(
-        f"/v1/events/{event['id']}/cancel", headers=service.headers["second-souffle"]
-    )
+    await cancel(service, event)
     cancelled = Calendar.from_ical(
         (await service.client.get(f"/v1/events/{event['id']}/calendar.ics")).content
     )
