@@ -351,6 +351,27 @@ def hooked_associations(
     return path
 
 
+#: `hooked_settings`: a group's name and changes give a notifier's settings.
+HookedSettings = Callable[..., NotifierSettings]
+
+
+@pytest.fixture(scope="module")
+def hooked_settings(
+    kafka_bootstrap: str, smtp_server: "MailBox", hooked_associations: Path
+) -> HookedSettings:
+    """`hooked_settings(group, **changes)`: `notifier_settings` for a module's notifier whose
+    associations are `hooked_associations` (webhooks to `webhook_receiver`), its store beside
+    that file."""
+
+    def make(group: str, **changes: Any) -> NotifierSettings:
+        return notifier_settings(
+            kafka_bootstrap, smtp_server, hooked_associations.parent, group,
+            associations_file=hooked_associations, **changes,
+        )  # fmt: skip
+
+    return make
+
+
 # --- The notifier as a process ----------------------------------------------------------------
 
 LINK_SECRET = "link-secret-for-tests-" + uuid.uuid4().hex

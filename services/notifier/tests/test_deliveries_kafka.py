@@ -6,7 +6,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
@@ -22,11 +21,11 @@ from rebond_testing.events import publish_event
 from .conftest import (
     FAST_RETRIES,
     HOOK_SECRET,
+    HookedSettings,
     MailBox,
     TopicWatcher,
     WebhookReceiver,
     make_decision,
-    notifier_settings,
     running,
     send_decision,
 )
@@ -35,14 +34,9 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
-async def notifier(
-    kafka_bootstrap: str, smtp_server: MailBox, hooked_associations: Path
-) -> AsyncIterator[Notifier]:
+async def notifier(hooked_settings: HookedSettings) -> AsyncIterator[Notifier]:
     """A notifier with fast retries (3 attempts, 0.2 s base) and its own group and store."""
-    settings = notifier_settings(
-        kafka_bootstrap, smtp_server, hooked_associations.parent, "test-notifier",
-        associations_file=hooked_associations, webhook_timeout_s=5.0, **FAST_RETRIES,
-    )  # fmt: skip
+    settings = hooked_settings("test-notifier", webhook_timeout_s=5.0, **FAST_RETRIES)
     async with running(settings) as service:
         yield service
 

@@ -8,7 +8,6 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,12 +27,12 @@ from rebond_testing.events import publish_event
 
 from .conftest import (
     HOOK_SECRET,
+    HookedSettings,
     MailBox,
     TopicWatcher,
     WebhookReceiver,
     free_port,
     make_decision,
-    notifier_settings,
     poll_until,
 )
 
@@ -41,15 +40,12 @@ pytestmark = pytest.mark.kafka
 
 
 @pytest.fixture(scope="module")
-async def notifier(
-    kafka_bootstrap: str, smtp_server: MailBox, hooked_associations: Path
-) -> AsyncIterator[Notifier]:
+async def notifier(hooked_settings: HookedSettings) -> AsyncIterator[Notifier]:
     """The notifier `build` makes, its pages served by uvicorn on a free port (whose lifespan
     starts and stops the notifier), with its own group and store."""
     port = free_port()
-    settings = notifier_settings(
-        kafka_bootstrap, smtp_server, hooked_associations.parent, "test-journey",
-        associations_file=hooked_associations, public_base_url=f"http://127.0.0.1:{port}",
+    settings = hooked_settings(
+        "test-journey", public_base_url=f"http://127.0.0.1:{port}",
         portal_base_url="https://portail.example", callback_working_days=3,
         privacy_contact="donnees@portail-rebond.fr",
     )  # fmt: skip
