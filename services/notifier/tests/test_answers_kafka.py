@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.topics import ERASURES, REFERRAL_STATUS, responses
 from rebond_notifier import templates
+from rebond_notifier.config import load_associations
 from rebond_notifier.signing import Action, AnswerClaims, make_token
 from rebond_testing.events import publish_event
 from rebond_testing.tokens import forged
@@ -58,14 +59,24 @@ def _links(text: str) -> dict[str, str]:
     }
 
 
-def _offered(
-    bootstrap: str, box: MailBox, association: AssociationId, to_part: str
-) -> tuple[RoutingDecisionV1, dict[str, str]]:
-    """A decision for `association`, sent to the notifier; the answer links of its e-mail to
-    the association (the address holding `to_part`)."""
-    decision = make_decision(association)
-    asyncio.run(send_decision(bootstrap, decision))
-    return decision, _links(_wait_mail(box, decision.reference, to_part))
+#: `offer(association)`, the fixture below.
+Offer = Callable[[AssociationId], tuple[RoutingDecisionV1, dict[str, str]]]
+
+
+@pytest.fixture
+def offer(kafka_bootstrap: str, notifier_process: NotifierUrl, smtp_server: MailBox) -> Offer:
+    """`offer(association)`: a new decision for `association`, sent to the notifier process;
+    that decision and the answer links of its e-mail to the association (at the address the
+    process reads from the default associations file)."""
+    channels = load_associations()
+
+    def send(association: AssociationId) -> tuple[RoutingDecisionV1, dict[str, str]]:
+        decision = make_decision(association)
+        asyncio.run(send_decision(kafka_bootstrap, decision))
+        mail = _wait_mail(smtp_server, decision.reference, channels[association].email)
+        return decision, _links(mail)
+
+    return send
 
 
 @contextmanager
@@ -120,15 +131,10 @@ def _responses(
 
 
 def test_accept_link_in_a_browser_publishes_the_answer_once(
-    kafka_bootstrap: str,
-    notifier_process: str,
-    smtp_server: MailBox,
-    chromium_launch_options: dict[str, object],
+    kafka_bootstrap: str, offer: Offer, chromium_launch_options: dict[str, object]
 ) -> None:
     """Accepter opens a French page; confirming publishes an accept; the used link then says so."""
-    decision, links = _offered(
-        kafka_bootstrap, smtp_server, AssociationId.SOIXANTE_MILLE_REBONDS, "60000"
-    )
+    decision, links = offer(AssociationId.SOIXANTE_MILLE_REBONDS)
     with _browser_page(chromium_launch_options) as page:
         console: list[str] = []
         page.on("console", lambda message: console.append(message.text))
@@ -155,15 +161,10 @@ def test_accept_link_in_a_browser_publishes_the_answer_once(
 
 
 def test_decline_link_asks_the_reason_and_publishes_it(
-    kafka_bootstrap: str,
-    notifier_process: str,
-    smtp_server: MailBox,
-    chromium_launch_options: dict[str, object],
+    kafka_bootstrap: str, offer: Offer, chromium_launch_options: dict[str, object]
 ) -> None:
     """Décliner asks for a reason among the five; the decline is published with it."""
-    decision, links = _offered(
-        kafka_bootstrap, smtp_server, AssociationId.SECOND_SOUFFLE, "second-souffle"
-    )
+    decision, links = offer(AssociationId.SECOND_SOUFFLE)
     with _browser_page(chromium_launch_options) as page:
         page.goto(links["decline"])
         assert page.locator("input[name=reason]").count() == 5
@@ -270,17 +271,11 @@ def _page_until(url: str, status: int, within_s: float = 20) -> httpx.Response:
     ],
 )
 def test_a_link_whose_referral_moved_on_says_so_instead_of_confirming(
-    kafka_bootstrap: str,
-    notifier_process: str,
-    smtp_server: MailBox,
-    status: ReferralStatus,
-    title: str,
+    kafka_bootstrap: str, offer: Offer, status: ReferralStatus, title: str
 ) -> None:
     """Once `referrals.status` says the referral expired or was re-oriented, its still-valid
     link shows a French 410 page telling not to contact the person, and publishes nothing."""
-    decision, links = _offered(
-        kafka_bootstrap, smtp_server, AssociationId.SECOND_SOUFFLE, "second-souffle"
-    )
+    decision, links = offer(AssociationId.SECOND_SOUFFLE)
     assert httpx.get(links["accept"]).status_code == 200  # still awaited
     moved = ReferralStatusV1(
         reference=decision.reference, referral_id=decision.referral.referral_id,
@@ -321,11 +316,9 @@ def test_a_link_expires_with_the_associations_deadline(
     assert templates.moment_fr(respond_by.replace(microsecond=0)) in reply.text
 
 
-def test_a_link_of_a_withdrawn_request_says_so(
-    kafka_bootstrap: str, notifier_process: str, smtp_server: MailBox
-) -> None:
+def test_a_link_of_a_withdrawn_request_says_so(kafka_bootstrap: str, offer: Offer) -> None:
     """After the person's erasure, the association's link says the request was withdrawn."""
-    decision, links = _offered(kafka_bootstrap, smtp_server, AssociationId.RE_CREER, "re-creer")
+    decision, links = offer(AssociationId.RE_CREER)
     erasure = ERASURES.envelope(
         ErasureRequestedV1(reference=decision.reference, requested_at=datetime.now(UTC)),
         subject=decision.reference, correlationid=decision.reference,
