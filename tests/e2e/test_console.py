@@ -33,6 +33,7 @@ from rebond_contracts.topics import APPLIED, DECISIONS, OVERRIDES, REFERRAL_STAT
 from rebond_coordination.__main__ import add_user
 from rebond_coordination.settings import CoordinationSettings
 from rebond_testing import TopicProbe, headers, until_async
+from rebond_testing.console import accept_and_record_contact, sign_in
 from rebond_testing.events import publish_event
 from rebond_testing.probe import Record
 from rebond_testing.services import RunningService, start_service, stop_service, wait_ready
@@ -109,11 +110,7 @@ async def signed_in(
         browser = await playwright.chromium.launch(**launch_options)
         try:
             page = await browser.new_page()
-            await page.goto(f"{console.url}/connexion")
-            await page.get_by_label("Adresse e-mail").fill(email)
-            await page.get_by_label("Mot de passe").fill(PASSWORD)
-            await page.get_by_role("button", name="Se connecter").click()
-            await expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
+            await sign_in(page, console.url, email, PASSWORD)
             yield page
         finally:
             await browser.close()
@@ -320,13 +317,7 @@ async def test_a_gironde_member_accepts_a_bordeaux_case_records_the_contact_and_
             assert elsewhere is not None and elsewhere.status == 404
             await page.goto(f"{console.url}/boite")
             await page.get_by_role("link", name=bordeaux).click()
-            await page.get_by_label("J'accepte : nous contactons la personne").check()
-            await page.get_by_label("qui appellera la personne").fill("Nina")
-            await page.get_by_role("button", name="Envoyer ma réponse").click()
-            await expect(page.get_by_role("status").first).to_contain_text("Vous avez accepté")
-            await page.get_by_label("Personne contactée le…").check()
-            await page.get_by_role("button", name="Noter le suivi").click()
-            await expect(page.get_by_role("status").first).to_contain_text("Suivi enregistré")
+            await accept_and_record_contact(page, "Nina")
             await expect(page.get_by_text("Dernier suivi noté")).to_contain_text("contactée")
 
         accepted = await probe.wait_for(

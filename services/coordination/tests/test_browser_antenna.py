@@ -27,6 +27,7 @@ from rebond_contracts.topics import referrals, responses
 from rebond_coordination.domain import Role
 from rebond_testing import until_async
 from rebond_testing.browser import screenshot_path
+from rebond_testing.console import accept_and_record_contact, sign_in
 from rebond_testing.ports import free_port
 
 from .conftest import PASSWORD
@@ -102,11 +103,7 @@ async def test_a_gironde_member_sees_the_bordeaux_case_not_the_lyon_one_accepts_
                     if path := screenshot_path(f"console-{name}"):
                         await page.screenshot(path=path, full_page=True)
 
-                await page.goto(f"{base}/connexion")
-                await page.get_by_label("Adresse e-mail").fill("nina@60000.test")
-                await page.get_by_label("Mot de passe").fill(PASSWORD)
-                await page.get_by_role("button", name="Se connecter").click()
-                await expect(page.get_by_role("button", name="Se déconnecter")).to_be_visible()
+                await sign_in(page, base, "nina@60000.test", PASSWORD)
 
                 await page.goto(f"{base}/boite")
                 row = page.get_by_role("row").filter(has_text=bordeaux.reference)
@@ -121,13 +118,7 @@ async def test_a_gironde_member_sees_the_bordeaux_case_not_the_lyon_one_accepts_
                 await expect(page.get_by_role("heading", level=1)).to_contain_text("Élodie")
                 await expect(page.locator("dl.facts")).to_contain_text("Antenne Gironde")
                 await shot("orientation-gironde")
-                await page.get_by_label("J'accepte : nous contactons la personne").check()
-                await page.get_by_label("qui appellera la personne").fill("Amandine")
-                await page.get_by_role("button", name="Envoyer ma réponse").click()
-                await expect(page.get_by_role("status").first).to_contain_text("Vous avez accepté")
-                await page.get_by_label("Personne contactée le…").check()
-                await page.get_by_role("button", name="Noter le suivi").click()
-                await expect(page.get_by_role("status").first).to_contain_text("Suivi enregistré")
+                await accept_and_record_contact(page, "Amandine")
                 await shot("orientation-suivi")
                 await browser.close()
         finally:
