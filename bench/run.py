@@ -57,7 +57,7 @@ from rebond_contracts.topics import (
     referrals,
 )
 from rebond_kafka.testing import create_topics, move_group_to_end, partitions_of
-from rebond_testing import free_port
+from rebond_testing import TopicProbe, free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -536,18 +536,12 @@ class KeyWatch:
         return dict(self.seen)
 
     async def _watch(self) -> None:
-        consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.bootstrap, auto_offset_reset="latest"
-        )
-        await consumer.start()
-        try:
-            while not consumer.assignment():
-                await consumer.getmany(timeout_ms=100)
-            for tp in consumer.assignment():
-                await consumer.position(tp)
+        # The probe places its consumer at the topics' end on entry. Its own `poll` would keep
+        # every record; the watch reads the consumer itself and keeps only each key's arrival.
+        async with TopicProbe(self.bootstrap, self.topics) as probe:
             self._ready.set()
             while not self._stop.is_set():
-                batches = await consumer.getmany(timeout_ms=100)
+                batches = await probe.consumer.getmany(timeout_ms=100)
                 arrived = time.time_ns()
                 for records in batches.values():
                     for record in records:
@@ -555,8 +549,6 @@ class KeyWatch:
                             self.seen.setdefault(record.key.decode(), arrived)
                 if self._expected is not None and self._expected <= self.seen.keys():
                     self._done.set()
-        finally:
-            await consumer.stop()
 
 
 def through(
