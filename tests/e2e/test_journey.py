@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from html import unescape
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -27,6 +26,7 @@ from rebond_contracts.associations import ASSOCIATION_NAMES, AssociationId
 from rebond_contracts.questionnaire import EXAMPLE_QUESTIONNAIRE
 from rebond_contracts.topics import FOLLOW_UPS, UNROUTED
 from rebond_testing import Mail, TopicProbe, headers, until_async
+from rebond_testing.mail import link_in
 
 from .conftest import ASSOCIATIONS, FOLLOW_UP_AFTER_S, Pipeline
 
@@ -89,9 +89,7 @@ def _text(message: EmailMessage) -> str:
 def _link(text: str, label: str, notifier: str) -> str:
     """The link after `label` in a mail, sent to the running notifier (the mails name the
     notifier's public address, which is not this test's port)."""
-    found = re.search(rf"{re.escape(label)}\s*:\s*(\S+)", text)
-    assert found, f"no {label!r} link in {text}"
-    url = urlsplit(found.group(1))
+    url = link_in(text, rf"{re.escape(label)}\s*:\s*(\S+)")
     return f"{notifier}{url.path}"
 
 

@@ -12,19 +12,18 @@ for them alone.
 """
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Iterator
 from html import unescape
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from playwright.async_api import expect
 
 from rebond_testing import Mail, until_async
+from rebond_testing.mail import link_in
 
 from .conftest import Pipeline
 from .test_console import Console, running_console, signed_in
@@ -109,9 +108,7 @@ async def _approved_volunteer(
 def _path_of(text: str, pattern: str) -> str:
     """The path and query of the first link matching `pattern` (the mails name the events
     service's public address, which is not this test's port)."""
-    found = re.search(rf"https?://\S*{pattern}\S*", text)
-    assert found, f"no link like {pattern!r} in {text}"
-    url = urlsplit(found.group(0))
+    url = link_in(text, rf"(https?://\S*{pattern}\S*)")
     return f"{url.path}?{url.query}"
 
 

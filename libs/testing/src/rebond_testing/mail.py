@@ -1,5 +1,6 @@
 """A mail sink: a real SMTP server on loopback that keeps every message it is given."""
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Self
+from urllib.parse import SplitResult, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -32,6 +34,15 @@ class Mail:
                 if isinstance(body, bytes):
                     parts.append(body.decode(part.get_content_charset() or "utf-8", "replace"))
         return "\n".join(parts)
+
+
+def link_in(text: str, pattern: str) -> SplitResult:
+    """The link in a mail's `text` that `pattern` finds (a regular expression whose first group
+    is the link), parsed: the mails name the services' public addresses, so a test follows the
+    link's path on the server it runs itself. Fails the test, with the text, when there is none."""
+    found = re.search(pattern, text)
+    assert found, f"no link matching {pattern!r} in {text}"
+    return urlsplit(found.group(1))
 
 
 class MailSink:
