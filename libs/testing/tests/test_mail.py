@@ -7,6 +7,7 @@ from email.message import EmailMessage
 import pytest
 
 from rebond_testing import MailSink
+from rebond_testing.mail import link_in
 
 
 def _send(port: int, to: str, subject: str, body: str) -> None:
@@ -58,3 +59,13 @@ def test_a_stopped_sink_refuses_then_serves_again_on_its_port() -> None:
         assert [m["subject"] for m in sink.to("claire@example.org")] == ["Avant", "Après"]
     finally:
         sink.stop()
+
+
+def test_a_link_in_a_mail_is_found_by_its_label_and_parsed() -> None:
+    """`link_in` parses the pattern's first group (the link after "Décliner", not the one
+    before it); a mail without the link fails the test, naming the pattern and the text."""
+    text = "Accepter : https://n.example/r/a1\nDécliner : https://n.example/r/d2?x=1"
+    url = link_in(text, r"Décliner\s*:\s*(\S+)")
+    assert (url.netloc, url.path, url.query) == ("n.example", "/r/d2", "x=1")
+    with pytest.raises(AssertionError, match=r"Retirer.*Accepter"):
+        link_in(text, r"Retirer\s*:\s*(\S+)")
