@@ -148,9 +148,23 @@ def questionnaire_record(reference: str, **kwargs: Any) -> tuple[bytes, list[tup
     return event.kafka_value(), [(k, v.encode()) for k, v in event.kafka_headers().items()]
 
 
-async def produce(
-    bootstrap: str, records: list[tuple[str, bytes | None, list[tuple[str, bytes]], str]]
-) -> list[Any]:
+#: A record as `produce` sends it: (topic, value, headers, key).
+Outgoing = tuple[str, bytes | None, list[tuple[str, bytes]], str]
+
+
+def questionnaire_records(count: int, stage: str | None = None) -> tuple[list[str], list[Outgoing]]:
+    """`count` new questionnaires, as intake would publish them, ready for `produce`: their
+    references, and their records. The i-th person's e-mail address is `person_email(i)`, the
+    one `outcome` looks for by default, so that each person's mail is told apart."""
+    references = [new_reference() for _ in range(count)]
+    records = [
+        (QUESTIONNAIRES.name, *questionnaire_record(ref, email=person_email(i), stage=stage), ref)
+        for i, ref in enumerate(references)
+    ]
+    return references, records
+
+
+async def produce(bootstrap: str, records: list[Outgoing]) -> list[Any]:
     """Send (topic, value, headers, key) records, all acknowledged; their RecordMetadata."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()

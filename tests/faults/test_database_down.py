@@ -9,11 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
+from rebond_contracts.topics import DECISIONS
 from tests.faults.rebond_faultkit import (
-    new_reference,
     produce,
-    questionnaire_record,
+    questionnaire_records,
     read_topics,
     record_figures,
     until,
@@ -25,10 +24,8 @@ OUTAGE_S = 8.0
 
 
 def _send(bootstrap: str, count: int) -> list[str]:
-    references = [new_reference() for _ in range(count)]
-    asyncio.run(
-        produce(bootstrap, [(QUESTIONNAIRES.name, *questionnaire_record(r), r) for r in references])
-    )
+    references, records = questionnaire_records(count)
+    asyncio.run(produce(bootstrap, records))
     return references
 
 

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from rebond_contracts.topics import DELIVERIES, QUESTIONNAIRES
+from rebond_contracts.topics import DELIVERIES
 from tests.faults.rebond_faultkit import (
     ASSOCIATIONS,
     associations_file,
-    new_reference,
     outcome,
-    person_email,
     produce,
-    questionnaire_record,
+    questionnaire_records,
     read_topics,
     record_figures,
     until,
@@ -31,15 +29,6 @@ FAST_NOTIFIER = {
     "retry_base_s": "0.5", "retry_cap_s": "2", "max_attempts": "30", "lease_s": "3",
     "poll_interval_s": "0.2", "webhook_timeout_s": "1", "log_level": "WARNING",
 }  # fmt: skip
-
-
-def _questionnaires(count: int, stage: str | None = None) -> tuple[list[str], list[object]]:
-    references = [new_reference() for _ in range(count)]
-    records = [
-        (QUESTIONNAIRES.name, *questionnaire_record(ref, email=person_email(i), stage=stage), ref)
-        for i, ref in enumerate(references)
-    ]
-    return references, records
 
 
 def test_router_and_notifier_sigkilled_mid_stream_lose_and_double_nothing(  # type: ignore[no-untyped-def]
@@ -59,8 +48,8 @@ def test_router_and_notifier_sigkilled_mid_stream_lose_and_double_nothing(  # ty
     router = launch("router", bootstrap, folder, **router_env)
     notifier = launch("notifier", bootstrap, folder, **notifier_env)
 
-    references, records = _questionnaires(200)
-    asyncio.run(produce(bootstrap, records))  # type: ignore[arg-type]
+    references, records = questionnaire_records(200)
+    asyncio.run(produce(bootstrap, records))
     until(lambda: len(smtp.received()) >= 40, within_s=60)
     router.process.kill()
     notifier.process.kill()
@@ -96,8 +85,8 @@ def test_smtp_down_for_a_while_then_every_mail_goes_out_once(  # type: ignore[no
         **FAST_NOTIFIER,
     )  # fmt: skip
     smtp.stop()
-    references, records = _questionnaires(60)
-    asyncio.run(produce(bootstrap, records))  # type: ignore[arg-type]
+    references, records = questionnaire_records(60)
+    asyncio.run(produce(bootstrap, records))
     referrals = asyncio.run(
         read_topics(
             bootstrap, r"referrals\..*",
@@ -138,9 +127,9 @@ def test_failing_webhook_backs_off_then_dead_letters_while_others_are_served(  #
         smtp_port=str(smtp.port), associations_file=str(associations_file(folder, webhooks)),
         **{**FAST_NOTIFIER, "max_attempts": "5"},
     )  # fmt: skip
-    failing_refs, failing = _questionnaires(1)  # after a liquidation: 60 000 rebonds
-    other_refs, others = _questionnaires(10, stage="receivership")
-    asyncio.run(produce(bootstrap, [*failing, *others]))  # type: ignore[arg-type]
+    failing_refs, failing = questionnaire_records(1)  # after a liquidation: 60 000 rebonds
+    other_refs, others = questionnaire_records(10, stage="receivership")
+    asyncio.run(produce(bootstrap, [*failing, *others]))
     until(lambda: len(hooks.on("/failing")) >= 2, within_s=60)
     hooks.modes["/failing"] = "hang"  # from now on it times out
 

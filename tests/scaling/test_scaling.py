@@ -18,9 +18,8 @@ from rebond_testing.postgres import new_database
 from tests.faults.rebond_faultkit import (
     OwnBroker,
     associations_file,
-    new_reference,
     produce,
-    questionnaire_record,
+    questionnaire_records,
     read_topics,
     record_figures,
 )
@@ -124,11 +123,7 @@ def test_three_routers_two_notifiers_lose_nothing_when_one_router_is_killed(  # 
             associations_file=str(assocs), **common,
         )  # fmt: skip
     try:
-        references = [new_reference() for _ in range(QUESTIONNAIRE_COUNT)]
-        records = [
-            (QUESTIONNAIRES.name, *questionnaire_record(ref, email=f"p{i}@example.org"), ref)
-            for i, ref in enumerate(references)
-        ]
+        references, records = questionnaire_records(QUESTIONNAIRE_COUNT)
         started = time.monotonic()
         asyncio.run(produce(broker6.bootstrap, records))
 
