@@ -440,54 +440,6 @@ def notifier_process(
 # --- Kafka helpers ----------------------------------------------------------------------------
 
 
-class TopicWatcher:
-    """Collects every record of a topic published after it started (plain aiokafka)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        self.topic = topic
-        self.records: list = []  # type: ignore[type-arg]
-        self.consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", enable_auto_commit=False
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> "TopicWatcher":
-        await self.consumer.start()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while not self.consumer.assignment() and loop.time() < deadline:
-            await self.consumer.getmany(timeout_ms=100)
-        for partition in self.consumer.assignment():
-            await self.consumer.position(partition)
-        self._task = asyncio.create_task(self._collect())
-        return self
-
-    async def _collect(self) -> None:
-        while True:
-            batches = await self.consumer.getmany(timeout_ms=100)
-            for records in batches.values():
-                self.records.extend(records)
-
-    def about(self, reference: str) -> list:  # type: ignore[type-arg]
-        return [r for r in self.records if r.key == reference.encode()]
-
-    async def wait_for(self, reference: str, count: int, within_s: float = 15, where=None) -> list:  # type: ignore[no-untyped-def, type-arg]
-        def matching() -> list:  # type: ignore[type-arg]
-            return [r for r in self.about(reference) if where is None or where(r)]
-
-        await poll_until(lambda: len(matching()) >= count, within_s)
-        return matching()
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with __import__("contextlib").suppress(asyncio.CancelledError):
-                await self._task
-        await self.consumer.stop()
-
-
 async def send_decision(bootstrap: str, decision: RoutingDecisionV1) -> None:
     """Publish `decision` as the router does: keyed and subject by its reference, its id the
     decision's."""

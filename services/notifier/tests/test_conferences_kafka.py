@@ -31,12 +31,12 @@ from rebond_contracts.topics import (
 )
 from rebond_notifier.app import Notifier
 from rebond_notifier.store import FINAL, Delivery
+from rebond_testing import TopicProbe
 from rebond_testing.events import publish_event
 
 from .conftest import (
     FAST_RETRIES,
     MailBox,
-    TopicWatcher,
     make_invitation,
     make_registration,
     notifier_settings,
@@ -141,8 +141,7 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
     """An invitation, even redelivered, is one e-mail with the page link, and one `sent` outcome."""
     invitation = make_invitation()
     conference = invitation.conference
-    watcher = await TopicWatcher(kafka_bootstrap, DELIVERIES.name).start()
-    try:
+    async with TopicProbe(kafka_bootstrap, [DELIVERIES.name]) as watcher:
         event = INVITATIONS.envelope(
             invitation, subject=invitation.reference, correlationid=invitation.reference,
             id=str(invitation.invitation_id),
@@ -160,8 +159,6 @@ async def test_invitation_gives_one_mail_and_a_delivery_outcome(
         assert str(mail["Subject"]) == f"Invitation : {conference.title}"
         assert str(conference.page_url) in mail.get_content()
         outcomes = await watcher.wait_for(invitation.reference, 2)
-    finally:
-        await watcher.stop()
     assert len(outcomes) == 2  # one per invitation, none for the redelivery
     data = [json.loads(r.value) for r in outcomes]
     assert {(d["channel"], d["outcome"], d["referral_id"]) for d in data} == {
@@ -207,16 +204,17 @@ async def test_unreadable_record_goes_to_the_dead_letter_topic(
     """A record that is not a valid event goes to deadletter.notifier and the next one is read;
     the letter copies the value only from a topic without personal data."""
     key = f"poison-{uuid.uuid4().hex}"
-    watcher = await TopicWatcher(kafka_bootstrap, dead_letters(Service.NOTIFIER).name).start()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        headers = [("ce_type", topic.event_type.encode()), ("ce_schemaversion", b"1")]
-        await producer.send_and_wait(topic.name, b"{not json", key=key.encode(), headers=headers)
-        [letter] = await watcher.wait_for(key, 1, within_s=30)
-    finally:
-        await producer.stop()
-        await watcher.stop()
+    async with TopicProbe(kafka_bootstrap, [dead_letters(Service.NOTIFIER).name]) as watcher:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            headers = [("ce_type", topic.event_type.encode()), ("ce_schemaversion", b"1")]
+            await producer.send_and_wait(
+                topic.name, b"{not json", key=key.encode(), headers=headers
+            )
+            [letter] = await watcher.wait_for(key, 1, within_s=30)
+        finally:
+            await producer.stop()
     data = json.loads(letter.value)
     copied = None if topic.personal_data else "{not json"
     assert (data["service"], data["topic"], data["value"]) == ("notifier", topic.name, copied)

@@ -4,7 +4,7 @@ receiver: referrals, e-mails, signed webhooks, retries, dead letters, isolation,
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -16,14 +16,15 @@ from rebond_contracts.topics import DELIVERIES, REFERRAL_STATUS, referrals
 from rebond_notifier.app import Notifier
 from rebond_notifier.signing import WEBHOOK_ID
 from rebond_notifier.store import DELIVERY_NAMESPACE
+from rebond_testing import TopicProbe
 from rebond_testing.events import publish_event
+from rebond_testing.probe import Record
 
 from .conftest import (
     FAST_RETRIES,
     HOOK_SECRET,
     HookedSettings,
     MailBox,
-    TopicWatcher,
     WebhookReceiver,
     make_decision,
     running,
@@ -42,20 +43,19 @@ async def notifier(hooked_settings: HookedSettings) -> AsyncIterator[Notifier]:
 
 
 @pytest.fixture(scope="module")
-async def deliveries(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
-    watcher = await TopicWatcher(kafka_bootstrap, DELIVERIES.name).start()
-    yield watcher
-    await watcher.stop()
+async def deliveries(kafka_bootstrap: str) -> AsyncIterator[TopicProbe]:
+    async with TopicProbe(kafka_bootstrap, [DELIVERIES.name]) as probe:
+        yield probe
 
 
-def _outcomes(records) -> list[tuple[str, str, int]]:  # type: ignore[no-untyped-def]
+def _outcomes(records: Sequence[Record]) -> list[tuple[str, str, int]]:
     return sorted(
         (d["channel"], d["outcome"], d["attempts"]) for d in (json.loads(r.value) for r in records)
     )
 
 
 async def _webhook_outcome(
-    deliveries: TopicWatcher, reference: str, within_s: float = 15
+    deliveries: TopicProbe, reference: str, within_s: float = 15
 ) -> tuple[str, int]:
     """The one webhook outcome reported for `reference`, and after how many attempts."""
     [record] = await deliveries.wait_for(
@@ -70,17 +70,14 @@ async def test_one_decision_gives_one_referral_two_mails_and_one_signed_webhook(
     notifier: Notifier,
     smtp_server: MailBox,
     webhook_receiver: WebhookReceiver,
-    deliveries: TopicWatcher,
+    deliveries: TopicProbe,
 ) -> None:
     """Referral on referrals.<id> with ce_* headers, e-mails to association and person, a signed webhook."""
     topic = referrals(AssociationId.SOIXANTE_MILLE_REBONDS)
-    watcher = await TopicWatcher(kafka_bootstrap, topic.name).start()
-    try:
+    async with TopicProbe(kafka_bootstrap, [topic.name]) as watcher:
         decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS)
         await send_decision(kafka_bootstrap, decision)
         [record] = await watcher.wait_for(decision.reference, 1)
-    finally:
-        await watcher.stop()
     headers = {k: v.decode() for k, v in record.headers}
     assert headers["ce_type"] == "fr.rebond.referral.offered"
     assert headers["ce_id"] == str(decision.referral.referral_id)
@@ -112,7 +109,7 @@ async def test_redelivered_decision_sends_nothing_twice(
     notifier: Notifier,
     smtp_server: MailBox,
     webhook_receiver: WebhookReceiver,
-    deliveries: TopicWatcher,
+    deliveries: TopicProbe,
 ) -> None:
     """The same decision read again sends no second e-mail and no second webhook."""
     decision = make_decision(AssociationId.SECOND_SOUFFLE)
@@ -138,7 +135,7 @@ async def test_webhook_5xx_then_success_is_retried(
     kafka_bootstrap: str,
     notifier: Notifier,
     webhook_receiver: WebhookReceiver,
-    deliveries: TopicWatcher,
+    deliveries: TopicProbe,
 ) -> None:
     """A 503 is retried with backoff; the second attempt succeeds and is reported sent; both
     attempts carry the same delivery id, the receiver's key to recognise a repeat."""
@@ -156,7 +153,7 @@ async def test_webhook_4xx_is_not_retried(
     kafka_bootstrap: str,
     notifier: Notifier,
     webhook_receiver: WebhookReceiver,
-    deliveries: TopicWatcher,
+    deliveries: TopicProbe,
 ) -> None:
     """A 400 is a final failure after a single attempt."""
     decision = make_decision(AssociationId.APESA)
@@ -174,7 +171,7 @@ async def test_webhook_timeouts_beyond_the_cap_are_dead_lettered(
     kafka_bootstrap: str,
     notifier: Notifier,
     webhook_receiver: WebhookReceiver,
-    deliveries: TopicWatcher,
+    deliveries: TopicProbe,
 ) -> None:
     """A webhook that never answers in time is tried 3 times, then logged and reported dead-lettered."""
     decision = make_decision(AssociationId.RE_CREER)  # 0.5 s timeout for re-creer

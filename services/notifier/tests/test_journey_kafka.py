@@ -23,13 +23,13 @@ from rebond_contracts.payloads import (
 )
 from rebond_contracts.topics import DECISIONS, ERASURES, FOLLOW_UPS, REFERRAL_STATUS
 from rebond_notifier.app import Notifier, build
+from rebond_testing import TopicProbe
 from rebond_testing.events import publish_event
 
 from .conftest import (
     HOOK_SECRET,
     HookedSettings,
     MailBox,
-    TopicWatcher,
     WebhookReceiver,
     free_port,
     make_decision,
@@ -113,8 +113,7 @@ async def test_a_follow_up_answer_goes_to_referrals_followups_once(
     same page), publishes `FollowUpAnsweredV1` with contacted=false on referrals.followups,
     and the answer is recorded once, saying the person's consent to statistics (from their
     first decision, for the console's follow-up rate)."""
-    watcher = await TopicWatcher(kafka_bootstrap, FOLLOW_UPS.name).start()
-    try:
+    async with TopicProbe(kafka_bootstrap, [FOLLOW_UPS.name]) as watcher:
         decision = make_decision(AssociationId.SOIXANTE_MILLE_REBONDS).model_copy(
             update={"statistics_consent": True}
         )
@@ -138,8 +137,6 @@ async def test_a_follow_up_answer_goes_to_referrals_followups_once(
         assert first.status_code == again.status_code == 200
         assert "L'équipe du Portail du rebond reprend votre demande" in unescape(first.text)
         [record] = await watcher.wait_for(decision.reference, 1)
-    finally:
-        await watcher.stop()
     assert await notifier.store.follow_up_given(str(decision.referral.referral_id)) is False
     answer = json.loads(record.value)
     assert answer["contacted"] is False and answer["statistics_consent"] is True

@@ -16,9 +16,10 @@ from rebond_contracts.tracing import TraceParent
 from rebond_kafka.testing import move_group_to_end
 from rebond_notifier.app import create_app
 from rebond_notifier.settings import NotifierSettings
+from rebond_testing import TopicProbe
 from rebond_testing.serving import ready_within
 
-from .conftest import MailBox, TopicWatcher, make_decision
+from .conftest import MailBox, make_decision
 
 PUBLISHED = re.compile(
     r'^rebond_notifier_referrals_published_total\{association="60000-rebonds"\} (\S+)$', re.M
@@ -50,34 +51,33 @@ async def test_referral_continues_the_trace_and_metrics_show_it(
     )
     headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
     headers.append(("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode()))
-    watcher = await TopicWatcher(
-        kafka_bootstrap, referrals(AssociationId.SOIXANTE_MILLE_REBONDS).name
-    ).start()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
-                assert await ready_within(client), "the notifier never connected"
-                await producer.send_and_wait(
-                    DECISIONS.name, event.kafka_value(), key=reference.encode(), headers=headers
-                )
-                [record] = await watcher.wait_for(reference, 1)
-                sent = TraceParent.parse(dict(record.headers)["traceparent"])
-                assert sent is not None and sent.trace_id == TRACE
-                await smtp_server.wait_for(reference, 2)
-                # Until both counters show what was published and sent: the deliveries'
-                # outcomes are published after the e-mails go out, not with them.
-                deadline = time.monotonic() + 10
-                while True:
-                    text = (await client.get("/metrics")).text
-                    if (PUBLISHED.search(text) and SENT in text) or time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(0.2)
-    finally:
-        await producer.stop()
-        await watcher.stop()
+    async with TopicProbe(
+        kafka_bootstrap, [referrals(AssociationId.SOIXANTE_MILLE_REBONDS).name]
+    ) as watcher:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
+                    assert await ready_within(client), "the notifier never connected"
+                    await producer.send_and_wait(
+                        DECISIONS.name, event.kafka_value(), key=reference.encode(), headers=headers
+                    )
+                    [record] = await watcher.wait_for(reference, 1)
+                    sent = TraceParent.parse(dict(record.headers)["traceparent"])
+                    assert sent is not None and sent.trace_id == TRACE
+                    await smtp_server.wait_for(reference, 2)
+                    # Until both counters show what was published and sent: the deliveries'
+                    # outcomes are published after the e-mails go out, not with them.
+                    deadline = time.monotonic() + 10
+                    while True:
+                        text = (await client.get("/metrics")).text
+                        if (PUBLISHED.search(text) and SENT in text) or time.monotonic() > deadline:
+                            break
+                        await asyncio.sleep(0.2)
+        finally:
+            await producer.stop()
     # At least once: a rebalance on a loaded machine may hand the decision over again.
     published = PUBLISHED.search(text)
     assert published is not None and float(published[1]) >= 1, text

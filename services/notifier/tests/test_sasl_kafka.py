@@ -7,10 +7,10 @@ import pytest
 
 from rebond_contracts.associations import AssociationId
 from rebond_contracts.topics import referrals
+from rebond_testing import TopicProbe
 
 from .conftest import (
     MailBox,
-    TopicWatcher,
     make_decision,
     notifier_settings,
     running,
@@ -32,12 +32,9 @@ async def test_notifier_connects_with_its_own_sasl_principal(
         kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="notifier",
         kafka_sasl_password=kafka_secure.credentials["notifier"],
     )  # fmt: skip
-    watcher = await TopicWatcher(kafka_bootstrap, referrals(AssociationId.APESA).name).start()
-    try:
-        async with running(settings):
-            decision = make_decision(AssociationId.APESA)
-            await send_decision(kafka_bootstrap, decision)
-            assert len(await watcher.wait_for(decision.reference, 1, within_s=30)) == 1
-            assert len(await smtp_server.wait_for(decision.reference, 2)) == 2
-    finally:
-        await watcher.stop()
+    referred = TopicProbe(kafka_bootstrap, [referrals(AssociationId.APESA).name])
+    async with referred as watcher, running(settings):
+        decision = make_decision(AssociationId.APESA)
+        await send_decision(kafka_bootstrap, decision)
+        assert len(await watcher.wait_for(decision.reference, 1, within_s=30)) == 1
+        assert len(await smtp_server.wait_for(decision.reference, 2)) == 2

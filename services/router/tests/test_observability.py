@@ -7,13 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from rebond_contracts.topics import DECISIONS, QUESTIONNAIRES
 from rebond_contracts.tracing import TraceParent
 from rebond_kafka.testing import move_group_to_end
 from rebond_router.app import create_app
 from rebond_router.settings import RouterSettings
+from rebond_testing import TopicProbe
 from rebond_testing.serving import ready_within
 
 from .conftest import submitted
@@ -42,50 +43,38 @@ async def test_decision_continues_the_trace_and_metrics_show_it(
     )
     headers = [(k, v.encode()) for k, v in event.kafka_headers().items()]
     headers.append(("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode()))
-    decisions = AIOKafkaConsumer(
-        DECISIONS.name, bootstrap_servers=kafka_bootstrap, auto_offset_reset="latest"
-    )
-    await decisions.start()
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        while not decisions.assignment():
-            await decisions.getmany(timeout_ms=100)
-        for partition in decisions.assignment():
-            await decisions.position(partition)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:
-                assert await ready_within(client), "the router never connected"
-                await producer.send_and_wait(
-                    QUESTIONNAIRES.name, event.kafka_value(), key=reference.encode(),
-                    headers=headers,
-                )  # fmt: skip
-                await producer.send_and_wait(
-                    QUESTIONNAIRES.name, b"not json", key=reference.encode(), headers=[]
-                )
-                found = []
-                deadline = time.monotonic() + 20
-                while not found and time.monotonic() < deadline:
-                    batches = await decisions.getmany(timeout_ms=200)
-                    found = [
-                        r for rs in batches.values() for r in rs if r.key == reference.encode()
-                    ]
-                assert found, "no decision"
-                sent = TraceParent.parse(dict(found[0].headers)["traceparent"])
-                assert sent is not None and sent.trace_id == TRACE
-                deadline = time.monotonic() + 10
-                while True:
-                    text = (await client.get("/metrics")).text
-                    if (
-                        "rebond_messages_dead_lettered_total{" in text
-                        or time.monotonic() > deadline
-                    ):
-                        break
-                    await asyncio.sleep(0.2)
-    finally:
-        await producer.stop()
-        await decisions.stop()
+    async with TopicProbe(kafka_bootstrap, [DECISIONS.name]) as decisions:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(
+                    transport=transport, base_url="http://router"
+                ) as client:
+                    assert await ready_within(client), "the router never connected"
+                    await producer.send_and_wait(
+                        QUESTIONNAIRES.name, event.kafka_value(), key=reference.encode(),
+                        headers=headers,
+                    )  # fmt: skip
+                    await producer.send_and_wait(
+                        QUESTIONNAIRES.name, b"not json", key=reference.encode(), headers=[]
+                    )
+                    found = await decisions.wait_for(reference, 1, within_s=20)
+                    assert found, "no decision"
+                    sent = TraceParent.parse(dict(found[0].headers)["traceparent"])
+                    assert sent is not None and sent.trace_id == TRACE
+                    deadline = time.monotonic() + 10
+                    while True:
+                        text = (await client.get("/metrics")).text
+                        if (
+                            "rebond_messages_dead_lettered_total{" in text
+                            or time.monotonic() > deadline
+                        ):
+                            break
+                        await asyncio.sleep(0.2)
+        finally:
+            await producer.stop()
     assert 'rebond_router_decisions_total{association="60000-rebonds",rule_set_version="' in text
     assert f'rebond_messages_dead_lettered_total{{topic="{QUESTIONNAIRES.name}"}} 1.0' in text
     assert f'handler="{QUESTIONNAIRES.name}"' in text
