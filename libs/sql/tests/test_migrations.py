@@ -211,17 +211,23 @@ async def test_with_alembic_loaded_the_migration_runs_here(
 NOT_LOADED = {"alembic", "mako", "sqlalchemy.orm", "sqlalchemy.ext.asyncio"}
 
 
+#: What `python -m rebond_<service>` imports to serve: its command line, then what building its
+#: server imports (its `__main__` imports nothing of the service before the command is known).
+SERVING = ("rebond_{service}.__main__", "rebond_{service}.app", "rebond_http.private")
+
+
 def test_a_service_on_sqlite_loads_neither_alembic_nor_the_orm() -> None:
-    """What `python -m rebond_<service>` imports leaves out Alembic and Mako (the service
-    migrates in a child: `upgrade_apart`) and SQLAlchemy's ORM and asyncio extension (only
-    PostgreSQL's engine needs them): about 20 MB a service would keep for nothing. One child
-    imports the five services in turn (one interpreter instead of five: 1.5 s each), and names
-    what each one's import brought of them."""
+    """What `python -m rebond_<service>` imports to serve leaves out Alembic and Mako (the
+    service migrates in a child: `upgrade_apart`) and SQLAlchemy's ORM and asyncio extension
+    (only PostgreSQL's engine needs them): about 20 MB a service would keep for nothing. One
+    child imports the five services in turn (one interpreter instead of five: 1.5 s each), and
+    names what each one's imports brought of them."""
     services = ["intake", "router", "notifier", "events", "coordination"]
     check = (
         "import importlib, sys\n"
         f"for service in {services!r}:\n"
-        f"    importlib.import_module(f'rebond_{{service}}.__main__')\n"
+        f"    for module in {SERVING!r}:\n"
+        "        importlib.import_module(module.format(service=service))\n"
         f"    print(service, sorted(set(sys.modules) & set({sorted(NOT_LOADED)!r})))\n"
     )
     done = subprocess.run(

@@ -13,22 +13,21 @@ import getpass
 import socket
 import sys
 from datetime import UTC, datetime
-from functools import partial
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from rebond_contracts.associations import AssociationId
-from rebond_coordination import auth
-from rebond_coordination.app import create_app
-from rebond_coordination.domain import Role
-from rebond_coordination.settings import CoordinationSettings
-from rebond_coordination.store import EmailTaken, NewUser, Store, migrate
-from rebond_http import private
-from rebond_observability.logging import configure_logging
 from rebond_service import command
+
+# The service's modules are imported where they are used (`rebond_service.command` says why).
+if TYPE_CHECKING:
+    import uvicorn
+
+    from rebond_coordination.settings import CoordinationSettings
 
 
 def _add_user_parser() -> argparse.ArgumentParser:
+    from rebond_contracts.associations import AssociationId
+    from rebond_coordination.domain import Role
+
     parser = argparse.ArgumentParser(prog="rebond-coordination add-user")
     parser.add_argument("email")
     parser.add_argument("--name", required=True)
@@ -44,8 +43,12 @@ def _add_user_parser() -> argparse.ArgumentParser:
 
 
 def add_user(
-    argv: list[str], settings: CoordinationSettings, read_password: object = getpass.getpass
+    argv: list[str], settings: "CoordinationSettings", read_password: object = getpass.getpass
 ) -> int:
+    from rebond_coordination import auth
+    from rebond_coordination.domain import Role
+    from rebond_coordination.store import EmailTaken, NewUser, Store, migrate
+
     args = _add_user_parser().parse_args(argv)
     role = Role(args.role)
     if role is not Role.COORDINATOR and not args.association:
@@ -87,18 +90,25 @@ def add_user(
     return 0
 
 
-def build_server(settings: CoordinationSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+def build_server(settings: "CoordinationSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
     """COORDINATION_HOST:COORDINATION_PORT, and COORDINATION_INTERNAL_PORT (`/metrics`) when
     set; the sign-in limit's client is `rebond_http.clients`' (COORDINATION_TRUSTED_PROXIES)."""
+    from rebond_coordination.app import create_app
+    from rebond_http import private
+
     return private.server_for(create_app(settings), settings)
 
 
+def _settings() -> "CoordinationSettings":
+    from rebond_coordination.settings import CoordinationSettings
+
+    return CoordinationSettings()
+
+
 def main() -> None:
-    settings = CoordinationSettings()
-    configure_logging(settings.log_level)
     if sys.argv[1:2] == ["add-user"]:
-        raise SystemExit(add_user(sys.argv[2:], settings))
-    command.run({}, partial(build_server, settings), program="rebond-coordination", usage=__doc__)
+        raise SystemExit(add_user(sys.argv[2:], command.configured(_settings())))
+    command.run({}, build_server, settings=_settings, program="rebond-coordination", usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -18,46 +18,56 @@ import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from rebond_events.app import create_app
-from rebond_events.privacy import Anonymised, anonymise
-from rebond_events.settings import EventsSettings, hash_api_key
-from rebond_events.store import Store, migrate
-from rebond_http import private
-from rebond_observability.logging import configure_logging
 from rebond_service import command
 
+# The service's modules are imported where they are used (`rebond_service.command` says why).
+if TYPE_CHECKING:
+    import uvicorn
 
-def build_server(settings: EventsSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+    from rebond_events.privacy import Anonymised
+    from rebond_events.settings import EventsSettings
+
+
+def build_server(settings: "EventsSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
     """The app's server and its sockets: EVENTS_HOST:EVENTS_PORT, and EVENTS_INTERNAL_PORT when
     set; uvicorn's proxy headers off, so only EVENTS_TRUSTED_PROXIES says who the client is
     (`rebond_http`)."""
+    from rebond_events.app import create_app
+    from rebond_http import private
+
     return private.server_for(create_app(settings), settings)
+
+
+def _settings() -> "EventsSettings":
+    from rebond_events.settings import EventsSettings
+
+    return EventsSettings()
 
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "new-key":
+        from rebond_events.settings import hash_api_key
+
         key = secrets.token_urlsafe(32)
         print(f"API key for {sys.argv[2]} (give it to them, it is not stored): {key}")
         print(json.dumps({sys.argv[2]: hash_api_key(key)}))
         return
-    settings = EventsSettings()
-    configure_logging(settings.log_level)
-    commands = {
-        "migrate": partial(_migrate, settings),
-        "anonymise": partial(_anonymise_now, settings),
-    }
-    command.run(commands, partial(build_server, settings), program="rebond-events", usage=__doc__)
+    commands = {"migrate": _migrate, "anonymise": _anonymise_now}
+    command.run(commands, build_server, settings=_settings, program="rebond-events", usage=__doc__)
 
 
-def _migrate(settings: EventsSettings) -> None:
+def _migrate(settings: "EventsSettings") -> None:
+    from rebond_events.store import migrate
+
     migrate(settings.database_url)
     print("rebond-events: the store is at the latest revision")
 
 
-def _anonymise_now(settings: EventsSettings) -> None:
+def _anonymise_now(settings: "EventsSettings") -> None:
+    from rebond_events.store import migrate
+
     if settings.migrate_on_start:
         migrate(settings.database_url)
     done = asyncio.run(_anonymise(settings))
@@ -68,7 +78,10 @@ def _anonymise_now(settings: EventsSettings) -> None:
     )
 
 
-async def _anonymise(settings: EventsSettings) -> Anonymised:
+async def _anonymise(settings: "EventsSettings") -> "Anonymised":
+    from rebond_events.privacy import anonymise
+    from rebond_events.store import Store
+
     store = Store(settings.database_url)
     try:
         work = partial(

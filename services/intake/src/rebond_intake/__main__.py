@@ -10,21 +10,21 @@ expire (intake's store holds no personal data: references, hashes, statuses and 
 
 import asyncio
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from rebond_http import private
-from rebond_intake.app import create_app
-from rebond_intake.settings import IntakeSettings
-from rebond_intake.store import SqlStatusStore, migrate
-from rebond_observability.logging import configure_logging
 from rebond_service import command
 
+# The service's modules are imported where they are used (`rebond_service.command` says why).
+if TYPE_CHECKING:
+    import uvicorn
 
-async def _anonymise(settings: IntakeSettings) -> None:
+    from rebond_intake.settings import IntakeSettings
+
+
+async def _anonymise(settings: "IntakeSettings") -> None:
+    from rebond_intake.store import SqlStatusStore
+
     store = SqlStatusStore(settings.store_url)
     await store.start()
     try:
@@ -34,10 +34,13 @@ async def _anonymise(settings: IntakeSettings) -> None:
         await store.close()
 
 
-def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+def build_server(settings: "IntakeSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
     """The app's server and its sockets: INTAKE_HOST:INTAKE_PORT, and INTAKE_INTERNAL_PORT when
     set; uvicorn's proxy headers off, so only INTAKE_TRUSTED_PROXIES says who the client is
     (`rebond_http`)."""
+    from rebond_http import private
+    from rebond_intake.app import create_app
+
     return private.server_for(
         create_app(settings),
         settings,
@@ -48,19 +51,25 @@ def build_server(settings: IntakeSettings) -> tuple[uvicorn.Server, list[socket.
     )
 
 
-def _migrate(settings: IntakeSettings) -> None:
+def _migrate(settings: "IntakeSettings") -> None:
+    from rebond_intake.store import migrate
+
     migrate(settings.store_url)
     print("rebond-intake: store migrated")
 
 
+def _settings() -> "IntakeSettings":
+    from rebond_intake.settings import IntakeSettings
+
+    return IntakeSettings()
+
+
 def main() -> None:
-    settings = IntakeSettings()
-    configure_logging(settings.log_level)
-    commands: dict[str, Callable[[], object]] = {
-        "migrate": partial(_migrate, settings),
-        "anonymise": lambda: asyncio.run(_anonymise(settings)),
+    commands = {
+        "migrate": _migrate,
+        "anonymise": lambda settings: asyncio.run(_anonymise(settings)),
     }
-    command.run(commands, partial(build_server, settings), program="rebond-intake", usage=__doc__)
+    command.run(commands, build_server, settings=_settings, program="rebond-intake", usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -13,22 +13,21 @@ hand to an association and to put where its `webhook_secret` points.
 import asyncio
 import socket
 import sys
-from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from rebond_http import private
-from rebond_notifier.app import create_app
-from rebond_notifier.settings import NotifierSettings
-from rebond_notifier.signing import new_webhook_secret
-from rebond_notifier.store import DeliveryStore, migrate
-from rebond_observability.logging import configure_logging
 from rebond_service import command
 
+# The service's modules are imported where they are used (`rebond_service.command` says why).
+if TYPE_CHECKING:
+    import uvicorn
 
-async def _anonymise(settings: NotifierSettings) -> None:
+    from rebond_notifier.settings import NotifierSettings
+
+
+async def _anonymise(settings: "NotifierSettings") -> None:
+    from rebond_notifier.store import DeliveryStore, migrate
+
     if settings.migrate_on_start:
         migrate(settings.database_url)
     store = DeliveryStore.from_url(settings.database_url)
@@ -41,12 +40,17 @@ async def _anonymise(settings: NotifierSettings) -> None:
         await store.close()
 
 
-def _migrate(settings: NotifierSettings) -> None:
+def _migrate(settings: "NotifierSettings") -> None:
+    from rebond_notifier.store import migrate
+
     migrate(settings.database_url)
     print("rebond-notifier: delivery log migrated")
 
 
-def _server(settings: NotifierSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+def _server(settings: "NotifierSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
+    from rebond_http import private
+    from rebond_notifier.app import create_app
+
     return private.server(
         create_app(settings),
         host=settings.host,
@@ -59,17 +63,23 @@ def _server(settings: NotifierSettings) -> tuple[uvicorn.Server, list[socket.soc
     )
 
 
+def _settings() -> "NotifierSettings":
+    from rebond_notifier.settings import NotifierSettings
+
+    return NotifierSettings()
+
+
 def main() -> None:
     if sys.argv[1:] == ["new-webhook-secret"]:
+        from rebond_notifier.signing import new_webhook_secret
+
         print(new_webhook_secret())
         return
-    settings = NotifierSettings()
-    configure_logging(settings.log_level)
-    commands: dict[str, Callable[[], object]] = {
-        "anonymise": lambda: asyncio.run(_anonymise(settings)),
-        "migrate": partial(_migrate, settings),
+    commands = {
+        "anonymise": lambda settings: asyncio.run(_anonymise(settings)),
+        "migrate": _migrate,
     }
-    command.run(commands, partial(_server, settings), program="rebond-notifier", usage=__doc__)
+    command.run(commands, _server, settings=_settings, program="rebond-notifier", usage=__doc__)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,21 @@ import asyncio
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from typing import TYPE_CHECKING
 
-import uvicorn
-
-from rebond_http import private
-from rebond_observability.logging import configure_logging
-from rebond_router.app import create_app
-from rebond_router.directory import DirectoryError
-from rebond_router.privacy import anonymise
-from rebond_router.settings import RouterSettings
-from rebond_router.store import Store, migrate
 from rebond_service import command
 
+# The service's modules are imported where they are used (`rebond_service.command` says why).
+if TYPE_CHECKING:
+    import uvicorn
 
-async def _anonymise(settings: RouterSettings) -> None:
+    from rebond_router.settings import RouterSettings
+
+
+async def _anonymise(settings: "RouterSettings") -> None:
+    from rebond_router.privacy import anonymise
+    from rebond_router.store import Store
+
     store = Store.from_url(settings.database_url)
     try:
         done = await anonymise(store, datetime.now(UTC), timedelta(days=settings.retention_days))
@@ -34,19 +34,27 @@ async def _anonymise(settings: RouterSettings) -> None:
         await store.close()
 
 
-def _migrate(settings: RouterSettings) -> None:
+def _migrate(settings: "RouterSettings") -> None:
+    from rebond_router.store import migrate
+
     migrate(settings.database_url)
     print("rebond-router: the store is at the newest migration")
 
 
-def _anonymise_now(settings: RouterSettings) -> None:
+def _anonymise_now(settings: "RouterSettings") -> None:
+    from rebond_router.store import migrate
+
     if settings.migrate_on_start:
         migrate(settings.database_url)
     asyncio.run(_anonymise(settings))
 
 
-def _server(settings: RouterSettings) -> tuple[uvicorn.Server, list[socket.socket]]:
+def _server(settings: "RouterSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
     """ROUTER_HOST:ROUTER_PORT, and ROUTER_INTERNAL_PORT (`/metrics`) when set."""
+    from rebond_http import private
+    from rebond_router.app import create_app
+    from rebond_router.directory import DirectoryError
+
     try:
         app = create_app(settings)
     except DirectoryError as error:
@@ -54,14 +62,15 @@ def _server(settings: RouterSettings) -> tuple[uvicorn.Server, list[socket.socke
     return private.server_for(app, settings)
 
 
+def _settings() -> "RouterSettings":
+    from rebond_router.settings import RouterSettings
+
+    return RouterSettings()
+
+
 def main() -> None:
-    settings = RouterSettings()
-    configure_logging(settings.log_level)
-    commands = {
-        "migrate": partial(_migrate, settings),
-        "anonymise": partial(_anonymise_now, settings),
-    }
-    command.run(commands, partial(_server, settings), program="rebond-router", usage=__doc__)
+    commands = {"migrate": _migrate, "anonymise": _anonymise_now}
+    command.run(commands, _server, settings=_settings, program="rebond-router", usage=__doc__)
 
 
 if __name__ == "__main__":
