@@ -1,16 +1,17 @@
 """Where a service's memory goes: what its imports take, before it serves anything.
 
-    python memory.py rebond_notifier.__main__      (prints one JSON line)
+    python memory.py rebond_notifier.app      (prints one JSON line)
 
 A fresh interpreter imports, one at a time, the libraries the services are built on, then the
 contracts (every payload model: pydantic builds each one's validator and serializer when the
-class is made), then the service's own modules (what `python -m rebond_<name>` imports before
-it starts), and reads its resident set (/proc/self/status) after each step. Each step's
-growth is what that import adds beyond what the steps before it already brought in, so the
-order matters for shared dependencies (pydantic is counted once, under pydantic). The bench
-sets these beside the same service running: started and idle, then after the soak and the
-preload, so the rest of its memory is what starting (connections, threads, app objects) and
-serving (caches, arenas, stores) add.
+class is made), then the service's own modules (its `app`, the composition root: what
+`python -m rebond_<name>` imports before it serves, as its `__main__` imports nothing of the
+service before the command line is read), and reads its resident set (/proc/self/status)
+after each step. Each step's growth is what that import adds beyond what the steps before it
+already brought in, so the order matters for shared dependencies (pydantic is counted once,
+under pydantic). The bench sets these beside the same service running: started and idle, then
+after the soak and the preload, so the rest of its memory is what starting (connections,
+threads, app objects) and serving (caches, arenas, stores) add.
 """
 
 import importlib
@@ -54,9 +55,9 @@ def memory_mb() -> float:
 
 
 def import_ladder(service: str) -> list[dict[str, float | str]]:
-    """`ladder` of `rebond_<service>.__main__`, in a fresh interpreter of its own."""
+    """`ladder` of `rebond_<service>.app`, in a fresh interpreter of its own."""
     done = subprocess.run(
-        [sys.executable, str(Path(__file__)), f"rebond_{service}.__main__"],
+        [sys.executable, str(Path(__file__)), f"rebond_{service}.app"],
         cwd=Path(__file__).parent, capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     steps: list[dict[str, float | str]] = json.loads(done.stdout.splitlines()[-1])
