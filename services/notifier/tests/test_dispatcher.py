@@ -519,7 +519,9 @@ async def test_a_delivery_put_off_before_a_restart_goes_out_at_its_time(tmp_path
         await poll_until(lambda: bool(mailer.sent), 5)
         sent_at = datetime.now(UTC)
     assert [m.subject for m in mailer.sent] == [mail.referral_id]
-    assert due <= sent_at < due + timedelta(seconds=1)
+    # At its time: not before, and far from the 30 s fallback. 3 s of room, as `make test` runs
+    # this at nice 19 beside the broker tiers: 1 s was once too little (sent 1.1 s late).
+    assert due <= sent_at < due + timedelta(seconds=3)
 
 
 async def test_another_instances_message_is_published_once_stale_without_polling(
