@@ -7,6 +7,7 @@ does (so `make check` starts neither a broker nor a cluster). Tests keep out of 
 by their own names, not by their own servers: a topic, group or database of their own.
 """
 
+import gc
 import importlib
 import json
 import os
@@ -26,8 +27,20 @@ from rebond_testing.tiers import DESCRIPTIONS, distinct_node_ids, tiers_of, work
 
 # --- tiers ----------------------------------------------------------------------------------
 
+#: The cyclic garbage collector's thresholds in a test process (Python's are 700, 10, 10). A
+#: test process tracks 440,000 objects once collected (every service imported, pytest's items,
+#: hypothesis' strategies), more as its tests run, and each full collection walks them all:
+#: with Python's thresholds a `make check` worker collected in full about 20 times, 15 % of its
+#: CPU in the collector. Collecting the youngest generation every 10,000 allocations instead of
+#: 700 makes every generation's collections 14 times rarer: measured on 2 cores, `make check`'s
+#: tests spent 5.8 to 6.7 s of CPU in the collector instead of 15.5, a worker's peak memory
+#: 380 to 460 MB against 380 to 410. No test waits on the collector: what a test leaves to it
+#: is collected explicitly where that is checked (`rebond_testing.leaks`).
+GC_THRESHOLDS = (10_000, 10, 10)
+
 
 def pytest_configure(config: pytest.Config) -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
     for marker, description in DESCRIPTIONS.items():
         config.addinivalue_line("markers", f"{marker}: {description}")
     # Alembic loaded in every test process, so that a service started in a test migrates in
