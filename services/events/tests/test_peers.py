@@ -1,10 +1,9 @@
 """Peer volunteers and matching (issue 24): sign-up, confirmation, moderation, pause and
 erasure by signed link; a person introduced to a volunteer, and the next one after a decline."""
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -17,6 +16,7 @@ from rebond_events.peers import (
     choose_peer,
     stage_closeness,
 )
+from rebond_testing.mail import link_in
 from rebond_testing.tokens import forged
 
 from .conftest import Running
@@ -90,8 +90,8 @@ def sign_up_body(name: str, **changes: Any) -> dict[str, Any]:
 
 
 def link(text: str, path: str) -> tuple[str, str]:
-    """(the path's last id segment before `path`'s end, token) of the first such link."""
-    url = urlparse(re.findall(rf"http\S+{path}\?token=\S+", text)[0])
+    """(the URL's path, its token) of the first signed link whose path ends with `path`."""
+    url = link_in(text, rf"(http\S+{path}\?token=\S+)")
     return url.path, parse_qs(url.query)["token"][0]
 
 

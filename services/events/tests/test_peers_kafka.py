@@ -3,11 +3,9 @@ introductions arrive on `community.mail` with only what each side shared, and a 
 proposes the next volunteer; `peers.matches` carries each step without any contact."""
 
 import json
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -17,7 +15,7 @@ from rebond_testing import TopicProbe, new_reference
 
 from .conftest import KEYS
 from .test_kafka import live, publish  # noqa: F401 (the fixture)
-from .test_peers import sign_up_body
+from .test_peers import link, sign_up_body
 
 pytestmark = pytest.mark.kafka
 
@@ -28,11 +26,6 @@ def mails_to(probe: TopicProbe, address: str) -> list[dict[str, Any]]:
         if r.topic == COMMUNITY_MAIL.name
     ]  # fmt: skip
     return [m.model_dump(mode="json") for m in found if m.to == address]
-
-
-def token_link(text: str, path: str) -> tuple[str, str]:
-    url = urlparse(re.findall(rf"http\S+{path}\?token=\S+", text)[0])
-    return url.path, parse_qs(url.query)["token"][0]
 
 
 async def test_a_request_is_matched_introduced_and_a_decline_proposes_the_next_peer(
@@ -48,7 +41,7 @@ async def test_a_request_is_matched_introduced_and_a_decline_proposes_the_next_p
             body = {**sign_up_body(name, stage=stage), "email": email}
             assert (await live.post("/v1/peers/volunteers", json=body)).status_code == 202
             [confirm] = await probe.until(lambda _, e=email: mails_to(probe, e), within_s=30)
-            path, token = token_link(confirm["text"], "/confirmer")
+            path, token = link(confirm["text"], "/confirmer")
             volunteer_id = path.split("/")[2]
             confirmed = await live.post(
                 f"/v1/peers/volunteers/{volunteer_id}/confirm", json={"token": token}
@@ -84,7 +77,7 @@ async def test_a_request_is_matched_introduced_and_a_decline_proposes_the_next_p
         assert f"paul-{tag}@example.org" not in to_person["text"]
         assert person in to_paul["text"]
 
-        path, token = token_link(to_person["text"], "/person")
+        path, token = link(to_person["text"], "/person")
         match_id = path.split("/")[3]
         declined = await live.post(
             f"/v1/peers/matches/{match_id}/decline", json={"token": token, "side": "person"}

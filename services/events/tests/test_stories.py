@@ -1,15 +1,15 @@
 """Success stories: submission, moderation, the public page and withdrawal (issue 24)."""
 
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 import pytest
 
 from rebond_contracts.topics import COMMUNITY_MAIL
 from rebond_events.letters import InvalidToken, SignedLinks
 from rebond_events.stories import contact_problem
+from rebond_testing.mail import link_in
 from rebond_testing.tokens import forged
 
 from .conftest import Running
@@ -43,7 +43,7 @@ async def submit(service: Running, **changes: Any) -> str:
 
 def withdrawal_link(text: str) -> tuple[str, str]:
     """(story id, token) of the first withdrawal link in an e-mail's text."""
-    url = urlparse(re.findall(r"http\S+/retirer\?token=\S+", text)[0])
+    url = link_in(text, r"(http\S+/retirer\?token=\S+)")
     return url.path.split("/")[2], parse_qs(url.query)["token"][0]
 
 
