@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "real_migrations: runs Alembic for every store it makes, instead of copying what the "
         "session's first run of the same migrations made (rebond_testing.migrated)",
     )
+
+
+def pytest_sessionfinish() -> None:
+    """End the lifespans schemathesis started to read a service's OpenAPI document at
+    collection. A fuzzing module ends them after its tests, but a session that runs none of them
+    (`--collect-only`, a `-k` that deselects them) left them to schemathesis' exit handler, and by
+    then the event loop's thread pool is shut: each store and telemetry closing failed with a
+    traceback (`stop_failed`)."""
+    asgi = sys.modules.get("schemathesis.python.asgi")
+    if asgi is not None:
+        asgi.shutdown_lifespans()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
