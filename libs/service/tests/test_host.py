@@ -224,10 +224,34 @@ def test_parts_must_have_distinct_names_and_wait_only_for_earlier_parts() -> Non
         Host([Part("relay"), Part("relay")])
     with pytest.raises(ValueError, match="after"):
         Host([Part("dispatcher", after=("kafka",)), Part("kafka")])
+    with pytest.raises(ValueError, match="no part runs"):  # one without `run` never finishes
+        Host([Part("store", start=_true)], [Check("store", _true, after=("store",))])
 
 
 async def _true() -> bool:
     return True
+
+
+async def test_a_check_after_a_part_is_not_asked_until_that_part_has_run() -> None:
+    """A store opened in the background (migrated first): its line says unreachable, without
+    a `SELECT 1` that would find its tables missing, until it is open; then what the ping says."""
+    opened = asyncio.Event()
+    pings: list[str] = []
+
+    async def open_store() -> None:
+        await opened.wait()
+
+    async def ping() -> None:
+        pings.append("SELECT 1")
+
+    host = Host([Part("store", run=open_store)], [answers("store", ping, after=("store",))])
+    async with host.lifespan():
+        opening = await host.readiness()
+        opened.set()
+        await until(lambda: host.finished("store"))
+        open_ = await host.readiness()
+    assert opening == (False, {"store": "unreachable"})
+    assert open_ == (True, {"store": "ready"}) and pings == ["SELECT 1"]
 
 
 async def test_the_probes_answer_alive_and_name_each_dependency() -> None:

@@ -26,9 +26,10 @@ does the rest, the same way in every service:
 - **memory**: while the service serves, every 30 s, what its allocator freed goes back to the
   system (`rebond_service.memory`), so a burst's memory does not stay with the process.
 - **probes**: `GET /healthz` answers `{"status": "alive"}` while the process serves; `GET
-  /readyz` runs every check at once, each within its `timeout_s`, and answers a body naming
-  each (`{"kafka": "connected", "store": "ready"}`), 200 when all are ready, else 503; a part
-  that died recently adds `"tasks": {"relay": "failed"}`.
+  /readyz` runs every check at once, each within its `timeout_s` (one named `after` a part
+  only once that part's `run` has finished: a store opened in the background), and answers a
+  body naming each (`{"kafka": "connected", "store": "ready"}`), 200 when all are ready, else
+  503; a part that died recently adds `"tasks": {"relay": "failed"}`.
 """
 
 import asyncio
@@ -74,24 +75,27 @@ class Part:
 @dataclass(frozen=True)
 class Check:
     """One line of `/readyz`: `name` is `ready` while `probe` says True within `timeout_s`,
-    else `unready` (a probe that raises or takes longer is unready)."""
+    else `unready` (a probe that raises or takes longer is unready). Until the parts named in
+    `after` have finished their `run`, it is `unready` without being probed."""
 
     name: str
     probe: Callable[[], Awaitable[bool]]
     ready: str = "ready"
     unready: str = "unreachable"
     timeout_s: float = 2.0
+    after: tuple[str, ...] = ()
 
 
-def answers(name: str, ping: Step, timeout_s: float = 2.0) -> Check:
+def answers(name: str, ping: Step, timeout_s: float = 2.0, *, after: tuple[str, ...] = ()) -> Check:
     """Ready while `ping` (a store's `SELECT 1`) returns within `timeout_s`: a stopped or
-    stalled database makes the service unready."""
+    stalled database makes the service unready. A store opened in the background (migrated
+    first) names its part in `after`: a `SELECT 1` before would say ready before its tables are."""
 
     async def probe() -> bool:
         await ping()
         return True
 
-    return Check(name, probe, timeout_s=timeout_s)
+    return Check(name, probe, timeout_s=timeout_s, after=after)
 
 
 class Broker(Protocol):
@@ -157,6 +161,10 @@ class Host:
             if missing := set(part.after) - seen:
                 raise ValueError(f"{part.name!r} runs after {missing}, which no earlier part is")
             seen.add(part.name)
+        running = {part.name for part in parts if part.run is not None}
+        for check in checks:
+            if missing := set(check.after) - running:
+                raise ValueError(f"check {check.name!r} waits for {missing}, which no part runs")
         self.parts = tuple(parts)
         self.checks = tuple(checks)
         self._restart = (restart_first_s, restart_cap_s)
@@ -267,6 +275,8 @@ class Host:
         return all(results) and not failed, body
 
     async def _probe(self, check: Check) -> bool:
+        if not all(self.finished(name) for name in check.after):
+            return False
         try:
             async with asyncio.timeout(check.timeout_s):
                 return bool(await check.probe())
