@@ -4,6 +4,7 @@ import copy
 import re
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,6 +15,7 @@ from rebond_intake.settings import IntakeSettings
 from rebond_intake.timeline import received
 from rebond_kafka.testing import PRODUCTION_KAFKA
 from rebond_service.privacy import DEVELOPMENT_PRIVACY_CONTACT
+from rebond_testing.serving import ready_within
 
 from .conftest import FakePublisher
 
@@ -493,6 +495,27 @@ def test_unreachable_store_gets_503_not_500(tmp_path) -> None:
     assert [e.subject for e in publisher.events] == [keyless.json()["reference"]]
     assert status.status_code == 503
     assert ready.status_code == 503 and ready.json()["store"] == "unreachable"
+
+
+async def test_readiness_names_the_store_once_it_no_longer_answers(tmp_path) -> None:
+    """/readyz is 200 once the store is open and answers its `SELECT 1`; once the database
+    stops answering (here closed), 503 naming the store, not only at start-up."""
+    settings = IntakeSettings(data_dir=tmp_path, rate_limit_per_minute=0)
+    intake = build(settings, publisher=FakePublisher())
+    app = intake.web
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://intake") as client,
+    ):
+        assert await ready_within(client), "intake's store never opened"
+        ready = await client.get("/readyz")
+        await intake.store.close()
+        gone = await client.get("/readyz")
+        alive = await client.get("/healthz")
+    assert ready.json() == {"kafka": "connected", "store": "ready"}
+    assert (gone.status_code, gone.json()) == (503, {"kafka": "connected", "store": "unreachable"})
+    assert alive.json() == {"status": "alive"}
 
 
 def test_portal_assets_are_shipped_without_external_cdn(make_client) -> None:

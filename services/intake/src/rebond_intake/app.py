@@ -2,7 +2,7 @@
 defaults, connecting nothing; tests call it with fakes. Its lifespan and probes are the service
 host's (`rebond_service.host`): the store opened, Kafka's producer and consumer connected, all
 in the background (intake serves at once, answering 503 until they are), and `/readyz` from the
-producer's state and the store's opening."""
+producer's state and, once the store is open, its `SELECT 1`."""
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
 from rebond_kafka.startup import start_forever
-from rebond_service.host import Check, Host, Part
+from rebond_service.host import Check, Host, Part, answers
 from rebond_sql.types import Clock, utc_now
 
 if TYPE_CHECKING:
@@ -81,10 +81,11 @@ def _invalid_text(headers: Mapping[str, str], locations: list[Loc]) -> dict[str,
 
 @dataclass(frozen=True)
 class App:
-    """The built service: its web app and the use cases its routes call."""
+    """The built service: its web app, the use cases its routes call and their store."""
 
     web: FastAPI
     submissions: Submissions
+    store: StatusStore
 
 
 def build(
@@ -141,13 +142,10 @@ def build(
     async def kafka_ready() -> bool:
         return publisher.ready()
 
-    async def store_ready() -> bool:
-        # A given store is the caller's to open; the own one is ready once opened.
-        return own_store is None or host.finished("store")
-
-    host = Host(
-        parts, [Check("kafka", kafka_ready, ready="connected"), Check("store", store_ready)]
-    )
+    checks = [Check("kafka", kafka_ready, ready="connected")]
+    if own_store is not None:  # a given store is the caller's to open and watch
+        checks.append(answers("store", own_store.database.ping, after=("store",)))
+    host = Host(parts, checks)
 
     app = FastAPI(
         title="Rebond intake",
@@ -214,7 +212,7 @@ def build(
         PrivateRoutes, internal_port=settings.internal_port, public=settings.internal_public
     )
     obs.install(app)  # last: its middleware is the outermost
-    return App(app, submissions)
+    return App(app, submissions, store)
 
 
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
