@@ -420,6 +420,22 @@ async def test_events_wait_in_the_outbox_while_kafka_is_down(
     assert await service.events.publisher.flush() == 0
 
 
+async def test_readiness_names_the_store_once_it_no_longer_answers(service: Running) -> None:
+    """/readyz is 200 while the store answers its `SELECT 1`, 503 naming the store once its
+    database does not (here closed), /healthz staying alive; 200 again once the store is
+    started anew (on a new `Database`: the check reads the store's, not the first one)."""
+    ready = await service.client.get("/readyz")
+    await service.events.store.close()
+    gone = await service.client.get("/readyz")
+    alive = await service.client.get("/healthz")
+    await service.events.store.start()
+    again = await service.client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"kafka": "not used", "store": "ready"})
+    assert (gone.status_code, gone.json()) == (503, {"kafka": "not used", "store": "unreachable"})
+    assert alive.json() == {"status": "alive"}
+    assert again.status_code == 200
+
+
 async def test_personal_data_stays_out_of_announcements_and_logs(
     service: Running, event_body: Body
 ) -> None:

@@ -4,7 +4,7 @@
 lifespan migrates and opens the store, and starts Kafka); tests pass fakes: a `send` standing in
 for Kafka, a clock. `create_app` is `build(...).web`. Its lifespan and probes are the service
 host's (`rebond_service.host`): the store opened before it serves, Kafka connected and the outbox
-relayed in the background, and `/readyz` from Kafka's state.
+relayed in the background, and `/readyz` from Kafka's state and the store's `SELECT 1`.
 """
 
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ from rebond_kafka.consume import Batch, DeadLetters
 from rebond_kafka.outage import Impact
 from rebond_kafka.reconnect import kafka_link
 from rebond_kafka.security import kafka_security
-from rebond_service.host import Check, Host, KafkaConnection, Part
+from rebond_service.host import Check, Host, KafkaConnection, Part, answers
 from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Send
 from rebond_sql.types import Clock, utc_now
@@ -169,7 +169,10 @@ def build(
                 run=partial(conferences.remind_forever, settings.reminder_interval_s),
             ),
         ],
-        [kafka.check() if kafka is not None else Check("kafka", _unused, ready="not used")],
+        [
+            kafka.check() if kafka is not None else Check("kafka", _unused, ready="not used"),
+            answers("store", store.ping),
+        ],
     )
     app = FastAPI(
         title="Rebond events — Conférences du rebond",

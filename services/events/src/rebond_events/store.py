@@ -77,6 +77,10 @@ class Store:
         self._closed = True
         await self.database.close()
 
+    async def ping(self) -> None:
+        """The `SELECT 1` of readiness, on the database open now (read, not kept: see the class)."""
+        await self.database.ping()
+
     async def apply(self, use_case: Callable[[Repository], Outcome[T]], at: datetime) -> Outcome[T]:
         """`use_case` and its messages in one transaction (see the module)."""
         return await self.database.run(partial(apply, use_case=use_case, at=at))
