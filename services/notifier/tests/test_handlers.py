@@ -26,6 +26,7 @@ from rebond_notifier.templates import Mail
 from rebond_notifier.web import build_router
 from rebond_sql.outbox import Message
 from rebond_sql.testing import acknowledged
+from rebond_testing.serving import ready_within
 
 from .conftest import make_decision, sqlite_store
 
@@ -138,3 +139,28 @@ async def test_an_answer_given_while_kafka_is_away_is_recorded_then_published(
     [answer] = kafka.published
     assert answer.topic == "responses.apesa" and answer.key == claims.reference
     assert answer.headers["ce_type"] == "fr.rebond.referral.answered"
+
+
+async def test_readiness_names_the_store_once_it_no_longer_answers(tmp_path: Path) -> None:
+    """/readyz (Kafka connected: FastStream's in-memory broker) is 200 once the store is open
+    and answers its `SELECT 1`, and 503 naming the store once its database does not (here
+    closed); /healthz stays alive."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'log.sqlite3'}"
+    settings = NotifierSettings(
+        environment="test", database_url=url, kafka_bootstrap_servers=f"{uuid.uuid4().hex}:9092"
+    )  # a link of its own: no other test's outage
+    notifier = build(settings, mailer=NoMail())
+    app = notifier.web
+    async with (
+        TestKafkaBroker(notifier.broker),
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://n") as client,
+    ):
+        assert await ready_within(client), "the notifier never got ready"
+        ready = await client.get("/readyz")
+        await notifier.store.close()
+        gone = await client.get("/readyz")
+        alive = await client.get("/healthz")
+    assert ready.json() == {"kafka": "connected", "store": "ready"}
+    assert (gone.status_code, gone.json()) == (503, {"kafka": "connected", "store": "unreachable"})
+    assert alive.json() == {"status": "alive"}

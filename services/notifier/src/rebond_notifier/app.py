@@ -1,7 +1,8 @@
 """The notifier's composition root: `build` makes the Kafka consumers, the outbox relay, the
 delivery dispatcher, the store and the HTTP app with production adapters (SMTP, httpx, the
 system clock); tests call it with their own mailer, webhook poster or clock. Nothing connects
-anywhere before the lifespan, the service host's (`rebond_service.host`), starts.
+anywhere before the lifespan, the service host's (`rebond_service.host`), starts; `/readyz`
+answers from Kafka's state and, once the store is open, its `SELECT 1`.
 """
 
 import asyncio
@@ -30,7 +31,7 @@ from rebond_notifier.planning import LinkMaker
 from rebond_notifier.settings import NotifierSettings
 from rebond_notifier.store import DeliveryStore, migrate
 from rebond_notifier.web import build_router
-from rebond_service.host import Host, KafkaConnection, Part
+from rebond_service.host import Host, KafkaConnection, Part, answers
 from rebond_sql.migrations import upgrade_apart
 from rebond_sql.outbox import Relay
 from rebond_sql.types import Clock, utc_now
@@ -103,7 +104,8 @@ def _host(
     dispatcher run, all in the background (the answer pages serve at once). At stop, in the
     reverse order: reading Kafka stops first (no new work, and no batch written beside what
     follows), then the dispatcher ends the deliveries in flight and hands back the rest, then
-    Kafka, the channels this service made and the store are closed."""
+    Kafka, the channels this service made and the store are closed. Ready while Kafka is
+    connected and the store, once open, answers its `SELECT 1`."""
 
     async def open_store() -> None:
         if settings.migrate_on_start:
@@ -127,7 +129,7 @@ def _host(
             kafka.part(after=("store",)),
             Part("dispatcher", run=dispatcher.run, stop=stop_dispatching, after=("kafka",)),
         ],
-        [kafka.check()],
+        [kafka.check(), answers("store", store.database.ping, after=("store",))],
     )
 
 
@@ -190,8 +192,8 @@ def build(
     count_referrals_and_deliveries(obs)
     host = _host(settings, store, broker, link, dispatcher, mailer, webhooks)
     notifier = Notifier(settings, store, relay, broker, dispatcher, link, mailer, webhooks, host)
-    answers = build_router(store, link_key, dispatcher.publish_soon, clock)
-    notifier.web = _web(notifier, obs, answers)
+    pages = build_router(store, link_key, dispatcher.publish_soon, clock)
+    notifier.web = _web(notifier, obs, pages)
     return notifier
 
 
@@ -205,7 +207,7 @@ def create_app(
     return build(settings or NotifierSettings(), mailer=mailer, webhooks=webhooks).web
 
 
-def _web(notifier: Notifier, obs: Observability, answers: APIRouter) -> FastAPI:
+def _web(notifier: Notifier, obs: Observability, pages: APIRouter) -> FastAPI:
     """The HTTP side: the answer pages, health and readiness (the host's), behind the security
     headers."""
     settings = notifier.settings
@@ -220,7 +222,7 @@ def _web(notifier: Notifier, obs: Observability, answers: APIRouter) -> FastAPI:
     )
     app.state.notifier = notifier
     app.state.observability = obs
-    app.include_router(answers)
+    app.include_router(pages)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
