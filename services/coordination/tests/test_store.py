@@ -279,6 +279,26 @@ async def test_an_override_stays_pending_until_the_router_applies_it(store: Stor
     ]
 
 
+async def test_the_audit_log_lists_entries_by_their_time_newest_first(store: Store) -> None:
+    """A case projected after later actions, from an older record, carries its own time and
+    is listed below them; entries of one instant, the latest written first."""
+    alice = await coordinator(store, "alice@rebond.test")
+    later = START + timedelta(hours=2)
+    await store.log(alice, "preview_run", later)
+    reference = await queue_case(store, at=START)  # read late: its record is older
+    await store.log(alice, "statistics_exported", START + timedelta(hours=1))
+    await store.log(alice, "registrations_exported", START + timedelta(hours=1))
+    entries = await store.audit(alice)
+    assert [(e.action, e.at) for e in entries] == [
+        ("preview_run", later),
+        ("registrations_exported", START + timedelta(hours=1)),
+        ("statistics_exported", START + timedelta(hours=1)),
+        ("case_queued", START),
+        ("user_created", START),  # Alice's account, written before the case
+    ]
+    assert entries[3].reference == reference
+
+
 async def test_an_override_carries_the_live_values_of_the_previous_one(store: Store) -> None:
     """A capacity changed after a pause keeps the pause in what is sent (the router keeps only
     the latest override per association); what the coordinator changed is what is audited."""

@@ -896,11 +896,16 @@ class Store:
     async def audit(
         self, scope: Scope, *, association: str | None = None, limit: int = 200
     ) -> list[AuditEntry]:
+        """The `limit` latest entries `scope` may read, newest first by their time, not by
+        when they were written: a fact projected late (a case queued from an older
+        `referrals.unrouted` record) carries its own earlier time. Entries of one instant come
+        latest written first."""
+
         def work(connection: Connection) -> list[AuditEntry]:
             query = select(audit).where(scope.audit(audit))
             if association is not None:
                 query = query.where(audit.c.association_id == association)
-            query = query.order_by(audit.c.id.desc()).limit(limit)
+            query = query.order_by(audit.c.at.desc(), audit.c.id.desc()).limit(limit)
             return [AuditEntry.of(row) for row in connection.execute(query).mappings()]
 
         return await self.database.run(work)
