@@ -47,20 +47,15 @@ def _migrate(settings: "NotifierSettings") -> None:
     print("rebond-notifier: delivery log migrated")
 
 
-def _server(settings: "NotifierSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
+def build_server(settings: "NotifierSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
+    """The app's server and its sockets: NOTIFIER_HOST:NOTIFIER_PORT, and NOTIFIER_INTERNAL_PORT
+    when set, as every service's (`rebond_http.private.server_for`)."""
     from rebond_http import private
     from rebond_notifier.app import create_app
 
-    return private.server(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        internal_host=settings.internal_host,
-        internal_port=settings.internal_port,
-        log_config=None,
-        access_log=False,  # the answer links' tokens are in the path
-        server_header=False,
-    )
+    # No access log, said here although `server_for` leaves it off for every service: the
+    # answer links' tokens are in the path, and must not be written anywhere.
+    return private.server_for(create_app(settings), settings, access_log=False)
 
 
 def _settings() -> "NotifierSettings":
@@ -79,7 +74,9 @@ def main() -> None:
         "anonymise": lambda settings: asyncio.run(_anonymise(settings)),
         "migrate": _migrate,
     }
-    command.run(commands, _server, settings=_settings, program="rebond-notifier", usage=__doc__)
+    command.run(
+        commands, build_server, settings=_settings, program="rebond-notifier", usage=__doc__
+    )
 
 
 if __name__ == "__main__":
