@@ -299,6 +299,27 @@ async def test_the_audit_log_lists_entries_by_their_time_newest_first(store: Sto
     assert entries[3].reference == reference
 
 
+async def test_the_journal_names_who_acted_when_nobody_signed_in_did(store: Store) -> None:
+    """An account made on the command line, a refused sign-in, a case the router queued and a
+    person's own withdrawal each name who acted, not all "ligne de commande"."""
+    alice = await coordinator(store, "alice@rebond.test")  # `add-user`: no actor
+    await store.sign_in_failed(alice.user_id, START, threshold=1, lock_for=timedelta(minutes=5))
+    reference = await queue_case(store, at=START + timedelta(minutes=1))
+    await projections.withdrawn(
+        store, Withdrawn(reference=reference, at=START + timedelta(hours=1))
+    )
+    await store.log(alice, "preview_run", START + timedelta(hours=2))
+    named = {e.action: e.actor_name for e in await store.audit(alice)}
+    assert named == {
+        "user_created": "ligne de commande",
+        "sign_in_failed": "quelqu'un de non connecté",
+        "account_locked": "quelqu'un de non connecté",
+        "case_queued": "orientation automatique",
+        "withdrawn": "la personne accompagnée",
+        "preview_run": "alice",
+    }
+
+
 async def test_an_override_carries_the_live_values_of_the_previous_one(store: Store) -> None:
     """A capacity changed after a pause keeps the pause in what is sent (the router keeps only
     the latest override per association); what the coordinator changed is what is audited."""

@@ -20,7 +20,14 @@ from rebond_coordination.facts import (
     StatusChanged,
     Withdrawn,
 )
-from rebond_coordination.store import Store, insert_once, upsert, write_audit
+from rebond_coordination.store import (
+    ROUTING,
+    THE_PERSON,
+    Store,
+    insert_once,
+    upsert,
+    write_audit,
+)
 from rebond_coordination.tables import (
     cases,
     directory,
@@ -86,7 +93,7 @@ async def case_queued(store: Store, fact: CaseQueued) -> None:
         write_audit(
             connection,
             fact.at,
-            None,
+            ROUTING,
             "case_queued",
             reference=fact.reference,
             cause=fact.cause.value,
@@ -192,7 +199,7 @@ async def withdrawn(store: Store, fact: Withdrawn) -> None:
                 tried=[], note=None, claimed_by=None, claimed_at=None,
             )
         )  # fmt: skip
-        write_audit(connection, fact.at, None, "withdrawn", reference=fact.reference)
+        write_audit(connection, fact.at, THE_PERSON, "withdrawn", reference=fact.reference)
 
     await store.database.run(work)
 
@@ -241,7 +248,7 @@ async def override_applied(store: Store, fact: OverrideApplied) -> None:
             fact.rule_set_version or version or "—", fact.at,
         )  # fmt: skip
         write_audit(
-            connection, fact.at, None, "override_applied",
+            connection, fact.at, ROUTING, "override_applied",
             association_id=fact.association_id.value, subject=fact.override_id,
         )  # fmt: skip
 
@@ -264,7 +271,7 @@ async def follow_up_answered(store: Store, fact: FollowUpAnswered) -> None:
         }  # fmt: skip
         if insert_once(connection, follow_ups, row):
             write_audit(
-                connection, fact.at, None, "follow_up_answered",
+                connection, fact.at, THE_PERSON, "follow_up_answered",
                 association_id=fact.association_id.value, reference=fact.reference,
                 subject=fact.referral_id, contacted=fact.contacted,
             )  # fmt: skip

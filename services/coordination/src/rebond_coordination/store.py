@@ -68,8 +68,13 @@ from rebond_sql.migrations import upgrade
 _LIVE_VALUES = ("paused", "weekly_capacity", "response_deadline_days")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: Who acts when nobody signed in did: the command line, or another service's fact.
+#: Who the journal names when nobody signed in acted: an account made on the command line
+#: (`add-user`), a fact read from Kafka (the router's decision or override, the person's own
+#: step), someone not signed in whose sign-in was refused.
 COMMAND_LINE = "ligne de commande"
+ROUTING = "orientation automatique"
+THE_PERSON = "la personne accompagnée"
+NOT_SIGNED_IN = "quelqu'un de non connecté"
 
 
 def migrate(url: str, revision: str = "head") -> None:
@@ -276,7 +281,7 @@ class ClaimResult:
 def write_audit(
     connection: Connection,
     at: datetime,
-    actor: Scope | None,
+    actor: Scope | str,
     action: str,
     *,
     association_id: str | None = None,
@@ -284,12 +289,15 @@ def write_audit(
     subject: str | None = None,
     **detail: Any,
 ) -> None:
-    """One audit entry, in the caller's transaction: it exists exactly when the action does."""
+    """One audit entry, in the caller's transaction: it exists exactly when the action does.
+    `actor` is the signed-in person, or the name of who else acted (`COMMAND_LINE`, `ROUTING`,
+    `THE_PERSON`, `NOT_SIGNED_IN`)."""
+    person = actor if isinstance(actor, Scope) else None
     connection.execute(
         insert(audit).values(
             at=at,
-            actor_id=actor.user_id if actor else None,
-            actor_name=actor.name if actor else COMMAND_LINE,
+            actor_id=person.user_id if person else None,
+            actor_name=person.name if person else actor,
             action=action,
             association_id=association_id,
             reference=reference,
@@ -440,7 +448,12 @@ class Store:
                 select(users.c.failed_sign_ins, users.c.association_id).where(users.c.id == user_id)
             ).one()
             write_audit(
-                connection, now, None, "sign_in_failed", association_id=found[1], subject=user_id
+                connection,
+                now,
+                NOT_SIGNED_IN,
+                "sign_in_failed",
+                association_id=found[1],
+                subject=user_id,
             )
             if found[0] < threshold:
                 return None
@@ -451,7 +464,7 @@ class Store:
                 .values(failed_sign_ins=0, locked_until=until)
             )
             write_audit(
-                connection, now, None, "account_locked", association_id=found[1],
+                connection, now, NOT_SIGNED_IN, "account_locked", association_id=found[1],
                 subject=user_id, until=until.isoformat(),
             )  # fmt: skip
             return until
@@ -910,7 +923,7 @@ class Store:
 
         return await self.database.run(work)
 
-    async def log(self, scope: Scope | None, action: str, now: datetime, **kwargs: Any) -> None:
+    async def log(self, scope: Scope, action: str, now: datetime, **kwargs: Any) -> None:
         """An audit entry for an action with no change of its own here (a preview, an export,
         a conference changed in the events service)."""
         await self.database.run(lambda c: write_audit(c, now, scope, action, **kwargs))
@@ -1015,7 +1028,8 @@ def _insert_user(
         )
     )  # fmt: skip
     write_audit(
-        connection, now, actor, action, association_id=new.association_id, subject=user_id,
+        connection, now, actor or COMMAND_LINE, action, association_id=new.association_id,
+        subject=user_id,
         role=new.role.value, admin=new.admin,
     )  # fmt: skip
     return user_id
