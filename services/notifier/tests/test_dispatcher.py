@@ -29,7 +29,7 @@ from rebond_notifier.store import (
 from rebond_notifier.templates import Mail
 from rebond_sql import Database
 from rebond_sql.outbox import Message, Relay
-from rebond_sql.testing import acknowledged, quiet, statements
+from rebond_sql.testing import acknowledged, statements
 
 from .conftest import FakeMailer, MailBox, NoWebhooks, new_reference, poll_until
 
@@ -114,6 +114,30 @@ def _dispatcher(
         store, mailer, NoWebhooks(), load_associations(), _relay(store, outcomes), policy,
         poll_interval_s=30,
     )  # fmt: skip
+
+
+class Watched(Dispatcher):
+    """The real dispatcher, keeping the wait each round chose (`_until_due`, a round's last
+    step): once the latest round has chosen, with no lane at work and no wake pending since,
+    it is asleep, and a test of what an idle dispatcher does starts from there instead of
+    waiting for the SQL to stop for a while."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rounds = 0
+        self.waits: list[float] = []
+
+    async def _flush(self, *, stale_too: bool = True) -> None:  # a round's first step
+        self.rounds += 1
+        await super()._flush(stale_too=stale_too)
+
+    async def _until_due(self) -> float:
+        wait_s = await super()._until_due()
+        self.waits.append(wait_s)
+        return wait_s
+
+    def asleep(self) -> bool:
+        return len(self.waits) == self.rounds > 0 and not self._lanes and not self._wake.is_set()
 
 
 @asynccontextmanager
@@ -478,8 +502,8 @@ async def test_an_idle_dispatcher_reads_nothing_until_something_falls_due(
     tmp_path: Path,
 ) -> None:
     """With the defaults, after sending a history of e-mails and with one retry put off for an
-    hour, an idle dispatcher sends no SQL at all for three seconds (it used to poll every
-    second: three statements a round)."""
+    hour, an idle dispatcher goes to sleep for its 30 s fallback, and nothing wakes it: no SQL
+    at all for a second (it used to poll every second: three statements a round)."""
     store = await _store(tmp_path)
     await store.enqueue([_mail() for _ in range(30)])
     later = _mail()
@@ -490,18 +514,19 @@ async def test_an_idle_dispatcher_reads_nothing_until_something_falls_due(
     )  # fmt: skip
     await store.retry_later(row, 1, datetime.now(UTC) + timedelta(hours=1), "unreachable")
     outcomes = Outcomes()
-    dispatcher = Dispatcher(
+    dispatcher = Watched(
         store, FakeMailer(), NoWebhooks(), load_associations(), _relay(store, outcomes),
         RetryPolicy(),
     )  # fmt: skip
     async with running(dispatcher):
         await poll_until(lambda: len(outcomes.event_ids) == 30, 10)
-        await poll_until(lambda: not dispatcher._lanes, 5)
-        await quiet()  # the rounds the lanes' end woke are over
+        await poll_until(dispatcher.asleep, 5)  # the rounds the lanes' end woke are over
+        assert dispatcher.asleep(), "still at work"
         with statements() as sent:
-            await asyncio.sleep(3)
+            await asyncio.sleep(1)
     assert len(outcomes.event_ids) == 30
     assert sent == []
+    assert dispatcher.waits[-1] == 30
 
 
 async def test_a_delivery_put_off_before_a_restart_goes_out_at_its_time(tmp_path: Path) -> None:
