@@ -241,8 +241,11 @@ def test_the_orientation_appears_once_decided(
     js: bool, page: Page, settings: IntakeSettings, axe_source: str
 ) -> None:
     """Once the router decided, the page shows the association, why and its contact, by itself:
-    polled with JavaScript on the confirmation, refreshed every `status_refresh_s` (here 1 s)
-    without it on /suivi."""
+    polled with JavaScript on the confirmation (the page's clock moved on the 15 s the test
+    would wait, its timers run at once), refreshed every `status_refresh_s` (here 1 s) without
+    it on /suivi."""
+    if js:
+        page.clock.install()
     fill_valid(page)
     send(page)
     reference = page.locator("#reference").inner_text()
@@ -250,6 +253,8 @@ def test_the_orientation_appears_once_decided(
         page.get_by_role("link", name="Suivre ma demande").click()
     expect(page.locator("#orientation")).to_contain_text("Nous cherchons")
     decide(settings, reference)
+    if js:
+        page.clock.run_for(15_000)
     orientation = page.locator("#orientation")
     expect(orientation).to_contain_text("60 000 rebonds", timeout=15_000)
     expect(orientation).to_contain_text("Vous êtes après une liquidation.")
