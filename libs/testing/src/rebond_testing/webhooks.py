@@ -10,6 +10,9 @@ from rebond_testing.ports import LOOPBACK
 
 #: How long a "hang" answer holds the request: longer than any sender's timeout in the tests.
 HANG_S = 5.0
+#: How often the server's loop looks whether `close()` asked it to stop: `close()` waits for
+#: that look, and socketserver's default, half a second, was most of a short test's time.
+SHUTDOWN_POLL_S = 0.05
 
 
 class HookCall(NamedTuple):
@@ -40,7 +43,9 @@ class WebhookSink:
         self._server = ThreadingHTTPServer((LOOPBACK, 0), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://{LOOPBACK}:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), daemon=True
+        ).start()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         sink = self
