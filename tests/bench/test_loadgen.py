@@ -48,7 +48,8 @@ class SlowServer(BaseHTTPRequestHandler):
 @pytest.fixture
 def slow_url() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), SlowServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # `shutdown()` waits for the loop's next look, every `poll_interval` (0.5 s by default)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1/submissions"
