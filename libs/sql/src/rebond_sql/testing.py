@@ -4,13 +4,14 @@ Kafka acknowledging an outbox's messages at once."""
 
 import asyncio
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, select
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.pool import NullPool
 
 from rebond_sql import Database, Work
@@ -24,20 +25,44 @@ async def waits_for(
     database: Database, steps: Sequence[Work[Any]], effect: Coroutine[Any, Any, T]
 ) -> T:
     """Run `steps` in a transaction and, while it is open, start `effect`: it must not finish
-    within half a second (it waits for that transaction); then commit, and return what `effect`
-    returns once it could go on."""
+    within half a second (it waits for that transaction), or, on PostgreSQL, before the server
+    shows it waiting for a lock, if sooner (`_lock_waited`); then commit, and return what
+    `effect` returns once it could go on."""
     task: asyncio.Task[T] | None = None
+    blocked: asyncio.Task[None] | None = None
     try:
         async with database.transaction() as transaction:
             for step in steps:
                 await transaction.run(step)
             task = asyncio.create_task(effect)
-            done, _ = await asyncio.wait([task], timeout=0.5)
-            assert not done, "it went ahead while the other transaction was under way"
+            blocked = asyncio.create_task(_lock_waited(database))
+            done, _ = await asyncio.wait([task, blocked], timeout=0.5, return_when=FIRST_COMPLETED)
+            if blocked in done:
+                blocked.result()  # failing to look fails the test, rather than cutting it short
+            assert not task.done(), "it went ahead while the other transaction was under way"
         return await asyncio.wait_for(task, timeout=10)
     finally:
+        if blocked is not None:
+            blocked.cancel()
         if task is not None and not task.done():
             task.cancel()
+
+
+async def _lock_waited(database: Database) -> None:
+    """Return once a session of `database` waits for a lock (PostgreSQL's `pg_stat_activity`):
+    each test has a database of its own, so only the transaction `waits_for` holds open can
+    hold it, and the effect cannot finish before it commits; the half second need not be waited
+    out. On SQLite, whose waits the server does not show, never."""
+    if database.dialect != "postgresql":
+        await asyncio.Event().wait()
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    while True:
+        if await database.run(lambda connection: connection.execute(query).scalar()):
+            return
+        await asyncio.sleep(0.02)
 
 
 @asynccontextmanager
