@@ -109,10 +109,10 @@ def test_an_unreachable_cluster_is_said_and_fails_the_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """No broker answering: exit status 1 and a line saying so and that it may be run again
-    (a Job or compose service is then retried), never a traceback; `--wait-s 1` gives up
-    after about a second (each probe once waited 5 s, whatever the option said)."""
+    (a Job or compose service is then retried), never a traceback; `--wait-s 0.3` gives up
+    after about that (each probe once waited 5 s, whatever the option said)."""
     started = time.monotonic()
-    assert main(["--bootstrap", "127.0.0.1:9", "--wait-s", "1"]) == 1
+    assert main(["--bootstrap", "127.0.0.1:9", "--wait-s", "0.3"]) == 1
     assert time.monotonic() - started < 4
     said = capsys.readouterr().err
     assert "did not answer" in said and "run it again" in said
