@@ -24,35 +24,44 @@ T = TypeVar("T")
 async def waits_for(
     database: Database, steps: Sequence[Work[Any]], effect: Coroutine[Any, Any, T]
 ) -> T:
-    """Run `steps` in a transaction and, while it is open, start `effect`: it must not finish
-    within half a second (it waits for that transaction), or, on PostgreSQL, before the server
-    shows it waiting for a lock, if sooner (`_lock_waited`); then commit, and return what
-    `effect` returns once it could go on."""
+    """Run `steps` in a transaction and, while it is open, start `effect`: it must be held up
+    (`held_up`: it waits for that transaction); then commit, and return what `effect` returns
+    once it could go on."""
     task: asyncio.Task[T] | None = None
-    blocked: asyncio.Task[None] | None = None
     try:
         async with database.transaction() as transaction:
             for step in steps:
                 await transaction.run(step)
             task = asyncio.create_task(effect)
-            blocked = asyncio.create_task(_lock_waited(database))
-            done, _ = await asyncio.wait([task, blocked], timeout=0.5, return_when=FIRST_COMPLETED)
-            if blocked in done:
-                blocked.result()  # failing to look fails the test, rather than cutting it short
-            assert not task.done(), "it went ahead while the other transaction was under way"
+            assert await held_up(database, task), (
+                "it went ahead while the other transaction was under way"
+            )
         return await asyncio.wait_for(task, timeout=10)
     finally:
-        if blocked is not None:
-            blocked.cancel()
         if task is not None and not task.done():
             task.cancel()
 
 
+async def held_up(database: Database, task: "asyncio.Task[Any]", within_s: float = 0.5) -> bool:
+    """Whether `task` is still under way after `within_s`, or, on PostgreSQL, once the server
+    shows a session of `database` waiting for a lock, if sooner (`_lock_waited`): what a test
+    holding a lock checks of an effect that must wait for it, without always waiting out the
+    time the effect is given to go ahead wrongly."""
+    watch = asyncio.create_task(_lock_waited(database))
+    try:
+        done, _ = await asyncio.wait([task, watch], timeout=within_s, return_when=FIRST_COMPLETED)
+        if watch in done:
+            watch.result()  # failing to look fails the test, rather than cutting it short
+        return not task.done()
+    finally:
+        watch.cancel()
+
+
 async def _lock_waited(database: Database) -> None:
     """Return once a session of `database` waits for a lock (PostgreSQL's `pg_stat_activity`):
-    each test has a database of its own, so only the transaction `waits_for` holds open can
-    hold it, and the effect cannot finish before it commits; the half second need not be waited
-    out. On SQLite, whose waits the server does not show, never."""
+    each test has a database of its own, so only what the test holds (a transaction it keeps
+    open) can be waited for, and the effect cannot finish before the test lets it go. On
+    SQLite, whose waits the server does not show, never."""
     if database.dialect != "postgresql":
         await asyncio.Event().wait()
     query = text(
