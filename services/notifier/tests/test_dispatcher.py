@@ -106,16 +106,6 @@ def _relay(store: DeliveryStore, outcomes: Outcomes) -> CountingRelay:
     return CountingRelay(store.database, store.outbox, outcomes.send)
 
 
-def _dispatcher(
-    store: DeliveryStore, mailer: FakeMailer, outcomes: Outcomes, policy: RetryPolicy
-) -> Dispatcher:
-    """A dispatcher that polls only every 30 s: whatever it does sooner, a wake made it do."""
-    return Dispatcher(
-        store, mailer, NoWebhooks(), load_associations(), _relay(store, outcomes), policy,
-        poll_interval_s=30,
-    )  # fmt: skip
-
-
 class Watched(Dispatcher):
     """The real dispatcher, keeping the wait each round chose (`_until_due`, a round's last
     step): once the latest round has chosen, with no lane at work and no wake pending since,
@@ -138,6 +128,16 @@ class Watched(Dispatcher):
 
     def asleep(self) -> bool:
         return len(self.waits) == self.rounds > 0 and not self._lanes and not self._wake.is_set()
+
+
+def _dispatcher(
+    store: DeliveryStore, mailer: FakeMailer, outcomes: Outcomes, policy: RetryPolicy
+) -> Watched:
+    """A dispatcher that polls only every 30 s: whatever it does sooner, a wake made it do."""
+    return Watched(
+        store, mailer, NoWebhooks(), load_associations(), _relay(store, outcomes), policy,
+        poll_interval_s=30,
+    )  # fmt: skip
 
 
 class StartingAt:
@@ -181,7 +181,7 @@ async def test_a_lane_claims_a_chunk_in_one_go_and_sends_each_delivery_once(
     dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy(lease_s=120, smtp_timeout_s=10))
     async with running(dispatcher):
         await poll_until(lambda: len(outcomes.event_ids) >= 13, 10)
-        await asyncio.sleep(0.1)
+        await poll_until(dispatcher.asleep, 5)  # the lane's end and the round it woke are over
     assert store.chunks == [6, 6, 1]
     assert len({m.subject for m in mailer.sent}) == len(mailer.sent) == 13
     assert len(set(outcomes.event_ids)) == len(outcomes.event_ids) == 13
@@ -222,9 +222,10 @@ async def test_an_erasure_recorded_after_the_chunk_was_claimed_still_stops_its_d
             await store.erase(erased, _no_one_to_tell)
 
     mailer, outcomes = FakeMailer(erase_the_others), Outcomes()
-    async with running(_dispatcher(store, mailer, outcomes, RetryPolicy())):
+    dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy())
+    async with running(dispatcher):
         await poll_until(lambda: bool(outcomes.event_ids), 5)
-        await asyncio.sleep(0.2)
+        await poll_until(dispatcher.asleep, 5)  # the lane is over: nothing more will be sent
         query = select(deliveries.c.status).where(deliveries.c.reference == erased)
         statuses = await store.database.run(
             lambda connection: [status for (status,) in connection.execute(query)]
@@ -276,7 +277,7 @@ async def test_work_recorded_and_announced_starts_at_once_even_on_a_busy_lane(
     mailer, outcomes = FakeMailer(lambda _mail: asyncio.sleep(0.05)), Outcomes()
     dispatcher = _dispatcher(store, mailer, outcomes, RetryPolicy())
     async with running(dispatcher):
-        await asyncio.sleep(0.1)  # the first round found nothing
+        await poll_until(dispatcher.asleep, 5)  # the first round found nothing
         started = time.monotonic()
         await store.enqueue([_mail(), _mail()])
         dispatcher.wake()
@@ -451,7 +452,7 @@ async def test_a_round_publishes_its_own_messages_at_once_and_others_once_they_w
         return asyncio.sleep(0)
 
     relay = Relay(store.database, store.outbox, send, clock=lambda: now[0])
-    dispatcher = Dispatcher(
+    dispatcher = Watched(
         store, FakeMailer(), NoWebhooks(), load_associations(), relay, RetryPolicy(),
         poll_interval_s=30, clock=lambda: now[0], stale_after=timedelta(seconds=10),
     )  # fmt: skip
@@ -460,7 +461,7 @@ async def test_a_round_publishes_its_own_messages_at_once_and_others_once_they_w
         message = Message(topic="responses.apesa", key=subject, value=b"{}", subject=subject)
         await store.database.run(lambda c, m=message: store.outbox.add(c, [m], now[0]))
     async with running(dispatcher):
-        await asyncio.sleep(0.1)  # the first round: nothing of ours yet, theirs is fresh
+        await poll_until(dispatcher.asleep, 5)  # the first round: nothing of ours, theirs fresh
         dispatcher.publish_soon(ours)
         await poll_until(lambda: bool(published), 5)
         assert published == [ours]
