@@ -1,9 +1,8 @@
 """For tests: an effect that must wait for another transaction, a store's rows, whether its
-migrations make its tables, the SQL statements sent meanwhile (and waiting until none is), and
-Kafka acknowledging an outbox's messages at once."""
+migrations make its tables, the SQL statements sent meanwhile, and Kafka acknowledging an
+outbox's messages at once."""
 
 import asyncio
-import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -123,22 +122,6 @@ def statements() -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(Engine, "before_cursor_execute", keep)
-
-
-async def quiet(for_s: float = 1.0, within_s: float = 10.0) -> None:
-    """Until no engine sends any SQL for `for_s` seconds (within `within_s`, else an
-    assertion error naming the last statements): the rounds a loop had under way are over, so
-    a test of what an idle loop sends starts from idle. A fixed pause instead was too short on
-    a loaded machine; a loop that polls more often than `for_s` never goes quiet."""
-    deadline = time.monotonic() + within_s
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        with statements() as sent:
-            await asyncio.sleep(for_s)
-        if not sent:
-            return
-        seen = sent
-    raise AssertionError(f"still sending SQL after {within_s} s: {seen[-3:]}")
 
 
 def acknowledged() -> "asyncio.Future[None]":
