@@ -1,11 +1,11 @@
 """An ASGI app served over real HTTP for a test: uvicorn on a free loopback port, in a thread
-(or a service's own server, as its entry point builds it); and waiting until a service in the
-test's own process is ready."""
+(or a service's own server, as its entry point builds it); waiting until a service in the
+test's own process is ready, and what its probes say once its store is lost."""
 
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,3 +61,18 @@ async def ready_within(client: httpx.AsyncClient, within_s: float = 30.0) -> boo
         return (await client.get("/readyz")).status_code == 200
 
     return await until_async(ready, within_s, every_s=0.2)
+
+
+async def store_loss_seen(
+    client: httpx.AsyncClient, lose: Callable[[], Awaitable[None]], kafka: str
+) -> None:
+    """Assert what a ready service's probes say around `lose()` (its store closed): `/readyz`
+    200 naming both lines before, 503 naming the store after, `/healthz` alive throughout.
+    `kafka` is the Kafka line's answer while Kafka is there ("connected", "not used")."""
+    ready = await client.get("/readyz")
+    await lose()
+    gone = await client.get("/readyz")
+    alive = await client.get("/healthz")
+    assert (ready.status_code, ready.json()) == (200, {"kafka": kafka, "store": "ready"})
+    assert (gone.status_code, gone.json()) == (503, {"kafka": kafka, "store": "unreachable"})
+    assert alive.json() == {"status": "alive"}
