@@ -49,7 +49,7 @@ def _anonymise_now(settings: "RouterSettings") -> None:
     asyncio.run(_anonymise(settings))
 
 
-def _server(settings: "RouterSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
+def build_server(settings: "RouterSettings") -> tuple["uvicorn.Server", list[socket.socket]]:
     """ROUTER_HOST:ROUTER_PORT, and ROUTER_INTERNAL_PORT (`/metrics`) when set."""
     from rebond_http import private
     from rebond_router.app import create_app
@@ -70,7 +70,7 @@ def _settings() -> "RouterSettings":
 
 def main() -> None:
     commands = {"migrate": _migrate, "anonymise": _anonymise_now}
-    command.run(commands, _server, settings=_settings, program="rebond-router", usage=__doc__)
+    command.run(commands, build_server, settings=_settings, program="rebond-router", usage=__doc__)
 
 
 if __name__ == "__main__":
